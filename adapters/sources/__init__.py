@@ -1,0 +1,1 @@
+"""Sources: where the agent reads records from (front-end database tables, drop folders)."""

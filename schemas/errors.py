@@ -1,0 +1,55 @@
+"""The error hierarchy, grouped by what the caller should do about an error.
+
+- ``ConfigError`` stops start-up: fix the configuration and start again.
+- ``RetriableError``: a broker or a database is away; retry with backoff.
+- ``RejectedRecord`` / ``RejectedBatch``: quarantine and report; never retry as is.
+- ``FatalError``: everything else.
+
+Third-party exceptions (pika, lxml, DB-API) are converted to these at the adapter
+boundary with ``raise ... from exc``, so callers never catch driver exceptions.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ExgateError",
+    "FatalError",
+    "RejectedBatch",
+    "RejectedRecord",
+    "RetriableError",
+]
+
+
+class ExgateError(Exception):
+    """Root of every error exgate raises on purpose."""
+
+
+class ConfigError(ExgateError):
+    """Configuration or installation is wrong; start-up stops."""
+
+
+class RetriableError(ExgateError):
+    """A dependency (broker, database, disk) is temporarily unavailable."""
+
+
+class RejectedRecord(ExgateError):
+    """One record failed validation; it is quarantined with its reasons."""
+
+    def __init__(self, message: str, *, element: str | None = None, key: str | None = None):
+        super().__init__(message)
+        self.element = element
+        self.key = key
+
+
+class RejectedBatch(ExgateError):
+    """A whole batch is refused (bad signature, unknown node, invalid payload)."""
+
+    def __init__(self, message: str, *, batch_id: str | None = None, node_id: str | None = None):
+        super().__init__(message)
+        self.batch_id = batch_id
+        self.node_id = node_id
+
+
+class FatalError(ExgateError):
+    """An error with no known remedy at run time."""

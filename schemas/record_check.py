@@ -1,0 +1,153 @@
+"""Validating one record element: structure, XSD values, then the semantic rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+
+from schemas.catalog import ElementSpec, FieldSpec, SchemaCatalog
+from schemas.issues import Issue, IssueCode
+from schemas.records import Record
+from schemas.rules import RECORD_RULES, check_division, normalise_times
+from schemas.xsd_errors import value_issues
+
+__all__ = ["RecordCheck", "check_head", "check_record"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCheck:
+    """The outcome for one record: the record when valid, and its issues."""
+
+    element: str
+    line: int | None
+    record: Record | None
+    issues: tuple[Issue, ...]
+
+    @property
+    def valid(self) -> bool:
+        return self.record is not None
+
+
+def check_record(
+    element: etree._Element, spec: ElementSpec, catalog: SchemaCatalog,
+    head_division: str | None, latest: datetime,
+) -> RecordCheck:
+    line = element.sourceline
+    if catalog.xml_schema.validate(element):
+        fields = {child.tag[len(catalog.namespace) + 2:]: child.text or "" for child in element}
+        issues: list[Issue] = []
+    else:
+        fields, issues = _fields_after_errors(element, spec.code, spec.fields, catalog, line)
+    fields, time_issues = normalise_times(fields, spec, latest)
+    issues.extend(time_issues)
+    for rule in RECORD_RULES:
+        issues.extend(rule(fields, spec))
+    issues.extend(check_division(fields, spec, head_division))
+    if issues:
+        lines = _field_lines(element, catalog.namespace)
+        located = tuple(i.located(line=lines.get(i.field or "", line)) if i.line is None else i
+                        for i in issues)
+        return RecordCheck(spec.code, line, None, located)
+    record = Record(spec.code, fields, tuple(fields[k] for k in spec.key), int(fields["SJBBH"]), line)
+    return RecordCheck(spec.code, line, record, ())
+
+
+def check_head(
+    element: etree._Element, catalog: SchemaCatalog,
+) -> tuple[dict[str, str], list[Issue]]:
+    """The HEAD's fields that passed, and the issues of the ones that did not."""
+    if catalog.xml_schema.validate(element):
+        fields = {child.tag[len(catalog.namespace) + 2:]: child.text or "" for child in element}
+        return fields, []
+    return _fields_after_errors(element, "HEAD", catalog.head, catalog, element.sourceline)
+
+
+def _fields_after_errors(
+    element: etree._Element, element_code: str, specs: Mapping[str, FieldSpec],
+    catalog: SchemaCatalog, line: int | None,
+) -> tuple[dict[str, str], list[Issue]]:
+    """The slow path for an element the XSD refused: report every problem, not the first.
+
+    libxml2 stops at the first unexpected child of an ``xs:all``, so structure is
+    checked here from the catalogue, and values are checked on a cleaned copy.
+    """
+    issues: list[Issue] = []
+    lines: dict[str, int] = {}
+    clean = etree.Element(element.tag)
+    for child in element:
+        if not isinstance(child.tag, str):
+            continue  # comments and processing instructions carry no data
+        name = etree.QName(child).localname
+        if etree.QName(child).namespace != catalog.namespace or name not in specs:
+            issues.append(_structure_issue(IssueCode.UNEXPECTED_FIELD, "unexpected-field",
+                                           element_code, name, child.sourceline, catalog))
+        elif name in lines:
+            issues.append(_structure_issue(IssueCode.UNEXPECTED_FIELD, "repeated-field",
+                                           element_code, name, child.sourceline, catalog))
+        else:
+            lines[name] = child.sourceline
+            clean.append(_copy_field(child))
+    for name, spec in specs.items():
+        if spec.required and name not in lines:
+            issues.append(_structure_issue(IssueCode.MISSING_FIELD, "missing-field",
+                                           element_code, name, line, catalog))
+    bad_values = value_issues(catalog.xml_schema, clean, element_code, specs, lines)
+    issues.extend(bad_values)
+    rejected = {issue.field for issue in bad_values}
+    fields = {etree.QName(c).localname: c.text or "" for c in clean
+              if etree.QName(c).localname not in rejected}
+    return fields, issues
+
+
+def _copy_field(child: etree._Element) -> etree._Element:
+    copy = etree.Element(child.tag, attrib=dict(child.attrib))
+    copy.text = child.text
+    copy.extend(etree.Element(grand.tag) for grand in child if isinstance(grand.tag, str))
+    return copy
+
+
+def _structure_issue(
+    code: IssueCode, message_id: str, element_code: str, name: str, line: int | None,
+    catalog: SchemaCatalog,
+) -> Issue:
+    spec = catalog.elements.get(element_code)
+    specs = spec.fields if spec is not None else catalog.head
+    label = specs[name].label if name in specs else name
+    element_label = spec.label if spec is not None else "报文头"
+    args = {"field": name, "label": label, "element": element_code, "element_label": element_label}
+    return Issue(code, message_id, args, element_code, name, line=line)
+
+
+def _field_lines(element: etree._Element, namespace: str) -> dict[str, int]:
+    prefix = len(namespace) + 2
+    return {child.tag[prefix:]: child.sourceline for child in element if isinstance(child.tag, str)}
+
+
+def check_fields(
+    element_code: str, fields: Mapping[str, str | None], catalog: SchemaCatalog,
+    head_division: str | None, latest: datetime, line: int | None = None,
+) -> RecordCheck:
+    """Validate a record given as a mapping of field codes to text (a database row).
+
+    The row is built into an element and goes through exactly the same checks as a
+    record read from XML. ``None`` and empty values are treated as absent fields.
+    """
+    spec = catalog.elements.get(element_code)
+    if spec is None:
+        issue = Issue(IssueCode.UNKNOWN_ELEMENT, "unknown-element", {"found": element_code},
+                      element_code, None, line=line)
+        return RecordCheck(element_code, line, None, (issue,))
+    element = etree.Element(catalog.tag(element_code))
+    for name, value in fields.items():
+        if value is None or value == "":
+            continue
+        child = etree.SubElement(element, catalog.tag(name))
+        child.text = value
+    result = check_record(element, spec, catalog, head_division, latest)
+    if line is None:
+        return result
+    return RecordCheck(result.element, line, result.record, tuple(
+        i.located(line=line) for i in result.issues))

@@ -1,0 +1,64 @@
+"""Records as they flow through exgate: small, immutable, typed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["Head", "Record"]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One exchange record: an element code and its field values.
+
+    Times are normalised to ``yyyy-MM-dd HH:mm:ss`` Beijing time by the validator,
+    so the same case sent in two time notations has one identity.
+    """
+
+    element: str
+    fields: Mapping[str, str]
+    key: tuple[str, ...]
+    version: int
+    line: int | None = None
+
+    @property
+    def division(self) -> str:
+        return self.fields["XZQHDM"]
+
+    @property
+    def key_text(self) -> str:
+        """The business key as one printable string, ``SBLSH+CLXH`` joined by ``|``."""
+        return "|".join(self.key)
+
+    def digest(self) -> str:
+        """sha256 of the canonical content: equal digests mean a duplicate, not a conflict."""
+        canonical = "\x1e".join(f"{name}\x1f{self.fields[name]}" for name in sorted(self.fields))
+        return hashlib.sha256(f"{self.element}\x1d{canonical}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The HEAD of an exchange document."""
+
+    fields: Mapping[str, str]
+    schema_version: int
+    line: int | None = None
+
+    @property
+    def division(self) -> str | None:
+        return self.fields.get("XZQHDM")
+
+    @property
+    def batch_id(self) -> str | None:
+        return self.fields.get("BATCHID")
+
+    @property
+    def node_id(self) -> str | None:
+        return self.fields.get("NODEID")
+
+    @property
+    def count(self) -> int | None:
+        value = self.fields.get("COUNT")
+        return int(value) if value is not None and value.isdigit() else None
