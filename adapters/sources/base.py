@@ -16,9 +16,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from schemas.catalog import SchemaCatalog
 from schemas.record_check import RecordCheck
 
-__all__ = ["Chunk", "Origin", "Source"]
+__all__ = ["Chunk", "Origin", "Source", "SourceContext", "SourceFactory"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,26 @@ class Chunk:
     checks: tuple[tuple[Origin, RecordCheck], ...]
     progress: Mapping[str, Any] = field(default_factory=dict)
     file_issues: tuple[Any, ...] = ()  # document-level Issues (drop-folder files)
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What every source needs from the agent that runs it."""
+
+    node_id: str
+    node_division: str     # records must lie within it (schemas.divisions.within)
+    catalog: SchemaCatalog
+    lang: str = "zh"       # language of reject reasons written back (SYNC_MSG, error.json)
+
+
+class SourceFactory(Protocol):
+    """Builds a source from one ``[[sources]]`` table of the agent's TOML config.
+
+    Raises ``schemas.errors.ConfigError`` naming the offending key for bad options.
+    """
+
+    def __call__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> Source:
+        ...
 
 
 @runtime_checkable
