@@ -43,6 +43,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "EXCHANGE/@version 为 {found}，与命名空间的版本 {expected} 不一致",
         "EXCHANGE/@version is {found} but the namespace is version {expected}",
     ),
+    "version-not-requested": (
+        "文件为第 {found} 版数据规范，而要求的是第 {expected} 版",
+        "the file is schema version {found}, but version {expected} was requested",
+    ),
     "unknown-element": (
         "BODY 下的 {found} 不是 14 类交换要素之一",
         "{found} under BODY is not one of the 14 exchange elements",

@@ -8,7 +8,7 @@ or the file system (no DTD, no entities, no network) and is capped in size.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,6 +52,8 @@ class DocumentReader:
     name: str
     limits: Limits = field(default_factory=Limits)
     now: datetime | None = None
+    schema_version: int | None = None  # require this version; None accepts every known one
+    on_bytes: Callable[[int], None] | None = None  # progress: called with bytes consumed
     head: Head | None = None
     issues: list[Issue] = field(default_factory=list)
     records: int = 0
@@ -87,9 +89,9 @@ class DocumentReader:
             return handle.read(count)
 
     def _open(self) -> BinaryIO:
-        if isinstance(self.source, bytes):
-            return io.BytesIO(self.source)
-        return self.source.open("rb")
+        stream: BinaryIO = (io.BytesIO(self.source) if isinstance(self.source, bytes)
+                            else self.source.open("rb"))
+        return stream if self.on_bytes is None else _Counting(stream, self.on_bytes)
 
     def _fail(self, code: IssueCode, message_id: str, line: int | None = None,
               column: int | None = None, **args: object) -> bool:
@@ -148,6 +150,10 @@ class DocumentReader:
         if catalog is None:
             return self._fail(IssueCode.UNKNOWN_SCHEMA_VERSION, "unknown-schema-version",
                               line=root.sourceline, found=qname.namespace, known=known)
+        if self.schema_version is not None and catalog.version != self.schema_version:
+            return self._fail(IssueCode.UNKNOWN_SCHEMA_VERSION, "version-not-requested",
+                              line=root.sourceline, found=catalog.version,
+                              expected=self.schema_version)
         declared = root.get("version")
         if declared != str(catalog.version):
             return self._fail(IssueCode.UNKNOWN_SCHEMA_VERSION, "version-attribute",
@@ -267,6 +273,26 @@ class _Walk:
                        "version": record.version, "first_line": first[1]},
                       record.element, None, file, record.line)
         return RecordCheck(result.element, result.line, None, (issue,))
+
+
+class _Counting(io.RawIOBase):
+    """A read-only stream that reports how many bytes the parser has consumed."""
+
+    def __init__(self, inner: BinaryIO, on_bytes: Callable[[int], None]):
+        super().__init__()
+        self._inner, self._on_bytes = inner, on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(size)
+        self._on_bytes(len(data))
+        return data
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
 
 
 class _TextTooLarge(Exception):

@@ -1,0 +1,110 @@
+"""Validating files and folders for auditors: the engine behind ``exgate validate``."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas.columns import resolve_columns
+from schemas.issues import Issue
+from schemas.reader import DocumentReader, Limits
+
+__all__ = ["FileResult", "Summary", "expand_paths", "validate_file", "validate_paths"]
+
+@dataclass(frozen=True)
+class FileResult:
+    path: Path
+    records: int
+    valid_records: int
+    issues: tuple[Issue, ...]
+    unreadable: str | None = None  # why the file could not be read at all
+
+    @property
+    def valid(self) -> bool:
+        return not self.issues and self.unreadable is None
+
+
+@dataclass
+class Summary:
+    files: int = 0
+    valid_files: int = 0
+    records: int = 0
+    valid_records: int = 0
+    by_code: Counter[str] = field(default_factory=Counter)
+    results: list[FileResult] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def invalid_files(self) -> int:
+        return self.files - self.valid_files
+
+    def add(self, result: FileResult) -> None:
+        self.files += 1
+        self.valid_files += result.valid
+        self.records += result.records
+        self.valid_records += result.valid_records
+        self.by_code.update(str(issue.code) for issue in result.issues)
+        self.results.append(result)
+        if result.unreadable is not None:
+            self.unreadable.append((result.path, result.unreadable))
+
+
+def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files as named and every ``*.xml`` below named folders, in a stable order; and
+    the named paths that are missing or not files."""
+    files: list[Path] = []
+    missing: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(_xml_below(path)))
+        elif path.is_file():
+            files.append(path)
+        elif not path.exists():
+            missing.append((path, "no such file or folder"))
+        else:
+            missing.append((path, "not a regular file or folder"))
+    return files, missing
+
+
+def _xml_below(folder: Path) -> Iterator[Path]:
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            if name.lower().endswith(".xml"):
+                yield Path(root) / name
+
+
+def validate_file(
+    path: Path, limits: Limits | None = None, on_bytes: Callable[[int], None] | None = None,
+    schema_version: int | None = None,
+) -> FileResult:
+    """Validate one file to the end; one bad file never stops the caller's others."""
+    reader = DocumentReader(path, str(path), limits or Limits(), schema_version=schema_version,
+                            on_bytes=on_bytes)
+    try:
+        record_issues = [issue for check in reader for issue in check.issues]
+    except OSError as exc:
+        return FileResult(path, reader.records, reader.valid, (), exc.strerror or str(exc))
+    issues = reader.issues + record_issues
+    if not reader.fatal:
+        issues = resolve_columns(path, issues)
+    issues.sort(key=lambda i: (i.line or 0, i.column or 0))
+    return FileResult(path, reader.records, reader.valid, tuple(issues))
+
+
+def validate_paths(
+    paths: Iterable[Path], limits: Limits | None = None,
+    on_file: Callable[[FileResult], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None, schema_version: int | None = None,
+) -> Summary:
+    summary = Summary()
+    files, missing = expand_paths(paths)
+    summary.unreadable.extend(missing)
+    for path in files:
+        result = validate_file(path, limits, on_bytes, schema_version)
+        summary.add(result)
+        if on_file is not None:
+            on_file(result)
+    return summary
