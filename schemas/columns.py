@@ -16,7 +16,7 @@ from pathlib import Path
 
 from schemas.issues import Issue
 
-__all__ = ["resolve_columns"]
+__all__ = ["locate_undecodable", "resolve_columns"]
 
 _ENCODING_DECL = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._\-]+)["']""")
 
@@ -76,9 +76,44 @@ def _encoding(prolog: bytes) -> str:
     match = _ENCODING_DECL.search(prolog)
     if match is None:
         return "utf-8"
-    name = match.group(1).decode("ascii").lower()
+    name = _python_codec(match.group(1).decode("ascii"))
     try:
         codecs.lookup(name)
     except LookupError:
         return "utf-8"
+    return name
+
+
+def locate_undecodable(source: Path | bytes, declared: str) -> tuple[int, int] | None:
+    """Line and column of the first byte sequence that ``declared`` cannot decode.
+
+    libxml2 converts input in blocks and reports an encoding error at the start of
+    the block, which can be many lines before the bad bytes; auditors need the spot.
+    """
+    try:
+        decoder = codecs.getincrementaldecoder(_python_codec(declared))(errors="strict")
+    except LookupError:
+        return (1, 1)
+    line, column = 1, 1
+    with _open(source) as raw:
+        while block := raw.read(65536):
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                text = exc.object[: exc.start].decode(_python_codec(declared), errors="replace")
+                line, column = _advance(line, column, text)
+                return line, column
+            line, column = _advance(line, column, text)
+    return None
+
+
+def _advance(line: int, column: int, text: str) -> tuple[int, int]:
+    newlines = text.count("\n")
+    if newlines == 0:
+        return line, column + len(text)
+    return line + newlines, len(text) - text.rindex("\n")
+
+
+def _python_codec(declared: str) -> str:
+    name = declared.lower()
     return "gb18030" if name in ("gbk", "gb2312") else name

@@ -17,6 +17,7 @@ from typing import BinaryIO
 from lxml import etree
 
 from schemas.catalog import SchemaCatalog, catalog_for_namespace, known_namespaces
+from schemas.columns import locate_undecodable
 from schemas.issues import Issue, IssueCode
 from schemas.record_check import RecordCheck, check_head, check_record
 from schemas.records import Head
@@ -103,6 +104,7 @@ class DocumentReader:
     # -- streaming parse -----------------------------------------------------------------
 
     def _parse(self, stream: BinaryIO) -> Iterator[RecordCheck]:
+        etree.clear_error_log()  # else an earlier document's errors leak into this one's
         events = etree.iterparse(
             stream, events=("start", "end"), resolve_entities=False, no_network=True,
             load_dtd=False, dtd_validation=False, huge_tree=False, remove_comments=True,
@@ -218,12 +220,20 @@ class DocumentReader:
             self._check_text(child)
 
     def _syntax_error(self, exc: etree.XMLSyntaxError) -> None:
-        kind = exc.error_log.last_error.type_name if exc.error_log.last_error else ""
-        line, column = exc.position if exc.position[0] else (None, None)
-        detail = (exc.msg or "").split(", line ")[0]
+        # The first logged error is the cause; exc.position is (0, 0) for some errors.
+        # Per-record XSD checks log into the same list: keep only the parser's own.
+        located = [entry for entry in exc.error_log
+                   if entry.line > 0 and entry.domain != etree.ErrorDomains.SCHEMASV]
+        first = located[0] if located else exc.error_log.last_error
+        kind = first.type_name if first is not None else ""
+        line = first.line if first is not None and first.line > 0 else None
+        column = first.column if first is not None and first.line > 0 else None
+        detail = (first.message if first is not None else exc.msg or "").split(", line ")[0]
         if kind in _ENCODING_ERRORS:
+            encoding = _declared_encoding(self._head_bytes(200))
+            line, column = locate_undecodable(self.source, encoding) or (line, column)
             self._fail(IssueCode.ENCODING_ERROR, "encoding-error", line, column,
-                       encoding=_declared_encoding(self._head_bytes(200)), detail=detail)
+                       encoding=encoding, detail=detail)
         elif kind in _ENTITY_ERRORS:
             self._fail(IssueCode.FORBIDDEN_DTD, "forbidden-dtd", line, column, detail=detail)
         elif kind == "ERR_RESOURCE_LIMIT" and "text" in detail.lower():

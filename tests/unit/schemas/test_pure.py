@@ -1,0 +1,131 @@
+"""The pure building blocks, each tested on its own."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from schemas.catalog import load_catalog
+from schemas.checkdigits import (
+    credit_code_check_char,
+    credit_code_valid,
+    resident_id_check_char,
+    resident_id_valid,
+)
+from schemas.divisions import Level, division_path, level_of, within
+from schemas.rules import (
+    check_applicant_id,
+    check_conditional_fields,
+    check_credit_codes,
+    check_division,
+    check_extension,
+    normalise_times,
+)
+from schemas.times import BEIJING, format_time, parse_time
+
+CATALOG = load_catalog()
+
+
+@pytest.mark.parametrize("code", ["12451422MB0173307F", "91350100M000100Y43"])
+def test_real_credit_codes_pass(code: str) -> None:
+    assert credit_code_valid(code)
+    assert credit_code_check_char(code[:17]) == code[17]
+
+
+@pytest.mark.parametrize("code", ["12451422MB0173307E", "12451422MB0173307", "12451422MB0173307FF",
+                                  "12451422MI0173307F", "12451422mb0173307F"])
+def test_wrong_credit_codes_fail(code: str) -> None:
+    assert not credit_code_valid(code)
+
+
+def test_resident_id_check() -> None:
+    assert resident_id_valid("11010519491231002X")
+    assert resident_id_valid("11010519491231002x")
+    assert resident_id_check_char("11010519491231002") == "X"
+    assert not resident_id_valid("110105194912310021")
+    assert not resident_id_valid("1101051949123100２X")  # full-width digit
+    assert not resident_id_valid("11010519491231002")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2026-11-20 09:58:01", "2026-11-20 09:58:01"),
+    ("20261120095801", "2026-11-20 09:58:01"),
+    ("2026-11-20T09:58:01", "2026-11-20 09:58:01"),
+    ("2026-11-20T01:58:01Z", "2026-11-20 09:58:01"),
+    ("2026-11-20T09:58:01.250+08:00", "2026-11-20 09:58:01"),
+    ("2026-11-19T20:58:01-05:00", "2026-11-20 09:58:01"),
+])
+def test_times_parse_as_beijing(text: str, expected: str) -> None:
+    moment = parse_time(text)
+    assert moment is not None and format_time(moment) == expected
+
+
+@pytest.mark.parametrize("text", ["2026-02-29 00:00:00", "2026-13-01 00:00:00", "20261120246000",
+                                  "2026-11-20", "now", "2026-11-20 9:58:01"])
+def test_not_real_times(text: str) -> None:
+    assert parse_time(text) is None
+
+
+def test_leap_day_is_real() -> None:
+    assert parse_time("2028-02-29 12:00:00") is not None
+
+
+def test_division_levels_and_paths() -> None:
+    assert level_of("430000") is Level.PROVINCE
+    assert level_of("430100") is Level.CITY
+    assert level_of("430102") is Level.COUNTY
+    assert division_path("430102") == ("430000", "430100", "430102")
+    assert division_path("430100") == ("430000", "430100", "430100")
+    assert division_path("430000") == ("430000", "430000", "430000")
+    assert division_path("110105") == ("110000", "110100", "110105")  # municipality district
+
+
+def test_within() -> None:
+    assert within("430000", "430102") and within("430100", "430102")
+    assert within("430102", "430103")  # same city: a county may report its city's cases
+    assert not within("430102", "430202")
+    assert not within("430000", "440102")
+
+
+def _fields(element: str, **values: str) -> dict[str, str]:
+    from tests.unit.schemas.documents import record
+
+    return record(element, **values)[1]
+
+
+def test_rules_yield_nothing_for_valid_records() -> None:
+    for code, spec in CATALOG.elements.items():
+        fields = _fields(code)
+        assert list(check_credit_codes(fields, spec)) == []
+        assert list(check_applicant_id(fields, spec)) == []
+        assert list(check_conditional_fields(fields, spec)) == []
+        assert list(check_extension(fields, spec)) == []
+        assert list(check_division(fields, spec, "430102")) == []
+
+
+def test_applicant_id_other_types_are_not_checked() -> None:
+    spec = CATALOG.elements["SBXX"]
+    assert list(check_applicant_id(_fields("SBXX", SQRZJLX="30", SQRZJHM="E12345678"), spec)) == []
+
+
+def test_extension_b_has_no_limit() -> None:
+    spec = CATALOG.elements["TBCXSQ"]
+    fields = _fields("TBCXSQ", TBCXZL="B", TBCXSX="60", TBCXSXDW="Z")
+    assert list(check_extension(fields, spec)) == []
+
+
+def test_normalise_times_reports_future_and_keeps_fields() -> None:
+    spec = CATALOG.elements["SL"]
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=BEIJING)
+    fields = _fields("SL", SLSJ="2026-11-21 11:59:59", GXSJ="2026-11-21 12:00:01")
+    normalised, issues = normalise_times(fields, spec, now + timedelta(days=1))
+    assert [(i.code, i.field) for i in issues] == [("bad-date", "GXSJ")]
+    assert normalised["SLSJ"] == "2026-11-21 11:59:59"
+
+
+def test_catalog_reads_keys_and_labels_from_the_xsd() -> None:
+    assert CATALOG.elements["SPGC"].key == ("SBLSH", "BZH")
+    assert CATALOG.elements["SBXX"].fields["SBLSH"].label == "申办流水号"
+    assert CATALOG.elements["BJ"].fields["ZJMC"].required is False
+    assert [e.number for e in CATALOG.elements.values()] == list(range(1, 15))
