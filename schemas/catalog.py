@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import xmlschema
@@ -51,7 +51,7 @@ class FieldSpec:
         return self.type_name == "CreditCode"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ElementSpec:
     """One of the 14 exchange elements."""
 
@@ -61,15 +61,16 @@ class ElementSpec:
     key: tuple[str, ...]
     fields: Mapping[str, FieldSpec]
 
-    @property
+    # Cached: the validator asks for these once per record.
+    @cached_property
     def required_fields(self) -> tuple[str, ...]:
         return tuple(code for code, spec in self.fields.items() if spec.required)
 
-    @property
+    @cached_property
     def time_fields(self) -> tuple[str, ...]:
         return tuple(code for code, spec in self.fields.items() if spec.is_time)
 
-    @property
+    @cached_property
     def credit_code_fields(self) -> tuple[str, ...]:
         return tuple(code for code, spec in self.fields.items() if spec.is_credit_code)
 
@@ -84,6 +85,11 @@ class SchemaCatalog:
     elements: Mapping[str, ElementSpec]
     head: Mapping[str, FieldSpec]
     xml_schema: etree.XMLSchema
+
+    @cached_property
+    def prefix_length(self) -> int:
+        """Length of ``{namespace}``: slicing it off a tag is the fastest local name."""
+        return len(self.namespace) + 2
 
     def tag(self, local_name: str) -> str:
         """The Clark-notation tag of a local name in this version's namespace."""

@@ -37,12 +37,14 @@ def check_record(
 ) -> RecordCheck:
     line = element.sourceline
     if catalog.xml_schema.validate(element):
-        fields = {child.tag[len(catalog.namespace) + 2:]: child.text or "" for child in element}
+        cut = catalog.prefix_length
+        fields = {child.tag[cut:]: child.text or "" for child in element}
         issues: list[Issue] = []
     else:
         fields, issues = _fields_after_errors(element, spec.code, spec.fields, catalog, line)
     fields, time_issues = normalise_times(fields, spec, latest)
-    issues.extend(time_issues)
+    if time_issues:
+        issues.extend(time_issues)
     for rule in RECORD_RULES:
         issues.extend(rule(fields, spec))
     issues.extend(check_division(fields, spec, head_division))
@@ -60,8 +62,8 @@ def check_head(
 ) -> tuple[dict[str, str], list[Issue]]:
     """The HEAD's fields that passed, and the issues of the ones that did not."""
     if catalog.xml_schema.validate(element):
-        fields = {child.tag[len(catalog.namespace) + 2:]: child.text or "" for child in element}
-        return fields, []
+        cut = catalog.prefix_length
+        return {child.tag[cut:]: child.text or "" for child in element}, []
     return _fields_after_errors(element, "HEAD", catalog.head, catalog, element.sourceline)
 
 

@@ -103,7 +103,7 @@ def normalise_times(
 
     ``latest`` is "now + one day": a later time is reported as ``bad-date``.
     """
-    normalised = dict(fields)
+    normalised: dict[str, str] | None = None  # copied only when a value changes
     issues = []
     for name in spec.time_fields:
         value = fields.get(name)
@@ -114,9 +114,10 @@ def normalise_times(
             issues.append(_issue(spec, IssueCode.BAD_DATE, "bad-date", name, value=value))
         elif moment > latest:
             issues.append(_issue(spec, IssueCode.BAD_DATE, "future-date", name, value=value))
-        else:
-            normalised[name] = value if len(value) == 19 and value[10] == " " else format_time(moment)
-    return normalised, issues
+        elif len(value) != 19 or value[10] != " ":
+            normalised = normalised or dict(fields)
+            normalised[name] = format_time(moment)
+    return (normalised if normalised is not None else dict(fields)), issues
 
 
 # Rules that need nothing but the record; run in this order, after the XSD and times.

@@ -16,17 +16,12 @@ def parse_time(text: str) -> datetime | None:
     (2026-02-30, 25:00:00). Naive times are Beijing time; zoned times are converted.
     """
     try:
-        if len(text) == 19 and text[10] == " ":
-            return datetime(
-                int(text[0:4]), int(text[5:7]), int(text[8:10]),
-                int(text[11:13]), int(text[14:16]), int(text[17:19]), tzinfo=BEIJING,
-            )  # fast path: the common legacy form, ~5x faster than fromisoformat + checks
         if len(text) == 14 and text.isdigit():
             return datetime(
                 int(text[0:4]), int(text[4:6]), int(text[6:8]),
                 int(text[8:10]), int(text[10:12]), int(text[12:14]), tzinfo=BEIJING,
             )
-        if "T" in text:
+        if len(text) >= 19 and text[4] == "-" and text[10] in " T":
             parsed = datetime.fromisoformat(text)
             if parsed.tzinfo is None:
                 return parsed.replace(tzinfo=BEIJING)
