@@ -1,0 +1,363 @@
+"""The front-end tables of database mode (design §4), built from the schema catalogue.
+
+One table ``EX_<CODE>`` per element holds the element's field columns plus the control
+columns ``ROW_ID``, ``SYNC_FLAG``, ``SYNC_TIME``, ``SYNC_MSG`` and ``CREATED_AT``.
+``EX_CHANGELOG`` is filled by optional triggers for the ``changelog`` read strategy.
+
+Names are written so that a legacy system's plain, unquoted SQL (``INSERT INTO
+EX_SBXX (SBLSH, …)``) finds them on every database: PostgreSQL and Oracle get
+case-insensitive names (folded to lower and upper case by the server), MySQL keeps the
+upper-case spelling because its table names are case-sensitive on Linux.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import click
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    create_engine,
+    func,
+    text,
+)
+from sqlalchemy.dialects import oracle
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.types import TypeEngine
+
+from schemas.catalog import ElementSpec, SchemaCatalog, load_catalog
+from schemas.errors import ConfigError, RetriableError
+
+__all__ = [
+    "CHANGELOG",
+    "CONTROL_COLUMNS",
+    "DIALECTS",
+    "SYNC_MSG_LENGTH",
+    "FrontTables",
+    "create_all",
+    "ddl_script",
+    "engine_url",
+    "fold_identifier",
+    "front_tables",
+    "run_init",
+    "table_name",
+    "trigger_statements",
+]
+
+CHANGELOG = "EX_CHANGELOG"
+CONTROL_COLUMNS = ("ROW_ID", "SYNC_FLAG", "SYNC_TIME", "SYNC_MSG", "CREATED_AT")
+SYNC_MSG_LENGTH = 2000
+DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb", "oracle")
+
+# The drivers exgate depends on (pyproject), used when a URL names no driver.
+_DEFAULT_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+    "oracle": "oracle+oracledb",
+}
+_CASE_INSENSITIVE = frozenset({"postgresql", "oracle"})
+_MYSQL = frozenset({"mysql", "mariadb"})
+_MYSQL_OPTIONS: dict[str, Any] = {f"{prefix}_{option}": value for prefix in _MYSQL
+                  for option, value in (("engine", "InnoDB"), ("charset", "utf8mb4"))}
+
+
+@dataclass(frozen=True)
+class FrontTables:
+    """The front-end tables for one dialect; columns are keyed by their upper-case codes."""
+
+    metadata: MetaData
+    elements: dict[str, Table]  # element code → EX_<CODE>
+    changelog: Table
+
+
+def table_name(element_code: str) -> str:
+    return f"EX_{element_code}"
+
+
+def fold_identifier(name: str, dialect_name: str) -> str:
+    """The spelling SQLAlchemy must use so that ``name`` renders unquoted where possible.
+
+    SQLAlchemy treats lower-case names as case-insensitive; on PostgreSQL and Oracle an
+    all-upper or all-lower name is therefore lowered, a mixed-case one kept (and quoted).
+    """
+    if dialect_name in _CASE_INSENSITIVE and (name.isupper() or name.islower()):
+        return name.lower()
+    return name
+
+
+def engine_url(url: str | URL) -> URL:
+    """Parse ``url``; pick exgate's own driver when the URL names none (``mysql://``)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"url: {url!r} is not a database URL ({exc})") from exc
+    default = _DEFAULT_DRIVERS.get(parsed.drivername)
+    if default is not None:
+        parsed = parsed.set(drivername=default)
+    if parsed.get_backend_name() in _MYSQL and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
+
+
+def _column_type(type_name: str) -> TypeEngine[Any]:
+    """Column types per catalogue type; enumerations and codes share VARCHAR(50).
+
+    Codes are generous on purpose: a too-long value should reach the validator and come
+    back as a readable SYNC_MSG, not fail the legacy system's INSERT.
+    """
+    if type_name == "Time":
+        return DateTime().with_variant(oracle.TIMESTAMP(), "oracle")
+    if type_name == "Amount":
+        return Numeric(16, 2)
+    if type_name in ("PositiveInt", "NonNegativeInt"):
+        return Integer()
+    if type_name == "Name":
+        return _text(200)
+    if type_name == "Text":
+        return _text(2000)
+    if type_name == "Sha256":
+        return String(64)
+    return String(50)
+
+
+def _text(length: int) -> TypeEngine[Any]:
+    # NVARCHAR2 counts characters in AL16UTF16: 2000 Chinese characters fit in Oracle's
+    # 4000-byte limit, which VARCHAR2(2000 CHAR) in AL32UTF8 would not.
+    return String(length).with_variant(oracle.NVARCHAR2(length), "oracle")
+
+
+def _element_table(metadata: MetaData, spec: ElementSpec, dialect_name: str) -> Table:
+    def col(code: str, *args: Any, **kwargs: Any) -> Column[Any]:
+        return Column(fold_identifier(code, dialect_name), *args, key=code, **kwargs)
+
+    name = table_name(spec.code)
+    table = Table(
+        fold_identifier(name, dialect_name), metadata,
+        col("ROW_ID", _row_id_type(), Identity(), primary_key=True),
+        *(col(f.code, _column_type(f.type_name), nullable=not f.required)
+          for f in spec.fields.values()),
+        col("SYNC_FLAG", SmallInteger(), nullable=False, server_default=text("0")),
+        col("SYNC_TIME", _control_time()),
+        col("SYNC_MSG", _text(SYNC_MSG_LENGTH)),
+        col("CREATED_AT", _control_time(), nullable=False, server_default=func.current_timestamp()),
+        sqlite_autoincrement=True,  # never reuse a ROW_ID, even after deletes
+        **_MYSQL_OPTIONS,
+        comment=f"{spec.label} ({spec.code})",
+    )
+    Index(fold_identifier(f"IX_{name}_SYNC", dialect_name), table.c.SYNC_FLAG, table.c.ROW_ID)
+    return table
+
+
+def _changelog_table(metadata: MetaData, dialect_name: str) -> Table:
+    def col(code: str, *args: Any, **kwargs: Any) -> Column[Any]:
+        return Column(fold_identifier(code, dialect_name), *args, key=code, **kwargs)
+
+    return Table(
+        fold_identifier(CHANGELOG, dialect_name), metadata,
+        col("SEQ", _row_id_type(), Identity(), primary_key=True),
+        col("TABLE_NAME", String(128), nullable=False),
+        col("ROW_ID", BigInteger(), nullable=False),
+        col("OP", String(1), nullable=False),
+        col("CHANGED_AT", _control_time(), nullable=False,
+            server_default=func.current_timestamp()),
+        sqlite_autoincrement=True,
+        **_MYSQL_OPTIONS,
+        comment="changes to EX_ tables, appended by triggers",
+    )
+
+
+def _row_id_type() -> TypeEngine[Any]:
+    # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _control_time() -> TypeEngine[Any]:
+    return DateTime().with_variant(oracle.TIMESTAMP(), "oracle")
+
+
+def front_tables(dialect_name: str, catalog: SchemaCatalog | None = None) -> FrontTables:
+    """The EX_ tables and EX_CHANGELOG as SQLAlchemy Core tables for ``dialect_name``."""
+    return _front_tables(dialect_name, (catalog or load_catalog()).version)
+
+
+@cache
+def _front_tables(dialect_name: str, version: int) -> FrontTables:
+    catalog = load_catalog(version)
+    metadata = MetaData()
+    elements = {code: _element_table(metadata, spec, dialect_name)
+                for code, spec in catalog.elements.items()}
+    return FrontTables(metadata, elements, _changelog_table(metadata, dialect_name))
+
+
+def _dialect(url_or_dialect_name: str) -> Dialect:
+    name = url_or_dialect_name if "://" not in url_or_dialect_name else \
+        engine_url(url_or_dialect_name).get_backend_name()
+    if name not in DIALECTS:
+        raise ConfigError(f"unknown database dialect {name!r}; use one of {', '.join(DIALECTS)}")
+    # The bare dialect compiles without importing its driver (no connection needed).
+    dialect: Dialect = make_url(f"{name}://").get_dialect()()
+    return dialect
+
+
+def ddl_script(url_or_dialect_name: str, triggers: bool = False) -> str:
+    """The CREATE statements for a DBA to review, in the SQL of the URL's database."""
+    dialect = _dialect(url_or_dialect_name)
+    tables = front_tables(dialect.name)
+    statements: list[str] = []
+    for table in (*tables.elements.values(), tables.changelog):
+        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        statements.extend(str(CreateIndex(index).compile(dialect=dialect)).strip()
+                          for index in sorted(table.indexes, key=lambda i: str(i.name)))
+    if triggers:
+        statements.extend(trigger_statements(dialect.name))
+    if dialect.name == "oracle":  # SQL*Plus ends a PL/SQL block with "/" on its own line
+        return "\n\n".join(s + ("\n/" if s.rstrip().endswith("END;") else ";")
+                           for s in statements) + "\n"
+    return "\n\n".join(s.rstrip(";") + ";" for s in statements) + "\n"
+
+
+def create_all(url: str | URL, triggers: bool = False) -> None:
+    """Create the missing front-end tables (and replace the triggers) at ``url``."""
+    parsed = engine_url(url)
+    try:
+        engine = create_engine(parsed)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"url: no driver for {parsed.drivername!r}: {exc}") from exc
+    try:
+        tables = front_tables(engine.dialect.name)
+        with engine.begin() as conn:
+            tables.metadata.create_all(conn)
+            if triggers:
+                for statement in trigger_statements(engine.dialect.name):
+                    conn.exec_driver_sql(statement)
+    except SQLAlchemyError as exc:
+        where = parsed.render_as_string(hide_password=True)
+        raise RetriableError(f"cannot create the front-end tables at {where}: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+# -- triggers ------------------------------------------------------------------------------
+
+def trigger_statements(dialect_name: str, catalog: SchemaCatalog | None = None) -> list[str]:
+    """Statements that (re)create the changelog triggers of every EX_ table.
+
+    An insert is always logged. An update is logged when a field column changed or
+    ``SYNC_FLAG`` went back to 0 (a replay request), never for the agent's own
+    bookkeeping (``SYNC_FLAG``/``SYNC_TIME``/``SYNC_MSG``), which would loop forever.
+    """
+    catalog = catalog or load_catalog()
+    writer = _TRIGGER_WRITERS.get(dialect_name)
+    if writer is None:
+        raise ConfigError(f"no changelog triggers for dialect {dialect_name!r}; "
+                          f"use one of {', '.join(_TRIGGER_WRITERS)}")
+    statements = list(writer.prologue)
+    for spec in catalog.elements.values():
+        statements.extend(writer.table(table_name(spec.code), tuple(spec.fields)))
+    return statements
+
+
+def _changed(fields: Iterable[str], same: str, old: str, new: str) -> str:
+    equal = " AND ".join(same.format(old=f"{old}.{f}", new=f"{new}.{f}") for f in fields)
+    return f"({new}.SYNC_FLAG = 0 AND {old}.SYNC_FLAG <> 0) OR NOT ({equal})"
+
+
+@dataclass(frozen=True)
+class _TriggerWriter:
+    prologue: tuple[str, ...]
+    insert: str
+    update: str
+    same: str          # a NULL-safe equality of {old} and {new}
+    old: str = "OLD"
+    new: str = "NEW"
+    drop: str = ""
+
+    def table(self, name: str, fields: tuple[str, ...]) -> list[str]:
+        changed = _changed(fields, self.same, self.old, self.new)
+        args = {"table": name, "changed": changed}
+        drops = [self.drop.format(trigger=f"{name}_{s}", **args) for s in ("AI", "AU")]
+        return [*filter(None, drops), self.insert.format(**args), self.update.format(**args)]
+
+
+_LOG = "INSERT INTO EX_CHANGELOG (TABLE_NAME, ROW_ID, OP, CHANGED_AT)"
+
+_TRIGGER_WRITERS = {
+    "sqlite": _TriggerWriter(
+        prologue=(),
+        drop="DROP TRIGGER IF EXISTS {trigger}",
+        insert=("CREATE TRIGGER {table}_AI AFTER INSERT ON {table} FOR EACH ROW BEGIN "
+                + _LOG + " VALUES ('{table}', NEW.ROW_ID, 'I', CURRENT_TIMESTAMP); END"),
+        update=("CREATE TRIGGER {table}_AU AFTER UPDATE ON {table} FOR EACH ROW "
+                "WHEN {changed} BEGIN "
+                + _LOG + " VALUES ('{table}', NEW.ROW_ID, 'U', CURRENT_TIMESTAMP); END"),
+        same="{old} IS {new}",
+    ),
+    "postgresql": _TriggerWriter(
+        prologue=(
+            "CREATE OR REPLACE FUNCTION EX_CHANGELOG_APPEND() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN "
+            + _LOG + " VALUES (upper(TG_TABLE_NAME), NEW.ROW_ID, left(TG_OP, 1), "
+            "LOCALTIMESTAMP); RETURN NULL; END $$",
+        ),
+        drop="DROP TRIGGER IF EXISTS {trigger} ON {table}",
+        insert=("CREATE TRIGGER {table}_AI AFTER INSERT ON {table} FOR EACH ROW "
+                "EXECUTE FUNCTION EX_CHANGELOG_APPEND()"),
+        update=("CREATE TRIGGER {table}_AU AFTER UPDATE ON {table} FOR EACH ROW "
+                "WHEN ({changed}) EXECUTE FUNCTION EX_CHANGELOG_APPEND()"),
+        same="{old} IS NOT DISTINCT FROM {new}",
+    ),
+    # A single-statement body needs no DELIMITER, so the script runs in the mysql client.
+    "mysql": _TriggerWriter(
+        prologue=(),
+        drop="DROP TRIGGER IF EXISTS {trigger}",
+        insert=("CREATE TRIGGER {table}_AI AFTER INSERT ON {table} FOR EACH ROW "
+                + _LOG + " VALUES ('{table}', NEW.ROW_ID, 'I', CURRENT_TIMESTAMP)"),
+        update=("CREATE TRIGGER {table}_AU AFTER UPDATE ON {table} FOR EACH ROW "
+                + _LOG + " SELECT '{table}', NEW.ROW_ID, 'U', CURRENT_TIMESTAMP FROM DUAL "
+                "WHERE {changed}"),
+        same="{old} <=> {new}",
+    ),
+    "oracle": _TriggerWriter(
+        prologue=(),
+        insert=("CREATE OR REPLACE TRIGGER {table}_AI AFTER INSERT ON {table} FOR EACH ROW "
+                "BEGIN " + _LOG + " VALUES ('{table}', :NEW.ROW_ID, 'I', SYSTIMESTAMP); END;"),
+        update=("CREATE OR REPLACE TRIGGER {table}_AU AFTER UPDATE ON {table} FOR EACH ROW "
+                "WHEN ({changed}) "
+                "BEGIN " + _LOG + " VALUES ('{table}', :NEW.ROW_ID, 'U', SYSTIMESTAMP); END;"),
+        same="({old} = {new} OR ({old} IS NULL AND {new} IS NULL))",
+    ),
+}
+_TRIGGER_WRITERS["mariadb"] = _TRIGGER_WRITERS["mysql"]
+
+
+def run_init(url: str, print_sql: bool, triggers: bool) -> int:
+    """``exgate frontdb init``: 0 done, 1 the database failed, 2 a bad URL or dialect."""
+    try:
+        if print_sql:
+            click.echo(ddl_script(url, triggers), nl=False)
+        else:
+            create_all(url, triggers)
+            click.echo(f"front-end tables ready at {engine_url(url).render_as_string()}")
+    except ConfigError as exc:
+        click.echo(f"exgate frontdb init: {exc}", err=True)
+        return 2
+    except RetriableError as exc:
+        click.echo(f"exgate frontdb init: {exc}", err=True)
+        return 1
+    return 0

@@ -1,0 +1,164 @@
+"""Database mode: read the front-end tables (design §4) as a ``Source``.
+
+``database_source`` is the ``SourceFactory`` for ``[[sources]] kind = "db"``; the
+options are described in ``adapters.sources.db_options`` and the three read
+strategies in ``adapters.sources.db_strategies``. Every row is converted to the
+exchange text form and validated with ``check_fields``, exactly like an XML record.
+Driver errors leave this module as ``RetriableError``; bad options as ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
+
+from adapters.frontdb import engine_url
+from adapters.sources.base import Chunk, Origin, SourceContext
+from adapters.sources.db_options import DatabaseOptions, parse_options
+from adapters.sources.db_strategies import (
+    ChangelogStrategy,
+    CursorStrategy,
+    FlagStrategy,
+    Page,
+    ReadContext,
+    Strategy,
+)
+from adapters.sources.db_tables import (
+    ElementTable,
+    by_name,
+    element_tables,
+    fields_of,
+    in_batches,
+    mark_rejected,
+    mark_taken,
+    reject_message,
+)
+from schemas.errors import ConfigError, RetriableError
+from schemas.record_check import check_fields
+from schemas.times import BEIJING
+
+__all__ = ["DatabaseSource", "database_source", "engine_options"]
+
+Clock = Callable[[], datetime]
+
+
+def _beijing_now() -> datetime:
+    return datetime.now(BEIJING)
+
+
+def database_source(name: str, options: Mapping[str, Any], context: SourceContext,
+                    clock: Clock = _beijing_now) -> DatabaseSource:
+    """Build a database source from its ``[[sources]]`` options (ConfigError if bad)."""
+    parsed = parse_options(options, context.catalog)
+    url = engine_url(parsed.url)
+    try:
+        engine = create_engine(url, pool_pre_ping=True, **engine_options(url, parsed))
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"'url': no driver for {url.drivername!r} ({exc}); install it "
+                          f"or name an installed driver, such as oracle+oracledb://") from exc
+    tables = element_tables(parsed, engine.dialect.name, context.catalog)
+    reader = ReadContext(engine, tables, parsed.page_size, clock)
+    return DatabaseSource(name, context, reader, _strategy(parsed, reader))
+
+
+def engine_options(url: URL, options: DatabaseOptions) -> dict[str, Any]:
+    """Driver-specific ``create_engine`` arguments (Oracle thick mode)."""
+    wants_thick = options.oracle_thick or options.oracle_client_lib is not None
+    if not wants_thick:
+        return {}
+    if url.get_backend_name() != "oracle":
+        raise ConfigError("'oracle_thick' and 'oracle_client_lib' apply to Oracle URLs only")
+    if url.get_driver_name() != "oracledb":
+        # cx_Oracle always uses the client libraries; it finds them itself.
+        return {}
+    lib = options.oracle_client_lib
+    return {"thick_mode": {"lib_dir": lib} if lib else True}
+
+
+def _strategy(options: DatabaseOptions, reader: ReadContext) -> Strategy:
+    if options.strategy == "changelog":
+        return ChangelogStrategy(reader, options.changelog_gap_wait_seconds)
+    if options.strategy == "cursor":
+        return CursorStrategy(reader, options.cursor_safety_lag_seconds)
+    return FlagStrategy(reader)
+
+
+class DatabaseSource:
+    """Front-end database tables as a source; see ``db_strategies`` for the strategies."""
+
+    def __init__(self, name: str, context: SourceContext, reader: ReadContext,
+                 strategy: Strategy) -> None:
+        self.name = name
+        self._context = context
+        self._reader = reader
+        self._strategy = strategy
+        self._by_name = by_name(reader.tables)
+
+    def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
+        """Yield validated pages after ``state``; every chunk's progress is the whole state."""
+        with self._driver_errors("read"):
+            for page in self._strategy.pages(state):
+                yield self._chunk(page)
+
+    def commit(self, chunk: Chunk) -> None:
+        """Mark journaled rows taken (1) and rejected rows (2, with SYNC_MSG) at once."""
+        if not self._strategy.writes_back or not chunk.checks:
+            return
+        taken: dict[str, list[int]] = {}
+        rejected: dict[str, list[dict[str, Any]]] = {}
+        now = self._reader.clock().astimezone(BEIJING).replace(tzinfo=None)
+        for origin, check in chunk.checks:
+            table, _, row_id = origin.locator.rpartition("#")
+            if check.record is not None:
+                taken.setdefault(table, []).append(int(row_id))
+            else:
+                msg = reject_message(check, self._context.lang)
+                rejected.setdefault(table, []).append(
+                    {"b_id": int(row_id), "b_msg": msg, "b_now": now})
+        with self._driver_errors("commit"), self._reader.engine.begin() as conn:
+            for table, row_ids in taken.items():
+                for batch in in_batches(row_ids):
+                    conn.execute(mark_taken(self._table(table), batch, now))
+            for table, params in rejected.items():
+                conn.execute(mark_rejected(self._table(table)), params)
+
+    def close(self) -> None:
+        self._reader.engine.dispose()
+
+    def __enter__(self) -> DatabaseSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        return self._reader.engine
+
+    def _table(self, name: str) -> ElementTable:
+        return self._by_name[name.rpartition(".")[2].upper()]
+
+    def _chunk(self, page: Page) -> Chunk:
+        latest = self._reader.clock() + timedelta(days=1)
+        catalog, division = self._context.catalog, self._context.node_division
+        checks = tuple(
+            (Origin(self.name, f"{row.table.name}#{row.ident}"),
+             check_fields(row.table.element, fields_of(row.table, row.values), catalog,
+                          division, latest))
+            for row in page.rows)
+        return Chunk(checks=checks, progress=page.progress)
+
+    @contextmanager
+    def _driver_errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            where = self._reader.engine.url.render_as_string(hide_password=True)
+            raise RetriableError(f"source {self.name!r}: cannot {action} {where}: "
+                                 f"{type(exc).__name__}: {exc}") from exc

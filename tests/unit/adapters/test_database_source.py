@@ -1,0 +1,450 @@
+"""The database source on SQLite: every strategy delivers every row once across pages
+and restarts, rejects are written back, mappings work, Oracle SQL compiles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import oracle
+
+from adapters.frontdb import create_all, engine_url, front_tables
+from adapters.sources.base import Chunk, Source, SourceContext
+from adapters.sources.database import DatabaseSource, database_source, engine_options
+from adapters.sources.db_options import parse_options
+from adapters.sources.db_state import ChangelogPosition, Gap, decode_value, encode_value
+from adapters.sources.db_strategies import (
+    changelog_query,
+    cursor_query,
+    flag_query,
+    rows_query,
+)
+from adapters.sources.db_tables import (
+    element_tables,
+    mark_rejected,
+    mark_taken,
+    reject_message,
+    to_text,
+)
+from schemas.catalog import load_catalog
+from schemas.errors import ConfigError, RetriableError
+from schemas.record_check import check_fields
+from schemas.times import BEIJING
+from tests.unit.adapters.front_rows import BASE_TIME, DIVISION, Journal, keys_of, row
+
+CATALOG = load_catalog()
+TABLES = front_tables("sqlite")
+
+
+@dataclass
+class Clock:
+    """A hand-moved clock (Beijing time) for lags and gap windows."""
+
+    now: datetime = datetime(2026, 11, 20, 12, 0, tzinfo=BEIJING)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'front.db'}"
+    create_all(url, triggers=True)
+    return url
+
+
+@pytest.fixture
+def engine(url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def context(lang: str = "en") -> SourceContext:
+    return SourceContext("node-1", DIVISION, CATALOG, lang)
+
+
+def open_source(url: str, clock: Clock, **options: Any) -> DatabaseSource:
+    return database_source("front", {"url": url, **options}, context(), clock=clock)
+
+
+def insert(engine: sa.Engine, element: str, rows: list[dict[str, Any]]) -> None:
+    with engine.begin() as conn:
+        conn.execute(TABLES.elements[element].insert(), rows)
+
+
+def flags(engine: sa.Engine, element: str) -> dict[int, tuple[int, str | None]]:
+    table = TABLES.elements[element]
+    with engine.connect() as conn:
+        return {r[0]: (r[1], r[2]) for r in conn.execute(
+            sa.select(table.c.ROW_ID, table.c.SYNC_FLAG, table.c.SYNC_MSG))}
+
+
+def restart_each_chunk(journal: Journal, url: str, clock: Clock, **options: Any) -> None:
+    """Drain with a fresh source per chunk: a restart after every journaled chunk."""
+    while True:
+        with open_source(url, clock, **options) as source:
+            reading = source.read(journal.state)
+            chunk = next(reading, None)
+            reading.close()
+            if chunk is None:
+                return
+            journal.journal(chunk)
+            source.commit(chunk)
+
+
+# -- every strategy --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("strategy", ["flag", "changelog", "cursor"])
+def test_every_row_once_across_pages_and_restarts(url: str, engine: sa.Engine, clock: Clock,
+                                                  strategy: str) -> None:
+    insert(engine, "SBXX", [row("SBXX", n) for n in range(11)])
+    insert(engine, "SPGC", [row("SPGC", n) for n in range(5)])
+    journal = Journal()
+    restart_each_chunk(journal, url, clock, strategy=strategy, page_size=3)
+    insert(engine, "SBXX", [row("SBXX", n) for n in range(11, 14)])
+    clock.advance(1)
+    restart_each_chunk(journal, url, clock, strategy=strategy, page_size=3)
+    assert journal.keys("SBXX") == keys_of("SBXX", range(14))
+    assert journal.keys("SPGC") == keys_of("SPGC", range(5))
+    assert journal.duplicates == 0 and journal.rejects == []
+    with open_source(url, clock, strategy=strategy) as source:
+        assert journal.drain(source) == 0  # nothing left, and no write-back loops back
+
+
+@pytest.mark.parametrize("strategy", ["flag", "changelog", "cursor"])
+def test_a_crash_between_journal_and_commit_loses_nothing(url: str, engine: sa.Engine,
+                                                          clock: Clock, strategy: str) -> None:
+    insert(engine, "SL", [row("SL", n) for n in range(6)])
+    journal = Journal()
+    with open_source(url, clock, strategy=strategy, page_size=4) as source:
+        reading = source.read(journal.state)
+        journal.journal(next(reading))  # journaled, then killed before commit
+        reading.close()
+    with open_source(url, clock, strategy=strategy, page_size=4) as source:
+        journal.drain(source)
+    assert journal.keys("SL") == keys_of("SL", range(6))
+
+
+# -- flag ---------------------------------------------------------------------------------------
+
+def test_flag_marks_taken_and_rejected_rows(url: str, engine: sa.Engine, clock: Clock) -> None:
+    bad = row("SBXX", 2) | {"SQRZJHM": "430102199001010000", "TJFS": "7"}
+    insert(engine, "SBXX", [row("SBXX", 1), bad])
+    journal = Journal()
+    with open_source(url, clock) as source:
+        journal.drain(source)
+        assert journal.drain(source) == 0  # a rejected row is not read again
+    state = flags(engine, "SBXX")
+    assert state[1] == (1, None)
+    flag, message = state[2]
+    assert flag == 2
+    assert "SQRZJHM" in message and "[bad-check-digit]" in message
+    assert "TJFS" in message and "[bad-value]" in message
+    assert journal.rejects == [("EX_SBXX#2", "bad-value bad-check-digit")] or \
+        journal.rejects == [("EX_SBXX#2", "bad-check-digit bad-value")]
+
+
+def test_commit_is_idempotent_and_messages_follow_the_language(
+        url: str, engine: sa.Engine, clock: Clock) -> None:
+    insert(engine, "SBXX", [row("SBXX", 1) | {"SQRZJHM": "430102199001010000"}])
+    source = database_source("front", {"url": url}, context("zh"), clock=clock)
+    with source:
+        chunk = next(iter(source.read({})))
+        source.commit(chunk)
+        source.commit(chunk)
+    assert "校验码错误" in flags(engine, "SBXX")[1][1]
+
+
+def test_reject_message_is_cut_to_the_column() -> None:
+    sbxx = CATALOG.elements["SBXX"]
+    fields = {f: None for f in sbxx.fields}
+    check = check_fields("SBXX", fields, CATALOG, DIVISION, datetime.now(BEIJING))
+    message = reject_message(check, "en", limit=60)
+    assert len(message) == 60 and message.endswith("…")
+    assert message.startswith("[missing-field]")
+
+
+def test_a_row_fixed_and_flagged_0_again_is_read_again(url: str, engine: sa.Engine,
+                                                      clock: Clock) -> None:
+    insert(engine, "SBXX", [row("SBXX", 1) | {"TJFS": "7"}])
+    journal = Journal()
+    with open_source(url, clock) as source:
+        journal.drain(source)
+        sbxx = TABLES.elements["SBXX"]
+        with engine.begin() as conn:
+            conn.execute(sbxx.update().values(TJFS="1", SYNC_FLAG=0))
+        journal.drain(source)
+    assert journal.keys("SBXX") == keys_of("SBXX", [1])
+    assert flags(engine, "SBXX")[1] == (1, None)
+
+
+# -- changelog ----------------------------------------------------------------------------------
+
+def write_log(engine: sa.Engine, *entries: tuple[int, int]) -> None:
+    """EX_CHANGELOG entries (SEQ, ROW_ID) for EX_SBXX, written by hand: SQLite has one
+    writer, so a gap left by an open transaction is simulated by a late explicit SEQ."""
+    with engine.begin() as conn:
+        conn.execute(TABLES.changelog.insert(), [
+            {"SEQ": seq, "TABLE_NAME": "EX_SBXX", "ROW_ID": row_id, "OP": "I"}
+            for seq, row_id in entries])
+
+
+@pytest.fixture
+def plain_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    create_all(url)  # no triggers: the test writes EX_CHANGELOG itself
+    return url
+
+
+def test_changelog_gap_that_fills_late_is_not_skipped(plain_url: str, clock: Clock) -> None:
+    engine = sa.create_engine(plain_url)
+    insert(engine, "SBXX", [row("SBXX", n) for n in range(1, 4)])
+    write_log(engine, (1, 1), (3, 3))  # SEQ 2 is taken by a transaction still open
+    journal = Journal()
+    options = {"strategy": "changelog", "changelog_gap_wait_seconds": 60}
+    with open_source(plain_url, clock, **options) as source:
+        journal.drain(source)
+        assert journal.state["seq"] == 1 and journal.state["high"] == 3
+        clock.advance(30)
+        write_log(engine, (2, 2))  # ... which commits within the window
+        journal.drain(source)
+    engine.dispose()
+    assert journal.keys("SBXX") == keys_of("SBXX", [1, 2, 3])
+    assert (journal.state["seq"], journal.state["gaps"]) == (3, [])
+
+
+def test_changelog_gap_is_passed_only_after_the_window(plain_url: str, clock: Clock) -> None:
+    engine = sa.create_engine(plain_url)
+    insert(engine, "SBXX", [row("SBXX", n) for n in range(1, 3)])
+    write_log(engine, (1, 1), (3, 2))  # SEQ 2 rolled back: it never appears
+    journal = Journal()
+    options = {"strategy": "changelog", "changelog_gap_wait_seconds": 60}
+    with open_source(plain_url, clock, **options) as source:
+        journal.drain(source)
+        clock.advance(59)
+        assert journal.drain(source) == 0 and journal.state["seq"] == 1
+    clock.advance(2)
+    with open_source(plain_url, clock, **options) as source:  # the window survives restarts
+        assert journal.drain(source) == 1
+    engine.dispose()
+    assert (journal.state["seq"], journal.state["gaps"]) == (3, [])
+
+
+def test_changelog_collapses_changes_of_one_row(url: str, engine: sa.Engine,
+                                               clock: Clock) -> None:
+    insert(engine, "SBXX", [row("SBXX", 1)])
+    sbxx = TABLES.elements["SBXX"]
+    with engine.begin() as conn:
+        for name in ("李四", "王五", "赵六"):
+            conn.execute(sbxx.update().values(SQRMC=name))
+    with open_source(url, clock, strategy="changelog") as source:
+        chunks = list(source.read({}))
+    assert len(chunks) == 1 and len(chunks[0].checks) == 1
+    assert chunks[0].checks[0][1].record.fields["SQRMC"] == "赵六"
+
+
+def test_changelog_position_is_pure_state() -> None:
+    position = ChangelogPosition().advance([1, 2, 5, 9], now=100.0)
+    assert position.gaps == (Gap(3, 4, 100.0), Gap(6, 8, 100.0))
+    assert position.seq == 2 and position.high == 9
+    position = position.advance([4, 7], now=130.0)
+    assert position.gaps == (Gap(3, 3, 100.0), Gap(6, 6, 100.0), Gap(8, 8, 100.0))
+    assert position.expire(before=99.0) == position
+    assert position.expire(before=100.0) == ChangelogPosition(9)
+    restored = ChangelogPosition.from_state(position.to_progress())
+    assert restored == position
+    assert ChangelogPosition.from_state({"v": 1, "strategy": "cursor"}) == ChangelogPosition()
+
+
+# -- cursor -------------------------------------------------------------------------------------
+
+def test_cursor_pages_a_thousand_ties_once(url: str, engine: sa.Engine, clock: Clock) -> None:
+    insert(engine, "SBCL", [row("SBCL", n) for n in range(1000)])
+    journal = Journal()
+    with open_source(url, clock, strategy="cursor", page_size=7) as source:
+        journal.drain(source)
+    assert journal.keys("SBCL") == keys_of("SBCL", range(1000))
+    assert journal.duplicates == 0
+
+
+def test_cursor_lag_covers_a_late_commit(url: str, engine: sa.Engine, clock: Clock) -> None:
+    """A row stamped earlier but committed after later rows is still read.
+
+    SQLite allows one writer, so the late commit is the insert itself: its timestamp
+    lies before rows already committed, within the lag the cursor waits out.
+    """
+    t0 = clock().replace(tzinfo=None)
+    insert(engine, "SBXX", [row("SBXX", 1, t0 - timedelta(seconds=300))])
+    insert(engine, "SBXX", [row("SBXX", 3, t0 - timedelta(seconds=5))])   # committed first
+    journal = Journal()
+    with open_source(url, clock, strategy="cursor", cursor_safety_lag_seconds=30) as source:
+        journal.drain(source)
+        assert journal.keys("SBXX") == keys_of("SBXX", [1])  # row 3 is inside the lag
+        insert(engine, "SBXX", [row("SBXX", 2, t0 - timedelta(seconds=10))])  # late commit
+        clock.advance(60)
+        journal.drain(source)
+    assert journal.keys("SBXX") == keys_of("SBXX", [1, 2, 3])
+
+
+def test_cursor_bound_is_frozen_for_a_pass(url: str, engine: sa.Engine, clock: Clock) -> None:
+    t0 = clock().replace(tzinfo=None)
+    insert(engine, "SBXX", [row("SBXX", n, t0 - timedelta(seconds=120)) for n in range(4)])
+    journal = Journal()
+    with open_source(url, clock, strategy="cursor", page_size=2,
+                     cursor_safety_lag_seconds=60) as source:
+        reading = source.read(journal.state)
+        journal.journal(next(reading))
+        insert(engine, "SBXX", [row("SBXX", 9, t0 - timedelta(seconds=30))])
+        clock.advance(60)  # a moving bound would now take row 9 in this pass
+        for chunk in reading:
+            journal.journal(chunk)
+        assert journal.keys("SBXX") == keys_of("SBXX", range(4))
+        journal.drain(source)  # the next pass takes it
+    assert journal.keys("SBXX") == keys_of("SBXX", [0, 1, 2, 3, 9])
+
+
+def test_mapped_legacy_view(url: str, engine: sa.Engine, clock: Clock) -> None:
+    org = row("SBXX", 0)["TYSHXYDM"]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE LEGACY_APPLY (APPLY_NO TEXT, ITEM TEXT, WHO TEXT, ID_NO TEXT,"
+            " SUBMITTED TEXT, UPD_TIME TEXT, VER INTEGER)")
+        conn.exec_driver_sql(  # the constants a legacy table lacks come from the view
+            "CREATE VIEW V_APPLY AS SELECT APPLY_NO, ITEM, WHO, ID_NO, SUBMITTED, UPD_TIME,"
+            f" VER, '430102' AS DIV, '{org}' AS ORG, '1' AS APPLICANT_TYPE,"
+            " '10' AS ID_TYPE, '2' AS CHANNEL FROM LEGACY_APPLY")
+        for n in range(5):  # one UPD_TIME for all: the key breaks the ties
+            values = row("SBXX", n)
+            conn.exec_driver_sql(
+                "INSERT INTO LEGACY_APPLY VALUES (?, ?, ?, ?, '20261120090000',"
+                " '2026-11-20 09:00:00', 1)",
+                (values["SBLSH"], values["SXBM"], values["SQRMC"], values["SQRZJHM"]))
+    columns = {"XZQHDM": "DIV", "TYSHXYDM": "ORG", "SJBBH": "VER", "GXSJ": "UPD_TIME",
+               "SBLSH": "APPLY_NO", "SXBM": "ITEM", "SQRLX": "APPLICANT_TYPE",
+               "SQRMC": "WHO", "SQRZJLX": "ID_TYPE", "SQRZJHM": "ID_NO",
+               "SBSJ": "SUBMITTED", "TJFS": "CHANNEL"}
+    journal = Journal()
+    options = {"strategy": "cursor", "tables": ["SBXX"], "page_size": 2,
+               "mapping": {"SBXX": {"table": "V_APPLY", "columns": columns}}}
+    restart_each_chunk(journal, url, clock, **options)
+    assert journal.keys("SBXX") == keys_of("SBXX", range(5))
+    assert journal.rejects == []
+    assert journal.state["cursors"]["SBXX"]["columns"] == ["UPD_TIME", "APPLY_NO", "VER"]
+
+
+# -- SQL of every strategy on Oracle ------------------------------------------------------------
+
+def _oracle_sql(statement: Any) -> str:
+    return str(statement.compile(dialect=oracle.dialect()))
+
+
+@pytest.mark.parametrize("strategy", ["flag", "changelog", "cursor"])
+def test_oracle_queries_compile(strategy: str) -> None:
+    options = parse_options({"url": "oracle://u@h/db", "strategy": strategy}, CATALOG)
+    sf = element_tables(options, "oracle", CATALOG)["SF"]
+    if strategy == "flag":
+        sql = _oracle_sql(flag_query(sf, 41, 500))
+        assert "FROM ex_sf" in sql and "sync_flag = " in sql and "FETCH FIRST" in sql
+    elif strategy == "changelog":
+        position = ChangelogPosition(9, (Gap(3, 4, 0.0),))
+        sql = _oracle_sql(changelog_query("oracle", position, 500))
+        assert "FROM ex_changelog" in sql and "BETWEEN" in sql and "FETCH FIRST" in sql
+        assert "IN (__[POSTCOMPILE" in _oracle_sql(rows_query(sf, [1, 2]))
+    else:
+        last = [datetime(2026, 11, 20), 7]
+        sql = _oracle_sql(cursor_query(sf, datetime(2026, 11, 21), last, 500))
+        assert "ORDER BY ex_sf.gxsj, ex_sf.row_id" in sql and "FETCH FIRST" in sql
+        assert "(ex_sf.gxsj, " not in sql  # no row-value comparison on Oracle
+    if strategy != "cursor":
+        assert "UPDATE ex_sf SET sync_flag" in _oracle_sql(mark_taken(sf, [1], datetime.now()))
+        assert "sync_msg=:b_msg" in _oracle_sql(mark_rejected(sf))
+
+
+def test_oracle_options() -> None:
+    def options(**extra: Any) -> dict[str, Any]:
+        url = extra.pop("url", "oracle://u@h/db")
+        return engine_options(engine_url(url), parse_options({"url": url, **extra}, CATALOG))
+
+    assert options() == {}
+    assert options(oracle_thick=True) == {"thick_mode": True}
+    assert options(oracle_client_lib="/opt/ic") == {"thick_mode": {"lib_dir": "/opt/ic"}}
+    assert options(url="oracle+cx_oracle://u@h/db", oracle_thick=True) == {}
+    with pytest.raises(ConfigError, match="oracle_thick"):
+        options(url="sqlite://", oracle_thick=True)
+
+
+# -- options, errors, values --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("options", "key"), [
+    ({}, "url"),
+    ({"url": "sqlite://", "stratgy": "flag"}, "stratgy"),
+    ({"url": "sqlite://", "strategy": "poll"}, "strategy"),
+    ({"url": "sqlite://", "tables": ["SBXX", "NOPE"]}, "tables"),
+    ({"url": "sqlite://", "page_size": 0}, "page_size"),
+    ({"url": "sqlite://", "cursor_safety_lag_seconds": -1}, "cursor_safety_lag_seconds"),
+    ({"url": "sqlite://", "oracle_thick": "yes"}, "oracle_thick"),
+    ({"url": "sqlite://", "mapping": {"SBXX": {"columns": {}}}}, "mapping.SBXX.table"),
+    ({"url": "sqlite://", "mapping": {"SBXX": {"table": "T", "columns": {"NOPE": "X"}}}},
+     "mapping.SBXX.columns"),
+    ({"url": "sqlite://", "mapping": {"SBXX": {"table": "T", "timestamp": "X"}}},
+     "mapping.SBXX.timestamp"),
+    ({"url": "sqlite://", "strategy": "cursor",
+      "mapping": {"SBXX": {"table": "T", "columns": {"GXSJ": "T1"}}}}, "mapping.SBXX.key"),
+    ({"url": "sqlite://", "tables": ["SL"], "mapping": {"SBXX": {"table": "T"}}},
+     "mapping.SBXX"),
+])
+def test_bad_options_name_the_key(options: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        database_source("front", options, context())
+
+
+def test_a_missing_driver_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="driver"):
+        database_source("front", {"url": "oracle+cx_oracle://u@h/db"}, context())
+
+
+def test_driver_errors_are_retriable(tmp_path: Path, clock: Clock) -> None:
+    source = open_source(f"sqlite:///{tmp_path / 'missing' / 'x.db'}", clock)
+    with source, pytest.raises(RetriableError, match="front") as caught:
+        list(source.read({}))
+    assert isinstance(caught.value.__cause__, sa.exc.OperationalError)
+    assert isinstance(source, Source)
+
+
+def test_database_values_become_exchange_text() -> None:
+    assert to_text(None) is None
+    assert to_text(Decimal("12.50")) == "12.50"
+    assert to_text(Decimal("1E+2")) == "100"
+    assert to_text(12.5) == "12.5"
+    assert to_text(7) == "7"
+    assert to_text(datetime(2026, 11, 20, 9, 58, 1, 500)) == "2026-11-20 09:58:01"
+    utc = datetime(2026, 11, 20, 1, 58, 1, tzinfo=BEIJING).astimezone(UTC)
+    assert to_text(utc) == "2026-11-20 01:58:01"
+    assert to_text("原样") == "原样"
+
+
+def test_cursor_values_survive_json() -> None:
+    for value in (datetime(2026, 11, 20, 9, 0, 0, 123), Decimal("1.20"), "A-1", 7, None,
+                  BASE_TIME.date()):
+        assert decode_value(encode_value(value)) == value
+
+
+def test_empty_chunks_carry_no_checks(url: str, clock: Clock) -> None:
+    with open_source(url, clock) as source:
+        source.commit(Chunk(checks=()))
+        assert list(source.read({})) == []
