@@ -1,0 +1,370 @@
+"""The drop-folder source (design §5): ``inbox/ → processing/ → done/YYYY-MM-DD/ | error/``.
+
+A periodic rescan of ``inbox/`` is the truth; watchdog events only wake the agent
+early. A file is claimed (renamed into ``processing/``) once its size and mtime have
+not changed for ``stable_seconds``, read in bounded chunks, and moved on only after its
+last chunk is journaled. A crash leaves the file in ``processing/``; the next ``read``
+resumes it first, skipping the records the outbox already holds (progress = file name,
+sha256 and records read), and the outbox drops any duplicate that slips through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.sources.base import Chunk, Origin, SourceContext
+from schemas.errors import ConfigError
+from schemas.issues import Issue, IssueCode
+from schemas.reader import DocumentReader
+from schemas.record_check import RecordCheck
+from schemas.times import BEIJING
+
+__all__ = ["FolderOptions", "FolderSource", "folder_source"]
+
+log = logging.getLogger("exgate.source.folder")
+
+OBSERVERS = ("native", "polling", "none")
+_REPORT_SUFFIX = ".error.json"
+
+
+@dataclass(frozen=True, slots=True)
+class FolderOptions:
+    """The ``[[sources]]`` keys of ``kind = "folder"``."""
+
+    path: Path
+    stable_seconds: float = 5.0
+    rescan_seconds: float = 30.0
+    observer: str = "native"       # "polling" on network shares (NFS, SMB)
+    chunk_records: int = 500
+    files_per_chunk: int = 100     # small files share a chunk: one fsync, not one each
+    max_report_issues: int = 10_000
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any]) -> FolderOptions:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r} (folder sources take: "
+                              f"{', '.join(sorted(known))})")
+        if not isinstance(options.get("path"), str | Path) or not str(options["path"]):
+            raise ConfigError("key 'path' is required: the drop folder holding inbox/")
+        values: dict[str, Any] = {"path": Path(options["path"])}
+        for key, low in (("stable_seconds", 0.0), ("rescan_seconds", 0.01)):
+            if key in options:
+                values[key] = _number(options[key], key, low)
+        for key in ("chunk_records", "files_per_chunk", "max_report_issues"):
+            if key in options:
+                values[key] = int(_number(options[key], key, 1))
+        observer = options.get("observer", "native")
+        if observer not in OBSERVERS:
+            raise ConfigError(f"key 'observer' is {observer!r}; use one of {', '.join(OBSERVERS)}")
+        return cls(observer=observer, **values)
+
+
+def _number(value: Any, key: str, low: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+        raise ConfigError(f"key {key!r} is {value!r}; it must be a number >= {low}")
+    return float(value)
+
+
+@dataclass
+class _FileRun:
+    """What the source knows about the file it is reading, for its report."""
+
+    name: str
+    path: Path
+    sha256: str
+    records: int = 0
+    invalid: int = 0
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    truncated: bool = False
+    file_issues: tuple[Issue, ...] = ()
+
+    @property
+    def bad(self) -> bool:
+        return self.invalid > 0 or bool(self.file_issues)
+
+
+_Piece = tuple[list[tuple[Origin, RecordCheck]], dict[str, Any], "_FileRun | None"]
+
+
+@dataclass
+class _Group:
+    """Finished small files waiting to be sent as one chunk."""
+
+    checks: list[tuple[Origin, RecordCheck]] = field(default_factory=list)
+    file_issues: list[Issue] = field(default_factory=list)
+    runs: list[_FileRun] = field(default_factory=list)
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, checks: list[tuple[Origin, RecordCheck]], progress: dict[str, Any],
+            run: _FileRun) -> None:
+        self.checks.extend(checks)
+        self.file_issues.extend(run.file_issues)
+        self.runs.append(run)
+        self.progress = progress
+
+    def clear(self) -> None:
+        self.checks, self.file_issues, self.runs, self.progress = [], [], [], {}
+
+
+class FolderSource:
+    """Reads ``*.xml`` files dropped into ``<path>/inbox``."""
+
+    def __init__(self, name: str, options: FolderOptions, context: SourceContext) -> None:
+        self.name = name
+        self.options = options
+        self.context = context
+        self.root = options.path
+        self.inbox, self.processing = self.root / "inbox", self.root / "processing"
+        self.done, self.error = self.root / "done", self.root / "error"
+        for folder in (self.inbox, self.processing, self.done, self.error):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._sightings: dict[str, tuple[tuple[int, int], float]] = {}
+        self._yielded: Chunk | None = None
+        self._finishing: list[_FileRun] = []
+        self._observer: Any = None
+
+    # -- Source protocol -----------------------------------------------------------------
+
+    def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
+        """Resume files left in ``processing/``, then claim and read stable inbox files.
+
+        Whole small files are grouped into one chunk (up to ``chunk_records`` records or
+        ``files_per_chunk`` files); a big file is cut into chunks of its own.
+        """
+        group = _Group()
+        for path in self._files_to_read():
+            for checks, progress, run in self._read_file(path, state):
+                if run is None:  # a big file's middle: flush the group, then send it alone
+                    yield from self._flush(group)
+                    yield self._hand_out(Chunk(tuple(checks), progress), [])
+                    continue
+                group.add(checks, progress, run)
+                if (len(group.checks) >= self.options.chunk_records
+                        or len(group.runs) >= self.options.files_per_chunk):
+                    yield from self._flush(group)
+        yield from self._flush(group)
+
+    def commit(self, chunk: Chunk) -> None:
+        """After a chunk is journaled, move the files it completed to done/ or error/."""
+        if chunk is not self._yielded:
+            return  # not ours, or committed already: commit is idempotent
+        self._yielded = None
+        runs, self._finishing = self._finishing, []
+        for run in runs:
+            if run.path.exists():
+                self._finish(run)
+
+    def _files_to_read(self) -> Iterator[Path]:
+        for path in sorted(self.processing.glob("*")):
+            if _is_candidate(path.name) and path.is_file():
+                log.info("resuming file", extra=self._extra(path.name))
+                yield path
+        for path in self._stable_inbox_files():
+            claimed = self._claim(path)
+            if claimed is not None:
+                yield claimed
+
+    def _flush(self, group: _Group) -> Iterator[Chunk]:
+        if group.runs:
+            chunk = Chunk(tuple(group.checks), group.progress, tuple(group.file_issues))
+            runs = list(group.runs)
+            group.clear()
+            yield self._hand_out(chunk, runs)
+
+    def _hand_out(self, chunk: Chunk, runs: list[_FileRun]) -> Chunk:
+        self._yielded, self._finishing = chunk, runs
+        return chunk
+
+    def _finish(self, run: _FileRun) -> None:
+        if run.bad:
+            target = _free_path(self.error, run.name)
+            self._write_report(run, target)
+        else:
+            day = self.done / datetime.now(BEIJING).strftime("%Y-%m-%d")
+            day.mkdir(exist_ok=True)
+            target = _free_path(day, run.name)
+        os.rename(run.path, target)
+        outcome = "error" if run.bad else "done"
+        log.info("file moved to %s/", outcome, extra=self._extra(run.name))
+
+    # -- optional abilities used by the agent -----------------------------------------------
+
+    def waiting(self) -> int:
+        """Inbox files seen but not yet stable (``once`` waits for them)."""
+        return sum(1 for name in self._sightings if (self.inbox / name).exists())
+
+    def wait_hint(self) -> float | None:
+        """Seconds until the next unstable file could be taken, if any."""
+        if not self._sightings:
+            return None
+        now = time.monotonic()
+        return max(0.0, min(self.options.stable_seconds - (now - since)
+                            for _, since in self._sightings.values()))
+
+    def watch(self, wake: Callable[[], None]) -> None:
+        """Start the watchdog observer; its events only call ``wake``."""
+        if self.options.observer == "none" or self._observer is not None:
+            return
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+        class _Hint(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                wake()
+
+        if self.options.observer == "polling":
+            from watchdog.observers.polling import PollingObserver
+            observer: Any = PollingObserver(timeout=min(self.options.rescan_seconds, 2.0))
+        else:
+            from watchdog.observers import Observer
+            observer = Observer()
+        observer.schedule(_Hint(), str(self.inbox), recursive=False)
+        observer.start()
+        self._observer = observer
+
+    def close(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join()
+            self._observer = None
+
+    # -- discovery and claiming -------------------------------------------------------------
+
+    def _stable_inbox_files(self) -> list[Path]:
+        """Files whose (size, mtime) held still for ``stable_seconds``, oldest first."""
+        now = time.monotonic()
+        sightings: dict[str, tuple[tuple[int, int], float]] = {}
+        ready: list[tuple[int, str]] = []
+        with os.scandir(self.inbox) as entries:
+            for entry in entries:
+                if not _is_candidate(entry.name) or not entry.is_file(follow_symlinks=False):
+                    continue
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                signature = (stat.st_size, stat.st_mtime_ns)
+                previous = self._sightings.get(entry.name)
+                since = previous[1] if previous and previous[0] == signature else now
+                if now - since >= self.options.stable_seconds:
+                    ready.append((stat.st_mtime_ns, entry.name))
+                else:
+                    sightings[entry.name] = (signature, since)
+        self._sightings = sightings
+        return [self.inbox / name for _, name in sorted(ready)]
+
+    def _claim(self, path: Path) -> Path | None:
+        target = _free_path(self.processing, path.name)
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return None  # gone (taken by an operator, or a second agent)
+        return target
+
+    # -- reading one file ---------------------------------------------------------------
+
+    def _read_file(self, path: Path, state: Mapping[str, Any]) -> Iterator[_Piece]:
+        """A file's checks in pieces; the last piece carries its ``_FileRun``."""
+        try:
+            digest = _sha256(path)
+        except OSError as exc:
+            run = _FileRun(path.name, path, "", file_issues=(_unreadable_issue(path.name, exc),))
+            yield [], self._progress(run, done=True), run
+            return
+        run = _FileRun(path.name, path, digest)
+        resume = state.get("file") == run.name and state.get("sha256") == digest
+        skip = int(state.get("records", 0)) if resume else 0
+        reader = DocumentReader(path, run.name)
+        buffer: list[tuple[Origin, RecordCheck]] = []
+        try:
+            for check in reader:
+                run.records += 1
+                if not check.valid:
+                    self._note_invalid(run, check)
+                if run.records <= skip:
+                    continue  # journaled before a restart, with its reject if any
+                buffer.append((Origin(self.name, run.name, check.line), check))
+                if len(buffer) >= self.options.chunk_records:
+                    yield buffer, self._progress(run, done=False), None
+                    buffer = []
+        except OSError as exc:
+            log.warning("read error: %s", exc, extra=self._extra(run.name))
+            reader.issues.append(_unreadable_issue(run.name, exc))
+        run.file_issues = tuple(reader.issues)
+        yield buffer, self._progress(run, done=True), run
+
+    def _note_invalid(self, run: _FileRun, check: RecordCheck) -> None:
+        run.invalid += 1
+        room = self.options.max_report_issues - len(run.issues)
+        if room < len(check.issues):
+            run.truncated = True
+        run.issues.extend(i.to_json(self.context.lang) for i in check.issues[:max(room, 0)])
+
+    def _progress(self, run: _FileRun, *, done: bool) -> dict[str, Any]:
+        return {"file": run.name, "sha256": run.sha256, "records": run.records, "done": done}
+
+    def _write_report(self, run: _FileRun, target: Path) -> None:
+        lang = self.context.lang
+        report = {
+            "file": run.name,
+            "moved_to": target.name,
+            "sha256": run.sha256,
+            "source": self.name,
+            "node": self.context.node_id,
+            "checked_at": datetime.now(BEIJING).isoformat(timespec="seconds"),
+            "counts": {"records": run.records, "valid": run.records - run.invalid,
+                       "invalid": run.invalid, "file_issues": len(run.file_issues)},
+            "issues": [i.to_json(lang) for i in run.file_issues] + run.issues,
+            "truncated": run.truncated,
+        }
+        path = target.with_name(target.name + _REPORT_SUFFIX)
+        temp = path.with_name(f".{path.name}.tmp")
+        temp.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.replace(temp, path)
+
+    def _extra(self, file: str) -> dict[str, str]:
+        return {"node": self.context.node_id, "source": self.name, "file": file}
+
+
+def folder_source(name: str, options: Mapping[str, Any], context: SourceContext) -> FolderSource:
+    """The ``SourceFactory`` for ``kind = "folder"``."""
+    return FolderSource(name, FolderOptions.parse(options), context)
+
+
+def _is_candidate(name: str) -> bool:
+    """Only ``*.xml``: writers write a temp name (``.part``, dot-files) and rename it in."""
+    return name.lower().endswith(".xml") and not name.startswith(".")
+
+
+def _free_path(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``folder/stem-N.suffix`` when that is taken (never overwrite)."""
+    target = folder / name
+    stem, suffix = os.path.splitext(name)
+    number = 1
+    while target.exists():
+        target = folder / f"{stem}-{number}{suffix}"
+        number += 1
+    return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unreadable_issue(name: str, exc: OSError) -> Issue:
+    return Issue(IssueCode.MALFORMED_XML, "unreadable", {"detail": exc.strerror or str(exc)},
+                 file=name)

@@ -1,0 +1,297 @@
+"""The front-end agent's loop: sources → outbox → (publisher), with back pressure.
+
+For each source: read a chunk → journal it (records, rejects, progress: one
+transaction) → ``source.commit``. Then seal batches. When the outbox passes its disk
+budget the agent stops reading and only seals until there is room again. SIGTERM and
+SIGINT stop it after the current chunk, so nothing is half-done that the journal and
+the sources' idempotent commits cannot finish after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from adapters.sources.base import Source, SourceContext
+from frontend_machine.config import AgentConfig, load_config, source_factory
+from frontend_machine.outbox import Outbox
+from frontend_machine.report import Tally, say
+from schemas.catalog import load_catalog
+from schemas.divisions import Level, level_of
+from schemas.errors import ConfigError, ExgateError, RetriableError
+
+__all__ = ["Agent", "open_agent", "run_forever", "run_once"]
+
+log = logging.getLogger("exgate.agent")
+
+_MAX_BACKOFF = 60.0
+_LEVELS = {Level.PROVINCE: ("province",), Level.CITY: ("province", "city"),
+           Level.COUNTY: ("province", "city", "county")}
+
+
+@dataclass
+class Agent:
+    """One configured agent: its outbox and its sources, and what they did."""
+
+    config: AgentConfig
+    outbox: Outbox
+    sources: list[Source]
+    lang: str = "zh"
+    stop: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+    tally: Tally = field(default_factory=Tally)
+    paused: bool = False
+    _retry_at: dict[str, float] = field(default_factory=dict)
+    _backoff: dict[str, float] = field(default_factory=dict)
+
+    def poll_all(self) -> int:
+        """One pass over every source; returns the number of chunks journaled."""
+        chunks = 0
+        for source in self.sources:
+            if self.stop.is_set() or self._check_budget():
+                break
+            if time.monotonic() < self._retry_at.get(source.name, 0.0):
+                continue
+            chunks += self._poll_guarded(source)
+        return chunks
+
+    def seal(self, *, flush: bool = False) -> list[str]:
+        """Seal what is ready (everything when ``flush``) into pending batches."""
+        box = self.config.outbox
+        linger = 0.0 if flush else box.batch_linger_seconds
+        sealed = self.outbox.seal_batches(box.batch_max_records, box.batch_max_bytes, linger)
+        self.tally.sealed += len(sealed)
+        return sealed
+
+    def waiting(self) -> int:
+        return sum(getattr(source, "waiting", lambda: 0)() for source in self.sources)
+
+    def sleep_time(self) -> float:
+        """Until the next poll: the poll period, sooner when a source expects work."""
+        delay = self.config.agent.poll_seconds
+        for source in self.sources:
+            hint = getattr(source, "wait_hint", lambda: None)()
+            if hint is not None:
+                delay = min(delay, max(hint, 0.05))
+        return delay
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _poll_guarded(self, source: Source) -> int:
+        try:
+            chunks = self._poll(source)
+        except (ConfigError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # one bad source must not stop the others
+            self._failed(source.name, exc)
+            return 0
+        self._backoff.pop(source.name, None)
+        return chunks
+
+    def _poll(self, source: Source) -> int:
+        chunks = 0
+        state = self.outbox.source_state(source.name)
+        reading = source.read(state)
+        try:
+            for chunk in reading:
+                result = self.outbox.journal(source.name, chunk)
+                source.commit(chunk)
+                lines = self.tally.add(source.name, chunk, result, self.lang)
+                if lines:
+                    log.warning(say("rejected-chunk", self.lang, source=source.name,
+                                    count=len(lines), first=lines[0]),
+                                extra={"source": source.name})
+                chunks += 1
+                if self.stop.is_set() or self._check_budget():
+                    break
+        finally:
+            close = getattr(reading, "close", None)  # a generator: release its open file
+            if close is not None:
+                close()
+        return chunks
+
+    def _failed(self, name: str, exc: Exception) -> None:
+        delay = min(self._backoff.get(name, 0.5) * 2, _MAX_BACKOFF)
+        self._backoff[name] = delay
+        self._retry_at[name] = time.monotonic() + delay
+        self.tally.source(name).error = str(exc)
+        message = say("source-failed", self.lang, source=name, delay=delay, error=exc)
+        if isinstance(exc, RetriableError):
+            log.warning(message, extra={"source": name})
+        else:
+            log.error(message, exc_info=exc, extra={"source": name})
+
+    def _check_budget(self) -> bool:
+        """True while over budget; logs the pause and the resume once each."""
+        over = self.outbox.over_budget()
+        if over and not self.paused:
+            log.warning(say("over-budget", self.lang, used=self.outbox.disk_bytes(),
+                            budget=self.outbox.budget_bytes))
+        elif self.paused and not over:
+            log.info(say("resumed", self.lang))
+        self.paused = over
+        self.tally.paused = self.tally.paused or over
+        return over
+
+
+@contextmanager
+def open_agent(config_path: Path, lang: str | None = None) -> Iterator[Agent]:
+    """Load the config, open the outbox and build the sources; close them all after."""
+    config = load_config(config_path)
+    lang = lang or config.agent.lang
+    catalog = load_catalog()
+    context = SourceContext(config.node.id, config.node.division, catalog, lang)
+    with ExitStack() as stack:
+        outbox = stack.enter_context(Outbox(
+            config.outbox.path, levels=_LEVELS[level_of(config.node.division)],
+            budget_bytes=config.outbox.budget_bytes))
+        sources: list[Source] = []
+        for entry in config.sources:
+            try:
+                source = source_factory(entry.kind)(entry.name, entry.options, context)
+            except ConfigError as exc:
+                raise ConfigError(f"{config.path}: [[sources]] {entry.name!r}: {exc}") from exc
+            if hasattr(source, "close"):
+                stack.callback(source.close)
+            sources.append(source)
+        yield Agent(config, outbox, sources, lang)
+
+
+def run_once(config_path: Path, lang: str = "zh", out: TextIO | None = None) -> int:
+    """One full poll-and-flush; prints what was taken and rejected.
+
+    Exit codes (design §8): 0 ok, 1 some records rejected (or a source failed),
+    2 configuration error.
+    """
+    out = out or sys.stdout
+    try:
+        with open_agent(config_path, lang) as agent, _stop_on_signals(agent), \
+                _logging(agent.config.node.id):
+            _drain(agent)
+            agent.seal(flush=True)
+            depth = agent.outbox.depth()
+            agent.tally.pending_batches = depth.pending_batches
+            agent.tally.unbatched = depth.unbatched_records
+            agent.tally.waiting = agent.waiting()
+            print("\n".join(agent.tally.lines(lang)), file=out)
+            return 1 if agent.tally.rejected or agent.tally.failed else 0
+    except ConfigError as exc:
+        print(say("config-error", lang, error=exc), file=sys.stderr)
+        return 2
+    except ExgateError as exc:  # the outbox cannot be opened or written at all
+        print(say("fatal", lang, error=exc), file=sys.stderr)
+        return 1
+
+
+def _drain(agent: Agent) -> None:
+    """Poll until a pass takes nothing and no file is still settling (bounded wait)."""
+    deadline = time.monotonic() + _settle_limit(agent)
+    while not agent.stop.is_set():
+        if agent.poll_all():
+            deadline = time.monotonic() + _settle_limit(agent)
+            continue
+        if agent.paused or not agent.waiting() or time.monotonic() > deadline:
+            return
+        agent.stop.wait(min(agent.sleep_time(), 0.5))
+
+
+def _settle_limit(agent: Agent) -> float:
+    stable = [getattr(s, "options", None) for s in agent.sources]
+    longest = max((getattr(o, "stable_seconds", 0.0) for o in stable if o), default=0.0)
+    return 3 * longest + 1.0
+
+
+def run_forever(config_path: Path, lang: str = "zh") -> int:
+    """Run until SIGTERM/SIGINT; returns 0 on a clean stop, 2 on a config error."""
+    try:
+        with open_agent(config_path, lang) as agent, _stop_on_signals(agent), \
+                _logging(agent.config.node.id):
+            log.info(say("started", lang, node=agent.config.node.id,
+                         sources=len(agent.sources), outbox=agent.config.outbox.path))
+            for source in agent.sources:
+                if hasattr(source, "watch"):
+                    source.watch(agent.wake.set)
+            _loop(agent)
+            log.info(say("stopped", lang))
+            return 0
+    except ConfigError as exc:
+        print(say("config-error", lang, error=exc), file=sys.stderr)
+        return 2
+    except ExgateError as exc:  # the outbox cannot be opened or written at all
+        print(say("fatal", lang, error=exc), file=sys.stderr)
+        return 1
+
+
+def _loop(agent: Agent) -> None:
+    while not agent.stop.is_set():
+        taken = agent.poll_all()
+        try:
+            agent.seal()
+        except RetriableError as exc:
+            log.warning("%s", exc)
+        if taken and not agent.paused:
+            continue  # more may be waiting: a backlog clears without sleeping
+        agent.wake.wait(agent.sleep_time())
+        agent.wake.clear()
+
+
+@contextmanager
+def _stop_on_signals(agent: Agent) -> Iterator[None]:
+    """SIGTERM/SIGINT set the stop flag; the loop exits after the current chunk."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info(say("stopping", agent.lang))
+        agent.stop.set()
+        agent.wake.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _KeyValueFormatter(logging.Formatter):
+    """``time level logger message key=value …`` with node, source, file and batch."""
+
+    FIELDS = ("node", "source", "file", "batch")
+
+    def __init__(self, node: str) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        self.node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        values: dict[str, Any] = {"node": self.node}
+        values.update({key: getattr(record, key) for key in self.FIELDS
+                       if getattr(record, key, None) is not None})
+        return text + "".join(f" {key}={value}" for key, value in values.items())
+
+
+@contextmanager
+def _logging(node: str) -> Iterator[None]:
+    """Structured lines on stderr (journald keeps them) for the run; never a secret."""
+    root = logging.getLogger("exgate")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_KeyValueFormatter(node))
+    root.addHandler(handler)
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

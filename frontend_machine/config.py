@@ -1,0 +1,247 @@
+"""The agent's TOML configuration, read into typed dataclasses.
+
+Every error is a ``ConfigError`` naming the file, the key and what is wrong. Secrets
+(the broker password) are kept out of ``repr`` and logs: use ``BrokerConfig.redacted``.
+Relative paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters.sources.base import SourceFactory
+from schemas.errors import ConfigError
+
+__all__ = [
+    "SOURCE_KINDS",
+    "AgentConfig",
+    "AgentSettings",
+    "BrokerConfig",
+    "NodeConfig",
+    "OutboxConfig",
+    "SourceConfig",
+    "load_config",
+    "source_factory",
+]
+
+# kind → "module:factory"; imported only when a source of that kind is configured, so a
+# missing Oracle driver never breaks a folder-only agent.
+SOURCE_KINDS: dict[str, str] = {
+    "db": "adapters.sources.database:database_source",
+    "folder": "adapters.sources.folder:folder_source",
+}
+
+_NODE_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")
+_DIVISION = re.compile(r"[1-9]\d{5}")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    id: str
+    division: str
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    url: str = field(repr=False)
+
+    @property
+    def redacted(self) -> str:
+        """The URL with any password replaced, safe for logs."""
+        return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxConfig:
+    path: Path
+    disk_budget_mb: float = 1024.0
+    batch_max_records: int = 1000
+    batch_max_kb: int = 4096
+    batch_linger_seconds: float = 2.0
+
+    @property
+    def budget_bytes(self) -> int:
+        return int(self.disk_budget_mb * 1024 * 1024)
+
+    @property
+    def batch_max_bytes(self) -> int:
+        return self.batch_max_kb * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """``[agent]``: loop timing; all optional."""
+
+    poll_seconds: float = 5.0
+    lang: str = "zh"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    kind: str
+    name: str
+    options: Mapping[str, Any]  # the table without kind and name, for the factory
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    path: Path
+    node: NodeConfig
+    outbox: OutboxConfig
+    sources: tuple[SourceConfig, ...]
+    broker: BrokerConfig | None = None
+    agent: AgentSettings = AgentSettings()
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Read and check an agent config file; raises ConfigError on any problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    reader = _Reader(path)
+    reader.only(data, "", {"node", "broker", "outbox", "sources", "agent"})
+    return AgentConfig(
+        path=path,
+        node=reader.node(reader.table(data, "node", required=True)),
+        outbox=reader.outbox(reader.table(data, "outbox", required=True)),
+        sources=reader.sources(data.get("sources")),
+        broker=reader.broker(reader.table(data, "broker")),
+        agent=reader.agent(reader.table(data, "agent")),
+    )
+
+
+def source_factory(kind: str) -> SourceFactory:
+    """Import the factory of a source kind on first use."""
+    target = SOURCE_KINDS.get(kind)
+    if target is None:
+        raise ConfigError(f"unknown source kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")
+    module_name, attribute = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"sources of kind {kind!r} need {exc.name or module_name}, which "
+                          f"is not installed: {exc}") from exc
+    factory: SourceFactory = getattr(module, attribute)
+    return factory
+
+
+@dataclass
+class _Reader:
+    """Typed access to the parsed TOML that knows where it is, for error messages."""
+
+    path: Path
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: key '{key}' {problem}")
+
+    def only(self, table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.fail(prefix + key, f"is not known here (known: "
+                                              f"{', '.join(sorted(allowed))})")
+
+    def table(self, data: Mapping[str, Any], key: str, required: bool = False) -> dict[str, Any]:
+        value = data.get(key)
+        if value is None:
+            if required:
+                raise self.fail(key, f"is missing: add a [{key}] table")
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
+        return value
+
+    def text(self, table: Mapping[str, Any], key: str, prefix: str,
+             pattern: re.Pattern[str] | None = None) -> str:
+        value = table.get(key)
+        if not isinstance(value, str) or not value:
+            raise self.fail(prefix + key, f"must be a non-empty string, found {value!r}")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise self.fail(prefix + key, f"is {value!r}, which does not match {pattern.pattern}")
+        return value
+
+    def number(self, table: Mapping[str, Any], key: str, prefix: str, default: float,
+               low: float, integer: bool = False) -> Any:
+        value = table.get(key, default)
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < low:
+            kind = "an integer" if integer else "a number"
+            raise self.fail(prefix + key, f"must be {kind} >= {low}, found {value!r}")
+        return value
+
+    def resolve(self, value: str) -> Path:
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else self.path.parent / candidate
+
+    def node(self, table: Mapping[str, Any]) -> NodeConfig:
+        self.only(table, "node.", {"id", "division", "key_file"})
+        key_file = table.get("key_file")
+        if key_file is not None and (not isinstance(key_file, str) or not key_file):
+            raise self.fail("node.key_file", "must be a path string")
+        return NodeConfig(
+            id=self.text(table, "id", "node.", _NODE_ID),
+            division=self.text(table, "division", "node.", _DIVISION),
+            key_file=self.resolve(key_file) if key_file else None,
+        )
+
+    def broker(self, table: Mapping[str, Any]) -> BrokerConfig | None:
+        if not table:
+            return None
+        self.only(table, "broker.", {"url"})
+        url = table.get("url")
+        if not isinstance(url, str) or not re.match(r"amqps?://", url):
+            # Never echo the value: it may hold the password.
+            raise self.fail("broker.url", "must be an amqp:// or amqps:// URL")
+        return BrokerConfig(url)
+
+    def outbox(self, table: Mapping[str, Any]) -> OutboxConfig:
+        allowed = {"path", "disk_budget_mb", "batch_max_records", "batch_max_kb",
+                   "batch_linger_seconds"}
+        self.only(table, "outbox.", allowed)
+        return OutboxConfig(
+            path=self.resolve(self.text(table, "path", "outbox.")),
+            disk_budget_mb=self.number(table, "disk_budget_mb", "outbox.", 1024, 1),
+            batch_max_records=self.number(table, "batch_max_records", "outbox.", 1000, 1, True),
+            batch_max_kb=self.number(table, "batch_max_kb", "outbox.", 4096, 1, True),
+            batch_linger_seconds=self.number(table, "batch_linger_seconds", "outbox.", 2.0, 0),
+        )
+
+    def agent(self, table: Mapping[str, Any]) -> AgentSettings:
+        self.only(table, "agent.", {"poll_seconds", "lang"})
+        lang = table.get("lang", "zh")
+        if lang not in ("zh", "en"):
+            raise self.fail("agent.lang", f"is {lang!r}; use \"zh\" or \"en\"")
+        return AgentSettings(self.number(table, "poll_seconds", "agent.", 5.0, 0.01), lang)
+
+    def sources(self, value: Any) -> tuple[SourceConfig, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail("sources", "is missing: add at least one [[sources]] table")
+        sources: list[SourceConfig] = []
+        for index, table in enumerate(value):
+            prefix = f"sources[{index}]."
+            if not isinstance(table, dict):
+                raise self.fail(f"sources[{index}]", "must be a table")
+            kind = self.text(table, "kind", prefix)
+            if kind not in SOURCE_KINDS:
+                raise self.fail(prefix + "kind", f"is {kind!r}; use one of "
+                                                 f"{', '.join(SOURCE_KINDS)}")
+            name = self.text(table, "name", prefix, _NODE_ID)
+            if any(s.name == name for s in sources):
+                raise self.fail(prefix + "name", f"{name!r} is used by two sources")
+            options = {k: v for k, v in table.items() if k not in ("kind", "name")}
+            if isinstance(options.get("path"), str):
+                options["path"] = str(self.resolve(options["path"]))
+            sources.append(SourceConfig(kind, name, options))
+        return tuple(sources)

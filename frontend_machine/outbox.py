@@ -1,0 +1,398 @@
+"""The outbox: a durable SQLite journal between the sources and the publisher.
+
+Flow of one record: a source chunk is journaled (records, rejects and the source's
+progress in ONE transaction) → ``seal_batches`` groups unbatched records into batches in
+journal order → the publisher takes ``next_pending_batches``, publishes, and calls
+``mark_sent`` on the broker confirm → each level's receipt calls ``mark_stored`` or
+``mark_failed``. A batch is ``stored`` once every level above the node has stored it.
+
+Nothing is ever dropped: a full disk raises ``RetriableError`` with the transaction
+rolled back, so the source is not committed and hands the same records out again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.sources.base import Chunk, Origin
+from frontend_machine.outbox_batches import BatchInfo, BatchState, Depth, plan_batches
+from frontend_machine.outbox_schema import configure, migrate
+from schemas.errors import FatalError, RetriableError
+from schemas.issues import Issue
+from schemas.records import Record
+from schemas.times import BEIJING
+
+__all__ = ["ALL_LEVELS", "BatchInfo", "BatchState", "Depth", "JournalResult", "Outbox"]
+
+ALL_LEVELS = ("province", "city", "county")
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class JournalResult:
+    """What one ``journal`` call did with a chunk."""
+
+    added: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    conflicts: int = 0  # also counted in ``added``: kept for a person to resolve
+    # element → {"added": n, "duplicates": n, "conflicts": n}, for per-element reports
+    by_element: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+class Outbox:
+    """One SQLite journal file (plus its WAL); open it once per process.
+
+    ``levels`` are the levels that must receipt a batch before it counts as stored:
+    all three for a county node, province and city for a city node.
+    ``budget_bytes`` (None: unlimited) is what ``over_budget`` compares against.
+    """
+
+    def __init__(self, path: Path, *, levels: Sequence[str] = ALL_LEVELS,
+                 budget_bytes: int | None = None, clock: Clock = time.time) -> None:
+        self.path = Path(path)
+        self.levels = tuple(levels)
+        self.budget_bytes = budget_bytes
+        self._clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        try:
+            configure(self._db)
+            migrate(self._db)
+        except (sqlite3.Error, RuntimeError) as exc:
+            self._db.close()
+            raise FatalError(f"cannot open outbox {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- journaling ----------------------------------------------------------------------
+
+    def journal(self, source: str, chunk: Chunk) -> JournalResult:
+        """Journal a chunk's valid records, its rejects and its progress atomically."""
+        now = self._clock()
+        rejected = 0
+        counts: dict[str, dict[str, int]] = {}
+        with self._transaction():
+            for origin, check in chunk.checks:
+                if check.record is None:
+                    self._insert_reject(source, origin, check.element, check.issues, now)
+                    rejected += 1
+                    continue
+                outcome = self._insert_record(source, origin, check.record, now)
+                tally = counts.setdefault(check.record.element,
+                                          {"added": 0, "duplicates": 0, "conflicts": 0})
+                tally["duplicates" if outcome == "duplicate" else "added"] += 1
+                tally["conflicts"] += outcome == "conflict"
+            if chunk.file_issues:
+                self._insert_file_issues(source, chunk.file_issues, now)
+            if chunk.progress:
+                self._save_state(source, dict(chunk.progress), now)
+        def total(kind: str) -> int:
+            return sum(c[kind] for c in counts.values())
+
+        return JournalResult(total("added"), total("duplicates"), rejected, total("conflicts"),
+                             counts)
+
+    def _insert_record(self, source: str, origin: Origin, record: Record, now: float) -> str:
+        payload = json.dumps({"key": list(record.key), "fields": dict(record.fields)},
+                             ensure_ascii=False, sort_keys=True)
+        digest = record.digest()
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO records (element, record_key, sjbbh, digest, division,"
+            " payload, size, source, origin, line, journaled_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.element, record.key_text, record.version, digest,
+             record.fields.get("XZQHDM", ""), payload, _xml_size(record), source,
+             origin.locator, origin.line if origin.line is not None else record.line, now))
+        if cursor.rowcount == 0:
+            return "duplicate"
+        other = self._db.execute(
+            "SELECT 1 FROM records WHERE element = ? AND record_key = ? AND sjbbh = ?"
+            " AND digest <> ? LIMIT 1",
+            (record.element, record.key_text, record.version, digest)).fetchone()
+        if other is None:
+            return "added"
+        self._db.execute("UPDATE records SET conflict = 1 WHERE seq = ?", (cursor.lastrowid,))
+        return "conflict"
+
+    def _insert_reject(self, source: str, origin: Origin, element: str | None,
+                       issues: Sequence[Issue], now: float) -> None:
+        issues_json = json.dumps([i.to_json("zh") for i in issues], ensure_ascii=False)
+        # Re-reading a source after a crash yields the same reject again: keep one.
+        self._db.execute(
+            "INSERT OR IGNORE INTO rejects (source, origin, line, element, issues, digest,"
+            " rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (source, origin.locator, origin.line, element, issues_json,
+             _text_digest(issues_json), now))
+
+    def _insert_file_issues(self, source: str, issues: Sequence[Any], now: float) -> None:
+        """One reject row per file (a chunk may complete several small files)."""
+        by_file: dict[str, list[Issue]] = {}
+        for issue in issues:
+            by_file.setdefault(getattr(issue, "file", None) or source, []).append(issue)
+        for locator, file_issues in by_file.items():
+            self._insert_reject(source, Origin(source, locator, None), None, file_issues, now)
+
+    def _save_state(self, source: str, progress: dict[str, Any], now: float) -> None:
+        self._db.execute(
+            "INSERT INTO source_state (source, progress, version, updated_at)"
+            " VALUES (?, ?, 1, ?) ON CONFLICT (source) DO UPDATE SET"
+            " progress = excluded.progress, version = version + 1,"
+            " updated_at = excluded.updated_at",
+            (source, json.dumps(progress, ensure_ascii=False, sort_keys=True), now))
+
+    def source_state(self, source: str) -> dict[str, Any]:
+        """The last journaled progress of ``source``; empty before its first chunk."""
+        row = self._db.execute(
+            "SELECT progress FROM source_state WHERE source = ?", (source,)).fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+    # -- batching ------------------------------------------------------------------------
+
+    def seal_batches(self, max_records: int, max_bytes: int,
+                     linger_seconds: float) -> list[str]:
+        """Group unbatched records into pending batches, in journal order.
+
+        Full batches (``max_records`` or ``max_bytes``) are sealed at once; the trailing
+        partial batch only once its oldest record has waited ``linger_seconds``.
+        """
+        now = self._clock()
+        sealed: list[str] = []
+        with self._transaction():
+            rows = self._db.execute(
+                "SELECT seq, size, journaled_at FROM records WHERE batch_id IS NULL"
+                " ORDER BY seq").fetchall()
+            for group in plan_batches(rows, max_records, max_bytes, now - linger_seconds):
+                batch_id = _new_batch_id(now)
+                self._db.execute(
+                    "INSERT INTO batches (batch_id, state, created_at, record_count, bytes)"
+                    " VALUES (?, 'pending', ?, ?, ?)", (batch_id, now, group.count, group.bytes))
+                self._db.execute(
+                    "UPDATE records SET batch_id = ? WHERE seq BETWEEN ? AND ?"
+                    " AND batch_id IS NULL", (batch_id, group.first_seq, group.last_seq))
+                sealed.append(batch_id)
+        return sealed
+
+    def next_pending_batches(self, limit: int) -> list[BatchInfo]:
+        rows = self._db.execute(
+            f"SELECT {BatchInfo.COLUMNS} FROM batches WHERE state = 'pending'"
+            " ORDER BY created_at, rowid LIMIT ?", (limit,)).fetchall()
+        return [BatchInfo.from_row(row) for row in rows]
+
+    def batch(self, batch_id: str) -> BatchInfo | None:
+        row = self._db.execute(f"SELECT {BatchInfo.COLUMNS} FROM batches WHERE batch_id = ?",
+                               (batch_id,)).fetchone()
+        return BatchInfo.from_row(row) if row else None
+
+    def batch_records(self, batch_id: str) -> list[Record]:
+        """The batch's records in journal order, as the publisher serialises them."""
+        rows = self._db.execute(
+            "SELECT element, sjbbh, payload, line FROM records WHERE batch_id = ?"
+            " ORDER BY seq", (batch_id,)).fetchall()
+        records = []
+        for element, version, payload, line in rows:
+            if payload is None:
+                raise FatalError(f"batch {batch_id} was compacted after it was stored")
+            data = json.loads(payload)
+            records.append(Record(element, data["fields"], tuple(data["key"]), version, line))
+        return records
+
+    # -- publisher state transitions -------------------------------------------------------
+
+    def mark_sent(self, batch_id: str) -> None:
+        """The broker confirmed the batch: pending → sent."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE batches SET state = 'sent', sent_at = ?, attempts = attempts + 1"
+                " WHERE batch_id = ? AND state = 'pending'", (self._clock(), batch_id))
+
+    def mark_unsent(self, batch_id: str, error: str) -> None:
+        """A publish attempt failed (nack, connection lost): stay pending, note why."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE batches SET state = 'pending', attempts = attempts + 1,"
+                " last_error = ? WHERE batch_id = ? AND state IN ('pending', 'sent')",
+                (error, batch_id))
+
+    def mark_stored(self, batch_id: str, level: str, stored_count: int = 0) -> None:
+        """A level's receipt said ``stored``; the batch is stored once all levels did."""
+        self.record_receipt(batch_id, level, "stored", stored_count=stored_count)
+
+    def mark_failed(self, batch_id: str, reason: str, level: str | None = None,
+                    failed_count: int = 0) -> None:
+        """A level refused the batch (or, with no level, the publisher gave up on it)."""
+        if level is not None:
+            self.record_receipt(batch_id, level, "failed", failed_count=failed_count,
+                                reasons=[reason])
+            return
+        with self._transaction():
+            self._db.execute(
+                "UPDATE batches SET state = 'failed', finished_at = ?, last_error = ?"
+                " WHERE batch_id = ?", (self._clock(), reason, batch_id))
+
+    def record_receipt(self, batch_id: str, level: str, status: str, *, stored_count: int = 0,
+                       failed_count: int = 0, reasons: Sequence[str] = ()) -> BatchState:
+        """Store one level's receipt (the latest per level wins) and derive the state."""
+        now = self._clock()
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO receipts (batch_id, level, status, stored_count,"
+                " failed_count, reasons, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (batch_id, level, status, stored_count, failed_count,
+                 json.dumps(list(reasons), ensure_ascii=False), now))
+            return self._settle(batch_id, now)
+
+    def _settle(self, batch_id: str, now: float) -> BatchState:
+        receipts = dict(self._db.execute(
+            "SELECT level, status FROM receipts WHERE batch_id = ?", (batch_id,)).fetchall())
+        failed = sorted(level for level, status in receipts.items() if status == "failed")
+        if failed:
+            state, error = BatchState.FAILED, "failed at " + ", ".join(failed)
+        elif all(receipts.get(level) == "stored" for level in self.levels):
+            state, error = BatchState.STORED, None
+        else:
+            row = self._db.execute("SELECT state FROM batches WHERE batch_id = ?",
+                                   (batch_id,)).fetchone()
+            return BatchState(row[0]) if row else BatchState.PENDING
+        self._db.execute(
+            "UPDATE batches SET state = ?, finished_at = ?, last_error = coalesce(?, last_error)"
+            " WHERE batch_id = ?", (state.value, now, error, batch_id))
+        return state
+
+    def requeue(self, batch_ids: Sequence[str]) -> int:
+        """Operator replay: failed → pending, forgetting the failed receipts."""
+        with self._transaction():
+            count = 0
+            for batch_id in batch_ids:
+                cursor = self._db.execute(
+                    "UPDATE batches SET state = 'pending', finished_at = NULL"
+                    " WHERE batch_id = ? AND state = 'failed'", (batch_id,))
+                self._db.execute("DELETE FROM receipts WHERE batch_id = ? AND status = 'failed'",
+                                 (batch_id,))
+                count += cursor.rowcount
+        return count
+
+    # -- monitoring and disk budget ----------------------------------------------------------
+
+    def depth(self) -> Depth:
+        """Backlog for heartbeats: pending/sent/failed batches and unbatched records."""
+        states = dict(self._db.execute(
+            "SELECT state, count(*) FROM batches WHERE state <> 'stored' GROUP BY state"
+        ).fetchall())
+        unbatched = self._db.execute(
+            "SELECT count(*) FROM records WHERE batch_id IS NULL").fetchone()[0]
+        return Depth(states.get("pending", 0), states.get("sent", 0), states.get("failed", 0),
+                     unbatched)
+
+    def oldest_pending_age(self) -> float | None:
+        """Seconds the oldest record not yet sent has waited; None when nothing waits."""
+        row = self._db.execute(
+            "SELECT min(t) FROM (SELECT min(journaled_at) AS t FROM records"
+            " WHERE batch_id IS NULL UNION ALL SELECT min(created_at) FROM batches"
+            " WHERE state = 'pending')").fetchone()
+        return None if row[0] is None else max(0.0, self._clock() - row[0])
+
+    def disk_bytes(self) -> int:
+        """Bytes the journal occupies: db + WAL files, minus reusable free pages."""
+        files = sum(_file_size(Path(f"{self.path}{suffix}")) for suffix in ("", "-wal"))
+        page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        return max(0, files - int(free) * int(page_size))
+
+    def over_budget(self) -> bool:
+        return self.budget_bytes is not None and self.disk_bytes() > self.budget_bytes
+
+    def compact(self, stored_before: float) -> int:
+        """Drop the payload of records whose batch every level stored before the time.
+
+        The identity row stays, so a late re-read of the same record is still dropped as
+        a duplicate; the freed pages are reused before the file grows again.
+        """
+        with self._transaction():
+            cursor = self._db.execute(
+                "UPDATE records SET payload = NULL WHERE payload IS NOT NULL AND batch_id IN"
+                " (SELECT batch_id FROM batches WHERE state = 'stored' AND finished_at < ?)",
+                (stored_before,))
+        return int(cursor.rowcount)
+
+    def rejects(self, source: str | None = None) -> list[dict[str, Any]]:
+        """Journaled rejects, oldest first, for reports and replay."""
+        rows = self._db.execute(
+            "SELECT id, source, origin, line, element, issues, rejected_at FROM rejects"
+            " WHERE ? IS NULL OR source = ? ORDER BY id", (source, source)).fetchall()
+        keys = ("id", "source", "origin", "line", "element", "issues", "rejected_at")
+        return [dict(zip(keys, (*row[:5], json.loads(row[5]), row[6]), strict=True))
+                for row in rows]
+
+    def record_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any error; sqlite errors mapped."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _mapped(exc, self.path) from exc
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _mapped(exc, self.path) from exc
+            raise
+
+
+_RETRIABLE = ("full", "locked", "busy", "disk i/o", "unable to open")
+
+
+def _mapped(exc: sqlite3.Error, path: Path) -> Exception:
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and any(word in text for word in _RETRIABLE):
+        return RetriableError(f"outbox {path}: {exc}; nothing was journaled, will retry")
+    return FatalError(f"outbox {path}: {exc}")
+
+
+def _xml_size(record: Record) -> int:
+    """Bytes the record takes in the batch XML (tags twice plus value), near enough."""
+    body = sum(2 * len(name) + 5 + len(value.encode()) for name, value in record.fields.items())
+    return body + 2 * len(record.element) + 5
+
+
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _new_batch_id(now: float) -> str:
+    """Sortable and unique: creation time then 12 random hex digits (fits BatchId)."""
+    stamp = datetime.fromtimestamp(now, BEIJING).strftime("%Y%m%d%H%M%S")
+    return f"B{stamp}-{uuid.uuid4().hex[:12]}"
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0

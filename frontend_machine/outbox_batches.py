@@ -1,0 +1,92 @@
+"""Batch states, batch rows and the pure batching plan of the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["BatchInfo", "BatchState", "Depth", "Group", "plan_batches"]
+
+
+class BatchState(StrEnum):
+    """pending → sent (broker confirmed) → stored (every level) | failed (any level)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    STORED = "stored"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    """One row of the ``batches`` table."""
+
+    COLUMNS = ("batch_id, state, created_at, sent_at, finished_at, record_count, bytes,"
+               " attempts, last_error")
+
+    batch_id: str
+    state: BatchState
+    created_at: float
+    sent_at: float | None
+    finished_at: float | None
+    record_count: int
+    bytes: int
+    attempts: int
+    last_error: str | None
+
+    @classmethod
+    def from_row(cls, row: tuple[object, ...]) -> BatchInfo:
+        batch_id, state, *rest = row
+        return cls(str(batch_id), BatchState(str(state)), *rest)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Depth:
+    """The outbox backlog, as heartbeats report it."""
+
+    pending_batches: int
+    sent_batches: int
+    failed_batches: int
+    unbatched_records: int
+
+
+@dataclass(slots=True)
+class Group:
+    """A run of consecutive unbatched records that will become one batch."""
+
+    first_seq: int
+    last_seq: int
+    count: int
+    bytes: int
+    oldest: float
+
+
+def plan_batches(rows: Iterable[tuple[int, int, float]], max_records: int, max_bytes: int,
+                 cutoff: float) -> list[Group]:
+    """Cut ``(seq, size, journaled_at)`` rows, in order, into batches.
+
+    A batch closes when the next record would pass ``max_records`` or ``max_bytes``; a
+    record bigger than ``max_bytes`` travels alone. The trailing, not yet full group is
+    kept back unless its oldest record was journaled at or before ``cutoff``.
+    """
+    if max_records < 1 or max_bytes < 1:
+        raise ValueError("max_records and max_bytes must be positive")
+    groups: list[Group] = []
+    current: Group | None = None
+    for seq, size, journaled_at in rows:
+        if current is not None and (current.count >= max_records
+                                    or current.bytes + size > max_bytes):
+            groups.append(current)
+            current = None
+        if current is None:
+            current = Group(seq, seq, 0, 0, journaled_at)
+        current.last_seq = seq
+        current.count += 1
+        current.bytes += size
+        current.oldest = min(current.oldest, journaled_at)
+    if current is not None:
+        full = current.count >= max_records or current.bytes >= max_bytes
+        if full or current.oldest <= cutoff:
+            groups.append(current)
+    return groups

@@ -1,0 +1,141 @@
+"""The outbox's SQLite schema, its pragmas and its migrations.
+
+The outbox is the agent's store-and-forward journal: a record is durable here before
+its source marks it taken, and stays here until every level has receipted its batch.
+
+Durability choice: WAL with ``synchronous=FULL``. In WAL mode ``NORMAL`` survives an
+application crash (kill -9) but may roll back the last commits on power loss. Right
+after a journal commit the source is told to mark its rows taken (SYNC_FLAG=1) or its
+file moved to ``done/``; losing that commit on power loss would lose the records for
+good, so every commit must reach the disk. The cost is one fsync per chunk of
+hundreds of records, not per record.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+__all__ = ["SCHEMA_VERSION", "configure", "current_version", "migrate"]
+
+SCHEMA_VERSION = 1
+
+_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA busy_timeout = 30000",
+    # Without a limit the WAL file keeps its high-water size after a checkpoint,
+    # which would count against the disk budget for nothing.
+    "PRAGMA journal_size_limit = 67108864",
+)
+
+_V1 = """
+CREATE TABLE schema_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE batches (
+    batch_id     TEXT PRIMARY KEY,
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'stored', 'failed')),
+    created_at   REAL NOT NULL,
+    sent_at      REAL,
+    finished_at  REAL,
+    record_count INTEGER NOT NULL,
+    bytes        INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT
+);
+CREATE INDEX batches_state ON batches (state, created_at);
+CREATE TABLE records (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,  -- journal order
+    element      TEXT NOT NULL,
+    record_key   TEXT NOT NULL,                      -- Record.key_text
+    sjbbh        INTEGER NOT NULL,
+    digest       TEXT NOT NULL,                      -- Record.digest(): content hash
+    division     TEXT NOT NULL,
+    payload      TEXT,            -- JSON {"key": [...], "fields": {...}}, NULL if compacted
+    size         INTEGER NOT NULL,                   -- estimated XML bytes, for batching
+    conflict     INTEGER NOT NULL DEFAULT 0,         -- same key+version, other content
+    source       TEXT NOT NULL,
+    origin       TEXT NOT NULL,
+    line         INTEGER,
+    journaled_at REAL NOT NULL,
+    batch_id     TEXT REFERENCES batches (batch_id),
+    UNIQUE (element, record_key, sjbbh, digest)
+);
+CREATE INDEX records_unbatched ON records (seq) WHERE batch_id IS NULL;
+CREATE INDEX records_batch ON records (batch_id, seq);
+CREATE TABLE receipts (
+    batch_id     TEXT NOT NULL REFERENCES batches (batch_id),
+    level        TEXT NOT NULL CHECK (level IN ('province', 'city', 'county')),
+    status       TEXT NOT NULL CHECK (status IN ('stored', 'failed')),
+    stored_count INTEGER NOT NULL DEFAULT 0,
+    failed_count INTEGER NOT NULL DEFAULT 0,
+    reasons      TEXT,                               -- JSON
+    received_at  REAL NOT NULL,
+    PRIMARY KEY (batch_id, level)
+);
+CREATE TABLE source_state (
+    source     TEXT PRIMARY KEY,
+    progress   TEXT NOT NULL,                        -- JSON, Chunk.progress
+    version    INTEGER NOT NULL,                     -- bumped on every write
+    updated_at REAL NOT NULL
+);
+CREATE TABLE rejects (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    source      TEXT NOT NULL,
+    origin      TEXT NOT NULL,
+    line        INTEGER,
+    element     TEXT,
+    issues      TEXT NOT NULL,                       -- JSON list of Issue.to_json()
+    digest      TEXT NOT NULL,                       -- of the issues, to drop re-reads
+    rejected_at REAL NOT NULL,
+    replayed_at REAL,
+    UNIQUE (source, origin, line, element, digest)
+);
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _V1}
+
+
+def configure(connection: sqlite3.Connection) -> None:
+    """Apply the per-connection pragmas; WAL is refused on some network file systems."""
+    for pragma in _PRAGMAS:
+        row = connection.execute(pragma).fetchone()
+        if pragma.startswith("PRAGMA journal_mode") and (row is None or row[0] != "wal"):
+            raise sqlite3.OperationalError(f"WAL mode unavailable (got {row})")
+
+
+def current_version(connection: sqlite3.Connection) -> int:
+    exists = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_meta'").fetchone()
+    if exists is None:
+        return 0
+    row = connection.execute("SELECT value FROM schema_meta WHERE key = 'version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Bring the schema up to ``SCHEMA_VERSION`` step by step; returns the old version.
+
+    Each step runs in its own transaction with its version bump, so a crash mid-way
+    leaves a consistent, resumable schema.
+    """
+    start = current_version(connection)
+    if start > SCHEMA_VERSION:
+        raise RuntimeError(f"outbox schema version {start} is newer than this agent's "
+                           f"{SCHEMA_VERSION}; upgrade exgate")
+    for version in range(start + 1, SCHEMA_VERSION + 1):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(
+                "INSERT OR REPLACE INTO schema_meta (key, value) VALUES ('version', ?)",
+                (str(version),))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return start

@@ -1,0 +1,168 @@
+"""What the agent tells people: its log messages and the summary ``agent once`` prints.
+
+Chinese by default, English with ``lang="en"``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from adapters.sources.base import Chunk
+from frontend_machine.outbox import JournalResult
+
+__all__ = ["SourceTally", "Tally", "say"]
+
+_TEXT: dict[str, tuple[str, str]] = {
+    "over-budget": (
+        "发件箱已占用 {used} 字节，超过磁盘预算 {budget} 字节："
+        "暂停读取数据源，待发送腾出空间后自动恢复",
+        "the outbox uses {used} bytes, over its disk budget of {budget} bytes: "
+        "reading of sources paused until sending makes room",
+    ),
+    "resumed": (
+        "发件箱已低于磁盘预算，恢复读取数据源",
+        "the outbox is under its budget again; reading resumed",
+    ),
+    "source-failed": (
+        "数据源 {source} 读取失败，将在 {delay:.0f} 秒后重试：{error}",
+        "source {source} failed, retrying in {delay:.0f} s: {error}",
+    ),
+    "config-error": ("配置错误：{error}", "configuration error: {error}"),
+    "fatal": ("无法继续：{error}", "cannot continue: {error}"),
+    "stopping": (
+        "收到停止信号，处理完当前数据块后退出",
+        "stop requested; exiting after the current chunk",
+    ),
+    "started": (
+        "前置机代理已启动：节点 {node}，{sources} 个数据源，发件箱 {outbox}",
+        "agent started: node {node}, {sources} source(s), outbox {outbox}",
+    ),
+    "stopped": ("前置机代理已停止", "agent stopped"),
+    "rejected-chunk": (
+        "数据源 {source} 发现 {count} 个问题（记录拒收或文件错误），例如 {first}",
+        "source {source}: {count} problem(s) (rejected records or file errors), e.g. {first}",
+    ),
+    "summary-title": ("本次采集结果", "What this run took"),
+    "summary-source": (
+        "数据源 {source}：新增 {added} 条，重复 {duplicates} 条，冲突 {conflicts} 条，"
+        "拒收 {rejected} 条",
+        "source {source}: {added} added, {duplicates} duplicate, {conflicts} conflicting, "
+        "{rejected} rejected",
+    ),
+    "summary-element": (
+        "  {element}：新增 {added}，重复 {duplicates}，冲突 {conflicts}",
+        "  {element}: {added} added, {duplicates} duplicate, {conflicts} conflicting",
+    ),
+    "summary-rejects": ("拒收明细：", "Rejected:"),
+    "summary-more": ("  ……另有 {count} 条未列出", "  ... and {count} more"),
+    "summary-error": ("数据源 {source} 出错：{error}", "source {source} failed: {error}"),
+    "summary-outbox": (
+        "发件箱：待发送批次 {pending}，未成批记录 {unbatched}，本次封装 {sealed} 个批次",
+        "outbox: {pending} pending batch(es), {unbatched} unbatched record(s), "
+        "{sealed} batch(es) sealed in this run",
+    ),
+    "summary-waiting": (
+        "仍有 {count} 个文件未写完（大小或修改时间仍在变化），留待下次",
+        "{count} file(s) still being written (size or mtime changing); left for the next run",
+    ),
+    "summary-paused": (
+        "发件箱超过磁盘预算，本次未读完数据源",
+        "the outbox is over its disk budget; sources were not read to the end",
+    ),
+}
+
+
+def say(message_id: str, lang: str = "zh", **args: object) -> str:
+    zh, en = _TEXT[message_id]
+    return (en if lang == "en" else zh).format(**args)
+
+
+@dataclass
+class SourceTally:
+    """Counts for one source, per element, and the first rejects in full."""
+
+    added: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    duplicates: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    conflicts: int = 0
+    conflicts_by: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    rejected: int = 0
+    reject_lines: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Tally:
+    """What a run took from every source; ``lines`` renders it for ``agent once``."""
+
+    max_listed: int = 200
+    sources: dict[str, SourceTally] = field(default_factory=dict)
+    sealed: int = 0
+    pending_batches: int = 0
+    unbatched: int = 0
+    paused: bool = False
+    waiting: int = 0
+
+    def source(self, name: str) -> SourceTally:
+        return self.sources.setdefault(name, SourceTally())
+
+    @property
+    def rejected(self) -> int:
+        return sum(s.rejected for s in self.sources.values())
+
+    @property
+    def failed(self) -> bool:
+        return any(s.error for s in self.sources.values())
+
+    def add(self, name: str, chunk: Chunk, result: JournalResult, lang: str) -> list[str]:
+        """Count a journaled chunk; returns its reject lines (file:line element/field: msg)."""
+        tally = self.source(name)
+        for element, counts in result.by_element.items():
+            tally.added[element] += counts["added"]
+            tally.duplicates[element] += counts["duplicates"]
+            tally.conflicts_by[element] += counts["conflicts"]
+        tally.conflicts += result.conflicts
+        lines = [_reject_line(origin.locator, issue.line or origin.line, issue.element
+                              or check.element, issue.field, issue.message(lang))
+                 for origin, check in chunk.checks if check.record is None
+                 for issue in check.issues]
+        lines += [_reject_line(issue.file or name, issue.line, issue.element, issue.field,
+                               issue.message(lang)) for issue in chunk.file_issues]
+        tally.rejected += result.rejected + len({i.file for i in chunk.file_issues})
+        room = self.max_listed - len(tally.reject_lines)
+        tally.reject_lines.extend(lines[:max(room, 0)])
+        return lines
+
+    def lines(self, lang: str) -> list[str]:
+        out = [say("summary-title", lang)]
+        for name, tally in self.sources.items():
+            out.append(say("summary-source", lang, source=name, added=sum(tally.added.values()),
+                           duplicates=sum(tally.duplicates.values()),
+                           conflicts=tally.conflicts, rejected=tally.rejected))
+            for element in sorted(set(tally.added) | set(tally.duplicates)):
+                out.append(say("summary-element", lang, element=element,
+                               added=tally.added.get(element, 0),
+                               duplicates=tally.duplicates.get(element, 0),
+                               conflicts=tally.conflicts_by.get(element, 0)))
+            if tally.error:
+                out.append(say("summary-error", lang, source=name, error=tally.error))
+            if tally.reject_lines:
+                out.append(say("summary-rejects", lang))
+                out.extend(f"  {line}" for line in tally.reject_lines)
+                hidden = tally.rejected - len(tally.reject_lines)
+                if hidden > 0:
+                    out.append(say("summary-more", lang, count=hidden))
+        out.append(say("summary-outbox", lang, pending=self.pending_batches,
+                       unbatched=self.unbatched, sealed=self.sealed))
+        if self.waiting:
+            out.append(say("summary-waiting", lang, count=self.waiting))
+        if self.paused:
+            out.append(say("summary-paused", lang))
+        return out
+
+
+def _reject_line(locator: str, line: int | None, element: str | None, field_code: str | None,
+                 message: str) -> str:
+    where = f"{locator}:{line}" if line else locator
+    what = "/".join(part for part in (element, field_code) if part)
+    return f"{where} {what}: {message}" if what else f"{where}: {message}"

@@ -1,0 +1,224 @@
+"""The outbox journal: exactly-once, duplicates, conflicts, atomic progress, batching, budget."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.sources.base import Chunk, Origin
+from frontend_machine.outbox import Outbox
+from frontend_machine.outbox_batches import BatchState, plan_batches
+from schemas.issues import Issue, IssueCode
+from schemas.record_check import RecordCheck
+from schemas.records import Record
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(key: str, version: int = 1, name: str = "芙蓉区行政审批服务局",
+           element: str = "SBXX") -> Record:
+    fields = {"XZQHDM": "430102", "SBLSH": key, "SJBBH": str(version), "SQRMC": name}
+    return Record(element, fields, (key,), version, 7)
+
+
+def valid(*records: Record) -> tuple[tuple[Origin, RecordCheck], ...]:
+    return tuple((Origin("src", "EX_SBXX#1", r.line), RecordCheck(r.element, r.line, r, ()))
+                 for r in records)
+
+
+def invalid(line: int) -> tuple[Origin, RecordCheck]:
+    issue = Issue(IssueCode.MISSING_FIELD, "missing-field",
+                  {"field": "SBLSH", "label": "申办流水号"}, "SBXX", "SBLSH", "a.xml", line)
+    return Origin("src", "a.xml", line), RecordCheck("SBXX", line, None, (issue,))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path, clock: FakeClock) -> Iterator[Outbox]:
+    with Outbox(tmp_path / "outbox.db", clock=clock) as box:
+        yield box
+
+
+def test_records_rejects_and_progress_are_journaled(outbox: Outbox) -> None:
+    chunk = Chunk((*valid(record("A"), record("B")), invalid(9)), {"seq": 2})
+    result = outbox.journal("src", chunk)
+    assert (result.added, result.duplicates, result.rejected, result.conflicts) == (2, 0, 1, 0)
+    assert result.by_element["SBXX"]["added"] == 2
+    assert outbox.source_state("src") == {"seq": 2}
+    assert outbox.source_state("other") == {}
+    assert outbox.record_count() == 2
+    [reject] = outbox.rejects()
+    assert (reject["origin"], reject["line"], reject["issues"][0]["code"]) == (
+        "a.xml", 9, "missing-field")
+
+
+def test_a_redelivered_chunk_is_journaled_exactly_once(outbox: Outbox) -> None:
+    chunk = Chunk((*valid(record("A"), record("B")), invalid(9)), {"seq": 2})
+    outbox.journal("src", chunk)
+    again = outbox.journal("src", chunk)  # the agent died before source.commit
+    assert (again.added, again.duplicates) == (0, 2)
+    assert outbox.record_count() == 2
+    assert len(outbox.rejects()) == 1
+
+
+def test_same_key_and_version_with_other_content_is_kept_as_conflict(outbox: Outbox) -> None:
+    outbox.journal("src", Chunk(valid(record("A", name="甲"))))
+    result = outbox.journal("src", Chunk(valid(record("A", name="乙"), record("A", 2))))
+    assert (result.added, result.duplicates, result.conflicts) == (2, 0, 1)
+    assert outbox.record_count() == 3
+
+
+def test_chinese_text_round_trips(outbox: Outbox) -> None:
+    outbox.journal("src", Chunk(valid(record("A", name="湖南省长沙市芙蓉区𠀀"))))
+    [batch] = outbox.seal_batches(100, 1 << 20, 0)
+    [back] = outbox.batch_records(batch)
+    assert back == record("A", name="湖南省长沙市芙蓉区𠀀")
+
+
+def test_progress_and_records_commit_together_or_not_at_all(
+        outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    outbox.journal("src", Chunk(valid(record("A")), {"seq": 1}))
+
+    def crash(*args: object) -> None:
+        raise OSError("disk vanished while saving progress")
+
+    monkeypatch.setattr(outbox, "_save_state", crash)
+    with pytest.raises(OSError):
+        outbox.journal("src", Chunk((*valid(record("B"), record("C")), invalid(3)), {"seq": 3}))
+    monkeypatch.undo()
+    assert outbox.record_count() == 1
+    assert outbox.source_state("src") == {"seq": 1}
+    assert outbox.rejects() == []
+    # The source replays the chunk after the failure: now it all goes in.
+    result = outbox.journal("src", Chunk(valid(record("B"), record("C")), {"seq": 3}))
+    assert result.added == 2 and outbox.source_state("src") == {"seq": 3}
+
+
+def test_unserialisable_progress_rolls_back_the_records(outbox: Outbox) -> None:
+    with pytest.raises(TypeError):
+        outbox.journal("src", Chunk(valid(record("A")), {"cursor": object()}))
+    assert outbox.record_count() == 0
+
+
+def test_a_second_connection_sees_only_committed_chunks(tmp_path: Path, outbox: Outbox) -> None:
+    outbox.journal("src", Chunk(valid(record("A")), {"seq": 1}))
+    reader = sqlite3.connect(tmp_path / "outbox.db")
+    try:
+        assert reader.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+        assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        reader.close()
+
+
+def test_batches_are_cut_by_record_count_in_journal_order(outbox: Outbox) -> None:
+    outbox.journal("src", Chunk(valid(*(record(f"K{i:03}") for i in range(25)))))
+    sealed = outbox.seal_batches(10, 1 << 30, linger_seconds=60)
+    assert len(sealed) == 2  # the trailing 5 wait for the linger time
+    keys = [r.key_text for batch in sealed for r in outbox.batch_records(batch)]
+    assert keys == [f"K{i:03}" for i in range(20)]
+    assert outbox.depth().unbatched_records == 5
+
+
+def test_the_trailing_batch_is_sealed_after_linger(outbox: Outbox, clock: FakeClock) -> None:
+    outbox.journal("src", Chunk(valid(record("A"), record("B"))))
+    assert outbox.seal_batches(10, 1 << 30, linger_seconds=5) == []
+    clock.now += 5
+    [batch] = outbox.seal_batches(10, 1 << 30, linger_seconds=5)
+    info = outbox.batch(batch)
+    assert info is not None and info.record_count == 2 and info.state is BatchState.PENDING
+    assert outbox.seal_batches(10, 1 << 30, linger_seconds=0) == []
+
+
+def test_batches_are_cut_by_bytes() -> None:
+    rows = [(seq, 400, 0.0) for seq in range(1, 11)]
+    groups = plan_batches(rows, max_records=100, max_bytes=1000, cutoff=0.0)
+    assert [g.count for g in groups] == [2, 2, 2, 2, 2]
+    huge = plan_batches([(1, 5000, 0.0), (2, 10, 0.0)], 100, 1000, cutoff=-1.0)
+    assert [g.count for g in huge] == [1]  # an oversized record travels alone; 1 lingers
+
+
+def test_batch_lifecycle_pending_sent_stored(outbox: Outbox, clock: FakeClock) -> None:
+    outbox.journal("src", Chunk(valid(record("A"))))
+    [batch] = outbox.seal_batches(10, 1 << 20, 0)
+    clock.now += 3
+    assert outbox.oldest_pending_age() == 3
+    assert [b.batch_id for b in outbox.next_pending_batches(5)] == [batch]
+    outbox.mark_unsent(batch, "connection reset")
+    outbox.mark_sent(batch)
+    assert outbox.next_pending_batches(5) == [] and outbox.oldest_pending_age() is None
+    outbox.mark_stored(batch, "county", 1)
+    outbox.mark_stored(batch, "city", 1)
+    assert outbox.batch(batch).state is BatchState.SENT  # type: ignore[union-attr]
+    outbox.mark_stored(batch, "province", 1)
+    info = outbox.batch(batch)
+    assert info is not None and info.state is BatchState.STORED and info.attempts == 2
+
+
+def test_a_failed_level_fails_the_batch_until_requeued(outbox: Outbox) -> None:
+    outbox.journal("src", Chunk(valid(record("A"))))
+    [batch] = outbox.seal_batches(10, 1 << 20, 0)
+    outbox.mark_sent(batch)
+    outbox.mark_stored(batch, "province")
+    outbox.mark_failed(batch, "store down", level="city")
+    assert outbox.batch(batch).state is BatchState.FAILED  # type: ignore[union-attr]
+    assert outbox.depth().failed_batches == 1
+    assert outbox.requeue([batch]) == 1
+    assert [b.batch_id for b in outbox.next_pending_batches(5)] == [batch]
+
+
+def test_a_city_node_needs_two_levels(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "city.db", levels=("province", "city")) as box:
+        box.journal("src", Chunk(valid(record("A"))))
+        [batch] = box.seal_batches(10, 1 << 20, 0)
+        box.mark_sent(batch)
+        box.mark_stored(batch, "province")
+        box.mark_stored(batch, "city")
+        assert box.batch(batch).state is BatchState.STORED  # type: ignore[union-attr]
+
+
+def test_over_budget_and_compaction_keeps_identity(tmp_path: Path, clock: FakeClock) -> None:
+    with Outbox(tmp_path / "o.db", budget_bytes=256 * 1024, clock=clock) as box:
+        assert not box.over_budget()
+        big = "长" * 2000
+        for start in range(0, 200, 50):
+            box.journal("src", Chunk(valid(*(record(f"K{i}", name=big) for i in range(start,
+                                                                                    start + 50)))))
+        assert box.over_budget()
+        # Over budget never means dropping: every record is still there.
+        assert box.record_count() == 200
+        sealed = box.seal_batches(1000, 1 << 30, 0)
+        for batch in sealed:
+            box.mark_sent(batch)
+            for level in ("province", "city", "county"):
+                box.mark_stored(batch, level)
+        clock.now += 10
+        assert box.compact(stored_before=clock.now) == 200
+        again = box.journal("src", Chunk(valid(record("K1", name=big))))
+        assert again.duplicates == 1  # identity survives compaction
+
+
+def test_schema_version_is_recorded_and_reopen_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    Outbox(path).close()
+    with Outbox(path) as box:
+        box.journal("src", Chunk(valid(record("A")), {"seq": 1}))
+    with Outbox(path) as box:
+        assert box.source_state("src") == {"seq": 1}
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT value FROM schema_meta WHERE key='version'").fetchone() == ("1",)
+    finally:
+        db.close()
