@@ -1,0 +1,118 @@
+"""Fixtures that start real servers on loopback, lazily: only when a test asks for them.
+
+Session-scoped: ``postgres_server``, ``mariadb_server``, ``rabbitmq_server`` (a started
+``LocalBroker``). Function-scoped: ``pg_url`` and ``mariadb_url`` (SQLAlchemy URL of a
+fresh empty database) and ``amqp_url`` (a fresh vhost and administrator user on the
+session broker, so tests never see each other's queues).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from gateway.broker_node import LocalBroker
+from tests.servers import (
+    MariaDBServer,
+    PostgresServer,
+    fresh_name,
+    install_sigterm_cleanup,
+    start_broker,
+    stop_broker,
+)
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # This hook sees every collected test, not only those below this folder.
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    install_sigterm_cleanup()
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    install_sigterm_cleanup()
+    with MariaDBServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server() -> Iterator[LocalBroker]:
+    install_sigterm_cleanup()
+    broker = start_broker()
+    try:
+        yield broker
+    finally:
+        stop_broker(broker)
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    name = fresh_name()
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def mariadb_url(mariadb_server: MariaDBServer) -> Iterator[str]:
+    name = fresh_name()
+    yield mariadb_server.create_database(name)
+    mariadb_server.drop_database(name)
+
+
+@pytest.fixture
+def amqp_url(rabbitmq_server: LocalBroker) -> Iterator[str]:
+    vhost, user, password = fresh_name("vh"), fresh_name("u"), secrets.token_urlsafe(12)
+    api = _ManagementApi(rabbitmq_server)
+    api.put(f"vhosts/{quote(vhost, safe='')}", {})
+    api.put(f"users/{user}", {"password": password, "tags": "administrator"})
+    api.put(
+        f"permissions/{quote(vhost, safe='')}/{user}",
+        {"configure": ".*", "write": ".*", "read": ".*"},
+    )
+    yield rabbitmq_server.amqp_url(user, password, vhost)
+    api.delete(f"vhosts/{quote(vhost, safe='')}")
+    api.delete(f"users/{user}")
+
+
+class _ManagementApi:
+    """The management HTTP API: milliseconds per call, where rabbitmqctl takes a second."""
+
+    def __init__(self, broker: LocalBroker) -> None:
+        if broker.management_url is None:
+            raise RuntimeError("the test broker runs without the management plugin")
+        self._root = f"{broker.management_url}/api/"
+        token = f"{broker.admin_user}:{broker.admin_password}".encode()
+        self._auth = "Basic " + base64.b64encode(token).decode()
+
+    def put(self, path: str, body: dict[str, str]) -> None:
+        self._send("PUT", path, json.dumps(body).encode())
+
+    def delete(self, path: str) -> None:
+        self._send("DELETE", path, None)
+
+    def _send(self, method: str, path: str, data: bytes | None) -> None:
+        request = urllib.request.Request(
+            self._root + path,
+            data=data,
+            method=method,
+            headers={"Authorization": self._auth, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30):
+            pass
