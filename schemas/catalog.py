@@ -30,6 +30,7 @@ __all__ = [
 SCHEMA_DIR = Path(__file__).resolve().parent
 CURRENT_VERSION = 1
 _META_NS = "urn:exgate:meta"
+_INTEGER_TYPES = frozenset({"PositiveInt", "NonNegativeInt"})
 _NAMESPACE_PREFIX = "urn:exgate:exchange:"
 
 
@@ -50,6 +51,15 @@ class FieldSpec:
     def is_credit_code(self) -> bool:
         return self.type_name == "CreditCode"
 
+    @property
+    def is_integer(self) -> bool:
+        return self.type_name in _INTEGER_TYPES
+
+    @property
+    def is_numeric(self) -> bool:
+        """XSD numeric types collapse white space, so `` 5 `` passes and must be trimmed."""
+        return self.type_name in _INTEGER_TYPES or self.type_name == "Amount"
+
 
 @dataclass(frozen=True)
 class ElementSpec:
@@ -69,6 +79,10 @@ class ElementSpec:
     @cached_property
     def time_fields(self) -> tuple[str, ...]:
         return tuple(code for code, spec in self.fields.items() if spec.is_time)
+
+    @cached_property
+    def numeric_fields(self) -> tuple[str, ...]:
+        return tuple(code for code, spec in self.fields.items() if spec.is_numeric)
 
     @cached_property
     def credit_code_fields(self) -> tuple[str, ...]:

@@ -188,7 +188,7 @@ class DocumentReader:
         self.records += 1
         result = check_record(element, spec, self._catalog, state.head_division, latest)
         if result.valid:
-            result = state.deduplicate(result, self.name)
+            result = state.deduplicate(result, self.name, tuple(spec.fields))
         else:
             self._check_subtree_text(element)  # the XSD refuses any text this long anyway
         if result.valid:
@@ -301,28 +301,29 @@ class _Walk:
     head_tag: str
     head_seen: bool = False
     head_division: str | None = None
-    seen: dict[int, tuple[int, int]] = field(default_factory=dict)
+    seen: dict[int, int] = field(default_factory=dict)
 
-    def deduplicate(self, result: RecordCheck, file: str) -> RecordCheck:
+    def deduplicate(self, result: RecordCheck, file: str, spec_fields: tuple[str, ...]) -> RecordCheck:
         """Flag a second record with the same key and version but other content.
 
-        Only two small ints are kept per record (key hash → content hash, line), so
-        memory grows by about 100 bytes a record, not by the record's size.
+        One dict entry per record maps a 64-bit key hash to the content hash and the
+        line packed into one int: about 100 bytes a record, whatever the record's size.
         """
         record = result.record
         if record is None:
             return result
         key_hash = hash((record.element, record.key, record.version))
-        content = hash(tuple(sorted(record.fields.items())))
+        fields = record.fields
+        content = hash(tuple(fields.get(name) for name in spec_fields)) & 0xFFFFFFFF
         first = self.seen.get(key_hash)
         if first is None:
-            self.seen[key_hash] = (content, record.line or 0)
+            self.seen[key_hash] = content << 32 | (record.line or 0) & 0xFFFFFFFF
             return result
-        if first[0] == content:
+        if first >> 32 == content:
             return result
         issue = Issue(IssueCode.DUPLICATE_RECORD, "duplicate-record",
                       {"element": record.element, "key": record.key_text,
-                       "version": record.version, "first_line": first[1]},
+                       "version": record.version, "first_line": first & 0xFFFFFFFF},
                       record.element, None, file, record.line)
         return RecordCheck(result.element, result.line, None, (issue,))
 

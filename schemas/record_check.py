@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +11,7 @@ from lxml import etree
 from schemas.catalog import ElementSpec, FieldSpec, SchemaCatalog
 from schemas.issues import Issue, IssueCode
 from schemas.records import Record
-from schemas.rules import RECORD_RULES, check_division, normalise_times
+from schemas.rules import check_division, normalise_values, rules_for
 from schemas.xsd_errors import value_issues
 
 __all__ = ["RecordCheck", "check_head", "check_record"]
@@ -42,10 +42,13 @@ def check_record(
         issues: list[Issue] = []
     else:
         fields, issues = _fields_after_errors(element, spec.code, spec.fields, catalog, line)
-    fields, time_issues = normalise_times(fields, spec, latest)
+    fields, time_issues = normalise_values(fields, spec, latest)
     if time_issues:
         issues.extend(time_issues)
-    for rule in RECORD_RULES:
+    rules = _RULES.get(id(spec))
+    if rules is None:
+        rules = _RULES[id(spec)] = rules_for(spec)
+    for rule in rules:
         issues.extend(rule(fields, spec))
     issues.extend(check_division(fields, spec, head_division))
     if issues:
@@ -55,6 +58,10 @@ def check_record(
         return RecordCheck(spec.code, line, None, located)
     record = Record(spec.code, fields, tuple(fields[k] for k in spec.key), int(fields["SJBBH"]), line)
     return RecordCheck(spec.code, line, record, ())
+
+
+# The rules that apply to each element spec; catalogs (and so specs) live for the process.
+_RULES: dict[int, tuple[Callable[[Mapping[str, str], ElementSpec], Iterator[Issue]], ...]] = {}
 
 
 def check_head(

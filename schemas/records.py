@@ -60,5 +60,5 @@ class Head:
 
     @property
     def count(self) -> int | None:
-        value = self.fields.get("COUNT")
-        return int(value) if value is not None and value.isdigit() else None
+        value = (self.fields.get("COUNT") or "").strip()  # xs:integer collapses white space
+        return int(value) if value.isdigit() else None

@@ -7,7 +7,8 @@ a location; the reader attaches file, line and column.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache
 from datetime import datetime
 
 from schemas.catalog import ElementSpec
@@ -17,13 +18,13 @@ from schemas.issues import Issue, IssueCode
 from schemas.times import format_time, parse_time
 
 __all__ = [
-    "RECORD_RULES",
     "check_applicant_id",
     "check_conditional_fields",
     "check_credit_codes",
     "check_division",
     "check_extension",
-    "normalise_times",
+    "normalise_values",
+    "rules_for",
 ]
 
 Fields = Mapping[str, str]
@@ -91,19 +92,23 @@ def check_division(fields: Fields, spec: ElementSpec, head_division: str | None)
     value = fields.get("XZQHDM")
     if value is None or head_division is None or value == head_division:
         return
-    if not within(head_division, value):
+    if not _within(head_division, value):
         yield _issue(spec, IssueCode.DIVISION_MISMATCH, "division-mismatch", "XZQHDM",
                      value=value, head=head_division)
 
 
-def normalise_times(
+def normalise_values(
     fields: Fields, spec: ElementSpec, latest: datetime
 ) -> tuple[dict[str, str], list[Issue]]:
-    """Parse every time field; return the fields with canonical times, and the bad ones.
+    """Canonical values, and the bad times.
 
-    ``latest`` is "now + one day": a later time is reported as ``bad-date``.
+    - Times become ``yyyy-MM-dd HH:mm:ss`` Beijing time; a time after ``latest`` ("now +
+      one day") or not on the calendar is ``bad-date``.
+    - Numbers lose the white space the XSD tolerates, and integers their leading zeros,
+      so `` 01 `` and ``1`` are one business key.
+    - A resident ID's check character is upper-cased (``x`` → ``X``).
     """
-    normalised: dict[str, str] | None = None  # copied only when a value changes
+    normalised = dict(fields)
     issues = []
     for name in spec.time_fields:
         value = fields.get(name)
@@ -115,10 +120,32 @@ def normalise_times(
         elif moment > latest:
             issues.append(_issue(spec, IssueCode.BAD_DATE, "future-date", name, value=value))
         elif len(value) != 19 or value[10] != " ":
-            normalised = normalised or dict(fields)
             normalised[name] = format_time(moment)
-    return (normalised if normalised is not None else dict(fields)), issues
+    for name in spec.numeric_fields:
+        value = fields.get(name)
+        if value is not None:
+            trimmed = value.strip()
+            normalised[name] = str(int(trimmed)) if spec.fields[name].is_integer else trimmed
+    if fields.get("SQRZJLX") == _ID_CARD and "SQRZJHM" in fields:
+        normalised["SQRZJHM"] = fields["SQRZJHM"].upper()
+    return normalised, issues
 
 
-# Rules that need nothing but the record; run in this order, after the XSD and times.
-RECORD_RULES = (check_credit_codes, check_applicant_id, check_conditional_fields, check_extension)
+def rules_for(spec: ElementSpec) -> tuple[Callable[[Fields, ElementSpec], Iterator[Issue]], ...]:
+    """The record rules that can apply to ``spec``'s element, chosen once per element."""
+    rules: list[Callable[[Fields, ElementSpec], Iterator[Issue]]] = []
+    if spec.credit_code_fields:
+        rules.append(check_credit_codes)
+    if "SQRZJHM" in spec.fields:
+        rules.append(check_applicant_id)
+    if any(element == spec.code for element, *_ in _CONDITIONAL):
+        rules.append(check_conditional_fields)
+    if spec.code == "TBCXSQ":
+        rules.append(check_extension)
+    return tuple(rules)
+
+
+@lru_cache(maxsize=4096)
+def _within(outer: str, inner: str) -> bool:
+    return within(outer, inner)  # a file repeats a handful of division pairs
+

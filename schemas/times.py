@@ -33,4 +33,6 @@ def parse_time(text: str) -> datetime | None:
 
 def format_time(moment: datetime) -> str:
     """The canonical exchange form: ``yyyy-MM-dd HH:mm:ss`` in Beijing time."""
-    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    m = moment.astimezone(BEIJING)
+    # An f-string: strftime costs several times more, and this runs per record.
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d}:{m.second:02d}"

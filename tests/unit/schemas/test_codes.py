@@ -224,3 +224,14 @@ def _write(tmp_path: Path, data: bytes) -> Path:
 
 def test_namespace_constant_matches_catalog() -> None:
     assert load_catalog().namespace == NS
+
+
+def test_count_with_white_space_is_still_checked(tmp_path: Path) -> None:
+    issue = only(issues_of(tmp_path, document([record("SBXX")], head={"COUNT": " 2 "})))
+    assert issue.code == "count-mismatch"
+
+
+def test_integer_keys_with_white_space_are_one_key(tmp_path: Path) -> None:
+    data = document([record("SBCL", CLXH="1"), record("SBCL", CLXH=" 01 ", CLSL="3")])
+    issue = only(issues_of(tmp_path, data))
+    assert (issue.code, issue.element) == ("duplicate-record", "SBCL")

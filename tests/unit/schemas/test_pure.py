@@ -20,7 +20,8 @@ from schemas.rules import (
     check_credit_codes,
     check_division,
     check_extension,
-    normalise_times,
+    normalise_values,
+    rules_for,
 )
 from schemas.times import BEIJING, format_time, parse_time
 
@@ -115,11 +116,11 @@ def test_extension_b_has_no_limit() -> None:
     assert list(check_extension(fields, spec)) == []
 
 
-def test_normalise_times_reports_future_and_keeps_fields() -> None:
+def test_normalise_values_reports_future_and_keeps_fields() -> None:
     spec = CATALOG.elements["SL"]
     now = datetime(2026, 11, 20, 12, 0, tzinfo=BEIJING)
     fields = _fields("SL", SLSJ="2026-11-21 11:59:59", GXSJ="2026-11-21 12:00:01")
-    normalised, issues = normalise_times(fields, spec, now + timedelta(days=1))
+    normalised, issues = normalise_values(fields, spec, now + timedelta(days=1))
     assert [(i.code, i.field) for i in issues] == [("bad-date", "GXSJ")]
     assert normalised["SLSJ"] == "2026-11-21 11:59:59"
 
@@ -129,3 +130,26 @@ def test_catalog_reads_keys_and_labels_from_the_xsd() -> None:
     assert CATALOG.elements["SBXX"].fields["SBLSH"].label == "申办流水号"
     assert CATALOG.elements["BJ"].fields["ZJMC"].required is False
     assert [e.number for e in CATALOG.elements.values()] == list(range(1, 15))
+
+
+def test_numbers_lose_tolerated_white_space_and_leading_zeros() -> None:
+    spec = CATALOG.elements["SF"]
+    latest = datetime(2030, 1, 1, tzinfo=BEIJING)
+    fields = _fields("SF", SJBBH=" 02 ", SFJE=" 120.50\n")
+    normalised, issues = normalise_values(fields, spec, latest)
+    assert issues == []
+    assert (normalised["SJBBH"], normalised["SFJE"]) == ("2", "120.50")
+
+
+def test_resident_id_check_character_is_upper_cased() -> None:
+    spec = CATALOG.elements["SBXX"]
+    normalised, _ = normalise_values(_fields("SBXX", SQRZJHM="11010519491231002x"), spec,
+                                     datetime(2030, 1, 1, tzinfo=BEIJING))
+    assert normalised["SQRZJHM"] == "11010519491231002X"
+
+
+def test_rules_are_chosen_per_element() -> None:
+    assert check_extension in rules_for(CATALOG.elements["TBCXSQ"])
+    assert check_extension not in rules_for(CATALOG.elements["SBXX"])
+    assert check_conditional_fields in rules_for(CATALOG.elements["BJ"])
+    assert check_applicant_id not in rules_for(CATALOG.elements["SL"])
