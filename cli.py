@@ -149,5 +149,424 @@ def demo(workdir: Path, lang: str) -> None:
     sys.exit(run_demo(workdir, lang))
 
 
+@main.group()
+def gateway() -> None:
+    """A level's gateway (省/市/县级网关): consume → verify → store → receipt."""
+
+
+@gateway.command("run")
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=Path),
+              help="Gateway config (TOML)")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Batches worked on in parallel (default: [gateway] workers)")
+@click.option("--drain", is_flag=True,
+              help="Exit once the level's queue has stayed empty for a moment")
+def gateway_run(config_path: Path, workers: int | None, drain: bool) -> None:
+    """Consume this level's queue into its store until SIGTERM/SIGINT (or --drain).
+
+    \b
+    Example:
+      exgate gateway run -c /etc/exgate/gateway-430100.toml --workers 4
+    Exit codes: 0 clean stop or drained, 2 config error.
+    """
+    import logging
+
+    from gateway.consumer import run_gateway
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(run_gateway(config_path, workers, drain))
+
+
+# ---- broker and node provisioning (gateway/node_command.py) --------------------------
+
+BROKER_BASE_OPTION = click.option(
+    "--base", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Broker folder (default: $EXGATE_BROKER_BASE, /var/lib/exgate/broker as root, "
+         "else ~/.local/state/exgate/broker)")
+
+
+@main.group()
+def broker() -> None:
+    """A private RabbitMQ node on 127.0.0.1 for development and the demo (私有消息服务器)."""
+
+
+@broker.command("start")
+@BROKER_BASE_OPTION
+@click.option("--level", "levels", multiple=True, metavar="CODE",
+              help="Also declare this level's queues (repeatable)")
+@LANG_OPTION
+def broker_start(base: Path | None, levels: tuple[str, ...], lang: str) -> None:
+    """Start the node (if not running) and declare the exgate exchanges and queues.
+
+    \b
+    Example:
+      exgate broker start --base /tmp/exgate-broker --level 430000 --level 430100
+    Exit codes: 0 ok, 1 broker failed to start, 2 configuration error.
+    """
+    from gateway.node_command import run_broker
+
+    sys.exit(run_broker("start", base, levels, lang))
+
+
+@broker.command("stop")
+@BROKER_BASE_OPTION
+@LANG_OPTION
+def broker_stop(base: Path | None, lang: str) -> None:
+    """Stop the node (its data stays in the folder).
+
+    \b
+    Example:
+      exgate broker stop --base /tmp/exgate-broker
+    """
+    from gateway.node_command import run_broker
+
+    sys.exit(run_broker("stop", base, (), lang))
+
+
+@broker.command("status")
+@BROKER_BASE_OPTION
+@LANG_OPTION
+def broker_status(base: Path | None, lang: str) -> None:
+    """Say whether the node runs. Exit codes: 0 running, 3 not running.
+
+    \b
+    Example:
+      exgate broker status --base /tmp/exgate-broker
+    """
+    from gateway.node_command import run_broker
+
+    sys.exit(run_broker("status", base, (), lang))
+
+
+REGISTRY_OPTION = click.option(
+    "--registry", type=click.Path(file_okay=False, path_type=Path), default=Path("registry"),
+    show_default=True, help="Node registry folder read by the gateways")
+ADMIN_OPTIONS = [
+    click.option("--broker-base", type=click.Path(file_okay=False, path_type=Path),
+                 default=None, help="Provision on the private broker in this folder"),
+    click.option("--admin-url", default=None, envvar="EXGATE_ADMIN_URL",
+                 help="Management API http://USER:PASSWORD@HOST:PORT (or $EXGATE_ADMIN_URL)"),
+    click.option("--vhost", default="/", show_default=True, help="Virtual host"),
+]
+
+
+def _admin_options(function):  # type: ignore[no-untyped-def]
+    for option in reversed(ADMIN_OPTIONS):
+        function = option(function)
+    return function
+
+
+@main.group()
+def node() -> None:
+    """Node registry administration (节点登记与开通)."""
+
+
+@node.command("add")
+@click.argument("node_id", metavar="ID")
+@click.option("--division", required=True, help="The node's 6-digit division code")
+@REGISTRY_OPTION
+@_admin_options
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Credentials file for the agent's [node] key_file (default: ID.key)")
+@LANG_OPTION
+def node_add(node_id: str, division: str, registry: Path, broker_base: Path | None,
+             admin_url: str | None, vhost: str, out: Path | None, lang: str) -> None:
+    """Provision a node: broker user limited to its routing key, keys, registry entry.
+
+    \b
+    Example:
+      exgate node add furong-01 --division 430102 --registry /etc/exgate/registry \\
+          --admin-url http://admin:secret@127.0.0.1:15672 --out furong-01.key
+    Exit codes: 0 ok, 1 broker error, 2 bad ID, division or configuration.
+    """
+    from gateway.node_command import run_node
+
+    sys.exit(run_node("add", node_id=node_id, division=division, registry=registry,
+                      broker_base=broker_base, admin_url=admin_url, vhost=vhost, out=out,
+                      lang=lang))
+
+
+@node.command("list")
+@REGISTRY_OPTION
+@LANG_OPTION
+def node_list(registry: Path, lang: str) -> None:
+    """List registered nodes: ID, division, status, key version, broker user.
+
+    \b
+    Example:
+      exgate node list --registry /etc/exgate/registry
+    """
+    from gateway.node_command import run_node
+
+    sys.exit(run_node("list", registry=registry, lang=lang))
+
+
+@node.command("disable")
+@click.argument("node_id", metavar="ID")
+@REGISTRY_OPTION
+@_admin_options
+@LANG_OPTION
+def node_disable(node_id: str, registry: Path, broker_base: Path | None,
+                 admin_url: str | None, vhost: str, lang: str) -> None:
+    """Disable a node: gateways refuse it; with a broker, revoke its access too.
+
+    \b
+    Example:
+      exgate node disable furong-01 --admin-url http://admin:secret@127.0.0.1:15672
+    """
+    from gateway.node_command import run_node
+
+    sys.exit(run_node("disable", node_id=node_id, registry=registry, broker_base=broker_base,
+                      admin_url=admin_url, vhost=vhost, lang=lang))
+
+
+@node.command("rotate-key")
+@click.argument("node_id", metavar="ID")
+@REGISTRY_OPTION
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The node's credentials file to update (default: ID.key)")
+@LANG_OPTION
+def node_rotate_key(node_id: str, registry: Path, out: Path | None, lang: str) -> None:
+    """Give a node a new key version (old versions keep verifying batches in flight).
+
+    \b
+    Example:
+      exgate node rotate-key furong-01 --out /etc/exgate/furong-01.key
+    """
+    from gateway.node_command import run_node
+
+    sys.exit(run_node("rotate-key", node_id=node_id, registry=registry, out=out, lang=lang))
+
+
+# ---- operations: replay of failed batches, audit export ---------------------------------
+# (gateway/replay_command.py, gateway/export_command.py, frontend_machine/replay_command.py)
+
+GATEWAY_CONFIG_OPTION = click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    default=None, help="Gateway config (TOML); default $EXGATE_CONFIG or "
+                       "/etc/exgate/gateway.toml")
+AGENT_CONFIG_OPTION = click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    default=None, help="Agent config (TOML); default $EXGATE_AGENT_CONFIG or "
+                       "/etc/exgate/agent.toml")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="One JSON object")
+
+
+@main.group()
+def batches() -> None:
+    """A level's batches: list, show and replay failed ones (失败批次查看与重放)."""
+
+
+@batches.command("list")
+@GATEWAY_CONFIG_OPTION
+@click.option("--failed", is_flag=True, help="Only failed batches not yet replayed")
+@click.option("--node", "node_id", default=None, help="Only this node's batches")
+@click.option("--since", default=None,
+              help="From this time: 2026-11-20, '2026-11-20 10:00:00', 24h, 7d")
+@click.option("--limit", type=click.IntRange(min=0), default=200, show_default=True,
+              help="The newest N (0: all)")
+@JSON_OPTION
+@LANG_OPTION
+def batches_list(config_path: Path | None, failed: bool, node_id: str | None,
+                 since: str | None, limit: int, as_json: bool, lang: str) -> None:
+    """List stored and failed batches, oldest first.
+
+    \b
+    Example:
+      exgate batches list -c /etc/exgate/gateway-430100.toml --failed --since 24h
+    Exit codes: 0 ok, 2 config error or store unreachable.
+    """
+    from gateway.replay_command import run_batches_list
+
+    sys.exit(run_batches_list(config_path, failed, node_id, since, as_json, limit, lang))
+
+
+@batches.command("show")
+@click.argument("batch_id", metavar="ID")
+@GATEWAY_CONFIG_OPTION
+@JSON_OPTION
+@LANG_OPTION
+def batches_show(batch_id: str, config_path: Path | None, as_json: bool, lang: str) -> None:
+    """Show a batch: headers, reasons and its first records (secrets redacted).
+
+    \b
+    Example:
+      exgate batches show B20261120100000-3f2a9c1b7d4e -c gateway.toml
+    Exit codes: 0 ok, 1 not found, 2 config error or store unreachable.
+    """
+    from gateway.replay_command import run_batches_show
+
+    sys.exit(run_batches_show(config_path, batch_id, as_json, lang))
+
+
+@batches.command("replay")
+@click.argument("batch_ids", nargs=-1, metavar="[ID]...")
+@GATEWAY_CONFIG_OPTION
+@click.option("--all-failed", is_flag=True, help="Every failed batch not yet replayed")
+@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing")
+@click.option("--receipts/--no-receipts", default=True, show_default=True,
+              help="Send the new receipt to the node through the broker (best effort)")
+@JSON_OPTION
+@LANG_OPTION
+def batches_replay(batch_ids: tuple[str, ...], config_path: Path | None, all_failed: bool,
+                   dry_run: bool, receipts: bool, as_json: bool, lang: str) -> None:
+    """Reprocess failed batches through the gateway pipeline once the cause is fixed.
+
+    \b
+    Examples:
+      exgate batches replay --all-failed --dry-run -c gateway.toml
+      exgate batches replay B20261120100000-3f2a9c1b7d4e -c gateway.toml
+    Exit codes: 0 all landed, 1 some still failing or not found, 2 config error.
+    """
+    from gateway.replay_command import run_batches_replay
+
+    sys.exit(run_batches_replay(config_path, batch_ids, all_failed, dry_run, receipts,
+                                as_json, lang))
+
+
+@main.command("export")
+@GATEWAY_CONFIG_OPTION
+@click.option("--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path), help="New or empty folder")
+@click.option("--division", default=None, help="Only this division (default: the level's)")
+@click.option("--since", default=None, help="Latest version's GXSJ from (inclusive)")
+@click.option("--until", default=None, help="Latest version's GXSJ before (exclusive)")
+@click.option("--element", "elements", multiple=True, metavar="CODE",
+              help="Only this element (repeatable; default all 14)")
+@click.option("--max-records-per-file", type=click.IntRange(min=1), default=50_000,
+              show_default=True, help="Records per file")
+@click.option("--org", default=None, metavar="TYSHXYDM",
+              help="HEAD/TYSHXYDM (default: each file's first record's department)")
+@LANG_OPTION
+def export(config_path: Path | None, out_dir: Path, division: str | None, since: str | None,
+           until: str | None, elements: tuple[str, ...], max_records_per_file: int,
+           org: str | None, lang: str) -> None:
+    """Export the latest version of every record as standard XML plus MANIFEST.json.
+
+    \b
+    Example:
+      exgate export -c gateway.toml --out audit-2026-11 --since 2026-11-01 --until 2026-12-01
+    Exit codes: 0 written, 2 config error, store unreachable or folder not empty.
+    """
+    from gateway.export_command import run_export
+
+    sys.exit(run_export(config_path, out_dir, division, since, until, elements,
+                        max_records_per_file, org, lang))
+
+
+@main.group()
+def audit() -> None:
+    """Auditors' checks of exports (审计导出核对)."""
+
+
+@audit.command("verify")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@LANG_OPTION
+def audit_verify(folder: Path, output: str, lang: str) -> None:
+    """Check an export's MANIFEST.json (hashes, counts, files) and validate every file.
+
+    \b
+    Example:
+      exgate audit verify audit-2026-11 --lang en
+    Exit codes: 0 ok, 1 mismatch or invalid file, 2 not a folder.
+    """
+    from gateway.export_command import run_audit_verify
+
+    sys.exit(run_audit_verify(folder, output, lang))
+
+
+@agent.command("batches")
+@AGENT_CONFIG_OPTION
+@click.option("--all", "show_all", is_flag=True, help="Also the batches every level stored")
+@click.option("--limit", type=click.IntRange(min=0), default=200, show_default=True,
+              help="The newest N (0: all)")
+@JSON_OPTION
+@LANG_OPTION
+def agent_batches(config_path: Path | None, show_all: bool, limit: int, as_json: bool,
+                  lang: str) -> None:
+    """Outbox batches with each level's receipt; failed ones with the reasons.
+
+    \b
+    Example:
+      exgate agent batches -c /etc/exgate/agent.toml
+    Exit codes: 0 ok, 2 config error.
+    """
+    from frontend_machine.replay_command import run_agent_batches
+
+    sys.exit(run_agent_batches(config_path, show_all, limit, as_json, lang))
+
+
+@agent.command("replay")
+@click.argument("batch_ids", nargs=-1, metavar="[BATCH_ID]...")
+@AGENT_CONFIG_OPTION
+@click.option("--all-failed", is_flag=True, help="Requeue every batch a level answered failed")
+@click.option("--rejects", is_flag=True,
+              help="Send corrected source rejects back in (error/ files, SYNC_FLAG=2 rows)")
+@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing")
+@JSON_OPTION
+@LANG_OPTION
+def agent_replay(batch_ids: tuple[str, ...], config_path: Path | None, all_failed: bool,
+                 rejects: bool, dry_run: bool, as_json: bool, lang: str) -> None:
+    """Requeue failed batches for the publisher and re-admit corrected rejects.
+
+    \b
+    Examples:
+      exgate agent replay -c /etc/exgate/agent.toml --all-failed
+      exgate agent replay -c /etc/exgate/agent.toml --rejects --dry-run
+    Exit codes: 0 all went back in, 1 some still invalid or not found, 2 config error.
+    """
+    from frontend_machine.replay_command import run_agent_replay
+
+    sys.exit(run_agent_replay(config_path, batch_ids, all_failed, rejects, dry_run, as_json,
+                              lang))
+
+
+# ---- sync status and dashboard (gateway/status_command.py, gateway/dashboard/) ----------
+
+@main.command()
+@GATEWAY_CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object (shape: gateway/status_json.py)")
+@LANG_OPTION
+def status(config_path: Path | None, as_json: bool, lang: str) -> None:
+    """Sync status of every node: lights, last heartbeat, lag, pending, failed, coverage.
+
+    \b
+    Examples:
+      exgate status -c /etc/exgate/gateway-430100.toml
+      exgate status --json | jq '.nodes[] | select(.light != "green") | .node_id'
+    Exit codes: 0 printed, 1 store unreadable, 2 config error.
+    """
+    from gateway.cli_support import gateway_config_path
+    from gateway.status_command import run_status
+
+    sys.exit(run_status(gateway_config_path(config_path), as_json, lang))
+
+
+@main.command()
+@GATEWAY_CONFIG_OPTION
+@click.option("--listen", default=None, metavar="HOST:PORT",
+              help="Address to serve on (default: [dashboard] listen, else 127.0.0.1:8430)")
+def dashboard(config_path: Path | None, listen: str | None) -> None:
+    """Serve the read-only sync-status dashboard and /metrics without consuming.
+
+    \b
+    Example:
+      exgate dashboard -c /etc/exgate/gateway-430100.toml --listen 127.0.0.1:8430
+    Exit codes: 0 clean stop, 2 config error or address in use.
+    """
+    import logging
+
+    from gateway.cli_support import gateway_config_path
+    from gateway.dashboard.command import run_dashboard
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(run_dashboard(gateway_config_path(config_path), listen))
+
+
 if __name__ == "__main__":
     main()

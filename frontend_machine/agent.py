@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from adapters.sources.base import Source, SourceContext
 from frontend_machine.config import AgentConfig, load_config, source_factory
 from frontend_machine.outbox import Outbox
+from frontend_machine.publishing import publish_once, publishing
 from frontend_machine.report import Tally, say
 from schemas.catalog import load_catalog
 from schemas.divisions import Level, level_of
@@ -178,6 +179,7 @@ def run_once(config_path: Path, lang: str = "zh", out: TextIO | None = None) -> 
                 _logging(agent.config.node.id):
             _drain(agent)
             agent.seal(flush=True)
+            publish_once(agent)  # no-op without [broker]
             depth = agent.outbox.depth()
             agent.tally.pending_batches = depth.pending_batches
             agent.tally.unbatched = depth.unbatched_records
@@ -214,7 +216,7 @@ def run_forever(config_path: Path, lang: str = "zh") -> int:
     """Run until SIGTERM/SIGINT; returns 0 on a clean stop, 2 on a config error."""
     try:
         with open_agent(config_path, lang) as agent, _stop_on_signals(agent), \
-                _logging(agent.config.node.id):
+                _logging(agent.config.node.id), publishing(agent):
             log.info(say("started", lang, node=agent.config.node.id,
                          sources=len(agent.sources), outbox=agent.config.outbox.path))
             for source in agent.sources:

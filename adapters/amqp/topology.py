@@ -1,0 +1,153 @@
+"""Exchange, queue and routing-key names, and their idempotent declarations.
+
+Both sides import this module: the agent for routing keys, the gateway and the
+provisioning code for declarations. Queue arguments are explicit because RabbitMQ 4.0
+changed the quorum-queue defaults (a delivery limit of 20 that then drops messages).
+At-least-once dead-lettering needs ``x-overflow = reject-publish`` on the source queue;
+without it RabbitMQ silently falls back to at-most-once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from schemas.divisions import Level, division_path, level_of
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DEAD_EXCHANGE",
+    "DELIVERY_LIMIT",
+    "RECEIPTS_EXCHANGE",
+    "RECORDS_EXCHANGE",
+    "STATUS_EXCHANGE",
+    "binding_key",
+    "dead_queue",
+    "declare_level",
+    "declare_node_queues",
+    "declare_topology",
+    "level_queue",
+    "level_queue_arguments",
+    "receipts_queue",
+    "routing_key",
+    "status_queue",
+]
+
+RECORDS_EXCHANGE = "exgate.records"
+DEAD_EXCHANGE = "exgate.dead"
+RECEIPTS_EXCHANGE = "exgate.receipts"
+STATUS_EXCHANGE = "exgate.status"
+CONTENT_TYPE = "application/vnd.exgate.sealed"
+APP_ID = "exgate-agent"
+SCHEMA_VERSION = 1
+DELIVERY_LIMIT = 20
+
+_DIVISION = re.compile(r"[1-9]\d{5}")
+_NODE_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")
+
+
+class Channel(Protocol):
+    """The part of ``pika.adapters.blocking_connection.BlockingChannel`` we declare with."""
+
+    def exchange_declare(self, exchange: str, exchange_type: Any = ..., passive: bool = ...,
+                         durable: bool = ..., auto_delete: bool = ..., internal: bool = ...,
+                         arguments: Mapping[str, Any] | None = ...) -> Any: ...
+
+    def queue_declare(self, queue: str, passive: bool = ..., durable: bool = ...,
+                      exclusive: bool = ..., auto_delete: bool = ...,
+                      arguments: Mapping[str, Any] | None = ...) -> Any: ...
+
+    def queue_bind(self, queue: str, exchange: str, routing_key: str | None = ...,
+                   arguments: Mapping[str, Any] | None = ...) -> Any: ...
+
+
+def check_division(code: str) -> str:
+    if not _DIVISION.fullmatch(code):
+        raise ValueError(f"division {code!r} is not a 6-digit GB/T 2260 code")
+    return code
+
+
+def check_node_id(node_id: str) -> str:
+    if not _NODE_ID.fullmatch(node_id):
+        raise ValueError(f"node id {node_id!r} must be 1-64 of [0-9A-Za-z_-]")
+    return node_id
+
+
+def routing_key(node_division: str, node_id: str) -> str:
+    """``430000.430100.430102.<node_id>``: the node's division path, then its ID."""
+    path = division_path(check_division(node_division))
+    return ".".join(path) + "." + check_node_id(node_id)
+
+
+def binding_key(level_division: str) -> str:
+    """``430000.#`` for a province, ``430000.430100.#`` for a city, three codes for a county."""
+    province, city, county = division_path(check_division(level_division))
+    level = level_of(level_division)
+    parts = {Level.PROVINCE: [province], Level.CITY: [province, city],
+             Level.COUNTY: [province, city, county]}[level]
+    return ".".join([*parts, "#"])
+
+
+def level_queue(division: str) -> str:
+    return f"exgate.level.{check_division(division)}"
+
+
+def dead_queue(division: str) -> str:
+    return f"exgate.dead.{check_division(division)}"
+
+
+def status_queue(division: str) -> str:
+    return f"exgate.status.{check_division(division)}"
+
+
+def receipts_queue(node_id: str) -> str:
+    return f"exgate.receipts.{check_node_id(node_id)}"
+
+
+def quorum_arguments() -> dict[str, Any]:
+    return {"x-queue-type": "quorum"}
+
+
+def level_queue_arguments(delivery_limit: int = DELIVERY_LIMIT) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": DEAD_EXCHANGE,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def declare_exchanges(channel: Channel) -> None:
+    for name, kind in ((RECORDS_EXCHANGE, "topic"), (DEAD_EXCHANGE, "topic"),
+                       (RECEIPTS_EXCHANGE, "direct"), (STATUS_EXCHANGE, "topic")):
+        channel.exchange_declare(name, exchange_type=kind, durable=True)
+
+
+def declare_level(channel: Channel, division: str, *,
+                  delivery_limit: int = DELIVERY_LIMIT) -> None:
+    """The level's records, dead-letter and status queues, bound by its prefix."""
+    key = binding_key(division)
+    channel.queue_declare(dead_queue(division), durable=True, arguments=quorum_arguments())
+    channel.queue_bind(dead_queue(division), DEAD_EXCHANGE, key)
+    channel.queue_declare(level_queue(division), durable=True,
+                          arguments=level_queue_arguments(delivery_limit))
+    channel.queue_bind(level_queue(division), RECORDS_EXCHANGE, key)
+    channel.queue_declare(status_queue(division), durable=True, arguments=quorum_arguments())
+    channel.queue_bind(status_queue(division), STATUS_EXCHANGE, key)
+
+
+def declare_node_queues(channel: Channel, node_id: str) -> None:
+    """The node's receipts queue, bound on ``exgate.receipts`` with its ID."""
+    queue = receipts_queue(node_id)
+    channel.queue_declare(queue, durable=True, arguments=quorum_arguments())
+    channel.queue_bind(queue, RECEIPTS_EXCHANGE, node_id)
+
+
+def declare_topology(channel: Channel, level_divisions: Iterable[str] = (), *,
+                     delivery_limit: int = DELIVERY_LIMIT) -> None:
+    """The four exchanges and, per level division, its queues; safe to repeat."""
+    declare_exchanges(channel)
+    for division in level_divisions:
+        declare_level(channel, division, delivery_limit=delivery_limit)

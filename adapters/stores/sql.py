@@ -1,0 +1,411 @@
+"""The SQL central store: SQLAlchemy Core on SQLite (default), PostgreSQL, MySQL, Oracle.
+
+A batch is written in one transaction together with its ``ST_BATCH`` row:
+
+- the ``ST_BATCH`` row is looked up first: the same batch ID with the same payload
+  sha256 is a redelivery (nothing changes), with another sha256 it is refused;
+- each element's incoming keys are looked up in chunks; new (key, SJBBH) rows are
+  inserted with ``executemany``, equal digests are duplicates (ignored) and other
+  digests are conflicts, kept in ``ST_CONFLICT`` with the incoming payload.
+
+Two workers racing on the same key make one transaction fail on the primary key; that
+is reported as ``RetriableError`` and the retry sees the other's row. All times in the
+store are naive Beijing time, like the records' own times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL
+
+from adapters.frontdb import engine_url
+from adapters.stores.base import (
+    BATCH_ID_REUSED,
+    BatchRefused,
+    BatchState,
+    Conflict,
+    FailedBatch,
+    Heartbeat,
+    IncomingBatch,
+    NodeInfo,
+    ReceiptRow,
+    WriteResult,
+)
+from adapters.stores.sql_schema import ElementTable, StoreSchema, store_schema
+from schemas.errors import ConfigError, ExgateError, FatalError, RetriableError
+from schemas.records import Record
+from schemas.times import BEIJING
+
+__all__ = ["MIGRATIONS", "READ_ONLY", "SqlStore", "iter_latest", "latest", "now_beijing",
+           "typed_row"]
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_CHUNK = 300          # keys per lookup: stays under every driver's bind-parameter limit
+_SQLITE_BUSY_S = 5.0  # then "database is locked" → RetriableError, and the caller backs off
+READ_ONLY = "exgate_read_only"  # execution option: this connection only reads
+_TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+              sa_exc.TimeoutError, sa_exc.IntegrityError)
+
+
+def now_beijing() -> datetime:
+    return datetime.now(BEIJING).replace(tzinfo=None)
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is None else moment.astimezone(BEIJING).replace(tzinfo=None)
+
+
+class SqlStore:
+    """A level's store at a SQLAlchemy URL; ``migrate()`` brings its tables up to date."""
+
+    def __init__(self, url: str | URL, *, sqlite_busy_s: float = _SQLITE_BUSY_S) -> None:
+        self.url = engine_url(url)
+        try:
+            self._engine = _create_engine(self.url, sqlite_busy_s)
+        except (sa_exc.NoSuchModuleError, ImportError, sa_exc.ArgumentError) as exc:
+            raise ConfigError(f"store url {self.redacted_url}: {exc}") from exc
+        self.schema: StoreSchema = store_schema(self._engine.dialect.name)
+
+    @property
+    def redacted_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def migrate(self) -> None:
+        """Run the Alembic migrations up to head (idempotent; no alembic.ini needed)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self._guard("migrate the store"), self._engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    # -- batches ---------------------------------------------------------------------
+
+    def write(self, batch: IncomingBatch) -> WriteResult:
+        with self._guard(f"store batch {batch.batch_id}"), self._engine.begin() as conn:
+            done = self._stored_before(conn, batch)
+            if done is not None:
+                return done
+            now = now_beijing()
+            stored, duplicates, conflicts = 0, 0, []
+            per_element: dict[str, int] = {}
+            for element, records in _by_element(batch.records).items():
+                outcome = self._write_element(conn, self.schema.elements[element], records,
+                                              batch, now)
+                stored += outcome[0]
+                duplicates += outcome[1]
+                conflicts.extend(outcome[2])
+                per_element[element] = outcome[0]
+            self._cover(conn, batch.node_id, per_element, now)
+            conn.execute(insert(self.schema.batch).values(
+                BATCH_ID=batch.batch_id, NODE_ID=batch.node_id,
+                NODE_DIVISION=batch.node_division, SCHEMA_VERSION=batch.schema_version,
+                PAYLOAD_SHA256=batch.payload_sha256, RECORDS=len(batch.records),
+                STORED=stored, DUPLICATES=duplicates, CONFLICTS=len(conflicts),
+                STATE="stored", RECEIVED_AT=_naive(batch.received_at), STORED_AT=now))
+            return WriteResult(batch.batch_id, stored, duplicates, tuple(conflicts))
+
+    def _stored_before(self, conn: Connection, batch: IncomingBatch) -> WriteResult | None:
+        t = self.schema.batch
+        row = conn.execute(select(t.c.PAYLOAD_SHA256, t.c.STORED, t.c.DUPLICATES)
+                           .where(t.c["BATCH_ID"] == batch.batch_id)).first()
+        if row is None:
+            return None
+        if row.PAYLOAD_SHA256 != batch.payload_sha256:  # noqa: SIM300
+            raise BatchRefused(
+                "batch-id-reused",
+                f"{BATCH_ID_REUSED}: batch {batch.batch_id} was stored with payload sha256 "
+                f"{row.PAYLOAD_SHA256[:16]}…, this one has {batch.payload_sha256[:16]}…",
+                batch_id=batch.batch_id, node_id=batch.node_id)
+        c = self.schema.conflict
+        conflicts = tuple(
+            Conflict(r.ELEMENT, r.KEY_TEXT, r.SJBBH, r.STORED_DIGEST, r.INCOMING_DIGEST)
+            for r in conn.execute(select(c).where(c.c["BATCH_ID"] == batch.batch_id)
+                                  .order_by(c.c.CONFLICT_ID)))
+        return WriteResult(batch.batch_id, row.STORED, row.DUPLICATES, conflicts,
+                           redelivered=True)
+
+    def _write_element(self, conn: Connection, et: ElementTable, records: Sequence[Record],
+                       batch: IncomingBatch, now: datetime
+                       ) -> tuple[int, int, list[Conflict]]:
+        rows: dict[tuple[Any, ...], tuple[Record, dict[str, Any]]] = {}
+        duplicates, conflicts = 0, []
+        extra = {"BATCH_ID": batch.batch_id, "NODE_ID": batch.node_id, "STORED_AT": now}
+        for record in records:
+            row = typed_row(et, record) | extra
+            ident = _identity(et, row)
+            if ident in rows:  # twice in one batch: compare with the first
+                first = rows[ident][1]["DIGEST"]
+                if first == row["DIGEST"]:
+                    duplicates += 1
+                else:
+                    conflicts.append(self._conflict(conn, et, record, first, batch, now))
+                continue
+            rows[ident] = (record, row)
+        stored_digests = self._existing(conn, et, list(rows))
+        new_rows = []
+        for ident, (record, row) in rows.items():
+            digest = stored_digests.get(ident)
+            if digest is None:
+                new_rows.append(row)
+            elif digest == row["DIGEST"]:
+                duplicates += 1
+            else:
+                conflicts.append(self._conflict(conn, et, record, digest, batch, now))
+        if new_rows:
+            # executemany compiles the INSERT from the first row's keys and silently drops
+            # keys the first row lacks: every row must name every column.
+            columns = et.table.c.keys()
+            conn.execute(insert(et.table), [{c: r.get(c) for c in columns} for r in new_rows])
+        return len(new_rows), duplicates, conflicts
+
+    def _existing(self, conn: Connection, et: ElementTable,
+                  idents: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], str]:
+        columns = (*et.key_columns, et.table.c.SJBBH)
+        found: dict[tuple[Any, ...], str] = {}
+        for start in range(0, len(idents), _CHUNK):
+            chunk = idents[start:start + _CHUNK]
+            query = select(*columns, et.table.c.DIGEST).where(tuple_(*columns).in_(chunk))
+            for row in conn.execute(query):
+                found[tuple(_comparable(v) for v in row[:-1])] = row[-1]
+        return found
+
+    def _conflict(self, conn: Connection, et: ElementTable, record: Record, stored: str,
+                  batch: IncomingBatch, now: datetime) -> Conflict:
+        conflict = Conflict(et.spec.code, record.key_text, record.version, stored,
+                            record.digest())
+        payload = json.dumps(dict(record.fields), ensure_ascii=False, sort_keys=True)
+        conn.execute(insert(self.schema.conflict).values(
+            ELEMENT=conflict.element, KEY_TEXT=conflict.key_text[:255], SJBBH=conflict.version,
+            STORED_DIGEST=stored, INCOMING_DIGEST=conflict.incoming_digest,
+            BATCH_ID=batch.batch_id, NODE_ID=batch.node_id, PAYLOAD=payload, DETECTED_AT=now))
+        return conflict
+
+    def _cover(self, conn: Connection, node_id: str, stored: Mapping[str, int],
+               now: datetime) -> None:
+        """Move the node's ``ST_COVERAGE`` rows (status dashboard) in the batch's transaction.
+
+        Sorted by element so two batches of one node lock the rows in the same order.
+        """
+        c = self.schema.coverage
+        for element in sorted(stored):
+            mine = and_(c.c["NODE_ID"] == node_id, c.c["ELEMENT"] == element)
+            done = conn.execute(update(c).where(mine).values(
+                LAST_AT=now, RECORDS=c.c.RECORDS + stored[element]))
+            if done.rowcount == 0:
+                conn.execute(insert(c).values(NODE_ID=node_id, ELEMENT=element, FIRST_AT=now,
+                                              LAST_AT=now, RECORDS=stored[element]))
+
+    # -- failures, receipts, heartbeats, nodes ------------------------------------------
+
+    def record_failed(self, failed: FailedBatch) -> None:
+        t = self.schema.failed
+        body_sha = hashlib.sha256(failed.body).hexdigest()
+        with self._guard(f"keep failed batch {failed.batch_id}"), self._engine.begin() as conn:
+            seen = conn.execute(select(t.c.FAILED_ID).where(and_(
+                t.c["BATCH_ID"] == failed.batch_id, t.c["BODY_SHA256"] == body_sha))).first()
+            if seen is not None:  # the same refused message again: keep one copy
+                return
+            conn.execute(insert(t).values(
+                BATCH_ID=failed.batch_id, NODE_ID=failed.node_id, REASON=failed.reason,
+                DETAIL=failed.detail[:2000], ROUTING_KEY=failed.routing_key[:255],
+                USER_ID=failed.user_id, HEADERS=_json(failed.headers), BODY_SHA256=body_sha,
+                BODY=failed.body, RECEIVED_AT=_naive(failed.received_at)))
+
+    def record_receipt(self, receipt: ReceiptRow) -> None:
+        with self._guard(f"keep receipt of batch {receipt.batch_id}"), \
+                self._engine.begin() as conn:
+            conn.execute(insert(self.schema.receipt).values(
+                BATCH_ID=receipt.batch_id, NODE_ID=receipt.node_id, STATUS=receipt.status,
+                BODY=_json(receipt.body), SENT_AT=_naive(receipt.sent_at)))
+
+    def record_heartbeat(self, heartbeat: Heartbeat) -> None:
+        n = self.schema.node
+        with self._guard(f"keep heartbeat of node {heartbeat.node_id}"), \
+                self._engine.begin() as conn:
+            conn.execute(insert(self.schema.heartbeat).values(
+                NODE_ID=heartbeat.node_id, DIVISION=heartbeat.division,
+                SENT_AT=None if heartbeat.sent_at is None else _naive(heartbeat.sent_at),
+                RECEIVED_AT=_naive(heartbeat.received_at), VERSION=heartbeat.version,
+                OUTBOX=_json(heartbeat.outbox), SOURCE_LAG_S=heartbeat.source_lag_s,
+                LAST_ERROR=None if heartbeat.last_error is None else heartbeat.last_error[:2000]))
+            conn.execute(update(n).where(n.c["NODE_ID"] == heartbeat.node_id)
+                         .values(LAST_SEEN_AT=_naive(heartbeat.received_at)))
+
+    def mirror_node(self, node: NodeInfo, seen_at: datetime | None = None) -> None:
+        n = self.schema.node
+        values: dict[str, Any] = {
+            "DIVISION": node.division, "BROKER_USER": node.broker_user,
+            "STATUS": node.status, "UPDATED_AT": now_beijing(),
+            "KEY_VERSIONS": ",".join(str(v) for v in node.key_versions)}
+        if seen_at is not None:
+            values["LAST_SEEN_AT"] = _naive(seen_at)
+        with self._guard(f"mirror node {node.node_id}"), self._engine.begin() as conn:
+            done = conn.execute(update(n).where(n.c["NODE_ID"] == node.node_id).values(**values))
+            if done.rowcount == 0:
+                conn.execute(insert(n).values(NODE_ID=node.node_id, **values))
+
+    def batch_state(self, batch_id: str) -> BatchState | None:
+        b, f = self.schema.batch, self.schema.failed
+        with self._guard(f"look up batch {batch_id}"), self._engine.connect() as conn:
+            if conn.execute(select(b.c.STATE).where(b.c["BATCH_ID"] == batch_id)).first():
+                return "stored"
+            failed = conn.execute(select(func.count()).select_from(f).where(and_(
+                f.c["BATCH_ID"] == batch_id, f.c.REPLAYED_AT.is_(None)))).scalar_one()
+            return "failed" if failed else None
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _guard(self, doing: str) -> _Guard:
+        return _Guard(doing, self.redacted_url)
+
+
+class _Guard:
+    """Maps driver errors at the boundary: away → RetriableError, broken → FatalError."""
+
+    def __init__(self, doing: str, where: str) -> None:
+        self.doing, self.where = doing, where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        if exc is None or isinstance(exc, ExgateError) or not isinstance(exc, Exception):
+            return
+        if isinstance(exc, _TRANSIENT) or (
+                isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated):
+            raise RetriableError(f"cannot {self.doing} at {self.where}: "
+                                 f"{_first_line(exc)}; will retry") from exc
+        if isinstance(exc, sa_exc.SQLAlchemyError):
+            raise FatalError(f"cannot {self.doing} at {self.where}: {_first_line(exc)}") \
+                from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+
+
+# -- rows -----------------------------------------------------------------------------------
+
+
+def typed_row(et: ElementTable, record: Record) -> dict[str, Any]:
+    """The record's fields as column values (times, amounts and integers typed)."""
+    row: dict[str, Any] = {}
+    for code, text in record.fields.items():
+        spec = et.spec.fields.get(code)
+        row[code] = _typed(spec.type_name if spec else "", text)
+    row["DIGEST"] = record.digest()
+    return row
+
+
+def _typed(type_name: str, text: str) -> Any:
+    if type_name in ("Time", "Amount", "PositiveInt", "NonNegativeInt") and text == "":
+        return None
+    if type_name == "Time":
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+    if type_name == "Amount":
+        return Decimal(text)
+    if type_name in ("PositiveInt", "NonNegativeInt"):
+        return int(text)
+    return text
+
+
+def _identity(et: ElementTable, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(_comparable(row[code]) for code in (*et.spec.key, "SJBBH"))
+
+
+def _comparable(value: Any) -> Any:
+    # Drivers hand back datetimes with microseconds 0 and Decimals with their own scale.
+    if isinstance(value, Decimal):
+        return value.normalize()
+    return value
+
+
+def _by_element(records: Sequence[Record]) -> dict[str, list[Record]]:
+    grouped: dict[str, list[Record]] = {}
+    for record in records:
+        grouped.setdefault(record.element, []).append(record)
+    return grouped
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def latest(store_or_schema: SqlStore | StoreSchema, element: str) -> Select[Any]:
+    """The latest version (highest SJBBH) of every record of ``element``."""
+    schema = store_or_schema.schema if isinstance(store_or_schema, SqlStore) \
+        else store_or_schema
+    et = schema.elements[element]
+    t = et.table
+    top = (select(*et.key_columns, func.max(t.c.SJBBH).label("TOP"))
+           .group_by(*et.key_columns).subquery())
+    on = and_(*(t.c[code] == top.c[code] for code in et.spec.key),
+              top.c["TOP"] == t.c.SJBBH)
+    return select(t).join(top, on)
+
+
+def iter_latest(store: SqlStore, element: str) -> Iterator[Mapping[str, Any]]:
+    """Rows of ``latest(element)`` as mappings keyed by column name."""
+    with store.engine.connect() as conn:
+        for row in conn.execute(latest(store, element)).mappings():
+            yield dict(row)
+
+
+# -- engine -----------------------------------------------------------------------------------
+
+
+def _create_engine(url: URL, sqlite_busy_s: float) -> Engine:
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": sqlite_busy_s})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # a batch is acked after commit
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Take the write lock up front: two readers upgrading to writers would deadlock.
+        # Read-only work (the status views) reads a WAL snapshot and blocks no writer.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine

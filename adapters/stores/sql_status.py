@@ -1,0 +1,149 @@
+"""The sync-status queries: a handful of cheap reads of the control tables.
+
+Nothing here touches the element tables (``ST_<CODE>``), which hold millions of rows:
+coverage comes from ``ST_COVERAGE`` (kept in each batch's transaction), counts and
+throughput from ``ST_BATCH`` (one row per batch, indexed by node and by time) and the
+node's state from its recent heartbeats (indexed by time). A silent node's last
+heartbeat is looked up on its own, through the (node, time) index.
+
+Beijing "today" starts at midnight and "this week" on Monday at midnight.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Select, Table, case, func, select
+
+from adapters.stores.sql import READ_ONLY, SqlStore, now_beijing
+from adapters.stores.status_rows import (
+    CoverageRow,
+    FailedRow,
+    HeartbeatRow,
+    NodeRow,
+    NodeTotalsRow,
+    RecentBatch,
+    StatusRows,
+)
+
+__all__ = ["MAX_FAILED_LISTED", "day_start", "read_status_rows", "week_start"]
+
+MAX_FAILED_LISTED = 500   # the list only; counts are always complete
+
+
+def day_start(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def week_start(now: datetime) -> datetime:
+    return day_start(now) - timedelta(days=now.weekday())
+
+
+def read_status_rows(store: SqlStore, *, heartbeat_window_s: float, throughput_hours: int,
+                     now: datetime | None = None) -> StatusRows:
+    """Everything the status model needs, read in one connection."""
+    now = now or now_beijing()
+    since_hour = now.replace(minute=0, second=0, microsecond=0) \
+        - timedelta(hours=throughput_hours - 1)
+    with store._guard("read the sync status"), store.engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY: True})
+        reader = _Reader(store, conn)
+        nodes = reader.nodes()
+        beats = reader.heartbeats(now - timedelta(seconds=heartbeat_window_s))
+        beats = reader.last_beats({n.node_id for n in nodes} - {b.node_id for b in beats}) \
+            + beats
+        return StatusRows(
+            now=now, nodes=nodes, heartbeats=beats, coverage=reader.coverage(),
+            totals=reader.totals(day_start(now), week_start(now)), failed=reader.failed(),
+            recent_batches=reader.recent_batches(since_hour),
+            recent_failures=reader.recent_failures(since_hour))
+
+
+class _Reader:
+    def __init__(self, store: SqlStore, conn: Connection) -> None:
+        self.schema, self.conn = store.schema, conn
+
+    def nodes(self) -> list[NodeRow]:
+        n = self.schema.node
+        query = select(n.c.NODE_ID, n.c.DIVISION, n.c.STATUS, n.c.LAST_SEEN_AT)
+        return [NodeRow(*row) for row in self.conn.execute(query.order_by(n.c.NODE_ID))]
+
+    def heartbeats(self, since: datetime) -> list[HeartbeatRow]:
+        h = self.schema.heartbeat
+        query = _beat_columns(h).where(h.c["RECEIVED_AT"] >= since) \
+            .order_by(h.c.RECEIVED_AT, h.c.HEARTBEAT_ID)
+        return [_beat(*row) for row in self.conn.execute(query)]
+
+    def last_beats(self, node_ids: set[str]) -> list[HeartbeatRow]:
+        h = self.schema.heartbeat
+        found = []
+        for node_id in sorted(node_ids):
+            query = (_beat_columns(h).where(h.c["NODE_ID"] == node_id)
+                     .order_by(h.c.RECEIVED_AT.desc(), h.c.HEARTBEAT_ID.desc()).limit(1))
+            row = self.conn.execute(query).first()
+            if row is not None:
+                found.append(_beat(*row))
+        return sorted(found, key=lambda b: b.received_at)
+
+    def coverage(self) -> list[CoverageRow]:
+        c = self.schema.coverage
+        query = select(c.c.NODE_ID, c.c.ELEMENT, c.c.FIRST_AT, c.c.LAST_AT, c.c.RECORDS)
+        return [CoverageRow(r[0], r[1], r[2], r[3], int(r[4])) for r in self.conn.execute(query)]
+
+    def totals(self, today: datetime, week: datetime) -> list[NodeTotalsRow]:
+        b, f = self.schema.batch, self.schema.failed
+        merged: dict[str, dict[str, Any]] = {}
+        everything = select(b.c.NODE_ID, func.count(), func.max(b.c.STORED_AT)) \
+            .group_by(b.c.NODE_ID)
+        for node_id, batches, last in self.conn.execute(everything):
+            merged.setdefault(node_id, {}).update(batches=int(batches), last_stored_at=last)
+        today_only = case((b.c["STORED_AT"] >= today, b.c.STORED), else_=0)
+        recent = (select(b.c.NODE_ID, func.sum(today_only), func.sum(b.c.STORED))
+                  .where(b.c["STORED_AT"] >= week).group_by(b.c.NODE_ID))
+        for node_id, day, whole_week in self.conn.execute(recent):
+            merged.setdefault(node_id, {}).update(records_today=int(day or 0),
+                                                  records_week=int(whole_week or 0))
+        failed = (select(f.c.NODE_ID, func.count(), func.max(f.c.RECEIVED_AT))
+                  .where(f.c.REPLAYED_AT.is_(None), f.c.NODE_ID.is_not(None))
+                  .group_by(f.c.NODE_ID))
+        for node_id, count, last in self.conn.execute(failed):
+            merged.setdefault(node_id, {}).update(failed=int(count), last_failed_at=last)
+        return [NodeTotalsRow(node_id, **values) for node_id, values in sorted(merged.items())]
+
+    def failed(self) -> list[FailedRow]:
+        f = self.schema.failed
+        query = (select(f.c.BATCH_ID, f.c.NODE_ID, f.c.REASON, f.c.DETAIL, f.c.RECEIVED_AT)
+                 .where(f.c.REPLAYED_AT.is_(None))
+                 .order_by(f.c.RECEIVED_AT.desc(), f.c.FAILED_ID.desc())
+                 .limit(MAX_FAILED_LISTED))
+        return [FailedRow(*row) for row in self.conn.execute(query)]
+
+    def recent_batches(self, since: datetime) -> list[RecentBatch]:
+        b = self.schema.batch
+        query = select(b.c.NODE_ID, b.c.STORED_AT, b.c.STORED).where(b.c["STORED_AT"] >= since)
+        return [RecentBatch(*row) for row in self.conn.execute(query)]
+
+    def recent_failures(self, since: datetime) -> list[datetime]:
+        f = self.schema.failed
+        query = select(f.c.RECEIVED_AT).where(f.c["RECEIVED_AT"] >= since)
+        return [row[0] for row in self.conn.execute(query)]
+
+
+def _beat_columns(h: Table) -> Select[Any]:
+    return select(h.c.NODE_ID, h.c.RECEIVED_AT, h.c.SOURCE_LAG_S, h.c.OUTBOX, h.c.LAST_ERROR,
+                  h.c.VERSION)
+
+
+def _beat(node_id: str, received_at: datetime, lag: float | None, outbox: str | None,
+          last_error: str | None, version: str | None) -> HeartbeatRow:
+    return HeartbeatRow(node_id, received_at, lag, _outbox(outbox), last_error, version)
+
+
+def _outbox(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,68 @@
+"""One outbox batch as an AMQP message: batch XML → sealed body, properties, headers."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pika
+
+from adapters.amqp.topology import APP_ID, CONTENT_TYPE, SCHEMA_VERSION
+from adapters.sealing import NodeKeys, seal
+from schemas.records import Record
+from schemas.writer import document_bytes
+
+__all__ = ["Envelope", "NodeIdentity", "build_envelope"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdentity:
+    """Who speaks: the node, its division, its broker user and its keys."""
+
+    node_id: str
+    division: str
+    broker_user: str
+    keys: NodeKeys = field(repr=False)
+    credit_code: str | None = None  # HEAD/TYSHXYDM; default: the first record's
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    batch_id: str
+    body: bytes = field(repr=False)
+    properties: pika.BasicProperties = field(repr=False)
+    record_count: int
+    sha256: str
+
+
+def batch_document(batch_id: str, records: Sequence[Record], node: NodeIdentity) -> bytes:
+    """The plain batch XML (design §3) with a full HEAD."""
+    credit = node.credit_code or (records[0].fields.get("TYSHXYDM", "") if records else "")
+    head = {"XZQHDM": node.division, "TYSHXYDM": credit, "BATCHID": batch_id,
+            "NODEID": node.node_id, "COUNT": str(len(records))}
+    return document_bytes(head, records)
+
+
+def build_envelope(batch_id: str, records: Sequence[Record], node: NodeIdentity,
+                   now: float | None = None) -> Envelope:
+    plain = batch_document(batch_id, records, node)
+    digest = hashlib.sha256(plain).hexdigest()
+    properties = pika.BasicProperties(
+        message_id=batch_id,
+        user_id=node.broker_user,
+        delivery_mode=pika.DeliveryMode.Persistent,
+        content_type=CONTENT_TYPE,
+        app_id=APP_ID,
+        timestamp=int(time.time() if now is None else now),
+        headers={
+            "x-exgate-node": node.node_id,
+            "x-exgate-key-version": node.keys.key_version,
+            "x-exgate-schema-version": SCHEMA_VERSION,
+            "x-exgate-records": len(records),
+            "x-exgate-sha256": digest,
+        },
+    )
+    return Envelope(batch_id, seal(plain, node.keys, batch_id), properties, len(records),
+                    digest)

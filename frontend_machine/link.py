@@ -1,0 +1,163 @@
+"""One AMQP connection of the agent: a confirm-mode publishing channel and a receipts
+consumer. This is the only agent module that touches pika; every pika exception leaves
+it as an ``adapters.amqp.errors`` exception.
+
+``BlockingConnection`` is not thread-safe: one thread owns a link. Only ``wake`` may be
+called from another thread (it cuts short a ``process`` wait).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import pika
+import pika.exceptions as px
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+
+from adapters.amqp.errors import mapped
+from adapters.amqp.topology import receipts_queue
+
+__all__ = ["BrokerLink", "Delivery", "LinkSettings", "Verdict"]
+
+log = logging.getLogger("exgate.agent.link")
+
+
+class Verdict(Enum):
+    """What to do with a consumed receipt once the handler has run."""
+
+    ACK = "ack"  # committed to the outbox
+    REQUEUE = "requeue"  # the outbox could not commit: keep it on the broker
+    DROP = "drop"  # malformed: it can never be applied
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    body: bytes
+    message_id: str | None
+    redelivered: bool
+
+
+ReceiptHandler = Callable[[Delivery], Verdict]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    url: str = field(repr=False)
+    node_id: str
+    user: str | None = None  # overrides the URL's user (from the credentials file)
+    password: str | None = field(default=None, repr=False)
+    heartbeat: int = 30
+    connect_timeout: float = 10.0
+    blocked_timeout: float = 60.0
+    receipt_prefetch: int = 50
+
+    def parameters(self) -> pika.URLParameters:
+        params = pika.URLParameters(self.url)
+        if self.user is not None:
+            params.credentials = pika.PlainCredentials(self.user, self.password or "")
+        params.heartbeat = self.heartbeat
+        params.connection_attempts = 1
+        params.socket_timeout = self.connect_timeout
+        params.blocked_connection_timeout = self.blocked_timeout
+        params.client_properties = {"connection_name": f"exgate-agent {self.node_id}"}
+        return params
+
+    @property
+    def broker_user(self) -> str:
+        """The user the broker authenticates us as: the ``user_id`` of every message."""
+        credentials = self.parameters().credentials
+        return str(getattr(credentials, "username", ""))
+
+
+@contextmanager
+def _boundary(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except (px.AMQPError, OSError) as exc:
+        raise mapped(exc, doing) from exc
+
+
+class BrokerLink:
+    """An open connection; build it with ``BrokerLink.open``, always ``close`` it."""
+
+    def __init__(self, connection: BlockingConnection, publishing: BlockingChannel) -> None:
+        self._connection = connection
+        self._publishing = publishing
+        self.consuming = False
+
+    @classmethod
+    def open(cls, settings: LinkSettings, on_receipt: ReceiptHandler | None) -> BrokerLink:
+        with _boundary("connecting to the broker"):
+            connection = BlockingConnection(settings.parameters())
+        try:
+            with _boundary("opening the publishing channel"):
+                channel = connection.channel()
+                channel.confirm_delivery()
+        except BaseException:
+            _close_quietly(connection)
+            raise
+        link = cls(connection, channel)
+        if on_receipt is not None:
+            link._consume_receipts(settings, on_receipt)
+        return link
+
+    def _consume_receipts(self, settings: LinkSettings, handler: ReceiptHandler) -> None:
+        queue = receipts_queue(settings.node_id)
+        try:
+            with _boundary(f"consuming {queue}"):
+                channel = self._connection.channel()
+                channel.basic_qos(prefetch_count=settings.receipt_prefetch)
+                channel.basic_consume(queue, _on_message(handler), auto_ack=False)
+        except Exception as exc:  # receipts are optional for publishing: keep sending
+            log.warning("receipts not consumed, will retry on the next connection: %s", exc,
+                        extra={"node": settings.node_id})
+            return
+        self.consuming = True
+
+    def publish(self, exchange: str, routing_key: str, body: bytes,
+                properties: pika.BasicProperties, *, mandatory: bool, doing: str) -> None:
+        """Publish and wait for the broker's confirm; raises on return, nack or loss."""
+        with _boundary(doing):
+            self._publishing.basic_publish(exchange, routing_key, body, properties,
+                                           mandatory=mandatory)
+
+    def process(self, seconds: float) -> None:
+        """Serve heartbeats and deliver receipts for up to ``seconds`` (less if woken)."""
+        with _boundary("waiting for broker events"):
+            self._connection.process_data_events(time_limit=max(0.0, seconds))
+
+    def wake(self) -> None:
+        """From any thread: make a running ``process`` return early."""
+        with contextlib.suppress(Exception):
+            self._connection.add_callback_threadsafe(lambda: None)
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._connection.is_open and self._publishing.is_open)
+
+    def close(self) -> None:
+        _close_quietly(self._connection)
+
+
+def _on_message(handler: ReceiptHandler) -> Callable[..., None]:
+    def on_message(channel: BlockingChannel, method: Any, properties: Any, body: bytes) -> None:
+        verdict = handler(Delivery(body, properties.message_id, bool(method.redelivered)))
+        if verdict is Verdict.ACK:
+            channel.basic_ack(method.delivery_tag)
+        else:
+            channel.basic_nack(method.delivery_tag, requeue=verdict is Verdict.REQUEUE)
+
+    return on_message
+
+
+def _close_quietly(connection: BlockingConnection) -> None:
+    if connection.is_closed:
+        return
+    with contextlib.suppress(px.AMQPError, OSError):
+        connection.close()

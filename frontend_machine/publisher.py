@@ -1,0 +1,266 @@
+"""The publisher: pending outbox batches → RabbitMQ, receipts → outbox, heartbeats.
+
+One thread owns a ``Publisher`` (pika's ``BlockingConnection`` is not thread-safe) and
+calls ``step`` in a loop, or ``flush`` once for ``agent once``.
+
+- **Confirms.** Each batch is published ``mandatory`` on a confirm-mode channel;
+  ``mark_sent`` only runs after the broker's ack. A nack or a return (no queue bound)
+  leaves the batch pending (``mark_unsent``) and pauses publishing with backoff; the
+  connection stays up. Batches go out in outbox order, so after any failure the same
+  batch is retried first and the outbox drains in order.
+- **Reconnects.** Losing the connection, or the broker closing the channel (403 topic
+  permission, 406 ``user_id`` mismatch), closes the link; it is opened again forever
+  with jittered exponential backoff (0.5 s doubling up to 60 s). Nothing is dropped:
+  batches stay in the outbox until confirmed.
+- **Receipts** are consumed on the same connection and acked after the outbox commit.
+- **Heartbeats** go to ``exgate.status`` every ``heartbeat_seconds`` while connected.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pika
+
+from adapters.amqp.errors import BrokerRefused, Nacked, Unroutable
+from adapters.amqp.topology import RECORDS_EXCHANGE, STATUS_EXCHANGE, routing_key
+from frontend_machine.backoff import Backoff
+from frontend_machine.envelope import NodeIdentity, build_envelope
+from frontend_machine.heartbeat import Heartbeat, heartbeat_body
+from frontend_machine.link import BrokerLink, Delivery, LinkSettings, ReceiptHandler, Verdict
+from frontend_machine.outbox import Outbox
+from frontend_machine.receipts import apply_receipt
+from schemas.errors import FatalError, RejectedBatch, RejectedRecord, RetriableError
+
+__all__ = ["FlushResult", "Publisher", "PublisherSettings"]
+
+log = logging.getLogger("exgate.agent.publisher")
+
+LinkFactory = Callable[[LinkSettings, ReceiptHandler | None], BrokerLink]
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherSettings:
+    link: LinkSettings
+    identity: NodeIdentity
+    heartbeat_seconds: float = 30.0
+    batches_per_step: int = 20
+    backoff_initial: float = 0.5
+    backoff_max: float = 60.0
+    consume_receipts: bool = True
+
+    @property
+    def routing_key(self) -> str:
+        return routing_key(self.identity.division, self.identity.node_id)
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    published: int
+    pending: int
+    last_error: str | None
+
+
+@dataclass
+class _Counters:
+    published: int = 0
+    receipts: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    source_lag_s: float | None = None
+    extra_error: str | None = None
+
+
+class Publisher:
+    """Moves confirmed batches out of ``outbox``; see the module docstring."""
+
+    def __init__(self, outbox: Outbox, settings: PublisherSettings, *,
+                 link_factory: LinkFactory = BrokerLink.open,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], object] = time.sleep) -> None:
+        self.outbox = outbox
+        self.settings = settings
+        self.counters = _Counters()
+        self._open_link = link_factory
+        self._clock = clock
+        self._sleep = sleep
+        self._link: BrokerLink | None = None
+        self._lock = threading.Lock()
+        self._reconnect = Backoff(settings.backoff_initial, settings.backoff_max, clock)
+        self._republish = Backoff(settings.backoff_initial, settings.backoff_max, clock)
+        self._next_heartbeat = 0.0
+        self._node = settings.identity.node_id
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._link is not None
+
+    def step(self, wait: float) -> bool:
+        """Connect if due, publish what is pending, then serve events for up to ``wait``.
+
+        Returns True when more batches are pending and could go out right away.
+        """
+        if self._link is None and not self._connect(wait):
+            return False
+        more = False
+        try:
+            if self._republish.ready():
+                more = self._publish_pending()
+            self._heartbeat_if_due()
+            self._serve(0.0 if more else wait)
+        except (Unroutable, Nacked) as exc:
+            self._refused_batch(exc)
+        except RetriableError as exc:
+            self._lost(exc)
+        return more
+
+    def flush(self, timeout: float) -> FlushResult:
+        """Publish everything pending, waiting at most ``timeout`` for the broker."""
+        deadline = self._clock() + timeout
+        before = self.counters.published
+        self._next_heartbeat = 0.0
+        while (remaining := deadline - self._clock()) > 0:
+            more = self.step(min(0.2, remaining))
+            if not more and self._link is not None and not self._pending():
+                self._serve(min(0.2, max(0.0, deadline - self._clock())))
+                break
+        return FlushResult(self.counters.published - before, self.outbox.depth().pending_batches,
+                           self.counters.last_error)
+
+    def run(self, stop: threading.Event, idle_wait: float = 0.25) -> None:
+        """``step`` until ``stop`` is set; unexpected errors are logged and retried."""
+        while not stop.is_set():
+            try:
+                self.step(idle_wait)
+            except FatalError as exc:
+                log.error("publisher error, retrying: %s", exc, extra={"node": self._node})
+                self.counters.last_error = str(exc)
+                stop.wait(self._reconnect.failure())
+
+    def wake(self) -> None:
+        """From another thread: new batches were sealed."""
+        with self._lock:
+            if self._link is not None:
+                self._link.wake()
+
+    def note_status(self, *, source_lag_s: float | None, error: str | None) -> None:
+        """What the agent knows for the next heartbeat (source lag, its own last error)."""
+        self.counters.source_lag_s = source_lag_s
+        self.counters.extra_error = error
+
+    def close(self) -> None:
+        with self._lock:
+            link, self._link = self._link, None
+        if link is not None:
+            link.close()
+
+    # -- connection ---------------------------------------------------------------------
+
+    def _connect(self, wait: float) -> bool:
+        if not self._reconnect.ready():
+            self._sleep(min(wait, self._reconnect.remaining()))
+            if not self._reconnect.ready():
+                return False
+        handler = self._on_receipt if self.settings.consume_receipts else None
+        try:
+            link = self._open_link(self.settings.link, handler)
+        except RetriableError as exc:
+            self._lost(exc)
+            return False
+        with self._lock:
+            self._link = link
+        if self._reconnect.failures:
+            log.info("connected to the broker again after %d failed attempt(s)",
+                     self._reconnect.failures, extra={"node": self._node})
+        self._reconnect.success()
+        self._next_heartbeat = 0.0
+        return True
+
+    def _lost(self, exc: RetriableError) -> None:
+        self.close()
+        delay = self._reconnect.failure()
+        self.counters.failures += 1
+        self.counters.last_error = str(exc)
+        if isinstance(exc, BrokerRefused):
+            log.error("broker refused: %s; retrying in %.1f s", exc, delay,
+                      extra={"node": self._node})
+        elif self._reconnect.failures == 1:
+            log.warning("%s; batches stay in the outbox, reconnecting (next try in %.1f s)",
+                        exc, delay, extra={"node": self._node})
+        else:
+            log.debug("%s; next try in %.1f s", exc, delay, extra={"node": self._node})
+
+    def _serve(self, seconds: float) -> None:
+        assert self._link is not None
+        self._link.process(seconds)
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def _pending(self) -> bool:
+        return bool(self.outbox.next_pending_batches(1))
+
+    def _publish_pending(self) -> bool:
+        batches = self.outbox.next_pending_batches(self.settings.batches_per_step + 1)
+        for batch in batches[:self.settings.batches_per_step]:
+            self._publish_batch(batch.batch_id)
+        return len(batches) > self.settings.batches_per_step
+
+    def _publish_batch(self, batch_id: str) -> None:
+        assert self._link is not None
+        try:
+            envelope = build_envelope(batch_id, self.outbox.batch_records(batch_id),
+                                      self.settings.identity)
+        except (FatalError, RejectedRecord, RejectedBatch, ValueError) as exc:
+            log.error("batch cannot be built, marked failed: %s", exc,
+                      extra={"node": self._node, "batch": batch_id})
+            self.outbox.mark_failed(batch_id, f"cannot build the batch message: {exc}")
+            return
+        try:
+            self._link.publish(RECORDS_EXCHANGE, self.settings.routing_key, envelope.body,
+                               envelope.properties, mandatory=True,
+                               doing=f"publishing batch {batch_id}")
+        except RetriableError as exc:
+            self.outbox.mark_unsent(batch_id, str(exc))
+            raise
+        self.outbox.mark_sent(batch_id)
+        self._republish.success()
+        self.counters.published += 1
+        log.debug("batch confirmed by the broker (%d records)", envelope.record_count,
+                  extra={"node": self._node, "batch": batch_id})
+
+    def _refused_batch(self, exc: RetriableError) -> None:
+        delay = self._republish.failure()
+        self.counters.failures += 1
+        self.counters.last_error = str(exc)
+        log.warning("%s; kept pending, retrying in %.1f s", exc, delay,
+                    extra={"node": self._node})
+
+    # -- receipts and heartbeats ---------------------------------------------------------------
+
+    def _on_receipt(self, delivery: Delivery) -> Verdict:
+        verdict = apply_receipt(self.outbox, delivery)
+        self.counters.receipts += verdict is Verdict.ACK
+        return verdict
+
+    def _heartbeat_if_due(self) -> None:
+        now = self._clock()
+        if now < self._next_heartbeat or self._link is None:
+            return
+        self._next_heartbeat = now + self.settings.heartbeat_seconds
+        beat = Heartbeat(self._node, self.settings.identity.division,
+                         self.counters.source_lag_s,
+                         self.counters.extra_error or self.counters.last_error)
+        properties = pika.BasicProperties(
+            user_id=self.settings.identity.broker_user, content_type="application/json",
+            app_id="exgate-agent", timestamp=int(time.time()),
+            delivery_mode=pika.DeliveryMode.Transient)
+        self._link.publish(STATUS_EXCHANGE, self.settings.routing_key,
+                           heartbeat_body(beat, self.outbox, time.time()), properties,
+                           mandatory=False, doing="sending a heartbeat")
+

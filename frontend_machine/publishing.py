@@ -1,0 +1,130 @@
+"""How the agent runs its publisher: settings from the config, a thread for ``agent run``,
+one bounded flush for ``agent once``.
+
+The publisher thread opens its own ``Outbox`` on the same file (a SQLite connection
+belongs to one thread); WAL mode lets it work beside the agent's journaling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from adapters.sealing import load_broker_login, load_node_keys
+from frontend_machine.config import AgentConfig
+from frontend_machine.envelope import NodeIdentity
+from frontend_machine.link import LinkSettings
+from frontend_machine.outbox import Outbox
+from frontend_machine.publisher import FlushResult, Publisher, PublisherSettings
+from schemas.errors import ConfigError
+
+if TYPE_CHECKING:
+    from frontend_machine.agent import Agent
+
+__all__ = ["PublisherThread", "publish_once", "publisher_settings", "publishing"]
+
+log = logging.getLogger("exgate.agent.publisher")
+
+_TEXT = {
+    "flushed": ("已发送 {published} 个批次（均已获 RabbitMQ 确认），仍待发送 {pending} 个",
+                "sent {published} batch(es), all confirmed by RabbitMQ; {pending} still pending"),
+    "left": ("消息服务器暂不可用，{pending} 个批次保留在发件箱中，下次运行时发送：{error}",
+             "the broker is unavailable; {pending} batch(es) stay in the outbox for the next "
+             "run: {error}"),
+}
+
+
+def publisher_settings(config: AgentConfig) -> PublisherSettings:
+    """Keys and broker login from ``[node] key_file``; the URL from ``[broker] url``."""
+    if config.broker is None:
+        raise ConfigError(f"{config.path}: no [broker] table: nothing to publish to")
+    if config.node.key_file is None:
+        raise ConfigError(f"{config.path}: key 'node.key_file' is required with [broker]; "
+                          "`exgate node add ID --division CODE --out FILE` writes that file")
+    keys = load_node_keys(config.node.key_file)
+    if keys.node_id != config.node.id:
+        raise ConfigError(f"{config.node.key_file} holds the keys of node {keys.node_id!r}, "
+                          f"not of node {config.node.id!r} (node.id)")
+    url = config.broker.url
+    login = None if urlsplit(url).username else load_broker_login(config.node.key_file)
+    if login is None and not urlsplit(url).username:
+        raise ConfigError(f"{config.path}: broker.url has no user and {config.node.key_file} "
+                          "has no [broker] login")
+    link = LinkSettings(url, config.node.id, user=login.user if login else None,
+                        password=login.password if login else None)
+    identity = NodeIdentity(config.node.id, config.node.division, link.broker_user, keys)
+    return PublisherSettings(link, identity)
+
+
+def publish_once(agent: Agent, timeout: float = 60.0) -> FlushResult | None:
+    """``agent once``: publish everything pending with confirms, bounded by ``timeout``."""
+    if agent.config.broker is None:
+        return None
+    publisher = Publisher(agent.outbox, publisher_settings(agent.config))
+    try:
+        result = publisher.flush(timeout)
+    finally:
+        publisher.close()
+    zh, en = _TEXT["flushed"] if not result.pending else _TEXT["left"]
+    message = (zh if agent.lang == "zh" else en).format(
+        published=result.published, pending=result.pending, error=result.last_error)
+    (log.info if not result.pending else log.warning)(message)
+    return result
+
+
+class PublisherThread:
+    """The publisher of ``agent run``, in its own thread with its own outbox connection."""
+
+    def __init__(self, config: AgentConfig, outbox: Outbox) -> None:
+        self.settings = publisher_settings(config)  # a ConfigError stops start-up
+        self._outbox_args = (outbox.path, outbox.levels, outbox.budget_bytes)
+        self._stop = threading.Event()
+        self._publisher: Publisher | None = None
+        self._thread = threading.Thread(target=self._main, name="exgate-publisher",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        if self._publisher is not None:
+            self._publisher.wake()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self.wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _main(self) -> None:
+        path, levels, budget = self._outbox_args
+        while not self._stop.is_set():
+            try:
+                with Outbox(path, levels=levels, budget_bytes=budget) as outbox:
+                    self._publisher = Publisher(outbox, self.settings)
+                    try:
+                        self._publisher.run(self._stop)
+                    finally:
+                        self._publisher.close()
+            except Exception:  # never let the thread die silently: the outbox keeps all
+                log.exception("publisher crashed; restarting in 5 s",
+                              extra={"node": self.settings.identity.node_id})
+                self._stop.wait(5.0)
+
+
+@contextmanager
+def publishing(agent: Agent) -> Iterator[PublisherThread | None]:
+    """Run the publisher thread beside the agent loop when ``[broker]`` is configured."""
+    if agent.config.broker is None:
+        yield None
+        return
+    thread = PublisherThread(agent.config, agent.outbox)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        thread.stop()

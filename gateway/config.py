@@ -1,0 +1,244 @@
+"""The gateway's TOML configuration (design §8), read into typed dataclasses.
+
+::
+
+    [level]     division = "430100"
+    [broker]    url = "amqp://gateway@mq:5672/exgate"   (password: file or environment)
+    [store]     url = "sqlite:///var/lib/exgate/store-430100.db"
+    [registry]  path = "/var/lib/exgate/registry"
+    [gateway]   workers = 4, prefetch = 8, hold_seconds = 1200
+    [dashboard] listen = "127.0.0.1:8430", refresh_seconds = 30
+    [status]    silent_s = 600, lag_red_s = 3600, …      (gateway.status_rules)
+
+Every error is a ``ConfigError`` naming the file and the key. Relative paths (the
+registry, a ``sqlite:///relative.db`` store) are resolved against the config file's
+folder. Passwords may come from ``EXGATE_BROKER_PASSWORD`` / ``EXGATE_STORE_PASSWORD``
+or from ``password_file`` keys, and never appear in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from gateway.status_rules import StatusThresholds
+from schemas.errors import ConfigError
+
+__all__ = ["GatewayConfig", "GatewaySettings", "load_config", "parse_listen", "redact"]
+
+_DIVISION = re.compile(r"[1-9]\d{5}")
+_TABLES = {"level", "broker", "store", "registry", "gateway", "dashboard", "status"}
+
+
+def redact(url: str) -> str:
+    """A URL with its password replaced, safe for logs."""
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """``[gateway]``: how many batches are worked on at once and how patiently."""
+
+    workers: int = 4
+    prefetch: int = 8             # unacked deliveries the broker hands us; >= workers
+    hold_seconds: float = 1200.0  # keep a batch while the store is away, then requeue it
+    drain_idle_seconds: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    path: Path
+    division: str
+    broker_url: str = field(repr=False)
+    store_url: str = field(repr=False)
+    registry_path: Path
+    gateway: GatewaySettings = GatewaySettings()
+    dashboard_listen: str | None = None
+    dashboard_refresh_s: int = 30
+    status: StatusThresholds = field(default_factory=StatusThresholds)
+
+    def with_workers(self, workers: int | None) -> GatewayConfig:
+        if workers is None:
+            return self
+        prefetch = max(self.gateway.prefetch, workers)
+        settings = GatewaySettings(workers, prefetch, self.gateway.hold_seconds,
+                                   self.gateway.drain_idle_seconds)
+        return replace(self, gateway=settings)
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Read and check a gateway config file; raises ConfigError on any problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    unknown = set(data) - _TABLES
+    if unknown:
+        raise ConfigError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}; "
+                          f"expected {', '.join(sorted(_TABLES))}")
+    reader = _Reader(path, data)
+    division = reader.text("level", "division", required=True)
+    if not _DIVISION.fullmatch(division):
+        raise ConfigError(f"{path}: [level] division = {division!r} is not a 6-digit "
+                          "GB/T 2260 code such as 430100")
+    return GatewayConfig(
+        path=path,
+        division=division,
+        broker_url=reader.broker_url(),
+        store_url=reader.store_url(),
+        registry_path=reader.path_value("registry", "path"),
+        gateway=reader.settings(),
+        dashboard_listen=reader.listen(),
+        dashboard_refresh_s=int(reader.positive("dashboard", "refresh_seconds", 30, True)),
+        status=reader.thresholds(),
+    )
+
+
+@dataclass(frozen=True)
+class _Reader:
+    path: Path
+    data: dict[str, Any]
+
+    def table(self, name: str) -> dict[str, Any]:
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.path}: [{name}] must be a table")
+        return value
+
+    def text(self, table: str, key: str, required: bool = False) -> str:
+        value = self.table(table).get(key)
+        if value is None:
+            if required:
+                raise ConfigError(f"{self.path}: [{table}] {key} is required")
+            return ""
+        if not isinstance(value, str) or (required and not value.strip()):
+            raise ConfigError(f"{self.path}: [{table}] {key} must be a non-empty string")
+        return value.strip()
+
+    def secret(self, table: str, env: str) -> str | None:
+        if os.environ.get(env):
+            return os.environ[env]
+        file = self.text(table, "password_file")
+        if not file:
+            return None
+        try:
+            return self.resolve(file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: [{table}] password_file {file}: "
+                              f"{exc.strerror}") from exc
+
+    def resolve(self, value: str) -> Path:
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else self.path.parent / candidate
+
+    def path_value(self, table: str, key: str) -> Path:
+        return self.resolve(self.text(table, key, required=True))
+
+    def broker_url(self) -> str:
+        url = self.text("broker", "url", required=True)
+        parts = urlsplit(url)
+        if parts.scheme not in ("amqp", "amqps"):
+            raise ConfigError(f"{self.path}: [broker] url {redact(url)!r} must start with "
+                              "amqp:// or amqps://")
+        password = self.secret("broker", "EXGATE_BROKER_PASSWORD")
+        if password is None or parts.username is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{parts.username}:{quote(password, safe='')}@{host}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def store_url(self) -> str:
+        raw = self.text("store", "url") or "sqlite:///exgate-store.db"
+        try:
+            url = make_url(raw)
+        except ArgumentError as exc:
+            raise ConfigError(f"{self.path}: [store] url {redact(raw)!r} is not a database "
+                              "URL") from exc
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            url = url.set(database=str(self.resolve(url.database or "")))
+        password = self.secret("store", "EXGATE_STORE_PASSWORD")
+        if password is not None:
+            url = url.set(password=password)
+        return url.render_as_string(hide_password=False)
+
+    def settings(self) -> GatewaySettings:
+        table = self.table("gateway")
+        defaults = GatewaySettings()
+        workers = self.number(table, "workers", defaults.workers, integer=True)
+        prefetch = self.number(table, "prefetch", max(defaults.prefetch, 2 * int(workers)),
+                               integer=True)
+        if prefetch < workers:
+            raise ConfigError(f"{self.path}: [gateway] prefetch = {prefetch} is below workers "
+                              f"= {workers}; workers would sit idle")
+        return GatewaySettings(
+            int(workers), int(prefetch),
+            self.number(table, "hold_seconds", defaults.hold_seconds),
+            self.number(table, "drain_idle_seconds", defaults.drain_idle_seconds))
+
+    def number(self, table: dict[str, Any], key: str, default: float,
+               integer: bool = False) -> float:
+        value = table.get(key, default)
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+            kind = "a positive integer" if integer else "a positive number"
+            raise ConfigError(f"{self.path}: [gateway] {key} = {value!r} must be {kind}")
+        return value
+
+    # -- [dashboard] and [status]: the sync-status view ------------------------------------
+
+    def listen(self) -> str | None:
+        text = self.text("dashboard", "listen")
+        if not text:
+            return None
+        try:
+            parse_listen(text)
+        except ValueError as exc:
+            raise ConfigError(f"{self.path}: [dashboard] listen = {text!r}: {exc}") from exc
+        return text
+
+    def positive(self, table: str, key: str, default: float, integer: bool = False) -> float:
+        value = self.table(table).get(key, default)
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+            kind = "a positive integer" if integer else "a positive number"
+            raise ConfigError(f"{self.path}: [{table}] {key} = {value!r} must be {kind}")
+        return value
+
+    def thresholds(self) -> StatusThresholds:
+        defaults = StatusThresholds()
+        known = {f.name: f for f in fields(StatusThresholds)}
+        unknown = set(self.table("status")) - set(known)
+        if unknown:
+            raise ConfigError(f"{self.path}: [status] unknown key(s) {', '.join(sorted(unknown))}"
+                              f"; expected {', '.join(sorted(known))}")
+        values: dict[str, Any] = {}
+        for name in known:
+            integer = isinstance(getattr(defaults, name), int)
+            value = self.positive("status", name, getattr(defaults, name), integer)
+            values[name] = int(value) if integer else float(value)
+        if values["silent_s"] <= values["heartbeat_late_s"]:
+            raise ConfigError(f"{self.path}: [status] silent_s must be above heartbeat_late_s")
+        return StatusThresholds(**values)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or a bare ``port`` (then loopback) → (host, port)."""
+    text = text.strip()
+    host, _, port = text.rpartition(":") if ":" in text else ("", "", text)
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port (tests)
+        raise ValueError("expected host:port such as 127.0.0.1:8430, or a port")
+    return host or "127.0.0.1", int(port)

@@ -1,0 +1,347 @@
+"""The level's consumer: one pika connection, a pool of workers, acks from the I/O thread.
+
+The connection's thread only does I/O: it runs ``process_data_events`` in a loop, so
+AMQP heartbeats keep flowing however long a batch takes or however long the store is
+away. Deliveries (at most ``prefetch`` unacked) go to a pool of ``workers`` threads
+that run the ``Pipeline``; a worker hands its verdict back with
+``connection.add_callback_threadsafe`` (the one thread-safe pika call), and the I/O
+thread publishes the receipt (publisher confirms on) and only then acks.
+
+Transient failures never lose a batch. A worker whose store write fails with
+``RetriableError`` keeps the delivery unacked and retries with backoff. The quorum
+queue's ``x-delivery-limit`` counts *returns* to the queue (on RabbitMQ before 4.3,
+every nack-with-requeue and every channel close), so the gateway does not bounce the
+message through the queue while it waits: a 30 s outage costs no delivery attempt at
+all. Only after ``hold_seconds`` (below the broker's 30 min ``consumer_timeout``) is the
+message nacked back (``basic.nack``, which RabbitMQ 4.3+ does not count as a failure),
+so even a many-hour outage spends one attempt per ``hold_seconds``; past the limit the
+queue dead-letters at least once to ``exgate.dead``, never drops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pika
+import pika.exceptions as px
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+
+from adapters.amqp.errors import mapped
+from adapters.amqp.topology import (
+    RECEIPTS_EXCHANGE,
+    declare_topology,
+    level_queue,
+    status_queue,
+)
+from adapters.stores.sql import SqlStore
+from gateway.config import GatewayConfig, GatewaySettings, load_config, redact
+from gateway.pipeline import Delivery, Outcome, Pipeline
+from gateway.registry import Registry
+from schemas.errors import ConfigError, ExgateError, RetriableError
+
+__all__ = ["Consumer", "Verdict", "run_gateway"]
+
+log = logging.getLogger("exgate.gateway")
+MAX_BACKOFF_S = 30.0
+STOP_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the I/O thread does with a delivery once a worker is done with it."""
+
+    action: str                    # ack | requeue | leave (unacked until the channel closes)
+    outcome: Outcome | None = None
+
+
+@dataclass
+class _Session:
+    """One connection and what hangs off it; ``dead`` tells workers to let go."""
+
+    connection: BlockingConnection
+    channel: BlockingChannel
+    receipts: BlockingChannel
+    dead: threading.Event = field(default_factory=threading.Event)
+    in_flight: int = 0
+    last_activity: float = field(default_factory=time.monotonic)
+
+
+class Consumer:
+    """Consumes ``exgate.level.<division>`` and ``exgate.status.<division>``."""
+
+    def __init__(self, broker_url: str, pipeline: Pipeline, settings: GatewaySettings, *,
+                 drain: bool = False, stop: threading.Event | None = None) -> None:
+        self.broker_url = broker_url
+        self.pipeline = pipeline
+        self.settings = settings
+        self.drain = drain
+        self.stop = stop or threading.Event()
+        self.division = pipeline.division
+        self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="exgate-worker")
+
+    # -- the outer loop: reconnect with backoff -------------------------------------------
+
+    def run(self) -> None:
+        """Consume until ``stop`` is set (or, with ``drain``, until the queue is empty)."""
+        failures = 0
+        try:
+            while not self.stop.is_set():
+                try:
+                    if self._session():
+                        return
+                    failures = 0
+                except RetriableError as exc:
+                    failures += 1
+                    delay = _backoff(failures)
+                    log.warning("broker %s: %s; reconnecting in %.1f s",
+                                redact(self.broker_url), exc, delay)
+                    self.stop.wait(delay)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _session(self) -> bool:
+        """One connection's life; True when drained, False when asked to stop."""
+        session = self._open()
+        try:
+            return self._loop(session)
+        except (px.AMQPError, OSError) as exc:
+            raise mapped(exc, f"consuming {level_queue(self.division)}") from exc
+        finally:
+            session.dead.set()
+            _close(session.connection)
+
+    def _open(self) -> _Session:
+        try:
+            connection = pika.BlockingConnection(pika.URLParameters(self.broker_url))
+        except (px.AMQPError, OSError) as exc:
+            raise mapped(exc, f"connecting to {redact(self.broker_url)}") from exc
+        try:
+            channel = connection.channel()
+            declare_topology(channel, [self.division])
+            channel.basic_qos(prefetch_count=self.settings.prefetch)
+            receipts = connection.channel()
+            receipts.confirm_delivery()
+            session = _Session(connection, channel, receipts)
+            channel.basic_consume(level_queue(self.division),
+                                  functools.partial(self._on_message, session, "batch"))
+            channel.basic_consume(status_queue(self.division),
+                                  functools.partial(self._on_message, session, "heartbeat"))
+        except (px.AMQPError, OSError) as exc:
+            _close(connection)
+            raise mapped(exc, f"declaring and consuming {level_queue(self.division)}") from exc
+        log.info("consuming %s with %d workers, prefetch %d", level_queue(self.division),
+                 self.settings.workers, self.settings.prefetch)
+        return session
+
+    def _loop(self, session: _Session) -> bool:
+        while not self.stop.is_set():
+            session.connection.process_data_events(time_limit=0.5)
+            if self.drain and self._drained(session):
+                log.info("queue %s stayed empty for %.1f s: drained",
+                         level_queue(self.division), self.settings.drain_idle_seconds)
+                return True
+        self._wind_down(session)
+        return False
+
+    def _drained(self, session: _Session) -> bool:
+        idle = time.monotonic() - session.last_activity
+        if session.in_flight or idle < self.settings.drain_idle_seconds:
+            return False
+        for queue in (level_queue(self.division), status_queue(self.division)):
+            declared = session.channel.queue_declare(queue, passive=True)
+            if declared.method.message_count:
+                session.last_activity = time.monotonic()
+                return False
+        return True
+
+    def _wind_down(self, session: _Session) -> None:
+        """Stop taking work; give running batches a moment to finish and be acked."""
+        deadline = time.monotonic() + STOP_GRACE_S
+        session.channel.stop_consuming()
+        while session.in_flight and time.monotonic() < deadline:
+            session.connection.process_data_events(time_limit=0.2)
+
+    # -- I/O thread: deliveries in, verdicts out -------------------------------------------
+
+    def _on_message(self, session: _Session, kind: str, channel: BlockingChannel,
+                    method: Any, properties: pika.BasicProperties, body: bytes) -> None:
+        delivery = Delivery(method.routing_key, body, properties.message_id,
+                            properties.user_id, dict(properties.headers or {}),
+                            bool(method.redelivered))
+        if delivery.redelivered and kind == "batch":
+            log.info("batch %s redelivered (x-delivery-count %s)", delivery.message_id,
+                     delivery.headers.get("x-delivery-count", "?"),
+                     extra={"batch_id": delivery.message_id})
+        session.in_flight += 1
+        session.last_activity = time.monotonic()
+        work = self._work_batch if kind == "batch" else self._work_heartbeat
+        self._pool.submit(self._run, session, method.delivery_tag, delivery, work)
+
+    def _finish(self, session: _Session, tag: int, verdict: Verdict) -> None:
+        session.in_flight -= 1
+        session.last_activity = time.monotonic()
+        if session.dead.is_set() or not session.channel.is_open:
+            return  # the broker requeues it; the store makes the retry harmless
+        outcome = verdict.outcome
+        if verdict.action == "ack" and outcome is not None and outcome.receipt_to:
+            self._send_receipt(session, outcome)
+        if verdict.action == "ack":
+            session.channel.basic_ack(tag)
+        elif verdict.action == "requeue":
+            session.channel.basic_nack(tag, requeue=True)
+
+    def _send_receipt(self, session: _Session, outcome: Outcome) -> None:
+        assert outcome.receipt_to is not None
+        properties = pika.BasicProperties(
+            content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent,
+            correlation_id=outcome.batch_id, app_id="exgate-gateway")
+        try:
+            session.receipts.basic_publish(
+                RECEIPTS_EXCHANGE, outcome.receipt_to,
+                json.dumps(outcome.receipt, ensure_ascii=False).encode(), properties,
+                mandatory=True)
+        except (px.UnroutableError, px.NackError) as exc:
+            # Stored (or kept as failed) all the same; the receipt is in ST_RECEIPT and a
+            # resend of the batch by the node gets a fresh one.
+            log.warning("receipt for batch %s not delivered to node %s: %s", outcome.batch_id,
+                        outcome.receipt_to, mapped(exc, "publishing the receipt"),
+                        extra={"batch_id": outcome.batch_id, "node_id": outcome.receipt_to})
+
+    # -- worker threads ----------------------------------------------------------------------
+
+    def _run(self, session: _Session, tag: int, delivery: Delivery,
+             work: Callable[[Delivery], Verdict]) -> None:
+        verdict = self._patiently(session, delivery, work)
+        # If the connection is gone the delivery is redelivered and the store dedupes it.
+        with contextlib.suppress(px.ConnectionWrongStateError):
+            session.connection.add_callback_threadsafe(
+                functools.partial(self._finish, session, tag, verdict))
+
+    def _patiently(self, session: _Session, delivery: Delivery,
+                   work: Callable[[Delivery], Verdict]) -> Verdict:
+        """Run ``work``; hold the delivery through transient failures, with backoff."""
+        started, failures = time.monotonic(), 0
+        while not (session.dead.is_set() or self.stop.is_set()):
+            try:
+                verdict = work(delivery)
+            except Exception as exc:  # anything else too is retried, never lost
+                failures += 1
+                self._log_failure(delivery, exc, failures)
+                if time.monotonic() - started >= self.settings.hold_seconds:
+                    return Verdict("requeue")
+                session.dead.wait(min(_backoff(failures),
+                                      max(0.0, self.settings.hold_seconds - (
+                                          time.monotonic() - started))))
+                continue
+            if failures:
+                log.info("batch %s went through after %d failed attempt(s)",
+                         delivery.message_id, failures,
+                         extra={"batch_id": delivery.message_id})
+            return verdict
+        return Verdict("leave")
+
+    def _work_batch(self, delivery: Delivery) -> Verdict:
+        return Verdict("ack", self.pipeline.handle(delivery))
+
+    def _work_heartbeat(self, delivery: Delivery) -> Verdict:
+        self.pipeline.heartbeat(delivery)
+        return Verdict("ack")
+
+    def _log_failure(self, delivery: Delivery, exc: Exception, failures: int) -> None:
+        ids = {"batch_id": delivery.message_id,
+               "node_id": delivery.headers.get("x-exgate-node")}
+        if isinstance(exc, RetriableError):
+            level = logging.WARNING if failures == 1 or failures % 10 == 0 else logging.DEBUG
+            log.log(level, "batch %s from node %s held, attempt %d: %s", ids["batch_id"],
+                    ids["node_id"], failures, exc, extra=ids)
+        elif isinstance(exc, ExgateError):
+            log.error("batch %s from node %s held, attempt %d: %s", ids["batch_id"],
+                      ids["node_id"], failures, exc, extra=ids)
+        else:
+            log.exception("batch %s from node %s held after an unexpected error",
+                          ids["batch_id"], ids["node_id"], extra=ids)
+
+
+def _backoff(failures: int) -> float:
+    return float(min(MAX_BACKOFF_S, 0.25 * 2 ** min(failures, 10)))
+
+
+def _close(connection: BlockingConnection) -> None:
+    if connection.is_open:
+        with contextlib.suppress(px.AMQPError, OSError):
+            connection.close()
+
+
+def run_gateway(config_path: Path, workers: int | None = None, drain: bool = False,
+                stop: threading.Event | None = None) -> int:
+    """``exgate gateway run``: 0 after a clean stop or drain, 2 for a config error."""
+    try:
+        config = load_config(config_path).with_workers(workers)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    try:
+        store = SqlStore(config.store_url)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        if not _migrate(store, stop):
+            return 0
+        with _dashboard(config, store) as started:
+            if not started:
+                return 2
+            pipeline = Pipeline(config.division, Registry(config.registry_path), store)
+            Consumer(config.broker_url, pipeline, config.gateway, drain=drain, stop=stop).run()
+    finally:
+        store.close()
+    return 0
+
+
+@contextlib.contextmanager
+def _dashboard(config: GatewayConfig, store: SqlStore) -> Iterator[bool]:
+    """The status dashboard beside the consumer when ``[dashboard] listen`` is set."""
+    if not config.dashboard_listen:
+        yield True
+        return
+    from gateway.dashboard.command import open_dashboard
+
+    try:
+        server = open_dashboard(config, store).start()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        server.stop()
+
+
+def _migrate(store: SqlStore, stop: threading.Event) -> bool:
+    """Bring the store's tables up to date, waiting while the database is away."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            store.migrate()
+            return True
+        except RetriableError as exc:
+            failures += 1
+            log.warning("store %s not ready: %s", store.redacted_url, exc)
+            stop.wait(_backoff(failures))
+    return False

@@ -1,0 +1,158 @@
+"""``exgate broker …`` and ``exgate node …``: what they print (zh by default, en) and
+their exit codes. The work is in ``broker_node``, ``provisioning`` and ``registry``.
+
+Exit codes: 0 ok, 1 the broker or management API failed, 2 usage or configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from adapters.amqp.topology import declare_topology
+from gateway.broker_node import LocalBroker
+from gateway.mgmt_api import HttpChannel, ManagementApi
+from gateway.provisioning import add_node, disable_node, rotate_node_key
+from gateway.registry import Registry
+from schemas.errors import ConfigError, ExgateError
+
+__all__ = ["default_broker_base", "run_broker", "run_node"]
+
+_TEXT: dict[str, tuple[str, str]] = {
+    "started": ("RabbitMQ 私有节点已启动：{node}，AMQP 端口 {amqp}，管理端口 {mgmt}，目录 {base}",
+                "private RabbitMQ node started: {node}, AMQP port {amqp}, management port "
+                "{mgmt}, folder {base}"),
+    "topology": ("已声明交换机与队列（层级：{levels}）", "exchanges and queues declared "
+                 "(levels: {levels})"),
+    "admin": ("管理员用户 {user}，密码保存在 {state}（权限 0600）",
+              "administrator {user}; its password is in {state} (mode 0600)"),
+    "stopped": ("RabbitMQ 私有节点已停止：{base}", "private RabbitMQ node stopped: {base}"),
+    "running": ("运行中：{node}（PID {pid}），AMQP 端口 {amqp}，目录 {base}",
+                "running: {node} (PID {pid}), AMQP port {amqp}, folder {base}"),
+    "not-running": ("未运行：{base}", "not running: {base}"),
+    "added": ("节点 {node} 已开通：区划 {division}，消息服务器用户 {user}，路由键 {key}；"
+              "凭据文件 {out}（权限 0600，含密钥与密码，请妥善保管），登记于 {registry}",
+              "node {node} provisioned: division {division}, broker user {user}, routing "
+              "key {key}; credentials in {out} (mode 0600, keys and password: keep it "
+              "secret), registered in {registry}"),
+    "config-hint": ("在前置机配置中设置 [node] key_file = \"{out}\"",
+                    "set [node] key_file = \"{out}\" in the agent config"),
+    "none": ("登记簿中没有节点：{registry}", "no node in registry {registry}"),
+    "row": ("{node}\t{division}\t{status}\t密钥版本 {version}\t{user}",
+            "{node}\t{division}\t{status}\tkey version {version}\t{user}"),
+    "disabled": ("节点 {node} 已停用：网关将拒收其批次{broker}",
+                 "node {node} disabled: gateways refuse its batches{broker}"),
+    "disabled-broker": ("，其消息服务器权限已撤销、连接已断开",
+                        "; its broker permissions were revoked and connections closed"),
+    "rotated": ("节点 {node} 已更换密钥：新版本 {version}，写入 {out}；旧版本仍可验证在途批次。"
+                "请重启该节点的前置机代理",
+                "node {node} has a new key, version {version}, written to {out}; older "
+                "versions still verify batches in flight. Restart that node's agent"),
+    "error": ("错误：{error}", "error: {error}"),
+}
+
+
+def _say(name: str, lang: str, /, **values: object) -> str:
+    zh, en = _TEXT[name]
+    return (zh if lang == "zh" else en).format(**values)
+
+
+def default_broker_base() -> Path:
+    """``$EXGATE_BROKER_BASE``, else a folder the ``rabbitmq`` user can reach."""
+    env = os.environ.get("EXGATE_BROKER_BASE")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/exgate/broker")
+    return Path.home() / ".local" / "state" / "exgate" / "broker"
+
+
+def _guarded(lang: str, work: Callable[[], None]) -> int:
+    try:
+        work()
+    except (ConfigError, ValueError) as exc:
+        print(_say("error", lang, error=exc), file=sys.stderr)
+        return 2
+    except ExgateError as exc:
+        print(_say("error", lang, error=exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_broker(action: str, base: Path | None, levels: Sequence[str], lang: str) -> int:
+    base = base or default_broker_base()
+
+    def work() -> None:
+        broker = LocalBroker(base)
+        if action == "start":
+            broker.start()
+            declare_topology(HttpChannel(ManagementApi.from_broker(broker)), levels)
+            ports = broker.ports
+            print(_say("started", lang, node=broker.node_name, amqp=ports.amqp,
+                       mgmt=ports.management, base=base))
+            print(_say("topology", lang, levels=", ".join(levels) or "-"))
+            print(_say("admin", lang, user=broker.admin_user,
+                       state=base / "exgate-broker.json"))
+        elif action == "stop":
+            broker.stop()
+            print(_say("stopped", lang, base=base))
+        else:
+            status = broker.status()
+            key = "running" if status.running else "not-running"
+            print(_say(key, lang, node=status.node_name, pid=status.pid,
+                       amqp=status.ports.amqp, base=base))
+            if not status.running:
+                raise SystemExit(3)
+
+    try:
+        return _guarded(lang, work)
+    except SystemExit as stop:
+        return int(stop.code or 0)
+
+
+def _api(broker_base: Path | None, admin_url: str | None) -> ManagementApi:
+    if admin_url:
+        return ManagementApi.from_url(admin_url)
+    return ManagementApi.from_broker(LocalBroker(broker_base or default_broker_base()))
+
+
+def run_node(action: str, *, node_id: str | None = None, division: str | None = None,
+             registry: Path, broker_base: Path | None = None, admin_url: str | None = None,
+             vhost: str = "/", out: Path | None = None, lang: str = "zh") -> int:
+    reg = Registry(registry)
+
+    def add() -> None:
+        assert node_id is not None and division is not None
+        target = out or Path(f"{node_id}.key")
+        done = add_node(_api(broker_base, admin_url), reg, node_id, division, target,
+                        vhost=vhost)
+        print(_say("added", lang, node=node_id, division=division, user=done.broker_user,
+                   key=done.routing_key, out=target, registry=registry))
+        print(_say("config-hint", lang, out=target.absolute()))
+
+    def listing() -> None:
+        entries = reg.list()
+        if not entries:
+            print(_say("none", lang, registry=registry))
+        for entry in entries:
+            print(_say("row", lang, node=entry.node_id, division=entry.division,
+                       status=entry.status, version=entry.key_version, user=entry.broker_user))
+
+    def disable() -> None:
+        assert node_id is not None
+        with_broker = broker_base is not None or admin_url is not None
+        api = _api(broker_base, admin_url) if with_broker else None
+        disable_node(api, reg, node_id, vhost=vhost)
+        extra = _say("disabled-broker", lang) if with_broker else ""
+        print(_say("disabled", lang, node=node_id, broker=extra))
+
+    def rotate() -> None:
+        assert node_id is not None
+        target = out or Path(f"{node_id}.key")
+        entry = rotate_node_key(reg, node_id, target)
+        print(_say("rotated", lang, node=node_id, version=entry.key_version, out=target))
+
+    actions = {"add": add, "list": listing, "disable": disable, "rotate-key": rotate}
+    return _guarded(lang, actions[action])

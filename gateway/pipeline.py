@@ -1,0 +1,306 @@
+"""What the gateway does with one delivered batch: verify → unseal → validate → store.
+
+``Pipeline.handle`` takes the message (routing key, properties, body) and returns an
+``Outcome``: ``stored`` or ``failed``, with the receipt to send back. It never touches
+the broker; the consumer acks and publishes. The order of the checks is the order that
+costs an attacker the most:
+
+1. the sending node: registry entry, active, ``user_id`` (which RabbitMQ checks against
+   the connection's login) equal to its broker user, routing key equal to its own;
+2. unseal: Ed25519 signature, AES-256-GCM (bound to node, batch ID and key version),
+   capped gunzip;
+3. the sha256 header against the plain XML;
+4. validation with ``DocumentReader``: every record valid (the agent validated them, so
+   an invalid one means tampering or a version mismatch), HEAD and header consistent;
+5. every record's XZQHDM within the node's division;
+6. ``Store.write`` in one transaction (a batch ID reused for other content is refused).
+
+A refusal is permanent: the batch is kept in the failed-batch store with its payload
+and reason, and a WARNING names node, batch and reason. ``RetriableError`` (store away)
+and ``FatalError`` propagate: the consumer keeps the message and tries again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from adapters.amqp.topology import routing_key as node_routing_key
+from adapters.sealing import NodeVerifier, SealError, unseal
+from adapters.stores.base import (
+    BatchRefused,
+    FailedBatch,
+    Heartbeat,
+    IncomingBatch,
+    NodeInfo,
+    ReceiptRow,
+    Store,
+    WriteResult,
+)
+from schemas.divisions import level_of, within
+from schemas.reader import DocumentReader
+from schemas.records import Record
+from schemas.times import BEIJING
+
+__all__ = ["Delivery", "NodeDirectory", "Outcome", "Pipeline", "Refusal"]
+
+log = logging.getLogger("exgate.gateway")
+MAX_REASONS = 20
+MIRROR_EVERY_S = 60.0  # ST_NODE is refreshed at most this often per node
+
+
+class NodeDirectory(Protocol):
+    """The part of ``gateway.registry.Registry`` the pipeline reads."""
+
+    def get(self, node_id: str) -> Any: ...
+
+    def verifier(self, node_id: str, key_version: int) -> NodeVerifier | None: ...
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message from the level queue, as the broker handed it over."""
+
+    routing_key: str
+    body: bytes = field(repr=False)
+    message_id: str | None
+    user_id: str | None
+    headers: Mapping[str, Any]
+    redelivered: bool = False
+
+    def header(self, name: str) -> Any:
+        return self.headers.get(name)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened; ``receipt_to`` is None when the sender is not who it claims."""
+
+    status: str                       # stored | failed
+    batch_id: str
+    node_id: str | None
+    receipt: Mapping[str, Any]
+    receipt_to: str | None
+    reason: str | None = None
+    result: WriteResult | None = None
+
+
+class Refusal(Exception):
+    """A permanent refusal inside the pipeline; ``trusted`` says the node is authentic."""
+
+    def __init__(self, reason: str, detail: str, trusted: bool = True) -> None:
+        super().__init__(detail)
+        self.reason, self.detail, self.trusted = reason, detail, trusted
+
+
+@dataclass
+class Pipeline:
+    """The gateway's checks for one level division, against a registry and a store."""
+
+    division: str
+    registry: NodeDirectory
+    store: Store
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(BEIJING))
+    _mirrored: dict[str, float] = field(default_factory=dict, repr=False)
+
+    @property
+    def level(self) -> str:
+        return level_of(self.division).value
+
+    def handle(self, delivery: Delivery) -> Outcome:
+        received = self.clock()
+        batch_id = delivery.message_id or ""
+        node_id = _text(delivery.header("x-exgate-node"))
+        try:
+            batch = self._verify(delivery, batch_id, node_id, received)
+            result = self.store.write(batch)
+        except Refusal as refusal:
+            return self._refuse(delivery, batch_id, node_id, refusal, received)
+        except BatchRefused as exc:
+            return self._refuse(delivery, batch_id, node_id, Refusal(exc.reason, str(exc)),
+                                received)
+        return self._stored(batch, result)
+
+    # -- checks ------------------------------------------------------------------------
+
+    def _verify(self, delivery: Delivery, batch_id: str, node_id: str | None,
+                received: datetime) -> IncomingBatch:
+        if not batch_id:
+            raise Refusal("missing-batch-id", "the message has no message_id (batch ID)", False)
+        entry = self._node(delivery, node_id)
+        verifier = self._verifier(delivery, entry)
+        try:
+            plain = unseal(delivery.body, verifier, batch_id)
+        except SealError as exc:
+            raise Refusal(exc.reason, str(exc)) from exc
+        digest = hashlib.sha256(plain).hexdigest()
+        if digest != _text(delivery.header("x-exgate-sha256")):
+            raise Refusal("sha256-mismatch", f"payload sha256 {digest[:16]}… differs from the "
+                          f"x-exgate-sha256 header")
+        records, schema_version = self._validate(plain, batch_id, entry.node_id, delivery)
+        self._check_divisions(entry.division, records)
+        self._mirror(entry, received)
+        return IncomingBatch(batch_id, entry.node_id, entry.division, digest, records,
+                             received, schema_version)
+
+    def _node(self, delivery: Delivery, node_id: str | None) -> Any:
+        entry = self.registry.get(node_id) if node_id else None
+        if entry is None:
+            raise Refusal("unknown-node", f"node {node_id!r} is not in the registry", False)
+        if delivery.user_id != entry.broker_user:
+            raise Refusal("user-mismatch", f"sent by broker user {delivery.user_id!r}, not by "
+                          f"node {entry.node_id}'s user {entry.broker_user!r}", False)
+        expected = node_routing_key(entry.division, entry.node_id)
+        if delivery.routing_key != expected:
+            raise Refusal("routing-mismatch", f"routing key {delivery.routing_key!r} is not "
+                          f"the node's own {expected!r}", False)
+        if entry.status != "active":
+            raise Refusal("node-disabled", f"node {entry.node_id} is {entry.status}")
+        return entry
+
+    def _verifier(self, delivery: Delivery, entry: Any) -> NodeVerifier:
+        raw = delivery.header("x-exgate-key-version")
+        version = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+        verifier = None if version is None else self.registry.verifier(entry.node_id, version)
+        if verifier is None:
+            raise Refusal("unknown-key-version", f"node {entry.node_id} has no valid key "
+                          f"version {raw!r}")
+        return verifier
+
+    def _validate(self, plain: bytes, batch_id: str, node_id: str,
+                  delivery: Delivery) -> tuple[list[Record], int]:
+        reader = DocumentReader(plain, f"batch {batch_id}")
+        records: list[Record] = []
+        problems: list[str] = []
+        for check in reader:
+            if check.record is not None:
+                records.append(check.record)
+            else:
+                problems.extend(_describe(i) for i in check.issues)
+        problems[:0] = [_describe(i) for i in reader.issues]
+        if problems or reader.head is None:
+            raise Refusal("invalid-payload", f"{len(problems)} validation problem(s): "
+                          + "; ".join(problems[:5]))
+        head = reader.head
+        for name, have, want in (("BATCHID", head.batch_id, batch_id),
+                                 ("NODEID", head.node_id, node_id)):
+            if have is not None and have != want:
+                raise Refusal("head-mismatch", f"HEAD/{name} {have!r} differs from {want!r}")
+        count = delivery.header("x-exgate-records")
+        if count is not None and count != len(records):
+            raise Refusal("count-mismatch", f"header x-exgate-records = {count!r}, payload "
+                          f"has {len(records)} records")
+        return records, head.schema_version
+
+    def _check_divisions(self, division: str, records: list[Record]) -> None:
+        outside = [r for r in records if not within(division, r.division)]
+        if outside:
+            first = outside[0]
+            raise Refusal("division-outside", f"{len(outside)} record(s) lie outside the "
+                          f"node's division {division}, first {first.element} "
+                          f"{first.key_text} with XZQHDM {first.division}")
+
+    def _mirror(self, entry: Any, seen: datetime) -> None:
+        last = self._mirrored.get(entry.node_id)
+        if last is None or time.monotonic() - last >= MIRROR_EVERY_S:
+            self.store.mirror_node(_node_info(entry), seen_at=seen)
+            self._mirrored[entry.node_id] = time.monotonic()
+
+    # -- heartbeats --------------------------------------------------------------------
+
+    def heartbeat(self, delivery: Delivery) -> bool:
+        """Store one heartbeat from ``exgate.status``; False (dropped) when not authentic."""
+        try:
+            data = json.loads(delivery.body)
+            node_id = str(data["node_id"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("dropped a heartbeat that is not the JSON the contract says "
+                        "(routing key %s)", delivery.routing_key)
+            return False
+        entry = self.registry.get(node_id)
+        if entry is None or (delivery.user_id is not None
+                             and delivery.user_id != entry.broker_user):
+            log.warning("dropped a heartbeat claiming node %s from broker user %r", node_id,
+                        delivery.user_id, extra={"node_id": node_id})
+            return False
+        lag = data.get("source_lag_s")
+        received = self.clock()
+        self.store.record_heartbeat(Heartbeat(
+            node_id, _text(data.get("division")), _when(data.get("at")), received,
+            _text(data.get("version")), data.get("outbox") or {},
+            float(lag) if isinstance(lag, int | float) else None,
+            _text(data.get("last_error"))))
+        self._mirror(entry, received)
+        return True
+
+    # -- outcomes ----------------------------------------------------------------------
+
+    def _stored(self, batch: IncomingBatch, result: WriteResult) -> Outcome:
+        reasons = [c.describe() for c in result.conflicts[:MAX_REASONS]]
+        receipt = self._receipt(batch.batch_id, "stored", result.stored, result.duplicates,
+                                result.conflict_count, reasons)
+        self.store.record_receipt(ReceiptRow(batch.batch_id, batch.node_id, "stored", receipt,
+                                             self.clock()))
+        log.info("stored batch %s from node %s: %d stored, %d duplicates, %d conflicts%s",
+                 batch.batch_id, batch.node_id, result.stored, result.duplicates,
+                 result.conflict_count, " (redelivered, unchanged)" if result.redelivered
+                 else "", extra={"node_id": batch.node_id, "batch_id": batch.batch_id})
+        if result.conflicts:
+            log.warning("batch %s from node %s has %d conflict(s): %s", batch.batch_id,
+                        batch.node_id, result.conflict_count, "; ".join(reasons[:3]),
+                        extra={"node_id": batch.node_id, "batch_id": batch.batch_id})
+        return Outcome("stored", batch.batch_id, batch.node_id, receipt, batch.node_id,
+                       result=result)
+
+    def _refuse(self, delivery: Delivery, batch_id: str, node_id: str | None,
+                refusal: Refusal, received: datetime) -> Outcome:
+        shown = batch_id or "-"
+        log.warning("refused batch %s from node %s: %s: %s", shown, node_id or "?",
+                    refusal.reason, refusal.detail,
+                    extra={"node_id": node_id, "batch_id": shown, "reason": refusal.reason})
+        self.store.record_failed(FailedBatch(
+            shown, node_id, refusal.reason, refusal.detail, delivery.body,
+            delivery.routing_key, dict(delivery.headers), delivery.user_id, received))
+        receipt = self._receipt(shown, "failed", 0, 0, 0, [f"{refusal.reason}: "
+                                                          f"{refusal.detail}"])
+        to = node_id if refusal.trusted else None
+        if to is not None:
+            self.store.record_receipt(ReceiptRow(shown, to, "failed", receipt, self.clock()))
+        return Outcome("failed", shown, node_id, receipt, to, reason=refusal.reason)
+
+    def _receipt(self, batch_id: str, status: str, stored: int, duplicates: int,
+                 conflicts: int, reasons: list[str]) -> dict[str, Any]:
+        return {"batch_id": batch_id, "level": self.level, "division": self.division,
+                "status": status, "stored": stored, "duplicates": duplicates,
+                "conflicts": conflicts, "reasons": reasons,
+                "at": self.clock().astimezone(BEIJING).isoformat(timespec="seconds")}
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value if isinstance(value, str) else None
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _describe(issue: Any) -> str:
+    where = f"line {issue.line} " if issue.line else ""
+    what = "/".join(p for p in (issue.element, issue.field) if p)
+    return f"{where}{what + ' ' if what else ''}{issue.code}: {issue.message('en')}"
+
+
+def _node_info(entry: Any) -> NodeInfo:
+    return NodeInfo(entry.node_id, entry.division, entry.broker_user, entry.status,
+                    tuple(sorted(k.version for k in entry.keys)))

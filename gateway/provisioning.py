@@ -1,0 +1,147 @@
+"""Node provisioning: a broker user limited to its own routing key, keys, registry entry.
+
+A node's broker user may
+- configure and read only its receipts queue ``exgate.receipts.<id>``;
+- write only to ``exgate.records`` and ``exgate.status``, and there, through topic
+  permissions, only with its own routing key ``<province>.<city>.<county>.<id>``.
+So a node cannot publish for another node or division: the broker closes its channel
+with 403 ACCESS_REFUSED. Its batches are also signed and encrypted with keys whose
+public half (and the shared data key) only the registry holds.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from adapters.amqp.topology import (
+    RECORDS_EXCHANGE,
+    STATUS_EXCHANGE,
+    check_division,
+    check_node_id,
+    declare_exchanges,
+    declare_node_queues,
+    receipts_queue,
+    routing_key,
+)
+from adapters.sealing import (
+    BrokerLogin,
+    generate_node_keys,
+    load_broker_login,
+    write_node_keys,
+)
+from gateway.mgmt_api import HttpChannel, ManagementApi
+from gateway.registry import NodeEntry, Registry
+from schemas.errors import ConfigError
+
+__all__ = [
+    "NodePermissions",
+    "Provisioned",
+    "add_node",
+    "broker_user_name",
+    "disable_node",
+    "node_permissions",
+    "rotate_node_key",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NodePermissions:
+    configure: str
+    write: str
+    read: str
+    topic_write: str
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    entry: NodeEntry
+    broker_user: str
+    routing_key: str
+    credentials_file: Path
+
+
+def broker_user_name(node_id: str) -> str:
+    return f"exgate-node-{check_node_id(node_id)}"
+
+
+def node_permissions(node_id: str, division: str) -> NodePermissions:
+    own_queue = "^" + re.escape(receipts_queue(node_id)) + "$"
+    return NodePermissions(
+        configure=own_queue,
+        write=r"^exgate\.(records|status)$",
+        read=own_queue,
+        topic_write="^" + re.escape(routing_key(division, node_id)) + "$",
+    )
+
+
+def add_node(api: ManagementApi, registry: Registry, node_id: str, division: str,
+             out: Path, *, vhost: str = "/") -> Provisioned:
+    """Create everything a new node needs; the registry entry is written last."""
+    check_node_id(node_id)
+    check_division(division)
+    if registry.get(node_id) is not None:
+        raise ConfigError(f"node {node_id} is already registered in {registry.path}")
+    keys = generate_node_keys(node_id, 1)
+    login = BrokerLogin(broker_user_name(node_id), secrets.token_urlsafe(24))
+    api.put(f"users/{quote(login.user, safe='')}", {"password": login.password, "tags": ""})
+    grant(api, vhost, login.user, node_permissions(node_id, division))
+    channel = HttpChannel(api, vhost)
+    declare_exchanges(channel)
+    declare_node_queues(channel, node_id)
+    write_node_keys(out, keys, login)
+    entry = registry.add(node_id, division, login.user, keys.verifier())
+    return Provisioned(entry, login.user, routing_key(division, node_id), out)
+
+
+def grant(api: ManagementApi, vhost: str, user: str, perms: NodePermissions) -> None:
+    where = f"{quote(vhost, safe='')}/{quote(user, safe='')}"
+    api.put(f"permissions/{where}",
+            {"configure": perms.configure, "write": perms.write, "read": perms.read})
+    for exchange in (RECORDS_EXCHANGE, STATUS_EXCHANGE):
+        api.put(f"topic-permissions/{where}",
+                {"exchange": exchange, "write": perms.topic_write, "read": "^$"})
+
+
+def disable_node(api: ManagementApi | None, registry: Registry, node_id: str, *,
+                 vhost: str = "/") -> NodeEntry:
+    """Mark the node disabled (gateways refuse its batches) and cut its broker access."""
+    entry = registry.disable(node_id)
+    if api is not None:
+        user = quote(entry.broker_user, safe="")
+        api.delete(f"permissions/{quote(vhost, safe='')}/{user}")
+        api.delete(f"topic-permissions/{quote(vhost, safe='')}/{user}")
+        # A fresh random password: the old one no longer logs in anywhere.
+        api.put(f"users/{user}", {"password": secrets.token_urlsafe(24), "tags": ""})
+        close_connections(api, entry.broker_user)
+    return entry
+
+
+def close_connections(api: ManagementApi, user: str) -> int:
+    closed = 0
+    for connection in api.get("connections") or []:
+        if connection.get("user") == user:
+            api.delete(f"connections/{quote(connection['name'], safe='')}",
+                       headers={"X-Reason": "exgate: node disabled"})
+            closed += 1
+    return closed
+
+
+def rotate_node_key(registry: Registry, node_id: str, out: Path) -> NodeEntry:
+    """A new key version in the registry and in ``out`` (the broker login is kept).
+
+    Older versions stay valid, so batches sealed before the agent picks up the new file
+    still open at the gateways.
+    """
+    entry = registry.get(node_id)
+    if entry is None:
+        raise ConfigError(f"node {node_id!r} is not registered in {registry.path}")
+    login = load_broker_login(out) if out.exists() else None
+    keys = generate_node_keys(node_id, entry.key_version + 1)
+    # Registry first: a gateway must know a key before any batch is sealed with it.
+    rotated = registry.rotate(node_id, keys.verifier())
+    write_node_keys(out, keys, login)
+    return rotated

@@ -1,0 +1,214 @@
+"""The node registry: one JSON file per node that the gateways read to authenticate batches.
+
+``<registry>/<node_id>.json``::
+
+    {"node_id", "division", "broker_user", "status": "active|disabled",
+     "keys": [{"version", "verify_key", "dek", "created"}]}
+
+Files are mode 0600 in a 0700 folder because they hold the nodes' data keys. Writes are
+atomic (temp file, fsync, rename), so a gateway never reads half an entry. Every key
+version stays valid after a rotation, so batches sealed just before it still open; a
+disabled node has no valid key at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.amqp.topology import check_division, check_node_id
+from adapters.sealing import (
+    NodeVerifier,
+    decode_dek,
+    decode_verify_key,
+    encode_dek,
+    encode_verify_key,
+)
+from schemas.errors import ConfigError
+from schemas.times import BEIJING
+
+__all__ = ["KeyEntry", "NodeEntry", "Registry"]
+
+ACTIVE = "active"
+DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    version: int
+    verify_key: str  # base64 raw Ed25519 public key
+    dek: str = field(repr=False)  # base64 AES-256 key: secret
+    created: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "verify_key": self.verify_key, "dek": self.dek,
+                "created": self.created}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    node_id: str
+    division: str
+    broker_user: str
+    status: str
+    keys: tuple[KeyEntry, ...]
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    @property
+    def key_version(self) -> int:
+        """The newest key version (the one the node seals with after a rotation)."""
+        return max((key.version for key in self.keys), default=0)
+
+    def key(self, version: int) -> KeyEntry | None:
+        return next((key for key in self.keys if key.version == version), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "division": self.division,
+                "broker_user": self.broker_user, "status": self.status,
+                "keys": [key.to_json() for key in self.keys]}
+
+    @classmethod
+    def from_json(cls, data: Any, where: Path) -> NodeEntry:
+        try:
+            keys = tuple(KeyEntry(int(k["version"]), str(k["verify_key"]), str(k["dek"]),
+                                  str(k.get("created", ""))) for k in data["keys"])
+            entry = cls(str(data["node_id"]), str(data["division"]), str(data["broker_user"]),
+                        str(data["status"]), keys)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: not a node registry entry ({exc!r} missing or bad)")\
+                from exc
+        if entry.status not in (ACTIVE, DISABLED):
+            raise ConfigError(f"{where}: status {entry.status!r} is not active or disabled")
+        return entry
+
+
+class Registry:
+    """A folder of node entries; cheap to query repeatedly (entries cached by mtime)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._cache: dict[str, tuple[tuple[int, int], NodeEntry]] = {}
+
+    # -- reading (gateways) --------------------------------------------------------------
+
+    def get(self, node_id: str) -> NodeEntry | None:
+        """The node's entry, or None when the ID is unknown (or not a valid ID)."""
+        try:
+            file = self._file(node_id)
+            stat = file.stat()
+        except (ValueError, FileNotFoundError):
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = self._cache.get(node_id)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        entry = self._read(file)
+        self._cache[node_id] = (stamp, entry)
+        return entry
+
+    def verifier(self, node_id: str, key_version: int) -> NodeVerifier | None:
+        """Key material to unseal a batch; None for unknown or disabled nodes and versions."""
+        entry = self.get(node_id)
+        if entry is None or not entry.active:
+            return None
+        key = entry.key(key_version)
+        if key is None:
+            return None
+        try:
+            return NodeVerifier(node_id, key.version, decode_verify_key(key.verify_key),
+                                decode_dek(key.dek))
+        except ConfigError as exc:
+            raise ConfigError(f"{self._file(node_id)}: key version {key_version}: {exc}")\
+                from exc
+
+    def list(self) -> list[NodeEntry]:
+        if not self.path.is_dir():
+            return []
+        entries = (self.get(file.stem) for file in sorted(self.path.glob("*.json")))
+        return [entry for entry in entries if entry is not None]
+
+    # -- administration (provisioning) -------------------------------------------------------
+
+    def add(self, node_id: str, division: str, broker_user: str,
+            verifier: NodeVerifier) -> NodeEntry:
+        """Register a new node with its first key; ``ConfigError`` if the ID is taken."""
+        check_node_id(node_id)
+        check_division(division)
+        if self.get(node_id) is not None:
+            raise ConfigError(f"node {node_id} is already registered in {self.path}; use "
+                              f"`exgate node rotate-key {node_id}` for new keys")
+        entry = NodeEntry(node_id, division, broker_user, ACTIVE, (_key_entry(verifier),))
+        self._write(entry)
+        return entry
+
+    def disable(self, node_id: str) -> NodeEntry:
+        entry = replace(self._require(node_id), status=DISABLED)
+        self._write(entry)
+        return entry
+
+    def enable(self, node_id: str) -> NodeEntry:
+        entry = replace(self._require(node_id), status=ACTIVE)
+        self._write(entry)
+        return entry
+
+    def rotate(self, node_id: str, verifier: NodeVerifier) -> NodeEntry:
+        """Add a newer key version; older versions stay valid for batches in flight."""
+        entry = self._require(node_id)
+        if verifier.key_version <= entry.key_version:
+            raise ConfigError(f"node {node_id}: new key version {verifier.key_version} must "
+                              f"be above {entry.key_version}")
+        entry = replace(entry, keys=(*entry.keys, _key_entry(verifier)))
+        self._write(entry)
+        return entry
+
+    # -- files -------------------------------------------------------------------------------
+
+    def _require(self, node_id: str) -> NodeEntry:
+        entry = self.get(node_id)
+        if entry is None:
+            raise ConfigError(f"node {node_id!r} is not registered in {self.path}; "
+                              "see `exgate node list`")
+        return entry
+
+    def _file(self, node_id: str) -> Path:
+        return self.path / f"{check_node_id(node_id)}.json"
+
+    def _read(self, file: Path) -> NodeEntry:
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{file}: cannot read node entry: {exc}") from exc
+        entry = NodeEntry.from_json(data, file)
+        if entry.node_id != file.stem:
+            raise ConfigError(f"{file}: holds node {entry.node_id!r}, not {file.stem!r}")
+        return entry
+
+    def _write(self, entry: NodeEntry) -> None:
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        file = self._file(entry.node_id)
+        tmp = self.path / f".{entry.node_id}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(entry.to_json(), out, ensure_ascii=False, indent=2)
+                out.flush()
+                os.fsync(out.fileno())
+            tmp.replace(file)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._cache.pop(entry.node_id, None)
+
+
+def _key_entry(verifier: NodeVerifier) -> KeyEntry:
+    created = datetime.now(BEIJING).isoformat(timespec="seconds")
+    return KeyEntry(verifier.key_version, encode_verify_key(verifier.verify_key),
+                    encode_dek(verifier.dek), created)

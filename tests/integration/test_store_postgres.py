@@ -1,0 +1,37 @@
+"""The SQL store's conformance suite against a real PostgreSQL (``pg_url``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from adapters.stores.sql import SqlStore
+from tests.unit.adapters.test_sql_store import (  # noqa: F401 - collected here again
+    test_store_batch_is_one_transaction,
+    test_store_keeps_every_version_and_latest_picks_the_highest,
+    test_store_keeps_failed_batches_once_per_body,
+    test_store_keeps_the_protocol,
+    test_store_latest_works_for_composite_keys,
+    test_store_migration_equals_the_metadata,
+    test_store_nodes_receipts_and_heartbeats,
+    test_store_refuses_a_batch_id_reused_for_other_content,
+    test_store_same_key_and_version_other_content_is_a_kept_conflict,
+    test_store_same_key_and_version_same_content_is_a_duplicate,
+    test_store_writes_a_batch_and_ignores_its_redelivery,
+)
+
+
+@pytest.fixture
+def store(pg_url: str) -> Iterator[SqlStore]:
+    opened = SqlStore(pg_url)
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+def test_postgres_names_fold_to_plain_sql(store: SqlStore) -> None:
+    assert store.engine.dialect.name == "postgresql"
+    with store.engine.connect() as conn:
+        count = conn.exec_driver_sql("SELECT count(*) FROM ST_SBXX").scalar_one()
+    assert count == 0

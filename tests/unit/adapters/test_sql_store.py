@@ -1,0 +1,257 @@
+"""The SQL central store on SQLite; the ``test_store_*`` checks are a conformance suite.
+
+``tests/integration/test_store_postgres.py`` imports every ``test_store_*`` function and
+runs it against PostgreSQL with its own ``store`` fixture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.dialects import mysql, oracle, postgresql, sqlite
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from adapters.frontdb import fold_identifier
+from adapters.stores.base import (
+    BatchRefused,
+    FailedBatch,
+    Heartbeat,
+    IncomingBatch,
+    NodeInfo,
+    ReceiptRow,
+    Store,
+)
+from adapters.stores.sql import SqlStore, latest
+from adapters.stores.sql_schema import CONTROL_TABLES, VERSION_TABLE, store_schema
+from schemas.catalog import load_catalog
+from schemas.errors import RejectedBatch, RetriableError
+from schemas.reader import DocumentReader
+from schemas.records import Record
+from tests.unit.schemas.documents import document, record
+
+CATALOG = load_catalog()
+NOW = datetime(2026, 11, 20, 10, 0, 0)
+
+
+def records(*specs: tuple[str, dict[str, str]]) -> list[Record]:
+    reader = DocumentReader(document(specs), "test")
+    found = [check.record for check in reader]
+    assert all(found) and not reader.issues, reader.issues
+    return [r for r in found if r is not None]
+
+
+def batch(batch_id: str, recs: list[Record], sha: str | None = None) -> IncomingBatch:
+    sha = sha or hashlib.sha256(repr([r.fields for r in recs]).encode()).hexdigest()
+    return IncomingBatch(batch_id, "n1", "430102", sha, recs, NOW)
+
+
+def count(store: SqlStore, table: sa.Table) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def element(store: SqlStore, code: str) -> sa.Table:
+    return store.schema.elements[code].table
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    opened = SqlStore(f"sqlite:///{tmp_path / 'store.db'}", sqlite_busy_s=0.2)
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+# -- conformance suite (SQLite here, PostgreSQL in tests/integration) ----------------------
+
+
+def test_store_keeps_the_protocol(store: SqlStore) -> None:
+    assert isinstance(store, Store)
+
+
+def test_store_migration_equals_the_metadata(store: SqlStore) -> None:
+    store.migrate()  # a second run changes nothing
+    version_table = fold_identifier(VERSION_TABLE, store.engine.dialect.name)
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                         "version_table": version_table})
+        diff = compare_metadata(context, store.schema.metadata)
+    assert diff == []
+
+
+def test_store_writes_a_batch_and_ignores_its_redelivery(store: SqlStore) -> None:
+    recs = records(record("SBXX"), record("SBCL"), record("SF"), record("BZGZ"))
+    first = store.write(batch("B1", recs))
+    assert (first.stored, first.duplicates, first.conflict_count) == (4, 0, 0)
+    again = store.write(batch("B1", recs))
+    assert again.redelivered and (again.stored, again.duplicates) == (4, 0)
+    assert count(store, element(store, "SBXX")) == 1
+    assert count(store, store.schema.batch) == 1
+    assert store.batch_state("B1") == "stored"
+
+
+def test_store_same_key_and_version_same_content_is_a_duplicate(store: SqlStore) -> None:
+    store.write(batch("B1", records(record("SBXX"), record("SL"))))
+    result = store.write(batch("B2", records(record("SBXX"), record("SL"))))
+    assert (result.stored, result.duplicates, result.conflict_count) == (0, 2, 0)
+    assert count(store, element(store, "SBXX")) == 1
+    assert count(store, store.schema.conflict) == 0
+
+
+def test_store_same_key_and_version_other_content_is_a_kept_conflict(store: SqlStore) -> None:
+    store.write(batch("B1", records(record("SBXX"))))
+    other = records(record("SBXX", SQRMC="李四"))
+    result = store.write(batch("B2", other))
+    assert (result.stored, result.duplicates, result.conflict_count) == (0, 0, 1)
+    conflict = result.conflicts[0]
+    assert (conflict.element, conflict.key_text, conflict.version) == ("SBXX", "SB0001", 1)
+    assert conflict.incoming_digest == other[0].digest() != conflict.stored_digest
+    c = store.schema.conflict
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(c)).one()._mapping
+        kept = conn.execute(sa.select(element(store, "SBXX").c.SQRMC)).scalar_one()
+    assert json.loads(row[c.c.PAYLOAD])["SQRMC"] == "李四"
+    assert row[c.c.STORED_DIGEST] == conflict.stored_digest
+    assert row[c.c.BATCH_ID] == "B2"
+    assert kept == "张三"  # the stored version is never overwritten
+    assert store.write(batch("B2", other)).conflict_count == 1  # redelivery reports it again
+    assert count(store, c) == 1
+
+
+def test_store_keeps_every_version_and_latest_picks_the_highest(store: SqlStore) -> None:
+    store.write(batch("B1", records(record("SBXX"), record("SBXX", SBLSH="SB0002"))))
+    store.write(batch("B2", records(record("SBXX", SJBBH="3", SQRMC="王五"),
+                                    record("SBXX", SJBBH="2", SQRMC="李四"))))
+    assert count(store, element(store, "SBXX")) == 4
+    with store.engine.connect() as conn:
+        rows = conn.execute(latest(store, "SBXX")).mappings().all()
+    t = element(store, "SBXX")
+    found = {(r[t.c.SBLSH.name], r[t.c.SJBBH.name], r[t.c.SQRMC.name]) for r in rows}
+    assert found == {("SB0001", 3, "王五"), ("SB0002", 1, "张三")}
+
+
+def test_store_latest_works_for_composite_keys(store: SqlStore) -> None:
+    store.write(batch("B1", records(record("SPGC"), record("SPGC", BZH="2"),
+                                    record("SPGC", SJBBH="2", SPYJ="补充意见"))))
+    t = element(store, "SPGC")
+    with store.engine.connect() as conn:
+        rows = conn.execute(latest(store, "SPGC")).mappings().all()
+    assert sorted((r[t.c.BZH.name], r[t.c.SJBBH.name]) for r in rows) == [(1, 2), (2, 1)]
+
+
+def test_store_refuses_a_batch_id_reused_for_other_content(store: SqlStore) -> None:
+    store.write(batch("B1", records(record("SBXX")), sha="a" * 64))
+    with pytest.raises(RejectedBatch, match="batch id reused") as info:
+        store.write(batch("B1", records(record("SL")), sha="b" * 64))
+    assert isinstance(info.value, BatchRefused) and info.value.reason == "batch-id-reused"
+    assert count(store, element(store, "SL")) == 0
+
+
+def test_store_batch_is_one_transaction(store: SqlStore) -> None:
+    name = element(store, "SL").name
+
+    def fail_on_sl(conn, cursor, statement, parameters, context, executemany):  # type: ignore
+        if statement.lstrip().upper().startswith("INSERT") and name in statement:
+            raise sa.exc.OperationalError(statement, parameters, Exception("disk I/O error"))
+
+    sa.event.listen(store.engine, "before_cursor_execute", fail_on_sl)
+    try:
+        with pytest.raises(RetriableError):
+            store.write(batch("B1", records(record("SBXX"), record("SL"), record("BJ"))))
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", fail_on_sl)
+    assert count(store, element(store, "SBXX")) == 0
+    assert count(store, store.schema.batch) == 0
+    assert store.batch_state("B1") is None
+    assert store.write(batch("B1", records(record("SBXX"), record("SL")))).stored == 2
+
+
+def test_store_keeps_failed_batches_once_per_body(store: SqlStore) -> None:
+    failed = FailedBatch("B9", "n1", "bad-signature", "signature does not verify",
+                         b"\x00sealed", "430000.430100.430102.n1",
+                         {"x-exgate-node": "n1"}, "u-n1", NOW)
+    store.record_failed(failed)
+    store.record_failed(failed)
+    assert count(store, store.schema.failed) == 1
+    assert store.batch_state("B9") == "failed"
+    f = store.schema.failed
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(f)).one()._mapping
+    assert row[f.c.BODY] == b"\x00sealed" and row[f.c.REASON] == "bad-signature"
+    assert json.loads(row[f.c.HEADERS]) == {"x-exgate-node": "n1"}
+
+
+def test_store_nodes_receipts_and_heartbeats(store: SqlStore) -> None:
+    store.mirror_node(NodeInfo("n1", "430102", "u-n1", "active", (1, 2)))
+    store.mirror_node(NodeInfo("n1", "430102", "u-n1", "disabled", (1, 2)), seen_at=NOW)
+    store.record_receipt(ReceiptRow("B1", "n1", "stored", {"status": "stored"}, NOW))
+    store.record_heartbeat(Heartbeat("n1", "430102", NOW, NOW, "0.1.0",
+                                     {"pending_batches": 3}, 1.5, None))
+    n = store.schema.node
+    with store.engine.connect() as conn:
+        node = conn.execute(sa.select(n)).one()._mapping
+    assert node[n.c.STATUS] == "disabled" and node[n.c.KEY_VERSIONS] == "1,2"
+    assert node[n.c.LAST_SEEN_AT] == NOW
+    assert count(store, store.schema.receipt) == 1
+    assert count(store, store.schema.heartbeat) == 1
+    assert store.batch_state("nope") is None
+
+
+# -- SQLite only -------------------------------------------------------------------------
+
+
+def test_a_locked_sqlite_file_is_a_retriable_error(store: SqlStore, tmp_path: Path) -> None:
+    locker = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(RetriableError, match="will retry"):
+            store.write(batch("B1", records(record("SBXX"))))
+    finally:
+        locker.close()
+    assert store.write(batch("B1", records(record("SBXX")))).stored == 1
+
+
+def test_the_sqlite_store_runs_in_wal_mode(store: SqlStore) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+@pytest.mark.parametrize("dialect", [postgresql.dialect(), mysql.dialect(), oracle.dialect(),
+                                     sqlite.dialect()], ids=lambda d: d.name)
+def test_store_ddl_compiles_for_every_backend(dialect: sa.engine.Dialect) -> None:
+    schema = store_schema(dialect.name)
+    assert len(schema.elements) == len(CATALOG.elements) == 14
+    names = {t.name.upper() for t in schema.metadata.sorted_tables}
+    assert names == {f"ST_{code}" for code in CATALOG.elements} | set(CONTROL_TABLES)
+    for table in schema.metadata.sorted_tables:
+        ddl = str(CreateTable(table).compile(dialect=dialect))
+        for index in table.indexes:
+            str(CreateIndex(index).compile(dialect=dialect))
+        assert "CREATE TABLE" in ddl
+    sbcl = str(CreateTable(schema.elements["SBCL"].table).compile(dialect=dialect)).upper()
+    assert "PRIMARY KEY (SBLSH, CLXH, SJBBH)" in sbcl.replace('"', "").replace("`", "")
+
+
+def test_element_tables_follow_the_catalogue() -> None:
+    schema = store_schema("sqlite")
+    for code, spec in CATALOG.elements.items():
+        table = schema.elements[code].table
+        assert set(spec.fields) | {"DIGEST", "BATCH_ID", "NODE_ID", "STORED_AT"} \
+            == {c.key for c in table.columns}
+        assert [c.key for c in table.primary_key.columns] == [*spec.key, "SJBBH"]
+
+
+def test_oracle_ddl_uses_identity_and_nvarchar() -> None:
+    schema = store_schema("oracle")
+    failed = str(CreateTable(schema.failed).compile(dialect=oracle.dialect()))
+    assert "GENERATED BY DEFAULT AS IDENTITY" in failed
+    assert "NVARCHAR2(2000)" in failed
