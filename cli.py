@@ -239,6 +239,45 @@ def broker_status(base: Path | None, lang: str) -> None:
     sys.exit(run_broker("status", base, (), lang))
 
 
+@broker.command("link")
+@click.option("--upstream", required=True, envvar="EXGATE_UPSTREAM_URL",
+              help="amqp://USER[:PASSWORD]@HOST:PORT/VHOST of the broker the messages come "
+                   "from (or $EXGATE_UPSTREAM_URL; password also from "
+                   "$EXGATE_UPSTREAM_PASSWORD)")
+@click.option("--division", required=True,
+              help="Level of that broker: the lower one (up) or the upper one (down)")
+@click.option("--direction", type=click.Choice(["up", "down"]), default="up",
+              show_default=True, help="up: records and heartbeats; down: receipts")
+@click.option("--via", type=click.Choice(["federation", "shovel"]), default="federation",
+              show_default=True, help="RabbitMQ plugin that carries records up")
+@click.option("--admin-url", default=None, envvar="EXGATE_ADMIN_URL",
+              help="Management API of this (receiving) broker, or $EXGATE_ADMIN_URL")
+@BROKER_BASE_OPTION
+@click.option("--vhost", default="/", show_default=True, help="Virtual host")
+@click.option("--max-hops", type=click.IntRange(1, 10), default=None,
+              help="Override max-hops (default: 2 from a city, else 1)")
+@LANG_OPTION
+def broker_link(upstream: str, division: str, direction: str, via: str,
+                admin_url: str | None, base: Path | None, vhost: str,
+                max_hops: int | None, lang: str) -> None:
+    """Link levels on separate brokers with RabbitMQ federation or shovel (跨服务器级联).
+
+    \b
+    Example (on the city broker: county records come up; then on the county broker:
+    city and province receipts come down):
+      EXGATE_UPSTREAM_PASSWORD=... exgate broker link --upstream \\
+          amqp://link@county-mq:5672/%2F --division 430102 --admin-url http://...
+      exgate broker link --direction down --upstream amqp://link@city-mq:5672/%2F \\
+          --division 430100 --base /var/lib/exgate/broker
+    Exit codes: 0 linked, 1 broker or API error, 2 usage or configuration.
+    """
+    from gateway.federation import run_link
+
+    sys.exit(run_link(upstream=upstream, division=division, direction=direction, via=via,
+                      admin_url=admin_url, base=base, vhost=vhost, max_hops=max_hops,
+                      lang=lang))
+
+
 REGISTRY_OPTION = click.option(
     "--registry", type=click.Path(file_okay=False, path_type=Path), default=Path("registry"),
     show_default=True, help="Node registry folder read by the gateways")

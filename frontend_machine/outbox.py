@@ -89,18 +89,15 @@ class Outbox:
         """Journal a chunk's valid records, its rejects and its progress atomically."""
         now = self._clock()
         rejected = 0
-        counts: dict[str, dict[str, int]] = {}
+        rows: list[tuple[Any, ...]] = []
         with self._transaction():
             for origin, check in chunk.checks:
                 if check.record is None:
                     self._insert_reject(source, origin, check.element, check.issues, now)
                     rejected += 1
                     continue
-                outcome = self._insert_record(source, origin, check.record, now)
-                tally = counts.setdefault(check.record.element,
-                                          {"added": 0, "duplicates": 0, "conflicts": 0})
-                tally["duplicates" if outcome == "duplicate" else "added"] += 1
-                tally["conflicts"] += outcome == "conflict"
+                rows.append(_record_row(source, origin, check.record, now))
+            counts = self._insert_records(rows) if rows else {}
             if chunk.file_issues:
                 self._insert_file_issues(source, chunk.file_issues, now)
             if chunk.progress:
@@ -111,27 +108,33 @@ class Outbox:
         return JournalResult(total("added"), total("duplicates"), rejected, total("conflicts"),
                              counts)
 
-    def _insert_record(self, source: str, origin: Origin, record: Record, now: float) -> str:
-        payload = json.dumps({"key": list(record.key), "fields": dict(record.fields)},
-                             ensure_ascii=False, sort_keys=True)
-        digest = record.digest()
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO records (element, record_key, sjbbh, digest, division,"
-            " payload, size, source, origin, line, journaled_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.element, record.key_text, record.version, digest,
-             record.fields.get("XZQHDM", ""), payload, _xml_size(record), source,
-             origin.locator, origin.line if origin.line is not None else record.line, now))
-        if cursor.rowcount == 0:
-            return "duplicate"
-        other = self._db.execute(
-            "SELECT 1 FROM records WHERE element = ? AND record_key = ? AND sjbbh = ?"
-            " AND digest <> ? LIMIT 1",
-            (record.element, record.key_text, record.version, digest)).fetchone()
-        if other is None:
-            return "added"
-        self._db.execute("UPDATE records SET conflict = 1 WHERE seq = ?", (cursor.lastrowid,))
-        return "conflict"
+    def _insert_records(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, dict[str, int]]:
+        """Insert the rows in order with one ``executemany``; tally them by element.
+
+        A row the unique identity refuses is a duplicate. Every row inserted gets a
+        ``seq`` above the highest one before (AUTOINCREMENT, one writer inside BEGIN
+        IMMEDIATE), so the rows above it are exactly the ones added. A new row is a
+        conflict when an earlier row has its identity with another digest, as if the
+        rows had been inserted and checked one by one.
+        """
+        before = self._db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
+        self._db.executemany(_INSERT_RECORD, rows)
+        counts: dict[str, dict[str, int]] = {}
+        for row in rows:  # every record as a duplicate first, in chunk order
+            tally = counts.setdefault(row[0], {"added": 0, "duplicates": 0, "conflicts": 0})
+            tally["duplicates"] += 1
+        for element, added in self._db.execute(
+                "SELECT element, count(*) FROM records WHERE seq > ? GROUP BY element",
+                (before,)):
+            counts[element]["added"] = added
+            counts[element]["duplicates"] -= added
+        conflicts = self._db.execute(_NEW_CONFLICTS, (before,)).fetchall()
+        for _, element in conflicts:
+            counts[element]["conflicts"] += 1
+        if conflicts:
+            self._db.executemany("UPDATE records SET conflict = 1 WHERE seq = ?",
+                                 [(seq,) for seq, _ in conflicts])
+        return counts
 
     def _insert_reject(self, source: str, origin: Origin, element: str | None,
                        issues: Sequence[Issue], now: float) -> None:
@@ -345,6 +348,41 @@ class Outbox:
     def record_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])
 
+    # -- operator replay (frontend_machine/replay.py) -----------------------------------------
+
+    def batches(self, states: Sequence[str] = (), limit: int = 0) -> list[BatchInfo]:
+        """Batches in ``states`` (all when empty), the newest ``limit`` (0: all), oldest first."""
+        marks = ",".join("?" * len(states))
+        where = f" WHERE state IN ({marks})" if states else ""
+        rows = self._db.execute(
+            f"SELECT {BatchInfo.COLUMNS} FROM batches{where} ORDER BY created_at DESC, rowid"
+            f" DESC LIMIT ?", (*states, limit if limit > 0 else -1)).fetchall()
+        return [BatchInfo.from_row(row) for row in reversed(rows)]
+
+    def receipts_of(self, batch_id: str) -> list[dict[str, Any]]:
+        """Each level's latest receipt of a batch: level, status, counts, reasons."""
+        rows = self._db.execute(
+            "SELECT level, status, stored_count, failed_count, reasons, received_at"
+            " FROM receipts WHERE batch_id = ? ORDER BY level", (batch_id,)).fetchall()
+        keys = ("level", "status", "stored_count", "failed_count", "reasons", "received_at")
+        return [dict(zip(keys, (*row[:4], json.loads(row[4] or "[]"), row[5]), strict=True))
+                for row in rows]
+
+    def mark_rejects_replayed(self, source: str, origins: Sequence[str]) -> int:
+        """Note that the rejects of these origins were corrected and sent back in."""
+        with self._transaction():
+            count = 0
+            for origin in origins:
+                count += self._db.execute(
+                    "UPDATE rejects SET replayed_at = ? WHERE source = ? AND origin = ?"
+                    " AND replayed_at IS NULL", (self._clock(), source, origin)).rowcount
+        return count
+
+    def open_rejects(self) -> int:
+        """Rejects not yet corrected and replayed."""
+        return int(self._db.execute(
+            "SELECT count(*) FROM rejects WHERE replayed_at IS NULL").fetchone()[0])
+
     # -- plumbing --------------------------------------------------------------------------
 
     @contextmanager
@@ -365,6 +403,25 @@ class Outbox:
             raise
 
 
+_INSERT_RECORD = (
+    "INSERT OR IGNORE INTO records (element, record_key, sjbbh, digest, division, payload,"
+    " size, source, origin, line, journaled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_NEW_CONFLICTS = (  # rows after seq ?, each with an earlier row of its identity, other digest
+    "SELECT r.seq, r.element FROM records AS r WHERE r.seq > ? AND EXISTS (SELECT 1 FROM"
+    " records AS o WHERE o.element = r.element AND o.record_key = r.record_key"
+    " AND o.sjbbh = r.sjbbh AND o.digest <> r.digest AND o.seq < r.seq)")
+_PAYLOAD = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
+def _record_row(source: str, origin: Origin, record: Record, now: float) -> tuple[Any, ...]:
+    """The ``records`` row of one valid record, in ``_INSERT_RECORD`` order."""
+    fields = record.fields
+    payload = _PAYLOAD.encode({"key": list(record.key), "fields": dict(fields)})
+    return (record.element, record.key_text, record.version, record.digest(),
+            fields.get("XZQHDM", ""), payload, _xml_size(record), source, origin.locator,
+            origin.line if origin.line is not None else record.line, now)
+
+
 _RETRIABLE = ("full", "locked", "busy", "disk i/o", "unable to open")
 
 
@@ -377,8 +434,10 @@ def _mapped(exc: sqlite3.Error, path: Path) -> Exception:
 
 def _xml_size(record: Record) -> int:
     """Bytes the record takes in the batch XML (tags twice plus value), near enough."""
-    body = sum(2 * len(name) + 5 + len(value.encode()) for name, value in record.fields.items())
-    return body + 2 * len(record.element) + 5
+    fields = record.fields
+    # Summed per field as 2 * len(name) + 5 + len(value in UTF-8), without a Python loop.
+    values = len("".join(fields.values()).encode())
+    return 2 * sum(map(len, fields)) + 5 * len(fields) + values + 2 * len(record.element) + 5
 
 
 def _text_digest(text: str) -> str:

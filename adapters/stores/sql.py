@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -66,6 +67,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _CHUNK = 300          # keys per lookup: stays under every driver's bind-parameter limit
 _SQLITE_BUSY_S = 5.0  # then "database is locked" → RetriableError, and the caller backs off
 READ_ONLY = "exgate_read_only"  # execution option: this connection only reads
+# Alembic's ``context`` is a module-global proxy: two migrations at once in one process
+# (several gateways in one process, as the demo runs them) tear it down under each other.
+_MIGRATE_LOCK = threading.Lock()
 _TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
               sa_exc.TimeoutError, sa_exc.IntegrityError)
 
@@ -104,7 +108,7 @@ class SqlStore:
         """Run the Alembic migrations up to head (idempotent; no alembic.ini needed)."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self._guard("migrate the store"), self._engine.begin() as conn:
+        with _MIGRATE_LOCK, self._guard("migrate the store"), self._engine.begin() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 

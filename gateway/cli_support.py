@@ -1,0 +1,56 @@
+"""Small helpers shared by the operators' and auditors' commands (replay, export, audit).
+
+- ``gateway_config_path``: ``-c FILE``, else ``$EXGATE_CONFIG``, else
+  ``/etc/exgate/gateway.toml``;
+- ``parse_moment``: ``--since`` / ``--until`` values in the forms people type;
+- ``say``: one sentence in Chinese (default) or English.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from schemas.errors import ConfigError
+from schemas.times import BEIJING, parse_time
+
+__all__ = ["DEFAULT_GATEWAY_CONFIG", "gateway_config_path", "parse_moment", "say"]
+
+DEFAULT_GATEWAY_CONFIG = Path("/etc/exgate/gateway.toml")
+_RELATIVE = re.compile(r"(\d+)([mhd])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def gateway_config_path(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    env = os.environ.get("EXGATE_CONFIG")
+    return Path(env) if env else DEFAULT_GATEWAY_CONFIG
+
+
+def parse_moment(text: str | None, now: datetime | None = None) -> datetime | None:
+    """``2026-11-20``, ``2026-11-20 10:00:00``, ISO 8601 or ``30m`` / ``24h`` / ``7d`` ago.
+
+    Returns naive Beijing time, as the store keeps its times; ``ConfigError`` otherwise.
+    """
+    if text is None or not text.strip():
+        return None
+    value = text.strip()
+    relative = _RELATIVE.fullmatch(value)
+    if relative:
+        now = now or datetime.now(BEIJING)
+        delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        return (now - delta).astimezone(BEIJING).replace(tzinfo=None)
+    if len(value) == 10 and value[4] == "-":
+        value += " 00:00:00"
+    moment = parse_time(value)
+    if moment is None:
+        raise ConfigError(f"time {text!r} is not understood; use 2026-11-20, "
+                          "'2026-11-20 10:00:00', ISO 8601 or 24h / 7d")
+    return moment.replace(tzinfo=None)
+
+
+def say(lang: str, zh: str, en: str) -> str:
+    return en if lang == "en" else zh

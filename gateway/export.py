@@ -1,0 +1,318 @@
+"""Audit export (design §3, §8): a store's latest records as standard exchange XML.
+
+``export_store`` writes the latest version of every record that matches an
+``ExportQuery`` into files of at most ``max_records_per_file`` records, then
+``MANIFEST.json`` (written last: an export without a manifest is unfinished).
+
+Memory does not grow with the store: each element's query is iterated with
+``yield_per`` and written with the streaming ``DocumentWriter``. Every file carries
+``HEAD/COUNT``, so the counts must be known before a file is opened; they are taken in
+the same read snapshot the rows come from (a deferred read transaction on SQLite in WAL
+mode, REPEATABLE READ elsewhere), so a gateway writing meanwhile is neither blocked nor
+half-exported.
+
+``--since`` / ``--until`` select on the latest version's ``GXSJ`` (the source time):
+since inclusive, until exclusive. ``--division`` keeps the records of that division and
+its subdivisions (by code prefix for its level).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Select, create_engine, event, func, select
+from sqlalchemy import exc as sa_exc
+
+from adapters.stores.sql import SqlStore, latest
+from adapters.stores.sql_schema import StoreSchema
+from schemas.catalog import load_catalog
+from schemas.divisions import Level, level_of
+from schemas.errors import ConfigError, FatalError, RetriableError
+from schemas.times import BEIJING, format_time
+from schemas.writer import DocumentWriter
+
+__all__ = [
+    "DEFAULT_MAX_RECORDS",
+    "MANIFEST_NAME",
+    "ExportQuery",
+    "ExportResult",
+    "ExportedFile",
+    "export_store",
+    "file_sha256",
+]
+
+MANIFEST_NAME = "MANIFEST.json"
+MANIFEST_FORMAT = "exgate-audit-export"
+MANIFEST_VERSION = 1
+DEFAULT_MAX_RECORDS = 50_000
+_YIELD_PER = 1000
+Fields = dict[str, str]
+
+
+@dataclass(frozen=True)
+class ExportQuery:
+    """What to export; ``to_json`` is recorded in the manifest."""
+
+    division: str
+    since: datetime | None = None        # naive Beijing time, on GXSJ, inclusive
+    until: datetime | None = None        # exclusive
+    elements: tuple[str, ...] = ()       # empty: all 14, in catalogue order
+    max_records_per_file: int = DEFAULT_MAX_RECORDS
+    org: str | None = None               # HEAD/TYSHXYDM; default: each file's first record's
+
+    def element_codes(self) -> tuple[str, ...]:
+        known = tuple(load_catalog().elements)
+        unknown = [code for code in self.elements if code not in known]
+        if unknown:
+            raise ConfigError(f"unknown element(s) {', '.join(unknown)}; use codes such as "
+                              f"{', '.join(known[:4])} …")
+        return tuple(c for c in known if c in self.elements) if self.elements else known
+
+    def to_json(self) -> dict[str, Any]:
+        def moment(value: datetime | None) -> str | None:
+            return None if value is None else format_time(value.replace(tzinfo=BEIJING))
+
+        return {"division": self.division, "since": moment(self.since),
+                "until": moment(self.until), "time_field": "GXSJ",
+                "elements": list(self.element_codes()), "latest_version_only": True,
+                "max_records_per_file": self.max_records_per_file}
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    name: str
+    sha256: str
+    bytes: int
+    records: int
+    by_element: Mapping[str, int]
+    batch_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "sha256": self.sha256, "bytes": self.bytes,
+                "records": self.records, "by_element": dict(self.by_element),
+                "batch_id": self.batch_id}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out_dir: Path
+    manifest: Path
+    files: tuple[ExportedFile, ...]
+    records: int
+    by_element: Mapping[str, int] = field(default_factory=dict)
+
+
+def export_store(store: SqlStore, query: ExportQuery, out_dir: Path, *,
+                 on_record: Callable[[int], None] | None = None,
+                 on_total: Callable[[int], None] | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(BEIJING)
+                 ) -> ExportResult:
+    """Write the export and its manifest into ``out_dir`` (new or empty)."""
+    if query.max_records_per_file < 1:
+        raise ConfigError("--max-records-per-file must be at least 1")
+    codes = query.element_codes()
+    _prepare(out_dir)
+    started = clock()
+    plan = _Plan(query, out_dir, started, secrets.token_hex(4))
+    try:
+        with snapshot(store) as conn:
+            counts = {code: _count(conn, store.schema, code, query) for code in codes}
+            if on_total is not None:
+                on_total(sum(counts.values()))
+            rows = _rows(conn, store.schema, codes, query)
+            files = plan.write_all(rows, sum(counts.values()), on_record)
+    except sa_exc.SQLAlchemyError as exc:
+        raise RetriableError(f"cannot read the store at {store.redacted_url}: "
+                             f"{str(getattr(exc, 'orig', exc)).splitlines()[0]}") from exc
+    totals: Counter[str] = Counter()
+    for item in files:
+        totals.update(item.by_element)
+    manifest = _write_manifest(out_dir, {
+        "format": MANIFEST_FORMAT, "manifest_version": MANIFEST_VERSION,
+        "schema_version": load_catalog().version, "namespace": load_catalog().namespace,
+        "exported_at": started.astimezone(BEIJING).isoformat(timespec="seconds"),
+        "store": store.redacted_url, "query": query.to_json(),
+        "totals": {"files": len(files), "records": sum(totals.values()),
+                   "by_element": {c: totals[c] for c in codes if totals[c]}},
+        "files": [item.to_json() for item in files],
+    })
+    return ExportResult(out_dir, manifest, tuple(files), sum(totals.values()), dict(totals))
+
+
+def _prepare(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file; give a new or empty folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise ConfigError(f"--out {out_dir} is not empty; give a new or empty folder so "
+                          "the manifest describes every file in it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+# -- the read snapshot and the queries ----------------------------------------------------------
+
+
+@contextmanager
+def snapshot(store: SqlStore) -> Iterator[Connection]:
+    """One connection whose reads all see the same committed state, without locking.
+
+    The store's own SQLite engine begins every transaction IMMEDIATE (a write lock);
+    an export opens its own engine and a deferred transaction instead, which WAL mode
+    turns into a snapshot from the first read on.
+    """
+    if store.engine.dialect.name != "sqlite":
+        level = "SERIALIZABLE" if store.engine.dialect.name == "oracle" else "REPEATABLE READ"
+        with store.engine.connect().execution_options(isolation_level=level) as conn, \
+                conn.begin():
+            yield conn
+        return
+    engine = create_engine(store.url)
+
+    @event.listens_for(engine, "connect")
+    def _autocommit(dbapi_conn: Any, record: Any) -> None:
+        dbapi_conn.isolation_level = None  # BEGIN is ours, below
+
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+    finally:
+        engine.dispose()
+
+
+def element_query(schema: StoreSchema, code: str, query: ExportQuery) -> Select[Any]:
+    """The latest versions of ``code`` that match ``query``, in business-key order."""
+    et = schema.elements[code]
+    t = et.table
+    statement = latest(schema, code)
+    level = level_of(query.division)
+    if level is Level.PROVINCE:
+        statement = statement.where(t.c.XZQHDM.like(query.division[:2] + "%"))
+    elif level is Level.CITY:
+        statement = statement.where(t.c.XZQHDM.like(query.division[:4] + "%"))
+    else:
+        statement = statement.where(t.c["XZQHDM"] == query.division)
+    if query.since is not None:
+        statement = statement.where(t.c["GXSJ"] >= query.since)
+    if query.until is not None:
+        statement = statement.where(t.c["GXSJ"] < query.until)
+    return statement.order_by(*et.key_columns)
+
+
+def _count(conn: Connection, schema: StoreSchema, code: str, query: ExportQuery) -> int:
+    inner = element_query(schema, code, query).order_by(None).subquery()
+    return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+
+
+def _rows(conn: Connection, schema: StoreSchema, codes: tuple[str, ...],
+          query: ExportQuery) -> Iterator[tuple[str, Fields]]:
+    streaming = conn.execution_options(yield_per=_YIELD_PER)
+    for code in codes:
+        names = tuple(schema.elements[code].spec.fields)
+        result = streaming.execute(element_query(schema, code, query))
+        for row in result.mappings():
+            yield code, _fields(names, row)
+
+
+def _fields(names: tuple[str, ...], row: Mapping[Any, Any]) -> Fields:
+    fields: Fields = {}
+    for name in names:
+        value = row.get(name)
+        if value is None or value == "":
+            continue
+        if isinstance(value, datetime):
+            fields[name] = value.strftime("%Y-%m-%d %H:%M:%S")
+        elif isinstance(value, Decimal):
+            fields[name] = format(value, "f")
+        else:
+            fields[name] = str(value)
+    return fields
+
+
+# -- files --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    query: ExportQuery
+    out_dir: Path
+    started: datetime
+    token: str
+
+    def write_all(self, rows: Iterator[tuple[str, Fields]], total: int,
+                  on_record: Callable[[int], None] | None) -> list[ExportedFile]:
+        files: list[ExportedFile] = []
+        remaining, index = total, 1
+        while remaining > 0:
+            count = min(self.query.max_records_per_file, remaining)
+            files.append(self._write_file(rows, count, index, on_record))
+            remaining -= count
+            index += 1
+        if next(rows, None) is not None:
+            raise FatalError("the store changed during the export (no read snapshot); "
+                             "export again")
+        return files
+
+    def _write_file(self, rows: Iterator[tuple[str, Fields]], count: int, index: int,
+                    on_record: Callable[[int], None] | None) -> ExportedFile:
+        stamp = self.started.astimezone(BEIJING).strftime("%Y%m%d%H%M%S")
+        batch_id = f"EXP{stamp}-{self.token}-{index:05d}"
+        path = self.out_dir / f"exgate-{self.query.division}-{stamp}-{index:05d}.xml"
+        first = _next(rows)
+        head = {"XZQHDM": self.query.division,
+                "TYSHXYDM": self.query.org or first[1]["TYSHXYDM"],
+                "CREATED": format_time(self.started), "BATCHID": batch_id,
+                "COUNT": str(count)}
+        tally: Counter[str] = Counter()
+        with DocumentWriter(path, head) as writer:
+            record = first
+            for written in range(count):
+                if written:
+                    record = _next(rows)
+                writer.write(record)
+                tally[record[0]] += 1
+                if on_record is not None:
+                    on_record(1)
+        return ExportedFile(path.name, file_sha256(path), path.stat().st_size, count,
+                            dict(tally), batch_id)
+
+
+def _next(rows: Iterator[tuple[str, Fields]]) -> tuple[str, Fields]:
+    try:
+        return next(rows)
+    except StopIteration:
+        raise FatalError("the store changed during the export (no read snapshot); "
+                         "export again") from None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_manifest(out_dir: Path, manifest: dict[str, Any]) -> Path:
+    path = out_dir / MANIFEST_NAME
+    temp = out_dir / f".{MANIFEST_NAME}.tmp"
+    with temp.open("w", encoding="utf-8") as out:
+        json.dump(manifest, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temp, path)
+    return path

@@ -1,0 +1,355 @@
+"""Operators' replay of failed batches (design §2, §8): list, show, replay.
+
+A refused batch sits in ``ST_FAILED_BATCH`` with its sealed body, the AMQP headers, the
+routing key and the reason. Once the cause is fixed (the node got registered, its key
+was restored, the store is back) ``Replayer.replay`` hands the very same message to the
+same ``Pipeline`` the consumer uses, so a replayed batch passes every check a fresh one
+passes. On ``stored`` the failed row gets ``REPLAYED_AT``; a second replay finds nothing
+outstanding and changes nothing. A dry run uses ``DryRunStore``, which answers what a
+write would do and never writes.
+
+Nothing here prints: ``gateway.replay_command`` renders for people and scripts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy import exc as sa_exc
+
+from adapters.sealing import SealError, unseal
+from adapters.stores.base import (
+    BATCH_ID_REUSED,
+    BatchRefused,
+    FailedBatch,
+    Heartbeat,
+    IncomingBatch,
+    NodeInfo,
+    ReceiptRow,
+    WriteResult,
+)
+from adapters.stores.sql import SqlStore, now_beijing
+from gateway.pipeline import Delivery, NodeDirectory, Outcome, Pipeline
+from schemas.errors import ExgateError, RetriableError
+from schemas.reader import DocumentReader
+
+__all__ = [
+    "BatchRow",
+    "DryRunStore",
+    "FailedRow",
+    "Preview",
+    "ReplayResult",
+    "Replayer",
+    "failed_rows",
+    "list_batches",
+    "preview",
+]
+
+PREVIEW_RECORDS = 5
+SECRET_HEADERS = ("password", "dek", "key", "token", "secret")
+
+
+@dataclass(frozen=True)
+class FailedRow:
+    """One row of ``ST_FAILED_BATCH``: a refused message, kept to be replayed."""
+
+    failed_id: int
+    batch_id: str
+    node_id: str | None
+    reason: str
+    detail: str
+    routing_key: str
+    user_id: str | None
+    headers: dict[str, Any]
+    body_sha256: str
+    body: bytes = field(repr=False)
+    received_at: datetime
+    replayed_at: datetime | None
+
+    def delivery(self) -> Delivery:
+        """The message as the broker handed it over the first time."""
+        return Delivery(self.routing_key, self.body, None if self.batch_id == "-"
+                        else self.batch_id, self.user_id, self.headers)
+
+    def safe_headers(self) -> dict[str, Any]:
+        """Headers for display: anything that smells of a secret is masked."""
+        return {k: ("***" if any(s in k.lower() for s in SECRET_HEADERS) and
+                    k != "x-exgate-key-version" else v) for k, v in self.headers.items()}
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """A line of ``batches list``: a stored batch or a failed message."""
+
+    batch_id: str
+    node_id: str | None
+    state: str                # stored | failed | replayed
+    at: datetime
+    records: int | None
+    reason: str | None
+    detail: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"batch_id": self.batch_id, "node_id": self.node_id, "state": self.state,
+                "at": self.at.isoformat(sep=" "), "records": self.records,
+                "reason": self.reason, "detail": self.detail}
+
+
+@contextmanager
+def _reading(store: SqlStore, doing: str) -> Iterator[None]:
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as exc:
+        raise RetriableError(f"cannot {doing} at {store.redacted_url}: "
+                             f"{str(getattr(exc, 'orig', exc)).splitlines()[0][:300]}") \
+            from exc
+
+
+def failed_rows(store: SqlStore, batch_ids: Sequence[str] = (), *,
+                outstanding: bool = True, node_id: str | None = None,
+                since: datetime | None = None) -> list[FailedRow]:
+    """Failed messages, oldest first; ``outstanding`` leaves out replayed ones."""
+    f = store.schema.failed
+    query = select(f).order_by(f.c.FAILED_ID)
+    if batch_ids:
+        query = query.where(f.c.BATCH_ID.in_(list(batch_ids)))
+    if outstanding:
+        query = query.where(f.c.REPLAYED_AT.is_(None))
+    if node_id is not None:
+        query = query.where(f.c["NODE_ID"] == node_id)
+    if since is not None:
+        query = query.where(f.c["RECEIVED_AT"] >= since)
+    with _reading(store, "read failed batches"), store.engine.connect() as conn:
+        return [_failed_row(row) for row in conn.execute(query).mappings()]
+
+
+def _failed_row(row: Any) -> FailedRow:
+    try:
+        headers = json.loads(row["HEADERS"])
+    except ValueError:
+        headers = {}
+    return FailedRow(int(row["FAILED_ID"]), row["BATCH_ID"], row["NODE_ID"], row["REASON"],
+                     row["DETAIL"], row["ROUTING_KEY"], row["USER_ID"],
+                     headers if isinstance(headers, dict) else {}, row["BODY_SHA256"],
+                     bytes(row["BODY"]), row["RECEIVED_AT"], row["REPLAYED_AT"])
+
+
+def list_batches(store: SqlStore, *, failed_only: bool = False, node_id: str | None = None,
+                 since: datetime | None = None, limit: int = 200) -> list[BatchRow]:
+    """The newest ``limit`` batches (stored and failed), oldest of them first."""
+    rows = [BatchRow(r.batch_id, r.node_id, "replayed" if r.replayed_at else "failed",
+                     r.received_at, _header_int(r.headers, "x-exgate-records"), r.reason,
+                     r.detail)
+            for r in failed_rows(store, outstanding=failed_only, node_id=node_id, since=since)]
+    if not failed_only:
+        rows.extend(_stored_batches(store, node_id, since, limit))
+    rows.sort(key=lambda r: (r.at, r.batch_id))
+    return rows[-limit:] if limit > 0 else rows
+
+
+def _stored_batches(store: SqlStore, node_id: str | None, since: datetime | None,
+                    limit: int) -> list[BatchRow]:
+    b = store.schema.batch
+    query = select(b.c.BATCH_ID, b.c.NODE_ID, b.c.STORED_AT, b.c.RECORDS, b.c.STORED,
+                   b.c.DUPLICATES, b.c.CONFLICTS).order_by(b.c.STORED_AT.desc()).limit(limit)
+    if node_id is not None:
+        query = query.where(b.c["NODE_ID"] == node_id)
+    if since is not None:
+        query = query.where(b.c["STORED_AT"] >= since)
+    with _reading(store, "read stored batches"), store.engine.connect() as conn:
+        return [BatchRow(r.BATCH_ID, r.NODE_ID, "stored", r.STORED_AT, r.RECORDS, None,
+                         f"stored {r.STORED}, duplicates {r.DUPLICATES}, "
+                         f"conflicts {r.CONFLICTS}") for r in conn.execute(query)]
+
+
+def _header_int(headers: dict[str, Any], name: str) -> int | None:
+    value = headers.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# -- show ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What ``batches show`` can tell about a failed body without revealing secrets."""
+
+    opened: bool
+    why_not: str | None = None
+    head: dict[str, str] = field(default_factory=dict)
+    records: int = 0
+    first: tuple[tuple[str, dict[str, str]], ...] = ()
+    issues: tuple[str, ...] = ()
+
+
+def preview(row: FailedRow, registry: NodeDirectory, limit: int = PREVIEW_RECORDS) -> Preview:
+    """Unseal with the registry's key when possible; the HEAD and the first records."""
+    version = _header_int(row.headers, "x-exgate-key-version")
+    if row.node_id is None or version is None:
+        return Preview(False, "no node or key version in the headers")
+    verifier = registry.verifier(row.node_id, version)
+    if verifier is None:
+        return Preview(False, f"node {row.node_id} key version {version} is not in the "
+                              "registry (or the node is disabled)")
+    try:
+        plain = unseal(row.body, verifier, row.batch_id)
+    except SealError as exc:
+        return Preview(False, f"{exc.reason}: {exc}")
+    reader = DocumentReader(plain, f"batch {row.batch_id}")
+    first: list[tuple[str, dict[str, str]]] = []
+    issues: list[str] = []
+    for check in reader:
+        if check.record is not None and len(first) < limit:
+            first.append((check.element, dict(check.record.fields)))
+        issues.extend(f"{i.element or ''}/{i.field or ''} {i.code}" for i in check.issues[:3])
+    issues[:0] = [str(i.code) for i in reader.issues]
+    head = dict(reader.head.fields) if reader.head else {}
+    return Preview(True, None, head, reader.records, tuple(first), tuple(issues[:10]))
+
+
+# -- replay ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What happened to one failed message."""
+
+    batch_id: str
+    failed_id: int
+    node_id: str | None
+    status: str               # stored | failed | skipped (replayed before)
+    reason: str | None = None
+    detail: str | None = None
+    stored: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    dry_run: bool = False
+
+    @property
+    def landed(self) -> bool:
+        return self.status in ("stored", "skipped")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"batch_id": self.batch_id, "failed_id": self.failed_id,
+                "node_id": self.node_id, "status": self.status, "reason": self.reason,
+                "detail": self.detail, "stored": self.stored, "duplicates": self.duplicates,
+                "conflicts": self.conflicts, "dry_run": self.dry_run}
+
+
+ReceiptSink = Callable[[Outcome], None]
+
+
+@dataclass
+class Replayer:
+    """Replays failed messages through a level's ``Pipeline`` over ``store``."""
+
+    division: str
+    registry: NodeDirectory
+    store: SqlStore
+    dry_run: bool = False
+    send_receipt: ReceiptSink | None = None
+
+    def __post_init__(self) -> None:
+        target = DryRunStore(self.store) if self.dry_run else self.store
+        self._pipeline = Pipeline(self.division, self.registry, target)
+
+    def replay(self, row: FailedRow) -> ReplayResult:
+        if row.replayed_at is not None:
+            return ReplayResult(row.batch_id, row.failed_id, row.node_id, "skipped",
+                                detail=f"replayed at {row.replayed_at:%Y-%m-%d %H:%M:%S}",
+                                dry_run=self.dry_run)
+        try:
+            outcome = self._pipeline.handle(row.delivery())
+        except ExgateError as exc:  # the store is away (RetriableError) or broken
+            return ReplayResult(row.batch_id, row.failed_id, row.node_id, "failed",
+                                type(exc).__name__, str(exc), dry_run=self.dry_run)
+        if not self.dry_run:
+            self._settle(row, outcome)
+        return self._result(row, outcome)
+
+    def _settle(self, row: FailedRow, outcome: Outcome) -> None:
+        f = self.store.schema.failed
+        if outcome.status == "stored":
+            values: dict[str, Any] = {"REPLAYED_AT": now_beijing()}
+        else:  # keep the current cause on the row, for `batches list`
+            reason, detail = outcome.reason or row.reason, _detail(outcome) or row.detail
+            if (reason, detail) == (row.reason, row.detail):
+                return
+            values = {"REASON": reason[:50], "DETAIL": detail[:2000]}
+        with _reading(self.store, f"update failed batch {row.batch_id}"), \
+                self.store.engine.begin() as conn:
+            conn.execute(update(f).where(and_(f.c["FAILED_ID"] == row.failed_id,
+                                              f.c.REPLAYED_AT.is_(None))).values(**values))
+        if self.send_receipt is not None and outcome.receipt_to:
+            self.send_receipt(outcome)
+
+    def _result(self, row: FailedRow, outcome: Outcome) -> ReplayResult:
+        if outcome.status != "stored":
+            return ReplayResult(row.batch_id, row.failed_id, row.node_id, "failed",
+                                outcome.reason, _detail(outcome), dry_run=self.dry_run)
+        result = outcome.result
+        if result is None or result.redelivered:  # nothing new: all of it was there
+            total = 0 if result is None else result.stored + result.duplicates
+            return ReplayResult(row.batch_id, row.failed_id, row.node_id, "stored",
+                                detail="already stored (redelivery)", duplicates=total,
+                                dry_run=self.dry_run)
+        return ReplayResult(row.batch_id, row.failed_id, row.node_id, "stored",
+                            stored=result.stored, duplicates=result.duplicates,
+                            conflicts=result.conflict_count, dry_run=self.dry_run)
+
+
+def _detail(outcome: Outcome) -> str | None:
+    """The refusal's sentence, from the receipt's ``"reason: detail"``."""
+    reasons = outcome.receipt.get("reasons") or []
+    if not reasons:
+        return None
+    return str(reasons[0]).removeprefix(f"{outcome.reason}: ")
+
+
+class DryRunStore:
+    """The ``Store`` contract over a real store that only reads: what would happen.
+
+    ``write`` answers as the SQL store would for the batch row (a redelivery, a reused
+    batch ID) and otherwise reports every record as to be stored; every other call is a
+    no-op.
+    """
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    def write(self, batch: IncomingBatch) -> WriteResult:
+        b = self._store.schema.batch
+        with _reading(self._store, "look up a batch"), self._store.engine.connect() as conn:
+            sha = conn.execute(select(b.c.PAYLOAD_SHA256)
+                               .where(b.c["BATCH_ID"] == batch.batch_id)).scalar()
+        if sha is None:
+            return WriteResult(batch.batch_id, len(batch.records), 0)
+        if sha != batch.payload_sha256:
+            raise BatchRefused("batch-id-reused", f"{BATCH_ID_REUSED}: batch "
+                               f"{batch.batch_id} is stored with another payload",
+                               batch_id=batch.batch_id, node_id=batch.node_id)
+        return WriteResult(batch.batch_id, 0, len(batch.records), redelivered=True)
+
+    def record_failed(self, failed: FailedBatch) -> None:
+        return None
+
+    def record_receipt(self, receipt: ReceiptRow) -> None:
+        return None
+
+    def record_heartbeat(self, heartbeat: Heartbeat) -> None:
+        return None
+
+    def mirror_node(self, node: NodeInfo, seen_at: datetime | None = None) -> None:
+        return None
+
+    def batch_state(self, batch_id: str) -> str | None:
+        return self._store.batch_state(batch_id)
+
+    def close(self) -> None:
+        return None
