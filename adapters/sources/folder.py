@@ -34,6 +34,7 @@ log = logging.getLogger("exgate.source.folder")
 
 OBSERVERS = ("native", "polling", "none")
 _REPORT_SUFFIX = ".error.json"
+_IN_MEMORY_BYTES = 4 << 20  # files up to this size are read once, into memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +277,7 @@ class FolderSource:
     def _read_file(self, path: Path, state: Mapping[str, Any]) -> Iterator[_Piece]:
         """A file's checks in pieces; the last piece carries its ``_FileRun``."""
         try:
-            digest = _sha256(path)
+            content, digest = _read_small(path)
         except OSError as exc:
             run = _FileRun(path.name, path, "", file_issues=(_unreadable_issue(path.name, exc),))
             yield [], self._progress(run, done=True), run
@@ -284,7 +285,7 @@ class FolderSource:
         run = _FileRun(path.name, path, digest)
         resume = state.get("file") == run.name and state.get("sha256") == digest
         skip = int(state.get("records", 0)) if resume else 0
-        reader = DocumentReader(path, run.name)
+        reader = DocumentReader(path if content is None else content, run.name)
         buffer: list[tuple[Origin, RecordCheck]] = []
         try:
             for check in reader:
@@ -357,12 +358,22 @@ def _free_path(folder: Path, name: str) -> Path:
     return target
 
 
-def _sha256(path: Path) -> str:
+def _read_small(path: Path) -> tuple[bytes | None, str]:
+    """The file's sha256, and its bytes when it is small enough to parse from memory.
+
+    A small file (the usual drop) is read from disk once: hashed and handed to the
+    parser as bytes. A bigger one is hashed here, in blocks, and parsed as a stream.
+    The hash has to be known before parsing, since every chunk's progress carries it.
+    """
     digest = hashlib.sha256()
     with path.open("rb") as handle:
+        head = handle.read(_IN_MEMORY_BYTES + 1)
+        digest.update(head)
+        if len(head) <= _IN_MEMORY_BYTES:
+            return head, digest.hexdigest()
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+    return None, digest.hexdigest()
 
 
 def _unreadable_issue(name: str, exc: OSError) -> Issue:
