@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the tests and the demo start for real on loopback.
-DEB_PACKAGES := rabbitmq-server mariadb-server postgresql chromium chromium-driver
+DEB_PACKAGES := rabbitmq-server mariadb-server postgresql chromium chromium-driver fonts-noto-cjk
 
 .PHONY: demo test test-unit bench lint typecheck system-deps venv clean
 

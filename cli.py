@@ -25,7 +25,8 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="text: file:line:col: ELEMENT/FIELD: message; json: one object")
+              show_default=True,
+              help="text: file:line:col: ELEMENT/FIELD: message; json: one object")
 @click.option("--schema-version", type=int, default=None,
               help="Require this schema version (default: any version the gateway knows)")
 @click.option("--max-file-mb", type=int, default=4096, show_default=True, help="Size cap per file")

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pika
 import pika.exceptions as px
@@ -49,6 +49,9 @@ from gateway.config import GatewayConfig, GatewaySettings, load_config, redact
 from gateway.pipeline import Delivery, Outcome, Pipeline
 from gateway.registry import Registry
 from schemas.errors import ConfigError, ExgateError, RetriableError
+
+if TYPE_CHECKING:
+    from gateway.dashboard.server import DashboardServer
 
 __all__ = ["Consumer", "Verdict", "run_gateway"]
 
@@ -303,8 +306,11 @@ def run_gateway(config_path: Path, workers: int | None = None, drain: bool = Fal
     try:
         if not _migrate(store, stop):
             return 0
-        with _dashboard(config, store) as started:
-            if not started:
+        with contextlib.ExitStack() as beside:
+            try:
+                beside.enter_context(_dashboard(config, store))
+            except ConfigError as exc:
+                log.error("%s", exc)
                 return 2
             pipeline = Pipeline(config.division, Registry(config.registry_path), store)
             Consumer(config.broker_url, pipeline, config.gateway, drain=drain, stop=stop).run()
@@ -314,21 +320,19 @@ def run_gateway(config_path: Path, workers: int | None = None, drain: bool = Fal
 
 
 @contextlib.contextmanager
-def _dashboard(config: GatewayConfig, store: SqlStore) -> Iterator[bool]:
-    """The status dashboard beside the consumer when ``[dashboard] listen`` is set."""
+def _dashboard(config: GatewayConfig, store: SqlStore) -> Iterator[DashboardServer | None]:
+    """The status dashboard beside the consumer when ``[dashboard] listen`` is set.
+
+    ``ConfigError`` when it cannot listen (address in use): the gateway does not start.
+    """
     if not config.dashboard_listen:
-        yield True
+        yield None
         return
     from gateway.dashboard.command import open_dashboard
 
+    server = open_dashboard(config, store).start()
     try:
-        server = open_dashboard(config, store).start()
-    except ConfigError as exc:
-        log.error("%s", exc)
-        yield False
-        return
-    try:
-        yield True
+        yield server
     finally:
         server.stop()
 

@@ -14,6 +14,7 @@ from schemas.reader import DocumentReader, Limits
 
 __all__ = ["FileResult", "Summary", "expand_paths", "validate_file", "validate_paths"]
 
+
 @dataclass(frozen=True)
 class FileResult:
     path: Path
@@ -77,12 +78,15 @@ def _xml_below(folder: Path) -> Iterator[Path]:
 
 
 def validate_file(
-    path: Path, limits: Limits | None = None, on_bytes: Callable[[int], None] | None = None,
+    path: Path,
+    limits: Limits | None = None,
+    on_bytes: Callable[[int], None] | None = None,
     schema_version: int | None = None,
 ) -> FileResult:
     """Validate one file to the end; one bad file never stops the caller's others."""
-    reader = DocumentReader(path, str(path), limits or Limits(), schema_version=schema_version,
-                            on_bytes=on_bytes)
+    reader = DocumentReader(
+        path, str(path), limits or Limits(), schema_version=schema_version, on_bytes=on_bytes
+    )
     try:
         record_issues = [issue for check in reader for issue in check.issues]
     except OSError as exc:
@@ -95,9 +99,11 @@ def validate_file(
 
 
 def validate_paths(
-    paths: Iterable[Path], limits: Limits | None = None,
+    paths: Iterable[Path],
+    limits: Limits | None = None,
     on_file: Callable[[FileResult], None] | None = None,
-    on_bytes: Callable[[int], None] | None = None, schema_version: int | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    schema_version: int | None = None,
 ) -> Summary:
     summary = Summary()
     files, missing = expand_paths(paths)

@@ -26,15 +26,19 @@ def format_summary(summary: Summary, lang: str = "zh") -> str:
     codes = ", ".join(f"{code} {n}" for code, n in sorted(summary.by_code.items()))
     errors = sum(summary.by_code.values())
     if lang == "en":
-        line = (f"checked {summary.files} files ({summary.valid_files} valid, "
-                f"{summary.invalid_files} invalid), {summary.records} records "
-                f"({summary.valid_records} valid), {errors} errors")
+        line = (
+            f"checked {summary.files} files ({summary.valid_files} valid, "
+            f"{summary.invalid_files} invalid), {summary.records} records "
+            f"({summary.valid_records} valid), {errors} errors"
+        )
         if summary.unreadable:
             line += f", {len(summary.unreadable)} unreadable"
     else:
-        line = (f"共检查 {summary.files} 个文件（合格 {summary.valid_files}，不合格 "
-                f"{summary.invalid_files}），记录 {summary.records} 条（合格 "
-                f"{summary.valid_records}），错误 {errors} 个")
+        line = (
+            f"共检查 {summary.files} 个文件（合格 {summary.valid_files}，不合格 "
+            f"{summary.invalid_files}），记录 {summary.records} 条（合格 "
+            f"{summary.valid_records}），错误 {errors} 个"
+        )
         if summary.unreadable:
             line += f"，无法读取 {len(summary.unreadable)} 个"
     return f"{line}{': ' if lang == 'en' and codes else '：' if codes else ''}{codes}"
@@ -52,6 +56,7 @@ def summary_json(summary: Summary, lang: str = "zh") -> dict[str, Any]:
         "errors": errors,
         "records": {"total": summary.records, "valid": summary.valid_records},
         "by_code": dict(sorted(summary.by_code.items())),
-        "unreadable": [{"file": str(path), "reason": reason} for path, reason in summary.unreadable],
+        "unreadable": [
+            {"file": str(path), "reason": reason} for path, reason in summary.unreadable
+        ],
     }
-

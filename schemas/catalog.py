@@ -176,14 +176,21 @@ def _element_spec(element: xmlschema.XsdElement) -> ElementSpec | None:
 
 
 def _field_specs(element: xmlschema.XsdElement) -> dict[str, FieldSpec]:
+    content = getattr(element.type, "content", None)
+    if content is None or not hasattr(content, "iter_elements"):
+        raise ConfigError(f"element {element.local_name} has no field list in the schema")
     fields = {}
-    for child in element.type.content.iter_elements():
-        type_name = child.type.local_name or child.type.base_type.local_name
+    for child in content.iter_elements():
+        if not isinstance(child, xmlschema.XsdElement) or child.local_name is None:
+            raise ConfigError(f"element {element.local_name}: only named fields are allowed")
+        own = child.type
+        base = own.base_type
+        type_name = own.local_name or (base.local_name if base is not None else None)
         fields[child.local_name] = FieldSpec(
             code=child.local_name,
             label=_label(child),
             required=child.min_occurs > 0,
-            type_name=type_name,
+            type_name=type_name or "",
         )
     return fields
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ["credit_code_check_char", "credit_code_valid", "resident_id_check_char", "resident_id_valid"]
+__all__ = [
+    "credit_code_check_char",
+    "credit_code_valid",
+    "resident_id_check_char",
+    "resident_id_valid",
+]
 
 CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _CREDIT_VALUE = {ch: i for i, ch in enumerate(CREDIT_CODE_ALPHABET)}

@@ -34,11 +34,17 @@ class IssueCode(StrEnum):
 
 
 # Codes that stop reading the rest of a file: nothing after them can be trusted.
-FILE_LEVEL_CODES = frozenset({
-    IssueCode.EMPTY_FILE, IssueCode.FILE_TOO_LARGE, IssueCode.ENCODING_ERROR,
-    IssueCode.MALFORMED_XML, IssueCode.FORBIDDEN_DTD, IssueCode.WRONG_ROOT,
-    IssueCode.UNKNOWN_SCHEMA_VERSION,
-})
+FILE_LEVEL_CODES = frozenset(
+    {
+        IssueCode.EMPTY_FILE,
+        IssueCode.FILE_TOO_LARGE,
+        IssueCode.ENCODING_ERROR,
+        IssueCode.MALFORMED_XML,
+        IssueCode.FORBIDDEN_DTD,
+        IssueCode.WRONG_ROOT,
+        IssueCode.UNKNOWN_SCHEMA_VERSION,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

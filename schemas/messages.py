@@ -12,7 +12,10 @@ __all__ = ["LANGUAGES", "Localized", "render"]
 LANGUAGES = ("zh", "en")
 
 _MESSAGES: dict[str, tuple[str, str]] = {
-    "empty-file": ("文件为空（0 字节或只有空白）", "the file is empty (0 bytes or only white space)"),
+    "empty-file": (
+        "文件为空（0 字节或只有空白）",
+        "the file is empty (0 bytes or only white space)",
+    ),
     "file-too-large": (
         "文件大小 {size} 字节超过上限 {limit} 字节；请拆分后重新投递",
         "the file is {size} bytes, over the cap of {limit} bytes; split it and drop the parts",
@@ -56,13 +59,19 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "EXCHANGE must hold HEAD then BODY, found {found}",
     ),
     "missing-head": ("缺少 HEAD 报文头", "the HEAD is missing"),
-    "missing-field": ("缺少必填字段 {field}（{label}）", "required field {field} ({label}) is missing"),
+    "missing-field": (
+        "缺少必填字段 {field}（{label}）",
+        "required field {field} ({label}) is missing",
+    ),
     "unexpected-field": (
         "{element}（{element_label}）没有字段 {field}",
         "{element} ({element_label}) has no field {field}",
     ),
     "repeated-field": ("字段 {field} 重复出现", "field {field} appears more than once"),
-    "bad-value": ("{field}（{label}）的值 “{value}” 不合规：{detail}", "{field} ({label}) value '{value}' is invalid: {detail}"),
+    "bad-value": (
+        "{field}（{label}）的值 “{value}” 不合规：{detail}",
+        "{field} ({label}) value '{value}' is invalid: {detail}",
+    ),
     "bad-check-digit-credit": (
         "{field}（{label}）“{value}” 的校验码错误（GB 32100）",
         "{field} ({label}) '{value}' fails the GB 32100 check character",
@@ -72,8 +81,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "{field} ({label}) '{value}' fails the GB 11643 check character",
     ),
     "bad-date": (
-        "{field}（{label}）“{value}” 不是有效的时间；应为 yyyy-MM-dd HH:mm:ss、yyyyMMddHHmmss 或 ISO 8601",
-        "{field} ({label}) '{value}' is not a real time; use yyyy-MM-dd HH:mm:ss, yyyyMMddHHmmss or ISO 8601",
+        "{field}（{label}）“{value}” 不是有效的时间；"
+        "应为 yyyy-MM-dd HH:mm:ss、yyyyMMddHHmmss 或 ISO 8601",
+        "{field} ({label}) '{value}' is not a real time; "
+        "use yyyy-MM-dd HH:mm:ss, yyyyMMddHHmmss or ISO 8601",
     ),
     "future-date": (
         "{field}（{label}）“{value}” 晚于当前时间一天以上",
@@ -100,7 +111,8 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "the record's division {value} lies outside the HEAD's division {head}",
     ),
     "duplicate-record": (
-        "{element} 业务主键 {key} 版本 {version} 在本文件中重复出现且内容不同（首次出现于第 {first_line} 行）",
+        "{element} 业务主键 {key} 版本 {version} 在本文件中重复出现且内容不同"
+        "（首次出现于第 {first_line} 行）",
         "{element} key {key} version {version} appears twice in this file with different content "
         "(first at line {first_line})",
     ),

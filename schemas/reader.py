@@ -77,8 +77,12 @@ class DocumentReader:
         self._catalog: SchemaCatalog | None = None
         size = len(self.source) if isinstance(self.source, bytes) else self.source.stat().st_size
         if size > self.limits.max_file_bytes:
-            return self._fail(IssueCode.FILE_TOO_LARGE, "file-too-large",
-                              size=size, limit=self.limits.max_file_bytes)
+            return self._fail(
+                IssueCode.FILE_TOO_LARGE,
+                "file-too-large",
+                size=size,
+                limit=self.limits.max_file_bytes,
+            )
         if size == 0 or (size <= 4096 and not self._head_bytes(4096).strip()):
             return self._fail(IssueCode.EMPTY_FILE, "empty-file")
         return True
@@ -92,20 +96,27 @@ class DocumentReader:
     def _open_raw(self) -> BinaryIO:
         return io.BytesIO(self.source) if isinstance(self.source, bytes) else self.source.open("rb")
 
-    def _open(self) -> BinaryIO:
+    def _open(self) -> BinaryIO | _Counting:
         stream = self._open_raw()
         return stream if self.on_bytes is None else _Counting(stream, self.on_bytes)
 
-    def _fail(self, code: IssueCode, message_id: str, line: int | None = None,
-              column: int | None = None, **args: object) -> bool:
-        self.issues.append(Issue(code, message_id, dict(args), file=self.name, line=line,
-                                 column=column))
+    def _fail(
+        self,
+        code: IssueCode,
+        message_id: str,
+        line: int | None = None,
+        column: int | None = None,
+        **args: object,
+    ) -> bool:
+        self.issues.append(
+            Issue(code, message_id, dict(args), file=self.name, line=line, column=column)
+        )
         self.fatal = True
         return False
 
     # -- streaming parse -----------------------------------------------------------------
 
-    def _parse(self, stream: BinaryIO) -> Iterator[RecordCheck]:
+    def _parse(self, stream: BinaryIO | _Counting) -> Iterator[RecordCheck]:
         etree.clear_error_log()  # else an earlier document's errors leak into this one's
         if not self._read_root():
             return
@@ -129,8 +140,12 @@ class DocumentReader:
                     self._head(element, state)
             yield from self._finish(events.root, state)
         except _TextTooLarge as exc:
-            self._fail(IssueCode.FILE_TOO_LARGE, "text-too-large", line=exc.line,
-                       limit=self.limits.max_text_bytes)
+            self._fail(
+                IssueCode.FILE_TOO_LARGE,
+                "text-too-large",
+                line=exc.line,
+                limit=self.limits.max_text_bytes,
+            )
         except etree.XMLSyntaxError as exc:
             self._syntax_error(exc)
 
@@ -160,25 +175,46 @@ class DocumentReader:
     def _accept_root(self, root: etree._Element) -> bool:
         docinfo = root.getroottree().docinfo
         if docinfo.internalDTD is not None or docinfo.doctype or docinfo.system_url:
-            return self._fail(IssueCode.FORBIDDEN_DTD, "forbidden-dtd", line=1,
-                              detail=docinfo.doctype or "DOCTYPE")
+            return self._fail(
+                IssueCode.FORBIDDEN_DTD,
+                "forbidden-dtd",
+                line=1,
+                detail=docinfo.doctype or "DOCTYPE",
+            )
         qname = etree.QName(root)
-        if qname.localname != "EXCHANGE" or not (qname.namespace or "").startswith("urn:exgate:exchange:"):
-            return self._fail(IssueCode.WRONG_ROOT, "wrong-root", line=root.sourceline,
-                              found=root.tag)
+        if qname.localname != "EXCHANGE" or not (qname.namespace or "").startswith(
+            "urn:exgate:exchange:"
+        ):
+            return self._fail(
+                IssueCode.WRONG_ROOT, "wrong-root", line=root.sourceline, found=root.tag
+            )
         catalog = catalog_for_namespace(qname.namespace or "")
         known = ", ".join(known_namespaces())
         if catalog is None:
-            return self._fail(IssueCode.UNKNOWN_SCHEMA_VERSION, "unknown-schema-version",
-                              line=root.sourceline, found=qname.namespace, known=known)
+            return self._fail(
+                IssueCode.UNKNOWN_SCHEMA_VERSION,
+                "unknown-schema-version",
+                line=root.sourceline,
+                found=qname.namespace,
+                known=known,
+            )
         if self.schema_version is not None and catalog.version != self.schema_version:
-            return self._fail(IssueCode.UNKNOWN_SCHEMA_VERSION, "version-not-requested",
-                              line=root.sourceline, found=catalog.version,
-                              expected=self.schema_version)
+            return self._fail(
+                IssueCode.UNKNOWN_SCHEMA_VERSION,
+                "version-not-requested",
+                line=root.sourceline,
+                found=catalog.version,
+                expected=self.schema_version,
+            )
         declared = root.get("version")
         if declared != str(catalog.version):
-            return self._fail(IssueCode.UNKNOWN_SCHEMA_VERSION, "version-attribute",
-                              line=root.sourceline, found=declared, expected=catalog.version)
+            return self._fail(
+                IssueCode.UNKNOWN_SCHEMA_VERSION,
+                "version-attribute",
+                line=root.sourceline,
+                found=declared,
+                expected=catalog.version,
+            )
         self._catalog = catalog
         return True
 
@@ -194,8 +230,12 @@ class DocumentReader:
         if result.valid:
             self.valid += 1
         else:
-            result = RecordCheck(result.element, result.line, None,
-                                 tuple(i.located(file=self.name) for i in result.issues))
+            result = RecordCheck(
+                result.element,
+                result.line,
+                None,
+                tuple(i.located(file=self.name) for i in result.issues),
+            )
         element.getparent().remove(element)  # keeps memory flat: the record is done
         return result
 
@@ -221,8 +261,15 @@ class DocumentReader:
     def _unknown(self, element: etree._Element) -> RecordCheck:
         self.records += 1
         name = etree.QName(element).localname if isinstance(element.tag, str) else "?"
-        issue = Issue(IssueCode.UNKNOWN_ELEMENT, "unknown-element", {"found": name},
-                      name, None, self.name, element.sourceline)
+        issue = Issue(
+            IssueCode.UNKNOWN_ELEMENT,
+            "unknown-element",
+            {"found": name},
+            name,
+            None,
+            self.name,
+            element.sourceline,
+        )
         return RecordCheck(name, element.sourceline, None, (issue,))
 
     def _finish(self, root: etree._Element, state: _Walk) -> Iterator[RecordCheck]:
@@ -232,19 +279,43 @@ class DocumentReader:
                 for unknown in list(child):
                     yield self._unknown(unknown)
             elif child.tag != state.head_tag or child is not sections[0]:
-                self.issues.append(Issue(
-                    IssueCode.UNEXPECTED_FIELD, "misplaced-element",
-                    {"found": etree.QName(child).localname}, None, etree.QName(child).localname,
-                    self.name, child.sourceline))
+                self.issues.append(
+                    Issue(
+                        IssueCode.UNEXPECTED_FIELD,
+                        "misplaced-element",
+                        {"found": etree.QName(child).localname},
+                        None,
+                        etree.QName(child).localname,
+                        self.name,
+                        child.sourceline,
+                    )
+                )
         if not state.head_seen:
-            self.issues.append(Issue(IssueCode.MISSING_FIELD, "missing-head", {}, None, "HEAD",
-                                     self.name, root.sourceline))
+            self.issues.append(
+                Issue(
+                    IssueCode.MISSING_FIELD,
+                    "missing-head",
+                    {},
+                    None,
+                    "HEAD",
+                    self.name,
+                    root.sourceline,
+                )
+            )
         declared = self.head.count if self.head else None
         if declared is not None and declared != self.records:
             line = self.head.line if self.head else None
-            self.issues.append(Issue(IssueCode.COUNT_MISMATCH, "count-mismatch",
-                                     {"declared": declared, "actual": self.records},
-                                     "HEAD", "COUNT", self.name, line))
+            self.issues.append(
+                Issue(
+                    IssueCode.COUNT_MISMATCH,
+                    "count-mismatch",
+                    {"declared": declared, "actual": self.records},
+                    "HEAD",
+                    "COUNT",
+                    self.name,
+                    line,
+                )
+            )
 
     def _check_text(self, element: etree._Element) -> None:
         text = element.text
@@ -258,8 +329,11 @@ class DocumentReader:
     def _syntax_error(self, exc: etree.XMLSyntaxError) -> None:
         # The first logged error is the cause; exc.position is (0, 0) for some errors.
         # Per-record XSD checks log into the same list: keep only the parser's own.
-        located = [entry for entry in exc.error_log
-                   if entry.line > 0 and entry.domain != etree.ErrorDomains.SCHEMASV]
+        located = [
+            entry
+            for entry in exc.error_log
+            if entry.line > 0 and entry.domain != etree.ErrorDomains.SCHEMASV
+        ]
         first = located[0] if located else exc.error_log.last_error
         kind = first.type_name if first is not None else ""
         line = first.line if first is not None and first.line > 0 else None
@@ -268,28 +342,51 @@ class DocumentReader:
         if kind in _ENCODING_ERRORS:
             encoding = _declared_encoding(self._head_bytes(200))
             line, column = locate_undecodable(self.source, encoding) or (line, column)
-            self._fail(IssueCode.ENCODING_ERROR, "encoding-error", line, column,
-                       encoding=encoding, detail=detail)
+            self._fail(
+                IssueCode.ENCODING_ERROR,
+                "encoding-error",
+                line,
+                column,
+                encoding=encoding,
+                detail=detail,
+            )
         elif kind in _ENTITY_ERRORS or "entity" in detail.lower():
             self._fail(IssueCode.FORBIDDEN_DTD, "forbidden-dtd", line, column, detail=detail)
         elif kind == "ERR_RESOURCE_LIMIT" and "text" in detail.lower():
-            self._fail(IssueCode.FILE_TOO_LARGE, "text-too-large", line, column,
-                       limit=min(self.limits.max_text_bytes, _LIBXML_TEXT_LIMIT))
+            self._fail(
+                IssueCode.FILE_TOO_LARGE,
+                "text-too-large",
+                line,
+                column,
+                limit=min(self.limits.max_text_bytes, _LIBXML_TEXT_LIMIT),
+            )
         elif kind == "ERR_RESOURCE_LIMIT":
             self._fail(IssueCode.MALFORMED_XML, "too-deep", line, column, detail=detail)
         else:
             self._fail(IssueCode.MALFORMED_XML, "malformed-xml", line, column, detail=detail)
 
 
-_ENCODING_ERRORS = frozenset({"ERR_INVALID_ENCODING", "ERR_UNSUPPORTED_ENCODING",
-                              "ERR_UNKNOWN_ENCODING"})
-_ENTITY_ERRORS = frozenset({"ERR_UNDECLARED_ENTITY", "WAR_UNDECLARED_ENTITY",
-                            "ERR_ENTITY_PE_INTERNAL", "ERR_ENTITYREF_NO_NAME"})
+_ENCODING_ERRORS = frozenset(
+    {"ERR_INVALID_ENCODING", "ERR_UNSUPPORTED_ENCODING", "ERR_UNKNOWN_ENCODING"}
+)
+_ENTITY_ERRORS = frozenset(
+    {
+        "ERR_UNDECLARED_ENTITY",
+        "WAR_UNDECLARED_ENTITY",
+        "ERR_ENTITY_PE_INTERNAL",
+        "ERR_ENTITYREF_NO_NAME",
+    }
+)
 
 
 _HARDENED = {
-    "resolve_entities": False, "no_network": True, "load_dtd": False, "dtd_validation": False,
-    "huge_tree": False, "remove_comments": True, "remove_pis": True,
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
 }
 
 
@@ -303,7 +400,9 @@ class _Walk:
     head_division: str | None = None
     seen: dict[int, int] = field(default_factory=dict)
 
-    def deduplicate(self, result: RecordCheck, file: str, spec_fields: tuple[str, ...]) -> RecordCheck:
+    def deduplicate(
+        self, result: RecordCheck, file: str, spec_fields: tuple[str, ...]
+    ) -> RecordCheck:
         """Flag a second record with the same key and version but other content.
 
         One dict entry per record maps a 64-bit key hash to the content hash and the
@@ -321,10 +420,20 @@ class _Walk:
             return result
         if first >> 32 == content:
             return result
-        issue = Issue(IssueCode.DUPLICATE_RECORD, "duplicate-record",
-                      {"element": record.element, "key": record.key_text,
-                       "version": record.version, "first_line": first & 0xFFFFFFFF},
-                      record.element, None, file, record.line)
+        issue = Issue(
+            IssueCode.DUPLICATE_RECORD,
+            "duplicate-record",
+            {
+                "element": record.element,
+                "key": record.key_text,
+                "version": record.version,
+                "first_line": first & 0xFFFFFFFF,
+            },
+            record.element,
+            None,
+            file,
+            record.line,
+        )
         return RecordCheck(result.element, result.line, None, (issue,))
 
 
@@ -359,7 +468,7 @@ def _declared_encoding(prolog: bytes) -> str:
     marker = prolog.find(b"encoding=")
     if marker < 0:
         return "UTF-8"
-    rest = prolog[marker + 9:]
+    rest = prolog[marker + 9 :]
     quote = rest[:1]
     end = rest.find(quote, 1)
     return rest[1:end].decode("ascii", "replace") if end > 0 else "UTF-8"

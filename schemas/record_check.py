@@ -32,8 +32,11 @@ class RecordCheck:
 
 
 def check_record(
-    element: etree._Element, spec: ElementSpec, catalog: SchemaCatalog,
-    head_division: str | None, latest: datetime,
+    element: etree._Element,
+    spec: ElementSpec,
+    catalog: SchemaCatalog,
+    head_division: str | None,
+    latest: datetime,
 ) -> RecordCheck:
     line = element.sourceline
     if catalog.xml_schema.validate(element):
@@ -53,10 +56,13 @@ def check_record(
     issues.extend(check_division(fields, spec, head_division))
     if issues:
         lines = _field_lines(element, catalog.namespace)
-        located = tuple(i.located(line=lines.get(i.field or "", line)) if i.line is None else i
-                        for i in issues)
+        located = tuple(
+            i.located(line=lines.get(i.field or "", line)) if i.line is None else i for i in issues
+        )
         return RecordCheck(spec.code, line, None, located)
-    record = Record(spec.code, fields, tuple(fields[k] for k in spec.key), int(fields["SJBBH"]), line)
+    record = Record(
+        spec.code, fields, tuple(fields[k] for k in spec.key), int(fields["SJBBH"]), line
+    )
     return RecordCheck(spec.code, line, record, ())
 
 
@@ -65,7 +71,8 @@ _RULES: dict[int, tuple[Callable[[Mapping[str, str], ElementSpec], Iterator[Issu
 
 
 def check_head(
-    element: etree._Element, catalog: SchemaCatalog,
+    element: etree._Element,
+    catalog: SchemaCatalog,
 ) -> tuple[dict[str, str], list[Issue]]:
     """The HEAD's fields that passed, and the issues of the ones that did not."""
     if catalog.xml_schema.validate(element):
@@ -75,8 +82,11 @@ def check_head(
 
 
 def _fields_after_errors(
-    element: etree._Element, element_code: str, specs: Mapping[str, FieldSpec],
-    catalog: SchemaCatalog, line: int | None,
+    element: etree._Element,
+    element_code: str,
+    specs: Mapping[str, FieldSpec],
+    catalog: SchemaCatalog,
+    line: int | None,
 ) -> tuple[dict[str, str], list[Issue]]:
     """The slow path for an element the XSD refused: report every problem, not the first.
 
@@ -91,23 +101,45 @@ def _fields_after_errors(
             continue  # comments and processing instructions carry no data
         name = etree.QName(child).localname
         if etree.QName(child).namespace != catalog.namespace or name not in specs:
-            issues.append(_structure_issue(IssueCode.UNEXPECTED_FIELD, "unexpected-field",
-                                           element_code, name, child.sourceline, catalog))
+            issues.append(
+                _structure_issue(
+                    IssueCode.UNEXPECTED_FIELD,
+                    "unexpected-field",
+                    element_code,
+                    name,
+                    child.sourceline,
+                    catalog,
+                )
+            )
         elif name in lines:
-            issues.append(_structure_issue(IssueCode.UNEXPECTED_FIELD, "repeated-field",
-                                           element_code, name, child.sourceline, catalog))
+            issues.append(
+                _structure_issue(
+                    IssueCode.UNEXPECTED_FIELD,
+                    "repeated-field",
+                    element_code,
+                    name,
+                    child.sourceline,
+                    catalog,
+                )
+            )
         else:
             lines[name] = child.sourceline
             clean.append(_copy_field(child))
     for name, spec in specs.items():
         if spec.required and name not in lines:
-            issues.append(_structure_issue(IssueCode.MISSING_FIELD, "missing-field",
-                                           element_code, name, line, catalog))
+            issues.append(
+                _structure_issue(
+                    IssueCode.MISSING_FIELD, "missing-field", element_code, name, line, catalog
+                )
+            )
     bad_values = value_issues(catalog.xml_schema, clean, element_code, specs, lines)
     issues.extend(bad_values)
     rejected = {issue.field for issue in bad_values}
-    fields = {etree.QName(c).localname: c.text or "" for c in clean
-              if etree.QName(c).localname not in rejected}
+    fields = {
+        etree.QName(c).localname: c.text or ""
+        for c in clean
+        if etree.QName(c).localname not in rejected
+    }
     return fields, issues
 
 
@@ -119,7 +151,11 @@ def _copy_field(child: etree._Element) -> etree._Element:
 
 
 def _structure_issue(
-    code: IssueCode, message_id: str, element_code: str, name: str, line: int | None,
+    code: IssueCode,
+    message_id: str,
+    element_code: str,
+    name: str,
+    line: int | None,
     catalog: SchemaCatalog,
 ) -> Issue:
     spec = catalog.elements.get(element_code)
@@ -136,8 +172,12 @@ def _field_lines(element: etree._Element, namespace: str) -> dict[str, int]:
 
 
 def check_fields(
-    element_code: str, fields: Mapping[str, str | None], catalog: SchemaCatalog,
-    head_division: str | None, latest: datetime, line: int | None = None,
+    element_code: str,
+    fields: Mapping[str, str | None],
+    catalog: SchemaCatalog,
+    head_division: str | None,
+    latest: datetime,
+    line: int | None = None,
 ) -> RecordCheck:
     """Validate a record given as a mapping of field codes to text (a database row).
 
@@ -146,8 +186,14 @@ def check_fields(
     """
     spec = catalog.elements.get(element_code)
     if spec is None:
-        issue = Issue(IssueCode.UNKNOWN_ELEMENT, "unknown-element", {"found": element_code},
-                      element_code, None, line=line)
+        issue = Issue(
+            IssueCode.UNKNOWN_ELEMENT,
+            "unknown-element",
+            {"found": element_code},
+            element_code,
+            None,
+            line=line,
+        )
         return RecordCheck(element_code, line, None, (issue,))
     element = etree.Element(catalog.tag(element_code))
     for name, value in fields.items():
@@ -158,5 +204,6 @@ def check_fields(
     result = check_record(element, spec, catalog, head_division, latest)
     if line is None:
         return result
-    return RecordCheck(result.element, line, result.record, tuple(
-        i.located(line=line) for i in result.issues))
+    return RecordCheck(
+        result.element, line, result.record, tuple(i.located(line=line) for i in result.issues)
+    )

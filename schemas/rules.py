@@ -8,8 +8,8 @@ a location; the reader attaches file, line and column.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 
 from schemas.catalog import ElementSpec
 from schemas.checkdigits import credit_code_valid, resident_id_valid
@@ -39,7 +39,9 @@ _ID_CARD, _CREDIT_CODE_ID = "10", "20"
 _MAX_EXTENSION_DAYS = 15
 
 
-def _issue(spec: ElementSpec, code: IssueCode, message_id: str, field: str, **args: object) -> Issue:
+def _issue(
+    spec: ElementSpec, code: IssueCode, message_id: str, field: str, **args: object
+) -> Issue:
     label = spec.fields[field].label if field in spec.fields else field
     return Issue(code, message_id, {"field": field, "label": label, **args}, spec.code, field)
 
@@ -49,7 +51,9 @@ def check_credit_codes(fields: Fields, spec: ElementSpec) -> Iterator[Issue]:
     for name in spec.credit_code_fields:
         value = fields.get(name)
         if value is not None and not credit_code_valid(value):
-            yield _issue(spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit", name, value=value)
+            yield _issue(
+                spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit", name, value=value
+            )
 
 
 def check_applicant_id(fields: Fields, spec: ElementSpec) -> Iterator[Issue]:
@@ -60,7 +64,9 @@ def check_applicant_id(fields: Fields, spec: ElementSpec) -> Iterator[Issue]:
     if kind == _ID_CARD and not resident_id_valid(number):
         yield _issue(spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-id", "SQRZJHM", value=number)
     elif kind == _CREDIT_CODE_ID and not credit_code_valid(number):
-        yield _issue(spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit", "SQRZJHM", value=number)
+        yield _issue(
+            spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit", "SQRZJHM", value=number
+        )
 
 
 def check_conditional_fields(fields: Fields, spec: ElementSpec) -> Iterator[Issue]:
@@ -71,8 +77,12 @@ def check_conditional_fields(fields: Fields, spec: ElementSpec) -> Iterator[Issu
         for name in required:
             if name not in fields:
                 yield _issue(
-                    spec, IssueCode.CONDITIONAL_FIELD, "conditional-field", name,
-                    when_field=trigger, when_value=fields[trigger],
+                    spec,
+                    IssueCode.CONDITIONAL_FIELD,
+                    "conditional-field",
+                    name,
+                    when_field=trigger,
+                    when_value=fields[trigger],
                 )
 
 
@@ -93,8 +103,14 @@ def check_division(fields: Fields, spec: ElementSpec, head_division: str | None)
     if value is None or head_division is None or value == head_division:
         return
     if not _within(head_division, value):
-        yield _issue(spec, IssueCode.DIVISION_MISMATCH, "division-mismatch", "XZQHDM",
-                     value=value, head=head_division)
+        yield _issue(
+            spec,
+            IssueCode.DIVISION_MISMATCH,
+            "division-mismatch",
+            "XZQHDM",
+            value=value,
+            head=head_division,
+        )
 
 
 def normalise_values(
@@ -148,4 +164,3 @@ def rules_for(spec: ElementSpec) -> tuple[Callable[[Fields, ElementSpec], Iterat
 @lru_cache(maxsize=4096)
 def _within(outer: str, inner: str) -> bool:
     return within(outer, inner)  # a file repeats a handful of division pairs
-

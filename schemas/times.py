@@ -18,8 +18,13 @@ def parse_time(text: str) -> datetime | None:
     try:
         if len(text) == 14 and text.isdigit():
             return datetime(
-                int(text[0:4]), int(text[4:6]), int(text[6:8]),
-                int(text[8:10]), int(text[10:12]), int(text[12:14]), tzinfo=BEIJING,
+                int(text[0:4]),
+                int(text[4:6]),
+                int(text[6:8]),
+                int(text[8:10]),
+                int(text[10:12]),
+                int(text[12:14]),
+                tzinfo=BEIJING,
             )
         if len(text) >= 19 and text[4] == "-" and text[10] in " T":
             parsed = datetime.fromisoformat(text)

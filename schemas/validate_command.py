@@ -24,18 +24,23 @@ _PROGRESS_MIN_FILES = 20
 _PROGRESS_MIN_BYTES = 20 * 1024 * 1024
 
 
-def run_validate(paths: tuple[Path, ...], output: str, schema_version: int | None,
-                 max_file_mb: int, lang: str) -> int:
+def run_validate(
+    paths: tuple[Path, ...], output: str, schema_version: int | None, max_file_mb: int, lang: str
+) -> int:
     if schema_version is not None and schema_version not in known_namespaces().values():
         known = ", ".join(str(v) for v in known_namespaces().values())
-        message = (f"未知的数据规范版本 {schema_version}（支持：{known}）" if lang == "zh"
-                   else f"unknown schema version {schema_version} (known: {known})")
+        message = (
+            f"未知的数据规范版本 {schema_version}（支持：{known}）"
+            if lang == "zh"
+            else f"unknown schema version {schema_version} (known: {known})"
+        )
         click.echo(message, err=True)
         return EXIT_USAGE
     limits = Limits(max_file_bytes=max_file_mb * 1024 * 1024)
     text = output == "text"
     on_file: Callable[[FileResult], None] | None = (
-        (lambda result: _print_file(result, lang)) if text else None)
+        (lambda result: _print_file(result, lang)) if text else None
+    )
     with _progress_for(paths, show=text and sys.stdout.isatty()) as progress:
         on_bytes = progress.advance_bytes if progress is not None else None
         summary = validate_paths(paths, limits, on_file, on_bytes, schema_version)
@@ -60,8 +65,12 @@ class _BytesProgress:
 
     def __init__(self, total: int):
         self._progress = Progress(
-            TextColumn("校验 validating"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
+            TextColumn("校验 validating"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
         self._task = self._progress.add_task("validate", total=total)
 
@@ -76,7 +85,9 @@ class _BytesProgress:
         self._progress.stop()
 
 
-def _progress_for(paths: tuple[Path, ...], show: bool) -> AbstractContextManager[_BytesProgress | None]:
+def _progress_for(
+    paths: tuple[Path, ...], show: bool
+) -> AbstractContextManager[_BytesProgress | None]:
     if not show:
         return nullcontext()
     files, _missing = expand_paths(paths)

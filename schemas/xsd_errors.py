@@ -18,15 +18,27 @@ _ENUM_SET = re.compile(r"set \{(.*)\}")
 
 # libxml2 error type → (short Chinese reason, short English reason)
 _REASONS: dict[str, tuple[str, str]] = {
-    "SCHEMAV_CVC_ENUMERATION_VALID": ("不在代码表 {{{choices}}} 中", "not in the code list {{{choices}}}"),
+    "SCHEMAV_CVC_ENUMERATION_VALID": (
+        "不在代码表 {{{choices}}} 中",
+        "not in the code list {{{choices}}}",
+    ),
     "SCHEMAV_CVC_PATTERN_VALID": ("格式不符", "does not match the required pattern"),
     "SCHEMAV_CVC_MAXLENGTH_VALID": ("超过最大长度", "is longer than allowed"),
     "SCHEMAV_CVC_MINLENGTH_VALID": ("不能为空", "must not be empty"),
-    "SCHEMAV_CVC_TOTALDIGITS_VALID": ("数字位数过多（最多16位）", "has too many digits (16 at most)"),
-    "SCHEMAV_CVC_FRACTIONDIGITS_VALID": ("小数位数过多（最多2位）", "has too many decimals (2 at most)"),
+    "SCHEMAV_CVC_TOTALDIGITS_VALID": (
+        "数字位数过多（最多16位）",
+        "has too many digits (16 at most)",
+    ),
+    "SCHEMAV_CVC_FRACTIONDIGITS_VALID": (
+        "小数位数过多（最多2位）",
+        "has too many decimals (2 at most)",
+    ),
     "SCHEMAV_CVC_MININCLUSIVE_VALID": ("小于允许的最小值", "is below the minimum"),
     "SCHEMAV_CVC_MAXINCLUSIVE_VALID": ("大于允许的最大值", "is above the maximum"),
-    "SCHEMAV_CVC_DATATYPE_VALID_1_2_1": ("类型不符（应为{type}）", "has the wrong type ({type} expected)"),
+    "SCHEMAV_CVC_DATATYPE_VALID_1_2_1": (
+        "类型不符（应为{type}）",
+        "has the wrong type ({type} expected)",
+    ),
     "SCHEMAV_CVC_TYPE_3_1_2": ("不能包含子元素", "must not contain child elements"),
     "SCHEMAV_CVC_COMPLEX_TYPE_3_2_1": ("不能带属性", "must not carry attributes"),
     "SCHEMAV_CVC_TYPE_3_1_1": ("不能带属性", "must not carry attributes"),
@@ -62,8 +74,12 @@ def value_issues(
 
 
 def _issue_for(
-    error: etree._LogEntry, spec: FieldSpec, element_code: str, element: etree._Element,
-    line: int | None, detail: str,
+    error: etree._LogEntry,
+    spec: FieldSpec,
+    element_code: str,
+    element: etree._Element,
+    line: int | None,
+    detail: str,
 ) -> Issue:
     value = _field_text(element, spec.code)
     base = {"field": spec.code, "label": spec.label, "value": _shorten(value)}
@@ -79,8 +95,12 @@ def _issue_for(
         zh = reason[0].format(choices=choices, type=type_zh)
         en = reason[1].format(choices=choices, type=spec.type_name)
     return Issue(
-        IssueCode.BAD_VALUE, "bad-value", {**base, "detail": Localized(zh, en)},
-        element_code, spec.code, line=line,
+        IssueCode.BAD_VALUE,
+        "bad-value",
+        {**base, "detail": Localized(zh, en)},
+        element_code,
+        spec.code,
+        line=line,
     )
 
 
@@ -93,4 +113,3 @@ def _field_text(element: etree._Element, code: str) -> str:
 
 def _shorten(value: str, limit: int = 60) -> str:
     return value if len(value) <= limit else value[:limit] + "…"
-

@@ -55,6 +55,7 @@ from adapters.stores.base import (
     ReceiptRow,
     WriteResult,
 )
+from adapters.stores.sql_coverage import cover
 from adapters.stores.sql_schema import ElementTable, StoreSchema, store_schema
 from schemas.errors import ConfigError, ExgateError, FatalError, RetriableError
 from schemas.records import Record
@@ -129,7 +130,7 @@ class SqlStore:
                 duplicates += outcome[1]
                 conflicts.extend(outcome[2])
                 per_element[element] = outcome[0]
-            self._cover(conn, batch.node_id, per_element, now)
+            cover(conn, self.schema.coverage, batch.node_id, per_element, now)
             conn.execute(insert(self.schema.batch).values(
                 BATCH_ID=batch.batch_id, NODE_ID=batch.node_id,
                 NODE_DIVISION=batch.node_division, SCHEMA_VERSION=batch.schema_version,
@@ -213,21 +214,6 @@ class SqlStore:
             STORED_DIGEST=stored, INCOMING_DIGEST=conflict.incoming_digest,
             BATCH_ID=batch.batch_id, NODE_ID=batch.node_id, PAYLOAD=payload, DETECTED_AT=now))
         return conflict
-
-    def _cover(self, conn: Connection, node_id: str, stored: Mapping[str, int],
-               now: datetime) -> None:
-        """Move the node's ``ST_COVERAGE`` rows (status dashboard) in the batch's transaction.
-
-        Sorted by element so two batches of one node lock the rows in the same order.
-        """
-        c = self.schema.coverage
-        for element in sorted(stored):
-            mine = and_(c.c["NODE_ID"] == node_id, c.c["ELEMENT"] == element)
-            done = conn.execute(update(c).where(mine).values(
-                LAST_AT=now, RECORDS=c.c.RECORDS + stored[element]))
-            if done.rowcount == 0:
-                conn.execute(insert(c).values(NODE_ID=node_id, ELEMENT=element, FIRST_AT=now,
-                                              LAST_AT=now, RECORDS=stored[element]))
 
     # -- failures, receipts, heartbeats, nodes ------------------------------------------
 

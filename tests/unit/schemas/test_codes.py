@@ -47,11 +47,28 @@ RECORD_CASES = [
     ("negative amount", record("SF", SFJE="-1.00"), "bad-value", "SF", "SFJE"),
     ("three decimals", record("SF", SFJE="1.005"), "bad-value", "SF", "SFJE"),
     ("zero version", record("SL", SJBBH="0"), "bad-value", "SL", "SJBBH"),
-    ("credit check", record("JGXX", TYSHXYDM="12451422MB0173307E"), "bad-check-digit", "JGXX", "TYSHXYDM"),
+    (
+        "credit check",
+        record("JGXX", TYSHXYDM="12451422MB0173307E"),
+        "bad-check-digit",
+        "JGXX",
+        "TYSHXYDM",
+    ),
     ("org code check", record("BJ", BJBM="12451422MB0173307E"), "bad-check-digit", "BJ", "BJBM"),
-    ("id check", record("SBXX", SQRZJHM="110105194912310021"), "bad-check-digit", "SBXX", "SQRZJHM"),
-    ("id as credit", record("SBXX", SQRZJLX="20", SQRZJHM="12451422MB0173307E"),
-     "bad-check-digit", "SBXX", "SQRZJHM"),
+    (
+        "id check",
+        record("SBXX", SQRZJHM="110105194912310021"),
+        "bad-check-digit",
+        "SBXX",
+        "SQRZJHM",
+    ),
+    (
+        "id as credit",
+        record("SBXX", SQRZJLX="20", SQRZJHM="12451422MB0173307E"),
+        "bad-check-digit",
+        "SBXX",
+        "SQRZJHM",
+    ),
     ("feb 30", record("SL", SLSJ="2026-02-30 10:00:00"), "bad-date", "SL", "SLSJ"),
     ("garbage time", record("SL", SLSJ="yesterday"), "bad-date", "SL", "SLSJ"),
     ("hour 24", record("SL", SLSJ="20261120240000"), "bad-date", "SL", "SLSJ"),
@@ -61,17 +78,30 @@ RECORD_CASES = [
     ("rejected without reason", record("SL", SLZT="4"), "conditional-field", "SL", "BSLYY"),
     ("certificate without name", record("BJ", ZJMC=None), "conditional-field", "BJ", "ZJMC"),
     ("certificate without number", record("BJ", ZJBH=None), "conditional-field", "BJ", "ZJBH"),
-    ("extension in calendar days", record("TBCXSQ", TBCXSXDW="Z"), "bad-value", "TBCXSQ", "TBCXSXDW"),
+    (
+        "extension in calendar days",
+        record("TBCXSQ", TBCXSXDW="Z"),
+        "bad-value",
+        "TBCXSQ",
+        "TBCXSXDW",
+    ),
     ("extension too long", record("TBCXSQ", TBCXSX="16"), "bad-value", "TBCXSQ", "TBCXSX"),
     ("other province", record("SBXX", XZQHDM="440103"), "division-mismatch", "SBXX", "XZQHDM"),
     ("other city", record("SBXX", XZQHDM="430202"), "division-mismatch", "SBXX", "XZQHDM"),
 ]
 
 
-@pytest.mark.parametrize(("rec", "code", "element", "field"),
-                         [c[1:] for c in RECORD_CASES], ids=[c[0] for c in RECORD_CASES])
+@pytest.mark.parametrize(
+    ("rec", "code", "element", "field"),
+    [c[1:] for c in RECORD_CASES],
+    ids=[c[0] for c in RECORD_CASES],
+)
 def test_record_rule_reports_exactly_its_code(
-    tmp_path: Path, rec: tuple[str, dict[str, str]], code: str, element: str, field: str,
+    tmp_path: Path,
+    rec: tuple[str, dict[str, str]],
+    code: str,
+    element: str,
+    field: str,
 ) -> None:
     issue = only(issues_of(tmp_path, document([record("JGXX"), rec])))
     assert (str(issue.code), issue.element, issue.field) == (code, element, field)
@@ -92,26 +122,45 @@ def test_unexpected_field(tmp_path: Path) -> None:
     fields["FOO"] = "1"
     issue = only(issues_of(tmp_path, document([(element, fields)])))
     assert (issue.code, issue.element, issue.field, issue.line) == (
-        "unexpected-field", "SBCL", "FOO", FIRST_RECORD_LINE)
+        "unexpected-field",
+        "SBCL",
+        "FOO",
+        FIRST_RECORD_LINE,
+    )
 
 
 def test_every_problem_of_one_record_is_reported_not_just_the_first(tmp_path: Path) -> None:
     element, fields = record("SBXX", SQRLX="7", SQRMC=None, SBSJ="2026-02-30 00:00:00")
     fields = {"FOO": "x", **fields}  # libxml2 alone would stop at FOO
     found = {(str(i.code), i.field) for i in issues_of(tmp_path, document([(element, fields)]))}
-    assert found == {("unexpected-field", "FOO"), ("bad-value", "SQRLX"),
-                     ("missing-field", "SQRMC"), ("bad-date", "SBSJ")}
+    assert found == {
+        ("unexpected-field", "FOO"),
+        ("bad-value", "SQRLX"),
+        ("missing-field", "SQRMC"),
+        ("bad-date", "SBSJ"),
+    }
 
 
 def test_unknown_element(tmp_path: Path) -> None:
-    issue = only(issues_of(tmp_path, document([record("SBXX")], extra_body="<QTXX><A>1</A></QTXX>")))
+    issue = only(
+        issues_of(tmp_path, document([record("SBXX")], extra_body="<QTXX><A>1</A></QTXX>"))
+    )
     assert (issue.code, issue.element, issue.field, issue.line) == (
-        "unknown-element", "QTXX", None, FIRST_RECORD_LINE + 1)
+        "unknown-element",
+        "QTXX",
+        None,
+        FIRST_RECORD_LINE + 1,
+    )
 
 
 def test_count_mismatch(tmp_path: Path) -> None:
     issue = only(issues_of(tmp_path, document([record("SBXX")], head={"COUNT": "2"})))
-    assert (issue.code, issue.element, issue.field, issue.line) == ("count-mismatch", "HEAD", "COUNT", 3)
+    assert (issue.code, issue.element, issue.field, issue.line) == (
+        "count-mismatch",
+        "HEAD",
+        "COUNT",
+        3,
+    )
 
 
 def test_count_that_matches_passes(tmp_path: Path) -> None:
@@ -121,7 +170,11 @@ def test_count_that_matches_passes(tmp_path: Path) -> None:
 def test_duplicate_record_with_other_content(tmp_path: Path) -> None:
     data = document([record("SBXX"), record("SBXX", SQRMC="李雷")])
     issue = only(issues_of(tmp_path, data))
-    assert (issue.code, issue.element, issue.line) == ("duplicate-record", "SBXX", FIRST_RECORD_LINE + 1)
+    assert (issue.code, issue.element, issue.line) == (
+        "duplicate-record",
+        "SBXX",
+        FIRST_RECORD_LINE + 1,
+    )
 
 
 def test_identical_duplicate_is_not_an_error(tmp_path: Path) -> None:
@@ -129,7 +182,10 @@ def test_identical_duplicate_is_not_an_error(tmp_path: Path) -> None:
 
 
 def test_new_version_of_the_same_key_is_not_a_duplicate(tmp_path: Path) -> None:
-    assert issues_of(tmp_path, document([record("SBXX"), record("SBXX", SJBBH="2", SQRMC="李雷")])) == []
+    assert (
+        issues_of(tmp_path, document([record("SBXX"), record("SBXX", SJBBH="2", SQRMC="李雷")]))
+        == []
+    )
 
 
 def test_city_head_accepts_its_counties_and_province_head_its_cities(tmp_path: Path) -> None:
@@ -141,32 +197,69 @@ def test_city_head_accepts_its_counties_and_province_head_its_cities(tmp_path: P
 
 def test_bad_head_field(tmp_path: Path) -> None:
     issue = only(issues_of(tmp_path, document([record("SBXX")], head={"CREATED": "never"})))
-    assert (issue.code, issue.element, issue.field, issue.line) == ("bad-date", "HEAD", "CREATED", 3)
+    assert (issue.code, issue.element, issue.field, issue.line) == (
+        "bad-date",
+        "HEAD",
+        "CREATED",
+        3,
+    )
 
 
 FILE_CASES = [
     ("empty", b"", "empty-file", None),
     ("blank", b"  \n\n ", "empty-file", None),
-    ("malformed", b'<?xml version="1.0"?>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="1">\n<HEAD>\n</EXCHANGE>',
-     "malformed-xml", 4),
+    (
+        "malformed",
+        b'<?xml version="1.0"?>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="1">\n<HEAD>\n</EXCHANGE>',
+        "malformed-xml",
+        4,
+    ),
     ("wrong root", b'<?xml version="1.0"?>\n<html><body/></html>', "wrong-root", 2),
     ("no namespace", b'<?xml version="1.0"?>\n<EXCHANGE version="1"/>', "wrong-root", 2),
-    ("unknown version", b'<?xml version="1.0"?>\n<EXCHANGE xmlns="urn:exgate:exchange:9" version="9"/>',
-     "unknown-schema-version", 2),
-    ("version attribute", b'<?xml version="1.0"?>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="2"/>',
-     "unknown-schema-version", 2),
-    ("doctype", b'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="1"/>',
-     "forbidden-dtd", 1),
-    ("undeclared entity", b'<?xml version="1.0"?>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="1">&x;</EXCHANGE>',
-     "forbidden-dtd", 2),
-    ("declared utf-8, gbk bytes", '<?xml version="1.0" encoding="UTF-8"?>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="1">\n中文</EXCHANGE>'.encode("gbk"),
-     "encoding-error", 3),
-    ("declared gbk, invalid bytes", b'<?xml version="1.0" encoding="GBK"?>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="1">\n\x81\x20</EXCHANGE>',
-     "encoding-error", 3),
+    (
+        "unknown version",
+        b'<?xml version="1.0"?>\n<EXCHANGE xmlns="urn:exgate:exchange:9" version="9"/>',
+        "unknown-schema-version",
+        2,
+    ),
+    (
+        "version attribute",
+        b'<?xml version="1.0"?>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="2"/>',
+        "unknown-schema-version",
+        2,
+    ),
+    (
+        "doctype",
+        b'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="1"/>',
+        "forbidden-dtd",
+        1,
+    ),
+    (
+        "undeclared entity",
+        b'<?xml version="1.0"?>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="1">&x;</EXCHANGE>',
+        "forbidden-dtd",
+        2,
+    ),
+    (
+        "declared utf-8, gbk bytes",
+        '<?xml version="1.0" encoding="UTF-8"?>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="1">\n中文</EXCHANGE>'.encode(
+            "gbk"
+        ),
+        "encoding-error",
+        3,
+    ),
+    (
+        "declared gbk, invalid bytes",
+        b'<?xml version="1.0" encoding="GBK"?>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="1">\n\x81\x20</EXCHANGE>',
+        "encoding-error",
+        3,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("data", "code", "line"), [c[1:] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES])
+@pytest.mark.parametrize(
+    ("data", "code", "line"), [c[1:] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES]
+)
 def test_file_level_code(tmp_path: Path, data: bytes, code: str, line: int | None) -> None:
     issue = only(issues_of(tmp_path, data))
     assert str(issue.code) == code
@@ -186,8 +279,11 @@ def test_file_too_large(tmp_path: Path) -> None:
 def test_declared_encodings_are_honoured(tmp_path: Path, encoding: str) -> None:
     from schemas.reader import DocumentReader
 
-    data = document([record("SBXX", SQRMC="欧阳𠀀娜")], encoding=encoding) if encoding in ("GB18030", "UTF-8", "UTF-16") \
+    data = (
+        document([record("SBXX", SQRMC="欧阳𠀀娜")], encoding=encoding)
+        if encoding in ("GB18030", "UTF-8", "UTF-16")
         else document([record("SBXX", SQRMC="欧阳娜")], encoding=encoding)
+    )
     reader = DocumentReader(data, "enc.xml")
     checks = list(reader)
     assert reader.issues == [] and checks[0].record is not None

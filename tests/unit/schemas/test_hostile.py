@@ -14,23 +14,39 @@ ROOT = f'<EXCHANGE xmlns="{NS}" version="1">'
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE [\n<!ENTITY a "aaaaaaaaaa">\n'
-    + b"".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">\n'.encode() for i in range(9))
-    + b"]>\n" + ROOT.encode() + b"<HEAD><XZQHDM>&j;</XZQHDM></HEAD></EXCHANGE>\n"
+    + b"".join(
+        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">\n'.encode() for i in range(9)
+    )
+    + b"]>\n"
+    + ROOT.encode()
+    + b"<HEAD><XZQHDM>&j;</XZQHDM></HEAD></EXCHANGE>\n"
 )
-XXE = (b'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
-       + ROOT.encode() + b"<HEAD><XZQHDM>&xxe;</XZQHDM></HEAD></EXCHANGE>")
-EXTERNAL_DTD = (b'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE SYSTEM "http://127.0.0.1:9/evil.dtd">\n'
-                + ROOT.encode() + b"</EXCHANGE>")
-PARAMETER_ENTITY = (b'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>\n'
-                    + ROOT.encode() + b"</EXCHANGE>")
+XXE = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+    + ROOT.encode()
+    + b"<HEAD><XZQHDM>&xxe;</XZQHDM></HEAD></EXCHANGE>"
+)
+EXTERNAL_DTD = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE SYSTEM "http://127.0.0.1:9/evil.dtd">\n'
+    + ROOT.encode()
+    + b"</EXCHANGE>"
+)
+PARAMETER_ENTITY = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>\n'
+    + ROOT.encode()
+    + b"</EXCHANGE>"
+)
 DEEP = (ROOT + "<BODY>" + "<SBXX>" * 100_000).encode()
 TRUNCATED = (f'<?xml version="1.0"?>\n{ROOT}<HEAD><XZQHDM>4301').encode()
 GARBAGE = bytes(range(256)) * 64
 
 
 def _big_text() -> bytes:
-    return (f'<?xml version="1.0"?>\n{ROOT}<HEAD><XZQHDM>'.encode()
-            + b"x" * (50 * 1024 * 1024) + b"</XZQHDM></HEAD></EXCHANGE>")
+    return (
+        f'<?xml version="1.0"?>\n{ROOT}<HEAD><XZQHDM>'.encode()
+        + b"x" * (50 * 1024 * 1024)
+        + b"</XZQHDM></HEAD></EXCHANGE>"
+    )
 
 
 CASES = [
@@ -53,7 +69,9 @@ def test_hostile_input_gets_its_code(tmp_path: Path, make, code: str) -> None:  
     # A child process with a timeout: a hang or a crash fails the test instead of the suite.
     done = subprocess.run(
         [sys.executable, "-m", "cli", "validate", "--format", "json", str(path)],
-        capture_output=True, timeout=120, cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[3],
     )
     assert done.returncode == 1, done.stderr.decode()
     report = json.loads(done.stdout)
@@ -72,8 +90,10 @@ def test_external_dtd_is_never_fetched(tmp_path: Path) -> None:
         server.listen(1)
         server.settimeout(0.5)
         port = server.getsockname()[1]
-        data = (f'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE SYSTEM "http://127.0.0.1:{port}/x.dtd">\n'
-                f"{ROOT}<HEAD><XZQHDM>&ext;</XZQHDM></HEAD></EXCHANGE>").encode()
+        data = (
+            f'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE SYSTEM "http://127.0.0.1:{port}/x.dtd">\n'
+            f"{ROOT}<HEAD><XZQHDM>&ext;</XZQHDM></HEAD></EXCHANGE>"
+        ).encode()
         reader = DocumentReader(data, "net.xml")
         assert list(reader) == []
         assert [i.code for i in reader.issues] == ["forbidden-dtd"]

@@ -34,8 +34,16 @@ def test_real_credit_codes_pass(code: str) -> None:
     assert credit_code_check_char(code[:17]) == code[17]
 
 
-@pytest.mark.parametrize("code", ["12451422MB0173307E", "12451422MB0173307", "12451422MB0173307FF",
-                                  "12451422MI0173307F", "12451422mb0173307F"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "12451422MB0173307E",
+        "12451422MB0173307",
+        "12451422MB0173307FF",
+        "12451422MI0173307F",
+        "12451422mb0173307F",
+    ],
+)
 def test_wrong_credit_codes_fail(code: str) -> None:
     assert not credit_code_valid(code)
 
@@ -49,21 +57,33 @@ def test_resident_id_check() -> None:
     assert not resident_id_valid("11010519491231002")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2026-11-20 09:58:01", "2026-11-20 09:58:01"),
-    ("20261120095801", "2026-11-20 09:58:01"),
-    ("2026-11-20T09:58:01", "2026-11-20 09:58:01"),
-    ("2026-11-20T01:58:01Z", "2026-11-20 09:58:01"),
-    ("2026-11-20T09:58:01.250+08:00", "2026-11-20 09:58:01"),
-    ("2026-11-19T20:58:01-05:00", "2026-11-20 09:58:01"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-20 09:58:01", "2026-11-20 09:58:01"),
+        ("20261120095801", "2026-11-20 09:58:01"),
+        ("2026-11-20T09:58:01", "2026-11-20 09:58:01"),
+        ("2026-11-20T01:58:01Z", "2026-11-20 09:58:01"),
+        ("2026-11-20T09:58:01.250+08:00", "2026-11-20 09:58:01"),
+        ("2026-11-19T20:58:01-05:00", "2026-11-20 09:58:01"),
+    ],
+)
 def test_times_parse_as_beijing(text: str, expected: str) -> None:
     moment = parse_time(text)
     assert moment is not None and format_time(moment) == expected
 
 
-@pytest.mark.parametrize("text", ["2026-02-29 00:00:00", "2026-13-01 00:00:00", "20261120246000",
-                                  "2026-11-20", "now", "2026-11-20 9:58:01"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-02-29 00:00:00",
+        "2026-13-01 00:00:00",
+        "20261120246000",
+        "2026-11-20",
+        "now",
+        "2026-11-20 9:58:01",
+    ],
+)
 def test_not_real_times(text: str) -> None:
     assert parse_time(text) is None
 
@@ -143,8 +163,9 @@ def test_numbers_lose_tolerated_white_space_and_leading_zeros() -> None:
 
 def test_resident_id_check_character_is_upper_cased() -> None:
     spec = CATALOG.elements["SBXX"]
-    normalised, _ = normalise_values(_fields("SBXX", SQRZJHM="11010519491231002x"), spec,
-                                     datetime(2030, 1, 1, tzinfo=BEIJING))
+    normalised, _ = normalise_values(
+        _fields("SBXX", SQRZJHM="11010519491231002x"), spec, datetime(2030, 1, 1, tzinfo=BEIJING)
+    )
     assert normalised["SQRZJHM"] == "11010519491231002X"
 
 

@@ -1,0 +1,63 @@
+"""Running the dashboard: inside ``exgate gateway run`` or alone (``exgate dashboard``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from adapters.stores.sql import SqlStore
+from gateway.config import GatewayConfig, load_config, parse_listen
+from gateway.dashboard.server import DashboardServer
+from gateway.status_source import StatusSource
+from schemas.errors import ConfigError
+
+__all__ = ["DEFAULT_LISTEN", "REPORT_CACHE_S", "open_dashboard", "run_dashboard"]
+
+log = logging.getLogger("exgate.dashboard")
+DEFAULT_LISTEN = "127.0.0.1:8430"
+REPORT_CACHE_S = 5.0  # several browsers and a Prometheus share one report
+
+
+def open_dashboard(config: GatewayConfig, store: SqlStore,
+                   listen: str | None = None) -> DashboardServer:
+    """A dashboard server (not started) on ``listen`` or ``[dashboard] listen``."""
+    try:
+        host, port = parse_listen(listen or config.dashboard_listen or DEFAULT_LISTEN)
+    except ValueError as exc:
+        raise ConfigError(f"dashboard listen {listen!r}: {exc}") from exc
+    source = StatusSource(store, config.division, config.status,
+                          registry_path=config.registry_path, cache_s=REPORT_CACHE_S)
+    try:
+        return DashboardServer(source, host, port, refresh_s=config.dashboard_refresh_s)
+    except OSError as exc:
+        raise ConfigError(f"dashboard cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def run_dashboard(config_path: Path, listen: str | None = None) -> int:
+    """``exgate dashboard``: serve until SIGTERM/SIGINT; 0 clean stop, 2 config error."""
+    try:
+        config = load_config(config_path)
+        store = SqlStore(config.store_url)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        server = open_dashboard(config, store, listen)
+    except ConfigError as exc:
+        store.close()
+        log.error("%s", exc)
+        return 2
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    server.start()
+    print(f"exgate dashboard: {server.url}/", flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+        store.close()
+    return 0

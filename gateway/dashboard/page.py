@@ -1,0 +1,226 @@
+"""The dashboard page: server-rendered HTML of one ``StatusReport``, no inline script or style.
+
+Every value a test or a script may read carries a stable id or data attribute:
+
+- ``#overall[data-light]``; tree groups ``li.group[data-kind][data-division][data-light]``
+  and nodes ``li.tree-node[data-node][data-light]``;
+- node rows ``tr#node-<id>[data-light][data-pending][data-failed][data-lag]``;
+- coverage cells ``#coverage td[data-node][data-element][data-covered][data-last]``;
+- failed batches ``#failed-batches tr[data-batch][data-node][data-reason]``;
+- the chart ``#throughput-chart`` (``data-drawn="1"`` once drawn) fed by the JSON in
+  ``#throughput-data``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from html import escape
+
+from gateway.status import Group, NodeStatus, StatusReport
+from gateway.status_json import iso
+from gateway.status_text import division_label, duration, light_label, reason_label, t
+from schemas.times import BEIJING
+
+__all__ = ["MAX_FAILED_ROWS", "render_page"]
+
+MAX_FAILED_ROWS = 100
+_FRESH = timedelta(days=1)       # coverage cell shades: arrived within a day / a week
+_RECENT = timedelta(days=7)
+
+
+def _e(value: object) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def render_page(report: StatusReport, lang: str, refresh_s: int) -> str:
+    other = "en" if lang != "en" else "zh"
+    return f"""<!DOCTYPE html>
+<html lang="{'en' if lang == 'en' else 'zh-CN'}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="{int(refresh_s)}">
+<title>{_e(t('title', lang))} · {_e(report.level)}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/uPlot.min.css">
+<link rel="stylesheet" href="/static/dashboard.css">
+</head>
+<body data-lang="{_e(lang)}">
+{_header(report, lang, other, refresh_s)}
+<main>
+<div class="grid">
+<section class="card" id="tree-card"><h2>{_e(t('tree', lang))}</h2>{_tree(report, lang)}</section>
+<section class="card" id="chart-card">
+<h2>{_e(t('throughput', lang, n=len(report.throughput)))}</h2>
+<div id="throughput-chart" data-drawn="0"></div>
+</section>
+</div>
+<section class="card"><h2>{_e(t('detail', lang))}</h2>{_detail(report, lang)}</section>
+<section class="card"><h2>{_e(t('coverage', lang))}</h2>{_coverage(report, lang)}</section>
+<section class="card"><h2>{_e(t('failed_batches', lang))}</h2>{_failed(report, lang)}</section>
+</main>
+{_chart_data(report, lang)}
+<script src="/static/uPlot.iife.min.js"></script>
+<script src="/static/dashboard.js"></script>
+</body>
+</html>
+"""
+
+
+def _header(report: StatusReport, lang: str, other: str, refresh_s: int) -> str:
+    counts = "".join(
+        f'<span class="chip {k}" data-count="{k}">{_e(light_label(k, lang))} '
+        f'<b>{report.counts.get(k, 0)}</b></span>' for k in ("green", "yellow", "red", "off"))
+    level = division_label(report.level, "level", lang)
+    return f"""<header>
+<div class="brand"><span class="light big {report.light.value}" id="overall"
+ data-light="{report.light.value}" title="{_e(light_label(report.light.value, lang))}"></span>
+<div><h1>{_e(t('title', lang))}</h1>
+<div class="sub">{_e(t('level', lang))} <b id="level">{_e(level)}</b> ·
+{_e(t('generated', lang))} <time id="generated">{_e(_clock(report.generated_at))}</time> ·
+{_e(t('refresh_every', lang, n=refresh_s))}</div></div></div>
+<div class="chips">{counts}</div>
+<nav><a href="/?lang={other}" id="lang-switch">{_e(t('language', lang))}</a>
+<a href="/status.json">{_e(t('json', lang))}</a>
+<a href="/metrics">{_e(t('metrics', lang))}</a></nav>
+</header>"""
+
+
+def _dot(light: str, lang: str) -> str:
+    return f'<span class="light {light}" title="{_e(light_label(light, lang))}"></span>'
+
+
+def _tree(report: StatusReport, lang: str) -> str:
+    if not report.tree:
+        return f'<p class="empty">{_e(t("no_nodes", lang))}</p>'
+    return f'<ul class="tree" id="tree">{"".join(_group(g, lang) for g in report.tree)}</ul>'
+
+
+def _group(group: Group, lang: str) -> str:
+    inner = "".join(_group(child, lang) for child in group.children)
+    inner += "".join(_tree_node(node, lang) for node in group.nodes)
+    label = division_label(group.division, group.kind, lang)
+    return (f'<li class="group {group.kind}" data-kind="{group.kind}" '
+            f'data-division="{_e(group.division)}" data-light="{group.light.value}">'
+            f'<div class="row">{_dot(group.light.value, lang)}<span class="name">{_e(label)}'
+            f'</span></div><ul>{inner}</ul></li>')
+
+
+def _tree_node(node: NodeStatus, lang: str) -> str:
+    reasons = "".join(f'<span class="reason {node.light.value}">{_e(reason_label(r, lang))}'
+                      f'</span>' for r in node.reasons[:3])
+    return (f'<li class="tree-node" id="tree-{_e(node.node_id)}" data-node="{_e(node.node_id)}"'
+            f' data-light="{node.light.value}"><div class="row">{_dot(node.light.value, lang)}'
+            f'<a class="name mono" href="#node-{_e(node.node_id)}">{_e(node.node_id)}</a>'
+            f'<span class="muted">{_e(duration(node.contact_age_s, lang))}</span>{reasons}'
+            f'</div></li>')
+
+
+def _detail(report: StatusReport, lang: str) -> str:
+    heads = ("node", "division", "light", "last_heartbeat", "source_lag", "pending",
+             "oldest_pending", "records_today", "records_week", "records_total", "failed",
+             "last_error")
+    rows = "".join(_detail_row(node, lang) for node in report.nodes)
+    return _table("nodes", heads, rows, lang)
+
+
+def _detail_row(node: NodeStatus, lang: str) -> str:
+    reasons = ", ".join(reason_label(r, lang) for r in node.reasons) or light_label(
+        node.light.value, lang)
+    beat = (f'{_e(_clock(node.last_heartbeat))}<div class="muted">'
+            f'{_e(duration(node.contact_age_s, lang))}</div>') if node.last_heartbeat else \
+        f'<span class="muted">{_e(t("never", lang))}</span>'
+    lag_class = " warn" if node.lag_growing else ""
+    return (f'<tr id="node-{_e(node.node_id)}" data-node="{_e(node.node_id)}" '
+            f'data-light="{node.light.value}" data-pending="{_e(node.pending_batches)}" '
+            f'data-failed="{node.failed_batches}" data-lag="{_e(node.source_lag_s)}">'
+            f'<td class="mono strong nowrap">{_e(node.node_id)}</td>'
+            f'<td class="nowrap">{_e(division_label(node.division, "node", lang))}</td>'
+            f'<td class="nowrap">{_dot(node.light.value, lang)} {_e(reasons)}</td>'
+            f'<td class="nowrap">{beat}</td>'
+            f'<td class="num{lag_class}">{_e(duration(node.source_lag_s, lang))}</td>'
+            f'<td class="num">{_e(_count(node.pending_batches))}</td>'
+            f'<td class="num">{_e(duration(node.oldest_pending_age_s, lang))}</td>'
+            f'<td class="num">{node.records_today:,}</td>'
+            f'<td class="num">{node.records_week:,}</td>'
+            f'<td class="num">{node.records_total:,}</td>'
+            f'<td class="num{" bad" if node.failed_batches else ""}">{node.failed_batches}</td>'
+            f'{_error_cell(node.last_error)}</tr>')
+
+
+def _error_cell(error: str | None) -> str:
+    if not error:
+        return '<td class="muted">—</td>'
+    return f'<td class="error" title="{_e(error)}">{_e(error[:300])}</td>'
+
+
+def _coverage(report: StatusReport, lang: str) -> str:
+    heads = "".join(f'<th class="element" data-element="{_e(code)}" title="{_e(label)}">'
+                    f'<div class="code">{_e(code)}</div><div class="label">{_e(label)}</div>'
+                    f'</th>' for code, label in report.elements)
+    rows = "".join(_coverage_row(node, report.generated_at, lang) for node in report.nodes)
+    return (f'<div class="scroll"><table id="coverage" class="matrix"><thead><tr>'
+            f'<th>{_e(t("node", lang))}</th>{heads}<th>{_e(t("covered", lang))}</th></tr>'
+            f'</thead><tbody>{rows}</tbody></table></div>')
+
+
+def _coverage_row(node: NodeStatus, now: datetime, lang: str) -> str:
+    cells = []
+    for cell in node.coverage:
+        if cell.last_at is None:
+            cells.append(f'<td class="cell none" data-node="{_e(node.node_id)}" '
+                         f'data-element="{cell.element}" data-covered="0" data-last="" '
+                         f'data-records="0" title="{_e(t("never", lang))}">—</td>')
+            continue
+        age = now - cell.last_at
+        shade = "fresh" if age <= _FRESH else "recent" if age <= _RECENT else "old"
+        cells.append(f'<td class="cell {shade}" data-node="{_e(node.node_id)}" '
+                     f'data-element="{cell.element}" data-covered="1" '
+                     f'data-last="{_e(iso(cell.last_at))}" data-records="{cell.records}" '
+                     f'title="{_e(_clock(cell.last_at))} · {cell.records:,}">✓</td>')
+    return (f'<tr data-node="{_e(node.node_id)}"><th class="mono">{_dot(node.light.value, lang)}'
+            f' {_e(node.node_id)}</th>{"".join(cells)}<td class="num strong" '
+            f'data-covered-count="{node.covered}">{node.covered}/{len(node.coverage)}</td></tr>')
+
+
+def _failed(report: StatusReport, lang: str) -> str:
+    if not report.failed:
+        return f'<p class="empty" id="failed-batches-empty">{_e(t("no_failed", lang))}</p>'
+    rows = "".join(
+        f'<tr data-batch="{_e(f.batch_id)}" data-node="{_e(f.node_id)}" '
+        f'data-reason="{_e(f.reason)}"><td class="mono">{_e(f.batch_id)}</td>'
+        f'<td class="mono">{_e(f.node_id or "?")}</td><td><span class="tag">{_e(f.reason)}'
+        f'</span> {_e(f.detail)}</td><td class="nowrap">{_e(_clock(f.received_at))}</td></tr>'
+        for f in report.failed[:MAX_FAILED_ROWS])
+    more = len(report.failed) - MAX_FAILED_ROWS
+    note = f'<p class="muted">{_e(t("more_failed", lang, n=more))}</p>' if more > 0 else ""
+    return _table("failed-batches", ("batch_id", "node", "reason", "received_at"), rows,
+                  lang) + note
+
+
+def _table(table_id: str, heads: Iterable[str], rows: str, lang: str) -> str:
+    cells = "".join(f"<th>{_e(t(h, lang))}</th>" for h in heads)
+    return (f'<div class="scroll"><table id="{table_id}"><thead><tr>{cells}</tr></thead>'
+            f'<tbody>{rows}</tbody></table></div>')
+
+
+def _chart_data(report: StatusReport, lang: str) -> str:
+    data = {
+        "t": [int(p.start.replace(tzinfo=BEIJING).timestamp()) for p in report.throughput],
+        "records": [p.records for p in report.throughput],
+        "failed": [p.failed for p in report.throughput],
+        "labels": {"time": t("hour", lang), "records": t("records", lang),
+                   "failed": t("refused", lang)},
+    }
+    text = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")
+    return f'<script type="application/json" id="throughput-data">{text}</script>'
+
+
+def _clock(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _count(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"

@@ -1,0 +1,120 @@
+"""``exgate status``: the sync status of every node of a level, as a tree or as JSON.
+
+The tree (rich; colours on a terminal, plain text when piped) reads province → city →
+county → node, each line with its light; a node line carries its last contact, source
+lag, pending batches, failures and element coverage. ``--json`` prints the stable shape
+documented in ``gateway.status_json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from adapters.stores.sql import SqlStore
+from gateway.config import load_config
+from gateway.status import Group, NodeStatus, StatusReport
+from gateway.status_json import iso, report_json
+from gateway.status_source import StatusSource
+from gateway.status_text import division_label, duration, reason_label, t
+from schemas.errors import ConfigError, ExgateError
+
+__all__ = ["render_tree", "run_status"]
+
+STYLES = {"green": "bold green", "yellow": "bold yellow", "red": "bold red", "off": "dim"}
+MAX_FAILED_SHOWN = 20
+
+
+def run_status(config_path: Path, as_json: bool, lang: str,
+               console: Console | None = None) -> int:
+    """0 printed, 1 store unreadable, 2 config error."""
+    console = console or Console()
+    errors = Console(stderr=True)
+    try:
+        config = load_config(config_path)
+        store = SqlStore(config.store_url)
+    except ConfigError as exc:
+        errors.print(f"exgate status: {exc}", markup=False, highlight=False)
+        return 2
+    try:
+        report = StatusSource(store, config.division, config.status,
+                              registry_path=config.registry_path).report()
+    except ExgateError as exc:
+        errors.print(f"exgate status: {exc} (has `exgate gateway run` migrated this store?)",
+                     markup=False, highlight=False)
+        return 1
+    finally:
+        store.close()
+    if as_json:
+        console.out(json.dumps(report_json(report), ensure_ascii=False, indent=2),
+                    highlight=False)
+        return 0
+    console.print(render_tree(report, lang))
+    if report.failed:
+        console.print(_failed_table(report, lang))
+    return 0
+
+
+def render_tree(report: StatusReport, lang: str) -> Tree:
+    counts = {k: report.counts.get(k, 0) for k in ("green", "yellow", "red", "off")}
+    title = Text.assemble(
+        _dot(report.light.value), f" {t('title', lang)} · {t('level', lang)} {report.level} · ",
+        t("summary", lang, total=len(report.nodes), **counts),
+        f" · {t('generated', lang)} {iso(report.generated_at)}")
+    tree = Tree(title)
+    if not report.nodes:
+        tree.add(t("no_nodes", lang))
+    for group in report.tree:
+        _add_group(tree, group, lang)
+    return tree
+
+
+def _add_group(parent: Tree, group: Group, lang: str) -> None:
+    branch = parent.add(Text.assemble(_dot(group.light.value), " ",
+                                      division_label(group.division, group.kind, lang)))
+    for child in group.children:
+        _add_group(branch, child, lang)
+    for node in group.nodes:
+        branch.add(_node_line(node, lang))
+
+
+def _node_line(node: NodeStatus, lang: str) -> Text:
+    line = Text.assemble(_dot(node.light.value), " ", (node.node_id, "bold"), "  ")
+    line.append(f"{t('contact_age', lang)} {duration(node.contact_age_s, lang)} · "
+                f"{t('source_lag', lang)} {duration(node.source_lag_s, lang)} · "
+                f"{t('pending', lang)} {_count(node.pending_batches)} · "
+                f"{t('failed', lang)} {node.failed_batches} · "
+                f"{t('records_today', lang)} {node.records_today} · "
+                f"{t('coverage', lang)} {node.covered}/{len(node.coverage)}")
+    if node.reasons:
+        line.append("  " + ", ".join(reason_label(r, lang) for r in node.reasons),
+                    STYLES[node.light.value])
+    if node.last_error:
+        line.append(f"\n   {t('last_error', lang)}: {node.last_error[:200]}", "dim")
+    return line
+
+
+def _failed_table(report: StatusReport, lang: str) -> Table:
+    table = Table(title=t("failed_batches", lang), title_justify="left")
+    for key in ("batch_id", "node", "reason", "received_at"):
+        table.add_column(t(key, lang))
+    for failed in report.failed[:MAX_FAILED_SHOWN]:
+        table.add_row(failed.batch_id, failed.node_id or "?",
+                      f"{failed.reason}: {failed.detail[:120]}",
+                      failed.received_at.strftime("%Y-%m-%d %H:%M:%S"))
+    if len(report.failed) > MAX_FAILED_SHOWN:
+        table.caption = t("more_failed", lang, n=len(report.failed) - MAX_FAILED_SHOWN)
+    return table
+
+
+def _dot(light: str) -> tuple[str, str]:
+    return ("●", STYLES.get(light, ""))
+
+
+def _count(value: int | None) -> str:
+    return "—" if value is None else str(value)

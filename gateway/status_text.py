@@ -1,0 +1,144 @@
+"""Words of the sync-status views, in Chinese (default) and English.
+
+Shared by ``exgate status`` and the web dashboard so both say the same thing. Element
+labels come from the schema catalogue; the English element names are the project's
+(domain brief), falling back to the code.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from schemas.divisions import Level, level_of
+
+__all__ = ["LANGS", "division_label", "light_label", "reason_label", "t"]
+
+LANGS = ("zh", "en")
+
+_TEXT: dict[str, tuple[str, str]] = {
+    "title": ("数据交换同步状态", "Data exchange sync status"),
+    "level": ("本级", "Level"),
+    "generated": ("更新于", "Updated"),
+    "refresh_every": ("每 {n} 秒自动刷新", "refreshes every {n} s"),
+    "tree": ("节点树", "Node tree"),
+    "nodes": ("节点", "Nodes"),
+    "node": ("节点", "Node"),
+    "division": ("区划", "Division"),
+    "light": ("状态", "Light"),
+    "reasons": ("原因", "Reasons"),
+    "last_heartbeat": ("最后心跳", "Last heartbeat"),
+    "contact_age": ("距上次联系", "Since last contact"),
+    "source_lag": ("源数据延迟", "Source lag"),
+    "pending": ("待发批次", "Pending"),
+    "unbatched": ("未成批记录", "Unbatched records"),
+    "oldest_pending": ("最早待发", "Oldest pending"),
+    "records_today": ("今日入库", "Today"),
+    "records_week": ("本周入库", "This week"),
+    "records_total": ("累计入库", "Total"),
+    "batches_total": ("批次", "Batches"),
+    "failed": ("失败批次", "Failed"),
+    "last_error": ("最近错误", "Last error"),
+    "version": ("版本", "Version"),
+    "coverage": ("要素覆盖", "Element coverage"),
+    "covered": ("已覆盖", "Covered"),
+    "never": ("从未", "never"),
+    "none": ("无", "none"),
+    "detail": ("节点详情", "Node detail"),
+    "throughput": ("吞吐量（近 {n} 小时，每小时入库记录）",
+                   "Throughput (records stored per hour, last {n} hours)"),
+    "records": ("入库记录", "Records stored"),
+    "hour": ("时段", "Hour"),
+    "refused": ("失败批次", "Failed batches"),
+    "batches": ("批次", "Batches"),
+    "failed_batches": ("失败批次（未重放）", "Failed batches (not replayed)"),
+    "batch_id": ("批次号", "Batch ID"),
+    "reason": ("原因", "Reason"),
+    "received_at": ("接收时间", "Received"),
+    "no_failed": ("没有未重放的失败批次。", "No failed batches awaiting replay."),
+    "no_nodes": ("本级尚无节点。", "No nodes at this level yet."),
+    "more_failed": ("另有 {n} 条未列出", "{n} more not listed"),
+    "summary": ("共 {total} 个节点：正常 {green}，关注 {yellow}，告警 {red}，停用 {off}",
+                "{total} nodes: {green} healthy, {yellow} warning, {red} alert, {off} disabled"),
+    "city_itself": ("市本级", "city level"),
+    "province_itself": ("省本级", "province level"),
+    "seconds": ("{n} 秒", "{n} s"),
+    "minutes": ("{n} 分钟", "{n} min"),
+    "hours": ("{n} 小时", "{n} h"),
+    "days": ("{n} 天", "{n} d"),
+    "metrics": ("Prometheus 指标", "Prometheus metrics"),
+    "json": ("JSON", "JSON"),
+    "language": ("English", "中文"),
+}
+
+_LIGHTS = {"green": ("正常", "healthy"), "yellow": ("关注", "warning"),
+           "red": ("告警", "alert"), "off": ("停用", "disabled")}
+
+_REASONS = {
+    "never-seen": ("从未上报", "never seen"),
+    "silent": ("长时间无心跳", "silent"),
+    "heartbeat-late": ("心跳迟到", "heartbeat late"),
+    "lag-critical": ("源数据严重滞后", "source lag critical"),
+    "lag-high": ("源数据滞后", "source lag high"),
+    "lag-growing": ("滞后持续增长", "lag growing"),
+    "pending-stale": ("待发批次积压过久", "pending batches stale"),
+    "pending-old": ("待发批次积压", "pending batches old"),
+    "failing": ("批次持续失败", "batches failing"),
+    "failed-batches": ("有失败批次", "failed batches"),
+    "agent-error": ("代理报告错误", "agent reports an error"),
+    "disabled": ("已停用", "disabled"),
+}
+
+
+def _pick(pair: tuple[str, str], lang: str) -> str:
+    return pair[1] if lang == "en" else pair[0]
+
+
+def t(key: str, lang: str, **values: object) -> str:
+    """The UI text ``key`` in ``lang`` with ``{placeholders}`` filled."""
+    text = _pick(_TEXT[key], lang)
+    return text.format(**values) if values else text
+
+
+def light_label(light: str, lang: str) -> str:
+    return _pick(_LIGHTS.get(light, (light, light)), lang)
+
+
+def reason_label(reason: str, lang: str) -> str:
+    return _pick(_REASONS.get(reason, (reason, reason)), lang)
+
+
+@cache
+def _division_names() -> dict[str, str]:
+    # The generator's table of real GB/T 2260 names: partial, so codes always show too.
+    from schemas.samples.places import PROVINCES
+
+    names: dict[str, str] = {}
+    for province in PROVINCES.values():
+        names[province.code] = province.name
+        for city in province.cities:
+            names[city.code] = city.name
+            names.update(dict(city.counties))
+    return names
+
+
+def division_label(code: str, kind: str, lang: str) -> str:
+    """``芙蓉区 430102``; a city node's county slot reads ``市本级`` (``city level``)."""
+    if kind == "county" and level_of(code) is Level.CITY:
+        return f"{t('city_itself', lang)} {code}"
+    if kind in ("county", "city") and level_of(code) is Level.PROVINCE:
+        return f"{t('province_itself', lang)} {code}"
+    name = _division_names().get(code)
+    return f"{name} {code}" if name else code
+
+
+def duration(seconds: float | None, lang: str) -> str:
+    """A short human duration: ``45 秒``, ``12 分钟``, ``3 小时``, ``2 天``."""
+    if seconds is None:
+        return "—"
+    if seconds < 120:
+        return t("seconds", lang, n=int(seconds))
+    if seconds < 7200:
+        return t("minutes", lang, n=int(seconds // 60))
+    if seconds < 172800:
+        return t("hours", lang, n=int(seconds // 3600))
+    return t("days", lang, n=int(seconds // 86400))

@@ -1,0 +1,120 @@
+"""The sync-status queries and ST_COVERAGE on a real SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from adapters.stores.sql import MIGRATIONS, SqlStore, now_beijing
+from adapters.stores.sql_status import day_start, read_status_rows, week_start
+from gateway.status import StatusReport, build_report
+from gateway.status_rules import Light, StatusThresholds
+from gateway.status_source import element_labels
+from tests.unit.adapters.status_store import FAILED_BATCH, PLANS, fill_store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    opened = SqlStore(f"sqlite:///{tmp_path / 'store.db'}", sqlite_busy_s=0.2)
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+def status(store: SqlStore) -> StatusReport:
+    rows = read_status_rows(store, heartbeat_window_s=1800, throughput_hours=24)
+    return build_report(rows, level="430100", elements=element_labels(),
+                        thresholds=StatusThresholds())
+
+
+def coverage(store: SqlStore) -> set[tuple[str, str, int]]:
+    c = store.schema.coverage
+    with store.engine.connect() as conn:
+        return {(r[0], r[1], int(r[2])) for r in conn.execute(
+            sa.select(c.c.NODE_ID, c.c.ELEMENT, c.c.RECORDS))}
+
+
+def alembic(store: SqlStore, action: str, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        getattr(command, action)(config, revision)
+
+
+def test_the_filled_store_shows_the_expected_lights(store: SqlStore) -> None:
+    fill_store(store)
+    result = status(store)
+    assert {n.node_id: n.light.value for n in result.nodes} == \
+        {p.node_id: p.expected for p in PLANS}
+    assert {n.node_id: n.covered for n in result.nodes} == \
+        {p.node_id: len(p.elements) for p in PLANS}
+    assert {n.node_id: n.batches_total for n in result.nodes} == \
+        {p.node_id: len(p.batch_hours_ago) for p in PLANS}
+    assert [f.batch_id for f in result.failed] == [FAILED_BATCH]
+    assert result.light is Light.RED
+    assert sum(p.batches for p in result.throughput) == sum(
+        1 for p in PLANS for hours in p.batch_hours_ago if hours < 24)
+
+
+def test_a_replayed_batch_turns_the_node_green_again(store: SqlStore) -> None:
+    fill_store(store)
+    assert status(store).node("tianxin-01").light is Light.YELLOW  # type: ignore[union-attr]
+    f = store.schema.failed
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(f).where(f.c["BATCH_ID"] == FAILED_BATCH)
+                     .values(REPLAYED_AT=now_beijing()))
+    after = status(store)
+    assert after.node("tianxin-01").light is Light.GREEN  # type: ignore[union-attr]
+    assert after.failed == ()
+
+
+def test_coverage_moves_in_the_batch_transaction_and_counts_stored_records(
+        store: SqlStore) -> None:
+    fill_store(store)
+    found = coverage(store)
+    assert ("furong-01", "SBXX", 7) in found        # seven batches, one new case each
+    assert ("furong-02", "JGXX", 0) in found        # sent, but a duplicate of furong-01's
+    assert not any(node == "furong-02" and element == "SF" for node, element, _ in found)
+
+
+def test_the_migration_fills_coverage_from_the_element_tables(store: SqlStore) -> None:
+    fill_store(store)
+    before = coverage(store)
+    alembic(store, "downgrade", "0001")
+    alembic(store, "upgrade", "head")
+    after = coverage(store)
+    assert {row for row in before if row[2]} == after   # duplicates-only rows are not rebuilt
+
+
+def test_a_silent_nodes_last_heartbeat_is_still_shown(store: SqlStore) -> None:
+    fill_store(store)
+    node = status(store).node("tianxin-02")
+    assert node is not None and node.last_heartbeat is not None
+    assert node.source_lag_s == 900.0 and "silent" in node.reasons
+
+
+def test_today_and_this_week_start_at_beijing_midnight() -> None:
+    wednesday = datetime(2026, 11, 18, 15, 42, 7)
+    assert day_start(wednesday) == datetime(2026, 11, 18)
+    assert week_start(wednesday) == datetime(2026, 11, 16)
+    assert week_start(datetime(2026, 11, 16, 0, 0, 1)) == datetime(2026, 11, 16)
+
+
+def test_records_today_come_from_todays_batches(store: SqlStore) -> None:
+    fill_store(store)
+    b = store.schema.batch
+    with store.engine.begin() as conn:   # one batch now, every other one a fortnight ago
+        conn.execute(sa.update(b).values(STORED_AT=now_beijing() - timedelta(days=14)))
+        conn.execute(sa.update(b).where(b.c["BATCH_ID"] == "furong-01-b000")
+                     .values(STORED_AT=now_beijing()))
+    node = status(store).node("furong-01")
+    assert node is not None
+    assert node.records_today == node.records_week == 12
+    assert node.records_total == sum(c.records for c in node.coverage) > 12

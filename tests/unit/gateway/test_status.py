@@ -1,0 +1,244 @@
+"""The sync-status model on plain rows: lights, their reasons, the roll-up, the JSON shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pytest
+
+from adapters.stores.status_rows import (
+    CoverageRow,
+    FailedRow,
+    HeartbeatRow,
+    NodeRow,
+    NodeTotalsRow,
+    RecentBatch,
+    StatusRows,
+)
+from gateway.status import StatusReport, build_report, merge_nodes, supervises
+from gateway.status_json import report_json
+from gateway.status_rules import Light, StatusThresholds, worst
+from gateway.status_source import element_labels
+
+NOW = datetime(2026, 11, 20, 10, 30, 0)
+LIMITS = StatusThresholds()
+ELEMENTS = element_labels()
+
+
+def ago(seconds: float) -> datetime:
+    return NOW - timedelta(seconds=seconds)
+
+
+def beats(node_id: str, *ages: float, lag: float = 10.0, **extra: object) -> list[HeartbeatRow]:
+    return [HeartbeatRow(node_id, ago(age), lag, **extra) for age in ages]  # type: ignore[arg-type]
+
+
+def report(nodes: Sequence[NodeRow], heartbeats: Sequence[HeartbeatRow] = (), *,
+           totals: Sequence[NodeTotalsRow] = (), coverage: Sequence[CoverageRow] = (),
+           failed: Sequence[FailedRow] = (), level: str = "430100", **rows: object
+           ) -> StatusReport:
+    data = StatusRows(NOW, nodes, heartbeats, coverage, totals, failed, **rows)  # type: ignore[arg-type]
+    return build_report(data, level=level, elements=ELEMENTS, thresholds=LIMITS)
+
+
+def light_of(result: StatusReport, node_id: str) -> tuple[Light, tuple[str, ...]]:
+    node = result.node(node_id)
+    assert node is not None
+    return node.light, node.reasons
+
+
+FURONG = NodeRow("furong-01", "430102")
+
+
+# -- heartbeats -------------------------------------------------------------------------------
+
+
+def test_a_node_beating_on_time_is_green() -> None:
+    assert light_of(report([FURONG], beats("furong-01", 90, 60, 30)), "furong-01") \
+        == (Light.GREEN, ())
+
+
+def test_a_node_that_stops_beating_turns_yellow_then_red() -> None:
+    late = report([FURONG], beats("furong-01", 240, 210, LIMITS.heartbeat_late_s + 1))
+    assert light_of(late, "furong-01") == (Light.YELLOW, ("heartbeat-late",))
+    silent = report([FURONG], beats("furong-01", LIMITS.silent_s + 1))
+    assert light_of(silent, "furong-01") == (Light.RED, ("silent",))
+
+
+def test_a_node_never_heard_of_is_red_and_a_disabled_one_is_off() -> None:
+    result = report([FURONG, NodeRow("old-01", "430102", status="disabled")])
+    assert light_of(result, "furong-01") == (Light.RED, ("never-seen",))
+    assert light_of(result, "old-01") == (Light.OFF, ("disabled",))
+
+
+def test_a_stored_batch_counts_as_contact_too() -> None:
+    totals = [NodeTotalsRow("furong-01", batches=1, last_stored_at=ago(20))]
+    assert light_of(report([FURONG], totals=totals), "furong-01")[0] is Light.GREEN
+
+
+# -- lag and outbox ---------------------------------------------------------------------------
+
+
+def test_a_growing_lag_turns_yellow() -> None:
+    growing = [HeartbeatRow("furong-01", ago(age), lag) for age, lag in
+               ((900, 30.0), (600, 250.0), (300, 480.0), (10, 700.0))]
+    assert light_of(report([FURONG], growing), "furong-01") == (Light.YELLOW, ("lag-growing",))
+    falling = list(reversed([replace(b, received_at=growing[i].received_at)
+                             for i, b in enumerate(reversed(growing))]))
+    assert light_of(report([FURONG], falling), "furong-01")[0] is Light.GREEN
+
+
+def test_a_high_lag_is_yellow_and_a_critical_one_red() -> None:
+    high = report([FURONG], beats("furong-01", 10, lag=LIMITS.lag_yellow_s))
+    assert light_of(high, "furong-01") == (Light.YELLOW, ("lag-high",))
+    critical = report([FURONG], beats("furong-01", 10, lag=LIMITS.lag_red_s + 1))
+    assert light_of(critical, "furong-01") == (Light.RED, ("lag-critical",))
+
+
+def test_old_pending_batches_turn_yellow_then_red() -> None:
+    def with_pending(age: float) -> StatusReport:
+        outbox = {"pending_batches": 4, "unbatched_records": 0, "oldest_pending_age_s": age}
+        return report([FURONG], beats("furong-01", 10, outbox=outbox))
+
+    assert light_of(with_pending(60), "furong-01")[0] is Light.GREEN
+    assert light_of(with_pending(LIMITS.pending_yellow_s), "furong-01") \
+        == (Light.YELLOW, ("pending-old",))
+    assert light_of(with_pending(LIMITS.pending_red_s), "furong-01") \
+        == (Light.RED, ("pending-stale",))
+    assert with_pending(60).nodes[0].pending_batches == 4
+
+
+def test_an_error_the_agent_reports_is_yellow() -> None:
+    result = report([FURONG], beats("furong-01", 10, last_error="source database away"))
+    assert light_of(result, "furong-01") == (Light.YELLOW, ("agent-error",))
+    assert result.nodes[0].last_error == "source database away"
+
+
+# -- failed batches ---------------------------------------------------------------------------
+
+
+def failed_totals(count: int, failed_at: datetime, stored_at: datetime | None
+                  ) -> list[NodeTotalsRow]:
+    return [NodeTotalsRow("furong-01", batches=5, last_stored_at=stored_at, failed=count,
+                          last_failed_at=failed_at if count else None)]
+
+
+def test_a_failed_batch_is_yellow_and_red_when_it_is_the_newest_or_they_pile_up() -> None:
+    healthy = beats("furong-01", 10)
+    one_old = report([FURONG], healthy, totals=failed_totals(1, ago(3600), ago(60)))
+    assert light_of(one_old, "furong-01") == (Light.YELLOW, ("failed-batches",))
+    newest = report([FURONG], healthy, totals=failed_totals(1, ago(30), ago(3600)))
+    assert light_of(newest, "furong-01") == (Light.RED, ("failing",))
+    many = report([FURONG], healthy,
+                  totals=failed_totals(LIMITS.failed_red_count, ago(3600), ago(60)))
+    assert light_of(many, "furong-01") == (Light.RED, ("failing",))
+
+
+def test_a_replayed_batch_no_longer_counts() -> None:
+    # The query counts rows with REPLAYED_AT NULL: once replayed the count is 0 again.
+    replayed = report([FURONG], beats("furong-01", 10), totals=failed_totals(0, ago(30), ago(5)))
+    assert light_of(replayed, "furong-01") == (Light.GREEN, ())
+    assert replayed.nodes[0].failed_batches == 0
+
+
+def test_failed_batches_are_listed_with_their_reasons_for_this_level_only() -> None:
+    rows = [FailedRow("B1", "furong-01", "bad-signature", "签名错误", ago(60)),
+            FailedRow("B2", None, "unknown-node", "未登记节点", ago(50)),
+            FailedRow("B3", "zhuzhou-01", "bad-signature", "x", ago(40))]
+    nodes = [FURONG, NodeRow("zhuzhou-01", "430202")]
+    result = report(nodes, beats("furong-01", 10), failed=rows)
+    assert [f.batch_id for f in result.failed] == ["B1", "B2"]
+    assert result.failed[0].reason == "bad-signature"
+
+
+# -- roll-up, level and nodes -----------------------------------------------------------------
+
+
+def test_lights_roll_up_county_city_province_worst_child_wins() -> None:
+    nodes = [FURONG, NodeRow("furong-02", "430102"), NodeRow("tianxin-01", "430103"),
+             NodeRow("city-01", "430100"), NodeRow("old-01", "430104", status="disabled")]
+    hb = [*beats("furong-01", 10), *beats("furong-02", LIMITS.heartbeat_late_s + 5),
+          *beats("tianxin-01", 10), *beats("city-01", 10)]
+    result = report(nodes, hb)
+    (province,) = result.tree
+    (city,) = province.children
+    counties = {g.division: g.light for g in city.children}
+    assert counties == {"430100": Light.GREEN, "430102": Light.YELLOW,
+                        "430103": Light.GREEN, "430104": Light.OFF}
+    assert (city.light, province.light, result.light) == (Light.YELLOW,) * 3
+    assert dict(result.counts) == {"green": 3, "yellow": 1, "red": 0, "off": 1}
+    silent = report(nodes, [b for b in hb if b.node_id != "tianxin-01"])
+    assert silent.light is Light.RED
+
+
+def test_worst_ignores_off_unless_nothing_else() -> None:
+    assert worst([Light.OFF, Light.GREEN]) is Light.GREEN
+    assert worst([Light.OFF]) is Light.OFF
+    assert worst([]) is Light.OFF
+
+
+@pytest.mark.parametrize(("level", "division", "expected"), [
+    ("430000", "430102", True), ("430100", "430102", True), ("430100", "430100", True),
+    ("430102", "430102", True), ("430102", "430103", False), ("430100", "430202", False),
+    ("430102", "430100", False), ("430000", "440100", False)])
+def test_a_level_supervises_its_own_divisions(level: str, division: str, expected: bool) -> None:
+    assert supervises(level, division) is expected
+
+
+def test_the_registry_adds_nodes_and_its_status_wins() -> None:
+    store = [NodeRow("a", "430102", "active", ago(5))]
+    registry = [NodeRow("a", "430102", "disabled"), NodeRow("b", "430103")]
+    merged = merge_nodes(store, registry)
+    assert merged == [NodeRow("a", "430102", "disabled", ago(5)), NodeRow("b", "430103")]
+
+
+# -- coverage, totals, throughput, JSON -------------------------------------------------------
+
+
+def test_coverage_lists_every_element_with_its_last_arrival() -> None:
+    coverage = [CoverageRow("furong-01", "SBXX", ago(9000), ago(60), 120),
+                CoverageRow("furong-01", "SL", ago(9000), ago(600), 80)]
+    result = report([FURONG], beats("furong-01", 10), coverage=coverage)
+    node = result.nodes[0]
+    assert [c.element for c in node.coverage] == [code for code, _ in ELEMENTS]
+    assert len(node.coverage) == 14 and node.covered == 2
+    cells = {c.element: c for c in node.coverage}
+    assert cells["SBXX"].last_at == ago(60) and cells["SBXX"].records == 120
+    assert cells["JGXX"].last_at is None
+    assert node.records_total == 200
+
+
+def test_throughput_buckets_per_hour_ending_with_the_current_one() -> None:
+    batches = [RecentBatch("furong-01", NOW.replace(minute=5), 30),
+               RecentBatch("furong-01", NOW.replace(minute=10), 20),
+               RecentBatch("furong-01", NOW - timedelta(hours=3), 7),
+               RecentBatch("furong-01", NOW - timedelta(hours=30), 999)]
+    result = report([FURONG], beats("furong-01", 10), recent_batches=batches,
+                    recent_failures=[NOW - timedelta(hours=3)])
+    points = result.throughput
+    assert len(points) == LIMITS.throughput_hours
+    assert points[-1].start == NOW.replace(minute=0) and points[-1].records == 50
+    assert (points[-4].records, points[-4].batches, points[-4].failed) == (7, 1, 1)
+    assert sum(p.records for p in points) == 57
+
+
+def test_the_json_shape_is_stable() -> None:
+    coverage = [CoverageRow("furong-01", "SBXX", ago(9000), ago(60), 12)]
+    result = report([FURONG], beats("furong-01", 10), coverage=coverage,
+                    totals=[NodeTotalsRow("furong-01", 3, 12, 12, ago(60))])
+    data = report_json(result)
+    assert set(data) == {"schema", "generated_at", "level", "light", "counts", "thresholds",
+                         "elements", "tree", "nodes", "failed_batches", "throughput"}
+    assert data["generated_at"] == "2026-11-20T10:30:00+08:00"
+    assert [e["code"] for e in data["elements"]] == [code for code, _ in ELEMENTS]
+    assert data["tree"][0]["children"][0]["children"][0] == {
+        "kind": "county", "division": "430102", "light": "green", "nodes": ["furong-01"]}
+    node = data["nodes"][0]
+    assert node["path"] == ["430000", "430100", "430102"]
+    assert node["records"] == {"today": 12, "week": 12, "total": 12}
+    assert node["coverage"]["SBXX"] == {"last_at": "2026-11-20T10:29:00+08:00", "records": 12}
+    assert node["coverage"]["JGXX"] == {"last_at": None, "records": 0}
+    assert set(node["outbox"]) == {"pending_batches", "unbatched_records",
+                                   "oldest_pending_age_s"}
