@@ -6,12 +6,14 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import pika
 
 from adapters.amqp.topology import APP_ID, CONTENT_TYPE, SCHEMA_VERSION
 from adapters.sealing import NodeKeys, seal
 from schemas.records import Record
+from schemas.times import BEIJING, format_time
 from schemas.writer import document_bytes
 
 __all__ = ["Envelope", "NodeIdentity", "build_envelope"]
@@ -37,17 +39,25 @@ class Envelope:
     sha256: str
 
 
-def batch_document(batch_id: str, records: Sequence[Record], node: NodeIdentity) -> bytes:
-    """The plain batch XML (design §3) with a full HEAD."""
+def batch_document(batch_id: str, records: Sequence[Record], node: NodeIdentity,
+                   created: float | None = None) -> bytes:
+    """The plain batch XML (design §3) with a full HEAD.
+
+    ``created`` (epoch seconds) is when the outbox sealed the batch. It must be given for
+    a batch that may be sent again: the gateways recognise a resend (its confirm was
+    lost) by an identical payload sha256, and a CREATED of "now" would differ.
+    """
     credit = node.credit_code or (records[0].fields.get("TYSHXYDM", "") if records else "")
     head = {"XZQHDM": node.division, "TYSHXYDM": credit, "BATCHID": batch_id,
             "NODEID": node.node_id, "COUNT": str(len(records))}
+    if created is not None:
+        head["CREATED"] = format_time(datetime.fromtimestamp(created, BEIJING))
     return document_bytes(head, records)
 
 
 def build_envelope(batch_id: str, records: Sequence[Record], node: NodeIdentity,
-                   now: float | None = None) -> Envelope:
-    plain = batch_document(batch_id, records, node)
+                   now: float | None = None, created: float | None = None) -> Envelope:
+    plain = batch_document(batch_id, records, node, created)
     digest = hashlib.sha256(plain).hexdigest()
     properties = pika.BasicProperties(
         message_id=batch_id,

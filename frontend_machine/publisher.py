@@ -208,14 +208,15 @@ class Publisher:
     def _publish_pending(self) -> bool:
         batches = self.outbox.next_pending_batches(self.settings.batches_per_step + 1)
         for batch in batches[:self.settings.batches_per_step]:
-            self._publish_batch(batch.batch_id)
+            self._publish_batch(batch.batch_id, batch.created_at)
         return len(batches) > self.settings.batches_per_step
 
-    def _publish_batch(self, batch_id: str) -> None:
+    def _publish_batch(self, batch_id: str, created_at: float) -> None:
         assert self._link is not None
         try:
+            # Sealed the same way every time: a resend must be byte-identical.
             envelope = build_envelope(batch_id, self.outbox.batch_records(batch_id),
-                                      self.settings.identity)
+                                      self.settings.identity, created=created_at)
         except (FatalError, RejectedRecord, RejectedBatch, ValueError) as exc:
             log.error("batch cannot be built, marked failed: %s", exc,
                       extra={"node": self._node, "batch": batch_id})

@@ -1,46 +1,299 @@
-"""``exgate demo``: the whole path on embedded defaults, narrated for a first-time user."""
+"""``exgate demo``: the whole path on embedded defaults, narrated for a first-time user.
+
+A private RabbitMQ node, two county nodes of one city (a legacy front-end database and
+an XML drop folder, each with a few bad records), their agents, and the gateways of the
+province, the city and both counties, each into its own SQLite store. It ends with the
+status table read back from the stores and the outboxes, and stops the broker whatever
+happens (error, Ctrl-C, SIGTERM). The work folder keeps the configs, stores, outboxes
+and logs for the user to look at.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
 import shutil
+import signal
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import click
 
-from schemas.audit import validate_paths
-from schemas.audit_report import format_issue, format_summary
-from schemas.samples import generate
+from frontend_machine.agent import run_once
+from gateway.broker_node import STATE_FILE, LocalBroker
+from gateway.consumer import run_gateway
+from gateway.demo_data import (
+    SourceSet,
+    county_records,
+    sample_records,
+    write_drop_folder,
+    write_front_db,
+)
+from gateway.demo_report import level_stats, node_stats, render
+from gateway.demo_text import say as _say
+from gateway.demo_text import word as _word
+from gateway.demo_world import (
+    NodeSpec,
+    agent_config,
+    create_gateway_user,
+    declare_levels,
+    gateway_config,
+    provision,
+)
+from schemas.errors import ExgateError
 
-__all__ = ["run_demo"]
+__all__ = ["LEVELS", "NODES", "run_demo"]
 
-_TEXT = {
-    "samples": ("生成样例数据：{cases} 个办件，{records} 条记录，写入 {out}（含 {defects} 处故意注入的缺陷）",
-                "generated {cases} cases, {records} records into {out} ({defects} injected defects)"),
-    "validate": ("按 XSD 与业务规则校验样例数据：", "validating the samples against the XSD and rules:"),
-    "first": ("前 {n} 个问题：", "first {n} issues:"),
-    "done": ("演示完成。", "demo finished."),
-}
+LEVELS = ("430000", "430100", "430102", "430103")  # 湖南省, 长沙市, 芙蓉区, 天心区
+NODES = (NodeSpec("furong-01", "430102", "db"), NodeSpec("tianxin-01", "430103", "folder"))
+CASES = 300
+BAD_PER_SOURCE = 3
+
+@dataclass
+class _Demo:
+    """The work folder's layout and what was done in it."""
+
+    workdir: Path
+    lang: str
+    broker: LocalBroker | None = None
+    broker_tmp: Path | None = None
+    sources: dict[str, SourceSet] = field(default_factory=dict)
+    agents: dict[str, Path] = field(default_factory=dict)
+    gateways: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def central(self) -> Path:
+        return self.workdir / "central"
+
+    @property
+    def nodes(self) -> Path:
+        return self.workdir / "nodes"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "logs" / "demo.log"
 
 
-def _say(key: str, lang: str, **args: object) -> None:
-    zh, en = _TEXT[key]
-    click.echo((en if lang == "en" else zh).format(**args))
+def run_demo(workdir: Path, lang: str = "zh", cases: int = CASES) -> int:
+    """Run the whole path; 0 when it completed, 1 on an error, 130 when interrupted."""
+    started = time.monotonic()
+    demo = _Demo(Path(workdir).absolute(), lang)
+    _fresh_workdir(demo.workdir)
+    _say("workdir", lang, path=demo.workdir)
+    with _logging_to(demo.log), _sigterm_interrupts():
+        try:
+            _run(demo, cases)
+        except KeyboardInterrupt:
+            _say("interrupted", lang)
+            return 130
+        except (ExgateError, OSError) as exc:
+            logging.getLogger("exgate.demo").exception("demo failed")
+            _say("failed", lang, error=exc, log=demo.log)
+            return 1
+        finally:
+            _stop_broker(demo)
+    _say("where", lang, path=demo.workdir, central=demo.central, nodes=demo.nodes,
+         log=demo.log)
+    _say("done", lang, seconds=time.monotonic() - started)
+    return 0
 
 
-def run_demo(workdir: Path, lang: str = "zh", cases: int = 200) -> int:
-    """Generate realistic cases with a few defects and validate them like an auditor."""
+def _run(demo: _Demo, cases: int) -> None:
+    lang = demo.lang
+    broker = _start_broker(demo)
+    amqp = f"amqp://127.0.0.1:{broker.ports.amqp}/"
+    login = create_gateway_user(broker, demo.central / "secrets")
+    keys = _provision_nodes(demo, broker)
+    _make_sources(demo, cases)
+    for node in NODES:
+        home = demo.nodes / node.node_id
+        source = home / ("front.db" if node.kind == "db" else "drop")
+        demo.agents[node.node_id] = agent_config(home / "agent.toml", node,
+                                                 key_file=keys[node.node_id],
+                                                 broker_url=amqp, source=str(source))
+    gateway_url = f"amqp://{login.user}@127.0.0.1:{broker.ports.amqp}/"
+    for division in LEVELS:
+        demo.gateways[division] = gateway_config(
+            demo.central / division / "gateway.toml", division, broker_url=gateway_url,
+            password_file=login.password_file, store_url="sqlite:///store.db",
+            registry=demo.central / "registry")
+    _say("agents", lang)
+    _run_agents(demo, report=True)
+    _say("gateways", lang)
+    _run_gateways(demo)
+    _say("receipts", lang)
+    _run_agents(demo, report=False)
+    _say("status", lang)
+    _print_status(demo)
+
+
+def _fresh_workdir(workdir: Path) -> None:
+    """Empty the work folder, first stopping a broker a crashed earlier run left in it."""
+    if (workdir / "broker" / STATE_FILE).exists():
+        with contextlib.suppress(ExgateError, OSError):
+            LocalBroker(workdir / "broker").stop()
     if workdir.exists():
         shutil.rmtree(workdir)
-    samples = generate(workdir / "samples", cases=cases, invalid_rate=0.01, files=4)
-    _say("samples", lang, cases=samples.cases, records=samples.records, out=samples.out_dir,
-         defects=len(samples.defects))
-    _say("validate", lang)
-    summary = validate_paths([samples.out_dir])
-    issues = [issue for result in summary.results for issue in result.issues]
-    if issues:
-        _say("first", lang, n=min(5, len(issues)))
-        for issue in issues[:5]:
-            click.echo("  " + format_issue(issue, lang))
-    click.echo(format_summary(summary, lang))
-    _say("done", lang)
-    return 0
+    workdir.mkdir(parents=True)
+    workdir.chmod(0o755)  # the rabbitmq user must traverse it to its data folder
+
+
+def _start_broker(demo: _Demo) -> LocalBroker:
+    base = demo.workdir / "broker"
+    if os.geteuid() == 0 and not _reachable_by_others(demo.workdir):
+        demo.broker_tmp = Path(tempfile.mkdtemp(prefix="exgate-demo-broker-"))
+        demo.broker_tmp.chmod(0o755)
+        base = demo.broker_tmp / "broker"
+    _say("broker", demo.lang, base=base)
+    if demo.broker_tmp is not None:
+        _say("broker-tmp", demo.lang, base=base)
+    demo.broker = LocalBroker(base)
+    demo.broker.start()
+    declare_levels(demo.broker, LEVELS)
+    _say("broker-up", demo.lang, port=demo.broker.ports.amqp, levels=", ".join(LEVELS))
+    return demo.broker
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Every folder up to ``path`` can be traversed by another user (the rabbitmq user)."""
+    return all(folder.stat().st_mode & stat.S_IXOTH for folder in [path, *path.parents])
+
+
+def _stop_broker(demo: _Demo) -> None:
+    if demo.broker is None:
+        return
+    _say("stopping", demo.lang)
+    try:
+        demo.broker.stop()
+    finally:
+        if demo.broker_tmp is not None:
+            shutil.rmtree(demo.broker_tmp, ignore_errors=True)
+
+
+def _provision_nodes(demo: _Demo, broker: LocalBroker) -> dict[str, Path]:
+    from adapters.amqp.topology import routing_key
+
+    _say("nodes", demo.lang)
+    keys = {}
+    for node in NODES:
+        home = demo.nodes / node.node_id
+        keys[node.node_id] = provision(broker, demo.central / "registry", home, node)
+        _say("node", demo.lang, node=node.node_id, division=node.division,
+             kind=_word(f"kind-{node.kind}", demo.lang),
+             key=routing_key(node.division, node.node_id))
+    return keys
+
+
+def _make_sources(demo: _Demo, cases: int) -> None:
+    _say("data", demo.lang, cases=cases, bad=BAD_PER_SOURCE)
+    records = sample_records(demo.workdir / "samples", cases=cases)
+    for node in NODES:
+        home = demo.nodes / node.node_id
+        mine = county_records(records, node.division)
+        if node.kind == "db":
+            where = home / "front.db"
+            made = write_front_db(f"sqlite:///{where}", mine, bad=BAD_PER_SOURCE)
+        else:
+            where = home / "drop" / "inbox"
+            made = write_drop_folder(where, node.division, mine, files=4, bad=BAD_PER_SOURCE)
+        demo.sources[node.node_id] = made
+        _say("source", demo.lang, node=node.node_id, valid=len(made.valid),
+             invalid=made.invalid, where=where)
+
+
+def _run_agents(demo: _Demo, *, report: bool) -> None:
+    for node in NODES:
+        report_text, errors = io.StringIO(), io.StringIO()
+        # The agent also logs to stderr (for journald); the log file gets those records
+        # already, so only its own complaints are kept from stderr.
+        with contextlib.redirect_stderr(errors):
+            code = run_once(demo.agents[node.node_id], demo.lang, report_text)
+        logging.getLogger("exgate.demo").info("agent %s (exit %d):\n%s", node.node_id, code,
+                                              report_text.getvalue())
+        if code == 2:
+            raise _DemoError(f"agent {node.node_id}: {errors.getvalue().strip()[-500:]}")
+        if report:
+            _say("agent", demo.lang, node=node.node_id, code=code)
+
+
+def _run_gateways(demo: _Demo) -> None:
+    """All four levels at once, each draining its own queue into its own store."""
+    stop = threading.Event()
+    codes: dict[str, int] = {}
+
+    def drain(division: str) -> Callable[[], None]:
+        return lambda: codes.__setitem__(
+            division, run_gateway(demo.gateways[division], drain=True, stop=stop))
+
+    threads = [threading.Thread(target=drain(d), name=f"gateway-{d}") for d in LEVELS]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+    finally:
+        stop.set()  # on Ctrl-C: the gateways stop after their current batch
+        for thread in threads:
+            thread.join()
+    for division in LEVELS:
+        _say("gateway", demo.lang, division=division, code=codes.get(division, "?"))
+        if codes.get(division) != 0:
+            raise _DemoError(f"gateway {division} exited with {codes.get(division)}")
+
+
+def _print_status(demo: _Demo) -> None:
+    levels = [level_stats(f"sqlite:///{demo.central / d / 'store.db'}", d) for d in LEVELS]
+    nodes = [node_stats(demo.nodes / n.node_id / "outbox.db", n.node_id, n.division)
+             for n in NODES]
+    for line in render(levels, nodes, demo.lang):
+        click.echo("  " + line if line else "")
+
+
+class _DemoError(ExgateError):
+    """A step of the demo did not complete."""
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path) -> Iterator[None]:
+    """Logs of every component go to the demo's log file, not to the narration."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root, pika_logger = logging.getLogger(), logging.getLogger("pika")
+    saved = (root.level, pika_logger.level)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    pika_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(saved[0])
+        pika_logger.setLevel(saved[1])
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the demo like Ctrl-C, so the broker is stopped too."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
