@@ -17,7 +17,7 @@ import sqlite3
 
 __all__ = ["SCHEMA_VERSION", "configure", "current_version", "migrate"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -95,7 +95,19 @@ CREATE TABLE rejects (
 );
 """
 
-_MIGRATIONS: dict[int, str] = {1: _V1}
+# SQLite treats NULLs as distinct in a UNIQUE constraint, so v1's constraint never
+# matched a database row's reject (no line) or a file-level reject (no element), and a
+# crash between journal and commit journaled those rejects again. Keep the oldest copy
+# and make the rule NULL-safe.
+_V2 = """
+DELETE FROM rejects WHERE id NOT IN (
+    SELECT MIN(id) FROM rejects
+    GROUP BY source, origin, COALESCE(line, -1), COALESCE(element, ''), digest);
+CREATE UNIQUE INDEX rejects_once
+    ON rejects (source, origin, COALESCE(line, -1), COALESCE(element, ''), digest)
+"""
+
+_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 
 
 def configure(connection: sqlite3.Connection) -> None:

@@ -11,6 +11,7 @@ import pytest
 from adapters.sources.base import Chunk, Origin
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState, plan_batches
+from frontend_machine.outbox_schema import _V1, SCHEMA_VERSION, configure
 from schemas.issues import Issue, IssueCode
 from schemas.record_check import RecordCheck
 from schemas.records import Record
@@ -72,6 +73,17 @@ def test_a_redelivered_chunk_is_journaled_exactly_once(outbox: Outbox) -> None:
     assert (again.added, again.duplicates) == (0, 2)
     assert outbox.record_count() == 2
     assert len(outbox.rejects()) == 1
+
+
+def test_rejects_without_a_line_or_element_are_journaled_once(outbox: Outbox) -> None:
+    """A database row has no line and a file-level issue no element; SQLite's UNIQUE
+    treats those NULLs as distinct, so this once journaled them again after a crash."""
+    issue = Issue(IssueCode.MISSING_FIELD, "missing-head", {}, None, "HEAD")
+    row = (Origin("db", "EX_SBXX#7"), RecordCheck("SBXX", None, None, (issue,)))
+    chunk = Chunk((row,), {"seq": 7}, file_issues=(issue.located(file="bad.xml"),))
+    outbox.journal("db", chunk)
+    outbox.journal("db", chunk)  # the agent died before source.commit
+    assert sorted(r["origin"] for r in outbox.rejects()) == ["EX_SBXX#7", "bad.xml"]
 
 
 def test_same_key_and_version_with_other_content_is_kept_as_conflict(outbox: Outbox) -> None:
@@ -219,6 +231,22 @@ def test_schema_version_is_recorded_and_reopen_is_idempotent(tmp_path: Path) -> 
         assert box.source_state("src") == {"seq": 1}
     db = sqlite3.connect(path)
     try:
-        assert db.execute("SELECT value FROM schema_meta WHERE key='version'").fetchone() == ("1",)
+        assert db.execute("SELECT value FROM schema_meta WHERE key='version'").fetchone() == (
+            str(SCHEMA_VERSION),)
     finally:
         db.close()
+
+
+def test_a_version_1_outbox_with_duplicate_rejects_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        configure(db)
+        db.executescript(_V1 + "; INSERT INTO schema_meta (key, value) VALUES ('version', '1');")
+        for _ in range(2):
+            db.execute("INSERT INTO rejects (source, origin, line, element, issues, digest,"
+                       " rejected_at) VALUES ('db', 'EX_SL#1', NULL, 'SL', '[]', 'd', 0)")
+    finally:
+        db.close()
+    with Outbox(path) as box:
+        assert [r["origin"] for r in box.rejects()] == ["EX_SL#1"]
