@@ -110,6 +110,11 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "记录的行政区划 {value} 不在报文头行政区划 {head} 之内",
         "the record's division {value} lies outside the HEAD's division {head}",
     ),
+    "outside-node": (
+        "记录的行政区划 {value} 不在本前置机节点的行政区划 {node} 之内，各级网关会拒收",
+        "the record's division {value} lies outside this node's division {node}; "
+        "the levels would refuse it",
+    ),
     "duplicate-record": (
         "{element} 业务主键 {key} 版本 {version} 在本文件中重复出现且内容不同"
         "（首次出现于第 {first_line} 行）",

@@ -19,7 +19,7 @@ from lxml import etree
 from schemas.catalog import SchemaCatalog, catalog_for_namespace, known_namespaces
 from schemas.columns import locate_undecodable
 from schemas.issues import Issue, IssueCode
-from schemas.record_check import RecordCheck, check_head, check_record
+from schemas.record_check import RecordCheck, check_head, check_record, outside_node
 from schemas.records import Head
 from schemas.times import BEIJING
 
@@ -54,6 +54,9 @@ class DocumentReader:
     limits: Limits = field(default_factory=Limits)
     now: datetime | None = None
     schema_version: int | None = None  # require this version; None accepts every known one
+    # The agent's own division: records must lie within it as well as within the HEAD's,
+    # else the levels would refuse the whole batch they travel in.
+    node_division: str | None = None
     on_bytes: Callable[[int], None] | None = None  # progress: called with bytes consumed
     head: Head | None = None
     issues: list[Issue] = field(default_factory=list)
@@ -223,6 +226,8 @@ class DocumentReader:
         spec = self._catalog.elements[etree.QName(element).localname]
         self.records += 1
         result = check_record(element, spec, self._catalog, state.head_division, latest)
+        if result.valid and self.node_division is not None:
+            result = outside_node(result, spec, self.node_division)
         if result.valid:
             result = state.deduplicate(result, self.name, tuple(spec.fields))
         else:

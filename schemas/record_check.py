@@ -9,12 +9,13 @@ from datetime import datetime
 from lxml import etree
 
 from schemas.catalog import ElementSpec, FieldSpec, SchemaCatalog
+from schemas.divisions import within
 from schemas.issues import Issue, IssueCode
 from schemas.records import Record
 from schemas.rules import check_division, normalise_values, rules_for
 from schemas.xsd_errors import value_issues
 
-__all__ = ["RecordCheck", "check_head", "check_record"]
+__all__ = ["RecordCheck", "check_fields", "check_head", "check_record", "outside_node"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,17 @@ def check_record(
 
 # The rules that apply to each element spec; catalogs (and so specs) live for the process.
 _RULES: dict[int, tuple[Callable[[Mapping[str, str], ElementSpec], Iterator[Issue]], ...]] = {}
+
+
+def outside_node(result: RecordCheck, spec: ElementSpec, node_division: str) -> RecordCheck:
+    """Reject a valid record whose division lies outside the sending node's."""
+    record = result.record
+    if record is None or within(node_division, record.division):
+        return result
+    issue = Issue(IssueCode.DIVISION_MISMATCH, "outside-node",
+                  {"value": record.division, "node": node_division}, spec.code, "XZQHDM",
+                  line=record.line)
+    return RecordCheck(result.element, result.line, None, (issue,))
 
 
 def check_head(

@@ -285,7 +285,8 @@ class FolderSource:
         run = _FileRun(path.name, path, digest)
         resume = state.get("file") == run.name and state.get("sha256") == digest
         skip = int(state.get("records", 0)) if resume else 0
-        reader = DocumentReader(path if content is None else content, run.name)
+        reader = DocumentReader(path if content is None else content, run.name,
+                                node_division=self.context.node_division)
         buffer: list[tuple[Origin, RecordCheck]] = []
         try:
             for check in reader:

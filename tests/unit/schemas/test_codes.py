@@ -331,3 +331,14 @@ def test_integer_keys_with_white_space_are_one_key(tmp_path: Path) -> None:
     data = document([record("SBCL", CLXH="1"), record("SBCL", CLXH=" 01 ", CLSL="3")])
     issue = only(issues_of(tmp_path, data))
     assert (issue.code, issue.element) == ("duplicate-record", "SBCL")
+
+
+def test_an_agent_rejects_records_outside_its_node_division() -> None:
+    from schemas.reader import DocumentReader
+
+    data = document([record("SBXX"), record("SL", XZQHDM="430202")], head={"XZQHDM": "430000"})
+    checks = list(DocumentReader(data, "t.xml", node_division="430102"))
+    assert [c.valid for c in checks] == [True, False]
+    (issue,) = checks[1].issues
+    assert (issue.code, issue.field, issue.line) == ("division-mismatch", "XZQHDM", 6)
+    assert "430102" in issue.message("en")
