@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -27,9 +28,12 @@ from types import FrameType
 
 import click
 
+from adapters.stores.sql import SqlStore
 from frontend_machine.agent import run_once
 from gateway.broker_node import STATE_FILE, LocalBroker
+from gateway.config import load_config
 from gateway.consumer import run_gateway
+from gateway.dashboard.command import open_dashboard
 from gateway.demo_data import (
     SourceSet,
     county_records,
@@ -48,7 +52,7 @@ from gateway.demo_world import (
     gateway_config,
     provision,
 )
-from schemas.errors import ExgateError
+from schemas.errors import ConfigError, ExgateError
 
 __all__ = ["LEVELS", "NODES", "run_demo"]
 
@@ -56,6 +60,7 @@ LEVELS = ("430000", "430100", "430102", "430103")  # 湖南省, 长沙市, 芙�
 NODES = (NodeSpec("furong-01", "430102", "db"), NodeSpec("tianxin-01", "430103", "folder"))
 CASES = 300
 BAD_PER_SOURCE = 3
+DASHBOARD_LISTEN = "127.0.0.1:8430"
 
 @dataclass
 class _Demo:
@@ -103,7 +108,29 @@ def run_demo(workdir: Path, lang: str = "zh", cases: int = CASES) -> int:
     _say("where", lang, path=demo.workdir, central=demo.central, nodes=demo.nodes,
          log=demo.log)
     _say("done", lang, seconds=time.monotonic() - started)
-    return 0
+    return _serve_dashboard(demo, interactive=sys.stdin.isatty() and sys.stdout.isatty())
+
+
+def _serve_dashboard(demo: _Demo, *, interactive: bool) -> int:
+    """The province's dashboard over its store: until Ctrl-C on a terminal, else only
+    long enough to show that it serves."""
+    config = load_config(demo.gateways[LEVELS[0]])
+    store = SqlStore(config.store_url)
+    try:
+        try:
+            server = open_dashboard(config, store, DASHBOARD_LISTEN)
+        except ConfigError:  # the usual port is taken: let the system choose one
+            server = open_dashboard(config, store, "127.0.0.1:0")
+        with server.start():
+            if not interactive:
+                _say("dashboard-once", demo.lang, url=server.url)
+                return 0
+            _say("dashboard", demo.lang, url=server.url)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+            return 0
+    finally:
+        store.close()
 
 
 def _run(demo: _Demo, cases: int) -> None:

@@ -53,6 +53,12 @@ _TEXT = {
               "  agent configs, outboxes and sources: {nodes}/<node>/\n"
               "  log: {log}"),
     "done": ("演示完成，用时 {seconds:.0f} 秒。", "demo finished in {seconds:.0f} s."),
+    "dashboard": ("省级监察中心看板：{url}/ （按 Ctrl-C 结束）",
+                  "the provincial centre's dashboard: {url}/ (Ctrl-C to stop)"),
+    "dashboard-once": ("省级监察中心看板可在终端运行 make demo 时浏览：{url}/"
+                       "（非终端运行，已退出）",
+                       "the provincial centre's dashboard serves at {url}/ when make demo runs "
+                       "on a terminal (not a terminal: exiting)"),
     "failed": ("演示失败：{error}（详见 {log}）", "demo failed: {error} (see {log})"),
     "interrupted": ("演示已中断。", "demo interrupted."),
 }
