@@ -1,0 +1,399 @@
+"""Levels on separate brokers, linked by RabbitMQ itself: federation or shovel.
+
+A county node talks only to its county broker. The city and province gateways consume
+their own brokers. RabbitMQ moves the traffic between them; exgate only declares the
+links, through the management API of the broker that receives (``exgate broker link``):
+
+- **up** (``--direction up``, run on the city broker, ``--upstream`` = the county
+  broker, ``--division 430102``): records (``exgate.records``) and heartbeats
+  (``exgate.status``) of the lower level come up. The same on the province broker with
+  ``--upstream`` = the city broker and ``--division 430100`` brings up the city's own
+  traffic *and* what the city received from its counties.
+- **down** (``--direction down``, run on the county broker, ``--upstream`` = the city
+  broker, ``--division 430100``): receipts (``exgate.receipts``) of the upper levels
+  come down, so a county node gets the city's and the province's receipts on its own
+  ``exgate.receipts.<node>`` queue, from its own broker.
+
+**Why exchange federation by default.** A federated exchange pulls from the upstream
+exchange of the same name only what its own bindings ask for: the city's level queue
+is bound with ``430000.430100.#``, so the city gets every record routed under the city
+and nothing else, with no prefix to repeat here. For receipts this is what makes the
+link work at all: ``exgate.receipts`` is a direct exchange keyed by node ID, and the
+county's ``exgate.receipts.<node>`` bindings are propagated up the link, so the city
+(and through it the province) sends down exactly the receipts of nodes that have a
+queue on that county broker; a node provisioned later needs no new link. Messages wait
+in a durable queue on the upstream while the link or the receiving broker is down; the
+link acks them only after the receiving broker confirms (``ack-mode on-confirm``), so
+nothing is lost, and a redelivery after a cut is harmless (the stores are idempotent).
+``trust-user-id`` keeps ``user_id`` across the link: the lower broker has already
+checked it against the node's login, and the gateways refuse a batch whose ``user_id``
+is not the node's broker user (its Ed25519 signature is checked as well).
+
+**Shovel** (``--via shovel``, records and heartbeats only) moves messages from a
+durable queue that this command declares and binds on the upstream broker with the
+lower level's prefix (``exgate.uplink.<kind>.<receiver>``) to this broker's exchange,
+keeping routing keys and ``user_id`` (it publishes over the broker's internal
+connection), with ``ack-mode on-confirm``. It suits a receiving side that may not
+create objects on the lower broker at run time, or a firewall that only lets one
+queue through. Receipts stay federated in both modes: a shovel would need every node
+ID bound by hand.
+
+**Loops.** Records only ever flow up and receipts only down, on different exchanges,
+so a tree of links has no cycle. Federation adds two guards: a message is never sent
+back to a broker already in its ``x-received-from`` path (so cluster names must be
+unique: ``rabbitmqctl set_cluster_name``), and ``max-hops`` caps how far it travels.
+exgate sets ``max-hops`` to 2 when the upstream is a city (county traffic passes
+through the city up to the province; province receipts pass through the city down to
+the county) and to 1 otherwise. Propagated bindings obey the same count. Shovels have
+no such guard, so ``link`` refuses a link whose direction contradicts the levels
+already declared on the receiving broker (records going down, receipts going up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from adapters.amqp.topology import (
+    RECEIPTS_EXCHANGE,
+    RECORDS_EXCHANGE,
+    STATUS_EXCHANGE,
+    binding_key,
+    check_division,
+    declare_exchanges,
+)
+from gateway.config import redact
+from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError
+from schemas.divisions import Level, level_of
+from schemas.errors import ConfigError, ExgateError, FatalError, RetriableError
+
+__all__ = [
+    "LinkResult",
+    "grant_link_user",
+    "link_down",
+    "link_states",
+    "link_up",
+    "max_hops_for",
+    "run_link",
+    "wait_running",
+    "with_password",
+]
+
+UP_SET = "exgate-up"        # federation-upstream-set of records and heartbeats
+DOWN_SET = "exgate-down"    # federation-upstream-set of receipts
+UP_POLICY = "exgate-federate-up"
+DOWN_POLICY = "exgate-federate-down"
+POLICY_PRIORITY = 10
+UP_EXCHANGES = (RECORDS_EXCHANGE, STATUS_EXCHANGE)
+PASSWORD_ENV = "EXGATE_UPSTREAM_PASSWORD"
+_LEVEL_QUEUE = re.compile(r"^exgate\.level\.([1-9]\d{5})$")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    """What ``link`` declared on the receiving broker (names only, never the URI)."""
+
+    direction: str            # up | down
+    via: str                  # federation | shovel
+    division: str
+    upstream: str             # redacted URI
+    names: tuple[str, ...]    # federation upstreams or shovels
+    max_hops: int
+
+
+def max_hops_for(upstream_division: str) -> int:
+    """2 when the upstream is a city: traffic passes through it; else 1."""
+    return 2 if level_of(check_division(upstream_division)) is Level.CITY else 1
+
+
+def with_password(url: str) -> str:
+    """The upstream URI, with ``$EXGATE_UPSTREAM_PASSWORD`` filled in when it has none."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        raise ConfigError(f"--upstream {redact(url)!r} must look like "
+                          "amqp://USER@HOST:PORT/VHOST, the password in the URI or in "
+                          f"${PASSWORD_ENV}")
+    secret = os.environ.get(PASSWORD_ENV)
+    if parts.username and parts.password is None and secret:
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        netloc = f"{parts.username}:{quote(secret, safe='')}@{host}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    return url
+
+
+# -- up: records and heartbeats ---------------------------------------------------------------
+
+def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = "federation",
+            vhost: str = "/", max_hops: int | None = None,
+            reconnect_delay: int = 5) -> LinkResult:
+    """Bring ``division``'s records and heartbeats from the broker at ``upstream_url``."""
+    check_division(division)
+    _refuse_wrong_way(api, vhost, division, "up")
+    declare_exchanges(HttpChannel(api, vhost))
+    hops = max_hops or max_hops_for(division)
+    if via == "federation":
+        name = f"exgate-up-{division}"
+        _put_upstream(api, vhost, name, upstream_url, hops, reconnect_delay, trust_user=True)
+        _add_to_set(api, vhost, UP_SET, name)
+        _put_policy(api, vhost, UP_POLICY, UP_EXCHANGES, UP_SET)
+        names: tuple[str, ...] = (name,)
+    elif via == "shovel":
+        names = _shovels_up(api, vhost, upstream_url, division, reconnect_delay)
+    else:
+        raise ConfigError(f"--via {via!r}: choose federation or shovel")
+    return LinkResult("up", via, division, redact(upstream_url), names, hops)
+
+
+def _shovels_up(api: ManagementApi, vhost: str, upstream_url: str, division: str,
+                reconnect_delay: int) -> tuple[str, ...]:
+    receiver = _cluster_name(api)
+    names = []
+    for exchange in UP_EXCHANGES:
+        kind = exchange.rsplit(".", 1)[1]
+        queue = f"exgate.uplink.{kind}.{receiver}"
+        _declare_uplink_queue(upstream_url, queue, exchange, binding_key(division))
+        name = f"exgate-up-{division}-{kind}"
+        api.put(f"parameters/shovel/{_q(vhost)}/{_q(name)}", {"value": {
+            "src-protocol": "amqp091", "src-uri": upstream_url, "src-queue": queue,
+            "dest-protocol": "amqp091", "dest-uri": _local_uri(vhost),
+            "dest-exchange": exchange,  # no dest-exchange-key: routing keys are kept
+            "ack-mode": "on-confirm", "src-delete-after": "never",
+            "prefetch-count": 1000, "reconnect-delay": reconnect_delay,
+            "dest-add-forward-headers": False}})
+        names.append(name)
+    return tuple(names)
+
+
+def _declare_uplink_queue(url: str, queue: str, exchange: str, key: str) -> None:
+    """The shovel's durable source queue on the upstream, bound with the lower prefix.
+
+    A classic durable queue, declared exactly as the 3.x shovel re-declares its
+    ``src-queue`` (a quorum queue there would fail that declaration).
+    """
+    import pika
+    import pika.exceptions as px
+
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+    except (px.AMQPError, OSError) as exc:
+        raise RetriableError(f"cannot reach the upstream {redact(url)}: {exc!r}") from exc
+    try:
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True)
+        channel.queue_bind(queue, exchange, key)
+    except px.ChannelClosedByBroker as exc:
+        raise ConfigError(f"the upstream {redact(url)} refused to declare {queue}: "
+                          f"{exc.reply_text}; start the lower level's broker with its "
+                          f"topology and give the link user configure and write on {queue} "
+                          f"and read on {exchange} (grant_link_user)") from exc
+    finally:
+        with contextlib.suppress(px.AMQPError, OSError):
+            connection.close()
+
+
+# -- down: receipts -----------------------------------------------------------------------------
+
+def link_down(api: ManagementApi, upstream_url: str, division: str, *, vhost: str = "/",
+              max_hops: int | None = None, reconnect_delay: int = 5) -> LinkResult:
+    """Bring the receipts of the upper level ``division`` (at ``upstream_url``) down here."""
+    check_division(division)
+    _refuse_wrong_way(api, vhost, division, "down")
+    declare_exchanges(HttpChannel(api, vhost))
+    hops = max_hops or max_hops_for(division)
+    name = f"exgate-down-{division}"
+    _put_upstream(api, vhost, name, upstream_url, hops, reconnect_delay, trust_user=False)
+    _add_to_set(api, vhost, DOWN_SET, name)
+    _put_policy(api, vhost, DOWN_POLICY, (RECEIPTS_EXCHANGE,), DOWN_SET)
+    return LinkResult("down", "federation", division, redact(upstream_url), (name,), hops)
+
+
+# -- the link user on the upstream ------------------------------------------------------
+
+def grant_link_user(api: ManagementApi, user: str, password: str, *, direction: str,
+                    vhost: str = "/") -> None:
+    """On the *upstream* broker: a user that may serve one link direction and no more.
+
+    Federation declares ``federation: <exchange> -> <receiver>`` objects there and reads
+    the exchange; a shovel reads its ``exgate.uplink.*`` queue. Nobody with this login
+    can publish records or read another node's receipts queue.
+    """
+    exchanges = "exgate\\.(records|status)" if direction == "up" else "exgate\\.receipts"
+    own = "federation: .*|exgate\\.uplink\\..*"
+    api.put(f"users/{_q(user)}", {"password": password, "tags": ""})
+    api.put(f"permissions/{_q(vhost)}/{_q(user)}", {
+        "configure": f"^({own})$", "write": f"^({own})$", "read": f"^({exchanges}|{own})$"})
+
+
+# -- declarations -----------------------------------------------------------------------------
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+def _put_upstream(api: ManagementApi, vhost: str, name: str, uri: str, max_hops: int,
+                  reconnect_delay: int, *, trust_user: bool) -> None:
+    # No expires and no message-ttl: the upstream queue keeps messages through any outage.
+    api.put(f"parameters/federation-upstream/{_q(vhost)}/{_q(name)}", {"value": {
+        "uri": uri, "ack-mode": "on-confirm", "trust-user-id": trust_user,
+        "max-hops": max_hops, "prefetch-count": 1000, "reconnect-delay": reconnect_delay}})
+
+
+def _add_to_set(api: ManagementApi, vhost: str, set_name: str, upstream: str) -> None:
+    path = f"parameters/federation-upstream-set/{_q(vhost)}/{_q(set_name)}"
+    try:
+        members = list(api.get(path).get("value") or [])
+    except ManagementError as exc:
+        if exc.status != 404:
+            raise
+        members = []
+    if all(m.get("upstream") != upstream for m in members):
+        api.put(path, {"value": [*members, {"upstream": upstream}]})
+
+
+def _put_policy(api: ManagementApi, vhost: str, name: str, exchanges: Sequence[str],
+                set_name: str) -> None:
+    pattern = "^(" + "|".join(re.escape(x) for x in exchanges) + ")$"
+    api.put(f"policies/{_q(vhost)}/{_q(name)}", {
+        "pattern": pattern, "apply-to": "exchanges", "priority": POLICY_PRIORITY,
+        "definition": {"federation-upstream-set": set_name}})
+
+
+def _cluster_name(api: ManagementApi) -> str:
+    name = str((api.get("cluster-name") or {}).get("name") or "exgate")
+    return re.sub(r"[^0-9A-Za-z_\-]", "-", name)
+
+
+def _local_uri(vhost: str) -> str:
+    return "amqp://" if vhost == "/" else f"amqp:///{_q(vhost)}"
+
+
+def _refuse_wrong_way(api: ManagementApi, vhost: str, division: str, direction: str) -> None:
+    """Records must go to a higher level, receipts to a lower one: no loop by mistake."""
+    for level in _levels_here(api, vhost):
+        below = _at_or_below(level, division)
+        above = _at_or_below(division, level)
+        if (direction == "up" and below) or (direction == "down" and above):
+            where = "at or below" if direction == "up" else "at or above"
+            raise ConfigError(
+                f"this broker serves level {level}, {where} {division}: linking "
+                f"{direction} would send traffic the wrong way (a loop with the reverse "
+                f"link). Run it on the broker of the {'upper' if direction == 'up' else 'lower'}"
+                " level instead")
+
+
+def _levels_here(api: ManagementApi, vhost: str) -> list[str]:
+    queues = api.get(f"queues/{_q(vhost)}?columns=name") or []
+    return [m.group(1) for q in queues if (m := _LEVEL_QUEUE.match(str(q.get("name"))))]
+
+
+def _at_or_below(lower: str, upper: str) -> bool:
+    return binding_key(lower)[:-1].startswith(binding_key(upper)[:-1])
+
+
+# -- state ------------------------------------------------------------------------------------
+
+def link_states(api: ManagementApi, vhost: str = "/") -> dict[str, str]:
+    """``{upstream or shovel name: state}`` for the federation links and shovels here."""
+    states: dict[str, str] = {}
+    for link in api.get(f"federation-links/{_q(vhost)}") or []:
+        name = str(link.get("upstream"))
+        exchange = str(link.get("exchange", ""))
+        states[f"{name}:{exchange}"] = str(link.get("status"))
+    for shovel in api.get(f"shovels/{_q(vhost)}") or []:
+        states[str(shovel.get("name"))] = str(shovel.get("state"))
+    return states
+
+
+def wait_running(api: ManagementApi, result: LinkResult, vhost: str = "/",
+                 timeout: float = 60.0) -> dict[str, str]:
+    """Wait until every link of ``result`` runs; RetriableError with their states if not."""
+    deadline = time.monotonic() + timeout
+    expected = ([f"{n}:{x}" for n in result.names for x in _exchanges(result)]
+                if result.via == "federation" else list(result.names))
+    while True:
+        states = link_states(api, vhost)
+        mine = {name: states.get(name, "absent") for name in expected}
+        if all(state == "running" for state in mine.values()):
+            return mine
+        if time.monotonic() > deadline:
+            raise RetriableError(f"links not running after {timeout:.0f} s: {mine}")
+        time.sleep(0.2)
+
+
+def _exchanges(result: LinkResult) -> tuple[str, ...]:
+    return UP_EXCHANGES if result.direction == "up" else (RECEIPTS_EXCHANGE,)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+_TEXT: dict[str, tuple[str, str]] = {
+    "up": ("已建立上行链路（{via}）：{division} 的数据与心跳从 {upstream} 汇入本消息服务器"
+           "（{names}，max-hops {hops}）",
+           "linked up ({via}): records and heartbeats of {division} come from {upstream} "
+           "into this broker ({names}, max-hops {hops})"),
+    "down": ("已建立下行链路（federation）：{division} 的回执从 {upstream} 下发到本消息服务器"
+             "（{names}，max-hops {hops}）",
+             "linked down (federation): receipts of {division} come from {upstream} to this "
+             "broker ({names}, max-hops {hops})"),
+    "shovel-receipts": ("回执只能通过联邦（federation）下发：--direction down 不能与 --via "
+                        "shovel 同用", "receipts are linked with federation only: "
+                        "--direction down does not take --via shovel"),
+    "error": ("错误：{error}", "error: {error}"),
+}
+
+
+def _say(name: str, lang: str, /, **values: object) -> str:
+    zh, en = _TEXT[name]
+    return (zh if lang == "zh" else en).format(**values)
+
+
+def run_link(*, upstream: str, division: str, direction: str = "up", via: str = "federation",
+             admin_url: str | None = None, base: Path | None = None, vhost: str = "/",
+             max_hops: int | None = None, lang: str = "zh") -> int:
+    """``exgate broker link``: 0 declared, 1 broker or API failure, 2 usage or config."""
+    def work() -> None:
+        if direction == "down" and via != "federation":
+            raise ConfigError(_say("shovel-receipts", lang))
+        api = _admin_api(base, admin_url)
+        url = with_password(upstream)
+        if direction == "up":
+            done = link_up(api, url, division, via=via, vhost=vhost, max_hops=max_hops)
+        else:
+            done = link_down(api, url, division, vhost=vhost, max_hops=max_hops)
+        print(_say(direction, lang, via=done.via, division=division, upstream=done.upstream,
+                   names=", ".join(done.names), hops=done.max_hops))
+
+    return _guarded(lang, work)
+
+
+def _admin_api(base: Path | None, admin_url: str | None) -> ManagementApi:
+    if admin_url:
+        return ManagementApi.from_url(admin_url)
+    from gateway.broker_node import LocalBroker
+    from gateway.node_command import default_broker_base
+
+    return ManagementApi.from_broker(LocalBroker(base or default_broker_base()))
+
+
+def _guarded(lang: str, work: Callable[[], None]) -> int:
+    try:
+        work()
+    except (ConfigError, ValueError) as exc:
+        print(_say("error", lang, error=_scrub(str(exc))), file=sys.stderr)
+        return 2
+    except (ExgateError, FatalError) as exc:
+        print(_say("error", lang, error=_scrub(str(exc))), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _scrub(text: str) -> str:
+    """API error bodies may echo the definition: never print a password from a URI."""
+    return re.sub(r"(amqps?://[^:/@\s\"]+:)[^@\s\"]*@", r"\1***@", text)

@@ -1,0 +1,295 @@
+"""Three levels on three brokers, linked by ``gateway.federation``: county → city → province.
+
+Three private RabbitMQ nodes (county 430102, city 430100, province 430000) are
+started in parallel once for the module; each test works in a fresh vhost on all
+three. A county node publishes sealed batches with the real publisher to its county
+broker only; the links are declared with the command's functions and least-privilege
+link users; each level's gateway drains its own broker into its own SQLite store.
+The tests check that every record reaches all three stores exactly once, that nothing
+is refused (``user_id`` and routing keys survive the links), that heartbeats come up,
+and that the receipts of all three levels reach the node's queue on the county broker.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pika
+import pytest
+import sqlalchemy as sa
+
+from adapters.amqp.topology import declare_topology, level_queue, receipts_queue, status_queue
+from adapters.sealing import load_broker_login
+from adapters.stores.sql import SqlStore
+from frontend_machine.outbox import Outbox
+from frontend_machine.publisher import Publisher
+from gateway.broker_node import LocalBroker
+from gateway.consumer import run_gateway
+from gateway.federation import (
+    LinkResult,
+    grant_link_user,
+    link_down,
+    link_up,
+    max_hops_for,
+    run_link,
+    wait_running,
+)
+from gateway.mgmt_api import HttpChannel, ManagementApi
+from gateway.provisioning import add_node
+from gateway.registry import Registry
+from schemas.errors import ConfigError
+from tests.integration.amqp_helpers import Node, fill
+from tests.servers import fresh_name, install_sigterm_cleanup, start_broker, stop_broker
+
+COUNTY, CITY, PROVINCE = "430102", "430100", "430000"
+LEVELS = (COUNTY, CITY, PROVINCE)
+BATCHES, PER_BATCH = 6, 25
+STATUS_PLUGINS = ("rabbitmq_federation_management", "rabbitmq_shovel_management")
+
+
+def start_with_link_status() -> LocalBroker:
+    """A started node with the plugins that report link states over the HTTP API."""
+    broker = start_broker()
+    try:
+        broker.ctl("enable", *STATUS_PLUGINS, tool="rabbitmq-plugins")
+    except BaseException:
+        stop_broker(broker)
+        raise
+    return broker
+
+
+@pytest.fixture(scope="module")
+def brokers() -> Iterator[dict[str, LocalBroker]]:
+    """One private node per level, started in parallel; stopped by PID afterwards."""
+    install_sigterm_cleanup()
+    with ThreadPoolExecutor(len(LEVELS)) as pool:
+        futures = [pool.submit(start_with_link_status) for _ in LEVELS]
+    started = [f.result() for f in futures if f.exception() is None]
+    try:
+        failed = [f.exception() for f in futures if f.exception() is not None]
+        if failed:
+            raise failed[0]  # type: ignore[misc]
+        yield dict(zip(LEVELS, started, strict=True))
+    finally:
+        for broker in started:
+            stop_broker(broker)
+
+
+@dataclass
+class Level:
+    division: str
+    broker: LocalBroker
+    api: ManagementApi
+    vhost: str
+
+    def url(self, user: str | None = None, password: str | None = None) -> str:
+        return self.broker.amqp_url(user, password, self.vhost)
+
+    def link_login(self, direction: str) -> str:
+        """A fresh link user on this broker (the upstream side) and its URI."""
+        user, password = fresh_name("link"), secrets.token_urlsafe(12)
+        grant_link_user(self.api, user, password, direction=direction, vhost=self.vhost)
+        return self.url(user, password)
+
+    def message_count(self, queue: str) -> int:
+        connection = pika.BlockingConnection(pika.URLParameters(self.url()))
+        try:
+            return int(connection.channel().queue_declare(queue, passive=True)
+                       .method.message_count)
+        finally:
+            connection.close()
+
+
+@pytest.fixture
+def levels(brokers: dict[str, LocalBroker]) -> Iterator[dict[str, Level]]:
+    """A fresh vhost on each broker, with that level's exchanges and queues."""
+    vhost = fresh_name("vh")
+    made: dict[str, Level] = {}
+    for division, broker in brokers.items():
+        api = ManagementApi.from_broker(broker)
+        api.put(f"vhosts/{quote(vhost, safe='')}", {})
+        api.put(f"permissions/{quote(vhost, safe='')}/{quote(broker.admin_user, safe='')}",
+                {"configure": ".*", "write": ".*", "read": ".*"})
+        declare_topology(HttpChannel(api, vhost), [division])
+        made[division] = Level(division, broker, api, vhost)
+    yield made
+    for level in made.values():
+        level.api.delete(f"vhosts/{quote(vhost, safe='')}")
+
+
+def link_all(levels: dict[str, Level], via: str) -> list[tuple[Level, LinkResult]]:
+    """Records up county → city → province, receipts down province → city → county."""
+    county, city, province = (levels[d] for d in LEVELS)
+    done = [
+        (city, link_up(city.api, county.link_login("up"), COUNTY, via=via,
+                       vhost=city.vhost, reconnect_delay=1)),
+        (province, link_up(province.api, city.link_login("up"), CITY, via=via,
+                           vhost=province.vhost, reconnect_delay=1)),
+        (county, link_down(county.api, city.link_login("down"), CITY, vhost=county.vhost,
+                           reconnect_delay=1)),
+        (city, link_down(city.api, province.link_login("down"), PROVINCE,
+                         vhost=city.vhost, reconnect_delay=1)),
+    ]
+    for level, result in done:
+        wait_running(level.api, result, level.vhost)
+    return done
+
+
+def provision_node(county: Level, tmp_path: Path) -> Node:
+    registry = Registry(tmp_path / "registry")  # shared: every level verifies the node
+    key_file = tmp_path / "furong-01.key"
+    add_node(county.api, registry, "furong-01", COUNTY, key_file, vhost=county.vhost)
+    login = load_broker_login(key_file)
+    assert login is not None
+    return Node("furong-01", COUNTY, key_file, county.url(login.user, login.password),
+                registry)
+
+
+def publish_batches(node: Node, tmp_path: Path) -> list[str]:
+    settings = node.settings(heartbeat_seconds=3600)
+    settings = type(settings)(settings.link, settings.identity, heartbeat_seconds=3600,
+                              backoff_initial=0.1, backoff_max=1.0, consume_receipts=False)
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        batch_ids = fill(outbox, 1, BATCHES * PER_BATCH, PER_BATCH)
+        publisher = Publisher(outbox, settings)
+        try:
+            result = publisher.flush(60.0)
+        finally:
+            publisher.close()
+    assert (result.published, result.pending) == (BATCHES, 0), result
+    return batch_ids
+
+
+def wait_for(what: str, check: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def run_gateways(levels: dict[str, Level], tmp_path: Path, registry: Path) -> dict[str, Path]:
+    stores, threads, codes = {}, [], []
+    for division, level in levels.items():
+        stores[division] = tmp_path / f"store-{division}.db"
+        config = tmp_path / f"gateway-{division}.toml"
+        config.write_text(
+            f'[level]\ndivision = "{division}"\n[broker]\nurl = "{level.url()}"\n'
+            f'[store]\nurl = "sqlite:///{stores[division]}"\n'
+            f'[registry]\npath = "{registry}"\n'
+            "[gateway]\nworkers = 2\ndrain_idle_seconds = 1.0\n")
+        threads.append(threading.Thread(
+            target=lambda c=config: codes.append(run_gateway(c, drain=True))))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert codes == [0, 0, 0]
+    return stores
+
+
+def store_counts(path: Path) -> dict[str, int]:
+    store = SqlStore(f"sqlite:///{path}")
+    try:
+        schema = store.schema
+        tables = {"records": schema.elements["SBXX"].table, "batches": schema.batch,
+                  "failed": schema.failed, "heartbeats": schema.heartbeat}
+        with store.engine.connect() as conn:
+            return {name: int(conn.execute(sa.select(sa.func.count()).select_from(t))
+                              .scalar_one()) for name, t in tables.items()}
+    finally:
+        store.close()
+
+
+def node_receipts(county: Level, node: Node) -> list[tuple[str, str, str]]:
+    import json
+
+    got = []
+    connection = pika.BlockingConnection(pika.URLParameters(node.url))  # the node's login
+    try:
+        channel = connection.channel()
+        while True:
+            method, _, body = channel.basic_get(receipts_queue(node.node_id), auto_ack=True)
+            if method is None:
+                return got
+            receipt = json.loads(body)
+            got.append((receipt["batch_id"], receipt["level"], receipt["status"]))
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("via", ["federation", "shovel"])
+def test_a_county_batch_reaches_all_three_levels_once_and_every_receipt_comes_back(
+        levels: dict[str, Level], tmp_path: Path, via: str) -> None:
+    county = levels[COUNTY]
+    link_all(levels, via)
+    node = provision_node(county, tmp_path)
+    batch_ids = publish_batches(node, tmp_path)
+
+    # Every level queue holds each batch exactly once before any gateway runs.
+    for division, level in levels.items():
+        wait_for(f"{BATCHES} batches in {level_queue(division)}",
+                 lambda lv=level, d=division: lv.message_count(level_queue(d)) >= BATCHES)
+        wait_for(f"a heartbeat in {status_queue(division)}",
+                 lambda lv=level, d=division: lv.message_count(status_queue(d)) >= 1)
+    time.sleep(1.0)  # a duplicate, if the links made one, would have arrived by now
+    assert {d: lv.message_count(level_queue(d)) for d, lv in levels.items()} == \
+        dict.fromkeys(LEVELS, BATCHES)
+
+    stores = run_gateways(levels, tmp_path, tmp_path / "registry")
+    for division in LEVELS:
+        counts = store_counts(stores[division])
+        assert counts == {"records": BATCHES * PER_BATCH, "batches": BATCHES, "failed": 0,
+                          "heartbeats": counts["heartbeats"]}, (division, counts)
+        assert counts["heartbeats"] >= 1, division
+
+    expected = {(b, lv, "stored") for b in batch_ids for lv in ("county", "city", "province")}
+    wait_for("receipts of all three levels on the county broker",
+             lambda: county.message_count(receipts_queue(node.node_id)) >= len(expected))
+    time.sleep(0.5)
+    receipts = node_receipts(county, node)
+    assert sorted(receipts) == sorted(expected)  # each once: none lost, none doubled
+
+
+def test_links_are_idempotent_and_refuse_the_wrong_direction(levels: dict[str, Level]) -> None:
+    county, city, province = (levels[d] for d in LEVELS)
+    first = link_up(city.api, county.url(), COUNTY, vhost=city.vhost)
+    again = link_up(city.api, county.url(), COUNTY, vhost=city.vhost)
+    assert first == again and first.max_hops == max_hops_for(COUNTY) == 1
+    members = city.api.get(f"parameters/federation-upstream-set/"
+                           f"{quote(city.vhost, safe='')}/exgate-up")["value"]
+    assert members == [{"upstream": f"exgate-up-{COUNTY}"}]
+    assert max_hops_for(CITY) == 2 and max_hops_for(PROVINCE) == 1
+    with pytest.raises(ConfigError, match="wrong way"):
+        link_up(county.api, city.url(), CITY, vhost=county.vhost)  # records going down
+    with pytest.raises(ConfigError, match="wrong way"):
+        link_down(province.api, city.url(), CITY, vhost=province.vhost)  # receipts going up
+    assert county.broker.admin_password not in repr(first)
+
+
+def test_the_command_links_and_never_prints_the_password(
+        levels: dict[str, Level], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    county, city = levels[COUNTY], levels[CITY]
+    user, password = fresh_name("link"), secrets.token_urlsafe(12)
+    grant_link_user(county.api, user, password, direction="up", vhost=county.vhost)
+    monkeypatch.setenv("EXGATE_UPSTREAM_PASSWORD", password)
+    admin = (f"http://{city.broker.admin_user}:{city.broker.admin_password}@"
+             f"{(city.broker.management_url or '').removeprefix('http://')}")
+    code = run_link(upstream=county.url(user, "").replace(":@", "@"), division=COUNTY,
+                    via="shovel", admin_url=admin, vhost=city.vhost, lang="en")
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, ""), err
+    assert "linked up (shovel)" in out and password not in out
+    shovels = city.api.get(f"parameters/shovel/{quote(city.vhost, safe='')}")
+    assert {s["name"] for s in shovels} == {f"exgate-up-{COUNTY}-records",
+                                           f"exgate-up-{COUNTY}-status"}
+    assert all(s["value"]["ack-mode"] == "on-confirm" for s in shovels)
+    assert run_link(upstream="http://nowhere", division=COUNTY, admin_url=admin,
+                    vhost=city.vhost, lang="en") == 2
