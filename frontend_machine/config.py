@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import importlib
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.config_files import read_toml
 from adapters.sources.base import SourceFactory
 from schemas.errors import ConfigError
 
@@ -103,14 +103,7 @@ class AgentConfig:
 def load_config(path: Path) -> AgentConfig:
     """Read and check an agent config file; raises ConfigError on any problem."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    data = read_toml(path)
     reader = _Reader(path)
     reader.only(data, "", {"node", "broker", "outbox", "sources", "agent"})
     return AgentConfig(
