@@ -93,7 +93,10 @@ def validate_file(
         return FileResult(path, reader.records, reader.valid, (), exc.strerror or str(exc))
     issues = reader.issues + record_issues
     if not reader.fatal:
-        issues = resolve_columns(path, issues)
+        try:
+            issues = resolve_columns(path, issues)
+        except OSError:
+            pass  # the file went away after it was read: report without columns
     issues.sort(key=lambda i: (i.line or 0, i.column or 0))
     return FileResult(path, reader.records, reader.valid, tuple(issues))
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from schemas.messages import render
 
-__all__ = ["FILE_LEVEL_CODES", "Issue", "IssueCode"]
+__all__ = ["Issue", "IssueCode"]
 
 
 class IssueCode(StrEnum):
@@ -31,20 +31,6 @@ class IssueCode(StrEnum):
     COUNT_MISMATCH = "count-mismatch"
     DIVISION_MISMATCH = "division-mismatch"
     DUPLICATE_RECORD = "duplicate-record"
-
-
-# Codes that stop reading the rest of a file: nothing after them can be trusted.
-FILE_LEVEL_CODES = frozenset(
-    {
-        IssueCode.EMPTY_FILE,
-        IssueCode.FILE_TOO_LARGE,
-        IssueCode.ENCODING_ERROR,
-        IssueCode.MALFORMED_XML,
-        IssueCode.FORBIDDEN_DTD,
-        IssueCode.WRONG_ROOT,
-        IssueCode.UNKNOWN_SCHEMA_VERSION,
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,27 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "EXCHANGE must hold HEAD then BODY, found {found}",
     ),
     "missing-head": ("缺少 HEAD 报文头", "the HEAD is missing"),
+    "missing-body": (
+        "缺少 BODY 报文体；记录应写在 HEAD 之后的 BODY 中",
+        "the BODY is missing; records belong in a BODY after the HEAD",
+    ),
+    "root-attribute": (
+        "EXCHANGE 只能带 version 属性，发现 {attribute}；请删除",
+        "EXCHANGE may carry only the version attribute, found {attribute}; remove it",
+    ),
+    "stray-text": (
+        "{where} 中记录之外有文字 “{value}”；请删除",
+        "{where} holds the text '{value}' outside the records; remove it",
+    ),
+    "unexpected-attribute": (
+        "{element}（{element_label}）不能带属性 {attribute}；请删除",
+        "{element} ({element_label}) must not carry the attribute {attribute}; remove it",
+    ),
+    "unexpected-text": (
+        "{element}（{element_label}）的字段之外有文字 “{value}”；文字只能写在字段内",
+        "{element} ({element_label}) holds the text '{value}' outside its fields; "
+        "text belongs inside a field",
+    ),
     "missing-field": (
         "缺少必填字段 {field}（{label}）",
         "required field {field} ({label}) is missing",

@@ -19,13 +19,21 @@ from lxml import etree
 from schemas.catalog import SchemaCatalog, catalog_for_namespace, known_namespaces
 from schemas.columns import locate_undecodable
 from schemas.issues import Issue, IssueCode
-from schemas.record_check import RecordCheck, check_head, check_record, outside_node
+from schemas.record_check import (
+    RecordCheck,
+    check_head,
+    check_record,
+    outside_node,
+    stray_text,
+    visible_text,
+)
 from schemas.records import Head
 from schemas.times import BEIJING
 
 __all__ = ["DocumentReader", "Limits"]
 
 _LIBXML_TEXT_LIMIT = 10_000_000  # libxml2's own cap without XML_PARSE_HUGE
+_XSI = "http://www.w3.org/2001/XMLSchema-instance"  # xsi:schemaLocation is always allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +77,6 @@ class DocumentReader:
             return
         with self._open() as stream:
             yield from self._parse(stream)
-
-    @property
-    def catalog(self) -> SchemaCatalog | None:
-        return self._catalog
 
     # -- checks before parsing --------------------------------------------------------
 
@@ -136,8 +140,8 @@ class DocumentReader:
                 parent = element.getparent()
                 if parent is None:
                     continue
-                if parent.tag == state.body_tag:
-                    yield from self._unknown_before(element)
+                if parent.tag == state.body_tag and element.tag != state.head_tag:
+                    yield from self._unknown_before(element, state)
                     yield self._record(element, latest, state)
                 elif element.tag == state.head_tag and parent.getparent() is None:
                     self._head(element, state)
@@ -170,10 +174,6 @@ class DocumentReader:
             self._syntax_error(exc)
             return False
         return self._fail(IssueCode.MALFORMED_XML, "malformed-xml", detail="no root element")
-
-    def _tag(self, local: str) -> str:
-        assert self._catalog is not None
-        return self._catalog.tag(local)
 
     def _accept_root(self, root: etree._Element) -> bool:
         docinfo = root.getroottree().docinfo
@@ -241,6 +241,7 @@ class DocumentReader:
                 None,
                 tuple(i.located(file=self.name) for i in result.issues),
             )
+        state.note_text(element.tail, "BODY", element.sourceline)
         element.getparent().remove(element)  # keeps memory flat: the record is done
         return result
 
@@ -255,12 +256,13 @@ class DocumentReader:
         self.head = Head(fields, self._catalog.version, element.sourceline)
         state.head_division = fields.get("XZQHDM")
 
-    def _unknown_before(self, element: etree._Element) -> Iterator[RecordCheck]:
+    def _unknown_before(self, element: etree._Element, state: _Walk) -> Iterator[RecordCheck]:
         """Siblings left before a record are not among the 14 (known ones are removed
         as soon as they are checked): report each once and free it."""
         parent = element.getparent()
         while (previous := element.getprevious()) is not None:
             yield self._unknown(previous)
+            state.note_text(previous.tail, "BODY", previous.sourceline)
             parent.remove(previous)
 
     def _unknown(self, element: etree._Element) -> RecordCheck:
@@ -279,11 +281,15 @@ class DocumentReader:
 
     def _finish(self, root: etree._Element, state: _Walk) -> Iterator[RecordCheck]:
         sections = [child for child in root if isinstance(child.tag, str)]
+        bodies = [child for child in sections if child.tag == state.body_tag]
         for child in sections:
             if child.tag == state.body_tag:
                 for unknown in list(child):
                     yield self._unknown(unknown)
-            elif child.tag != state.head_tag or child is not sections[0]:
+                state.note_text(stray_text(child), "BODY", child.sourceline)
+            if child is not (bodies[0] if bodies else None) and (
+                child.tag != state.head_tag or child is not sections[0]
+            ):
                 self.issues.append(
                     Issue(
                         IssueCode.UNEXPECTED_FIELD,
@@ -307,6 +313,9 @@ class DocumentReader:
                     root.sourceline,
                 )
             )
+        if not bodies:
+            self._envelope_issue(IssueCode.MISSING_FIELD, "missing-body", "BODY", root.sourceline)
+        self._check_envelope(root, state)
         declared = self.head.count if self.head else None
         if declared is not None and declared != self.records:
             line = self.head.line if self.head else None
@@ -321,6 +330,30 @@ class DocumentReader:
                     line,
                 )
             )
+
+    def _check_envelope(self, root: etree._Element, state: _Walk) -> None:
+        """EXCHANGE carries only ``version`` (and ``xsi:*``), and no text beside its parts."""
+        for name in root.attrib:
+            qname = etree.QName(name)
+            if name != "version" and qname.namespace != _XSI:
+                self._envelope_issue(
+                    IssueCode.UNEXPECTED_FIELD,
+                    "root-attribute",
+                    None,
+                    root.sourceline,
+                    attribute=qname.localname,
+                )
+        state.note_text(stray_text(root), "EXCHANGE", root.sourceline)
+        if state.stray is not None:
+            line, where, text = state.stray
+            self._envelope_issue(
+                IssueCode.UNEXPECTED_FIELD, "stray-text", None, line, where=where, value=text
+            )
+
+    def _envelope_issue(
+        self, code: IssueCode, message_id: str, field: str | None, line: int | None, **args: object
+    ) -> None:
+        self.issues.append(Issue(code, message_id, dict(args), None, field, self.name, line))
 
     def _check_text(self, element: etree._Element) -> None:
         text = element.text
@@ -404,6 +437,11 @@ class _Walk:
     head_seen: bool = False
     head_division: str | None = None
     seen: dict[int, int] = field(default_factory=dict)
+    stray: tuple[int | None, str, str] | None = None  # the first text outside the records
+
+    def note_text(self, text: str | None, where: str, line: int | None) -> None:
+        if self.stray is None and (visible := visible_text(text)) is not None:
+            self.stray = (line, where, visible)
 
     def deduplicate(
         self, result: RecordCheck, file: str, spec_fields: tuple[str, ...]

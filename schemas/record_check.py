@@ -15,7 +15,15 @@ from schemas.records import Record
 from schemas.rules import check_division, normalise_values, rules_for
 from schemas.xsd_errors import value_issues
 
-__all__ = ["RecordCheck", "check_fields", "check_head", "check_record", "outside_node"]
+__all__ = [
+    "RecordCheck",
+    "check_fields",
+    "check_head",
+    "check_record",
+    "outside_node",
+    "stray_text",
+    "visible_text",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +113,7 @@ def _fields_after_errors(
     libxml2 stops at the first unexpected child of an ``xs:all``, so structure is
     checked here from the catalogue, and values are checked on a cleaned copy.
     """
-    issues: list[Issue] = []
+    issues = _stray_content(element, element_code, catalog)
     lines: dict[str, int] = {}
     clean = etree.Element(element.tag)
     for child in element:
@@ -155,6 +163,55 @@ def _fields_after_errors(
     return fields, issues
 
 
+def _stray_content(
+    element: etree._Element, element_code: str, catalog: SchemaCatalog
+) -> list[Issue]:
+    """Attributes on the element and text between its fields: the XSD allows neither,
+    and the cleaned copy that values are checked on no longer has them."""
+    issues = [
+        _structure_issue(
+            IssueCode.UNEXPECTED_FIELD,
+            "unexpected-attribute",
+            element_code,
+            None,
+            element.sourceline,
+            catalog,
+            attribute=etree.QName(name).localname,
+        )
+        for name in element.attrib
+    ]
+    text = stray_text(element)
+    if text:
+        issues.append(
+            _structure_issue(
+                IssueCode.UNEXPECTED_FIELD,
+                "unexpected-text",
+                element_code,
+                None,
+                element.sourceline,
+                catalog,
+                value=text,
+            )
+        )
+    return issues
+
+
+def stray_text(element: etree._Element) -> str | None:
+    """The first text directly inside ``element`` that is not white space, shortened."""
+    for text in (element.text, *(child.tail for child in element)):
+        if (visible := visible_text(text)) is not None:
+            return visible
+    return None
+
+
+def visible_text(text: str | None) -> str | None:
+    """``text`` stripped and shortened for a message, or None when it is only white space."""
+    if not text or text.isspace():
+        return None
+    stripped = text.strip()
+    return stripped if len(stripped) <= 60 else stripped[:60] + "…"
+
+
 def _copy_field(child: etree._Element) -> etree._Element:
     copy = etree.Element(child.tag, attrib=dict(child.attrib))
     copy.text = child.text
@@ -166,16 +223,17 @@ def _structure_issue(
     code: IssueCode,
     message_id: str,
     element_code: str,
-    name: str,
+    name: str | None,
     line: int | None,
     catalog: SchemaCatalog,
+    **extra: object,
 ) -> Issue:
     spec = catalog.elements.get(element_code)
     specs = spec.fields if spec is not None else catalog.head
-    label = specs[name].label if name in specs else name
+    label = specs[name].label if name is not None and name in specs else name
     element_label = spec.label if spec is not None else "报文头"
     args = {"field": name, "label": label, "element": element_code, "element_label": element_label}
-    return Issue(code, message_id, args, element_code, name, line=line)
+    return Issue(code, message_id, {**args, **extra}, element_code, name, line=line)
 
 
 def _field_lines(element: etree._Element, namespace: str) -> dict[str, int]:

@@ -91,7 +91,15 @@ def _progress_for(
     if not show:
         return nullcontext()
     files, _missing = expand_paths(paths)
-    total = sum(path.stat().st_size for path in files)
+    total = sum(_size(path) for path in files)
     if len(files) < _PROGRESS_MIN_FILES and total < _PROGRESS_MIN_BYTES:
         return nullcontext()
     return _BytesProgress(total)
+
+
+def _size(path: Path) -> int:
+    """The size for the progress bar; an unreadable file is reported by the run itself."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
