@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the tests and the demo start for real on loopback.
-DEB_PACKAGES := rabbitmq-server mariadb-server postgresql chromium chromium-driver fonts-noto-cjk
+# Debian packages: python3-venv for .venv itself, then the servers the tests and the
+# demo start for real on loopback, and the browser of the dashboard test.
+DEB_PACKAGES := python3-venv rabbitmq-server mariadb-server postgresql chromium chromium-driver fonts-noto-cjk
 
-.PHONY: demo test test-unit bench lint typecheck system-deps venv clean
+.PHONY: demo test test-unit bench lint system-deps venv clean
 
 demo: system-deps venv
 	$(BIN)/exgate demo

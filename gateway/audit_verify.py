@@ -3,8 +3,8 @@
 Checks, in order:
 
 1. ``MANIFEST.json`` is readable and names plain file names only;
-2. every listed file exists (else ``missing-file``) and nothing else is in the folder
-   (``extra-file``);
+2. every listed file exists as a regular file, not a link or a FIFO (else
+   ``missing-file``), and nothing else is in the folder (``extra-file``);
 3. every file's sha256 (``sha256-mismatch``);
 4. every file is read once with the validator ``exgate validate`` uses: its issues,
    and its record counts per element against the manifest (``count-mismatch``).
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from schemas.times import BEIJING
 __all__ = ["ImportResult", "Mismatch", "VerifyReport", "import_export", "verify_export"]
 
 IMPORT_NODE = "audit-import"
+MAX_MANIFEST_BYTES = 64 << 20  # some 200,000 file entries
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,12 @@ class VerifyReport:
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     """The manifest as JSON; ``ValueError`` says why it cannot be used."""
+    path = folder / MANIFEST_NAME
     try:
-        data = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+        if not _regular(path) or path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ValueError(f"{MANIFEST_NAME} is not a regular file of at most "
+                             f"{MAX_MANIFEST_BYTES >> 20} MiB")
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ValueError(f"{MANIFEST_NAME} is missing") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -84,7 +90,15 @@ def _entry_ok(entry: Any) -> bool:
     return (isinstance(name, str) and name not in ("", ".", "..", MANIFEST_NAME)
             and "/" not in name and "\\" not in name
             and isinstance(entry.get("sha256"), str)
-            and isinstance(entry.get("by_element"), dict))
+            and isinstance(entry.get("by_element"), dict)
+            and all(isinstance(count, int) and not isinstance(count, bool) and count >= 0
+                    for count in entry["by_element"].values()))
+
+
+def _regular(path: Path) -> bool:
+    """A regular file itself: never followed out of the folder by a link, never a FIFO
+    or a device that would block or never end."""
+    return stat.S_ISREG(path.lstat().st_mode)
 
 
 def verify_export(folder: Path, on_file: Callable[[FileResult], None] | None = None
@@ -102,8 +116,12 @@ def verify_export(folder: Path, on_file: Callable[[FileResult], None] | None = N
     for name, entry in entries.items():
         if name not in present:
             report.mismatches.append(Mismatch("missing-file", name, "listed but absent"))
-            continue
-        _check_file(folder / name, entry, report, on_file)
+        elif not _regular(folder / name):
+            report.mismatches.append(Mismatch(
+                "missing-file", name, "listed, but a link or special file, not a regular "
+                                      "file: not read"))
+        else:
+            _check_file(folder / name, entry, report, on_file)
     return report
 
 

@@ -38,14 +38,17 @@ def parse_moment(text: str | None, now: datetime | None = None) -> datetime | No
     if text is None or not text.strip():
         return None
     value = text.strip()
-    relative = _RELATIVE.fullmatch(value)
-    if relative:
-        now = now or datetime.now(BEIJING)
-        delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
-        return (now - delta).astimezone(BEIJING).replace(tzinfo=None)
-    if len(value) == 10 and value[4] == "-":
-        value += " 00:00:00"
-    moment = parse_time(value)
+    try:
+        relative = _RELATIVE.fullmatch(value)
+        if relative:
+            now = now or datetime.now(BEIJING)
+            delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+            return (now - delta).astimezone(BEIJING).replace(tzinfo=None)
+        if len(value) == 10 and value[4] == "-":
+            value += " 00:00:00"
+        moment = parse_time(value)
+    except OverflowError:  # 99999999d ago, or a zoned time beyond year 9999 in Beijing
+        moment = None
     if moment is None:
         raise ConfigError(f"time {text!r} is not understood; use 2026-11-20, "
                           "'2026-11-20 10:00:00', ISO 8601 or 24h / 7d")

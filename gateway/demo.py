@@ -61,6 +61,8 @@ NODES = (NodeSpec("furong-01", "430102", "db"), NodeSpec("tianxin-01", "430103",
 CASES = 300
 BAD_PER_SOURCE = 3
 DASHBOARD_LISTEN = "127.0.0.1:8430"
+WORKDIR_MARK = ".exgate-demo"  # the next run may empty a folder that holds it
+
 
 @dataclass
 class _Demo:
@@ -88,9 +90,13 @@ class _Demo:
 
 
 def run_demo(workdir: Path, lang: str = "zh", cases: int = CASES) -> int:
-    """Run the whole path; 0 when it completed, 1 on an error, 130 when interrupted."""
+    """Run the whole path; 0 when it completed, 1 on an error, 2 when ``workdir`` is not
+    the demo's to empty, 130 when interrupted."""
     started = time.monotonic()
     demo = _Demo(Path(workdir).absolute(), lang)
+    if not _ours_to_empty(demo.workdir):
+        _say("not-ours", lang, path=demo.workdir)
+        return 2
     _fresh_workdir(demo.workdir)
     _say("workdir", lang, path=demo.workdir)
     with _logging_to(demo.log), _sigterm_interrupts():
@@ -162,6 +168,16 @@ def _run(demo: _Demo, cases: int) -> None:
     _print_status(demo)
 
 
+def _ours_to_empty(workdir: Path) -> bool:
+    """The work folder is new, empty, or an earlier demo's: never ``--workdir ~``."""
+    if not workdir.exists():
+        return True
+    if not workdir.is_dir() or workdir.is_symlink():
+        return False
+    return not any(workdir.iterdir()) or (workdir / WORKDIR_MARK).is_file() \
+        or (workdir / "logs" / "demo.log").is_file()  # a run from before the mark
+
+
 def _fresh_workdir(workdir: Path) -> None:
     """Empty the work folder, first stopping a broker a crashed earlier run left in it."""
     if (workdir / "broker" / STATE_FILE).exists():
@@ -171,6 +187,8 @@ def _fresh_workdir(workdir: Path) -> None:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     workdir.chmod(0o755)  # the rabbitmq user must traverse it to its data folder
+    (workdir / WORKDIR_MARK).write_text("exgate demo work folder: emptied by the next "
+                                        "`exgate demo`\n", encoding="utf-8")
 
 
 def _start_broker(demo: _Demo) -> LocalBroker:

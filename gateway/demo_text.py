@@ -10,6 +10,10 @@ __all__ = ["say", "word"]
 
 _TEXT = {
     "workdir": ("工作目录：{path}", "work folder: {path}"),
+    "not-ours": ("{path} 既不是空目录，也不是此前演示的工作目录；为免误删，未做任何修改。"
+                 "请用 --workdir 指定新目录。",
+                 "{path} is neither empty nor an earlier demo's work folder; to delete "
+                 "nothing by mistake, nothing was changed. Give a new folder with --workdir."),
     "broker": ("[1/7] 启动私有 RabbitMQ 节点（约 6 秒）：{base}",
                "[1/7] starting a private RabbitMQ node (about 6 s): {base}"),
     "broker-up": ("      已启动：AMQP 端口 {port}；已声明交换机与四个层级的队列（{levels}）",

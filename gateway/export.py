@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -56,6 +57,7 @@ MANIFEST_NAME = "MANIFEST.json"
 MANIFEST_FORMAT = "exgate-audit-export"
 MANIFEST_VERSION = 1
 DEFAULT_MAX_RECORDS = 50_000
+_DIVISION = re.compile(r"[1-9]\d{5}")
 _YIELD_PER = 1000
 Fields = dict[str, str]
 
@@ -121,6 +123,9 @@ def export_store(store: SqlStore, query: ExportQuery, out_dir: Path, *,
     """Write the export and its manifest into ``out_dir`` (new or empty)."""
     if query.max_records_per_file < 1:
         raise ConfigError("--max-records-per-file must be at least 1")
+    if not _DIVISION.fullmatch(query.division):
+        raise ConfigError(f"--division {query.division!r} is not a 6-digit GB/T 2260 code "
+                          "such as 430100")
     codes = query.element_codes()
     _prepare(out_dir)
     started = clock()
@@ -153,10 +158,14 @@ def export_store(store: SqlStore, query: ExportQuery, out_dir: Path, *,
 def _prepare(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file; give a new or empty folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise ConfigError(f"--out {out_dir} is not empty; give a new or empty folder so "
-                          "the manifest describes every file in it")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if out_dir.is_dir() and any(out_dir.iterdir()):
+            raise ConfigError(f"--out {out_dir} is not empty; give a new or empty folder so "
+                              "the manifest describes every file in it")
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out_dir} cannot be used: {exc.strerror or exc}; give a "
+                          "new or empty folder") from exc
 
 
 # -- the read snapshot and the queries ----------------------------------------------------------

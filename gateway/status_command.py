@@ -104,8 +104,10 @@ def _failed_table(report: StatusReport, lang: str) -> Table:
     for key in ("batch_id", "node", "reason", "received_at"):
         table.add_column(t(key, lang))
     for failed in report.failed[:MAX_FAILED_SHOWN]:
-        table.add_row(failed.batch_id, failed.node_id or "?",
-                      f"{failed.reason}: {failed.detail[:120]}",
+        # Text, not str: the IDs and the detail come from the message, and a str cell
+        # would be parsed as rich markup (a stray "[/x]" raises, "[red]" restyles).
+        table.add_row(Text(failed.batch_id), Text(failed.node_id or "?"),
+                      Text(f"{failed.reason}: {failed.detail[:120]}"),
                       failed.received_at.strftime("%Y-%m-%d %H:%M:%S"))
     if len(report.failed) > MAX_FAILED_SHOWN:
         table.caption = t("more_failed", lang, n=len(report.failed) - MAX_FAILED_SHOWN)

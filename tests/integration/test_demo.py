@@ -11,7 +11,7 @@ from contextlib import closing
 from pathlib import Path
 
 from gateway.broker_node import LocalBroker
-from gateway.demo import LEVELS, NODES
+from gateway.demo import LEVELS, NODES, run_demo
 
 EXGATE = str(Path(sys.executable).parent / "exgate")
 
@@ -98,3 +98,14 @@ def _level_row(lines: list[str], division: str) -> list[str]:
              if len(cells) == 6 and cells[0] in ("province", "city", "county")
              and cells[1] == division]
     return row
+
+
+def test_the_demo_never_empties_a_folder_that_is_not_its_own(tmp_path: Path) -> None:
+    # `exgate demo --workdir ~` (or `.`, in a checkout) must not wipe it.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.txt").write_text("years of work", encoding="utf-8")
+    assert run_demo(home, "en") == 2
+    assert [p.name for p in home.iterdir()] == ["thesis.txt"]
+    assert run_demo(home / "thesis.txt", "en") == 2
+    assert (home / "thesis.txt").read_text(encoding="utf-8") == "years of work"

@@ -6,6 +6,7 @@ run for real (``exgate export``, ``exgate validate``, ``exgate audit verify``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -277,3 +278,47 @@ def test_agent_resets_a_corrected_database_row(tmp_path: Path, agent: Path) -> N
         assert (flag, msg) == (0, None)
     finally:
         engine.dispose()
+
+
+# -- audit verify on hostile folders ---------------------------------------------------------
+
+
+def handmade_export(folder: Path, **entry: Any) -> Path:
+    """A one-file export written by hand; ``entry`` overrides the manifest's file entry."""
+    folder.mkdir()
+    data = document([record("SBXX")])
+    (folder / "a.xml").write_bytes(data)
+    listed = {"name": "a.xml", "sha256": hashlib.sha256(data).hexdigest(),
+              "by_element": {"SBXX": 1}, **entry}
+    (folder / "MANIFEST.json").write_text(json.dumps({"files": [listed]}), encoding="utf-8")
+    return folder
+
+
+def test_a_handmade_export_verifies(tmp_path: Path) -> None:
+    assert verify_export(handmade_export(tmp_path / "ok")).ok
+
+
+@pytest.mark.parametrize("entry", [
+    {"by_element": {"SBXX": "one"}}, {"by_element": {"SBXX": None}},
+    {"by_element": {"SBXX": -1}}, {"name": "../etc/passwd"}, {"name": "/etc/passwd"},
+    {"name": ".."}, {"sha256": 1},
+])
+def test_a_malformed_manifest_is_a_mismatch_not_a_traceback(tmp_path: Path,
+                                                            entry: dict[str, Any]) -> None:
+    folder = handmade_export(tmp_path / "bad", **entry)
+    assert [m.code for m in verify_export(folder).mismatches] == ["bad-manifest"]
+    code, out = invoke("audit", "verify", str(folder), "--lang", "en")
+    assert code == 1 and "bad-manifest" in out
+
+
+def test_files_are_never_read_through_a_link(tmp_path: Path) -> None:
+    # A listed file that links elsewhere (another folder, /dev/zero, a FIFO) is not the
+    # export's own content, and reading it could leave the folder or never end.
+    folder = handmade_export(tmp_path / "linked")
+    (folder / "a.xml").rename(tmp_path / "elsewhere.xml")
+    (folder / "a.xml").symlink_to(tmp_path / "elsewhere.xml")
+    assert [(m.code, m.file) for m in verify_export(folder).mismatches] \
+        == [("missing-file", "a.xml")]
+    (folder / "MANIFEST.json").rename(tmp_path / "MANIFEST.json")
+    (folder / "MANIFEST.json").symlink_to(tmp_path / "MANIFEST.json")
+    assert [m.code for m in verify_export(folder).mismatches] == ["bad-manifest"]

@@ -10,10 +10,13 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from rich.console import Console
 
+from adapters.stores.base import FailedBatch, NodeInfo
 from adapters.stores.sql import MIGRATIONS, SqlStore, now_beijing
 from adapters.stores.sql_status import day_start, read_status_rows, week_start
 from gateway.status import StatusReport, build_report
+from gateway.status_command import run_status
 from gateway.status_rules import Light, StatusThresholds
 from gateway.status_source import element_labels
 from tests.unit.adapters.status_store import FAILED_BATCH, PLANS, fill_store
@@ -118,3 +121,22 @@ def test_records_today_come_from_todays_batches(store: SqlStore) -> None:
     assert node is not None
     assert node.records_today == node.records_week == 12
     assert node.records_total == sum(c.records for c in node.coverage) > 12
+
+
+def test_exgate_status_prints_message_text_verbatim_never_as_markup(store: SqlStore,
+                                                                      tmp_path: Path) -> None:
+    # The batch ID, node ID and detail of a refused message come from whoever published
+    # it: rich markup in them must neither crash `exgate status` nor restyle its output.
+    hostile = "node '[/bold]' is not in the registry [red]x[/red]"
+    store.mirror_node(NodeInfo("[bold]n9", "430102", "n9", "active", (1,)))
+    store.record_failed(FailedBatch(
+        "B[/x]", "[bold]n9", "unknown-node", hostile, b"sealed", "430000.430100.430102.n9",
+        {}, None, now_beijing()))
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[level]\ndivision = "430100"\n[broker]\nurl = "amqp://g@127.0.0.1/"\n'
+                      f'[store]\nurl = "sqlite:///{tmp_path / "store.db"}"\n'
+                      f'[registry]\npath = "registry"\n', encoding="utf-8")
+    console = Console(record=True, width=400, color_system=None)
+    assert run_status(config, False, "en", console=console) == 0
+    text = console.export_text()
+    assert "B[/x]" in text and "[bold]n9" in text and hostile in text

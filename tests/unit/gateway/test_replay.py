@@ -224,3 +224,27 @@ def test_the_store_keeps_optional_fields_the_first_row_of_a_batch_lacks(
     assert level.pipeline().handle(sealed(keys, "B9", recs=recs)).status == "stored"
     reasons = {r["SBLSH"]: r["BSLYY"] for r in iter_latest(level.store, "SL")}
     assert reasons == {"SB0001": None, "SB0002": "材料不全"}
+
+
+def test_replaying_an_unknown_batch_says_so_and_exits_1(level: Level) -> None:
+    code, out = run("batches", "replay", "NO-SUCH-BATCH", "-c", str(level.config), "--lang",
+                    "en")
+    assert code == 1 and "NO-SUCH-BATCH: no failed batch to replay" in out
+
+
+@pytest.mark.parametrize("args", [
+    ("batches", "list", "--since", "99999999d"),
+    ("batches", "list", "--since", "9999-12-31T23:00:00-10:00"),
+    ("export", "--out", "{tmp}/out", "--since", "99999999d"),
+    ("export", "--out", "{tmp}/out", "--until", "2026-13-01"),
+    ("export", "--out", "{tmp}/out", "--element", "NOPE"),
+    ("export", "--out", "{tmp}/out", "--division", "4301xx"),
+    ("export", "--out", "{tmp}/out", "--division", "4301/../../00"),
+    ("export", "--out", "{tmp}/gateway.toml/out"),
+])
+def test_bad_input_is_a_usage_error_not_a_traceback(level: Level, tmp_path: Path,
+                                                    args: tuple[str, ...]) -> None:
+    argv = [a.format(tmp=tmp_path) for a in args]
+    code, out = run(*argv, "-c", str(level.config), "--lang", "en")
+    assert code == 2 and "error:" in out
+    assert not (tmp_path / "out").exists()

@@ -17,6 +17,7 @@ from adapters.stores.status_rows import (
     RecentBatch,
     StatusRows,
 )
+from gateway.dashboard.page import render_page
 from gateway.status import StatusReport, build_report, merge_nodes, supervises
 from gateway.status_json import report_json
 from gateway.status_rules import Light, StatusThresholds, worst
@@ -242,3 +243,13 @@ def test_the_json_shape_is_stable() -> None:
     assert node["coverage"]["JGXX"] == {"last_at": None, "records": 0}
     assert set(node["outbox"]) == {"pending_batches", "unbatched_records",
                                    "oldest_pending_age_s"}
+
+
+def test_the_page_escapes_what_agents_and_messages_control() -> None:
+    evil = '<script>alert(1)</script>"\'><img src=x onerror=alert(2)>'
+    node = NodeRow(f"n{evil}", "430102")
+    result = report([node], beats(node.node_id, 10, last_error=evil),
+                    failed=[FailedRow(f"B{evil}", node.node_id, f"r{evil}", evil, ago(60))])
+    page = render_page(result, "en", 30)
+    assert "<script>alert" not in page and "<img" not in page and "onerror=alert(2)>" not in page
+    assert page.count("&lt;script&gt;alert(1)") >= 4   # node id, last error, batch, detail
