@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -93,10 +94,9 @@ def validate_file(
         return FileResult(path, reader.records, reader.valid, (), exc.strerror or str(exc))
     issues = reader.issues + record_issues
     if not reader.fatal:
-        try:
+        # The file may have gone away since it was read: report without columns then.
+        with contextlib.suppress(OSError):
             issues = resolve_columns(path, issues)
-        except OSError:
-            pass  # the file went away after it was read: report without columns
     issues.sort(key=lambda i: (i.line or 0, i.column or 0))
     return FileResult(path, reader.records, reader.valid, tuple(issues))
 
