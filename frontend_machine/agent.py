@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,8 +173,7 @@ def run_once(config_path: Path, lang: str = "zh", out: TextIO | None = None) -> 
     Exit codes (design §8): 0 ok, 1 some records rejected (or a source failed),
     2 configuration error.
     """
-    out = out or sys.stdout
-    try:
+    def once() -> int:
         with open_agent(config_path, lang) as agent, _stop_on_signals(agent), \
                 _logging(agent.config.node.id):
             _drain(agent)
@@ -184,8 +183,16 @@ def run_once(config_path: Path, lang: str = "zh", out: TextIO | None = None) -> 
             agent.tally.pending_batches = depth.pending_batches
             agent.tally.unbatched = depth.unbatched_records
             agent.tally.waiting = agent.waiting()
-            print("\n".join(agent.tally.lines(lang)), file=out)
+            print("\n".join(agent.tally.lines(lang)), file=out or sys.stdout)
             return 1 if agent.tally.rejected or agent.tally.failed else 0
+
+    return _exit_code(once, lang)
+
+
+def _exit_code(run: Callable[[], int], lang: str) -> int:
+    """``run()``, with a config error as exit code 2 and an unusable outbox as 1."""
+    try:
+        return run()
     except ConfigError as exc:
         print(say("config-error", lang, error=exc), file=sys.stderr)
         return 2
@@ -214,7 +221,7 @@ def _settle_limit(agent: Agent) -> float:
 
 def run_forever(config_path: Path, lang: str = "zh") -> int:
     """Run until SIGTERM/SIGINT; returns 0 on a clean stop, 2 on a config error."""
-    try:
+    def forever() -> int:
         with open_agent(config_path, lang) as agent, _stop_on_signals(agent), \
                 _logging(agent.config.node.id), publishing(agent):
             log.info(say("started", lang, node=agent.config.node.id,
@@ -225,12 +232,8 @@ def run_forever(config_path: Path, lang: str = "zh") -> int:
             _loop(agent)
             log.info(say("stopped", lang))
             return 0
-    except ConfigError as exc:
-        print(say("config-error", lang, error=exc), file=sys.stderr)
-        return 2
-    except ExgateError as exc:  # the outbox cannot be opened or written at all
-        print(say("fatal", lang, error=exc), file=sys.stderr)
-        return 1
+
+    return _exit_code(forever, lang)
 
 
 def _loop(agent: Agent) -> None:

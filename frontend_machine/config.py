@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from adapters.config_files import read_toml
 from adapters.sources.base import SourceFactory
@@ -197,6 +198,11 @@ class _Reader:
         if not isinstance(url, str) or not re.match(r"amqps?://", url):
             # Never echo the value: it may hold the password.
             raise self.fail("broker.url", "must be an amqp:// or amqps:// URL")
+        parts = urlsplit(url)
+        if parts.username and parts.password is None:
+            raise self.fail("broker.url", f"names the user {parts.username!r} but no password; "
+                                          "leave the user out, and the login is read from "
+                                          "node.key_file (written by `exgate node add`)")
         return BrokerConfig(url)
 
     def outbox(self, table: Mapping[str, Any]) -> OutboxConfig:
@@ -234,7 +240,8 @@ class _Reader:
             if any(s.name == name for s in sources):
                 raise self.fail(prefix + "name", f"{name!r} is used by two sources")
             options = {k: v for k, v in table.items() if k not in ("kind", "name")}
-            if isinstance(options.get("path"), str):
-                options["path"] = str(self.resolve(options["path"]))
+            for key in ("path", "password_file"):
+                if isinstance(options.get(key), str):
+                    options[key] = str(self.resolve(options[key]))
             sources.append(SourceConfig(kind, name, options))
         return tuple(sources)

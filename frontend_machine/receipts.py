@@ -2,7 +2,8 @@
 
 ``{"batch_id", "level", "division", "status": "stored|failed", "stored", "duplicates",
 "conflicts", "reasons": [..], "at"}``. A receipt is acked only after the outbox has
-committed it; a malformed one is dropped with an error log, since it can never apply.
+committed it; a malformed one, or one for a batch this outbox never held (it was
+re-created), is dropped with an error log, since it can never apply.
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ def apply_receipt(outbox: Outbox, delivery: Delivery) -> Verdict:
         receipt = parse_receipt(delivery.body)
     except ReceiptError as exc:
         log.error("dropping a malformed receipt: %s", exc, extra={"batch": delivery.message_id})
+        return Verdict.DROP
+    if outbox.batch(receipt.batch_id) is None:
+        log.error("dropping a receipt from %s for a batch this outbox does not hold",
+                  receipt.level, extra={"batch": receipt.batch_id})
         return Verdict.DROP
     try:
         state = outbox.record_receipt(

@@ -6,7 +6,7 @@
 - ``replay_folder``: files in ``error/`` that now validate clean move back to ``inbox/``
   (their report is removed); the outbox drops the records it already holds as
   duplicates, so only the corrected ones travel. Files still invalid stay, with why.
-- ``replay_database``: rows with ``SYNC_FLAG=2`` that now pass ``check_fields`` go back
+- ``replay_database``: rows with ``SYNC_FLAG=2`` that now pass ``check_row`` go back
   to ``SYNC_FLAG=0`` (flag strategy). Changelog sources re-read a row when it is
   corrected (the update trigger logs it); cursor sources have no flag to reset.
 
@@ -19,32 +19,33 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, select, update
 from sqlalchemy import exc as sa_exc
 
-from adapters.frontdb import engine_url
-from adapters.sources.database import engine_options
+from adapters.sources.database import engine_options, source_url
 from adapters.sources.db_options import parse_options
-from adapters.sources.db_tables import REJECTED, ElementTable, element_tables, fields_of
+from adapters.sources.db_tables import (
+    REJECTED,
+    ElementTable,
+    check_row,
+    element_tables,
+    in_batches,
+)
 from adapters.sources.db_tables import reject_message as db_reject_message
-from adapters.sources.folder import FolderOptions
+from adapters.sources.folder import REPORT_SUFFIX, FolderOptions, free_path, is_candidate
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState
 from schemas.audit import validate_file
 from schemas.audit_report import format_issue
 from schemas.catalog import SchemaCatalog
 from schemas.errors import RetriableError
-from schemas.record_check import check_fields
 from schemas.times import BEIJING
 
 __all__ = ["Action", "replay_database", "replay_folder", "requeue_failed"]
 
 NEW = 0
-_REPORT_SUFFIX = ".error.json"
-_IN_LIST = 500
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def replay_folder(outbox: Outbox, source: str, options: Mapping[str, Any], *,
     if not error.is_dir():
         return []
     actions = []
-    for path in sorted(p for p in error.iterdir() if _is_candidate(p)):
+    for path in sorted(p for p in error.iterdir() if is_candidate(p.name) and p.is_file()):
         result = validate_file(path)
         if not result.valid:
             first = result.issues[0] if result.issues else None
@@ -103,28 +104,14 @@ def replay_folder(outbox: Outbox, source: str, options: Mapping[str, Any], *,
             actions.append(Action("file", path.name, False,
                                   f"still invalid ({len(result.issues)} issue(s)): {why}"))
             continue
-        target = _free_path(inbox, path.name)
+        target = free_path(inbox, path.name)
         if not dry_run:
             inbox.mkdir(exist_ok=True)
             os.rename(path, target)
-            path.with_name(path.name + _REPORT_SUFFIX).unlink(missing_ok=True)
+            path.with_name(path.name + REPORT_SUFFIX).unlink(missing_ok=True)
             outbox.mark_rejects_replayed(source, [path.name])
         actions.append(Action("file", path.name, True, f"valid now → inbox/{target.name}"))
     return actions
-
-
-def _is_candidate(path: Path) -> bool:
-    return path.is_file() and path.name.lower().endswith(".xml") \
-        and not path.name.startswith(".")
-
-
-def _free_path(folder: Path, name: str) -> Path:
-    target, number = folder / name, 1
-    stem, suffix = os.path.splitext(name)
-    while target.exists():
-        target = folder / f"{stem}-{number}{suffix}"
-        number += 1
-    return target
 
 
 # -- database flag sources ------------------------------------------------------------------
@@ -141,7 +128,7 @@ def replay_database(outbox: Outbox, source: str, options: Mapping[str, Any],
                "cursor sources keep no reject flag; a corrected row with a newer GXSJ is "
                "read again")
         return [Action("source", source, False, f"{parsed.strategy} strategy: {why}")]
-    url = engine_url(parsed.url)
+    url = source_url(parsed)
     engine = create_engine(url, **engine_options(url, parsed))
     latest = (now or datetime.now(BEIJING)) + timedelta(days=1)
     try:
@@ -170,8 +157,7 @@ def _replay_table(engine: Engine, table: ElementTable, catalog: SchemaCatalog,
     with engine.connect() as conn:
         for row in conn.execute(query):
             subject = f"{table.name}#{row[0]}"
-            check = check_fields(table.element, fields_of(table, row[1:]), catalog, division,
-                                 latest)
+            check = check_row(table, row[1:], catalog, division, latest)
             if check.valid:
                 fixed.append(int(row[0]))
                 actions.append(Action("row", subject, True, "valid now → SYNC_FLAG 0"))
@@ -180,9 +166,9 @@ def _replay_table(engine: Engine, table: ElementTable, catalog: SchemaCatalog,
                                       + db_reject_message(check, lang)))
     if fixed and not dry_run:
         with engine.begin() as conn:
-            for start in range(0, len(fixed), _IN_LIST):
+            for batch in in_batches(fixed):
                 conn.execute(update(table.table)
-                             .where(table.row_id.in_(fixed[start:start + _IN_LIST]))
+                             .where(table.row_id.in_(batch))
                              .where(flag == REJECTED)
                              .values({flag: NEW, table.controls["SYNC_MSG"]: None}))
     return actions

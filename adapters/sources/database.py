@@ -3,7 +3,7 @@
 ``database_source`` is the ``SourceFactory`` for ``[[sources]] kind = "db"``; the
 options are described in ``adapters.sources.db_options`` and the three read
 strategies in ``adapters.sources.db_strategies``. Every row is converted to the
-exchange text form and validated with ``check_fields``, exactly like an XML record.
+exchange text form and validated with ``check_row``, exactly like an XML record.
 Driver errors leave this module as ``RetriableError``; bad options as ``ConfigError``.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, Engine, Update, any_, bindparam, create_engine, update
@@ -34,18 +35,17 @@ from adapters.sources.db_tables import (
     TAKEN,
     ElementTable,
     by_name,
+    check_row,
     element_tables,
-    fields_of,
     in_batches,
     mark_rejected,
     mark_taken,
     reject_message,
 )
 from schemas.errors import ConfigError, RetriableError
-from schemas.record_check import check_fields
 from schemas.times import BEIJING
 
-__all__ = ["DatabaseSource", "database_source", "engine_options"]
+__all__ = ["DatabaseSource", "database_source", "engine_options", "source_url"]
 
 Clock = Callable[[], datetime]
 
@@ -58,7 +58,7 @@ def database_source(name: str, options: Mapping[str, Any], context: SourceContex
                     clock: Clock = _beijing_now) -> DatabaseSource:
     """Build a database source from its ``[[sources]]`` options (ConfigError if bad)."""
     parsed = parse_options(options, context.catalog)
-    url = engine_url(parsed.url)
+    url = source_url(parsed)
     try:
         engine = create_engine(url, pool_pre_ping=True, **engine_options(url, parsed))
     except (NoSuchModuleError, ImportError) as exc:
@@ -67,6 +67,19 @@ def database_source(name: str, options: Mapping[str, Any], context: SourceContex
     tables = element_tables(parsed, engine.dialect.name, context.catalog)
     reader = ReadContext(engine, tables, parsed.page_size, clock)
     return DatabaseSource(name, context, reader, _strategy(parsed, reader))
+
+
+def source_url(options: DatabaseOptions) -> URL:
+    """The source's URL, with the password of ``password_file`` when one is given."""
+    url = engine_url(options.url)
+    if options.password_file is None:
+        return url
+    try:
+        password = Path(options.password_file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"'password_file' {options.password_file}: cannot read it: "
+                          f"{exc}") from exc
+    return url.set(password=password)
 
 
 def engine_options(url: URL, options: DatabaseOptions) -> dict[str, Any]:
@@ -164,8 +177,7 @@ class DatabaseSource:
         catalog, division = self._context.catalog, self._context.node_division
         checks = tuple(
             (Origin(self.name, f"{row.table.name}#{row.ident}"),
-             check_fields(row.table.element, fields_of(row.table, row.values), catalog,
-                          division, latest))
+             check_row(row.table, row.values, catalog, division, latest))
             for row in page.rows)
         return Chunk(checks=checks, progress=page.progress)
 

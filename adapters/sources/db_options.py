@@ -5,6 +5,7 @@
 kind = "db"
 name = "approvals"
 url = "postgresql://exgate@127.0.0.1/front"
+password_file = "/etc/exgate/front-db.password"   # the URL's password, kept out of the config
 strategy = "flag"                 # "flag" (default) | "changelog" | "cursor"
 tables = ["SBXX", "SL", "BJ"]     # element codes; default all 14
 page_size = 2000                  # rows per page: one journal fsync and one UPDATE each
@@ -33,7 +34,7 @@ __all__ = ["STRATEGIES", "DatabaseOptions", "MappingOptions", "parse_options"]
 STRATEGIES = ("flag", "changelog", "cursor")
 _KEYS = frozenset({
     "url", "strategy", "tables", "page_size", "mapping", "cursor_safety_lag_seconds",
-    "changelog_gap_wait_seconds", "oracle_thick", "oracle_client_lib",
+    "changelog_gap_wait_seconds", "oracle_thick", "oracle_client_lib", "password_file",
 })
 _MAPPING_KEYS = frozenset({"table", "columns", "key", "timestamp"})
 
@@ -59,6 +60,7 @@ class DatabaseOptions:
     changelog_gap_wait_seconds: float = 300.0
     oracle_thick: bool = False
     oracle_client_lib: str | None = None
+    password_file: str | None = None
 
 
 def parse_options(options: Mapping[str, Any], catalog: SchemaCatalog) -> DatabaseOptions:
@@ -84,6 +86,7 @@ def parse_options(options: Mapping[str, Any], catalog: SchemaCatalog) -> Databas
         changelog_gap_wait_seconds=_number(options, "changelog_gap_wait_seconds", 300.0, 0),
         oracle_thick=_flag(options, "oracle_thick"),
         oracle_client_lib=_optional_text(options, "oracle_client_lib"),
+        password_file=_optional_text(options, "password_file"),
     )
 
 

@@ -8,6 +8,7 @@ are typed, because python-oracledb returns ``NUMBER`` as a float otherwise.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,12 +34,15 @@ from sqlalchemy.types import NullType, TypeEngine
 from adapters.frontdb import SYNC_MSG_LENGTH, fold_identifier, table_name
 from adapters.sources.db_options import DatabaseOptions, MappingOptions
 from schemas.catalog import ElementSpec, SchemaCatalog
-from schemas.record_check import RecordCheck
+from schemas.issues import Issue, IssueCode
+from schemas.messages import Localized
+from schemas.record_check import RecordCheck, check_fields
 from schemas.times import format_time
 
 __all__ = [
     "ElementTable",
     "by_name",
+    "check_row",
     "element_tables",
     "fields_of",
     "in_batches",
@@ -181,6 +185,40 @@ def fields_of(element: ElementTable, values: Iterable[Any]) -> dict[str, str | N
     for code in element.time_fields & fields.keys():
         fields[code] = _whole_seconds(fields[code])
     return fields
+
+
+def check_row(element: ElementTable, values: Iterable[Any], catalog: SchemaCatalog,
+              division: str, latest: datetime) -> RecordCheck:
+    """Validate one row's field values like an XML record.
+
+    A character XML cannot carry (NUL, a control character pasted into a legacy form)
+    makes the row a ``bad-value`` reject: it has no exchange form, and the validator
+    would otherwise raise and stop the whole page, again on every poll.
+    """
+    fields = fields_of(element, values)
+    spec = catalog.elements[element.element]
+    issues = tuple(_not_xml_issue(spec, code, text) for code, text in fields.items()
+                   if text is not None and _NOT_XML.search(text))
+    if issues:
+        return RecordCheck(element.element, None, None, issues)
+    return check_fields(element.element, fields, catalog, division, latest)
+
+
+# Outside XML 1.0's Char production (lone surrogates included).
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+
+
+def _not_xml_issue(spec: ElementSpec, code: str, text: str) -> Issue:
+    found = _NOT_XML.search(text)
+    assert found is not None
+    char = f"U+{ord(found.group()):04X}"
+    shown = _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text[:40])
+    detail = Localized(f"含有 XML 不能表示的字符 {char}（如 NUL 或控制字符），请在源系统中改正",
+                       f"contains {char}, a character XML cannot carry (NUL or a control "
+                       "character); correct it in the source system")
+    return Issue(IssueCode.BAD_VALUE, "bad-value",
+                 {"field": code, "label": spec.fields[code].label,
+                  "value": shown, "detail": detail}, spec.code, code)
 
 
 def _whole_seconds(text: str | None) -> str | None:

@@ -28,12 +28,13 @@ from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
 from schemas.times import BEIJING
 
-__all__ = ["FolderOptions", "FolderSource", "folder_source"]
+__all__ = ["REPORT_SUFFIX", "FolderOptions", "FolderSource", "folder_source", "free_path",
+           "is_candidate"]
 
 log = logging.getLogger("exgate.source.folder")
 
 OBSERVERS = ("native", "polling", "none")
-_REPORT_SUFFIX = ".error.json"
+REPORT_SUFFIX = ".error.json"
 _IN_MEMORY_BYTES = 4 << 20  # files up to this size are read once, into memory
 
 
@@ -168,7 +169,7 @@ class FolderSource:
 
     def _files_to_read(self) -> Iterator[Path]:
         for path in sorted(self.processing.glob("*")):
-            if _is_candidate(path.name) and path.is_file():
+            if is_candidate(path.name) and path.is_file():
                 log.info("resuming file", extra=self._extra(path.name))
                 yield path
         for path in self._stable_inbox_files():
@@ -189,12 +190,12 @@ class FolderSource:
 
     def _finish(self, run: _FileRun) -> None:
         if run.bad:
-            target = _free_path(self.error, run.name)
+            target = free_path(self.error, run.name)
             self._write_report(run, target)
         else:
             day = self.done / datetime.now(BEIJING).strftime("%Y-%m-%d")
             day.mkdir(exist_ok=True)
-            target = _free_path(day, run.name)
+            target = free_path(day, run.name)
         os.rename(run.path, target)
         outcome = "error" if run.bad else "done"
         log.info("file moved to %s/", outcome, extra=self._extra(run.name))
@@ -248,7 +249,7 @@ class FolderSource:
         ready: list[tuple[int, str]] = []
         with os.scandir(self.inbox) as entries:
             for entry in entries:
-                if not _is_candidate(entry.name) or not entry.is_file(follow_symlinks=False):
+                if not is_candidate(entry.name) or not entry.is_file(follow_symlinks=False):
                     continue
                 try:
                     stat = entry.stat(follow_symlinks=False)
@@ -265,7 +266,7 @@ class FolderSource:
         return [self.inbox / name for _, name in sorted(ready)]
 
     def _claim(self, path: Path) -> Path | None:
-        target = _free_path(self.processing, path.name)
+        target = free_path(self.processing, path.name)
         try:
             os.rename(path, target)
         except FileNotFoundError:
@@ -329,7 +330,7 @@ class FolderSource:
             "issues": [i.to_json(lang) for i in run.file_issues] + run.issues,
             "truncated": run.truncated,
         }
-        path = target.with_name(target.name + _REPORT_SUFFIX)
+        path = target.with_name(target.name + REPORT_SUFFIX)
         temp = path.with_name(f".{path.name}.tmp")
         temp.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
         os.replace(temp, path)
@@ -343,12 +344,12 @@ def folder_source(name: str, options: Mapping[str, Any], context: SourceContext)
     return FolderSource(name, FolderOptions.parse(options), context)
 
 
-def _is_candidate(name: str) -> bool:
+def is_candidate(name: str) -> bool:
     """Only ``*.xml``: writers write a temp name (``.part``, dot-files) and rename it in."""
     return name.lower().endswith(".xml") and not name.startswith(".")
 
 
-def _free_path(folder: Path, name: str) -> Path:
+def free_path(folder: Path, name: str) -> Path:
     """``folder/name``, or ``folder/stem-N.suffix`` when that is taken (never overwrite)."""
     target = folder / name
     stem, suffix = os.path.splitext(name)

@@ -76,16 +76,7 @@ def insert(conn: sa.Connection, element: str, rows: list[dict[str, Any]]) -> Non
 
 
 def drain_with_restarts(journal: Journal, url: str, clock: Clock, **options: Any) -> None:
-    """Poll until nothing is left, with a fresh source (a restart) after every chunk."""
-    while True:
-        with open_source(url, clock, **options) as source:
-            reading = source.read(journal.state)
-            chunk = next(reading, None)
-            reading.close()
-            if chunk is None:
-                return
-            journal.journal(chunk)
-            source.commit(chunk)
+    journal.drain_with_restarts(lambda: open_source(url, clock, **options))
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -5,7 +5,8 @@ database source.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -97,6 +98,18 @@ class Journal:
                 source.commit(chunk)
             chunks += 1
         return chunks
+
+    def drain_with_restarts(self, open_source: Callable[[], AbstractContextManager[Any]]) -> None:
+        """Poll until nothing is left, with a fresh source (a restart) after every chunk."""
+        while True:
+            with open_source() as source:
+                reading = source.read(self.state)
+                chunk = next(reading, None)
+                reading.close()
+                if chunk is None:
+                    return
+                self.journal(chunk)
+                source.commit(chunk)
 
     def keys(self, element: str) -> set[str]:
         return {"|".join(key) for (code, key, _) in self.records if code == element}

@@ -32,6 +32,8 @@ from adapters.sources.db_tables import (
     reject_message,
     to_text,
 )
+from frontend_machine.outbox import Outbox
+from frontend_machine.replay import replay_database
 from schemas.catalog import load_catalog
 from schemas.errors import ConfigError, RetriableError
 from schemas.record_check import check_fields
@@ -95,16 +97,7 @@ def flags(engine: sa.Engine, element: str) -> dict[int, tuple[int, str | None]]:
 
 
 def restart_each_chunk(journal: Journal, url: str, clock: Clock, **options: Any) -> None:
-    """Drain with a fresh source per chunk: a restart after every journaled chunk."""
-    while True:
-        with open_source(url, clock, **options) as source:
-            reading = source.read(journal.state)
-            chunk = next(reading, None)
-            reading.close()
-            if chunk is None:
-                return
-            journal.journal(chunk)
-            source.commit(chunk)
+    journal.drain_with_restarts(lambda: open_source(url, clock, **options))
 
 
 # -- every strategy --------------------------------------------------------------------------
@@ -157,6 +150,35 @@ def test_flag_marks_taken_and_rejected_rows(url: str, engine: sa.Engine, clock: 
     assert "TJFS" in message and "[bad-value]" in message
     assert journal.rejects == [("EX_SBXX#2", "bad-value bad-check-digit")] or \
         journal.rejects == [("EX_SBXX#2", "bad-check-digit bad-value")]
+
+
+@pytest.mark.parametrize("strategy", ["flag", "changelog", "cursor"])
+def test_a_value_xml_cannot_carry_rejects_its_row_not_the_page(
+        url: str, engine: sa.Engine, clock: Clock, strategy: str) -> None:
+    """A NUL or a control character (pasted into a legacy form) has no XML form: the row
+    is rejected with a reason, the rows around it go through, the source is not stuck."""
+    insert(engine, "SBXX", [row("SBXX", 1), row("SBXX", 2) | {"SQRMC": "张\x0b三"},
+                            row("SBXX", 3) | {"SXBM": "SX\x00BM"}, row("SBXX", 4)])
+    journal = Journal()
+    with open_source(url, clock, strategy=strategy) as source:
+        journal.drain(source)
+    assert journal.keys("SBXX") == keys_of("SBXX", [1, 4])
+    assert [code for _, code in journal.rejects] == ["bad-value", "bad-value"]
+    if strategy == "flag":
+        state = flags(engine, "SBXX")
+        assert [state[n][0] for n in (1, 2, 3, 4)] == [1, 2, 2, 1]
+        assert "SQRMC" in state[2][1] and "U+000B" in state[2][1]
+        assert "SXBM" in state[3][1] and "U+0000" in state[3][1]
+
+
+def test_replay_checks_a_value_xml_cannot_carry_without_crashing(
+        url: str, engine: sa.Engine, clock: Clock, tmp_path: Path) -> None:
+    insert(engine, "SBXX", [row("SBXX", 1) | {"SQRMC": "张\x0b三"}])
+    with engine.begin() as conn:
+        conn.execute(TABLES.elements["SBXX"].update().values(SYNC_FLAG=2))
+    with Outbox(tmp_path / "outbox.db") as box:
+        [action] = replay_database(box, "front", {"url": url}, CATALOG, DIVISION, lang="en")
+    assert not action.done and "U+000B" in action.detail
 
 
 def test_commit_is_idempotent_and_messages_follow_the_language(

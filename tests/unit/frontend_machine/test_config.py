@@ -1,0 +1,71 @@
+"""The agent's TOML config: the shipped example loads, and bad values are ConfigErrors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.sources.database import source_url
+from adapters.sources.db_options import parse_options
+from adapters.sources.folder import FolderOptions
+from frontend_machine.config import load_config
+from frontend_machine.link import LinkSettings
+from schemas.catalog import load_catalog
+from schemas.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "agent.example.toml"
+
+
+def test_the_example_config_loads_with_every_key() -> None:
+    config = load_config(EXAMPLE)
+    assert (config.node.id, config.node.division) == ("hn-430102-swj-01", "430102")
+    assert config.outbox.budget_bytes == 2048 << 20 and config.agent.lang == "zh"
+    kinds = {source.kind: source.options for source in config.sources}
+    database = parse_options(kinds["db"], load_catalog())
+    assert (database.strategy, database.tables) == ("flag", ("SBXX", "SL", "SPGC", "BJ", "SF"))
+    assert database.password_file == "/etc/exgate/front-db.password"
+    folder = FolderOptions.parse(kinds["folder"])
+    assert (folder.stable_seconds, folder.rescan_seconds, folder.observer) == (5, 30, "native")
+    assert config.broker is not None
+    # The broker URL must open: pika cannot parse a user without a password.
+    LinkSettings(config.broker.url, config.node.id, "user", "secret").parameters()
+
+
+def write(tmp_path: Path, broker_url: str) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[node]\nid = "n1"\ndivision = "430102"\n[outbox]\npath = "o.db"\n'
+                    f'[broker]\nurl = "{broker_url}"\n'
+                    f'[[sources]]\nkind = "folder"\nname = "drop"\npath = "drop"\n',
+                    encoding="utf-8")
+    return path
+
+
+def test_a_broker_url_with_a_user_but_no_password_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"broker\.url") as caught:
+        load_config(write(tmp_path, "amqps://node-1@mq.example:5671/exgate"))
+    assert "key_file" in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["amqps://mq.example:5671/exgate",
+                                 "amqp://node-1:s3cret@127.0.0.1:5672/%2F"])
+def test_broker_urls_that_open(tmp_path: Path, url: str) -> None:
+    config = load_config(write(tmp_path, url))
+    assert config.broker is not None and "s3cret" not in repr(config)
+
+
+def test_a_database_password_comes_from_its_file_resolved_beside_the_config(
+        tmp_path: Path) -> None:
+    (tmp_path / "front.password").write_text("p@ss:w/rd\n", encoding="utf-8")
+    path = tmp_path / "agent.toml"
+    path.write_text('[node]\nid = "n1"\ndivision = "430102"\n[outbox]\npath = "o.db"\n'
+                    '[[sources]]\nkind = "db"\nname = "front"\n'
+                    'url = "postgresql://exgate@127.0.0.1/front"\n'
+                    'password_file = "front.password"\n', encoding="utf-8")
+    [source] = load_config(path).sources
+    url = source_url(parse_options(source.options, load_catalog()))
+    assert (url.username, url.password) == ("exgate", "p@ss:w/rd")
+    assert "p@ss" not in url.render_as_string(hide_password=True)
+    (tmp_path / "front.password").unlink()
+    with pytest.raises(ConfigError, match="password_file"):
+        source_url(parse_options(source.options, load_catalog()))

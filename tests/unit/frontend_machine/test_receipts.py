@@ -1,0 +1,73 @@
+"""Receipts from the levels: recorded in the outbox, acked only once they are committed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.sources.base import Chunk, Origin
+from frontend_machine.link import Delivery, Verdict
+from frontend_machine.outbox import Outbox
+from frontend_machine.outbox_batches import BatchState
+from frontend_machine.receipts import apply_receipt
+from schemas.errors import RetriableError
+from schemas.record_check import RecordCheck
+from schemas.records import Record
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    with Outbox(tmp_path / "outbox.db", levels=("province",)) as box:
+        yield box
+
+
+def sent_batch(outbox: Outbox) -> str:
+    record = Record("SBXX", {"XZQHDM": "430102", "SBLSH": "A", "SJBBH": "1"}, ("A",), 1, None)
+    outbox.journal("src", Chunk(((Origin("src", "EX_SBXX#1"),
+                                  RecordCheck("SBXX", None, record, ())),)))
+    [batch] = outbox.seal_batches(10, 1 << 20, 0)
+    outbox.mark_sent(batch)
+    return batch
+
+
+def delivery(**receipt: Any) -> Delivery:
+    body = {"level": "province", "division": "430000", "status": "stored", "stored": 1,
+            "reasons": []} | receipt
+    return Delivery(json.dumps(body).encode(), str(receipt.get("batch_id")), False)
+
+
+def test_a_receipt_is_recorded_then_acked(outbox: Outbox) -> None:
+    batch = sent_batch(outbox)
+    assert apply_receipt(outbox, delivery(batch_id=batch)) is Verdict.ACK
+    assert outbox.batch(batch).state is BatchState.STORED  # type: ignore[union-attr]
+
+
+def test_a_malformed_receipt_is_dropped(outbox: Outbox) -> None:
+    assert apply_receipt(outbox, Delivery(b"not json", None, False)) is Verdict.DROP
+
+
+def test_a_receipt_for_a_batch_this_outbox_never_had_is_dropped(outbox: Outbox) -> None:
+    """After the outbox was re-created, old receipts still wait on the node's queue.
+
+    They can never apply; raising instead left each one unacked on the channel for good
+    and stopped the publisher's step at every redelivery.
+    """
+    sent_batch(outbox)
+    assert apply_receipt(outbox, delivery(batch_id="B20261120100000-0123456789ab")) \
+        is Verdict.DROP
+    assert outbox.receipts_of("B20261120100000-0123456789ab") == []
+
+
+def test_a_receipt_the_outbox_cannot_commit_stays_on_the_broker(
+        outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = sent_batch(outbox)
+
+    def full(*args: object, **kwargs: object) -> BatchState:
+        raise RetriableError("database or disk is full")
+
+    monkeypatch.setattr(outbox, "record_receipt", full)
+    assert apply_receipt(outbox, delivery(batch_id=batch)) is Verdict.REQUEUE
