@@ -24,7 +24,7 @@ from typing import Any, TextIO
 from adapters.sources.base import Source, SourceContext
 from frontend_machine.config import AgentConfig, load_config, source_factory
 from frontend_machine.outbox import Outbox
-from frontend_machine.publishing import publish_once, publishing
+from frontend_machine.publishing import PublisherThread, publish_once, publishing
 from frontend_machine.report import Tally, say
 from schemas.catalog import load_catalog
 from schemas.divisions import Level, level_of
@@ -40,6 +40,29 @@ _LEVELS = {Level.PROVINCE: ("province",), Level.CITY: ("province", "city"),
 
 
 @dataclass
+class CatchUp:
+    """How far behind its sources the agent is: the "source lag" of the heartbeats.
+
+    A pass that found nothing new and met no error means the agent is caught up (lag 0);
+    otherwise the lag is the time since it last was. A source that keeps failing or a
+    backlog that keeps coming shows as a growing lag on the centre's dashboard.
+    """
+
+    caught_up_at: float | None = None
+    behind: bool = True
+
+    def note_pass(self, taken: int, failed: bool, now: float) -> None:
+        self.behind = bool(taken) or failed
+        if not self.behind:
+            self.caught_up_at = now
+
+    def lag(self, now: float, started: float) -> float:
+        if not self.behind:
+            return 0.0
+        return now - (self.caught_up_at if self.caught_up_at is not None else started)
+
+
+@dataclass
 class Agent:
     """One configured agent: its outbox and its sources, and what they did."""
 
@@ -51,6 +74,9 @@ class Agent:
     wake: threading.Event = field(default_factory=threading.Event)
     tally: Tally = field(default_factory=Tally)
     paused: bool = False
+    catch_up: CatchUp = field(default_factory=CatchUp)
+    last_error: str | None = None
+    started: float = field(default_factory=time.monotonic)
     _retry_at: dict[str, float] = field(default_factory=dict)
     _backoff: dict[str, float] = field(default_factory=dict)
 
@@ -63,7 +89,11 @@ class Agent:
             if time.monotonic() < self._retry_at.get(source.name, 0.0):
                 continue
             chunks += self._poll_guarded(source)
+        self.catch_up.note_pass(chunks, failed=bool(self._backoff), now=time.monotonic())
         return chunks
+
+    def source_lag(self) -> float:
+        return self.catch_up.lag(time.monotonic(), self.started)
 
     def seal(self, *, flush: bool = False) -> list[str]:
         """Seal what is ready (everything when ``flush``) into pending batches."""
@@ -125,6 +155,7 @@ class Agent:
         self._backoff[name] = delay
         self._retry_at[name] = time.monotonic() + delay
         self.tally.source(name).error = str(exc)
+        self.last_error = f"{name}: {exc}"
         message = say("source-failed", self.lang, source=name, delay=delay, error=exc)
         if isinstance(exc, RetriableError):
             log.warning(message, extra={"source": name})
@@ -223,26 +254,31 @@ def run_forever(config_path: Path, lang: str = "zh") -> int:
     """Run until SIGTERM/SIGINT; returns 0 on a clean stop, 2 on a config error."""
     def forever() -> int:
         with open_agent(config_path, lang) as agent, _stop_on_signals(agent), \
-                _logging(agent.config.node.id), publishing(agent):
+                _logging(agent.config.node.id), publishing(agent) as publisher:
             log.info(say("started", lang, node=agent.config.node.id,
                          sources=len(agent.sources), outbox=agent.config.outbox.path))
             for source in agent.sources:
                 if hasattr(source, "watch"):
                     source.watch(agent.wake.set)
-            _loop(agent)
+            _loop(agent, publisher)
             log.info(say("stopped", lang))
             return 0
 
     return _exit_code(forever, lang)
 
 
-def _loop(agent: Agent) -> None:
+def _loop(agent: Agent, publisher: PublisherThread | None = None) -> None:
     while not agent.stop.is_set():
         taken = agent.poll_all()
         try:
-            agent.seal()
+            sealed = agent.seal()
         except RetriableError as exc:
             log.warning("%s", exc)
+            sealed = []
+        if publisher is not None:
+            publisher.note_status(source_lag_s=agent.source_lag(), error=agent.last_error)
+            if sealed:
+                publisher.wake()  # publish now rather than at the publisher's next poll
         if taken and not agent.paused:
             continue  # more may be waiting: a backlog clears without sleeping
         agent.wake.wait(agent.sleep_time())

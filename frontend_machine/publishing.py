@@ -84,6 +84,7 @@ class PublisherThread:
         self._outbox_args = (outbox.path, outbox.levels, outbox.budget_bytes)
         self._stop = threading.Event()
         self._publisher: Publisher | None = None
+        self._status: tuple[float | None, str | None] = (None, None)
         self._thread = threading.Thread(target=self._main, name="exgate-publisher",
                                         daemon=True)
 
@@ -93,6 +94,12 @@ class PublisherThread:
     def wake(self) -> None:
         if self._publisher is not None:
             self._publisher.wake()
+
+    def note_status(self, *, source_lag_s: float | None, error: str | None) -> None:
+        """Kept here too, so a publisher (re)started later still reports it."""
+        self._status = (source_lag_s, error)
+        if self._publisher is not None:
+            self._publisher.note_status(source_lag_s=source_lag_s, error=error)
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
@@ -106,6 +113,8 @@ class PublisherThread:
             try:
                 with Outbox(path, levels=levels, budget_bytes=budget) as outbox:
                     self._publisher = Publisher(outbox, self.settings)
+                    lag, error = self._status
+                    self._publisher.note_status(source_lag_s=lag, error=error)
                     try:
                         self._publisher.run(self._stop)
                     finally:

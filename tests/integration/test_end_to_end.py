@@ -434,6 +434,9 @@ def test_the_broker_away_for_30_s_loses_and_duplicates_nothing(
             counts = control_counts(path)
             assert (counts["failed"], counts["conflicts"]) == (0, 0), division
         assert flags(world.front_db(node)) == {1: len(valid), 2: len(bad)}
+        with closing(sqlite3.connect(world.store_path("430102"))) as db:
+            lags = [row[0] for row in db.execute("SELECT SOURCE_LAG_S FROM ST_HEARTBEAT")]
+        assert any(lag is not None and lag >= 0 for lag in lags), lags  # heartbeats say it
         world.cleanup()
     finally:
         stop_broker(broker)
