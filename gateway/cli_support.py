@@ -3,7 +3,9 @@
 - ``gateway_config_path``: ``-c FILE``, else ``$EXGATE_CONFIG``, else
   ``/etc/exgate/gateway.toml``;
 - ``parse_moment``: ``--since`` / ``--until`` values in the forms people type;
-- ``say``: one sentence in Chinese (default) or English.
+- ``say``: one sentence in Chinese (default) or English;
+- ``printable`` / ``echo``: text that agents or messages control (batch ids, reasons,
+  last errors) never reaches a terminal as control codes.
 """
 
 from __future__ import annotations
@@ -13,14 +15,30 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import click
+
 from schemas.errors import ConfigError
 from schemas.times import BEIJING, parse_time
 
-__all__ = ["DEFAULT_GATEWAY_CONFIG", "gateway_config_path", "parse_moment", "say"]
+__all__ = ["DEFAULT_GATEWAY_CONFIG", "echo", "gateway_config_path", "parse_moment", "printable",
+           "say"]
 
 DEFAULT_GATEWAY_CONFIG = Path("/etc/exgate/gateway.toml")
 _RELATIVE = re.compile(r"(\d+)([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+# C0 controls but newline and tab, DEL and C1: an ESC or CSI from a hostile agent could
+# rewrite an operator's screen.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN`` instead of acting on a terminal."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """``click.echo`` for text lines that may carry what agents or messages sent."""
+    click.echo(printable(text), err=err)
 
 
 def gateway_config_path(given: Path | None) -> Path:

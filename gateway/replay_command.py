@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from adapters.stores.sql import SqlStore
-from gateway.cli_support import gateway_config_path, parse_moment, say
+from gateway.cli_support import echo, gateway_config_path, parse_moment, say
 from gateway.config import GatewayConfig, load_config
 from gateway.registry import Registry
 from gateway.replay import (
@@ -59,7 +59,7 @@ def _open_level(config_path: Path | None) -> Iterator[_Level]:
 
 
 def _fail(exc: ExgateError, lang: str) -> int:
-    click.echo(say(lang, f"错误：{exc}", f"error: {exc}"), err=True)
+    echo(say(lang, f"错误：{exc}", f"error: {exc}"), err=True)
     return EXIT_CONFIG
 
 
@@ -80,9 +80,9 @@ def run_batches_list(config_path: Path | None, failed: bool, node_id: str | None
                               indent=2))
         return EXIT_OK
     for row in rows:
-        click.echo(_list_line(row, lang))
+        echo(_list_line(row, lang))
     outstanding = sum(1 for r in rows if r.state == "failed")
-    click.echo(say(lang, f"共 {len(rows)} 个批次，其中待重放失败批次 {outstanding} 个",
+    echo(say(lang, f"共 {len(rows)} 个批次，其中待重放失败批次 {outstanding} 个",
                    f"{len(rows)} batches, {outstanding} failed and not yet replayed"))
     return EXIT_OK
 
@@ -116,14 +116,14 @@ def run_batches_show(config_path: Path | None, batch_id: str, as_json: bool,
     except ExgateError as exc:
         return _fail(exc, lang)
     if not rows and state is None:
-        click.echo(say(lang, f"未找到批次 {batch_id}", f"batch {batch_id} not found"),
+        echo(say(lang, f"未找到批次 {batch_id}", f"batch {batch_id} not found"),
                    err=True)
         return EXIT_SOME_FAIL
     if as_json:
         click.echo(json.dumps({"batch_id": batch_id, "state": state, "failed": shown},
                               ensure_ascii=False, indent=2, default=str))
         return EXIT_OK
-    click.echo(say(lang, f"批次 {batch_id}：状态 {state}", f"batch {batch_id}: state {state}"))
+    echo(say(lang, f"批次 {batch_id}：状态 {state}", f"batch {batch_id}: state {state}"))
     for item in shown:
         _print_shown(item, lang)
     return EXIT_OK
@@ -146,7 +146,6 @@ def _show(row: FailedRow, registry: Registry) -> dict[str, Any]:
 
 
 def _print_shown(item: dict[str, Any], lang: str) -> None:
-    echo = click.echo
     echo(say(lang, f"\n失败记录 #{item['failed_id']}  节点 {item['node_id']}  接收于 "
                    f"{item['received_at']}  重放于 {item['replayed_at'] or '-'}",
              f"\nfailed #{item['failed_id']}  node {item['node_id']}  received "
@@ -179,7 +178,7 @@ def _print_shown(item: dict[str, Any], lang: str) -> None:
 def run_batches_replay(config_path: Path | None, batch_ids: Sequence[str], all_failed: bool,
                        dry_run: bool, receipts: bool, as_json: bool, lang: str) -> int:
     if bool(batch_ids) == all_failed:
-        click.echo(say(lang, "请给出批次号，或使用 --all-failed（二者选一）",
+        echo(say(lang, "请给出批次号，或使用 --all-failed（二者选一）",
                        "give batch IDs or --all-failed (one of them)"), err=True)
         return EXIT_CONFIG
     _quiet_pipeline_log()
@@ -191,7 +190,7 @@ def run_batches_replay(config_path: Path | None, batch_ids: Sequence[str], all_f
     except ExgateError as exc:
         return _fail(exc, lang)
     for problem in problems:  # the replay counts all the same: the receipt is in ST_RECEIPT
-        click.echo(say(lang, f"提示：回执未能发送到节点（已记录在库）：{problem}",
+        echo(say(lang, f"提示：回执未能发送到节点（已记录在库）：{problem}",
                        f"note: receipt not sent to the node (kept in the store): {problem}"),
                    err=True)
     return _report(results, missing, dry_run, as_json, lang)
@@ -241,12 +240,12 @@ def _report(results: list[ReplayResult], missing: list[str], dry_run: bool, as_j
                               ensure_ascii=False, indent=2))
         return code
     for result in results:
-        click.echo(_result_line(result, lang))
+        echo(_result_line(result, lang))
     for batch_id in missing:
-        click.echo(say(lang, f"{batch_id}: 未找到待重放的失败批次",
+        echo(say(lang, f"{batch_id}: 未找到待重放的失败批次",
                        f"{batch_id}: no failed batch to replay"))
     prefix = say(lang, "（演练，未做任何修改）", "(dry run, nothing changed) ") if dry_run else ""
-    click.echo(prefix + say(lang, f"重放 {len(results)} 个：成功 {landed}，仍失败 {failing}",
+    echo(prefix + say(lang, f"重放 {len(results)} 个：成功 {landed}，仍失败 {failing}",
                             f"replayed {len(results)}: {landed} landed, {failing} still "
                             "failing"))
     return code

@@ -17,6 +17,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from adapters.stores.sql import SqlStore
+from gateway.cli_support import printable
 from gateway.config import load_config
 from gateway.status import Group, NodeStatus, StatusReport
 from gateway.status_json import iso, report_json
@@ -95,7 +96,7 @@ def _node_line(node: NodeStatus, lang: str) -> Text:
         line.append("  " + ", ".join(reason_label(r, lang) for r in node.reasons),
                     STYLES[node.light.value])
     if node.last_error:
-        line.append(f"\n   {t('last_error', lang)}: {node.last_error[:200]}", "dim")
+        line.append(f"\n   {t('last_error', lang)}: {printable(node.last_error[:200])}", "dim")
     return line
 
 
@@ -106,8 +107,8 @@ def _failed_table(report: StatusReport, lang: str) -> Table:
     for failed in report.failed[:MAX_FAILED_SHOWN]:
         # Text, not str: the IDs and the detail come from the message, and a str cell
         # would be parsed as rich markup (a stray "[/x]" raises, "[red]" restyles).
-        table.add_row(Text(failed.batch_id), Text(failed.node_id or "?"),
-                      Text(f"{failed.reason}: {failed.detail[:120]}"),
+        table.add_row(Text(printable(failed.batch_id)), Text(printable(failed.node_id or "?")),
+                      Text(printable(f"{failed.reason}: {failed.detail[:120]}")),
                       failed.received_at.strftime("%Y-%m-%d %H:%M:%S"))
     if len(report.failed) > MAX_FAILED_SHOWN:
         table.caption = t("more_failed", lang, n=len(report.failed) - MAX_FAILED_SHOWN)

@@ -10,11 +10,13 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from click.testing import CliRunner
 from rich.console import Console
 
 from adapters.stores.base import FailedBatch, NodeInfo
 from adapters.stores.sql import MIGRATIONS, SqlStore, now_beijing
 from adapters.stores.sql_status import day_start, read_status_rows, week_start
+from cli import main
 from gateway.status import StatusReport, build_report
 from gateway.status_command import run_status
 from gateway.status_rules import Light, StatusThresholds
@@ -140,3 +142,23 @@ def test_exgate_status_prints_message_text_verbatim_never_as_markup(store: SqlSt
     assert run_status(config, False, "en", console=console) == 0
     text = console.export_text()
     assert "B[/x]" in text and "[bold]n9" in text and hostile in text
+
+
+def test_control_codes_from_messages_never_reach_the_terminal(store: SqlStore,
+                                                              tmp_path: Path) -> None:
+    # An ESC sequence in a refused message's detail could rewrite an operator's screen.
+    store.mirror_node(NodeInfo("n9", "430102", "n9", "active", (1,)))
+    store.record_failed(FailedBatch(
+        "B\x1b[2J", "n9", "unknown-node", "node \x1b]0;pwned\x07 unknown", b"sealed",
+        "430000.430100.430102.n9", {}, None, now_beijing()))
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[level]\ndivision = "430100"\n[broker]\nurl = "amqp://g@127.0.0.1/"\n'
+                      f'[store]\nurl = "sqlite:///{tmp_path / "store.db"}"\n'
+                      f'[registry]\npath = "registry"\n', encoding="utf-8")
+    console = Console(record=True, width=400, color_system=None)
+    assert run_status(config, False, "en", console=console) == 0
+    text = console.export_text()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "B\\x1b[2J" in text and "\\x1b]0;pwned\\x07" in text
+    listing = CliRunner().invoke(main, ["batches", "list", "--failed", "-c", str(config)])
+    assert "\x1b" not in listing.output and "B\\x1b[2J" in listing.output
