@@ -29,7 +29,8 @@ def main() -> None:
               help="text: file:line:col: ELEMENT/FIELD: message; json: one object")
 @click.option("--schema-version", type=int, default=None,
               help="Require this schema version (default: any version the gateway knows)")
-@click.option("--max-file-mb", type=int, default=4096, show_default=True, help="Size cap per file")
+@click.option("--max-file-mb", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Size cap per file")
 @LANG_OPTION
 def validate(paths: tuple[Path, ...], output: str, schema_version: int | None,
              max_file_mb: int, lang: str) -> None:
