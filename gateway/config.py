@@ -35,7 +35,16 @@ from schemas.errors import ConfigError
 __all__ = ["GatewayConfig", "GatewaySettings", "load_config", "parse_listen", "redact"]
 
 _DIVISION = re.compile(r"[1-9]\d{5}")
-_TABLES = {"level", "broker", "store", "registry", "gateway", "dashboard", "status"}
+# The keys of each table ([status]: the fields of StatusThresholds, checked there).
+_KEYS: dict[str, frozenset[str]] = {
+    "level": frozenset({"division"}),
+    "broker": frozenset({"url", "password_file"}),
+    "store": frozenset({"url", "password_file"}),
+    "registry": frozenset({"path"}),
+    "gateway": frozenset({"workers", "prefetch", "hold_seconds", "drain_idle_seconds"}),
+    "dashboard": frozenset({"listen", "refresh_seconds"}),
+}
+_TABLES = {*_KEYS, "status"}
 
 
 def redact(url: str) -> str:
@@ -83,6 +92,7 @@ def load_config(path: Path) -> GatewayConfig:
         raise ConfigError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}; "
                           f"expected {', '.join(sorted(_TABLES))}")
     reader = _Reader(path, data)
+    reader.known_keys()
     division = reader.text("level", "division", required=True)
     if not _DIVISION.fullmatch(division):
         raise ConfigError(f"{path}: [level] division = {division!r} is not a 6-digit "
@@ -110,6 +120,15 @@ class _Reader:
         if not isinstance(value, dict):
             raise ConfigError(f"{self.path}: [{name}] must be a table")
         return value
+
+    def known_keys(self) -> None:
+        """A misspelt key is an error, not a default silently taken instead."""
+        for name, keys in _KEYS.items():
+            unknown = set(self.table(name)) - keys
+            if unknown:
+                raise ConfigError(f"{self.path}: [{name}] unknown key(s) "
+                                  f"{', '.join(sorted(unknown))}; expected "
+                                  f"{', '.join(sorted(keys))}")
 
     def text(self, table: str, key: str, required: bool = False) -> str:
         value = self.table(table).get(key)

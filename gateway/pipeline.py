@@ -5,8 +5,9 @@
 the broker; the consumer acks and publishes. The order of the checks is the order that
 costs an attacker the most:
 
-1. the sending node: registry entry, active, ``user_id`` (which RabbitMQ checks against
-   the connection's login) equal to its broker user, routing key equal to its own;
+1. a batch ID (``message_id``) the store can keep; the sending node: registry entry,
+   active, ``user_id`` (which RabbitMQ checks against the connection's login) equal to
+   its broker user, routing key equal to its own;
 2. unseal: Ed25519 signature, AES-256-GCM (bound to node, batch ID and key version),
    capped gunzip;
 3. the sha256 header against the plain XML;
@@ -32,8 +33,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from adapters.amqp.topology import routing_key as node_routing_key
-from adapters.sealing import NodeVerifier, SealError, unseal
+from adapters.sealing import DEFAULT_MAX_PLAIN_BYTES, NodeVerifier, SealError, unseal
 from adapters.stores.base import (
+    BATCH_ID_LENGTH,
     BatchRefused,
     FailedBatch,
     Heartbeat,
@@ -107,6 +109,7 @@ class Pipeline:
     registry: NodeDirectory
     store: Store
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(BEIJING))
+    max_plain_bytes: int = DEFAULT_MAX_PLAIN_BYTES  # a batch that inflates past this is refused
     _mirrored: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
@@ -133,10 +136,14 @@ class Pipeline:
                 received: datetime) -> IncomingBatch:
         if not batch_id:
             raise Refusal("missing-batch-id", "the message has no message_id (batch ID)", False)
+        if len(batch_id) > BATCH_ID_LENGTH:
+            raise Refusal("bad-batch-id", f"message_id has {len(batch_id)} characters; a "
+                          f"batch ID has at most {BATCH_ID_LENGTH}", False)
         entry = self._node(delivery, node_id)
         verifier = self._verifier(delivery, entry)
         try:
-            plain = unseal(delivery.body, verifier, batch_id)
+            plain = unseal(delivery.body, verifier, batch_id,
+                           max_plain_bytes=self.max_plain_bytes)
         except SealError as exc:
             raise Refusal(exc.reason, str(exc)) from exc
         digest = hashlib.sha256(plain).hexdigest()
@@ -224,10 +231,13 @@ class Pipeline:
                         "(routing key %s)", delivery.routing_key)
             return False
         entry = self.registry.get(node_id)
-        if entry is None or (delivery.user_id is not None
-                             and delivery.user_id != entry.broker_user):
-            log.warning("dropped a heartbeat claiming node %s from broker user %r", node_id,
-                        delivery.user_id, extra={"node_id": node_id})
+        # As for batches: RabbitMQ vouches for user_id, topic permissions for the routing
+        # key; a heartbeat without them could come from any node naming another.
+        if entry is None or delivery.user_id != entry.broker_user or \
+                delivery.routing_key != node_routing_key(entry.division, entry.node_id):
+            log.warning("dropped a heartbeat claiming node %s from broker user %r with "
+                        "routing key %r", node_id[:64], delivery.user_id,
+                        delivery.routing_key, extra={"node_id": node_id[:64]})
             return False
         lag = data.get("source_lag_s")
         received = self.clock()

@@ -22,6 +22,7 @@ from schemas.errors import RejectedBatch
 from schemas.records import Record
 
 __all__ = [
+    "BATCH_ID_LENGTH",
     "BATCH_ID_REUSED",
     "BatchRefused",
     "BatchState",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 BATCH_ID_REUSED = "batch id reused"
+BATCH_ID_LENGTH = 100  # the longest batch ID a store keeps; the gateway refuses longer ones
 BatchState = str  # "stored" | "failed"
 
 

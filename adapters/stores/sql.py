@@ -56,7 +56,13 @@ from adapters.stores.base import (
     WriteResult,
 )
 from adapters.stores.sql_coverage import cover
-from adapters.stores.sql_schema import ElementTable, StoreSchema, store_schema
+from adapters.stores.sql_schema import (
+    BATCH_ID_LENGTH,
+    NODE_ID_LENGTH,
+    ElementTable,
+    StoreSchema,
+    store_schema,
+)
 from schemas.errors import ConfigError, ExgateError, FatalError, RetriableError
 from schemas.records import Record
 from schemas.times import BEIJING
@@ -220,15 +226,19 @@ class SqlStore:
     def record_failed(self, failed: FailedBatch) -> None:
         t = self.schema.failed
         body_sha = hashlib.sha256(failed.body).hexdigest()
-        with self._guard(f"keep failed batch {failed.batch_id}"), self._engine.begin() as conn:
+        # The IDs come from whoever sent the message: cut to the columns, so that keeping
+        # the refusal can never fail (and hold the message) on a driver's length check.
+        batch_id = failed.batch_id[:BATCH_ID_LENGTH]
+        node_id, user_id = _cut(failed.node_id, NODE_ID_LENGTH), _cut(failed.user_id, 255)
+        with self._guard(f"keep failed batch {batch_id}"), self._engine.begin() as conn:
             seen = conn.execute(select(t.c.FAILED_ID).where(and_(
-                t.c["BATCH_ID"] == failed.batch_id, t.c["BODY_SHA256"] == body_sha))).first()
+                t.c["BATCH_ID"] == batch_id, t.c["BODY_SHA256"] == body_sha))).first()
             if seen is not None:  # the same refused message again: keep one copy
                 return
             conn.execute(insert(t).values(
-                BATCH_ID=failed.batch_id, NODE_ID=failed.node_id, REASON=failed.reason,
+                BATCH_ID=batch_id, NODE_ID=node_id, REASON=failed.reason[:50],
                 DETAIL=failed.detail[:2000], ROUTING_KEY=failed.routing_key[:255],
-                USER_ID=failed.user_id, HEADERS=_json(failed.headers), BODY_SHA256=body_sha,
+                USER_ID=user_id, HEADERS=_json(failed.headers), BODY_SHA256=body_sha,
                 BODY=failed.body, RECEIVED_AT=_naive(failed.received_at)))
 
     def record_receipt(self, receipt: ReceiptRow) -> None:
@@ -243,9 +253,9 @@ class SqlStore:
         with self._guard(f"keep heartbeat of node {heartbeat.node_id}"), \
                 self._engine.begin() as conn:
             conn.execute(insert(self.schema.heartbeat).values(
-                NODE_ID=heartbeat.node_id, DIVISION=heartbeat.division,
+                NODE_ID=heartbeat.node_id, DIVISION=_cut(heartbeat.division, 6),
                 SENT_AT=None if heartbeat.sent_at is None else _naive(heartbeat.sent_at),
-                RECEIVED_AT=_naive(heartbeat.received_at), VERSION=heartbeat.version,
+                RECEIVED_AT=_naive(heartbeat.received_at), VERSION=_cut(heartbeat.version, 50),
                 OUTBOX=_json(heartbeat.outbox), SOURCE_LAG_S=heartbeat.source_lag_s,
                 LAST_ERROR=None if heartbeat.last_error is None else heartbeat.last_error[:2000]))
             conn.execute(update(n).where(n.c["NODE_ID"] == heartbeat.node_id)
@@ -346,6 +356,11 @@ def _by_element(records: Sequence[Record]) -> dict[str, list[Record]]:
     for record in records:
         grouped.setdefault(record.element, []).append(record)
     return grouped
+
+
+def _cut(text: str | None, length: int) -> str | None:
+    """A sender's text cut to its column: a driver's length check would fail it forever."""
+    return None if text is None else text[:length]
 
 
 def _json(value: Any) -> str:

@@ -47,11 +47,13 @@ from sqlalchemy.dialects import mysql, oracle
 from sqlalchemy.types import TypeEngine
 
 from adapters.frontdb import fold_identifier
+from adapters.stores.base import BATCH_ID_LENGTH
 from schemas.catalog import ElementSpec, SchemaCatalog, load_catalog
 
 __all__ = [
     "BATCH_ID_LENGTH",
     "CONTROL_TABLES",
+    "NODE_ID_LENGTH",
     "VERSION_TABLE",
     "ElementTable",
     "StoreSchema",
@@ -60,7 +62,6 @@ __all__ = [
     "store_schema",
 ]
 
-BATCH_ID_LENGTH = 100
 VERSION_TABLE = "ST_SCHEMA_VERSION"  # Alembic's revision table
 NODE_ID_LENGTH = 64
 CONTROL_TABLES = ("ST_BATCH", "ST_FAILED_BATCH", "ST_CONFLICT", "ST_NODE", "ST_RECEIPT",

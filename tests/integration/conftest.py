@@ -8,10 +8,7 @@ session broker, so tests never see each other's queues).
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -19,6 +16,7 @@ from urllib.parse import quote
 import pytest
 
 from gateway.broker_node import LocalBroker
+from gateway.mgmt_api import ManagementApi
 from tests.servers import (
     MariaDBServer,
     PostgresServer,
@@ -79,7 +77,7 @@ def mariadb_url(mariadb_server: MariaDBServer) -> Iterator[str]:
 @pytest.fixture
 def amqp_url(rabbitmq_server: LocalBroker) -> Iterator[str]:
     vhost, user, password = fresh_name("vh"), fresh_name("u"), secrets.token_urlsafe(12)
-    api = _ManagementApi(rabbitmq_server)
+    api = ManagementApi.from_broker(rabbitmq_server)
     api.put(f"vhosts/{quote(vhost, safe='')}", {})
     api.put(f"users/{user}", {"password": password, "tags": "administrator"})
     api.put(
@@ -90,29 +88,3 @@ def amqp_url(rabbitmq_server: LocalBroker) -> Iterator[str]:
     api.delete(f"vhosts/{quote(vhost, safe='')}")
     api.delete(f"users/{user}")
 
-
-class _ManagementApi:
-    """The management HTTP API: milliseconds per call, where rabbitmqctl takes a second."""
-
-    def __init__(self, broker: LocalBroker) -> None:
-        if broker.management_url is None:
-            raise RuntimeError("the test broker runs without the management plugin")
-        self._root = f"{broker.management_url}/api/"
-        token = f"{broker.admin_user}:{broker.admin_password}".encode()
-        self._auth = "Basic " + base64.b64encode(token).decode()
-
-    def put(self, path: str, body: dict[str, str]) -> None:
-        self._send("PUT", path, json.dumps(body).encode())
-
-    def delete(self, path: str) -> None:
-        self._send("DELETE", path, None)
-
-    def _send(self, method: str, path: str, data: bytes | None) -> None:
-        request = urllib.request.Request(
-            self._root + path,
-            data=data,
-            method=method,
-            headers={"Authorization": self._auth, "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30):
-            pass

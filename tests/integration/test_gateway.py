@@ -261,3 +261,52 @@ def test_heartbeats_from_the_status_queue_are_stored(world: World, store: SqlSto
     h = store.schema.heartbeat
     [row] = rows(store, h)
     assert (row[h.c.NODE_ID.name], row[h.c.SOURCE_LAG_S.name]) == ("n1", 0.5)
+
+
+def test_the_other_refusals_are_kept_against_the_real_broker(world: World, store: SqlStore,
+                                                            caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    good = records(record("SBXX"))
+    world.publish("SHA", good, **{"x-exgate-sha256": "0" * 64})
+    world.publish("KEYV", good, **{"x-exgate-key-version": 7})
+    bomb = seal(bytes(64 * 1024), world.keys, "BOMB")  # inflates past the 32 KiB cap below
+    world.publish("BOMB", good, body=bomb)
+    world.publish("L" * 101, good)
+    # The vhost administrator may publish under any key: the gateway still checks it.
+    envelope = build_envelope("ROUTED", good, world.node)
+    world.channel.basic_publish(RECORDS_EXCHANGE, routing_key("430103", "n1"), envelope.body,
+                                envelope.properties, mandatory=True)
+    anonymous = build_envelope("NOUSER", good, world.node)
+    anonymous.properties.user_id = None
+    world.channel.basic_publish(RECORDS_EXCHANGE, routing_key("430102", "n1"), anonymous.body,
+                                anonymous.properties, mandatory=True)
+    with caplog.at_level(logging.WARNING, logger="exgate.gateway"):
+        Consumer(world.url, Pipeline(LEVEL, world.registry, store, max_plain_bytes=32 * 1024),
+                 SETTINGS, drain=True).run()
+    world.registry.disable("n1")
+    world.publish("OFF", good)
+    with caplog.at_level(logging.WARNING, logger="exgate.gateway"):
+        world.consumer(store).run()
+    f = store.schema.failed
+    reasons = {(r[f.c.BATCH_ID.name], r[f.c.REASON.name]) for r in rows(store, f)}
+    assert reasons == {("SHA", "sha256-mismatch"), ("KEYV", "unknown-key-version"),
+                       ("BOMB", "too-large"), ("L" * 100, "bad-batch-id"),
+                       ("ROUTED", "routing-mismatch"), ("NOUSER", "user-mismatch"),
+                       ("OFF", "node-disabled")}
+    assert rows(store, store.schema.batch) == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for batch_id, reason in reasons:
+        assert any(batch_id in w and reason in w for w in warnings), (batch_id, reason)
+    assert not any(world.keys.dek.hex() in w or "password" in w for w in warnings)
+    receipts = {(r["batch_id"], r["status"]) for r in world.receipts()}
+    assert receipts == {("SHA", "failed"), ("KEYV", "failed"), ("BOMB", "failed"),
+                        ("OFF", "failed")}  # none to a sender not proven to be the node
+
+
+def test_a_heartbeat_naming_another_node_is_dropped(world: World, store: SqlStore) -> None:
+    beat = json.dumps({"node_id": "n1", "division": "430102", "source_lag_s": 0}).encode()
+    # No user_id: RabbitMQ vouches for nobody, so it may come from any node.
+    world.channel.basic_publish("exgate.status", routing_key("430102", "n1"), beat,
+                                pika.BasicProperties())
+    world.consumer(store).run()
+    assert rows(store, store.schema.heartbeat) == []

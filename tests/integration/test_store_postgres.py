@@ -9,6 +9,8 @@ import pytest
 from adapters.stores.sql import SqlStore
 from tests.unit.adapters.test_sql_store import (  # noqa: F401 - collected here again
     test_store_batch_is_one_transaction,
+    test_store_keeps_a_failed_batch_whose_ids_overflow_the_columns,
+    test_store_keeps_a_heartbeat_whose_texts_overflow_the_columns,
     test_store_keeps_every_version_and_latest_picks_the_highest,
     test_store_keeps_failed_batches_once_per_body,
     test_store_keeps_the_protocol,

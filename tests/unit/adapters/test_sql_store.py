@@ -31,7 +31,13 @@ from adapters.stores.base import (
     Store,
 )
 from adapters.stores.sql import SqlStore, latest
-from adapters.stores.sql_schema import CONTROL_TABLES, VERSION_TABLE, store_schema
+from adapters.stores.sql_schema import (
+    BATCH_ID_LENGTH,
+    CONTROL_TABLES,
+    NODE_ID_LENGTH,
+    VERSION_TABLE,
+    store_schema,
+)
 from schemas.catalog import load_catalog
 from schemas.errors import RejectedBatch, RetriableError
 from schemas.reader import DocumentReader
@@ -188,6 +194,32 @@ def test_store_keeps_failed_batches_once_per_body(store: SqlStore) -> None:
         row = conn.execute(sa.select(f)).one()._mapping
     assert row[f.c.BODY] == b"\x00sealed" and row[f.c.REASON] == "bad-signature"
     assert json.loads(row[f.c.HEADERS]) == {"x-exgate-node": "n1"}
+
+
+def test_store_keeps_a_failed_batch_whose_ids_overflow_the_columns(store: SqlStore) -> None:
+    # Whatever a hostile sender puts in message_id, x-exgate-node or user_id, the refusal
+    # is kept: a driver error here would hold the message and retry it forever.
+    failed = FailedBatch("B" * 255, "n" * 5000, "unknown-node", "node not in the registry",
+                         b"\x00sealed", "430000.430100.430102.n1", {}, "u" * 300, NOW)
+    store.record_failed(failed)
+    store.record_failed(failed)
+    f = store.schema.failed
+    with store.engine.connect() as conn:
+        [row] = conn.execute(sa.select(f)).mappings()
+    assert row[f.c.BATCH_ID.name] == "B" * BATCH_ID_LENGTH
+    assert row[f.c.NODE_ID.name] == "n" * NODE_ID_LENGTH
+    assert row[f.c.USER_ID.name] == "u" * 255
+    assert row[f.c.BODY.name] == b"\x00sealed"
+
+
+def test_store_keeps_a_heartbeat_whose_texts_overflow_the_columns(store: SqlStore) -> None:
+    # The agent writes these texts; a long one must not hold the status queue forever.
+    store.record_heartbeat(Heartbeat("n1", "4301020", NOW, NOW, "v" * 80, {}, None, "e" * 3000))
+    h = store.schema.heartbeat
+    with store.engine.connect() as conn:
+        [row] = conn.execute(sa.select(h)).mappings()
+    assert (row[h.c.DIVISION.name], row[h.c.VERSION.name]) == ("430102", "v" * 50)
+    assert row[h.c.LAST_ERROR.name] == "e" * 2000
 
 
 def test_store_nodes_receipts_and_heartbeats(store: SqlStore) -> None:

@@ -14,6 +14,7 @@ import pytest
 from adapters.amqp.topology import routing_key
 from adapters.sealing import NodeKeys, NodeVerifier, generate_node_keys, seal
 from adapters.stores.base import (
+    BATCH_ID_LENGTH,
     BATCH_ID_REUSED,
     BatchRefused,
     FailedBatch,
@@ -219,6 +220,17 @@ def test_a_routing_key_outside_the_node_is_refused(
     refused(pipeline, store, message, "routing-mismatch", caplog, trusted=False)
 
 
+def test_a_batch_id_longer_than_the_store_keeps_is_refused(
+        pipeline: Pipeline, store: MemoryStore, keys: NodeKeys,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Sealed and signed with that ID (HEAD/BATCHID is optional), so only its length is
+    # wrong: a store column would refuse it on every attempt, holding the batch forever.
+    long_id = "B" * (BATCH_ID_LENGTH + 1)
+    xml = document([record("SBXX")], head={"NODEID": "n1", "COUNT": "1"})
+    message = delivery(keys, xml, long_id)
+    refused(pipeline, store, message, "bad-batch-id", caplog, trusted=False)
+
+
 def test_a_disabled_node_is_refused(pipeline: Pipeline, store: MemoryStore, keys: NodeKeys,
                                     registry: FakeRegistry,
                                     caplog: pytest.LogCaptureFixture) -> None:
@@ -304,3 +316,19 @@ def test_a_heartbeat_is_stored_and_a_stranger_s_dropped(pipeline: Pipeline, stor
     assert not pipeline.heartbeat(replace(beat, user_id="u-n2"))
     assert not pipeline.heartbeat(replace(beat, body=b"not json"))
     assert len(store.heartbeats) == 1
+
+
+def test_a_heartbeat_is_dropped_unless_the_node_itself_sent_it(
+        pipeline: Pipeline, store: MemoryStore, registry: FakeRegistry) -> None:
+    # Node n2 may publish on exgate.status with its own routing key only, but it can leave
+    # user_id out and name n1 in the body: n1 would look alive while it is down.
+    registry.add(generate_node_keys("n2", 1), "430103")
+    body = json.dumps({"node_id": "n1", "division": "430102", "source_lag_s": 0}).encode()
+    own = Delivery(routing_key("430102", "n1"), body, None, "u-n1", {})
+    assert not pipeline.heartbeat(replace(own, user_id=None))
+    assert not pipeline.heartbeat(replace(own, routing_key=routing_key("430103", "n2")))
+    assert not pipeline.heartbeat(replace(own, routing_key=routing_key("430103", "n2"),
+                                          user_id="u-n2"))
+    assert store.heartbeats == []
+    assert pipeline.heartbeat(own)
+    assert [h.node_id for h in store.heartbeats] == ["n1"]

@@ -1,0 +1,60 @@
+"""The gateway's TOML configuration: the shipped example, every key real, secrets kept out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_config, redact
+from schemas.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[3] / "config" / "gateway.example.toml"
+
+
+def test_the_example_loads_with_every_key_it_shows() -> None:
+    config = load_config(EXAMPLE)
+    assert config.division == "430100"
+    assert config.broker_url == "amqps://gateway-430100@mq.hn.gov.example:5671/exgate"
+    assert config.store_url == "sqlite:////var/lib/exgate/store-430100.db"
+    assert config.registry_path == Path("/var/lib/exgate/registry")
+    assert (config.gateway.workers, config.gateway.prefetch, config.gateway.hold_seconds,
+            config.gateway.drain_idle_seconds) == (4, 8, 1200, 2)
+    assert (config.dashboard_listen, config.dashboard_refresh_s) == (None, 30)
+    assert config.status.failed_red_count == 3
+
+
+def test_the_commented_out_keys_of_the_example_are_real_too(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for key in ("password_file", "listen"):
+        assert f"# {key} = " in text
+        text = text.replace(f"# {key} = ", f"{key} = ")
+    text = text.replace('url = "sqlite:////var/lib/exgate/store-430100.db"\n', "")
+    text = text.replace("# url = ", "url = ").replace('"/etc/exgate/broker.password"',
+                                                      f'"{secret}"')
+    text = text.replace('"/etc/exgate/store.password"', f'"{secret}"')
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    assert config.broker_url == "amqps://gateway-430100:s3cret@mq.hn.gov.example:5671/exgate"
+    assert config.store_url == "postgresql://exgate:s3cret@db.hn.gov.example/supervision"
+    assert config.dashboard_listen == "127.0.0.1:8430"
+    assert "s3cret" not in repr(config)
+    assert "s3cret" not in redact(config.broker_url)
+
+
+@pytest.mark.parametrize(("table", "typo"), [("level", "divison = \"430100\""),
+                                             ("broker", "pasword_file = \"x\""),
+                                             ("store", "uri = \"sqlite:///x.db\""),
+                                             ("registry", "folder = \"r\""),
+                                             ("gateway", "worker = 8"),
+                                             ("dashboard", "listen_on = \"8430\"")])
+def test_a_misspelt_key_is_a_config_error_naming_it(tmp_path: Path, table: str,
+                                                    typo: str) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace(f"[{table}]\n", f"[{table}]\n{typo}\n")
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"\[{table}\].*{typo.split(' ')[0]}"):
+        load_config(path)
