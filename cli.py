@@ -318,7 +318,7 @@ def node_add(node_id: str, division: str, registry: Path, broker_base: Path | No
     \b
     Example:
       exgate node add furong-01 --division 430102 --registry /etc/exgate/registry \\
-          --admin-url http://admin:secret@127.0.0.1:15672 --out furong-01.key
+          --admin-url http://admin@127.0.0.1:15672 --out furong-01.key
     Exit codes: 0 ok, 1 broker error, 2 bad ID, division or configuration.
     """
     from gateway.node_command import run_node
@@ -354,7 +354,7 @@ def node_disable(node_id: str, registry: Path, broker_base: Path | None,
 
     \b
     Example:
-      exgate node disable furong-01 --admin-url http://admin:secret@127.0.0.1:15672
+      exgate node disable furong-01 --admin-url http://admin@127.0.0.1:15672
     """
     from gateway.node_command import run_node
 

@@ -24,7 +24,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -91,7 +91,7 @@ class _Settings:
     node_name: str
     ports: BrokerPorts
     admin_user: str
-    admin_password: str
+    admin_password: str = field(repr=False)
 
 
 @dataclass(frozen=True)

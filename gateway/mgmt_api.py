@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from gateway.broker_node import LocalBroker
 from schemas.errors import ConfigError, FatalError, RetriableError
@@ -42,18 +43,18 @@ class ManagementApi:
 
     @classmethod
     def from_url(cls, url: str) -> ManagementApi:
-        """``http://admin:password@127.0.0.1:15672``: credentials in the URL."""
+        """``http://admin@127.0.0.1:15672``; the password from ``EXGATE_ADMIN_PASSWORD``
+        (kept out of the command line, ``ps`` and shell history) or, failing that, the URL."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.username:
-            raise ConfigError("--admin-url must look like http://USER:PASSWORD@HOST:PORT "
-                              "(the management plugin's address)")
+            raise ConfigError("--admin-url must look like http://USER@HOST:PORT (the management "
+                              "plugin's address); put the password in EXGATE_ADMIN_PASSWORD")
         netloc = parts.hostname or ""
         if parts.port:
             netloc += f":{parts.port}"
         root = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-        from urllib.parse import unquote
-
-        return cls(root, unquote(parts.username), unquote(parts.password or ""))
+        password = os.environ.get("EXGATE_ADMIN_PASSWORD") or unquote(parts.password or "")
+        return cls(root, unquote(parts.username), password)
 
     @classmethod
     def from_broker(cls, broker: LocalBroker) -> ManagementApi:

@@ -1,0 +1,27 @@
+"""The management API's admin credentials stay off the command line."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from gateway.broker_node import _Settings
+from gateway.mgmt_api import ManagementApi
+from schemas.errors import ConfigError
+
+
+def test_the_admin_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXGATE_ADMIN_PASSWORD", "s3cret")
+    api = ManagementApi.from_url("http://admin@127.0.0.1:15672")
+    assert "s3cret" not in repr(api)
+    assert api._auth == "Basic " + base64.b64encode(b"admin:s3cret").decode()
+
+
+def test_a_url_without_a_user_says_where_the_password_goes() -> None:
+    with pytest.raises(ConfigError, match="EXGATE_ADMIN_PASSWORD"):
+        ManagementApi.from_url("http://127.0.0.1:15672")
+
+
+def test_the_dev_broker_settings_never_show_the_admin_password() -> None:
+    assert _Settings.__dataclass_fields__["admin_password"].repr is False
