@@ -88,6 +88,7 @@ class SourceTally:
     conflicts_by: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     rejected: int = 0
     reject_lines: list[str] = field(default_factory=list)
+    issue_lines: int = 0  # every reject line produced; only max_listed of them are kept
     error: str | None = None
 
 
@@ -129,6 +130,7 @@ class Tally:
         lines += [_reject_line(issue.file or name, issue.line, issue.element, issue.field,
                                issue.message(lang)) for issue in chunk.file_issues]
         tally.rejected += result.rejected + len({i.file for i in chunk.file_issues})
+        tally.issue_lines += len(lines)
         room = self.max_listed - len(tally.reject_lines)
         tally.reject_lines.extend(lines[:max(room, 0)])
         return lines
@@ -149,7 +151,7 @@ class Tally:
             if tally.reject_lines:
                 out.append(say("summary-rejects", lang))
                 out.extend(f"  {line}" for line in tally.reject_lines)
-                hidden = tally.rejected - len(tally.reject_lines)
+                hidden = tally.issue_lines - len(tally.reject_lines)
                 if hidden > 0:
                     out.append(say("summary-more", lang, count=hidden))
         out.append(say("summary-outbox", lang, pending=self.pending_batches,
