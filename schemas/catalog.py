@@ -8,7 +8,7 @@ all come from the schema file, never from lists in code.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import xmlschema
 from lxml import etree
 
 from schemas.errors import ConfigError
+from schemas.value_checks import FastCheck, Predicate, compile_type
 
 __all__ = [
     "CURRENT_VERSION",
@@ -42,6 +43,8 @@ class FieldSpec:
     label: str
     required: bool
     type_name: str
+    # The field's XSD type as a conservative predicate (see schemas/value_checks.py).
+    accepts: Predicate = field(default=lambda _value: False, compare=False, repr=False)
 
     @property
     def is_time(self) -> bool:
@@ -72,6 +75,10 @@ class ElementSpec:
     fields: Mapping[str, FieldSpec]
 
     # Cached: the validator asks for these once per record.
+    @cached_property
+    def field_codes(self) -> tuple[str, ...]:
+        return tuple(self.fields)
+
     @cached_property
     def required_fields(self) -> tuple[str, ...]:
         return tuple(code for code, spec in self.fields.items() if spec.required)
@@ -108,6 +115,19 @@ class SchemaCatalog:
     def tag(self, local_name: str) -> str:
         """The Clark-notation tag of a local name in this version's namespace."""
         return f"{{{self.namespace}}}{local_name}"
+
+    @cached_property
+    def fast_checks(self) -> Mapping[str, FastCheck]:
+        """Per element, the fast path that proves records valid without lxml."""
+        return {
+            code: FastCheck.build(
+                self.namespace,
+                code,
+                {name: spec.accepts for name, spec in element.fields.items()},
+                frozenset(element.required_fields),
+            )
+            for code, element in self.elements.items()
+        }
 
     @property
     def element_codes(self) -> tuple[str, ...]:
@@ -191,6 +211,7 @@ def _field_specs(element: xmlschema.XsdElement) -> dict[str, FieldSpec]:
             label=_label(child),
             required=child.min_occurs > 0,
             type_name=type_name or "",
+            accepts=compile_type(own),
         )
     return fields
 

@@ -141,7 +141,8 @@ class DocumentReader:
                 if parent is None:
                     continue
                 if parent.tag == state.body_tag and element.tag != state.head_tag:
-                    yield from self._unknown_before(element, state)
+                    if element.getprevious() is not None:
+                        yield from self._unknown_before(element, state)
                     yield self._record(element, latest, state)
                 elif element.tag == state.head_tag and parent.getparent() is None:
                     self._head(element, state)
@@ -223,13 +224,13 @@ class DocumentReader:
 
     def _record(self, element: etree._Element, latest: datetime, state: _Walk) -> RecordCheck:
         assert self._catalog is not None
-        spec = self._catalog.elements[etree.QName(element).localname]
+        spec = self._catalog.elements[element.tag[self._catalog.prefix_length:]]
         self.records += 1
         result = check_record(element, spec, self._catalog, state.head_division, latest)
         if result.valid and self.node_division is not None:
             result = outside_node(result, spec, self.node_division)
         if result.valid:
-            result = state.deduplicate(result, self.name, tuple(spec.fields))
+            result = state.deduplicate(result, self.name, spec.field_codes)
         else:
             self._check_subtree_text(element)  # the XSD refuses any text this long anyway
         if result.valid:
@@ -455,8 +456,7 @@ class _Walk:
         if record is None:
             return result
         key_hash = hash((record.element, record.key, record.version))
-        fields = record.fields
-        content = hash(tuple(fields.get(name) for name in spec_fields)) & 0xFFFFFFFF
+        content = hash(tuple(map(record.fields.get, spec_fields))) & 0xFFFFFFFF
         first = self.seen.get(key_hash)
         if first is None:
             self.seen[key_hash] = content << 32 | (record.line or 0) & 0xFFFFFFFF

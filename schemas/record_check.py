@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +12,7 @@ from schemas.catalog import ElementSpec, FieldSpec, SchemaCatalog
 from schemas.divisions import within
 from schemas.issues import Issue, IssueCode
 from schemas.records import Record
-from schemas.rules import check_division, normalise_values, rules_for
+from schemas.rules import Rule, check_division, normalise_values, rules_for
 from schemas.xsd_errors import value_issues
 
 __all__ = [
@@ -48,12 +48,34 @@ def check_record(
     latest: datetime,
 ) -> RecordCheck:
     line = element.sourceline
-    if catalog.xml_schema.validate(element):
-        cut = catalog.prefix_length
-        fields = {child.tag[cut:]: child.text or "" for child in element}
-        issues: list[Issue] = []
-    else:
-        fields, issues = _fields_after_errors(element, spec.code, spec.fields, catalog, line)
+    fields = catalog.fast_checks[spec.code].proven_fields(element)
+    issues: list[Issue] = []
+    if fields is None:  # the fast path cannot prove it: lxml decides, and says why
+        if catalog.xml_schema.validate(element):
+            cut = catalog.prefix_length
+            fields = {child.tag[cut:]: child.text or "" for child in element}
+        else:
+            fields, issues = _fields_after_errors(element, spec.code, spec.fields, catalog, line)
+    result = _judge(fields, issues, spec, head_division, latest, line)
+    if result.valid:
+        return result
+    lines = _field_lines(element, catalog.namespace)
+    located = tuple(
+        i.located(line=lines.get(i.field or "", line)) if i.line is None else i
+        for i in result.issues
+    )
+    return RecordCheck(spec.code, line, None, located)
+
+
+def _judge(
+    fields: dict[str, str],
+    issues: list[Issue],
+    spec: ElementSpec,
+    head_division: str | None,
+    latest: datetime,
+    line: int | None,
+) -> RecordCheck:
+    """The semantic rules over fields that passed the XSD (``issues``: those that did not)."""
     fields, time_issues = normalise_values(fields, spec, latest)
     if time_issues:
         issues.extend(time_issues)
@@ -61,14 +83,12 @@ def check_record(
     if rules is None:
         rules = _RULES[id(spec)] = rules_for(spec)
     for rule in rules:
-        issues.extend(rule(fields, spec))
-    issues.extend(check_division(fields, spec, head_division))
+        if found := rule(fields, spec):
+            issues.extend(found)
+    if found := check_division(fields, spec, head_division):
+        issues.extend(found)
     if issues:
-        lines = _field_lines(element, catalog.namespace)
-        located = tuple(
-            i.located(line=lines.get(i.field or "", line)) if i.line is None else i for i in issues
-        )
-        return RecordCheck(spec.code, line, None, located)
+        return RecordCheck(spec.code, line, None, tuple(issues))
     record = Record(
         spec.code, fields, tuple(fields[k] for k in spec.key), int(fields["SJBBH"]), line
     )
@@ -76,7 +96,7 @@ def check_record(
 
 
 # The rules that apply to each element spec; catalogs (and so specs) live for the process.
-_RULES: dict[int, tuple[Callable[[Mapping[str, str], ElementSpec], Iterator[Issue]], ...]] = {}
+_RULES: dict[int, tuple[Rule, ...]] = {}
 
 
 def outside_node(result: RecordCheck, spec: ElementSpec, node_division: str) -> RecordCheck:
@@ -251,8 +271,9 @@ def check_fields(
 ) -> RecordCheck:
     """Validate a record given as a mapping of field codes to text (a database row).
 
-    The row is built into an element and goes through exactly the same checks as a
-    record read from XML. ``None`` and empty values are treated as absent fields.
+    A row the fast path proves valid goes straight to the semantic rules; any other is
+    built into an element and goes through exactly the same checks as a record read
+    from XML. ``None`` and empty values are treated as absent fields.
     """
     spec = catalog.elements.get(element_code)
     if spec is None:
@@ -265,15 +286,26 @@ def check_fields(
             line=line,
         )
         return RecordCheck(element_code, line, None, (issue,))
+    proven = catalog.fast_checks[element_code].proven_row(fields)
+    if proven is not None:
+        result = _judge(proven, [], spec, head_division, latest, line)
+    else:
+        result = check_record(_row_element(fields, catalog, element_code), spec, catalog,
+                              head_division, latest)
+    if line is None or result.valid:
+        return result
+    return RecordCheck(
+        result.element, line, result.record, tuple(i.located(line=line) for i in result.issues)
+    )
+
+
+def _row_element(
+    fields: Mapping[str, str | None], catalog: SchemaCatalog, element_code: str
+) -> etree._Element:
     element = etree.Element(catalog.tag(element_code))
     for name, value in fields.items():
         if value is None or value == "":
             continue
         child = etree.SubElement(element, catalog.tag(name))
         child.text = value
-    result = check_record(element, spec, catalog, head_division, latest)
-    if line is None:
-        return result
-    return RecordCheck(
-        result.element, line, result.record, tuple(i.located(line=line) for i in result.issues)
-    )
+    return element

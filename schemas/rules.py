@@ -1,14 +1,16 @@
 """Semantic rules the XSD cannot express, as pure functions.
 
 Each rule takes the fields of one record that already passed the XSD (a field with a
-type error is left out, so a bad value is reported once) and yields ``Issue``s without
-a location; the reader attaches file, line and column.
+type error is left out, so a bad value is reported once) and returns a list of
+``Issue``s without a location; the reader attaches file, line and column. Lists, not
+generators: the rules run for every record, and an empty list is the cheaper answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+import re
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from functools import lru_cache
 
 from schemas.catalog import ElementSpec
@@ -18,6 +20,8 @@ from schemas.issues import Issue, IssueCode
 from schemas.times import format_time, parse_time
 
 __all__ = [
+    "Rule",
+    "canonical_time",
     "check_applicant_id",
     "check_conditional_fields",
     "check_credit_codes",
@@ -46,71 +50,65 @@ def _issue(
     return Issue(code, message_id, {"field": field, "label": label, **args}, spec.code, field)
 
 
-def check_credit_codes(fields: Fields, spec: ElementSpec) -> Iterator[Issue]:
+def check_credit_codes(fields: Fields, spec: ElementSpec) -> list[Issue]:
     """Every credit-code field (TYSHXYDM, SJJGDM, SLBM, BJBM) passes GB 32100."""
-    for name in spec.credit_code_fields:
-        value = fields.get(name)
-        if value is not None and not credit_code_valid(value):
-            yield _issue(
-                spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit", name, value=value
-            )
+    return [
+        _issue(spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit", name, value=value)
+        for name in spec.credit_code_fields
+        if (value := fields.get(name)) is not None and not credit_code_valid(value)
+    ]
 
 
-def check_applicant_id(fields: Fields, spec: ElementSpec) -> Iterator[Issue]:
+def check_applicant_id(fields: Fields, spec: ElementSpec) -> list[Issue]:
     """SQRZJHM passes the check its SQRZJLX names: 10 → GB 11643, 20 → GB 32100."""
     number, kind = fields.get("SQRZJHM"), fields.get("SQRZJLX")
     if number is None or kind is None:
-        return
+        return []
     if kind == _ID_CARD and not resident_id_valid(number):
-        yield _issue(spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-id", "SQRZJHM", value=number)
-    elif kind == _CREDIT_CODE_ID and not credit_code_valid(number):
-        yield _issue(
-            spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit", "SQRZJHM", value=number
-        )
+        return [_issue(spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-id", "SQRZJHM",
+                       value=number)]
+    if kind == _CREDIT_CODE_ID and not credit_code_valid(number):
+        return [_issue(spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit", "SQRZJHM",
+                       value=number)]
+    return []
 
 
-def check_conditional_fields(fields: Fields, spec: ElementSpec) -> Iterator[Issue]:
+def check_conditional_fields(fields: Fields, spec: ElementSpec) -> list[Issue]:
     """BSLYY when refused (YSL 2; SL 2 or 4); ZJMC and ZJBH when a certificate is issued."""
-    for element, trigger, values, required in _CONDITIONAL:
-        if spec.code != element or fields.get(trigger) not in values:
-            continue
-        for name in required:
-            if name not in fields:
-                yield _issue(
-                    spec,
-                    IssueCode.CONDITIONAL_FIELD,
-                    "conditional-field",
-                    name,
-                    when_field=trigger,
-                    when_value=fields[trigger],
-                )
+    return [
+        _issue(spec, IssueCode.CONDITIONAL_FIELD, "conditional-field", name,
+               when_field=trigger, when_value=fields[trigger])
+        for element, trigger, values, required in _CONDITIONAL
+        if spec.code == element and fields.get(trigger) in values
+        for name in required
+        if name not in fields
+    ]
 
 
-def check_extension(fields: Fields, spec: ElementSpec) -> Iterator[Issue]:
+def check_extension(fields: Fields, spec: ElementSpec) -> list[Issue]:
     """An extension (TBCXZL A) is counted in working days and lasts 1 to 15 of them."""
     if spec.code != "TBCXSQ" or fields.get("TBCXZL") != "A":
-        return
+        return []
+    issues = []
     unit, length = fields.get("TBCXSXDW"), fields.get("TBCXSX")
     if unit is not None and unit != "G":
-        yield _issue(spec, IssueCode.BAD_VALUE, "extension-unit", "TBCXSXDW", value=unit)
+        issues.append(_issue(spec, IssueCode.BAD_VALUE, "extension-unit", "TBCXSXDW", value=unit))
     if length is not None and not 0 < int(length) <= _MAX_EXTENSION_DAYS:
-        yield _issue(spec, IssueCode.BAD_VALUE, "extension-length", "TBCXSX", value=length)
+        issues.append(
+            _issue(spec, IssueCode.BAD_VALUE, "extension-length", "TBCXSX", value=length)
+        )
+    return issues
 
 
-def check_division(fields: Fields, spec: ElementSpec, head_division: str | None) -> Iterator[Issue]:
+def check_division(fields: Fields, spec: ElementSpec, head_division: str | None) -> list[Issue]:
     """The record's XZQHDM equals the HEAD's or lies within it."""
     value = fields.get("XZQHDM")
     if value is None or head_division is None or value == head_division:
-        return
-    if not _within(head_division, value):
-        yield _issue(
-            spec,
-            IssueCode.DIVISION_MISMATCH,
-            "division-mismatch",
-            "XZQHDM",
-            value=value,
-            head=head_division,
-        )
+        return []
+    if _within(head_division, value):
+        return []
+    return [_issue(spec, IssueCode.DIVISION_MISMATCH, "division-mismatch", "XZQHDM",
+                   value=value, head=head_division)]
 
 
 def normalise_values(
@@ -126,30 +124,74 @@ def normalise_values(
     """
     normalised = dict(fields)
     issues = []
+    latest_text = _latest_text(latest)
     for name in spec.time_fields:
         value = fields.get(name)
         if value is None:
             continue
-        moment = parse_time(value)
-        if moment is None:
+        canonical = canonical_time(value)
+        if canonical is None:
             issues.append(_issue(spec, IssueCode.BAD_DATE, "bad-date", name, value=value))
-        elif moment > latest:
+        elif canonical > latest_text:  # same fixed-width form: text order is time order
             issues.append(_issue(spec, IssueCode.BAD_DATE, "future-date", name, value=value))
-        elif len(value) != 19 or value[10] != " ":
-            normalised[name] = format_time(moment)
+        elif canonical != value:
+            normalised[name] = canonical
     for name in spec.numeric_fields:
         value = fields.get(name)
-        if value is not None:
-            trimmed = value.strip()
-            normalised[name] = str(int(trimmed)) if spec.fields[name].is_integer else trimmed
+        if value is None or (value.isascii() and value.isdigit() and value[:1] != "0"):
+            continue  # already canonical: the common case costs no conversion
+        trimmed = value.strip()
+        normalised[name] = str(int(trimmed)) if spec.fields[name].is_integer else trimmed
     if fields.get("SQRZJLX") == _ID_CARD and "SQRZJHM" in fields:
         normalised["SQRZJHM"] = fields["SQRZJHM"].upper()
     return normalised, issues
 
 
-def rules_for(spec: ElementSpec) -> tuple[Callable[[Fields, ElementSpec], Iterator[Issue]], ...]:
+def canonical_time(text: str) -> str | None:
+    """``text`` as ``yyyy-MM-dd HH:mm:ss`` Beijing time, or None if it is not a real time."""
+    if len(text) == 19 and text[10] == " ":
+        return text if _real_date(text[:10]) and _CLOCK.fullmatch(text, 11) else None
+    if len(text) == 14 and text.isascii() and text.isdigit():
+        spelled = f"{text[:4]}-{text[4:6]}-{text[6:8]} {text[8:10]}:{text[10:12]}:{text[12:]}"
+        return spelled if _real_date(spelled[:10]) and _CLOCK.fullmatch(spelled, 11) else None
+    moment = parse_time(text)  # ISO 8601, perhaps zoned: the rare and costly form
+    return None if moment is None else format_time(moment)
+
+
+_CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+@lru_cache(maxsize=4096)  # a file spans a few hundred days; their check is cached
+def _real_date(text: str) -> bool:
+    """``yyyy-MM-dd`` naming a day on the calendar (no 2026-02-30)."""
+    if _DATE.fullmatch(text) is None:
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+_latest_seen: list[tuple[datetime, str]] = []
+
+
+def _latest_text(latest: datetime) -> str:
+    """``latest`` in the exchange form; one reader passes the same object for a whole file."""
+    if _latest_seen and _latest_seen[0][0] is latest:
+        return _latest_seen[0][1]
+    text = format_time(latest)
+    _latest_seen[:] = [(latest, text)]
+    return text
+
+
+Rule = Callable[[Fields, ElementSpec], list[Issue]]
+
+
+def rules_for(spec: ElementSpec) -> tuple[Rule, ...]:
     """The record rules that can apply to ``spec``'s element, chosen once per element."""
-    rules: list[Callable[[Fields, ElementSpec], Iterator[Issue]]] = []
+    rules: list[Rule] = []
     if spec.credit_code_fields:
         rules.append(check_credit_codes)
     if "SQRZJHM" in spec.fields:
