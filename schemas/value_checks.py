@@ -245,10 +245,15 @@ class FastCheck:
             return None
         fields: dict[str, str] = {}
         for field, value in zip(self.fields, match.groups(), strict=True):
-            if value is not None:
-                if not _accepted(field, value):
+            if value is None:
+                continue
+            # _accepted, inlined: this loop runs for every field of every record.
+            if value not in field.good:
+                if not field.accepts(value):
                     return None
-                fields[field.code] = value
+                if len(field.good) < _REMEMBERED:
+                    field.good.add(value)
+            fields[field.code] = value
         return fields
 
     def proven_row(self, row: Mapping[str, str | None]) -> dict[str, str] | None:
