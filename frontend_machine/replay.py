@@ -88,16 +88,20 @@ def requeue_failed(outbox: Outbox, batch_ids: Sequence[str], *, all_failed: bool
 # -- drop folders ---------------------------------------------------------------------------
 
 
-def replay_folder(outbox: Outbox, source: str, options: Mapping[str, Any], *,
-                  dry_run: bool = False, lang: str = "zh") -> list[Action]:
-    """Move files of ``error/`` that now validate clean back to ``inbox/``."""
+def replay_folder(outbox: Outbox, source: str, options: Mapping[str, Any], node_division: str,
+                  *, dry_run: bool = False, lang: str = "zh") -> list[Action]:
+    """Move files of ``error/`` that now validate clean back to ``inbox/``.
+
+    Clean as the agent judges: within ``node_division`` too, else a file refused for
+    records outside the node would go back to the inbox only to fail again.
+    """
     parsed = FolderOptions.parse(options)
     error, inbox = parsed.path / "error", parsed.path / "inbox"
     if not error.is_dir():
         return []
     actions = []
     for path in sorted(p for p in error.iterdir() if is_candidate(p.name) and p.is_file()):
-        result = validate_file(path)
+        result = validate_file(path, node_division=node_division)
         if not result.valid:
             first = result.issues[0] if result.issues else None
             why = format_issue(first, lang) if first else (result.unreadable or "invalid")

@@ -149,8 +149,8 @@ def _replay_sources(config: AgentConfig, box: Outbox, dry_run: bool,
     for source in config.sources:
         try:
             if source.kind == "folder":
-                actions += replay_folder(box, source.name, source.options, dry_run=dry_run,
-                                         lang=lang)
+                actions += replay_folder(box, source.name, source.options,
+                                         config.node.division, dry_run=dry_run, lang=lang)
             elif source.kind == "db":
                 actions += replay_database(box, source.name, source.options, catalog,
                                            config.node.division, dry_run=dry_run, lang=lang)

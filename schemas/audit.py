@@ -83,10 +83,15 @@ def validate_file(
     limits: Limits | None = None,
     on_bytes: Callable[[int], None] | None = None,
     schema_version: int | None = None,
+    node_division: str | None = None,
 ) -> FileResult:
-    """Validate one file to the end; one bad file never stops the caller's others."""
+    """Validate one file to the end; one bad file never stops the caller's others.
+
+    ``node_division``: an agent's own division, which its records must also lie within.
+    """
     reader = DocumentReader(
-        path, str(path), limits or Limits(), schema_version=schema_version, on_bytes=on_bytes
+        path, str(path), limits or Limits(), schema_version=schema_version,
+        node_division=node_division, on_bytes=on_bytes,
     )
     try:
         record_issues = [issue for check in reader for issue in check.issues]

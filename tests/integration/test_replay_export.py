@@ -258,6 +258,17 @@ def test_agent_readmits_a_corrected_drop_file(tmp_path: Path, agent: Path) -> No
     assert not (error / "f.xml").exists() and not (error / "f.xml.error.json").exists()
 
 
+def test_a_drop_file_outside_the_node_stays_in_error(tmp_path: Path, agent: Path) -> None:
+    error = tmp_path / "drop" / "error"
+    error.mkdir(parents=True)
+    # Valid on its own (the HEAD's province contains it), but outside node 430102's city.
+    elsewhere = document([record("SBXX", XZQHDM="430203")], head={"XZQHDM": "430000"})
+    (error / "f.xml").write_bytes(elsewhere)
+    code, out = invoke("agent", "replay", "-c", str(agent), "--rejects", "--lang", "en")
+    assert code == 1 and "f.xml: still invalid" in out
+    assert (error / "f.xml").exists() and not (tmp_path / "drop" / "inbox" / "f.xml").exists()
+
+
 def test_agent_resets_a_corrected_database_row(tmp_path: Path, agent: Path) -> None:
     table = front_tables("sqlite").elements["SBXX"]
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'front.db'}")
