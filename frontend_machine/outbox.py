@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -118,14 +118,12 @@ class Outbox:
         rows had been inserted and checked one by one.
         """
         before = self._db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
-        self._db.executemany(_INSERT_RECORD, rows)
+        inserted = self._db.executemany(_INSERT_RECORD, rows).rowcount
         counts: dict[str, dict[str, int]] = {}
         for row in rows:  # every record as a duplicate first, in chunk order
             tally = counts.setdefault(row[0], {"added": 0, "duplicates": 0, "conflicts": 0})
             tally["duplicates"] += 1
-        for element, added in self._db.execute(
-                "SELECT element, count(*) FROM records WHERE seq > ? GROUP BY element",
-                (before,)):
+        for element, added in self._added_by_element(counts, inserted, before):
             counts[element]["added"] = added
             counts[element]["duplicates"] -= added
         conflicts = self._db.execute(_NEW_CONFLICTS, (before,)).fetchall()
@@ -135,6 +133,18 @@ class Outbox:
             self._db.executemany("UPDATE records SET conflict = 1 WHERE seq = ?",
                                  [(seq,) for seq, _ in conflicts])
         return counts
+
+    def _added_by_element(self, counts: Mapping[str, Any], inserted: int,
+                          before: int) -> Iterable[tuple[str, int]]:
+        """(element, rows added) after an insert of ``inserted`` rows above seq ``before``.
+
+        A chunk of one element (every database page) needs no query: the rows the
+        ``executemany`` inserted are all of that element.
+        """
+        if len(counts) == 1:
+            return ((next(iter(counts)), inserted),)
+        return self._db.execute(
+            "SELECT element, count(*) FROM records WHERE seq > ? GROUP BY element", (before,))
 
     def _insert_reject(self, source: str, origin: Origin, element: str | None,
                        issues: Sequence[Issue], now: float) -> None:
@@ -410,13 +420,16 @@ _NEW_CONFLICTS = (  # rows after seq ?, each with an earlier row of its identity
     "SELECT r.seq, r.element FROM records AS r WHERE r.seq > ? AND EXISTS (SELECT 1 FROM"
     " records AS o WHERE o.element = r.element AND o.record_key = r.record_key"
     " AND o.sjbbh = r.sjbbh AND o.digest <> r.digest AND o.seq < r.seq)")
-_PAYLOAD = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+# A payload is two levels of plain values, never a cycle: skip the cycle bookkeeping.
+_PAYLOAD = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False)
 
 
 def _record_row(source: str, origin: Origin, record: Record, now: float) -> tuple[Any, ...]:
     """The ``records`` row of one valid record, in ``_INSERT_RECORD`` order."""
     fields = record.fields
-    payload = _PAYLOAD.encode({"key": list(record.key), "fields": dict(fields)})
+    # The C encoder takes a dict and a tuple as they are (a tuple as a JSON list): no copy.
+    payload = _PAYLOAD.encode({"key": record.key,
+                               "fields": fields if isinstance(fields, dict) else dict(fields)})
     return (record.element, record.key_text, record.version, record.digest(),
             fields.get("XZQHDM", ""), payload, _xml_size(record), source, origin.locator,
             origin.line if origin.line is not None else record.line, now)

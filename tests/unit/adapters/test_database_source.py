@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ from adapters.sources.db_strategies import (
     rows_query,
 )
 from adapters.sources.db_tables import (
+    check_row,
     element_tables,
+    fields_of,
     mark_rejected,
     mark_taken,
     reject_message,
@@ -458,6 +460,55 @@ def test_database_values_become_exchange_text() -> None:
     utc = datetime(2026, 11, 20, 1, 58, 1, tzinfo=BEIJING).astimezone(UTC)
     assert to_text(utc) == "2026-11-20 01:58:01"
     assert to_text("原样") == "原样"
+    assert to_text(True) == "1"
+    assert to_text(date(2026, 11, 20)) == "2026-11-20 00:00:00"
+
+
+@pytest.mark.parametrize("year", [1, 999, 1000, 2026, 9999])
+def test_naive_times_keep_the_strftime_spelling_in_every_year(year: int) -> None:
+    value = datetime(year, 11, 20, 9, 58, 1, 999_999)
+    assert to_text(value) == value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def sbxx_table() -> Any:
+    options = parse_options({"url": "sqlite://", "tables": ["SBXX"]}, CATALOG)
+    return element_tables(options, "sqlite", CATALOG)["SBXX"]
+
+
+def test_row_fields_are_exchange_text_in_catalogue_order() -> None:
+    table = sbxx_table()
+    values = row("SBXX", 1)
+    fields = fields_of(table, [values[code] for code, _ in table.fields])
+    assert list(fields) == [code for code, _ in table.fields]
+    assert fields == {code: to_text(value) for code, value in values.items()}
+    with pytest.raises(ValueError):
+        fields_of(table, [values[code] for code, _ in table.fields][:-1])
+
+
+def test_sqlite_time_text_loses_its_fraction() -> None:
+    table = sbxx_table()
+    values = row("SBXX", 1) | {"GXSJ": "2026-11-20 09:00:00.123456"}
+    fields = fields_of(table, [values[code] for code, _ in table.fields])
+    assert fields["GXSJ"] == "2026-11-20 09:00:00"
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x08", "\x0b", "\x1f", "\ud800", "\ufffe", "\uffff"])
+def test_a_character_outside_xml_is_a_bad_value(char: str) -> None:
+    table = sbxx_table()
+    values = row("SBXX", 1) | {"SQRMC": f"张{char}三"}
+    check = check_row(table, [values[code] for code, _ in table.fields], CATALOG, DIVISION,
+                      BASE_TIME + timedelta(days=1))
+    assert [(i.code, i.field) for i in check.issues] == [("bad-value", "SQRMC")]
+
+
+@pytest.mark.parametrize("char", ["\t", "\n", "\x7f", "\x85", "\u3000", "\u2028", "\U00020000"])
+def test_an_unprintable_character_xml_carries_goes_to_the_validator(char: str) -> None:
+    """The cheap printable test only pre-screens: these are valid XML characters."""
+    table = sbxx_table()
+    values = [(row("SBXX", 1) | {"SQRMC": f"张{char}三"})[code] for code, _ in table.fields]
+    latest = BASE_TIME + timedelta(days=1)
+    expected = check_fields("SBXX", fields_of(table, values), CATALOG, DIVISION, latest)
+    assert check_row(table, values, CATALOG, DIVISION, latest) == expected
 
 
 def test_cursor_values_survive_json() -> None:

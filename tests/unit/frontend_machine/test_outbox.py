@@ -75,6 +75,20 @@ def test_a_redelivered_chunk_is_journaled_exactly_once(outbox: Outbox) -> None:
     assert len(outbox.rejects()) == 1
 
 
+def test_a_chunk_of_several_elements_is_tallied_per_element(outbox: Outbox) -> None:
+    outbox.journal("src", Chunk(valid(record("A"), record("B", element="SF"))))
+    result = outbox.journal("src", Chunk(valid(record("A"), record("C"), record("B", element="SF"),
+                                               record("D", element="SF"))))
+    assert (result.added, result.duplicates) == (2, 2)
+    assert result.by_element == {"SBXX": {"added": 1, "duplicates": 1, "conflicts": 0},
+                                 "SF": {"added": 1, "duplicates": 1, "conflicts": 0}}
+
+
+def test_a_chunk_of_one_element_counts_duplicates_within_it(outbox: Outbox) -> None:
+    result = outbox.journal("src", Chunk(valid(record("A"), record("A"), record("B"))))
+    assert result.by_element == {"SBXX": {"added": 2, "duplicates": 1, "conflicts": 0}}
+
+
 def test_rejects_without_a_line_or_element_are_journaled_once(outbox: Outbox) -> None:
     """A database row has no line and a file-level issue no element; SQLite's UNIQUE
     treats those NULLs as distinct, so this once journaled them again after a crash."""
