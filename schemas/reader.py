@@ -17,8 +17,8 @@ from typing import BinaryIO
 from lxml import etree
 
 from schemas.catalog import SchemaCatalog, catalog_for_namespace, known_namespaces
-from schemas.columns import locate_undecodable
 from schemas.issues import Issue, IssueCode
+from schemas.parse_errors import LIBXML_TEXT_LIMIT, syntax_issue
 from schemas.record_check import (
     RecordCheck,
     check_head,
@@ -32,7 +32,6 @@ from schemas.times import BEIJING
 
 __all__ = ["DocumentReader", "Limits"]
 
-_LIBXML_TEXT_LIMIT = 10_000_000  # libxml2's own cap without XML_PARSE_HUGE
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"  # xsi:schemaLocation is always allowed
 
 
@@ -44,8 +43,8 @@ class Limits:
     max_text_bytes: int = 1024 * 1024
 
     def __post_init__(self) -> None:
-        if not 0 < self.max_text_bytes <= _LIBXML_TEXT_LIMIT:
-            raise ValueError(f"max_text_bytes must be 1..{_LIBXML_TEXT_LIMIT}")
+        if not 0 < self.max_text_bytes <= LIBXML_TEXT_LIMIT:
+            raise ValueError(f"max_text_bytes must be 1..{LIBXML_TEXT_LIMIT}")
 
 
 @dataclass
@@ -366,56 +365,9 @@ class DocumentReader:
             self._check_text(child)
 
     def _syntax_error(self, exc: etree.XMLSyntaxError) -> None:
-        # The first logged error is the cause; exc.position is (0, 0) for some errors.
-        # Per-record XSD checks log into the same list: keep only the parser's own.
-        located = [
-            entry
-            for entry in exc.error_log
-            if entry.line > 0 and entry.domain != etree.ErrorDomains.SCHEMASV
-        ]
-        first = located[0] if located else exc.error_log.last_error
-        kind = first.type_name if first is not None else ""
-        line = first.line if first is not None and first.line > 0 else None
-        column = first.column if first is not None and first.line > 0 else None
-        detail = (first.message if first is not None else exc.msg or "").split(", line ")[0]
-        if kind in _ENCODING_ERRORS:
-            encoding = _declared_encoding(self._head_bytes(200))
-            line, column = locate_undecodable(self.source, encoding) or (line, column)
-            self._fail(
-                IssueCode.ENCODING_ERROR,
-                "encoding-error",
-                line,
-                column,
-                encoding=encoding,
-                detail=detail,
-            )
-        elif kind in _ENTITY_ERRORS or "entity" in detail.lower():
-            self._fail(IssueCode.FORBIDDEN_DTD, "forbidden-dtd", line, column, detail=detail)
-        elif kind == "ERR_RESOURCE_LIMIT" and "text" in detail.lower():
-            self._fail(
-                IssueCode.FILE_TOO_LARGE,
-                "text-too-large",
-                line,
-                column,
-                limit=min(self.limits.max_text_bytes, _LIBXML_TEXT_LIMIT),
-            )
-        elif kind == "ERR_RESOURCE_LIMIT":
-            self._fail(IssueCode.MALFORMED_XML, "too-deep", line, column, detail=detail)
-        else:
-            self._fail(IssueCode.MALFORMED_XML, "malformed-xml", line, column, detail=detail)
-
-
-_ENCODING_ERRORS = frozenset(
-    {"ERR_INVALID_ENCODING", "ERR_UNSUPPORTED_ENCODING", "ERR_UNKNOWN_ENCODING"}
-)
-_ENTITY_ERRORS = frozenset(
-    {
-        "ERR_UNDECLARED_ENTITY",
-        "WAR_UNDECLARED_ENTITY",
-        "ERR_ENTITY_PE_INTERNAL",
-        "ERR_ENTITYREF_NO_NAME",
-    }
-)
+        text_limit = min(self.limits.max_text_bytes, LIBXML_TEXT_LIMIT)
+        self.issues.append(syntax_issue(exc, self.source, self.name, text_limit))
+        self.fatal = True
 
 
 _HARDENED = {
@@ -503,15 +455,3 @@ class _Counting(io.RawIOBase):
 class _TextTooLarge(Exception):
     def __init__(self, line: int | None):
         self.line = line
-
-
-def _declared_encoding(prolog: bytes) -> str:
-    if prolog.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "UTF-16"
-    marker = prolog.find(b"encoding=")
-    if marker < 0:
-        return "UTF-8"
-    rest = prolog[marker + 9 :]
-    quote = rest[:1]
-    end = rest.find(quote, 1)
-    return rest[1:end].decode("ascii", "replace") if end > 0 else "UTF-8"
