@@ -64,6 +64,9 @@ DEK_BYTES = 32
 DEFAULT_MAX_PLAIN_BYTES = 256 * 1024 * 1024
 _MIN_BODY = len(MAGIC) + NONCE_BYTES + TAG_BYTES + SIGNATURE_BYTES
 _CHUNK = 1024 * 1024
+# zlib's fast levels: a batch XML compresses about 10x faster than at gzip's default 9
+# for about a fifth more bytes, and the publisher seals every batch in Python's one core.
+_GZIP_LEVEL = 3
 _FILE_VERSION = 1
 
 
@@ -132,7 +135,7 @@ def seal(plain: bytes, keys: NodeKeys, batch_id: str) -> bytes:
     """gzip → AES-256-GCM (random nonce, AAD node/batch/version) → Ed25519 signature."""
     nonce = os.urandom(NONCE_BYTES)
     aad = associated_data(keys.node_id, batch_id, keys.key_version)
-    ciphertext = AESGCM(keys.dek).encrypt(nonce, gzip.compress(plain, mtime=0), aad)
+    ciphertext = AESGCM(keys.dek).encrypt(nonce, gzip.compress(plain, _GZIP_LEVEL, mtime=0), aad)
     signed = MAGIC + nonce + ciphertext
     return signed + keys.signing_key.sign(signed)
 

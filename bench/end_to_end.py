@@ -72,6 +72,9 @@ LEVELS = ("430000", "430100", "430102")
 LOAD_RATE = 1_000         # rows/s offered during the latency run
 LOAD_SECONDS = 30.0
 TICK = 0.01               # the writer commits LOAD_RATE * TICK rows per tick
+# The agent's poll period and batch linger: a row waits up to about their sum in the
+# agent, so both are a small part of the 1 s latency target.
+POLL_S, LINGER_S = 0.05, 0.05
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 60.0
 Sealed = tuple[bytes, pika.BasicProperties, list[Record]]
@@ -165,8 +168,8 @@ def _configure(workdir: Path, pg_url: str, broker: LocalBroker) -> World:
     agent_config.write_text(
         f'[node]\nid = "{NODE}"\ndivision = "{DIVISION}"\nkey_file = "{key_file}"\n'
         f'[broker]\nurl = "amqp://127.0.0.1:{broker.ports.amqp}/%2F"\n'
-        f'[outbox]\npath = "{outbox}"\nbatch_linger_seconds = 0.2\n'
-        '[agent]\npoll_seconds = 0.1\nlang = "en"\n'
+        f'[outbox]\npath = "{outbox}"\nbatch_linger_seconds = {LINGER_S}\n'
+        f'[agent]\npoll_seconds = {POLL_S}\nlang = "en"\n'
         f'[[sources]]\nkind = "db"\nname = "front"\nurl = "{pg_url}"\n'
         f'strategy = "flag"\ntables = ["{ELEMENT}"]\n')
     configs, stores = {}, {}

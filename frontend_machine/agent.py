@@ -1,7 +1,9 @@
 """The front-end agent's loop: sources → outbox → (publisher), with back pressure.
 
 For each source: read a chunk → journal it (records, rejects, progress: one
-transaction) → ``source.commit``. Then seal batches. When the outbox passes its disk
+transaction) → ``source.commit`` → seal the batches the chunk filled and wake the
+publisher, so a long backlog is sent while it is still being read. After the pass the
+trailing partial batch is sealed once it has lingered. When the outbox passes its disk
 budget the agent stops reading and only seals until there is room again. SIGTERM and
 SIGINT stop it after the current chunk, so nothing is half-done that the journal and
 the sources' idempotent commits cannot finish after a restart.
@@ -10,6 +12,7 @@ the sources' idempotent commits cannot finish after a restart.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 import threading
@@ -77,6 +80,7 @@ class Agent:
     catch_up: CatchUp = field(default_factory=CatchUp)
     last_error: str | None = None
     started: float = field(default_factory=time.monotonic)
+    on_sealed: Callable[[], None] = field(default=lambda: None)  # wakes the publisher
     _retry_at: dict[str, float] = field(default_factory=dict)
     _backoff: dict[str, float] = field(default_factory=dict)
 
@@ -102,6 +106,23 @@ class Agent:
         sealed = self.outbox.seal_batches(box.batch_max_records, box.batch_max_bytes, linger)
         self.tally.sealed += len(sealed)
         return sealed
+
+    def seal_full(self) -> None:
+        """Seal the batches that are already full and wake the publisher for them.
+
+        Called after every journaled chunk. Only full batches: they are cut exactly as
+        the end-of-pass seal would cut them, so batches do not shrink with chunk sizes.
+        """
+        box = self.config.outbox
+        try:
+            sealed = self.outbox.seal_batches(box.batch_max_records, box.batch_max_bytes,
+                                              math.inf)
+        except RetriableError as exc:  # the end-of-pass seal tries again
+            log.warning("%s", exc)
+            return
+        self.tally.sealed += len(sealed)
+        if sealed:
+            self.on_sealed()
 
     def waiting(self) -> int:
         return sum(getattr(source, "waiting", lambda: 0)() for source in self.sources)
@@ -142,6 +163,7 @@ class Agent:
                                     count=len(lines), first=lines[0]),
                                 extra={"source": source.name})
                 chunks += 1
+                self.seal_full()
                 if self.stop.is_set() or self._check_budget():
                     break
         finally:
@@ -260,6 +282,8 @@ def run_forever(config_path: Path, lang: str = "zh") -> int:
             for source in agent.sources:
                 if hasattr(source, "watch"):
                     source.watch(agent.wake.set)
+            if publisher is not None:
+                agent.on_sealed = publisher.wake
             _loop(agent, publisher)
             log.info(say("stopped", lang))
             return 0

@@ -6,7 +6,7 @@
     [broker]    url = "amqp://gateway@mq:5672/exgate"   (password: file or environment)
     [store]     url = "sqlite:///var/lib/exgate/store-430100.db"
     [registry]  path = "/var/lib/exgate/registry"
-    [gateway]   workers = 4, prefetch = 8, hold_seconds = 1200
+    [gateway]   workers = 2, prefetch = 4, hold_seconds = 1200
     [dashboard] listen = "127.0.0.1:8430", refresh_seconds = 30
     [status]    silent_s = 600, lag_red_s = 3600, …      (gateway.status_rules)
 
@@ -56,8 +56,11 @@ def redact(url: str) -> str:
 class GatewaySettings:
     """``[gateway]``: how many batches are worked on at once and how patiently."""
 
-    workers: int = 4
-    prefetch: int = 8             # unacked deliveries the broker hands us; >= workers
+    # Batch work is mostly Python (one GIL per process) and a SQLite store takes one
+    # writer at a time: a second worker overlaps unsealing and parsing with the other's
+    # store write; more only queue up. Raise it for a networked store database.
+    workers: int = 2
+    prefetch: int = 4             # unacked deliveries the broker hands us; >= workers
     hold_seconds: float = 1200.0  # keep a batch while the store is away, then requeue it
     drain_idle_seconds: float = 2.0
 

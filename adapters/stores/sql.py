@@ -4,13 +4,15 @@ A batch is written in one transaction together with its ``ST_BATCH`` row:
 
 - the ``ST_BATCH`` row is looked up first: the same batch ID with the same payload
   sha256 is a redelivery (nothing changes), with another sha256 it is refused;
-- each element's incoming keys are looked up in chunks; new (key, SJBBH) rows are
-  inserted with ``executemany``, equal digests are duplicates (ignored) and other
-  digests are conflicts, kept in ``ST_CONFLICT`` with the incoming payload.
+- each element's records are written by ``sql_rows.ElementWriter``: new (key, SJBBH)
+  rows are inserted with one ``executemany``, equal digests are duplicates (ignored)
+  and other digests are conflicts, kept in ``ST_CONFLICT`` with the incoming payload.
 
-Two workers racing on the same key make one transaction fail on the primary key; that
-is reported as ``RetriableError`` and the retry sees the other's row. All times in the
-store are naive Beijing time, like the records' own times.
+Two workers racing on the same key either wait for each other's commit (``ON CONFLICT
+DO NOTHING`` on SQLite and PostgreSQL, whose lookup then sees the other's row) or make
+one transaction fail on the primary key, reported as ``RetriableError``: the retry sees
+the other's row. All times in the store are naive Beijing time, like the records' own
+times.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy import exc as sa_exc
@@ -56,10 +57,10 @@ from adapters.stores.base import (
     WriteResult,
 )
 from adapters.stores.sql_coverage import cover
+from adapters.stores.sql_rows import ElementWriter
 from adapters.stores.sql_schema import (
     BATCH_ID_LENGTH,
     NODE_ID_LENGTH,
-    ElementTable,
     StoreSchema,
     store_schema,
 )
@@ -67,11 +68,9 @@ from schemas.errors import ConfigError, ExgateError, FatalError, RetriableError
 from schemas.records import Record
 from schemas.times import BEIJING
 
-__all__ = ["MIGRATIONS", "READ_ONLY", "SqlStore", "iter_latest", "latest", "now_beijing",
-           "typed_row"]
+__all__ = ["MIGRATIONS", "READ_ONLY", "SqlStore", "iter_latest", "latest", "now_beijing"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_CHUNK = 300          # keys per lookup: stays under every driver's bind-parameter limit
 _SQLITE_BUSY_S = 5.0  # then "database is locked" → RetriableError, and the caller backs off
 READ_ONLY = "exgate_read_only"  # execution option: this connection only reads
 # Alembic's ``context`` is a module-global proxy: two migrations at once in one process
@@ -99,6 +98,9 @@ class SqlStore:
         except (sa_exc.NoSuchModuleError, ImportError, sa_exc.ArgumentError) as exc:
             raise ConfigError(f"store url {self.redacted_url}: {exc}") from exc
         self.schema: StoreSchema = store_schema(self._engine.dialect.name)
+        self._writers: dict[str, ElementWriter] = {}
+        self._write_turn: AbstractContextManager[Any] = (
+            threading.Lock() if self.url.get_backend_name() == "sqlite" else nullcontext())
 
     @property
     def redacted_url(self) -> str:
@@ -122,7 +124,7 @@ class SqlStore:
     # -- batches ---------------------------------------------------------------------
 
     def write(self, batch: IncomingBatch) -> WriteResult:
-        with self._guard(f"store batch {batch.batch_id}"), self._engine.begin() as conn:
+        with self._writing(f"store batch {batch.batch_id}") as conn:
             done = self._stored_before(conn, batch)
             if done is not None:
                 return done
@@ -130,12 +132,11 @@ class SqlStore:
             stored, duplicates, conflicts = 0, 0, []
             per_element: dict[str, int] = {}
             for element, records in _by_element(batch.records).items():
-                outcome = self._write_element(conn, self.schema.elements[element], records,
-                                              batch, now)
-                stored += outcome[0]
-                duplicates += outcome[1]
-                conflicts.extend(outcome[2])
-                per_element[element] = outcome[0]
+                outcome = self._writer(element).write(conn, records, batch, now)
+                stored += outcome.stored
+                duplicates += outcome.duplicates
+                conflicts.extend(outcome.conflicts)
+                per_element[element] = outcome.stored
             cover(conn, self.schema.coverage, batch.node_id, per_element, now)
             conn.execute(insert(self.schema.batch).values(
                 BATCH_ID=batch.batch_id, NODE_ID=batch.node_id,
@@ -165,61 +166,13 @@ class SqlStore:
         return WriteResult(batch.batch_id, row.STORED, row.DUPLICATES, conflicts,
                            redelivered=True)
 
-    def _write_element(self, conn: Connection, et: ElementTable, records: Sequence[Record],
-                       batch: IncomingBatch, now: datetime
-                       ) -> tuple[int, int, list[Conflict]]:
-        rows: dict[tuple[Any, ...], tuple[Record, dict[str, Any]]] = {}
-        duplicates, conflicts = 0, []
-        extra = {"BATCH_ID": batch.batch_id, "NODE_ID": batch.node_id, "STORED_AT": now}
-        for record in records:
-            row = typed_row(et, record) | extra
-            ident = _identity(et, row)
-            if ident in rows:  # twice in one batch: compare with the first
-                first = rows[ident][1]["DIGEST"]
-                if first == row["DIGEST"]:
-                    duplicates += 1
-                else:
-                    conflicts.append(self._conflict(conn, et, record, first, batch, now))
-                continue
-            rows[ident] = (record, row)
-        stored_digests = self._existing(conn, et, list(rows))
-        new_rows = []
-        for ident, (record, row) in rows.items():
-            digest = stored_digests.get(ident)
-            if digest is None:
-                new_rows.append(row)
-            elif digest == row["DIGEST"]:
-                duplicates += 1
-            else:
-                conflicts.append(self._conflict(conn, et, record, digest, batch, now))
-        if new_rows:
-            # executemany compiles the INSERT from the first row's keys and silently drops
-            # keys the first row lacks: every row must name every column.
-            columns = et.table.c.keys()
-            conn.execute(insert(et.table), [{c: r.get(c) for c in columns} for r in new_rows])
-        return len(new_rows), duplicates, conflicts
-
-    def _existing(self, conn: Connection, et: ElementTable,
-                  idents: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], str]:
-        columns = (*et.key_columns, et.table.c.SJBBH)
-        found: dict[tuple[Any, ...], str] = {}
-        for start in range(0, len(idents), _CHUNK):
-            chunk = idents[start:start + _CHUNK]
-            query = select(*columns, et.table.c.DIGEST).where(tuple_(*columns).in_(chunk))
-            for row in conn.execute(query):
-                found[tuple(_comparable(v) for v in row[:-1])] = row[-1]
-        return found
-
-    def _conflict(self, conn: Connection, et: ElementTable, record: Record, stored: str,
-                  batch: IncomingBatch, now: datetime) -> Conflict:
-        conflict = Conflict(et.spec.code, record.key_text, record.version, stored,
-                            record.digest())
-        payload = json.dumps(dict(record.fields), ensure_ascii=False, sort_keys=True)
-        conn.execute(insert(self.schema.conflict).values(
-            ELEMENT=conflict.element, KEY_TEXT=conflict.key_text[:255], SJBBH=conflict.version,
-            STORED_DIGEST=stored, INCOMING_DIGEST=conflict.incoming_digest,
-            BATCH_ID=batch.batch_id, NODE_ID=batch.node_id, PAYLOAD=payload, DETECTED_AT=now))
-        return conflict
+    def _writer(self, element: str) -> ElementWriter:
+        writer = self._writers.get(element)
+        if writer is None:  # two threads may both build it: the same writer either way
+            writer = ElementWriter(self.schema.elements[element], self._engine.dialect,
+                                   self.schema.conflict)
+            self._writers[element] = writer
+        return writer
 
     # -- failures, receipts, heartbeats, nodes ------------------------------------------
 
@@ -230,7 +183,7 @@ class SqlStore:
         # the refusal can never fail (and hold the message) on a driver's length check.
         batch_id = failed.batch_id[:BATCH_ID_LENGTH]
         node_id, user_id = _cut(failed.node_id, NODE_ID_LENGTH), _cut(failed.user_id, 255)
-        with self._guard(f"keep failed batch {batch_id}"), self._engine.begin() as conn:
+        with self._writing(f"keep failed batch {batch_id}") as conn:
             seen = conn.execute(select(t.c.FAILED_ID).where(and_(
                 t.c["BATCH_ID"] == batch_id, t.c["BODY_SHA256"] == body_sha))).first()
             if seen is not None:  # the same refused message again: keep one copy
@@ -242,16 +195,14 @@ class SqlStore:
                 BODY=failed.body, RECEIVED_AT=_naive(failed.received_at)))
 
     def record_receipt(self, receipt: ReceiptRow) -> None:
-        with self._guard(f"keep receipt of batch {receipt.batch_id}"), \
-                self._engine.begin() as conn:
+        with self._writing(f"keep receipt of batch {receipt.batch_id}") as conn:
             conn.execute(insert(self.schema.receipt).values(
                 BATCH_ID=receipt.batch_id, NODE_ID=receipt.node_id, STATUS=receipt.status,
                 BODY=_json(receipt.body), SENT_AT=_naive(receipt.sent_at)))
 
     def record_heartbeat(self, heartbeat: Heartbeat) -> None:
         n = self.schema.node
-        with self._guard(f"keep heartbeat of node {heartbeat.node_id}"), \
-                self._engine.begin() as conn:
+        with self._writing(f"keep heartbeat of node {heartbeat.node_id}") as conn:
             conn.execute(insert(self.schema.heartbeat).values(
                 NODE_ID=heartbeat.node_id, DIVISION=_cut(heartbeat.division, 6),
                 SENT_AT=None if heartbeat.sent_at is None else _naive(heartbeat.sent_at),
@@ -269,7 +220,7 @@ class SqlStore:
             "KEY_VERSIONS": ",".join(str(v) for v in node.key_versions)}
         if seen_at is not None:
             values["LAST_SEEN_AT"] = _naive(seen_at)
-        with self._guard(f"mirror node {node.node_id}"), self._engine.begin() as conn:
+        with self._writing(f"mirror node {node.node_id}") as conn:
             done = conn.execute(update(n).where(n.c["NODE_ID"] == node.node_id).values(**values))
             if done.rowcount == 0:
                 conn.execute(insert(n).values(NODE_ID=node.node_id, **values))
@@ -287,6 +238,17 @@ class SqlStore:
 
     def _guard(self, doing: str) -> _Guard:
         return _Guard(doing, self.redacted_url)
+
+    @contextmanager
+    def _writing(self, doing: str) -> Iterator[Connection]:
+        """A write transaction, errors mapped; on SQLite the threads queue up for it here.
+
+        SQLite admits one writer at a time, and a thread that finds it busy sleeps in
+        SQLite's busy handler (up to 100 ms a try) however soon the writer is done; a
+        lock hands the turn over at once. Other processes still meet the busy handler.
+        """
+        with self._write_turn, self._guard(doing), self._engine.begin() as conn:
+            yield conn
 
 
 class _Guard:
@@ -316,39 +278,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 # -- rows -----------------------------------------------------------------------------------
-
-
-def typed_row(et: ElementTable, record: Record) -> dict[str, Any]:
-    """The record's fields as column values (times, amounts and integers typed)."""
-    row: dict[str, Any] = {}
-    for code, text in record.fields.items():
-        spec = et.spec.fields.get(code)
-        row[code] = _typed(spec.type_name if spec else "", text)
-    row["DIGEST"] = record.digest()
-    return row
-
-
-def _typed(type_name: str, text: str) -> Any:
-    if type_name in ("Time", "Amount", "PositiveInt", "NonNegativeInt") and text == "":
-        return None
-    if type_name == "Time":
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
-    if type_name == "Amount":
-        return Decimal(text)
-    if type_name in ("PositiveInt", "NonNegativeInt"):
-        return int(text)
-    return text
-
-
-def _identity(et: ElementTable, row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(_comparable(row[code]) for code in (*et.spec.key, "SJBBH"))
-
-
-def _comparable(value: Any) -> Any:
-    # Drivers hand back datetimes with microseconds 0 and Decimals with their own scale.
-    if isinstance(value, Decimal):
-        return value.normalize()
-    return value
 
 
 def _by_element(records: Sequence[Record]) -> dict[str, list[Record]]:

@@ -7,6 +7,10 @@ from collections.abc import Iterator
 import pytest
 
 from adapters.stores.sql import SqlStore
+from tests.unit.adapters.test_sql_rows import (  # noqa: F401 - collected here again
+    test_a_batch_of_new_duplicate_and_conflicting_rows_is_told_apart,
+    test_the_insert_first_path_is_one_transaction_with_the_batch,
+)
 from tests.unit.adapters.test_sql_store import (  # noqa: F401 - collected here again
     test_store_batch_is_one_transaction,
     test_store_keeps_a_failed_batch_whose_ids_overflow_the_columns,

@@ -19,7 +19,7 @@ def test_the_example_loads_with_every_key_it_shows() -> None:
     assert config.store_url == "sqlite:////var/lib/exgate/store-430100.db"
     assert config.registry_path == Path("/var/lib/exgate/registry")
     assert (config.gateway.workers, config.gateway.prefetch, config.gateway.hold_seconds,
-            config.gateway.drain_idle_seconds) == (4, 8, 1200, 2)
+            config.gateway.drain_idle_seconds) == (2, 4, 1200, 2)
     assert (config.dashboard_listen, config.dashboard_refresh_s) == (None, 30)
     assert config.status.failed_red_count == 3
 
