@@ -142,7 +142,7 @@ class DocumentReader:
                 if parent.tag == state.body_tag and element.tag != state.head_tag:
                     if element.getprevious() is not None:
                         yield from self._unknown_before(element, state)
-                    yield self._record(element, latest, state)
+                    yield self._record(element, parent, latest, state)
                 elif element.tag == state.head_tag and parent.getparent() is None:
                     self._head(element, state)
             yield from self._finish(events.root, state)
@@ -221,7 +221,9 @@ class DocumentReader:
         self._catalog = catalog
         return True
 
-    def _record(self, element: etree._Element, latest: datetime, state: _Walk) -> RecordCheck:
+    def _record(
+        self, element: etree._Element, parent: etree._Element, latest: datetime, state: _Walk
+    ) -> RecordCheck:
         assert self._catalog is not None
         spec = self._catalog.elements[element.tag[self._catalog.prefix_length:]]
         self.records += 1
@@ -241,8 +243,10 @@ class DocumentReader:
                 None,
                 tuple(i.located(file=self.name) for i in result.issues),
             )
-        state.note_text(element.tail, "BODY", element.sourceline)
-        element.getparent().remove(element)  # keeps memory flat: the record is done
+        tail = element.tail
+        if tail and not tail.isspace():  # the usual tail is white space: skip the call
+            state.note_text(tail, "BODY", element.sourceline)
+        parent.remove(element)  # keeps memory flat: the record is done
         return result
 
     def _head(self, element: etree._Element, state: _Walk) -> None:
