@@ -156,3 +156,28 @@ def test_characters_the_encoding_lacks_become_character_references() -> None:
     assert b"&#131072;" in data
     _, checks = read(data)
     assert checks[0].record is not None and checks[0].record.fields["SQRMC"] == "𠀀王€"
+
+
+@pytest.mark.parametrize("layout", list(Layout))
+def test_the_utf8_template_writes_what_lxml_writes(layout: Layout) -> None:
+    odd = "a&b<c>d\"e'f\r\n\tg\u3000\u2028\U0001f600 ]]> &amp;"
+    records = [record(code) for code in VALID]
+    records += [record("JGXX", JGMC=odd), record("SXXX", SFYJ=" 两端空格 ", SXMC="x\ny")]
+    head = {"XZQHDM": "430102", "TYSHXYDM": ORG, "CREATED": T, "BATCHID": "B&1<2>"}
+    buffer = io.BytesIO()
+    with DocumentWriter(buffer, head, layout=layout) as writer:
+        writer.write_many(records)
+    assert document_bytes(head, records, layout=layout) == buffer.getvalue()
+    empty = io.BytesIO()
+    with DocumentWriter(empty, head, layout=layout):
+        pass
+    assert document_bytes(head, [], layout=layout) == empty.getvalue()
+
+
+def test_the_utf8_template_refuses_what_lxml_refuses() -> None:
+    with pytest.raises(ValueError, match="XML compatible"):
+        document_bytes({"XZQHDM": "430102", "TYSHXYDM": ORG}, [record("JGXX", JGMC="a\x01")])
+    with pytest.raises(ValueError, match="lacks required"):
+        document_bytes({"XZQHDM": "430102", "TYSHXYDM": ORG}, [record("JGXX", JGMC=None)])
+    with pytest.raises(ValueError, match="no field"):
+        document_bytes({"XZQHDM": "430102", "TYSHXYDM": ORG}, [record("JGXX", OTHER="1")])
