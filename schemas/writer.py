@@ -159,20 +159,7 @@ class DocumentWriter:
 
         Empty or ``None`` values are left out, as the format allows for optional fields.
         """
-        element, fields = _unpack(record)
-        spec = self.catalog.elements.get(element)
-        if spec is None:
-            known = ", ".join(self.catalog.elements)
-            raise ValueError(f"unknown element {element!r}; expected one of {known}")
-        unknown = [name for name in fields if name not in spec.fields]
-        if unknown:
-            raise ValueError(f"{element} has no field(s) {', '.join(unknown)}; "
-                             "use write_unchecked() to inject defects on purpose")
-        present = {k: str(v) for k, v in fields.items() if v is not None and v != ""}
-        missing = [name for name in spec.required_fields if name not in present]
-        if missing:
-            raise ValueError(f"{element} lacks required field(s) {', '.join(missing)}")
-        return self.write_unchecked(element, ((n, present[n]) for n in spec.fields if n in present))
+        return self.write_unchecked(*_present_fields(record, self.catalog))
 
     def write_many(self, records: Iterable[RecordLike]) -> int:
         """Write every record; return how many were written."""
@@ -275,15 +262,23 @@ def _utf8_document(
         f"\n  <HEAD>{head}\n  </HEAD>\n  <BODY>",
     ]
     for record in records:
-        element, fields = _checked(record, catalog)
+        element, fields = _present_fields(record, catalog)
+        # One search over the whole record: most records need no escaping at all.
+        if _NEEDS_ESCAPE.search("".join([v for _, v in fields])) is not None:
+            fields = [(n, _escaped(v)) for n, v in fields]
         body = "".join([f"{opening}{name}>{value}</{name}>" for name, value in fields])
         parts.append(f"\n    <{element}>{body}{closing}{element}>")
     parts.append("\n  </BODY>\n</EXCHANGE>")
     return "".join(parts).encode()
 
 
-def _checked(record: RecordLike, catalog: SchemaCatalog) -> tuple[str, list[tuple[str, str]]]:
-    """``DocumentWriter.write``'s checks; the fields in catalogue order, escaped."""
+def _present_fields(
+    record: RecordLike, catalog: SchemaCatalog
+) -> tuple[str, list[tuple[str, str]]]:
+    """The element and its non-empty fields in catalogue order, as text.
+
+    Refuses an unknown element, an unknown field or a missing required one.
+    """
     element, fields = _unpack(record)
     spec = catalog.elements.get(element)
     if spec is None:
@@ -300,9 +295,6 @@ def _checked(record: RecordLike, catalog: SchemaCatalog) -> tuple[str, list[tupl
         missing = [name for name in spec.required_fields if name not in names]
         if missing:
             raise ValueError(f"{element} lacks required field(s) {', '.join(missing)}")
-    # One search over the whole record: most records need no escaping at all.
-    if _NEEDS_ESCAPE.search("".join([v for _, v in present])) is not None:
-        present = [(n, _escaped(v)) for n, v in present]
     return element, present
 def _escaped(text: str) -> str:
     """Text content as lxml writes it in UTF-8; a character XML cannot carry is refused."""
