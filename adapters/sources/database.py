@@ -15,17 +15,27 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, Update, any_, bindparam, create_engine, update
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Update,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
 from adapters.frontdb import engine_url
 from adapters.sources.base import Chunk, Origin, SourceContext
+from adapters.sources.db_cursor import CursorStrategy
 from adapters.sources.db_options import DatabaseOptions, parse_options
+from adapters.sources.db_rejects import sqlite_text
 from adapters.sources.db_strategies import (
     ChangelogStrategy,
-    CursorStrategy,
     FlagStrategy,
     Page,
     ReadContext,
@@ -41,11 +51,18 @@ from adapters.sources.db_tables import (
     mark_rejected,
     mark_taken,
     reject_message,
+    untimed_check,
 )
 from schemas.errors import ConfigError, RetriableError
 from schemas.times import BEIJING
 
-__all__ = ["DatabaseSource", "database_source", "engine_options", "source_url"]
+__all__ = [
+    "DatabaseSource",
+    "database_source",
+    "engine_options",
+    "source_engine",
+    "source_url",
+]
 
 Clock = Callable[[], datetime]
 
@@ -58,15 +75,32 @@ def database_source(name: str, options: Mapping[str, Any], context: SourceContex
                     clock: Clock = _beijing_now) -> DatabaseSource:
     """Build a database source from its ``[[sources]]`` options (ConfigError if bad)."""
     parsed = parse_options(options, context.catalog)
-    url = source_url(parsed)
-    try:
-        engine = create_engine(url, pool_pre_ping=True, **engine_options(url, parsed))
-    except (NoSuchModuleError, ImportError) as exc:
-        raise ConfigError(f"'url': no driver for {url.drivername!r} ({exc}); install it "
-                          f"or name an installed driver, such as oracle+oracledb://") from exc
+    engine = source_engine(parsed)
     tables = element_tables(parsed, engine.dialect.name, context.catalog)
     reader = ReadContext(engine, tables, parsed.page_size, clock)
     return DatabaseSource(name, context, reader, _strategy(parsed, reader))
+
+
+def source_engine(options: DatabaseOptions) -> Engine:
+    """The source's engine; on SQLite, undecodable TEXT bytes reach ``check_row``.
+
+    SQLite stores whatever bytes a legacy writer hands it, and its default decoding
+    fails the whole fetch on one bad value ("Could not decode to UTF-8 column"):
+    ``sqlite_text`` turns them into a reject of that field instead.
+    """
+    url = source_url(options)
+    try:
+        engine = create_engine(url, pool_pre_ping=True, **engine_options(url, options))
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"'url': no driver for {url.drivername!r} ({exc}); install it "
+                          f"or name an installed driver, such as oracle+oracledb://") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _decode_leniently)
+    return engine
+
+
+def _decode_leniently(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.text_factory = sqlite_text
 
 
 def source_url(options: DatabaseOptions) -> URL:
@@ -100,7 +134,8 @@ def _strategy(options: DatabaseOptions, reader: ReadContext) -> Strategy:
     if options.strategy == "changelog":
         return ChangelogStrategy(reader, options.changelog_gap_wait_seconds)
     if options.strategy == "cursor":
-        return CursorStrategy(reader, options.cursor_safety_lag_seconds)
+        return CursorStrategy(reader, options.cursor_safety_lag_seconds,
+                              options.cursor_null_scan_seconds)
     return FlagStrategy(reader)
 
 
@@ -114,10 +149,20 @@ class DatabaseSource:
         self._reader = reader
         self._strategy = strategy
         self._by_name = by_name(reader.tables)
+        self._resumed = False  # the last journaled page's write-back is re-applied
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
-        """Yield validated pages after ``state``; every chunk's progress is the whole state."""
+        """Yield validated pages after ``state``; every chunk's progress is the whole state.
+
+        The first read of this instance (the agent's start) first finishes the write-back
+        of the last page journaled before it, which a crash may have cut off.
+        """
         with self._driver_errors("read"):
+            if not self._resumed:
+                rows = self._strategy.unconfirmed(state)
+                if rows:
+                    self.commit(self._chunk(Page(rows, {})))
+                self._resumed = True
             for page in self._strategy.pages(state):
                 yield self._chunk(page)
 
@@ -177,7 +222,8 @@ class DatabaseSource:
         catalog, division = self._context.catalog, self._context.node_division
         checks = tuple(
             (Origin(self.name, f"{row.table.name}#{row.ident}"),
-             check_row(row.table, row.values, catalog, division, latest))
+             untimed_check(row.table, catalog) if page.untimed
+             else check_row(row.table, row.values, catalog, division, latest))
             for row in page.rows)
         return Chunk(checks=checks, progress=page.progress)
 

@@ -10,6 +10,7 @@ strategy = "flag"                 # "flag" (default) | "changelog" | "cursor"
 tables = ["SBXX", "SL", "BJ"]     # element codes; default all 14
 page_size = 2000                  # rows per page: one journal fsync and one UPDATE each
 cursor_safety_lag_seconds = 60    # cursor: only rows older than this are read
+cursor_null_scan_seconds = 3600   # cursor: how often rows with a NULL timestamp are sought
 changelog_gap_wait_seconds = 300  # changelog: how long a SEQ gap may still fill
 
 [sources.mapping.SBXX]            # a legacy table or view feeding an element
@@ -34,7 +35,8 @@ __all__ = ["STRATEGIES", "DatabaseOptions", "MappingOptions", "parse_options"]
 STRATEGIES = ("flag", "changelog", "cursor")
 _KEYS = frozenset({
     "url", "strategy", "tables", "page_size", "mapping", "cursor_safety_lag_seconds",
-    "changelog_gap_wait_seconds", "oracle_thick", "oracle_client_lib", "password_file",
+    "cursor_null_scan_seconds", "changelog_gap_wait_seconds", "oracle_thick",
+    "oracle_client_lib", "password_file",
 })
 _MAPPING_KEYS = frozenset({"table", "columns", "key", "timestamp"})
 
@@ -57,6 +59,7 @@ class DatabaseOptions:
     page_size: int = 2000
     mapping: Mapping[str, MappingOptions] | None = None
     cursor_safety_lag_seconds: float = 60.0
+    cursor_null_scan_seconds: float = 3600.0
     changelog_gap_wait_seconds: float = 300.0
     oracle_thick: bool = False
     oracle_client_lib: str | None = None
@@ -83,6 +86,7 @@ def parse_options(options: Mapping[str, Any], catalog: SchemaCatalog) -> Databas
         page_size=int(_number(options, "page_size", 2000, 1, integer=True)),
         mapping=_mappings(options.get("mapping"), tables, strategy, catalog),
         cursor_safety_lag_seconds=_number(options, "cursor_safety_lag_seconds", 60.0, 0),
+        cursor_null_scan_seconds=_number(options, "cursor_null_scan_seconds", 3600.0, 0),
         changelog_gap_wait_seconds=_number(options, "changelog_gap_wait_seconds", 300.0, 0),
         oracle_thick=_flag(options, "oracle_thick"),
         oracle_client_lib=_optional_text(options, "oracle_client_lib"),

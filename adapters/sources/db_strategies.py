@@ -1,4 +1,5 @@
-"""The three ways of reading front-end tables: ``flag``, ``changelog`` and ``cursor``.
+"""The ways of reading front-end tables: ``flag`` and ``changelog`` here, ``cursor`` in
+``adapters.sources.db_cursor``, and what they share.
 
 Each strategy yields pages of at most ``page_size`` rows together with its whole state
 after the page. A page is fetched on its own short-lived connection, which is back
@@ -10,35 +11,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, Engine, Select, String, column, or_, select, table
 from sqlalchemy.sql.elements import ColumnClause
 
 from adapters.frontdb import CHANGELOG, fold_identifier
-from adapters.sources.db_state import (
-    STATE_VERSION,
-    ChangelogPosition,
-    after_key,
-    decode_value,
-    encode_value,
-    strategy_state,
-)
-from adapters.sources.db_tables import ElementTable, by_name, in_batches, to_text
-from schemas.times import BEIJING
+from adapters.sources.db_state import STATE_VERSION, ChangelogPosition, strategy_state
+from adapters.sources.db_tables import ElementTable, by_name, in_batches
 
 __all__ = [
+    "AnySelect",
     "ChangelogStrategy",
-    "CursorStrategy",
     "FetchedRow",
     "FlagStrategy",
     "Page",
     "ReadContext",
     "Strategy",
     "changelog_query",
-    "cursor_query",
+    "field_columns",
     "flag_query",
+    "labelled",
     "rows_query",
 ]
 
@@ -57,6 +51,7 @@ class FetchedRow:
 class Page:
     rows: tuple[FetchedRow, ...]
     progress: dict[str, Any]
+    untimed: bool = False      # cursor rows with a NULL timestamp: rejects, not records
 
 
 @dataclass(frozen=True)
@@ -80,13 +75,21 @@ class Strategy(Protocol):
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
         ...
 
+    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[FetchedRow, ...]:
+        """Rows of the last journaled page whose write-back a crash may have lost.
 
-def _labelled(columns: Sequence[ColumnClause[Any]]) -> list[Any]:
+        ``state`` is the journaled progress at start-up; ``commit`` of these rows is
+        re-applied once before the first page, since ``pages`` will not hand them out.
+        """
+        ...
+
+
+def labelled(columns: Sequence[ColumnClause[Any]]) -> list[Any]:
     # Labels keep a column that plays two roles (GXSJ as field and cursor) twice in a row.
     return [c.label(f"c{i}") for i, c in enumerate(columns)]
 
 
-def _fields(element: ElementTable) -> list[ColumnClause[Any]]:
+def field_columns(element: ElementTable) -> list[ColumnClause[Any]]:
     return [c for _, c in element.fields]
 
 
@@ -96,7 +99,7 @@ def flag_query(element: ElementTable, after_row_id: int | None, limit: int) -> A
     """New rows (``SYNC_FLAG=0``) after ``after_row_id``, in ROW_ID order."""
     row_id = element.row_id
     assert row_id is not None
-    query = (select(*_labelled([row_id, *_fields(element)]))
+    query = (select(*labelled([row_id, *field_columns(element)]))
              .where(element.controls["SYNC_FLAG"] == 0).order_by(row_id).limit(limit))
     return query if after_row_id is None else query.where(row_id > after_row_id)
 
@@ -115,6 +118,9 @@ class FlagStrategy:
 
     context: ReadContext
     writes_back: bool = True
+
+    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[FetchedRow, ...]:
+        return ()  # an unmarked row still has SYNC_FLAG=0: the next pass reads it again
 
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
         progress = {"v": STATE_VERSION, "strategy": "flag"}
@@ -153,7 +159,7 @@ def rows_query(element: ElementTable, row_ids: Sequence[int]) -> AnySelect:
     """The current content of the rows with these ROW_IDs."""
     row_id = element.row_id
     assert row_id is not None
-    return (select(*_labelled([row_id, *_fields(element)])).where(row_id.in_(row_ids))
+    return (select(*labelled([row_id, *field_columns(element)])).where(row_id.in_(row_ids))
             .order_by(row_id))
 
 
@@ -168,6 +174,14 @@ class ChangelogStrategy:
     open gap. A gap still unfilled ``gap_wait_seconds`` after it was first seen, by a
     query that started after that deadline, belonged to a rolled-back transaction and
     is dropped. Several changes of one row in a page are read once.
+
+    *Write-back after a crash*: the position is journaled before ``commit`` marks the
+    rows (1 taken, 2 rejected), so a crash in between would leave them unmarked with no
+    pass ever reading them again. Each page's progress therefore also lists its ROW_IDs
+    (``progress["page"]``, element → ids, at most a page); at start-up ``unconfirmed``
+    re-reads those still at ``SYNC_FLAG=0`` and the source marks them as their content
+    now validates. Nothing is journaled again: the records and rejects are in the outbox
+    already, and a row changed since has a later SEQ that a pass still reads.
     """
 
     context: ReadContext
@@ -186,10 +200,23 @@ class ChangelogStrategy:
             if complete:  # this query saw every open gap: old ones are rollbacks
                 position = position.expire(now - self.gap_wait_seconds)
             if position != last:  # journal even a page of unrelated tables: it moved on
-                yield Page(self._changed_rows(entries), position.to_progress())
+                rows = self._changed_rows(entries)
+                ids: dict[str, list[int]] = {}
+                for row in rows:
+                    ids.setdefault(row.table.element, []).append(int(row.ident))
+                yield Page(rows, {**position.to_progress(), "page": ids})
                 last = position
             if complete:
                 return
+
+    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[FetchedRow, ...]:
+        pending: Mapping[str, Sequence[int]] = strategy_state(state, "changelog").get("page", {})
+        rows: list[FetchedRow] = []
+        for code, row_ids in pending.items():
+            element = self.context.tables.get(code)
+            if element is not None:  # else the table is no longer read by this source
+                rows.extend(self._rows(element, row_ids, unmarked=True))
+        return tuple(rows)
 
     def _changed_rows(self, entries: Sequence[Sequence[Any]]) -> tuple[FetchedRow, ...]:
         tables = by_name(self.context.tables)
@@ -200,76 +227,13 @@ class ChangelogStrategy:
                 wanted.setdefault(element.element, {})[int(row_id)] = None
         rows: list[FetchedRow] = []
         for code, row_ids in wanted.items():
-            element = self.context.tables[code]
-            for batch in in_batches(list(row_ids)):
-                rows.extend(FetchedRow(element, str(r[0]), r[1:])
-                            for r in self.context.fetch(rows_query(element, batch)))
+            rows.extend(self._rows(self.context.tables[code], list(row_ids)))
         return tuple(rows)
 
-
-# -- cursor --------------------------------------------------------------------------------------
-
-def cursor_query(element: ElementTable, upper: Any, last: Sequence[Any] | None,
-                 limit: int) -> AnySelect:
-    """Rows up to the frozen ``upper`` timestamp after ``last`` = (ts, key…), in that order."""
-    assert element.timestamp is not None
-    order = [element.timestamp, *element.key]
-    query = (select(*_labelled([*order, *_fields(element)]))
-             .where(element.timestamp <= upper).order_by(*order).limit(limit))
-    return query if last is None else query.where(after_key(order, last))
-
-
-@dataclass(frozen=True)
-class CursorStrategy:
-    """Incremental reads of a read-only table or view on (timestamp, key).
-
-    *Ties*: rows are ordered by (timestamp, key) and pages continue strictly after the
-    last (timestamp, key) read, so any number of rows sharing one timestamp page
-    correctly, as long as the key is unique and NOT NULL.
-
-    *Late commits*: a writer stamps a row at time t but commits it at c > t. The pass
-    reads only rows with timestamp <= now - lag, fixed when the pass starts (Singer's
-    "signpost", so rows arriving mid-pass wait for the next pass instead of moving the
-    bound). The cursor passes t only once now - lag >= t, that is at now >= t + lag;
-    if c - t < lag the row has committed by then and is read. So nothing is lost while
-    every transaction (plus the clock skew between writer and agent) is shorter than
-    ``lag_seconds``; a longer one can be missed, so set the lag above the longest.
-
-    Nothing is written back (views are read-only); rejects live in the outbox.
-    """
-
-    context: ReadContext
-    lag_seconds: float
-    writes_back: bool = False
-
-    def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
-        cursors = dict(strategy_state(state, "cursor").get("cursors", {}))
-        upper = self._signpost()
-        for element in self.context.tables.values():
-            names = [c.name for c in (element.timestamp, *element.key) if c is not None]
-            saved = cursors.get(element.element)
-            last = [decode_value(v) for v in saved["values"]] \
-                if saved and saved.get("columns") == names else None
-            width = len(names)
-            while True:
-                rows = self.context.fetch(cursor_query(element, upper, last,
-                                                       self.context.page_size))
-                if not rows:
-                    break
-                last = list(rows[-1][:width])
-                cursors[element.element] = {"columns": names,
-                                            "values": [encode_value(v) for v in last]}
-                yield Page(tuple(FetchedRow(element, "|".join(str(to_text(v)) for v in r[1:width]),
-                                            r[width:]) for r in rows),
-                           {"v": STATE_VERSION, "strategy": "cursor", "cursors": dict(cursors)})
-                if len(rows) < self.context.page_size:
-                    break
-
-    def _signpost(self) -> Any:
-        moment = self.context.clock().astimezone(BEIJING).replace(tzinfo=None)
-        bound = moment - timedelta(seconds=self.lag_seconds)
-        if self.context.engine.dialect.name == "sqlite":
-            # SQLite compares text: SQLAlchemy's own storage form, which sorts correctly
-            # against "yyyy-MM-dd HH:mm:ss" values written by other programs too.
-            return bound.strftime("%Y-%m-%d %H:%M:%S.%f")
-        return bound
+    def _rows(self, element: ElementTable, row_ids: Sequence[int],
+              unmarked: bool = False) -> Iterator[FetchedRow]:
+        for batch in in_batches(row_ids):
+            query = rows_query(element, batch)
+            if unmarked:
+                query = query.where(element.controls["SYNC_FLAG"] == 0)
+            yield from (FetchedRow(element, str(r[0]), r[1:]) for r in self.context.fetch(query))

@@ -8,7 +8,6 @@ are typed, because python-oracledb returns ``NUMBER`` as a float otherwise.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -34,9 +33,8 @@ from sqlalchemy.types import NullType, TypeEngine
 
 from adapters.frontdb import SYNC_MSG_LENGTH, fold_identifier, table_name
 from adapters.sources.db_options import DatabaseOptions, MappingOptions
+from adapters.sources.db_rejects import unrepresentable, untimed_issue
 from schemas.catalog import ElementSpec, SchemaCatalog
-from schemas.issues import Issue, IssueCode
-from schemas.messages import Localized
 from schemas.record_check import RecordCheck, check_fields
 from schemas.times import format_time
 
@@ -51,6 +49,7 @@ __all__ = [
     "mark_taken",
     "reject_message",
     "to_text",
+    "untimed_check",
 ]
 
 TAKEN, REJECTED = 1, 2
@@ -213,18 +212,27 @@ def check_row(element: ElementTable, values: Iterable[Any], catalog: SchemaCatal
               division: str, latest: datetime) -> RecordCheck:
     """Validate one row's field values like an XML record.
 
-    A character XML cannot carry (NUL, a control character pasted into a legacy form)
-    makes the row a ``bad-value`` reject: it has no exchange form, and the validator
-    would otherwise raise and stop the whole page, again on every poll.
+    A value with no exchange form (a character XML cannot carry, bytes that are not
+    UTF-8) makes the row a ``bad-value`` reject (``db_rejects``): the validator would
+    otherwise raise and stop the whole page, again on every poll.
     """
     fields = fields_of(element, values)
     if _may_hold_non_xml(fields.values()):
-        spec = catalog.elements[element.element]
-        issues = tuple(_not_xml_issue(spec, code, text) for code, text in fields.items()
-                       if text is not None and _NOT_XML.search(text))
+        issues = unrepresentable(catalog.elements[element.element], fields)
         if issues:
             return RecordCheck(element.element, None, None, issues)
     return check_fields(element.element, fields, catalog, division, latest)
+
+
+def untimed_check(element: ElementTable, catalog: SchemaCatalog) -> RecordCheck:
+    """The reject of a cursor row with a NULL timestamp, whatever its fields hold.
+
+    Its fields are validated once the timestamp is filled and the cursor reads it.
+    """
+    assert element.timestamp is not None
+    field = next((code for code, c in element.fields if c is element.timestamp), None)
+    issue = untimed_issue(catalog.elements[element.element], element.timestamp.name, field)
+    return RecordCheck(element.element, None, None, (issue,))
 
 
 def _may_hold_non_xml(texts: Iterable[str | None]) -> bool:
@@ -232,25 +240,9 @@ def _may_hold_non_xml(texts: Iterable[str | None]) -> bool:
 
     Every such character (C0 controls, surrogates, U+FFFE/U+FFFF) is unprintable, and
     one ``isprintable`` over the joined row is far cheaper than a search per field.
+    Undecodable bytes arrive as surrogate escapes, so they take the slow path too.
     """
     return not "".join(filter(None, texts)).isprintable()
-
-
-# Outside XML 1.0's Char production (lone surrogates included).
-_NOT_XML = re.compile(r"[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
-
-
-def _not_xml_issue(spec: ElementSpec, code: str, text: str) -> Issue:
-    found = _NOT_XML.search(text)
-    assert found is not None
-    char = f"U+{ord(found.group()):04X}"
-    shown = _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text[:40])
-    detail = Localized(f"含有 XML 不能表示的字符 {char}（如 NUL 或控制字符），请在源系统中改正",
-                       f"contains {char}, a character XML cannot carry (NUL or a control "
-                       "character); correct it in the source system")
-    return Issue(IssueCode.BAD_VALUE, "bad-value",
-                 {"field": code, "label": spec.fields[code].label,
-                  "value": shown, "detail": detail}, spec.code, code)
 
 
 def _whole_seconds(text: str | None) -> str | None:

@@ -1,8 +1,9 @@
 """kill -9 the real agent process at random points; nothing is lost or duplicated.
 
 Sources: a drop folder (files keep arriving between kills, written temp-then-rename)
-and, when the database source is installed, a SQLite front-end DB with the ``flag``
-strategy (rows keep arriving too). After 22 kills and a final clean run:
+and, when the database source is installed, a SQLite front-end DB read by two sources:
+EX_JGXX with the ``flag`` strategy and EX_SBXX with ``changelog`` (rows keep arriving
+too). After 22 kills and a final clean run:
 - every valid source record is in the outbox exactly once;
 - every rejected record is journaled exactly once as a reject;
 - every file is in done/ or error/ (never both, never renamed by a collision);
@@ -21,11 +22,15 @@ import sys
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from adapters.frontdb import create_all, front_tables
 from schemas.checkdigits import credit_code_check_char
+from tests.unit.adapters.front_rows import row
 
 KILLS = 22
 FILES_PER_ROUND = 30
@@ -33,6 +38,8 @@ RECORDS_PER_FILE = 8
 ROWS_PER_ROUND = 120
 STARTED = "前置机代理已启动".encode()  # the agent's start-up log line (lang zh)
 HAS_DB_SOURCE = importlib.util.find_spec("adapters.sources.database") is not None
+
+ROW_TIME = datetime(2024, 5, 1, 10, 0, 0)
 
 HEAD_CODE = "11430102MB" + "9876543"
 HEAD_CODE += credit_code_check_char(HEAD_CODE)
@@ -115,6 +122,25 @@ class World:
         with closing(sqlite3.connect(self.root / "front.db")) as db, db:
             db.executemany('INSERT INTO "EX_JGXX" (XZQHDM, TYSHXYDM, SJBBH, GXSJ, JGMC)'
                            " VALUES (?, ?, ?, ?, ?)", rows)
+        self._insert_logged_rows()
+
+    def _insert_logged_rows(self) -> None:
+        """EX_SBXX rows for the changelog source: its position passes a page before
+        the write-back, so a kill in between must not leave a row unflagged."""
+        assert self.db_url is not None
+        rows = []
+        for index in range(ROWS_PER_ROUND):
+            number, bad = self.number(), index % 40 == 23
+            values = row("SBXX", number, ROW_TIME)
+            rows.append(values | {"TJFS": "7"} if bad else values)
+            if bad:
+                self.expected_rejects += 1
+            else:
+                self.expected_keys.add(str(values["SBLSH"]))
+        engine = sa.create_engine(self.db_url)
+        with engine.begin() as conn:
+            conn.execute(front_tables("sqlite").elements["SBXX"].insert(), rows)
+        engine.dispose()
 
 
 def write_config(root: Path, db_url: str | None) -> Path:
@@ -125,6 +151,14 @@ name = "front"
 url = "{db_url}"
 strategy = "flag"
 tables = ["JGXX"]
+page_size = 50
+[[sources]]
+kind = "db"
+name = "front-log"
+url = "{db_url}"
+strategy = "changelog"
+tables = ["SBXX"]
+page_size = 50
 """ if db_url else ""
     config = root / "agent.toml"
     config.write_text(f"""
@@ -171,7 +205,8 @@ def settled(world: World) -> bool:
     if world.db_url is None:
         return True
     with closing(sqlite3.connect(world.root / "front.db")) as db:
-        return db.execute('SELECT count(*) FROM "EX_JGXX" WHERE SYNC_FLAG = 0').fetchone()[0] == 0
+        return all(db.execute(f'SELECT count(*) FROM "{table}" WHERE SYNC_FLAG = 0')
+                   .fetchone()[0] == 0 for table in ("EX_JGXX", "EX_SBXX"))
 
 
 def query(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -184,10 +219,8 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
     rng = random.Random(20261120)
     db_url = None
     if HAS_DB_SOURCE:
-        from adapters.frontdb import create_all
-
         db_url = f"sqlite:///{tmp_path / 'front.db'}"
-        create_all(db_url)
+        create_all(db_url, triggers=True)
     world = World(tmp_path, db_url)
     for sub in ("inbox", "processing", "done", "error"):
         (tmp_path / "drop" / sub).mkdir(parents=True)
@@ -233,7 +266,8 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
     assert all((drop / "error" / f"{name}.error.json").exists() for name in errors)
 
     if db_url is not None:
-        flags = dict(query(tmp_path / "front.db",
-                           'SELECT SYNC_FLAG, count(*) FROM "EX_JGXX" GROUP BY SYNC_FLAG'))
-        assert set(flags) <= {1, 2}
-        assert flags.get(1, 0) + flags.get(2, 0) == KILLS * ROWS_PER_ROUND
+        for table in ("EX_JGXX", "EX_SBXX"):
+            flags = dict(query(tmp_path / "front.db",
+                               f'SELECT SYNC_FLAG, count(*) FROM "{table}" GROUP BY SYNC_FLAG'))
+            assert set(flags) <= {1, 2}, table
+            assert flags.get(1, 0) + flags.get(2, 0) == KILLS * ROWS_PER_ROUND

@@ -17,11 +17,12 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.frontdb import create_all, engine_url, front_tables
-from adapters.sources.base import SourceContext
+from adapters.sources.base import Source, SourceContext
 from adapters.sources.database import DatabaseSource, database_source
+from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
 from schemas.times import BEIJING
-from tests.unit.adapters.front_rows import DIVISION, Journal, keys_of, row
+from tests.unit.adapters.front_rows import DIVISION, Journal, keys_of, legacy_table, row
 
 STRATEGIES = ["flag", "changelog", "cursor"]
 
@@ -165,3 +166,78 @@ def test_changelog_gap_that_fills_late(db_url: str, engine: sa.Engine, clock: Cl
         journal.drain(source)
     assert journal.keys("SBXX") == keys_of("SBXX", [1, 2])
     assert journal.state["seq"] == journal.state["high"] and journal.state["gaps"] == []
+
+
+# -- with the real outbox: NULL cursor timestamps, the write-back after a crash -----------------
+
+def poll(outbox: Outbox, source: Source) -> int:
+    """What the agent does in one poll: journal each chunk, then commit it."""
+    chunks = 0
+    for chunk in source.read(outbox.source_state(source.name)):
+        outbox.journal(source.name, chunk)
+        source.commit(chunk)
+        chunks += 1
+    return chunks
+
+
+def journaled_keys(outbox: Outbox) -> set[str]:
+    db = outbox._db  # the test reads the journal's identity column directly
+    return {key for (key,) in db.execute("SELECT record_key FROM records")}
+
+
+def test_cursor_null_timestamps_are_rejects_once(db_url: str, engine: sa.Engine, clock: Clock,
+                                                 tmp_path: Path) -> None:
+    legacy = legacy_table(engine.dialect.name, "SBXX", "LEGACY_SBXX")
+    legacy.create(engine)
+    stamped = {n: clock.naive(600) for n in (0, 2, 4)} | dict.fromkeys((1, 3, 5, 6))
+    with engine.begin() as conn:
+        conn.execute(legacy.insert(), [row("SBXX", n, clock.naive(600)) | {"UPD_TIME": when}
+                                       for n, when in stamped.items()])
+    options = {"strategy": "cursor", "tables": ["SBXX"], "page_size": 2,
+               "mapping": {"SBXX": {"table": "LEGACY_SBXX", "timestamp": "UPD_TIME"}}}
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        with open_source(db_url, clock, **options) as source:
+            reading = source.read({})
+            for _ in range(3):  # the timed rows, then the first NULL page: then killed
+                outbox.journal("front", next(reading))
+            reading.close()
+        with open_source(db_url, clock, **options) as source:
+            poll(outbox, source)
+            assert poll(outbox, source) == 0
+        fixed = row("SBXX", 3)["SBLSH"]
+        with engine.begin() as conn:  # filled in at the time of the fix
+            conn.execute(legacy.update().where(fixed == legacy.c.SBLSH)
+                         .values(UPD_TIME=clock.naive(0)))
+        clock.advance(3600)
+        with open_source(db_url, clock, **options) as source:
+            poll(outbox, source)
+        assert journaled_keys(outbox) == keys_of("SBXX", [0, 2, 4, 3])
+        origins = [r["origin"] for r in outbox.rejects("front")]
+    assert origins == [f"LEGACY_SBXX#{row('SBXX', n)['SBLSH']}|1" for n in (1, 3, 5, 6)]
+
+
+@pytest.mark.parametrize("strategy", ["flag", "changelog"])
+def test_rejects_are_flagged_after_a_crash_before_the_write_back(
+        db_url: str, engine: sa.Engine, clock: Clock, tmp_path: Path, strategy: str) -> None:
+    with engine.begin() as conn:
+        insert(conn, "SL", [row("SL", n) for n in range(4)])
+        insert(conn, "SL", [row("SL", 9) | {"SLZT": "bogus"}])
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        with open_source(db_url, clock, strategy=strategy, page_size=3) as source:
+            reading = source.read({})
+            first = next(reading)
+            outbox.journal("front", first)
+            source.commit(first)
+            outbox.journal("front", next(reading))  # the bad row's page: then killed
+            reading.close()
+        with open_source(db_url, clock, strategy=strategy, page_size=3) as source:
+            poll(outbox, source)
+        records, rejects = outbox.record_count(), outbox.rejects("front")
+    sl = tables(engine).elements["SL"]
+    with engine.connect() as conn:
+        flags = dict(conn.execute(sa.select(sl.c.SYNC_FLAG, sa.func.count())
+                                  .group_by(sl.c.SYNC_FLAG)).all())
+        message = conn.execute(sa.select(sl.c.SYNC_MSG).where(sl.c.SYNC_FLAG == 2)).scalar_one()
+    assert flags == {1: 4, 2: 1}
+    assert "SLZT" in message and "[bad-value]" in message
+    assert records == 4 and len(rejects) == 1

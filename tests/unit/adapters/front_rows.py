@@ -8,16 +8,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
+import sqlalchemy as sa
 import xmlschema
 
+from adapters.frontdb import fold_identifier, front_tables
 from adapters.sources.base import Chunk, Source
 from schemas.catalog import load_catalog
 from schemas.checkdigits import credit_code_check_char, resident_id_check_char
+from schemas.times import BEIJING
 
 DIVISION = "430102"
 BASE_TIME = datetime(2026, 11, 20, 9, 0, 0)
@@ -118,3 +121,29 @@ class Journal:
 def keys_of(element: str, ns: Iterable[int]) -> set[str]:
     spec = load_catalog().elements[element]
     return {"|".join(str(row(element, n)[k]) for k in spec.key) for n in ns}
+
+
+def legacy_table(dialect_name: str, element: str, name: str) -> sa.Table:
+    """A legacy table for a mapped cursor source: the element's fields, every one
+    nullable, plus a nullable ``UPD_TIME``; columns keyed by field code."""
+    front = front_tables(dialect_name).elements[element]
+    codes = load_catalog().elements[element].fields
+    columns = [sa.Column(fold_identifier(code, dialect_name), front.c[code].type, key=code)
+               for code in codes]
+    return sa.Table(fold_identifier(name, dialect_name), sa.MetaData(), *columns,
+                    sa.Column(fold_identifier("UPD_TIME", dialect_name), sa.DateTime(),
+                              key="UPD_TIME"),
+                    mysql_charset="utf8mb4", mariadb_charset="utf8mb4")
+
+
+@dataclass
+class Clock:
+    """A hand-moved clock (Beijing time) for lags and gap windows."""
+
+    now: datetime = datetime(2026, 11, 20, 12, 0, tzinfo=BEIJING)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

@@ -3,8 +3,6 @@ and restarts, rejects are written back, mappings work, Oracle SQL compiles."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,14 +15,10 @@ from sqlalchemy.dialects import oracle
 from adapters.frontdb import create_all, engine_url, front_tables
 from adapters.sources.base import Chunk, Source, SourceContext
 from adapters.sources.database import DatabaseSource, database_source, engine_options
+from adapters.sources.db_cursor import cursor_query, untimed_query
 from adapters.sources.db_options import parse_options
 from adapters.sources.db_state import ChangelogPosition, Gap, decode_value, encode_value
-from adapters.sources.db_strategies import (
-    changelog_query,
-    cursor_query,
-    flag_query,
-    rows_query,
-)
+from adapters.sources.db_strategies import changelog_query, flag_query, rows_query
 from adapters.sources.db_tables import (
     check_row,
     element_tables,
@@ -40,42 +34,10 @@ from schemas.catalog import load_catalog
 from schemas.errors import ConfigError, RetriableError
 from schemas.record_check import check_fields
 from schemas.times import BEIJING
-from tests.unit.adapters.front_rows import BASE_TIME, DIVISION, Journal, keys_of, row
+from tests.unit.adapters.front_rows import BASE_TIME, DIVISION, Clock, Journal, keys_of, row
 
 CATALOG = load_catalog()
 TABLES = front_tables("sqlite")
-
-
-@dataclass
-class Clock:
-    """A hand-moved clock (Beijing time) for lags and gap windows."""
-
-    now: datetime = datetime(2026, 11, 20, 12, 0, tzinfo=BEIJING)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'front.db'}"
-    create_all(url, triggers=True)
-    return url
-
-
-@pytest.fixture
-def engine(url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 def context(lang: str = "en") -> SourceContext:
@@ -394,6 +356,8 @@ def test_oracle_queries_compile(strategy: str) -> None:
         sql = _oracle_sql(cursor_query(sf, datetime(2026, 11, 21), last, 500))
         assert "ORDER BY ex_sf.gxsj, ex_sf.row_id" in sql and "FETCH FIRST" in sql
         assert "(ex_sf.gxsj, " not in sql  # no row-value comparison on Oracle
+        sql = _oracle_sql(untimed_query(sf, [7], 500))
+        assert "ex_sf.gxsj IS NULL" in sql and "ORDER BY ex_sf.row_id" in sql
     if strategy != "cursor":
         assert "UPDATE ex_sf SET sync_flag" in _oracle_sql(mark_taken(sf, [1], datetime.now()))
         assert "sync_msg=:b_msg" in _oracle_sql(mark_rejected(sf))
@@ -421,6 +385,7 @@ def test_oracle_options() -> None:
     ({"url": "sqlite://", "tables": ["SBXX", "NOPE"]}, "tables"),
     ({"url": "sqlite://", "page_size": 0}, "page_size"),
     ({"url": "sqlite://", "cursor_safety_lag_seconds": -1}, "cursor_safety_lag_seconds"),
+    ({"url": "sqlite://", "cursor_null_scan_seconds": "1h"}, "cursor_null_scan_seconds"),
     ({"url": "sqlite://", "oracle_thick": "yes"}, "oracle_thick"),
     ({"url": "sqlite://", "mapping": {"SBXX": {"columns": {}}}}, "mapping.SBXX.table"),
     ({"url": "sqlite://", "mapping": {"SBXX": {"table": "T", "columns": {"NOPE": "X"}}}},

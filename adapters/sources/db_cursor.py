@@ -1,0 +1,178 @@
+"""The ``cursor`` strategy: incremental reads of a read-only table or view on (timestamp, key).
+
+See ``CursorStrategy``; the shared page types are in ``adapters.sources.db_strategies``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from adapters.sources.db_state import (
+    STATE_VERSION,
+    after_key,
+    decode_value,
+    encode_value,
+    strategy_state,
+)
+from adapters.sources.db_strategies import (
+    AnySelect,
+    FetchedRow,
+    Page,
+    ReadContext,
+    field_columns,
+    labelled,
+)
+from adapters.sources.db_tables import ElementTable, to_text
+from schemas.times import BEIJING
+
+__all__ = ["CursorStrategy", "cursor_query", "untimed_query"]
+
+
+def cursor_query(element: ElementTable, upper: Any, last: Sequence[Any] | None,
+                 limit: int) -> AnySelect:
+    """Rows up to the frozen ``upper`` timestamp after ``last`` = (ts, key…), in that order."""
+    assert element.timestamp is not None
+    order = [element.timestamp, *element.key]
+    query = (select(*labelled([*order, *field_columns(element)]))
+             .where(element.timestamp <= upper).order_by(*order).limit(limit))
+    return query if last is None else query.where(after_key(order, last))
+
+
+def untimed_query(element: ElementTable, last: Sequence[Any] | None, limit: int) -> AnySelect:
+    """Rows whose timestamp is NULL after the key ``last``, in key order."""
+    assert element.timestamp is not None
+    key = list(element.key)
+    query = (select(*labelled([*key, *field_columns(element)]))
+             .where(element.timestamp.is_(None)).order_by(*key).limit(limit))
+    return query if last is None else query.where(after_key(key, last))
+
+
+@dataclass
+class _CursorState:
+    """The cursor's whole state while a pass changes it; every page carries a copy."""
+
+    cursors: dict[str, Any]    # element → {"columns": [ts, key…], "values": [...]}
+    untimed: dict[str, Any]    # element → {"columns": [key…], "after": [...] | None, "due": t}
+    unsaved: bool = False      # changed since the last page handed out
+
+    def page(self, rows: tuple[FetchedRow, ...], untimed: bool = False) -> Page:
+        self.unsaved = False
+        return Page(rows, {"v": STATE_VERSION, "strategy": "cursor",
+                           "cursors": dict(self.cursors), "untimed": dict(self.untimed)},
+                    untimed)
+
+
+@dataclass(frozen=True)
+class CursorStrategy:
+    """Incremental reads of a read-only table or view on (timestamp, key).
+
+    *Ties*: rows are ordered by (timestamp, key) and pages continue strictly after the
+    last (timestamp, key) read, so any number of rows sharing one timestamp page
+    correctly, as long as the key is unique and NOT NULL.
+
+    *Late commits*: a writer stamps a row at time t but commits it at c > t. The pass
+    reads only rows with timestamp <= now - lag, fixed when the pass starts (Singer's
+    "signpost", so rows arriving mid-pass wait for the next pass instead of moving the
+    bound). The cursor passes t only once now - lag >= t, that is at now >= t + lag;
+    if c - t < lag the row has committed by then and is read. So nothing is lost while
+    every transaction (plus the clock skew between writer and agent) is shorter than
+    ``lag_seconds``; a longer one can be missed, so set the lag above the longest.
+
+    *NULL timestamps*: such a row has no place in the order, so the cursor never reads
+    it. A separate scan finds them by key alone (``untimed_query``), in pages after its
+    own key cursor, and hands them out as rejects asking for the column to be filled.
+    The scan runs when its last complete run is ``null_scan_seconds`` old (and at the
+    first pass), and resumes where it stopped after a restart, so its state is one key
+    and one time per element however large the table. Without an index on the
+    timestamp (or on Oracle, which does not index NULLs) a scan reads the whole table,
+    hence the slow default of an hour. A row still NULL at the next scan
+    is handed out again: the outbox keeps one reject per origin and reason, so each
+    row version (the key holds SJBBH) is journaled once. Once its timestamp is filled
+    the cursor reads the row like any other, provided the time lies ahead of the
+    cursor: the time of the fix does, an old one may not (the reject says so).
+
+    Nothing is written back (views are read-only); rejects live in the outbox.
+    """
+
+    context: ReadContext
+    lag_seconds: float
+    null_scan_seconds: float
+    writes_back: bool = False
+
+    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[FetchedRow, ...]:
+        return ()  # nothing is written back
+
+    def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
+        saved = strategy_state(state, "cursor")
+        progress = _CursorState(dict(saved.get("cursors", {})), dict(saved.get("untimed", {})))
+        upper = self._signpost()
+        now = self.context.clock().timestamp()
+        for element in self.context.tables.values():
+            yield from self._timed(element, upper, progress)
+            yield from self._untimed(element, now, progress)
+        if progress.unsaved:  # a scan ended on an empty page: journal that it is done
+            yield progress.page(())
+
+    def _timed(self, element: ElementTable, upper: Any,
+               progress: _CursorState) -> Iterator[Page]:
+        names = [c.name for c in (element.timestamp, *element.key) if c is not None]
+        saved = progress.cursors.get(element.element)
+        last = [decode_value(v) for v in saved["values"]] \
+            if saved and saved.get("columns") == names else None
+        width = len(names)
+        while True:
+            rows = self.context.fetch(cursor_query(element, upper, last, self.context.page_size))
+            if not rows:
+                return
+            last = list(rows[-1][:width])
+            progress.cursors[element.element] = {"columns": names,
+                                                 "values": [encode_value(v) for v in last]}
+            yield progress.page(tuple(FetchedRow(element, _ident(r[1:width]), r[width:])
+                                      for r in rows))
+            if len(rows) < self.context.page_size:
+                return
+
+    def _untimed(self, element: ElementTable, now: float,
+                 progress: _CursorState) -> Iterator[Page]:
+        names = [c.name for c in element.key]
+        saved = progress.untimed.get(element.element)
+        last: list[Any] | None = None
+        if saved and saved.get("columns") == names:
+            if saved["after"] is None and now < saved["due"]:
+                return
+            last = None if saved["after"] is None else [decode_value(v) for v in saved["after"]]
+        width = len(names)
+        while True:
+            rows = self.context.fetch(untimed_query(element, last, self.context.page_size))
+            done = len(rows) < self.context.page_size
+            if rows:
+                last = list(rows[-1][:width])
+            progress.untimed[element.element] = {
+                "columns": names, "due": now + self.null_scan_seconds,
+                "after": None if done or last is None else [encode_value(v) for v in last]}
+            if rows:
+                yield progress.page(tuple(FetchedRow(element, _ident(r[:width]), r[width:])
+                                          for r in rows), untimed=True)
+            else:
+                progress.unsaved = True
+            if done:
+                return
+
+    def _signpost(self) -> Any:
+        moment = self.context.clock().astimezone(BEIJING).replace(tzinfo=None)
+        bound = moment - timedelta(seconds=self.lag_seconds)
+        if self.context.engine.dialect.name == "sqlite":
+            # SQLite compares text: SQLAlchemy's own storage form, which sorts correctly
+            # against "yyyy-MM-dd HH:mm:ss" values written by other programs too.
+            return bound.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return bound
+
+
+def _ident(key: Sequence[Any]) -> str:
+    """A cursor row's locator part: its key values as text, ``|``-joined."""
+    return "|".join(str(to_text(v)) for v in key)

@@ -1,0 +1,96 @@
+"""Rejects a database row earns before validation: values with no exchange form.
+
+Each is a ``bad-value`` issue with a reason an operator can act on, so that one bad
+row is rejected (SYNC_MSG, the outbox) instead of stopping its page on every poll:
+
+- a character XML cannot carry (NUL, a control character pasted into a legacy form);
+- bytes that are not valid UTF-8 in a SQLite TEXT column (``sqlite_text`` hands them
+  over as surrogate escapes instead of failing the whole fetch);
+- an empty cursor timestamp: the row cannot be placed in the (timestamp, key) order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+
+from schemas.catalog import ElementSpec
+from schemas.issues import Issue, IssueCode
+from schemas.messages import Localized
+
+__all__ = ["sqlite_text", "unrepresentable", "untimed_issue"]
+
+# Outside XML 1.0's Char production (lone surrogates included).
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+# How ``surrogateescape`` (PEP 383) carries an undecodable byte 0x80-0xFF. No driver
+# hands out lone surrogates otherwise: they cannot even be stored as UTF-8.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+_SHOWN = 40  # characters of a bad value quoted in the message
+
+
+def sqlite_text(raw: bytes) -> str:
+    """SQLite's ``text_factory``: UTF-8, with invalid bytes kept as surrogate escapes.
+
+    The default factory raises "Could not decode to UTF-8 column" for the whole fetch,
+    so a single bad row would hold back its page forever. Valid text decodes exactly
+    as before; an invalid byte becomes U+DC80..U+DCFF, which ``unrepresentable`` turns
+    into a reject of that field.
+    """
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def unrepresentable(spec: ElementSpec, fields: Mapping[str, str | None]) -> tuple[Issue, ...]:
+    """A ``bad-value`` issue for every field whose text has no exchange form."""
+    return tuple(_issues(spec, fields))
+
+
+def _issues(spec: ElementSpec, fields: Mapping[str, str | None]) -> Iterator[Issue]:
+    for code, text in fields.items():
+        if text is None:
+            continue
+        undecoded = _UNDECODED.search(text)
+        if undecoded is not None:
+            byte = f"\\x{ord(undecoded.group()) - 0xDC00:02x}"
+            yield _bad_value(spec, code, text, Localized(
+                f"含有不是有效 UTF-8 的字节（如 {byte}），请在源系统中改正",
+                f"contains bytes that are not valid UTF-8 (such as {byte}); correct it in "
+                "the source system"))
+            continue
+        found = _NOT_XML.search(text)
+        if found is not None:
+            char = f"U+{ord(found.group()):04X}"
+            yield _bad_value(spec, code, text, Localized(
+                f"含有 XML 不能表示的字符 {char}（如 NUL 或控制字符），请在源系统中改正",
+                f"contains {char}, a character XML cannot carry (NUL or a control "
+                "character); correct it in the source system"))
+
+
+def _bad_value(spec: ElementSpec, code: str, text: str, detail: Localized) -> Issue:
+    return Issue(IssueCode.BAD_VALUE, "bad-value",
+                 {"field": code, "label": spec.fields[code].label, "value": _shown(text),
+                  "detail": detail}, spec.code, code)
+
+
+def _shown(text: str) -> str:
+    """The start of a bad value, printable: escaped bytes as \\xNN, others as \\uNNNN."""
+    def escape(match: re.Match[str]) -> str:
+        point = ord(match.group())
+        return f"\\x{point - 0xDC00:02x}" if 0xDC80 <= point <= 0xDCFF else f"\\u{point:04x}"
+
+    return _NOT_XML.sub(escape, text[:_SHOWN])
+
+
+def untimed_issue(spec: ElementSpec, column: str, field: str | None) -> Issue:
+    """The reject of a cursor row whose timestamp ``column`` (field ``field``) is NULL.
+
+    Filling it with the time of the fix is what makes the cursor read the row: an
+    older time may lie behind the cursor, which never goes back.
+    """
+    label = spec.fields[field].label if field else Localized("更新时间", "update time")
+    detail = Localized("更新时间为空，无法确定该行的读取顺序；"
+                       "请在源系统中填写该列（填入修改时的时间）",
+                       "the update time is empty, so the row cannot be ordered; fill the "
+                       "column in the source system (with the time of the fix)")
+    return Issue(IssueCode.BAD_VALUE, "bad-value",
+                 {"field": field or column, "label": label, "value": "NULL",
+                  "detail": detail}, spec.code, field or column)

@@ -1,0 +1,260 @@
+"""The database source on SQLite, with the real outbox: rows that cannot be read as
+records become rejects instead of vanishing or stopping their page, and a crash between
+the journal and the write-back loses no SYNC_FLAG.
+
+- cursor rows with a NULL timestamp: reported once, re-sought only every
+  ``cursor_null_scan_seconds``, read normally once the timestamp is filled;
+- a TEXT value with bytes that are not UTF-8: a reject of that field;
+- the write-back of the page journaled just before a crash is finished at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.frontdb import front_tables
+from adapters.sources.base import Source, SourceContext
+from adapters.sources.database import DatabaseSource, database_source
+from adapters.sources.db_options import parse_options
+from adapters.sources.db_tables import check_row, element_tables, reject_message
+from frontend_machine.outbox import Outbox
+from schemas.catalog import load_catalog
+from tests.unit.adapters.front_rows import BASE_TIME, DIVISION, Clock, keys_of, legacy_table, row
+
+CATALOG = load_catalog()
+TABLES = front_tables("sqlite")
+HOUR = 3600.0
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    with Outbox(tmp_path / "outbox.db") as box:
+        yield box
+
+
+def open_source(url: str, clock: Clock, lang: str = "en", **options: Any) -> DatabaseSource:
+    context = SourceContext("node-1", DIVISION, CATALOG, lang)
+    return database_source("front", {"url": url, **options}, context, clock=clock)
+
+
+def poll(outbox: Outbox, source: Source) -> int:
+    """What the agent does in one poll: journal each chunk, then commit it."""
+    chunks = 0
+    for chunk in source.read(outbox.source_state(source.name)):
+        outbox.journal(source.name, chunk)
+        source.commit(chunk)
+        chunks += 1
+    return chunks
+
+
+def journaled_keys(outbox: Outbox) -> set[str]:
+    db = outbox._db  # the test reads the journal's identity column directly
+    return {key for (key,) in db.execute("SELECT record_key FROM records")}
+
+
+def flags(engine: sa.Engine, element: str) -> dict[int, tuple[int, str | None]]:
+    table = TABLES.elements[element]
+    with engine.connect() as conn:
+        return {r[0]: (r[1], r[2]) for r in conn.execute(
+            sa.select(table.c.ROW_ID, table.c.SYNC_FLAG, table.c.SYNC_MSG))}
+
+
+# -- cursor: NULL timestamps -------------------------------------------------------------------
+
+def legacy(engine: sa.Engine, rows: dict[int, datetime | None]) -> sa.Table:
+    """LEGACY_SBXX with one row per number, stamped as given (None: NULL)."""
+    table = legacy_table("sqlite", "SBXX", "LEGACY_SBXX")
+    table.create(engine, checkfirst=True)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [row("SBXX", n) | {"UPD_TIME": when}
+                                      for n, when in rows.items()])
+    return table
+
+
+def stamp(engine: sa.Engine, table: sa.Table, n: int, column: str, when: datetime) -> None:
+    key = row("SBXX", n)["SBLSH"]
+    with engine.begin() as conn:
+        conn.execute(table.update().where(key == table.c.SBLSH).values({column: when}))
+
+
+def origin(n: int) -> str:
+    return f"LEGACY_SBXX#{row('SBXX', n)['SBLSH']}|1"
+
+
+def cursor_options(timestamp: str = "UPD_TIME", **extra: Any) -> dict[str, Any]:
+    mapping: dict[str, Any] = {"table": "LEGACY_SBXX"}
+    if timestamp != "GXSJ":  # GXSJ is the mapping's default timestamp
+        mapping["timestamp"] = timestamp
+    return {"strategy": "cursor", "tables": ["SBXX"], "mapping": {"SBXX": mapping}, **extra}
+
+
+@pytest.mark.parametrize("timestamp", ["UPD_TIME", "GXSJ"])
+def test_cursor_reports_a_null_timestamp_once_and_reads_the_row_once_filled(
+        url: str, engine: sa.Engine, clock: Clock, outbox: Outbox, timestamp: str) -> None:
+    old = BASE_TIME
+    table = legacy(engine, {0: old, 1: None, 2: old, 3: None, 4: old})
+    if timestamp == "GXSJ":  # the update-time field is the cursor column
+        with engine.begin() as conn:
+            conn.execute(table.update().values(GXSJ=table.c.UPD_TIME))
+    options = cursor_options(timestamp, page_size=2)
+    with open_source(url, clock, **options) as source:
+        poll(outbox, source)
+        assert journaled_keys(outbox) == keys_of("SBXX", [0, 2, 4])
+        rejects = outbox.rejects("front")
+        assert [r["origin"] for r in rejects] == [origin(1), origin(3)]
+        [issue] = rejects[0]["issues"]
+        assert issue["code"] == "bad-value" and issue["field"] == timestamp
+        assert "更新时间为空" in issue["message"] and "请在源系统中填写该列" in issue["message"]
+        assert poll(outbox, source) == 0  # not reported again on every poll
+    clock.advance(HOUR - 1)
+    with open_source(url, clock, **options) as source:  # nor after a restart
+        assert poll(outbox, source) == 0
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [row("SBXX", 5) | {"UPD_TIME": None, "GXSJ": None}])
+    stamp(engine, table, 1, timestamp, clock().replace(tzinfo=None))  # filled at the fix
+    clock.advance(61)  # past the scan interval and the safety lag
+    with open_source(url, clock, **options) as source:
+        assert poll(outbox, source) > 0
+    assert journaled_keys(outbox) == keys_of("SBXX", [0, 1, 2, 4])
+    origins = [r["origin"] for r in outbox.rejects("front")]
+    assert origins == [origin(1), origin(3), origin(5)]  # 3 again: journaled once
+
+
+def test_a_null_timestamp_reject_reads_in_english_too(url: str, engine: sa.Engine,
+                                                      clock: Clock) -> None:
+    legacy(engine, {1: None})
+    with open_source(url, clock, **cursor_options()) as source:
+        [chunk] = source.read({})
+    [(_, check)] = chunk.checks
+    assert reject_message(check, "en") == (
+        "[bad-value] UPD_TIME (update time) value 'NULL' is invalid: the update time is "
+        "empty, so the row cannot be ordered; fill the column in the source system (with "
+        "the time of the fix)")
+
+
+def test_the_null_scan_pages_by_key_and_resumes_after_a_restart(
+        url: str, engine: sa.Engine, clock: Clock, outbox: Outbox) -> None:
+    legacy(engine, dict.fromkeys(range(7)))
+    options = cursor_options(page_size=3)
+    with open_source(url, clock, **options) as source:
+        reading = source.read({})
+        outbox.journal("front", next(reading))  # killed after the first page
+        reading.close()
+    state = outbox.source_state("front")["untimed"]["SBXX"]
+    assert state["columns"] == ["SBLSH", "SJBBH"] and state["after"] is not None
+    with open_source(url, clock, **options) as source:
+        assert poll(outbox, source) == 2  # 3 + 1 rows: the scan ends on a short page
+    assert [r["origin"] for r in outbox.rejects("front")] == [origin(n) for n in range(7)]
+    assert outbox.source_state("front")["untimed"]["SBXX"] == {
+        "columns": ["SBLSH", "SJBBH"], "after": None, "due": clock().timestamp() + HOUR}
+
+
+def test_a_scan_that_ends_on_an_empty_page_is_journaled_done(
+        url: str, engine: sa.Engine, clock: Clock, outbox: Outbox) -> None:
+    legacy(engine, {0: BASE_TIME, 1: None, 2: None})
+    with open_source(url, clock, **cursor_options(page_size=2)) as source:
+        assert poll(outbox, source) == 3  # the timed row, the NULL rows, then "done"
+        assert poll(outbox, source) == 0
+    assert outbox.source_state("front")["untimed"]["SBXX"]["after"] is None
+
+
+def test_the_scan_interval_is_an_option(url: str, engine: sa.Engine, clock: Clock,
+                                        outbox: Outbox) -> None:
+    legacy(engine, {1: None})
+    with open_source(url, clock, **cursor_options(cursor_null_scan_seconds=60)) as source:
+        assert poll(outbox, source) == 1
+        clock.advance(59)
+        assert poll(outbox, source) == 0
+        clock.advance(1)
+        assert poll(outbox, source) == 1  # handed out again; the outbox keeps one
+    assert len(outbox.rejects("front")) == 1
+
+
+# -- SQLite: bytes that are not UTF-8 ------------------------------------------------------------
+
+def spoil(engine: sa.Engine, row_id: int) -> None:
+    """SQRMC of the row becomes 张 then a lone byte 0xC3: what a legacy writer left."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql('UPDATE "EX_SBXX" SET SQRMC = CAST(x\'e5bca0c3\' AS TEXT)'
+                             " WHERE ROW_ID = ?", (row_id,))
+
+
+@pytest.mark.parametrize("strategy", ["flag", "changelog", "cursor"])
+def test_bytes_that_are_not_utf8_reject_their_row_not_the_page(
+        url: str, engine: sa.Engine, clock: Clock, outbox: Outbox, strategy: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(TABLES.elements["SBXX"].insert(), [row("SBXX", n) for n in range(1, 5)])
+    spoil(engine, 2)
+    with open_source(url, clock, "zh", strategy=strategy, page_size=10) as source:
+        poll(outbox, source)
+        assert poll(outbox, source) == 0
+    assert journaled_keys(outbox) == keys_of("SBXX", [1, 3, 4])
+    [reject] = outbox.rejects("front")
+    assert reject["origin"] == "EX_SBXX#2"
+    [issue] = reject["issues"]
+    assert (issue["code"], issue["field"]) == ("bad-value", "SQRMC")
+    assert "张\\xc3" in issue["message"] and "不是有效 UTF-8 的字节" in issue["message"]
+    if strategy != "cursor":
+        flag, message = flags(engine, "SBXX")[2]
+        assert flag == 2 and message is not None and "UTF-8" in message
+
+
+def test_undecodable_bytes_are_named_in_english() -> None:
+    options = parse_options({"url": "sqlite://", "tables": ["SBXX"]}, CATALOG)
+    table = element_tables(options, "sqlite", CATALOG)["SBXX"]
+    values = row("SBXX", 1) | {"SQRMC": "张\udcc3三"}  # how sqlite_text hands over 0xC3
+    check = check_row(table, [values[code] for code, _ in table.fields], CATALOG, DIVISION,
+                      BASE_TIME + timedelta(days=1))
+    [issue] = check.issues
+    assert issue.field == "SQRMC"
+    assert issue.message("en") == ("SQRMC (申请人名称) value '张\\xc3三' is invalid: contains "
+                                   "bytes that are not valid UTF-8 (such as \\xc3); correct it "
+                                   "in the source system")
+
+
+# -- the write-back of the page journaled before a crash -------------------------------------------
+
+@pytest.mark.parametrize("strategy", ["flag", "changelog"])
+def test_a_crash_before_the_write_back_still_flags_every_row(
+        url: str, engine: sa.Engine, clock: Clock, outbox: Outbox, strategy: str) -> None:
+    bad = row("SBXX", 2) | {"TJFS": "7"}
+    with engine.begin() as conn:
+        conn.execute(TABLES.elements["SBXX"].insert(),
+                     [row("SBXX", 1), bad, row("SBXX", 3)])
+    with open_source(url, clock, "zh", strategy=strategy) as source:
+        reading = source.read(outbox.source_state("front"))
+        outbox.journal("front", next(reading))  # journaled, killed before the commit
+        reading.close()
+    assert {flag for flag, _ in flags(engine, "SBXX").values()} == {0}
+    with open_source(url, clock, "zh", strategy=strategy) as source:  # the next agent
+        poll(outbox, source)
+    state = flags(engine, "SBXX")
+    assert state[1] == (1, None) and state[3] == (1, None)
+    flag, message = state[2]
+    assert flag == 2 and message is not None and "TJFS" in message and "[bad-value]" in message
+    assert outbox.record_count() == 2 and len(outbox.rejects("front")) == 1
+
+
+def test_a_clean_restart_rewrites_no_flag(url: str, engine: sa.Engine, clock: Clock,
+                                          outbox: Outbox) -> None:
+    with engine.begin() as conn:
+        conn.execute(TABLES.elements["SBXX"].insert(), [row("SBXX", 1)])
+    ex_sbxx = TABLES.elements["SBXX"]
+
+    def sync_times() -> list[Any]:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.select(ex_sbxx.c.SYNC_TIME)).scalars())
+
+    with open_source(url, clock, strategy="changelog") as source:
+        poll(outbox, source)
+    before = sync_times()
+    clock.advance(60)
+    with open_source(url, clock, strategy="changelog") as source:
+        assert poll(outbox, source) == 0
+    assert sync_times() == before and before != [None]
