@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy import exc as sa_exc
 
-from adapters.sources.database import engine_options, source_url
+from adapters.sources.database import source_engine, source_url
 from adapters.sources.db_options import parse_options
 from adapters.sources.db_tables import (
     REJECTED,
@@ -133,7 +133,7 @@ def replay_database(outbox: Outbox, source: str, options: Mapping[str, Any],
                "read again")
         return [Action("source", source, False, f"{parsed.strategy} strategy: {why}")]
     url = source_url(parsed)
-    engine = create_engine(url, **engine_options(url, parsed))
+    engine = source_engine(parsed)  # as the source reads: undecodable text is a reject
     latest = (now or datetime.now(BEIJING)) + timedelta(days=1)
     try:
         actions: list[Action] = []

@@ -145,6 +145,17 @@ def test_replay_checks_a_value_xml_cannot_carry_without_crashing(
     assert not action.done and "U+000B" in action.detail
 
 
+def test_replay_checks_bytes_that_are_not_utf8_without_crashing(
+        url: str, engine: sa.Engine, tmp_path: Path) -> None:
+    insert(engine, "SBXX", [row("SBXX", 1)])
+    with engine.begin() as conn:
+        conn.execute(TABLES.elements["SBXX"].update().values(SYNC_FLAG=2))
+        conn.exec_driver_sql('UPDATE "EX_SBXX" SET SQRMC = CAST(x\'e5bca0c3\' AS TEXT)')
+    with Outbox(tmp_path / "outbox.db") as box:
+        [action] = replay_database(box, "front", {"url": url}, CATALOG, DIVISION, lang="en")
+    assert not action.done and "not valid UTF-8" in action.detail
+
+
 def test_commit_is_idempotent_and_messages_follow_the_language(
         url: str, engine: sa.Engine, clock: Clock) -> None:
     insert(engine, "SBXX", [row("SBXX", 1) | {"SQRZJHM": "430102199001010000"}])
