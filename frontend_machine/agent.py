@@ -6,7 +6,9 @@ publisher, so a long backlog is sent while it is still being read. After the pas
 trailing partial batch is sealed once it has lingered. When the outbox passes its disk
 budget the agent stops reading and only seals until there is room again. SIGTERM and
 SIGINT stop it after the current chunk, so nothing is half-done that the journal and
-the sources' idempotent commits cannot finish after a restart.
+the sources' idempotent commits cannot finish after a restart. A failing source is
+retried with backoff while the others go on; an outbox that cannot be used at all
+(``OutboxBroken``) stops the agent with exit code 1, for the service manager to see.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, TextIO
 
 from adapters.sources.base import Source, SourceContext
 from frontend_machine.config import AgentConfig, load_config, source_factory
-from frontend_machine.outbox import Outbox
+from frontend_machine.outbox import Outbox, OutboxBroken
 from frontend_machine.publishing import PublisherThread, publish_once, publishing
 from frontend_machine.report import Tally, say
 from schemas.catalog import load_catalog
@@ -141,8 +143,8 @@ class Agent:
     def _poll_guarded(self, source: Source) -> int:
         try:
             chunks = self._poll(source)
-        except (ConfigError, KeyboardInterrupt):
-            raise
+        except (ConfigError, OutboxBroken, KeyboardInterrupt):
+            raise  # every source would fail alike: stop, and let the service manager see it
         except Exception as exc:  # one bad source must not stop the others
             self._failed(source.name, exc)
             return 0

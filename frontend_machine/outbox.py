@@ -33,7 +33,9 @@ from schemas.issues import Issue
 from schemas.records import Record
 from schemas.times import BEIJING
 
-__all__ = ["ALL_LEVELS", "BatchInfo", "BatchState", "Depth", "JournalResult", "Outbox"]
+__all__ = [
+    "ALL_LEVELS", "BatchInfo", "BatchState", "Depth", "JournalResult", "Outbox", "OutboxBroken",
+]
 
 ALL_LEVELS = ("province", "city", "county")
 Clock = Callable[[], float]
@@ -72,7 +74,7 @@ class Outbox:
             migrate(self._db)
         except (sqlite3.Error, RuntimeError) as exc:
             self._db.close()
-            raise FatalError(f"cannot open outbox {self.path}: {exc}") from exc
+            raise OutboxBroken(f"cannot open outbox {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()
@@ -438,11 +440,16 @@ def _record_row(source: str, origin: Origin, record: Record, now: float) -> tupl
 _RETRIABLE = ("full", "locked", "busy", "disk i/o", "unable to open")
 
 
+class OutboxBroken(FatalError):
+    """The outbox cannot be used (corrupt, a table gone, read-only media): no source can
+    make progress, so the agent stops and says so rather than retrying forever."""
+
+
 def _mapped(exc: sqlite3.Error, path: Path) -> Exception:
     text = str(exc).lower()
     if isinstance(exc, sqlite3.OperationalError) and any(word in text for word in _RETRIABLE):
         return RetriableError(f"outbox {path}: {exc}; nothing was journaled, will retry")
-    return FatalError(f"outbox {path}: {exc}")
+    return OutboxBroken(f"outbox {path}: {exc}")
 
 
 def _xml_size(record: Record) -> int:

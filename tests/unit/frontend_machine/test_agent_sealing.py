@@ -6,10 +6,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from adapters.sources.base import Chunk
 from frontend_machine.agent import Agent
 from frontend_machine.config import AgentConfig, NodeConfig, OutboxConfig
-from frontend_machine.outbox import Outbox
+from frontend_machine.outbox import Outbox, OutboxBroken
 from tests.unit.frontend_machine.test_outbox import record, valid
 
 
@@ -68,3 +70,32 @@ def test_chunk_sealing_cuts_the_same_batches_as_one_seal_at_the_end(tmp_path: Pa
     sizes = [b.record_count for b in agent.outbox.batches()]
     assert sizes == [10, 10, 8]
     agent.outbox.close()
+
+
+class PlainSource:
+    """Three records in one chunk, or a failure of its own when ``broken``."""
+
+    def __init__(self, name: str, broken: bool = False) -> None:
+        self.name, self.broken = name, broken
+
+    def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
+        if self.broken:
+            raise RuntimeError("the legacy view is gone")
+        yield Chunk(valid(*(record(f"{self.name}{k}") for k in range(3))), {"done": True})
+
+    def commit(self, chunk: Chunk) -> None:
+        pass
+
+
+def test_a_broken_outbox_stops_the_agent_but_a_broken_source_does_not(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    config = AgentConfig(tmp_path / "agent.toml", NodeConfig("n1", "430102"),
+                         OutboxConfig(tmp_path / "outbox.db"), ())
+    agent = Agent(config, outbox, [PlainSource("bad", broken=True), PlainSource("good")])
+    assert agent.poll_all() == 1  # the bad source is noted and retried later; the other ran
+    assert "legacy view" in (agent.last_error or "")
+    outbox._db.execute("DROP TABLE records")  # what a corrupt or hand-edited outbox does
+    agent = Agent(config, outbox, [PlainSource("next")])
+    with pytest.raises(OutboxBroken, match="records"):
+        agent.poll_all()
+    outbox.close()
