@@ -24,13 +24,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pika
-
 from adapters.amqp.errors import BrokerRefused, Nacked, Unroutable
 from adapters.amqp.topology import RECORDS_EXCHANGE, STATUS_EXCHANGE, routing_key
 from frontend_machine.backoff import Backoff
 from frontend_machine.envelope import NodeIdentity, build_envelope
-from frontend_machine.heartbeat import Heartbeat, heartbeat_body
+from frontend_machine.heartbeat import Heartbeat, heartbeat_body, heartbeat_properties
 from frontend_machine.link import BrokerLink, Delivery, LinkSettings, ReceiptHandler, Verdict
 from frontend_machine.outbox import Outbox
 from frontend_machine.receipts import apply_receipt
@@ -257,11 +255,9 @@ class Publisher:
         beat = Heartbeat(self._node, self.settings.identity.division,
                          self.counters.source_lag_s,
                          self.counters.extra_error or self.counters.last_error)
-        properties = pika.BasicProperties(
-            user_id=self.settings.identity.broker_user, content_type="application/json",
-            app_id="exgate-agent", timestamp=int(time.time()),
-            delivery_mode=pika.DeliveryMode.Transient)
+        wall = time.time()
         self._link.publish(STATUS_EXCHANGE, self.settings.routing_key,
-                           heartbeat_body(beat, self.outbox, time.time()), properties,
+                           heartbeat_body(beat, self.outbox, wall),
+                           heartbeat_properties(self.settings.identity.broker_user, wall),
                            mandatory=False, doing="sending a heartbeat")
 

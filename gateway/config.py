@@ -6,9 +6,10 @@
     [broker]    url = "amqp://gateway@mq:5672/exgate"   (password: file or environment)
     [store]     url = "sqlite:///var/lib/exgate/store-430100.db"
     [registry]  path = "/var/lib/exgate/registry"
-    [gateway]   workers = 2, prefetch = 4, hold_seconds = 1200
+    [gateway]   workers = 2, prefetch = 4, hold_seconds = 1200, poison_attempts = 3
     [dashboard] listen = "127.0.0.1:8430", refresh_seconds = 30
     [status]    silent_s = 600, lag_red_s = 3600, …      (gateway.status_rules)
+                heartbeat_retention_days = 7             (gateway.housekeeping)
 
 Every error is a ``ConfigError`` naming the file and the key. Relative paths (the
 registry, a ``sqlite:///relative.db`` store) are resolved against the config file's
@@ -41,10 +42,14 @@ _KEYS: dict[str, frozenset[str]] = {
     "broker": frozenset({"url", "password_file"}),
     "store": frozenset({"url", "password_file"}),
     "registry": frozenset({"path"}),
-    "gateway": frozenset({"workers", "prefetch", "hold_seconds", "drain_idle_seconds"}),
+    "gateway": frozenset({"workers", "prefetch", "hold_seconds", "drain_idle_seconds",
+                          "poison_attempts"}),
     "dashboard": frozenset({"listen", "refresh_seconds"}),
 }
 _TABLES = {*_KEYS, "status"}
+# [status] besides the thresholds: how long ST_HEARTBEAT keeps what the lights no longer read.
+_RETENTION_KEY = "heartbeat_retention_days"
+_RETENTION_DAYS = 7.0
 
 
 def redact(url: str) -> str:
@@ -63,6 +68,9 @@ class GatewaySettings:
     prefetch: int = 4             # unacked deliveries the broker hands us; >= workers
     hold_seconds: float = 1200.0  # keep a batch while the store is away, then requeue it
     drain_idle_seconds: float = 2.0
+    # Failures in a row for no transient reason (gateway.poison) after which a batch is
+    # kept as a failed batch for replay instead of being held for hold_seconds.
+    poison_attempts: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +84,13 @@ class GatewayConfig:
     dashboard_listen: str | None = None
     dashboard_refresh_s: int = 30
     status: StatusThresholds = field(default_factory=StatusThresholds)
+    heartbeat_retention_days: float = _RETENTION_DAYS  # older beats go, not a node's latest
 
     def with_workers(self, workers: int | None) -> GatewayConfig:
         if workers is None:
             return self
         prefetch = max(self.gateway.prefetch, workers)
-        settings = GatewaySettings(workers, prefetch, self.gateway.hold_seconds,
-                                   self.gateway.drain_idle_seconds)
-        return replace(self, gateway=settings)
+        return replace(self, gateway=replace(self.gateway, workers=workers, prefetch=prefetch))
 
 
 def load_config(path: Path) -> GatewayConfig:
@@ -100,6 +107,7 @@ def load_config(path: Path) -> GatewayConfig:
     if not _DIVISION.fullmatch(division):
         raise ConfigError(f"{path}: [level] division = {division!r} is not a 6-digit "
                           "GB/T 2260 code such as 430100")
+    status = reader.thresholds()
     return GatewayConfig(
         path=path,
         division=division,
@@ -109,7 +117,8 @@ def load_config(path: Path) -> GatewayConfig:
         gateway=reader.settings(),
         dashboard_listen=reader.listen(),
         dashboard_refresh_s=int(reader.positive("dashboard", "refresh_seconds", 30, True)),
-        status=reader.thresholds(),
+        status=status,
+        heartbeat_retention_days=reader.retention(status.lag_window_s),
     )
 
 
@@ -201,7 +210,8 @@ class _Reader:
         return GatewaySettings(
             int(workers), int(prefetch),
             self.number(table, "hold_seconds", defaults.hold_seconds),
-            self.number(table, "drain_idle_seconds", defaults.drain_idle_seconds))
+            self.number(table, "drain_idle_seconds", defaults.drain_idle_seconds),
+            int(self.number(table, "poison_attempts", defaults.poison_attempts, integer=True)))
 
     def number(self, table: dict[str, Any], key: str, default: float,
                integer: bool = False) -> float:
@@ -235,10 +245,10 @@ class _Reader:
     def thresholds(self) -> StatusThresholds:
         defaults = StatusThresholds()
         known = {f.name: f for f in fields(StatusThresholds)}
-        unknown = set(self.table("status")) - set(known)
+        unknown = set(self.table("status")) - set(known) - {_RETENTION_KEY}
         if unknown:
             raise ConfigError(f"{self.path}: [status] unknown key(s) {', '.join(sorted(unknown))}"
-                              f"; expected {', '.join(sorted(known))}")
+                              f"; expected {', '.join(sorted({*known, _RETENTION_KEY}))}")
         values: dict[str, Any] = {}
         for name in known:
             integer = isinstance(getattr(defaults, name), int)
@@ -247,6 +257,14 @@ class _Reader:
         if values["silent_s"] <= values["heartbeat_late_s"]:
             raise ConfigError(f"{self.path}: [status] silent_s must be above heartbeat_late_s")
         return StatusThresholds(**values)
+
+    def retention(self, window_s: float) -> float:
+        days = float(self.positive("status", _RETENTION_KEY, _RETENTION_DAYS))
+        # The lights read every heartbeat of the last lag_window_s (the lag trend).
+        if days * 86400 < window_s:
+            raise ConfigError(f"{self.path}: [status] {_RETENTION_KEY} = {days:g} keeps less "
+                              f"than lag_window_s = {window_s:g} seconds of heartbeats")
+        return days
 
 
 def parse_listen(text: str) -> tuple[str, int]:

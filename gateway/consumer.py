@@ -16,6 +16,12 @@ all. Only after ``hold_seconds`` (below the broker's 30 min ``consumer_timeout``
 message nacked back (``basic.nack``, which RabbitMQ 4.3+ does not count as a failure),
 so even a many-hour outage spends one attempt per ``hold_seconds``; past the limit the
 queue dead-letters at least once to ``exgate.dead``, never drops.
+
+Holding only helps when waiting can cure the failure. A delivery that fails
+``poison_attempts`` times in a row for no transient reason (``gateway.poison``) is given
+up on instead, after the usual short backoff: a batch is kept in the failed-batch store
+with a ``failed`` receipt, then acked; a heartbeat is dropped. When even that fails (the
+store is away after all) the delivery goes on being held, never lost.
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ from adapters.amqp.topology import (
 )
 from adapters.stores.sql import SqlStore
 from gateway.config import GatewayConfig, GatewaySettings, load_config, redact
+from gateway.housekeeping import housekeeping
 from gateway.pipeline import Delivery, Outcome, Pipeline
+from gateway.poison import POISON_REASON, Streak, describe
 from gateway.registry import Registry
 from schemas.errors import ConfigError, ExgateError, RetriableError
 
@@ -58,6 +66,8 @@ __all__ = ["Consumer", "Verdict", "run_gateway"]
 log = logging.getLogger("exgate.gateway")
 MAX_BACKOFF_S = 30.0
 STOP_GRACE_S = 30.0
+Work = Callable[[Delivery], "Verdict"]
+GiveUp = Callable[[Delivery, str], "Verdict"]  # the delivery and why, for a poison one
 
 
 @dataclass(frozen=True)
@@ -188,8 +198,11 @@ class Consumer:
                      extra={"batch_id": delivery.message_id})
         session.in_flight += 1
         session.last_activity = time.monotonic()
-        work = self._work_batch if kind == "batch" else self._work_heartbeat
-        self._pool.submit(self._run, session, method.delivery_tag, delivery, work)
+        if kind == "batch":
+            work, give_up = self._work_batch, self._give_up_batch
+        else:
+            work, give_up = self._work_heartbeat, self._give_up_heartbeat
+        self._pool.submit(self._run, session, method.delivery_tag, delivery, work, give_up)
 
     def _finish(self, session: _Session, tag: int, verdict: Verdict) -> None:
         session.in_flight -= 1
@@ -223,24 +236,33 @@ class Consumer:
 
     # -- worker threads ----------------------------------------------------------------------
 
-    def _run(self, session: _Session, tag: int, delivery: Delivery,
-             work: Callable[[Delivery], Verdict]) -> None:
-        verdict = self._patiently(session, delivery, work)
+    def _run(self, session: _Session, tag: int, delivery: Delivery, work: Work,
+             give_up: GiveUp) -> None:
+        verdict = self._patiently(session, delivery, work, give_up)
         # If the connection is gone the delivery is redelivered and the store dedupes it.
         with contextlib.suppress(px.ConnectionWrongStateError):
             session.connection.add_callback_threadsafe(
                 functools.partial(self._finish, session, tag, verdict))
 
-    def _patiently(self, session: _Session, delivery: Delivery,
-                   work: Callable[[Delivery], Verdict]) -> Verdict:
-        """Run ``work``; hold the delivery through transient failures, with backoff."""
+    def _patiently(self, session: _Session, delivery: Delivery, work: Work,
+                   give_up: GiveUp) -> Verdict:
+        """Run ``work``; hold the delivery through transient failures, with backoff.
+
+        After ``poison_attempts`` failures in a row for no transient reason, ``give_up``
+        settles it instead; if that fails too, holding goes on.
+        """
         started, failures = time.monotonic(), 0
+        streak = Streak(self.settings.poison_attempts)
         while not (session.dead.is_set() or self.stop.is_set()):
             try:
                 verdict = work(delivery)
             except Exception as exc:  # anything else too is retried, never lost
                 failures += 1
                 self._log_failure(delivery, exc, failures)
+                if streak.failed(exc):
+                    settled = self._settle_poison(delivery, exc, streak.count, give_up)
+                    if settled is not None:
+                        return settled
                 if time.monotonic() - started >= self.settings.hold_seconds:
                     return Verdict("requeue")
                 session.dead.wait(min(_backoff(failures),
@@ -254,11 +276,38 @@ class Consumer:
             return verdict
         return Verdict("leave")
 
+    def _settle_poison(self, delivery: Delivery, exc: Exception, attempts: int,
+                       give_up: GiveUp) -> Verdict | None:
+        ids = {"batch_id": delivery.message_id,
+               "node_id": delivery.headers.get("x-exgate-node")}
+        cause = f"failed {attempts} times in a row, last with {describe(exc)}"
+        try:
+            return give_up(delivery, cause)
+        except Exception as failure:  # the failed-batch store is away too: keep holding
+            log.error("batch %s from node %s %s, but cannot be kept as failed, still "
+                      "held: %s", ids["batch_id"], ids["node_id"], cause, describe(failure),
+                      extra=ids)
+            return None
+
     def _work_batch(self, delivery: Delivery) -> Verdict:
         return Verdict("ack", self.pipeline.handle(delivery))
 
+    def _give_up_batch(self, delivery: Delivery, cause: str) -> Verdict:
+        outcome = self.pipeline.quarantine(delivery, cause)
+        log.error("batch %s from node %s %s: kept as a failed batch (%s), to replay once "
+                  "the cause is fixed", outcome.batch_id, outcome.node_id, cause,
+                  POISON_REASON, extra={"batch_id": outcome.batch_id,
+                                        "node_id": outcome.node_id,
+                                        "reason": POISON_REASON})
+        return Verdict("ack", outcome)
+
     def _work_heartbeat(self, delivery: Delivery) -> Verdict:
         self.pipeline.heartbeat(delivery)
+        return Verdict("ack")
+
+    def _give_up_heartbeat(self, delivery: Delivery, cause: str) -> Verdict:
+        # A heartbeat is superseded within a minute: not worth keeping for a replay.
+        log.error("heartbeat on %s %s: dropped", delivery.routing_key, cause)
         return Verdict("ack")
 
     def _log_failure(self, delivery: Delivery, exc: Exception, failures: int) -> None:
@@ -312,6 +361,7 @@ def run_gateway(config_path: Path, workers: int | None = None, drain: bool = Fal
             except ConfigError as exc:
                 log.error("%s", exc)
                 return 2
+            beside.enter_context(housekeeping(store, config.heartbeat_retention_days))
             pipeline = Pipeline(config.division, Registry(config.registry_path), store)
             Consumer(config.broker_url, pipeline, config.gateway, drain=drain, stop=stop).run()
     finally:

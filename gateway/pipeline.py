@@ -18,7 +18,9 @@ costs an attacker the most:
 
 A refusal is permanent: the batch is kept in the failed-batch store with its payload
 and reason, and a WARNING names node, batch and reason. ``RetriableError`` (store away)
-and ``FatalError`` propagate: the consumer keeps the message and tries again.
+and ``FatalError`` propagate: the consumer keeps the message and tries again, and hands
+one that keeps failing for no transient reason (``gateway.poison``) to ``quarantine``,
+which keeps it as a failed batch the same way.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ from adapters.stores.base import (
     Store,
     WriteResult,
 )
+from gateway.poison import POISON_REASON
 from schemas.divisions import level_of, within
+from schemas.errors import FatalError
 from schemas.reader import DocumentReader
 from schemas.records import Record
 from schemas.times import BEIJING
@@ -129,6 +133,30 @@ class Pipeline:
             return self._refuse(delivery, batch_id, node_id, Refusal(exc.reason, str(exc)),
                                 received)
         return self._stored(batch, result)
+
+    def quarantine(self, delivery: Delivery, cause: str) -> Outcome:
+        """Keep a batch that keeps failing (``cause``) as failed, for replay once fixed.
+
+        The fault may be the store's or the gateway's, not the sender's, so the payload is
+        kept whole. The receipt goes to the node only when the message is provably its
+        own. A batch the store already holds is never reported failed: ``FatalError``,
+        and the consumer goes on holding it (its bookkeeping, not the batch, is broken).
+        """
+        received = self.clock()
+        batch_id = delivery.message_id or ""
+        node_id = _text(delivery.header("x-exgate-node"))
+        if batch_id and self.store.batch_state(batch_id) == "stored":
+            raise FatalError(f"batch {batch_id} is stored; what fails is after the write: "
+                             f"{cause}")
+        refusal = Refusal(POISON_REASON, cause, self._authentic(delivery, node_id))
+        return self._refuse(delivery, batch_id, node_id, refusal, received)
+
+    def _authentic(self, delivery: Delivery, node_id: str | None) -> bool:
+        try:
+            self._node(delivery, node_id)
+        except Exception:  # a refusal, or the very fault that made the batch poison
+            return False
+        return True
 
     # -- checks ------------------------------------------------------------------------
 

@@ -134,6 +134,8 @@ def declare_level(channel: Channel, division: str, *,
     channel.queue_declare(level_queue(division), durable=True,
                           arguments=level_queue_arguments(delivery_limit))
     channel.queue_bind(level_queue(division), RECORDS_EXCHANGE, key)
+    # No x-message-ttl: RabbitMQ refuses to redeclare a queue with other arguments, so
+    # heartbeats carry their own expiration (frontend_machine.heartbeat).
     channel.queue_declare(status_queue(division), durable=True, arguments=quorum_arguments())
     channel.queue_bind(status_queue(division), STATUS_EXCHANGE, key)
 

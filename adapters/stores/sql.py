@@ -34,9 +34,12 @@ from sqlalchemy import (
     Select,
     and_,
     create_engine,
+    delete,
     event,
+    exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -78,6 +81,13 @@ READ_ONLY = "exgate_read_only"  # execution option: this connection only reads
 _MIGRATE_LOCK = threading.Lock()
 _TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
               sa_exc.TimeoutError, sa_exc.IntegrityError)
+# SQLSTATE classes of an outage that drivers may report outside OperationalError (psycopg:
+# a failover that leaves us on a read-only standby is an InternalError): connection (08),
+# read-only transaction (25006), resources (53), operator intervention (57), system (58).
+# A FatalError counts toward poison (gateway.poison); an outage never may.
+_OUTAGE_SQLSTATES = ("08", "25006", "53", "57", "58")
+# SQLite reports a missing table or column as OperationalError, like a lock: it is not one.
+_SQLITE_SCHEMA_ERRORS = ("no such table", "no such column", "has no column named")
 
 
 def now_beijing() -> datetime:
@@ -212,6 +222,30 @@ class SqlStore:
             conn.execute(update(n).where(n.c["NODE_ID"] == heartbeat.node_id)
                          .values(LAST_SEEN_AT=_naive(heartbeat.received_at)))
 
+    def prune_heartbeats(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` heartbeats received before ``before``; how many went.
+
+        A node's latest heartbeat stays however old (the status shows when a silent node
+        was last heard): a beat goes only when a later one of its node exists, found
+        through the (node, time) index. One short transaction; callers repeat while
+        ``limit`` went. The ids are selected first: MySQL cannot delete from a table its
+        own subquery reads.
+        """
+        h = self.schema.heartbeat
+        later = h.alias("LATER")
+        superseded = exists().where(
+            later.c["NODE_ID"] == h.c.NODE_ID,
+            or_(later.c["RECEIVED_AT"] > h.c.RECEIVED_AT,
+                and_(later.c["RECEIVED_AT"] == h.c.RECEIVED_AT,
+                     later.c["HEARTBEAT_ID"] > h.c.HEARTBEAT_ID)))
+        doomed = (select(h.c.HEARTBEAT_ID)
+                  .where(h.c["RECEIVED_AT"] < _naive(before), superseded).limit(limit))
+        with self._writing("prune old heartbeats") as conn:
+            ids = list(conn.execute(doomed).scalars())
+            if ids:
+                conn.execute(delete(h).where(h.c.HEARTBEAT_ID.in_(ids)))
+            return len(ids)
+
     def mirror_node(self, node: NodeInfo, seen_at: datetime | None = None) -> None:
         n = self.schema.node
         values: dict[str, Any] = {
@@ -264,13 +298,23 @@ class _Guard:
                  tb: object) -> None:
         if exc is None or isinstance(exc, ExgateError) or not isinstance(exc, Exception):
             return
-        if isinstance(exc, _TRANSIENT) or (
-                isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated):
+        if _transient(exc):
             raise RetriableError(f"cannot {self.doing} at {self.where}: "
                                  f"{_first_line(exc)}; will retry") from exc
         if isinstance(exc, sa_exc.SQLAlchemyError):
             raise FatalError(f"cannot {self.doing} at {self.where}: {_first_line(exc)}") \
                 from exc
+
+
+def _transient(exc: Exception) -> bool:
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, sa_exc.OperationalError) and type(orig).__module__ == "sqlite3" \
+            and any(text in str(orig) for text in _SQLITE_SCHEMA_ERRORS):
+        return False
+    state = getattr(orig, "sqlstate", None)
+    return isinstance(exc, _TRANSIENT) or (
+        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or (
+        isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -23,18 +24,25 @@ import sqlalchemy as sa
 
 from adapters.amqp.topology import (
     RECORDS_EXCHANGE,
+    STATUS_EXCHANGE,
+    dead_queue,
     declare_node_queues,
     declare_topology,
+    level_queue,
     receipts_queue,
     routing_key,
+    status_queue,
 )
 from adapters.sealing import NodeKeys, generate_node_keys, seal
 from adapters.stores.sql import SqlStore
+from frontend_machine import heartbeat as agent_heartbeat
 from frontend_machine.envelope import NodeIdentity, build_envelope
 from gateway.config import GatewaySettings
 from gateway.consumer import Consumer, Verdict, _Session, run_gateway
 from gateway.pipeline import Pipeline
+from gateway.poison import POISON_REASON
 from gateway.registry import Registry
+from gateway.replay import Replayer, failed_rows
 from schemas.reader import DocumentReader
 from schemas.records import Record
 from tests.unit.schemas.documents import document, record
@@ -308,5 +316,51 @@ def test_a_heartbeat_naming_another_node_is_dropped(world: World, store: SqlStor
     # No user_id: RabbitMQ vouches for nobody, so it may come from any node.
     world.channel.basic_publish("exgate.status", routing_key("430102", "n1"), beat,
                                 pika.BasicProperties())
+    world.consumer(store).run()
+    assert rows(store, store.schema.heartbeat) == []
+
+
+def test_a_batch_that_keeps_failing_is_kept_as_failed_then_replays_once_fixed(
+        world: World, store: SqlStore, caplog: pytest.LogCaptureFixture) -> None:
+    # A table the store lacks: no wait cures it. Before, every delivery was held
+    # hold_seconds and requeued, 20 times, blocking a worker and a prefetch slot each time.
+    store.schema.elements["SL"].table.drop(store.engine)
+    world.publish("GOOD", records(record("SBXX")))
+    world.publish("POISON", records(record("SL"), record("SBXX", SBLSH="x2")))
+    settings = replace(SETTINGS, hold_seconds=5)
+    with caplog.at_level(logging.ERROR, logger="exgate.gateway"):
+        Consumer(world.url, Pipeline(LEVEL, world.registry, store), settings, drain=True).run()
+    f = store.schema.failed
+    [kept] = rows(store, f)
+    assert (kept[f.c.BATCH_ID.name], kept[f.c.REASON.name]) == ("POISON", POISON_REASON)
+    assert "no such table" in kept[f.c.DETAIL.name] and kept[f.c.BODY.name]
+    assert (store.batch_state("GOOD"), store.batch_state("POISON")) == ("stored", "failed")
+    assert {(r["batch_id"], r["status"]) for r in world.receipts()} == {
+        ("GOOD", "stored"), ("POISON", "failed")}
+    assert any("POISON" in r.getMessage() and POISON_REASON in r.getMessage()
+               for r in caplog.records)
+    for queue in (level_queue(LEVEL), dead_queue(LEVEL)):   # acked, not dead-lettered
+        assert world.channel.queue_declare(queue, passive=True).method.message_count == 0
+    store.schema.elements["SL"].table.create(store.engine)   # the operator fixes the store
+    [failed] = failed_rows(store, ["POISON"])
+    result = Replayer(LEVEL, world.registry, store).replay(failed)
+    assert (result.status, result.stored) == ("stored", 2)
+    assert store.batch_state("POISON") == "stored"
+    assert failed_rows(store, ["POISON"]) == []
+
+
+def test_heartbeats_expire_in_the_status_queue(world: World, store: SqlStore,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    body = json.dumps({"node_id": "n1", "division": "430102", "source_lag_s": 0}).encode()
+    key = routing_key("430102", "n1")
+    properties = agent_heartbeat.heartbeat_properties(world.user, time.time())
+    world.channel.basic_publish(STATUS_EXCHANGE, key, body, properties)
+    method, got, _ = world.channel.basic_get(status_queue(LEVEL), auto_ack=True)
+    assert method is not None
+    assert got.expiration == str(agent_heartbeat.TTL_S * 1000)
+    # The declared quorum queue honours it: a beat past its TTL never reaches the store.
+    monkeypatch.setattr(agent_heartbeat, "TTL_S", 0)
+    world.channel.basic_publish(STATUS_EXCHANGE, key, body,
+                                agent_heartbeat.heartbeat_properties(world.user, time.time()))
     world.consumer(store).run()
     assert rows(store, store.schema.heartbeat) == []

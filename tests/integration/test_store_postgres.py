@@ -12,6 +12,7 @@ from tests.unit.adapters.test_sql_rows import (  # noqa: F401 - collected here a
     test_the_insert_first_path_is_one_transaction_with_the_batch,
 )
 from tests.unit.adapters.test_sql_store import (  # noqa: F401 - collected here again
+    test_store_a_missing_table_is_fatal_not_an_outage,
     test_store_batch_is_one_transaction,
     test_store_keeps_a_failed_batch_whose_ids_overflow_the_columns,
     test_store_keeps_a_heartbeat_whose_texts_overflow_the_columns,
@@ -21,6 +22,8 @@ from tests.unit.adapters.test_sql_store import (  # noqa: F401 - collected here 
     test_store_latest_works_for_composite_keys,
     test_store_migration_equals_the_metadata,
     test_store_nodes_receipts_and_heartbeats,
+    test_store_prunes_at_most_the_limit_per_call,
+    test_store_prunes_old_heartbeats_but_each_nodes_latest,
     test_store_refuses_a_batch_id_reused_for_other_content,
     test_store_same_key_and_version_other_content_is_a_kept_conflict,
     test_store_same_key_and_version_same_content_is_a_duplicate,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,11 +24,8 @@ from tests.unit.adapters.status_store import FAILED_BATCH, PLANS, fill_store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    opened = SqlStore(f"sqlite:///{tmp_path / 'store.db'}", sqlite_busy_s=0.2)
-    opened.migrate()
-    yield opened
-    opened.close()
+def store(sqlite_store: SqlStore) -> SqlStore:
+    return sqlite_store
 
 
 def status(store: SqlStore) -> StatusReport:

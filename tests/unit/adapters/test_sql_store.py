@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, oracle, postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -39,7 +39,7 @@ from adapters.stores.sql_schema import (
     store_schema,
 )
 from schemas.catalog import load_catalog
-from schemas.errors import RejectedBatch, RetriableError
+from schemas.errors import FatalError, RejectedBatch, RetriableError
 from schemas.reader import DocumentReader
 from schemas.records import Record
 from tests.unit.schemas.documents import document, record
@@ -70,11 +70,8 @@ def element(store: SqlStore, code: str) -> sa.Table:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    opened = SqlStore(f"sqlite:///{tmp_path / 'store.db'}", sqlite_busy_s=0.2)
-    opened.migrate()
-    yield opened
-    opened.close()
+def store(sqlite_store: SqlStore) -> SqlStore:
+    return sqlite_store
 
 
 # -- conformance suite (SQLite here, PostgreSQL in tests/integration) ----------------------
@@ -238,7 +235,62 @@ def test_store_nodes_receipts_and_heartbeats(store: SqlStore) -> None:
     assert store.batch_state("nope") is None
 
 
+def beats(store: SqlStore) -> list[tuple[str, datetime]]:
+    h = store.schema.heartbeat
+    with store.engine.connect() as conn:
+        return [(r[0], r[1]) for r in conn.execute(
+            sa.select(h.c.NODE_ID, h.c.RECEIVED_AT).order_by(h.c.NODE_ID, h.c.RECEIVED_AT))]
+
+
+def beat(node_id: str, hours_ago: float) -> Heartbeat:
+    at = NOW - timedelta(hours=hours_ago)
+    return Heartbeat(node_id, "430102", at, at, "0.1.0", {}, None, None)
+
+
+def test_store_prunes_old_heartbeats_but_each_nodes_latest(store: SqlStore) -> None:
+    for node_id, hours in (("n1", 300), ("n1", 200), ("n1", 1), ("n1", 0),
+                           ("n2", 400), ("n2", 300),       # silent for days: keeps its last
+                           ("n3", 250)):                   # one beat only: kept
+        store.record_heartbeat(beat(node_id, hours))
+    store.record_heartbeat(beat("n2", 300))                # same time as another: one stays
+    cutoff = NOW - timedelta(days=7)
+    assert store.prune_heartbeats(cutoff, 100) == 4
+    assert beats(store) == [("n1", NOW - timedelta(hours=1)), ("n1", NOW),
+                            ("n2", NOW - timedelta(hours=300)),
+                            ("n3", NOW - timedelta(hours=250))]
+    assert store.prune_heartbeats(cutoff, 100) == 0
+
+
+def test_store_prunes_at_most_the_limit_per_call(store: SqlStore) -> None:
+    for hours in range(200, 205):
+        store.record_heartbeat(beat("n1", hours))
+    store.record_heartbeat(beat("n1", 0))
+    cutoff = NOW - timedelta(days=7)
+    assert [store.prune_heartbeats(cutoff, 2) for _ in range(4)] == [2, 2, 1, 0]
+    assert beats(store) == [("n1", NOW)]
+
+
+def test_store_a_missing_table_is_fatal_not_an_outage(store: SqlStore) -> None:
+    # A table the store lacks is no outage: waiting will not bring it back.
+    element(store, "SL").drop(store.engine)
+    with pytest.raises(FatalError) as raised:
+        store.write(batch("B1", records(record("SL"))))
+    assert not isinstance(raised.value, RetriableError)
+    assert store.write(batch("B2", records(record("SBXX")))).stored == 1
+
+
 # -- SQLite only -------------------------------------------------------------------------
+
+
+class _Standby(Exception):
+    sqlstate = "25006"  # read_only_sql_transaction: psycopg raises it as an InternalError
+
+
+def test_a_store_failed_over_to_a_read_only_standby_is_an_outage(store: SqlStore) -> None:
+    with pytest.raises(RetriableError, match="will retry"), store._guard("store batch B1"):
+        raise sa_exc.InternalError("INSERT INTO ST_BATCH …", {}, _Standby("read-only"))
+    with pytest.raises(FatalError), store._guard("store batch B1"):
+        raise sa_exc.ProgrammingError("INSERT INTO ST_BATCH …", {}, Exception("syntax"))
 
 
 def test_a_locked_sqlite_file_is_a_retriable_error(store: SqlStore, tmp_path: Path) -> None:

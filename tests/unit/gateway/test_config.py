@@ -19,9 +19,11 @@ def test_the_example_loads_with_every_key_it_shows() -> None:
     assert config.store_url == "sqlite:////var/lib/exgate/store-430100.db"
     assert config.registry_path == Path("/var/lib/exgate/registry")
     assert (config.gateway.workers, config.gateway.prefetch, config.gateway.hold_seconds,
-            config.gateway.drain_idle_seconds) == (2, 4, 1200, 2)
+            config.gateway.drain_idle_seconds, config.gateway.poison_attempts) == \
+        (2, 4, 1200, 2, 3)
     assert (config.dashboard_listen, config.dashboard_refresh_s) == (None, 30)
     assert config.status.failed_red_count == 3
+    assert config.heartbeat_retention_days == 7
 
 
 def test_the_commented_out_keys_of_the_example_are_real_too(tmp_path: Path) -> None:
@@ -57,4 +59,24 @@ def test_a_misspelt_key_is_a_config_error_naming_it(tmp_path: Path, table: str,
     path = tmp_path / "gateway.toml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=rf"\[{table}\].*{typo.split(' ')[0]}"):
+        load_config(path)
+
+
+def test_poison_attempts_is_read_and_kept_by_workers_given_on_the_command_line(
+        tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace("poison_attempts = 3",
+                                                      "poison_attempts = 5")
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    settings = load_config(path).with_workers(8).gateway
+    assert (settings.workers, settings.prefetch, settings.poison_attempts) == (8, 8, 5)
+
+
+@pytest.mark.parametrize("value", ["0", "2.5", "-1", "true"])
+def test_poison_attempts_must_be_a_positive_integer(tmp_path: Path, value: str) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace("poison_attempts = 3",
+                                                      f"poison_attempts = {value}")
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[gateway\] poison_attempts"):
         load_config(path)

@@ -35,6 +35,7 @@ def write(tmp_path: Path, extra: str) -> Path:
 def test_defaults_apply_without_the_tables(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
     assert config.status == StatusThresholds()
+    assert config.heartbeat_retention_days == 7
     assert config.dashboard_listen is None and config.dashboard_refresh_s == 30
 
 
@@ -45,6 +46,8 @@ def test_thresholds_and_the_listen_address_are_read(tmp_path: Path) -> None:
     assert config.status.silent_s == 900.0 and config.status.failed_red_count == 5
     assert config.status.heartbeat_late_s == StatusThresholds().heartbeat_late_s
     assert (config.dashboard_listen, config.dashboard_refresh_s) == ("0.0.0.0:9000", 10)
+    config = load_config(write(tmp_path, "[status]\nheartbeat_retention_days = 0.5\n"))
+    assert config.heartbeat_retention_days == 0.5
 
 
 @pytest.mark.parametrize("extra", [
@@ -52,6 +55,8 @@ def test_thresholds_and_the_listen_address_are_read(tmp_path: Path) -> None:
     "[status]\nsilent_s = -1\n",                           # not positive
     "[status]\nfailed_red_count = 2.5\n",                  # not an integer
     "[status]\nsilent_s = 60\nheartbeat_late_s = 120\n",   # silent before late
+    "[status]\nheartbeat_retention_days = 0\n",          # not positive
+    "[status]\nheartbeat_retention_days = 0.01\n",       # less than lag_window_s
     '[dashboard]\nlisten = "localhost:http"\n',            # not a port
 ])
 def test_bad_values_are_config_errors_naming_the_table(tmp_path: Path, extra: str) -> None:
