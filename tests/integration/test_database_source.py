@@ -17,12 +17,20 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.frontdb import create_all, engine_url, front_tables
-from adapters.sources.base import Source, SourceContext
+from adapters.sources.base import SourceContext
 from adapters.sources.database import DatabaseSource, database_source
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
 from schemas.times import BEIJING
-from tests.unit.adapters.front_rows import DIVISION, Journal, keys_of, legacy_table, row
+from tests.unit.adapters.front_rows import (
+    DIVISION,
+    Journal,
+    journaled_keys,
+    keys_of,
+    legacy_table,
+    poll,
+    row,
+)
 
 STRATEGIES = ["flag", "changelog", "cursor"]
 
@@ -169,21 +177,6 @@ def test_changelog_gap_that_fills_late(db_url: str, engine: sa.Engine, clock: Cl
 
 
 # -- with the real outbox: NULL cursor timestamps, the write-back after a crash -----------------
-
-def poll(outbox: Outbox, source: Source) -> int:
-    """What the agent does in one poll: journal each chunk, then commit it."""
-    chunks = 0
-    for chunk in source.read(outbox.source_state(source.name)):
-        outbox.journal(source.name, chunk)
-        source.commit(chunk)
-        chunks += 1
-    return chunks
-
-
-def journaled_keys(outbox: Outbox) -> set[str]:
-    db = outbox._db  # the test reads the journal's identity column directly
-    return {key for (key,) in db.execute("SELECT record_key FROM records")}
-
 
 def test_cursor_null_timestamps_are_rejects_once(db_url: str, engine: sa.Engine, clock: Clock,
                                                  tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import xmlschema
 
 from adapters.frontdb import fold_identifier, front_tables
 from adapters.sources.base import Chunk, Source
+from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
 from schemas.checkdigits import credit_code_check_char, resident_id_check_char
 from schemas.times import BEIJING
@@ -147,3 +148,18 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+def poll(outbox: Outbox, source: Source) -> int:
+    """What the agent does in one poll: journal each chunk, then commit it."""
+    chunks = 0
+    for chunk in source.read(outbox.source_state(source.name)):
+        outbox.journal(source.name, chunk)
+        source.commit(chunk)
+        chunks += 1
+    return chunks
+
+
+def journaled_keys(outbox: Outbox) -> set[str]:
+    db = outbox._db  # the test reads the journal's identity column directly
+    return {key for (key,) in db.execute("SELECT record_key FROM records")}

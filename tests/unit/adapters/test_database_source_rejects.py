@@ -19,13 +19,22 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.frontdb import front_tables
-from adapters.sources.base import Source, SourceContext
+from adapters.sources.base import SourceContext
 from adapters.sources.database import DatabaseSource, database_source
 from adapters.sources.db_options import parse_options
 from adapters.sources.db_tables import check_row, element_tables, reject_message
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
-from tests.unit.adapters.front_rows import BASE_TIME, DIVISION, Clock, keys_of, legacy_table, row
+from tests.unit.adapters.front_rows import (
+    BASE_TIME,
+    DIVISION,
+    Clock,
+    journaled_keys,
+    keys_of,
+    legacy_table,
+    poll,
+    row,
+)
 
 CATALOG = load_catalog()
 TABLES = front_tables("sqlite")
@@ -41,21 +50,6 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
 def open_source(url: str, clock: Clock, lang: str = "en", **options: Any) -> DatabaseSource:
     context = SourceContext("node-1", DIVISION, CATALOG, lang)
     return database_source("front", {"url": url, **options}, context, clock=clock)
-
-
-def poll(outbox: Outbox, source: Source) -> int:
-    """What the agent does in one poll: journal each chunk, then commit it."""
-    chunks = 0
-    for chunk in source.read(outbox.source_state(source.name)):
-        outbox.journal(source.name, chunk)
-        source.commit(chunk)
-        chunks += 1
-    return chunks
-
-
-def journaled_keys(outbox: Outbox) -> set[str]:
-    db = outbox._db  # the test reads the journal's identity column directly
-    return {key for (key,) in db.execute("SELECT record_key FROM records")}
 
 
 def flags(engine: sa.Engine, element: str) -> dict[int, tuple[int, str | None]]:
