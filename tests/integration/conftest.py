@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
+from adapters.stores.sql import SqlStore
 from gateway.broker_node import LocalBroker
 from gateway.mgmt_api import ManagementApi
 from tests.servers import (
@@ -65,6 +66,15 @@ def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
     name = fresh_name()
     yield postgres_server.create_database(name)
     postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[SqlStore]:
+    """A migrated central store in a fresh PostgreSQL database."""
+    opened = SqlStore(pg_url)
+    opened.migrate()
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from adapters.stores.sql import SqlStore
@@ -18,8 +16,5 @@ from tests.unit.adapters.test_sql_status import (  # noqa: F401 - collected here
 
 
 @pytest.fixture
-def store(pg_url: str) -> Iterator[SqlStore]:
-    opened = SqlStore(pg_url)
-    opened.migrate()
-    yield opened
-    opened.close()
+def store(pg_store: SqlStore) -> SqlStore:
+    return pg_store

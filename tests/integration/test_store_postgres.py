@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from adapters.stores.sql import SqlStore
@@ -32,11 +30,8 @@ from tests.unit.adapters.test_sql_store import (  # noqa: F401 - collected here 
 
 
 @pytest.fixture
-def store(pg_url: str) -> Iterator[SqlStore]:
-    opened = SqlStore(pg_url)
-    opened.migrate()
-    yield opened
-    opened.close()
+def store(pg_store: SqlStore) -> SqlStore:
+    return pg_store
 
 
 def test_postgres_names_fold_to_plain_sql(store: SqlStore) -> None:
