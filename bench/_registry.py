@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pkgutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BenchConfig", "Reference", "Result", "discover", "figure", "registered"]
+__all__ = [
+    "BenchConfig", "Reference", "Result", "discover", "figure", "measured_rate", "registered",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +102,19 @@ def registered() -> list[tuple[str, FigureFunction]]:
     discover()
     entries = sorted(_FIGURES.values(), key=lambda e: (e.order, e.name))
     return [(e.name, e.run) for e in entries]
+
+
+def measured_rate(count: int, run: Callable[[], int],
+                  clock: Callable[[], float] = time.perf_counter) -> float:
+    """``count / seconds`` of ``run()``, which must report having handled ``count`` items.
+
+    ``clock``: wall time by default; ``time.process_time`` for a single-threaded figure
+    whose references run in the same process (CPU time is steadier on a shared machine).
+    """
+    gc.collect()
+    started = clock()
+    seen = run()
+    elapsed = clock() - started
+    if seen != count:
+        raise RuntimeError(f"measured {seen} items, expected {count}")
+    return count / elapsed

@@ -20,11 +20,9 @@ The cluster runs with ``fsync=off`` like the tests; the outbox keeps ``synchrono
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
@@ -39,7 +37,7 @@ from adapters.frontdb import create_all, engine_url
 from adapters.sources.base import SourceContext
 from adapters.sources.database import database_source
 from adapters.sources.db_tables import to_text
-from bench._registry import BenchConfig, Reference, Result, figure
+from bench._registry import BenchConfig, Reference, Result, figure, measured_rate
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
 from schemas.record_check import check_fields
@@ -63,17 +61,18 @@ def agent_db(config: BenchConfig) -> Result:
         engine = create_engine(engine_url(url))
         try:
             _fill(engine, fields, records)
-            raw = _rate(records, partial(_raw, engine, fields, config.workdir / "raw.db"))
-            floor = _rate(records, partial(_raw, engine, fields, config.workdir / "floor.db",
-                                           _check_fields_validator()))
-            naive_check = _rate(naive_rows, partial(
+            work = config.workdir
+            raw = measured_rate(records, partial(_raw, engine, fields, work / "raw.db"))
+            floor = measured_rate(records, partial(_raw, engine, fields, work / "floor.db",
+                                                   _check_fields_validator()))
+            naive_check = measured_rate(naive_rows, partial(
                 _naive, engine, fields, config.workdir / "naive-check.db", naive_rows,
                 _check_fields_validator()))
-            naive_xsd = _rate(naive_rows, partial(
+            naive_xsd = measured_rate(naive_rows, partial(
                 _naive, engine, fields, config.workdir / "naive-xsd.db", naive_rows,
                 _xmlschema_validator(fields)))
             _reset_flags(engine)
-            exgate = _rate(records, partial(_exgate, url, engine, config.workdir, records))
+            exgate = measured_rate(records, partial(_exgate, url, engine, config.workdir, records))
         finally:
             engine.dispose()
     return Result(
@@ -101,16 +100,6 @@ def _postgres() -> Iterator[str]:
                            "repository root") from exc
     with PostgresServer() as server:
         yield server.create_database("bench")
-
-
-def _rate(rows: int, run: Callable[[], int]) -> float:
-    gc.collect()
-    started = time.perf_counter()
-    seen = run()
-    elapsed = time.perf_counter() - started
-    if seen != rows:
-        raise RuntimeError(f"measured {seen} rows, expected {rows}")
-    return rows / elapsed
 
 
 # -- the input -------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ where wall-clock time depends on what else runs.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ import xmlschema
 from lxml import etree
 
 from bench._data import sample_file
-from bench._registry import BenchConfig, Reference, Result, figure
+from bench._registry import BenchConfig, Reference, Result, figure, measured_rate
 from schemas.catalog import load_catalog
 from schemas.reader import DocumentReader
 
@@ -31,10 +30,10 @@ __all__ = ["validation"]
 @figure("validation", order=40)
 def validation(config: BenchConfig) -> Result:
     path, records = sample_file(config.workdir, config.records)
-    exgate = _rate(records, lambda: _exgate(path))
-    raw = _rate(records, lambda: _raw(path))
+    exgate = _cpu_rate(records, lambda: _exgate(path))
+    raw = _cpu_rate(records, lambda: _raw(path))
     texts = _record_texts(path, config.naive_records)
-    naive = _rate(len(texts), _naive(texts))
+    naive = _cpu_rate(len(texts), _naive(texts))
     size = path.stat().st_size / 1024 / 1024
     return Result(
         "validation", "exgate DocumentReader", exgate, "rec/s",
@@ -44,14 +43,8 @@ def validation(config: BenchConfig) -> Result:
     )
 
 
-def _rate(records: int, run: Callable[[], int]) -> float:
-    gc.collect()
-    started = time.process_time()
-    seen = run()
-    elapsed = time.process_time() - started
-    if seen != records:
-        raise RuntimeError(f"measured {seen} records, expected {records}")
-    return records / elapsed
+def _cpu_rate(records: int, run: Callable[[], int]) -> float:
+    return measured_rate(records, run, time.process_time)
 
 
 def _exgate(path: Path) -> int:

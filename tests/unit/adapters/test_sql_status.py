@@ -130,14 +130,19 @@ def test_exgate_status_prints_message_text_verbatim_never_as_markup(store: SqlSt
     store.record_failed(FailedBatch(
         "B[/x]", "[bold]n9", "unknown-node", hostile, b"sealed", "430000.430100.430102.n9",
         {}, None, now_beijing()))
+    text = status_text(tmp_path)
+    assert "B[/x]" in text and "[bold]n9" in text and hostile in text
+
+
+def status_text(tmp_path: Path) -> str:
+    """What ``exgate status`` prints in English for the store in ``tmp_path``."""
     config = tmp_path / "gateway.toml"
     config.write_text(f'[level]\ndivision = "430100"\n[broker]\nurl = "amqp://g@127.0.0.1/"\n'
                       f'[store]\nurl = "sqlite:///{tmp_path / "store.db"}"\n'
                       f'[registry]\npath = "registry"\n', encoding="utf-8")
     console = Console(record=True, width=400, color_system=None)
     assert run_status(config, False, "en", console=console) == 0
-    text = console.export_text()
-    assert "B[/x]" in text and "[bold]n9" in text and hostile in text
+    return console.export_text()
 
 
 def test_control_codes_from_messages_never_reach_the_terminal(store: SqlStore,
@@ -147,14 +152,8 @@ def test_control_codes_from_messages_never_reach_the_terminal(store: SqlStore,
     store.record_failed(FailedBatch(
         "B\x1b[2J", "n9", "unknown-node", "node \x1b]0;pwned\x07 unknown", b"sealed",
         "430000.430100.430102.n9", {}, None, now_beijing()))
-    config = tmp_path / "gateway.toml"
-    config.write_text(f'[level]\ndivision = "430100"\n[broker]\nurl = "amqp://g@127.0.0.1/"\n'
-                      f'[store]\nurl = "sqlite:///{tmp_path / "store.db"}"\n'
-                      f'[registry]\npath = "registry"\n', encoding="utf-8")
-    console = Console(record=True, width=400, color_system=None)
-    assert run_status(config, False, "en", console=console) == 0
-    text = console.export_text()
+    text = status_text(tmp_path)
     assert "\x1b" not in text and "\x07" not in text
     assert "B\\x1b[2J" in text and "\\x1b]0;pwned\\x07" in text
-    listing = CliRunner().invoke(main, ["batches", "list", "--failed", "-c", str(config)])
+    listing = CliRunner().invoke(main, ["batches", "list", "--failed", "-c", str(tmp_path / "gateway.toml")])
     assert "\x1b" not in listing.output and "B\\x1b[2J" in listing.output
