@@ -12,7 +12,6 @@ too). After 22 kills and a final clean run:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import signal
@@ -37,7 +36,6 @@ FILES_PER_ROUND = 30
 RECORDS_PER_FILE = 8
 ROWS_PER_ROUND = 120
 STARTED = "前置机代理已启动".encode()  # the agent's start-up log line (lang zh)
-HAS_DB_SOURCE = importlib.util.find_spec("adapters.sources.database") is not None
 
 ROW_TIME = datetime(2024, 5, 1, 10, 0, 0)
 
@@ -72,7 +70,7 @@ class World:
     """The sources' content, and what the outbox must end up holding."""
 
     root: Path
-    db_url: str | None
+    db_url: str
     expected_keys: set[str] = field(default_factory=set)
     expected_rejects: int = 0
     good_files: set[str] = field(default_factory=set)
@@ -108,8 +106,6 @@ class World:
         os.rename(temp, inbox / name)
 
     def insert_rows(self) -> None:
-        if self.db_url is None:
-            return
         rows = []
         for index in range(ROWS_PER_ROUND):
             number, bad = self.number(), index % 40 == 17
@@ -127,7 +123,6 @@ class World:
     def _insert_logged_rows(self) -> None:
         """EX_SBXX rows for the changelog source: its position passes a page before
         the write-back, so a kill in between must not leave a row unflagged."""
-        assert self.db_url is not None
         rows = []
         for index in range(ROWS_PER_ROUND):
             number, bad = self.number(), index % 40 == 23
@@ -143,7 +138,7 @@ class World:
         engine.dispose()
 
 
-def write_config(root: Path, db_url: str | None) -> Path:
+def write_config(root: Path, db_url: str) -> Path:
     db = f"""
 [[sources]]
 kind = "db"
@@ -159,7 +154,7 @@ url = "{db_url}"
 strategy = "changelog"
 tables = ["SBXX"]
 page_size = 50
-""" if db_url else ""
+"""
     config = root / "agent.toml"
     config.write_text(f"""
 [node]
@@ -202,8 +197,6 @@ def settled(world: World) -> bool:
     drop = world.root / "drop"
     if any((drop / "inbox").iterdir()) or any((drop / "processing").iterdir()):
         return False
-    if world.db_url is None:
-        return True
     with closing(sqlite3.connect(world.root / "front.db")) as db:
         return all(db.execute(f'SELECT count(*) FROM "{table}" WHERE SYNC_FLAG = 0')
                    .fetchone()[0] == 0 for table in ("EX_JGXX", "EX_SBXX"))
@@ -217,10 +210,8 @@ def query(path: Path, sql: str) -> list[tuple[object, ...]]:
 @pytest.mark.timeout(300)
 def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     rng = random.Random(20261120)
-    db_url = None
-    if HAS_DB_SOURCE:
-        db_url = f"sqlite:///{tmp_path / 'front.db'}"
-        create_all(db_url, triggers=True)
+    db_url = f"sqlite:///{tmp_path / 'front.db'}"
+    create_all(db_url, triggers=True)
     world = World(tmp_path, db_url)
     for sub in ("inbox", "processing", "done", "error"):
         (tmp_path / "drop" / sub).mkdir(parents=True)
@@ -265,9 +256,8 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
     assert sorted(errors) == sorted(world.bad_files)
     assert all((drop / "error" / f"{name}.error.json").exists() for name in errors)
 
-    if db_url is not None:
-        for table in ("EX_JGXX", "EX_SBXX"):
-            flags = dict(query(tmp_path / "front.db",
-                               f'SELECT SYNC_FLAG, count(*) FROM "{table}" GROUP BY SYNC_FLAG'))
-            assert set(flags) <= {1, 2}, table
-            assert flags.get(1, 0) + flags.get(2, 0) == KILLS * ROWS_PER_ROUND
+    for table in ("EX_JGXX", "EX_SBXX"):
+        flags = dict(query(tmp_path / "front.db",
+                           f'SELECT SYNC_FLAG, count(*) FROM "{table}" GROUP BY SYNC_FLAG'))
+        assert set(flags) <= {1, 2}, table
+        assert flags.get(1, 0) + flags.get(2, 0) == KILLS * ROWS_PER_ROUND
