@@ -22,6 +22,13 @@ def main() -> None:
     """exgate: inter-level data exchange gateway for electronic supervision (电子监察)."""
 
 
+# The agent's own commands: without --lang, the config's [agent] lang decides.
+AGENT_LANG_OPTION = click.option(
+    "--lang", type=click.Choice(["zh", "en"]), default=None,
+    help="Language of reports; default: [agent] lang of the config, else zh / 报告语言",
+)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
@@ -54,8 +61,8 @@ def agent() -> None:
 @agent.command("once")
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=Path),
               help="Agent config (TOML)")
-@LANG_OPTION
-def agent_once(config_path: Path, lang: str) -> None:
+@AGENT_LANG_OPTION
+def agent_once(config_path: Path, lang: str | None) -> None:
     """Poll every source once, journal what is valid, seal batches, print a report.
 
     \b
@@ -71,8 +78,8 @@ def agent_once(config_path: Path, lang: str) -> None:
 @agent.command("run")
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=Path),
               help="Agent config (TOML)")
-@LANG_OPTION
-def agent_run(config_path: Path, lang: str) -> None:
+@AGENT_LANG_OPTION
+def agent_run(config_path: Path, lang: str | None) -> None:
     """Run the agent until SIGTERM/SIGINT (the systemd service runs this).
 
     \b

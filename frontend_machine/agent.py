@@ -222,8 +222,10 @@ def open_agent(config_path: Path, lang: str | None = None) -> Iterator[Agent]:
         yield Agent(config, outbox, sources, lang)
 
 
-def run_once(config_path: Path, lang: str = "zh", out: TextIO | None = None) -> int:
+def run_once(config_path: Path, lang: str | None = None, out: TextIO | None = None) -> int:
     """One full poll-and-flush; prints what was taken and rejected.
+
+    ``lang`` None: the config's ``[agent] lang``.
 
     Exit codes (design §8): 0 ok, 1 some records rejected (or a source failed),
     2 configuration error.
@@ -238,14 +240,18 @@ def run_once(config_path: Path, lang: str = "zh", out: TextIO | None = None) -> 
             agent.tally.pending_batches = depth.pending_batches
             agent.tally.unbatched = depth.unbatched_records
             agent.tally.waiting = agent.waiting()
-            print("\n".join(agent.tally.lines(lang)), file=out or sys.stdout)
+            print("\n".join(agent.tally.lines(agent.lang)), file=out or sys.stdout)
             return 1 if agent.tally.rejected or agent.tally.failed else 0
 
     return _exit_code(once, lang)
 
 
-def _exit_code(run: Callable[[], int], lang: str) -> int:
-    """``run()``, with a config error as exit code 2 and an unusable outbox as 1."""
+def _exit_code(run: Callable[[], int], lang: str | None) -> int:
+    """``run()``, with a config error as exit code 2 and an unusable outbox as 1.
+
+    The config may be what failed, so without ``--lang`` these two speak Chinese.
+    """
+    lang = lang or "zh"
     try:
         return run()
     except ConfigError as exc:
@@ -274,12 +280,15 @@ def _settle_limit(agent: Agent) -> float:
     return 3 * longest + 1.0
 
 
-def run_forever(config_path: Path, lang: str = "zh") -> int:
-    """Run until SIGTERM/SIGINT; returns 0 on a clean stop, 2 on a config error."""
+def run_forever(config_path: Path, lang: str | None = None) -> int:
+    """Run until SIGTERM/SIGINT; returns 0 on a clean stop, 2 on a config error.
+
+    ``lang`` None: the config's ``[agent] lang``.
+    """
     def forever() -> int:
         with open_agent(config_path, lang) as agent, _stop_on_signals(agent), \
                 _logging(agent.config.node.id), publishing(agent) as publisher:
-            log.info(say("started", lang, node=agent.config.node.id,
+            log.info(say("started", agent.lang, node=agent.config.node.id,
                          sources=len(agent.sources), outbox=agent.config.outbox.path))
             for source in agent.sources:
                 if hasattr(source, "watch"):
@@ -287,7 +296,7 @@ def run_forever(config_path: Path, lang: str = "zh") -> int:
             if publisher is not None:
                 agent.on_sealed = publisher.wake
             _loop(agent, publisher)
-            log.info(say("stopped", lang))
+            log.info(say("stopped", agent.lang))
             return 0
 
     return _exit_code(forever, lang)

@@ -12,7 +12,9 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from cli import main
 from frontend_machine.agent import open_agent, run_once
 from frontend_machine.outbox import Outbox
 from schemas.checkdigits import credit_code_check_char
@@ -207,3 +209,14 @@ def test_name_collisions_in_done_keep_both_files(tmp_path: Path) -> None:
     once(config)
     assert sorted(p.name for p in done_files(tmp_path)) == ["daily-1.xml", "daily.xml"]
     assert outbox_rows(tmp_path, "SELECT count(*) FROM records") == [(2,)]
+
+
+def test_the_configs_language_holds_unless_the_command_line_names_one(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8") + '[agent]\nlang = "en"\n',
+                      encoding="utf-8")
+    (tmp_path / "drop" / "inbox" / "a.xml").write_bytes(document([jgxx(1)]))
+    english = CliRunner().invoke(main, ["agent", "once", "-c", str(config)])
+    assert english.exit_code == 0 and "What this run took" in english.output
+    chinese = CliRunner().invoke(main, ["agent", "once", "-c", str(config), "--lang", "zh"])
+    assert chinese.exit_code == 0 and "本次采集结果" in chinese.output
