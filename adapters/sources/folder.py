@@ -266,7 +266,10 @@ class FolderSource:
         return [self.inbox / name for _, name in sorted(ready)]
 
     def _claim(self, path: Path) -> Path | None:
-        target = free_path(self.processing, path.name)
+        name = utf8_name(path.name)
+        if name != path.name:
+            log.warning("file name is not UTF-8; claimed as %s", name, extra=self._extra(name))
+        target = free_path(self.processing, name)
         try:
             os.rename(path, target)
         except FileNotFoundError:
@@ -347,6 +350,15 @@ def folder_source(name: str, options: Mapping[str, Any], context: SourceContext)
 def is_candidate(name: str) -> bool:
     """Only ``*.xml``: writers write a temp name (``.part``, dot-files) and rename it in."""
     return name.lower().endswith(".xml") and not name.startswith(".")
+
+
+def utf8_name(name: str) -> str:
+    """``name`` with bytes that are not UTF-8 spelled ``\\xNN``.
+
+    A legacy writer may name a file in GBK; the journal, the reports and the outbox
+    store names as UTF-8 text, and such a name would fail every chunk it is in.
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def free_path(folder: Path, name: str) -> Path:

@@ -220,3 +220,16 @@ def test_the_configs_language_holds_unless_the_command_line_names_one(tmp_path: 
     assert english.exit_code == 0 and "What this run took" in english.output
     chinese = CliRunner().invoke(main, ["agent", "once", "-c", str(config), "--lang", "zh"])
     assert chinese.exit_code == 0 and "本次采集结果" in chinese.output
+
+
+def test_a_file_name_that_is_not_utf8_does_not_block_the_folder(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    inbox = tmp_path / "drop" / "inbox"
+    # A name in GBK bytes (张.xml) beside a plain one: both files' records must arrive.
+    (inbox / os.fsdecode(b"\xd5\xc5.xml")).write_bytes(document([jgxx(1)]))
+    (inbox / "plain.xml").write_bytes(document([jgxx(2)]))
+    code, _ = once(config, "en")
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "drop" / "done").glob("*/*.xml")) == [
+        "\\xd5\\xc5.xml", "plain.xml"]
+    assert outbox_rows(tmp_path, "SELECT count(*) FROM records") == [(2,)]
