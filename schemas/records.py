@@ -61,4 +61,7 @@ class Head:
     @property
     def count(self) -> int | None:
         value = (self.fields.get("COUNT") or "").strip()  # xs:integer collapses white space
-        return int(value) if value.isdigit() else None
+        if not (value.isascii() and value.isdigit()):
+            return None
+        digits = value.lstrip("0") or "0"  # leading zeros are valid, however many
+        return int(digits) if len(digits) <= 18 else None  # past the XSD's maximum anyway

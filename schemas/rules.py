@@ -141,10 +141,18 @@ def normalise_values(
         if value is None or (value.isascii() and value.isdigit() and value[:1] != "0"):
             continue  # already canonical: the common case costs no conversion
         trimmed = value.strip()
-        normalised[name] = str(int(trimmed)) if spec.fields[name].is_integer else trimmed
+        normalised[name] = _canonical_integer(trimmed) if spec.fields[name].is_integer \
+            else trimmed
     if fields.get("SQRZJLX") == _ID_CARD and "SQRZJHM" in fields:
         normalised["SQRZJHM"] = fields["SQRZJHM"].upper()
     return normalised, issues
+
+
+def _canonical_integer(text: str) -> str:
+    """An XSD integer's canonical text, without ``int()`` (which refuses 4,300+ digits)."""
+    sign = "-" if text.startswith("-") else ""
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    return digits if digits == "0" else sign + digits
 
 
 def canonical_time(text: str) -> str | None:

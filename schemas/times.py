@@ -31,7 +31,7 @@ def parse_time(text: str) -> datetime | None:
             if parsed.tzinfo is None:
                 return parsed.replace(tzinfo=BEIJING)
             return parsed.astimezone(BEIJING)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a zone pushes it past year 1..9999
         return None
     return None
 

@@ -41,6 +41,7 @@ _INTEGER_BASES: Mapping[str, int | None] = {
 }
 # Canonical-looking lexical forms only: no white space and no '+', which the XSD
 # would collapse or accept but which are left to lxml to judge.
+_LONGEST_NUMBER = 64  # characters
 _INTEGER_FORM = r"-?[0-9]+"
 _DECIMAL_FORM = r"-?[0-9]+(?:\.[0-9]+)?"
 # Outside XML 1.0's Char production: such text has no exchange form at all.
@@ -176,7 +177,8 @@ def _number_predicate(facets: _Facets) -> Predicate:
     total, fraction = facets.total_digits, facets.fraction_digits
 
     def accepts(value: str) -> bool:
-        if not lexical(value):
+        # Beyond any facet's reach, and int() refuses over 4,300 digits: lxml judges it.
+        if len(value) > _LONGEST_NUMBER or not lexical(value):
             return False
         number = int(value) if integer else Decimal(value)
         if (low is not None and number < low) or (high is not None and number > high):

@@ -10,6 +10,7 @@ import pytest
 from schemas.audit import validate_file
 from schemas.catalog import load_catalog
 from schemas.issues import Issue
+from schemas.reader import DocumentReader
 from tests.unit.schemas.documents import NS, VALID, document, record
 
 FIRST_RECORD_LINE = 5
@@ -344,3 +345,26 @@ def test_an_agent_rejects_records_outside_its_node_division() -> None:
     (issue,) = checks[1].issues
     assert (issue.code, issue.field, issue.line) == ("division-mismatch", "XZQHDM", 6)
     assert "430102" in issue.message("en")
+
+
+@pytest.mark.parametrize(("field", "value", "code"), [
+    ("SJBBH", "9" * 5000, "bad-value"),
+    ("GXSJ", "0001-01-01T00:00:00+14:00", "bad-date"),
+    ("GXSJ", "9999-12-31T23:59:59-10:00", "bad-date"),
+])
+def test_values_at_the_edges_of_python_are_issues_not_crashes(
+        field: str, value: str, code: str) -> None:
+    reader = DocumentReader(document([record("JGXX", **{field: value})]), "edge.xml")
+    [check] = list(reader)
+    assert [str(i.code) for i in check.issues] == [code]
+    assert check.issues[0].field == field and check.issues[0].line == 5
+
+
+def test_leading_zeros_by_the_thousand_are_still_the_number() -> None:
+    zeros = "0" * 4400
+    reader = DocumentReader(
+        document([record("JGXX", SJBBH=f"{zeros}7")], head={"COUNT": f"{zeros}1"}), "z.xml")
+    [check] = list(reader)
+    assert check.record is not None and check.record.version == 7
+    assert check.record.fields["SJBBH"] == "7"
+    assert reader.issues == [] and reader.head is not None and reader.head.count == 1
