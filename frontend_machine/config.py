@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from adapters.config_files import read_toml
+from adapters.config_files import is_number, read_toml
 from adapters.sources.base import SourceFactory
 from schemas.errors import ConfigError
 
@@ -169,8 +169,7 @@ class _Reader:
     def number(self, table: Mapping[str, Any], key: str, prefix: str, default: float,
                low: float, integer: bool = False) -> Any:
         value = table.get(key, default)
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or value < low:
+        if not is_number(value, low, integer=integer):
             kind = "an integer" if integer else "a number"
             raise self.fail(prefix + key, f"must be {kind} >= {low}, found {value!r}")
         return value

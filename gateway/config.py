@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from adapters.config_files import read_toml
+from adapters.config_files import is_number, read_toml
 from gateway.status_rules import StatusThresholds
 from schemas.errors import ConfigError
 
@@ -215,12 +215,7 @@ class _Reader:
 
     def number(self, table: dict[str, Any], key: str, default: float,
                integer: bool = False) -> float:
-        value = table.get(key, default)
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-            kind = "a positive integer" if integer else "a positive number"
-            raise ConfigError(f"{self.path}: [gateway] {key} = {value!r} must be {kind}")
-        return value
+        return self._positive("gateway", table.get(key, default), key, integer)
 
     # -- [dashboard] and [status]: the sync-status view ------------------------------------
 
@@ -235,12 +230,13 @@ class _Reader:
         return text
 
     def positive(self, table: str, key: str, default: float, integer: bool = False) -> float:
-        value = self.table(table).get(key, default)
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        return self._positive(table, self.table(table).get(key, default), key, integer)
+
+    def _positive(self, table: str, value: Any, key: str, integer: bool) -> float:
+        if not is_number(value, 0, integer=integer, strict=True):
             kind = "a positive integer" if integer else "a positive number"
             raise ConfigError(f"{self.path}: [{table}] {key} = {value!r} must be {kind}")
-        return value
+        return int(value) if integer else float(value)
 
     def thresholds(self) -> StatusThresholds:
         defaults = StatusThresholds()

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from adapters.config_files import is_number
 from adapters.sources.base import Chunk, Origin, SourceContext
 from schemas.errors import ConfigError
 from schemas.issues import Issue, IssueCode
@@ -73,7 +74,7 @@ class FolderOptions:
 
 
 def _number(value: Any, key: str, low: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+    if not is_number(value, low):
         raise ConfigError(f"key {key!r} is {value!r}; it must be a number >= {low}")
     return float(value)
 

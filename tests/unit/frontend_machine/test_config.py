@@ -69,3 +69,17 @@ def test_a_database_password_comes_from_its_file_resolved_beside_the_config(
     (tmp_path / "front.password").unlink()
     with pytest.raises(ConfigError, match="password_file"):
         source_url(parse_options(source.options, load_catalog()))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_numbers_that_are_no_setting_are_config_errors(tmp_path: Path, value: str) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    budget = tmp_path / "budget.toml"
+    budget.write_text(text.replace("disk_budget_mb = 2048", f"disk_budget_mb = {value}"),
+                      encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"outbox\.disk_budget_mb"):
+        load_config(budget)
+    folder = load_config(EXAMPLE).sources[-1]
+    assert folder.kind == "folder"
+    with pytest.raises(ConfigError, match="stable_seconds"):
+        FolderOptions.parse({**folder.options, "stable_seconds": float(value)})

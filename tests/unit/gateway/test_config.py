@@ -80,3 +80,16 @@ def test_poison_attempts_must_be_a_positive_integer(tmp_path: Path, value: str) 
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[gateway\] poison_attempts"):
         load_config(path)
+
+
+@pytest.mark.parametrize(("line", "value"), [
+    ("hold_seconds = 1200", "nan"), ("hold_seconds = 1200", "inf"),
+    ("heartbeat_retention_days = 7", "inf"), ("heartbeat_retention_days = 7", "nan"),
+])
+def test_nan_and_infinity_are_config_errors(tmp_path: Path, line: str, value: str) -> None:
+    key = line.split(" = ")[0]
+    path = tmp_path / "gateway.toml"
+    path.write_text(EXAMPLE.read_text(encoding="utf-8").replace(line, f"{key} = {value}"),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match=key):
+        load_config(path)
