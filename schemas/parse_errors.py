@@ -9,7 +9,7 @@ from lxml import etree
 from schemas.columns import locate_undecodable
 from schemas.issues import Issue, IssueCode
 
-__all__ = ["LIBXML_TEXT_LIMIT", "syntax_issue"]
+__all__ = ["LIBXML_TEXT_LIMIT", "declared_encoding", "syntax_issue"]
 
 LIBXML_TEXT_LIMIT = 10_000_000  # libxml2's own cap on one text node without XML_PARSE_HUGE
 
@@ -49,7 +49,7 @@ def syntax_issue(
 
     code, message_id, args = _classify(kind, detail, text_limit)
     if code is IssueCode.ENCODING_ERROR:
-        encoding = _declared_encoding(_prolog(source))
+        encoding = declared_encoding(_prolog(source))
         args["encoding"] = encoding
         line, column = locate_undecodable(source, encoding) or (line, column)
     return Issue(code, message_id, args, file=name, line=line, column=column)
@@ -74,7 +74,8 @@ def _prolog(source: Path | bytes) -> bytes:
         return handle.read(200)
 
 
-def _declared_encoding(prolog: bytes) -> str:
+def declared_encoding(prolog: bytes) -> str:
+    """The encoding a document's first bytes declare: BOM, then XML declaration."""
     if prolog.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "UTF-16"
     marker = prolog.find(b"encoding=")

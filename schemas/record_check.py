@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +19,7 @@ __all__ = [
     "RecordCheck",
     "check_fields",
     "check_head",
+    "check_proven",
     "check_record",
     "outside_node",
     "stray_text",
@@ -59,12 +60,30 @@ def check_record(
     result = _judge(fields, issues, spec, head_division, latest, line)
     if result.valid:
         return result
-    lines = _field_lines(element, catalog.namespace)
+    return _at_field_lines(result, _field_lines(element, catalog.namespace))
+
+
+def check_proven(
+    fields: dict[str, str],
+    spec: ElementSpec,
+    head_division: str | None,
+    latest: datetime,
+    line: int | None,
+    field_lines: Callable[[], Mapping[str, int]],
+) -> RecordCheck:
+    """The semantic rules over a record whose fields are proven to pass the XSD;
+    ``field_lines`` is asked only when they refuse it."""
+    result = _judge(fields, [], spec, head_division, latest, line)
+    return result if result.valid else _at_field_lines(result, field_lines())
+
+
+def _at_field_lines(result: RecordCheck, lines: Mapping[str, int]) -> RecordCheck:
+    """Issues without a line get their field's, or else the record's."""
     located = tuple(
-        i.located(line=lines.get(i.field or "", line)) if i.line is None else i
+        i.located(line=lines.get(i.field or "", result.line)) if i.line is None else i
         for i in result.issues
     )
-    return RecordCheck(spec.code, line, None, located)
+    return RecordCheck(result.element, result.line, None, located)
 
 
 def _judge(

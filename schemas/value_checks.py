@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from lxml import etree
@@ -201,6 +202,9 @@ _SPACE = "[ \t\n\r]*"  # XML white space only: Python's \s would also take U+300
 # Namespace declarations are all a record's start tag may carry (lxml writes every
 # one in scope); the default one must be ours, so unprefixed fields are in it too.
 _PREFIXED = '(?: xmlns:[^=\\s]+="[^"]*")*'
+# A value as written in a document's text that parses to exactly itself: no markup, no
+# escapes, no CR (the parser turns it into LF) and no character XML 1.0 forbids.
+_SOURCE_VALUE = "([^<&\\r\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ufffe\\uffff]+)"
 
 
 @dataclass(frozen=True)
@@ -222,13 +226,20 @@ class FastCheck:
     by_name: Mapping[str, _Field]
     required: frozenset[str]
     serialized: re.Pattern[str]
+    source: re.Pattern[str]
+
+    @cached_property
+    def plan(self) -> tuple[tuple[str, set[str], Predicate], ...]:
+        """(code, good, accepts) of each field in order: unpacking beats attribute lookups."""
+        return tuple((f.code, f.good, f.accepts) for f in self.fields)
 
     @classmethod
     def build(cls, namespace: str, element: str, predicates: Mapping[str, Predicate],
               required: frozenset[str]) -> FastCheck:
         fields = tuple(_Field(code, accepts, set()) for code, accepts in predicates.items())
         return cls(fields, {f.code: f for f in fields}, required,
-                   _serialized_pattern(namespace, element, predicates, required))
+                   _serialized_pattern(namespace, element, predicates, required),
+                   _source_pattern(element, predicates, required))
 
     def proven_fields(self, element: etree._Element) -> dict[str, str] | None:
         """The fields of a record element the XSD certainly accepts, else None.
@@ -243,19 +254,37 @@ class FastCheck:
         match = self.serialized.fullmatch(
             etree.tostring(element, encoding="unicode", with_tail=False)
         )
-        if match is None:
+        return None if match is None else self._proven_groups(match)
+
+    def proven_source(
+        self, text: str, start: int, end: int
+    ) -> tuple[dict[str, str], re.Match[str]] | None:
+        """The fields of a record written plainly from ``text[start]`` (and before
+        ``end``), when the XSD certainly accepts them, and the match (group ``i + 1``
+        holds ``fields[i]``).
+
+        The same demands as ``proven_fields``, on the document's own text: the unprefixed
+        element in the default namespace, its fields in the XSD's order, each a plain
+        value that parses to exactly itself. The caller vouches for the namespace and
+        for the text around the record.
+        """
+        match = self.source.match(text, start, end)
+        if match is None or (fields := self._proven_groups(match)) is None:
             return None
+        return fields, match
+
+    def _proven_groups(self, match: re.Match[str]) -> dict[str, str] | None:
         fields: dict[str, str] = {}
-        for field, value in zip(self.fields, match.groups(), strict=True):
+        for (code, good, accepts), value in zip(self.plan, match.groups(), strict=True):
             if value is None:
                 continue
             # _accepted, inlined: this loop runs for every field of every record.
-            if value not in field.good:
-                if not field.accepts(value):
+            if value not in good:
+                if not accepts(value):
                     return None
-                if len(field.good) < _REMEMBERED:
-                    field.good.add(value)
-            fields[field.code] = value
+                if len(good) < _REMEMBERED:
+                    good.add(value)
+            fields[code] = value
         return fields
 
     def proven_row(self, row: Mapping[str, str | None]) -> dict[str, str] | None:
@@ -297,4 +326,19 @@ def _serialized_pattern(
         field = f"{_SPACE}<{tag}>([^<&]+)</{tag}>"
         parts.append(field if code in required else f"(?:{field})?")
     parts.append(f"{_SPACE}</{re.escape(element)}>")
+    return re.compile("".join(parts))
+
+
+def _source_pattern(
+    element: str, predicates: Mapping[str, Predicate], required: frozenset[str]
+) -> re.Pattern[str]:
+    """The record as a document writes it plainly, fields in the XSD's order."""
+    parts = [f"<{re.escape(element)}>"]
+    for code in predicates:
+        tag = re.escape(code)
+        field = f"{_SPACE}<{tag}>{_SOURCE_VALUE}</{tag}>"
+        parts.append(field if code in required else f"(?:{field})?")
+    # White space, then a tag: text after the record (perhaps after a comment, CDATA
+    # section or processing instruction) is its tail, for lxml to report.
+    parts.append(f"{_SPACE}</{re.escape(element)}>(?={_SPACE}<[^!?])")
     return re.compile("".join(parts))
