@@ -122,7 +122,7 @@ def normalise_values(
       so `` 01 `` and ``1`` are one business key.
     - A resident ID's check character is upper-cased (``x`` → ``X``).
     """
-    normalised = dict(fields)
+    changes: dict[str, str] = {}
     issues = []
     latest_text = _latest_text(latest)
     for name in spec.time_fields:
@@ -135,17 +135,18 @@ def normalise_values(
         elif canonical > latest_text:  # same fixed-width form: text order is time order
             issues.append(_issue(spec, IssueCode.BAD_DATE, "future-date", name, value=value))
         elif canonical != value:
-            normalised[name] = canonical
+            changes[name] = canonical
     for name in spec.numeric_fields:
         value = fields.get(name)
         if value is None or (value.isascii() and value.isdigit() and value[:1] != "0"):
             continue  # already canonical: the common case costs no conversion
         trimmed = value.strip()
-        normalised[name] = _canonical_integer(trimmed) if spec.fields[name].is_integer \
+        changes[name] = _canonical_integer(trimmed) if spec.fields[name].is_integer \
             else trimmed
     if fields.get("SQRZJLX") == _ID_CARD and "SQRZJHM" in fields:
-        normalised["SQRZJHM"] = fields["SQRZJHM"].upper()
-    return normalised, issues
+        changes["SQRZJHM"] = fields["SQRZJHM"].upper()
+    # A new dict either way: the caller's mapping is never the record's.
+    return {**fields, **changes} if changes else dict(fields), issues
 
 
 def _canonical_integer(text: str) -> str:
