@@ -153,11 +153,12 @@ class BodyScanner:
             if end is None:
                 if self._ended:
                     return False
-                keep = max(self._pos, len(self._text) - _LONGEST_END_TAG)
-                opens_markup = self._opens_markup(keep)
-                yield self._feed(keep)
-                if opens_markup:
-                    return False
+                keep = len(self._text) - _LONGEST_END_TAG  # an end tag may be cut off
+                if keep > self._pos:
+                    opens_markup = self._opens_markup(keep)
+                    yield self._feed(keep)
+                    if opens_markup:
+                        return False
                 self._fill()
                 continue
             opens_markup = self._opens_markup(end.end())
