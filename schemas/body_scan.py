@@ -28,7 +28,7 @@ from typing import BinaryIO, Protocol
 from schemas.catalog import SchemaCatalog
 from schemas.value_checks import FastCheck
 
-__all__ = ["BodyScanner", "ScannedRecord"]
+__all__ = ["BodyScanner", "ScannedRecord", "plain_utf8"]
 
 _CHUNK = 1 << 20  # characters decoded per read
 _LONGEST_RECORD = 1 << 16  # characters; a longer record is left to lxml
@@ -41,6 +41,28 @@ _MARKUP = re.compile(
     r"\ufeff?(?:[^<]++|<!--(?:[^-]|-(?!-))*+-->|<\?(?:[^?]|\?(?!>))*+\?>"
     r"|<!\[CDATA\[(?:[^\]]|\](?!\]>))*+\]\]>|<[^!?][^>\"']*+(?:(?:\"[^\"]*+\"|'[^']*+')[^>\"']*+)*+>)*+"
 )
+
+
+_SPACE = "[ \t\r\n]"
+# An XML declaration as XML 1.0 spells it, with the encoding (if any) in group 3.
+_DECLARATION = re.compile(
+    rf"<\?xml{_SPACE}+version{_SPACE}*={_SPACE}*([\"'])1\.[0-9]+\1"
+    rf"(?:{_SPACE}+encoding{_SPACE}*={_SPACE}*([\"'])([A-Za-z][A-Za-z0-9._-]*)\2)?"
+    rf"(?:{_SPACE}+standalone{_SPACE}*={_SPACE}*([\"'])(?:yes|no)\4)?{_SPACE}*\?>".encode()
+)
+
+
+def plain_utf8(prolog: bytes) -> bool:
+    """Whether a document starting with ``prolog`` is certainly UTF-8: a UTF-8 byte order
+    mark or none, then a declaration naming UTF-8 or no encoding, or no declaration."""
+    prolog = prolog.removeprefix(codecs.BOM_UTF8)
+    if not prolog.startswith(b"<?xml"):
+        return prolog[:1] == b"<" and prolog[1:2] != b"\x00"  # not UTF-16 without a BOM
+    declaration = _DECLARATION.match(prolog)
+    if declaration is None:
+        return False  # longer than the prolog, or not well-formed: lxml decides
+    encoding = declaration.group(3)
+    return encoding is None or encoding.decode().replace("-", "").upper() == "UTF8"
 
 
 class _Stream(Protocol):
@@ -80,13 +102,14 @@ class BodyScanner:
         self,
         stream: BinaryIO | _Stream,
         catalog: SchemaCatalog,
-        encoding: str,
-        at_level: Callable[[str], bool],
+        prolog: bytes,
+        at_level: Callable[[str, int], bool],
     ):
         self._stream = stream
         self._catalog = catalog
         self._at_level = at_level
-        self._plain = encoding.replace("-", "").replace("_", "").upper() == "UTF8"
+        self._plain = plain_utf8(prolog)
+        self._record_ends = 0  # record end tags fed to lxml: it must have seen as many
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self._text = ""
         self._pos = 0  # the cursor in _text: everything before it is fed or proven
@@ -96,6 +119,7 @@ class BodyScanner:
         self._ended = False  # nothing more will be decoded
         self._last_fed = ""  # the last character fed, for markup split across feeds
         codes = "|".join(re.escape(code) for code in catalog.elements)
+        self._any_record_end = re.compile(rf"</(?:{codes})>")
         self._record_start = re.compile(rf"[ \t\r\n]*+<({codes})>")
         # Only where a tag follows has lxml seen the record's whole tail (a comment,
         # CDATA section or processing instruction may have text after it).
@@ -123,7 +147,7 @@ class BodyScanner:
         return (
             prolog.count("<BODY") == 1
             and _MARKUP.fullmatch(prolog) is not None
-            and self._at_level(self._catalog.tag("BODY"))
+            and self._at_level(self._catalog.tag("BODY"), self._record_ends)
         )
 
     def _records(self) -> Generator[bytes | ScannedRecord, None, bool]:
@@ -165,7 +189,7 @@ class BodyScanner:
             yield self._feed(end.end())
             if opens_markup:
                 return False
-            if self._at_level(self._catalog.tag(end.group(1))):
+            if self._at_level(self._catalog.tag(end.group(1)), self._record_ends):
                 return True
 
     def _feed_to_end(self) -> Iterator[bytes]:
@@ -221,6 +245,7 @@ class BodyScanner:
         self._pos = end
         if piece:
             self._last_fed = piece[-1]
+            self._record_ends += len(self._any_record_end.findall(piece))
         return piece.encode("utf-8")
 
     def _opens_markup(self, end: int) -> bool:
@@ -238,7 +263,7 @@ class BodyScanner:
         self._cut = None
         self._last_fed = ">"
         newlines = proven.count("\n")
-        width = len(proven[proven.rfind("\n") + 1:].encode("utf-8"))
+        width = len(proven) - proven.rfind("\n") - 1  # libxml2 counts characters
         if newlines:  # a record ends in its end tag: the last line is wide enough
             yield b"<!--" + b"\n" * newlines + b" " * (width - 3) + b"-->"
         else:

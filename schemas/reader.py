@@ -19,7 +19,7 @@ from lxml import etree
 from schemas.body_scan import BodyScanner, ScannedRecord
 from schemas.catalog import ElementSpec, SchemaCatalog, catalog_for_namespace, known_namespaces
 from schemas.issues import Issue, IssueCode
-from schemas.parse_errors import LIBXML_TEXT_LIMIT, declared_encoding, syntax_issue
+from schemas.parse_errors import LIBXML_TEXT_LIMIT, syntax_issue
 from schemas.record_check import (
     RecordCheck,
     check_head,
@@ -135,9 +135,12 @@ class DocumentReader:
         wanted = [catalog.tag(code) for code in ("HEAD", "BODY", *catalog.elements)]
         parser = etree.XMLPullParser(events=("start", "end"), tag=wanted, **_HARDENED)
         latest = (self.now or datetime.now(BEIJING)) + timedelta(days=1)
-        state = _Walk(body_tag=catalog.tag("BODY"), head_tag=catalog.tag("HEAD"))
-        encoding = declared_encoding(self._head_bytes(200))
-        scanner = BodyScanner(stream, catalog, encoding, state.at_level)
+        state = _Walk(
+            body_tag=catalog.tag("BODY"),
+            head_tag=catalog.tag("HEAD"),
+            record_tags=frozenset(catalog.tag(code) for code in catalog.elements),
+        )
+        scanner = BodyScanner(stream, catalog, self._head_bytes(1024), state.at_level)
         try:
             for piece in scanner:
                 if isinstance(piece, ScannedRecord):
@@ -147,16 +150,25 @@ class DocumentReader:
                     yield from self._events(parser.read_events(), latest, state)
             root = parser.close()
             yield from self._events(parser.read_events(), latest, state)
+            self._settle(state)
             yield from self._finish(root, state)
         except _TextTooLarge as exc:
-            self._fail(
-                IssueCode.FILE_TOO_LARGE,
-                "text-too-large",
-                line=exc.line,
-                limit=self.limits.max_text_bytes,
-            )
+            self._text_too_large(exc)
         except etree.XMLSyntaxError as exc:
+            # What lxml parsed before the error still counts: the good records before
+            # bad data are reported, however the input happened to be fed.
+            try:
+                yield from self._events(parser.read_events(), latest, state)
+            except _TextTooLarge as too_large:
+                self._text_too_large(too_large)
+                return
             self._syntax_error(exc)
+
+    def _text_too_large(self, exc: _TextTooLarge) -> None:
+        self._fail(
+            IssueCode.FILE_TOO_LARGE, "text-too-large", line=exc.line,
+            limit=self.limits.max_text_bytes,
+        )
 
     def _events(
         self,
@@ -165,7 +177,11 @@ class DocumentReader:
         state: _Walk,
     ) -> Iterator[RecordCheck]:
         for event, element in events:
+            if state.pending is not None:  # the parser is past its tail now
+                self._settle(state)
             state.level = None
+            if event == "end" and element.tag in state.record_tags:
+                state.record_ends += 1
             parent = element.getparent()
             if parent is None:
                 continue
@@ -177,7 +193,7 @@ class DocumentReader:
             elif parent.tag == state.body_tag and element.tag != state.head_tag:
                 if element.getprevious() is not None:
                     yield from self._unknown_before(element, state)
-                yield self._record(element, parent, latest, state)
+                yield self._record(element, latest, state)
                 state.level = element.tag
             elif element.tag == state.head_tag and parent.getparent() is None:
                 self._head(element, state)
@@ -247,18 +263,25 @@ class DocumentReader:
         self._catalog = catalog
         return True
 
-    def _record(
-        self, element: etree._Element, parent: etree._Element, latest: datetime, state: _Walk
-    ) -> RecordCheck:
+    def _record(self, element: etree._Element, latest: datetime, state: _Walk) -> RecordCheck:
         assert self._catalog is not None
         spec = self._catalog.elements[element.tag[self._catalog.prefix_length:]]
         result = check_record(element, spec, self._catalog, state.head_division, latest)
         result = self._conclude(result, spec, state, lambda: self._check_subtree_text(element))
+        state.pending = element  # its tail may not be parsed yet: settled at the next event
+        return result
+
+    def _settle(self, state: _Walk) -> None:
+        """Judge the last record's tail, then free the record: keeps memory flat."""
+        element, state.pending = state.pending, None
+        if element is None:
+            return
         tail = element.tail
         if tail and not tail.isspace():  # the usual tail is white space: skip the call
             state.note_text(tail, "BODY", element.sourceline)
-        parent.remove(element)  # keeps memory flat: the record is done
-        return result
+        parent = element.getparent()
+        if parent is not None:
+            parent.remove(element)
 
     def _scanned(self, scanned: ScannedRecord, latest: datetime, state: _Walk) -> RecordCheck:
         """A record the scanner proved against the XSD: the rules remain."""
@@ -443,17 +466,23 @@ class _Walk:
 
     body_tag: str
     head_tag: str
+    record_tags: frozenset[str]
     head_seen: bool = False
     body_starts: int = 0
     # The tag of lxml's last event when it left the parser at record level: the start
     # of the first BODY or the end of a record of BODY. The scanner asks for it.
     level: str | None = None
+    record_ends: int = 0  # end events of record tags (nested ones too) drained so far
+    pending: etree._Element | None = None  # the last record lxml checked, tail unjudged
     head_division: str | None = None
     seen: dict[int, int] = field(default_factory=dict)
     stray: tuple[int | None, str, str] | None = None  # the first text outside the records
 
-    def at_level(self, tag: str) -> bool:
-        return self.level == tag
+    def at_level(self, tag: str, record_ends: int) -> bool:
+        """Whether lxml's last event left it at record level after ``tag``, having
+        ended exactly the ``record_ends`` record tags the scanner fed it: an end tag
+        lxml gave no event for (another namespace, a stalled parse) means it is not."""
+        return self.level == tag and self.record_ends == record_ends
 
     def note_text(self, text: str | None, where: str, line: int | None) -> None:
         if self.stray is None and (visible := visible_text(text)) is not None:

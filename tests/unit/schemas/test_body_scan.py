@@ -67,7 +67,7 @@ def _same_either_way(
     scanned = _outcome(source, limits)
     by_lxml = counted.by_lxml
     with monkeypatch.context() as off:
-        off.setattr(reader, "declared_encoding", lambda _prolog: "lxml only")
+        off.setattr(body_scan, "plain_utf8", lambda _prolog: False)
         # Whole chunks: lxml alone attributes a record's stray tail to the record only
         # when the tail arrived with it.
         off.setattr(body_scan, "_CHUNK", 1 << 20)
@@ -162,9 +162,54 @@ def test_anything_unusual_between_records_reads_the_same(
 def test_minified_documents_keep_their_columns(
     between: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    text = _lines(*_VALID, *_VALID).replace("</SBXX>\n", f"</SBXX>{_BETWEEN[between]}", 1)
-    (_, issues, *_), _ = _same_either_way(text.replace("\n", "").encode(), monkeypatch)
-    assert issues and all(i[6] == 1 for i in issues)  # every issue on the only line
+    """Past the first 64 KiB (the prolog pass reports errors before that), on one line
+    with multi-byte text: lxml counts columns in characters, and so must the stand-ins."""
+    many = [record("JGXX", JGMC="芙蓉区行政审批服务局")] * 400 + list(_VALID)
+    text = _lines(*many).replace("</SBXX>\n", f"</SBXX>{_BETWEEN[between]}", 1)
+    source = text.replace("\n", "").encode()
+    assert source.index(b"</SBXX>") > 65536
+    (_, issues, *_), _ = _same_either_way(source, monkeypatch)
+    assert issues and all(i[6] == 1 and i[7] is not None for i in issues if i[1] != "stray-text")
+
+
+# Found by differential fuzzing: each read differently before it was fixed.
+_P = _lines().split("<BODY>")[0].encode()
+_F = (b"<XZQHDM>430102</XZQHDM><TYSHXYDM>12451422MB0173307F</TYSHXYDM><SJBBH>1</SJBBH>"
+      b"<GXSJ>2026-11-20 09:58:01</GXSJ>")
+_GOOD = b"<JGXX>" + _F + b"<JGMC>A</JGMC></JGXX>"
+_BAD = _GOOD.replace(b"430102", b"43010", 1)  # the XSD refuses it: lxml checks it
+_END = b"\n</BODY>\n</EXCHANGE>\n"
+_FOUND = {
+    # records lxml parsed before a syntax error were lost with the feed that raised
+    "records-before-a-syntax-error": _P + b"<BODY>" + b" " * 65536 + _GOOD + b"\n<X></Y>" + _END,
+    # an end tag lxml gives no event for (another namespace) looked like record level
+    "end-tag-in-another-namespace": _P + b"<BODY>\n" + _BAD + b'\n<JGXX xmlns="u"></JGXX>\n'
+    + _GOOD + _END,
+    "record-nested-after-one": _P + b"<BODY>\n" + _BAD + b'\n<FOO><JGXX xmlns="u"></JGXX>\n'
+    + _GOOD + b"</FOO>" + _END,
+    # lxml stops emitting events at an undeclared entity, without raising at once
+    "undeclared-entity": _P + b"<BODY>\n" + _BAD + b"&foo;\n" + _GOOD + b"\n"
+    + _GOOD.replace(b">A<", b">B<") + _END,
+    # the tail of an lxml record cut in two by a feed (an end tag inside CDATA)
+    "tail-across-feeds": _P + b"<BODY>\n" + _BAD + b"<![CDATA[</JGXX>\n<]]>\n" + _GOOD + _END,
+    # an encoding declared with spaces around '=': not UTF-8, so not scanned
+    "spaced-encoding-declaration": (_P + b"<BODY>\n" + _GOOD.replace(b">A<", "中".join("><").encode())
+                                    + _END).replace(b'encoding="UTF-8"', b'encoding = "ISO-8859-1"'),
+}
+
+
+@pytest.mark.parametrize("found", list(_FOUND), ids=list(_FOUND))
+def test_documents_found_by_fuzzing_read_the_same(
+    found: str, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _same_either_way(_FOUND[found], monkeypatch)
+
+
+def test_records_before_a_syntax_error_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    (checks, issues, *_), _ = _same_either_way(_FOUND["records-before-a-syntax-error"],
+                                               monkeypatch)
+    assert [c[2] is not None for c in checks] == [True]
+    assert [i[1] for i in issues] == ["malformed-xml"]
 
 
 def test_records_after_lxml_took_over_are_proven_again(monkeypatch: pytest.MonkeyPatch) -> None:
