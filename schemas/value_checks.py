@@ -321,25 +321,26 @@ def _serialized_pattern(
 ) -> re.Pattern[str]:
     """The record as lxml serializes it, fields in the XSD's order, one group a value."""
     default = f' xmlns="{re.escape(namespace)}"'
-    parts = [f"<{re.escape(element)}{_PREFIXED}{default}{_PREFIXED}>"]
-    for code in predicates:
-        tag = re.escape(code)
-        field = f"{_SPACE}<{tag}>([^<&]+)</{tag}>"
-        parts.append(field if code in required else f"(?:{field})?")
-    parts.append(f"{_SPACE}</{re.escape(element)}>")
-    return re.compile("".join(parts))
+    return _record_pattern(f"<{re.escape(element)}{_PREFIXED}{default}{_PREFIXED}>",
+                           "([^<&]+)", predicates, required, f"</{re.escape(element)}>")
 
 
 def _source_pattern(
     element: str, predicates: Mapping[str, Predicate], required: frozenset[str]
 ) -> re.Pattern[str]:
     """The record as a document writes it plainly, fields in the XSD's order."""
-    parts = [f"<{re.escape(element)}>"]
-    for code in predicates:
-        tag = re.escape(code)
-        field = f"{_SPACE}<{tag}>{_SOURCE_VALUE}</{tag}>"
-        parts.append(field if code in required else f"(?:{field})?")
     # White space, then a tag: text after the record (perhaps after a comment, CDATA
     # section or processing instruction) is its tail, for lxml to report.
-    parts.append(f"{_SPACE}</{re.escape(element)}>(?={_SPACE}<[^!?])")
+    return _record_pattern(f"<{re.escape(element)}>", _SOURCE_VALUE, predicates, required,
+                           f"</{re.escape(element)}>(?={_SPACE}<[^!?])")
+
+
+def _record_pattern(start: str, value: str, predicates: Mapping[str, Predicate],
+                    required: frozenset[str], end: str) -> re.Pattern[str]:
+    parts = [start]
+    for code in predicates:
+        tag = re.escape(code)
+        field = f"{_SPACE}<{tag}>{value}</{tag}>"
+        parts.append(field if code in required else f"(?:{field})?")
+    parts.append(f"{_SPACE}{end}")
     return re.compile("".join(parts))

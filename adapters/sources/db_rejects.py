@@ -46,23 +46,25 @@ def unrepresentable(spec: ElementSpec, fields: Mapping[str, str | None]) -> tupl
 
 def _issues(spec: ElementSpec, fields: Mapping[str, str | None]) -> Iterator[Issue]:
     for code, text in fields.items():
-        if text is None:
-            continue
-        undecoded = _UNDECODED.search(text)
-        if undecoded is not None:
-            byte = f"\\x{ord(undecoded.group()) - 0xDC00:02x}"
-            yield _bad_value(spec, code, text, Localized(
-                f"含有不是有效 UTF-8 的字节（如 {byte}），请在源系统中改正",
-                f"contains bytes that are not valid UTF-8 (such as {byte}); correct it in "
-                "the source system"))
-            continue
-        found = _NOT_XML.search(text)
-        if found is not None:
-            char = f"U+{ord(found.group()):04X}"
-            yield _bad_value(spec, code, text, Localized(
-                f"含有 XML 不能表示的字符 {char}（如 NUL 或控制字符），请在源系统中改正",
-                f"contains {char}, a character XML cannot carry (NUL or a control "
-                "character); correct it in the source system"))
+        if text is not None and (reason := _no_exchange_form(text)) is not None:
+            yield _bad_value(spec, code, text, reason)
+
+
+def _no_exchange_form(text: str) -> Localized | None:
+    """Why ``text`` cannot travel in an exchange document, or None when it can."""
+    if (undecoded := _UNDECODED.search(text)) is not None:
+        byte = f"\\x{ord(undecoded.group()) - 0xDC00:02x}"
+        return Localized(
+            f"含有不是有效 UTF-8 的字节（如 {byte}），请在源系统中改正",
+            f"contains bytes that are not valid UTF-8 (such as {byte}); correct it in "
+            "the source system")
+    if (found := _NOT_XML.search(text)) is not None:
+        char = f"U+{ord(found.group()):04X}"
+        return Localized(
+            f"含有 XML 不能表示的字符 {char}（如 NUL 或控制字符），请在源系统中改正",
+            f"contains {char}, a character XML cannot carry (NUL or a control "
+            "character); correct it in the source system")
+    return None
 
 
 def _bad_value(spec: ElementSpec, code: str, text: str, detail: Localized) -> Issue:
