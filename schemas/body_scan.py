@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from schemas.catalog import SchemaCatalog
+from schemas.parse_errors import declared_encoding
 from schemas.value_checks import FastCheck
 
 __all__ = ["BodyScanner", "ScannedRecord", "plain_utf8"]
@@ -43,26 +44,10 @@ _MARKUP = re.compile(
 )
 
 
-_SPACE = "[ \t\r\n]"
-# An XML declaration as XML 1.0 spells it, with the encoding (if any) in group 3.
-_DECLARATION = re.compile(
-    rf"<\?xml{_SPACE}+version{_SPACE}*={_SPACE}*([\"'])1\.[0-9]+\1"
-    rf"(?:{_SPACE}+encoding{_SPACE}*={_SPACE}*([\"'])([A-Za-z][A-Za-z0-9._-]*)\2)?"
-    rf"(?:{_SPACE}+standalone{_SPACE}*={_SPACE}*([\"'])(?:yes|no)\4)?{_SPACE}*\?>".encode()
-)
-
-
 def plain_utf8(prolog: bytes) -> bool:
-    """Whether a document starting with ``prolog`` is certainly UTF-8: a UTF-8 byte order
-    mark or none, then a declaration naming UTF-8 or no encoding, or no declaration."""
-    prolog = prolog.removeprefix(codecs.BOM_UTF8)
-    if not prolog.startswith(b"<?xml"):
-        return prolog[:1] == b"<" and prolog[1:2] != b"\x00"  # not UTF-16 without a BOM
-    declaration = _DECLARATION.match(prolog)
-    if declaration is None:
-        return False  # longer than the prolog, or not well-formed: lxml decides
-    encoding = declaration.group(3)
-    return encoding is None or encoding.decode().replace("-", "").upper() == "UTF8"
+    """Whether a document starting with ``prolog`` is certainly UTF-8."""
+    encoding = declared_encoding(prolog)
+    return encoding is not None and encoding.replace("-", "").upper() == "UTF8"
 
 
 class _Stream(Protocol):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 from pathlib import Path
 
 from lxml import etree
@@ -9,8 +11,9 @@ from lxml import etree
 from schemas.columns import locate_undecodable
 from schemas.issues import Issue, IssueCode
 
-__all__ = ["LIBXML_TEXT_LIMIT", "declared_encoding", "syntax_issue"]
+__all__ = ["LIBXML_TEXT_LIMIT", "PROLOG_BYTES", "declared_encoding", "syntax_issue"]
 
+PROLOG_BYTES = 1024  # read for the XML declaration; a longer one is not read
 LIBXML_TEXT_LIMIT = 10_000_000  # libxml2's own cap on one text node without XML_PARSE_HUGE
 
 _ENCODING_ERRORS = frozenset(
@@ -49,7 +52,7 @@ def syntax_issue(
 
     code, message_id, args = _classify(kind, detail, text_limit)
     if code is IssueCode.ENCODING_ERROR:
-        encoding = declared_encoding(_prolog(source))
+        encoding = declared_encoding(_prolog(source)) or "UTF-8"
         args["encoding"] = encoding
         line, column = locate_undecodable(source, encoding) or (line, column)
     return Issue(code, message_id, args, file=name, line=line, column=column)
@@ -69,19 +72,30 @@ def _classify(kind: str, detail: str, text_limit: int) -> tuple[IssueCode, str, 
 
 def _prolog(source: Path | bytes) -> bytes:
     if isinstance(source, bytes):
-        return source[:200]
+        return source[:PROLOG_BYTES]
     with source.open("rb") as handle:
-        return handle.read(200)
+        return handle.read(PROLOG_BYTES)
 
 
-def declared_encoding(prolog: bytes) -> str:
-    """The encoding a document's first bytes declare: BOM, then XML declaration."""
-    if prolog.startswith((b"\xff\xfe", b"\xfe\xff")):
+_SPACE = "[ \t\r\n]"
+# An XML declaration as XML 1.0 spells it, with the encoding (if any) in group 3.
+_DECLARATION = re.compile(
+    rf"<\?xml{_SPACE}+version{_SPACE}*={_SPACE}*([\"'])1\.[0-9]+\1"
+    rf"(?:{_SPACE}+encoding{_SPACE}*={_SPACE}*([\"'])([A-Za-z][A-Za-z0-9._-]*)\2)?"
+    rf"(?:{_SPACE}+standalone{_SPACE}*={_SPACE}*([\"'])(?:yes|no)\4)?{_SPACE}*\?>".encode()
+)
+
+
+def declared_encoding(prolog: bytes) -> str | None:
+    """The encoding a document's first bytes name: a UTF-16 byte order mark or NULs,
+    else the XML declaration's, else UTF-8. None when the declaration cannot be read
+    (cut off, or not well-formed)."""
+    if prolog.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in prolog[:4]:
         return "UTF-16"
-    marker = prolog.find(b"encoding=")
-    if marker < 0:
+    prolog = prolog.removeprefix(codecs.BOM_UTF8)
+    if not prolog.startswith(b"<?xml"):
         return "UTF-8"
-    rest = prolog[marker + 9 :]
-    quote = rest[:1]
-    end = rest.find(quote, 1)
-    return rest[1:end].decode("ascii", "replace") if end > 0 else "UTF-8"
+    declaration = _DECLARATION.match(prolog)
+    if declaration is None:
+        return None
+    return (declaration.group(3) or b"UTF-8").decode()

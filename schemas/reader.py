@@ -19,7 +19,7 @@ from lxml import etree
 from schemas.body_scan import BodyScanner, ScannedRecord
 from schemas.catalog import ElementSpec, SchemaCatalog, catalog_for_namespace, known_namespaces
 from schemas.issues import Issue, IssueCode
-from schemas.parse_errors import LIBXML_TEXT_LIMIT, syntax_issue
+from schemas.parse_errors import LIBXML_TEXT_LIMIT, PROLOG_BYTES, syntax_issue
 from schemas.record_check import (
     RecordCheck,
     check_head,
@@ -140,7 +140,7 @@ class DocumentReader:
             head_tag=catalog.tag("HEAD"),
             record_tags=frozenset(catalog.tag(code) for code in catalog.elements),
         )
-        scanner = BodyScanner(stream, catalog, self._head_bytes(1024), state.at_level)
+        scanner = BodyScanner(stream, catalog, self._head_bytes(PROLOG_BYTES), state.at_level)
         try:
             for piece in scanner:
                 if isinstance(piece, ScannedRecord):

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from schemas import body_scan, reader
+from schemas.parse_errors import PROLOG_BYTES, declared_encoding
 from schemas.reader import DocumentReader, Limits
 from schemas.samples import generate
 from schemas.times import BEIJING
@@ -330,3 +331,24 @@ def test_no_chunk_boundary_changes_the_outcome(monkeypatch: pytest.MonkeyPatch) 
     for size in _every_split(source[:800]):
         monkeypatch.setattr(body_scan, "_CHUNK", size)
         _same_either_way(source, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    ("prolog", "encoding", "plain"),
+    [
+        (b'<?xml version="1.0" encoding="UTF-8"?><R/>', "UTF-8", True),
+        (b"\xef\xbb\xbf<?xml version='1.0'?>", "UTF-8", True),
+        (b"<R/>", "UTF-8", True),
+        (b'<?xml version = "1.0" encoding = "GBK" standalone="yes"?>', "GBK", False),
+        (b'<?xml version="1.0" encoding="gb18030"?>', "gb18030", False),
+        ("<R/>".encode("utf-16"), "UTF-16", False),
+        (b"<\x00R\x00/\x00>\x00", "UTF-16", False),
+        (b'<?xml version="1.0"' + b" " * 2000, None, False),  # cut off: unreadable
+        (b'<?xml version="1.0" encoding="UTF-8"', None, False),
+    ],
+)
+def test_the_declared_encoding_is_read_as_xml_spells_it(
+    prolog: bytes, encoding: str | None, plain: bool
+) -> None:
+    assert declared_encoding(prolog[:PROLOG_BYTES]) == encoding
+    assert body_scan.plain_utf8(prolog[:PROLOG_BYTES]) is plain
