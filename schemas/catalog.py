@@ -16,7 +16,7 @@ import xmlschema
 from lxml import etree
 
 from schemas.errors import ConfigError
-from schemas.value_checks import FastCheck, Predicate, compile_type
+from schemas.value_checks import FastCheck, Predicate, compile_type, inline_type
 
 __all__ = [
     "CURRENT_VERSION",
@@ -45,6 +45,8 @@ class FieldSpec:
     type_name: str
     # The field's XSD type as a conservative predicate (see schemas/value_checks.py).
     accepts: Predicate = field(default=lambda _value: False, compare=False, repr=False)
+    # The same as regex lookaheads the scanner runs in place, when the type has that form.
+    inline: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_time(self) -> bool:
@@ -123,7 +125,7 @@ class SchemaCatalog:
             code: FastCheck.build(
                 self.namespace,
                 code,
-                {name: spec.accepts for name, spec in element.fields.items()},
+                {name: (spec.accepts, spec.inline) for name, spec in element.fields.items()},
                 frozenset(element.required_fields),
             )
             for code, element in self.elements.items()
@@ -212,6 +214,7 @@ def _field_specs(element: xmlschema.XsdElement) -> dict[str, FieldSpec]:
             required=child.min_occurs > 0,
             type_name=type_name or "",
             accepts=compile_type(own),
+            inline=inline_type(own),
         )
     return fields
 

@@ -9,6 +9,11 @@ prove goes to lxml, which has the final word and names the exact error.
 
 ``tests/unit/schemas/test_value_checks.py`` holds the promise on many generated values:
 whatever a predicate accepts, lxml accepts too.
+
+The scanner (``body_scan``) proves records from a document's text with one regex per
+element. There, each field's demands run as lookaheads at the value's start
+(``inline_type``), so a plain record costs one match and no call per field; a field
+whose type has no such form (decimals) is checked by its predicate after the match.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from lxml import etree
 
-__all__ = ["FastCheck", "Predicate", "compile_type"]
+from schemas.pattern_inline import STOP, without_stop
+
+__all__ = ["FastCheck", "Predicate", "compile_type", "inline_type"]
 
 Predicate = Callable[[str], object]  # truthy when the value is certainly valid
 
@@ -81,6 +88,22 @@ def compile_type(xsd_type: Any) -> Predicate:
     return _never
 
 
+def inline_type(xsd_type: Any) -> str | None:
+    """The predicate of ``compile_type`` as lookaheads to run at a plain value's start
+    in a document's text, where the value runs up to the next ``<``; None when it has
+    no such form (numbers, and patterns ``pattern_inline`` cannot rewrite).
+
+    Inside the scanner's record regex they prove the value in C, with no call from
+    Python: on values without ``<`` they accept exactly what the predicate accepts.
+    """
+    facets = _gather(xsd_type)
+    if facets is None:
+        return None
+    if facets.base == "string":
+        return _string_inline(facets)
+    return _integer_inline(facets) if facets.base in _INTEGER_BASES else None
+
+
 def _gather(xsd_type: Any) -> _Facets | None:
     """The facets of every derivation step, or None when one is beyond the fast path."""
     facets = _Facets(pattern_groups=[], white_space=xsd_type.white_space or "preserve")
@@ -134,20 +157,58 @@ def _narrower(current: int | None, value: int) -> int:
     return value if current is None else min(current, value)
 
 
+class _Span(NamedTuple):
+    """How a demand reads a value: any of its characters, and where it ends."""
+
+    any_char: str
+    end: str
+
+
+_ALONE = _Span(r"[\s\S]", r"\Z")  # a value on its own, as the predicates see it
+_IN_TEXT = _Span(f"[^{STOP}]", STOP)  # a plain value in a document, up to the '<' ending it
+
+
 def _string_predicate(facets: _Facets) -> Predicate:
-    if facets.low is not None or facets.high is not None or facets.total_digits is not None:
+    if _numeric(facets):
         return _never  # numeric facets on a string type: not a type the fast path knows
+    return _one_regex([*_string_demands(facets, _ALONE), *_pattern_demands(facets)])
+
+
+def _string_inline(facets: _Facets) -> str | None:
+    patterns = _inline_pattern_demands(facets)
+    if _numeric(facets) or patterns is None:
+        return None
+    demands = "".join([*_string_demands(facets, _IN_TEXT), *patterns])
+    try:
+        re.compile(demands)
+    except re.error:
+        return None
+    return demands
+
+
+def _numeric(facets: _Facets) -> bool:
+    return facets.low is not None or facets.high is not None or facets.total_digits is not None
+
+
+def _string_demands(facets: _Facets, span: _Span) -> list[str]:
+    """Length, white space and enumeration, as lookaheads from the value's start."""
+    any_char, end = span
     longest = "" if facets.max_length is None else str(facets.max_length)
-    demands = [f"(?=[\\s\\S]{{{facets.min_length},{longest}}}\\Z)"]
+    demands = [f"(?={any_char}{{{facets.min_length},{longest}}}{end})"]
     if facets.white_space != "preserve":
         # A replaced or collapsed type is judged after white space is normalised; only
         # text that normalisation leaves as it is can be judged here as written.
-        demands.append(r"(?![\s\S]*[\t\n\r])(?! )(?![\s\S]* \Z)(?![\s\S]*  )")
+        demands.append(
+            f"(?!{any_char}*[\t\n\r])(?! )(?!{any_char}* {end})(?!{any_char}*  )"
+        )
     if facets.enumeration is not None:
-        choices = "|".join(re.escape(str(value)) for value in sorted(facets.enumeration, key=str))
-        demands.append(f"(?=(?:{choices})\\Z)")
-    demands.extend(_pattern_demands(facets))
-    return _one_regex(demands)
+        # A choice holding the end mark can never be a value read up to it.
+        choices = "|".join(
+            re.escape(text) for value in sorted(facets.enumeration, key=str)
+            if STOP not in (text := str(value)) or span is _ALONE
+        )
+        demands.append(f"(?=(?:{choices}){end})" if choices else "(?!)")
+    return demands
 
 
 def _pattern_demands(facets: _Facets) -> list[str]:
@@ -157,6 +218,45 @@ def _pattern_demands(facets: _Facets) -> list[str]:
         "(?=" + "|".join(f"(?:{p.pattern})" for p in group) + ")"
         for group in facets.pattern_groups or ()
     ]
+
+
+# How xmlschema writes every translated pattern: the XSD's regex, anchored at both ends.
+_ANCHORED = re.compile(r"\^\(\?:(?P<inner>.*)\)\$\(\?!\\n\\Z\)", re.DOTALL)
+
+
+def _inline_pattern_demands(facets: _Facets) -> list[str] | None:
+    """The pattern demands read up to the '<' ending a value, or None if one cannot be."""
+    demands = []
+    for group in facets.pattern_groups or ():
+        choices = []
+        for pattern in group:
+            anchored = _ANCHORED.fullmatch(pattern.pattern)
+            inner = None if anchored is None else without_stop(anchored["inner"])
+            if inner is None:
+                return None
+            choices.append(f"(?:{inner}){STOP}")
+        demands.append("(?=" + "|".join(choices) + ")")
+    return demands
+
+
+def _integer_inline(facets: _Facets) -> str | None:
+    """Part of an integer type, as lookaheads: the numbers written plainly (no sign, no
+    leading zero) with as few digits as the bounds certainly admit. Any other number
+    fails the record regex, and the record goes to lxml."""
+    if facets.enumeration is not None or facets.min_length or facets.max_length is not None:
+        return None
+    patterns = _inline_pattern_demands(facets)
+    low, high = facets.low, facets.high
+    if patterns is None or (low is not None and low > 1) or (high is not None and high < 0):
+        return None
+    # The most digits d with 10**d - 1 <= high: every d-digit number is in range.
+    digits = _LONGEST_NUMBER if high is None else len(str(int(high) + 1)) - 1
+    if facets.total_digits is not None:
+        digits = min(digits, facets.total_digits)
+    if digits < 1:
+        return None
+    zero = "0|" if low is None or low <= 0 else ""
+    return "".join([f"(?=(?:{zero}[1-9][0-9]{{0,{digits - 1}}}){STOP})", *patterns])
 
 
 def _one_regex(demands: list[str]) -> Predicate:
@@ -211,6 +311,7 @@ _SOURCE_VALUE = "([^<&\\r\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ufffe\\uffff]+)"
 class _Field:
     code: str
     accepts: Predicate
+    inline: str | None  # the predicate as lookaheads in the record regex, if it has that form
     good: set[str]  # values already accepted: most fields repeat a few values
 
 
@@ -223,27 +324,34 @@ class FastCheck:
     """
 
     fields: tuple[_Field, ...]  # in the XSD's order
-    by_name: Mapping[str, _Field]
     required: frozenset[str]
     serialized: re.Pattern[str]
     source: re.Pattern[str]
 
     @cached_property
-    def plan(self) -> tuple[tuple[str, set[str], Predicate], ...]:
-        """(code, good, accepts) of each field in order: unpacking beats attribute lookups."""
-        return tuple((f.code, f.good, f.accepts) for f in self.fields)
+    def codes(self) -> tuple[str, ...]:
+        return tuple(f.code for f in self.fields)
+
+    @cached_property
+    def left_to_python(self) -> tuple[tuple[int, set[str], Predicate], ...]:
+        """(group index, good, accepts) of each field the record regex does not prove."""
+        return tuple(
+            (index, f.good, f.accepts) for index, f in enumerate(self.fields) if f.inline is None
+        )
 
     @cached_property
     def checks_by_name(self) -> Mapping[str, tuple[set[str], Predicate]]:
         return {f.code: (f.good, f.accepts) for f in self.fields}
 
     @classmethod
-    def build(cls, namespace: str, element: str, predicates: Mapping[str, Predicate],
+    def build(cls, namespace: str, element: str, types: Mapping[str, tuple[Predicate, str | None]],
               required: frozenset[str]) -> FastCheck:
-        fields = tuple(_Field(code, accepts, set()) for code, accepts in predicates.items())
-        return cls(fields, {f.code: f for f in fields}, required,
-                   _serialized_pattern(namespace, element, predicates, required),
-                   _source_pattern(element, predicates, required))
+        """``types``: each field's predicate and inline form (see ``inline_type``)."""
+        fields = tuple(
+            _Field(code, accepts, inline, set()) for code, (accepts, inline) in types.items()
+        )
+        return cls(fields, required, _serialized_pattern(namespace, element, fields, required),
+                   _source_pattern(element, fields, required))
 
     def proven_fields(self, element: etree._Element) -> dict[str, str] | None:
         """The fields of a record element the XSD certainly accepts, else None.
@@ -278,18 +386,19 @@ class FastCheck:
         return fields, match
 
     def _proven_groups(self, match: re.Match[str]) -> dict[str, str] | None:
-        fields: dict[str, str] = {}
-        for (code, good, accepts), value in zip(self.plan, match.groups(), strict=True):
-            if value is None:
-                continue
+        """The fields the match holds, once the ones its regex does not prove are."""
+        values = match.groups()
+        for index, good, accepts in self.left_to_python:
+            value = values[index]
             # Inlined rather than shared with proven_row: it runs for every field.
-            if value not in good:
+            if value is not None and value not in good:
                 if not accepts(value):
                     return None
                 if len(good) < _REMEMBERED:
                     good.add(value)
-            fields[code] = value
-        return fields
+        return {
+            code: value for code, value in zip(self.codes, values, strict=True) if value is not None
+        }
 
     def proven_row(self, row: Mapping[str, str | None]) -> dict[str, str] | None:
         """The non-empty fields of a database row, when the XSD certainly accepts them."""
@@ -317,30 +426,32 @@ class FastCheck:
 
 
 def _serialized_pattern(
-    namespace: str, element: str, predicates: Mapping[str, Predicate], required: frozenset[str]
+    namespace: str, element: str, fields: tuple[_Field, ...], required: frozenset[str]
 ) -> re.Pattern[str]:
     """The record as lxml serializes it, fields in the XSD's order, one group a value."""
     default = f' xmlns="{re.escape(namespace)}"'
     return _record_pattern(f"<{re.escape(element)}{_PREFIXED}{default}{_PREFIXED}>",
-                           "([^<&]+)", predicates, required, f"</{re.escape(element)}>")
+                           "([^<&]+)", fields, required, f"</{re.escape(element)}>")
 
 
 def _source_pattern(
-    element: str, predicates: Mapping[str, Predicate], required: frozenset[str]
+    element: str, fields: tuple[_Field, ...], required: frozenset[str]
 ) -> re.Pattern[str]:
     """The record as a document writes it plainly, fields in the XSD's order."""
     # White space, then a tag: text after the record (perhaps after a comment, CDATA
     # section or processing instruction) is its tail, for lxml to report.
-    return _record_pattern(f"<{re.escape(element)}>", _SOURCE_VALUE, predicates, required,
+    return _record_pattern(f"<{re.escape(element)}>", _SOURCE_VALUE, fields, required,
                            f"</{re.escape(element)}>(?={_SPACE}<[^!?])")
 
 
-def _record_pattern(start: str, value: str, predicates: Mapping[str, Predicate],
+def _record_pattern(start: str, value: str, fields: tuple[_Field, ...],
                     required: frozenset[str], end: str) -> re.Pattern[str]:
+    """One group a field's value; a value's inline demands run at its start (the value
+    runs to the '<' of its end tag, which is where they stop)."""
     parts = [start]
-    for code in predicates:
-        tag = re.escape(code)
-        field = f"{_SPACE}<{tag}>{value}</{tag}>"
-        parts.append(field if code in required else f"(?:{field})?")
+    for field in fields:
+        tag = re.escape(field.code)
+        text = f"{_SPACE}<{tag}>{field.inline or ''}{value}</{tag}>"
+        parts.append(text if field.code in required else f"(?:{text})?")
     parts.append(f"{_SPACE}{end}")
     return re.compile("".join(parts))

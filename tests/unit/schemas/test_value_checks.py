@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +11,7 @@ import xmlschema
 from lxml import etree
 
 from schemas.catalog import load_catalog
-from schemas.value_checks import compile_type
+from schemas.value_checks import compile_type, inline_type
 from tests.unit.schemas.documents import NS, VALID, record
 
 CATALOG = load_catalog()
@@ -76,6 +77,50 @@ def test_a_value_the_fast_path_accepts_is_one_lxml_accepts(element: str, field: 
             accepted += 1
             assert _lxml_accepts(element, field, value), (element, field, repr(value))
     assert accepted > 0  # the valid value at least; else the fast path would never run
+
+
+# What follows a value in a document: demands that read past its end would see this.
+_AFTER_VALUE = "</X>\n  <Y>1 </Y><Z>a</Z></R>"
+
+
+@pytest.mark.parametrize(("element", "field"), _one_field_per_type())
+def test_a_value_the_record_regex_proves_is_one_the_predicate_accepts(
+    element: str, field: str
+) -> None:
+    """Strings: the same verdict on every value without '<'. Integers: the plainly
+    written part of the type, which holds the usual values."""
+    spec = CATALOG.elements[element].fields[field]
+    if spec.inline is None:  # only decimals (Amount) are left to Python
+        assert spec.type_name == "Amount", spec.type_name
+        return
+    in_text = re.compile(f"{spec.inline}[^<]*<")
+    _, fields = record(element)
+    proven = 0
+    for value in _candidates(fields[field], random.Random(f"{element}.{field}.inline")):
+        if "<" in value:
+            continue
+        verdict = in_text.match(value + _AFTER_VALUE) is not None
+        if spec.is_integer:
+            assert not verdict or spec.accepts(value), (element, field, repr(value))
+        else:
+            assert verdict == bool(spec.accepts(value)), (element, field, repr(value))
+        proven += verdict
+    assert in_text.match(fields[field] + _AFTER_VALUE), (element, field)  # the usual value
+    assert proven > 0
+
+
+def test_integer_bounds_limit_the_digits_the_record_regex_admits() -> None:
+    inline = inline_type(_tiny_type(
+        '<xs:restriction base="xs:positiveInteger"><xs:maxInclusive value="1000"/>'
+        "</xs:restriction>"
+    ))
+    assert inline is not None
+    admitted = [v for v in ("0", "1", "999", "1000", "01", "-1") if re.match(inline, v + "<")]
+    assert admitted == ["1", "999"]  # 1000 and the rest are the predicate's (or lxml's) call
+    for body in ('<xs:restriction base="xs:integer"><xs:minInclusive value="5"/></xs:restriction>',
+                 '<xs:restriction base="xs:integer"><xs:maxInclusive value="-1"/></xs:restriction>',
+                 '<xs:restriction base="xs:decimal"/>'):
+        assert inline_type(_tiny_type(body)) is None, body
 
 
 def _in_xsd_order(element: str, fields: dict[str, str]) -> dict[str, str]:
