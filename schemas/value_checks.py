@@ -193,8 +193,10 @@ def _numeric(facets: _Facets) -> bool:
 def _string_demands(facets: _Facets, span: _Span) -> list[str]:
     """Length, white space and enumeration, as lookaheads from the value's start."""
     any_char, end = span
-    longest = "" if facets.max_length is None else str(facets.max_length)
-    demands = [f"(?={any_char}{{{facets.min_length},{longest}}}{end})"]
+    demands = []
+    if facets.min_length or facets.max_length is not None:  # else any length will do
+        longest = "" if facets.max_length is None else str(facets.max_length)
+        demands.append(f"(?={any_char}{{{facets.min_length},{longest}}}{end})")
     if facets.white_space != "preserve":
         # A replaced or collapsed type is judged after white space is normalised; only
         # text that normalisation leaves as it is can be judged here as written.
