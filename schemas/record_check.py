@@ -11,7 +11,7 @@ from lxml import etree
 from schemas.catalog import ElementSpec, FieldSpec, SchemaCatalog
 from schemas.divisions import within
 from schemas.issues import Issue, IssueCode
-from schemas.records import Record
+from schemas.records import Record, slot_setters
 from schemas.rules import Rule, check_division, normalise_values, rules_for
 from schemas.xsd_errors import value_issues
 
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RecordCheck:
     """The outcome for one record: the record when valid, and its issues."""
 
@@ -36,9 +36,21 @@ class RecordCheck:
     record: Record | None
     issues: tuple[Issue, ...]
 
+    def __init__(
+        self, element: str, line: int | None, record: Record | None, issues: tuple[Issue, ...]
+    ) -> None:
+        # One per record read: slot setters rather than frozen dataclass's own __init__.
+        _set_element(self, element)
+        _set_line(self, line)
+        _set_record(self, record)
+        _set_issues(self, issues)
+
     @property
     def valid(self) -> bool:
         return self.record is not None
+
+
+_set_element, _set_line, _set_record, _set_issues = slot_setters(RecordCheck)
 
 
 def check_record(

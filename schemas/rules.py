@@ -163,10 +163,26 @@ def canonical_time(text: str) -> str | None:
     if len(text) == 14 and text.isascii() and text.isdigit():
         spelled = f"{text[:4]}-{text[4:6]}-{text[6:8]} {text[8:10]}:{text[10:12]}:{text[12:]}"
         return spelled if _real_date(spelled[:10]) and _CLOCK.fullmatch(spelled, 11) else None
-    moment = parse_time(text)  # ISO 8601, perhaps zoned: the rare and costly form
+    if _beijing_date_time(text):
+        return f"{text[:10]} {text[11:19]}"
+    moment = parse_time(text)  # ISO 8601 in another zone or with fractions: rare and costly
     return None if moment is None else format_time(moment)
 
 
+def _beijing_date_time(text: str) -> bool:
+    """An ISO 8601 time to the second, naive or at +08:00: already Beijing time, so its
+    date and clock are the canonical ones and need no conversion. Year 1's first day is
+    left to ``parse_time``: from +08:00 its early hours fall before ``datetime.min``."""
+    return (
+        text[10:11] == "T"
+        and text[19:] in _BEIJING_ZONES
+        and text[:10] != "0001-01-01"
+        and _real_date(text[:10])
+        and _CLOCK.fullmatch(text, 11, 19) is not None
+    )
+
+
+_BEIJING_ZONES = ("", "+08:00")
 _CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 

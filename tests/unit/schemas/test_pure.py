@@ -15,6 +15,7 @@ from schemas.checkdigits import (
 )
 from schemas.divisions import Level, division_path, level_of, within
 from schemas.rules import (
+    canonical_time,
     check_applicant_id,
     check_conditional_fields,
     check_credit_codes,
@@ -86,6 +87,26 @@ def test_times_parse_as_beijing(text: str, expected: str) -> None:
 )
 def test_not_real_times(text: str) -> None:
     assert parse_time(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-20T09:58:01+08:00",
+        "2026-11-20T09:58:01",
+        "2028-02-29T23:59:59+08:00",
+        "2026-02-29T09:58:01+08:00",
+        "2026-11-20T24:00:00+08:00",
+        "2026-11-20T09:58:60",
+        "2026-W47-5T09:58:01",  # an ISO week date: parse_time knows it
+        "0001-01-01T07:59:59+08:00",  # before datetime.min once converted
+        "0001-01-01T08:00:00+08:00",
+        "9999-12-31T23:59:59+08:00",
+    ],
+)
+def test_beijing_iso_times_shortcut_agrees_with_parsing(text: str) -> None:
+    moment = parse_time(text)
+    assert canonical_time(text) == (None if moment is None else format_time(moment))
 
 
 def test_leap_day_is_real() -> None:
