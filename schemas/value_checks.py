@@ -178,12 +178,18 @@ def _string_inline(facets: _Facets) -> str | None:
     patterns = _inline_pattern_demands(facets)
     if _numeric(facets) or patterns is None:
         return None
-    demands = "".join([*_string_demands(facets, _IN_TEXT), *patterns])
+    return _compiling([*_string_demands(facets, _IN_TEXT), *patterns])
+
+
+def _compiling(demands: list[str]) -> str | None:
+    """The demands as one regex text, or None if Python cannot compile it (the record
+    regex must always compile; such a field is left to its predicate)."""
+    text = "".join(demands)
     try:
-        re.compile(demands)
+        re.compile(text)
     except re.error:
         return None
-    return demands
+    return text
 
 
 def _numeric(facets: _Facets) -> bool:
@@ -258,7 +264,7 @@ def _integer_inline(facets: _Facets) -> str | None:
     if digits < 1:
         return None
     zero = "0|" if low is None or low <= 0 else ""
-    return "".join([f"(?=(?:{zero}[1-9][0-9]{{0,{digits - 1}}}){STOP})", *patterns])
+    return _compiling([f"(?=(?:{zero}[1-9][0-9]{{0,{digits - 1}}}){STOP})", *patterns])
 
 
 def _one_regex(demands: list[str]) -> Predicate:
