@@ -304,7 +304,7 @@ class DocumentReader:
         if result.record is not None and self.node_division is not None:
             result = outside_node(result, spec, self.node_division)
         if result.record is not None:
-            result = state.deduplicate(result, self.name, spec.field_codes)
+            result = state.deduplicate(result, self.name)
         else:
             check_text()  # the XSD refuses any text this long anyway
         if result.record is not None:
@@ -488,9 +488,7 @@ class _Walk:
         if self.stray is None and (visible := visible_text(text)) is not None:
             self.stray = (line, where, visible)
 
-    def deduplicate(
-        self, result: RecordCheck, file: str, spec_fields: tuple[str, ...]
-    ) -> RecordCheck:
+    def deduplicate(self, result: RecordCheck, file: str) -> RecordCheck:
         """Flag a second record with the same key and version but other content.
 
         One dict entry per record maps a 64-bit key hash to the content hash and the
@@ -500,7 +498,10 @@ class _Walk:
         if record is None:
             return result
         key_hash = hash((record.element, record.key, record.version))
-        content = hash(tuple(map(record.fields.get, spec_fields))) & 0xFFFFFFFF
+        # Names and values, in the XSD's order, which every record's fields keep: the
+        # same value in another optional field is other content.
+        fields = record.fields
+        content = hash((tuple(fields), tuple(fields.values()))) & 0xFFFFFFFF
         first = self.seen.get(key_hash)
         if first is None:
             self.seen[key_hash] = content << 32 | (record.line or 0) & 0xFFFFFFFF

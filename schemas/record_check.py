@@ -66,7 +66,10 @@ def check_record(
     if fields is None:  # the fast path cannot prove it: lxml decides, and says why
         if catalog.xml_schema.validate(element):
             cut = catalog.prefix_length
-            fields = {child.tag[cut:]: child.text or "" for child in element}
+            given = {child.tag[cut:]: child.text or "" for child in element}
+            # xs:all takes any order; a record's fields are kept in the XSD's, as the
+            # fast paths give them, so equal records are equal field by field in order.
+            fields = {code: given[code] for code in spec.fields if code in given}
         else:
             fields, issues = _fields_after_errors(element, spec.code, spec.fields, catalog, line)
     result = _judge(fields, issues, spec, head_division, latest, line)
@@ -106,9 +109,11 @@ def _judge(
     latest: datetime,
     line: int | None,
 ) -> RecordCheck:
-    """The semantic rules over fields that passed the XSD (``issues``: those that did not)."""
-    fields, time_issues = normalise_values(fields, spec, latest)
-    if time_issues:
+    """The semantic rules over fields that passed the XSD (``issues``: those that did not).
+
+    ``fields`` was built for this record by the caller: it is normalised in place and
+    becomes the record's."""
+    if time_issues := normalise_values(fields, spec, latest):
         issues.extend(time_issues)
     rules = _RULES.get(id(spec))
     if rules is None:

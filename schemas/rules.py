@@ -111,18 +111,18 @@ def check_division(fields: Fields, spec: ElementSpec, head_division: str | None)
                    value=value, head=head_division)]
 
 
-def normalise_values(
-    fields: Fields, spec: ElementSpec, latest: datetime
-) -> tuple[dict[str, str], list[Issue]]:
-    """Canonical values, and the bad times.
+def normalise_values(fields: dict[str, str], spec: ElementSpec, latest: datetime) -> list[Issue]:
+    """Make ``fields`` canonical in place, and return the bad times.
 
     - Times become ``yyyy-MM-dd HH:mm:ss`` Beijing time; a time after ``latest`` ("now +
-      one day") or not on the calendar is ``bad-date``.
+      one day") or not on the calendar is ``bad-date`` and keeps its value.
     - Numbers lose the white space the XSD tolerates, and integers their leading zeros,
       so `` 01 `` and ``1`` are one business key.
     - A resident ID's check character is upper-cased (``x`` → ``X``).
+
+    In place because every caller has just built ``fields`` for this record: a copy
+    per record would cost more than the rest of the normalising.
     """
-    changes: dict[str, str] = {}
     issues = []
     latest_text = _latest_text(latest)
     for name in spec.time_fields:
@@ -134,19 +134,17 @@ def normalise_values(
             issues.append(_issue(spec, IssueCode.BAD_DATE, "bad-date", name, value=value))
         elif canonical > latest_text:  # same fixed-width form: text order is time order
             issues.append(_issue(spec, IssueCode.BAD_DATE, "future-date", name, value=value))
-        elif canonical != value:
-            changes[name] = canonical
+        else:
+            fields[name] = canonical
     for name in spec.numeric_fields:
         value = fields.get(name)
         if value is None or (value.isascii() and value.isdigit() and value[:1] != "0"):
             continue  # already canonical: the common case costs no conversion
         trimmed = value.strip()
-        changes[name] = _canonical_integer(trimmed) if spec.fields[name].is_integer \
-            else trimmed
+        fields[name] = _canonical_integer(trimmed) if spec.fields[name].is_integer else trimmed
     if fields.get("SQRZJLX") == _ID_CARD and "SQRZJHM" in fields:
-        changes["SQRZJHM"] = fields["SQRZJHM"].upper()
-    # A new dict either way: the caller's mapping is never the record's.
-    return {**fields, **changes} if changes else dict(fields), issues
+        fields["SQRZJHM"] = fields["SQRZJHM"].upper()
+    return issues
 
 
 def _canonical_integer(text: str) -> str:
@@ -158,11 +156,14 @@ def _canonical_integer(text: str) -> str:
 
 def canonical_time(text: str) -> str | None:
     """``text`` as ``yyyy-MM-dd HH:mm:ss`` Beijing time, or None if it is not a real time."""
-    if len(text) == 19 and text[10] == " ":
-        return text if _real_date(text[:10]) and _CLOCK.fullmatch(text, 11) else None
-    if len(text) == 14 and text.isascii() and text.isdigit():
-        spelled = f"{text[:4]}-{text[4:6]}-{text[6:8]} {text[8:10]}:{text[10:12]}:{text[12:]}"
-        return spelled if _real_date(spelled[:10]) and _CLOCK.fullmatch(spelled, 11) else None
+    size = len(text)
+    if size == 19 and text[10] == " ":
+        return text if _CLOCK.fullmatch(text, 11) and _real_date(text[:10]) else None
+    if size == 14 and text.isascii() and text.isdigit():
+        day = _compact_day(text[:8])
+        if day is None or _COMPACT_CLOCK.fullmatch(text, 8) is None:
+            return None
+        return f"{day} {text[8:10]}:{text[10:12]}:{text[12:]}"
     if _beijing_date_time(text):
         return f"{text[:10]} {text[11:19]}"
     moment = parse_time(text)  # ISO 8601 in another zone or with fractions: rare and costly
@@ -176,14 +177,15 @@ def _beijing_date_time(text: str) -> bool:
     return (
         text[10:11] == "T"
         and text[19:] in _BEIJING_ZONES
+        and _CLOCK.fullmatch(text, 11, 19) is not None
         and text[:10] != "0001-01-01"
         and _real_date(text[:10])
-        and _CLOCK.fullmatch(text, 11, 19) is not None
     )
 
 
 _BEIJING_ZONES = ("", "+08:00")
 _CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
+_COMPACT_CLOCK = re.compile(r"(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -197,6 +199,13 @@ def _real_date(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@lru_cache(maxsize=4096)
+def _compact_day(text: str) -> str | None:
+    """``yyyyMMdd`` as ``yyyy-MM-dd`` when it names a day on the calendar, else None."""
+    spelled = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return spelled if _real_date(spelled) else None
 
 
 _latest_seen: list[tuple[datetime, str]] = []

@@ -341,6 +341,10 @@ class FastCheck:
         return tuple(f.code for f in self.fields)
 
     @cached_property
+    def optional(self) -> tuple[str, ...]:
+        return tuple(code for code in self.codes if code not in self.required)
+
+    @cached_property
     def left_to_python(self) -> tuple[tuple[int, set[str], Predicate], ...]:
         """(group index, good, accepts) of each field the record regex does not prove."""
         return tuple(
@@ -404,9 +408,11 @@ class FastCheck:
                     return None
                 if len(good) < _REMEMBERED:
                     good.add(value)
-        return {
-            code: value for code, value in zip(self.codes, values, strict=True) if value is not None
-        }
+        fields = dict(zip(self.codes, values, strict=True))
+        for code in self.optional:
+            if fields[code] is None:  # an optional field the record does not have
+                del fields[code]
+        return fields
 
     def proven_row(self, row: Mapping[str, str | None]) -> dict[str, str] | None:
         """The non-empty fields of a database row, when the XSD certainly accepts them."""

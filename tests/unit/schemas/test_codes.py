@@ -368,3 +368,16 @@ def test_leading_zeros_by_the_thousand_are_still_the_number() -> None:
     assert check.record is not None and check.record.version == 7
     assert check.record.fields["SJBBH"] == "7"
     assert reader.issues == [] and reader.head is not None and reader.head.count == 1
+
+
+def test_identical_duplicate_in_another_field_order_is_not_an_error(tmp_path: Path) -> None:
+    element, fields = record("SBXX")
+    shuffled = (element, dict(reversed(fields.items())))  # xs:all: any order is the same record
+    assert issues_of(tmp_path, document([record("SBXX"), shuffled])) == []
+
+
+def test_same_value_in_another_optional_field_is_other_content(tmp_path: Path) -> None:
+    first = record("BJ", BJJG="1", ZJMC="营业执照", ZJBH=None)
+    second = record("BJ", BJJG="1", ZJMC=None, ZJBH="营业执照")
+    issue = only(issues_of(tmp_path, document([first, second])))
+    assert (issue.code, issue.element) == ("duplicate-record", "BJ")
