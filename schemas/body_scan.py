@@ -92,6 +92,7 @@ class BodyScanner:
     ):
         self._stream = stream
         self._catalog = catalog
+        self._checks = catalog.fast_checks
         self._at_level = at_level
         self._plain = plain_utf8(prolog)
         self._record_ends = 0  # record end tags fed to lxml: it must have seen as many
@@ -203,12 +204,14 @@ class BodyScanner:
         start = self._record_start.match(text, self._pos)
         if start is None:
             return None
-        begin = start.end() - len(start.group(1)) - 2
-        check = self._catalog.fast_checks[start.group(1)]
-        proven = check.proven_source(text, begin, min(len(text), begin + _LONGEST_RECORD))
+        code = start[1]
+        begin = start.end() - len(code) - 2
+        check = self._checks[code]
+        proven = check.proven_source(text, begin, begin + _LONGEST_RECORD)
         if proven is None:
             return None
-        end = proven[1].end()
+        fields, match = proven
+        end = match.end()
         if text.find("]]>", begin, end) >= 0:  # not well-formed in content: lxml says so
             return None
         line = self._line + text.count("\n", self._pos, begin)
@@ -216,7 +219,7 @@ class BodyScanner:
             self._cut = self._pos
         self._line = line + text.count("\n", begin, end)
         self._pos = end
-        return ScannedRecord(start.group(1), proven[0], line, proven[1], check)
+        return ScannedRecord(code, fields, line, match, check)
 
     # -- the buffer ------------------------------------------------------------------------
 
