@@ -126,7 +126,7 @@ def _judge(
     if issues:
         return RecordCheck(spec.code, line, None, tuple(issues))
     record = Record(
-        spec.code, fields, tuple([fields[k] for k in spec.key]), int(fields["SJBBH"]), line
+        spec.code, fields, tuple(map(fields.__getitem__, spec.key)), int(fields["SJBBH"]), line
     )
     return RecordCheck(spec.code, line, record, ())
 
