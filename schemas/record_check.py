@@ -111,9 +111,12 @@ def _judge(
 ) -> RecordCheck:
     """The semantic rules over fields that passed the XSD (``issues``: those that did not).
 
-    ``fields`` was built for this record by the caller: it is normalised in place and
-    becomes the record's."""
-    if time_issues := normalise_values(fields, spec, latest):
+    ``fields`` was built for this record by the caller: it takes the canonical values
+    and becomes the record's."""
+    changes, time_issues = normalise_values(fields, spec, latest)
+    if changes:
+        fields.update(changes)
+    if time_issues:
         issues.extend(time_issues)
     rules = _RULES.get(id(spec))
     if rules is None:

@@ -78,7 +78,7 @@ def check_applicant_id(fields: Fields, spec: ElementSpec) -> list[Issue]:
 
 def check_conditional_fields(fields: Fields, spec: ElementSpec) -> list[Issue]:
     """BSLYY when refused (YSL 2; SL 2 or 4); ZJMC and ZJBH when a certificate is issued."""
-    issues = []
+    issues: list[Issue] = []
     for element, trigger, values, required in _CONDITIONAL:
         if spec.code == element and fields.get(trigger) in values:
             issues.extend(
@@ -116,8 +116,10 @@ def check_division(fields: Fields, spec: ElementSpec, head_division: str | None)
                    value=value, head=head_division)]
 
 
-def normalise_values(fields: dict[str, str], spec: ElementSpec, latest: datetime) -> list[Issue]:
-    """Make ``fields`` canonical in place, and return the bad times.
+def normalise_values(
+    fields: Fields, spec: ElementSpec, latest: datetime
+) -> tuple[dict[str, str], list[Issue]]:
+    """The canonical values that differ from ``fields``, and the bad times.
 
     - Times become ``yyyy-MM-dd HH:mm:ss`` Beijing time; a time after ``latest`` ("now +
       one day") or not on the calendar is ``bad-date`` and keeps its value.
@@ -125,9 +127,10 @@ def normalise_values(fields: dict[str, str], spec: ElementSpec, latest: datetime
       so `` 01 `` and ``1`` are one business key.
     - A resident ID's check character is upper-cased (``x`` → ``X``).
 
-    In place because every caller has just built ``fields`` for this record: a copy
-    per record would cost more than the rest of the normalising.
+    Only the changes: the caller applies them to the record it is building, which is
+    cheaper than a whole new mapping per record.
     """
+    changes: dict[str, str] = {}
     issues = []
     latest_text = _latest_text(latest)
     for name in spec.time_fields:
@@ -139,17 +142,17 @@ def normalise_values(fields: dict[str, str], spec: ElementSpec, latest: datetime
             issues.append(_issue(spec, IssueCode.BAD_DATE, "bad-date", name, value=value))
         elif canonical > latest_text:  # same fixed-width form: text order is time order
             issues.append(_issue(spec, IssueCode.BAD_DATE, "future-date", name, value=value))
-        else:
-            fields[name] = canonical
+        elif canonical != value:
+            changes[name] = canonical
     for name in spec.numeric_fields:
         value = fields.get(name)
         if value is None or (value.isascii() and value.isdigit() and value[:1] != "0"):
             continue  # already canonical: the common case costs no conversion
         trimmed = value.strip()
-        fields[name] = _canonical_integer(trimmed) if spec.fields[name].is_integer else trimmed
+        changes[name] = _canonical_integer(trimmed) if spec.fields[name].is_integer else trimmed
     if fields.get("SQRZJLX") == _ID_CARD and "SQRZJHM" in fields:
-        fields["SQRZJHM"] = fields["SQRZJHM"].upper()
-    return issues
+        changes["SQRZJHM"] = fields["SQRZJHM"].upper()
+    return changes, issues
 
 
 def _canonical_integer(text: str) -> str:

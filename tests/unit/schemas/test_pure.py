@@ -171,10 +171,12 @@ def test_normalise_values_reports_future_and_keeps_fields() -> None:
     spec = CATALOG.elements["SL"]
     now = datetime(2026, 11, 20, 12, 0, tzinfo=BEIJING)
     fields = _fields("SL", SLSJ="2026-11-21 11:59:59", GXSJ="2026-11-21 12:00:01")
-    issues = normalise_values(fields, spec, now + timedelta(days=1))
+    before = dict(fields)
+    changes, issues = normalise_values(fields, spec, now + timedelta(days=1))
     assert [(i.code, i.field) for i in issues] == [("bad-date", "GXSJ")]
-    assert fields["SLSJ"] == "2026-11-21 11:59:59"
-    assert fields["GXSJ"] == "2026-11-21 12:00:01"  # a bad time keeps its value
+    assert "SLSJ" not in changes  # already canonical
+    assert "GXSJ" not in changes  # a bad time keeps its value
+    assert fields == before  # pure: the changes are the caller's to apply
 
 
 def test_catalog_reads_keys_and_labels_from_the_xsd() -> None:
@@ -188,15 +190,17 @@ def test_numbers_lose_tolerated_white_space_and_leading_zeros() -> None:
     spec = CATALOG.elements["SF"]
     latest = datetime(2030, 1, 1, tzinfo=BEIJING)
     fields = _fields("SF", SJBBH=" 02 ", SFJE=" 120.50\n")
-    assert normalise_values(fields, spec, latest) == []
-    assert (fields["SJBBH"], fields["SFJE"]) == ("2", "120.50")
+    changes, issues = normalise_values(fields, spec, latest)
+    assert issues == []
+    assert (changes["SJBBH"], changes["SFJE"]) == ("2", "120.50")
 
 
 def test_resident_id_check_character_is_upper_cased() -> None:
     spec = CATALOG.elements["SBXX"]
-    fields = _fields("SBXX", SQRZJHM="11010519491231002x")
-    normalise_values(fields, spec, datetime(2030, 1, 1, tzinfo=BEIJING))
-    assert fields["SQRZJHM"] == "11010519491231002X"
+    changes, _ = normalise_values(
+        _fields("SBXX", SQRZJHM="11010519491231002x"), spec, datetime(2030, 1, 1, tzinfo=BEIJING)
+    )
+    assert changes["SQRZJHM"] == "11010519491231002X"
 
 
 def test_rules_are_chosen_per_element() -> None:
