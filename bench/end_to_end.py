@@ -53,16 +53,18 @@ from adapters.amqp.topology import (
 from adapters.frontdb import create_all
 from adapters.sealing import load_broker_login, load_node_keys
 from bench._registry import BenchConfig, Reference, Result, figure
-from frontend_machine.envelope import NodeIdentity, build_envelope
+from frontend_machine.envelope import NodeIdentity, batch_document, build_envelope
 from frontend_machine.outbox import Outbox
 from gateway.broker_node import LocalBroker
 from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.provisioning import add_node
 from gateway.registry import Registry
 from schemas.catalog import load_catalog
+from schemas.reader import DocumentReader
 from schemas.record_check import check_fields
 from schemas.records import Record
 from schemas.times import BEIJING
+from schemas.writer import record_xml
 
 __all__ = ["end_to_end"]
 
@@ -368,8 +370,10 @@ def _sealed_messages(world: World) -> list[Sealed]:
     with Outbox(world.outbox) as outbox:
         messages = []
         for batch in sorted(outbox.batches(), key=lambda b: b.created_at):
-            recs = outbox.batch_records(batch.batch_id)
-            envelope = build_envelope(batch.batch_id, recs, identity)
+            payloads = outbox.batch_payloads(batch.batch_id)
+            envelope = build_envelope(batch.batch_id, payloads, identity)
+            plain = batch_document(batch.batch_id, payloads, identity)
+            recs = [c.record for c in DocumentReader(plain, batch.batch_id) if c.record]
             messages.append((envelope.body, envelope.properties, recs))
     return messages
 
@@ -463,7 +467,7 @@ def _naive(world: World, first: int, rows: int) -> float:
                                                                           strict=True)}
             check = check_fields(ELEMENT, texts, catalog, DIVISION, latest)
             assert check.record is not None, check
-            envelope = build_envelope(f"naive-{n}", [check.record], identity)
+            envelope = build_envelope(f"naive-{n}", [record_xml(check.record)], identity)
             channel.basic_publish(RECORDS_EXCHANGE, routing_key(DIVISION, NODE), envelope.body,
                                   envelope.properties, mandatory=True)
             for db in stores:

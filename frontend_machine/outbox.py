@@ -32,6 +32,7 @@ from schemas.errors import FatalError, RetriableError
 from schemas.issues import Issue
 from schemas.records import Record
 from schemas.times import BEIJING
+from schemas.writer import record_xml
 
 __all__ = [
     "ALL_LEVELS", "BatchInfo", "BatchState", "Depth", "JournalResult", "Outbox", "OutboxBroken",
@@ -217,18 +218,13 @@ class Outbox:
                                (batch_id,)).fetchone()
         return BatchInfo.from_row(row) if row else None
 
-    def batch_records(self, batch_id: str) -> list[Record]:
-        """The batch's records in journal order, as the publisher serialises them."""
+    def batch_payloads(self, batch_id: str) -> list[str]:
+        """The batch's records in journal order, each as ``record_xml`` wrote it."""
         rows = self._db.execute(
-            "SELECT element, sjbbh, payload, line FROM records WHERE batch_id = ?"
-            " ORDER BY seq", (batch_id,)).fetchall()
-        records = []
-        for element, version, payload, line in rows:
-            if payload is None:
-                raise FatalError(f"batch {batch_id} was compacted after it was stored")
-            data = json.loads(payload)
-            records.append(Record(element, data["fields"], tuple(data["key"]), version, line))
-        return records
+            "SELECT payload FROM records WHERE batch_id = ? ORDER BY seq", (batch_id,)).fetchall()
+        if any(payload is None for payload, in rows):
+            raise FatalError(f"batch {batch_id} was compacted after it was stored")
+        return [payload for payload, in rows]
 
     # -- publisher state transitions -------------------------------------------------------
 
@@ -422,19 +418,16 @@ _NEW_CONFLICTS = (  # rows after seq ?, each with an earlier row of its identity
     "SELECT r.seq, r.element FROM records AS r WHERE r.seq > ? AND EXISTS (SELECT 1 FROM"
     " records AS o WHERE o.element = r.element AND o.record_key = r.record_key"
     " AND o.sjbbh = r.sjbbh AND o.digest <> r.digest AND o.seq < r.seq)")
-# A payload is two levels of plain values, never a cycle: skip the cycle bookkeeping.
-_PAYLOAD = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False)
-
-
 def _record_row(source: str, origin: Origin, record: Record, now: float) -> tuple[Any, ...]:
-    """The ``records`` row of one valid record, in ``_INSERT_RECORD`` order."""
-    fields = record.fields
-    # The C encoder takes a dict and a tuple as they are (a tuple as a JSON list): no copy.
-    payload = _PAYLOAD.encode({"key": record.key,
-                               "fields": fields if isinstance(fields, dict) else dict(fields)})
+    """The ``records`` row of one valid record, in ``_INSERT_RECORD`` order.
+
+    The payload is the record as the batch document will hold it, written once here:
+    sealing a batch only joins its payloads, and its size is exact.
+    """
+    payload = record_xml(record)
     return (record.element, record.key_text, record.version, record.digest(),
-            fields.get("XZQHDM", ""), payload, _xml_size(record), source, origin.locator,
-            origin.line if origin.line is not None else record.line, now)
+            record.fields.get("XZQHDM", ""), payload, len(payload.encode()), source,
+            origin.locator, origin.line if origin.line is not None else record.line, now)
 
 
 _RETRIABLE = ("full", "locked", "busy", "disk i/o", "unable to open")
@@ -450,14 +443,6 @@ def _mapped(exc: sqlite3.Error, path: Path) -> Exception:
     if isinstance(exc, sqlite3.OperationalError) and any(word in text for word in _RETRIABLE):
         return RetriableError(f"outbox {path}: {exc}; nothing was journaled, will retry")
     return OutboxBroken(f"outbox {path}: {exc}")
-
-
-def _xml_size(record: Record) -> int:
-    """Bytes the record takes in the batch XML (tags twice plus value), near enough."""
-    fields = record.fields
-    # Summed per field as 2 * len(name) + 5 + len(value in UTF-8), without a Python loop.
-    values = len("".join(fields.values()).encode())
-    return 2 * sum(map(len, fields)) + 5 * len(fields) + values + 2 * len(record.element) + 5
 
 
 def _text_digest(text: str) -> str:

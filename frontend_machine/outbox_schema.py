@@ -13,11 +13,15 @@ hundreds of records, not per record.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
+
+from schemas.writer import record_xml
 
 __all__ = ["SCHEMA_VERSION", "configure", "current_version", "migrate"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -54,6 +58,7 @@ CREATE TABLE records (
     digest       TEXT NOT NULL,                      -- Record.digest(): content hash
     division     TEXT NOT NULL,
     payload      TEXT,            -- JSON {"key": [...], "fields": {...}}, NULL if compacted
+                                  -- (v3: the record's XML, see _v3)
     size         INTEGER NOT NULL,                   -- estimated XML bytes, for batching
     conflict     INTEGER NOT NULL DEFAULT 0,         -- same key+version, other content
     source       TEXT NOT NULL,
@@ -107,7 +112,26 @@ CREATE UNIQUE INDEX rejects_once
     ON rejects (source, origin, COALESCE(line, -1), COALESCE(element, ''), digest)
 """
 
-_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+
+
+def _v3(connection: sqlite3.Connection) -> None:
+    """Payloads become the record as the batch document holds it (``record_xml``), and
+    ``size`` its exact length in UTF-8 (it was an estimate).
+
+    Written exactly as the publisher wrote these records from their JSON before, so a
+    batch sent before the upgrade and sent again after it is byte for byte the same, as
+    the gateways require of a resend.
+    """
+    rows = connection.execute(
+        "SELECT seq, element, payload FROM records WHERE payload IS NOT NULL").fetchall()
+    for seq, element, payload in rows:
+        xml = record_xml((element, json.loads(payload)["fields"]))
+        connection.execute("UPDATE records SET payload = ?, size = ? WHERE seq = ?",
+                           (xml, len(xml.encode()), seq))
+
+
+Step = str | Callable[[sqlite3.Connection], None]
+_MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _v3}
 
 
 def configure(connection: sqlite3.Connection) -> None:
@@ -140,9 +164,7 @@ def migrate(connection: sqlite3.Connection) -> int:
     for version in range(start + 1, SCHEMA_VERSION + 1):
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    connection.execute(statement)
+            _run(_MIGRATIONS[version], connection)
             connection.execute(
                 "INSERT OR REPLACE INTO schema_meta (key, value) VALUES ('version', ?)",
                 (str(version),))
@@ -151,3 +173,12 @@ def migrate(connection: sqlite3.Connection) -> int:
             connection.execute("ROLLBACK")
             raise
     return start
+
+
+def _run(step: Step, connection: sqlite3.Connection) -> None:
+    if callable(step):
+        step(connection)
+        return
+    for statement in step.split(";"):
+        if statement.strip():
+            connection.execute(statement)

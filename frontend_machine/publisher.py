@@ -213,7 +213,7 @@ class Publisher:
         assert self._link is not None
         try:
             # Sealed the same way every time: a resend must be byte-identical.
-            envelope = build_envelope(batch_id, self.outbox.batch_records(batch_id),
+            envelope = build_envelope(batch_id, self.outbox.batch_payloads(batch_id),
                                       self.settings.identity, created=created_at)
         except (FatalError, RejectedRecord, RejectedBatch, ValueError) as exc:
             log.error("batch cannot be built, marked failed: %s", exc,

@@ -31,7 +31,10 @@ from schemas.catalog import SchemaCatalog, load_catalog
 from schemas.records import Record
 from schemas.times import BEIJING, format_time
 
-__all__ = ["DocumentWriter", "Layout", "RecordLike", "WrittenRecord", "document_bytes"]
+__all__ = [
+    "DocumentWriter", "Layout", "RecordLike", "WrittenRecord", "document_bytes", "record_xml",
+    "utf8_document",
+]
 
 RecordLike = Record | tuple[str, Mapping[str, str]]
 _PART_SUFFIX = ".part"
@@ -252,23 +255,46 @@ def _utf8_document(
     layout: Layout,
     catalog: SchemaCatalog,
 ) -> bytes:
-    head = "".join(f"\n    <{n}>{_escaped(v)}</{n}>"
-                   for n, v in _head_fields(head_fields, catalog).items())
+    return utf8_document(head_fields, [record_xml(r, layout, catalog) for r in records],
+                         layout, catalog)
+
+
+def record_xml(
+    record: RecordLike, layout: Layout = Layout.INDENTED, catalog: SchemaCatalog | None = None
+) -> str:
+    """One record as it stands in the BODY of a UTF-8 document, its leading line break
+    and indentation included: ``utf8_document`` joins these as they are.
+
+    Refuses what ``DocumentWriter.write`` refuses (see ``_present_fields``).
+    """
+    catalog = catalog or load_catalog()
     opening = "\n      <" if layout is Layout.INDENTED else "<"
     closing = "\n    </" if layout is Layout.INDENTED else "</"
+    element, fields = _present_fields(record, catalog)
+    # One search over the whole record: most records need no escaping at all.
+    if _NEEDS_ESCAPE.search("".join([v for _, v in fields])) is not None:
+        fields = [(n, _escaped(v)) for n, v in fields]
+    body = "".join([f"{opening}{name}>{value}</{name}>" for name, value in fields])
+    return f"\n    <{element}>{body}{closing}{element}>"
+
+
+def utf8_document(
+    head_fields: Mapping[str, str],
+    records: Iterable[str],
+    layout: Layout = Layout.INDENTED,
+    catalog: SchemaCatalog | None = None,
+) -> bytes:
+    """A UTF-8 document around records already written by ``record_xml`` (same layout)."""
+    catalog = catalog or load_catalog()
+    head = "".join(f"\n    <{n}>{_escaped(v)}</{n}>"
+                   for n, v in _head_fields(head_fields, catalog).items())
     parts = [
         "<?xml version='1.0' encoding='UTF-8'?>\n",
         f'<EXCHANGE xmlns="{catalog.namespace}" version="{catalog.version}">',
         f"\n  <HEAD>{head}\n  </HEAD>\n  <BODY>",
+        *records,
+        "\n  </BODY>\n</EXCHANGE>",
     ]
-    for record in records:
-        element, fields = _present_fields(record, catalog)
-        # One search over the whole record: most records need no escaping at all.
-        if _NEEDS_ESCAPE.search("".join([v for _, v in fields])) is not None:
-            fields = [(n, _escaped(v)) for n, v in fields]
-        body = "".join([f"{opening}{name}>{value}</{name}>" for name, value in fields])
-        parts.append(f"\n    <{element}>{body}{closing}{element}>")
-    parts.append("\n  </BODY>\n</EXCHANGE>")
     return "".join(parts).encode()
 
 

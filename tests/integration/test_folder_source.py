@@ -18,6 +18,7 @@ from cli import main
 from frontend_machine.agent import open_agent, run_once
 from frontend_machine.outbox import Outbox
 from schemas.checkdigits import credit_code_check_char
+from tests.unit.frontend_machine.journaled import batch_fields
 
 HEAD_CODE = "11430102MB" + "9876543"
 HEAD_CODE += credit_code_check_char(HEAD_CODE)
@@ -143,7 +144,7 @@ def test_a_gb18030_file_round_trips_chinese_text(tmp_path: Path) -> None:
     assert once(config)[0] == 0
     with Outbox(tmp_path / "outbox.db") as box:
         [batch] = [b.batch_id for b in box.next_pending_batches(10)]
-        stored = [r.fields["JGMC"] for r in box.batch_records(batch)]
+        stored = [fields["JGMC"] for _, fields in batch_fields(box, batch)]
     assert stored == names
 
 

@@ -36,7 +36,7 @@ from adapters.amqp.topology import (
 from adapters.sealing import NodeKeys, generate_node_keys, seal
 from adapters.stores.sql import SqlStore
 from frontend_machine import heartbeat as agent_heartbeat
-from frontend_machine.envelope import NodeIdentity, build_envelope
+from frontend_machine.envelope import Envelope, NodeIdentity, build_envelope
 from gateway.config import GatewaySettings
 from gateway.consumer import Consumer, Verdict, _Session, run_gateway
 from gateway.pipeline import Pipeline
@@ -45,6 +45,7 @@ from gateway.registry import Registry
 from gateway.replay import Replayer, failed_rows
 from schemas.reader import DocumentReader
 from schemas.records import Record
+from schemas.writer import record_xml
 from tests.unit.schemas.documents import document, record
 
 LEVEL = "430100"
@@ -53,6 +54,11 @@ SETTINGS = GatewaySettings(workers=2, prefetch=4, hold_seconds=120, drain_idle_s
 
 def records(*specs: tuple[str, dict[str, str]]) -> list[Record]:
     return [c.record for c in DocumentReader(document(specs), "t") if c.record is not None]
+
+
+def sealed(batch_id: str, recs: list[Record], node: NodeIdentity) -> Envelope:
+    """The message the publisher sends for these records (it seals their XML)."""
+    return build_envelope(batch_id, [record_xml(r) for r in recs], node)
 
 
 class World:
@@ -78,7 +84,7 @@ class World:
 
     def publish(self, batch_id: str, recs: list[Record], *, body: bytes | None = None,
                 node_id: str = "n1", **headers: Any) -> None:
-        envelope = build_envelope(batch_id, recs, self.node)
+        envelope = sealed(batch_id, recs, self.node)
         props = envelope.properties
         props.headers = {**(props.headers or {}), "x-exgate-node": node_id, **headers}
         self.channel.basic_publish(RECORDS_EXCHANGE, routing_key("430102", node_id),
@@ -207,7 +213,7 @@ def test_batches_wait_while_the_store_is_locked_then_land(world: World, store: S
 
 def _forged(world: World, batch_id: str, recs: list[Record]) -> bytes:
     forger = NodeKeys("n1", 1, generate_node_keys("x").signing_key, world.keys.dek)
-    return build_envelope(batch_id, recs, NodeIdentity("n1", "430102", world.user,
+    return sealed(batch_id, recs, NodeIdentity("n1", "430102", world.user,
                                                        forger)).body
 
 
@@ -218,7 +224,7 @@ def test_every_security_case_is_refused_kept_and_logged(world: World, store: Sql
     world.publish("OK1", good)
     world.consumer(store).run()  # stored first: two workers would race the reused ID below
     world.publish("FORGED", good, body=_forged(world, "FORGED", good))
-    tampered = bytearray(build_envelope("TAMPERED", good, world.node).body)
+    tampered = bytearray(sealed("TAMPERED", good, world.node).body)
     tampered[40] ^= 0xFF
     world.publish("TAMPERED", good, body=bytes(tampered))
     world.publish("STRANGER", good, node_id="n9")
@@ -281,10 +287,10 @@ def test_the_other_refusals_are_kept_against_the_real_broker(world: World, store
     world.publish("BOMB", good, body=bomb)
     world.publish("L" * 101, good)
     # The vhost administrator may publish under any key: the gateway still checks it.
-    envelope = build_envelope("ROUTED", good, world.node)
+    envelope = sealed("ROUTED", good, world.node)
     world.channel.basic_publish(RECORDS_EXCHANGE, routing_key("430103", "n1"), envelope.body,
                                 envelope.properties, mandatory=True)
-    anonymous = build_envelope("NOUSER", good, world.node)
+    anonymous = sealed("NOUSER", good, world.node)
     anonymous.properties.user_id = None
     world.channel.basic_publish(RECORDS_EXCHANGE, routing_key("430102", "n1"), anonymous.body,
                                 anonymous.properties, mandatory=True)

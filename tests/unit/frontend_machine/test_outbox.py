@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from adapters.sealing import generate_node_keys
 from adapters.sources.base import Chunk, Origin
+from frontend_machine.envelope import NodeIdentity, batch_document
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState, plan_batches
-from frontend_machine.outbox_schema import _V1, SCHEMA_VERSION, configure
+from frontend_machine.outbox_schema import _V1, _V2, SCHEMA_VERSION, configure
 from schemas.issues import Issue, IssueCode
 from schemas.record_check import RecordCheck
 from schemas.records import Record
+from schemas.times import BEIJING
+from schemas.writer import document_bytes
+from tests.unit.frontend_machine.journaled import batch_fields
+from tests.unit.schemas.documents import record as document_record
 
 
 class FakeClock:
@@ -27,7 +35,10 @@ class FakeClock:
 
 def record(key: str, version: int = 1, name: str = "芙蓉区行政审批服务局",
            element: str = "SBXX") -> Record:
-    fields = {"XZQHDM": "430102", "SBLSH": key, "SJBBH": str(version), "SQRMC": name}
+    """A record the writer accepts (payloads are its XML); ``name`` is SBXX's SQRMC."""
+    _, fields = document_record(element, SBLSH=key, SJBBH=str(version))
+    if element == "SBXX":
+        fields["SQRMC"] = name
     return Record(element, fields, (key,), version, 7)
 
 
@@ -110,8 +121,8 @@ def test_same_key_and_version_with_other_content_is_kept_as_conflict(outbox: Out
 def test_chinese_text_round_trips(outbox: Outbox) -> None:
     outbox.journal("src", Chunk(valid(record("A", name="湖南省长沙市芙蓉区𠀀"))))
     [batch] = outbox.seal_batches(100, 1 << 20, 0)
-    [back] = outbox.batch_records(batch)
-    assert back == record("A", name="湖南省长沙市芙蓉区𠀀")
+    [back] = batch_fields(outbox, batch)
+    assert back == ("SBXX", dict(record("A", name="湖南省长沙市芙蓉区𠀀").fields))
 
 
 def test_progress_and_records_commit_together_or_not_at_all(
@@ -153,7 +164,7 @@ def test_batches_are_cut_by_record_count_in_journal_order(outbox: Outbox) -> Non
     outbox.journal("src", Chunk(valid(*(record(f"K{i:03}") for i in range(25)))))
     sealed = outbox.seal_batches(10, 1 << 30, linger_seconds=60)
     assert len(sealed) == 2  # the trailing 5 wait for the linger time
-    keys = [r.key_text for batch in sealed for r in outbox.batch_records(batch)]
+    keys = [fields["SBLSH"] for batch in sealed for _, fields in batch_fields(outbox, batch)]
     assert keys == [f"K{i:03}" for i in range(20)]
     assert outbox.depth().unbatched_records == 5
 
@@ -264,3 +275,35 @@ def test_a_version_1_outbox_with_duplicate_rejects_is_migrated(tmp_path: Path) -
         db.close()
     with Outbox(path) as box:
         assert [r["origin"] for r in box.rejects()] == ["EX_SL#1"]
+
+
+def test_version_2_json_payloads_become_the_xml_the_publisher_sent(tmp_path: Path) -> None:
+    """A batch sealed before the upgrade is sent again byte for byte after it (the
+    gateways take a resend with another sha256 for a reused batch ID)."""
+    path = tmp_path / "o.db"
+    old = [record("A", name="甲 & <乙>"), record("B", element="SF")]
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        configure(db)
+        db.executescript(_V1 + ";" + _V2 +
+                         "; INSERT INTO schema_meta (key, value) VALUES ('version', '2');")
+        db.execute("INSERT INTO batches (batch_id, state, created_at, record_count, bytes)"
+                   " VALUES ('B1', 'sent', 0, 2, 10)")
+        for r in old:
+            payload = json.dumps({"key": r.key, "fields": dict(r.fields)}, ensure_ascii=False,
+                                 sort_keys=True)
+            db.execute("INSERT INTO records (element, record_key, sjbbh, digest, division,"
+                       " payload, size, source, origin, journaled_at, batch_id) VALUES"
+                       " (?, ?, ?, ?, '430102', ?, 1, 'src', 'o', 0, 'B1')",
+                       (r.element, r.key_text, r.version, r.digest(), payload))
+    finally:
+        db.close()
+    node = NodeIdentity("n1", "430102", "u", generate_node_keys("n1"))
+    with Outbox(path) as box:
+        payloads = box.batch_payloads("B1")
+        sizes = [size for size, in box._db.execute("SELECT size FROM records ORDER BY seq")]
+    head = {"XZQHDM": "430102", "TYSHXYDM": old[0].fields["TYSHXYDM"], "BATCHID": "B1",
+            "NODEID": "n1", "COUNT": "2", "CREATED": "2026-11-23 10:00:00"}
+    created = datetime(2026, 11, 23, 10, tzinfo=BEIJING).timestamp()
+    assert batch_document("B1", payloads, node, created) == document_bytes(head, old)
+    assert sizes == [len(p.encode()) for p in payloads]

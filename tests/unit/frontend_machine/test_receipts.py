@@ -17,6 +17,7 @@ from frontend_machine.receipts import apply_receipt
 from schemas.errors import RetriableError
 from schemas.record_check import RecordCheck
 from schemas.records import Record
+from tests.unit.schemas.documents import record as document_record
 
 
 @pytest.fixture
@@ -26,7 +27,8 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
 
 
 def sent_batch(outbox: Outbox) -> str:
-    record = Record("SBXX", {"XZQHDM": "430102", "SBLSH": "A", "SJBBH": "1"}, ("A",), 1, None)
+    _, fields = document_record("SBXX", SBLSH="A")
+    record = Record("SBXX", fields, ("A",), 1, None)
     outbox.journal("src", Chunk(((Origin("src", "EX_SBXX#1"),
                                   RecordCheck("SBXX", None, record, ())),)))
     [batch] = outbox.seal_batches(10, 1 << 20, 0)
