@@ -117,6 +117,9 @@ def test_receipts_update_batch_states(node: Node, outbox: Outbox, publisher_for,
     publisher = publisher_for(node.settings())
     assert publisher.flush(30.0).pending == 0
     with admin_channel(amqp_url) as channel:
+        # Confirmed: a quorum queue may drop what is still in flight when the
+        # publishing connection closes right after the last publish.
+        channel.confirm_delivery()
         channel.basic_publish(RECEIPTS_EXCHANGE, "furong-01", b"not json")
         for level in ("province", "city", "county"):
             receipt = {"batch_id": good, "level": level, "division": "430102",
