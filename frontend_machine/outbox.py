@@ -418,6 +418,8 @@ _NEW_CONFLICTS = (  # rows after seq ?, each with an earlier row of its identity
     "SELECT r.seq, r.element FROM records AS r WHERE r.seq > ? AND EXISTS (SELECT 1 FROM"
     " records AS o WHERE o.element = r.element AND o.record_key = r.record_key"
     " AND o.sjbbh = r.sjbbh AND o.digest <> r.digest AND o.seq < r.seq)")
+
+
 def _record_row(source: str, origin: Origin, record: Record, now: float) -> tuple[Any, ...]:
     """The ``records`` row of one valid record, in ``_INSERT_RECORD`` order.
 

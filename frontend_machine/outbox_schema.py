@@ -57,9 +57,9 @@ CREATE TABLE records (
     sjbbh        INTEGER NOT NULL,
     digest       TEXT NOT NULL,                      -- Record.digest(): content hash
     division     TEXT NOT NULL,
-    payload      TEXT,            -- JSON {"key": [...], "fields": {...}}, NULL if compacted
-                                  -- (v3: the record's XML, see _v3)
-    size         INTEGER NOT NULL,                   -- estimated XML bytes, for batching
+    payload      TEXT,            -- JSON {"key": [...], "fields": {...}}, NULL if compacted,
+                                  -- from v3 the record's XML (record_xml), see _v3
+    size         INTEGER NOT NULL,                   -- XML bytes, for batching (v3: exact)
     conflict     INTEGER NOT NULL DEFAULT 0,         -- same key+version, other content
     source       TEXT NOT NULL,
     origin       TEXT NOT NULL,
@@ -111,7 +111,6 @@ DELETE FROM rejects WHERE id NOT IN (
 CREATE UNIQUE INDEX rejects_once
     ON rejects (source, origin, COALESCE(line, -1), COALESCE(element, ''), digest)
 """
-
 
 
 def _v3(connection: sqlite3.Connection) -> None:

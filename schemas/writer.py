@@ -239,24 +239,16 @@ def document_bytes(
     UTF-8, the relay's encoding, is written from string templates: byte for byte what
     ``DocumentWriter`` writes (a test compares them), at a fraction of the cost of
     lxml's per-element contexts, which the agent would otherwise pay for every record
-    it sends. Other encodings go through ``DocumentWriter``.
+    it journals (``record_xml``). Other encodings go through ``DocumentWriter``.
     """
     if encoding == "UTF-8":
-        return _utf8_document(head_fields, records, Layout(layout), load_catalog())
+        catalog, layout = load_catalog(), Layout(layout)
+        return utf8_document(head_fields, [record_xml(r, layout, catalog) for r in records],
+                             catalog)
     buffer = io.BytesIO()
     with DocumentWriter(buffer, head_fields, encoding=encoding, layout=layout) as writer:
         writer.write_many(records)
     return buffer.getvalue()
-
-
-def _utf8_document(
-    head_fields: Mapping[str, str],
-    records: Iterable[RecordLike],
-    layout: Layout,
-    catalog: SchemaCatalog,
-) -> bytes:
-    return utf8_document(head_fields, [record_xml(r, layout, catalog) for r in records],
-                         layout, catalog)
 
 
 def record_xml(
@@ -281,10 +273,9 @@ def record_xml(
 def utf8_document(
     head_fields: Mapping[str, str],
     records: Iterable[str],
-    layout: Layout = Layout.INDENTED,
     catalog: SchemaCatalog | None = None,
 ) -> bytes:
-    """A UTF-8 document around records already written by ``record_xml`` (same layout)."""
+    """A UTF-8 document around records already written by ``record_xml``."""
     catalog = catalog or load_catalog()
     head = "".join(f"\n    <{n}>{_escaped(v)}</{n}>"
                    for n, v in _head_fields(head_fields, catalog).items())
