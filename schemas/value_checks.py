@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from lxml import etree
 
 from schemas.pattern_inline import STOP, without_stop
+from schemas.xml_text import is_xml_text
 
 __all__ = ["FastCheck", "Predicate", "compile_type", "inline_type"]
 
@@ -52,8 +53,6 @@ _INTEGER_BASES: Mapping[str, int | None] = {
 _LONGEST_NUMBER = 64  # characters
 _INTEGER_FORM = r"-?[0-9]+"
 _DECIMAL_FORM = r"-?[0-9]+(?:\.[0-9]+)?"
-# Outside XML 1.0's Char production: such text has no exchange form at all.
-_NOT_XML = re.compile(r"[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
 
 
 def _never(_value: str) -> bool:
@@ -434,7 +433,7 @@ class FastCheck:
             fields[code] = value
         if not self.required <= fields.keys():
             return None
-        if _NOT_XML.search("".join(fields.values())) is not None:
+        if not is_xml_text("".join(fields.values())):
             return None
         return fields
 

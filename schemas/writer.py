@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from lxml import etree
 from schemas.catalog import SchemaCatalog, load_catalog
 from schemas.records import Record
 from schemas.times import BEIJING, format_time
+from schemas.xml_text import NOT_XML, is_plain_text
 
 __all__ = [
     "DocumentWriter", "Layout", "RecordLike", "WrittenRecord", "document_bytes", "record_xml",
@@ -263,8 +263,8 @@ def record_xml(
     opening = "\n      <" if layout is Layout.INDENTED else "<"
     closing = "\n    </" if layout is Layout.INDENTED else "</"
     element, fields = _present_fields(record, catalog)
-    # One search over the whole record: most records need no escaping at all.
-    if _NEEDS_ESCAPE.search("".join([v for _, v in fields])) is not None:
+    # One test over the whole record: most records need no escaping at all.
+    if not is_plain_text("".join([v for _, v in fields])):
         fields = [(n, _escaped(v)) for n, v in fields]
     body = "".join([f"{opening}{name}>{value}</{name}>" for name, value in fields])
     return f"\n    <{element}>{body}{closing}{element}>"
@@ -313,19 +313,16 @@ def _present_fields(
         if missing:
             raise ValueError(f"{element} lacks required field(s) {', '.join(missing)}")
     return element, present
+
+
 def _escaped(text: str) -> str:
     """Text content as lxml writes it in UTF-8; a character XML cannot carry is refused."""
-    if _NEEDS_ESCAPE.search(text) is None:
+    if is_plain_text(text):
         return text
-    if (bad := _NOT_XML.search(text)) is not None:
+    if (bad := NOT_XML.search(text)) is not None:
         raise ValueError(f"All strings must be XML compatible: {bad.group()!r} in {text!r}")
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace("\r", "&#13;"))
-
-
-# What lxml escapes in text (& < > CR), and what it refuses (outside XML 1.0's Char).
-_NOT_XML = re.compile(r"[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
-_NEEDS_ESCAPE = re.compile(r"[&<>\r]|" + _NOT_XML.pattern)
 
 
 def _local_names(catalog: SchemaCatalog) -> set[str]:

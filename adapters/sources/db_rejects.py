@@ -17,11 +17,10 @@ from collections.abc import Iterator, Mapping
 from schemas.catalog import ElementSpec
 from schemas.issues import Issue, IssueCode
 from schemas.messages import Localized
+from schemas.xml_text import NOT_XML
 
 __all__ = ["sqlite_text", "unrepresentable", "untimed_issue"]
 
-# Outside XML 1.0's Char production (lone surrogates included).
-_NOT_XML = re.compile(r"[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
 # How ``surrogateescape`` (PEP 383) carries an undecodable byte 0x80-0xFF. No driver
 # hands out lone surrogates otherwise: they cannot even be stored as UTF-8.
 _UNDECODED = re.compile("[\udc80-\udcff]")
@@ -58,7 +57,7 @@ def _no_exchange_form(text: str) -> Localized | None:
             f"含有不是有效 UTF-8 的字节（如 {byte}），请在源系统中改正",
             f"contains bytes that are not valid UTF-8 (such as {byte}); correct it in "
             "the source system")
-    if (found := _NOT_XML.search(text)) is not None:
+    if (found := NOT_XML.search(text)) is not None:
         char = f"U+{ord(found.group()):04X}"
         return Localized(
             f"含有 XML 不能表示的字符 {char}（如 NUL 或控制字符），请在源系统中改正",
@@ -79,7 +78,7 @@ def _shown(text: str) -> str:
         point = ord(match.group())
         return f"\\x{point - 0xDC00:02x}" if 0xDC80 <= point <= 0xDCFF else f"\\u{point:04x}"
 
-    return _NOT_XML.sub(escape, text[:_SHOWN])
+    return NOT_XML.sub(escape, text[:_SHOWN])
 
 
 def untimed_issue(spec: ElementSpec, column: str, field: str | None) -> Issue:

@@ -14,6 +14,7 @@ from schemas.checkdigits import (
     resident_id_valid,
 )
 from schemas.divisions import Level, division_path, level_of, within
+from schemas.records import Record
 from schemas.rules import (
     canonical_time,
     check_applicant_id,
@@ -208,3 +209,17 @@ def test_rules_are_chosen_per_element() -> None:
     assert check_extension not in rules_for(CATALOG.elements["SBXX"])
     assert check_conditional_fields in rules_for(CATALOG.elements["BJ"])
     assert check_applicant_id not in rules_for(CATALOG.elements["SL"])
+
+
+def test_record_digest_is_stable() -> None:
+    """Outboxes and stores keep digests across upgrades: the formula must not move.
+
+    Field order does not matter; names and values, the element and the escaping do.
+    """
+    fields = {"SBLSH": "A&1", "XZQHDM": "430102", "SQRMC": "张三", "SJBBH": "2"}
+    record = Record("SBXX", fields, ("A&1",), 2)
+    assert record.digest() == "8334adbaa9f2f5888174e222da4690bfc559dd9cfd05e732f8093b56a7102102"
+    assert Record("SBXX", dict(reversed(fields.items())), ("A&1",), 2).digest() \
+        == record.digest()
+    assert Record("BJXX", fields, ("A&1",), 2).digest() != record.digest()
+    assert Record("SBXX", {**fields, "SQRMC": "李四"}, ("A&1",), 2).digest() != record.digest()
