@@ -3,8 +3,11 @@
 For each source: read a chunk → journal it (records, rejects, progress: one
 transaction) → ``source.commit`` → seal the batches the chunk filled and wake the
 publisher, so a long backlog is sent while it is still being read. After the pass the
-trailing partial batch is sealed once it has lingered. When the outbox passes its disk
-budget the agent stops reading and only seals until there is room again. SIGTERM and
+trailing partial batch is sealed once it has lingered. Stored batches give up their
+payloads as their last receipt arrives; every ``_UPKEEP_SECONDS``, and before it calls
+the outbox over its disk budget, the agent also forgets batches stored longer ago than
+their retention and folds the WAL back in. Over budget all the same, it stops reading
+and only seals until the receipts make room. SIGTERM and
 SIGINT stop it after the current chunk, so nothing is half-done that the journal and
 the sources' idempotent commits cannot finish after a restart. A failing source is
 retried with backoff while the others go on; an outbox that cannot be used at all
@@ -40,6 +43,7 @@ __all__ = ["Agent", "open_agent", "run_forever", "run_once"]
 log = logging.getLogger("exgate.agent")
 
 _MAX_BACKOFF = 60.0
+_UPKEEP_SECONDS = 600.0
 _LEVELS = {Level.PROVINCE: ("province",), Level.CITY: ("province", "city"),
            Level.COUNTY: ("province", "city", "county")}
 
@@ -80,14 +84,22 @@ class Agent:
     tally: Tally = field(default_factory=Tally)
     paused: bool = False
     catch_up: CatchUp = field(default_factory=CatchUp)
-    last_error: str | None = None
     started: float = field(default_factory=time.monotonic)
     on_sealed: Callable[[], None] = field(default=lambda: None)  # wakes the publisher
     _retry_at: dict[str, float] = field(default_factory=dict)
     _backoff: dict[str, float] = field(default_factory=dict)
+    _errors: dict[str, str] = field(default_factory=dict)  # source → its current error
+    _upkeep_at: float = 0.0
+
+    @property
+    def last_error(self) -> str | None:
+        """The errors of the sources still failing, for heartbeats; None when none is."""
+        return "; ".join(self._errors.values()) or None
 
     def poll_all(self) -> int:
         """One pass over every source; returns the number of chunks journaled."""
+        if time.monotonic() >= self._upkeep_at:
+            self.make_room()
         chunks = 0
         for source in self.sources:
             if self.stop.is_set() or self._check_budget():
@@ -97,6 +109,14 @@ class Agent:
             chunks += self._poll_guarded(source)
         self.catch_up.note_pass(chunks, failed=bool(self._backoff), now=time.monotonic())
         return chunks
+
+    def make_room(self) -> None:
+        """Forget batches stored past their retention and shrink the WAL (outbox upkeep)."""
+        self._upkeep_at = time.monotonic() + _UPKEEP_SECONDS
+        try:
+            self.outbox.make_room(self.config.outbox.stored_retention_seconds)
+        except RetriableError as exc:  # the next upkeep tries again; nothing was lost
+            log.warning("%s", exc)
 
     def source_lag(self) -> float:
         return self.catch_up.lag(time.monotonic(), self.started)
@@ -120,7 +140,7 @@ class Agent:
             sealed = self.outbox.seal_batches(box.batch_max_records, box.batch_max_bytes,
                                               math.inf)
         except RetriableError as exc:  # the end-of-pass seal tries again
-            log.warning("%s", exc)
+            log.warning(say("seal-failed", self.lang, error=exc))
             return
         self.tally.sealed += len(sealed)
         if sealed:
@@ -149,6 +169,7 @@ class Agent:
             self._failed(source.name, exc)
             return 0
         self._backoff.pop(source.name, None)
+        self._errors.pop(source.name, None)
         return chunks
 
     def _poll(self, source: Source) -> int:
@@ -179,7 +200,7 @@ class Agent:
         self._backoff[name] = delay
         self._retry_at[name] = time.monotonic() + delay
         self.tally.source(name).error = str(exc)
-        self.last_error = f"{name}: {exc}"
+        self._errors[name] = f"{name}: {exc}"
         message = say("source-failed", self.lang, source=name, delay=delay, error=exc)
         if isinstance(exc, RetriableError):
             log.warning(message, extra={"source": name})
@@ -187,8 +208,12 @@ class Agent:
             log.error(message, exc_info=exc, extra={"source": name})
 
     def _check_budget(self) -> bool:
-        """True while over budget; logs the pause and the resume once each."""
+        """True while over budget even after making room; logs the pause and the resume
+        once each."""
         over = self.outbox.over_budget()
+        if over:
+            self.make_room()
+            over = self.outbox.over_budget()
         if over and not self.paused:
             log.warning(say("over-budget", self.lang, used=self.outbox.disk_bytes(),
                             budget=self.outbox.budget_bytes))
@@ -234,7 +259,10 @@ def run_once(config_path: Path, lang: str | None = None, out: TextIO | None = No
         with open_agent(config_path, lang) as agent, _stop_on_signals(agent), \
                 _logging(agent.config.node.id):
             _drain(agent)
-            agent.seal(flush=True)
+            try:
+                agent.seal(flush=True)
+            except RetriableError as exc:  # what was taken is journaled: the next run seals it
+                log.warning(say("final-seal-failed", agent.lang, error=exc))
             publish_once(agent)  # no-op without [broker]
             depth = agent.outbox.depth()
             agent.tally.pending_batches = depth.pending_batches
@@ -308,7 +336,7 @@ def _loop(agent: Agent, publisher: PublisherThread | None = None) -> None:
         try:
             sealed = agent.seal()
         except RetriableError as exc:
-            log.warning("%s", exc)
+            log.warning(say("seal-failed", agent.lang, error=exc))
             sealed = []
         if publisher is not None:
             publisher.note_status(source_lag_s=agent.source_lag(), error=agent.last_error)

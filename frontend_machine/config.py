@@ -66,6 +66,7 @@ class OutboxConfig:
     batch_max_records: int = 1000
     batch_max_kb: int = 4096
     batch_linger_seconds: float = 2.0
+    stored_retention_days: float = 30.0
 
     @property
     def budget_bytes(self) -> int:
@@ -74,6 +75,10 @@ class OutboxConfig:
     @property
     def batch_max_bytes(self) -> int:
         return self.batch_max_kb * 1024
+
+    @property
+    def stored_retention_seconds(self) -> float:
+        return self.stored_retention_days * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +211,7 @@ class _Reader:
 
     def outbox(self, table: Mapping[str, Any]) -> OutboxConfig:
         allowed = {"path", "disk_budget_mb", "batch_max_records", "batch_max_kb",
-                   "batch_linger_seconds"}
+                   "batch_linger_seconds", "stored_retention_days"}
         self.only(table, "outbox.", allowed)
         return OutboxConfig(
             path=self.resolve(self.text(table, "path", "outbox.")),
@@ -214,6 +219,8 @@ class _Reader:
             batch_max_records=self.number(table, "batch_max_records", "outbox.", 1000, 1, True),
             batch_max_kb=self.number(table, "batch_max_kb", "outbox.", 4096, 1, True),
             batch_linger_seconds=self.number(table, "batch_linger_seconds", "outbox.", 2.0, 0),
+            stored_retention_days=self.number(table, "stored_retention_days", "outbox.", 30.0,
+                                              0),
         )
 
     def agent(self, table: Mapping[str, Any]) -> AgentSettings:

@@ -22,8 +22,9 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 
 from adapters.amqp.errors import mapped
 from adapters.amqp.topology import receipts_queue
+from schemas.errors import RetriableError
 
-__all__ = ["BrokerLink", "Delivery", "LinkSettings", "Verdict"]
+__all__ = ["BrokerLink", "Delivery", "LinkSettings", "ReceiptNotRecorded", "Verdict"]
 
 log = logging.getLogger("exgate.agent.link")
 
@@ -34,6 +35,16 @@ class Verdict(Enum):
     ACK = "ack"  # committed to the outbox
     REQUEUE = "requeue"  # the outbox could not commit: keep it on the broker
     DROP = "drop"  # malformed: it can never be applied
+
+
+class ReceiptNotRecorded(RetriableError):
+    """The outbox could not record a receipt: the link is dropped with it unacked.
+
+    Nacked with requeue, the broker would hand it straight back, in a loop as fast as the
+    outbox fails, and a RabbitMQ 4 quorum queue may count every requeue toward its
+    delivery limit (20 by default), then drop the receipt. Closing the link returns it
+    to the queue once, and the publisher reconnects after its backoff.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +115,11 @@ class BrokerLink:
             raise
         link = cls(connection, channel)
         if on_receipt is not None:
-            link._consume_receipts(settings, on_receipt)
+            link.consume_receipts(settings, on_receipt)
         return link
 
-    def _consume_receipts(self, settings: LinkSettings, handler: ReceiptHandler) -> None:
+    def consume_receipts(self, settings: LinkSettings, handler: ReceiptHandler) -> bool:
+        """Start consuming the node's receipts; False (logged) when the broker refuses."""
         queue = receipts_queue(settings.node_id)
         try:
             with _boundary(f"consuming {queue}"):
@@ -115,10 +127,11 @@ class BrokerLink:
                 channel.basic_qos(prefetch_count=settings.receipt_prefetch)
                 channel.basic_consume(queue, _on_message(handler), auto_ack=False)
         except Exception as exc:  # receipts are optional for publishing: keep sending
-            log.warning("receipts not consumed, will retry on the next connection: %s", exc,
+            log.warning("receipts not consumed, asked for again later: %s", exc,
                         extra={"node": settings.node_id})
-            return
+            return False
         self.consuming = True
+        return True
 
     def publish(self, exchange: str, routing_key: str, body: bytes,
                 properties: pika.BasicProperties, *, mandatory: bool, doing: str) -> None:
@@ -150,8 +163,12 @@ def _on_message(handler: ReceiptHandler) -> Callable[..., None]:
         verdict = handler(Delivery(body, properties.message_id, bool(method.redelivered)))
         if verdict is Verdict.ACK:
             channel.basic_ack(method.delivery_tag)
+        elif verdict is Verdict.DROP:
+            channel.basic_nack(method.delivery_tag, requeue=False)
         else:
-            channel.basic_nack(method.delivery_tag, requeue=verdict is Verdict.REQUEUE)
+            raise ReceiptNotRecorded(f"receipt {properties.message_id} not recorded by the "
+                                     "outbox; left on the broker, taken again after a "
+                                     "reconnect")
 
     return on_message
 

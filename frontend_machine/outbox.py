@@ -4,7 +4,8 @@ Flow of one record: a source chunk is journaled (records, rejects and the source
 progress in ONE transaction) → ``seal_batches`` groups unbatched records into batches in
 journal order → the publisher takes ``next_pending_batches``, publishes, and calls
 ``mark_sent`` on the broker confirm → each level's receipt calls ``mark_stored`` or
-``mark_failed``. A batch is ``stored`` once every level above the node has stored it.
+``mark_failed``. A batch is ``stored`` once every level above the node has stored it;
+its payloads are dropped then, and ``make_room`` forgets it after its retention.
 
 Nothing is ever dropped: a full disk raises ``RetriableError`` with the transaction
 rolled back, so the source is not committed and hands the same records out again.
@@ -27,7 +28,7 @@ from typing import Any
 
 from adapters.sources.base import Chunk, Origin
 from frontend_machine.outbox_batches import BatchInfo, BatchState, Depth, plan_batches
-from frontend_machine.outbox_schema import configure, migrate
+from frontend_machine.outbox_schema import configure, drop_payloads, migrate
 from schemas.errors import FatalError, RetriableError
 from schemas.issues import Issue
 from schemas.records import Record
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 ALL_LEVELS = ("province", "city", "county")
+_PRUNE_BATCHES = 20  # per transaction: each batch holds up to batch_max_records rows
 Clock = Callable[[], float]
 
 
@@ -60,14 +62,18 @@ class Outbox:
     ``levels`` are the levels that must receipt a batch before it counts as stored:
     all three for a county node, province and city for a city node.
     ``budget_bytes`` (None: unlimited) is what ``over_budget`` compares against.
+    ``clock`` is the wall time stamped on rows; ``monotonic`` only measures waits.
     """
 
     def __init__(self, path: Path, *, levels: Sequence[str] = ALL_LEVELS,
-                 budget_bytes: int | None = None, clock: Clock = time.time) -> None:
+                 budget_bytes: int | None = None, clock: Clock = time.time,
+                 monotonic: Clock = time.monotonic) -> None:
         self.path = Path(path)
         self.levels = tuple(levels)
         self.budget_bytes = budget_bytes
         self._clock = clock
+        self._monotonic = monotonic
+        self._future_oldest: tuple[float, float] | None = None  # (stamp, first seen)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         try:
@@ -93,7 +99,8 @@ class Outbox:
         now = self._clock()
         rejected = 0
         rows: list[tuple[Any, ...]] = []
-        with self._transaction():
+        with self._transaction("journaling a chunk: none of it was journaled, and the source"
+                               " hands it out again"):
             for origin, check in chunk.checks:
                 if check.record is None:
                     self._insert_reject(source, origin, check.element, check.issues, now)
@@ -188,15 +195,18 @@ class Outbox:
         """Group unbatched records into pending batches, in journal order.
 
         Full batches (``max_records`` or ``max_bytes``) are sealed at once; the trailing
-        partial batch only once its oldest record has waited ``linger_seconds``.
+        partial batch only once its oldest record has waited ``linger_seconds`` (0: at
+        once, whatever the clock says; ``math.inf``: never), see ``plan_batches``.
         """
         now = self._clock()
         sealed: list[str] = []
-        with self._transaction():
+        with self._transaction("sealing batches: the records stay journaled and are sealed"
+                               " on a later try"):
             rows = self._db.execute(
                 "SELECT seq, size, journaled_at FROM records WHERE batch_id IS NULL"
                 " ORDER BY seq").fetchall()
-            for group in plan_batches(rows, max_records, max_bytes, now - linger_seconds):
+            for group in plan_batches(rows, max_records, max_bytes, now=now,
+                                      linger=linger_seconds):
                 batch_id = _new_batch_id(now)
                 self._db.execute(
                     "INSERT INTO batches (batch_id, state, created_at, record_count, bytes)"
@@ -230,14 +240,15 @@ class Outbox:
 
     def mark_sent(self, batch_id: str) -> None:
         """The broker confirmed the batch: pending → sent."""
-        with self._transaction():
+        with self._transaction("noting a broker confirm: the batch stays pending and is sent"
+                               " again"):
             self._db.execute(
                 "UPDATE batches SET state = 'sent', sent_at = ?, attempts = attempts + 1"
                 " WHERE batch_id = ? AND state = 'pending'", (self._clock(), batch_id))
 
     def mark_unsent(self, batch_id: str, error: str) -> None:
         """A publish attempt failed (nack, connection lost): stay pending, note why."""
-        with self._transaction():
+        with self._transaction("noting a failed publish: the batch stays pending"):
             self._db.execute(
                 "UPDATE batches SET state = 'pending', attempts = attempts + 1,"
                 " last_error = ? WHERE batch_id = ? AND state IN ('pending', 'sent')",
@@ -254,7 +265,7 @@ class Outbox:
             self.record_receipt(batch_id, level, "failed", failed_count=failed_count,
                                 reasons=[reason])
             return
-        with self._transaction():
+        with self._transaction("marking a batch failed: it stays as it was"):
             self._db.execute(
                 "UPDATE batches SET state = 'failed', finished_at = ?, last_error = ?"
                 " WHERE batch_id = ?", (self._clock(), reason, batch_id))
@@ -263,7 +274,7 @@ class Outbox:
                        failed_count: int = 0, reasons: Sequence[str] = ()) -> BatchState:
         """Store one level's receipt (the latest per level wins) and derive the state."""
         now = self._clock()
-        with self._transaction():
+        with self._transaction("recording a receipt: it stays on the broker"):
             self._db.execute(
                 "INSERT OR REPLACE INTO receipts (batch_id, level, status, stored_count,"
                 " failed_count, reasons, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -286,11 +297,16 @@ class Outbox:
         self._db.execute(
             "UPDATE batches SET state = ?, finished_at = ?, last_error = coalesce(?, last_error)"
             " WHERE batch_id = ?", (state.value, now, error, batch_id))
+        if state is BatchState.STORED:
+            # Every level holds it now: only the identity rows are still needed, to drop a
+            # re-read as a duplicate. Freeing the payloads here is what lets sending make
+            # room under the disk budget, without ever scanning the stored history.
+            drop_payloads(self._db, "?", (batch_id,))
         return state
 
     def requeue(self, batch_ids: Sequence[str]) -> int:
         """Operator replay: failed → pending, forgetting the failed receipts."""
-        with self._transaction():
+        with self._transaction("requeuing failed batches: none was requeued"):
             count = 0
             for batch_id in batch_ids:
                 cursor = self._db.execute(
@@ -314,35 +330,66 @@ class Outbox:
                      unbatched)
 
     def oldest_pending_age(self) -> float | None:
-        """Seconds the oldest record not yet sent has waited; None when nothing waits."""
+        """Seconds the oldest record not yet sent has waited; None when nothing waits.
+
+        Stamped after now, it was journaled before the clock was stepped back, and its
+        age is unknown: then the age counts from when this outbox first saw it so, which
+        is less than the truth but grows, where 0 would hide it for the whole step.
+        """
         row = self._db.execute(
             "SELECT min(t) FROM (SELECT min(journaled_at) AS t FROM records"
             " WHERE batch_id IS NULL UNION ALL SELECT min(created_at) FROM batches"
             " WHERE state = 'pending')").fetchone()
-        return None if row[0] is None else max(0.0, self._clock() - row[0])
+        if row[0] is None:
+            return None
+        oldest = float(row[0])
+        if oldest <= self._clock():
+            return self._clock() - oldest
+        if self._future_oldest is None or self._future_oldest[0] != oldest:
+            self._future_oldest = (oldest, self._monotonic())
+        return self._monotonic() - self._future_oldest[1]
 
     def disk_bytes(self) -> int:
-        """Bytes the journal occupies: db + WAL files, minus reusable free pages."""
-        files = sum(_file_size(Path(f"{self.path}{suffix}")) for suffix in ("", "-wal"))
-        page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
-        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
-        return max(0, files - int(free) * int(page_size))
+        """Bytes the journal holds: its pages in use plus the WAL file.
+
+        Free pages are left out: SQLite reuses them before the file grows, and the file
+        never shrinks, so its size would keep an agent over budget after room was made.
+        """
+        page_size, pages, free = (
+            int(self._db.execute(f"PRAGMA {name}").fetchone()[0])
+            for name in ("page_size", "page_count", "freelist_count"))
+        return (pages - free) * page_size + _file_size(Path(f"{self.path}-wal"))
 
     def over_budget(self) -> bool:
         return self.budget_bytes is not None and self.disk_bytes() > self.budget_bytes
 
-    def compact(self, stored_before: float) -> int:
-        """Drop the payload of records whose batch every level stored before the time.
+    def make_room(self, keep_stored_seconds: float) -> int:
+        """Forget batches every level stored over ``keep_stored_seconds`` ago, with their
+        records and receipts, then fold the WAL back into the file; returns how many.
 
-        The identity row stays, so a late re-read of the same record is still dropped as
-        a duplicate; the freed pages are reused before the file grows again.
+        Their payloads went when they were stored; their identity rows only dropped a
+        late re-read as a duplicate, which the levels' stores also do. Pending, sent and
+        failed batches and unbatched records are never touched. Short transactions, so
+        the WAL stays small on a disk that is nearly full.
         """
-        with self._transaction():
-            cursor = self._db.execute(
-                "UPDATE records SET payload = NULL WHERE payload IS NOT NULL AND batch_id IN"
-                " (SELECT batch_id FROM batches WHERE state = 'stored' AND finished_at < ?)",
-                (stored_before,))
-        return int(cursor.rowcount)
+        cutoff = self._clock() - keep_stored_seconds
+        expired = ("SELECT batch_id FROM batches WHERE state = 'stored' AND created_at < ?"
+                   " AND finished_at < ? LIMIT ?")
+        pruned = 0
+        while True:
+            with self._transaction("pruning stored batches: nothing more was pruned"):
+                batch_ids = [(batch_id,) for batch_id, in self._db.execute(
+                    expired, (cutoff, cutoff, _PRUNE_BATCHES)).fetchall()]
+                for table in ("records", "receipts", "batches"):
+                    self._db.executemany(f"DELETE FROM {table} WHERE batch_id = ?", batch_ids)
+            pruned += len(batch_ids)
+            if len(batch_ids) < _PRUNE_BATCHES:
+                break
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            raise _mapped(exc, self.path, "folding the WAL into the outbox") from exc
+        return pruned
 
     def rejects(self, source: str | None = None) -> list[dict[str, Any]]:
         """Journaled rejects, oldest first, for reports and replay."""
@@ -378,7 +425,7 @@ class Outbox:
 
     def mark_rejects_replayed(self, source: str, origins: Sequence[str]) -> int:
         """Note that the rejects of these origins were corrected and sent back in."""
-        with self._transaction():
+        with self._transaction("noting replayed rejects: none was noted"):
             count = 0
             for origin in origins:
                 count += self._db.execute(
@@ -394,12 +441,15 @@ class Outbox:
     # -- plumbing --------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any error; sqlite errors mapped."""
+    def _transaction(self, doing: str) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any error; sqlite errors mapped.
+
+        ``doing`` names the operation and what a failure leaves behind, for the message.
+        """
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise _mapped(exc, self.path) from exc
+            raise _mapped(exc, self.path, doing) from exc
         try:
             yield
             self._db.execute("COMMIT")
@@ -407,7 +457,7 @@ class Outbox:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise _mapped(exc, self.path) from exc
+                raise _mapped(exc, self.path, doing) from exc
             raise
 
 
@@ -440,11 +490,11 @@ class OutboxBroken(FatalError):
     make progress, so the agent stops and says so rather than retrying forever."""
 
 
-def _mapped(exc: sqlite3.Error, path: Path) -> Exception:
+def _mapped(exc: sqlite3.Error, path: Path, doing: str) -> Exception:
     text = str(exc).lower()
     if isinstance(exc, sqlite3.OperationalError) and any(word in text for word in _RETRIABLE):
-        return RetriableError(f"outbox {path}: {exc}; nothing was journaled, will retry")
-    return OutboxBroken(f"outbox {path}: {exc}")
+        return RetriableError(f"outbox {path}: {exc}, while {doing}")
+    return OutboxBroken(f"outbox {path}: {exc}, while {doing}")
 
 
 def _text_digest(text: str) -> str:

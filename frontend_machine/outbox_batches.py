@@ -60,15 +60,18 @@ class Group:
     count: int
     bytes: int
     oldest: float
+    newest: float
 
 
 def plan_batches(rows: Iterable[tuple[int, int, float]], max_records: int, max_bytes: int,
-                 cutoff: float) -> list[Group]:
+                 *, now: float, linger: float) -> list[Group]:
     """Cut ``(seq, size, journaled_at)`` rows, in order, into batches.
 
     A batch closes when the next record would pass ``max_records`` or ``max_bytes``; a
     record bigger than ``max_bytes`` travels alone. The trailing, not yet full group is
-    kept back unless its oldest record was journaled at or before ``cutoff``.
+    kept back until its oldest record has waited ``linger`` (0: never kept; infinite:
+    always). A record journaled more than ``linger`` after ``now`` says the clock was
+    stepped back: how long it waited is unknown, so its group is due at once.
     """
     if max_records < 1 or max_bytes < 1:
         raise ValueError("max_records and max_bytes must be positive")
@@ -80,13 +83,15 @@ def plan_batches(rows: Iterable[tuple[int, int, float]], max_records: int, max_b
             groups.append(current)
             current = None
         if current is None:
-            current = Group(seq, seq, 0, 0, journaled_at)
+            current = Group(seq, seq, 0, 0, journaled_at, journaled_at)
         current.last_seq = seq
         current.count += 1
         current.bytes += size
         current.oldest = min(current.oldest, journaled_at)
+        current.newest = max(current.newest, journaled_at)
     if current is not None:
         full = current.count >= max_records or current.bytes >= max_bytes
-        if full or current.oldest <= cutoff:
+        lingered = current.oldest <= now - linger or current.newest > now + linger
+        if full or lingered:
             groups.append(current)
     return groups

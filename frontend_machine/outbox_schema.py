@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 from schemas.writer import record_xml
 
-__all__ = ["SCHEMA_VERSION", "configure", "current_version", "migrate"]
+__all__ = ["SCHEMA_VERSION", "configure", "current_version", "drop_payloads", "migrate"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -58,7 +58,8 @@ CREATE TABLE records (
     digest       TEXT NOT NULL,                      -- Record.digest(): content hash
     division     TEXT NOT NULL,
     payload      TEXT,            -- JSON {"key": [...], "fields": {...}}, NULL if compacted,
-                                  -- from v3 the record's XML (record_xml), see _v3
+                                  -- from v3 the record's XML (record_xml), see _v3,
+                                  -- from v4 NULL once its batch is stored, see _v4
     size         INTEGER NOT NULL,                   -- XML bytes, for batching (v3: exact)
     conflict     INTEGER NOT NULL DEFAULT 0,         -- same key+version, other content
     source       TEXT NOT NULL,
@@ -129,8 +130,36 @@ def _v3(connection: sqlite3.Connection) -> None:
                            (xml, len(xml.encode()), seq))
 
 
+_IDENTITY = ("seq, element, record_key, sjbbh, digest, division, size, conflict, source,"
+             " origin, line, journaled_at, batch_id")
+
+
+def drop_payloads(connection: sqlite3.Connection, batches: str,
+                  params: tuple[object, ...] = ()) -> None:
+    """Keep only the identity of the records of the batches ``batches`` selects.
+
+    An UPDATE to NULL would leave each shrunken row alone on its page (SQLite merges
+    pages only when rows are deleted), so almost no room would come free: the rows are
+    deleted and put back, same ``seq``, without their payload.
+    """
+    connection.execute(
+        f"CREATE TEMP TABLE compacted AS SELECT {_IDENTITY} FROM records"
+        f" WHERE payload IS NOT NULL AND batch_id IN ({batches})", params)
+    connection.execute("DELETE FROM records WHERE seq IN (SELECT seq FROM compacted)")
+    connection.execute(f"INSERT INTO records ({_IDENTITY}) SELECT {_IDENTITY} FROM compacted"
+                       " ORDER BY seq")
+    connection.execute("DROP TABLE temp.compacted")
+
+
+def _v4(connection: sqlite3.Connection) -> None:
+    """From v4 a batch's payloads go in the transaction that settles it as stored (its
+    identity stays, to drop re-reads). Batches stored before give theirs up here, or an
+    outbox that reached its disk budget on them would stay over it for good."""
+    drop_payloads(connection, "SELECT batch_id FROM batches WHERE state = 'stored'")
+
+
 Step = str | Callable[[sqlite3.Connection], None]
-_MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _v3}
+_MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _v3, 4: _v4}
 
 
 def configure(connection: sqlite3.Connection) -> None:

@@ -10,9 +10,14 @@ calls ``step`` in a loop, or ``flush`` once for ``agent once``.
   batch is retried first and the outbox drains in order.
 - **Reconnects.** Losing the connection, or the broker closing the channel (403 topic
   permission, 406 ``user_id`` mismatch), closes the link; it is opened again forever
-  with jittered exponential backoff (0.5 s doubling up to 60 s). Nothing is dropped:
+  with jittered exponential backoff (0.5 s doubling up to 60 s). A login alone does not
+  reset the backoff, since most refusals only come after it: a confirmed publish does,
+  or a link that served ``healthy_seconds`` without an error. Nothing is dropped:
   batches stay in the outbox until confirmed.
 - **Receipts** are consumed on the same connection and acked after the outbox commit.
+  A receipt the outbox cannot record drops the link (the broker keeps the receipt), so
+  it comes back after the reconnect backoff rather than at once; a receipts consumer
+  the broker refused is asked for again with its own backoff while publishing goes on.
 - **Heartbeats** go to ``exgate.status`` every ``heartbeat_seconds`` while connected.
 """
 
@@ -49,6 +54,7 @@ class PublisherSettings:
     batches_per_step: int = 20
     backoff_initial: float = 0.5
     backoff_max: float = 60.0
+    healthy_seconds: float = 60.0
     consume_receipts: bool = True
 
     @property
@@ -90,6 +96,8 @@ class Publisher:
         self._lock = threading.Lock()
         self._reconnect = Backoff(settings.backoff_initial, settings.backoff_max, clock)
         self._republish = Backoff(settings.backoff_initial, settings.backoff_max, clock)
+        self._resubscribe = Backoff(settings.backoff_initial, settings.backoff_max, clock)
+        self._connected_at = 0.0
         self._next_heartbeat = 0.0
         self._node = settings.identity.node_id
 
@@ -108,10 +116,12 @@ class Publisher:
             return False
         more = False
         try:
+            self._resubscribe_if_due()
             if self._republish.ready():
                 more = self._publish_pending()
             self._heartbeat_if_due()
             self._serve(0.0 if more else wait)
+            self._healthy_if_due()
         except (Unroutable, Nacked) as exc:
             self._refused_batch(exc)
         except RetriableError as exc:
@@ -174,11 +184,32 @@ class Publisher:
         with self._lock:
             self._link = link
         if self._reconnect.failures:
-            log.info("connected to the broker again after %d failed attempt(s)",
+            log.info("connected to the broker after %d failed attempt(s)",
                      self._reconnect.failures, extra={"node": self._node})
-        self._reconnect.success()
+        self._connected_at = self._clock()
         self._next_heartbeat = 0.0
         return True
+
+    def _link_worked(self) -> None:
+        """Something went through the link: the failures before it are over."""
+        self._reconnect.success()
+        self.counters.last_error = None
+
+    def _healthy_if_due(self) -> None:
+        served = self._clock() - self._connected_at
+        if (self._link is not None and self._reconnect.failures
+                and not self._republish.failures and served >= self.settings.healthy_seconds):
+            self._link_worked()
+
+    def _resubscribe_if_due(self) -> None:
+        assert self._link is not None
+        if (not self.settings.consume_receipts or self._link.consuming
+                or not self._resubscribe.ready()):
+            return
+        if self._link.consume_receipts(self.settings.link, self._on_receipt):
+            self._resubscribe.success()
+        else:
+            self._resubscribe.failure()
 
     def _lost(self, exc: RetriableError) -> None:
         self.close()
@@ -229,6 +260,7 @@ class Publisher:
             raise
         self.outbox.mark_sent(batch_id)
         self._republish.success()
+        self._link_worked()
         self.counters.published += 1
         log.debug("batch confirmed by the broker (%d records)", envelope.record_count,
                   extra={"node": self._node, "batch": batch_id})
@@ -252,9 +284,10 @@ class Publisher:
         if now < self._next_heartbeat or self._link is None:
             return
         self._next_heartbeat = now + self.settings.heartbeat_seconds
+        errors = (self.counters.extra_error, self.counters.last_error)
         beat = Heartbeat(self._node, self.settings.identity.division,
                          self.counters.source_lag_s,
-                         self.counters.extra_error or self.counters.last_error)
+                         "; ".join(error for error in errors if error) or None)
         wall = time.time()
         self._link.publish(STATUS_EXCHANGE, self.settings.routing_key,
                            heartbeat_body(beat, self.outbox, wall),

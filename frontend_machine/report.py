@@ -15,10 +15,22 @@ __all__ = ["SourceTally", "Tally", "say"]
 
 _TEXT: dict[str, tuple[str, str]] = {
     "over-budget": (
-        "发件箱已占用 {used} 字节，超过磁盘预算 {budget} 字节："
-        "暂停读取数据源，待发送腾出空间后自动恢复",
-        "the outbox uses {used} bytes, over its disk budget of {budget} bytes: "
-        "reading of sources paused until sending makes room",
+        "发件箱已占用 {used} 字节，超过磁盘预算 {budget} 字节：暂停读取数据源；"
+        "已发送的批次经各级确认入库后释放空间，随即自动恢复，未发送的数据不会丢弃",
+        "the outbox uses {used} bytes, over its disk budget of {budget} bytes: reading of "
+        "sources paused until the levels' receipts for sent batches free room; nothing "
+        "unsent is dropped",
+    ),
+    "seal-failed": (
+        "封装批次失败，记录仍保存在发件箱中，稍后重试：{error}",
+        "sealing batches failed; the records stay in the outbox and sealing is retried: "
+        "{error}",
+    ),
+    "final-seal-failed": (
+        "最后一次封装批次失败：本次采集的记录已保存在发件箱中，数据源也已标记为已取，"
+        "下次运行时封装发送：{error}",
+        "the final sealing of batches failed: the records this run took are in the outbox "
+        "and marked taken at their sources; the next run seals and sends them: {error}",
     ),
     "resumed": (
         "发件箱已低于磁盘预算，恢复读取数据源",

@@ -99,3 +99,22 @@ def test_a_broken_outbox_stops_the_agent_but_a_broken_source_does_not(tmp_path: 
     with pytest.raises(OutboxBroken, match="records"):
         agent.poll_all()
     outbox.close()
+
+
+def test_only_the_errors_of_sources_still_failing_are_reported(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    config = AgentConfig(tmp_path / "agent.toml", NodeConfig("n1", "430102"),
+                         OutboxConfig(tmp_path / "outbox.db"), ())
+    blip, down = PlainSource("blip", broken=True), PlainSource("down", broken=True)
+    agent = Agent(config, outbox, [blip, down])
+    agent.poll_all()
+    assert agent.last_error == "blip: the legacy view is gone; down: the legacy view is gone"
+    blip.broken = False
+    agent._retry_at.clear()  # their backoff has passed
+    assert agent.poll_all() == 1
+    assert agent.last_error == "down: the legacy view is gone"
+    down.broken = False
+    agent._retry_at.clear()
+    agent.poll_all()
+    assert agent.last_error is None
+    outbox.close()

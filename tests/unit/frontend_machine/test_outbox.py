@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,6 +17,7 @@ from frontend_machine.envelope import NodeIdentity, batch_document
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState, plan_batches
 from frontend_machine.outbox_schema import _V1, _V2, SCHEMA_VERSION, configure
+from schemas.errors import RetriableError
 from schemas.issues import Issue, IssueCode
 from schemas.record_check import RecordCheck
 from schemas.records import Record
@@ -181,9 +183,9 @@ def test_the_trailing_batch_is_sealed_after_linger(outbox: Outbox, clock: FakeCl
 
 def test_batches_are_cut_by_bytes() -> None:
     rows = [(seq, 400, 0.0) for seq in range(1, 11)]
-    groups = plan_batches(rows, max_records=100, max_bytes=1000, cutoff=0.0)
+    groups = plan_batches(rows, max_records=100, max_bytes=1000, now=0.0, linger=0.0)
     assert [g.count for g in groups] == [2, 2, 2, 2, 2]
-    huge = plan_batches([(1, 5000, 0.0), (2, 10, 0.0)], 100, 1000, cutoff=-1.0)
+    huge = plan_batches([(1, 5000, 0.0), (2, 10, 0.0)], 100, 1000, now=0.0, linger=1.0)
     assert [g.count for g in huge] == [1]  # an oversized record travels alone; 1 lingers
 
 
@@ -226,7 +228,8 @@ def test_a_city_node_needs_two_levels(tmp_path: Path) -> None:
         assert box.batch(batch).state is BatchState.STORED  # type: ignore[union-attr]
 
 
-def test_over_budget_and_compaction_keeps_identity(tmp_path: Path, clock: FakeClock) -> None:
+def test_over_budget_drops_nothing_and_stored_records_keep_identity(
+        tmp_path: Path, clock: FakeClock) -> None:
     with Outbox(tmp_path / "o.db", budget_bytes=256 * 1024, clock=clock) as box:
         assert not box.over_budget()
         big = "长" * 2000
@@ -241,8 +244,8 @@ def test_over_budget_and_compaction_keeps_identity(tmp_path: Path, clock: FakeCl
             box.mark_sent(batch)
             for level in ("province", "city", "county"):
                 box.mark_stored(batch, level)
-        clock.now += 10
-        assert box.compact(stored_before=clock.now) == 200
+        box.make_room(keep_stored_seconds=86400)  # folds the WAL in, forgets nothing yet
+        assert not box.over_budget()  # the payloads went as the batches were stored
         again = box.journal("src", Chunk(valid(record("K1", name=big))))
         assert again.duplicates == 1  # identity survives compaction
 
@@ -307,3 +310,39 @@ def test_version_2_json_payloads_become_the_xml_the_publisher_sent(tmp_path: Pat
     created = datetime(2026, 11, 23, 10, tzinfo=BEIJING).timestamp()
     assert batch_document("B1", payloads, node, created) == document_bytes(head, old)
     assert sizes == [len(p.encode()) for p in payloads]
+
+
+def test_a_clock_stepped_back_holds_no_batch(outbox: Outbox, clock: FakeClock) -> None:
+    outbox.journal("src", Chunk(valid(record("A"))))
+    clock.now -= 3  # less than the linger: the next seal waits, a flush does not
+    assert outbox.seal_batches(10, 1 << 30, linger_seconds=5) == []
+    assert len(outbox.seal_batches(10, 1 << 30, linger_seconds=0)) == 1
+    outbox.journal("src", Chunk(valid(record("B"))))
+    clock.now -= 7200  # NTP corrects a clock that ran two hours fast
+    assert len(outbox.seal_batches(10, 1 << 30, linger_seconds=5)) == 1
+    assert outbox.seal_batches(10, 1 << 30, linger_seconds=math.inf) == []
+
+
+def test_the_age_of_a_record_stamped_before_a_clock_step_keeps_growing(
+        tmp_path: Path, clock: FakeClock) -> None:
+    ticks = FakeClock(100.0)
+    with Outbox(tmp_path / "o.db", clock=clock, monotonic=ticks) as box:
+        box.journal("src", Chunk(valid(record("A"))))
+        clock.now -= 7200
+        assert box.oldest_pending_age() == 0.0
+        clock.now += 30
+        ticks.now += 30
+        assert box.oldest_pending_age() == 30.0  # a lower bound, not 0 for two hours
+        clock.now += 7200
+        assert box.oldest_pending_age() == 30.0
+
+
+def test_a_full_disk_says_what_failed_and_what_it_left(outbox: Outbox) -> None:
+    outbox.journal("src", Chunk(valid(record("A"))))
+    outbox._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = outbox._db.execute("PRAGMA page_count").fetchone()[0]
+    outbox._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+    many = Chunk(valid(*(record(f"K{i}", name="长" * 2000) for i in range(20))))
+    with pytest.raises(RetriableError, match="journaling a chunk: none of it was journaled"):
+        outbox.journal("src", many)
+    assert outbox.record_count() == 1

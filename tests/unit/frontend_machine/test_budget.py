@@ -1,0 +1,112 @@
+"""The disk budget: reading pauses when the outbox is full, and receipts make room again."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.sources.base import Chunk
+from frontend_machine.agent import Agent
+from frontend_machine.config import AgentConfig, NodeConfig, OutboxConfig
+from frontend_machine.outbox import ALL_LEVELS, Outbox
+from frontend_machine.outbox_batches import BatchState
+from tests.unit.frontend_machine.test_outbox import FakeClock, record, valid
+
+BIG = "长" * 2000  # 6 kB of text, 8 kB of pages a record: 50 of them fill 2/3 of the budget
+
+
+class EndlessSource:
+    """Hands out one chunk of 50 new big records per read; counts the reads."""
+
+    name = "src"
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.keys = itertools.count()
+
+    def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
+        self.reads += 1
+        keys = [next(self.keys) for _ in range(50)]
+        yield Chunk(valid(*(record(f"K{k:06d}", name=BIG) for k in keys)), {"last": keys[-1]})
+
+    def commit(self, chunk: Chunk) -> None:
+        pass
+
+
+def stored_everywhere(outbox: Outbox, batch_id: str) -> None:
+    outbox.mark_sent(batch_id)
+    for level in ALL_LEVELS:
+        outbox.mark_stored(batch_id, level, 50)
+
+
+def test_receipts_make_room_and_reading_resumes_without_dropping_anything(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    budget = 600 * 1024
+    config = AgentConfig(tmp_path / "agent.toml", NodeConfig("n1", "430102"),
+                         OutboxConfig(tmp_path / "o.db", disk_budget_mb=budget / 2**20,
+                                      batch_max_records=50), ())
+    source = EndlessSource()
+    with Outbox(tmp_path / "o.db", budget_bytes=budget) as outbox, \
+            Outbox(tmp_path / "o.db") as publisher_side:  # receipts arrive on their own
+        caplog.set_level(logging.INFO, logger="exgate.agent")
+        agent = Agent(config, outbox, [source], lang="en")
+        for _ in range(10):
+            agent.poll_all()
+        assert agent.paused and source.reads == 2
+        agent.poll_all()
+        assert source.reads == 2  # paused: the source is not read
+
+        first, second = (b.batch_id for b in outbox.next_pending_batches(10))
+        stored_everywhere(publisher_side, first)
+        agent.poll_all()
+        assert "reading resumed" in caplog.text
+        assert source.reads == 3  # the stored batch made room for one more chunk
+
+        # Nothing journaled but unsent was touched: the pending batch still has its XML.
+        assert outbox.batch(second).state is BatchState.PENDING  # type: ignore[union-attr]
+        assert len(outbox.batch_payloads(second)) == 50
+        assert outbox.record_count() == 150  # and the stored batch's identities stay
+        again = outbox.journal("src", Chunk(valid(record("K000000", name=BIG))))
+        assert again.duplicates == 1
+
+
+def test_a_stored_batch_gives_up_its_payloads_and_is_forgotten_after_retention(
+        tmp_path: Path) -> None:
+    clock = FakeClock()
+    with Outbox(tmp_path / "o.db", clock=clock) as box:
+        box.journal("src", Chunk(valid(record("A"), record("B"))))
+        [stored] = box.seal_batches(10, 1 << 20, 0)
+        box.journal("src", Chunk(valid(record("C"))))
+        [pending] = box.seal_batches(10, 1 << 20, 0)
+        box.journal("src", Chunk(valid(record("D"))))  # unbatched
+        stored_everywhere(box, stored)
+        payloads = dict(box._db.execute("SELECT record_key, payload IS NOT NULL FROM records"))
+        assert payloads == {"A": 0, "B": 0, "C": 1, "D": 1}
+
+        clock.now += 86400
+        assert box.make_room(keep_stored_seconds=2 * 86400) == 0  # still within retention
+        assert box.record_count() == 4
+        clock.now += 2 * 86400
+        assert box.make_room(keep_stored_seconds=2 * 86400) == 1
+        assert box.batch(stored) is None and box.receipts_of(stored) == []
+        keys = [key for key, in box._db.execute("SELECT record_key FROM records ORDER BY seq")]
+        assert keys == ["C", "D"]
+        assert box.batch_payloads(pending) and box.depth().unbatched_records == 1
+
+
+def test_the_budget_counts_pages_in_use_not_the_file_that_never_shrinks(
+        tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        box.journal("src", Chunk(valid(*(record(f"K{i}", name=BIG) for i in range(50)))))
+        [batch] = box.seal_batches(1000, 1 << 30, 0)
+        box.make_room(keep_stored_seconds=86400)  # folds the WAL in: the file holds it all
+        full = box.disk_bytes()
+        stored_everywhere(box, batch)
+        box.make_room(keep_stored_seconds=86400)
+        file_size = (tmp_path / "o.db").stat().st_size
+        assert box.disk_bytes() < full / 4 <= file_size
