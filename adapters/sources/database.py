@@ -77,7 +77,7 @@ def database_source(name: str, options: Mapping[str, Any], context: SourceContex
     parsed = parse_options(options, context.catalog)
     engine = source_engine(parsed)
     tables = element_tables(parsed, engine.dialect.name, context.catalog)
-    reader = ReadContext(engine, tables, parsed.page_size, clock)
+    reader = ReadContext(engine, tables, parsed.page_size, clock, context.lang)
     return DatabaseSource(name, context, reader, _strategy(parsed, reader))
 
 
@@ -149,13 +149,14 @@ class DatabaseSource:
         self._reader = reader
         self._strategy = strategy
         self._by_name = by_name(reader.tables)
-        self._resumed = False  # the last journaled page's write-back is re-applied
+        self._resumed = False  # True once the last journaled page's write-back is done
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
         """Yield validated pages after ``state``; every chunk's progress is the whole state.
 
-        The first read of this instance (the agent's start) first finishes the write-back
-        of the last page journaled before it, which a crash may have cut off.
+        The first read of this instance (the agent's start), and the first read after a
+        failed ``commit``, first finish the write-back of the last page journaled, which
+        a crash or a failed UPDATE (a lock, a dropped connection) left undone.
         """
         with self._driver_errors("read"):
             if not self._resumed:
@@ -181,12 +182,18 @@ class DatabaseSource:
                 msg = reject_message(check, self._context.lang)
                 rejected.setdefault(table, []).append(
                     {"b_id": int(row_id), "b_msg": msg, "b_now": now})
-        with self._driver_errors("commit"), self._reader.engine.begin() as conn:
-            for table, row_ids in taken.items():
-                for statement in self._mark_taken(self._table(table), row_ids, now):
-                    conn.execute(statement)
-            for table, params in rejected.items():
-                conn.execute(mark_rejected(self._table(table)), params)
+        try:
+            with self._driver_errors("commit"), self._reader.engine.begin() as conn:
+                for table, row_ids in taken.items():
+                    for statement in self._mark_taken(self._table(table), row_ids, now):
+                        conn.execute(statement)
+                for table, params in rejected.items():
+                    conn.execute(mark_rejected(self._table(table)), params)
+        except BaseException:
+            # This page is journaled and its progress saved: ``pages`` will not hand its
+            # rows out again, so the next ``read`` must re-apply its write-back first.
+            self._resumed = False
+            raise
 
     def _mark_taken(self, table: ElementTable, row_ids: list[int],
                     now: datetime) -> Iterator[Update]:

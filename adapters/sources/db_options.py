@@ -12,9 +12,12 @@ page_size = 2000                  # rows per page: one journal fsync and one UPD
 cursor_safety_lag_seconds = 60    # cursor: only rows older than this are read
 cursor_null_scan_seconds = 3600   # cursor: how often rows with a NULL timestamp are sought
 changelog_gap_wait_seconds = 300  # changelog: how long a SEQ gap may still fill
+                                  # (purge EX_CHANGELOG with DELETE up to the journaled
+                                  # "seq", never TRUNCATE: that restarts SEQ at 1)
 
 [sources.mapping.SBXX]            # a legacy table or view feeding an element
-table = "LEGACY_APPLY"
+table = "LEGACY_APPLY"            # flag/changelog: no other element's table may share
+                                  # this name without its schema (APPA.T vs APPB.T)
 columns = { SBLSH = "APPLY_NO", GXSJ = "UPD_TIME" }   # field → column; default: same names
 key = ["APPLY_NO", "VERSION"]     # cursor tie-breaker; default: business key + SJBBH
 timestamp = "UPD_TIME"            # cursor column; default: the GXSJ column
@@ -27,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.frontdb import table_name
 from schemas.catalog import SchemaCatalog
 from schemas.errors import ConfigError
 
@@ -79,12 +83,15 @@ def parse_options(options: Mapping[str, Any], catalog: SchemaCatalog) -> Databas
     if strategy not in STRATEGIES:
         raise ConfigError(f"'strategy' is {strategy!r}; use one of {', '.join(STRATEGIES)}")
     tables = _tables(options.get("tables"), catalog)
+    mapping = _mappings(options.get("mapping"), tables, strategy, catalog)
+    if strategy != "cursor":
+        _check_distinct_tables(tables, mapping or {})
     return DatabaseOptions(
         url=url,
         strategy=strategy,
         tables=tables,
         page_size=int(_number(options, "page_size", 2000, 1, integer=True)),
-        mapping=_mappings(options.get("mapping"), tables, strategy, catalog),
+        mapping=mapping,
         cursor_safety_lag_seconds=_number(options, "cursor_safety_lag_seconds", 60.0, 0),
         cursor_null_scan_seconds=_number(options, "cursor_null_scan_seconds", 3600.0, 0),
         changelog_gap_wait_seconds=_number(options, "changelog_gap_wait_seconds", 300.0, 0),
@@ -129,6 +136,27 @@ def _optional_text(options: Mapping[str, Any], key: str) -> str | None:
     if value is not None and (not isinstance(value, str) or not value):
         raise ConfigError(f"{key!r} is {value!r}; use a non-empty string")
     return value
+
+
+def _check_distinct_tables(tables: tuple[str, ...], mapping: Mapping[str, MappingOptions]) -> None:
+    """Refuse two elements whose tables share a name once the schema is dropped.
+
+    The write-back finds a row's table by that bare name (EX_CHANGELOG.TABLE_NAME holds
+    no schema), so the second table would have its rows marked taken without being
+    read; and one SYNC_FLAG column cannot track two elements.
+    """
+    seen: dict[str, tuple[str, str]] = {}
+    for code in tables:
+        name = mapping[code].table if code in mapping else table_name(code)
+        bare = name.rpartition(".")[2].upper()
+        if bare in seen:
+            other_code, other = seen[bare]
+            raise ConfigError(
+                f"elements {other_code} ({other!r}) and {code} ({name!r}) are read from "
+                f"tables both named {bare!r} without their schema; the flag and changelog "
+                "strategies (EX_CHANGELOG.TABLE_NAME, SYNC_FLAG) tell tables apart by that "
+                "name alone: give each element a table or view of its own name")
+        seen[bare] = (code, name)
 
 
 def _mappings(value: Any, tables: tuple[str, ...], strategy: str,

@@ -9,17 +9,19 @@ in between, and SQLite or a long REPEATABLE READ snapshot would otherwise get in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Engine, Select, String, column, or_, select, table
+from sqlalchemy import BigInteger, Engine, Select, String, column, func, or_, select, table
 from sqlalchemy.sql.elements import ColumnClause
 
 from adapters.frontdb import CHANGELOG, fold_identifier
 from adapters.sources.db_state import STATE_VERSION, ChangelogPosition, strategy_state
 from adapters.sources.db_tables import ElementTable, by_name, in_batches
+from schemas.messages import Localized
 
 __all__ = [
     "AnySelect",
@@ -30,12 +32,14 @@ __all__ = [
     "ReadContext",
     "Strategy",
     "changelog_query",
+    "changelog_top",
     "field_columns",
     "flag_query",
     "labelled",
     "rows_query",
 ]
 
+log = logging.getLogger("exgate.source.db")
 
 AnySelect = Select[*tuple[Any, ...]]
 
@@ -60,6 +64,7 @@ class ReadContext:
     tables: Mapping[str, ElementTable]   # element code → table, in catalogue order
     page_size: int
     clock: Callable[[], datetime]        # aware; injectable so tests can move time
+    lang: str = "zh"                     # of the warnings an operator reads
 
     def fetch(self, query: AnySelect) -> Sequence[Sequence[Any]]:
         with self.engine.connect() as conn:
@@ -155,6 +160,12 @@ def changelog_query(dialect_name: str, position: ChangelogPosition, limit: int) 
     return select(seq, name, row_id).where(wanted).order_by(seq).limit(limit)
 
 
+def changelog_top(dialect_name: str) -> AnySelect:
+    """The highest SEQ in EX_CHANGELOG (NULL when it is empty)."""
+    seq, _, _ = _changelog(dialect_name)
+    return select(func.max(seq))
+
+
 def rows_query(element: ElementTable, row_ids: Sequence[int]) -> AnySelect:
     """The current content of the rows with these ROW_IDs."""
     row_id = element.row_id
@@ -180,8 +191,18 @@ class ChangelogStrategy:
     pass ever reading them again. Each page's progress therefore also lists its ROW_IDs
     (``progress["page"]``, element → ids, at most a page); at start-up ``unconfirmed``
     re-reads those still at ``SYNC_FLAG=0`` and the source marks them as their content
-    now validates. Nothing is journaled again: the records and rejects are in the outbox
-    already, and a row changed since has a later SEQ that a pass still reads.
+    now validates; so does the next read after a ``commit`` that failed (a lock, a
+    dropped connection). Nothing is journaled again: the records and rejects are in the
+    outbox already, and a row changed since has a later SEQ that a pass still reads.
+
+    *SEQ restarts*: purge EX_CHANGELOG with ``DELETE … WHERE SEQ <= seq``, never with
+    TRUNCATE, which restarts MySQL/MariaDB's AUTO_INCREMENT at 1 (so does re-creating
+    the table, and a restart of MySQL before 8.0 with the table empty). New changes
+    would then get SEQs the position has passed and never be read. Each pass therefore
+    starts by comparing the highest SEQ with ``high``: below it, the log restarted, and
+    the pass reads it again from the start with a warning (rows already journaled are
+    dropped by the outbox as duplicates). A restart is seen only while the new SEQs stay
+    below ``high``, that is if the agent polls before as many changes are logged again.
     """
 
     context: ReadContext
@@ -189,7 +210,8 @@ class ChangelogStrategy:
     writes_back: bool = True
 
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
-        position = last = ChangelogPosition.from_state(state)
+        last = ChangelogPosition.from_state(state)
+        position = self._restarted_or(last)
         dialect_name = self.context.engine.dialect.name
         while True:
             now = self.context.clock().timestamp()
@@ -208,6 +230,22 @@ class ChangelogStrategy:
                 last = position
             if complete:
                 return
+
+    def _restarted_or(self, position: ChangelogPosition) -> ChangelogPosition:
+        """A fresh start when EX_CHANGELOG's SEQ restarted below ``position``, else it."""
+        top = self.context.fetch(changelog_top(self.context.engine.dialect.name))[0][0]
+        if top is None or int(top) >= position.high:
+            return position  # empty (purged), or still counting on from the position
+        warning = Localized(
+            f"EX_CHANGELOG 的 SEQ 已从头重新编号（最大 SEQ 为 {top}，小于已读到的 "
+            f"{position.high}），多半是该表被 TRUNCATE 或重建；现从头重新读取变更日志，"
+            "已入库的记录会按重复丢弃。清理 EX_CHANGELOG 请用 DELETE，不要用 TRUNCATE",
+            f"EX_CHANGELOG's SEQ restarted (its highest SEQ, {top}, is below the position "
+            f"read, {position.high}): the table was most likely truncated or re-created; "
+            "reading the change log again from its start, records journaled already are "
+            "dropped as duplicates. Purge EX_CHANGELOG with DELETE, not TRUNCATE")
+        log.warning(warning.en if self.context.lang == "en" else warning.zh)
+        return ChangelogPosition()
 
     def unconfirmed(self, state: Mapping[str, Any]) -> tuple[FetchedRow, ...]:
         pending: Mapping[str, Sequence[int]] = strategy_state(state, "changelog").get("page", {})

@@ -257,5 +257,8 @@ def _whole_seconds(text: str | None) -> str | None:
 
 
 def by_name(tables: Mapping[str, ElementTable]) -> dict[str, ElementTable]:
-    """Tables by upper-case bare name (no schema): how locators and EX_CHANGELOG name them."""
+    """Tables by upper-case bare name (no schema): how locators and EX_CHANGELOG name them.
+
+    ``parse_options`` refuses two such names for the strategies that write back.
+    """
     return {t.name.rpartition(".")[2].upper(): t for t in tables.values()}

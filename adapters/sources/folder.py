@@ -6,6 +6,11 @@ not changed for ``stable_seconds``, read in bounded chunks, and moved on only af
 last chunk is journaled. A crash leaves the file in ``processing/``; the next ``read``
 resumes it first, skipping the records the outbox already holds (progress = file name,
 sha256 and records read), and the outbox drops any duplicate that slips through.
+
+One file the system refuses to move (a permission, a full disk) must not hold back
+the others: it is logged, left where it is and tried again after ``_RETRY_SECONDS``
+(or when it changes). Claimed names are bounded (``claimed_name``) so that a long
+name, or a GBK name whose ``\\xNN`` spelling is four times longer, still fits.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,18 +31,24 @@ from adapters.config_files import is_number
 from adapters.sources.base import Chunk, Origin, SourceContext
 from schemas.errors import ConfigError
 from schemas.issues import Issue, IssueCode
+from schemas.messages import Localized
 from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
 from schemas.times import BEIJING
 
-__all__ = ["REPORT_SUFFIX", "FolderOptions", "FolderSource", "folder_source", "free_path",
-           "is_candidate"]
+__all__ = ["NAME_BYTES", "REPORT_SUFFIX", "FolderOptions", "FolderSource", "claimed_name",
+           "folder_source", "free_path", "is_candidate"]
 
 log = logging.getLogger("exgate.source.folder")
 
 OBSERVERS = ("native", "polling", "none")
 REPORT_SUFFIX = ".error.json"
 _IN_MEMORY_BYTES = 4 << 20  # files up to this size are read once, into memory
+# NAME_MAX is 255 bytes on every usual file system; the rest is room for free_path's
+# "-N", the report's ".error.json" and its temp name's "." and ".tmp".
+NAME_BYTES = 200
+_CUT_ESCAPE = re.compile(r"\\(x[0-9a-f]?)?$")  # a \xNN spelling cut short at the end
+_RETRY_SECONDS = 600.0  # a file the system refused to move is tried again this much later
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +147,11 @@ class FolderSource:
         self._sightings: dict[str, tuple[tuple[int, int], float]] = {}
         self._yielded: Chunk | None = None
         self._finishing: list[_FileRun] = []
+        # Files the system refused to move, with the monotonic time of the next try:
+        # inbox files (and their (size, mtime): a changed file is tried at once), and
+        # journaled files in processing/ (finished later, never read again).
+        self._refused: dict[Path, tuple[float, tuple[int, int]]] = {}
+        self._unfinished: dict[Path, tuple[float, _FileRun]] = {}
         self._observer: Any = None
 
     # -- Source protocol -----------------------------------------------------------------
@@ -145,6 +162,7 @@ class FolderSource:
         Whole small files are grouped into one chunk (up to ``chunk_records`` records or
         ``files_per_chunk`` files); a big file is cut into chunks of its own.
         """
+        self._retry_unfinished()
         group = _Group()
         for path in self._files_to_read():
             for checks, progress, run in self._read_file(path, state):
@@ -166,17 +184,39 @@ class FolderSource:
         runs, self._finishing = self._finishing, []
         for run in runs:
             if run.path.exists():
-                self._finish(run)
+                self._finish_or_hold(run)
 
     def _files_to_read(self) -> Iterator[Path]:
         for path in sorted(self.processing.glob("*")):
-            if is_candidate(path.name) and path.is_file():
+            if is_candidate(path.name) and path.is_file() and path not in self._unfinished:
                 log.info("resuming file", extra=self._extra(path.name))
                 yield path
         for path in self._stable_inbox_files():
             claimed = self._claim(path)
             if claimed is not None:
                 yield claimed
+
+    def _retry_unfinished(self) -> None:
+        now = time.monotonic()
+        for path, (until, run) in list(self._unfinished.items()):
+            if until <= now:
+                del self._unfinished[path]
+                if path.exists():
+                    self._finish_or_hold(run)
+
+    def _finish_or_hold(self, run: _FileRun) -> None:
+        """Finish a journaled file; if the system refuses, keep it to finish later.
+
+        Its records are journaled, so it is not read again while this source runs;
+        after a restart it is resumed from ``processing/`` and the outbox drops what
+        it holds already.
+        """
+        try:
+            self._finish(run)
+        except OSError as exc:
+            until = self._hold(run.path, exc, Localized(
+                "已入库但无法移出 processing/", "journaled but cannot be moved out of processing/"))
+            self._unfinished[run.path] = (until, run)
 
     def _flush(self, group: _Group) -> Iterator[Chunk]:
         if group.runs:
@@ -188,6 +228,22 @@ class FolderSource:
     def _hand_out(self, chunk: Chunk, runs: list[_FileRun]) -> Chunk:
         self._yielded, self._finishing = chunk, runs
         return chunk
+
+    def _hold(self, path: Path, exc: OSError, what: Localized) -> float:
+        """Log why ``path`` is left where it is; returns when to try it again."""
+        minutes = round(_RETRY_SECONDS / 60)
+        advice = Localized(
+            f"请检查该文件及所在目录的权限和磁盘空间；其他文件照常处理，"
+            f"本文件 {minutes} 分钟后重试",
+            f"check the permissions and free space of the file and its folders; other files "
+            f"go on, this one is tried again in {minutes} min")
+        log.warning("%s: %s (%s); %s", self._say(what), utf8_name(str(path)),
+                    exc.strerror or exc, self._say(advice),
+                    extra=self._extra(utf8_name(path.name)))
+        return time.monotonic() + _RETRY_SECONDS
+
+    def _say(self, text: Localized) -> str:
+        return text.en if self.context.lang == "en" else text.zh
 
     def _finish(self, run: _FileRun) -> None:
         if run.bad:
@@ -257,6 +313,8 @@ class FolderSource:
                 except FileNotFoundError:
                     continue
                 signature = (stat.st_size, stat.st_mtime_ns)
+                if self._is_refused(self.inbox / entry.name, signature):
+                    continue
                 previous = self._sightings.get(entry.name)
                 since = previous[1] if previous and previous[0] == signature else now
                 if now - since >= self.options.stable_seconds:
@@ -264,18 +322,43 @@ class FolderSource:
                 else:
                     sightings[entry.name] = (signature, since)
         self._sightings = sightings
+        self._refused = {p: v for p, v in self._refused.items() if p.exists()}
         return [self.inbox / name for _, name in sorted(ready)]
 
+    def _is_refused(self, path: Path, signature: tuple[int, int]) -> bool:
+        """A refused inbox file waits out its delay, unless it changed (a fixed copy)."""
+        refused = self._refused.get(path)
+        if refused is None:
+            return False
+        if time.monotonic() < refused[0] and refused[1] == signature:
+            return True
+        del self._refused[path]
+        return False
+
     def _claim(self, path: Path) -> Path | None:
-        name = utf8_name(path.name)
+        name = claimed_name(path.name)
         if name != path.name:
-            log.warning("file name is not UTF-8; claimed as %s", name, extra=self._extra(name))
+            log.warning(self._say(Localized("文件名不是 UTF-8 或过长，改名为 %s 后处理",
+                                            "file name is not UTF-8 or too long; claimed as %s")),
+                        name, extra=self._extra(utf8_name(path.name)))
         target = free_path(self.processing, name)
         try:
             os.rename(path, target)
         except FileNotFoundError:
             return None  # gone (taken by an operator, or a second agent)
+        except OSError as exc:
+            self._refuse(path, exc)
+            return None
         return target
+
+    def _refuse(self, path: Path, exc: OSError) -> None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return  # gone meanwhile
+        until = self._hold(path, exc, Localized("无法移入 processing/，暂留在 inbox/",
+                                                "cannot be moved into processing/; left in inbox/"))
+        self._refused[path] = (until, (stat.st_size, stat.st_mtime_ns))
 
     # -- reading one file ---------------------------------------------------------------
 
@@ -336,8 +419,12 @@ class FolderSource:
         }
         path = target.with_name(target.name + REPORT_SUFFIX)
         temp = path.with_name(f".{path.name}.tmp")
-        temp.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-        os.replace(temp, path)
+        try:
+            temp.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+            os.replace(temp, path)
+        except OSError:
+            temp.unlink(missing_ok=True)
+            raise
 
     def _extra(self, file: str) -> dict[str, str]:
         return {"node": self.context.node_id, "source": self.name, "file": file}
@@ -360,6 +447,22 @@ def utf8_name(name: str) -> str:
     store names as UTF-8 text, and such a name would fail every chunk it is in.
     """
     return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def claimed_name(name: str) -> str:
+    """The name a file is claimed under: UTF-8 (``utf8_name``), at most ``NAME_BYTES``.
+
+    A longer name keeps its suffix and as much of its stem as fits, tagged with a hash
+    of the original bytes so that two long names sharing a start stay apart.
+    """
+    text = utf8_name(name)
+    if len(text.encode()) <= NAME_BYTES:
+        return text
+    stem, suffix = os.path.splitext(text)
+    tag = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+    room = NAME_BYTES - len((tag + suffix).encode())
+    kept = stem.encode()[:room].decode("utf-8", "ignore")
+    return _CUT_ESCAPE.sub("", kept) + tag + suffix
 
 
 def free_path(folder: Path, name: str) -> Path:

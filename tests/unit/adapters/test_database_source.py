@@ -3,6 +3,7 @@ and restarts, rejects are written back, mappings work, Oracle SQL compiles."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -255,6 +256,45 @@ def test_changelog_collapses_changes_of_one_row(url: str, engine: sa.Engine,
     assert chunks[0].checks[0][1].record.fields["SQRMC"] == "赵六"
 
 
+def test_changelog_recreated_with_seq_from_1_is_read_again(
+        url: str, engine: sa.Engine, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """What TRUNCATE does on MySQL/MariaDB: SEQ restarts at 1, below the position."""
+    insert(engine, "SBXX", [row("SBXX", n) for n in range(5)])
+    journal = Journal()
+    with open_source(url, clock, strategy="changelog") as source:
+        journal.drain(source)
+    assert journal.state["high"] == 5
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE EX_CHANGELOG")
+    create_all(url, triggers=True)
+    insert(engine, "SBXX", [row("SBXX", n) for n in range(5, 8)])
+    with caplog.at_level(logging.WARNING, "exgate.source.db"), \
+            open_source(url, clock, strategy="changelog") as source:
+        journal.drain(source)
+        assert journal.drain(source) == 0  # re-baselined once, not on every pass
+    assert journal.keys("SBXX") == keys_of("SBXX", range(8)) and journal.state["high"] == 3
+    assert {flag for flag, _ in flags(engine, "SBXX").values()} == {1}
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "highest SEQ, 3, is below the position read, 5" in warning and "TRUNCATE" in warning
+
+
+def test_changelog_purged_with_delete_goes_on_after_the_position(
+        url: str, engine: sa.Engine, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    insert(engine, "SBXX", [row("SBXX", n) for n in range(3)])
+    journal = Journal()
+    with open_source(url, clock, strategy="changelog") as source:
+        journal.drain(source)
+        with engine.begin() as conn:
+            conn.execute(TABLES.changelog.delete().where(
+                journal.state["seq"] >= TABLES.changelog.c.SEQ))
+        with caplog.at_level(logging.WARNING, "exgate.source.db"):
+            assert journal.drain(source) == 0
+            insert(engine, "SBXX", [row("SBXX", 3)])
+            assert journal.drain(source) == 1
+    assert journal.keys("SBXX") == keys_of("SBXX", range(4)) and journal.duplicates == 0
+    assert journal.state["high"] == 4 and caplog.records == []
+
+
 def test_changelog_position_is_pure_state() -> None:
     position = ChangelogPosition().advance([1, 2, 5, 9], now=100.0)
     assert position.gaps == (Gap(3, 4, 100.0), Gap(6, 8, 100.0))
@@ -411,6 +451,30 @@ def test_oracle_options() -> None:
 def test_bad_options_name_the_key(options: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         database_source("front", options, context())
+
+
+@pytest.mark.parametrize("strategy", ["flag", "changelog"])
+@pytest.mark.parametrize(("sbxx", "sl"), [
+    ("APPA.T_EXPORT", "APPB.t_export"), ("T_EXPORT", "T_EXPORT"), ("APPA.EX_SL", None)])
+def test_two_tables_of_one_bare_name_are_refused(strategy: str, sbxx: str,
+                                                 sl: str | None) -> None:
+    """The write-back tells tables apart by their name without the schema: the second
+    table's rows would be marked taken unread."""
+    mapping = {"SBXX": {"table": sbxx}} | ({"SL": {"table": sl}} if sl else {})
+    options = {"url": "sqlite://", "strategy": strategy, "tables": ["SBXX", "SL"],
+               "mapping": mapping}
+    with pytest.raises(ConfigError, match=r"named 'T_EXPORT'|named 'EX_SL'") as refused:
+        parse_options(options, CATALOG)
+    assert sbxx in str(refused.value) and (sl or "EX_SL") in str(refused.value)
+
+
+def test_one_view_may_feed_two_elements_of_a_cursor_source() -> None:
+    mapping = {code: {"table": "APP.V_EXPORT", "key": ["K"], "timestamp": "T"}
+               for code in ("SBXX", "SL")}
+    options = parse_options({"url": "sqlite://", "strategy": "cursor", "tables": ["SBXX", "SL"],
+                             "mapping": mapping}, CATALOG)
+    assert options.mapping is not None
+    assert {m.table for m in options.mapping.values()} == {"APP.V_EXPORT"}
 
 
 def test_a_missing_driver_is_a_config_error() -> None:

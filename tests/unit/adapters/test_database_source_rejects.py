@@ -5,7 +5,8 @@ the journal and the write-back loses no SYNC_FLAG.
 - cursor rows with a NULL timestamp: reported once, re-sought only every
   ``cursor_null_scan_seconds``, read normally once the timestamp is filled;
 - a TEXT value with bytes that are not UTF-8: a reject of that field;
-- the write-back of the page journaled just before a crash is finished at start-up.
+- the write-back of the page journaled just before a crash is finished at start-up,
+  and one that failed (a lock) is retried by the next read.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from adapters.sources.db_options import parse_options
 from adapters.sources.db_tables import check_row, element_tables, reject_message
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
+from schemas.errors import RetriableError
 from tests.unit.adapters.front_rows import (
     BASE_TIME,
     DIVISION,
@@ -252,3 +254,33 @@ def test_a_clean_restart_rewrites_no_flag(url: str, engine: sa.Engine, clock: Cl
     with open_source(url, clock, strategy="changelog") as source:
         assert poll(outbox, source) == 0
     assert sync_times() == before and before != [None]
+
+
+@pytest.mark.parametrize("strategy", ["flag", "changelog"])
+def test_a_failed_write_back_is_retried_by_the_next_read(
+        url: str, engine: sa.Engine, clock: Clock, outbox: Outbox, strategy: str) -> None:
+    """A lock held by the legacy system fails the UPDATE of a journaled page; the pages
+    journaled after it must not make the source forget that page's flags."""
+    with engine.begin() as conn:
+        conn.execute(TABLES.elements["SBXX"].insert(),
+                     [row("SBXX", 1), row("SBXX", 2) | {"TJFS": "7"}])
+    with open_source(f"{url}?timeout=0.05", clock, strategy=strategy, page_size=2) as source:
+        reading = source.read(outbox.source_state("front"))
+        chunk = next(reading)
+        outbox.journal("front", chunk)
+        with engine.connect() as locker:
+            locker.exec_driver_sql("BEGIN IMMEDIATE")
+            with pytest.raises(RetriableError, match="cannot commit"):
+                source.commit(chunk)
+            locker.exec_driver_sql("ROLLBACK")
+        reading.close()
+        with engine.begin() as conn:  # the legacy system goes on writing
+            conn.execute(TABLES.elements["SBXX"].insert(),
+                         [row("SBXX", 3), row("SBXX", 4) | {"TJFS": "7"}])
+        poll(outbox, source)
+        assert poll(outbox, source) == 0
+    state = flags(engine, "SBXX")
+    assert [state[n][0] for n in (1, 2, 3, 4)] == [1, 2, 1, 2]
+    assert all("TJFS" in str(state[n][1]) for n in (2, 4))
+    assert journaled_keys(outbox) == keys_of("SBXX", [1, 3])
+    assert len(outbox.rejects("front")) == 2

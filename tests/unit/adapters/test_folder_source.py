@@ -1,0 +1,160 @@
+"""The drop-folder source on real files with the real outbox: a name the file system
+cannot hold as it is, or a move the system refuses, holds back no other file, and no
+record is lost or journaled twice. (The agent around it: tests/integration.)"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.sources.base import SourceContext
+from adapters.sources.folder import (
+    NAME_BYTES,
+    REPORT_SUFFIX,
+    FolderSource,
+    claimed_name,
+    folder_source,
+)
+from frontend_machine.outbox import Outbox
+from schemas.catalog import load_catalog
+from tests.unit.adapters.front_rows import poll
+from tests.unit.schemas.documents import document, record
+
+CATALOG = load_catalog()
+# 90 bytes in GB18030; spelled \xNN as UTF-8 text, 291 bytes: more than NAME_MAX (255).
+LONG_GB18030 = ("湖南省长沙市芙蓉区行政审批服务局政务服务办件信息数据导出文件第一批次"
+                "（含附件材料清单）").encode("gb18030") + b".xml"
+LONG_UTF8 = "湖南省长沙市芙蓉区" * 8 + "办件信息第一批.xml"  # 241 bytes: its report's name is not
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    with Outbox(tmp_path / "outbox.db") as box:
+        yield box
+
+
+def open_source(tmp_path: Path, lang: str = "en") -> FolderSource:
+    options = {"path": str(tmp_path / "drop"), "stable_seconds": 0, "observer": "none"}
+    return folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, lang))
+
+
+def drop(source: FolderSource, name: str | bytes, content: bytes) -> None:
+    with open(os.path.join(os.fsencode(source.inbox), os.fsencode(name)), "wb") as handle:
+        handle.write(content)
+
+
+def valid(n: int) -> bytes:
+    return document([record("SBXX", SBLSH=f"SB{n:04d}")])
+
+
+def names(folder: Path, pattern: str = "*") -> list[str]:
+    return sorted(p.name for p in folder.glob(pattern))
+
+
+def refuse_rename(monkeypatch: pytest.MonkeyPatch, refused: Callable[[Path], bool]) -> list[Path]:
+    """``os.rename`` fails with EPERM for the sources ``refused`` names; returns the tries."""
+    tries: list[Path] = []
+    rename = os.rename
+
+    def failing(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if refused(Path(src)):
+            tries.append(Path(src))
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(src))
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing)
+    return tries
+
+
+# -- names --------------------------------------------------------------------------------------
+
+def test_a_long_gb18030_name_is_claimed_under_a_bounded_name(tmp_path: Path,
+                                                              outbox: Outbox) -> None:
+    source = open_source(tmp_path)
+    drop(source, LONG_GB18030, valid(1))
+    drop(source, "later.xml", valid(2))
+    poll(outbox, source)
+    assert outbox.record_count() == 2
+    assert names(source.inbox) == [] and names(source.processing) == []
+    done = names(source.done, "*/*.xml")
+    assert "later.xml" in done
+    [claimed] = [name for name in done if name != "later.xml"]
+    assert claimed == claimed_name(os.fsdecode(LONG_GB18030))
+    assert claimed.startswith("\\xba\\xfe") and claimed.endswith(".xml")
+    assert len(claimed.encode()) <= NAME_BYTES
+
+
+def test_a_long_utf8_name_keeps_its_start_and_gets_its_report(tmp_path: Path,
+                                                               outbox: Outbox) -> None:
+    source = open_source(tmp_path)
+    drop(source, LONG_UTF8, b"<not xml")
+    drop(source, "good.xml", valid(1))
+    poll(outbox, source)
+    assert outbox.record_count() == 1 and names(source.done, "*/*.xml") == ["good.xml"]
+    moved = claimed_name(LONG_UTF8)
+    assert moved.startswith("湖南省长沙市芙蓉区") and len(moved.encode()) <= NAME_BYTES
+    assert names(source.error) == sorted([moved, moved + REPORT_SUFFIX])
+    report = json.loads((source.error / (moved + REPORT_SUFFIX)).read_text(encoding="utf-8"))
+    assert report["file"] == report["moved_to"] == moved
+    assert report["issues"][0]["code"] == "malformed-xml"
+
+
+def test_long_names_that_share_their_start_stay_apart() -> None:
+    first, second = ("长" * 90 + "一.xml"), ("长" * 90 + "二.xml")
+    assert claimed_name(first) != claimed_name(second)
+    assert claimed_name(first)[:60] == claimed_name(second)[:60]
+    assert claimed_name("短.xml") == "短.xml"
+
+
+# -- moves the system refuses ---------------------------------------------------------------------
+
+def test_a_file_that_cannot_be_claimed_waits_without_holding_back_the_others(
+        tmp_path: Path, outbox: Outbox, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    source = open_source(tmp_path, lang="zh")
+    drop(source, "locked.xml", valid(1))
+    drop(source, "other.xml", valid(2))
+    tries = refuse_rename(monkeypatch, lambda src: src.name == "locked.xml")
+    with caplog.at_level(logging.WARNING, "exgate.source.folder"):
+        poll(outbox, source)
+        assert poll(outbox, source) == 0  # not tried again at once: no hot loop
+    assert len(tries) == 1
+    assert names(source.done, "*/*.xml") == ["other.xml"] and outbox.record_count() == 1
+    assert names(source.inbox) == ["locked.xml"]
+    [warning] = [r.getMessage() for r in caplog.records if "locked.xml" in r.getMessage()]
+    assert "无法移入 processing/" in warning and "权限" in warning
+    assert os.strerror(errno.EPERM) in warning
+    monkeypatch.undo()
+    drop(source, "locked.xml", valid(1) + b"\n")  # the operator fixes it: it changed
+    poll(outbox, source)
+    assert names(source.inbox) == [] and outbox.record_count() == 2
+
+
+def test_a_journaled_file_that_cannot_be_moved_is_not_read_again(
+        tmp_path: Path, outbox: Outbox, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    source = open_source(tmp_path)
+    drop(source, "stuck.xml", valid(1))
+    drop(source, "other.xml", valid(2))
+    tries = refuse_rename(monkeypatch,
+                          lambda src: src.parent.name == "processing" and src.name == "stuck.xml")
+    with caplog.at_level(logging.WARNING, "exgate.source.folder"):
+        poll(outbox, source)
+        assert poll(outbox, source) == 0  # journaled: neither read nor moved again yet
+    assert len(tries) == 1
+    assert names(source.done, "*/*.xml") == ["other.xml"]
+    assert names(source.processing) == ["stuck.xml"] and outbox.record_count() == 2
+    assert any("journaled but cannot be moved out of processing/" in r.getMessage()
+               and "stuck.xml" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()
+    source.close()
+    restarted = open_source(tmp_path)  # after a restart the file is resumed, not doubled
+    poll(outbox, restarted)
+    assert names(restarted.done, "*/*.xml") == ["other.xml", "stuck.xml"]
+    assert names(restarted.processing) == [] and outbox.record_count() == 2
