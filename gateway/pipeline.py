@@ -299,18 +299,34 @@ class Pipeline:
     def _refuse(self, delivery: Delivery, batch_id: str, node_id: str | None,
                 refusal: Refusal, received: datetime) -> Outcome:
         shown = batch_id or "-"
-        log.warning("refused batch %s from node %s: %s: %s", shown, node_id or "?",
-                    refusal.reason, refusal.detail,
-                    extra={"node_id": node_id, "batch_id": shown, "reason": refusal.reason})
+        # Untrusted, x-exgate-node is only the sender's word: filed under it, one node's
+        # messages would turn another node red. The claim stays in the detail.
+        sender = node_id if refusal.trusted else self._vouched(delivery)
+        detail = refusal.detail if refusal.trusted or node_id is None else \
+            f"{refusal.detail} (x-exgate-node claims {node_id!r})"
+        log.warning("refused batch %s from node %s: %s: %s", shown, sender or "?",
+                    refusal.reason, detail,
+                    extra={"node_id": sender, "batch_id": shown, "reason": refusal.reason})
         self.store.record_failed(FailedBatch(
-            shown, node_id, refusal.reason, refusal.detail, delivery.body,
+            shown, sender, refusal.reason, detail, delivery.body,
             delivery.routing_key, dict(delivery.headers), delivery.user_id, received))
-        receipt = self._receipt(shown, "failed", 0, 0, 0, [f"{refusal.reason}: "
-                                                          f"{refusal.detail}"])
+        receipt = self._receipt(shown, "failed", 0, 0, 0, [f"{refusal.reason}: {detail}"])
         to = node_id if refusal.trusted else None
         if to is not None:
             self.store.record_receipt(ReceiptRow(shown, to, "failed", receipt, self.clock()))
-        return Outcome("failed", shown, node_id, receipt, to, reason=refusal.reason)
+        return Outcome("failed", shown, sender, receipt, to, reason=refusal.reason)
+
+    def _vouched(self, delivery: Delivery) -> str | None:
+        """The node the broker vouches for: its own routing key, published by its user.
+
+        RabbitMQ checks ``user_id`` against the login and topic permissions hold each
+        user to its node's routing key; a message matching both is that node's.
+        """
+        entry = self.registry.get(delivery.routing_key.rpartition(".")[2])
+        if entry is None or delivery.user_id != entry.broker_user or \
+                delivery.routing_key != node_routing_key(entry.division, entry.node_id):
+            return None
+        return str(entry.node_id)
 
     def _receipt(self, batch_id: str, status: str, stored: int, duplicates: int,
                  conflicts: int, reasons: list[str]) -> dict[str, Any]:

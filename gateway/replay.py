@@ -14,6 +14,7 @@ Nothing here prints: ``gateway.replay_command`` renders for people and scripts.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from sqlalchemy import exc as sa_exc
 from adapters.sealing import SealError, unseal
 from adapters.stores.base import (
     BATCH_ID_REUSED,
+    BATCH_ID_REUSED_REASON,
     BatchRefused,
     FailedBatch,
     Heartbeat,
@@ -36,6 +38,7 @@ from adapters.stores.base import (
 )
 from adapters.stores.sql import SqlStore, now_beijing
 from gateway.pipeline import Delivery, NodeDirectory, Outcome, Pipeline
+from gateway.poison import POISON_REASON, describe
 from schemas.errors import ExgateError, RetriableError
 from schemas.reader import DocumentReader
 
@@ -51,6 +54,7 @@ __all__ = [
     "preview",
 ]
 
+log = logging.getLogger("exgate.gateway.replay")
 PREVIEW_RECORDS = 5
 SECRET_HEADERS = ("password", "dek", "key", "token", "secret")
 
@@ -191,11 +195,14 @@ class Preview:
 def preview(row: FailedRow, registry: NodeDirectory, limit: int = PREVIEW_RECORDS) -> Preview:
     """Unseal with the registry's key when possible; the HEAD and the first records."""
     version = _header_int(row.headers, "x-exgate-key-version")
-    if row.node_id is None or version is None:
+    # The body is sealed for the node it names, which a refused row may not be filed under.
+    claimed = row.headers.get("x-exgate-node")
+    node_id = claimed if isinstance(claimed, str) else row.node_id
+    if node_id is None or version is None:
         return Preview(False, "no node or key version in the headers")
-    verifier = registry.verifier(row.node_id, version)
+    verifier = registry.verifier(node_id, version)
     if verifier is None:
-        return Preview(False, f"node {row.node_id} key version {version} is not in the "
+        return Preview(False, f"node {node_id} key version {version} is not in the "
                               "registry (or the node is disabled)")
     try:
         plain = unseal(row.body, verifier, row.batch_id)
@@ -269,6 +276,12 @@ class Replayer:
         except ExgateError as exc:  # the store is away (RetriableError) or broken
             return ReplayResult(row.batch_id, row.failed_id, row.node_id, "failed",
                                 type(exc).__name__, str(exc), dry_run=self.dry_run)
+        except Exception as exc:  # what made it a processing-error is not fixed yet
+            log.warning("replay of batch %s still fails: %s", row.batch_id, describe(exc),
+                        exc_info=True, extra={"batch_id": row.batch_id,
+                                              "node_id": row.node_id})
+            return ReplayResult(row.batch_id, row.failed_id, row.node_id, "failed",
+                                POISON_REASON, describe(exc), dry_run=self.dry_run)
         if not self.dry_run:
             self._settle(row, outcome)
         return self._result(row, outcome)
@@ -331,7 +344,7 @@ class DryRunStore:
         if sha is None:
             return WriteResult(batch.batch_id, len(batch.records), 0)
         if sha != batch.payload_sha256:
-            raise BatchRefused("batch-id-reused", f"{BATCH_ID_REUSED}: batch "
+            raise BatchRefused(BATCH_ID_REUSED_REASON, f"{BATCH_ID_REUSED}: batch "
                                f"{batch.batch_id} is stored with another payload",
                                batch_id=batch.batch_id, node_id=batch.node_id)
         return WriteResult(batch.batch_id, 0, len(batch.records), redelivered=True)

@@ -24,6 +24,7 @@ from schemas.records import Record
 __all__ = [
     "BATCH_ID_LENGTH",
     "BATCH_ID_REUSED",
+    "BATCH_ID_REUSED_REASON",
     "BatchRefused",
     "BatchState",
     "Conflict",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 BATCH_ID_REUSED = "batch id reused"
+BATCH_ID_REUSED_REASON = "batch-id-reused"  # its stable reason code
 BATCH_ID_LENGTH = 100  # the longest batch ID a store keeps; the gateway refuses longer ones
 BatchState = str  # "stored" | "failed"
 

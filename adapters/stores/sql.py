@@ -6,13 +6,16 @@ A batch is written in one transaction together with its ``ST_BATCH`` row:
   sha256 is a redelivery (nothing changes), with another sha256 it is refused;
 - each element's records are written by ``sql_rows.ElementWriter``: new (key, SJBBH)
   rows are inserted with one ``executemany``, equal digests are duplicates (ignored)
-  and other digests are conflicts, kept in ``ST_CONFLICT`` with the incoming payload.
+  and other digests are conflicts, kept in ``ST_CONFLICT`` with the incoming payload;
+- the batch ID's outstanding refusals in ``ST_FAILED_BATCH`` get ``REPLAYED_AT``: the
+  batch is stored, whether by an operator's replay or by the node's own resend.
 
 Two workers racing on the same key either wait for each other's commit (``ON CONFLICT
 DO NOTHING`` on SQLite and PostgreSQL, whose lookup then sees the other's row) or make
-one transaction fail on the primary key, reported as ``RetriableError``: the retry sees
-the other's row. All times in the store are naive Beijing time, like the records' own
-times.
+one transaction fail on the primary key; the write is then run once more, and sees the
+other's row. A key that still collides after that re-read is no race (a collation that
+folds what the look-up told apart, say): ``FatalError``, which counts toward poison.
+All times in the store are naive Beijing time, like the records' own times.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from sqlalchemy.engine import URL
 from adapters.frontdb import engine_url
 from adapters.stores.base import (
     BATCH_ID_REUSED,
+    BATCH_ID_REUSED_REASON,
     BatchRefused,
     BatchState,
     Conflict,
@@ -134,6 +138,23 @@ class SqlStore:
     # -- batches ---------------------------------------------------------------------
 
     def write(self, batch: IncomingBatch) -> WriteResult:
+        try:
+            return self._write_once(batch)
+        except RetriableError as exc:
+            if not _key_taken(exc):
+                raise
+        # A key taken by a racing worker: its row is committed, and this look-up sees it.
+        try:
+            return self._write_once(batch)
+        except RetriableError as exc:
+            if not _key_taken(exc):
+                raise
+            # No race any more: retrying would hold the batch for hours; count it as poison.
+            why = _first_line(exc.__cause__ or exc)
+            raise FatalError(f"cannot store batch {batch.batch_id} at {self.redacted_url}: "
+                             f"{why} (again after a re-read)") from exc
+
+    def _write_once(self, batch: IncomingBatch) -> WriteResult:
         with self._writing(f"store batch {batch.batch_id}") as conn:
             done = self._stored_before(conn, batch)
             if done is not None:
@@ -154,6 +175,7 @@ class SqlStore:
                 PAYLOAD_SHA256=batch.payload_sha256, RECORDS=len(batch.records),
                 STORED=stored, DUPLICATES=duplicates, CONFLICTS=len(conflicts),
                 STATE="stored", RECEIVED_AT=_naive(batch.received_at), STORED_AT=now))
+            self._resolve_failed(conn, batch.batch_id, now)
             return WriteResult(batch.batch_id, stored, duplicates, tuple(conflicts))
 
     def _stored_before(self, conn: Connection, batch: IncomingBatch) -> WriteResult | None:
@@ -164,10 +186,11 @@ class SqlStore:
             return None
         if row.PAYLOAD_SHA256 != batch.payload_sha256:  # noqa: SIM300
             raise BatchRefused(
-                "batch-id-reused",
+                BATCH_ID_REUSED_REASON,
                 f"{BATCH_ID_REUSED}: batch {batch.batch_id} was stored with payload sha256 "
                 f"{row.PAYLOAD_SHA256[:16]}…, this one has {batch.payload_sha256[:16]}…",
                 batch_id=batch.batch_id, node_id=batch.node_id)
+        self._resolve_failed(conn, batch.batch_id, now_beijing())
         c = self.schema.conflict
         conflicts = tuple(
             Conflict(r.ELEMENT, r.KEY_TEXT, r.SJBBH, r.STORED_DIGEST, r.INCOMING_DIGEST)
@@ -175,6 +198,18 @@ class SqlStore:
                                   .order_by(c.c.CONFLICT_ID)))
         return WriteResult(batch.batch_id, row.STORED, row.DUPLICATES, conflicts,
                            redelivered=True)
+
+    def _resolve_failed(self, conn: Connection, batch_id: str, now: datetime) -> None:
+        """The batch is stored: its earlier refusals (node disabled, poison…) are settled.
+
+        The node's own resend stores it as well as an operator's replay does; left
+        outstanding, those rows kept the node yellow or red and the batch listed as failed.
+        A refusal for reusing the ID with other content is about that content: it stays.
+        """
+        f = self.schema.failed
+        conn.execute(update(f).where(
+            f.c["BATCH_ID"] == batch_id, f.c.REPLAYED_AT.is_(None),
+            f.c["REASON"] != BATCH_ID_REUSED_REASON).values(REPLAYED_AT=now))
 
     def _writer(self, element: str) -> ElementWriter:
         writer = self._writers.get(element)
@@ -315,6 +350,10 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc, _TRANSIENT) or (
         isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or (
         isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES))
+
+
+def _key_taken(exc: RetriableError) -> bool:
+    return isinstance(exc.__cause__, sa_exc.IntegrityError)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,7 +10,8 @@ batches with their sealed payload), ``ST_CONFLICT`` (same key and version, other
 content), ``ST_NODE`` (mirror of the registry), ``ST_RECEIPT`` and ``ST_HEARTBEAT``.
 ``ST_COVERAGE`` (revision 0002) keeps, per node and element, when records last arrived
 and how many were stored, written in the batch's transaction so the status dashboard
-never groups the element tables.
+never groups the element tables. Revision 0003 widens amounts to every value the XSD
+accepts; 0004 makes MySQL compare texts as binary, as the other databases do.
 
 Names are folded per dialect as the front-end tables are (``adapters.frontdb``): plain
 SQL such as ``SELECT * FROM ST_SBXX`` works on every database. Columns are reached by
@@ -23,6 +24,7 @@ migrated database with this metadata.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -44,18 +46,22 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql, oracle
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from adapters.frontdb import fold_identifier
 from adapters.stores.base import BATCH_ID_LENGTH
 from schemas.catalog import ElementSpec, SchemaCatalog, load_catalog
 
 __all__ = [
+    "AMOUNT_PRECISION",
+    "AMOUNT_SCALE",
     "BATCH_ID_LENGTH",
     "CONTROL_TABLES",
     "NODE_ID_LENGTH",
     "VERSION_TABLE",
     "ElementTable",
+    "ExactAmount",
     "StoreSchema",
     "column_type",
     "element_table_name",
@@ -64,9 +70,16 @@ __all__ = [
 
 VERSION_TABLE = "ST_SCHEMA_VERSION"  # Alembic's revision table
 NODE_ID_LENGTH = 64
+# The XSD's Amount allows 16 digits *in all* and 2 of them after the point, so 16 digits
+# before it (totalDigits=16 with no fraction): NUMERIC(16, 2) holds only 14 (revision 0003).
+AMOUNT_PRECISION, AMOUNT_SCALE = 18, 2
+_CENT = Decimal(1).scaleb(-AMOUNT_SCALE)
 CONTROL_TABLES = ("ST_BATCH", "ST_FAILED_BATCH", "ST_CONFLICT", "ST_NODE", "ST_RECEIPT",
                   "ST_HEARTBEAT", "ST_COVERAGE")
-_MYSQL_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+# Binary: the default utf8mb4 collations fold case, so keys the look-up tells apart
+# collided in the primary key (revision 0004).
+_MYSQL_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+                                  "mysql_collate": "utf8mb4_bin"}
 
 
 @dataclass(frozen=True)
@@ -105,7 +118,7 @@ def column_type(type_name: str) -> TypeEngine[Any]:
     if type_name == "Time":
         return DateTime()
     if type_name == "Amount":
-        return Numeric(16, 2)
+        return ExactAmount()
     if type_name in ("PositiveInt", "NonNegativeInt"):
         return Integer()
     if type_name == "Name":
@@ -115,6 +128,33 @@ def column_type(type_name: str) -> TypeEngine[Any]:
     if type_name == "Sha256":
         return String(64)
     return String(50)
+
+
+class ExactAmount(TypeDecorator[Decimal]):
+    """NUMERIC(18, 2); on SQLite the decimal as text, so that it comes back exact.
+
+    SQLite's NUMERIC affinity keeps a number as a 64-bit float, which rounds 16-digit
+    amounts (99999999999999.99 came back as …98): a SQLite level disagreed with the others
+    and exported amounts nobody sent. Text stays exact; the scale is the other databases'.
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(AMOUNT_PRECISION + 1))
+        return dialect.type_descriptor(Numeric(AMOUNT_PRECISION, AMOUNT_SCALE))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return format(Decimal(value).quantize(_CENT), "f")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None or dialect.name != "sqlite":
+            return value  # type: ignore[no-any-return]
+        return Decimal(str(value)).quantize(_CENT)
 
 
 def _unicode(length: int) -> TypeEngine[Any]:

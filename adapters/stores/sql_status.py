@@ -15,7 +15,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, case, func, select
+from sqlalchemy import Connection, Select, Table, case, distinct, func, select
 
 from adapters.stores.sql import READ_ONLY, SqlStore, now_beijing
 from adapters.stores.status_rows import (
@@ -105,7 +105,9 @@ class _Reader:
         for node_id, day, whole_week in self.conn.execute(recent):
             merged.setdefault(node_id, {}).update(records_today=int(day or 0),
                                                   records_week=int(whole_week or 0))
-        failed = (select(f.c.NODE_ID, func.count(), func.max(f.c.RECEIVED_AT))
+        # A batch refused on every resend is one failing batch, not one per refusal.
+        failed = (select(f.c.NODE_ID, func.count(distinct(f.c.BATCH_ID)),
+                         func.max(f.c.RECEIVED_AT))
                   .where(f.c.REPLAYED_AT.is_(None), f.c.NODE_ID.is_not(None))
                   .group_by(f.c.NODE_ID))
         for node_id, count, last in self.conn.execute(failed):

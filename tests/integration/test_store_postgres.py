@@ -16,6 +16,7 @@ from tests.unit.adapters.test_sql_store import (  # noqa: F401 - collected here 
     test_store_keeps_a_heartbeat_whose_texts_overflow_the_columns,
     test_store_keeps_every_version_and_latest_picks_the_highest,
     test_store_keeps_failed_batches_once_per_body,
+    test_store_keeps_the_largest_amounts_the_xsd_accepts_exactly,
     test_store_keeps_the_protocol,
     test_store_latest_works_for_composite_keys,
     test_store_migration_equals_the_metadata,
@@ -25,6 +26,7 @@ from tests.unit.adapters.test_sql_store import (  # noqa: F401 - collected here 
     test_store_refuses_a_batch_id_reused_for_other_content,
     test_store_same_key_and_version_other_content_is_a_kept_conflict,
     test_store_same_key_and_version_same_content_is_a_duplicate,
+    test_store_storing_a_batch_settles_its_earlier_refusals,
     test_store_writes_a_batch_and_ignores_its_redelivery,
 )
 

@@ -76,6 +76,15 @@ def test_a_replayed_batch_turns_the_node_green_again(store: SqlStore) -> None:
     assert after.failed == ()
 
 
+def test_a_batch_refused_on_every_resend_counts_once(store: SqlStore) -> None:
+    for body in (b"first", b"second", b"third"):
+        store.record_failed(FailedBatch("B1", "n1", "node-disabled", "node n1 is disabled",
+                                        body, "430000.430100.430102.n1", {}, "u-n1",
+                                        now_beijing()))
+    rows = read_status_rows(store, heartbeat_window_s=1800, throughput_hours=24)
+    assert [(t.node_id, t.failed) for t in rows.totals] == [("n1", 1)]
+
+
 def test_coverage_moves_in_the_batch_transaction_and_counts_stored_records(
         store: SqlStore) -> None:
     fill_store(store)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import sqlite3
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,19 @@ def test_store_latest_works_for_composite_keys(store: SqlStore) -> None:
     assert sorted((r[t.c.BZH.name], r[t.c.SJBBH.name]) for r in rows) == [(1, 2), (2, 1)]
 
 
+def test_store_keeps_the_largest_amounts_the_xsd_accepts_exactly(store: SqlStore) -> None:
+    # Amount: totalDigits=16, fractionDigits=2. A float or NUMERIC(16, 2) loses these.
+    amounts = ("9999999999999999", "99999999999999.99", "123456789012345.6",
+               "9007199254740993", "0.01")
+    recs = records(*(record("SF", JKDH=f"J{i}", SFJE=v) for i, v in enumerate(amounts)))
+    assert store.write(batch("B1", recs)).stored == len(amounts)
+    t = element(store, "SF")
+    with store.engine.connect() as conn:
+        kept = {jkdh: sfje for jkdh, sfje in conn.execute(sa.select(t.c.JKDH, t.c.SFJE))}
+    assert kept == {f"J{i}": Decimal(v) for i, v in enumerate(amounts)}
+    assert store.write(batch("B2", recs)).duplicates == len(amounts)
+
+
 def test_store_refuses_a_batch_id_reused_for_other_content(store: SqlStore) -> None:
     store.write(batch("B1", records(record("SBXX")), sha="a" * 64))
     with pytest.raises(RejectedBatch, match="batch id reused") as info:
@@ -178,6 +192,30 @@ def test_store_batch_is_one_transaction(store: SqlStore) -> None:
     assert store.write(batch("B1", records(record("SBXX"), record("SL")))).stored == 2
 
 
+@pytest.mark.parametrize("collisions", [1, 2])
+def test_store_a_key_taken_is_read_again_once_then_is_poison(store: SqlStore,
+                                                              collisions: int) -> None:
+    # Once: a racing worker committed the key, and the re-read sees its row. Twice: no
+    # race (MySQL's case-folding collation did this): not an outage to wait out.
+    name, left = element(store, "SBXX").name, [collisions]
+
+    def key_taken(conn, cursor, statement, parameters, context, executemany):  # type: ignore
+        if statement.lstrip().upper().startswith("INSERT") and name in statement and left[0]:
+            left[0] -= 1
+            raise sa_exc.IntegrityError(statement, parameters, Exception("Duplicate entry"))
+
+    sa.event.listen(store.engine, "before_cursor_execute", key_taken)
+    try:
+        if collisions == 1:
+            assert store.write(batch("B1", records(record("SBXX")))).stored == 1
+        else:
+            with pytest.raises(FatalError, match=r"Duplicate entry.*again after a re-read"):
+                store.write(batch("B1", records(record("SBXX"))))
+            assert store.batch_state("B1") is None
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", key_taken)
+
+
 def test_store_keeps_failed_batches_once_per_body(store: SqlStore) -> None:
     failed = FailedBatch("B9", "n1", "bad-signature", "signature does not verify",
                          b"\x00sealed", "430000.430100.430102.n1",
@@ -191,6 +229,32 @@ def test_store_keeps_failed_batches_once_per_body(store: SqlStore) -> None:
         row = conn.execute(sa.select(f)).one()._mapping
     assert row[f.c.BODY] == b"\x00sealed" and row[f.c.REASON] == "bad-signature"
     assert json.loads(row[f.c.HEADERS]) == {"x-exgate-node": "n1"}
+
+
+def refusal(reason: str, body: bytes) -> FailedBatch:
+    return FailedBatch("B1", "n1", reason, f"{reason} detail", body,
+                       "430000.430100.430102.n1", {"x-exgate-node": "n1"}, "u-n1", NOW)
+
+
+def outstanding(store: SqlStore) -> list[str]:
+    f = store.schema.failed
+    with store.engine.connect() as conn:
+        return list(conn.execute(sa.select(f.c.REASON).where(f.c.REPLAYED_AT.is_(None))
+                                 .order_by(f.c.FAILED_ID)).scalars())
+
+
+def test_store_storing_a_batch_settles_its_earlier_refusals(store: SqlStore) -> None:
+    store.record_failed(refusal("node-disabled", b"sealed once"))
+    store.record_failed(refusal("processing-error", b"sealed again"))
+    recs = records(record("SBXX"))
+    store.write(batch("B1", recs))
+    assert store.batch_state("B1") == "stored" and outstanding(store) == []
+    # Refused again after it was stored (its receipt was lost), then redelivered: settled,
+    # but not the refusal of other content under its ID.
+    store.record_failed(refusal("node-disabled", b"sealed a third time"))
+    store.record_failed(refusal("batch-id-reused", b"other content"))
+    assert store.write(batch("B1", recs)).redelivered
+    assert outstanding(store) == ["batch-id-reused"]
 
 
 def test_store_keeps_a_failed_batch_whose_ids_overflow_the_columns(store: SqlStore) -> None:
@@ -321,6 +385,8 @@ def test_store_ddl_compiles_for_every_backend(dialect: sa.engine.Dialect) -> Non
         for index in table.indexes:
             str(CreateIndex(index).compile(dialect=dialect))
         assert "CREATE TABLE" in ddl
+    sf = str(CreateTable(schema.elements["SF"].table).compile(dialect=dialect)).upper()
+    assert ("VARCHAR(19)" if dialect.name == "sqlite" else "NUMERIC(18, 2)") in sf
     sbcl = str(CreateTable(schema.elements["SBCL"].table).compile(dialect=dialect)).upper()
     assert "PRIMARY KEY (SBLSH, CLXH, SJBBH)" in sbcl.replace('"', "").replace("`", "")
 

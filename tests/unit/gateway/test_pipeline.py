@@ -220,6 +220,23 @@ def test_a_routing_key_outside_the_node_is_refused(
     refused(pipeline, store, message, "routing-mismatch", caplog, trusted=False)
 
 
+def test_a_message_naming_another_node_is_filed_under_the_node_the_broker_vouches_for(
+        pipeline: Pipeline, store: MemoryStore, registry: FakeRegistry,
+        keys: NodeKeys) -> None:
+    # n2 publishes with its own user and routing key (all the broker lets it) but names n1.
+    n2 = generate_node_keys("n2", 1)
+    registry.add(n2, "430102")
+    forged = replace(delivery(n2, plain(node_id="n2")), headers={"x-exgate-node": "n1"})
+    assert pipeline.handle(forged).node_id == "n2"
+    # A stranger's message names a node nothing vouches for: filed under no node at all.
+    stranger = delivery(generate_node_keys("n9", 1), plain(node_id="n9"), "B2",
+                        headers={"x-exgate-node": "n1"})
+    assert pipeline.handle(stranger).receipt_to is None
+    assert [(f.node_id, f.reason) for f in store.failed] == \
+        [("n2", "user-mismatch"), (None, "user-mismatch")]
+    assert all(f.detail.endswith("(x-exgate-node claims 'n1')") for f in store.failed)
+
+
 def test_a_batch_id_longer_than_the_store_keeps_is_refused(
         pipeline: Pipeline, store: MemoryStore, keys: NodeKeys,
         caplog: pytest.LogCaptureFixture) -> None:

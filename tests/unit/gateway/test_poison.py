@@ -198,7 +198,8 @@ def test_quarantine_sends_a_receipt_only_to_a_proven_node(keys: NodeKeys,
     pipeline = pipeline_over(store, keys)
     outcome = pipeline.quarantine(replace(message, user_id="u-someone-else"), "it failed")
     assert (outcome.status, outcome.receipt_to) == ("failed", None)
-    assert [f.detail for f in store.failed] == ["it failed"] and not store.receipts
+    assert [(f.node_id, f.detail) for f in store.failed] == \
+        [(None, "it failed (x-exgate-node claims 'n1')")] and not store.receipts
 
 
 def test_a_streak_counts_failures_in_a_row_for_no_transient_reason() -> None:
