@@ -44,6 +44,8 @@ from schemas.catalog import ElementSpec, SchemaCatalog, load_catalog
 from schemas.errors import ConfigError, RetriableError
 
 __all__ = [
+    "AMOUNT_PRECISION",
+    "AMOUNT_SCALE",
     "CHANGELOG",
     "CONTROL_COLUMNS",
     "DIALECTS",
@@ -63,6 +65,9 @@ CHANGELOG = "EX_CHANGELOG"
 CONTROL_COLUMNS = ("ROW_ID", "SYNC_FLAG", "SYNC_TIME", "SYNC_MSG", "CREATED_AT")
 SYNC_MSG_LENGTH = 2000
 DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb", "oracle")
+# The XSD's Amount allows 16 digits *in all* and 2 of them after the point, so 16 digits
+# before it (totalDigits=16 with no fraction): NUMERIC(16, 2) holds only 14.
+AMOUNT_PRECISION, AMOUNT_SCALE = 18, 2
 
 # The drivers exgate depends on (pyproject), used when a URL names no driver.
 _DEFAULT_DRIVERS = {
@@ -124,7 +129,7 @@ def _column_type(type_name: str) -> TypeEngine[Any]:
     if type_name == "Time":
         return DateTime().with_variant(oracle.TIMESTAMP(), "oracle")
     if type_name == "Amount":
-        return Numeric(16, 2)
+        return Numeric(AMOUNT_PRECISION, AMOUNT_SCALE)
     if type_name in ("PositiveInt", "NonNegativeInt"):
         return Integer()
     if type_name == "Name":

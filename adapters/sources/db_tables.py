@@ -31,7 +31,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import NullType, TypeEngine
 
-from adapters.frontdb import SYNC_MSG_LENGTH, fold_identifier, table_name
+from adapters.frontdb import (
+    AMOUNT_PRECISION,
+    AMOUNT_SCALE,
+    SYNC_MSG_LENGTH,
+    fold_identifier,
+    table_name,
+)
 from adapters.sources.db_options import DatabaseOptions, MappingOptions
 from adapters.sources.db_rejects import unrepresentable, untimed_issue
 from schemas.catalog import ElementSpec, SchemaCatalog
@@ -128,7 +134,7 @@ _CONTROL_TYPES: dict[str, TypeEngine[Any]] = {
 
 def _read_type(type_name: str, dialect_name: str) -> TypeEngine[Any]:
     if type_name == "Amount" and dialect_name == "oracle":
-        return Numeric(16, 2, asdecimal=True)
+        return Numeric(AMOUNT_PRECISION, AMOUNT_SCALE, asdecimal=True)
     return NullType()
 
 

@@ -49,13 +49,11 @@ from sqlalchemy.dialects import mysql, oracle
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from adapters.frontdb import fold_identifier
+from adapters.frontdb import AMOUNT_PRECISION, AMOUNT_SCALE, fold_identifier
 from adapters.stores.base import BATCH_ID_LENGTH
 from schemas.catalog import ElementSpec, SchemaCatalog, load_catalog
 
 __all__ = [
-    "AMOUNT_PRECISION",
-    "AMOUNT_SCALE",
     "BATCH_ID_LENGTH",
     "CONTROL_TABLES",
     "NODE_ID_LENGTH",
@@ -70,9 +68,6 @@ __all__ = [
 
 VERSION_TABLE = "ST_SCHEMA_VERSION"  # Alembic's revision table
 NODE_ID_LENGTH = 64
-# The XSD's Amount allows 16 digits *in all* and 2 of them after the point, so 16 digits
-# before it (totalDigits=16 with no fraction): NUMERIC(16, 2) holds only 14 (revision 0003).
-AMOUNT_PRECISION, AMOUNT_SCALE = 18, 2
 _CENT = Decimal(1).scaleb(-AMOUNT_SCALE)
 CONTROL_TABLES = ("ST_BATCH", "ST_FAILED_BATCH", "ST_CONFLICT", "ST_NODE", "ST_RECEIPT",
                   "ST_HEARTBEAT", "ST_COVERAGE")
