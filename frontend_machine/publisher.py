@@ -184,7 +184,7 @@ class Publisher:
         with self._lock:
             self._link = link
         if self._reconnect.failures:
-            log.info("connected to the broker after %d failed attempt(s)",
+            log.info("connected to the broker again after %d failed attempt(s)",
                      self._reconnect.failures, extra={"node": self._node})
         self._connected_at = self._clock()
         self._next_heartbeat = 0.0
