@@ -3,10 +3,10 @@
 For each source: read a chunk → journal it (records, rejects, progress: one
 transaction) → ``source.commit`` → seal the batches the chunk filled and wake the
 publisher, so a long backlog is sent while it is still being read. After the pass the
-trailing partial batch is sealed once it has lingered. Stored batches give up their
-payloads as their last receipt arrives; every ``_UPKEEP_SECONDS``, and before it calls
-the outbox over its disk budget, the agent also forgets batches stored longer ago than
-their retention and folds the WAL back in. Over budget all the same, it stops reading
+trailing partial batch is sealed once it has lingered. Every ``_UPKEEP_SECONDS``, and
+before it calls the outbox over its disk budget, the agent makes room: stored batches
+give up their payloads, batches stored longer ago than their retention are forgotten,
+and the WAL is folded back in. Over budget all the same, it stops reading
 and only seals until the receipts make room. SIGTERM and
 SIGINT stop it after the current chunk, so nothing is half-done that the journal and
 the sources' idempotent commits cannot finish after a restart. A failing source is
@@ -111,7 +111,8 @@ class Agent:
         return chunks
 
     def make_room(self) -> None:
-        """Forget batches stored past their retention and shrink the WAL (outbox upkeep)."""
+        """Drop stored batches' payloads, forget those past their retention and shrink
+        the WAL (outbox upkeep)."""
         self._upkeep_at = time.monotonic() + _UPKEEP_SECONDS
         try:
             self.outbox.make_room(self.config.outbox.stored_retention_seconds)

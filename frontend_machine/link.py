@@ -22,9 +22,8 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 
 from adapters.amqp.errors import mapped
 from adapters.amqp.topology import receipts_queue
-from schemas.errors import RetriableError
 
-__all__ = ["BrokerLink", "Delivery", "LinkSettings", "ReceiptNotRecorded", "Verdict"]
+__all__ = ["BrokerLink", "Delivery", "LinkSettings", "Verdict"]
 
 log = logging.getLogger("exgate.agent.link")
 
@@ -33,18 +32,8 @@ class Verdict(Enum):
     """What to do with a consumed receipt once the handler has run."""
 
     ACK = "ack"  # committed to the outbox
-    REQUEUE = "requeue"  # the outbox could not commit: keep it on the broker
+    REQUEUE = "requeue"  # the outbox could not commit: hold it unacked, try again later
     DROP = "drop"  # malformed: it can never be applied
-
-
-class ReceiptNotRecorded(RetriableError):
-    """The outbox could not record a receipt: the link is dropped with it unacked.
-
-    Nacked with requeue, the broker would hand it straight back, in a loop as fast as the
-    outbox fails, and a RabbitMQ 4 quorum queue may count every requeue toward its
-    delivery limit (20 by default), then drop the receipt. Closing the link returns it
-    to the queue once, and the publisher reconnects after its backoff.
-    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +44,13 @@ class Delivery:
 
 
 ReceiptHandler = Callable[[Delivery], Verdict]
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    channel: BlockingChannel
+    tag: int
+    delivery: Delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +91,26 @@ def _boundary(doing: str) -> Iterator[None]:
 
 
 class BrokerLink:
-    """An open connection; build it with ``BrokerLink.open``, always ``close`` it."""
+    """An open connection; build it with ``BrokerLink.open``, always ``close`` it.
+
+    A receipt the outbox could not record is held here unacked, and the ones delivered
+    after it queue behind it so the outbox records them in order, until ``retry_held``
+    gets them recorded. Handed back to the broker instead (nack with requeue, or a
+    closed connection, which returns every unacked one), each would count toward the
+    delivery limit of a RabbitMQ 4 quorum queue (20 by default), past which the receipt
+    is gone for good. The receipts prefetch bounds how many are held.
+    """
 
     def __init__(self, connection: BlockingConnection, publishing: BlockingChannel) -> None:
         self._connection = connection
         self._publishing = publishing
         self.consuming = False
+        self._held: list[_Held] = []
+
+    @property
+    def held(self) -> int:
+        """How many receipts wait unacked for the outbox to record them."""
+        return len(self._held)
 
     @classmethod
     def open(cls, settings: LinkSettings, on_receipt: ReceiptHandler | None) -> BrokerLink:
@@ -125,7 +135,7 @@ class BrokerLink:
             with _boundary(f"consuming {queue}"):
                 channel = self._connection.channel()
                 channel.basic_qos(prefetch_count=settings.receipt_prefetch)
-                channel.basic_consume(queue, _on_message(handler), auto_ack=False)
+                channel.basic_consume(queue, self._on_message(handler), auto_ack=False)
         except Exception as exc:  # receipts are optional for publishing: keep sending
             log.warning("receipts not consumed, asked for again later: %s", exc,
                         extra={"node": settings.node_id})
@@ -139,6 +149,37 @@ class BrokerLink:
         with _boundary(doing):
             self._publishing.basic_publish(exchange, routing_key, body, properties,
                                            mandatory=mandatory)
+
+    def retry_held(self, handler: ReceiptHandler) -> bool:
+        """Record the held receipts in order, acking each once recorded; stops at the
+        first the outbox still cannot record. True when none is held any more."""
+        while self._held:
+            held = self._held[0]
+            if not self._settle(held, handler(held.delivery)):
+                return False
+            self._held.pop(0)
+        return True
+
+    def _on_message(self, handler: ReceiptHandler) -> Callable[..., None]:
+        def on_message(channel: BlockingChannel, method: Any, properties: Any,
+                       body: bytes) -> None:
+            held = _Held(channel, method.delivery_tag,
+                         Delivery(body, properties.message_id, bool(method.redelivered)))
+            if self._held or not self._settle(held, handler(held.delivery)):
+                self._held.append(held)
+
+        return on_message
+
+    def _settle(self, held: _Held, verdict: Verdict) -> bool:
+        """Ack or drop the receipt as the outbox said; False when it must be held."""
+        with _boundary(f"settling receipt {held.delivery.message_id}"):
+            if verdict is Verdict.ACK:
+                held.channel.basic_ack(held.tag)
+            elif verdict is Verdict.DROP:
+                held.channel.basic_nack(held.tag, requeue=False)
+            else:
+                return False
+        return True
 
     def process(self, seconds: float) -> None:
         """Serve heartbeats and deliver receipts for up to ``seconds`` (less if woken)."""
@@ -156,21 +197,6 @@ class BrokerLink:
 
     def close(self) -> None:
         _close_quietly(self._connection)
-
-
-def _on_message(handler: ReceiptHandler) -> Callable[..., None]:
-    def on_message(channel: BlockingChannel, method: Any, properties: Any, body: bytes) -> None:
-        verdict = handler(Delivery(body, properties.message_id, bool(method.redelivered)))
-        if verdict is Verdict.ACK:
-            channel.basic_ack(method.delivery_tag)
-        elif verdict is Verdict.DROP:
-            channel.basic_nack(method.delivery_tag, requeue=False)
-        else:
-            raise ReceiptNotRecorded(f"receipt {properties.message_id} not recorded by the "
-                                     "outbox; left on the broker, taken again after a "
-                                     "reconnect")
-
-    return on_message
 
 
 def _close_quietly(connection: BlockingConnection) -> None:

@@ -5,7 +5,7 @@ progress in ONE transaction) → ``seal_batches`` groups unbatched records into 
 journal order → the publisher takes ``next_pending_batches``, publishes, and calls
 ``mark_sent`` on the broker confirm → each level's receipt calls ``mark_stored`` or
 ``mark_failed``. A batch is ``stored`` once every level above the node has stored it;
-its payloads are dropped then, and ``make_room`` forgets it after its retention.
+``make_room`` then drops its payloads and, after its retention, forgets it.
 
 Nothing is ever dropped: a full disk raises ``RetriableError`` with the transaction
 rolled back, so the source is not committed and hands the same records out again.
@@ -272,9 +272,16 @@ class Outbox:
 
     def record_receipt(self, batch_id: str, level: str, status: str, *, stored_count: int = 0,
                        failed_count: int = 0, reasons: Sequence[str] = ()) -> BatchState:
-        """Store one level's receipt (the latest per level wins) and derive the state."""
+        """Store one level's receipt (the latest per level wins) and derive the state.
+
+        A ``failed`` receipt for a batch every level has stored is about a later copy (a
+        resend one level refused as a duplicate, say): the batch stays stored with its
+        ``stored`` receipts, as its payloads may be gone and it could not be sent again.
+        """
         now = self._clock()
         with self._transaction("recording a receipt: it stays on the broker"):
+            if status == "failed" and self._state(batch_id) is BatchState.STORED:
+                return BatchState.STORED
             self._db.execute(
                 "INSERT OR REPLACE INTO receipts (batch_id, level, status, stored_count,"
                 " failed_count, reasons, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -291,24 +298,31 @@ class Outbox:
         elif all(receipts.get(level) == "stored" for level in self.levels):
             state, error = BatchState.STORED, None
         else:
-            row = self._db.execute("SELECT state FROM batches WHERE batch_id = ?",
-                                   (batch_id,)).fetchone()
-            return BatchState(row[0]) if row else BatchState.PENDING
+            return self._state(batch_id)
         self._db.execute(
             "UPDATE batches SET state = ?, finished_at = ?, last_error = coalesce(?, last_error)"
             " WHERE batch_id = ?", (state.value, now, error, batch_id))
-        if state is BatchState.STORED:
-            # Every level holds it now: only the identity rows are still needed, to drop a
-            # re-read as a duplicate. Freeing the payloads here is what lets sending make
-            # room under the disk budget, without ever scanning the stored history.
-            drop_payloads(self._db, "?", (batch_id,))
         return state
 
+    def _state(self, batch_id: str) -> BatchState:
+        row = self._db.execute("SELECT state FROM batches WHERE batch_id = ?",
+                               (batch_id,)).fetchone()
+        return BatchState(row[0]) if row else BatchState.PENDING
+
+    def payloads_gone(self, batch_id: str) -> bool:
+        """Whether records of the batch lost their payload: it can never be sent again."""
+        return self._db.execute(
+            "SELECT 1 FROM records WHERE batch_id = ? AND payload IS NULL LIMIT 1",
+            (batch_id,)).fetchone() is not None
+
     def requeue(self, batch_ids: Sequence[str]) -> int:
-        """Operator replay: failed → pending, forgetting the failed receipts."""
+        """Operator replay: failed → pending, forgetting the failed receipts. A batch
+        whose payloads are gone is skipped: it would only fail to build again."""
         with self._transaction("requeuing failed batches: none was requeued"):
             count = 0
             for batch_id in batch_ids:
+                if self.payloads_gone(batch_id):
+                    continue
                 cursor = self._db.execute(
                     "UPDATE batches SET state = 'pending', finished_at = NULL"
                     " WHERE batch_id = ? AND state = 'failed'", (batch_id,))
@@ -364,14 +378,31 @@ class Outbox:
         return self.budget_bytes is not None and self.disk_bytes() > self.budget_bytes
 
     def make_room(self, keep_stored_seconds: float) -> int:
-        """Forget batches every level stored over ``keep_stored_seconds`` ago, with their
-        records and receipts, then fold the WAL back into the file; returns how many.
+        """Drop the payloads of stored batches, forget batches every level stored over
+        ``keep_stored_seconds`` ago with their records and receipts, then fold the WAL
+        back into the file; returns how many batches were forgotten.
 
-        Their payloads went when they were stored; their identity rows only dropped a
-        late re-read as a duplicate, which the levels' stores also do. Pending, sent and
-        failed batches and unbatched records are never touched. Short transactions, so
-        the WAL stays small on a disk that is nearly full.
+        A stored batch keeps only the identity of its records, to drop a late re-read as
+        a duplicate (which the levels' stores also do). Pending, sent and failed batches
+        and unbatched records are never touched. Short transactions of a few batches
+        each, so the WAL stays small on a disk that is nearly full: done as a receipt
+        arrives, the rewrite of a whole batch would make exactly the receipt that frees
+        room fail there.
         """
+        # A batch gives up all its payloads in one transaction, so its first record says
+        # whether it still has them: one index look-up per stored batch, not a scan.
+        with_payloads = ("SELECT batch_id FROM batches b WHERE state = 'stored' AND"
+                         " (SELECT payload IS NOT NULL FROM records r WHERE r.batch_id ="
+                         " b.batch_id ORDER BY seq LIMIT 1) LIMIT ?")
+        while True:
+            with self._transaction("dropping the payloads of stored batches: the others keep"
+                                   " theirs until the next try"):
+                batch_ids = [batch_id for batch_id, in self._db.execute(
+                    with_payloads, (_PRUNE_BATCHES,)).fetchall()]
+                if batch_ids:
+                    drop_payloads(self._db, ",".join("?" * len(batch_ids)), tuple(batch_ids))
+            if len(batch_ids) < _PRUNE_BATCHES:
+                break
         cutoff = self._clock() - keep_stored_seconds
         expired = ("SELECT batch_id FROM batches WHERE state = 'stored' AND created_at < ?"
                    " AND finished_at < ? LIMIT ?")

@@ -21,7 +21,7 @@ from schemas.writer import record_xml
 
 __all__ = ["SCHEMA_VERSION", "configure", "current_version", "drop_payloads", "migrate"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 3
 
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -59,7 +59,7 @@ CREATE TABLE records (
     division     TEXT NOT NULL,
     payload      TEXT,            -- JSON {"key": [...], "fields": {...}}, NULL if compacted,
                                   -- from v3 the record's XML (record_xml), see _v3,
-                                  -- from v4 NULL once its batch is stored, see _v4
+                                  -- NULL once its batch is stored, see drop_payloads
     size         INTEGER NOT NULL,                   -- XML bytes, for batching (v3: exact)
     conflict     INTEGER NOT NULL DEFAULT 0,         -- same key+version, other content
     source       TEXT NOT NULL,
@@ -151,15 +151,8 @@ def drop_payloads(connection: sqlite3.Connection, batches: str,
     connection.execute("DROP TABLE temp.compacted")
 
 
-def _v4(connection: sqlite3.Connection) -> None:
-    """From v4 a batch's payloads go in the transaction that settles it as stored (its
-    identity stays, to drop re-reads). Batches stored before give theirs up here, or an
-    outbox that reached its disk budget on them would stay over it for good."""
-    drop_payloads(connection, "SELECT batch_id FROM batches WHERE state = 'stored'")
-
-
 Step = str | Callable[[sqlite3.Connection], None]
-_MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _v3, 4: _v4}
+_MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _v3}
 
 
 def configure(connection: sqlite3.Connection) -> None:
@@ -198,7 +191,10 @@ def migrate(connection: sqlite3.Connection) -> int:
                 (str(version),))
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            # SQLite rolls back by itself on some errors (a full disk, out of memory): a
+            # second ROLLBACK would fail and hide the error that matters.
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             raise
     return start
 

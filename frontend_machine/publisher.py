@@ -15,9 +15,10 @@ calls ``step`` in a loop, or ``flush`` once for ``agent once``.
   or a link that served ``healthy_seconds`` without an error. Nothing is dropped:
   batches stay in the outbox until confirmed.
 - **Receipts** are consumed on the same connection and acked after the outbox commit.
-  A receipt the outbox cannot record drops the link (the broker keeps the receipt), so
-  it comes back after the reconnect backoff rather than at once; a receipts consumer
-  the broker refused is asked for again with its own backoff while publishing goes on.
+  A receipt the outbox cannot record is held unacked on the link (never handed back:
+  a quorum queue counts every return toward its delivery limit) and recorded again with
+  its own backoff while publishing goes on; a receipts consumer the broker refused is
+  asked for again with its own backoff too.
 - **Heartbeats** go to ``exgate.status`` every ``heartbeat_seconds`` while connected.
 """
 
@@ -97,6 +98,7 @@ class Publisher:
         self._reconnect = Backoff(settings.backoff_initial, settings.backoff_max, clock)
         self._republish = Backoff(settings.backoff_initial, settings.backoff_max, clock)
         self._resubscribe = Backoff(settings.backoff_initial, settings.backoff_max, clock)
+        self._rerecord = Backoff(settings.backoff_initial, settings.backoff_max, clock)
         self._connected_at = 0.0
         self._next_heartbeat = 0.0
         self._node = settings.identity.node_id
@@ -117,6 +119,7 @@ class Publisher:
         more = False
         try:
             self._resubscribe_if_due()
+            self._rerecord_if_due()
             if self._republish.ready():
                 more = self._publish_pending()
             self._heartbeat_if_due()
@@ -136,7 +139,10 @@ class Publisher:
         while (remaining := deadline - self._clock()) > 0:
             more = self.step(min(0.2, remaining))
             if not more and self._link is not None and not self._pending():
-                self._serve(min(0.2, max(0.0, deadline - self._clock())))
+                try:  # the last receipts; a lost link only means they come next run
+                    self._serve(min(0.2, max(0.0, deadline - self._clock())))
+                except RetriableError as exc:
+                    self._lost(exc)
                 break
         return FlushResult(self.counters.published - before, self.outbox.depth().pending_batches,
                            self.counters.last_error)
@@ -188,6 +194,7 @@ class Publisher:
                      self._reconnect.failures, extra={"node": self._node})
         self._connected_at = self._clock()
         self._next_heartbeat = 0.0
+        self._rerecord.success()  # the lost link's held receipts went back to the broker
         return True
 
     def _link_worked(self) -> None:
@@ -210,6 +217,20 @@ class Publisher:
             self._resubscribe.success()
         else:
             self._resubscribe.failure()
+
+    def _rerecord_if_due(self) -> None:
+        assert self._link is not None
+        if not self._link.held:
+            return
+        if not self._rerecord.failures:  # newly held: the outbox just failed, wait first
+            self._rerecord.failure()
+            return
+        if not self._rerecord.ready():
+            return
+        if self._link.retry_held(self._on_receipt):
+            self._rerecord.success()
+        else:
+            self._rerecord.failure()
 
     def _lost(self, exc: RetriableError) -> None:
         self.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from frontend_machine.link import Delivery, Verdict
-from frontend_machine.outbox import ALL_LEVELS, Outbox
+from frontend_machine.outbox import ALL_LEVELS, BatchState, Outbox
 from schemas.errors import RetriableError
 
 __all__ = ["Receipt", "ReceiptError", "apply_receipt", "parse_receipt"]
@@ -95,6 +95,13 @@ def apply_receipt(outbox: Outbox, delivery: Delivery) -> Verdict:
         log.warning("receipt not recorded yet, left on the broker: %s", exc,
                     extra={"batch": receipt.batch_id})
         return Verdict.REQUEUE
+    if receipt.status == "failed" and state is BatchState.STORED:
+        log.warning("receipt from %s %s: failed, for a batch every level has already stored:"
+                    " it is about a later copy, so the batch stays stored%s", receipt.level,
+                    receipt.division,
+                    f"; reasons: {'; '.join(receipt.reasons[:3])}" if receipt.reasons else "",
+                    extra={"batch": receipt.batch_id})
+        return Verdict.ACK
     log_at = logging.WARNING if receipt.status == "failed" else logging.INFO
     log.log(log_at, "receipt from %s %s: %s (stored %d, duplicates %d, conflicts %d)%s; "
             "batch now %s", receipt.level, receipt.division, receipt.status, receipt.stored,

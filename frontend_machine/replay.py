@@ -78,6 +78,9 @@ def requeue_failed(outbox: Outbox, batch_ids: Sequence[str], *, all_failed: bool
         elif info.state is not BatchState.FAILED:
             actions.append(Action("batch", batch_id, False, f"state is {info.state.value}, "
                                                             "not failed: nothing to do"))
+        elif outbox.payloads_gone(batch_id):
+            actions.append(Action("batch", batch_id, False, "its records' payloads are gone:"
+                                                            " it cannot be sent again"))
         else:
             if not dry_run:
                 outbox.requeue([batch_id])

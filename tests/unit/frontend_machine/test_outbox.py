@@ -13,10 +13,12 @@ import pytest
 
 from adapters.sealing import generate_node_keys
 from adapters.sources.base import Chunk, Origin
+from frontend_machine import outbox_schema
 from frontend_machine.envelope import NodeIdentity, batch_document
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState, plan_batches
-from frontend_machine.outbox_schema import _V1, _V2, SCHEMA_VERSION, configure
+from frontend_machine.outbox_schema import _V1, _V2, SCHEMA_VERSION, configure, migrate
+from frontend_machine.replay import requeue_failed
 from schemas.errors import RetriableError
 from schemas.issues import Issue, IssueCode
 from schemas.record_check import RecordCheck
@@ -218,6 +220,33 @@ def test_a_failed_level_fails_the_batch_until_requeued(outbox: Outbox) -> None:
     assert [b.batch_id for b in outbox.next_pending_batches(5)] == [batch]
 
 
+def test_a_later_failed_receipt_leaves_a_stored_batch_stored(outbox: Outbox) -> None:
+    outbox.journal("src", Chunk(valid(record("A"))))
+    [batch] = outbox.seal_batches(10, 1 << 20, 0)
+    outbox.mark_sent(batch)
+    for level in ("province", "city", "county"):
+        outbox.mark_stored(batch, level, 1)
+    state = outbox.record_receipt(batch, "city", "failed", failed_count=1,
+                                  reasons=["a resend with other content"])
+    assert state is BatchState.STORED
+    assert outbox.batch(batch).state is BatchState.STORED  # type: ignore[union-attr]
+    assert {r["level"]: r["status"] for r in outbox.receipts_of(batch)} == {
+        "province": "stored", "city": "stored", "county": "stored"}
+
+
+def test_a_failed_batch_whose_payloads_are_gone_is_not_requeued(outbox: Outbox) -> None:
+    outbox.journal("src", Chunk(valid(record("A"))))
+    [batch] = outbox.seal_batches(10, 1 << 20, 0)
+    outbox.mark_sent(batch)
+    outbox.mark_failed(batch, "store down", level="city")
+    outbox._db.execute("UPDATE records SET payload = NULL")  # as an old compact() left it
+    assert outbox.payloads_gone(batch)
+    assert outbox.requeue([batch]) == 0
+    assert outbox.batch(batch).state is BatchState.FAILED  # type: ignore[union-attr]
+    [action] = requeue_failed(outbox, [batch])
+    assert not action.done and "payloads are gone" in action.detail
+
+
 def test_a_city_node_needs_two_levels(tmp_path: Path) -> None:
     with Outbox(tmp_path / "city.db", levels=("province", "city")) as box:
         box.journal("src", Chunk(valid(record("A"))))
@@ -244,8 +273,8 @@ def test_over_budget_drops_nothing_and_stored_records_keep_identity(
             box.mark_sent(batch)
             for level in ("province", "city", "county"):
                 box.mark_stored(batch, level)
-        box.make_room(keep_stored_seconds=86400)  # folds the WAL in, forgets nothing yet
-        assert not box.over_budget()  # the payloads went as the batches were stored
+        box.make_room(keep_stored_seconds=86400)  # forgets nothing yet
+        assert not box.over_budget()  # the stored batches' payloads went
         again = box.journal("src", Chunk(valid(record("K1", name=big))))
         assert again.duplicates == 1  # identity survives compaction
 
@@ -346,3 +375,23 @@ def test_a_full_disk_says_what_failed_and_what_it_left(outbox: Outbox) -> None:
     with pytest.raises(RetriableError, match="journaling a chunk: none of it was journaled"):
         outbox.journal("src", many)
     assert outbox.record_count() == 1
+
+
+def test_a_migration_sqlite_rolled_back_itself_reports_its_own_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a full disk SQLite may end the transaction itself; a second ROLLBACK would fail
+    with "no transaction is active" and hide why the outbox cannot be opened."""
+    db = sqlite3.connect(tmp_path / "o.db", isolation_level=None)
+    try:
+        configure(db)
+
+        def full_disk(connection: sqlite3.Connection) -> None:
+            connection.execute("ROLLBACK")  # what SQLite does on SQLITE_FULL, at times
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setitem(outbox_schema._MIGRATIONS, 1, full_disk)
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            migrate(db)
+        assert not db.in_transaction
+    finally:
+        db.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,16 +15,11 @@ from adapters.amqp.errors import BrokerRefused
 from adapters.sealing import generate_node_keys
 from adapters.sources.base import Chunk
 from frontend_machine.envelope import NodeIdentity
-from frontend_machine.link import (
-    Delivery,
-    LinkSettings,
-    ReceiptHandler,
-    ReceiptNotRecorded,
-    Verdict,
-    _on_message,
-)
+from frontend_machine.link import BrokerLink, LinkSettings, ReceiptHandler, Verdict
 from frontend_machine.outbox import Outbox
+from frontend_machine.outbox_batches import BatchState
 from frontend_machine.publisher import Publisher, PublisherSettings
+from schemas.errors import RetriableError
 from tests.unit.frontend_machine.test_outbox import FakeClock, record, valid
 
 
@@ -34,6 +30,7 @@ class FakeLink:
     def __init__(self, clock: FakeClock, refuse: bool, receipts: bool = True) -> None:
         self.clock, self.refuse, self.consuming = clock, refuse, receipts
         self.subscriptions = 0
+        self.held = 0
 
     def publish(self, exchange: str, routing_key: str, body: bytes, properties: Any, *,
                 mandatory: bool, doing: str) -> None:
@@ -115,9 +112,18 @@ def test_a_refused_receipts_consumer_is_asked_for_again_while_publishing_goes_on
 
 
 class FakeChannel:
+    """The receipts channel: records acks and nacks."""
+
     def __init__(self) -> None:
         self.acked: list[int] = []
         self.nacked: list[tuple[int, bool]] = []
+        self.consumer: Callable[..., None] | None = None
+
+    def basic_qos(self, prefetch_count: int) -> None:
+        pass
+
+    def basic_consume(self, queue: str, callback: Callable[..., None], auto_ack: bool) -> None:
+        self.consumer = callback
 
     def basic_ack(self, tag: int) -> None:
         self.acked.append(tag)
@@ -126,26 +132,109 @@ class FakeChannel:
         self.nacked.append((tag, requeue))
 
 
+class FakeConnection:
+    """A pika connection whose ``process_data_events`` delivers the queued receipts."""
+
+    is_open = True
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock, self.receipts, self.queued = clock, FakeChannel(), []
+        self.published: list[str] = []
+        self.tags = itertools.count(1)
+
+    def channel(self) -> FakeChannel:
+        return self.receipts
+
+    def deliver(self, body: bytes) -> None:
+        self.queued.append(body)
+
+    def process_data_events(self, time_limit: float) -> None:
+        self.clock.now += time_limit
+        while self.queued and self.receipts.consumer is not None:
+            self.receipts.consumer(self.receipts, SimpleNamespace(
+                delivery_tag=next(self.tags), redelivered=False),
+                SimpleNamespace(message_id="r"), self.queued.pop(0))
+
+    # the publishing channel
+    def basic_publish(self, exchange: str, routing_key: str, body: bytes, properties: Any,
+                      mandatory: bool) -> None:
+        self.published.append(exchange)
+
+
+def receipt(batch_id: str, level: str) -> bytes:
+    return json.dumps({"batch_id": batch_id, "level": level, "status": "stored"}).encode()
+
+
 @pytest.mark.parametrize(("verdict", "acked", "nacked"), [
-    (Verdict.ACK, [7], []), (Verdict.DROP, [], [(7, False)])])
+    (Verdict.ACK, [1], []), (Verdict.DROP, [], [(1, False)])])
 def test_a_receipt_is_acked_or_dropped_as_the_outbox_says(
         verdict: Verdict, acked: list[int], nacked: list[tuple[int, bool]]) -> None:
-    channel = FakeChannel()
-    on_message = _on_message(lambda delivery: verdict)
-    on_message(channel, SimpleNamespace(delivery_tag=7, redelivered=False),
-               SimpleNamespace(message_id="B1"), b"{}")
-    assert (channel.acked, channel.nacked) == (acked, nacked)
+    connection = FakeConnection(FakeClock(0.0))
+    link = BrokerLink(connection, connection)  # type: ignore[arg-type]
+    link.consume_receipts(LinkSettings("amqp://u:p@h/", "n1"), lambda delivery: verdict)
+    connection.deliver(b"{}")
+    link.process(1.0)
+    assert (connection.receipts.acked, connection.receipts.nacked, link.held) == (
+        acked, nacked, 0)
 
 
-def test_a_receipt_the_outbox_cannot_record_drops_the_link_instead_of_a_requeue_loop() -> None:
-    channel = FakeChannel()
-    seen: list[Delivery] = []
+def test_a_receipt_the_outbox_cannot_record_is_held_and_acked_once_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never handed back to the broker: a quorum queue would count each return toward its
+    delivery limit and then lose the receipt."""
+    clock = FakeClock(0.0)
+    connection = FakeConnection(clock)
+    pub, _ = publisher(tmp_path, clock,
+                       lambda: BrokerLink(connection, connection))  # type: ignore[arg-type, return-value]
+    box = pub.outbox
+    [first] = [b.batch_id for b in box.next_pending_batches(5)]
+    pub.step(0.0)  # connects, publishes the first batch
+    assert box.batch(first).state is BatchState.SENT  # type: ignore[union-attr]
 
-    def full(delivery: Delivery) -> Verdict:
-        seen.append(delivery)
-        return Verdict.REQUEUE
+    record_receipt = box.record_receipt
+    tries: list[str] = []
 
-    with pytest.raises(ReceiptNotRecorded):
-        _on_message(full)(channel, SimpleNamespace(delivery_tag=7, redelivered=False),
-                          SimpleNamespace(message_id="B1"), b"{}")
-    assert len(seen) == 1 and channel.acked == [] and channel.nacked == []
+    def full_twice(batch_id: str, level: str, status: str, **counts: Any) -> BatchState:
+        tries.append(level)
+        if len(tries) <= 2:
+            raise RetriableError("database or disk is full")
+        return record_receipt(batch_id, level, status, **counts)
+
+    monkeypatch.setattr(box, "record_receipt", full_twice)
+    connection.deliver(receipt(first, "province"))
+    connection.deliver(receipt(first, "city"))  # waits behind the held one, in order
+    pub.step(0.0)
+    assert link_of(pub).held == 2 and tries == ["province"]
+
+    box.journal("src", Chunk(valid(record("B"))))
+    [second] = box.seal_batches(10, 1 << 20, 0)
+    while link_of(pub).held:
+        pub.step(1.0)
+    assert tries == ["province", "province", "province", "city"]  # failed twice, then both
+    assert box.batch(second).state is BatchState.SENT  # type: ignore[union-attr]
+    assert connection.receipts.acked == [1, 2] and connection.receipts.nacked == []
+    assert [r["level"] for r in box.receipts_of(first)] == ["city", "province"]
+    assert pub.counters.receipts == 2 and pub.connected
+
+
+def test_flush_holds_a_receipt_it_cannot_record_instead_of_failing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(0.0)
+    connection = FakeConnection(clock)
+    pub, _ = publisher(tmp_path, clock,
+                       lambda: BrokerLink(connection, connection))  # type: ignore[arg-type, return-value]
+    [batch] = [b.batch_id for b in pub.outbox.next_pending_batches(5)]
+
+    def full(*args: Any, **kwargs: Any) -> BatchState:
+        raise RetriableError("database or disk is full")
+
+    monkeypatch.setattr(pub.outbox, "record_receipt", full)
+    connection.deliver(receipt(batch, "province"))
+    result = pub.flush(5.0)
+    assert result.published == 1 and result.pending == 0
+    assert link_of(pub).held == 1 and connection.receipts.nacked == []
+
+
+def link_of(pub: Publisher) -> BrokerLink:
+    assert pub._link is not None
+    return pub._link

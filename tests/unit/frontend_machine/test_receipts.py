@@ -48,6 +48,16 @@ def test_a_receipt_is_recorded_then_acked(outbox: Outbox) -> None:
     assert outbox.batch(batch).state is BatchState.STORED  # type: ignore[union-attr]
 
 
+def test_a_failed_receipt_for_a_stored_batch_is_acked_and_leaves_it_stored(
+        outbox: Outbox, caplog: pytest.LogCaptureFixture) -> None:
+    batch = sent_batch(outbox)
+    apply_receipt(outbox, delivery(batch_id=batch))
+    refused = delivery(batch_id=batch, status="failed", reasons=["resent with other content"])
+    assert apply_receipt(outbox, refused) is Verdict.ACK
+    assert outbox.batch(batch).state is BatchState.STORED  # type: ignore[union-attr]
+    assert "about a later copy" in caplog.text and "resent with other content" in caplog.text
+
+
 def test_a_malformed_receipt_is_dropped(outbox: Outbox) -> None:
     assert apply_receipt(outbox, Delivery(b"not json", None, False)) is Verdict.DROP
 
