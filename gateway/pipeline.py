@@ -38,6 +38,7 @@ from adapters.amqp.topology import routing_key as node_routing_key
 from adapters.sealing import DEFAULT_MAX_PLAIN_BYTES, NodeVerifier, SealError, unseal
 from adapters.stores.base import (
     BATCH_ID_LENGTH,
+    NO_BATCH_ID,
     BatchRefused,
     FailedBatch,
     Heartbeat,
@@ -298,7 +299,7 @@ class Pipeline:
 
     def _refuse(self, delivery: Delivery, batch_id: str, node_id: str | None,
                 refusal: Refusal, received: datetime) -> Outcome:
-        shown = batch_id or "-"
+        shown = batch_id or NO_BATCH_ID
         # Untrusted, x-exgate-node is only the sender's word: filed under it, one node's
         # messages would turn another node red. The claim stays in the detail.
         sender = node_id if refusal.trusted else self._vouched(delivery)

@@ -28,6 +28,7 @@ from adapters.sealing import SealError, unseal
 from adapters.stores.base import (
     BATCH_ID_REUSED,
     BATCH_ID_REUSED_REASON,
+    NO_BATCH_ID,
     BatchRefused,
     FailedBatch,
     Heartbeat,
@@ -78,7 +79,7 @@ class FailedRow:
 
     def delivery(self) -> Delivery:
         """The message as the broker handed it over the first time."""
-        return Delivery(self.routing_key, self.body, None if self.batch_id == "-"
+        return Delivery(self.routing_key, self.body, None if self.batch_id == NO_BATCH_ID
                         else self.batch_id, self.user_id, self.headers)
 
     def safe_headers(self) -> dict[str, Any]:

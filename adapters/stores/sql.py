@@ -7,8 +7,9 @@ A batch is written in one transaction together with its ``ST_BATCH`` row:
 - each element's records are written by ``sql_rows.ElementWriter``: new (key, SJBBH)
   rows are inserted with one ``executemany``, equal digests are duplicates (ignored)
   and other digests are conflicts, kept in ``ST_CONFLICT`` with the incoming payload;
-- the batch ID's outstanding refusals in ``ST_FAILED_BATCH`` get ``REPLAYED_AT``: the
-  batch is stored, whether by an operator's replay or by the node's own resend.
+- the node's outstanding refusals of the batch ID in ``ST_FAILED_BATCH`` whose reason
+  storing cures (``SETTLED_BY_STORING``: node disabled, unknown key version, processing
+  error) get ``REPLAYED_AT``, whether an operator's replay or the node's resend stored it.
 
 Two workers racing on the same key either wait for each other's commit (``ON CONFLICT
 DO NOTHING`` on SQLite and PostgreSQL, whose lookup then sees the other's row) or make
@@ -53,6 +54,7 @@ from adapters.frontdb import engine_url
 from adapters.stores.base import (
     BATCH_ID_REUSED,
     BATCH_ID_REUSED_REASON,
+    SETTLED_BY_STORING,
     BatchRefused,
     BatchState,
     Conflict,
@@ -175,7 +177,7 @@ class SqlStore:
                 PAYLOAD_SHA256=batch.payload_sha256, RECORDS=len(batch.records),
                 STORED=stored, DUPLICATES=duplicates, CONFLICTS=len(conflicts),
                 STATE="stored", RECEIVED_AT=_naive(batch.received_at), STORED_AT=now))
-            self._resolve_failed(conn, batch.batch_id, now)
+            self._resolve_failed(conn, batch, now)
             return WriteResult(batch.batch_id, stored, duplicates, tuple(conflicts))
 
     def _stored_before(self, conn: Connection, batch: IncomingBatch) -> WriteResult | None:
@@ -190,7 +192,7 @@ class SqlStore:
                 f"{BATCH_ID_REUSED}: batch {batch.batch_id} was stored with payload sha256 "
                 f"{row.PAYLOAD_SHA256[:16]}…, this one has {batch.payload_sha256[:16]}…",
                 batch_id=batch.batch_id, node_id=batch.node_id)
-        self._resolve_failed(conn, batch.batch_id, now_beijing())
+        self._resolve_failed(conn, batch, now_beijing())
         c = self.schema.conflict
         conflicts = tuple(
             Conflict(r.ELEMENT, r.KEY_TEXT, r.SJBBH, r.STORED_DIGEST, r.INCOMING_DIGEST)
@@ -199,17 +201,22 @@ class SqlStore:
         return WriteResult(batch.batch_id, row.STORED, row.DUPLICATES, conflicts,
                            redelivered=True)
 
-    def _resolve_failed(self, conn: Connection, batch_id: str, now: datetime) -> None:
-        """The batch is stored: its earlier refusals (node disabled, poison…) are settled.
+    def _resolve_failed(self, conn: Connection, batch: IncomingBatch, now: datetime) -> None:
+        """The batch is stored: its node's refusals that storing it proves cured are settled.
 
         The node's own resend stores it as well as an operator's replay does; left
         outstanding, those rows kept the node yellow or red and the batch listed as failed.
-        A refusal for reusing the ID with other content is about that content: it stays.
+        Only the same node's rows count: another node's refusal under this message ID (an
+        untrusted one is filed under the sender) is about that node. Only the reasons in
+        ``SETTLED_BY_STORING``: a refusal about a copy's content (bad signature, sha256
+        mismatch, invalid payload…) or about reusing the ID says that copy was wrong, which
+        this good one does not undo.
         """
         f = self.schema.failed
         conn.execute(update(f).where(
-            f.c["BATCH_ID"] == batch_id, f.c.REPLAYED_AT.is_(None),
-            f.c["REASON"] != BATCH_ID_REUSED_REASON).values(REPLAYED_AT=now))
+            f.c["BATCH_ID"] == batch.batch_id, f.c["NODE_ID"] == batch.node_id,
+            f.c.REPLAYED_AT.is_(None), f.c["REASON"].in_(sorted(SETTLED_BY_STORING)))
+            .values(REPLAYED_AT=now))
 
     def _writer(self, element: str) -> ElementWriter:
         writer = self._writers.get(element)

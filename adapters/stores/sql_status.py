@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, Table, case, distinct, func, select
 
+from adapters.stores.base import NO_BATCH_ID
 from adapters.stores.sql import READ_ONLY, SqlStore, now_beijing
 from adapters.stores.status_rows import (
     CoverageRow,
@@ -105,8 +106,11 @@ class _Reader:
         for node_id, day, whole_week in self.conn.execute(recent):
             merged.setdefault(node_id, {}).update(records_today=int(day or 0),
                                                   records_week=int(whole_week or 0))
-        # A batch refused on every resend is one failing batch, not one per refusal.
-        failed = (select(f.c.NODE_ID, func.count(distinct(f.c.BATCH_ID)),
+        # A batch refused on every resend is one failing batch, not one per refusal. Without
+        # a batch ID ("-") each row is its own message (rows differ in body): one each.
+        real_id = case((f.c["BATCH_ID"] != NO_BATCH_ID, f.c.BATCH_ID))
+        no_id = case((f.c["BATCH_ID"] == NO_BATCH_ID, 1), else_=0)
+        failed = (select(f.c.NODE_ID, func.count(distinct(real_id)) + func.sum(no_id),
                          func.max(f.c.RECEIVED_AT))
                   .where(f.c.REPLAYED_AT.is_(None), f.c.NODE_ID.is_not(None))
                   .group_by(f.c.NODE_ID))

@@ -85,6 +85,20 @@ def test_a_batch_refused_on_every_resend_counts_once(store: SqlStore) -> None:
     assert [(t.node_id, t.failed) for t in rows.totals] == [("n1", 1)]
 
 
+def test_each_refused_message_without_a_batch_id_counts_on_its_own(store: SqlStore) -> None:
+    # Filed as batch "-": five different messages, not one batch refused five times.
+    for i in range(5):
+        store.record_failed(FailedBatch("-", "n3", "missing-batch-id", "no message_id",
+                                        b"body %d" % i, "430000.430100.430102.n3", {},
+                                        "u-n3", now_beijing()))
+    for body in (b"first", b"second"):
+        store.record_failed(FailedBatch("B1", "n3", "node-disabled", "node n3 is disabled",
+                                        body, "430000.430100.430102.n3", {}, "u-n3",
+                                        now_beijing()))
+    rows = read_status_rows(store, heartbeat_window_s=1800, throughput_hours=24)
+    assert [(t.node_id, t.failed) for t in rows.totals] == [("n3", 6)]
+
+
 def test_coverage_moves_in_the_batch_transaction_and_counts_stored_records(
         store: SqlStore) -> None:
     fill_store(store)

@@ -231,9 +231,10 @@ def test_store_keeps_failed_batches_once_per_body(store: SqlStore) -> None:
     assert json.loads(row[f.c.HEADERS]) == {"x-exgate-node": "n1"}
 
 
-def refusal(reason: str, body: bytes) -> FailedBatch:
-    return FailedBatch("B1", "n1", reason, f"{reason} detail", body,
-                       "430000.430100.430102.n1", {"x-exgate-node": "n1"}, "u-n1", NOW)
+def refusal(reason: str, body: bytes, node_id: str = "n1") -> FailedBatch:
+    return FailedBatch("B1", node_id, reason, f"{reason} detail", body,
+                       f"430000.430100.430102.{node_id}", {"x-exgate-node": "n1"},
+                       f"u-{node_id}", NOW)
 
 
 def outstanding(store: SqlStore) -> list[str]:
@@ -255,6 +256,21 @@ def test_store_storing_a_batch_settles_its_earlier_refusals(store: SqlStore) -> 
     store.record_failed(refusal("batch-id-reused", b"other content"))
     assert store.write(batch("B1", recs)).redelivered
     assert outstanding(store) == ["batch-id-reused"]
+
+
+def test_store_storing_a_batch_leaves_other_nodes_and_bad_copies_outstanding(
+        store: SqlStore) -> None:
+    # n2 sent a message naming n1 under n1's batch ID: untrusted, filed under n2, and n1's
+    # batch being stored says nothing about n2's message.
+    store.record_failed(refusal("user-mismatch", b"forged", node_id="n2"))
+    store.record_failed(refusal("node-disabled", b"n2 off", node_id="n2"))
+    # Tampered or broken copies of n1's own batch: the good copy does not make them good.
+    for reason in ("bad-signature", "sha256-mismatch", "invalid-payload"):
+        store.record_failed(refusal(reason, reason.encode()))
+    store.record_failed(refusal("unknown-key-version", b"key not yet registered"))
+    store.write(batch("B1", records(record("SBXX"))))
+    assert outstanding(store) == ["user-mismatch", "node-disabled", "bad-signature",
+                                  "sha256-mismatch", "invalid-payload"]
 
 
 def test_store_keeps_a_failed_batch_whose_ids_overflow_the_columns(store: SqlStore) -> None:

@@ -15,7 +15,14 @@ from typing import Any, cast
 import pytest
 
 from adapters.sealing import NodeKeys, generate_node_keys
-from adapters.stores.base import FailedBatch, Heartbeat, IncomingBatch, ReceiptRow, WriteResult
+from adapters.stores.base import (
+    SETTLED_BY_STORING,
+    FailedBatch,
+    Heartbeat,
+    IncomingBatch,
+    ReceiptRow,
+    WriteResult,
+)
 from gateway.config import GatewaySettings
 from gateway.consumer import Consumer, Verdict, _Session
 from gateway.pipeline import Delivery, Pipeline
@@ -200,6 +207,12 @@ def test_quarantine_sends_a_receipt_only_to_a_proven_node(keys: NodeKeys,
     assert (outcome.status, outcome.receipt_to) == ("failed", None)
     assert [(f.node_id, f.detail) for f in store.failed] == \
         [(None, "it failed (x-exgate-node claims 'n1')")] and not store.receipts
+
+
+def test_a_stored_batch_settles_its_quarantined_refusals() -> None:
+    # The store names the reason by its text (adapters import no gateway code): a renamed
+    # POISON_REASON would leave every quarantined-then-stored batch outstanding.
+    assert POISON_REASON in SETTLED_BY_STORING
 
 
 def test_a_streak_counts_failures_in_a_row_for_no_transient_reason() -> None:
