@@ -1,0 +1,71 @@
+"""``agent once`` with a drop folder on local disk: what it reports when its last step fails."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import pytest
+
+from frontend_machine.agent import run_once
+from frontend_machine.outbox import Outbox
+from schemas.errors import RetriableError
+from tests.unit.schemas.documents import document, record
+
+
+def folder_agent(tmp_path: Path) -> Path:
+    config = tmp_path / "agent.toml"
+    config.write_text("""
+[node]
+id = "n1"
+division = "430102"
+[outbox]
+path = "outbox.db"
+batch_linger_seconds = 0
+[[sources]]
+kind = "folder"
+name = "drop"
+path = "drop"
+stable_seconds = 0
+observer = "none"
+""", encoding="utf-8")
+    for sub in ("inbox", "processing", "done", "error"):
+        (tmp_path / "drop" / sub).mkdir(parents=True)
+    return config
+
+
+def once(config: Path) -> tuple[int, str]:
+    out = io.StringIO()
+    return run_once(config, "en", out=out), out.getvalue()
+
+
+def test_a_failed_final_seal_is_a_warning_and_the_next_run_seals(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    config = folder_agent(tmp_path)
+    keys = [f"SB{n:04d}" for n in range(3)]
+    (tmp_path / "drop" / "inbox" / "a.xml").write_bytes(
+        document(record("SBXX", SBLSH=key) for key in keys))
+    seal = Outbox.seal_batches
+
+    def disk_full_when_flushing(self: Outbox, max_records: int, max_bytes: int,
+                                linger_seconds: float) -> list[str]:
+        if linger_seconds == 0:  # only the final flush of the run fails
+            raise RetriableError("outbox: database or disk is full")
+        return seal(self, max_records, max_bytes, linger_seconds)
+
+    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING, "exgate"):
+        patched.setattr(Outbox, "seal_batches", disk_full_when_flushing)
+        code, report = once(config)
+    assert code == 0, report
+    [warning] = [r.getMessage() for r in caplog.records if "final sealing" in r.getMessage()]
+    assert "in the outbox and marked taken" in warning and "disk is full" in warning
+    assert [p.name for p in (tmp_path / "drop" / "done").glob("*/*.xml")] == ["a.xml"]
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        depth = outbox.depth()
+        assert (outbox.record_count(), depth.unbatched_records, depth.pending_batches) == (3, 3, 0)
+
+    assert once(config)[0] == 0
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        depth = outbox.depth()
+        assert (outbox.record_count(), depth.unbatched_records, depth.pending_batches) == (3, 0, 1)
