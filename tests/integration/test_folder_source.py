@@ -19,6 +19,7 @@ from frontend_machine.agent import open_agent, run_once
 from frontend_machine.outbox import Outbox
 from schemas.checkdigits import credit_code_check_char
 from tests.unit.frontend_machine.journaled import batch_fields
+from tests.unit.frontend_machine.test_run_once import write_config
 
 HEAD_CODE = "11430102MB" + "9876543"
 HEAD_CODE += credit_code_check_char(HEAD_CODE)
@@ -46,29 +47,6 @@ def document(records: Iterable[str], encoding: str = "UTF-8") -> bytes:
             "<CREATED>2024-05-01 10:00:00</CREATED></HEAD><BODY>\n")
     text = head + "".join(f"{r}\n" for r in records) + "</BODY></EXCHANGE>\n"
     return text.encode(encoding)
-
-
-def write_config(tmp_path: Path, stable_seconds: float = 0.0, chunk_records: int = 500) -> Path:
-    config = tmp_path / "agent.toml"
-    config.write_text(f"""
-[node]
-id = "test-node"
-division = "430102"
-[outbox]
-path = "outbox.db"
-batch_linger_seconds = 0
-[[sources]]
-kind = "folder"
-name = "drop"
-path = "drop"
-stable_seconds = {stable_seconds}
-rescan_seconds = 1
-observer = "none"
-chunk_records = {chunk_records}
-""", encoding="utf-8")
-    for sub in ("inbox", "processing", "done", "error"):
-        (tmp_path / "drop" / sub).mkdir(parents=True, exist_ok=True)
-    return config
 
 
 def once(config: Path, lang: str = "zh") -> tuple[int, str]:

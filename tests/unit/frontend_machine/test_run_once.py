@@ -14,11 +14,13 @@ from schemas.errors import RetriableError
 from tests.unit.schemas.documents import document, record
 
 
-def folder_agent(tmp_path: Path) -> Path:
+def write_config(tmp_path: Path, stable_seconds: float = 0.0, chunk_records: int = 500) -> Path:
+    """An agent with one drop folder under ``tmp_path`` and no broker (also used by the
+    integration tests of the folder source)."""
     config = tmp_path / "agent.toml"
-    config.write_text("""
+    config.write_text(f"""
 [node]
-id = "n1"
+id = "test-node"
 division = "430102"
 [outbox]
 path = "outbox.db"
@@ -27,11 +29,13 @@ batch_linger_seconds = 0
 kind = "folder"
 name = "drop"
 path = "drop"
-stable_seconds = 0
+stable_seconds = {stable_seconds}
+rescan_seconds = 1
 observer = "none"
+chunk_records = {chunk_records}
 """, encoding="utf-8")
     for sub in ("inbox", "processing", "done", "error"):
-        (tmp_path / "drop" / sub).mkdir(parents=True)
+        (tmp_path / "drop" / sub).mkdir(parents=True, exist_ok=True)
     return config
 
 
@@ -42,7 +46,7 @@ def once(config: Path) -> tuple[int, str]:
 
 def test_a_failed_final_seal_is_a_warning_and_the_next_run_seals(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    config = folder_agent(tmp_path)
+    config = write_config(tmp_path)
     keys = [f"SB{n:04d}" for n in range(3)]
     (tmp_path / "drop" / "inbox" / "a.xml").write_bytes(
         document(record("SBXX", SBLSH=key) for key in keys))
