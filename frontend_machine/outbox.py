@@ -28,7 +28,7 @@ from typing import Any
 
 from adapters.sources.base import Chunk, Origin
 from frontend_machine.outbox_batches import BatchInfo, BatchState, Depth, plan_batches
-from frontend_machine.outbox_schema import configure, drop_payloads, migrate
+from frontend_machine.outbox_schema import configure, migrate
 from schemas.errors import FatalError, RetriableError
 from schemas.issues import Issue
 from schemas.records import Record
@@ -400,7 +400,7 @@ class Outbox:
                 batch_ids = [batch_id for batch_id, in self._db.execute(
                     with_payloads, (_PRUNE_BATCHES,)).fetchall()]
                 if batch_ids:
-                    drop_payloads(self._db, ",".join("?" * len(batch_ids)), tuple(batch_ids))
+                    _drop_payloads(self._db, ",".join("?" * len(batch_ids)), tuple(batch_ids))
             if len(batch_ids) < _PRUNE_BATCHES:
                 break
         cutoff = self._clock() - keep_stored_seconds
@@ -499,6 +499,27 @@ _NEW_CONFLICTS = (  # rows after seq ?, each with an earlier row of its identity
     "SELECT r.seq, r.element FROM records AS r WHERE r.seq > ? AND EXISTS (SELECT 1 FROM"
     " records AS o WHERE o.element = r.element AND o.record_key = r.record_key"
     " AND o.sjbbh = r.sjbbh AND o.digest <> r.digest AND o.seq < r.seq)")
+
+
+_IDENTITY = ("seq, element, record_key, sjbbh, digest, division, size, conflict, source,"
+             " origin, line, journaled_at, batch_id")
+
+
+def _drop_payloads(connection: sqlite3.Connection, batches: str,
+                  params: tuple[object, ...] = ()) -> None:
+    """Keep only the identity of the records of the batches ``batches`` selects.
+
+    An UPDATE to NULL would leave each shrunken row alone on its page (SQLite merges
+    pages only when rows are deleted), so almost no room would come free: the rows are
+    deleted and put back, same ``seq``, without their payload.
+    """
+    connection.execute(
+        f"CREATE TEMP TABLE compacted AS SELECT {_IDENTITY} FROM records"
+        f" WHERE payload IS NOT NULL AND batch_id IN ({batches})", params)
+    connection.execute("DELETE FROM records WHERE seq IN (SELECT seq FROM compacted)")
+    connection.execute(f"INSERT INTO records ({_IDENTITY}) SELECT {_IDENTITY} FROM compacted"
+                       " ORDER BY seq")
+    connection.execute("DROP TABLE temp.compacted")
 
 
 def _record_row(source: str, origin: Origin, record: Record, now: float) -> tuple[Any, ...]:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from schemas.writer import record_xml
 
-__all__ = ["SCHEMA_VERSION", "configure", "current_version", "drop_payloads", "migrate"]
+__all__ = ["SCHEMA_VERSION", "configure", "current_version", "migrate"]
 
 SCHEMA_VERSION = 3
 
@@ -59,7 +59,7 @@ CREATE TABLE records (
     division     TEXT NOT NULL,
     payload      TEXT,            -- JSON {"key": [...], "fields": {...}}, NULL if compacted,
                                   -- from v3 the record's XML (record_xml), see _v3,
-                                  -- NULL once its batch is stored, see drop_payloads
+                                  -- NULL once its batch is stored (outbox.make_room)
     size         INTEGER NOT NULL,                   -- XML bytes, for batching (v3: exact)
     conflict     INTEGER NOT NULL DEFAULT 0,         -- same key+version, other content
     source       TEXT NOT NULL,
@@ -128,27 +128,6 @@ def _v3(connection: sqlite3.Connection) -> None:
         xml = record_xml((element, json.loads(payload)["fields"]))
         connection.execute("UPDATE records SET payload = ?, size = ? WHERE seq = ?",
                            (xml, len(xml.encode()), seq))
-
-
-_IDENTITY = ("seq, element, record_key, sjbbh, digest, division, size, conflict, source,"
-             " origin, line, journaled_at, batch_id")
-
-
-def drop_payloads(connection: sqlite3.Connection, batches: str,
-                  params: tuple[object, ...] = ()) -> None:
-    """Keep only the identity of the records of the batches ``batches`` selects.
-
-    An UPDATE to NULL would leave each shrunken row alone on its page (SQLite merges
-    pages only when rows are deleted), so almost no room would come free: the rows are
-    deleted and put back, same ``seq``, without their payload.
-    """
-    connection.execute(
-        f"CREATE TEMP TABLE compacted AS SELECT {_IDENTITY} FROM records"
-        f" WHERE payload IS NOT NULL AND batch_id IN ({batches})", params)
-    connection.execute("DELETE FROM records WHERE seq IN (SELECT seq FROM compacted)")
-    connection.execute(f"INSERT INTO records ({_IDENTITY}) SELECT {_IDENTITY} FROM compacted"
-                       " ORDER BY seq")
-    connection.execute("DROP TABLE temp.compacted")
 
 
 Step = str | Callable[[sqlite3.Connection], None]
