@@ -33,7 +33,6 @@ from adapters.frontdb import engine_url
 from adapters.sources.base import Chunk, Origin, SourceContext
 from adapters.sources.db_cursor import CursorStrategy
 from adapters.sources.db_options import DatabaseOptions, parse_options
-from adapters.sources.db_rejects import sqlite_text
 from adapters.sources.db_strategies import (
     ChangelogStrategy,
     FlagStrategy,
@@ -53,6 +52,7 @@ from adapters.sources.db_tables import (
     reject_message,
     untimed_check,
 )
+from adapters.sources.sqlite_bytes import sqlite_text
 from schemas.errors import ConfigError, RetriableError
 from schemas.times import BEIJING
 

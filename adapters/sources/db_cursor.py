@@ -28,6 +28,7 @@ from adapters.sources.db_strategies import (
     labelled,
 )
 from adapters.sources.db_tables import ElementTable, to_text
+from adapters.sources.sqlite_bytes import printable
 from schemas.times import BEIJING
 
 __all__ = ["CursorStrategy", "cursor_query", "untimed_query"]
@@ -174,5 +175,5 @@ class CursorStrategy:
 
 
 def _ident(key: Sequence[Any]) -> str:
-    """A cursor row's locator part: its key values as text, ``|``-joined."""
-    return "|".join(str(to_text(v)) for v in key)
+    """A cursor row's locator part: its key values as printable text, ``|``-joined."""
+    return printable("|".join(str(to_text(v)) for v in key))

@@ -4,38 +4,24 @@ Each is a ``bad-value`` issue with a reason an operator can act on, so that one 
 row is rejected (SYNC_MSG, the outbox) instead of stopping its page on every poll:
 
 - a character XML cannot carry (NUL, a control character pasted into a legacy form);
-- bytes that are not valid UTF-8 in a SQLite TEXT column (``sqlite_text`` hands them
-  over as surrogate escapes instead of failing the whole fetch);
+- bytes that are not valid UTF-8 in a SQLite TEXT column (``sqlite_bytes.sqlite_text``
+  hands them over as surrogate escapes instead of failing the whole fetch);
 - an empty cursor timestamp: the row cannot be placed in the (timestamp, key) order.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 
+from adapters.sources.sqlite_bytes import printable, undecoded_byte
 from schemas.catalog import ElementSpec
 from schemas.issues import Issue, IssueCode
 from schemas.messages import Localized
 from schemas.xml_text import NOT_XML
 
-__all__ = ["sqlite_text", "unrepresentable", "untimed_issue"]
+__all__ = ["unrepresentable", "untimed_issue"]
 
-# How ``surrogateescape`` (PEP 383) carries an undecodable byte 0x80-0xFF. No driver
-# hands out lone surrogates otherwise: they cannot even be stored as UTF-8.
-_UNDECODED = re.compile("[\udc80-\udcff]")
 _SHOWN = 40  # characters of a bad value quoted in the message
-
-
-def sqlite_text(raw: bytes) -> str:
-    """SQLite's ``text_factory``: UTF-8, with invalid bytes kept as surrogate escapes.
-
-    The default factory raises "Could not decode to UTF-8 column" for the whole fetch,
-    so a single bad row would hold back its page forever. Valid text decodes exactly
-    as before; an invalid byte becomes U+DC80..U+DCFF, which ``unrepresentable`` turns
-    into a reject of that field.
-    """
-    return raw.decode("utf-8", "surrogateescape")
 
 
 def unrepresentable(spec: ElementSpec, fields: Mapping[str, str | None]) -> tuple[Issue, ...]:
@@ -51,8 +37,7 @@ def _issues(spec: ElementSpec, fields: Mapping[str, str | None]) -> Iterator[Iss
 
 def _no_exchange_form(text: str) -> Localized | None:
     """Why ``text`` cannot travel in an exchange document, or None when it can."""
-    if (undecoded := _UNDECODED.search(text)) is not None:
-        byte = f"\\x{ord(undecoded.group()) - 0xDC00:02x}"
+    if (byte := undecoded_byte(text)) is not None:
         return Localized(
             f"含有不是有效 UTF-8 的字节（如 {byte}），请在源系统中改正",
             f"contains bytes that are not valid UTF-8 (such as {byte}); correct it in "
@@ -67,18 +52,10 @@ def _no_exchange_form(text: str) -> Localized | None:
 
 
 def _bad_value(spec: ElementSpec, code: str, text: str, detail: Localized) -> Issue:
+    shown = printable(text[:_SHOWN])
     return Issue(IssueCode.BAD_VALUE, "bad-value",
-                 {"field": code, "label": spec.fields[code].label, "value": _shown(text),
+                 {"field": code, "label": spec.fields[code].label, "value": shown,
                   "detail": detail}, spec.code, code)
-
-
-def _shown(text: str) -> str:
-    """The start of a bad value, printable: escaped bytes as \\xNN, others as \\uNNNN."""
-    def escape(match: re.Match[str]) -> str:
-        point = ord(match.group())
-        return f"\\x{point - 0xDC00:02x}" if 0xDC80 <= point <= 0xDCFF else f"\\u{point:04x}"
-
-    return NOT_XML.sub(escape, text[:_SHOWN])
 
 
 def untimed_issue(spec: ElementSpec, column: str, field: str | None) -> Issue:

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.sql.elements import ColumnClause
 
+from adapters.sources.sqlite_bytes import bound_text, from_hex, holds_undecoded, to_hex
+
 __all__ = [
     "STATE_VERSION",
     "ChangelogPosition",
@@ -109,17 +111,22 @@ def after_key(columns: Sequence[ColumnClause[Any]], values: Sequence[Any]) -> Co
 
     The leading ``c1 >= v1`` lets every database use an index on the first column.
     """
+    bound = [bound_text(v) for v in values]
+
     def strictly_after(index: int) -> ColumnElement[bool]:
-        head: ColumnElement[bool] = columns[index] > values[index]
+        head: ColumnElement[bool] = columns[index] > bound[index]
         if index == len(columns) - 1:
             return head
-        return or_(head, and_(columns[index] == values[index], strictly_after(index + 1)))
+        return or_(head, and_(columns[index] == bound[index], strictly_after(index + 1)))
 
-    return and_(columns[0] >= values[0], strictly_after(0))
+    return and_(columns[0] >= bound[0], strictly_after(0))
 
 
 def encode_value(value: Any) -> Any:
-    """A cursor value as JSON, tagged where JSON has no type of its own."""
+    """A cursor value as JSON, tagged where JSON has no type of its own or, for SQLite
+    text that is not UTF-8, no way to hold it (``sqlite_bytes``)."""
+    if isinstance(value, str):
+        return {"undecoded": to_hex(value)} if holds_undecoded(value) else value
     if isinstance(value, datetime):
         return {"datetime": value.isoformat()}
     if isinstance(value, date):
@@ -131,6 +138,7 @@ def encode_value(value: Any) -> Any:
 
 _DECODERS: dict[str, Callable[[str], Any]] = {
     "datetime": datetime.fromisoformat, "date": date.fromisoformat, "decimal": Decimal,
+    "undecoded": from_hex,
 }
 
 

@@ -3,6 +3,7 @@ and restarts, rejects are written back, mappings work, Oracle SQL compiles."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -552,9 +553,11 @@ def test_an_unprintable_character_xml_carries_goes_to_the_validator(char: str) -
 
 
 def test_cursor_values_survive_json() -> None:
+    undecoded = b"\xe5\xbc\xa0\xc3|\xff".decode("utf-8", "surrogateescape")  # as SQLite's
     for value in (datetime(2026, 11, 20, 9, 0, 0, 123), Decimal("1.20"), "A-1", 7, None,
-                  BASE_TIME.date()):
-        assert decode_value(encode_value(value)) == value
+                  BASE_TIME.date(), "张三", undecoded):
+        saved = json.loads(json.dumps(encode_value(value), ensure_ascii=False))
+        assert decode_value(saved) == value
 
 
 def test_empty_chunks_carry_no_checks(url: str, clock: Clock) -> None:
