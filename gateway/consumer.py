@@ -46,6 +46,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from adapters.amqp.errors import mapped
 from adapters.amqp.topology import (
     RECEIPTS_EXCHANGE,
+    declare_level,
     declare_topology,
     level_queue,
     status_queue,
@@ -102,6 +103,7 @@ class Consumer:
         self.stop = stop or threading.Event()
         self.division = pipeline.division
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="exgate-worker")
+        self._warned_as_found = False  # about queues declared with other arguments
 
     # -- the outer loop: reconnect with backoff -------------------------------------------
 
@@ -140,8 +142,7 @@ class Consumer:
         except (px.AMQPError, OSError) as exc:
             raise mapped(exc, f"connecting to {redact(self.broker_url)}") from exc
         try:
-            channel = connection.channel()
-            declare_topology(channel, [self.division])
+            channel = self._declared(connection)
             channel.basic_qos(prefetch_count=self.settings.prefetch)
             receipts = connection.channel()
             receipts.confirm_delivery()
@@ -156,6 +157,28 @@ class Consumer:
         log.info("consuming %s with %d workers, prefetch %d", level_queue(self.division),
                  self.settings.workers, self.settings.prefetch)
         return session
+
+    def _declared(self, connection: BlockingConnection) -> BlockingChannel:
+        """A channel on which the level's topology is declared, or found declared
+        otherwise: a queue an older exgate made keeps its arguments, with a warning."""
+        channel = connection.channel()
+        try:
+            declare_topology(channel, [self.division])
+            return channel
+        except px.ChannelClosedByBroker as exc:
+            if exc.reply_code != 406:  # PRECONDITION_FAILED: declared with other arguments
+                raise
+            refusal = exc.reply_text
+        channel = connection.channel()
+        declare_level(channel, self.division, passive=True)
+        if not self._warned_as_found:
+            self._warned_as_found = True
+            log.warning(
+                "%s; consuming the level's queues as they are. Its dead letters then keep "
+                "their routing key and also reach the dead queues of the levels above on "
+                "this broker. A queue's arguments cannot change: re-create %s while it is "
+                "empty to take this version's", refusal, level_queue(self.division))
+        return channel
 
     def _loop(self, session: _Session) -> bool:
         while not self.stop.is_set():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -21,13 +22,16 @@ from schemas.errors import ConfigError, FatalError, RetriableError
 
 __all__ = ["HttpChannel", "ManagementApi", "ManagementError"]
 
+log = logging.getLogger("exgate.broker")
+
 
 class ManagementError(FatalError):
-    """The API answered with an error status."""
+    """The API answered with an error status; ``reason`` is the broker's own words."""
 
-    def __init__(self, message: str, *, status: int) -> None:
+    def __init__(self, message: str, *, status: int, reason: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason
 
 
 class ManagementApi:
@@ -91,15 +95,26 @@ class ManagementApi:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 text = answer.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:300]
+            answer_text = exc.read().decode(errors="replace")
             exc.close()
+            detail = answer_text[:300]
             if exc.code == 401:
                 raise ConfigError(f"management API {self.root}: login refused") from exc
             raise ManagementError(f"{method} {path}: HTTP {exc.code} {detail}",
-                                  status=exc.code) from exc
+                                  status=exc.code, reason=_reason(answer_text)) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise RetriableError(f"management API {self.root} unreachable: {exc}") from exc
         return json.loads(text) if text else None
+
+
+def _reason(detail: str) -> str:
+    """The ``reason`` of the API's JSON error body, or "" when it has none."""
+    try:
+        body = json.loads(detail)
+    except ValueError:
+        return ""
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return reason if isinstance(reason, str) else ""
 
 
 def _q(name: str) -> str:
@@ -107,7 +122,12 @@ def _q(name: str) -> str:
 
 
 class HttpChannel:
-    """The declaring part of a pika channel, over the management API (one vhost)."""
+    """The declaring part of a pika channel, over the management API (one vhost).
+
+    Where a pika channel is closed by a queue that exists with other arguments (an older
+    exgate declared it), this one keeps the queue as it is and says so, as the gateway
+    does (``gateway.consumer``): provisioning goes on against a broker set up earlier.
+    """
 
     def __init__(self, api: ManagementApi, vhost: str = "/") -> None:
         self.api = api
@@ -125,9 +145,19 @@ class HttpChannel:
     def queue_declare(self, queue: str, passive: bool = False, durable: bool = False,
                       exclusive: bool = False, auto_delete: bool = False,
                       arguments: Mapping[str, Any] | None = None) -> None:
-        self.api.put(f"queues/{_q(self.vhost)}/{_q(queue)}",
-                     {"durable": durable, "auto_delete": auto_delete,
-                      "arguments": dict(arguments or {})})
+        path = f"queues/{_q(self.vhost)}/{_q(queue)}"
+        if passive:
+            self.api.get(path)  # ManagementError 404 when it does not exist
+            return
+        try:
+            self.api.put(path, {"durable": durable, "auto_delete": auto_delete,
+                                "arguments": dict(arguments or {})})
+        except ManagementError as exc:
+            if exc.status != 400 or "inequivalent arg" not in exc.reason:
+                raise
+            log.warning("%s; keeping the queue as it is (a queue's arguments cannot "
+                        "change: re-create it while it is empty to take this version's)",
+                        exc.reason)
 
     def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None,
                    arguments: Mapping[str, Any] | None = None) -> None:

@@ -5,6 +5,11 @@ provisioning code for declarations. Queue arguments are explicit because RabbitM
 changed the quorum-queue defaults (a delivery limit of 20 that then drops messages).
 At-least-once dead-lettering needs ``x-overflow = reject-publish`` on the source queue;
 without it RabbitMQ silently falls back to at-most-once.
+
+A dead letter keeps its routing key unless the queue names another, and a county
+node's key matches the county, city and province bindings alike: so each level queue
+dead-letters with its own name as the key, and its dead queue is bound to that name
+alone. One dead letter, one dead queue, even with every level on one broker.
 """
 
 from __future__ import annotations
@@ -109,11 +114,13 @@ def quorum_arguments() -> dict[str, Any]:
     return {"x-queue-type": "quorum"}
 
 
-def level_queue_arguments(delivery_limit: int = DELIVERY_LIMIT) -> dict[str, Any]:
+def level_queue_arguments(division: str,
+                          delivery_limit: int = DELIVERY_LIMIT) -> dict[str, Any]:
     return {
         "x-queue-type": "quorum",
         "x-delivery-limit": delivery_limit,
         "x-dead-letter-exchange": DEAD_EXCHANGE,
+        "x-dead-letter-routing-key": level_queue(division),
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
@@ -125,19 +132,30 @@ def declare_exchanges(channel: Channel) -> None:
         channel.exchange_declare(name, exchange_type=kind, durable=True)
 
 
-def declare_level(channel: Channel, division: str, *,
-                  delivery_limit: int = DELIVERY_LIMIT) -> None:
-    """The level's records, dead-letter and status queues, bound by its prefix."""
+def declare_level(channel: Channel, division: str, *, delivery_limit: int = DELIVERY_LIMIT,
+                  passive: bool = False) -> None:
+    """The level's dead-letter, status and records queues, bound; the records queue last.
+
+    RabbitMQ refuses to redeclare a queue with other arguments (PRECONDITION_FAILED,
+    which closes a pika channel): a records queue an older exgate declared then fails
+    last, with the rest in place. ``passive`` takes the queues as they stand, whatever
+    arguments made them, and only binds them (each must exist).
+    """
     key = binding_key(division)
-    channel.queue_declare(dead_queue(division), durable=True, arguments=quorum_arguments())
-    channel.queue_bind(dead_queue(division), DEAD_EXCHANGE, key)
-    channel.queue_declare(level_queue(division), durable=True,
-                          arguments=level_queue_arguments(delivery_limit))
-    channel.queue_bind(level_queue(division), RECORDS_EXCHANGE, key)
-    # No x-message-ttl: RabbitMQ refuses to redeclare a queue with other arguments, so
-    # heartbeats carry their own expiration (frontend_machine.heartbeat).
-    channel.queue_declare(status_queue(division), durable=True, arguments=quorum_arguments())
-    channel.queue_bind(status_queue(division), STATUS_EXCHANGE, key)
+    queues = (
+        (dead_queue(division), quorum_arguments(), DEAD_EXCHANGE, level_queue(division)),
+        # No x-message-ttl, which could never be changed: heartbeats carry their own
+        # expiration (frontend_machine.heartbeat).
+        (status_queue(division), quorum_arguments(), STATUS_EXCHANGE, key),
+        (level_queue(division), level_queue_arguments(division, delivery_limit),
+         RECORDS_EXCHANGE, key),
+    )
+    for queue, arguments, exchange, routing in queues:
+        if passive:
+            channel.queue_declare(queue, passive=True)
+        else:
+            channel.queue_declare(queue, durable=True, arguments=arguments)
+        channel.queue_bind(queue, exchange, routing)
 
 
 def declare_node_queues(channel: Channel, node_id: str) -> None:

@@ -355,6 +355,25 @@ def test_a_batch_that_keeps_failing_is_kept_as_failed_then_replays_once_fixed(
     assert failed_rows(store, ["POISON"]) == []
 
 
+def test_a_level_queue_an_older_exgate_declared_is_consumed_as_it_is(
+        world: World, store: SqlStore, caplog: pytest.LogCaptureFixture) -> None:
+    """Its arguments cannot change (RabbitMQ refuses with PRECONDITION_FAILED): the
+    gateway consumes it as it stands and says how to take this version's arguments."""
+    older = {"x-queue-type": "quorum", "x-delivery-limit": 20,
+             "x-dead-letter-exchange": "exgate.dead",
+             "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+    world.channel.queue_delete(level_queue(LEVEL))
+    world.channel.queue_declare(level_queue(LEVEL), durable=True, arguments=older)
+    world.channel.queue_bind(level_queue(LEVEL), RECORDS_EXCHANGE, "430000.430100.#")
+    world.publish("B1", records(record("SBXX")))
+    with caplog.at_level(logging.WARNING, logger="exgate.gateway"):
+        world.consumer(store).run()
+    assert store.batch_state("B1") == "stored"
+    [warning] = [r.getMessage() for r in caplog.records if "as they are" in r.getMessage()]
+    assert "x-dead-letter-routing-key" in warning and level_queue(LEVEL) in warning
+    assert [r["status"] for r in world.receipts()] == ["stored"]
+
+
 def test_heartbeats_expire_in_the_status_queue(world: World, store: SqlStore,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     body = json.dumps({"node_id": "n1", "division": "430102", "source_lag_s": 0}).encode()

@@ -13,6 +13,7 @@ from adapters.amqp.topology import (
     RECORDS_EXCHANGE,
     STATUS_EXCHANGE,
     binding_key,
+    declare_level,
     declare_node_queues,
     declare_topology,
     level_queue,
@@ -89,6 +90,7 @@ def test_declare_topology_level_queue_arguments_are_explicit():
     args = queues[level_queue("430102")]["arguments"]
     assert args == {"x-queue-type": "quorum", "x-delivery-limit": 20,
                     "x-dead-letter-exchange": "exgate.dead",
+                    "x-dead-letter-routing-key": "exgate.level.430102",
                     "x-dead-letter-strategy": "at-least-once",
                     "x-overflow": "reject-publish"}
     assert all(q["durable"] and q["arguments"]["x-queue-type"] == "quorum"
@@ -96,8 +98,19 @@ def test_declare_topology_level_queue_arguments_are_explicit():
     binds = {(c[1][0], c[1][1], c[1][2]) for c in channel.calls if c[0] == "queue_bind"}
     key = "430000.430100.430102.#"
     assert binds == {("exgate.level.430102", RECORDS_EXCHANGE, key),
-                     ("exgate.dead.430102", DEAD_EXCHANGE, key),
+                     ("exgate.dead.430102", DEAD_EXCHANGE, "exgate.level.430102"),
                      ("exgate.status.430102", STATUS_EXCHANGE, key)}
+    declared = [c[1][0] for c in channel.calls if c[0] == "queue_declare"]
+    assert declared[-1] == "exgate.level.430102"  # last: the one an older exgate made
+
+
+def test_a_passive_level_declaration_only_finds_and_binds():
+    channel = Recorder()
+    declare_level(channel, "430102", passive=True)
+    declares = [(c[1][0], c[2]) for c in channel.calls if c[0] == "queue_declare"]
+    assert declares == [(q, {"passive": True}) for q in (
+        "exgate.dead.430102", "exgate.status.430102", "exgate.level.430102")]
+    assert sum(c[0] == "queue_bind" for c in channel.calls) == 3
 
 
 def test_declare_node_queues():

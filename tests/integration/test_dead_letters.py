@@ -1,0 +1,83 @@
+"""Dead-lettering against a real RabbitMQ, every level on one broker: a letter dead in
+one level's queue lands in that level's dead queue only, and provisioning goes on
+against queues an older exgate declared with other arguments."""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import quote
+
+import pika
+import pytest
+
+from adapters.amqp.topology import (
+    DEAD_EXCHANGE,
+    RECORDS_EXCHANGE,
+    binding_key,
+    dead_queue,
+    declare_topology,
+    level_queue,
+    routing_key,
+)
+from gateway.broker_node import LocalBroker
+from gateway.mgmt_api import HttpChannel, ManagementApi
+from tests.integration.amqp_helpers import (
+    LEVELS,
+    admin_channel,
+    declare_levels,
+    drain_queue,
+    vhost_of,
+)
+
+
+def test_a_dead_letter_lands_in_its_own_levels_dead_queue_only(amqp_url: str) -> None:
+    declare_levels(amqp_url)
+    with admin_channel(amqp_url) as channel:
+        channel.confirm_delivery()
+        channel.basic_publish(RECORDS_EXCHANGE, routing_key("430102", "n1"), b"B1",
+                              pika.BasicProperties(delivery_mode=2, message_id="B1"),
+                              mandatory=True)
+        for level in LEVELS:  # each level's copy fails there: rejected, not requeued
+            method, _, body = channel.basic_get(level_queue(level))
+            assert method is not None and body == b"B1"
+            channel.basic_reject(method.delivery_tag, requeue=False)
+    for level in LEVELS:
+        [(_, properties, body)] = _eventually(amqp_url, dead_queue(level))
+        assert body == b"B1"
+        assert properties.headers["x-first-death-queue"] == level_queue(level)
+        assert properties.headers["x-first-death-reason"] == "rejected"
+
+
+def _eventually(url: str, queue: str) -> list[tuple[object, pika.BasicProperties, bytes]]:
+    """The dead queue's messages once dead-lettering (asynchronous) has delivered one,
+    and after a further half second, so that a second letter would be seen too."""
+    found: list[tuple[object, object, bytes]] = []
+    deadline = time.monotonic() + 10
+    while not found and time.monotonic() < deadline:
+        found += drain_queue(url, queue)
+        time.sleep(0.1)
+    time.sleep(0.5)
+    found += drain_queue(url, queue)
+    return [(m, p, b) for m, p, b in found if isinstance(p, pika.BasicProperties)]
+
+
+def test_provisioning_keeps_a_queue_an_older_exgate_declared(
+        amqp_url: str, rabbitmq_server: LocalBroker, caplog: pytest.LogCaptureFixture) -> None:
+    older = {"x-queue-type": "quorum", "x-delivery-limit": 20,
+             "x-dead-letter-exchange": DEAD_EXCHANGE,
+             "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+    with admin_channel(amqp_url) as channel:
+        channel.queue_declare(level_queue("430102"), durable=True, arguments=older)
+    vhost = vhost_of(amqp_url)
+    api = ManagementApi.from_broker(rabbitmq_server)
+    with caplog.at_level(logging.WARNING, logger="exgate.broker"):
+        declare_topology(HttpChannel(api, vhost), LEVELS)
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "inequivalent arg 'x-dead-letter-routing-key'" in warning
+    assert "keeping the queue as it is" in warning
+    queue = api.get(f"queues/{quote(vhost, safe='')}/{level_queue('430102')}")
+    assert queue["arguments"] == older
+    bindings = api.get(f"queues/{quote(vhost, safe='')}/{level_queue('430102')}/bindings")
+    assert (RECORDS_EXCHANGE, binding_key("430102")) in {
+        (b["source"], b["routing_key"]) for b in bindings}
