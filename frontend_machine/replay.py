@@ -34,7 +34,8 @@ from adapters.sources.db_tables import (
     in_batches,
 )
 from adapters.sources.db_tables import reject_message as db_reject_message
-from adapters.sources.folder import REPORT_SUFFIX, FolderOptions, free_path, is_candidate
+from adapters.sources.folder_files import REPORT_SUFFIX, free_path, is_candidate
+from adapters.sources.folder_options import FolderOptions
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState
 from schemas.audit import validate_file

@@ -12,15 +12,12 @@ is stopped and started again on the same base folder keeps its data.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pwd
-import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -30,6 +27,15 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import quote
 
+from gateway.loopback import (
+    LOOPBACK,
+    free_ports,
+    pid_alive,
+    port_accepts,
+    port_is_free,
+    signal_if_alive,
+    wait_gone,
+)
 from schemas.errors import ConfigError, FatalError, RetriableError
 
 __all__ = [
@@ -38,7 +44,6 @@ __all__ = [
     "BrokerPorts",
     "BrokerStatus",
     "LocalBroker",
-    "free_ports",
 ]
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -46,8 +51,6 @@ DEFAULT_PLUGINS = ("rabbitmq_federation", "rabbitmq_shovel", "rabbitmq_prometheu
 MANAGEMENT_PLUGIN = "rabbitmq_management"
 STATE_FILE = "exgate-broker.json"
 STATE_VERSION = 1
-LOOPBACK = "127.0.0.1"
-PORT_FLOOR = 20000
 CtlTool = Literal["rabbitmqctl", "rabbitmq-diagnostics", "rabbitmq-plugins", "rabbitmq-queues"]
 # rabbitmqctl exits with EX_UNAVAILABLE / EX_TEMPFAIL when the node is not reachable.
 _UNREACHABLE_CODES = (69, 75)
@@ -99,70 +102,6 @@ class _Pids:
     launcher: int | None = None
     beam: int | None = None
     epmd: int | None = None
-
-
-def free_ports(count: int) -> list[int]:
-    """Return ``count`` distinct ports that are free on 127.0.0.1 right now.
-
-    They are taken below the ephemeral range: while a node is down (a restart, or the
-    "broker away for 30 s" tests), reconnecting clients get their local ports from that
-    range and could otherwise take the node's ports.
-    """
-    top = _ephemeral_low() - 1
-    rng = random.SystemRandom()
-    chosen: list[int] = []
-    for _ in range(1000):
-        port = rng.randint(PORT_FLOOR, top)
-        if port not in chosen and _port_is_free(port):
-            chosen.append(port)
-            if len(chosen) == count:
-                return chosen
-    raise ConfigError(f"found no {count} free ports on {LOOPBACK} in {PORT_FLOOR}-{top}")
-
-
-def _ephemeral_low() -> int:
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    return low if low > PORT_FLOOR + 1000 else 32768
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        # As the Erlang listeners do, so that TIME_WAIT left by a restart does not count.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
-
-
-def _port_accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((LOOPBACK, port)) == 0
-
-
-def _pid_alive(pid: int | None, marker: str) -> bool:
-    """True if ``pid`` runs and its command line contains ``marker`` (guards PID reuse)."""
-    if pid is None:
-        return False
-    try:
-        # Our own child: alive until reaped, even before it has exec'd its program.
-        return os.waitpid(pid, os.WNOHANG)[0] == 0
-    except ChildProcessError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    # Orphans whose parent never reaps them (PID 1 in some containers) stay as zombies.
-    if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-        return False
-    return marker.encode() in cmdline
 
 
 def _excerpt(path: Path, lines: int = 15) -> str:
@@ -300,7 +239,7 @@ class LocalBroker:
     def status(self) -> BrokerStatus:
         """Whether the node's VM runs, read from the state file: works from any process."""
         pids = self._read_pids()
-        running = _pid_alive(pids.beam, self._home_marker())
+        running = pid_alive(pids.beam, self._home_marker())
         return BrokerStatus(
             running=running,
             pid=pids.beam if running else None,
@@ -372,7 +311,7 @@ class LocalBroker:
                 )
         self._node_user()  # fails early when the rabbitmq user is missing
         for name, port in asdict(self.ports).items():
-            if port is not None and not _port_is_free(port):
+            if port is not None and not port_is_free(port):
                 raise ConfigError(
                     f"port {port} ({name}) on {LOOPBACK} is already in use; stop whatever "
                     f"listens there or give {self.base_dir} other ports"
@@ -439,8 +378,8 @@ class LocalBroker:
 
     def _wait_ready(self, launcher: int, deadline: float) -> int:
         """Wait for the AMQP listener, which opens once the plugins are up, then confirm."""
-        while not _port_accepts(self.ports.amqp):
-            if not _pid_alive(launcher, "rabbitmq-server"):
+        while not port_accepts(self.ports.amqp):
+            if not pid_alive(launcher, "rabbitmq-server"):
                 raise ConfigError(
                     f"RabbitMQ node {self.node_name} exited during start-up.\n{self._log_tails()}"
                 )
@@ -498,14 +437,14 @@ class LocalBroker:
         node = (pids.beam, self._home_marker())
         launcher = (pids.launcher, "rabbitmq-server")
         epmd = (pids.epmd, f"-port {self.ports.epmd} ")
-        first = node if _pid_alive(*node) else launcher
-        _signal(*first, signal.SIGTERM)
-        if not _wait_gone([node, launcher], grace):
+        first = node if pid_alive(*node) else launcher
+        signal_if_alive(*first, signal.SIGTERM)
+        if not wait_gone([node, launcher], grace):
             for proc in (node, launcher):
-                _signal(*proc, signal.SIGKILL)
-            _wait_gone([node, launcher], 10.0)
-        _signal(*epmd, signal.SIGTERM)
-        _wait_gone([epmd], 10.0)
+                signal_if_alive(*proc, signal.SIGKILL)
+            wait_gone([node, launcher], 10.0)
+        signal_if_alive(*epmd, signal.SIGTERM)
+        wait_gone([epmd], 10.0)
 
     # ---- environment ------------------------------------------------------------------
 
@@ -624,18 +563,3 @@ def _settings_from_state(state: Mapping[str, Any]) -> _Settings:
         admin_user=state["admin_user"],
         admin_password=state["admin_password"],
     )
-
-
-def _signal(pid: int | None, marker: str, signum: signal.Signals) -> None:
-    if pid is not None and _pid_alive(pid, marker):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-
-def _wait_gone(procs: list[tuple[int | None, str]], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while any(_pid_alive(*proc) for proc in procs):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True

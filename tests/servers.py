@@ -30,7 +30,8 @@ from urllib.parse import quote
 import psycopg
 import pymysql
 
-from gateway.broker_node import LocalBroker, free_ports
+from gateway.broker_node import LocalBroker
+from gateway.loopback import LOOPBACK, free_ports
 
 __all__ = [
     "MariaDBServer",
@@ -41,7 +42,6 @@ __all__ = [
     "stop_broker",
 ]
 
-LOOPBACK = "127.0.0.1"
 USER = "exgate"
 READY_TIMEOUT = 60.0
 

@@ -15,11 +15,9 @@ name, or a GBK name whose ``\\xNN`` spelling is four times longer, still fits.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,68 +25,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.config_files import is_number
 from adapters.sources.base import Chunk, Origin, SourceContext
-from schemas.errors import ConfigError
+from adapters.sources.folder_files import (
+    REPORT_SUFFIX,
+    claimed_name,
+    free_path,
+    is_candidate,
+    read_small,
+    utf8_name,
+)
+from adapters.sources.folder_options import FolderOptions
 from schemas.issues import Issue, IssueCode
 from schemas.messages import Localized
 from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
 from schemas.times import BEIJING
 
-__all__ = ["NAME_BYTES", "REPORT_SUFFIX", "FolderOptions", "FolderSource", "claimed_name",
-           "folder_source", "free_path", "is_candidate"]
+__all__ = ["FolderSource", "folder_source"]
 
 log = logging.getLogger("exgate.source.folder")
 
-OBSERVERS = ("native", "polling", "none")
-REPORT_SUFFIX = ".error.json"
-_IN_MEMORY_BYTES = 4 << 20  # files up to this size are read once, into memory
-# NAME_MAX is 255 bytes on every usual file system; the rest is room for free_path's
-# "-N", the report's ".error.json" and its temp name's "." and ".tmp".
-NAME_BYTES = 200
-_CUT_ESCAPE = re.compile(r"\\(x[0-9a-f]?)?$")  # a \xNN spelling cut short at the end
 _RETRY_SECONDS = 600.0  # a file the system refused to move is tried again this much later
-
-
-@dataclass(frozen=True, slots=True)
-class FolderOptions:
-    """The ``[[sources]]`` keys of ``kind = "folder"``."""
-
-    path: Path
-    stable_seconds: float = 5.0
-    rescan_seconds: float = 30.0
-    observer: str = "native"       # "polling" on network shares (NFS, SMB)
-    chunk_records: int = 500
-    files_per_chunk: int = 100     # small files share a chunk: one fsync, not one each
-    max_report_issues: int = 10_000
-
-    @classmethod
-    def parse(cls, options: Mapping[str, Any]) -> FolderOptions:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"unknown key {unknown[0]!r} (folder sources take: "
-                              f"{', '.join(sorted(known))})")
-        if not isinstance(options.get("path"), str | Path) or not str(options["path"]):
-            raise ConfigError("key 'path' is required: the drop folder holding inbox/")
-        values: dict[str, Any] = {"path": Path(options["path"])}
-        for key, low in (("stable_seconds", 0.0), ("rescan_seconds", 0.01)):
-            if key in options:
-                values[key] = _number(options[key], key, low)
-        for key in ("chunk_records", "files_per_chunk", "max_report_issues"):
-            if key in options:
-                values[key] = int(_number(options[key], key, 1))
-        observer = options.get("observer", "native")
-        if observer not in OBSERVERS:
-            raise ConfigError(f"key 'observer' is {observer!r}; use one of {', '.join(OBSERVERS)}")
-        return cls(observer=observer, **values)
-
-
-def _number(value: Any, key: str, low: float) -> float:
-    if not is_number(value, low):
-        raise ConfigError(f"key {key!r} is {value!r}; it must be a number >= {low}")
-    return float(value)
 
 
 @dataclass
@@ -365,7 +322,7 @@ class FolderSource:
     def _read_file(self, path: Path, state: Mapping[str, Any]) -> Iterator[_Piece]:
         """A file's checks in pieces; the last piece carries its ``_FileRun``."""
         try:
-            content, digest = _read_small(path)
+            content, digest = read_small(path)
         except OSError as exc:
             run = _FileRun(path.name, path, "", file_issues=(_unreadable_issue(path.name, exc),))
             yield [], self._progress(run, done=True), run
@@ -433,65 +390,6 @@ class FolderSource:
 def folder_source(name: str, options: Mapping[str, Any], context: SourceContext) -> FolderSource:
     """The ``SourceFactory`` for ``kind = "folder"``."""
     return FolderSource(name, FolderOptions.parse(options), context)
-
-
-def is_candidate(name: str) -> bool:
-    """Only ``*.xml``: writers write a temp name (``.part``, dot-files) and rename it in."""
-    return name.lower().endswith(".xml") and not name.startswith(".")
-
-
-def utf8_name(name: str) -> str:
-    """``name`` with bytes that are not UTF-8 spelled ``\\xNN``.
-
-    A legacy writer may name a file in GBK; the journal, the reports and the outbox
-    store names as UTF-8 text, and such a name would fail every chunk it is in.
-    """
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-def claimed_name(name: str) -> str:
-    """The name a file is claimed under: UTF-8 (``utf8_name``), at most ``NAME_BYTES``.
-
-    A longer name keeps its suffix and as much of its stem as fits, tagged with a hash
-    of the original bytes so that two long names sharing a start stay apart.
-    """
-    text = utf8_name(name)
-    if len(text.encode()) <= NAME_BYTES:
-        return text
-    stem, suffix = os.path.splitext(text)
-    tag = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
-    room = NAME_BYTES - len((tag + suffix).encode())
-    kept = stem.encode()[:room].decode("utf-8", "ignore")
-    return _CUT_ESCAPE.sub("", kept) + tag + suffix
-
-
-def free_path(folder: Path, name: str) -> Path:
-    """``folder/name``, or ``folder/stem-N.suffix`` when that is taken (never overwrite)."""
-    target = folder / name
-    stem, suffix = os.path.splitext(name)
-    number = 1
-    while target.exists():
-        target = folder / f"{stem}-{number}{suffix}"
-        number += 1
-    return target
-
-
-def _read_small(path: Path) -> tuple[bytes | None, str]:
-    """The file's sha256, and its bytes when it is small enough to parse from memory.
-
-    A small file (the usual drop) is read from disk once: hashed and handed to the
-    parser as bytes. A bigger one is hashed here, in blocks, and parsed as a stream.
-    The hash has to be known before parsing, since every chunk's progress carries it.
-    """
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        head = handle.read(_IN_MEMORY_BYTES + 1)
-        digest.update(head)
-        if len(head) <= _IN_MEMORY_BYTES:
-            return head, digest.hexdigest()
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return None, digest.hexdigest()
 
 
 def _unreadable_issue(name: str, exc: OSError) -> Issue:

@@ -14,13 +14,8 @@ from pathlib import Path
 import pytest
 
 from adapters.sources.base import SourceContext
-from adapters.sources.folder import (
-    NAME_BYTES,
-    REPORT_SUFFIX,
-    FolderSource,
-    claimed_name,
-    folder_source,
-)
+from adapters.sources.folder import FolderSource, folder_source
+from adapters.sources.folder_files import NAME_BYTES, REPORT_SUFFIX, claimed_name
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
 from tests.unit.adapters.front_rows import poll

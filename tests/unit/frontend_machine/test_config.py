@@ -8,7 +8,7 @@ import pytest
 
 from adapters.sources.database import source_url
 from adapters.sources.db_options import parse_options
-from adapters.sources.folder import FolderOptions
+from adapters.sources.folder_options import FolderOptions
 from frontend_machine.config import load_config
 from frontend_machine.link import LinkSettings
 from schemas.catalog import load_catalog

@@ -1,0 +1,55 @@
+"""The ``[[sources]]`` options of a ``kind = "folder"`` source, checked once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters.config_files import is_number
+from schemas.errors import ConfigError
+
+__all__ = ["FolderOptions"]
+
+_OBSERVERS = ("native", "polling", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class FolderOptions:
+    """The ``[[sources]]`` keys of ``kind = "folder"``."""
+
+    path: Path
+    stable_seconds: float = 5.0
+    rescan_seconds: float = 30.0
+    observer: str = "native"       # "polling" on network shares (NFS, SMB)
+    chunk_records: int = 500
+    files_per_chunk: int = 100     # small files share a chunk: one fsync, not one each
+    max_report_issues: int = 10_000
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any]) -> FolderOptions:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r} (folder sources take: "
+                              f"{', '.join(sorted(known))})")
+        if not isinstance(options.get("path"), str | Path) or not str(options["path"]):
+            raise ConfigError("key 'path' is required: the drop folder holding inbox/")
+        values: dict[str, Any] = {"path": Path(options["path"])}
+        for key, low in (("stable_seconds", 0.0), ("rescan_seconds", 0.01)):
+            if key in options:
+                values[key] = _number(options[key], key, low)
+        for key in ("chunk_records", "files_per_chunk", "max_report_issues"):
+            if key in options:
+                values[key] = int(_number(options[key], key, 1))
+        observer = options.get("observer", "native")
+        if observer not in _OBSERVERS:
+            raise ConfigError(f"key 'observer' is {observer!r}; use one of {', '.join(_OBSERVERS)}")
+        return cls(observer=observer, **values)
+
+
+def _number(value: Any, key: str, low: float) -> float:
+    if not is_number(value, low):
+        raise ConfigError(f"key {key!r} is {value!r}; it must be a number >= {low}")
+    return float(value)
