@@ -24,6 +24,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DEAD_EXCHANGE",
     "DELIVERY_LIMIT",
+    "HOLDING_DELIVERY_LIMIT",
     "RECEIPTS_EXCHANGE",
     "RECORDS_EXCHANGE",
     "STATUS_EXCHANGE",
@@ -47,6 +48,12 @@ CONTENT_TYPE = "application/vnd.exgate.sealed"
 APP_ID = "exgate-agent"
 SCHEMA_VERSION = 1
 DELIVERY_LIMIT = 20
+# Receipts, heartbeats and dead letters have no dead-letter queue of their own, and
+# RabbitMQ 4 drops a quorum-queue message returned 20 times by default: a peek in the
+# management UI, or an agent's connection lost while it holds receipts, each count one.
+# A limit this high is never reached. -1 means "no limit" on 4.x only: RabbitMQ 3.10
+# accepts it and drops the message at its first return.
+HOLDING_DELIVERY_LIMIT = 1_000_000
 
 _DIVISION = re.compile(r"[1-9]\d{5}")
 _NODE_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")
@@ -110,8 +117,9 @@ def receipts_queue(node_id: str) -> str:
     return f"exgate.receipts.{check_node_id(node_id)}"
 
 
-def quorum_arguments() -> dict[str, Any]:
-    return {"x-queue-type": "quorum"}
+def holding_queue_arguments() -> dict[str, Any]:
+    """Quorum queues that only hold messages for a reader: receipts, status, dead letters."""
+    return {"x-queue-type": "quorum", "x-delivery-limit": HOLDING_DELIVERY_LIMIT}
 
 
 def level_queue_arguments(division: str,
@@ -143,10 +151,10 @@ def declare_level(channel: Channel, division: str, *, delivery_limit: int = DELI
     """
     key = binding_key(division)
     queues = (
-        (dead_queue(division), quorum_arguments(), DEAD_EXCHANGE, level_queue(division)),
+        (dead_queue(division), holding_queue_arguments(), DEAD_EXCHANGE, level_queue(division)),
         # No x-message-ttl, which could never be changed: heartbeats carry their own
         # expiration (frontend_machine.heartbeat).
-        (status_queue(division), quorum_arguments(), STATUS_EXCHANGE, key),
+        (status_queue(division), holding_queue_arguments(), STATUS_EXCHANGE, key),
         (level_queue(division), level_queue_arguments(division, delivery_limit),
          RECORDS_EXCHANGE, key),
     )
@@ -161,7 +169,7 @@ def declare_level(channel: Channel, division: str, *, delivery_limit: int = DELI
 def declare_node_queues(channel: Channel, node_id: str) -> None:
     """The node's receipts queue, bound on ``exgate.receipts`` with its ID."""
     queue = receipts_queue(node_id)
-    channel.queue_declare(queue, durable=True, arguments=quorum_arguments())
+    channel.queue_declare(queue, durable=True, arguments=holding_queue_arguments())
     channel.queue_bind(queue, RECEIPTS_EXCHANGE, node_id)
 
 

@@ -1,6 +1,7 @@
 """Dead-lettering against a real RabbitMQ, every level on one broker: a letter dead in
-one level's queue lands in that level's dead queue only, and provisioning goes on
-against queues an older exgate declared with other arguments."""
+one level's queue lands in that level's dead queue only; a receipt returned again and
+again is kept; and provisioning goes on against queues an older exgate declared with
+other arguments."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ import pytest
 
 from adapters.amqp.topology import (
     DEAD_EXCHANGE,
+    RECEIPTS_EXCHANGE,
     RECORDS_EXCHANGE,
     binding_key,
     dead_queue,
+    declare_exchanges,
+    declare_node_queues,
     declare_topology,
     level_queue,
+    receipts_queue,
     routing_key,
 )
 from gateway.broker_node import LocalBroker
@@ -60,6 +65,22 @@ def _eventually(url: str, queue: str) -> list[tuple[object, pika.BasicProperties
     time.sleep(0.5)
     found += drain_queue(url, queue)
     return [(m, p, b) for m, p, b in found if isinstance(p, pika.BasicProperties)]
+
+
+def test_a_receipt_returned_more_than_twenty_times_is_kept(amqp_url: str) -> None:
+    """RabbitMQ 4 would drop it at the 21st return without the declared limit."""
+    with admin_channel(amqp_url) as channel:
+        declare_exchanges(channel)
+        declare_node_queues(channel, "n1")
+        channel.confirm_delivery()
+        channel.basic_publish(RECEIPTS_EXCHANGE, "n1", b"receipt", mandatory=True)
+        for _ in range(25):  # an agent losing its link while it holds the receipt
+            method, _, body = channel.basic_get(receipts_queue("n1"))
+            assert method is not None and body == b"receipt"
+            channel.basic_nack(method.delivery_tag, requeue=True)
+        method, properties, body = channel.basic_get(receipts_queue("n1"), auto_ack=True)
+    assert method is not None and body == b"receipt"
+    assert properties.headers["x-delivery-count"] >= 25
 
 
 def test_provisioning_keeps_a_queue_an_older_exgate_declared(

@@ -9,6 +9,7 @@ import pytest
 
 from adapters.amqp.topology import (
     DEAD_EXCHANGE,
+    HOLDING_DELIVERY_LIMIT,
     RECEIPTS_EXCHANGE,
     RECORDS_EXCHANGE,
     STATUS_EXCHANGE,
@@ -95,6 +96,8 @@ def test_declare_topology_level_queue_arguments_are_explicit():
                     "x-overflow": "reject-publish"}
     assert all(q["durable"] and q["arguments"]["x-queue-type"] == "quorum"
                for q in queues.values())
+    for holding in ("exgate.dead.430102", "exgate.status.430102"):  # RabbitMQ 4 drops at 20
+        assert queues[holding]["arguments"]["x-delivery-limit"] == HOLDING_DELIVERY_LIMIT
     binds = {(c[1][0], c[1][1], c[1][2]) for c in channel.calls if c[0] == "queue_bind"}
     key = "430000.430100.430102.#"
     assert binds == {("exgate.level.430102", RECORDS_EXCHANGE, key),
@@ -117,4 +120,6 @@ def test_declare_node_queues():
     channel = Recorder()
     declare_node_queues(channel, "n1")
     assert [c[0] for c in channel.calls] == ["queue_declare", "queue_bind"]
+    assert channel.calls[0][2]["arguments"] == {"x-queue-type": "quorum",
+                                                "x-delivery-limit": HOLDING_DELIVERY_LIMIT}
     assert channel.calls[1][1] == (receipts_queue("n1"), RECEIPTS_EXCHANGE, "n1")
