@@ -113,6 +113,7 @@ def verify_export(folder: Path, on_file: Callable[[FileResult], None] | None = N
     present = set(_files_below(folder))
     for name in sorted(present - set(entries) - {MANIFEST_NAME}):
         report.mismatches.append(Mismatch("extra-file", name, "not listed in the manifest"))
+    found: Counter[str] = Counter()  # records by element: counted where read, else listed
     for name, entry in entries.items():
         if name not in present:
             report.mismatches.append(Mismatch("missing-file", name, "listed but absent"))
@@ -121,8 +122,28 @@ def verify_export(folder: Path, on_file: Callable[[FileResult], None] | None = N
                 "missing-file", name, "listed, but a link or special file, not a regular "
                                       "file: not read"))
         else:
-            _check_file(folder / name, entry, report, on_file)
+            found.update(_check_file(folder / name, entry, report, on_file))
+            continue
+        found.update({str(k): int(v) for k, v in entry["by_element"].items()})
+    _check_totals(manifest.get("totals"), len(entries), found, report)
     return report
+
+
+def _check_totals(totals: Any, files: int, found: Counter[str], report: VerifyReport) -> None:
+    """The manifest's ``totals`` against what its files hold (an export without it, such
+    as one written by hand, is not held to it)."""
+    if totals is None:
+        return
+    expected = {"files": files, "records": sum(found.values()),
+                "by_element": {k: v for k, v in sorted(found.items()) if v}}
+    stated = totals if isinstance(totals, dict) else {}
+    wrong = [key for key, value in expected.items() if stated.get(key) != value]
+    if wrong:
+        report.mismatches.append(Mismatch(
+            "count-mismatch", MANIFEST_NAME,
+            "totals disagree with the files: "
+            + "; ".join(f"{key} {stated.get(key)!r}, files hold {expected[key]!r}"
+                        for key in wrong)))
 
 
 def _files_below(folder: Path) -> Iterator[str]:
@@ -132,7 +153,8 @@ def _files_below(folder: Path) -> Iterator[str]:
 
 
 def _check_file(path: Path, entry: dict[str, Any], report: VerifyReport,
-                on_file: Callable[[FileResult], None] | None) -> None:
+                on_file: Callable[[FileResult], None] | None) -> Counter[str]:
+    """Checks one listed file against its entry; returns its records by element."""
     digest = file_sha256(path)
     if digest != entry["sha256"]:
         report.mismatches.append(Mismatch(
@@ -148,6 +170,12 @@ def _check_file(path: Path, entry: dict[str, Any], report: VerifyReport,
             "count-mismatch", path.name,
             f"records by element {dict(sorted(counts.items()))}, manifest says "
             f"{dict(sorted(expected.items()))}"))
+    stated = entry.get("records", counts.total())
+    if stated != counts.total():
+        report.mismatches.append(Mismatch(
+            "count-mismatch", path.name,
+            f"{counts.total()} records, manifest says {stated!r}"))
+    return counts
 
 
 def _validate(path: Path) -> tuple[FileResult, Counter[str]]:

@@ -13,7 +13,8 @@ half-exported.
 
 ``--since`` / ``--until`` select on the latest version's ``GXSJ`` (the source time):
 since inclusive, until exclusive. ``--division`` keeps the records of that division and
-its subdivisions (by code prefix for its level).
+its subdivisions (by code prefix for its level); without it, the whole store is
+exported under the level's own division.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Select, create_engine, event, func, select
+from sqlalchemy import ColumnElement, Connection, Select, create_engine, event, func, select
 from sqlalchemy import exc as sa_exc
 
 from adapters.stores.sql import SqlStore, latest
@@ -66,12 +67,15 @@ Fields = dict[str, str]
 class ExportQuery:
     """What to export; ``to_json`` is recorded in the manifest."""
 
-    division: str
+    division: str                        # HEAD/XZQHDM, and the filter unless whole_store
     since: datetime | None = None        # naive Beijing time, on GXSJ, inclusive
     until: datetime | None = None        # exclusive
     elements: tuple[str, ...] = ()       # empty: all 14, in catalogue order
     max_records_per_file: int = DEFAULT_MAX_RECORDS
     org: str | None = None               # HEAD/TYSHXYDM; default: each file's first record's
+    # Everything the store holds, as when no --division is given: a county store also
+    # keeps records of its city's other counties (``schemas.divisions.within``).
+    whole_store: bool = False
 
     def element_codes(self) -> tuple[str, ...]:
         known = tuple(load_catalog().elements)
@@ -85,7 +89,8 @@ class ExportQuery:
         def moment(value: datetime | None) -> str | None:
             return None if value is None else format_time(value.replace(tzinfo=BEIJING))
 
-        return {"division": self.division, "since": moment(self.since),
+        return {"division": self.division, "whole_store": self.whole_store,
+                "since": moment(self.since),
                 "until": moment(self.until), "time_field": "GXSJ",
                 "elements": list(self.element_codes()), "latest_version_only": True,
                 "max_records_per_file": self.max_records_per_file}
@@ -207,18 +212,23 @@ def element_query(schema: StoreSchema, code: str, query: ExportQuery) -> Select[
     et = schema.elements[code]
     t = et.table
     statement = latest(schema, code)
-    level = level_of(query.division)
-    if level is Level.PROVINCE:
-        statement = statement.where(t.c.XZQHDM.like(query.division[:2] + "%"))
-    elif level is Level.CITY:
-        statement = statement.where(t.c.XZQHDM.like(query.division[:4] + "%"))
-    else:
-        statement = statement.where(t.c["XZQHDM"] == query.division)
+    if not query.whole_store:
+        statement = statement.where(_in_division(t.c["XZQHDM"], query.division))
     if query.since is not None:
         statement = statement.where(t.c["GXSJ"] >= query.since)
     if query.until is not None:
         statement = statement.where(t.c["GXSJ"] < query.until)
     return statement.order_by(*et.key_columns)
+
+
+def _in_division(column: ColumnElement[Any], division: str) -> ColumnElement[bool]:
+    """Codes in ``division`` and its subdivisions, by prefix for its level."""
+    level = level_of(division)
+    if level is Level.PROVINCE:
+        return column.like(division[:2] + "%")
+    if level is Level.CITY:
+        return column.like(division[:4] + "%")
+    return column == division
 
 
 def _count(conn: Connection, schema: StoreSchema, code: str, query: ExportQuery) -> int:
@@ -242,8 +252,8 @@ def _fields(names: tuple[str, ...], row: Mapping[Any, Any]) -> Fields:
         value = row.get(name)
         if value is None or value == "":
             continue
-        if isinstance(value, datetime):
-            fields[name] = value.strftime("%Y-%m-%d %H:%M:%S")
+        if isinstance(value, datetime):  # isoformat pads years before 1000; strftime does not
+            fields[name] = value.isoformat(" ", "seconds")
         elif isinstance(value, Decimal):
             fields[name] = format(value, "f")
         else:

@@ -37,7 +37,7 @@ def run_export(config_path: Path | None, out_dir: Path, division: str | None,
         config = load_config(gateway_config_path(config_path))
         query = ExportQuery(division or config.division, parse_moment(since),
                             parse_moment(until), tuple(e.upper() for e in elements),
-                            max_records, org)
+                            max_records, org, whole_store=division is None)
         query.element_codes()
         store = SqlStore(config.store_url)
         try:

@@ -195,6 +195,54 @@ def test_filters_and_empty_folders(tmp_path: Path, store: SqlStore) -> None:
     assert verify_export(tmp_path / "none").ok
 
 
+def test_a_county_export_holds_the_whole_store_unless_a_division_is_asked(
+        tmp_path: Path) -> None:
+    """A county store keeps its city's other counties' records (the gateway accepts them:
+    ``within``); an export without --division holds them, with --division it does not.
+    A time before year 1000 is written with four digits, so the export re-validates."""
+    county = SqlStore(f"sqlite:///{tmp_path / 'county.db'}")
+    county.migrate()
+    recs = read_records(document([record("SBXX", SBSJ="0202-11-20 09:00:00"),
+                                  record("SBXX", SBLSH="SIBLING", XZQHDM="430103")],
+                                 head={"XZQHDM": "430102"}))
+    now = __import__("datetime").datetime.now(BEIJING)
+    county.write(IncomingBatch("C1", "n1", "430102", "c" * 64, recs, now))
+    config = write_config(tmp_path, county.url.render_as_string(hide_password=False),
+                          tmp_path / "registry", "430102")
+    county.close()
+    whole, own = tmp_path / "whole", tmp_path / "own"
+    assert exgate("export", "-c", str(config), "--out", str(whole)).returncode == 0
+    assert exgate("export", "-c", str(config), "--out", str(own), "--division",
+                  "430102").returncode == 0
+    exported = {path: sorted(r.key_text for f in sorted(path.glob("*.xml"))
+                             for r in read_records(f)) for path in (whole, own)}
+    assert exported == {whole: ["SB0001", "SIBLING"], own: ["SB0001"]}
+    [early] = [r for r in read_records(next(own.glob("*.xml")))]
+    assert early.fields["SBSJ"] == "0202-11-20 09:00:00"
+    for path in (whole, own):
+        verified = exgate("audit", "verify", str(path), "--lang", "en")
+        assert verified.returncode == 0, verified.stdout
+    manifest = json.loads((whole / "MANIFEST.json").read_text(encoding="utf-8"))
+    assert manifest["query"]["whole_store"] is True
+
+
+@pytest.mark.parametrize("where", ["file", "totals"])
+def test_a_manifest_whose_record_counts_disagree_is_a_mismatch(
+        tmp_path: Path, exported: Path, where: str) -> None:
+    copy = tmp_path / "edited"
+    shutil.copytree(exported, copy)
+    manifest = json.loads((copy / "MANIFEST.json").read_text(encoding="utf-8"))
+    if where == "file":
+        manifest["files"][0]["records"] += 500
+    else:
+        manifest["totals"]["records"] += 500
+    (copy / "MANIFEST.json").write_text(json.dumps(manifest), encoding="utf-8")
+    [mismatch] = verify_export(copy).mismatches
+    named = manifest["files"][0]["name"] if where == "file" else "MANIFEST.json"
+    assert (mismatch.code, mismatch.file) == ("count-mismatch", named)
+    assert exgate("audit", "verify", str(copy)).returncode == 1
+
+
 # -- the agent side ----------------------------------------------------------------------
 
 
