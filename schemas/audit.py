@@ -13,7 +13,12 @@ from schemas.columns import resolve_columns
 from schemas.issues import Issue
 from schemas.reader import DocumentReader, Limits
 
-__all__ = ["FileResult", "Summary", "expand_paths", "validate_file", "validate_paths"]
+__all__ = ["MAX_FILE_ISSUES", "FileResult", "Summary", "expand_paths", "validate_file",
+           "validate_paths"]
+
+# Issues kept per file: a file of millions of bad elements would otherwise hold them all
+# in memory, and no reader goes past the first thousands; the rest are counted.
+MAX_FILE_ISSUES = 10_000
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,15 @@ def validate_file(
         path, str(path), limits or Limits(), schema_version=schema_version,
         node_division=node_division, on_bytes=on_bytes,
     )
+    record_issues: list[Issue] = []
+    unlisted, first_unlisted = 0, None
     try:
-        record_issues = [issue for check in reader for issue in check.issues]
+        for check in reader:
+            room = MAX_FILE_ISSUES - len(record_issues)
+            record_issues.extend(check.issues[:room])
+            if len(check.issues) > room:
+                unlisted += len(check.issues) - room
+                first_unlisted = first_unlisted or check.issues[room]
     except OSError as exc:
         return FileResult(path, reader.records, reader.valid, (), exc.strerror or str(exc))
     issues = reader.issues + record_issues
@@ -103,6 +115,9 @@ def validate_file(
         with contextlib.suppress(OSError):
             issues = resolve_columns(path, issues)
     issues.sort(key=lambda i: (i.line or 0, i.column or 0))
+    if first_unlisted is not None:  # last: it speaks of all the lines after those listed
+        issues.append(Issue(first_unlisted.code, "more-file-issues",
+                            {"count": unlisted, "shown": MAX_FILE_ISSUES}, file=str(path)))
     return FileResult(path, reader.records, reader.valid, tuple(issues))
 
 

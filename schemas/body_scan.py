@@ -14,22 +14,26 @@ BODY, or just after a record of BODY ended, outside any comment, CDATA section o
 processing instruction. After feeding lxml anything else it asks the reader, through
 ``at_level``, whether lxml's last event put it back there; until then it only feeds.
 A document in another encoding, or whose BODY cannot be found plainly, is fed to lxml
-whole, as it was before the scanner existed.
+whole, as it was before the scanner existed, but for one cut (``split_at_undecodable``):
+just before the first bytes its encoding cannot decode, so that lxml parses every record
+before them.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from schemas.catalog import SchemaCatalog
+from schemas.columns import python_codec
 from schemas.parse_errors import declared_encoding
 from schemas.value_checks import FastCheck
 
-__all__ = ["BodyScanner", "ScannedRecord", "plain_utf8"]
+__all__ = ["BodyScanner", "ScannedRecord", "plain_utf8", "split_at_undecodable"]
 
 _CHUNK = 1 << 20  # characters decoded per read
 _LONGEST_RECORD = 1 << 16  # characters; a longer record is left to lxml
@@ -48,6 +52,34 @@ def plain_utf8(prolog: bytes) -> bool:
     """Whether a document starting with ``prolog`` is certainly UTF-8."""
     encoding = declared_encoding(prolog)
     return encoding is not None and encoding.replace("-", "").upper() == "UTF8"
+
+
+def split_at_undecodable(chunks: Iterable[bytes], encoding: str | None) -> Iterator[bytes]:
+    """``chunks`` as they come, but the one holding the first bytes ``encoding`` cannot
+    decode is cut in two just before them.
+
+    libxml2 converts each piece it is fed whole, and on bad bytes drops the good text
+    before them in that piece: fed apart, every record before the bad bytes is parsed,
+    and libxml2 still finds and names them. Where this decoder and libxml2's disagree,
+    the cut is merely somewhere else: the pieces still join into the same input.
+    """
+    decoder = None
+    if encoding is not None:
+        with contextlib.suppress(LookupError):  # an unknown encoding is libxml2's to report
+            decoder = codecs.getincrementaldecoder(python_codec(encoding))("strict")
+    for chunk in chunks:
+        if decoder is not None:
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                decoder = None
+                if (cut := exc.start - pending) > 0:
+                    yield chunk[:cut]
+                    chunk = chunk[cut:]
+            except UnicodeError:  # no position to cut at (UTF-16 without a BOM): libxml2 judges it
+                decoder = None
+        yield chunk
 
 
 class _Stream(Protocol):
@@ -94,6 +126,7 @@ class BodyScanner:
         self._catalog = catalog
         self._checks = catalog.fast_checks
         self._at_level = at_level
+        self._encoding = declared_encoding(prolog)
         self._plain = plain_utf8(prolog)
         self._record_ends = 0  # record end tags fed to lxml: it must have seen as many
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
@@ -117,7 +150,7 @@ class BodyScanner:
                 while (yield from self._records()) and (yield from self._stretch()):
                     pass
             yield from self._feed_to_end()
-        yield from self._raw_rest()
+        yield from split_at_undecodable(self._raw_rest(), self._encoding)
 
     # -- the three stretches of a document ------------------------------------------------
 

@@ -3,7 +3,12 @@
 libxml2 reports lines but no columns for schema errors, and a streaming reader cannot
 look back. So once a document is read, a second pass over only the lines that have
 issues finds the start tag of the named field (or element) and reports its column,
-counted in characters from 1. Whole-file issues keep the parser's own column.
+counted in characters from 1. Whole-file issues keep the parser's own column, except
+where libxml2 gives none worth having: undecodable bytes (it names the start of the
+block it was converting) and a DOCTYPE (it names none), which are found here.
+
+Also here: which codec reads a declared encoding (``python_codec``), shared by the
+reader's parser, these passes and the scanner, so all of them read the same text.
 """
 
 from __future__ import annotations
@@ -13,12 +18,38 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from schemas.issues import Issue
 
-__all__ = ["locate_undecodable", "resolve_columns"]
+__all__ = [
+    "GBK_LABELS",
+    "Undecodable",
+    "locate_doctype",
+    "locate_undecodable",
+    "python_codec",
+    "resolve_columns",
+]
 
 _ENCODING_DECL = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._\-]+)["']""")
+
+# The names legacy systems give GBK text: the WHATWG Encoding Standard's labels for its
+# GBK decoder (which is its GB18030 decoder) and Windows' names for code page 936. Such
+# text is routinely labelled GB2312 though it holds GBK characters (喆, 堃, 镕 in names),
+# and GB18030 reads every valid GB2312 and GBK sequence as the same character, but for
+# GB2312's A1A4 and A1AA, which it reads as · and — (U+00B7, U+2014) as Windows does.
+GBK_LABELS = frozenset(
+    {
+        "gbk", "gb2312", "gb_2312", "gb_2312-80", "chinese", "csgb2312", "csiso58gb231280",
+        "iso-ir-58", "x-gbk", "cp936", "ms936", "windows-936", "euc-cn", "euccn",
+    }
+)
+_DOCTYPE_WINDOW = 1 << 20  # bytes of prolog searched for a DOCTYPE
+# What may come before a DOCTYPE: the XML declaration, comments, processing
+# instructions and white space.
+_BEFORE_DOCTYPE = re.compile(
+    r"\ufeff?(?:<\?(?:[^?]|\?(?!>))*+\?>|<!--(?:[^-]|-(?!-))*+-->|[ \t\r\n]++)*+"
+)
 
 
 def resolve_columns(source: Path | bytes, issues: Iterable[Issue]) -> list[Issue]:
@@ -76,7 +107,7 @@ def _encoding(prolog: bytes) -> str:
     match = _ENCODING_DECL.search(prolog)
     if match is None:
         return "utf-8"
-    name = _python_codec(match.group(1).decode("ascii"))
+    name = python_codec(match.group(1).decode("ascii"))
     try:
         codecs.lookup(name)
     except LookupError:
@@ -84,27 +115,51 @@ def _encoding(prolog: bytes) -> str:
     return name
 
 
-def locate_undecodable(source: Path | bytes, declared: str) -> tuple[int, int] | None:
-    """Line and column of the first byte sequence that ``declared`` cannot decode.
+class Undecodable(NamedTuple):
+    """Where a document stops being text in its encoding, and the bytes that stop it."""
+
+    line: int
+    column: int
+    data: bytes  # empty when the encoding itself is unknown
+
+
+def locate_undecodable(source: Path | bytes, declared: str) -> Undecodable | None:
+    """The first byte sequence that ``declared`` cannot decode, or None.
 
     libxml2 converts input in blocks and reports an encoding error at the start of
     the block, which can be many lines before the bad bytes; auditors need the spot.
     """
+    codec = python_codec(declared)
     try:
-        decoder = codecs.getincrementaldecoder(_python_codec(declared))(errors="strict")
+        decoder = codecs.getincrementaldecoder(codec)(errors="strict")
     except LookupError:
-        return (1, 1)
+        return Undecodable(1, 1, b"")
     line, column = 1, 1
     with _open(source) as raw:
         while block := raw.read(65536):
             try:
                 text = decoder.decode(block)
             except UnicodeDecodeError as exc:
-                text = exc.object[: exc.start].decode(_python_codec(declared), errors="replace")
+                text = exc.object[: exc.start].decode(codec, errors="replace")
                 line, column = _advance(line, column, text)
-                return line, column
+                return Undecodable(line, column, exc.object[exc.start : exc.end])
             line, column = _advance(line, column, text)
     return None
+
+
+def locate_doctype(source: Path | bytes, declared: str) -> tuple[int, int] | None:
+    """Line and column of the DOCTYPE declaration, or None when it is not found in the
+    first MiB (a prolog that long is no exchange file's)."""
+    try:
+        decoder = codecs.getincrementaldecoder(python_codec(declared))(errors="replace")
+    except LookupError:
+        return None
+    with _open(source) as raw:
+        text = decoder.decode(raw.read(_DOCTYPE_WINDOW))
+    before = _BEFORE_DOCTYPE.match(text)
+    if before is None or not text.startswith("<!DOCTYPE", before.end()):
+        return None
+    return _advance(1, 1, text[: before.end()])
 
 
 def _advance(line: int, column: int, text: str) -> tuple[int, int]:
@@ -114,6 +169,8 @@ def _advance(line: int, column: int, text: str) -> tuple[int, int]:
     return line + newlines, len(text) - text.rindex("\n")
 
 
-def _python_codec(declared: str) -> str:
+def python_codec(declared: str) -> str:
+    """The Python codec that reads a document declared as ``declared``: its own, but
+    GB18030 for the GBK family (``GBK_LABELS``), as the reader's parser is told to."""
     name = declared.lower()
-    return "gb18030" if name in ("gbk", "gb2312") else name
+    return "gb18030" if name in GBK_LABELS else name

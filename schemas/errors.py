@@ -7,6 +7,9 @@
 
 Third-party exceptions (pika, lxml, DB-API) are converted to these at the adapter
 boundary with ``raise ... from exc``, so callers never catch driver exceptions.
+
+``str(error)`` is English, for logs and JSON. An error an operator meets at the CLI may
+also carry its Simplified Chinese text (``zh``), which ``message`` gives by default.
 """
 
 from __future__ import annotations
@@ -23,6 +26,14 @@ __all__ = [
 
 class ExgateError(Exception):
     """Root of every error exgate raises on purpose."""
+
+    def __init__(self, *args: object, zh: str | None = None) -> None:
+        super().__init__(*args)
+        self.zh = zh
+
+    def message(self, lang: str) -> str:
+        """The error in ``lang``: Chinese unless "en", where the raiser wrote it."""
+        return self.zh if lang != "en" and self.zh else str(self)
 
 
 class ConfigError(ExgateError):

@@ -28,6 +28,12 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "字节与声明的编码 {encoding} 不符：{detail}",
         "the bytes do not match the declared encoding {encoding}: {detail}",
     ),
+    "undecodable-bytes": (
+        "字节 {data} 不是声明的编码 {encoding} 中的字符，已停止读取该文件；"
+        "请按该编码重新导出，或在 XML 声明中写明实际编码",
+        "the bytes {data} are no character of the declared encoding {encoding}; reading of "
+        "the file stopped. Export it again in that encoding, or declare the one it is in",
+    ),
     "malformed-xml": ("XML 格式不正确：{detail}", "the document is not well-formed XML: {detail}"),
     "too-deep": ("元素嵌套过深：{detail}", "elements are nested too deeply: {detail}"),
     "forbidden-dtd": (
@@ -141,6 +147,29 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "（首次出现于第 {first_line} 行）",
         "{element} key {key} version {version} appears twice in this file with different content "
         "(first at line {first_line})",
+    ),
+    "record-too-large": (
+        "{element}（{element_label}）超过 {limit} 字节的上限，已整条拒收，未逐项检查",
+        "{element} ({element_label}) is over the cap of {limit} bytes; it was refused whole, "
+        "unchecked",
+    ),
+    "record-too-many-elements": (
+        "{element}（{element_label}）含有超过 {limit} 个元素（该要素只有 {fields} 个字段），"
+        "已整条拒收，未逐项检查",
+        "{element} ({element_label}) holds more than {limit} elements (it has {fields} fields); "
+        "it was refused whole, unchecked",
+    ),
+    "record-text-too-large": (
+        "{element}（{element_label}）中有超过 {limit} 个字符的文本，已整条拒收",
+        "{element} ({element_label}) holds a text over {limit} characters; it was refused whole",
+    ),
+    "more-issues": (
+        "该记录另有 {count} 个问题未列出",
+        "{count} more issues of this record are not listed",
+    ),
+    "more-file-issues": (
+        "该文件另有 {count} 个问题未列出（只列出前 {shown} 个）",
+        "{count} more issues of this file are not listed (the first {shown} are)",
     ),
     "unreadable": ("无法读取：{detail}", "cannot read: {detail}"),
 }

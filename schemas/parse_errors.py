@@ -8,10 +8,16 @@ from pathlib import Path
 
 from lxml import etree
 
-from schemas.columns import locate_undecodable
+from schemas.columns import GBK_LABELS, locate_undecodable
 from schemas.issues import Issue, IssueCode
 
-__all__ = ["LIBXML_TEXT_LIMIT", "PROLOG_BYTES", "declared_encoding", "syntax_issue"]
+__all__ = [
+    "LIBXML_TEXT_LIMIT",
+    "PROLOG_BYTES",
+    "declared_encoding",
+    "parser_encoding",
+    "syntax_issue",
+]
 
 PROLOG_BYTES = 1024  # read for the XML declaration; a longer one is not read
 LIBXML_TEXT_LIMIT = 10_000_000  # libxml2's own cap on one text node without XML_PARSE_HUGE
@@ -54,7 +60,14 @@ def syntax_issue(
     if code is IssueCode.ENCODING_ERROR:
         encoding = declared_encoding(_prolog(source)) or "UTF-8"
         args["encoding"] = encoding
-        line, column = locate_undecodable(source, encoding) or (line, column)
+        spot = locate_undecodable(source, encoding)
+        if spot is not None:
+            line, column = spot.line, spot.column
+            if spot.data:
+                message_id = "undecodable-bytes"
+                args["data"] = " ".join(f"0x{byte:02X}" for byte in spot.data)
+        elif kind == "ERR_INVALID_ENCODING":
+            line = column = None  # libxml2's spot is its conversion block's start
     return Issue(code, message_id, args, file=name, line=line, column=column)
 
 
@@ -84,6 +97,16 @@ _DECLARATION = re.compile(
     rf"(?:{_SPACE}+encoding{_SPACE}*={_SPACE}*([\"'])([A-Za-z][A-Za-z0-9._-]*)\2)?"
     rf"(?:{_SPACE}+standalone{_SPACE}*={_SPACE}*([\"'])(?:yes|no)\4)?{_SPACE}*\?>".encode()
 )
+
+
+def parser_encoding(prolog: bytes) -> str | None:
+    """The encoding to tell the parser, overriding the document's declaration: GB18030
+    for a document labelled with a GBK name (see ``columns.GBK_LABELS``) and no byte
+    order mark, else None (the document's own)."""
+    if prolog.startswith(codecs.BOM_UTF8):
+        return None
+    encoding = declared_encoding(prolog)
+    return "GB18030" if encoding is not None and encoding.lower() in GBK_LABELS else None
 
 
 def declared_encoding(prolog: bytes) -> str | None:

@@ -2,7 +2,12 @@
 
 The reader streams: each record is validated when its end tag is parsed, then freed,
 so memory stays flat however large the file. Untrusted input cannot reach the network
-or the file system (no DTD, no entities, no network) and is capped in size.
+or the file system (no DTD, no entities, no network) and is capped in size: the file,
+each text, and each record. lxml is fed at most ``_SLICE`` bytes at a time, and every
+``_SLICE`` bytes the record it is building is measured; one past its cap of elements or
+bytes is refused whole, with one issue, and freed as it is parsed, so the records after
+it are still read. What lxml builds that is never read (the content of elements that
+are not records) is freed as it is parsed too.
 """
 
 from __future__ import annotations
@@ -11,15 +16,24 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
+from itertools import islice
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from lxml import etree
 
-from schemas.body_scan import BodyScanner, ScannedRecord
+from schemas.body_scan import BodyScanner, ScannedRecord, split_at_undecodable
 from schemas.catalog import ElementSpec, SchemaCatalog, catalog_for_namespace, known_namespaces
+from schemas.columns import locate_doctype
 from schemas.issues import Issue, IssueCode
-from schemas.parse_errors import LIBXML_TEXT_LIMIT, PROLOG_BYTES, syntax_issue
+from schemas.parse_errors import (
+    LIBXML_TEXT_LIMIT,
+    PROLOG_BYTES,
+    declared_encoding,
+    parser_encoding,
+    syntax_issue,
+)
 from schemas.record_check import (
     RecordCheck,
     check_head,
@@ -35,18 +49,37 @@ from schemas.times import BEIJING
 __all__ = ["DocumentReader", "Limits"]
 
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"  # xsi:schemaLocation is always allowed
+# The most lxml is fed at once, and how many bytes it is fed between two measures of the
+# record it builds: a record is caught less than two slices past its caps (at most 32k
+# elements, a few MB in lxml).
+_SLICE = 1 << 16
+# xs:all takes each field once, so a record with more elements than fields is already
+# invalid; up to four times as many (a field repeated, misspelt or wrapped) still gets
+# each problem reported. Past that, a record is noise, and it is refused whole.
+_ELEMENTS_PER_FIELD = 4
+# Issues listed per record: enough for every field of the widest element to be wrong;
+# the rest are counted in one closing issue.
+_ISSUES_PER_RECORD = 20
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Size caps for untrusted input; both are configurable per deployment."""
+    """Size caps for untrusted input, configurable per deployment.
+
+    ``max_record_bytes`` bounds one record (and the HEAD). The largest valid record is
+    13 fields of at most 2,000 characters: some 240 KB even written entirely as
+    character references, so the default of 1 MiB refuses no real record.
+    """
 
     max_file_bytes: int = 4 * 1024**3
     max_text_bytes: int = 1024 * 1024
+    max_record_bytes: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         if not 0 < self.max_text_bytes <= LIBXML_TEXT_LIMIT:
             raise ValueError(f"max_text_bytes must be 1..{LIBXML_TEXT_LIMIT}")
+        if self.max_record_bytes <= 0:
+            raise ValueError("max_record_bytes must be positive")
 
 
 @dataclass
@@ -126,28 +159,45 @@ class DocumentReader:
 
     def _parse(self, stream: BinaryIO | _Counting) -> Iterator[RecordCheck]:
         etree.clear_error_log()  # else an earlier document's errors leak into this one's
-        if not self._read_root():
+        prolog = self._head_bytes(PROLOG_BYTES)
+        self._options: dict[str, Any] = dict(_HARDENED)
+        if (encoding := parser_encoding(prolog)) is not None:
+            self._options["encoding"] = encoding
+        if not self._read_root(prolog):
             return
         assert self._catalog is not None
         catalog = self._catalog
         # Events only for HEAD, BODY and the 14 record tags: filtering in C rather than
         # seeing every field in Python makes the parse about 2.5x faster.
         wanted = [catalog.tag(code) for code in ("HEAD", "BODY", *catalog.elements)]
-        parser = etree.XMLPullParser(events=("start", "end"), tag=wanted, **_HARDENED)
+        parser = etree.XMLPullParser(events=("start", "end"), tag=wanted, **self._options)
         latest = (self.now or datetime.now(BEIJING)) + timedelta(days=1)
         state = _Walk(
             body_tag=catalog.tag("BODY"),
             head_tag=catalog.tag("HEAD"),
             record_tags=frozenset(catalog.tag(code) for code in catalog.elements),
+            max_elements={
+                catalog.tag(code): _ELEMENTS_PER_FIELD * len(fields)
+                for code, fields in (
+                    ("HEAD", catalog.head),
+                    *((code, spec.fields) for code, spec in catalog.elements.items()),
+                )
+            },
         )
-        scanner = BodyScanner(stream, catalog, self._head_bytes(PROLOG_BYTES), state.at_level)
+        scanner = BodyScanner(stream, catalog, prolog, state.at_level)
         try:
             for piece in scanner:
                 if isinstance(piece, ScannedRecord):
                     yield self._scanned(piece, latest, state)
-                else:
-                    parser.feed(piece)
+                    continue
+                for start in range(0, len(piece), _SLICE):
+                    part = piece[start:start + _SLICE]
+                    parser.feed(part)
+                    state.fed += len(part)
                     yield from self._events(parser.read_events(), latest, state)
+                    if state.fed >= state.next_measure:
+                        state.next_measure = state.fed + _SLICE
+                        yield from self._contain(state)
             root = parser.close()
             yield from self._events(parser.read_events(), latest, state)
             self._settle(state)
@@ -190,40 +240,54 @@ class DocumentReader:
                     state.body_starts += 1
                     if state.body_starts == 1:
                         state.level = element.tag
+                        state.body = element
+                elif state.item is None and (
+                    (element.tag in state.record_tags and parent.tag == state.body_tag)
+                    or (element.tag == state.head_tag and parent.getparent() is None)
+                ):
+                    state.item = _Item(element, state.max_elements[element.tag], state.fed)
             elif parent.tag == state.body_tag and element.tag != state.head_tag:
                 if element.getprevious() is not None:
                     yield from self._unknown_before(element, state)
                 yield self._record(element, latest, state)
                 state.level = element.tag
             elif element.tag == state.head_tag and parent.getparent() is None:
-                self._head(element, state)
+                self._head(element, latest, state)
 
-    def _read_root(self) -> bool:
+    def _read_root(self, prolog: bytes) -> bool:
         """Read only the prolog and the root's start tag, and judge them.
 
         A DOCTYPE, a foreign root or an unknown version stops the file here, before
         the main pass reads a single record.
         """
-        parser = etree.XMLPullParser(events=("start",), **_HARDENED)
+        parser = etree.XMLPullParser(events=("start",), **self._options)
         try:
             with self._open_raw() as raw:
-                while chunk := raw.read(65536):
+                chunks = iter(partial(raw.read, 65536), b"")
+                for chunk in split_at_undecodable(chunks, declared_encoding(prolog)):
                     parser.feed(chunk)
                     for _event, root in parser.read_events():
-                        return self._accept_root(root)
+                        return self._accept_root(root, prolog)
                 parser.close()
         except etree.XMLSyntaxError as exc:
+            # Fed with the root's start tag, the error may lie anywhere after it: past
+            # the root, the main pass reports it in its place, after the records before.
+            for _event, root in parser.read_events():
+                return self._accept_root(root, prolog)
             self._syntax_error(exc)
             return False
         return self._fail(IssueCode.MALFORMED_XML, "malformed-xml", detail="no root element")
 
-    def _accept_root(self, root: etree._Element) -> bool:
+    def _accept_root(self, root: etree._Element, prolog: bytes) -> bool:
         docinfo = root.getroottree().docinfo
         if docinfo.internalDTD is not None or docinfo.doctype or docinfo.system_url:
+            spot = locate_doctype(self.source, declared_encoding(prolog) or "UTF-8")
+            line, column = spot or (None, None)
             return self._fail(
                 IssueCode.FORBIDDEN_DTD,
                 "forbidden-dtd",
-                line=1,
+                line=line,
+                column=column,
                 detail=docinfo.doctype or "DOCTYPE",
             )
         qname = etree.QName(root)
@@ -266,10 +330,19 @@ class DocumentReader:
     def _record(self, element: etree._Element, latest: datetime, state: _Walk) -> RecordCheck:
         assert self._catalog is not None
         spec = self._catalog.elements[element.tag[self._catalog.prefix_length:]]
-        result = check_record(element, spec, self._catalog, state.head_division, latest)
-        result = self._conclude(result, spec, state, lambda: self._check_subtree_text(element))
         state.pending = element  # its tail may not be parsed yet: settled at the next event
-        return result
+        item = self._end_item(element, state)
+        refusal = None if item is None else item.refusal
+        if refusal is None:
+            result = check_record(element, spec, self._catalog, state.head_division, latest)
+            # A valid record holds its fields alone: only a refused one can be past the caps.
+            if not result.valid and item is not None:
+                refusal = self._past_caps(item, state.fed)
+            if refusal is None:
+                return self._conclude(result, spec, state, lambda: self._long_text(element))
+        self.records += 1
+        issue = self._size_issue(spec.code, spec.label, element.sourceline, *refusal)
+        return RecordCheck(spec.code, element.sourceline, None, (issue,))
 
     def _settle(self, state: _Walk) -> None:
         """Judge the last record's tail, then free the record: keeps memory flat."""
@@ -290,14 +363,14 @@ class DocumentReader:
         result = check_proven(
             scanned.fields, spec, state.head_division, latest, scanned.line, scanned.field_lines
         )
-        return self._conclude(result, spec, state, lambda: self._check_scanned_text(scanned))
+        return self._conclude(result, spec, state, lambda: self._long_scanned_text(scanned))
 
     def _conclude(
         self,
         result: RecordCheck,
         spec: ElementSpec,
         state: _Walk,
-        check_text: Callable[[], None],
+        long_text: Callable[[], tuple[str | None, int | None] | None],
     ) -> RecordCheck:
         """Count one record and give its final verdict, with the file's name on issues."""
         self.records += 1
@@ -305,25 +378,102 @@ class DocumentReader:
             result = outside_node(result, spec, self.node_division)
         if result.record is not None:
             result = state.deduplicate(result, self.name)
-        else:
-            check_text()  # the XSD refuses any text this long anyway
+        elif (found := long_text()) is not None:  # the XSD refuses any text this long anyway
+            field_code, line = found
+            issue = self._size_issue(
+                spec.code, spec.label, line, "record-text-too-large",
+                {"limit": self.limits.max_text_bytes}, field_code,
+            )
+            return RecordCheck(result.element, result.line, None, (issue,))
         if result.record is not None:
             self.valid += 1
             return result
-        return RecordCheck(
-            result.element,
-            result.line,
-            None,
-            tuple(i.located(file=self.name) for i in result.issues),
+        issues = tuple(i.located(file=self.name) for i in result.issues)
+        if len(issues) > _ISSUES_PER_RECORD:
+            first_left = issues[_ISSUES_PER_RECORD]
+            more = Issue(
+                first_left.code, "more-issues", {"count": len(issues) - _ISSUES_PER_RECORD},
+                result.element, None, self.name, result.line,
+            )
+            issues = (*issues[:_ISSUES_PER_RECORD], more)
+        return RecordCheck(result.element, result.line, None, issues)
+
+    # -- records past their caps ---------------------------------------------------------
+
+    def _contain(self, state: _Walk) -> Iterator[RecordCheck]:
+        """Every ``_SLICE`` bytes fed: refuse the record (or HEAD) being parsed once it
+        is past its caps, and free what lxml built of it and of elements never read."""
+        item = state.item
+        if item is not None:
+            if item.refusal is None:
+                item.refusal = self._past_caps(item, state.fed)
+            if item.refusal is not None:
+                _trim(item.element)
+        body = state.body
+        if body is not None and len(body):
+            yield from self._release_unknown(body, state)
+            if body[-1].tag not in state.record_tags:
+                _trim(body[-1])  # no record: only its name and line are ever read
+
+    def _release_unknown(self, body: etree._Element, state: _Walk) -> Iterator[RecordCheck]:
+        """Report and free BODY's children that are no records as soon as they are
+        complete (all but the last); records are freed as they are checked."""
+        complete = [child for child in list(body)[:-1] if child.tag not in state.record_tags]
+        pending = state.pending
+        if complete and pending is not None and pending.getnext() is not None:
+            self._settle(state)  # an element follows it, so its tail is complete: text in order
+        for child in complete:
+            yield self._unknown(child)
+            state.note_text(child.tail, "BODY", child.sourceline)
+            body.remove(child)
+
+    def _past_caps(self, item: _Item, fed: int) -> tuple[str, dict[str, object]] | None:
+        """Why ``item`` is refused, if it is past its caps: elements, or bytes fed since
+        its start tag (to within a slice)."""
+        limit = item.max_elements
+        if sum(1 for _ in islice(item.element.iter(), limit + 2)) > limit + 1:
+            return "record-too-many-elements", {
+                "limit": limit, "fields": limit // _ELEMENTS_PER_FIELD,
+            }
+        if fed - item.fed_at_start > self.limits.max_record_bytes:
+            return "record-too-large", {"limit": self.limits.max_record_bytes}
+        return None
+
+    def _end_item(self, element: etree._Element, state: _Walk) -> _Item | None:
+        """The measures of the record or HEAD ``element``, which just ended; None when
+        it was not the one measured."""
+        item = state.item
+        if item is None or item.element is not element:
+            return None
+        state.item = None
+        return item
+
+    def _size_issue(
+        self,
+        code: str,
+        label: str,
+        line: int | None,
+        message_id: str,
+        args: dict[str, object],
+        field_code: str | None = None,
+    ) -> Issue:
+        return Issue(
+            IssueCode.FILE_TOO_LARGE, message_id, {**args, "element": code, "element_label": label},
+            code, field_code, self.name, line,
         )
 
-    def _head(self, element: etree._Element, state: _Walk) -> None:
+    def _head(self, element: etree._Element, latest: datetime, state: _Walk) -> None:
         assert self._catalog is not None
+        item = self._end_item(element, state)
         if state.head_seen:
             return  # a second HEAD is reported by _finish as a misplaced element
         state.head_seen = True
-        self._check_subtree_text(element)
-        fields, issues = check_head(element, self._catalog)
+        if item is not None and (refusal := item.refusal or self._past_caps(item, state.fed)):
+            self.issues.append(self._size_issue("HEAD", "报文头", element.sourceline, *refusal))
+            return
+        if (found := self._long_text(element)) is not None:
+            raise _TextTooLarge(found[1])
+        fields, issues = check_head(element, self._catalog, latest)
         self.issues.extend(i.located(file=self.name) for i in issues)
         self.head = Head(fields, self._catalog.version, element.sourceline)
         state.head_division = fields.get("XZQHDM")
@@ -427,21 +577,27 @@ class DocumentReader:
     ) -> None:
         self.issues.append(Issue(code, message_id, dict(args), None, field, self.name, line))
 
-    def _check_text(self, element: etree._Element) -> None:
-        text = element.text
-        if text is not None and len(text) > self.limits.max_text_bytes:
-            raise _TextTooLarge(element.sourceline)
-
-    def _check_subtree_text(self, element: etree._Element) -> None:
-        for child in element:
-            self._check_text(child)
-
-    def _check_scanned_text(self, scanned: ScannedRecord) -> None:
+    def _long_text(self, element: etree._Element) -> tuple[str | None, int | None] | None:
+        """The field and line of the first text in ``element``, at any depth, over the
+        text cap (``element``'s own tail is its parent's)."""
         limit = self.limits.max_text_bytes
-        if any(len(value) > limit for value in scanned.fields.values()):
-            lines = scanned.field_lines()
-            longest = next(c for c, v in scanned.fields.items() if len(v) > limit)
-            raise _TextTooLarge(lines[longest])
+        if element.text is not None and len(element.text) > limit:
+            return None, element.sourceline
+        for child in element:
+            code = etree.QName(child).localname if isinstance(child.tag, str) else None
+            for node in child.iter():
+                if (node.text is not None and len(node.text) > limit) or (
+                    node is not child and node.tail is not None and len(node.tail) > limit
+                ):
+                    return code, node.sourceline
+            if child.tail is not None and len(child.tail) > limit:
+                return None, child.sourceline
+        return None
+
+    def _long_scanned_text(self, scanned: ScannedRecord) -> tuple[str | None, int | None] | None:
+        limit = self.limits.max_text_bytes
+        longest = next((c for c, v in scanned.fields.items() if len(v) > limit), None)
+        return None if longest is None else (longest, scanned.field_lines()[longest])
 
     def _syntax_error(self, exc: etree.XMLSyntaxError) -> None:
         text_limit = min(self.limits.max_text_bytes, LIBXML_TEXT_LIMIT)
@@ -460,6 +616,29 @@ _HARDENED = {
 }
 
 
+def _trim(element: etree._Element) -> None:
+    """Free what lxml built of ``element`` but the path to where it is parsing.
+
+    Only the last child can still be open, and only its tail can be the text libxml2
+    is appending to: all else is complete, and may be freed under the parser.
+    """
+    node = element
+    while len(node):
+        del node[:-1]
+        node.text = None  # before a child, so complete
+        node = node[0]
+
+
+@dataclass(slots=True)
+class _Item:
+    """The record (or HEAD) lxml is parsing: what it may grow to, and its refusal."""
+
+    element: etree._Element
+    max_elements: int
+    fed_at_start: int  # bytes fed to lxml when its start tag was seen
+    refusal: tuple[str, dict[str, object]] | None = None  # message id and arguments
+
+
 @dataclass
 class _Walk:
     """What the parse has seen so far within one document."""
@@ -467,8 +646,13 @@ class _Walk:
     body_tag: str
     head_tag: str
     record_tags: frozenset[str]
+    max_elements: dict[str, int]  # by tag: how many elements a record or HEAD may hold
     head_seen: bool = False
     body_starts: int = 0
+    body: etree._Element | None = None  # the first BODY
+    item: _Item | None = None  # the record or HEAD lxml is inside, once its start is seen
+    fed: int = 0  # bytes fed to lxml
+    next_measure: int = _SLICE  # when ``fed`` reaches it, the item is measured again
     # The tag of lxml's last event when it left the parser at record level: the start
     # of the first BODY or the end of a record of BODY. The scanner asks for it.
     level: str | None = None

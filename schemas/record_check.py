@@ -9,10 +9,12 @@ from datetime import datetime
 from lxml import etree
 
 from schemas.catalog import ElementSpec, FieldSpec, SchemaCatalog
+from schemas.checkdigits import credit_code_valid
 from schemas.divisions import within
 from schemas.issues import Issue, IssueCode
 from schemas.records import Record, slot_setters
-from schemas.rules import Rule, check_division, normalise_values, rules_for
+from schemas.rules import Rule, canonical_time, check_division, normalise_values, rules_for
+from schemas.times import format_time
 from schemas.xsd_errors import value_issues
 
 __all__ = [
@@ -152,12 +154,42 @@ def outside_node(result: RecordCheck, spec: ElementSpec, node_division: str) -> 
 def check_head(
     element: etree._Element,
     catalog: SchemaCatalog,
+    latest: datetime,
 ) -> tuple[dict[str, str], list[Issue]]:
-    """The HEAD's fields that passed, and the issues of the ones that did not."""
+    """The HEAD's fields that passed, and the issues of the ones that did not: the XSD,
+    then the rules records follow too (GB 32100 check character, a real time not after
+    ``latest``)."""
+    issues: list[Issue] = []
     if catalog.xml_schema.validate(element):
         cut = catalog.prefix_length
-        return {child.tag[cut:]: child.text or "" for child in element}, []
-    return _fields_after_errors(element, "HEAD", catalog.head, catalog, element.sourceline)
+        fields = {child.tag[cut:]: child.text or "" for child in element}
+    else:
+        fields, issues = _fields_after_errors(element, "HEAD", catalog.head, catalog,
+                                              element.sourceline)
+    found = _head_rules(fields, latest)
+    if found:
+        lines = _field_lines(element, catalog.namespace)
+        issues.extend(_structure_issue(code, message_id, "HEAD", name, lines.get(name),
+                                       catalog, value=fields.pop(name))
+                      for code, message_id, name in found)
+    return fields, issues
+
+
+def _head_rules(fields: Mapping[str, str], latest: datetime
+                ) -> list[tuple[IssueCode, str, str]]:
+    """(code, message, field) of each HEAD value that passed the XSD but not the rules."""
+    found = []
+    credit_code = fields.get("TYSHXYDM")
+    if credit_code is not None and not credit_code_valid(credit_code):
+        found.append((IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit", "TYSHXYDM"))
+    created = fields.get("CREATED")
+    if created is not None:
+        canonical = canonical_time(created)
+        if canonical is None:
+            found.append((IssueCode.BAD_DATE, "bad-date", "CREATED"))
+        elif canonical > format_time(latest):
+            found.append((IssueCode.BAD_DATE, "future-date", "CREATED"))
+    return found
 
 
 def _fields_after_errors(

@@ -309,9 +309,15 @@ def test_the_text_limit_holds_for_proven_records_the_rules_refuse(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     long_name = record("SBXX", SQRMC="张" * 40, SQRZJHM="110105194912310021")
-    source = _lines(*_VALID, long_name).encode()
-    (_, issues, *_), _ = _same_either_way(source, monkeypatch, Limits(max_text_bytes=30))
-    assert [i[1] for i in issues] == ["text-too-large"]
+    source = _lines(*_VALID, long_name, *_VALID).encode()
+    (checks, issues, records, valid, *_), _ = _same_either_way(
+        source, monkeypatch, Limits(max_text_bytes=30)
+    )
+    refused = [c for c in checks if c[2] is None]
+    assert [(i[1], i[3], i[4]) for c in refused for i in c[3]] == [
+        ("record-text-too-large", "SBXX", "SQRMC")
+    ]
+    assert (issues, records, valid) == ([], 2 * len(_VALID) + 1, 2 * len(_VALID))
 
 
 def test_records_longer_than_the_scan_window_go_to_lxml(monkeypatch: pytest.MonkeyPatch) -> None:

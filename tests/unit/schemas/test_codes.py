@@ -235,7 +235,7 @@ FILE_CASES = [
         "doctype",
         b'<?xml version="1.0"?>\n<!DOCTYPE EXCHANGE>\n<EXCHANGE xmlns="urn:exgate:exchange:1" version="1"/>',
         "forbidden-dtd",
-        1,
+        2,
     ),
     (
         "undeclared entity",

@@ -99,3 +99,19 @@ def test_external_dtd_is_never_fetched(tmp_path: Path) -> None:
         assert [i.code for i in reader.issues] == ["forbidden-dtd"]
         with pytest.raises(TimeoutError):
             server.accept()
+
+
+@pytest.mark.parametrize("data", [
+    b"\x00\x01 not xml at all",     # reads as UTF-16 without a BOM: Python's codec refuses
+    b"\x00<\x00?\x00x",             # UTF-16BE-looking, no declaration
+    b"<\x00?\x00x\x00m\x00l\x00",   # UTF-16LE-looking, no BOM
+    b"\xff\xfe<\x00",               # a BOM and almost nothing
+])
+def test_bytes_that_only_look_like_utf16_are_malformed_not_a_crash(data: bytes) -> None:
+    """Once, the cut before undecodable bytes raised UnicodeError here, and the drop
+    folder retried the file every minute for ever."""
+    from schemas.reader import DocumentReader
+
+    reader = DocumentReader(data, "g.xml")
+    assert list(reader) == []
+    assert [str(i.code) for i in reader.issues] == ["malformed-xml"] and reader.fatal
