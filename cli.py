@@ -373,7 +373,8 @@ def node_disable(node_id: str, registry: Path, broker_base: Path | None,
 @click.argument("node_id", metavar="ID")
 @REGISTRY_OPTION
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The node's credentials file to update (default: ID.key)")
+              help="The node's existing credentials file to update; it must be this "
+                   "node's, and its broker login is kept (default: ID.key)")
 @LANG_OPTION
 def node_rotate_key(node_id: str, registry: Path, out: Path | None, lang: str) -> None:
     """Give a node a new key version (old versions keep verifying batches in flight).
@@ -532,9 +533,9 @@ def audit_verify(folder: Path, output: str, lang: str) -> None:
 @click.option("--limit", type=click.IntRange(min=0), default=200, show_default=True,
               help="The newest N (0: all)")
 @JSON_OPTION
-@LANG_OPTION
+@AGENT_LANG_OPTION
 def agent_batches(config_path: Path | None, show_all: bool, limit: int, as_json: bool,
-                  lang: str) -> None:
+                  lang: str | None) -> None:
     """Outbox batches with each level's receipt; failed ones with the reasons.
 
     \b
@@ -555,16 +556,19 @@ def agent_batches(config_path: Path | None, show_all: bool, limit: int, as_json:
               help="Send corrected source rejects back in (error/ files, SYNC_FLAG=2 rows)")
 @click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing")
 @JSON_OPTION
-@LANG_OPTION
+@AGENT_LANG_OPTION
 def agent_replay(batch_ids: tuple[str, ...], config_path: Path | None, all_failed: bool,
-                 rejects: bool, dry_run: bool, as_json: bool, lang: str) -> None:
-    """Requeue failed batches for the publisher and re-admit corrected rejects.
+                 rejects: bool, dry_run: bool, as_json: bool, lang: str | None) -> None:
+    """Requeue failed batches (or named sent ones whose receipt never came) for the
+    publisher, and re-admit corrected rejects.
 
     \b
     Examples:
       exgate agent replay -c /etc/exgate/agent.toml --all-failed
+      exgate agent replay -c /etc/exgate/agent.toml B20261124060137-578a48cd1f2d
       exgate agent replay -c /etc/exgate/agent.toml --rejects --dry-run
-    Exit codes: 0 all went back in, 1 some still invalid or not found, 2 config error.
+    Exit codes: 0 all went back in, 1 some still invalid or not found, or a source
+    failed, 2 config error.
     """
     from frontend_machine.replay_command import run_agent_replay
 

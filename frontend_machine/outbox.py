@@ -9,6 +9,9 @@ journal order → the publisher takes ``next_pending_batches``, publishes, and c
 
 Nothing is ever dropped: a full disk raises ``RetriableError`` with the transaction
 rolled back, so the source is not committed and hands the same records out again.
+
+The agent creates its outbox; the operators' commands open it with ``create=False``, so
+a mistyped path is ``OutboxNotFound`` instead of a new, empty journal.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from adapters.sources.base import Chunk, Origin
 from frontend_machine.outbox_batches import BatchInfo, BatchState, Depth, plan_batches
 from frontend_machine.outbox_schema import configure, migrate
-from schemas.errors import FatalError, RetriableError
+from schemas.errors import ConfigError, FatalError, RetriableError
 from schemas.issues import Issue
 from schemas.records import Record
 from schemas.times import BEIJING
@@ -37,6 +41,7 @@ from schemas.writer import record_xml
 
 __all__ = [
     "ALL_LEVELS", "BatchInfo", "BatchState", "Depth", "JournalResult", "Outbox", "OutboxBroken",
+    "OutboxNotFound",
 ]
 
 ALL_LEVELS = ("province", "city", "county")
@@ -63,19 +68,27 @@ class Outbox:
     all three for a county node, province and city for a city node.
     ``budget_bytes`` (None: unlimited) is what ``over_budget`` compares against.
     ``clock`` is the wall time stamped on rows; ``monotonic`` only measures waits.
+    ``create=False`` opens an existing file only (``OutboxNotFound`` otherwise).
     """
 
     def __init__(self, path: Path, *, levels: Sequence[str] = ALL_LEVELS,
                  budget_bytes: int | None = None, clock: Clock = time.time,
-                 monotonic: Clock = time.monotonic) -> None:
+                 monotonic: Clock = time.monotonic, create: bool = True) -> None:
         self.path = Path(path)
         self.levels = tuple(levels)
         self.budget_bytes = budget_bytes
         self._clock = clock
         self._monotonic = monotonic
         self._future_oldest: tuple[float, float] | None = None  # (stamp, first seen)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        elif not self.path.is_file():
+            raise OutboxNotFound(self.path)
+        else:
+            # mode=rw: a file removed after the check above is an error, not a new journal.
+            self._db = sqlite3.connect(f"file:{quote(str(self.path.absolute()))}?mode=rw",
+                                       uri=True, isolation_level=None, timeout=30.0)
         try:
             configure(self._db)
             migrate(self._db)
@@ -316,8 +329,8 @@ class Outbox:
             (batch_id,)).fetchone() is not None
 
     def requeue(self, batch_ids: Sequence[str]) -> int:
-        """Operator replay: failed → pending, forgetting the failed receipts. A batch
-        whose payloads are gone is skipped: it would only fail to build again."""
+        """Operator replay: failed or sent → pending, forgetting the failed receipts. A
+        batch whose payloads are gone is skipped: it would only fail to build again."""
         with self._transaction("requeuing failed batches: none was requeued"):
             count = 0
             for batch_id in batch_ids:
@@ -325,7 +338,7 @@ class Outbox:
                     continue
                 cursor = self._db.execute(
                     "UPDATE batches SET state = 'pending', finished_at = NULL"
-                    " WHERE batch_id = ? AND state = 'failed'", (batch_id,))
+                    " WHERE batch_id = ? AND state IN ('failed', 'sent')", (batch_id,))
                 self._db.execute("DELETE FROM receipts WHERE batch_id = ? AND status = 'failed'",
                                  (batch_id,))
                 count += cursor.rowcount
@@ -540,6 +553,17 @@ _RETRIABLE = ("full", "locked", "busy", "disk i/o", "unable to open")
 class OutboxBroken(FatalError):
     """The outbox cannot be used (corrupt, a table gone, read-only media): no source can
     make progress, so the agent stops and says so rather than retrying forever."""
+
+
+class OutboxNotFound(ConfigError):
+    """An outbox opened with ``create=False`` is not there: a mistyped path, most likely."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"outbox not found: {path} (check [outbox] path in the config; "
+                         "this command never creates an outbox)",
+                         zh=f"未找到发件箱：{path}（请检查配置中的 [outbox] path；"
+                            "此命令不会新建发件箱）")
+        self.path = path
 
 
 def _mapped(exc: sqlite3.Error, path: Path, doing: str) -> Exception:

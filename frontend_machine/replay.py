@@ -1,8 +1,10 @@
 """The agent side of replay (design §2, §8): failed batches and corrected source rejects.
 
-- ``requeue_failed``: batches a level answered ``failed`` go back to ``pending``, so the
-  publisher sends them again (same batch ID: a level that stored it meanwhile answers
-  ``stored`` again, unchanged).
+- ``requeue_batches``: batches a level answered ``failed``, and batches ``sent`` that
+  some level never answered (its receipt was lost), go back to ``pending``, so the
+  publisher sends them again (same batch ID and payloads: a level that stored it
+  meanwhile knows the resend and answers ``stored`` again, unchanged). A batch whose
+  payloads are gone cannot be rebuilt and stays as it is.
 - ``replay_folder``: files in ``error/`` that now validate clean move back to ``inbox/``
   (their report is removed); the outbox drops the records it already holds as
   duplicates, so only the corrected ones travel. Files still invalid stay, with why.
@@ -10,7 +12,10 @@
   to ``SYNC_FLAG=0`` (flag strategy). Changelog sources re-read a row when it is
   corrected (the update trigger logs it); cursor sources have no flag to reset.
 
-Every function takes ``dry_run``: then it only says what it would do.
+Every function takes ``dry_run``: then it only says what it would do; and ``lang``: the
+language of the actions' details (Chinese by default, English with ``"en"``). A file
+the system refuses to move, or a database that cannot be reached, is an action that
+``failed``; what was done before it is still reported.
 """
 
 from __future__ import annotations
@@ -37,56 +42,124 @@ from adapters.sources.db_tables import reject_message as db_reject_message
 from adapters.sources.folder_files import REPORT_SUFFIX, free_path, is_candidate
 from adapters.sources.folder_options import FolderOptions
 from frontend_machine.outbox import Outbox
-from frontend_machine.outbox_batches import BatchState
+from frontend_machine.outbox_batches import BatchInfo, BatchState
 from schemas.audit import validate_file
 from schemas.audit_report import format_issue
 from schemas.catalog import SchemaCatalog
-from schemas.errors import RetriableError
 from schemas.times import BEIJING
 
-__all__ = ["Action", "replay_database", "replay_folder", "requeue_failed"]
+__all__ = ["Action", "replay_database", "replay_folder", "requeue_batches", "state_name"]
 
 NEW = 0
+
+_TEXT: dict[str, tuple[str, str]] = {
+    "not-in-outbox": ("发件箱中没有该批次", "not in the outbox"),
+    "nothing-to-do": (
+        "状态为“{state}”：无需处理（只有失败或已发送未收齐回执的批次可重新发送）",
+        "state is {state}: nothing to do (only failed batches, and sent ones still waiting "
+        "for a receipt, are sent again)",
+    ),
+    "payloads-gone": (
+        "批次记录的报文内容已清除，无法重新发送",
+        "its records' payloads are gone: it cannot be sent again",
+    ),
+    "requeued-failed": ("已重新排队（{error}）", "requeued ({error})"),
+    "requeued-sent": (
+        "已重新排队，将再次发送：尚未收到{levels}的回执",
+        "requeued to be sent again: no receipt yet from {levels}",
+    ),
+    "still-invalid-file": (
+        "仍不合规（{count} 个问题）：{why}",
+        "still invalid ({count} issue(s)): {why}",
+    ),
+    "invalid": ("不合规", "invalid"),
+    "file-valid-now": ("已合规 → inbox/{name}", "valid now → inbox/{name}"),
+    "file-not-moved": (
+        "已合规，但无法移回 inbox/：{error}；请检查该文件及所在目录的权限和磁盘空间",
+        "valid now, but it cannot be moved back to inbox/: {error}; check the permissions "
+        "and free space of the file and its folders",
+    ),
+    "changelog": (
+        "changelog 策略：行更正后由更新触发器记录，代理会重新读取",
+        "changelog strategy: the update trigger logs a corrected row and the agent re-reads it",
+    ),
+    "cursor": (
+        "cursor 策略：不保存拒收标记；更正后 GXSJ 更新的行会被重新读取",
+        "cursor strategy: no reject flag is kept; a corrected row with a newer GXSJ is read "
+        "again",
+    ),
+    "row-valid-now": ("已合规 → SYNC_FLAG 0", "valid now → SYNC_FLAG 0"),
+    "row-still-invalid": ("仍不合规：{why}", "still invalid: {why}"),
+    "database-failed": (
+        "无法重置拒收行（{url}）：{error}",
+        "cannot reset rejected rows at {url}: {error}",
+    ),
+}
+_STATE_ZH = {"pending": "待发送", "sent": "已发送", "stored": "已入库", "failed": "失败"}
+_LEVEL_ZH = {"province": "省级", "city": "市级", "county": "县级"}
+
+
+def _say(message_id: str, lang: str = "zh", **args: object) -> str:
+    zh, en = _TEXT[message_id]
+    return (en if lang == "en" else zh).format(**args)
+
+
+def state_name(state: BatchState, lang: str) -> str:
+    return state.value if lang == "en" else _STATE_ZH[state.value]
 
 
 @dataclass(frozen=True)
 class Action:
-    """One thing replay did (or would do): ``done`` says whether it went back in."""
+    """One thing replay did (or would do): ``done`` says whether it went back in,
+    ``failed`` that an error stopped it (not a record that is still invalid)."""
 
     kind: str          # batch | file | row | source
     subject: str       # batch ID, file name, TABLE#ROW_ID, source name
     done: bool
     detail: str
+    failed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "subject": self.subject, "done": self.done,
-                "detail": self.detail}
+                "failed": self.failed, "detail": self.detail}
 
 
-# -- failed batches ------------------------------------------------------------------------
+# -- failed and unanswered batches -----------------------------------------------------------
 
 
-def requeue_failed(outbox: Outbox, batch_ids: Sequence[str], *, all_failed: bool = False,
-                   dry_run: bool = False) -> list[Action]:
-    """Failed → pending for the named batches (or every failed one)."""
+def requeue_batches(outbox: Outbox, batch_ids: Sequence[str], *, all_failed: bool = False,
+                    dry_run: bool = False, lang: str = "zh") -> list[Action]:
+    """Failed or sent → pending for the named batches; ``all_failed``: every failed one.
+
+    Only named batches are taken from ``sent``: one may be merely on its way, and a
+    resend of it costs the levels a duplicate each.
+    """
     if all_failed:
         batch_ids = [b.batch_id for b in outbox.batches([BatchState.FAILED.value])]
     actions: list[Action] = []
     for batch_id in batch_ids:
         info = outbox.batch(batch_id)
         if info is None:
-            actions.append(Action("batch", batch_id, False, "not in the outbox"))
-        elif info.state is not BatchState.FAILED:
-            actions.append(Action("batch", batch_id, False, f"state is {info.state.value}, "
-                                                            "not failed: nothing to do"))
+            actions.append(Action("batch", batch_id, False, _say("not-in-outbox", lang)))
+        elif info.state not in (BatchState.FAILED, BatchState.SENT):
+            actions.append(Action("batch", batch_id, False, _say(
+                "nothing-to-do", lang, state=state_name(info.state, lang))))
         elif outbox.payloads_gone(batch_id):
-            actions.append(Action("batch", batch_id, False, "its records' payloads are gone:"
-                                                            " it cannot be sent again"))
+            actions.append(Action("batch", batch_id, False, _say("payloads-gone", lang)))
         else:
             if not dry_run:
                 outbox.requeue([batch_id])
-            actions.append(Action("batch", batch_id, True, f"requeued ({info.last_error})"))
+            actions.append(Action("batch", batch_id, True, _requeued(outbox, info, lang)))
     return actions
+
+
+def _requeued(outbox: Outbox, info: BatchInfo, lang: str) -> str:
+    if info.state is BatchState.FAILED:
+        return _say("requeued-failed", lang, error=info.last_error)
+    stored = {r["level"] for r in outbox.receipts_of(info.batch_id) if r["status"] == "stored"}
+    silent = [level if lang == "en" else _LEVEL_ZH[level]
+              for level in outbox.levels if level not in stored]
+    return _say("requeued-sent", lang, levels=(", " if lang == "en" else "、").join(silent))
 
 
 # -- drop folders ---------------------------------------------------------------------------
@@ -108,17 +181,24 @@ def replay_folder(outbox: Outbox, source: str, options: Mapping[str, Any], node_
         result = validate_file(path, node_division=node_division)
         if not result.valid:
             first = result.issues[0] if result.issues else None
-            why = format_issue(first, lang) if first else (result.unreadable or "invalid")
-            actions.append(Action("file", path.name, False,
-                                  f"still invalid ({len(result.issues)} issue(s)): {why}"))
+            why = (format_issue(first, lang) if first
+                   else (result.unreadable or _say("invalid", lang)))
+            actions.append(Action("file", path.name, False, _say(
+                "still-invalid-file", lang, count=len(result.issues), why=why)))
             continue
         target = free_path(inbox, path.name)
         if not dry_run:
-            inbox.mkdir(exist_ok=True)
-            os.rename(path, target)
+            try:
+                inbox.mkdir(exist_ok=True)
+                os.rename(path, target)
+            except OSError as exc:
+                actions.append(Action("file", path.name, False, _say(
+                    "file-not-moved", lang, error=exc.strerror or exc), failed=True))
+                continue
             path.with_name(path.name + REPORT_SUFFIX).unlink(missing_ok=True)
             outbox.mark_rejects_replayed(source, [path.name])
-        actions.append(Action("file", path.name, True, f"valid now → inbox/{target.name}"))
+        actions.append(Action("file", path.name, True,
+                              _say("file-valid-now", lang, name=target.name)))
     return actions
 
 
@@ -131,22 +211,21 @@ def replay_database(outbox: Outbox, source: str, options: Mapping[str, Any],
     """``SYNC_FLAG`` 2 → 0 for rejected rows that now validate."""
     parsed = parse_options(options, catalog)
     if parsed.strategy != "flag":
-        why = ("the update trigger logs a corrected row and the agent re-reads it"
-               if parsed.strategy == "changelog" else
-               "cursor sources keep no reject flag; a corrected row with a newer GXSJ is "
-               "read again")
-        return [Action("source", source, False, f"{parsed.strategy} strategy: {why}")]
+        return [Action("source", source, False, _say(parsed.strategy, lang))]
     url = source_url(parsed)
     engine = source_engine(parsed)  # as the source reads: undecodable text is a reject
     latest = (now or datetime.now(BEIJING)) + timedelta(days=1)
+    actions: list[Action] = []
     try:
-        actions: list[Action] = []
         for table in element_tables(parsed, engine.dialect.name, catalog).values():
             actions.extend(_replay_table(engine, table, catalog, node_division, latest,
                                          dry_run, lang))
     except sa_exc.SQLAlchemyError as exc:
-        raise RetriableError(f"source {source!r}: cannot reset rejected rows at "
-                             f"{url.render_as_string(hide_password=True)}: {exc}") from exc
+        # Each table is reset in its own transaction: the tables before are reset, and
+        # their rows' rejects must still be noted as replayed below.
+        actions.append(Action("source", source, False, _say(
+            "database-failed", lang, url=url.render_as_string(hide_password=True),
+            error=exc), failed=True))
     finally:
         engine.dispose()
     if not dry_run:
@@ -168,10 +247,10 @@ def _replay_table(engine: Engine, table: ElementTable, catalog: SchemaCatalog,
             check = check_row(table, row[1:], catalog, division, latest)
             if check.valid:
                 fixed.append(int(row[0]))
-                actions.append(Action("row", subject, True, "valid now → SYNC_FLAG 0"))
+                actions.append(Action("row", subject, True, _say("row-valid-now", lang)))
             else:
-                actions.append(Action("row", subject, False, "still invalid: "
-                                      + db_reject_message(check, lang)))
+                actions.append(Action("row", subject, False, _say(
+                    "row-still-invalid", lang, why=db_reject_message(check, lang))))
     if fixed and not dry_run:
         with engine.begin() as conn:
             for batch in in_batches(fixed):

@@ -1,7 +1,10 @@
 """``exgate agent batches`` and ``exgate agent replay``: the agent-side operator view.
 
 Exit codes: ``agent batches`` 0, 2 config error; ``agent replay`` 0 when everything
-asked for went back in, 1 when something is still invalid or not found, 2 config error.
+asked for went back in, 1 when something is still invalid or not found or a source
+failed, 2 config error (also of one source: the others are replayed all the same).
+Each source is replayed on its own: one that fails is reported beside what the others
+did. ``lang`` None: the config's ``[agent] lang``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ import click
 from frontend_machine.config import AgentConfig, load_config
 from frontend_machine.outbox import ALL_LEVELS, Outbox
 from frontend_machine.outbox_batches import BatchInfo, BatchState
-from frontend_machine.replay import Action, replay_database, replay_folder, requeue_failed
+from frontend_machine.replay import (
+    Action,
+    replay_database,
+    replay_folder,
+    requeue_batches,
+    state_name,
+)
 from schemas.catalog import load_catalog
 from schemas.divisions import Level, level_of
 from schemas.errors import ConfigError, ExgateError
@@ -49,12 +58,16 @@ def _say(lang: str, zh: str, en: str) -> str:
 @contextmanager
 def _open(config_path: Path | None) -> Iterator[tuple[AgentConfig, Outbox]]:
     config = load_config(agent_config_path(config_path))
-    with Outbox(config.outbox.path, levels=_LEVELS[level_of(config.node.division)]) as box:
+    # create=False: a mistyped path must not report an empty new outbox as all clear.
+    with Outbox(config.outbox.path, levels=_LEVELS[level_of(config.node.division)],
+                create=False) as box:
         yield config, box
 
 
-def _fail(exc: ExgateError, lang: str) -> int:
-    click.echo(_say(lang, f"错误：{exc}", f"error: {exc}"), err=True)
+def _fail(exc: ExgateError, lang: str | None) -> int:
+    """The config may be what failed, so without ``--lang`` this speaks Chinese."""
+    detail = exc.message(lang or "zh")
+    click.echo(_say(lang or "zh", f"错误：{detail}", f"error: {detail}"), err=True)
     return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_SOME
 
 
@@ -62,9 +75,10 @@ def _fail(exc: ExgateError, lang: str) -> int:
 
 
 def run_agent_batches(config_path: Path | None, show_all: bool, limit: int, as_json: bool,
-                      lang: str) -> int:
+                      lang: str | None) -> int:
     try:
         with _open(config_path) as (config, box):
+            lang = lang or config.agent.lang
             states = () if show_all else _OPEN_STATES
             items = [(info, box.receipts_of(info.batch_id))
                      for info in box.batches(states, limit)]
@@ -108,14 +122,11 @@ def _batch_json(info: BatchInfo, receipts: list[dict[str, Any]]) -> dict[str, An
                                       "at": _when(r["received_at"])} for r in receipts}}
 
 
-_STATE_ZH = {"pending": "待发送", "sent": "已发送", "stored": "已入库", "failed": "失败"}
-
-
 def _batch_line(info: BatchInfo, receipts: list[dict[str, Any]], levels: Sequence[str],
                 lang: str) -> str:
     by_level = {r["level"]: r["status"] for r in receipts}
     marks = " ".join(f"{level}={by_level.get(level, '-')}" for level in levels)
-    state = info.state.value if lang == "en" else _STATE_ZH[info.state.value]
+    state = state_name(info.state, lang)
     return (f"{_when(info.created_at)}  {info.batch_id}  {state:<7} "
             f"{info.record_count:>6}  {marks}")
 
@@ -124,27 +135,34 @@ def _batch_line(info: BatchInfo, receipts: list[dict[str, Any]], levels: Sequenc
 
 
 def run_agent_replay(config_path: Path | None, batch_ids: Sequence[str], all_failed: bool,
-                     rejects: bool, dry_run: bool, as_json: bool, lang: str) -> int:
+                     rejects: bool, dry_run: bool, as_json: bool, lang: str | None) -> int:
     if not (batch_ids or all_failed or rejects):
-        click.echo(_say(lang, "请给出批次号，或 --all-failed、--rejects",
+        click.echo(_say(lang or "zh", "请给出批次号，或 --all-failed、--rejects",
                         "give batch IDs, --all-failed or --rejects"), err=True)
         return EXIT_CONFIG
     try:
         with _open(config_path) as (config, box):
+            lang = lang or config.agent.lang
             actions: list[Action] = []
             if batch_ids or all_failed:
-                actions += requeue_failed(box, batch_ids, all_failed=all_failed,
-                                          dry_run=dry_run)
-            if rejects:
-                actions += _replay_sources(config, box, dry_run, lang)
+                actions += requeue_batches(box, batch_ids, all_failed=all_failed,
+                                           dry_run=dry_run, lang=lang)
+            misconfigured = rejects and _replay_sources(config, box, dry_run, lang, actions)
     except ExgateError as exc:
         return _fail(exc, lang)
-    return _report(actions, dry_run, as_json, lang)
+    code = _report(actions, dry_run, as_json, lang)
+    return EXIT_CONFIG if misconfigured else code
 
 
-def _replay_sources(config: AgentConfig, box: Outbox, dry_run: bool,
-                    lang: str) -> list[Action]:
-    actions: list[Action] = []
+def _replay_sources(config: AgentConfig, box: Outbox, dry_run: bool, lang: str,
+                    actions: list[Action]) -> bool:
+    """Append each source's actions to ``actions``; returns whether a source's config
+    is wrong.
+
+    A source that fails becomes a failed action and the others go on: what was moved or
+    reset before must be reported, or the operator cannot tell what changed.
+    """
+    misconfigured = False
     catalog = load_catalog()
     for source in config.sources:
         try:
@@ -155,12 +173,23 @@ def _replay_sources(config: AgentConfig, box: Outbox, dry_run: bool,
                 actions += replay_database(box, source.name, source.options, catalog,
                                            config.node.division, dry_run=dry_run, lang=lang)
         except ConfigError as exc:
-            raise ConfigError(f"{config.path}: [[sources]] {source.name!r}: {exc}") from exc
-    return actions
+            misconfigured = True
+            actions.append(Action("source", source.name, False, _say(
+                lang, f"配置错误：{config.path}：[[sources]] {source.name!r}：{exc}",
+                f"configuration error: {config.path}: [[sources]] {source.name!r}: {exc}"),
+                failed=True))
+        except (ExgateError, OSError) as exc:
+            actions.append(Action("source", source.name, False,
+                                  _say(lang, f"处理失败：{exc}", f"failed: {exc}"), failed=True))
+    return misconfigured
+
+
+_KINDS_ZH = {"batch": "批次", "file": "文件", "row": "行", "source": "数据源"}
 
 
 def _report(actions: list[Action], dry_run: bool, as_json: bool, lang: str) -> int:
-    stuck = [a for a in actions if not a.done and a.kind != "source"]
+    # A source's note (a strategy with nothing to reset) is neither done nor stuck.
+    stuck = [a for a in actions if not a.done and (a.kind != "source" or a.failed)]
     code = EXIT_SOME if stuck else EXIT_OK
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, "actions": [a.to_json() for a in actions],
@@ -170,7 +199,8 @@ def _report(actions: list[Action], dry_run: bool, as_json: bool, lang: str) -> i
     for action in actions:
         mark = _say(lang, "✓ 将处理" if dry_run else "✓", "✓ would" if dry_run else "✓") \
             if action.done else "✗"
-        click.echo(f"{mark} {action.kind} {action.subject}: {action.detail}")
+        kind = action.kind if lang == "en" else _KINDS_ZH[action.kind]
+        click.echo(f"{mark} {kind} {action.subject}: {action.detail}")
     done = sum(a.done for a in actions)
     prefix = _say(lang, "（演练，未做任何修改）", "(dry run, nothing changed) ") if dry_run else ""
     click.echo(prefix + _say(lang, f"重新送入 {done} 项，未处理 {len(stuck)} 项",

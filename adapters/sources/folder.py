@@ -5,7 +5,10 @@ early. A file is claimed (renamed into ``processing/``) once its size and mtime 
 not changed for ``stable_seconds``, read in bounded chunks, and moved on only after its
 last chunk is journaled. A crash leaves the file in ``processing/``; the next ``read``
 resumes it first, skipping the records the outbox already holds (progress = file name,
-sha256 and records read), and the outbox drops any duplicate that slips through.
+sha256, records read and whether the file was done), and the outbox drops any duplicate
+that slips through. Only an unfinished file is resumed: a file claimed from ``inbox/``,
+or one whose saved progress says done, is read in full, since the same file may come
+back (``agent replay --rejects``, an operator's copy) after it was read to the end.
 
 One file the system refuses to move (a permission, a full disk) must not hold back
 the others: it is logged, left where it is and tried again after ``_RETRY_SECONDS``
@@ -121,8 +124,8 @@ class FolderSource:
         """
         self._retry_unfinished()
         group = _Group()
-        for path in self._files_to_read():
-            for checks, progress, run in self._read_file(path, state):
+        for path, resumed in self._files_to_read():
+            for checks, progress, run in self._read_file(path, state if resumed else {}):
                 if run is None:  # a big file's middle: flush the group, then send it alone
                     yield from self._flush(group)
                     yield self._hand_out(Chunk(tuple(checks), progress), [])
@@ -143,15 +146,16 @@ class FolderSource:
             if run.path.exists():
                 self._finish_or_hold(run)
 
-    def _files_to_read(self) -> Iterator[Path]:
+    def _files_to_read(self) -> Iterator[tuple[Path, bool]]:
+        """Each file to read, and whether it was left in ``processing/`` (resumable)."""
         for path in sorted(self.processing.glob("*")):
             if is_candidate(path.name) and path.is_file() and path not in self._unfinished:
                 log.info("resuming file", extra=self._extra(path.name))
-                yield path
+                yield path, True
         for path in self._stable_inbox_files():
             claimed = self._claim(path)
             if claimed is not None:
-                yield claimed
+                yield claimed, False
 
     def _retry_unfinished(self) -> None:
         now = time.monotonic()
@@ -324,11 +328,17 @@ class FolderSource:
         try:
             content, digest = read_small(path)
         except OSError as exc:
-            run = _FileRun(path.name, path, "", file_issues=(_unreadable_issue(path.name, exc),))
+            run = _FileRun(path.name, path, "",
+                           file_issues=(_unreadable_issue(path.name, exc.strerror or str(exc)),))
             yield [], self._progress(run, done=True), run
             return
         run = _FileRun(path.name, path, digest)
-        resume = state.get("file") == run.name and state.get("sha256") == digest
+        # Progress that says done may be of an earlier pass over this very file, before
+        # it was moved out and back (or claimed again and the agent killed before its
+        # first chunk): skipping would lose it whole. Re-reading a file that was journaled
+        # but not yet moved costs only duplicates the outbox drops.
+        resume = (state.get("file") == run.name and state.get("sha256") == digest
+                  and state.get("done") is False)
         skip = int(state.get("records", 0)) if resume else 0
         reader = DocumentReader(path if content is None else content, run.name,
                                 node_division=self.context.node_division)
@@ -346,7 +356,10 @@ class FolderSource:
                     buffer = []
         except OSError as exc:
             log.warning("read error: %s", exc, extra=self._extra(run.name))
-            reader.issues.append(_unreadable_issue(run.name, exc))
+            reader.issues.append(_unreadable_issue(run.name, exc.strerror or str(exc)))
+        except Exception as exc:  # a reader defect: this file goes to error/, not the rest
+            log.exception("cannot read the file: %s", exc, extra=self._extra(run.name))
+            reader.issues.append(_unreadable_issue(run.name, f"{type(exc).__name__}: {exc}"))
         run.file_issues = tuple(reader.issues)
         yield buffer, self._progress(run, done=True), run
 
@@ -392,6 +405,5 @@ def folder_source(name: str, options: Mapping[str, Any], context: SourceContext)
     return FolderSource(name, FolderOptions.parse(options), context)
 
 
-def _unreadable_issue(name: str, exc: OSError) -> Issue:
-    return Issue(IssueCode.MALFORMED_XML, "unreadable", {"detail": exc.strerror or str(exc)},
-                 file=name)
+def _unreadable_issue(name: str, detail: str) -> Issue:
+    return Issue(IssueCode.MALFORMED_XML, "unreadable", {"detail": detail}, file=name)

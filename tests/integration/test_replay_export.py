@@ -248,6 +248,7 @@ def test_a_manifest_whose_record_counts_disagree_is_a_mismatch(
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Path:
+    """A node's agent config, after its first run."""
     front = f"sqlite:///{tmp_path / 'front.db'}"
     create_all(front)
     (tmp_path / "drop").mkdir()
@@ -258,6 +259,7 @@ def agent(tmp_path: Path) -> Path:
         f'[[sources]]\nkind = "folder"\nname = "drop"\npath = "{tmp_path / "drop"}"\n'
         f'[[sources]]\nkind = "db"\nname = "front"\nurl = "{front}"\n'
         'tables = ["SBXX"]\n', encoding="utf-8")
+    Outbox(tmp_path / "outbox.db").close()  # the agent has run: replay never makes one
     return config
 
 

@@ -34,9 +34,9 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
         yield box
 
 
-def open_source(tmp_path: Path, lang: str = "en") -> FolderSource:
+def open_source(tmp_path: Path, lang: str = "en", division: str = "430102") -> FolderSource:
     options = {"path": str(tmp_path / "drop"), "stable_seconds": 0, "observer": "none"}
-    return folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, lang))
+    return folder_source("drop", options, SourceContext("node-1", division, CATALOG, lang))
 
 
 def drop(source: FolderSource, name: str | bytes, content: bytes) -> None:
@@ -153,3 +153,83 @@ def test_a_journaled_file_that_cannot_be_moved_is_not_read_again(
     poll(outbox, restarted)
     assert names(restarted.done, "*/*.xml") == ["other.xml", "stuck.xml"]
     assert names(restarted.processing) == [] and outbox.record_count() == 2
+
+
+# -- a file read to the end that comes back -------------------------------------------------------
+
+def refused_by_a_wrong_division(tmp_path: Path, outbox: Outbox) -> Path:
+    """A file every record of which a node of another division refused, now in error/."""
+    wrong = open_source(tmp_path, division="430200")
+    drop(wrong, "cases.xml", document([record("SBXX", SBLSH=f"SB{n:04d}") for n in range(3)]))
+    poll(outbox, wrong)
+    assert outbox.record_count() == 0 and names(wrong.error, "*.xml") == ["cases.xml"]
+    assert outbox.source_state("drop")["done"] is True
+    wrong.close()
+    return wrong.error / "cases.xml"
+
+
+def test_a_file_moved_back_to_the_inbox_is_read_in_full(tmp_path: Path, outbox: Outbox) -> None:
+    refused = refused_by_a_wrong_division(tmp_path, outbox)
+    fixed = open_source(tmp_path)  # the operator fixed [node] division
+    os.rename(refused, fixed.inbox / "cases.xml")  # as agent replay --rejects does
+    poll(outbox, fixed)
+    assert outbox.record_count() == 3
+    assert names(fixed.done, "*/*.xml") == ["cases.xml"]
+
+
+def test_a_file_claimed_again_and_killed_before_its_first_chunk_is_read_in_full(
+        tmp_path: Path, outbox: Outbox) -> None:
+    refused = refused_by_a_wrong_division(tmp_path, outbox)
+    fixed = open_source(tmp_path)
+    os.rename(refused, fixed.processing / "cases.xml")  # claimed, then kill -9
+    poll(outbox, fixed)
+    assert outbox.record_count() == 3
+    assert names(fixed.done, "*/*.xml") == ["cases.xml"]
+
+
+def test_a_file_left_half_read_in_processing_resumes_after_its_journaled_records(
+        tmp_path: Path, outbox: Outbox) -> None:
+    first = folder_source("drop", {"path": str(tmp_path / "drop"), "stable_seconds": 0,
+                                   "observer": "none", "chunk_records": 2},
+                          SourceContext("node-1", "430102", CATALOG, "en"))
+    drop(first, "big.xml", document([record("SBXX", SBLSH=f"SB{n:04d}") for n in range(5)]))
+    chunks = first.read(outbox.source_state("drop"))
+    outbox.journal("drop", next(chunks))  # then kill -9: never committed, never moved
+    chunks.close()
+    assert outbox.source_state("drop")["done"] is False
+    restarted = open_source(tmp_path)
+    reads: list[int] = []
+    for chunk in restarted.read(outbox.source_state("drop")):
+        reads.append(len(chunk.checks))
+        assert outbox.journal("drop", chunk).duplicates == 0
+        restarted.commit(chunk)
+    assert reads == [3] and outbox.record_count() == 5
+    assert names(restarted.done, "*/*.xml") == ["big.xml"]
+
+
+def test_a_file_the_reader_fails_on_goes_to_error_and_the_others_go_through(
+        tmp_path: Path, outbox: Outbox, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A defect in the reader, met on one odd file, once failed the whole source on
+    every poll: no other file went through."""
+    from schemas.reader import DocumentReader
+
+    parse = DocumentReader._parse
+
+    def failing(reader: DocumentReader, stream: object) -> Iterator[object]:
+        if reader.name == "odd.xml":
+            raise UnicodeError("a defect met on this file")
+        return parse(reader, stream)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DocumentReader, "_parse", failing)
+    source = open_source(tmp_path)
+    drop(source, "odd.xml", valid(1))
+    drop(source, "other.xml", valid(2))
+    with caplog.at_level(logging.ERROR, "exgate.source.folder"):
+        poll(outbox, source)
+    assert names(source.done, "*/*.xml") == ["other.xml"] and outbox.record_count() == 1
+    assert names(source.error) == ["odd.xml", f"odd.xml{REPORT_SUFFIX}"]
+    report = json.loads((source.error / f"odd.xml{REPORT_SUFFIX}").read_text(encoding="utf-8"))
+    assert "UnicodeError: a defect met on this file" in json.dumps(report, ensure_ascii=False)
+    assert any("odd.xml" in str(getattr(r, "file", "")) or "odd.xml" in r.getMessage()
+               for r in caplog.records)

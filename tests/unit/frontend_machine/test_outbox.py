@@ -18,7 +18,7 @@ from frontend_machine.envelope import NodeIdentity, batch_document
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState, plan_batches
 from frontend_machine.outbox_schema import _V1, _V2, SCHEMA_VERSION, configure, migrate
-from frontend_machine.replay import requeue_failed
+from frontend_machine.replay import requeue_batches
 from schemas.errors import RetriableError
 from schemas.issues import Issue, IssueCode
 from schemas.record_check import RecordCheck
@@ -243,7 +243,7 @@ def test_a_failed_batch_whose_payloads_are_gone_is_not_requeued(outbox: Outbox) 
     assert outbox.payloads_gone(batch)
     assert outbox.requeue([batch]) == 0
     assert outbox.batch(batch).state is BatchState.FAILED  # type: ignore[union-attr]
-    [action] = requeue_failed(outbox, [batch])
+    [action] = requeue_batches(outbox, [batch], lang="en")
     assert not action.done and "payloads are gone" in action.detail
 
 
