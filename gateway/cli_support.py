@@ -4,6 +4,8 @@
   ``/etc/exgate/gateway.toml``;
 - ``parse_moment``: ``--since`` / ``--until`` values in the forms people type;
 - ``say``: one sentence in Chinese (default) or English;
+- ``error_detail``: an error's message, in the chosen language when the error knows both
+  (a store not found);
 - ``printable`` / ``echo``: text that agents or messages control (batch ids, reasons,
   last errors) never reaches a terminal as control codes.
 """
@@ -17,11 +19,11 @@ from pathlib import Path
 
 import click
 
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, ExgateError
 from schemas.times import BEIJING, parse_time
 
-__all__ = ["DEFAULT_GATEWAY_CONFIG", "echo", "gateway_config_path", "parse_moment", "printable",
-           "say"]
+__all__ = ["DEFAULT_GATEWAY_CONFIG", "echo", "error_detail", "gateway_config_path",
+           "parse_moment", "printable", "say"]
 
 DEFAULT_GATEWAY_CONFIG = Path("/etc/exgate/gateway.toml")
 _RELATIVE = re.compile(r"(\d+)([mhd])")
@@ -75,3 +77,7 @@ def parse_moment(text: str | None, now: datetime | None = None) -> datetime | No
 
 def say(lang: str, zh: str, en: str) -> str:
     return en if lang == "en" else zh
+
+
+def error_detail(exc: Exception, lang: str) -> str:
+    return exc.message(lang) if isinstance(exc, ExgateError) else str(exc)

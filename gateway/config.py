@@ -10,6 +10,7 @@
     [dashboard] listen = "127.0.0.1:8430", refresh_seconds = 30
     [status]    silent_s = 600, lag_red_s = 3600, …      (gateway.status_rules)
                 heartbeat_retention_days = 7             (gateway.housekeeping)
+                periods up to ten years, throughput_hours up to 744 (a month)
 
 Every error is a ``ConfigError`` naming the file and the key. Relative paths (the
 registry, a ``sqlite:///relative.db`` store) are resolved against the config file's
@@ -50,11 +51,18 @@ _TABLES = {*_KEYS, "status"}
 # [status] besides the thresholds: how long ST_HEARTBEAT keeps what the lights no longer read.
 _RETENTION_KEY = "heartbeat_retention_days"
 _RETENTION_DAYS = 7.0
+# Each status request reads throughput_hours of batches and subtracts the periods from
+# now: bounded, no setting makes every request fail or crawl.
+_LONGEST_S = 10 * 366 * 86400     # seconds of any [status] period: ten years
+_MOST_HOURS = 31 * 24             # throughput_hours: a month of hourly points
+# The user, then the password up to the last '@': a password may hold '@', ':', '/' or
+# '#', which end urlsplit's netloc early and would leave the rest of it in the log.
+_PASSWORD = re.compile(r"(?P<user>^[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):.*@(?=[^@]*$)", re.S)
 
 
 def redact(url: str) -> str:
     """A URL with its password replaced, safe for logs."""
-    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
+    return _PASSWORD.sub(r"\g<user>:***@", url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,12 +258,23 @@ class _Reader:
             integer = isinstance(getattr(defaults, name), int)
             value = self.positive("status", name, getattr(defaults, name), integer)
             values[name] = int(value) if integer else float(value)
+        self.at_most("throughput_hours", values["throughput_hours"], _MOST_HOURS,
+                      "a month of hourly points")
+        for name, value in values.items():
+            if name.endswith("_s"):
+                self.at_most(name, value, _LONGEST_S, "ten years")
         if values["silent_s"] <= values["heartbeat_late_s"]:
             raise ConfigError(f"{self.path}: [status] silent_s must be above heartbeat_late_s")
         return StatusThresholds(**values)
 
+    def at_most(self, key: str, value: float, most: float, meaning: str) -> None:
+        if value > most:
+            raise ConfigError(f"{self.path}: [status] {key} = {value:.15g} is more than "
+                              f"{most:.15g} ({meaning})")
+
     def retention(self, window_s: float) -> float:
         days = float(self.positive("status", _RETENTION_KEY, _RETENTION_DAYS))
+        self.at_most(_RETENTION_KEY, days, _LONGEST_S / 86400, "ten years")
         # The lights read every heartbeat of the last lag_window_s (the lag trend).
         if days * 86400 < window_s:
             raise ConfigError(f"{self.path}: [status] {_RETENTION_KEY} = {days:g} keeps less "

@@ -22,6 +22,11 @@ Holding only helps when waiting can cure the failure. A delivery that fails
 up on instead, after the usual short backoff: a batch is kept in the failed-batch store
 with a ``failed`` receipt, then acked; a heartbeat is dropped. When even that fails (the
 store is away after all) the delivery goes on being held, never lost.
+
+``consuming()`` says whether a connection is up with both queues consumed: the
+dashboard's ``/healthz`` and ``exgate_broker_connected`` read it. The dashboard beside
+the consumer is optional: when its port is taken (another gateway process of the level
+serves it), the process consumes without one.
 """
 
 from __future__ import annotations
@@ -104,6 +109,11 @@ class Consumer:
         self.division = pipeline.division
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="exgate-worker")
         self._warned_as_found = False  # about queues declared with other arguments
+        self._consuming = threading.Event()
+
+    def consuming(self) -> bool:
+        """True while connected with the level's queues consumed; thread-safe."""
+        return self._consuming.is_set()
 
     # -- the outer loop: reconnect with backoff -------------------------------------------
 
@@ -133,6 +143,7 @@ class Consumer:
         except (px.AMQPError, OSError) as exc:
             raise mapped(exc, f"consuming {level_queue(self.division)}") from exc
         finally:
+            self._consuming.clear()
             session.dead.set()
             _close(session.connection)
 
@@ -154,6 +165,7 @@ class Consumer:
         except (px.AMQPError, OSError) as exc:
             _close(connection)
             raise mapped(exc, f"declaring and consuming {level_queue(self.division)}") from exc
+        self._consuming.set()
         log.info("consuming %s with %d workers, prefetch %d", level_queue(self.division),
                  self.settings.workers, self.settings.prefetch)
         return session
@@ -378,32 +390,38 @@ def run_gateway(config_path: Path, workers: int | None = None, drain: bool = Fal
     try:
         if not _migrate(store, stop):
             return 0
+        pipeline = Pipeline(config.division, Registry(config.registry_path), store)
+        consumer = Consumer(config.broker_url, pipeline, config.gateway, drain=drain, stop=stop)
         with contextlib.ExitStack() as beside:
-            try:
-                beside.enter_context(_dashboard(config, store))
-            except ConfigError as exc:
-                log.error("%s", exc)
-                return 2
+            beside.enter_context(_dashboard(config, store, consumer.consuming))
             beside.enter_context(housekeeping(store, config.heartbeat_retention_days))
-            pipeline = Pipeline(config.division, Registry(config.registry_path), store)
-            Consumer(config.broker_url, pipeline, config.gateway, drain=drain, stop=stop).run()
+            consumer.run()
     finally:
         store.close()
     return 0
 
 
 @contextlib.contextmanager
-def _dashboard(config: GatewayConfig, store: SqlStore) -> Iterator[DashboardServer | None]:
+def _dashboard(config: GatewayConfig, store: SqlStore,
+               consuming: Callable[[], bool]) -> Iterator[DashboardServer | None]:
     """The status dashboard beside the consumer when ``[dashboard] listen`` is set.
 
-    ``ConfigError`` when it cannot listen (address in use): the gateway does not start.
+    None when it cannot listen: consuming is this process's job, and the port is most
+    likely another gateway process's of the same level (a second process, or the
+    service a ``--drain`` run was started beside).
     """
     if not config.dashboard_listen:
         yield None
         return
-    from gateway.dashboard.command import open_dashboard
+    from gateway.dashboard.command import ListenError, open_dashboard
 
-    server = open_dashboard(config, store).start()
+    try:
+        server = open_dashboard(config, store, connected=consuming).start()
+    except ListenError as exc:
+        log.warning("%s; consuming without a dashboard (is another gateway process of "
+                    "level %s serving it?)", exc, config.division)
+        yield None
+        return
     try:
         yield server
     finally:

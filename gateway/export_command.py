@@ -39,7 +39,7 @@ def run_export(config_path: Path | None, out_dir: Path, division: str | None,
                             parse_moment(until), tuple(e.upper() for e in elements),
                             max_records, org, whole_store=division is None)
         query.element_codes()
-        store = SqlStore(config.store_url)
+        store = SqlStore(config.store_url, create=False)  # it only reads: never a new one
         try:
             with _progress(sys.stdout.isatty()) as progress:
                 result = export_store(store, query, out_dir, on_total=progress.total,
@@ -47,7 +47,8 @@ def run_export(config_path: Path | None, out_dir: Path, division: str | None,
         finally:
             store.close()
     except ExgateError as exc:
-        click.echo(say(lang, f"错误：{exc}", f"error: {exc}"), err=True)
+        detail = exc.message(lang)
+        click.echo(say(lang, f"错误：{detail}", f"error: {detail}"), err=True)
         return EXIT_USAGE
     _print_export(result, lang)
     return EXIT_OK

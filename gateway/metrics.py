@@ -4,6 +4,10 @@ The values are read from the store at scrape time (through the same cached
 ``StatusSource`` as the dashboard), so every gateway process of a level reports the
 same numbers and nothing is lost across restarts. Light values: ``0`` green,
 ``1`` yellow, ``2`` red, ``-1`` off (disabled node).
+
+Level-wide series carry the ``level`` label only (``sender`` of the failed batches is
+``node`` or ``unknown``), so their number stays fixed however many senders there are.
+``exgate_broker_connected`` is this process's own: only ``gateway run`` has a consumer.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from prometheus_client.registry import Collector
 
 from gateway.status import NodeStatus, StatusReport
 
-__all__ = ["CONTENT_TYPE", "LIGHT_VALUES", "METRICS", "StatusCollector", "metrics_registry",
+__all__ = ["BROKER_CONNECTED", "CONTENT_TYPE", "LEVEL_FAILED", "LEVEL_LIGHT", "LIGHT_VALUES",
+           "METRICS", "REGISTRY_UNREADABLE", "StatusCollector", "metrics_registry",
            "render_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -54,13 +59,18 @@ METRICS: dict[str, tuple[str, str, Callable[[NodeStatus], float | None]]] = {
         lambda n: n.covered),
 }
 LEVEL_LIGHT = "exgate_level_light"
+LEVEL_FAILED = "exgate_level_failed_batches"
+REGISTRY_UNREADABLE = "exgate_registry_unreadable_files"
+BROKER_CONNECTED = "exgate_broker_connected"
 
 
 class StatusCollector(Collector):
     """Turns the current ``StatusReport`` into metric families at each scrape."""
 
-    def __init__(self, report: Callable[[], StatusReport]) -> None:
+    def __init__(self, report: Callable[[], StatusReport],
+                 connected: Callable[[], bool] | None = None) -> None:
         self._report = report
+        self._connected = connected
 
     def collect(self) -> Iterator[Metric]:
         report = self._report()
@@ -79,12 +89,37 @@ class StatusCollector(Collector):
                                   labels=("level",))
         level.add_metric([report.level], LIGHT_VALUES[report.light.value])
         yield level
+        yield from self._level(report)
+
+    def _level(self, report: StatusReport) -> Iterator[Metric]:
+        failed = GaugeMetricFamily(
+            LEVEL_FAILED, "Refused batches of the level not replayed yet, by sender: node "
+            "(filed under one of the level's nodes) or unknown (no node vouched for it)",
+            labels=("level", "sender"))
+        failed.add_metric([report.level, "node"], report.failed_totals.of_nodes)
+        failed.add_metric([report.level, "unknown"], report.failed_totals.of_no_node)
+        yield failed
+        unreadable = GaugeMetricFamily(
+            REGISTRY_UNREADABLE, "Node registry files that cannot be read: above 0, the "
+            "status leaves out what they say", labels=("level",))
+        unreadable.add_metric([report.level], len(report.registry_errors))
+        yield unreadable
+        if self._connected is not None:
+            connected = GaugeMetricFamily(
+                BROKER_CONNECTED, "1 while this gateway process is connected to the broker "
+                "and consuming the level's queues, else 0", labels=("level",))
+            connected.add_metric([report.level], 1 if self._connected() else 0)
+            yield connected
 
 
-def metrics_registry(report: Callable[[], StatusReport]) -> CollectorRegistry:
-    """A private registry (not the process-global one): one per dashboard server."""
+def metrics_registry(report: Callable[[], StatusReport],
+                     connected: Callable[[], bool] | None = None) -> CollectorRegistry:
+    """A private registry (not the process-global one): one per dashboard server.
+
+    ``connected``: whether this process's consumer is consuming, when it has one.
+    """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(report))
+    registry.register(StatusCollector(report, connected))
     return registry
 
 

@@ -1,7 +1,8 @@
 """``exgate broker …`` and ``exgate node …``: what they print (zh by default, en) and
 their exit codes. The work is in ``broker_node``, ``provisioning`` and ``registry``.
 
-Exit codes: 0 ok, 1 the broker or management API failed, 2 usage or configuration.
+Exit codes: 0 ok, 1 the broker or management API failed, 2 usage or configuration
+(``node list`` also when a registry file is unreadable: it lists the others all the same).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "none": ("登记簿中没有节点：{registry}", "no node in registry {registry}"),
     "row": ("{node}\t{division}\t{status}\t密钥版本 {version}\t{user}",
             "{node}\t{division}\t{status}\tkey version {version}\t{user}"),
+    "unreadable": ("错误：登记文件 {file} 无法读取，未列出：{reason}",
+                   "error: registry file {file} is unreadable and not listed: {reason}"),
     "disabled": ("节点 {node} 已停用：网关将拒收其批次{broker}",
                  "node {node} disabled: gateways refuse its batches{broker}"),
     "disabled-broker": ("，其消息服务器权限已撤销、连接已断开",
@@ -69,16 +72,18 @@ def default_broker_base() -> Path:
     return Path.home() / ".local" / "state" / "exgate" / "broker"
 
 
-def _guarded(lang: str, work: Callable[[], None]) -> int:
+def _guarded(lang: str, work: Callable[[], int | None]) -> int:
     try:
-        work()
-    except (ConfigError, ValueError) as exc:
+        return work() or 0
+    except ConfigError as exc:
+        print(_say("error", lang, error=exc.message(lang)), file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(_say("error", lang, error=exc), file=sys.stderr)
         return 2
     except ExgateError as exc:
-        print(_say("error", lang, error=exc), file=sys.stderr)
+        print(_say("error", lang, error=exc.message(lang)), file=sys.stderr)
         return 1
-    return 0
 
 
 def run_broker(action: str, base: Path | None, levels: Sequence[str], lang: str) -> int:
@@ -132,13 +137,16 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
                    key=done.routing_key, out=target, registry=registry))
         print(_say("config-hint", lang, out=target.absolute()))
 
-    def listing() -> None:
-        entries = reg.list()
-        if not entries:
+    def listing() -> int:
+        scan = reg.scan()
+        if not scan.entries and not scan.unreadable:
             print(_say("none", lang, registry=registry))
-        for entry in entries:
+        for entry in scan.entries:
             print(_say("row", lang, node=entry.node_id, division=entry.division,
                        status=entry.status, version=entry.key_version, user=entry.broker_user))
+        for bad in scan.unreadable:
+            print(_say("unreadable", lang, file=bad.file, reason=bad.reason), file=sys.stderr)
+        return 2 if scan.unreadable else 0
 
     def disable() -> None:
         assert node_id is not None

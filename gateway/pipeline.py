@@ -49,6 +49,7 @@ from adapters.stores.base import (
     WriteResult,
 )
 from gateway.poison import POISON_REASON
+from gateway.status import heartbeat_number
 from schemas.divisions import level_of, within
 from schemas.errors import FatalError
 from schemas.reader import DocumentReader
@@ -72,7 +73,12 @@ class NodeDirectory(Protocol):
 
 @dataclass(frozen=True)
 class Delivery:
-    """One message from the level queue, as the broker handed it over."""
+    """One message from the level queue, as the broker handed it over.
+
+    ``received_at`` is set only when a kept message is handed over again (an operator's
+    replay): when the gateway first received it. Handling it again is no contact from
+    the node, so the batch keeps that time and the node's last-seen time is left alone.
+    """
 
     routing_key: str
     body: bytes = field(repr=False)
@@ -80,6 +86,7 @@ class Delivery:
     user_id: str | None
     headers: Mapping[str, Any]
     redelivered: bool = False
+    received_at: datetime | None = None
 
     def header(self, name: str) -> Any:
         return self.headers.get(name)
@@ -122,7 +129,7 @@ class Pipeline:
         return level_of(self.division).value
 
     def handle(self, delivery: Delivery) -> Outcome:
-        received = self.clock()
+        received = delivery.received_at or self.clock()
         batch_id = delivery.message_id or ""
         node_id = _text(delivery.header("x-exgate-node"))
         try:
@@ -181,7 +188,8 @@ class Pipeline:
                           f"x-exgate-sha256 header")
         records, schema_version = self._validate(plain, batch_id, entry.node_id, delivery)
         self._check_divisions(entry.division, records)
-        self._mirror(entry, received)
+        if delivery.received_at is None:
+            self._mirror(entry, received)
         return IncomingBatch(batch_id, entry.node_id, entry.division, digest, records,
                              received, schema_version)
 
@@ -251,7 +259,12 @@ class Pipeline:
     # -- heartbeats --------------------------------------------------------------------
 
     def heartbeat(self, delivery: Delivery) -> bool:
-        """Store one heartbeat from ``exgate.status``; False (dropped) when not authentic."""
+        """Store one heartbeat from ``exgate.status``; False (dropped) when not authentic.
+
+        A figure no agent can mean (``gateway.status.heartbeat_number``: infinite, or
+        beyond any real lag or count) is left out, as if not reported: kept, it would
+        break every view of the level.
+        """
         try:
             data = json.loads(delivery.body)
             node_id = str(data["node_id"])
@@ -268,13 +281,11 @@ class Pipeline:
                         "routing key %r", node_id[:64], delivery.user_id,
                         delivery.routing_key, extra={"node_id": node_id[:64]})
             return False
-        lag = data.get("source_lag_s")
         received = self.clock()
         self.store.record_heartbeat(Heartbeat(
             node_id, _text(data.get("division")), _when(data.get("at")), received,
-            _text(data.get("version")), data.get("outbox") or {},
-            float(lag) if isinstance(lag, int | float) else None,
-            _text(data.get("last_error"))))
+            _text(data.get("version")), _outbox(data.get("outbox")),
+            heartbeat_number(data.get("source_lag_s")), _text(data.get("last_error"))))
         self._mirror(entry, received)
         return True
 
@@ -341,6 +352,15 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return value if isinstance(value, str) else None
+
+
+def _outbox(value: Any) -> dict[str, Any]:
+    """The agent's flat outbox figures, without a number that is no reading (1e999 → inf)."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(key): item for key, item in value.items()
+            if isinstance(item, bool) or not isinstance(item, int | float)
+            or heartbeat_number(item) is not None}
 
 
 def _when(value: Any) -> datetime | None:

@@ -7,10 +7,15 @@ A node's broker user may
 So a node cannot publish for another node or division: the broker closes its channel
 with 403 ACCESS_REFUSED. Its batches are also signed and encrypted with keys whose
 public half (and the shared data key) only the registry holds.
+
+A key rotation updates the node's existing credentials file, whose broker password is
+kept nowhere else: a missing file, or one of another node, is refused before anything
+changes (``CredentialsRefused``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -31,6 +36,7 @@ from adapters.sealing import (
     BrokerLogin,
     generate_node_keys,
     load_broker_login,
+    load_node_keys,
     write_node_keys,
 )
 from gateway.mgmt_api import HttpChannel, ManagementApi
@@ -38,6 +44,7 @@ from gateway.registry import NodeEntry, Registry
 from schemas.errors import ConfigError
 
 __all__ = [
+    "CredentialsRefused",
     "NodePermissions",
     "Provisioned",
     "add_node",
@@ -46,6 +53,13 @@ __all__ = [
     "node_permissions",
     "rotate_node_key",
 ]
+
+
+class CredentialsRefused(ConfigError):
+    """The credentials file to update cannot be used; nothing was changed."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(en, zh=zh)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,17 +145,66 @@ def close_connections(api: ManagementApi, user: str) -> int:
 
 
 def rotate_node_key(registry: Registry, node_id: str, out: Path) -> NodeEntry:
-    """A new key version in the registry and in ``out`` (the broker login is kept).
+    """A new key version in the registry and in the node's credentials file ``out``.
 
-    Older versions stay valid, so batches sealed before the agent picks up the new file
-    still open at the gateways.
+    ``out`` must exist and be this node's: its broker login is kept. Older versions stay
+    valid, so batches sealed before the agent picks up the new file still open at the
+    gateways.
     """
     entry = registry.get(node_id)
     if entry is None:
         raise ConfigError(f"node {node_id!r} is not registered in {registry.path}")
-    login = load_broker_login(out) if out.exists() else None
+    login = _own_login(entry, out)
     keys = generate_node_keys(node_id, entry.key_version + 1)
-    # Registry first: a gateway must know a key before any batch is sealed with it.
-    rotated = registry.rotate(node_id, keys.verifier())
-    write_node_keys(out, keys, login)
+    # Every key the agent may load from ``out`` must be in the registry first, or its
+    # batches are refused. So the new file is written and synced beside ``out`` first
+    # (what can fail mostly fails there, before any change), then the registry learns
+    # the key, then a rename puts the file in place. A rename that fails takes the key
+    # out of the registry again; a crash before it leaves a registered key nobody
+    # holds, which is harmless (the older versions stay valid) and the next rotation
+    # goes past.
+    staged = out.with_name(f".{out.name}.{secrets.token_hex(4)}.new")
+    try:
+        write_node_keys(staged, keys, login)
+        rotated = registry.rotate(node_id, keys.verifier())
+    except BaseException as exc:
+        staged.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ConfigError(f"node {node_id}: key not rotated ({exc}); nothing changed")\
+                from exc
+        raise
+    try:
+        os.replace(staged, out)
+    except OSError as exc:
+        staged.unlink(missing_ok=True)
+        registry.withdraw(node_id, keys.key_version)
+        raise ConfigError(f"{out}: cannot replace the credentials file ({exc.strerror}); "
+                          f"key version {keys.key_version} was taken out of the registry "
+                          "again, nothing changed") from exc
     return rotated
+
+
+def _own_login(entry: NodeEntry, out: Path) -> BrokerLogin | None:
+    """The broker login of ``out``, once it is known to be the node's credentials file."""
+    node = entry.node_id
+    if not out.exists():
+        raise CredentialsRefused(
+            f"凭据文件 {out} 不存在：更换密钥要更新节点 {node} 现有的凭据文件（消息服务器密码只"
+            "保存在其中）。请用 --out 指定该文件；未做任何修改",
+            f"credentials file {out} does not exist: a key rotation updates node {node}'s "
+            "existing credentials file (its broker password is kept nowhere else). Name it "
+            "with --out; nothing was changed")
+    holder = load_node_keys(out).node_id
+    if holder != node:
+        raise CredentialsRefused(
+            f"凭据文件 {out} 属于节点 {holder}，不是 {node}；未做任何修改",
+            f"credentials file {out} belongs to node {holder}, not {node}; nothing was "
+            "changed")
+    login = load_broker_login(out)
+    if login is not None and login.user != entry.broker_user:
+        raise CredentialsRefused(
+            f"凭据文件 {out} 的消息服务器用户是 {login.user}，而登记簿中节点 {node} 的用户是 "
+            f"{entry.broker_user}；未做任何修改",
+            f"credentials file {out} logs in as broker user {login.user}, but the registry "
+            f"gives node {node} the user {entry.broker_user}; nothing was changed")
+    return login

@@ -9,6 +9,11 @@ Files are mode 0600 in a 0700 folder because they hold the nodes' data keys. Wri
 atomic (temp file, fsync, rename), so a gateway never reads half an entry. Every key
 version stays valid after a rotation, so batches sealed just before it still open; a
 disabled node has no valid key at all.
+
+``get`` raises ``EntryError`` for a file that is no readable entry: a gateway must not
+take a broken entry for an unknown node, nor guess its keys. ``scan`` (status views,
+``exgate node list``) reads the files one by one and names each broken one with its
+reason beside the entries that read: one bad file must not hide the other nodes.
 """
 
 from __future__ import annotations
@@ -32,10 +37,19 @@ from adapters.sealing import (
 from schemas.errors import ConfigError
 from schemas.times import BEIJING
 
-__all__ = ["KeyEntry", "NodeEntry", "Registry"]
+__all__ = ["EntryError", "KeyEntry", "NodeEntry", "Registry", "RegistryScan", "UnreadableEntry"]
 
 ACTIVE = "active"
 DISABLED = "disabled"
+
+
+class EntryError(ConfigError):
+    """A registry file that is no readable node entry; ``reason`` says why."""
+
+    def __init__(self, file: Path, reason: str) -> None:
+        super().__init__(f"{file}: {reason}")
+        self.file = file
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +97,25 @@ class NodeEntry:
             entry = cls(str(data["node_id"]), str(data["division"]), str(data["broker_user"]),
                         str(data["status"]), keys)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: not a node registry entry ({exc!r} missing or bad)")\
+            raise EntryError(where, f"not a node registry entry ({exc!r} missing or bad)")\
                 from exc
         if entry.status not in (ACTIVE, DISABLED):
-            raise ConfigError(f"{where}: status {entry.status!r} is not active or disabled")
+            raise EntryError(where, f"status {entry.status!r} is not active or disabled")
         return entry
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableEntry:
+    file: Path
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryScan:
+    """The entries that read, by node ID, and the files that did not."""
+
+    entries: tuple[NodeEntry, ...]
+    unreadable: tuple[UnreadableEntry, ...]
 
 
 class Registry:
@@ -100,7 +128,10 @@ class Registry:
     # -- reading (gateways) --------------------------------------------------------------
 
     def get(self, node_id: str) -> NodeEntry | None:
-        """The node's entry, or None when the ID is unknown (or not a valid ID)."""
+        """The node's entry, or None when the ID is unknown (or not a valid ID).
+
+        ``EntryError`` when the node's file is no readable entry.
+        """
         try:
             file = self._file(node_id)
             stat = file.stat()
@@ -129,11 +160,32 @@ class Registry:
             raise ConfigError(f"{self._file(node_id)}: key version {key_version}: {exc}")\
                 from exc
 
-    def list(self) -> list[NodeEntry]:
+    def scan(self) -> RegistryScan:
+        """Every entry of the folder that reads, and every ``*.json`` file that does not."""
         if not self.path.is_dir():
-            return []
-        entries = (self.get(file.stem) for file in sorted(self.path.glob("*.json")))
-        return [entry for entry in entries if entry is not None]
+            return RegistryScan((), ())
+        try:
+            names = sorted(e.name for e in os.scandir(self.path) if e.name.endswith(".json"))
+        except OSError as exc:
+            return RegistryScan((), (UnreadableEntry(self.path, f"cannot list the folder: "
+                                                                f"{exc.strerror}"),))
+        entries: list[NodeEntry] = []
+        unreadable: list[UnreadableEntry] = []
+        for name in names:
+            file = self.path / name
+            try:
+                entry = self.get(check_node_id(name.removesuffix(".json")))
+            except ValueError:
+                unreadable.append(UnreadableEntry(file, "the file name is not a node ID "
+                                                        "(1-64 of [0-9A-Za-z_-])"))
+            except EntryError as exc:
+                unreadable.append(UnreadableEntry(exc.file, exc.reason))
+            except OSError as exc:
+                unreadable.append(UnreadableEntry(file, f"cannot read: {exc.strerror}"))
+            else:
+                if entry is not None:  # None: removed since the folder was listed
+                    entries.append(entry)
+        return RegistryScan(tuple(entries), tuple(unreadable))
 
     # -- administration (provisioning) -------------------------------------------------------
 
@@ -169,6 +221,13 @@ class Registry:
         self._write(entry)
         return entry
 
+    def withdraw(self, node_id: str, key_version: int) -> NodeEntry:
+        """Remove one key version: undoes a rotation whose key file could not be written."""
+        entry = self._require(node_id)
+        entry = replace(entry, keys=tuple(k for k in entry.keys if k.version != key_version))
+        self._write(entry)
+        return entry
+
     # -- files -------------------------------------------------------------------------------
 
     def _require(self, node_id: str) -> NodeEntry:
@@ -185,10 +244,10 @@ class Registry:
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"{file}: cannot read node entry: {exc}") from exc
+            raise EntryError(file, f"cannot read node entry: {exc}") from exc
         entry = NodeEntry.from_json(data, file)
         if entry.node_id != file.stem:
-            raise ConfigError(f"{file}: holds node {entry.node_id!r}, not {file.stem!r}")
+            raise EntryError(file, f"holds node {entry.node_id!r}, not {file.stem!r}")
         return entry
 
     def _write(self, entry: NodeEntry) -> None:

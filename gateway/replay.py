@@ -8,20 +8,34 @@ passes. On ``stored`` the failed row gets ``REPLAYED_AT``; a second replay finds
 outstanding and changes nothing. A dry run uses ``DryRunStore``, which answers what a
 write would do and never writes.
 
-Nothing here prints: ``gateway.replay_command`` renders for people and scripts.
+A replay is no contact from the node: the message keeps the time the gateway first
+received it (``Delivery.received_at``), and the pipeline leaves the node's last-seen
+time alone, so a replayed old batch does not make a silent node look alive.
+
+Reads (``list``, ``show``, the failed rows to replay, a dry run's look-ups) take no
+write lock: on SQLite they read a snapshot beside a running gateway, which they neither
+wait for nor hold up. Each write is one of the store's own short transactions, which
+waits for a busy store as the consumer's do; a store still busy after that is tried
+again after each of ``STORE_WAITS_S``, and then ``Replayer.replay`` raises
+``RetriableError``: the store is away for every batch, not just this one.
+
+Nothing here prints: ``gateway.replay_command`` renders for people and scripts. The
+sentences made here are ``Localized``; what the store kept (a refusal's detail) is text
+as the pipeline wrote it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Connection, and_, select, update
 from sqlalchemy import exc as sa_exc
 
 from adapters.sealing import SealError, unseal
@@ -37,27 +51,43 @@ from adapters.stores.base import (
     ReceiptRow,
     WriteResult,
 )
-from adapters.stores.sql import SqlStore, now_beijing
+from adapters.stores.sql import READ_ONLY, SqlStore, now_beijing
 from gateway.pipeline import Delivery, NodeDirectory, Outcome, Pipeline
 from gateway.poison import POISON_REASON, describe
 from schemas.errors import ExgateError, RetriableError
+from schemas.messages import Localized
 from schemas.reader import DocumentReader
 
 __all__ = [
+    "STORE_WAITS_S",
     "BatchRow",
     "DryRunStore",
     "FailedRow",
     "Preview",
+    "ReceiptNote",
     "ReplayResult",
     "Replayer",
+    "Text",
+    "english",
     "failed_rows",
     "list_batches",
     "preview",
+    "stored_batch",
 ]
 
 log = logging.getLogger("exgate.gateway.replay")
 PREVIEW_RECORDS = 5
 SECRET_HEADERS = ("password", "dek", "key", "token", "secret")
+# After the store's own busy wait (5 s on SQLite): enough for a gateway's longest batch
+# transaction, short enough that an operator waits for an answer, not a timeout.
+STORE_WAITS_S = (1.0, 2.0, 4.0)
+Text = str | Localized   # a sentence made here, or text the store kept as written
+_T = TypeVar("_T")
+
+
+def english(text: Text | None) -> str | None:
+    """``text`` for JSON, which stays the same whatever ``--lang`` says."""
+    return text.en if isinstance(text, Localized) else text
 
 
 @dataclass(frozen=True)
@@ -78,9 +108,10 @@ class FailedRow:
     replayed_at: datetime | None
 
     def delivery(self) -> Delivery:
-        """The message as the broker handed it over the first time."""
+        """The message as the broker handed it over the first time, and when."""
         return Delivery(self.routing_key, self.body, None if self.batch_id == NO_BATCH_ID
-                        else self.batch_id, self.user_id, self.headers)
+                        else self.batch_id, self.user_id, self.headers,
+                        received_at=self.received_at)
 
     def safe_headers(self) -> dict[str, Any]:
         """Headers for display: anything that smells of a secret is masked."""
@@ -98,12 +129,12 @@ class BatchRow:
     at: datetime
     records: int | None
     reason: str | None
-    detail: str | None
+    detail: Text | None
 
     def to_json(self) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "node_id": self.node_id, "state": self.state,
                 "at": self.at.isoformat(sep=" "), "records": self.records,
-                "reason": self.reason, "detail": self.detail}
+                "reason": self.reason, "detail": english(self.detail)}
 
 
 @contextmanager
@@ -114,6 +145,14 @@ def _reading(store: SqlStore, doing: str) -> Iterator[None]:
         raise RetriableError(f"cannot {doing} at {store.redacted_url}: "
                              f"{str(getattr(exc, 'orig', exc)).splitlines()[0][:300]}") \
             from exc
+
+
+@contextmanager
+def _read_only(store: SqlStore, doing: str) -> Iterator[Connection]:
+    """A connection that never takes the write lock (``adapters.stores.sql._on_begin``)."""
+    with _reading(store, doing), store.engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY: True})
+        yield conn
 
 
 def failed_rows(store: SqlStore, batch_ids: Sequence[str] = (), *,
@@ -130,7 +169,7 @@ def failed_rows(store: SqlStore, batch_ids: Sequence[str] = (), *,
         query = query.where(f.c["NODE_ID"] == node_id)
     if since is not None:
         query = query.where(f.c["RECEIVED_AT"] >= since)
-    with _reading(store, "read failed batches"), store.engine.connect() as conn:
+    with _read_only(store, "read failed batches") as conn:
         return [_failed_row(row) for row in conn.execute(query).mappings()]
 
 
@@ -158,8 +197,14 @@ def list_batches(store: SqlStore, *, failed_only: bool = False, node_id: str | N
     return rows[-limit:] if limit > 0 else rows
 
 
+def stored_batch(store: SqlStore, batch_id: str) -> BatchRow | None:
+    """The stored batch ``batch_id``, or None when the store does not hold it."""
+    found = _stored_batches(store, None, None, 1, batch_id)
+    return found[0] if found else None
+
+
 def _stored_batches(store: SqlStore, node_id: str | None, since: datetime | None,
-                    limit: int) -> list[BatchRow]:
+                    limit: int, batch_id: str | None = None) -> list[BatchRow]:
     b = store.schema.batch
     query = select(b.c.BATCH_ID, b.c.NODE_ID, b.c.STORED_AT, b.c.RECORDS, b.c.STORED,
                    b.c.DUPLICATES, b.c.CONFLICTS).order_by(b.c.STORED_AT.desc()).limit(limit)
@@ -167,10 +212,15 @@ def _stored_batches(store: SqlStore, node_id: str | None, since: datetime | None
         query = query.where(b.c["NODE_ID"] == node_id)
     if since is not None:
         query = query.where(b.c["STORED_AT"] >= since)
-    with _reading(store, "read stored batches"), store.engine.connect() as conn:
+    if batch_id is not None:
+        query = query.where(b.c["BATCH_ID"] == batch_id)
+    with _read_only(store, "read stored batches") as conn:
         return [BatchRow(r.BATCH_ID, r.NODE_ID, "stored", r.STORED_AT, r.RECORDS, None,
-                         f"stored {r.STORED}, duplicates {r.DUPLICATES}, "
-                         f"conflicts {r.CONFLICTS}") for r in conn.execute(query)]
+                         Localized(f"新入库 {r.STORED}，重复 {r.DUPLICATES}，"
+                                   f"冲突 {r.CONFLICTS}",
+                                   f"stored {r.STORED}, duplicates {r.DUPLICATES}, "
+                                   f"conflicts {r.CONFLICTS}"))
+                for r in conn.execute(query)]
 
 
 def _header_int(headers: dict[str, Any], name: str) -> int | None:
@@ -186,7 +236,7 @@ class Preview:
     """What ``batches show`` can tell about a failed body without revealing secrets."""
 
     opened: bool
-    why_not: str | None = None
+    why_not: Text | None = None
     head: dict[str, str] = field(default_factory=dict)
     records: int = 0
     first: tuple[tuple[str, dict[str, str]], ...] = ()
@@ -200,15 +250,19 @@ def preview(row: FailedRow, registry: NodeDirectory, limit: int = PREVIEW_RECORD
     claimed = row.headers.get("x-exgate-node")
     node_id = claimed if isinstance(claimed, str) else row.node_id
     if node_id is None or version is None:
-        return Preview(False, "no node or key version in the headers")
+        return Preview(False, Localized("报文头中没有节点或密钥版本",
+                                        "no node or key version in the headers"))
     verifier = registry.verifier(node_id, version)
     if verifier is None:
-        return Preview(False, f"node {node_id} key version {version} is not in the "
-                              "registry (or the node is disabled)")
+        return Preview(False, Localized(
+            f"节点 {node_id} 的密钥版本 {version} 不在注册表中（或该节点已停用）",
+            f"node {node_id} key version {version} is not in the registry (or the node "
+            "is disabled)"))
     try:
         plain = unseal(row.body, verifier, row.batch_id)
     except SealError as exc:
-        return Preview(False, f"{exc.reason}: {exc}")
+        return Preview(False, Localized(f"无法解封（{exc.reason}）：{exc}",
+                                        f"{exc.reason}: {exc}"))
     reader = DocumentReader(plain, f"batch {row.batch_id}")
     first: list[tuple[str, dict[str, str]]] = []
     issues: list[str] = []
@@ -225,6 +279,21 @@ def preview(row: FailedRow, registry: NodeDirectory, limit: int = PREVIEW_RECORD
 
 
 @dataclass(frozen=True)
+class ReceiptNote:
+    """The receipt a replay owed a node: sent, or ``error`` says why not."""
+
+    to: str
+    error: str | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"to": self.to, "sent": self.sent, "error": self.error}
+
+
+@dataclass(frozen=True)
 class ReplayResult:
     """What happened to one failed message."""
 
@@ -233,11 +302,12 @@ class ReplayResult:
     node_id: str | None
     status: str               # stored | failed | skipped (replayed before)
     reason: str | None = None
-    detail: str | None = None
+    detail: Text | None = None
     stored: int = 0
     duplicates: int = 0
     conflicts: int = 0
     dry_run: bool = False
+    receipt: ReceiptNote | None = None   # None: none owed, or receipts are off
 
     @property
     def landed(self) -> bool:
@@ -246,35 +316,49 @@ class ReplayResult:
     def to_json(self) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "failed_id": self.failed_id,
                 "node_id": self.node_id, "status": self.status, "reason": self.reason,
-                "detail": self.detail, "stored": self.stored, "duplicates": self.duplicates,
-                "conflicts": self.conflicts, "dry_run": self.dry_run}
+                "detail": english(self.detail), "stored": self.stored,
+                "duplicates": self.duplicates, "conflicts": self.conflicts,
+                "dry_run": self.dry_run,
+                "receipt": None if self.receipt is None else self.receipt.to_json()}
 
 
-ReceiptSink = Callable[[Outcome], None]
+ReceiptSink = Callable[[Outcome], str | None]          # None when sent, else why not
+WaitSink = Callable[[FailedRow, RetriableError, float], None]
 
 
 @dataclass
 class Replayer:
-    """Replays failed messages through a level's ``Pipeline`` over ``store``."""
+    """Replays failed messages through a level's ``Pipeline`` over ``store``.
+
+    ``on_wait`` hears of each wait for a busy store before it starts.
+    """
 
     division: str
     registry: NodeDirectory
     store: SqlStore
     dry_run: bool = False
     send_receipt: ReceiptSink | None = None
+    on_wait: WaitSink | None = None
+    waits_s: Sequence[float] = STORE_WAITS_S
+    sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
         target = DryRunStore(self.store) if self.dry_run else self.store
         self._pipeline = Pipeline(self.division, self.registry, target)
 
     def replay(self, row: FailedRow) -> ReplayResult:
+        """Replay one row; ``RetriableError`` when the store stays busy or away."""
         if row.replayed_at is not None:
+            when = f"{row.replayed_at:%Y-%m-%d %H:%M:%S}"
             return ReplayResult(row.batch_id, row.failed_id, row.node_id, "skipped",
-                                detail=f"replayed at {row.replayed_at:%Y-%m-%d %H:%M:%S}",
+                                detail=Localized(f"重放于 {when}", f"replayed at {when}"),
                                 dry_run=self.dry_run)
         try:
-            outcome = self._pipeline.handle(row.delivery())
-        except ExgateError as exc:  # the store is away (RetriableError) or broken
+            outcome = self._patiently(row, lambda: self._pipeline.handle(row.delivery()))
+            news = not self.dry_run and self._patiently(row, lambda: self._settle(row, outcome))
+        except RetriableError:
+            raise
+        except ExgateError as exc:  # the store is broken (FatalError) for this batch
             return ReplayResult(row.batch_id, row.failed_id, row.node_id, "failed",
                                 type(exc).__name__, str(exc), dry_run=self.dry_run)
         except Exception as exc:  # what made it a processing-error is not fixed yet
@@ -283,39 +367,58 @@ class Replayer:
                                               "node_id": row.node_id})
             return ReplayResult(row.batch_id, row.failed_id, row.node_id, "failed",
                                 POISON_REASON, describe(exc), dry_run=self.dry_run)
-        if not self.dry_run:
-            self._settle(row, outcome)
-        return self._result(row, outcome)
+        return self._result(row, outcome, self._send(outcome) if news else None)
 
-    def _settle(self, row: FailedRow, outcome: Outcome) -> None:
+    def _patiently(self, row: FailedRow, step: Callable[[], _T]) -> _T:
+        """``step`` (idempotent), tried again after each of ``waits_s`` while the store
+        is busy or away."""
+        for wait in self.waits_s:
+            try:
+                return step()
+            except RetriableError as exc:
+                if self.on_wait is not None:
+                    self.on_wait(row, exc, wait)
+                self.sleep(wait)
+        return step()
+
+    def _settle(self, row: FailedRow, outcome: Outcome) -> bool:
+        """Mark the row stored, or keep its current cause; False when nothing is new."""
         f = self.store.schema.failed
         if outcome.status == "stored":
             values: dict[str, Any] = {"REPLAYED_AT": now_beijing()}
         else:  # keep the current cause on the row, for `batches list`
             reason, detail = outcome.reason or row.reason, _detail(outcome) or row.detail
             if (reason, detail) == (row.reason, row.detail):
-                return
+                return False  # the node got this very refusal the first time
             values = {"REASON": reason[:50], "DETAIL": detail[:2000]}
         with _reading(self.store, f"update failed batch {row.batch_id}"), \
                 self.store.engine.begin() as conn:
             conn.execute(update(f).where(and_(f.c["FAILED_ID"] == row.failed_id,
                                               f.c.REPLAYED_AT.is_(None))).values(**values))
-        if self.send_receipt is not None and outcome.receipt_to:
-            self.send_receipt(outcome)
+        return True
 
-    def _result(self, row: FailedRow, outcome: Outcome) -> ReplayResult:
+    def _send(self, outcome: Outcome) -> ReceiptNote | None:
+        if self.send_receipt is None or outcome.receipt_to is None:
+            return None
+        return ReceiptNote(outcome.receipt_to, self.send_receipt(outcome))
+
+    def _result(self, row: FailedRow, outcome: Outcome,
+                receipt: ReceiptNote | None) -> ReplayResult:
         if outcome.status != "stored":
             return ReplayResult(row.batch_id, row.failed_id, row.node_id, "failed",
-                                outcome.reason, _detail(outcome), dry_run=self.dry_run)
+                                outcome.reason, _detail(outcome), dry_run=self.dry_run,
+                                receipt=receipt)
         result = outcome.result
         if result is None or result.redelivered:  # nothing new: all of it was there
             total = 0 if result is None else result.stored + result.duplicates
             return ReplayResult(row.batch_id, row.failed_id, row.node_id, "stored",
-                                detail="already stored (redelivery)", duplicates=total,
-                                dry_run=self.dry_run)
+                                detail=Localized("此前已入库（重复投递）",
+                                                 "already stored (redelivery)"),
+                                duplicates=total, dry_run=self.dry_run, receipt=receipt)
         return ReplayResult(row.batch_id, row.failed_id, row.node_id, "stored",
                             stored=result.stored, duplicates=result.duplicates,
-                            conflicts=result.conflict_count, dry_run=self.dry_run)
+                            conflicts=result.conflict_count, dry_run=self.dry_run,
+                            receipt=receipt)
 
 
 def _detail(outcome: Outcome) -> str | None:
@@ -339,7 +442,7 @@ class DryRunStore:
 
     def write(self, batch: IncomingBatch) -> WriteResult:
         b = self._store.schema.batch
-        with _reading(self._store, "look up a batch"), self._store.engine.connect() as conn:
+        with _read_only(self._store, "look up a batch") as conn:
             sha = conn.execute(select(b.c.PAYLOAD_SHA256)
                                .where(b.c["BATCH_ID"] == batch.batch_id)).scalar()
         if sha is None:

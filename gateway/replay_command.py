@@ -1,7 +1,13 @@
 """``exgate batches list|show|replay``: the operators' view of a level's batches.
 
 Exit codes: 0 ok (every replayed batch landed), 1 some batch still fails or is not
-found, 2 configuration error or store unreachable.
+found, 2 configuration error or store unreachable (also when it stays busy or away in
+the middle of a replay: the batches not tried yet are listed). A receipt the replay
+could not send to its node leaves the code as it is: the batch landed, receipts are
+best effort; each one not sent is listed, in the text and the JSON, with what the
+node's operator runs to get a fresh one.
+
+Text is in Chinese by default, English with ``--lang en``; JSON is the same in both.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +32,20 @@ from gateway.registry import Registry
 from gateway.replay import (
     BatchRow,
     FailedRow,
+    Preview,
+    ReceiptNote,
     Replayer,
     ReplayResult,
+    Text,
+    english,
     failed_rows,
     list_batches,
     preview,
+    stored_batch,
 )
 from gateway.replay_receipts import BrokerReceipts
-from schemas.errors import ExgateError
+from schemas.errors import ExgateError, RetriableError
+from schemas.messages import Localized
 
 __all__ = ["run_batches_list", "run_batches_replay", "run_batches_show"]
 
@@ -51,7 +63,7 @@ class _Level:
 @contextmanager
 def _open_level(config_path: Path | None) -> Iterator[_Level]:
     config = load_config(gateway_config_path(config_path))
-    store = SqlStore(config.store_url)
+    store = SqlStore(config.store_url, create=False)  # a mistyped path: not a new store
     try:
         yield _Level(config, store, Registry(config.registry_path))
     finally:
@@ -59,8 +71,24 @@ def _open_level(config_path: Path | None) -> Iterator[_Level]:
 
 
 def _fail(exc: ExgateError, lang: str) -> int:
-    echo(say(lang, f"错误：{exc}", f"error: {exc}"), err=True)
+    detail = exc.message(lang)
+    echo(say(lang, f"错误：{detail}", f"error: {detail}"), err=True)
     return EXIT_CONFIG
+
+
+def _text(text: Text | None, lang: str) -> str:
+    if isinstance(text, Localized):
+        return text.en if lang == "en" else text.zh
+    return text or ""
+
+
+_STATES = {"stored": "已入库", "failed": "失败", "replayed": "已重放"}
+
+
+def _state(state: str | None, lang: str) -> str:
+    if state is None:
+        return "-"
+    return state if lang == "en" else _STATES.get(state, state)
 
 
 # -- list ----------------------------------------------------------------------------------
@@ -87,19 +115,15 @@ def run_batches_list(config_path: Path | None, failed: bool, node_id: str | None
     return EXIT_OK
 
 
-_STATES = {"stored": "已入库", "failed": "失败", "replayed": "已重放"}
-
-
 def _list_line(row: BatchRow, lang: str) -> str:
-    state = row.state if lang == "en" else _STATES.get(row.state, row.state)
     records = "-" if row.records is None else str(row.records)
-    why = f"  {row.reason}: {_short(row.detail)}" if row.reason else ""
+    why = f"  {row.reason}: {_short(_text(row.detail, lang))}" if row.reason else ""
     return (f"{row.at:%Y-%m-%d %H:%M:%S}  {row.batch_id:<32}  {row.node_id or '?':<16}  "
-            f"{state:<8}  {records:>6}{why}")
+            f"{_state(row.state, lang):<8}  {records:>6}{why}")
 
 
-def _short(text: str | None, width: int = _DETAIL_WIDTH) -> str:
-    text = (text or "").replace("\n", " ")
+def _short(text: str, width: int = _DETAIL_WIDTH) -> str:
+    text = text.replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -111,27 +135,36 @@ def run_batches_show(config_path: Path | None, batch_id: str, as_json: bool,
     try:
         with _open_level(config_path) as level:
             rows = failed_rows(level.store, [batch_id], outstanding=False)
-            state = level.store.batch_state(batch_id)
-            shown = [_show(row, level.registry) for row in rows]
+            stored = stored_batch(level.store, batch_id)
+            shown = [(row, preview(row, level.registry)) for row in rows]
     except ExgateError as exc:
         return _fail(exc, lang)
+    state = "stored" if stored else "failed" if any(r.replayed_at is None for r in rows) \
+        else None
     if not rows and state is None:
         echo(say(lang, f"未找到批次 {batch_id}", f"batch {batch_id} not found"),
                    err=True)
         return EXIT_SOME_FAIL
     if as_json:
-        click.echo(json.dumps({"batch_id": batch_id, "state": state, "failed": shown},
+        click.echo(json.dumps({"batch_id": batch_id, "state": state,
+                               "stored": None if stored is None else stored.to_json(),
+                               "failed": [_show_json(row, seen) for row, seen in shown]},
                               ensure_ascii=False, indent=2, default=str))
         return EXIT_OK
-    echo(say(lang, f"批次 {batch_id}：状态 {state}", f"batch {batch_id}: state {state}"))
-    for item in shown:
-        _print_shown(item, lang)
+    echo(say(lang, f"批次 {batch_id}：状态 {_state(state, lang)}",
+                   f"batch {batch_id}: state {_state(state, lang)}"))
+    if stored is not None:
+        echo(say(lang, f"  入库于 {stored.at:%Y-%m-%d %H:%M:%S}，记录 {stored.records} 条："
+                       f"{_text(stored.detail, lang)}",
+                 f"  stored {stored.at:%Y-%m-%d %H:%M:%S}, {stored.records} records: "
+                 f"{_text(stored.detail, lang)}"))
+    for row, seen in shown:
+        _print_shown(row, seen, lang)
     return EXIT_OK
 
 
-def _show(row: FailedRow, registry: Registry) -> dict[str, Any]:
+def _show_json(row: FailedRow, seen: Preview) -> dict[str, Any]:
     """Everything an operator may see: never the body, keys or passwords."""
-    seen = preview(row, registry)
     return {
         "failed_id": row.failed_id, "node_id": row.node_id, "reason": row.reason,
         "detail": row.detail, "received_at": str(row.received_at),
@@ -139,40 +172,57 @@ def _show(row: FailedRow, registry: Registry) -> dict[str, Any]:
         "routing_key": row.routing_key, "user_id": row.user_id,
         "headers": row.safe_headers(), "body_bytes": len(row.body),
         "body_sha256": row.body_sha256,
-        "payload": {"opened": seen.opened, "why_not": seen.why_not, "head": seen.head,
-                    "records": seen.records, "issues": list(seen.issues),
+        "payload": {"opened": seen.opened, "why_not": english(seen.why_not),
+                    "head": seen.head, "records": seen.records, "issues": list(seen.issues),
                     "first_records": [{"element": e, "fields": f} for e, f in seen.first]},
     }
 
 
-def _print_shown(item: dict[str, Any], lang: str) -> None:
-    echo(say(lang, f"\n失败记录 #{item['failed_id']}  节点 {item['node_id']}  接收于 "
-                   f"{item['received_at']}  重放于 {item['replayed_at'] or '-'}",
-             f"\nfailed #{item['failed_id']}  node {item['node_id']}  received "
-             f"{item['received_at']}  replayed {item['replayed_at'] or '-'}"))
-    echo(say(lang, f"  原因：{item['reason']}：{item['detail']}",
-             f"  reason: {item['reason']}: {item['detail']}"))
-    echo(f"  routing key: {item['routing_key']}  user_id: {item['user_id']}")
-    echo("  headers: " + json.dumps(item["headers"], ensure_ascii=False, default=str))
-    echo(say(lang, f"  报文：{item['body_bytes']} 字节（已加密，不显示），sha256 "
-                   f"{item['body_sha256'][:16]}…",
-             f"  body: {item['body_bytes']} bytes (sealed, not shown), sha256 "
-             f"{item['body_sha256'][:16]}…"))
-    payload = item["payload"]
-    if not payload["opened"]:
-        echo(say(lang, f"  无法解密预览：{payload['why_not']}",
-                 f"  cannot open for preview: {payload['why_not']}"))
+def _print_shown(row: FailedRow, seen: Preview, lang: str) -> None:
+    """The same as ``_show_json``, for people."""
+    node, replayed = row.node_id or "?", row.replayed_at or "-"
+    echo(say(lang, f"\n失败记录 #{row.failed_id}  节点 {node}  接收于 {row.received_at}  "
+                   f"重放于 {replayed}",
+             f"\nfailed #{row.failed_id}  node {node}  received {row.received_at}  "
+             f"replayed {replayed}"))
+    echo(say(lang, f"  原因：{row.reason}：{row.detail}",
+             f"  reason: {row.reason}: {row.detail}"))
+    echo(say(lang, f"  路由键：{row.routing_key}  消息服务器用户（user_id）：{row.user_id}",
+             f"  routing key: {row.routing_key}  user_id: {row.user_id}"))
+    headers = json.dumps(row.safe_headers(), ensure_ascii=False, default=str)
+    echo(say(lang, f"  消息头：{headers}", f"  headers: {headers}"))
+    echo(say(lang, f"  报文：{len(row.body)} 字节（已加密，不显示），sha256 "
+                   f"{row.body_sha256[:16]}…",
+             f"  body: {len(row.body)} bytes (sealed, not shown), sha256 "
+             f"{row.body_sha256[:16]}…"))
+    if not seen.opened:
+        why = _text(seen.why_not, lang)
+        echo(say(lang, f"  无法解密预览：{why}", f"  cannot open for preview: {why}"))
         return
-    echo("  HEAD: " + json.dumps(payload["head"], ensure_ascii=False))
-    echo(say(lang, f"  记录 {payload['records']} 条，前 {len(payload['first_records'])} 条：",
-             f"  {payload['records']} records, first {len(payload['first_records'])}:"))
-    for record in payload["first_records"]:
-        echo(f"    {record['element']}: " + json.dumps(record["fields"], ensure_ascii=False))
-    for issue in payload["issues"]:
+    echo("  HEAD: " + json.dumps(seen.head, ensure_ascii=False))
+    echo(say(lang, f"  记录 {seen.records} 条，前 {len(seen.first)} 条：",
+             f"  {seen.records} records, first {len(seen.first)}:"))
+    for element, fields in seen.first:
+        echo(f"    {element}: " + json.dumps(fields, ensure_ascii=False))
+    for issue in seen.issues:
         echo(say(lang, f"  校验问题：{issue}", f"  validation issue: {issue}"))
 
 
 # -- replay --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """A replay run: each batch's result, and where it stopped if the store went away."""
+
+    results: list[ReplayResult] = field(default_factory=list)
+    stopped: RetriableError | None = None
+    not_tried: list[str] = field(default_factory=list)
+
+    @property
+    def unsent(self) -> list[tuple[str, ReceiptNote]]:
+        return [(r.batch_id, r.receipt) for r in self.results
+                if r.receipt is not None and not r.receipt.sent]
 
 
 def run_batches_replay(config_path: Path | None, batch_ids: Sequence[str], all_failed: bool,
@@ -186,14 +236,10 @@ def run_batches_replay(config_path: Path | None, batch_ids: Sequence[str], all_f
         with _open_level(config_path) as level:
             rows = failed_rows(level.store, batch_ids, outstanding=all_failed)
             missing = sorted(set(batch_ids) - {r.batch_id for r in rows})
-            results, problems = _replay_rows(level, rows, dry_run, receipts, as_json)
+            run = _replay_rows(level, rows, dry_run, receipts, as_json, lang)
     except ExgateError as exc:
         return _fail(exc, lang)
-    for problem in problems:  # the replay counts all the same: the receipt is in ST_RECEIPT
-        echo(say(lang, f"提示：回执未能发送到节点（已记录在库）：{problem}",
-                       f"note: receipt not sent to the node (kept in the store): {problem}"),
-                   err=True)
-    return _report(results, missing, dry_run, as_json, lang)
+    return _report(run, missing, dry_run, as_json, lang)
 
 
 def _quiet_pipeline_log() -> None:
@@ -204,20 +250,39 @@ def _quiet_pipeline_log() -> None:
 
 
 def _replay_rows(level: _Level, rows: list[FailedRow], dry_run: bool, receipts: bool,
-                 quiet: bool) -> tuple[list[ReplayResult], list[str]]:
+                 quiet: bool, lang: str) -> _Run:
     sender = BrokerReceipts(level.config.broker_url) if receipts and not dry_run else None
-    replayer = Replayer(level.config.division, level.registry, level.store, dry_run, sender)
-    results: list[ReplayResult] = []
+
+    def waiting(row: FailedRow, exc: RetriableError, wait_s: float) -> None:
+        why = _why(exc)
+        echo(say(lang, f"监察库忙或不可达（{why}），{wait_s:g} 秒后重试批次 {row.batch_id}",
+                       f"store busy or unreachable ({why}); trying batch {row.batch_id} "
+                       f"again in {wait_s:g} s"), err=True)
+
+    replayer = Replayer(level.config.division, level.registry, level.store, dry_run, sender,
+                        on_wait=waiting)
+    run = _Run()
     try:
         with _progress(len(rows), not quiet and sys.stdout.isatty()) as progress:
-            for row in rows:
-                results.append(replayer.replay(row))
+            for done, row in enumerate(rows):
+                try:
+                    run.results.append(replayer.replay(row))
+                except RetriableError as exc:  # away for every batch, not just this one
+                    run.stopped, run.not_tried = exc, [r.batch_id for r in rows[done:]]
+                    break
                 if progress is not None:
                     progress.advance(progress.task_ids[0])
     finally:
         if sender is not None:
             sender.close()
-    return results, [] if sender is None else sender.problems
+    return run
+
+
+def _why(exc: RetriableError) -> str:
+    """The driver's own words ("database is locked"), without the store's "will retry"."""
+    cause = getattr(exc.__cause__, "orig", None) or exc.__cause__ or exc
+    lines = str(cause).strip().splitlines()
+    return lines[0][:300] if lines else type(cause).__name__
 
 
 def _progress(total: int, show: bool) -> AbstractContextManager[Progress | None]:
@@ -229,14 +294,18 @@ def _progress(total: int, show: bool) -> AbstractContextManager[Progress | None]
     return progress
 
 
-def _report(results: list[ReplayResult], missing: list[str], dry_run: bool, as_json: bool,
-            lang: str) -> int:
+def _report(run: _Run, missing: list[str], dry_run: bool, as_json: bool, lang: str) -> int:
+    results = run.results
     landed = sum(r.landed for r in results)
     failing = len(results) - landed
-    code = EXIT_OK if failing == 0 and not missing else EXIT_SOME_FAIL
+    code = EXIT_CONFIG if run.stopped else \
+        EXIT_OK if failing == 0 and not missing else EXIT_SOME_FAIL
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, "results": [r.to_json() for r in results],
-                               "not_found": missing, "landed": landed, "failing": failing},
+                               "not_found": missing, "landed": landed, "failing": failing,
+                               "receipts_not_sent": [b for b, _ in run.unsent],
+                               "stopped": None if run.stopped is None else str(run.stopped),
+                               "not_tried": run.not_tried},
                               ensure_ascii=False, indent=2))
         return code
     for result in results:
@@ -248,7 +317,36 @@ def _report(results: list[ReplayResult], missing: list[str], dry_run: bool, as_j
     echo(prefix + say(lang, f"重放 {len(results)} 个：成功 {landed}，仍失败 {failing}",
                             f"replayed {len(results)}: {landed} landed, {failing} still "
                             "failing"))
+    _report_unsent(run.unsent, lang)
+    if run.stopped is not None:
+        why, left = _why(run.stopped), ", ".join(run.not_tried)
+        echo(say(lang, f"错误：监察库仍然忙或不可达（{why}），重放已停止；{len(run.not_tried)} "
+                       f"个批次未处理（{left}），请稍后再次运行",
+                 f"error: the store stays busy or unreachable ({why}): the replay stopped "
+                 f"with {len(run.not_tried)} batches not tried ({left}); run it again later"),
+             err=True)
     return code
+
+
+def _report_unsent(unsent: list[tuple[str, ReceiptNote]], lang: str) -> None:
+    """Each receipt not sent, and per node what its operator runs to get fresh ones."""
+    if not unsent:
+        return
+    echo(say(lang, f"提示：{len(unsent)} 个回执未能发送到节点（已记录在库，节点尚不知道本级的"
+                   "处理结果）：",
+             f"note: {len(unsent)} receipts not sent to their nodes (kept in the store; "
+             "the nodes do not know this level's outcome yet):"), err=True)
+    by_node: dict[str, list[str]] = {}
+    for batch_id, note in unsent:
+        by_node.setdefault(note.to, []).append(batch_id)
+        echo(say(lang, f"  {batch_id} → 节点 {note.to}：{note.error}",
+                 f"  {batch_id} → node {note.to}: {note.error}"), err=True)
+    for node_id, ids in by_node.items():
+        command = f"exgate agent replay {' '.join(ids)}"
+        echo(say(lang, f"  请在节点 {node_id} 的前置机上运行 {command}：重发这些批次，并收取新的"
+                       "回执",
+                 f"  on node {node_id}'s front-end machine run {command}: it resends the "
+                 "batches and gets a fresh receipt for each"), err=True)
 
 
 def _result_line(r: ReplayResult, lang: str) -> str:
@@ -258,12 +356,13 @@ def _result_line(r: ReplayResult, lang: str) -> str:
                   if lang == "en" else
                   f"新入库 {r.stored}，重复 {r.duplicates}，冲突 {r.conflicts}")
         verb = say(lang, "将入库" if would else "已入库", "would store" if would else "stored")
-        note = f" ({r.detail})" if r.detail else ""
+        note = say(lang, f"（{_text(r.detail, lang)}）", f" ({_text(r.detail, lang)})") \
+            if r.detail else ""
         return f"{r.batch_id}: {verb}: {counts}{note}"
     if r.status == "skipped":
-        return f"{r.batch_id}: " + say(lang, f"此前已重放（{r.detail}），未做修改",
-                                       f"replayed before ({r.detail}), unchanged")
+        detail = _text(r.detail, lang)
+        return f"{r.batch_id}: " + say(lang, f"此前已重放（{detail}），未做修改",
+                                       f"replayed before ({detail}), unchanged")
     verb = say(lang, "仍将失败" if would else "仍失败",
                "would still fail" if would else "still failing")
-    return f"{r.batch_id}: {verb}: {r.reason}: {_short(r.detail)}"
-
+    return f"{r.batch_id}: {verb}: {r.reason}: {_short(_text(r.detail, lang))}"

@@ -2,8 +2,14 @@
 
 The consumer sends a receipt for every batch it handles; a replay from the CLI does the
 same so the node's outbox learns that the level now stored the batch. The receipt is
-already in ``ST_RECEIPT``; when the broker cannot be reached the replay still counts,
-and a resend of the batch by the node (``exgate agent replay``) fetches a fresh receipt.
+already in ``ST_RECEIPT``; when it cannot be sent the replay still counts, and the
+node's ``exgate agent replay ID`` resends the batch, which the level takes as a
+redelivery and answers with a fresh receipt.
+
+Every receipt not sent is answered with why, so the operator learns which nodes to tell.
+A receipt the broker refuses (no receipt queue for the node, a nack) costs only itself;
+once the connection fails, later receipts are not tried, since each try could wait out
+the socket timeout, and share the first one's answer.
 """
 
 from __future__ import annotations
@@ -28,17 +34,25 @@ log = logging.getLogger("exgate.gateway.replay")
 
 @dataclass
 class BrokerReceipts:
-    """Publishes receipts with confirms on one lazily opened connection."""
+    """Publishes receipts with confirms on one lazily opened connection.
+
+    Calling it sends ``outcome``'s receipt and returns None, or why it was not sent.
+    """
 
     broker_url: str = field(repr=False)
-    problems: list[str] = field(default_factory=list)
     _connection: Any = field(default=None, repr=False)
     _channel: Any = field(default=None, repr=False)
-    _broken: bool = False
+    _down: str | None = None   # why the broker cannot be reached, once it could not
 
-    def __call__(self, outcome: Outcome) -> None:
-        if self._broken or outcome.receipt_to is None:
-            return
+    def __call__(self, outcome: Outcome) -> str | None:
+        error = self._down or self._publish(outcome)
+        if error is not None:
+            log.warning("receipt for batch %s not sent to node %s: %s", outcome.batch_id,
+                        outcome.receipt_to, error,
+                        extra={"batch_id": outcome.batch_id, "node_id": outcome.receipt_to})
+        return error
+
+    def _publish(self, outcome: Outcome) -> str | None:
         try:
             channel = self._open()
             channel.basic_publish(
@@ -49,14 +63,16 @@ class BrokerReceipts:
                                      correlation_id=outcome.batch_id,
                                      app_id="exgate-gateway"),
                 mandatory=True)
+        except px.UnroutableError:
+            return f"the broker has no receipt queue for node {outcome.receipt_to}"
+        except px.NackError:
+            return "the broker refused it (nack)"
         except Exception as exc:  # best effort: pika raises TypeError on some URLs too
-            self._broken = True
-            problem = (f"receipt for batch {outcome.batch_id} not sent to node "
-                       f"{outcome.receipt_to} via {redact(self.broker_url)}: "
-                       f"{type(exc).__name__} {exc}".strip())
-            self.problems.append(problem)
-            log.warning(problem, extra={"batch_id": outcome.batch_id,
-                                        "node_id": outcome.receipt_to})
+            self._down = (f"cannot publish via {redact(self.broker_url)}: "
+                          f"{type(exc).__name__} {exc}".strip())
+            self.close()
+            return self._down
+        return None
 
     def _open(self) -> Any:
         if self._channel is None:

@@ -4,7 +4,11 @@ Pure: ``build_report`` takes ``StatusRows`` (read by ``adapters.stores.sql_statu
 the registry's nodes, and returns a ``StatusReport`` that ``exgate status``, the web
 dashboard and ``/metrics`` all show. Lights follow ``gateway.status_rules``; the tree is
 province → city → county → node (``schemas.divisions.division_path``), each group taking
-its worst child's light.
+its worst child's light. Registry files that could not be read make the report
+``degraded``: the nodes they hold show as the store knows them, or not at all.
+
+A heartbeat's numbers are the sender's word: one that is not finite or beyond
+``REPORTED_LIMIT`` (``heartbeat_number``) is no reading, and shows as unknown.
 """
 
 from __future__ import annotations
@@ -17,25 +21,33 @@ from typing import Any
 
 from adapters.stores.status_rows import (
     CoverageRow,
+    FailedCount,
     HeartbeatRow,
     NodeRow,
     NodeTotalsRow,
     StatusRows,
 )
+from gateway.registry import UnreadableEntry
 from gateway.status_rules import Light, NodeSignals, StatusThresholds, judge, lag_growing, worst
 from schemas.divisions import division_path
 
 __all__ = [
+    "REPORTED_LIMIT",
     "ElementCoverage",
     "FailedBatchView",
+    "FailedTotals",
     "Group",
     "HourPoint",
     "NodeStatus",
     "StatusReport",
     "build_report",
+    "heartbeat_number",
     "merge_nodes",
     "supervises",
 ]
+
+# Seconds (about 31,700 years) or batches and records beyond any an agent reports.
+REPORTED_LIMIT = 1e12
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +129,15 @@ class FailedBatchView:
     received_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class FailedTotals:
+    """The level's refused batches not replayed yet, listed or not."""
+
+    refusals: int = 0      # rows: what the list of failed batches holds, uncapped
+    of_nodes: int = 0      # batches filed under the level's nodes, each counted once
+    of_no_node: int = 0    # batches no node vouched for: a sender to look into
+
+
 @dataclass(frozen=True)
 class StatusReport:
     generated_at: datetime                     # naive Beijing time
@@ -128,10 +149,16 @@ class StatusReport:
     failed: tuple[FailedBatchView, ...]
     throughput: tuple[HourPoint, ...]
     counts: Mapping[str, int] = field(default_factory=dict)
+    registry_errors: tuple[UnreadableEntry, ...] = ()
+    failed_totals: FailedTotals = FailedTotals()
 
     @property
     def light(self) -> Light:
         return worst(group.light for group in self.tree)
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.registry_errors)
 
     def node(self, node_id: str) -> NodeStatus | None:
         return next((n for n in self.nodes if n.node_id == node_id), None)
@@ -156,7 +183,8 @@ def merge_nodes(store_nodes: Sequence[NodeRow], registry_nodes: Sequence[NodeRow
 
 def build_report(rows: StatusRows, *, level: str, elements: Sequence[tuple[str, str]],
                  thresholds: StatusThresholds | None = None,
-                 registry_nodes: Sequence[NodeRow] = ()) -> StatusReport:
+                 registry_nodes: Sequence[NodeRow] = (),
+                 registry_errors: Sequence[UnreadableEntry] = ()) -> StatusReport:
     """The whole status view at ``rows.now`` for a gateway of division ``level``."""
     limits = thresholds or StatusThresholds()
     index = _Index.of(rows)
@@ -169,7 +197,15 @@ def build_report(rows: StatusRows, *, level: str, elements: Sequence[tuple[str, 
                    for f in rows.failed if f.node_id is None or f.node_id in mine)
     counts = {light.value: sum(1 for n in nodes if n.light is light) for light in Light}
     return StatusReport(rows.now, level, tuple(elements), limits, nodes, _tree(nodes),
-                        failed, _throughput(rows, limits.throughput_hours), counts)
+                        failed, _throughput(rows, limits.throughput_hours), counts,
+                        tuple(registry_errors), _failed_totals(rows.failed_counts, mine))
+
+
+def _failed_totals(counts: Sequence[FailedCount], mine: set[str]) -> FailedTotals:
+    kept = [c for c in counts if c.node_id is None or c.node_id in mine]
+    return FailedTotals(sum(c.refusals for c in kept),
+                        sum(c.batches for c in kept if c.node_id is not None),
+                        sum(c.batches for c in kept if c.node_id is None))
 
 
 @dataclass(frozen=True)
@@ -196,16 +232,18 @@ def _node_status(node: NodeRow, index: _Index, now: datetime, limits: StatusThre
     beats = index.beats.get(node.node_id, [])
     last = beats[-1] if beats else None
     totals = index.totals.get(node.node_id) or NodeTotalsRow(node.node_id)
-    contact = _latest(last.received_at if last else None, node.last_seen_at,
-                      totals.last_stored_at)
+    # Not the batches' STORED_AT: it may be an operator's replay of an old batch. The
+    # live pipeline moves LAST_SEEN_AT for every batch it receives.
+    contact = _latest(last.received_at if last else None, node.last_seen_at)
     outbox: Mapping[str, Any] = last.outbox if last else {}
+    lags = [(b.received_at, lag) for b in beats
+            if (lag := heartbeat_number(b.source_lag_s)) is not None]
     signals = NodeSignals(
         active=node.status != "disabled",
         contact_age_s=None if contact is None else max(0.0, (now - contact).total_seconds()),
-        source_lag_s=last.source_lag_s if last else None,
-        lag_growing=lag_growing([(b.received_at, b.source_lag_s) for b in beats
-                                 if b.source_lag_s is not None], now, limits),
-        oldest_pending_age_s=_number(outbox.get("oldest_pending_age_s")),
+        source_lag_s=heartbeat_number(last.source_lag_s) if last else None,
+        lag_growing=lag_growing(lags, now, limits),
+        oldest_pending_age_s=heartbeat_number(outbox.get("oldest_pending_age_s")),
         failed_batches=totals.failed,
         newest_batch_failed=_newest_failed(totals),
         last_error=last.last_error if last else None,
@@ -235,14 +273,21 @@ def _newest_failed(totals: NodeTotalsRow) -> bool:
     return totals.last_stored_at is None or totals.last_failed_at > totals.last_stored_at
 
 
-def _number(value: Any) -> float | None:
+def heartbeat_number(value: Any) -> float | None:
+    """A number as a heartbeat reports it, or None when it is none an agent can mean.
+
+    JSON parses ``1e999`` as infinity and an integer of any length exactly: kept, either
+    would break every view of the level (no JSON, no integer, no duration to show).
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not abs(value) <= REPORTED_LIMIT:  # NaN compares false too
         return None
     return float(value)
 
 
 def _integer(value: Any) -> int | None:
-    number = _number(value)
+    number = heartbeat_number(value)
     return None if number is None else int(number)
 
 

@@ -3,12 +3,14 @@
 The tree (rich; colours on a terminal, plain text when piped) reads province → city →
 county → node, each line with its light; a node line carries its last contact, source
 lag, pending batches, failures and element coverage. ``--json`` prints the stable shape
-documented in ``gateway.status_json``.
+documented in ``gateway.status_json``. A degraded report (unreadable registry files)
+says so under the tree, file by file; it still exits 0, as the JSON carries it too.
+
+The store must exist: a mistyped SQLite path is reported, never created.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -17,10 +19,10 @@ from rich.text import Text
 from rich.tree import Tree
 
 from adapters.stores.sql import SqlStore
-from gateway.cli_support import printable
+from gateway.cli_support import error_detail, printable
 from gateway.config import load_config
 from gateway.status import Group, NodeStatus, StatusReport
-from gateway.status_json import iso, report_json
+from gateway.status_json import iso, report_text
 from gateway.status_source import StatusSource
 from gateway.status_text import division_label, duration, reason_label, t
 from schemas.errors import ConfigError, ExgateError
@@ -38,24 +40,26 @@ def run_status(config_path: Path, as_json: bool, lang: str,
     errors = Console(stderr=True)
     try:
         config = load_config(config_path)
-        store = SqlStore(config.store_url)
+        store = SqlStore(config.store_url, create=False)
     except ConfigError as exc:
-        errors.print(f"exgate status: {exc}", markup=False, highlight=False)
+        errors.print(f"exgate status: {error_detail(exc, lang)}", markup=False, soft_wrap=True,
+                     highlight=False)
         return 2
     try:
         report = StatusSource(store, config.division, config.status,
                               registry_path=config.registry_path).report()
     except ExgateError as exc:
         errors.print(f"exgate status: {exc} (has `exgate gateway run` migrated this store?)",
-                     markup=False, highlight=False)
+                     markup=False, soft_wrap=True, highlight=False)
         return 1
     finally:
         store.close()
     if as_json:
-        console.out(json.dumps(report_json(report), ensure_ascii=False, indent=2),
-                    highlight=False)
+        console.out(report_text(report, indent=2), highlight=False)
         return 0
     console.print(render_tree(report, lang))
+    if report.degraded:
+        console.print(_degraded(report, lang))
     if report.failed:
         console.print(_failed_table(report, lang))
     return 0
@@ -100,6 +104,13 @@ def _node_line(node: NodeStatus, lang: str) -> Text:
     return line
 
 
+def _degraded(report: StatusReport, lang: str) -> Text:
+    text = Text(t("degraded", lang, n=len(report.registry_errors)), STYLES["red"])
+    for bad in report.registry_errors:
+        text.append(f"\n   {printable(f'{bad.file}: {bad.reason}')}", "red")
+    return text
+
+
 def _failed_table(report: StatusReport, lang: str) -> Table:
     table = Table(title=t("failed_batches", lang), title_justify="left")
     for key in ("batch_id", "node", "reason", "received_at"):
@@ -110,8 +121,9 @@ def _failed_table(report: StatusReport, lang: str) -> Table:
         table.add_row(Text(printable(failed.batch_id)), Text(printable(failed.node_id or "?")),
                       Text(printable(f"{failed.reason}: {failed.detail[:120]}")),
                       failed.received_at.strftime("%Y-%m-%d %H:%M:%S"))
-    if len(report.failed) > MAX_FAILED_SHOWN:
-        table.caption = t("more_failed", lang, n=len(report.failed) - MAX_FAILED_SHOWN)
+    more = report.failed_totals.refusals - MAX_FAILED_SHOWN
+    if more > 0:
+        table.caption = t("more_failed", lang, n=more)
     return table
 
 

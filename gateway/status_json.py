@@ -7,6 +7,8 @@ Shape (schema 1; new keys may be added, existing ones keep their meaning)::
       "generated_at": "2026-11-20T10:00:00+08:00",     # times: ISO 8601, Beijing
       "level": "430100",
       "light": "green|yellow|red|off",                 # worst node of the level
+      "degraded": false,                               # true: some registry file unread
+      "registry_errors": [{"file": "…/x.json", "reason": "…"}, …],
       "counts": {"green": N, "yellow": N, "red": N, "off": N},
       "thresholds": {"heartbeat_late_s": 120.0, "silent_s": 600.0, …},
       "elements": [{"code": "JGXX", "label": "机构信息"}, …],   # the 14, catalogue order
@@ -30,9 +32,15 @@ Shape (schema 1; new keys may be added, existing ones keep their meaning)::
         "coverage": {"JGXX": {"last_at": "…" | null, "records": N}, …}   # all 14 codes
       }, …],
       "failed_batches": [{"batch_id", "node_id", "reason", "detail", "received_at"}, …],
+      "failed_batches_total": N,                       # the list above is capped at 500
       "throughput": {"bucket_s": 3600,
                      "points": [{"start": "…", "records": N, "batches": N, "failed": N}, …]}
     }
+
+Numbers are finite: the text is strict JSON (``report_text``), never ``Infinity``.
+
+A degraded report leaves out what the unread registry files say: their nodes show as
+the store knows them (division and status of its last mirror), or not at all.
 
 Reason codes: never-seen, silent, heartbeat-late, lag-critical, lag-high, lag-growing,
 pending-stale, pending-old, failing, failed-batches, agent-error, disabled.
@@ -40,13 +48,14 @@ pending-stale, pending-old, failing, failed-batches, agent-error, disabled.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from gateway.status import Group, NodeStatus, StatusReport
 from schemas.times import BEIJING
 
-__all__ = ["JSON_SCHEMA", "iso", "report_json"]
+__all__ = ["JSON_SCHEMA", "iso", "report_json", "report_text"]
 
 JSON_SCHEMA = 1
 
@@ -64,6 +73,9 @@ def report_json(report: StatusReport) -> dict[str, Any]:
         "generated_at": iso(report.generated_at),
         "level": report.level,
         "light": report.light.value,
+        "degraded": report.degraded,
+        "registry_errors": [{"file": str(bad.file), "reason": bad.reason}
+                            for bad in report.registry_errors],
         "counts": dict(report.counts),
         "thresholds": report.thresholds.as_dict(),
         "elements": [{"code": code, "label": label} for code, label in report.elements],
@@ -72,10 +84,16 @@ def report_json(report: StatusReport) -> dict[str, Any]:
         "failed_batches": [
             {"batch_id": f.batch_id, "node_id": f.node_id, "reason": f.reason,
              "detail": f.detail, "received_at": iso(f.received_at)} for f in report.failed],
+        "failed_batches_total": report.failed_totals.refusals,
         "throughput": {"bucket_s": 3600, "points": [
             {"start": iso(p.start), "records": p.records, "batches": p.batches,
              "failed": p.failed} for p in report.throughput]},
     }
+
+
+def report_text(report: StatusReport, *, indent: int | None = None) -> str:
+    """The JSON as text; ValueError rather than a non-finite number no parser reads."""
+    return json.dumps(report_json(report), ensure_ascii=False, allow_nan=False, indent=indent)
 
 
 def _group(group: Group) -> dict[str, Any]:

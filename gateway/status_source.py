@@ -3,43 +3,33 @@
 ``StatusSource.report()`` is what ``exgate status``, the dashboard and ``/metrics`` call.
 The dashboard may be polled by several browsers and a Prometheus at once, so a report
 can be reused for ``cache_s`` seconds (a handful of indexed queries each time it is not).
+A registry file that cannot be read is left out and named in the report (``degraded``);
+the other entries still count.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from pathlib import Path
 
 from adapters.stores.sql import SqlStore
-from adapters.stores.sql_status import read_status_rows
+from adapters.stores.sql_status import check_store, read_status_rows
 from adapters.stores.status_rows import NodeRow
-from gateway.registry import Registry
+from gateway.registry import Registry, RegistryScan
 from gateway.status import StatusReport, build_report
 from gateway.status_rules import StatusThresholds
 from schemas.catalog import load_catalog
-from schemas.errors import ConfigError
 
-__all__ = ["StatusSource", "element_labels", "registry_nodes"]
-
-log = logging.getLogger("exgate.status")
+__all__ = ["StatusSource", "element_labels"]
 
 
 def element_labels() -> list[tuple[str, str]]:
-    """(code, Chinese label) of every element of the current schema, in its order."""
+    """(code, Chinese label) of every element of the current schema, in its order.
+
+    The English names are ``gateway.status_text.element_label``'s.
+    """
     return [(code, spec.label) for code, spec in load_catalog().elements.items()]
-
-
-def registry_nodes(path: Path | None) -> list[NodeRow]:
-    """The registry's nodes (division and status); none when it cannot be read."""
-    if path is None:
-        return []
-    try:
-        return [NodeRow(e.node_id, e.division, e.status) for e in Registry(path).list()]
-    except (ConfigError, OSError) as exc:
-        log.warning("node registry %s not read, showing the store's nodes only: %s", path, exc)
-        return []
 
 
 class StatusSource:
@@ -50,7 +40,7 @@ class StatusSource:
         self.store = store
         self.level = level
         self.thresholds = thresholds
-        self.registry_path = registry_path
+        self.registry = None if registry_path is None else Registry(registry_path)
         self.cache_s = cache_s
         self._lock = threading.Lock()
         self._cached: tuple[float, StatusReport] | None = None
@@ -63,9 +53,16 @@ class StatusSource:
             self._cached = (time.monotonic(), report)
             return report
 
+    def check_store(self) -> None:
+        """A probe of the store, never cached; ``ExgateError`` when it does not answer."""
+        check_store(self.store)
+
     def _build(self) -> StatusReport:
         limits = self.thresholds
         rows = read_status_rows(self.store, heartbeat_window_s=limits.lag_window_s,
                                 throughput_hours=limits.throughput_hours)
+        scan = self.registry.scan() if self.registry is not None else RegistryScan((), ())
+        nodes = [NodeRow(e.node_id, e.division, e.status) for e in scan.entries]
         return build_report(rows, level=self.level, elements=element_labels(),
-                            thresholds=limits, registry_nodes=registry_nodes(self.registry_path))
+                            thresholds=limits, registry_nodes=nodes,
+                            registry_errors=scan.unreadable)

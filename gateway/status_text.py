@@ -7,11 +7,12 @@ labels come from the schema catalogue; the English element names are the project
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 from schemas.divisions import Level, level_of
 
-__all__ = ["LANGS", "division_label", "light_label", "reason_label", "t"]
+__all__ = ["LANGS", "division_label", "element_label", "light_label", "reason_label", "t"]
 
 LANGS = ("zh", "en")
 
@@ -56,7 +57,15 @@ _TEXT: dict[str, tuple[str, str]] = {
     "received_at": ("接收时间", "Received"),
     "no_failed": ("没有未重放的失败批次。", "No failed batches awaiting replay."),
     "no_nodes": ("本级尚无节点。", "No nodes at this level yet."),
+    "degraded": ("状态不完整：{n} 个节点登记文件无法读取，其中的节点未按登记簿显示",
+                 "Incomplete status: {n} node registry file(s) unreadable; their nodes are "
+                 "not shown as registered"),
     "more_failed": ("另有 {n} 条未列出", "{n} more not listed"),
+    "unavailable": ("暂不可用", "unavailable"),
+    "store_down": ("暂时无法读取本级监察库。", "The level's store cannot be read right now."),
+    "internal_error": ("生成状态页时出错。", "The status page could not be built."),
+    "retrying": ("每 {n} 秒自动重试，详情见网关日志。",
+                 "Retrying every {n} s; the gateway's log has the details."),
     "summary": ("共 {total} 个节点：正常 {green}，关注 {yellow}，告警 {red}，停用 {off}",
                 "{total} nodes: {green} healthy, {yellow} warning, {red} alert, {off} disabled"),
     "city_itself": ("市本级", "city level"),
@@ -68,6 +77,15 @@ _TEXT: dict[str, tuple[str, str]] = {
     "metrics": ("Prometheus 指标", "Prometheus metrics"),
     "json": ("JSON", "JSON"),
     "language": ("English", "中文"),
+}
+
+# The domain brief's names; the Chinese labels are the schema catalogue's.
+_ELEMENTS_EN = {
+    "JGXX": "Organization", "SXXX": "Approval item", "SBXX": "Application",
+    "SBCL": "Materials", "YSL": "Pre-acceptance", "SL": "Acceptance",
+    "SPGC": "Process step", "BZGZ": "Supplement notice", "BZSL": "Supplement received",
+    "TBCXSQ": "Special procedure start", "TBCXJG": "Special procedure end",
+    "BJ": "Completion", "SF": "Fee", "LQDJ": "Result pick-up",
 }
 
 _LIGHTS = {"green": ("正常", "healthy"), "yellow": ("关注", "warning"),
@@ -97,6 +115,11 @@ def t(key: str, lang: str, **values: object) -> str:
     """The UI text ``key`` in ``lang`` with ``{placeholders}`` filled."""
     text = _pick(_TEXT[key], lang)
     return text.format(**values) if values else text
+
+
+def element_label(code: str, label: str, lang: str) -> str:
+    """An element's name: the catalogue's ``label`` in Chinese, the project's in English."""
+    return _ELEMENTS_EN.get(code, code) if lang == "en" else label
 
 
 def light_label(light: str, lang: str) -> str:
@@ -133,7 +156,7 @@ def division_label(code: str, kind: str, lang: str) -> str:
 
 def duration(seconds: float | None, lang: str) -> str:
     """A short human duration: ``45 秒``, ``12 分钟``, ``3 小时``, ``2 天``."""
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):
         return "—"
     if seconds < 120:
         return t("seconds", lang, n=int(seconds))

@@ -17,18 +17,23 @@ one transaction fail on the primary key; the write is then run once more, and se
 other's row. A key that still collides after that re-read is no race (a collation that
 folds what the look-up told apart, say): ``FatalError``, which counts toward poison.
 All times in the store are naive Beijing time, like the records' own times.
+
+A SQLite store is created where its URL points, folders and all, unless it is opened
+with ``create=False`` (read-only commands): a mistyped path is then ``StoreNotFound``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
@@ -77,7 +82,8 @@ from schemas.errors import ConfigError, ExgateError, FatalError, RetriableError
 from schemas.records import Record
 from schemas.times import BEIJING
 
-__all__ = ["MIGRATIONS", "READ_ONLY", "SqlStore", "iter_latest", "latest", "now_beijing"]
+__all__ = ["MIGRATIONS", "READ_ONLY", "SqlStore", "StoreNotFound", "iter_latest", "latest",
+           "now_beijing"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _SQLITE_BUSY_S = 5.0  # then "database is locked" → RetriableError, and the caller backs off
@@ -96,6 +102,17 @@ _OUTAGE_SQLSTATES = ("08", "25006", "53", "57", "58")
 _SQLITE_SCHEMA_ERRORS = ("no such table", "no such column", "has no column named")
 
 
+class StoreNotFound(ConfigError):
+    """A SQLite store opened with ``create=False`` is not there."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"store not found: {path} (check [store] url in the config; this "
+                         "command never creates a store)",
+                         zh=f"未找到监察库：{path}（请检查配置中的 [store] url；"
+                            "此命令不会新建监察库）")
+        self.path = path
+
+
 def now_beijing() -> datetime:
     return datetime.now(BEIJING).replace(tzinfo=None)
 
@@ -107,10 +124,11 @@ def _naive(moment: datetime) -> datetime:
 class SqlStore:
     """A level's store at a SQLAlchemy URL; ``migrate()`` brings its tables up to date."""
 
-    def __init__(self, url: str | URL, *, sqlite_busy_s: float = _SQLITE_BUSY_S) -> None:
+    def __init__(self, url: str | URL, *, sqlite_busy_s: float = _SQLITE_BUSY_S,
+                 create: bool = True) -> None:
         self.url = engine_url(url)
         try:
-            self._engine = _create_engine(self.url, sqlite_busy_s)
+            self._engine = _create_engine(self.url, sqlite_busy_s, create)
         except (sa_exc.NoSuchModuleError, ImportError, sa_exc.ArgumentError) as exc:
             raise ConfigError(f"store url {self.redacted_url}: {exc}") from exc
         self.schema: StoreSchema = store_schema(self._engine.dialect.name)
@@ -409,11 +427,19 @@ def iter_latest(store: SqlStore, element: str) -> Iterator[Mapping[str, Any]]:
 # -- engine -----------------------------------------------------------------------------------
 
 
-def _create_engine(url: URL, sqlite_busy_s: float) -> Engine:
+def _create_engine(url: URL, sqlite_busy_s: float, create: bool) -> Engine:
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    if url.database and url.database != ":memory:" and "uri" not in url.query:
+        path = os.path.abspath(url.database)
+        if create:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        elif not os.path.isfile(path):
+            raise StoreNotFound(path)
+        else:
+            # mode=rw: a file removed after this check is an error, not a new empty store.
+            url = url.set(database=f"file:{quote(path)}").update_query_dict(
+                {"mode": "rw", "uri": "true"})
     engine = create_engine(url, connect_args={"timeout": sqlite_busy_s})
 
     @event.listens_for(engine, "connect")

@@ -4,7 +4,8 @@ Nothing here touches the element tables (``ST_<CODE>``), which hold millions of 
 coverage comes from ``ST_COVERAGE`` (kept in each batch's transaction), counts and
 throughput from ``ST_BATCH`` (one row per batch, indexed by node and by time) and the
 node's state from its recent heartbeats (indexed by time). A silent node's last
-heartbeat is looked up on its own, through the (node, time) index.
+heartbeat is looked up on its own, through the (node, time) index. The list of failed
+batches is capped; their counts, per sender and for no sender, are not.
 
 Beijing "today" starts at midnight and "this week" on Monday at midnight.
 """
@@ -15,12 +16,13 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, case, distinct, func, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, case, distinct, func, select
 
 from adapters.stores.base import NO_BATCH_ID
 from adapters.stores.sql import READ_ONLY, SqlStore, now_beijing
 from adapters.stores.status_rows import (
     CoverageRow,
+    FailedCount,
     FailedRow,
     HeartbeatRow,
     NodeRow,
@@ -29,7 +31,7 @@ from adapters.stores.status_rows import (
     StatusRows,
 )
 
-__all__ = ["MAX_FAILED_LISTED", "day_start", "read_status_rows", "week_start"]
+__all__ = ["MAX_FAILED_LISTED", "check_store", "day_start", "read_status_rows", "week_start"]
 
 MAX_FAILED_LISTED = 500   # the list only; counts are always complete
 
@@ -58,8 +60,20 @@ def read_status_rows(store: SqlStore, *, heartbeat_window_s: float, throughput_h
         return StatusRows(
             now=now, nodes=nodes, heartbeats=beats, coverage=reader.coverage(),
             totals=reader.totals(day_start(now), week_start(now)), failed=reader.failed(),
+            failed_counts=reader.failed_counts(),
             recent_batches=reader.recent_batches(since_hour),
             recent_failures=reader.recent_failures(since_hour))
+
+
+def check_store(store: SqlStore) -> None:
+    """One indexed row of ``ST_NODE``: the store answers and holds exgate's tables.
+
+    What ``/healthz`` asks on every probe, so nothing heavier. ``ExgateError`` when not.
+    """
+    n = store.schema.node
+    with store._guard("reach the store"), store.engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY: True})
+        conn.execute(select(n.c.NODE_ID).limit(1)).first()
 
 
 class _Reader:
@@ -106,12 +120,7 @@ class _Reader:
         for node_id, day, whole_week in self.conn.execute(recent):
             merged.setdefault(node_id, {}).update(records_today=int(day or 0),
                                                   records_week=int(whole_week or 0))
-        # A batch refused on every resend is one failing batch, not one per refusal. Without
-        # a batch ID ("-") each row is its own message (rows differ in body): one each.
-        real_id = case((f.c["BATCH_ID"] != NO_BATCH_ID, f.c.BATCH_ID))
-        no_id = case((f.c["BATCH_ID"] == NO_BATCH_ID, 1), else_=0)
-        failed = (select(f.c.NODE_ID, func.count(distinct(real_id)) + func.sum(no_id),
-                         func.max(f.c.RECEIVED_AT))
+        failed = (select(f.c.NODE_ID, _failed_batches(f), func.max(f.c.RECEIVED_AT))
                   .where(f.c.REPLAYED_AT.is_(None), f.c.NODE_ID.is_not(None))
                   .group_by(f.c.NODE_ID))
         for node_id, count, last in self.conn.execute(failed):
@@ -126,6 +135,13 @@ class _Reader:
                  .limit(MAX_FAILED_LISTED))
         return [FailedRow(*row) for row in self.conn.execute(query)]
 
+    def failed_counts(self) -> list[FailedCount]:
+        f = self.schema.failed
+        query = (select(f.c.NODE_ID, func.count(), _failed_batches(f))
+                 .where(f.c.REPLAYED_AT.is_(None)).group_by(f.c.NODE_ID))
+        return [FailedCount(node_id, int(refusals), int(batches))
+                for node_id, refusals, batches in self.conn.execute(query)]
+
     def recent_batches(self, since: datetime) -> list[RecentBatch]:
         b = self.schema.batch
         query = select(b.c.NODE_ID, b.c.STORED_AT, b.c.STORED).where(b.c["STORED_AT"] >= since)
@@ -135,6 +151,17 @@ class _Reader:
         f = self.schema.failed
         query = select(f.c.RECEIVED_AT).where(f.c["RECEIVED_AT"] >= since)
         return [row[0] for row in self.conn.execute(query)]
+
+
+def _failed_batches(f: Table) -> ColumnElement[Any]:
+    """Failed batches among a group of refusals.
+
+    A batch refused on every resend is one failing batch, not one per refusal. Without a
+    batch ID ("-") each row is its own message (rows differ in body): one each.
+    """
+    real_id = case((f.c["BATCH_ID"] != NO_BATCH_ID, f.c.BATCH_ID))
+    no_id = case((f.c["BATCH_ID"] == NO_BATCH_ID, 1), else_=0)
+    return func.count(distinct(real_id)) + func.sum(no_id)
 
 
 def _beat_columns(h: Table) -> Select[Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "CoverageRow",
+    "FailedCount",
     "FailedRow",
     "HeartbeatRow",
     "NodeRow",
@@ -80,6 +81,15 @@ class FailedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedCount:
+    """A sender's refusals not replayed yet, however many the list of them holds."""
+
+    node_id: str | None                    # None: no node vouched for the message
+    refusals: int                          # rows, as the list of failed batches shows them
+    batches: int                           # a batch refused on every resend counted once
+
+
+@dataclass(frozen=True, slots=True)
 class RecentBatch:
     """A stored batch of the throughput window."""
 
@@ -98,5 +108,6 @@ class StatusRows:
     coverage: Sequence[CoverageRow] = ()
     totals: Sequence[NodeTotalsRow] = ()
     failed: Sequence[FailedRow] = ()             # newest first, maybe capped
+    failed_counts: Sequence[FailedCount] = ()    # uncapped, one per sender
     recent_batches: Sequence[RecentBatch] = ()
     recent_failures: Sequence[datetime] = ()     # received_at of refusals in the window

@@ -1,10 +1,16 @@
-"""Running the dashboard: inside ``exgate gateway run`` or alone (``exgate dashboard``)."""
+"""Running the dashboard: inside ``exgate gateway run`` or alone (``exgate dashboard``).
+
+Alone, a dashboard that cannot listen is the command's failure (exit 2). Inside
+``gateway run`` it is not: several processes may consume one level, and only one of them
+can have the port (``ListenError`` lets the consumer tell this apart).
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from adapters.stores.sql import SqlStore
@@ -13,16 +19,23 @@ from gateway.dashboard.server import DashboardServer
 from gateway.status_source import StatusSource
 from schemas.errors import ConfigError
 
-__all__ = ["DEFAULT_LISTEN", "REPORT_CACHE_S", "open_dashboard", "run_dashboard"]
+__all__ = ["DEFAULT_LISTEN", "REPORT_CACHE_S", "ListenError", "open_dashboard", "run_dashboard"]
 
 log = logging.getLogger("exgate.dashboard")
 DEFAULT_LISTEN = "127.0.0.1:8430"
 REPORT_CACHE_S = 5.0  # several browsers and a Prometheus share one report
 
 
-def open_dashboard(config: GatewayConfig, store: SqlStore,
-                   listen: str | None = None) -> DashboardServer:
-    """A dashboard server (not started) on ``listen`` or ``[dashboard] listen``."""
+class ListenError(ConfigError):
+    """The dashboard's address is taken or not this host's."""
+
+
+def open_dashboard(config: GatewayConfig, store: SqlStore, listen: str | None = None, *,
+                   connected: Callable[[], bool] | None = None) -> DashboardServer:
+    """A dashboard server (not started) on ``listen`` or ``[dashboard] listen``.
+
+    ``connected``: the consumer's state beside it, for ``/healthz`` and ``/metrics``.
+    """
     try:
         host, port = parse_listen(listen or config.dashboard_listen or DEFAULT_LISTEN)
     except ValueError as exc:
@@ -30,16 +43,17 @@ def open_dashboard(config: GatewayConfig, store: SqlStore,
     source = StatusSource(store, config.division, config.status,
                           registry_path=config.registry_path, cache_s=REPORT_CACHE_S)
     try:
-        return DashboardServer(source, host, port, refresh_s=config.dashboard_refresh_s)
+        return DashboardServer(source, host, port, refresh_s=config.dashboard_refresh_s,
+                               connected=connected)
     except OSError as exc:
-        raise ConfigError(f"dashboard cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise ListenError(f"dashboard cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def run_dashboard(config_path: Path, listen: str | None = None) -> int:
     """``exgate dashboard``: serve until SIGTERM/SIGINT; 0 clean stop, 2 config error."""
     try:
         config = load_config(config_path)
-        store = SqlStore(config.store_url)
+        store = SqlStore(config.store_url, create=False)  # it only reads: never a new one
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

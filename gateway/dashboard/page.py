@@ -6,9 +6,15 @@ Every value a test or a script may read carries a stable id or data attribute:
   and nodes ``li.tree-node[data-node][data-light]``;
 - node rows ``tr#node-<id>[data-light][data-pending][data-failed][data-lag]``;
 - coverage cells ``#coverage td[data-node][data-element][data-covered][data-last]``;
-- failed batches ``#failed-batches tr[data-batch][data-node][data-reason]``;
+- failed batches ``#failed-batches tr[data-batch][data-node][data-reason]``, and
+  ``#failed-more[data-more]`` when the table holds fewer than the level's total;
+- a degraded report's banner ``#degraded[data-files]`` with ``li[data-file]`` per
+  unreadable registry file;
 - the chart ``#throughput-chart`` (``data-drawn="1"`` once drawn) fed by the JSON in
   ``#throughput-data``.
+
+``render_trouble`` is the small page shown instead when there is no report to show
+(``#trouble[data-reason]``): it says so in the reader's language and reloads itself.
 """
 
 from __future__ import annotations
@@ -20,14 +26,23 @@ from html import escape
 
 from gateway.status import Group, NodeStatus, StatusReport
 from gateway.status_json import iso
-from gateway.status_text import division_label, duration, light_label, reason_label, t
+from gateway.status_text import (
+    division_label,
+    duration,
+    element_label,
+    light_label,
+    reason_label,
+    t,
+)
 from schemas.times import BEIJING
 
-__all__ = ["MAX_FAILED_ROWS", "render_page"]
+__all__ = ["MAX_FAILED_ROWS", "TROUBLES", "render_page", "render_trouble"]
 
 MAX_FAILED_ROWS = 100
 _FRESH = timedelta(days=1)       # coverage cell shades: arrived within a day / a week
 _RECENT = timedelta(days=7)
+# render_trouble's reasons: the data-reason, and the status_text key that explains it.
+TROUBLES = {"store-unavailable": "store_down", "internal-error": "internal_error"}
 
 
 def _e(value: object) -> str:
@@ -50,7 +65,7 @@ def render_page(report: StatusReport, lang: str, refresh_s: int) -> str:
 <body data-lang="{_e(lang)}">
 {_header(report, lang, other, refresh_s)}
 <main>
-<div class="grid">
+{_degraded(report, lang)}<div class="grid">
 <section class="card" id="tree-card"><h2>{_e(t('tree', lang))}</h2>{_tree(report, lang)}</section>
 <section class="card" id="chart-card">
 <h2>{_e(t('throughput', lang, n=len(report.throughput)))}</h2>
@@ -86,6 +101,17 @@ def _header(report: StatusReport, lang: str, other: str, refresh_s: int) -> str:
 <a href="/status.json">{_e(t('json', lang))}</a>
 <a href="/metrics">{_e(t('metrics', lang))}</a></nav>
 </header>"""
+
+
+def _degraded(report: StatusReport, lang: str) -> str:
+    if not report.degraded:
+        return ""
+    files = "".join(f'<li class="mono" data-file="{_e(bad.file)}">{_e(bad.file)}: '
+                    f'{_e(bad.reason)}</li>' for bad in report.registry_errors)
+    return (f'<section class="banner" id="degraded" role="alert" '
+            f'data-files="{len(report.registry_errors)}"><strong>'
+            f'{_e(t("degraded", lang, n=len(report.registry_errors)))}</strong>'
+            f'<ul>{files}</ul></section>\n')
 
 
 def _dot(light: str, lang: str) -> str:
@@ -157,9 +183,10 @@ def _error_cell(error: str | None) -> str:
 
 
 def _coverage(report: StatusReport, lang: str) -> str:
-    heads = "".join(f'<th class="element" data-element="{_e(code)}" title="{_e(label)}">'
-                    f'<div class="code">{_e(code)}</div><div class="label">{_e(label)}</div>'
-                    f'</th>' for code, label in report.elements)
+    names = [(code, element_label(code, label, lang)) for code, label in report.elements]
+    heads = "".join(f'<th class="element" data-element="{_e(code)}" title="{_e(name)}">'
+                    f'<div class="code">{_e(code)}</div><div class="label">{_e(name)}</div>'
+                    f'</th>' for code, name in names)
     rows = "".join(_coverage_row(node, report.generated_at, lang) for node in report.nodes)
     return (f'<div class="scroll"><table id="coverage" class="matrix"><thead><tr>'
             f'<th>{_e(t("node", lang))}</th>{heads}<th>{_e(t("covered", lang))}</th></tr>'
@@ -194,10 +221,40 @@ def _failed(report: StatusReport, lang: str) -> str:
         f'<td class="mono">{_e(f.node_id or "?")}</td><td><span class="tag">{_e(f.reason)}'
         f'</span> {_e(f.detail)}</td><td class="nowrap">{_e(_clock(f.received_at))}</td></tr>'
         for f in report.failed[:MAX_FAILED_ROWS])
-    more = len(report.failed) - MAX_FAILED_ROWS
-    note = f'<p class="muted">{_e(t("more_failed", lang, n=more))}</p>' if more > 0 else ""
+    # The report lists at most a few hundred; its total counts every one.
+    more = report.failed_totals.refusals - min(len(report.failed), MAX_FAILED_ROWS)
+    note = f'<p class="muted" id="failed-more" data-more="{more}">' \
+        f'{_e(t("more_failed", lang, n=more))}</p>' if more > 0 else ""
     return _table("failed-batches", ("batch_id", "node", "reason", "received_at"), rows,
                   lang) + note
+
+
+def render_trouble(reason: str, lang: str, refresh_s: int) -> str:
+    """The page instead of the status (``reason`` one of ``TROUBLES``), reloading itself.
+
+    It names no host, user or database: the wallboard may face a room, the log does not.
+    """
+    other = "en" if lang != "en" else "zh"
+    return f"""<!DOCTYPE html>
+<html lang="{'en' if lang == 'en' else 'zh-CN'}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="{int(refresh_s)}">
+<title>{_e(t('title', lang))} · {_e(t('unavailable', lang))}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/dashboard.css">
+</head>
+<body data-lang="{_e(lang)}">
+<main><section class="card trouble" id="trouble" data-reason="{_e(reason)}">
+<h1>{_e(t('title', lang))}</h1>
+<p class="banner">{_e(t(TROUBLES[reason], lang))}</p>
+<p class="muted">{_e(t('retrying', lang, n=int(refresh_s)))}</p>
+<nav><a href="/?lang={other}" id="lang-switch">{_e(t('language', lang))}</a></nav>
+</section></main>
+</body>
+</html>
+"""
 
 
 def _table(table_id: str, heads: Iterable[str], rows: str, lang: str) -> str:

@@ -5,6 +5,12 @@ Routes: ``/`` (the page; ``?lang=en`` for English), ``/status.json`` (the shape 
 (the packaged files only; uPlot is served from here, never from a CDN). Any other
 method is answered 405. It binds loopback unless ``[dashboard] listen`` says otherwise,
 and has no login of its own: expose it through the site's reverse proxy if needed.
+
+When there is no report to show, every request still gets an answer: 503 while the
+store cannot be read, 500 (the traceback in the log) for anything else, as a small page
+in the reader's language that reloads itself, as JSON on ``/status.json``. Connection
+details go to the log only. ``/healthz`` is 200 ``ok`` or 503 with a short reason: the
+broker not consumed (inside ``gateway run``) or the store not answering.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,9 +27,9 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from gateway.dashboard.page import render_page
+from gateway.dashboard.page import render_page, render_trouble
 from gateway.metrics import CONTENT_TYPE, metrics_registry, render_metrics
-from gateway.status_json import report_json
+from gateway.status_json import JSON_SCHEMA, report_text
 from gateway.status_source import StatusSource
 from gateway.status_text import LANGS
 from schemas.errors import ExgateError
@@ -32,6 +39,10 @@ __all__ = ["DashboardServer", "load_static"]
 log = logging.getLogger("exgate.dashboard")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".LICENSE": "text/plain; charset=utf-8"}
+_TEXT = "text/plain; charset=utf-8"
+_HTML = "text/html; charset=utf-8"
+_JSON = "application/json"
+_PAGES = ("/", "/index.html")
 _SECURITY = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "img-src 'self' data:; base-uri 'none'; form-action 'none'; "
@@ -59,6 +70,7 @@ class _Response:
     body: bytes
     content_type: str
     cache: str = "no-store"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -82,41 +94,61 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _not_allowed(self) -> None:
         self._send(_Response(HTTPStatus.METHOD_NOT_ALLOWED, b"read-only: GET and HEAD only\n",
-                             "text/plain; charset=utf-8"), head=False, allow=True)
+                             _TEXT, headers=(("Allow", "GET, HEAD"),)), head=False)
 
     def _route(self) -> _Response:
         url = urlsplit(self.path)
-        app = self.server.app
+        lang = (parse_qs(url.query).get("lang") or ["zh"])[0]
+        lang = lang if lang in LANGS else "zh"
         try:
-            if url.path in ("/", "/index.html"):
-                lang = (parse_qs(url.query).get("lang") or ["zh"])[0]
-                page = render_page(app.source.report(), lang if lang in LANGS else "zh",
-                                   app.refresh_s)
-                return _Response(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
-            if url.path == "/status.json":
-                text = json.dumps(report_json(app.source.report()), ensure_ascii=False)
-                return _Response(HTTPStatus.OK, text.encode(), "application/json")
-            if url.path == "/metrics":
-                return _Response(HTTPStatus.OK, render_metrics(app.registry), CONTENT_TYPE)
-        except ExgateError as exc:
-            log.warning("dashboard: %s", exc)
-            return _Response(HTTPStatus.SERVICE_UNAVAILABLE, f"store unavailable: {exc}\n"
-                             .encode(), "text/plain; charset=utf-8")
-        if url.path == "/healthz":
-            return _Response(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
-        name = url.path.removeprefix("/static/")
-        if url.path.startswith("/static/") and name in app.static:
+            return self._answer(url.path, lang)
+        except ExgateError as exc:  # the store is away or is not one
+            log.warning("dashboard %s: %s", url.path, exc)
+            return self._trouble(url.path, lang, HTTPStatus.SERVICE_UNAVAILABLE,
+                                 "store-unavailable")
+        except Exception:  # a wallboard left without an answer would hang there for good
+            log.exception("dashboard %s failed", url.path)
+            return self._trouble(url.path, lang, HTTPStatus.INTERNAL_SERVER_ERROR,
+                                 "internal-error")
+
+    def _answer(self, path: str, lang: str) -> _Response:
+        app = self.server.app
+        if path in _PAGES:
+            page = render_page(app.source.report(), lang, app.refresh_s)
+            return _Response(HTTPStatus.OK, page.encode(), _HTML)
+        if path == "/status.json":
+            return _Response(HTTPStatus.OK, report_text(app.source.report()).encode(), _JSON)
+        if path == "/metrics":
+            return _Response(HTTPStatus.OK, render_metrics(app.registry), CONTENT_TYPE)
+        if path == "/healthz":
+            problem = app.health()
+            if problem is None:
+                return _Response(HTTPStatus.OK, b"ok\n", _TEXT)
+            return _Response(HTTPStatus.SERVICE_UNAVAILABLE, f"{problem}\n".encode(), _TEXT)
+        name = path.removeprefix("/static/")
+        if path.startswith("/static/") and name in app.static:
             body, kind = app.static[name]
             return _Response(HTTPStatus.OK, body, kind, "public, max-age=3600")
-        return _Response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+        return _Response(HTTPStatus.NOT_FOUND, b"not found\n", _TEXT)
 
-    def _send(self, response: _Response, *, head: bool, allow: bool = False) -> None:
+    def _trouble(self, path: str, lang: str, status: HTTPStatus, reason: str) -> _Response:
+        refresh_s = self.server.app.refresh_s
+        if path in _PAGES:
+            page = render_trouble(reason, lang, refresh_s)
+            return _Response(status, page.encode(), _HTML,
+                             headers=(("Refresh", str(int(refresh_s))),))
+        if path == "/status.json":
+            body = json.dumps({"schema": JSON_SCHEMA, "error": reason})
+            return _Response(status, body.encode(), _JSON)
+        return _Response(status, f"{reason}\n".encode(), _TEXT)
+
+    def _send(self, response: _Response, *, head: bool) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
         self.send_header("Cache-Control", response.cache)
-        if allow:
-            self.send_header("Allow", "GET, HEAD")
+        for name, value in response.headers:
+            self.send_header(name, value)
         for name, value in _SECURITY.items():
             self.send_header(name, value)
         self.end_headers()
@@ -133,6 +165,7 @@ class _App:
     refresh_s: int
     static: dict[str, tuple[bytes, str]]
     registry: Any
+    health: Callable[[], str | None]      # None when healthy, else why not
 
 
 class _Server(ThreadingHTTPServer):
@@ -144,14 +177,33 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
+def _health(source: StatusSource, connected: Callable[[], bool] | None
+            ) -> Callable[[], str | None]:
+    def check() -> str | None:
+        if connected is not None and not connected():
+            return "broker not connected"
+        try:
+            source.check_store()
+        except ExgateError as exc:
+            log.warning("healthz: %s", exc)
+            return "store unreachable"
+        return None
+    return check
+
+
 class DashboardServer:
-    """The dashboard on ``host:port`` in a background thread; ``with`` stops it."""
+    """The dashboard on ``host:port`` in a background thread; ``with`` stops it.
+
+    ``connected`` tells whether the consumer beside it is consuming (``gateway run``);
+    without one (``exgate dashboard``) health is the store's alone.
+    """
 
     def __init__(self, source: StatusSource, host: str = "127.0.0.1", port: int = 8430, *,
-                 refresh_s: int = 30) -> None:
+                 refresh_s: int = 30, connected: Callable[[], bool] | None = None) -> None:
         self._httpd = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         self._httpd.app = _App(source, refresh_s, load_static(),
-                               metrics_registry(source.report))
+                               metrics_registry(source.report, connected),
+                               _health(source, connected))
         self._thread: threading.Thread | None = None
 
     @property

@@ -4,6 +4,7 @@ The gateway config's ``[dashboard] listen = "127.0.0.1:0"`` serves a SQLite stor
 by ``status_store.fill_store``: two counties of one city, four nodes, one failed batch.
 The page is read through its DOM (stable ids and data attributes), and the browser's
 console must stay free of errors (a CSP violation or a missing file would show there).
+A degraded report's banner and the page shown while the store is away are loaded too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,21 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardSer
         yield server
     finally:
         server.stop()
+        store.close()
+
+
+@contextmanager
+def serve(folder: Path, config_text: str, *, fill: bool) -> Iterator[DashboardServer]:
+    (folder / "gateway.toml").write_text(config_text, encoding="utf-8")
+    config = load_config(folder / "gateway.toml")
+    store = SqlStore(config.store_url)
+    try:
+        if fill:
+            store.migrate()
+            fill_store(store)
+        with open_dashboard(config, store).start() as server:
+            yield server
+    finally:
         store.close()
 
 
@@ -163,7 +180,36 @@ def test_english_on_request(dashboard: DashboardServer, browser: WebDriver) -> N
     assert attr(browser, "html", "lang") == "en"
     assert "Data exchange sync status" in browser.title
     assert "heartbeat late" in browser.find_element(By.ID, "tree").text
+    heads = browser.find_elements(By.CSS_SELECTOR, "#coverage thead th.element .label")
+    assert [h.text for h in heads][:3] == ["Organization", "Approval item", "Application"]
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_a_degraded_report_shows_a_red_banner_naming_the_file(
+        tmp_path: Path, browser: WebDriver) -> None:
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "registry" / "furong-01.json").write_text("{ not json", encoding="utf-8")
+    with serve(tmp_path, CONFIG, fill=True) as server:
+        load(browser, server.url + "/")
+        banner = browser.find_element(By.ID, "degraded")
+        assert banner.is_displayed() and "状态不完整" in banner.text
+        assert "furong-01.json" in banner.text
+        assert banner.value_of_css_property("background-color") == "rgba(254, 226, 226, 1)"
+        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_the_wallboard_reloads_itself_while_the_store_is_away(
+        tmp_path: Path, browser: WebDriver) -> None:
+    away = CONFIG.replace("sqlite:///store.db", "postgresql+psycopg://exgate:s3cret@127.0.0.1:1/x")
+    with serve(tmp_path, away + "refresh_seconds = 1\n", fill=False) as server:
+        browser.get(server.url + "/?lang=en")
+        trouble = browser.find_element(By.ID, "trouble")
+        assert trouble.get_attribute("data-reason") == "store-unavailable"
+        assert "store cannot be read" in trouble.text and "127.0.0.1" not in trouble.text
+        # Reloaded by the browser itself: the marker a script leaves is gone after a while.
+        browser.execute_script("window.exgateMarker = 1;")
+        WebDriverWait(browser, WAIT_S).until(
+            lambda d: d.execute_script("return window.exgateMarker === undefined;"))
 
 
 def fetch(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
@@ -187,6 +233,10 @@ def test_metrics_have_the_node_light_gauge(dashboard: DashboardServer) -> None:
     failed = {s.labels["node_id"]: s.value
               for s in families["exgate_node_failed_batches"].samples}
     assert failed[FAILED_NODE] == 1
+    level = {s.labels["sender"]: s.value
+             for s in families["exgate_level_failed_batches"].samples}
+    assert level == {"node": 1, "unknown": 0}
+    assert [s.value for s in families["exgate_registry_unreadable_files"].samples] == [0]
     assert families["exgate_node_records_stored"].type == "counter"
 
 

@@ -14,12 +14,20 @@ from rich.console import Console
 
 from adapters.stores.base import FailedBatch, NodeInfo
 from adapters.stores.sql import MIGRATIONS, SqlStore, now_beijing
-from adapters.stores.sql_status import day_start, read_status_rows, week_start
+from adapters.stores.sql_status import (
+    MAX_FAILED_LISTED,
+    check_store,
+    day_start,
+    read_status_rows,
+    week_start,
+)
+from adapters.stores.status_rows import FailedCount
 from cli import main
-from gateway.status import StatusReport, build_report
+from gateway.status import FailedTotals, StatusReport, build_report
 from gateway.status_command import run_status
 from gateway.status_rules import Light, StatusThresholds
 from gateway.status_source import element_labels
+from schemas.errors import ExgateError
 from tests.unit.adapters.status_store import FAILED_BATCH, PLANS, fill_store
 
 
@@ -97,6 +105,37 @@ def test_each_refused_message_without_a_batch_id_counts_on_its_own(store: SqlSto
                                         now_beijing()))
     rows = read_status_rows(store, heartbeat_window_s=1800, throughput_hours=24)
     assert [(t.node_id, t.failed) for t in rows.totals] == [("n3", 6)]
+
+
+def test_failed_batches_are_counted_past_the_listed_ones_with_and_without_a_node(
+        store: SqlStore) -> None:
+    now = now_beijing()
+    for i in range(MAX_FAILED_LISTED + 100):   # nobody vouched for these: no node
+        store.record_failed(FailedBatch(f"X{i:04d}", None, "bad-signature", "x", b"x",
+                                        "430000.430100.430102.n9", {}, None,
+                                        now - timedelta(seconds=i)))
+    for body in (b"first", b"second"):
+        store.record_failed(FailedBatch("B1", "n1", "node-disabled", "node n1 is disabled",
+                                        body, "430000.430100.430102.n1", {}, "u-n1", now))
+    store.mirror_node(NodeInfo("n1", "430102", "u-n1", "active", (1,)))
+    rows = read_status_rows(store, heartbeat_window_s=1800, throughput_hours=24)
+    assert len(rows.failed) == MAX_FAILED_LISTED
+    assert sorted(rows.failed_counts, key=lambda c: c.node_id or "") == [
+        FailedCount(None, MAX_FAILED_LISTED + 100, MAX_FAILED_LISTED + 100),
+        FailedCount("n1", 2, 1)]
+    assert status(store).failed_totals == FailedTotals(MAX_FAILED_LISTED + 102, 1,
+                                                       MAX_FAILED_LISTED + 100)
+
+
+def test_the_store_check_reads_one_row_and_fails_on_a_store_without_tables(
+        store: SqlStore, tmp_path: Path) -> None:
+    check_store(store)
+    empty = SqlStore(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        with pytest.raises(ExgateError, match="cannot reach the store"):
+            check_store(empty)
+    finally:
+        empty.close()
 
 
 def test_coverage_moves_in_the_batch_transaction_and_counts_stored_records(

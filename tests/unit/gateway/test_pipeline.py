@@ -44,6 +44,8 @@ class MemoryStore:
     receipts: list[ReceiptRow] = field(default_factory=list)
     heartbeats: list[Heartbeat] = field(default_factory=list)
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
+    seen: dict[str, datetime | None] = field(default_factory=dict)
+    received: dict[str, datetime] = field(default_factory=dict)
 
     def write(self, batch: IncomingBatch) -> WriteResult:
         if self.fail_next:
@@ -64,6 +66,7 @@ class MemoryStore:
                 stored += 1
         result = WriteResult(batch.batch_id, stored, duplicates)
         self.batches[batch.batch_id] = (batch.payload_sha256, result)
+        self.received[batch.batch_id] = batch.received_at
         return result
 
     def record_failed(self, failed: FailedBatch) -> None:
@@ -77,6 +80,7 @@ class MemoryStore:
 
     def mirror_node(self, node: NodeInfo, seen_at: datetime | None = None) -> None:
         self.nodes[node.node_id] = node
+        self.seen[node.node_id] = seen_at
 
     def batch_state(self, batch_id: str) -> str | None:
         return "stored" if batch_id in self.batches else None
@@ -160,6 +164,17 @@ def test_a_good_batch_is_stored_with_a_receipt(pipeline: Pipeline, store: Memory
     assert [r.status for r in store.receipts] == ["stored"]
     assert store.nodes["n1"].division == "430102"
     assert not store.failed
+
+
+def test_a_replayed_batch_keeps_its_arrival_and_is_no_contact_from_the_node(
+        pipeline: Pipeline, store: MemoryStore, keys: NodeKeys) -> None:
+    arrived = datetime(2026, 11, 17, 9, 0)  # as ST_FAILED_BATCH keeps it: naive Beijing
+    outcome = pipeline.handle(delivery(keys, plain(), received_at=arrived))
+    assert outcome.status == "stored" and [r.status for r in store.receipts] == ["stored"]
+    assert store.received == {"B1": arrived}
+    assert store.seen == {}
+    pipeline.handle(delivery(keys, plain("B2"), "B2"))
+    assert (store.received["B2"], store.seen) == (NOW, {"n1": NOW})
 
 
 def test_a_redelivered_batch_gets_the_same_receipt(pipeline: Pipeline, keys: NodeKeys) -> None:
@@ -349,3 +364,17 @@ def test_a_heartbeat_is_dropped_unless_the_node_itself_sent_it(
     assert store.heartbeats == []
     assert pipeline.heartbeat(own)
     assert [h.node_id for h in store.heartbeats] == ["n1"]
+
+
+@pytest.mark.parametrize("figure", ["1e999", "-1e999", "NaN", "Infinity", "1" + "0" * 400,
+                                    "1e13"])
+def test_a_heartbeat_figure_no_agent_can_mean_is_stored_as_unknown(
+        pipeline: Pipeline, store: MemoryStore, figure: str) -> None:
+    # Valid JSON to Python's parser (1e999 is inf): kept, one node's beat broke the
+    # dashboard, /status.json and /metrics of the whole level.
+    body = (f'{{"node_id": "n1", "division": "430102", "source_lag_s": {figure}, "outbox": '
+            f'{{"pending_batches": {figure}, "unbatched_records": 7, "note": "x"}}}}').encode()
+    assert pipeline.heartbeat(Delivery(routing_key("430102", "n1"), body, None, "u-n1", {}))
+    stored = store.heartbeats[-1]
+    assert stored.source_lag_s is None
+    assert stored.outbox == {"unbatched_records": 7, "note": "x"}

@@ -1,4 +1,4 @@
-"""The node registry: add, get, verifier, disable, rotate, list, file modes."""
+"""The node registry: add, get, verifier, disable, rotate, scan, file modes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from adapters.sealing import generate_node_keys, seal, unseal
-from gateway.registry import Registry
+from adapters.sealing import encode_dek, encode_verify_key, generate_node_keys, seal, unseal
+from gateway.pipeline import Pipeline
+from gateway.registry import EntryError, Registry, RegistryScan
 from schemas.errors import ConfigError
+from tests.unit.gateway.test_pipeline import NOW, MemoryStore, delivery, plain
 
 
 @pytest.fixture
@@ -82,11 +84,77 @@ def test_admin_of_unknown_node(registry: Registry):
         registry.disable("ghost")
 
 
-def test_list_sorted(registry: Registry):
-    assert registry.list() == []
+def test_scan_sorted(registry: Registry):
+    assert registry.scan() == RegistryScan((), ())
     for node in ("b", "a"):
         registry.add(node, "430100", f"node-{node}", generate_node_keys(node).verifier())
-    assert [e.node_id for e in registry.list()] == ["a", "b"]
+    assert [e.node_id for e in registry.scan().entries] == ["a", "b"]
+
+
+def test_scan_names_each_unreadable_file_and_keeps_the_others(registry: Registry):
+    for node in ("a", "c"):
+        registry.add(node, "430100", f"node-{node}", generate_node_keys(node).verifier())
+    registry.disable("c")
+    broken = {"b.json": "{", "d.json": '{"node_id": "d"}', "e.json": _entry_text("x"),
+              "bad name.json": "{}"}
+    for name, text in broken.items():
+        (registry.path / name).write_text(text)
+    (registry.path / "f.json").mkdir()
+    scan = registry.scan()
+    assert [(e.node_id, e.status) for e in scan.entries] == [("a", "active"), ("c", "disabled")]
+    reasons = {bad.file.name: bad.reason for bad in scan.unreadable}
+    assert list(reasons) == ["b.json", "bad name.json", "d.json", "e.json", "f.json"]
+    assert "not a node ID" in reasons["bad name.json"]
+    assert reasons["b.json"].startswith("cannot read node entry: Expecting")
+    assert "not a node registry entry" in reasons["d.json"]
+    assert reasons["e.json"] == "holds node 'x', not 'e'"
+    assert reasons["f.json"].startswith("cannot read node entry:")
+    assert all(bad.file.parent == registry.path for bad in scan.unreadable)
+
+
+def test_a_broken_entry_still_stops_verification(registry: Registry):
+    # The gateways read get/verifier: a broken file is an error, never an unknown node
+    # (nor a known one), and other nodes' files do not matter.
+    keys = generate_node_keys("a")
+    registry.add("a", "430102", "u-a", keys.verifier())
+    (registry.path / "b.json").write_text("{")
+    assert registry.get("nope") is None and registry.verifier("nope", 1) is None
+    assert registry.verifier("a", 1) is not None
+    for read in (lambda: registry.get("b"), lambda: registry.verifier("b", 1)):
+        with pytest.raises(EntryError, match="cannot read node entry") as failed:
+            read()
+        assert failed.value.file == registry.path / "b.json"
+
+
+def test_the_pipeline_refuses_unknown_and_broken_nodes_beside_a_broken_file(registry: Registry):
+    store = MemoryStore()
+    pipeline = Pipeline("430100", registry, store, clock=lambda: NOW)
+    good, broken, stranger = (generate_node_keys(n, 1) for n in ("n1", "n2", "n9"))
+    for keys in (good, broken):
+        registry.add(keys.node_id, "430102", f"u-{keys.node_id}", keys.verifier())
+    (registry.path / "n2.json").write_text("{")
+    (registry.path / "zz.json").write_text("{")
+    assert pipeline.handle(delivery(good, plain())).status == "stored"
+    unknown = pipeline.handle(delivery(stranger, plain("B2", "n9"), "B2"))
+    assert (unknown.status, unknown.reason) == ("failed", "unknown-node")
+    with pytest.raises(ConfigError):
+        pipeline.handle(delivery(broken, plain("B3", "n2"), "B3"))
+    assert set(store.batches) == {"B1"}
+
+
+def test_withdraw_undoes_a_rotation(registry: Registry):
+    registry.add("n1", "430102", "node-n1", generate_node_keys("n1", 1).verifier())
+    registry.rotate("n1", generate_node_keys("n1", 2).verifier())
+    entry = registry.withdraw("n1", 2)
+    assert [k.version for k in entry.keys] == [1] and registry.get("n1") == entry
+    assert registry.verifier("n1", 2) is None
+
+
+def _entry_text(node_id: str) -> str:
+    verifier = generate_node_keys(node_id).verifier()
+    return json.dumps({"node_id": node_id, "division": "430102", "broker_user": "u",
+                       "status": "active", "keys": [{"version": 1, "verify_key":
+                       encode_verify_key(verifier.verify_key), "dek": encode_dek(verifier.dek)}]})
 
 
 def test_other_process_changes_are_seen(registry: Registry):

@@ -9,24 +9,40 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pika
+import pika.exceptions as px
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
 from adapters.amqp.topology import routing_key
 from adapters.sealing import NodeKeys, generate_node_keys, seal
-from adapters.stores.sql import SqlStore, iter_latest
+from adapters.stores.base import NodeInfo
+from adapters.stores.sql import SqlStore, iter_latest, now_beijing
 from adapters.stores.sql_rows import ElementWriter
 from adapters.stores.sql_status import read_status_rows
 from cli import main
+from gateway import replay_receipts
 from gateway.pipeline import Delivery, Pipeline
 from gateway.registry import Registry
-from gateway.replay import Replayer, failed_rows, list_batches, preview
+from gateway.replay import (
+    FailedRow,
+    Replayer,
+    english,
+    failed_rows,
+    list_batches,
+    preview,
+    stored_batch,
+)
+from schemas.errors import RetriableError
 from tests.unit.schemas.documents import document, record
 
 LEVEL = "430100"
@@ -94,6 +110,25 @@ def dump(store: SqlStore) -> dict[str, list[tuple[Any, ...]]]:
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     return result.exit_code, result.output
+
+
+def run_apart(*args: str) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr."""
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@contextmanager
+def write_lock(store: SqlStore) -> Iterator[sqlite3.Connection]:
+    """The store's write lock, held as a gateway's long batch transaction holds it."""
+    writer = sqlite3.connect(str(store.url.database), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        yield writer
+    finally:
+        if writer.in_transaction:
+            writer.execute("ROLLBACK")
+        writer.close()
 
 
 @pytest.fixture
@@ -185,7 +220,7 @@ def test_a_replayed_batch_the_node_resent_meanwhile_is_a_redelivery(
     # Unknown then, the sender was no proven n1: storing n1's B1 does not vouch for it.
     assert failed_rows(level.store) == [listed]
     result = Replayer(LEVEL, level.registry, level.store).replay(listed)
-    assert (result.status, result.stored, result.detail) == \
+    assert (result.status, result.stored, english(result.detail)) == \
         ("stored", 0, "already stored (redelivery)")
     assert failed_rows(level.store) == []
 
@@ -294,3 +329,185 @@ def test_a_refused_batch_the_node_resends_later_is_no_longer_failing(
     assert list_batches(level.store, failed_only=True) == []
     rows = read_status_rows(level.store, heartbeat_window_s=1800, throughput_hours=24)
     assert [(t.node_id, t.failed) for t in rows.totals] == [("n1", 0)]
+
+
+# -- receipts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_every_receipt_the_replay_cannot_send_is_listed_with_the_node_s_remedy(
+        level: Level, keys: NodeKeys, monkeypatch: pytest.MonkeyPatch, as_json: bool) -> None:
+    for batch_id in ("B1", "B2", "B3"):
+        level.pipeline().handle(sealed(keys, batch_id))
+    register(level, keys)
+    attempts: list[object] = []
+
+    def unreachable(params: object) -> None:
+        attempts.append(params)
+        raise px.AMQPConnectionError("connection refused")
+
+    monkeypatch.setattr(pika, "BlockingConnection", unreachable)
+    config = level.config.read_text(encoding="utf-8")
+    level.config.write_text(config.replace("//gateway@", "//gateway:secret@"),
+                            encoding="utf-8")
+    code, out, err = run_apart("batches", "replay", "--all-failed", "-c", str(level.config),
+                               "--lang", "en", *(["--json"] if as_json else []))
+    assert code == 0  # every batch landed: receipts are best effort, as --help says
+    assert len(attempts) == 1  # a broker found away is not tried again for each receipt
+    if as_json:
+        data = json.loads(out)
+        assert data["receipts_not_sent"] == ["B1", "B2", "B3"]
+        assert {r["batch_id"]: (r["receipt"]["to"], r["receipt"]["sent"])
+                for r in data["results"]} == {b: ("n1", False) for b in ("B1", "B2", "B3")}
+        assert all("connection refused" in r["receipt"]["error"] for r in data["results"])
+        return
+    assert "3 receipts not sent" in err
+    for batch_id in ("B1", "B2", "B3"):
+        assert f"  {batch_id} → node n1: " in err
+    assert "on node n1's front-end machine run exgate agent replay B1 B2 B3" in err
+
+
+def test_receipts_sent_are_not_listed(level: Level, keys: NodeKeys, refused: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    register(level, keys)
+    sent: list[str] = []
+    monkeypatch.setattr(replay_receipts.BrokerReceipts, "_publish",
+                        lambda self, outcome: sent.append(outcome.batch_id))
+    code, out, err = run_apart("batches", "replay", "B1", "-c", str(level.config),
+                               "--json")
+    assert code == 0 and sent == ["B1"] and err == ""
+    data = json.loads(out)
+    assert data["receipts_not_sent"] == []
+    assert data["results"][0]["receipt"] == {"to": "n1", "sent": True, "error": None}
+
+
+# -- the store's write lock ------------------------------------------------------------------
+
+
+def test_list_show_and_a_dry_run_read_while_a_gateway_holds_the_write_lock(
+        level: Level, keys: NodeKeys, refused: str) -> None:
+    register(level, keys)
+    level.pipeline().handle(sealed(keys, "B3", recs=[record("BJ")]))
+    config = str(level.config)
+    with write_lock(level.store):
+        assert {r.batch_id for r in list_batches(level.store)} == {"B1", "B3"}
+        assert stored_batch(level.store, "B3") is not None
+        code, out = run("batches", "list", "-c", config, "--lang", "en")
+        assert code == 0 and "2 batches, 1 failed" in out
+        code, out = run("batches", "show", "B1", "-c", config, "--lang", "en")
+        assert code == 0 and "batch B1: state failed" in out
+        code, out = run("batches", "show", "B3", "-c", config, "--lang", "en")
+        assert code == 0 and "batch B3: state stored" in out
+        code, out = run("batches", "replay", "--all-failed", "--dry-run", "-c", config,
+                        "--lang", "en")
+        assert code == 0 and "B1: would store" in out
+
+
+def test_a_replay_waits_for_a_busy_store_then_lands(level: Level, keys: NodeKeys,
+                                                    refused: str) -> None:
+    register(level, keys)
+    waits: list[tuple[str, float]] = []
+
+    def heard(row: FailedRow, exc: RetriableError, wait_s: float) -> None:
+        assert "database is locked" in str(exc)
+        waits.append((row.batch_id, wait_s))
+
+    with write_lock(level.store) as writer:
+        def sleep(seconds: float) -> None:
+            if len(waits) == 2:  # the gateway commits while the replay waits
+                writer.execute("COMMIT")
+
+        replayer = Replayer(LEVEL, level.registry, level.store, on_wait=heard,
+                            waits_s=(0.0, 0.5, 1.0), sleep=sleep)
+        result = replayer.replay(failed_rows(level.store)[0])
+    assert (result.status, result.stored) == ("stored", 2)
+    assert waits == [("B1", 0.0), ("B1", 0.5)]
+    assert failed_rows(level.store) == []
+
+
+def test_a_store_that_stays_busy_stops_the_replay_and_changes_nothing(
+        level: Level, keys: NodeKeys, refused: str) -> None:
+    register(level, keys)
+    before = dump(level.store)
+    slept: list[float] = []
+    with write_lock(level.store), pytest.raises(RetriableError, match="database is locked"):
+        Replayer(LEVEL, level.registry, level.store, waits_s=(0.0, 0.0),
+                 sleep=slept.append).replay(failed_rows(level.store)[0])
+    assert slept == [0.0, 0.0]
+    assert dump(level.store) == before
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_the_run_stops_where_the_store_went_away_and_names_what_is_left(
+        level: Level, keys: NodeKeys, monkeypatch: pytest.MonkeyPatch, as_json: bool) -> None:
+    for batch_id in ("B1", "B2", "B3"):
+        level.pipeline().handle(sealed(keys, batch_id))
+    register(level, keys)
+    real = Replayer.replay
+
+    def away_from_b2(self: Replayer, row: FailedRow) -> Any:
+        if row.batch_id == "B2":
+            raise RetriableError("cannot store batch B2: database is locked")
+        return real(self, row)
+
+    monkeypatch.setattr(Replayer, "replay", away_from_b2)
+    code, out, err = run_apart("batches", "replay", "--all-failed", "-c", str(level.config),
+                               "--no-receipts", "--lang", "en",
+                               *(["--json"] if as_json else []))
+    assert code == 2
+    assert level.store.batch_state("B1") == "stored"
+    if as_json:
+        data = json.loads(out)
+        assert [r["batch_id"] for r in data["results"]] == ["B1"]
+        assert data["not_tried"] == ["B2", "B3"] and "database is locked" in data["stopped"]
+        return
+    assert "B1: stored" in out
+    assert "the replay stopped with 2 batches not tried (B2, B3)" in err
+
+
+# -- contact ---------------------------------------------------------------------------------
+
+
+def test_a_replay_is_no_contact_from_the_node(level: Level, keys: NodeKeys,
+                                              refused: str) -> None:
+    """Replaying a silent node's old batch must not make it look alive in the status."""
+    register(level, keys)
+    old = now_beijing() - timedelta(days=3)
+    level.store.mirror_node(NodeInfo("n1", "430102", "node-n1", "active", (1,)), seen_at=old)
+    f, b, r = level.store.schema.failed, level.store.schema.batch, level.store.schema.receipt
+    with level.store.engine.begin() as conn:
+        conn.execute(sa.update(f).values(RECEIVED_AT=old))
+    result = Replayer(LEVEL, level.registry, level.store).replay(failed_rows(level.store)[0])
+    assert (result.status, result.stored) == ("stored", 2)
+    rows = read_status_rows(level.store, heartbeat_window_s=1800, throughput_hours=24)
+    assert [(n.node_id, n.last_seen_at) for n in rows.nodes] == [("n1", old)]
+    with level.store.engine.connect() as conn:
+        assert conn.execute(sa.select(b.c.RECEIVED_AT)).scalar_one() == old
+        assert conn.execute(sa.select(r.c.STATUS).where(r.c["BATCH_ID"] == "B1")).all() == \
+            [("stored",)]
+
+
+# -- language --------------------------------------------------------------------------------
+
+
+def test_batches_speak_chinese_unless_told_english(level: Level, keys: NodeKeys,
+                                                   refused: str) -> None:
+    config = str(level.config)
+    code, out = run("batches", "show", "B1", "-c", config)
+    assert code == 0
+    assert "批次 B1：状态 失败" in out and "路由键：" in out and "消息头：" in out
+    assert "无法解密预览：节点 n1 的密钥版本 1 不在注册表中" in out
+    code, out = run("batches", "show", "B1", "-c", config, "--lang", "en")
+    assert "batch B1: state failed" in out and "routing key: " in out
+    assert "cannot open for preview: node n1 key version 1 is not in the registry" in out
+    register(level, keys)
+    assert run("batches", "replay", "B1", "-c", config, "--no-receipts")[0] == 0
+    code, out = run("batches", "replay", "B1", "-c", config, "--no-receipts")
+    assert code == 0 and "B1: 此前已重放（重放于 " in out
+    code, out = run("batches", "show", "B1", "-c", config)
+    assert "批次 B1：状态 已入库" in out and "记录 2 条：新入库 2，重复 0，冲突 0" in out
+    for lang in ("zh", "en"):  # JSON is the same in either language
+        code, out = run("batches", "show", "B1", "-c", config, "--json", "--lang", lang)
+        shown = json.loads(out)
+        assert shown["state"] == "stored"
+        assert shown["stored"]["detail"] == "stored 2, duplicates 0, conflicts 0"

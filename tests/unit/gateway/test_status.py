@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from adapters.stores.status_rows import (
     CoverageRow,
+    FailedCount,
     FailedRow,
     HeartbeatRow,
     NodeRow,
@@ -17,11 +20,14 @@ from adapters.stores.status_rows import (
     RecentBatch,
     StatusRows,
 )
-from gateway.dashboard.page import render_page
-from gateway.status import StatusReport, build_report, merge_nodes, supervises
-from gateway.status_json import report_json
+from gateway.dashboard.page import MAX_FAILED_ROWS, render_page
+from gateway.metrics import metrics_registry, render_metrics
+from gateway.registry import UnreadableEntry
+from gateway.status import FailedTotals, StatusReport, build_report, merge_nodes, supervises
+from gateway.status_json import report_json, report_text
 from gateway.status_rules import Light, StatusThresholds, worst
 from gateway.status_source import element_labels
+from gateway.status_text import LANGS, duration, element_label
 
 NOW = datetime(2026, 11, 20, 10, 30, 0)
 LIMITS = StatusThresholds()
@@ -74,9 +80,14 @@ def test_a_node_never_heard_of_is_red_and_a_disabled_one_is_off() -> None:
     assert light_of(result, "old-01") == (Light.OFF, ("disabled",))
 
 
-def test_a_stored_batch_counts_as_contact_too() -> None:
-    totals = [NodeTotalsRow("furong-01", batches=1, last_stored_at=ago(20))]
-    assert light_of(report([FURONG], totals=totals), "furong-01")[0] is Light.GREEN
+def test_a_batch_counts_as_contact_through_last_seen_but_a_replayed_one_does_not() -> None:
+    # The live pipeline moves LAST_SEEN_AT for each batch; STORED_AT alone may be an
+    # operator's replay of an old batch.
+    seen = report([replace(FURONG, last_seen_at=ago(20))])
+    assert light_of(seen, "furong-01")[0] is Light.GREEN
+    replayed = [NodeTotalsRow("furong-01", batches=1, last_stored_at=ago(20))]
+    assert light_of(report([FURONG], totals=replayed), "furong-01") == \
+        (Light.RED, ("never-seen",))
 
 
 # -- lag and outbox ---------------------------------------------------------------------------
@@ -230,8 +241,10 @@ def test_the_json_shape_is_stable() -> None:
     result = report([FURONG], beats("furong-01", 10), coverage=coverage,
                     totals=[NodeTotalsRow("furong-01", 3, 12, 12, ago(60))])
     data = report_json(result)
-    assert set(data) == {"schema", "generated_at", "level", "light", "counts", "thresholds",
-                         "elements", "tree", "nodes", "failed_batches", "throughput"}
+    assert set(data) == {"schema", "generated_at", "level", "light", "degraded",
+                         "registry_errors", "counts", "thresholds", "elements", "tree", "nodes",
+                         "failed_batches", "failed_batches_total", "throughput"}
+    assert (data["degraded"], data["registry_errors"]) == (False, [])
     assert data["generated_at"] == "2026-11-20T10:30:00+08:00"
     assert [e["code"] for e in data["elements"]] == [code for code, _ in ELEMENTS]
     assert data["tree"][0]["children"][0]["children"][0] == {
@@ -253,3 +266,78 @@ def test_the_page_escapes_what_agents_and_messages_control() -> None:
     page = render_page(result, "en", 30)
     assert "<script>alert" not in page and "<img" not in page and "onerror=alert(2)>" not in page
     assert page.count("&lt;script&gt;alert(1)") >= 4   # node id, last error, batch, detail
+
+
+# -- what a node or the store may hold that the views must survive -----------------------------
+
+
+def strict(text: str) -> object:
+    def refuse(constant: str) -> object:
+        raise AssertionError(f"{constant} in the JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_heartbeat_figures_no_agent_can_mean_show_as_unknown_in_every_view() -> None:
+    # 1e999 parses as infinity; an integer of 400 digits fits no float.
+    outbox = {"pending_batches": float("inf"), "unbatched_records": 10 ** 400,
+              "oldest_pending_age_s": float("nan")}
+    bad = [HeartbeatRow("furong-01", ago(age), lag, outbox)
+           for age, lag in ((90, float("-inf")), (30, float("inf")))]
+    result = report([FURONG, NodeRow("furong-02", "430102")],
+                    bad + beats("furong-02", 30, lag=1e13) + beats("furong-02", 20))
+    node = result.node("furong-01")
+    assert node is not None
+    assert (node.source_lag_s, node.pending_batches, node.unbatched_records,
+            node.oldest_pending_age_s, node.lag_growing) == (None, None, None, None, False)
+    assert light_of(result, "furong-01") == (Light.GREEN, ())
+    data = strict(report_text(result))
+    assert isinstance(data, dict) and data["nodes"][0]["source_lag_s"] is None
+    for lang in LANGS:
+        assert 'id="node-furong-01"' in render_page(result, lang, 30)
+    assert b"furong-01" in render_metrics(metrics_registry(lambda: result))
+
+
+def test_a_duration_that_is_not_finite_shows_as_unknown() -> None:
+    assert duration(float("inf"), "zh") == duration(float("nan"), "en") == "—"
+
+
+def test_the_page_and_the_json_count_every_failed_batch_not_only_those_listed() -> None:
+    listed = [FailedRow(f"b{i:04d}", None, "bad-signature", "x", ago(i)) for i in range(500)]
+    counts = [FailedCount(None, 1000, 1000), FailedCount("furong-01", 3, 2),
+              FailedCount("elsewhere-01", 5, 5)]      # a node of no division of this level
+    result = report([FURONG], failed=listed, failed_counts=counts)
+    assert result.failed_totals == FailedTotals(refusals=1003, of_nodes=2, of_no_node=1000)
+    page = render_page(result, "zh", 30)
+    assert page.count("data-batch=") == MAX_FAILED_ROWS
+    assert 'data-more="903"' in page and "另有 903 条未列出" in page
+    assert "903 more not listed" in render_page(result, "en", 30)
+    data = report_json(result)
+    assert (len(data["failed_batches"]), data["failed_batches_total"]) == (500, 1003)
+
+
+def test_every_failed_batch_listed_leaves_no_note() -> None:
+    listed = [FailedRow("b1", "furong-01", "bad-signature", "x", ago(5))]
+    result = report([FURONG], failed=listed, failed_counts=[FailedCount("furong-01", 1, 1)])
+    assert 'id="failed-more"' not in render_page(result, "zh", 30)
+
+
+@pytest.mark.parametrize(("lang", "words"), [("zh", "状态不完整：2 个节点登记文件无法读取"),
+                                             ("en", "Incomplete status: 2 node registry")])
+def test_a_degraded_report_says_so_in_a_banner_naming_each_file(lang: str, words: str) -> None:
+    errors = (UnreadableEntry(Path("/srv/registry/a.json"), "cannot read node entry: bad"),
+              UnreadableEntry(Path("/srv/registry/<b>.json"), "not a node entry"))
+    result = replace(report([FURONG]), registry_errors=errors)
+    page = render_page(result, lang, 30)
+    assert 'id="degraded"' in page and 'data-files="2"' in page and words in page
+    assert "/srv/registry/a.json: cannot read node entry: bad" in page
+    assert "/srv/registry/&lt;b&gt;.json: not a node entry" in page
+    assert 'id="degraded"' not in render_page(report([FURONG]), lang, 30)
+
+
+def test_the_english_page_names_the_elements_in_english() -> None:
+    result = report([FURONG])
+    english, chinese = render_page(result, "en", 30), render_page(result, "zh", 30)
+    assert '<div class="label">Organization</div>' in english
+    assert '<div class="label">机构信息</div>' in chinese
+    assert not any(label in english for _, label in ELEMENTS)
+    assert all(element_label(code, label, "en") != code for code, label in ELEMENTS)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import urllib.error
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +14,7 @@ import pytest
 from adapters.stores.sql import SqlStore
 from gateway.config import load_config, parse_listen
 from gateway.consumer import _dashboard
+from gateway.dashboard.command import run_dashboard
 from gateway.status_rules import StatusThresholds
 from schemas.errors import ConfigError
 
@@ -57,11 +61,33 @@ def test_thresholds_and_the_listen_address_are_read(tmp_path: Path) -> None:
     "[status]\nsilent_s = 60\nheartbeat_late_s = 120\n",   # silent before late
     "[status]\nheartbeat_retention_days = 0\n",          # not positive
     "[status]\nheartbeat_retention_days = 0.01\n",       # less than lag_window_s
+    "[status]\nheartbeat_retention_days = 1e9\n",        # past any date
     '[dashboard]\nlisten = "localhost:http"\n',            # not a port
 ])
 def test_bad_values_are_config_errors_naming_the_table(tmp_path: Path, extra: str) -> None:
     with pytest.raises(ConfigError, match=r"\[(status|dashboard)\]"):
         load_config(write(tmp_path, extra))
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("throughput_hours = 20000000", "throughput_hours = 20000000 is more than 744"),
+    ("throughput_hours = 745", "throughput_hours = 745 is more than 744"),
+    ("lag_window_s = 1e15\nheartbeat_retention_days = 1e11",
+     "lag_window_s = 1e+15 is more than 316224000"),
+    ("silent_s = 1e300", "silent_s = 1e+300 is more than 316224000"),
+])
+def test_a_period_every_status_request_could_not_compute_is_refused(
+        tmp_path: Path, extra: str, message: str) -> None:
+    # Loaded, it made every page, /status.json and /metrics request fail.
+    with pytest.raises(ConfigError, match=re.escape(f"[status] {message}")):
+        load_config(write(tmp_path, f"[status]\n{extra}\n"))
+
+
+def test_the_longest_periods_allowed_load(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[status]\nthroughput_hours = 744\n"
+                                         "lag_window_s = 316224000\n"
+                                         "heartbeat_retention_days = 3660\n"))
+    assert config.status.throughput_hours == 744
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -72,33 +98,61 @@ def test_listen_addresses_bind_loopback_unless_told(text: str, expected: tuple[s
     assert parse_listen(text) == expected
 
 
+def healthz(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read()
+
+
 def test_the_gateway_serves_the_dashboard_while_it_runs(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, '[dashboard]\nlisten = "127.0.0.1:0"\n'))
     store = SqlStore(config.store_url)
     store.migrate()
+    consuming = [True]
     try:
-        with _dashboard(config, store) as server:
+        with _dashboard(config, store, lambda: consuming[0]) as server:
             assert server is not None
-            with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
-                assert response.read() == b"ok\n"
+            assert healthz(server.url) == (200, b"ok\n")
+            consuming[0] = False
+            assert healthz(server.url) == (503, b"broker not connected\n")
             url = server.url
         with pytest.raises(OSError):
             urllib.request.urlopen(url + "/healthz", timeout=10)
-        with _dashboard(replace(config, dashboard_listen=None), store) as server:
+        with _dashboard(replace(config, dashboard_listen=None), store, lambda: True) as server:
             assert server is None
     finally:
         store.close()
 
 
-def test_an_address_in_use_stops_the_gateway_with_a_config_error(tmp_path: Path) -> None:
+def test_a_second_gateway_process_consumes_without_the_dashboard_whose_port_is_taken(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = load_config(write(tmp_path, '[dashboard]\nlisten = "127.0.0.1:0"\n'))
     store = SqlStore(config.store_url)
     store.migrate()
     try:
-        with _dashboard(config, store) as first:
+        with _dashboard(config, store, lambda: True) as first:
             assert first is not None
             taken = replace(config, dashboard_listen=first.url.removeprefix("http://"))
-            with pytest.raises(ConfigError, match="cannot listen"), _dashboard(taken, store):
-                pass
+            with caplog.at_level(logging.WARNING, "exgate.gateway"), \
+                    _dashboard(taken, store, lambda: True) as second:
+                assert second is None
+            assert "cannot listen" in caplog.text and "without a dashboard" in caplog.text
+            assert healthz(first.url) == (200, b"ok\n")
+    finally:
+        store.close()
+
+
+def test_exgate_dashboard_alone_still_refuses_a_taken_port(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[dashboard]\nlisten = "127.0.0.1:0"\n'))
+    store = SqlStore(config.store_url)
+    store.migrate()
+    try:
+        with _dashboard(config, store, lambda: True) as first:
+            assert first is not None
+            path = write(tmp_path, f'[dashboard]\nlisten = "{first.url.removeprefix("http://")}"\n')
+            assert run_dashboard(path) == 2
     finally:
         store.close()

@@ -1,0 +1,233 @@
+"""The dashboard's HTTP answers on loopback over a SQLite store: every request gets one.
+
+No browser here (``tests/integration/test_dashboard.py`` has one): the status codes,
+headers and bodies of the page, ``/status.json``, ``/metrics`` and ``/healthz`` when the
+report cannot be built, when the store is away and when a node reports nonsense.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from adapters.amqp.topology import routing_key
+from adapters.stores.base import FailedBatch, Heartbeat, NodeInfo
+from adapters.stores.sql import SqlStore, now_beijing
+from gateway.dashboard.server import DashboardServer
+from gateway.pipeline import Delivery, Pipeline
+from gateway.registry import KeyEntry, NodeEntry
+from gateway.status_rules import StatusThresholds
+from gateway.status_source import StatusSource
+from tests.unit.adapters.status_store import fill_store
+
+PAGES = ("/", "/?lang=en", "/status.json", "/metrics")
+
+
+def fetch(url: str, method: str = "GET") -> tuple[int, dict[str, str], str]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, dict(error.headers), error.read().decode()
+
+
+def strict(text: str) -> object:
+    def refuse(constant: str) -> object:
+        raise AssertionError(f"{constant} in the JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+@contextmanager
+def serve(store: SqlStore, *, registry: Path | None = None, refresh_s: int = 45,
+          connected: Callable[[], bool] | None = None) -> Iterator[DashboardServer]:
+    source = StatusSource(store, "430100", StatusThresholds(), registry_path=registry)
+    with DashboardServer(source, "127.0.0.1", 0, refresh_s=refresh_s,
+                         connected=connected).start() as server:
+        yield server
+
+
+def families(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    return {f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}
+            for f in text_string_to_metric_families(text)}
+
+
+class _Registry:
+    def __init__(self, *entries: NodeEntry) -> None:
+        self.entries = {e.node_id: e for e in entries}
+
+    def get(self, node_id: str) -> NodeEntry | None:
+        return self.entries.get(node_id)
+
+    def verifier(self, node_id: str, key_version: int) -> None:
+        return None
+
+
+# -- a report that cannot be built ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "kind", "words"), [
+    ("/", "text/html", "生成状态页时出错"), ("/?lang=en", "text/html", "could not be built"),
+    ("/status.json", "application/json", '"internal-error"'),
+    ("/metrics", "text/plain", "internal-error")])
+def test_an_unexpected_error_answers_500_and_logs_its_traceback(
+        sqlite_store: SqlStore, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        path: str, kind: str, words: str) -> None:
+    def broken() -> None:
+        raise OverflowError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr(StatusSource, "report", lambda self: broken())
+    with serve(sqlite_store) as server, caplog.at_level(logging.ERROR, "exgate.dashboard"):
+        status, headers, body = fetch(server.url + path)
+    assert status == 500 and headers["Content-Type"].startswith(kind) and words in body
+    assert "infinity" not in body
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is OverflowError
+    if kind == "text/html":
+        assert headers["Refresh"] == "45" and '<meta http-equiv="refresh" content="45">' in body
+    if kind == "application/json":
+        assert strict(body) == {"schema": 1, "error": "internal-error"}
+
+
+# -- the store away ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store_away() -> Iterator[SqlStore]:
+    """PostgreSQL on a port nothing listens on: refused at once, as by a stopped server."""
+    away = SqlStore("postgresql+psycopg://exgate:s3cret@127.0.0.1:1/exgate_province")
+    yield away
+    away.close()
+
+
+@pytest.mark.parametrize(("lang", "words"), [("", "暂时无法读取本级监察库"),
+                                             ("?lang=en", "store cannot be read")])
+def test_a_store_away_is_a_small_page_in_the_reader_s_language_that_reloads_itself(
+        store_away: SqlStore, caplog: pytest.LogCaptureFixture, lang: str, words: str) -> None:
+    with serve(store_away) as server, caplog.at_level(logging.WARNING, "exgate.dashboard"):
+        status, headers, body = fetch(server.url + "/" + lang)
+    assert status == 503 and headers["Content-Type"].startswith("text/html")
+    assert words in body and 'data-reason="store-unavailable"' in body
+    assert headers["Refresh"] == "45" and '<meta http-equiv="refresh" content="45">' in body
+    # The wallboard may face a room: where the store is goes to the log only.
+    for detail in ("127.0.0.1", "exgate_province", "postgresql", "s3cret", "exgate:"):
+        assert detail not in body
+    assert "127.0.0.1:1/exgate_province" in caplog.text and "s3cret" not in caplog.text
+
+
+def test_a_store_away_is_a_503_on_every_route_and_healthz(store_away: SqlStore) -> None:
+    with serve(store_away) as server:
+        status, _, body = fetch(server.url + "/status.json")
+        assert (status, strict(body)) == (503, {"schema": 1, "error": "store-unavailable"})
+        assert fetch(server.url + "/metrics")[::2] == (503, "store-unavailable\n")
+        assert fetch(server.url + "/healthz")[::2] == (503, "store unreachable\n")
+        status, headers, body = fetch(server.url + "/", "HEAD")
+        assert (status, body, headers["Refresh"]) == (503, "", "45")
+
+
+# -- healthz and the consumer beside the dashboard --------------------------------------------
+
+
+def test_healthz_is_ok_only_while_the_store_answers_and_the_consumer_consumes(
+        sqlite_store: SqlStore) -> None:
+    with serve(sqlite_store) as server:      # `exgate dashboard`: the store alone
+        assert fetch(server.url + "/healthz")[::2] == (200, "ok\n")
+        assert "exgate_broker_connected" not in fetch(server.url + "/metrics")[2]
+    consuming = [False]
+    with serve(sqlite_store, connected=lambda: consuming[0]) as server:
+        assert fetch(server.url + "/healthz")[::2] == (503, "broker not connected\n")
+        level = (("level", "430100"),)
+        assert families(fetch(server.url + "/metrics")[2])["exgate_broker_connected"] == \
+            {level: 0}
+        consuming[0] = True
+        assert fetch(server.url + "/healthz")[::2] == (200, "ok\n")
+        assert families(fetch(server.url + "/metrics")[2])["exgate_broker_connected"] == \
+            {level: 1}
+
+
+# -- what the store holds ---------------------------------------------------------------------
+
+
+def test_failed_batches_past_the_list_are_counted_on_the_page_in_the_json_and_metrics(
+        sqlite_store: SqlStore) -> None:
+    now = now_beijing()
+    sqlite_store.mirror_node(NodeInfo("n1", "430102", "u-n1", "active", (1,)))
+    for i in range(1000):   # refusals no node vouched for: possible intruders
+        sqlite_store.record_failed(FailedBatch(f"b{i:04d}", None, "bad-signature", "x", b"x",
+                                               "k", {}, None, now - timedelta(seconds=i)))
+    for i in range(2):
+        sqlite_store.record_failed(FailedBatch("n1-b", "n1", "node-disabled", "x", b"%d" % i,
+                                               "k", {}, "u-n1", now))
+    with serve(sqlite_store) as server:
+        page = fetch(server.url + "/")[2]
+        assert 'data-more="902"' in page and "另有 902 条未列出" in page
+        data = strict(fetch(server.url + "/status.json")[2])
+        assert isinstance(data, dict)
+        assert (len(data["failed_batches"]), data["failed_batches_total"]) == (500, 1002)
+        failed = families(fetch(server.url + "/metrics")[2])["exgate_level_failed_batches"]
+    assert failed == {(("level", "430100"), ("sender", "node")): 1,
+                      (("level", "430100"), ("sender", "unknown")): 1000}
+
+
+def test_an_unreadable_registry_file_shows_on_the_page_and_in_metrics(
+        sqlite_store: SqlStore, tmp_path: Path) -> None:
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    (registry / "furong-01.json").write_text("{ not json", encoding="utf-8")
+    with serve(sqlite_store, registry=registry) as server:
+        for lang, words in (("", "状态不完整"), ("?lang=en", "Incomplete status")):
+            page = fetch(server.url + "/" + lang)[2]
+            assert words in page and 'id="degraded"' in page
+            assert f'data-file="{registry / "furong-01.json"}"' in page
+        metrics = families(fetch(server.url + "/metrics")[2])
+    assert metrics["exgate_registry_unreadable_files"] == {(("level", "430100"),): 1}
+
+
+def beat(lag: str, outbox: str) -> Delivery:
+    body = (f'{{"node_id": "bad-01", "division": "430103", "outbox": {outbox}, '
+            f'"source_lag_s": {lag}}}').encode()
+    return Delivery(routing_key("430103", "bad-01"), body, None, "u-bad-01", {})
+
+
+@pytest.mark.parametrize(("lag", "outbox"), [("1e999", '{"pending_batches": 0}'),
+                                             ("5", '{"pending_batches": 1e999}')])
+def test_one_node_s_heartbeat_of_1e999_leaves_every_route_of_the_level_answering(
+        sqlite_store: SqlStore, lag: str, outbox: str) -> None:
+    fill_store(sqlite_store)
+    registry = _Registry(NodeEntry("bad-01", "430103", "u-bad-01", "active",
+                                   (KeyEntry(1, "-", "-"),)))
+    assert Pipeline("430100", registry, sqlite_store).heartbeat(beat(lag, outbox))
+    with serve(sqlite_store) as server:
+        for path in PAGES:
+            status, _, body = fetch(server.url + path)
+            assert status == 200 and "bad-01" in body and "Infinity" not in body
+        data = strict(fetch(server.url + "/status.json")[2])
+    assert isinstance(data, dict)
+    [node] = [n for n in data["nodes"] if n["node_id"] == "bad-01"]
+    assert (node["source_lag_s"], node["outbox"]["pending_batches"]) in \
+        ((None, 0), (5.0, None))
+
+
+def test_an_infinite_figure_kept_before_the_pipeline_checked_is_ignored_when_read(
+        sqlite_store: SqlStore) -> None:
+    fill_store(sqlite_store)
+    now = now_beijing()
+    sqlite_store.mirror_node(NodeInfo("bad-01", "430103", "u2", "active", (1,)))
+    sqlite_store.record_heartbeat(Heartbeat("bad-01", "430103", now, now, "0.1",
+                                            {"pending_batches": float("inf")}, float("inf"),
+                                            None))
+    with serve(sqlite_store) as server:
+        for path in PAGES:
+            status, _, body = fetch(server.url + path)
+            assert status == 200 and "Infinity" not in body
+        strict(fetch(server.url + "/status.json")[2])

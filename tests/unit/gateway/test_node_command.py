@@ -1,0 +1,83 @@
+"""``exgate node rotate-key`` and ``node list`` as an operator sees them (no broker needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.sealing import BrokerLogin, generate_node_keys, load_broker_login, write_node_keys
+from gateway.node_command import run_node
+from gateway.registry import Registry
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Path:
+    reg = Registry(tmp_path / "registry")
+    for node, division in (("furong-01", "430102"), ("tianxin-01", "430103")):
+        keys = generate_node_keys(node, 1)
+        reg.add(node, division, f"exgate-node-{node}", keys.verifier())
+        write_node_keys(tmp_path / "node-machine" / f"{node}.key", keys,
+                        BrokerLogin(f"exgate-node-{node}", f"S3cr3t-{node}"))
+    return reg.path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(("lang", "words"), [("zh", "不存在"), ("en", "does not exist")])
+def test_rotate_key_without_the_credentials_file_refuses(
+        registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], lang: str, words: str) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the default --out, furong-01.key, is not here
+    before = snapshot(registry)
+    assert run_node("rotate-key", node_id="furong-01", registry=registry, lang=lang) == 2
+    err = capsys.readouterr().err
+    assert words in err and "furong-01.key" in err
+    assert list(elsewhere.iterdir()) == []
+    assert snapshot(registry) == before
+
+
+def test_rotate_key_into_another_nodes_file_refuses(
+        registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "node-machine" / "tianxin-01.key"
+    before = (other.read_bytes(), snapshot(registry))
+    assert run_node("rotate-key", node_id="furong-01", registry=registry, out=other) == 2
+    assert "属于节点 tianxin-01，不是 furong-01" in capsys.readouterr().err
+    assert (other.read_bytes(), snapshot(registry)) == before
+
+
+def test_rotate_key_keeps_the_broker_password(
+        registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    own = tmp_path / "node-machine" / "furong-01.key"
+    assert run_node("rotate-key", node_id="furong-01", registry=registry, out=own,
+                    lang="en") == 0
+    assert "new key, version 2" in capsys.readouterr().out
+    assert load_broker_login(own) == BrokerLogin("exgate-node-furong-01", "S3cr3t-furong-01")
+    assert Registry(registry).get("furong-01").key_version == 2
+
+
+@pytest.mark.parametrize(("lang", "words"), [("zh", "无法读取"), ("en", "unreadable")])
+def test_node_list_lists_the_good_entries_and_names_the_bad_ones(
+        registry: Path, capsys: pytest.CaptureFixture[str], lang: str, words: str) -> None:
+    (registry / "zz-broken.json").write_text("{")
+    (registry / "yy-other.json").write_text('{"node_id": "yy-other"}')
+    (registry / "not a node.json").write_text("{}")
+    assert run_node("list", registry=registry, lang=lang) == 2
+    out, err = capsys.readouterr()
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["furong-01", "tianxin-01"]
+    lines = err.splitlines()
+    assert len(lines) == 3 and all(words in line for line in lines)
+    assert "not a node.json" in lines[0] and "not a node ID" in lines[0]
+    assert "yy-other.json" in lines[1] and "not a node registry entry" in lines[1]
+    assert "zz-broken.json" in lines[2] and "cannot read node entry" in lines[2]
+
+
+def test_node_list_of_a_sound_registry_exits_0(registry: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_node("list", registry=registry, lang="en") == 0
+    out, err = capsys.readouterr()
+    assert "furong-01\t430102\tactive\tkey version 1" in out and err == ""
