@@ -33,7 +33,7 @@ from urllib.parse import quote
 from adapters.sources.base import Chunk, Origin
 from frontend_machine.outbox_batches import BatchInfo, BatchState, Depth, plan_batches
 from frontend_machine.outbox_schema import configure, migrate
-from schemas.errors import ConfigError, FatalError, RetriableError
+from schemas.errors import FatalError, FileNotThere, RetriableError
 from schemas.issues import Issue
 from schemas.records import Record
 from schemas.times import BEIJING
@@ -555,15 +555,11 @@ class OutboxBroken(FatalError):
     make progress, so the agent stops and says so rather than retrying forever."""
 
 
-class OutboxNotFound(ConfigError):
-    """An outbox opened with ``create=False`` is not there: a mistyped path, most likely."""
+class OutboxNotFound(FileNotThere):
+    """An outbox opened with ``create=False`` is not there."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(f"outbox not found: {path} (check [outbox] path in the config; "
-                         "this command never creates an outbox)",
-                         zh=f"未找到发件箱：{path}（请检查配置中的 [outbox] path；"
-                            "此命令不会新建发件箱）")
-        self.path = path
+        super().__init__(path, what="outbox", what_zh="发件箱", key="[outbox] path")
 
 
 def _mapped(exc: sqlite3.Error, path: Path, doing: str) -> Exception:

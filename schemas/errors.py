@@ -18,6 +18,7 @@ __all__ = [
     "ConfigError",
     "ExgateError",
     "FatalError",
+    "FileNotThere",
     "RejectedBatch",
     "RejectedRecord",
     "RetriableError",
@@ -38,6 +39,18 @@ class ExgateError(Exception):
 
 class ConfigError(ExgateError):
     """Configuration or installation is wrong; start-up stops."""
+
+
+class FileNotThere(ConfigError):
+    """A file a command only reads is missing: most likely a mistyped path. Such a
+    command never creates it, or it would report on a new, empty one as all clear."""
+
+    def __init__(self, path: object, *, what: str, what_zh: str, key: str) -> None:
+        super().__init__(f"{what} not found: {path} (check {key} in the config; this "
+                         f"command never creates one)",
+                         zh=f"未找到{what_zh}：{path}（请检查配置中的 {key}；"
+                            f"此命令不会新建{what_zh}）")
+        self.path = path
 
 
 class RetriableError(ExgateError):

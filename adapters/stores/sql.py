@@ -78,7 +78,7 @@ from adapters.stores.sql_schema import (
     StoreSchema,
     store_schema,
 )
-from schemas.errors import ConfigError, ExgateError, FatalError, RetriableError
+from schemas.errors import ConfigError, ExgateError, FatalError, FileNotThere, RetriableError
 from schemas.records import Record
 from schemas.times import BEIJING
 
@@ -102,15 +102,11 @@ _OUTAGE_SQLSTATES = ("08", "25006", "53", "57", "58")
 _SQLITE_SCHEMA_ERRORS = ("no such table", "no such column", "has no column named")
 
 
-class StoreNotFound(ConfigError):
+class StoreNotFound(FileNotThere):
     """A SQLite store opened with ``create=False`` is not there."""
 
     def __init__(self, path: str) -> None:
-        super().__init__(f"store not found: {path} (check [store] url in the config; this "
-                         "command never creates a store)",
-                         zh=f"未找到监察库：{path}（请检查配置中的 [store] url；"
-                            "此命令不会新建监察库）")
-        self.path = path
+        super().__init__(path, what="store", what_zh="监察库", key="[store] url")
 
 
 def now_beijing() -> datetime:

@@ -51,18 +51,7 @@ def _e(value: object) -> str:
 
 def render_page(report: StatusReport, lang: str, refresh_s: int) -> str:
     other = "en" if lang != "en" else "zh"
-    return f"""<!DOCTYPE html>
-<html lang="{'en' if lang == 'en' else 'zh-CN'}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="{int(refresh_s)}">
-<title>{_e(t('title', lang))} · {_e(report.level)}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/uPlot.min.css">
-<link rel="stylesheet" href="/static/dashboard.css">
-</head>
-<body data-lang="{_e(lang)}">
+    return f"""{_head(report.level, lang, refresh_s, "uPlot.min.css", "dashboard.css")}
 {_header(report, lang, other, refresh_s)}
 <main>
 {_degraded(report, lang)}<div class="grid">
@@ -229,23 +218,29 @@ def _failed(report: StatusReport, lang: str) -> str:
                   lang) + note
 
 
-def render_trouble(reason: str, lang: str, refresh_s: int) -> str:
-    """The page instead of the status (``reason`` one of ``TROUBLES``), reloading itself.
-
-    It names no host, user or database: the wallboard may face a room, the log does not.
-    """
-    other = "en" if lang != "en" else "zh"
+def _head(subtitle: str, lang: str, refresh_s: int, *stylesheets: str) -> str:
+    """The document up to ``<body>``: a page that reloads itself every ``refresh_s``."""
+    links = "\n".join(f'<link rel="stylesheet" href="/static/{name}">' for name in stylesheets)
     return f"""<!DOCTYPE html>
 <html lang="{'en' if lang == 'en' else 'zh-CN'}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="{int(refresh_s)}">
-<title>{_e(t('title', lang))} · {_e(t('unavailable', lang))}</title>
+<title>{_e(t('title', lang))} · {_e(subtitle)}</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/dashboard.css">
+{links}
 </head>
-<body data-lang="{_e(lang)}">
+<body data-lang="{_e(lang)}">"""
+
+
+def render_trouble(reason: str, lang: str, refresh_s: int) -> str:
+    """The page instead of the status (``reason`` one of ``TROUBLES``), reloading itself.
+
+    It names no host, user or database: the wallboard may face a room, the log does not.
+    """
+    other = "en" if lang != "en" else "zh"
+    return f"""{_head(t('unavailable', lang), lang, refresh_s, "dashboard.css")}
 <main><section class="card trouble" id="trouble" data-reason="{_e(reason)}">
 <h1>{_e(t('title', lang))}</h1>
 <p class="banner">{_e(t(TROUBLES[reason], lang))}</p>

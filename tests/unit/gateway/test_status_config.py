@@ -6,13 +6,14 @@ import logging
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from adapters.stores.sql import SqlStore
-from gateway.config import load_config, parse_listen
+from gateway.config import GatewayConfig, load_config, parse_listen
 from gateway.consumer import _dashboard
 from gateway.dashboard.command import run_dashboard
 from gateway.status_rules import StatusThresholds
@@ -107,52 +108,49 @@ def healthz(url: str) -> tuple[int, bytes]:
             return error.code, error.read()
 
 
-def test_the_gateway_serves_the_dashboard_while_it_runs(tmp_path: Path) -> None:
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[GatewayConfig, SqlStore]]:
+    """A gateway config whose dashboard listens on a free loopback port, and its store."""
     config = load_config(write(tmp_path, '[dashboard]\nlisten = "127.0.0.1:0"\n'))
     store = SqlStore(config.store_url)
     store.migrate()
+    yield config, store
+    store.close()
+
+
+def test_the_gateway_serves_the_dashboard_while_it_runs(
+        served: tuple[GatewayConfig, SqlStore]) -> None:
+    config, store = served
     consuming = [True]
-    try:
-        with _dashboard(config, store, lambda: consuming[0]) as server:
-            assert server is not None
-            assert healthz(server.url) == (200, b"ok\n")
-            consuming[0] = False
-            assert healthz(server.url) == (503, b"broker not connected\n")
-            url = server.url
-        with pytest.raises(OSError):
-            urllib.request.urlopen(url + "/healthz", timeout=10)
-        with _dashboard(replace(config, dashboard_listen=None), store, lambda: True) as server:
-            assert server is None
-    finally:
-        store.close()
+    with _dashboard(config, store, lambda: consuming[0]) as server:
+        assert server is not None
+        assert healthz(server.url) == (200, b"ok\n")
+        consuming[0] = False
+        assert healthz(server.url) == (503, b"broker not connected\n")
+        url = server.url
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url + "/healthz", timeout=10)
+    with _dashboard(replace(config, dashboard_listen=None), store, lambda: True) as server:
+        assert server is None
 
 
 def test_a_second_gateway_process_consumes_without_the_dashboard_whose_port_is_taken(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    config = load_config(write(tmp_path, '[dashboard]\nlisten = "127.0.0.1:0"\n'))
-    store = SqlStore(config.store_url)
-    store.migrate()
-    try:
-        with _dashboard(config, store, lambda: True) as first:
-            assert first is not None
-            taken = replace(config, dashboard_listen=first.url.removeprefix("http://"))
-            with caplog.at_level(logging.WARNING, "exgate.gateway"), \
-                    _dashboard(taken, store, lambda: True) as second:
-                assert second is None
-            assert "cannot listen" in caplog.text and "without a dashboard" in caplog.text
-            assert healthz(first.url) == (200, b"ok\n")
-    finally:
-        store.close()
+        served: tuple[GatewayConfig, SqlStore], caplog: pytest.LogCaptureFixture) -> None:
+    config, store = served
+    with _dashboard(config, store, lambda: True) as first:
+        assert first is not None
+        taken = replace(config, dashboard_listen=first.url.removeprefix("http://"))
+        with caplog.at_level(logging.WARNING, "exgate.gateway"), \
+                _dashboard(taken, store, lambda: True) as second:
+            assert second is None
+        assert "cannot listen" in caplog.text and "without a dashboard" in caplog.text
+        assert healthz(first.url) == (200, b"ok\n")
 
 
-def test_exgate_dashboard_alone_still_refuses_a_taken_port(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, '[dashboard]\nlisten = "127.0.0.1:0"\n'))
-    store = SqlStore(config.store_url)
-    store.migrate()
-    try:
-        with _dashboard(config, store, lambda: True) as first:
-            assert first is not None
-            path = write(tmp_path, f'[dashboard]\nlisten = "{first.url.removeprefix("http://")}"\n')
-            assert run_dashboard(path) == 2
-    finally:
-        store.close()
+def test_exgate_dashboard_alone_still_refuses_a_taken_port(
+        served: tuple[GatewayConfig, SqlStore], tmp_path: Path) -> None:
+    config, store = served
+    with _dashboard(config, store, lambda: True) as first:
+        assert first is not None
+        path = write(tmp_path, f'[dashboard]\nlisten = "{first.url.removeprefix("http://")}"\n')
+        assert run_dashboard(path) == 2
