@@ -8,10 +8,16 @@ same numbers and nothing is lost across restarts. Light values: ``0`` green,
 Level-wide series carry the ``level`` label only (``sender`` of the failed batches is
 ``node`` or ``unknown``), so their number stays fixed however many senders there are.
 ``exgate_broker_connected`` is this process's own: only ``gateway run`` has a consumer.
+
+While the store does not answer, a scrape still succeeds, with ``exgate_store_up`` 0 and
+the broker gauge only (the convention of Prometheus exporters, such as ``mysql_up``): a
+503 would hide whether the consumer is still connected, and alerts on ``up`` would
+blame the gateway process rather than its store.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -19,10 +25,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from gateway.status import NodeStatus, StatusReport
+from schemas.errors import ExgateError
 
 __all__ = ["BROKER_CONNECTED", "CONTENT_TYPE", "LEVEL_FAILED", "LEVEL_LIGHT", "LIGHT_VALUES",
-           "METRICS", "REGISTRY_UNREADABLE", "StatusCollector", "metrics_registry",
+           "METRICS", "REGISTRY_UNREADABLE", "STORE_UP", "StatusCollector", "metrics_registry",
            "render_metrics"]
+
+log = logging.getLogger("exgate.metrics")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LIGHT_VALUES = {"green": 0, "yellow": 1, "red": 2, "off": -1}
@@ -62,18 +71,39 @@ LEVEL_LIGHT = "exgate_level_light"
 LEVEL_FAILED = "exgate_level_failed_batches"
 REGISTRY_UNREADABLE = "exgate_registry_unreadable_files"
 BROKER_CONNECTED = "exgate_broker_connected"
+STORE_UP = "exgate_store_up"
 
 
 class StatusCollector(Collector):
     """Turns the current ``StatusReport`` into metric families at each scrape."""
 
-    def __init__(self, report: Callable[[], StatusReport],
+    def __init__(self, report: Callable[[], StatusReport], level: str,
                  connected: Callable[[], bool] | None = None) -> None:
         self._report = report
+        self._level = level
         self._connected = connected
 
     def collect(self) -> Iterator[Metric]:
-        report = self._report()
+        try:
+            report = self._report()
+        except ExgateError as exc:  # the store is away or is not one
+            log.warning("metrics: %s", exc)
+            yield self._store_up(False)
+            yield from self._broker()
+            return
+        yield self._store_up(True)
+        yield from self._nodes(report)
+        yield from self._level_wide(report)
+        yield from self._broker()
+
+    def _store_up(self, up: bool) -> Metric:
+        family = GaugeMetricFamily(STORE_UP, "1 while the level's store answers the status "
+                                   "queries, else 0 (and no other status series)",
+                                   labels=("level",))
+        family.add_metric([self._level], 1 if up else 0)
+        return family
+
+    def _nodes(self, report: StatusReport) -> Iterator[Metric]:
         for name, (kind, help_text, value) in METRICS.items():
             family: GaugeMetricFamily | CounterMetricFamily
             if kind == "counter":
@@ -85,13 +115,12 @@ class StatusCollector(Collector):
                 if number is not None:
                     family.add_metric([node.node_id, node.division], float(number))
             yield family
+
+    def _level_wide(self, report: StatusReport) -> Iterator[Metric]:
         level = GaugeMetricFamily(LEVEL_LIGHT, "Worst light of the level's nodes",
                                   labels=("level",))
         level.add_metric([report.level], LIGHT_VALUES[report.light.value])
         yield level
-        yield from self._level(report)
-
-    def _level(self, report: StatusReport) -> Iterator[Metric]:
         failed = GaugeMetricFamily(
             LEVEL_FAILED, "Refused batches of the level not replayed yet, by sender: node "
             "(filed under one of the level's nodes) or unknown (no node vouched for it)",
@@ -104,22 +133,25 @@ class StatusCollector(Collector):
             "status leaves out what they say", labels=("level",))
         unreadable.add_metric([report.level], len(report.registry_errors))
         yield unreadable
+
+    def _broker(self) -> Iterator[Metric]:
         if self._connected is not None:
             connected = GaugeMetricFamily(
                 BROKER_CONNECTED, "1 while this gateway process is connected to the broker "
                 "and consuming the level's queues, else 0", labels=("level",))
-            connected.add_metric([report.level], 1 if self._connected() else 0)
+            connected.add_metric([self._level], 1 if self._connected() else 0)
             yield connected
 
 
-def metrics_registry(report: Callable[[], StatusReport],
+def metrics_registry(report: Callable[[], StatusReport], level: str,
                      connected: Callable[[], bool] | None = None) -> CollectorRegistry:
     """A private registry (not the process-global one): one per dashboard server.
 
+    ``level``: the level's division code, the label of every level-wide series.
     ``connected``: whether this process's consumer is consuming, when it has one.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(report, connected))
+    registry.register(StatusCollector(report, level, connected))
     return registry
 
 

@@ -317,7 +317,7 @@ class SqlStore:
 
     def batch_state(self, batch_id: str) -> BatchState | None:
         b, f = self.schema.batch, self.schema.failed
-        with self._guard(f"look up batch {batch_id}"), self._engine.connect() as conn:
+        with self.reading(f"look up batch {batch_id}") as conn:
             if conn.execute(select(b.c.STATE).where(b.c["BATCH_ID"] == batch_id)).first():
                 return "stored"
             failed = conn.execute(select(func.count()).select_from(f).where(and_(
@@ -328,6 +328,15 @@ class SqlStore:
 
     def _guard(self, doing: str) -> _Guard:
         return _Guard(doing, self.redacted_url)
+
+    @contextmanager
+    def reading(self, doing: str) -> Iterator[Connection]:
+        """A read-only connection, errors mapped: on SQLite it reads a WAL snapshot and
+        never takes the write lock (``_on_begin``), so it neither waits for the gateway's
+        writes nor holds them up."""
+        with self._guard(doing), self._engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True})
+            yield conn
 
     @contextmanager
     def _writing(self, doing: str) -> Iterator[Connection]:
@@ -415,7 +424,7 @@ def latest(store_or_schema: SqlStore | StoreSchema, element: str) -> Select[Any]
 
 def iter_latest(store: SqlStore, element: str) -> Iterator[Mapping[str, Any]]:
     """Rows of ``latest(element)`` as mappings keyed by column name."""
-    with store.engine.connect() as conn:
+    with store.reading(f"read the latest {element} records") as conn:
         for row in conn.execute(latest(store, element)).mappings():
             yield dict(row)
 

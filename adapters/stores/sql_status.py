@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, Table, case, distinct, func, select
 
 from adapters.stores.base import NO_BATCH_ID
-from adapters.stores.sql import READ_ONLY, SqlStore, now_beijing
+from adapters.stores.sql import SqlStore, now_beijing
 from adapters.stores.status_rows import (
     CoverageRow,
     FailedCount,
@@ -50,8 +50,7 @@ def read_status_rows(store: SqlStore, *, heartbeat_window_s: float, throughput_h
     now = now or now_beijing()
     since_hour = now.replace(minute=0, second=0, microsecond=0) \
         - timedelta(hours=throughput_hours - 1)
-    with store._guard("read the sync status"), store.engine.connect() as conn:
-        conn.execution_options(**{READ_ONLY: True})
+    with store.reading("read the sync status") as conn:
         reader = _Reader(store, conn)
         nodes = reader.nodes()
         beats = reader.heartbeats(now - timedelta(seconds=heartbeat_window_s))
@@ -71,8 +70,7 @@ def check_store(store: SqlStore) -> None:
     What ``/healthz`` asks on every probe, so nothing heavier. ``ExgateError`` when not.
     """
     n = store.schema.node
-    with store._guard("reach the store"), store.engine.connect() as conn:
-        conn.execution_options(**{READ_ONLY: True})
+    with store.reading("reach the store") as conn:
         conn.execute(select(n.c.NODE_ID).limit(1)).first()
 
 

@@ -8,8 +8,9 @@ and has no login of its own: expose it through the site's reverse proxy if neede
 
 When there is no report to show, every request still gets an answer: 503 while the
 store cannot be read, 500 (the traceback in the log) for anything else, as a small page
-in the reader's language that reloads itself, as JSON on ``/status.json``. Connection
-details go to the log only. ``/healthz`` is 200 ``ok`` or 503 with a short reason: the
+in the reader's language that reloads itself, as JSON on ``/status.json``. ``/metrics``
+answers 200 with ``exgate_store_up`` 0 while the store is away. Connection details go
+to the log only. ``/healthz`` is 200 ``ok`` or 503 with a short reason: the
 broker not consumed (inside ``gateway run``) or the store not answering.
 """
 
@@ -202,7 +203,7 @@ class DashboardServer:
                  refresh_s: int = 30, connected: Callable[[], bool] | None = None) -> None:
         self._httpd = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         self._httpd.app = _App(source, refresh_s, load_static(),
-                               metrics_registry(source.report, connected),
+                               metrics_registry(source.report, source.level, connected),
                                _health(source, connected))
         self._thread: threading.Thread | None = None
 

@@ -129,10 +129,21 @@ def test_a_store_away_is_a_503_on_every_route_and_healthz(store_away: SqlStore) 
     with serve(store_away) as server:
         status, _, body = fetch(server.url + "/status.json")
         assert (status, strict(body)) == (503, {"schema": 1, "error": "store-unavailable"})
-        assert fetch(server.url + "/metrics")[::2] == (503, "store-unavailable\n")
         assert fetch(server.url + "/healthz")[::2] == (503, "store unreachable\n")
         status, headers, body = fetch(server.url + "/", "HEAD")
         assert (status, body, headers["Refresh"]) == (503, "", "45")
+
+
+def test_metrics_answer_while_the_store_is_away_with_store_up_0_and_the_broker_gauge(
+        store_away: SqlStore, sqlite_store: SqlStore) -> None:
+    level = (("level", "430100"),)
+    with serve(store_away, connected=lambda: True) as server:
+        status, _, body = fetch(server.url + "/metrics")
+    assert status == 200
+    assert families(body) == {"exgate_store_up": {level: 0}, "exgate_broker_connected": {level: 1}}
+    with serve(sqlite_store) as server:
+        metrics = families(fetch(server.url + "/metrics")[2])
+    assert metrics["exgate_store_up"] == {level: 1} and "exgate_level_light" in metrics
 
 
 # -- healthz and the consumer beside the dashboard --------------------------------------------

@@ -403,6 +403,18 @@ def test_list_show_and_a_dry_run_read_while_a_gateway_holds_the_write_lock(
         assert code == 0 and "B1: would store" in out
 
 
+def test_batch_state_and_latest_records_read_while_a_gateway_holds_the_write_lock(
+        level: Level, keys: NodeKeys, refused: str) -> None:
+    # The pipeline asks batch_state for every batch it receives: were it to wait for the
+    # write lock, a second gateway process on the level would stall behind the first.
+    register(level, keys)
+    level.pipeline().handle(sealed(keys, "B3", recs=[record("BJ")]))
+    with write_lock(level.store):
+        assert [level.store.batch_state(b) for b in ("B1", "B3", "B9")] == \
+            ["failed", "stored", None]
+        assert len(list(iter_latest(level.store, "BJ"))) == 1
+
+
 def test_a_replay_waits_for_a_busy_store_then_lands(level: Level, keys: NodeKeys,
                                                     refused: str) -> None:
     register(level, keys)

@@ -294,7 +294,7 @@ def test_heartbeat_figures_no_agent_can_mean_show_as_unknown_in_every_view() -> 
     assert isinstance(data, dict) and data["nodes"][0]["source_lag_s"] is None
     for lang in LANGS:
         assert 'id="node-furong-01"' in render_page(result, lang, 30)
-    assert b"furong-01" in render_metrics(metrics_registry(lambda: result))
+    assert b"furong-01" in render_metrics(metrics_registry(lambda: result, result.level))
 
 
 def test_a_duration_that_is_not_finite_shows_as_unknown() -> None:
