@@ -330,10 +330,20 @@ class FastCheck:
     says exactly what is wrong.
     """
 
+    namespace: str
+    element: str
     fields: tuple[_Field, ...]  # in the XSD's order
     required: frozenset[str]
-    serialized: re.Pattern[str]
-    source: re.Pattern[str]
+
+    # The record regexes compile on first use (some 50 ms an element): a database
+    # source needs neither, and a reader only those of the elements it meets.
+    @cached_property
+    def serialized(self) -> re.Pattern[str]:
+        return _serialized_pattern(self.namespace, self.element, self.fields, self.required)
+
+    @cached_property
+    def source(self) -> re.Pattern[str]:
+        return _source_pattern(self.element, self.fields, self.required)
 
     @cached_property
     def codes(self) -> tuple[str, ...]:
@@ -361,8 +371,7 @@ class FastCheck:
         fields = tuple(
             _Field(code, accepts, inline, set()) for code, (accepts, inline) in types.items()
         )
-        return cls(fields, required, _serialized_pattern(namespace, element, fields, required),
-                   _source_pattern(element, fields, required))
+        return cls(namespace, element, fields, required)
 
     def proven_fields(self, element: etree._Element) -> dict[str, str] | None:
         """The fields of a record element the XSD certainly accepts, else None.
