@@ -101,7 +101,8 @@ def frontdb() -> None:
 @click.option("--url", required=True, help="SQLAlchemy URL of the front-end database")
 @click.option("--sql", "print_sql", is_flag=True, help="Print the DDL for a DBA; change nothing")
 @click.option("--triggers", is_flag=True, help="Also the triggers that fill EX_CHANGELOG")
-def frontdb_init(url: str, print_sql: bool, triggers: bool) -> None:
+@LANG_OPTION
+def frontdb_init(url: str, print_sql: bool, triggers: bool, lang: str) -> None:
     """Create the EX_<CODE> tables and EX_CHANGELOG, or print their DDL.
 
     \b
@@ -112,7 +113,7 @@ def frontdb_init(url: str, print_sql: bool, triggers: bool) -> None:
     """
     from adapters.frontdb import run_init
 
-    sys.exit(run_init(url, print_sql, triggers))
+    sys.exit(run_init(url, print_sql, triggers, lang))
 
 
 @main.command()
@@ -178,12 +179,10 @@ def gateway_run(config_path: Path, workers: int | None, drain: bool) -> None:
       exgate gateway run -c /etc/exgate/gateway-430100.toml --workers 4
     Exit codes: 0 clean stop or drained, 2 config error.
     """
-    import logging
-
+    from gateway.cli_support import log_to_stderr
     from gateway.consumer import run_gateway
 
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr()
     sys.exit(run_gateway(config_path, workers, drain))
 
 
@@ -610,13 +609,10 @@ def dashboard(config_path: Path | None, listen: str | None) -> None:
       exgate dashboard -c /etc/exgate/gateway-430100.toml --listen 127.0.0.1:8430
     Exit codes: 0 clean stop, 2 config error or address in use.
     """
-    import logging
-
-    from gateway.cli_support import gateway_config_path
+    from gateway.cli_support import gateway_config_path, log_to_stderr
     from gateway.dashboard.command import run_dashboard
 
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr()
     sys.exit(run_dashboard(gateway_config_path(config_path), listen))
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from schemas.errors import ConfigError
+from schemas.errors import located
 
-__all__ = ["is_number", "read_toml"]
+__all__ = ["is_number", "read_toml", "redact"]
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -17,11 +18,26 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found") from exc
+        raise located(str(path), "config file not found", "未找到配置文件") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+        raise located(str(path), f"cannot read config file: {exc}",
+                      f"无法读取配置文件：{exc}") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raise located(str(path), f"not valid TOML: {exc}",
+                      f"不是有效的 TOML 文件：{exc}") from exc
+
+
+# The user, then the password up to the last '@': a password may hold '@', ':', '/' or
+# '#', which end urlsplit's netloc early and would leave the rest of it in the log.
+_PASSWORD = re.compile(r"(?P<user>^[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):.*@(?=[^@]*$)", re.S)
+# A mistyped URL without its "scheme://" may still hold "user:password@".
+_SCHEMELESS_PASSWORD = re.compile(r"(?P<user>^[^:@]*):.*@(?=[^@]*$)", re.S)
+
+
+def redact(url: str) -> str:
+    """A URL (broker, database) with its password replaced, safe for logs and errors."""
+    pattern = _PASSWORD if "://" in url else _SCHEMELESS_PASSWORD
+    return pattern.sub(r"\g<user>:***@", url)
 
 
 _LARGEST_INTEGER = 2**53  # beyond what any count, size or period in a config means

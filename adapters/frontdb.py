@@ -40,8 +40,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.types import TypeEngine
 
+from adapters.config_files import redact
 from schemas.catalog import ElementSpec, SchemaCatalog, load_catalog
-from schemas.errors import ConfigError, RetriableError
+from schemas.errors import ConfigError, RetriableError, located
 
 __all__ = [
     "AMOUNT_PRECISION",
@@ -110,8 +111,10 @@ def engine_url(url: str | URL) -> URL:
     """Parse ``url``; pick exgate's own driver when the URL names none (``mysql://``)."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigError(f"url: {url!r} is not a database URL ({exc})") from exc
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        shown = redact(str(url))  # SQLAlchemy's messages do not quote the URL
+        raise located("url", f"{shown!r} is not a database URL ({exc})",
+                      f"{shown!r} 不是数据库 URL（{exc}）") from exc
     default = _DEFAULT_DRIVERS.get(parsed.drivername)
     if default is not None:
         parsed = parsed.set(drivername=default)
@@ -214,7 +217,9 @@ def _dialect(url_or_dialect_name: str) -> Dialect:
     name = url_or_dialect_name if "://" not in url_or_dialect_name else \
         engine_url(url_or_dialect_name).get_backend_name()
     if name not in DIALECTS:
-        raise ConfigError(f"unknown database dialect {name!r}; use one of {', '.join(DIALECTS)}")
+        choices = ", ".join(DIALECTS)
+        raise ConfigError(f"unknown database dialect {name!r}; use one of {choices}",
+                          zh=f"未知的数据库方言 {name!r}；请使用以下之一：{choices}")
     # The bare dialect compiles without importing its driver (no connection needed).
     dialect: Dialect = make_url(f"{name}://").get_dialect()()
     return dialect
@@ -243,7 +248,8 @@ def create_all(url: str | URL, triggers: bool = False) -> None:
     try:
         engine = create_engine(parsed)
     except (NoSuchModuleError, ImportError) as exc:
-        raise ConfigError(f"url: no driver for {parsed.drivername!r}: {exc}") from exc
+        raise located("url", f"no driver for {parsed.drivername!r}: {exc}",
+                      f"没有 {parsed.drivername!r} 的驱动：{exc}") from exc
     try:
         tables = front_tables(engine.dialect.name)
         with engine.begin() as conn:
@@ -270,8 +276,11 @@ def trigger_statements(dialect_name: str, catalog: SchemaCatalog | None = None) 
     catalog = catalog or load_catalog()
     writer = _TRIGGER_WRITERS.get(dialect_name)
     if writer is None:
+        choices = ", ".join(_TRIGGER_WRITERS)
         raise ConfigError(f"no changelog triggers for dialect {dialect_name!r}; "
-                          f"use one of {', '.join(_TRIGGER_WRITERS)}")
+                          f"use one of {choices}",
+                          zh=f"没有适用于方言 {dialect_name!r} 的变更日志触发器；"
+                             f"请使用以下之一：{choices}")
     statements = list(writer.prologue)
     for spec in catalog.elements.values():
         statements.extend(writer.table(table_name(spec.code), tuple(spec.fields)))
@@ -351,18 +360,17 @@ _TRIGGER_WRITERS = {
 _TRIGGER_WRITERS["mariadb"] = _TRIGGER_WRITERS["mysql"]
 
 
-def run_init(url: str, print_sql: bool, triggers: bool) -> int:
+def run_init(url: str, print_sql: bool, triggers: bool, lang: str = "zh") -> int:
     """``exgate frontdb init``: 0 done, 1 the database failed, 2 a bad URL or dialect."""
     try:
         if print_sql:
             click.echo(ddl_script(url, triggers), nl=False)
         else:
             create_all(url, triggers)
-            click.echo(f"front-end tables ready at {engine_url(url).render_as_string()}")
-    except ConfigError as exc:
-        click.echo(f"exgate frontdb init: {exc}", err=True)
-        return 2
-    except RetriableError as exc:
-        click.echo(f"exgate frontdb init: {exc}", err=True)
-        return 1
+            where = engine_url(url).render_as_string()
+            click.echo(f"front-end tables ready at {where}" if lang == "en" else
+                       f"前置库表已就绪：{where}")
+    except (ConfigError, RetriableError) as exc:
+        click.echo(f"exgate frontdb init: {exc.message(lang)}", err=True)
+        return 2 if isinstance(exc, ConfigError) else 1
     return 0

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from schemas.errors import ConfigError, RejectedBatch
+from schemas.errors import ConfigError, RejectedBatch, located, wrapped
 
 __all__ = [
     "DEFAULT_MAX_PLAIN_BYTES",
@@ -101,8 +101,10 @@ class NodeKeys:
 
     def __post_init__(self) -> None:
         if len(self.dek) != DEK_BYTES:
-            raise ConfigError(f"node {self.node_id}: the data key must be {DEK_BYTES} bytes, "
-                              f"not {len(self.dek)}")
+            raise located(f"node {self.node_id}",
+                          f"the data key must be {DEK_BYTES} bytes, not {len(self.dek)}",
+                          f"数据密钥必须为 {DEK_BYTES} 字节，实际为 {len(self.dek)} 字节",
+                          where_zh=f"节点 {self.node_id}")
 
     def verifier(self) -> NodeVerifier:
         """The public half (plus the shared DEK) that goes into the registry."""
@@ -213,9 +215,10 @@ def _unb64(text: Any, name: str, size: int) -> bytes:
     try:
         data = base64.b64decode(str(text), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ConfigError(f"{name} is not valid base64") from exc
+        raise ConfigError(f"{name} is not valid base64", zh=f"{name} 不是有效的 base64") from exc
     if len(data) != size:
-        raise ConfigError(f"{name} must decode to {size} bytes, not {len(data)}")
+        raise ConfigError(f"{name} must decode to {size} bytes, not {len(data)}",
+                          zh=f"{name} 解码后必须为 {size} 字节，实际为 {len(data)} 字节")
     return data
 
 
@@ -249,13 +252,13 @@ def load_node_keys(path: Path | str) -> NodeKeys:
         signing = data["signing_key"]
         dek = data["dek"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: key file lacks node_id, key_version, signing_key or dek")\
-            from exc
+        raise located(str(path), "key file lacks node_id, key_version, signing_key or dek",
+                      "密钥文件缺少 node_id、key_version、signing_key 或 dek") from exc
     try:
         key = Ed25519PrivateKey.from_private_bytes(_unb64(signing, "signing_key", 32))
         return NodeKeys(node_id, version, key, _unb64(dek, "dek", DEK_BYTES))
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise wrapped(str(path), exc) from exc
 
 
 def load_broker_login(path: Path | str) -> BrokerLogin | None:
@@ -266,7 +269,8 @@ def load_broker_login(path: Path | str) -> BrokerLogin | None:
         return None
     user, password = broker.get("user"), broker.get("password")
     if not isinstance(user, str) or not isinstance(password, str):
-        raise ConfigError(f"{path}: [broker] needs string user and password")
+        raise located(str(path), "[broker] needs string user and password",
+                      "[broker] 中的 user 和 password 必须是字符串")
     return BrokerLogin(user, password)
 
 
@@ -290,13 +294,16 @@ def _read_secret(path: Path) -> tuple[dict[str, Any], Path]:
         mode = path.stat().st_mode
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read key file: {exc.strerror}") from exc
+        raise located(str(path), f"cannot read key file: {exc.strerror}",
+                      f"无法读取密钥文件：{exc.strerror}") from exc
     if mode & 0o077:
-        raise ConfigError(f"{path}: key file is readable by others (mode {mode & 0o777:o}); "
-                          f"run `chmod 600 {path}`")
+        raise located(str(path), f"key file is readable by others (mode {mode & 0o777:o}); "
+                      f"run `chmod 600 {path}`",
+                      f"密钥文件可被他人读取（权限 {mode & 0o777:o}）；请运行 `chmod 600 {path}`")
     try:
         data = json.loads(text) if text.lstrip().startswith("{") else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         # Never echo the content: it is secret.
-        raise ConfigError(f"{path}: key file is neither TOML nor JSON") from exc
+        raise located(str(path), "key file is neither TOML nor JSON",
+                      "密钥文件既不是 TOML 也不是 JSON") from exc
     return data, path

@@ -29,8 +29,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from adapters.amqp.logs import quiet_pika
 from adapters.sources.base import Source, SourceContext
-from frontend_machine.config import AgentConfig, load_config, source_factory
+from frontend_machine.config import AgentConfig, config_lang, load_config, source_factory
 from frontend_machine.outbox import Outbox, OutboxBroken
 from frontend_machine.publishing import PublisherThread, publish_once, publishing
 from frontend_machine.report import Tally, say
@@ -241,7 +242,7 @@ def open_agent(config_path: Path, lang: str | None = None) -> Iterator[Agent]:
             try:
                 source = source_factory(entry.kind)(entry.name, entry.options, context)
             except ConfigError as exc:
-                raise ConfigError(f"{config.path}: [[sources]] {entry.name!r}: {exc}") from exc
+                raise config.source_error(entry.name, exc) from exc
             if hasattr(source, "close"):
                 stack.callback(source.close)
             sources.append(source)
@@ -272,23 +273,23 @@ def run_once(config_path: Path, lang: str | None = None, out: TextIO | None = No
             print("\n".join(agent.tally.lines(agent.lang)), file=out or sys.stdout)
             return 1 if agent.tally.rejected or agent.tally.failed else 0
 
-    return _exit_code(once, lang)
+    return _exit_code(once, config_path, lang)
 
 
-def _exit_code(run: Callable[[], int], lang: str | None) -> int:
+def _exit_code(run: Callable[[], int], config_path: Path, lang: str | None) -> int:
     """``run()``, with a config error as exit code 2 and an unusable outbox as 1.
 
-    The config may be what failed, so without ``--lang`` these two speak Chinese.
+    The config may be what failed, so without ``--lang`` these two speak the language
+    its ``[agent] lang`` asks for if it can be read at all, else Chinese.
     """
-    lang = lang or "zh"
     try:
         return run()
-    except ConfigError as exc:
-        print(say("config-error", lang, error=exc), file=sys.stderr)
-        return 2
-    except ExgateError as exc:  # the outbox cannot be opened or written at all
-        print(say("fatal", lang, error=exc), file=sys.stderr)
-        return 1
+    except ExgateError as exc:  # a ConfigError, or an outbox that cannot be used at all
+        lang = config_lang(config_path, lang)
+        config_error = isinstance(exc, ConfigError)
+        print(say("config-error" if config_error else "fatal", lang, error=exc.message(lang)),
+              file=sys.stderr)
+        return 2 if config_error else 1
 
 
 def _drain(agent: Agent) -> None:
@@ -328,7 +329,7 @@ def run_forever(config_path: Path, lang: str | None = None) -> int:
             log.info(say("stopped", agent.lang))
             return 0
 
-    return _exit_code(forever, lang)
+    return _exit_code(forever, config_path, lang)
 
 
 def _loop(agent: Agent, publisher: PublisherThread | None = None) -> None:
@@ -389,6 +390,7 @@ class _KeyValueFormatter(logging.Formatter):
 @contextmanager
 def _logging(node: str) -> Iterator[None]:
     """Structured lines on stderr (journald keeps them) for the run; never a secret."""
+    quiet_pika()  # pika logs to the root logger, which only Python's last resort prints
     root = logging.getLogger("exgate")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_KeyValueFormatter(node))

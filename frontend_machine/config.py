@@ -1,8 +1,8 @@
 """The agent's TOML configuration, read into typed dataclasses.
 
-Every error is a ``ConfigError`` naming the file, the key and what is wrong. Secrets
-(the broker password) are kept out of ``repr`` and logs: use ``BrokerConfig.redacted``.
-Relative paths are resolved against the config file's folder.
+Every error is a ``ConfigError`` naming the file, the key and what is wrong, in English
+and Chinese. Secrets (the broker password) are kept out of ``repr`` and logs: use
+``adapters.config_files.redact``. Relative paths are resolved against the config file's folder.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from adapters.config_files import is_number, read_toml
 from adapters.sources.base import SourceFactory
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, located, wrapped
 
 __all__ = [
     "SOURCE_KINDS",
@@ -27,6 +27,7 @@ __all__ = [
     "NodeConfig",
     "OutboxConfig",
     "SourceConfig",
+    "config_lang",
     "load_config",
     "source_factory",
 ]
@@ -40,6 +41,7 @@ SOURCE_KINDS: dict[str, str] = {
 
 _NODE_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")
 _DIVISION = re.compile(r"[1-9]\d{5}")
+_NOT_TABLE = ("must be a table", "必须是表（table）")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +54,6 @@ class NodeConfig:
 @dataclass(frozen=True, slots=True)
 class BrokerConfig:
     url: str = field(repr=False)
-
-    @property
-    def redacted(self) -> str:
-        """The URL with any password replaced, safe for logs."""
-        return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +102,11 @@ class AgentConfig:
     broker: BrokerConfig | None = None
     agent: AgentSettings = AgentSettings()
 
+    def source_error(self, name: str, exc: BaseException) -> ConfigError:
+        """``exc`` of the source ``name``, naming this file and the source."""
+        return wrapped(f"{self.path}: [[sources]] {name!r}", exc,
+                      where_zh=f"{self.path}：[[sources]] {name!r}")
+
 
 def load_config(path: Path) -> AgentConfig:
     """Read and check an agent config file; raises ConfigError on any problem."""
@@ -122,17 +124,34 @@ def load_config(path: Path) -> AgentConfig:
     )
 
 
+def config_lang(path: Path, given: str | None = None) -> str:
+    """The language to report in: ``given``, else ``[agent] lang`` of the file when it
+    parses at all (so a config that fails its checks can still ask for English), else zh.
+    """
+    if given:
+        return given
+    try:
+        agent = read_toml(path).get("agent")
+    except ConfigError:
+        return "zh"
+    lang = agent.get("lang") if isinstance(agent, dict) else None
+    return lang if lang in ("zh", "en") else "zh"
+
+
 def source_factory(kind: str) -> SourceFactory:
     """Import the factory of a source kind on first use."""
     target = SOURCE_KINDS.get(kind)
     if target is None:
-        raise ConfigError(f"unknown source kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")
+        raise ConfigError(f"unknown source kind {kind!r}; known: {', '.join(SOURCE_KINDS)}",
+                          zh=f"未知的数据源类型 {kind!r}；可用：{', '.join(SOURCE_KINDS)}")
     module_name, attribute = target.split(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"sources of kind {kind!r} need {exc.name or module_name}, which "
-                          f"is not installed: {exc}") from exc
+        needed = exc.name or module_name
+        raise ConfigError(f"sources of kind {kind!r} need {needed}, which is not installed: "
+                          f"{exc}", zh=f"{kind!r} 类型的数据源需要 {needed}，但它未安装：{exc}"
+                          ) from exc
     factory: SourceFactory = getattr(module, attribute)
     return factory
 
@@ -143,40 +162,45 @@ class _Reader:
 
     path: Path
 
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.path}: key '{key}' {problem}")
+    def fail(self, key: str, problem: str, problem_zh: str) -> ConfigError:
+        return located(str(self.path), f"key '{key}' {problem}", f"配置项 '{key}' {problem_zh}")
 
     def only(self, table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
         for key in table:
             if key not in allowed:
-                raise self.fail(prefix + key, f"is not known here (known: "
-                                              f"{', '.join(sorted(allowed))})")
+                known = ", ".join(sorted(allowed))
+                raise self.fail(prefix + key, f"is not known here (known: {known})",
+                                f"在此处无效（可用：{known}）")
 
     def table(self, data: Mapping[str, Any], key: str, required: bool = False) -> dict[str, Any]:
         value = data.get(key)
         if value is None:
             if required:
-                raise self.fail(key, f"is missing: add a [{key}] table")
+                raise self.fail(key, f"is missing: add a [{key}] table",
+                                f"缺失：请添加 [{key}] 表")
             return {}
         if not isinstance(value, dict):
-            raise self.fail(key, "must be a table")
+            raise self.fail(key, *_NOT_TABLE)
         return value
 
     def text(self, table: Mapping[str, Any], key: str, prefix: str,
              pattern: re.Pattern[str] | None = None) -> str:
         value = table.get(key)
         if not isinstance(value, str) or not value:
-            raise self.fail(prefix + key, f"must be a non-empty string, found {value!r}")
+            raise self.fail(prefix + key, f"must be a non-empty string, found {value!r}",
+                            f"必须是非空字符串，实际为 {value!r}")
         if pattern is not None and not pattern.fullmatch(value):
-            raise self.fail(prefix + key, f"is {value!r}, which does not match {pattern.pattern}")
+            raise self.fail(prefix + key, f"is {value!r}, which does not match {pattern.pattern}",
+                            f"为 {value!r}，不符合格式 {pattern.pattern}")
         return value
 
     def number(self, table: Mapping[str, Any], key: str, prefix: str, default: float,
                low: float, integer: bool = False) -> Any:
         value = table.get(key, default)
         if not is_number(value, low, integer=integer):
-            kind = "an integer" if integer else "a number"
-            raise self.fail(prefix + key, f"must be {kind} >= {low}, found {value!r}")
+            kind, kind_zh = ("an integer", "整数") if integer else ("a number", "数值")
+            raise self.fail(prefix + key, f"must be {kind} >= {low}, found {value!r}",
+                            f"必须是 >= {low} 的{kind_zh}，实际为 {value!r}")
         return value
 
     def resolve(self, value: str) -> Path:
@@ -187,7 +211,7 @@ class _Reader:
         self.only(table, "node.", {"id", "division", "key_file"})
         key_file = table.get("key_file")
         if key_file is not None and (not isinstance(key_file, str) or not key_file):
-            raise self.fail("node.key_file", "must be a path string")
+            raise self.fail("node.key_file", "must be a path string", "必须是路径字符串")
         return NodeConfig(
             id=self.text(table, "id", "node.", _NODE_ID),
             division=self.text(table, "division", "node.", _DIVISION),
@@ -201,12 +225,15 @@ class _Reader:
         url = table.get("url")
         if not isinstance(url, str) or not re.match(r"amqps?://", url):
             # Never echo the value: it may hold the password.
-            raise self.fail("broker.url", "must be an amqp:// or amqps:// URL")
+            raise self.fail("broker.url", "must be an amqp:// or amqps:// URL",
+                            "必须是 amqp:// 或 amqps:// 开头的 URL")
         parts = urlsplit(url)
         if parts.username and parts.password is None:
             raise self.fail("broker.url", f"names the user {parts.username!r} but no password; "
                                           "leave the user out, and the login is read from "
-                                          "node.key_file (written by `exgate node add`)")
+                                          "node.key_file (written by `exgate node add`)",
+                            f"指定了用户 {parts.username!r} 却没有密码；请去掉用户，登录信息将从 "
+                            "node.key_file（由 `exgate node add` 写出）读取")
         return BrokerConfig(url)
 
     def outbox(self, table: Mapping[str, Any]) -> OutboxConfig:
@@ -227,24 +254,28 @@ class _Reader:
         self.only(table, "agent.", {"poll_seconds", "lang"})
         lang = table.get("lang", "zh")
         if lang not in ("zh", "en"):
-            raise self.fail("agent.lang", f"is {lang!r}; use \"zh\" or \"en\"")
+            raise self.fail("agent.lang", f"is {lang!r}; use \"zh\" or \"en\"",
+                            f"为 {lang!r}；请使用 \"zh\" 或 \"en\"")
         return AgentSettings(self.number(table, "poll_seconds", "agent.", 5.0, 0.01), lang)
 
     def sources(self, value: Any) -> tuple[SourceConfig, ...]:
         if not isinstance(value, list) or not value:
-            raise self.fail("sources", "is missing: add at least one [[sources]] table")
+            raise self.fail("sources", "is missing: add at least one [[sources]] table",
+                            "缺失：请至少添加一个 [[sources]] 表")
         sources: list[SourceConfig] = []
         for index, table in enumerate(value):
             prefix = f"sources[{index}]."
             if not isinstance(table, dict):
-                raise self.fail(f"sources[{index}]", "must be a table")
+                raise self.fail(f"sources[{index}]", *_NOT_TABLE)
             kind = self.text(table, "kind", prefix)
             if kind not in SOURCE_KINDS:
-                raise self.fail(prefix + "kind", f"is {kind!r}; use one of "
-                                                 f"{', '.join(SOURCE_KINDS)}")
+                kinds = ", ".join(SOURCE_KINDS)
+                raise self.fail(prefix + "kind", f"is {kind!r}; use one of {kinds}",
+                                f"为 {kind!r}；请使用以下之一：{kinds}")
             name = self.text(table, "name", prefix, _NODE_ID)
             if any(s.name == name for s in sources):
-                raise self.fail(prefix + "name", f"{name!r} is used by two sources")
+                raise self.fail(prefix + "name", f"{name!r} is used by two sources",
+                                f"{name!r} 被两个数据源同时使用")
             options = {k: v for k, v in table.items() if k not in ("kind", "name")}
             for key in ("path", "password_file"):
                 if isinstance(options.get(key), str):

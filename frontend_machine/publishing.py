@@ -20,7 +20,7 @@ from frontend_machine.envelope import NodeIdentity
 from frontend_machine.link import LinkSettings
 from frontend_machine.outbox import Outbox
 from frontend_machine.publisher import FlushResult, Publisher, PublisherSettings
-from schemas.errors import ConfigError
+from schemas.errors import located
 
 if TYPE_CHECKING:
     from frontend_machine.agent import Agent
@@ -41,19 +41,26 @@ _TEXT = {
 def publisher_settings(config: AgentConfig) -> PublisherSettings:
     """Keys and broker login from ``[node] key_file``; the URL from ``[broker] url``."""
     if config.broker is None:
-        raise ConfigError(f"{config.path}: no [broker] table: nothing to publish to")
+        raise located(str(config.path), "no [broker] table: nothing to publish to",
+                      "没有 [broker] 表：无处发送")
     if config.node.key_file is None:
-        raise ConfigError(f"{config.path}: key 'node.key_file' is required with [broker]; "
-                          "`exgate node add ID --division CODE --out FILE` writes that file")
+        raise located(str(config.path), "key 'node.key_file' is required with [broker]; "
+                      "`exgate node add ID --division CODE --out FILE` writes that file",
+                      "配置了 [broker] 时必须设置配置项 'node.key_file'；该文件由 "
+                      "`exgate node add ID --division CODE --out FILE` 写出")
     keys = load_node_keys(config.node.key_file)
     if keys.node_id != config.node.id:
-        raise ConfigError(f"{config.node.key_file} holds the keys of node {keys.node_id!r}, "
-                          f"not of node {config.node.id!r} (node.id)")
+        raise located(str(config.node.key_file),
+                      f"holds the keys of node {keys.node_id!r}, not of node {config.node.id!r} "
+                      "(node.id)",
+                      f"存放的是节点 {keys.node_id!r} 的密钥，而不是节点 {config.node.id!r}"
+                      "（node.id）的")
     url = config.broker.url
     login = None if urlsplit(url).username else load_broker_login(config.node.key_file)
     if login is None and not urlsplit(url).username:
-        raise ConfigError(f"{config.path}: broker.url has no user and {config.node.key_file} "
-                          "has no [broker] login")
+        raise located(str(config.path), f"broker.url has no user and {config.node.key_file} "
+                      "has no [broker] login",
+                      f"broker.url 中没有用户，{config.node.key_file} 中也没有 [broker] 登录信息")
     link = LinkSettings(url, config.node.id, user=login.user if login else None,
                         password=login.password if login else None)
     identity = NodeIdentity(config.node.id, config.node.division, link.broker_user, keys)

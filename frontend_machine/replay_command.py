@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from frontend_machine.config import AgentConfig, load_config
+from frontend_machine.config import AgentConfig, config_lang, load_config
 from frontend_machine.outbox import ALL_LEVELS, Outbox
 from frontend_machine.outbox_batches import BatchInfo, BatchState
 from frontend_machine.replay import (
@@ -31,7 +31,7 @@ from frontend_machine.replay import (
 )
 from schemas.catalog import load_catalog
 from schemas.divisions import Level, level_of
-from schemas.errors import ConfigError, ExgateError
+from schemas.errors import ConfigError, ExgateError, message_of
 from schemas.times import BEIJING
 
 __all__ = ["DEFAULT_AGENT_CONFIG", "agent_config_path", "run_agent_batches",
@@ -64,10 +64,12 @@ def _open(config_path: Path | None) -> Iterator[tuple[AgentConfig, Outbox]]:
         yield config, box
 
 
-def _fail(exc: ExgateError, lang: str | None) -> int:
-    """The config may be what failed, so without ``--lang`` this speaks Chinese."""
-    detail = exc.message(lang or "zh")
-    click.echo(_say(lang or "zh", f"错误：{detail}", f"error: {detail}"), err=True)
+def _fail(exc: ExgateError, config_path: Path | None, lang: str | None) -> int:
+    """The config may be what failed, so without ``--lang`` this speaks what its
+    ``[agent] lang`` asks for if it can be read at all, else Chinese."""
+    lang = config_lang(agent_config_path(config_path), lang)
+    detail = exc.message(lang)
+    click.echo(_say(lang, f"错误：{detail}", f"error: {detail}"), err=True)
     return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_SOME
 
 
@@ -85,7 +87,7 @@ def run_agent_batches(config_path: Path | None, show_all: bool, limit: int, as_j
             levels = box.levels
             rejects = box.open_rejects()
     except ExgateError as exc:
-        return _fail(exc, lang)
+        return _fail(exc, config_path, lang)
     if as_json:
         click.echo(json.dumps({"node": config.node.id, "levels": list(levels),
                                "batches": [_batch_json(i, r) for i, r in items],
@@ -149,7 +151,7 @@ def run_agent_replay(config_path: Path | None, batch_ids: Sequence[str], all_fai
                                            dry_run=dry_run, lang=lang)
             misconfigured = rejects and _replay_sources(config, box, dry_run, lang, actions)
     except ExgateError as exc:
-        return _fail(exc, lang)
+        return _fail(exc, config_path, lang)
     code = _report(actions, dry_run, as_json, lang)
     return EXIT_CONFIG if misconfigured else code
 
@@ -174,13 +176,14 @@ def _replay_sources(config: AgentConfig, box: Outbox, dry_run: bool, lang: str,
                                            config.node.division, dry_run=dry_run, lang=lang)
         except ConfigError as exc:
             misconfigured = True
+            detail = config.source_error(source.name, exc).message(lang)
             actions.append(Action("source", source.name, False, _say(
-                lang, f"配置错误：{config.path}：[[sources]] {source.name!r}：{exc}",
-                f"configuration error: {config.path}: [[sources]] {source.name!r}: {exc}"),
-                failed=True))
+                lang, f"配置错误：{detail}", f"configuration error: {detail}"), failed=True))
         except (ExgateError, OSError) as exc:
+            detail = message_of(exc, lang)
             actions.append(Action("source", source.name, False,
-                                  _say(lang, f"处理失败：{exc}", f"failed: {exc}"), failed=True))
+                                  _say(lang, f"处理失败：{detail}", f"failed: {detail}"),
+                                  failed=True))
     return misconfigured
 
 

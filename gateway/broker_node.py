@@ -307,14 +307,18 @@ class LocalBroker:
             if not (self._bin / tool).exists():
                 raise ConfigError(
                     f"{self._bin / tool} not found: install RabbitMQ with "
-                    "`apt-get install rabbitmq-server` (or `make system-deps`)"
+                    "`apt-get install rabbitmq-server` (or `make system-deps`)",
+                    zh=f"未找到 {self._bin / tool}：请用 `apt-get install rabbitmq-server`"
+                    "（或 `make system-deps`）安装 RabbitMQ",
                 )
         self._node_user()  # fails early when the rabbitmq user is missing
         for name, port in asdict(self.ports).items():
             if port is not None and not port_is_free(port):
                 raise ConfigError(
                     f"port {port} ({name}) on {LOOPBACK} is already in use; stop whatever "
-                    f"listens there or give {self.base_dir} other ports"
+                    f"listens there or give {self.base_dir} other ports",
+                    zh=f"{LOOPBACK} 上的端口 {port}（{name}）已被占用；请停止在该端口监听的程序，"
+                    f"或为 {self.base_dir} 换用其他端口",
                 )
 
     def _write_files(self) -> None:
@@ -370,18 +374,23 @@ class LocalBroker:
         )
         if probe.returncode != 0:
             who = self._node_user()
+            name = who.pw_name if who else os.getuid()
             raise ConfigError(
-                f"user {who.pw_name if who else os.getuid()} cannot write {self.data_dir}: "
+                f"user {name} cannot write {self.data_dir}: "
                 "a parent folder is not searchable by it; use a base folder under /tmp "
-                "or /var/lib/exgate"
+                "or /var/lib/exgate",
+                zh=f"用户 {name} 无法写入 {self.data_dir}：它无法进入某个上级目录（缺少 x 权限）；"
+                "请使用 /tmp 或 /var/lib/exgate 下的目录",
             )
 
     def _wait_ready(self, launcher: int, deadline: float) -> int:
         """Wait for the AMQP listener, which opens once the plugins are up, then confirm."""
         while not port_accepts(self.ports.amqp):
             if not pid_alive(launcher, "rabbitmq-server"):
+                tails = self._log_tails()
                 raise ConfigError(
-                    f"RabbitMQ node {self.node_name} exited during start-up.\n{self._log_tails()}"
+                    f"RabbitMQ node {self.node_name} exited during start-up.\n{tails}",
+                    zh=f"RabbitMQ 节点 {self.node_name} 在启动过程中退出。\n{tails}",
                 )
             if time.monotonic() > deadline:
                 raise RetriableError(
@@ -481,7 +490,8 @@ class LocalBroker:
         except KeyError as exc:
             raise ConfigError(
                 "user rabbitmq does not exist: install RabbitMQ with "
-                "`apt-get install rabbitmq-server`"
+                "`apt-get install rabbitmq-server`",
+                zh="用户 rabbitmq 不存在：请用 `apt-get install rabbitmq-server` 安装 RabbitMQ",
             ) from exc
 
     def _as_node_user(self) -> list[str]:
@@ -499,7 +509,8 @@ class LocalBroker:
             ]
         runuser = shutil.which("runuser")
         if runuser is None:
-            raise ConfigError("neither setpriv nor runuser found: install util-linux")
+            raise ConfigError("neither setpriv nor runuser found: install util-linux",
+                              zh="setpriv 和 runuser 都未找到：请安装 util-linux")
         # runuser resets HOME, which must stay the private one; env restores it.
         return [runuser, "-u", user.pw_name, "--", "env", f"HOME={self.base_dir / 'home'}"]
 
@@ -508,7 +519,8 @@ class LocalBroker:
             (str(p) for p in sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"))), None
         )
         if found is None:
-            raise ConfigError("epmd not found: install erlang-base (a rabbitmq-server dependency)")
+            raise ConfigError("epmd not found: install erlang-base (a rabbitmq-server dependency)",
+                              zh="未找到 epmd：请安装 erlang-base（rabbitmq-server 的依赖）")
         return found
 
     def _home_marker(self) -> str:
@@ -524,7 +536,9 @@ class LocalBroker:
         if state.get("version") != STATE_VERSION:
             raise ConfigError(
                 f"{self.base_dir / STATE_FILE} has version "
-                f"{state.get('version')!r}; this exgate reads {STATE_VERSION}"
+                f"{state.get('version')!r}; this exgate reads {STATE_VERSION}",
+                zh=f"{self.base_dir / STATE_FILE} 的版本为 {state.get('version')!r}；"
+                f"此 exgate 只能读取版本 {STATE_VERSION}",
             )
         return state
 
@@ -552,7 +566,9 @@ class LocalBroker:
             if want not in (None, 0, have):
                 raise ConfigError(
                     f"{self.base_dir} holds node {self.node_name} with {name} "
-                    f"port {have}, not {want}; use another base folder"
+                    f"port {have}, not {want}; use another base folder",
+                    zh=f"{self.base_dir} 中的节点 {self.node_name} 的 {name} 端口是 {have}，"
+                    f"不是 {want}；请换用另一个目录",
                 )
 
 

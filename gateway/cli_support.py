@@ -5,13 +5,15 @@
 - ``parse_moment``: ``--since`` / ``--until`` values in the forms people type;
 - ``say``: one sentence in Chinese (default) or English;
 - ``error_detail``: an error's message, in the chosen language when the error knows both
-  (a store not found);
+  (``schemas.errors.message_of``);
 - ``printable`` / ``echo``: text that agents or messages control (batch ids, reasons,
-  last errors) never reaches a terminal as control codes.
+  last errors) never reaches a terminal as control codes;
+- ``log_to_stderr``: the log lines of the long-running gateway commands.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from datetime import datetime, timedelta
@@ -19,11 +21,13 @@ from pathlib import Path
 
 import click
 
-from schemas.errors import ConfigError, ExgateError
+from adapters.amqp.logs import quiet_pika
+from schemas.errors import ConfigError
+from schemas.errors import message_of as error_detail
 from schemas.times import BEIJING, parse_time
 
 __all__ = ["DEFAULT_GATEWAY_CONFIG", "echo", "error_detail", "gateway_config_path",
-           "parse_moment", "printable", "say"]
+           "log_to_stderr", "parse_moment", "printable", "say"]
 
 DEFAULT_GATEWAY_CONFIG = Path("/etc/exgate/gateway.toml")
 _RELATIVE = re.compile(r"(\d+)([mhd])")
@@ -41,6 +45,13 @@ def printable(text: str) -> str:
 def echo(text: str, *, err: bool = False) -> None:
     """``click.echo`` for text lines that may carry what agents or messages sent."""
     click.echo(printable(text), err=err)
+
+
+def log_to_stderr() -> None:
+    """INFO and up on stderr (journald keeps it), pika's connection chatter left out."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_pika()
 
 
 def gateway_config_path(given: Path | None) -> Path:
@@ -71,13 +82,11 @@ def parse_moment(text: str | None, now: datetime | None = None) -> datetime | No
         moment = None
     if moment is None:
         raise ConfigError(f"time {text!r} is not understood; use 2026-11-20, "
-                          "'2026-11-20 10:00:00', ISO 8601 or 24h / 7d")
+                          "'2026-11-20 10:00:00', ISO 8601 or 24h / 7d",
+                          zh=f"无法识别时间 {text!r}：请使用 2026-11-20、'2026-11-20 10:00:00'、"
+                             "ISO 8601 或 24h / 7d 等形式")
     return moment.replace(tzinfo=None)
 
 
 def say(lang: str, zh: str, en: str) -> str:
     return en if lang == "en" else zh
-
-
-def error_detail(exc: Exception, lang: str) -> str:
-    return exc.message(lang) if isinstance(exc, ExgateError) else str(exc)

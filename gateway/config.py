@@ -12,10 +12,11 @@
                 heartbeat_retention_days = 7             (gateway.housekeeping)
                 periods up to ten years, throughput_hours up to 744 (a month)
 
-Every error is a ``ConfigError`` naming the file and the key. Relative paths (the
-registry, a ``sqlite:///relative.db`` store) are resolved against the config file's
-folder. Passwords may come from ``EXGATE_BROKER_PASSWORD`` / ``EXGATE_STORE_PASSWORD``
-or from ``password_file`` keys, and never appear in ``repr`` or logs.
+Every error is a ``ConfigError`` naming the file and the key, in English and Chinese.
+Relative paths (the registry, a ``sqlite:///relative.db`` store) are resolved against
+the config file's folder. Passwords may come from ``EXGATE_BROKER_PASSWORD`` /
+``EXGATE_STORE_PASSWORD`` or from ``password_file`` keys, and never appear in ``repr`` or
+logs.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from adapters.config_files import is_number, read_toml
+from adapters.config_files import is_number, read_toml, redact
 from gateway.status_rules import StatusThresholds
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, located, wrapped
 
 __all__ = ["GatewayConfig", "GatewaySettings", "load_config", "parse_listen", "redact"]
 
@@ -55,16 +56,8 @@ _RETENTION_DAYS = 7.0
 # now: bounded, no setting makes every request fail or crawl.
 _LONGEST_S = 10 * 366 * 86400     # seconds of any [status] period: ten years
 _MOST_HOURS = 31 * 24             # throughput_hours: a month of hourly points
-# The user, then the password up to the last '@': a password may hold '@', ':', '/' or
-# '#', which end urlsplit's netloc early and would leave the rest of it in the log.
-_PASSWORD = re.compile(r"(?P<user>^[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):.*@(?=[^@]*$)", re.S)
-
-
-def redact(url: str) -> str:
-    """A URL with its password replaced, safe for logs."""
-    return _PASSWORD.sub(r"\g<user>:***@", url)
-
-
+_TEN_YEARS = ("ten years", "十年")
+_MONTH_HOURLY = ("a month of hourly points", "一个月的逐小时数据点")
 @dataclass(frozen=True, slots=True)
 class GatewaySettings:
     """``[gateway]``: how many batches are worked on at once and how patiently."""
@@ -105,16 +98,19 @@ def load_config(path: Path) -> GatewayConfig:
     """Read and check a gateway config file; raises ConfigError on any problem."""
     path = Path(path)
     data = read_toml(path)
-    unknown = set(data) - _TABLES
-    if unknown:
-        raise ConfigError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}; "
-                          f"expected {', '.join(sorted(_TABLES))}")
     reader = _Reader(path, data)
+    unknown = ", ".join(sorted(set(data) - _TABLES))
+    if unknown:
+        expected = ", ".join(sorted(_TABLES))
+        raise reader.fail(f"unknown table(s) {unknown}; expected {expected}",
+                          f"未知的表 {unknown}；可用的表：{expected}")
     reader.known_keys()
     division = reader.text("level", "division", required=True)
     if not _DIVISION.fullmatch(division):
-        raise ConfigError(f"{path}: [level] division = {division!r} is not a 6-digit "
-                          "GB/T 2260 code such as 430100")
+        raise reader.fail(f"[level] division = {division!r} is not a 6-digit GB/T 2260 code "
+                          "such as 430100",
+                          f"[level] division = {division!r} 不是 6 位 GB/T 2260 行政区划代码"
+                          "（例如 430100）")
     status = reader.thresholds()
     return GatewayConfig(
         path=path,
@@ -135,29 +131,36 @@ class _Reader:
     path: Path
     data: dict[str, Any]
 
+    def fail(self, problem: str, problem_zh: str) -> ConfigError:
+        return located(str(self.path), problem, problem_zh)
+
     def table(self, name: str) -> dict[str, Any]:
         value = self.data.get(name, {})
         if not isinstance(value, dict):
-            raise ConfigError(f"{self.path}: [{name}] must be a table")
+            raise self.fail(f"[{name}] must be a table", f"[{name}] 必须是表（table）")
         return value
 
     def known_keys(self) -> None:
         """A misspelt key is an error, not a default silently taken instead."""
         for name, keys in _KEYS.items():
-            unknown = set(self.table(name)) - keys
-            if unknown:
-                raise ConfigError(f"{self.path}: [{name}] unknown key(s) "
-                                  f"{', '.join(sorted(unknown))}; expected "
-                                  f"{', '.join(sorted(keys))}")
+            self.only(name, keys)
+
+    def only(self, name: str, keys: set[str] | frozenset[str]) -> None:
+        unknown = ", ".join(sorted(set(self.table(name)) - keys))
+        if unknown:
+            expected = ", ".join(sorted(keys))
+            raise self.fail(f"[{name}] unknown key(s) {unknown}; expected {expected}",
+                            f"[{name}] 中有未知的配置项 {unknown}；可用：{expected}")
 
     def text(self, table: str, key: str, required: bool = False) -> str:
         value = self.table(table).get(key)
         if value is None:
             if required:
-                raise ConfigError(f"{self.path}: [{table}] {key} is required")
+                raise self.fail(f"[{table}] {key} is required", f"必须设置 [{table}] {key}")
             return ""
         if not isinstance(value, str) or (required and not value.strip()):
-            raise ConfigError(f"{self.path}: [{table}] {key} must be a non-empty string")
+            raise self.fail(f"[{table}] {key} must be a non-empty string",
+                            f"[{table}] {key} 必须是非空字符串")
         return value.strip()
 
     def secret(self, table: str, env: str) -> str | None:
@@ -169,8 +172,8 @@ class _Reader:
         try:
             return self.resolve(file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"{self.path}: [{table}] password_file {file}: "
-                              f"{exc.strerror}") from exc
+            raise self.fail(f"[{table}] password_file {file}: {exc.strerror}",
+                            f"[{table}] password_file {file} 无法读取：{exc.strerror}") from exc
 
     def resolve(self, value: str) -> Path:
         candidate = Path(value).expanduser()
@@ -183,8 +186,8 @@ class _Reader:
         url = self.text("broker", "url", required=True)
         parts = urlsplit(url)
         if parts.scheme not in ("amqp", "amqps"):
-            raise ConfigError(f"{self.path}: [broker] url {redact(url)!r} must start with "
-                              "amqp:// or amqps://")
+            raise self.fail(f"[broker] url {redact(url)!r} must start with amqp:// or amqps://",
+                            f"[broker] url {redact(url)!r} 必须以 amqp:// 或 amqps:// 开头")
         password = self.secret("broker", "EXGATE_BROKER_PASSWORD")
         if password is None or parts.username is None:
             return url
@@ -197,8 +200,8 @@ class _Reader:
         try:
             url = make_url(raw)
         except ArgumentError as exc:
-            raise ConfigError(f"{self.path}: [store] url {redact(raw)!r} is not a database "
-                              "URL") from exc
+            raise self.fail(f"[store] url {redact(raw)!r} is not a database URL",
+                            f"[store] url {redact(raw)!r} 不是数据库 URL") from exc
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             url = url.set(database=str(self.resolve(url.database or "")))
         password = self.secret("store", "EXGATE_STORE_PASSWORD")
@@ -213,8 +216,10 @@ class _Reader:
         prefetch = self.number(table, "prefetch", max(defaults.prefetch, 2 * int(workers)),
                                integer=True)
         if prefetch < workers:
-            raise ConfigError(f"{self.path}: [gateway] prefetch = {prefetch} is below workers "
-                              f"= {workers}; workers would sit idle")
+            raise self.fail(f"[gateway] prefetch = {prefetch} is below workers = {workers}; "
+                            "workers would sit idle",
+                            f"[gateway] prefetch = {prefetch} 小于 workers = {workers}；"
+                            "部分工作线程将闲置")
         return GatewaySettings(
             int(workers), int(prefetch),
             self.number(table, "hold_seconds", defaults.hold_seconds),
@@ -233,8 +238,9 @@ class _Reader:
             return None
         try:
             parse_listen(text)
-        except ValueError as exc:
-            raise ConfigError(f"{self.path}: [dashboard] listen = {text!r}: {exc}") from exc
+        except ConfigError as exc:
+            where = f"[dashboard] listen = {text!r}"
+            raise wrapped(f"{self.path}: {where}", exc, where_zh=f"{self.path}：{where}") from exc
         return text
 
     def positive(self, table: str, key: str, default: float, integer: bool = False) -> float:
@@ -242,51 +248,55 @@ class _Reader:
 
     def _positive(self, table: str, value: Any, key: str, integer: bool) -> float:
         if not is_number(value, 0, integer=integer, strict=True):
-            kind = "a positive integer" if integer else "a positive number"
-            raise ConfigError(f"{self.path}: [{table}] {key} = {value!r} must be {kind}")
+            kind, kind_zh = ("a positive integer", "正整数") if integer else \
+                ("a positive number", "正数")
+            raise self.fail(f"[{table}] {key} = {value!r} must be {kind}",
+                            f"[{table}] {key} = {value!r} 必须是{kind_zh}")
         return int(value) if integer else float(value)
 
     def thresholds(self) -> StatusThresholds:
         defaults = StatusThresholds()
         known = {f.name: f for f in fields(StatusThresholds)}
-        unknown = set(self.table("status")) - set(known) - {_RETENTION_KEY}
-        if unknown:
-            raise ConfigError(f"{self.path}: [status] unknown key(s) {', '.join(sorted(unknown))}"
-                              f"; expected {', '.join(sorted({*known, _RETENTION_KEY}))}")
+        self.only("status", {*known, _RETENTION_KEY})
         values: dict[str, Any] = {}
         for name in known:
             integer = isinstance(getattr(defaults, name), int)
             value = self.positive("status", name, getattr(defaults, name), integer)
             values[name] = int(value) if integer else float(value)
-        self.at_most("throughput_hours", values["throughput_hours"], _MOST_HOURS,
-                      "a month of hourly points")
+        self.at_most("throughput_hours", values["throughput_hours"], _MOST_HOURS, _MONTH_HOURLY)
         for name, value in values.items():
             if name.endswith("_s"):
-                self.at_most(name, value, _LONGEST_S, "ten years")
+                self.at_most(name, value, _LONGEST_S, _TEN_YEARS)
         if values["silent_s"] <= values["heartbeat_late_s"]:
-            raise ConfigError(f"{self.path}: [status] silent_s must be above heartbeat_late_s")
+            raise self.fail("[status] silent_s must be above heartbeat_late_s",
+                            "[status] silent_s 必须大于 heartbeat_late_s")
         return StatusThresholds(**values)
 
-    def at_most(self, key: str, value: float, most: float, meaning: str) -> None:
+    def at_most(self, key: str, value: float, most: float, meaning: tuple[str, str]) -> None:
         if value > most:
-            raise ConfigError(f"{self.path}: [status] {key} = {value:.15g} is more than "
-                              f"{most:.15g} ({meaning})")
+            raise self.fail(f"[status] {key} = {value:.15g} is more than {most:.15g} "
+                            f"({meaning[0]})",
+                            f"[status] {key} = {value:.15g} 超过上限 {most:.15g}（{meaning[1]}）")
 
     def retention(self, window_s: float) -> float:
         days = float(self.positive("status", _RETENTION_KEY, _RETENTION_DAYS))
-        self.at_most(_RETENTION_KEY, days, _LONGEST_S / 86400, "ten years")
+        self.at_most(_RETENTION_KEY, days, _LONGEST_S / 86400, _TEN_YEARS)
         # The lights read every heartbeat of the last lag_window_s (the lag trend).
         if days * 86400 < window_s:
-            raise ConfigError(f"{self.path}: [status] {_RETENTION_KEY} = {days:g} keeps less "
-                              f"than lag_window_s = {window_s:g} seconds of heartbeats")
+            raise self.fail(f"[status] {_RETENTION_KEY} = {days:g} keeps less than "
+                            f"lag_window_s = {window_s:g} seconds of heartbeats",
+                            f"[status] {_RETENTION_KEY} = {days:g} 保留的心跳不足 "
+                            f"lag_window_s = {window_s:g} 秒")
         return days
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port`` or a bare ``port`` (then loopback) → (host, port)."""
+    """``host:port``, ``[v6]:port`` or a bare ``port`` (then loopback) → (host, port);
+    ``ConfigError`` otherwise."""
     text = text.strip()
     host, _, port = text.rpartition(":") if ":" in text else ("", "", text)
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port (tests)
-        raise ValueError("expected host:port such as 127.0.0.1:8430, or a port")
+        raise ConfigError("expected host:port such as 127.0.0.1:8430, or a port",
+                          zh="应为 host:port（例如 127.0.0.1:8430）或端口号")
     return host or "127.0.0.1", int(port)

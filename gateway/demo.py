@@ -28,6 +28,7 @@ from types import FrameType
 
 import click
 
+from adapters.amqp.logs import quiet_pika
 from adapters.stores.sql import SqlStore
 from frontend_machine.agent import run_once
 from gateway.broker_node import STATE_FILE, LocalBroker
@@ -52,7 +53,7 @@ from gateway.demo_world import (
     gateway_config,
     provision,
 )
-from schemas.errors import ConfigError, ExgateError
+from schemas.errors import ConfigError, ExgateError, message_of
 
 __all__ = ["LEVELS", "NODES", "run_demo"]
 
@@ -107,7 +108,7 @@ def run_demo(workdir: Path, lang: str = "zh", cases: int = CASES) -> int:
             return 130
         except (ExgateError, OSError) as exc:
             logging.getLogger("exgate.demo").exception("demo failed")
-            _say("failed", lang, error=exc, log=demo.log)
+            _say("failed", lang, error=message_of(exc, lang), log=demo.log)
             return 1
         finally:
             _stop_broker(demo)
@@ -313,18 +314,17 @@ def _logging_to(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root, pika_logger = logging.getLogger(), logging.getLogger("pika")
-    saved = (root.level, pika_logger.level)
+    root = logging.getLogger()
+    saved = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    pika_logger.setLevel(logging.WARNING)
+    quiet_pika()
     try:
         yield
     finally:
         root.removeHandler(handler)
         handler.close()
-        root.setLevel(saved[0])
-        pika_logger.setLevel(saved[1])
+        root.setLevel(saved)
 
 
 @contextlib.contextmanager

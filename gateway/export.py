@@ -81,8 +81,9 @@ class ExportQuery:
         known = tuple(load_catalog().elements)
         unknown = [code for code in self.elements if code not in known]
         if unknown:
-            raise ConfigError(f"unknown element(s) {', '.join(unknown)}; use codes such as "
-                              f"{', '.join(known[:4])} …")
+            named, examples = ", ".join(unknown), ", ".join(known[:4])
+            raise ConfigError(f"unknown element(s) {named}; use codes such as {examples} …",
+                              zh=f"未知的要素 {named}；请使用要素代码，例如 {examples} …")
         return tuple(c for c in known if c in self.elements) if self.elements else known
 
     def to_json(self) -> dict[str, Any]:
@@ -127,10 +128,13 @@ def export_store(store: SqlStore, query: ExportQuery, out_dir: Path, *,
                  ) -> ExportResult:
     """Write the export and its manifest into ``out_dir`` (new or empty)."""
     if query.max_records_per_file < 1:
-        raise ConfigError("--max-records-per-file must be at least 1")
+        raise ConfigError("--max-records-per-file must be at least 1",
+                          zh="--max-records-per-file 至少为 1")
     if not _DIVISION.fullmatch(query.division):
         raise ConfigError(f"--division {query.division!r} is not a 6-digit GB/T 2260 code "
-                          "such as 430100")
+                          "such as 430100",
+                          zh=f"--division {query.division!r} 不是 6 位 GB/T 2260 行政区划代码"
+                             "（例如 430100）")
     codes = query.element_codes()
     _prepare(out_dir)
     started = clock()
@@ -161,16 +165,21 @@ def export_store(store: SqlStore, query: ExportQuery, out_dir: Path, *,
 
 
 def _prepare(out_dir: Path) -> None:
+    where = f"--out {out_dir}"
     if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir} is a file; give a new or empty folder")
+        raise ConfigError(f"{where} is a file; give a new or empty folder",
+                          zh=f"{where} 是一个文件；请给出新的或空的目录")
     try:
         if out_dir.is_dir() and any(out_dir.iterdir()):
-            raise ConfigError(f"--out {out_dir} is not empty; give a new or empty folder so "
-                              "the manifest describes every file in it")
+            raise ConfigError(f"{where} is not empty; give a new or empty folder so "
+                              "the manifest describes every file in it",
+                              zh=f"{where} 不是空目录；请给出新的或空的目录，"
+                                 "以便清单描述其中的每个文件")
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"--out {out_dir} cannot be used: {exc.strerror or exc}; give a "
-                          "new or empty folder") from exc
+        reason = exc.strerror or exc
+        raise ConfigError(f"{where} cannot be used: {reason}; give a new or empty folder",
+                          zh=f"{where} 无法使用：{reason}；请给出新的或空的目录") from exc
 
 
 # -- the read snapshot and the queries ----------------------------------------------------------

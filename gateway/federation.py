@@ -69,10 +69,10 @@ from adapters.amqp.topology import (
     check_division,
     declare_exchanges,
 )
-from gateway.config import redact
+from adapters.config_files import redact
 from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError
 from schemas.divisions import Level, level_of
-from schemas.errors import ConfigError, ExgateError, FatalError, RetriableError
+from schemas.errors import ConfigError, ExgateError, RetriableError, message_of
 
 __all__ = [
     "LinkResult",
@@ -119,7 +119,9 @@ def with_password(url: str) -> str:
     if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
         raise ConfigError(f"--upstream {redact(url)!r} must look like "
                           "amqp://USER@HOST:PORT/VHOST, the password in the URI or in "
-                          f"${PASSWORD_ENV}")
+                          f"${PASSWORD_ENV}",
+                          zh=f"--upstream {redact(url)!r} 应形如 amqp://USER@HOST:PORT/VHOST，"
+                             f"密码写在 URI 中或放在 ${PASSWORD_ENV}")
     secret = os.environ.get(PASSWORD_ENV)
     if parts.username and parts.password is None and secret:
         host = parts.hostname + (f":{parts.port}" if parts.port else "")
@@ -147,7 +149,8 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
     elif via == "shovel":
         names = _shovels_up(api, vhost, upstream_url, division, reconnect_delay)
     else:
-        raise ConfigError(f"--via {via!r}: choose federation or shovel")
+        raise ConfigError(f"--via {via!r}: choose federation or shovel",
+                          zh=f"--via {via!r}：请选择 federation 或 shovel")
     return LinkResult("up", via, division, redact(upstream_url), names, hops)
 
 
@@ -192,7 +195,10 @@ def _declare_uplink_queue(url: str, queue: str, exchange: str, key: str) -> None
         raise ConfigError(f"the upstream {redact(url)} refused to declare {queue}: "
                           f"{exc.reply_text}; start the lower level's broker with its "
                           f"topology and give the link user configure and write on {queue} "
-                          f"and read on {exchange} (grant_link_user)") from exc
+                          f"and read on {exchange} (grant_link_user)",
+                          zh=f"上游 {redact(url)} 拒绝声明 {queue}：{exc.reply_text}；请先启动"
+                             f"下级的消息服务器并声明其拓扑，再给链路用户 {queue} 的 configure 和 "
+                             f"write 权限以及 {exchange} 的 read 权限（grant_link_user）") from exc
     finally:
         with contextlib.suppress(px.AMQPError, OSError):
             connection.close()
@@ -274,18 +280,26 @@ def _local_uri(vhost: str) -> str:
     return "amqp://" if vhost == "/" else f"amqp:///{_q(vhost)}"
 
 
+# direction → (where the level is, who should link), and in Chinese (where, which way,
+# who should link).
+_WRONG_WAY = {"up": (("at or below", "upper"), ("等于或低于", "上行", "上级")),
+              "down": (("at or above", "lower"), ("等于或高于", "下行", "下级"))}
+
+
 def _refuse_wrong_way(api: ManagementApi, vhost: str, division: str, direction: str) -> None:
     """Records must go to a higher level, receipts to a lower one: no loop by mistake."""
     for level in _levels_here(api, vhost):
         below = _at_or_below(level, division)
         above = _at_or_below(division, level)
         if (direction == "up" and below) or (direction == "down" and above):
-            where = "at or below" if direction == "up" else "at or above"
+            where, where_zh = _WRONG_WAY[direction]
             raise ConfigError(
-                f"this broker serves level {level}, {where} {division}: linking "
+                f"this broker serves level {level}, {where[0]} {division}: linking "
                 f"{direction} would send traffic the wrong way (a loop with the reverse "
-                f"link). Run it on the broker of the {'upper' if direction == 'up' else 'lower'}"
-                " level instead")
+                f"link). Run it on the broker of the {where[1]} level instead",
+                zh=f"本消息服务器服务于层级 {level}，{where_zh[0]} {division}：建立"
+                   f"{where_zh[1]}链路会让数据走错方向（与反向链路形成环路）。请改在"
+                   f"{where_zh[2]}的消息服务器上执行")
 
 
 def _levels_here(api: ManagementApi, vhost: str) -> list[str]:
@@ -360,7 +374,7 @@ def run_link(*, upstream: str, division: str, direction: str = "up", via: str = 
     """``exgate broker link``: 0 declared, 1 broker or API failure, 2 usage or config."""
     def work() -> None:
         if direction == "down" and via != "federation":
-            raise ConfigError(_say("shovel-receipts", lang))
+            raise ConfigError(_say("shovel-receipts", "en"), zh=_say("shovel-receipts", "zh"))
         api = _admin_api(base, admin_url)
         url = with_password(upstream)
         if direction == "up":
@@ -385,12 +399,9 @@ def _admin_api(base: Path | None, admin_url: str | None) -> ManagementApi:
 def _guarded(lang: str, work: Callable[[], None]) -> int:
     try:
         work()
-    except (ConfigError, ValueError) as exc:
-        print(_say("error", lang, error=_scrub(str(exc))), file=sys.stderr)
-        return 2
-    except (ExgateError, FatalError) as exc:
-        print(_say("error", lang, error=_scrub(str(exc))), file=sys.stderr)
-        return 1
+    except (ExgateError, ValueError) as exc:
+        print(_say("error", lang, error=_scrub(message_of(exc, lang))), file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError | ValueError) else 1
     return 0
 
 

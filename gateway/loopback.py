@@ -47,7 +47,8 @@ def free_ports(count: int) -> list[int]:
             chosen.append(port)
             if len(chosen) == count:
                 return chosen
-    raise ConfigError(f"found no {count} free ports on {LOOPBACK} in {_PORT_FLOOR}-{top}")
+    raise ConfigError(f"found no {count} free ports on {LOOPBACK} in {_PORT_FLOOR}-{top}",
+                      zh=f"在 {LOOPBACK} 的 {_PORT_FLOOR}-{top} 范围内找不到 {count} 个空闲端口")
 
 
 def _ephemeral_low() -> int:

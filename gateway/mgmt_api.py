@@ -52,7 +52,9 @@ class ManagementApi:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.username:
             raise ConfigError("--admin-url must look like http://USER@HOST:PORT (the management "
-                              "plugin's address); put the password in EXGATE_ADMIN_PASSWORD")
+                              "plugin's address); put the password in EXGATE_ADMIN_PASSWORD",
+                              zh="--admin-url 应形如 http://USER@HOST:PORT（管理插件的地址）；"
+                                 "密码请放在 EXGATE_ADMIN_PASSWORD 中")
         netloc = parts.hostname or ""
         if parts.port:
             netloc += f":{parts.port}"
@@ -64,7 +66,9 @@ class ManagementApi:
     def from_broker(cls, broker: LocalBroker) -> ManagementApi:
         if broker.management_url is None:
             raise ConfigError(f"the broker in {broker.base_dir} runs without the management "
-                              "plugin; start it with management enabled")
+                              "plugin; start it with management enabled",
+                              zh=f"{broker.base_dir} 中的消息服务器未启用管理插件；"
+                                 "请在启用管理插件的情况下启动它")
         return cls(broker.management_url, broker.admin_user, broker.admin_password)
 
     def get(self, path: str) -> Any:
@@ -99,7 +103,8 @@ class ManagementApi:
             exc.close()
             detail = answer_text[:300]
             if exc.code == 401:
-                raise ConfigError(f"management API {self.root}: login refused") from exc
+                raise ConfigError(f"management API {self.root}: login refused",
+                                  zh=f"管理 API {self.root}：登录被拒绝") from exc
             raise ManagementError(f"{method} {path}: HTTP {exc.code} {detail}",
                                   status=exc.code, reason=_reason(answer_text)) from exc
         except (urllib.error.URLError, OSError) as exc:

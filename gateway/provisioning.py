@@ -41,7 +41,7 @@ from adapters.sealing import (
 )
 from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.registry import NodeEntry, Registry
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, located
 
 __all__ = [
     "CredentialsRefused",
@@ -98,7 +98,8 @@ def add_node(api: ManagementApi, registry: Registry, node_id: str, division: str
     check_node_id(node_id)
     check_division(division)
     if registry.get(node_id) is not None:
-        raise ConfigError(f"node {node_id} is already registered in {registry.path}")
+        raise ConfigError(f"node {node_id} is already registered in {registry.path}",
+                          zh=f"节点 {node_id} 已在 {registry.path} 中登记")
     keys = generate_node_keys(node_id, 1)
     login = BrokerLogin(broker_user_name(node_id), secrets.token_urlsafe(24))
     api.put(f"users/{quote(login.user, safe='')}", {"password": login.password, "tags": ""})
@@ -153,7 +154,8 @@ def rotate_node_key(registry: Registry, node_id: str, out: Path) -> NodeEntry:
     """
     entry = registry.get(node_id)
     if entry is None:
-        raise ConfigError(f"node {node_id!r} is not registered in {registry.path}")
+        raise ConfigError(f"node {node_id!r} is not registered in {registry.path}",
+                          zh=f"节点 {node_id!r} 未在 {registry.path} 中登记")
     login = _own_login(entry, out)
     keys = generate_node_keys(node_id, entry.key_version + 1)
     # Every key the agent may load from ``out`` must be in the registry first, or its
@@ -170,17 +172,19 @@ def rotate_node_key(registry: Registry, node_id: str, out: Path) -> NodeEntry:
     except BaseException as exc:
         staged.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise ConfigError(f"node {node_id}: key not rotated ({exc}); nothing changed")\
-                from exc
+            raise located(f"node {node_id}", f"key not rotated ({exc}); nothing changed",
+                          f"密钥未更换（{exc}）；未做任何修改", where_zh=f"节点 {node_id}") from exc
         raise
     try:
         os.replace(staged, out)
     except OSError as exc:
         staged.unlink(missing_ok=True)
         registry.withdraw(node_id, keys.key_version)
-        raise ConfigError(f"{out}: cannot replace the credentials file ({exc.strerror}); "
-                          f"key version {keys.key_version} was taken out of the registry "
-                          "again, nothing changed") from exc
+        raise located(str(out), f"cannot replace the credentials file ({exc.strerror}); "
+                      f"key version {keys.key_version} was taken out of the registry again, "
+                      "nothing changed",
+                      f"无法替换凭据文件（{exc.strerror}）；密钥版本 {keys.key_version} 已从登记簿"
+                      "撤回，未做任何修改") from exc
     return rotated
 
 

@@ -34,7 +34,7 @@ from adapters.sealing import (
     encode_dek,
     encode_verify_key,
 )
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, located, wrapped
 from schemas.times import BEIJING
 
 __all__ = ["EntryError", "KeyEntry", "NodeEntry", "Registry", "RegistryScan", "UnreadableEntry"]
@@ -44,12 +44,14 @@ DISABLED = "disabled"
 
 
 class EntryError(ConfigError):
-    """A registry file that is no readable node entry; ``reason`` says why."""
+    """A registry file that is no readable node entry; ``reason`` says why (in Chinese:
+    ``reason_zh``)."""
 
-    def __init__(self, file: Path, reason: str) -> None:
-        super().__init__(f"{file}: {reason}")
+    def __init__(self, file: Path, reason: str, reason_zh: str) -> None:
+        super().__init__(f"{file}: {reason}", zh=f"{file}：{reason_zh}")
         self.file = file
         self.reason = reason
+        self.reason_zh = reason_zh
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +99,11 @@ class NodeEntry:
             entry = cls(str(data["node_id"]), str(data["division"]), str(data["broker_user"]),
                         str(data["status"]), keys)
         except (KeyError, TypeError, ValueError) as exc:
-            raise EntryError(where, f"not a node registry entry ({exc!r} missing or bad)")\
-                from exc
+            raise EntryError(where, f"not a node registry entry ({exc!r} missing or bad)",
+                             f"不是节点登记条目（{exc!r} 缺失或有误）") from exc
         if entry.status not in (ACTIVE, DISABLED):
-            raise EntryError(where, f"status {entry.status!r} is not active or disabled")
+            raise EntryError(where, f"status {entry.status!r} is not active or disabled",
+                             f"状态 {entry.status!r} 既不是 active 也不是 disabled")
         return entry
 
 
@@ -157,8 +160,9 @@ class Registry:
             return NodeVerifier(node_id, key.version, decode_verify_key(key.verify_key),
                                 decode_dek(key.dek))
         except ConfigError as exc:
-            raise ConfigError(f"{self._file(node_id)}: key version {key_version}: {exc}")\
-                from exc
+            file = self._file(node_id)
+            raise wrapped(f"{file}: key version {key_version}", exc,
+                         where_zh=f"{file}：密钥版本 {key_version}") from exc
 
     def scan(self) -> RegistryScan:
         """Every entry of the folder that reads, and every ``*.json`` file that does not."""
@@ -196,7 +200,9 @@ class Registry:
         check_division(division)
         if self.get(node_id) is not None:
             raise ConfigError(f"node {node_id} is already registered in {self.path}; use "
-                              f"`exgate node rotate-key {node_id}` for new keys")
+                              f"`exgate node rotate-key {node_id}` for new keys",
+                              zh=f"节点 {node_id} 已在 {self.path} 中登记；如需新密钥，请用 "
+                                 f"`exgate node rotate-key {node_id}`")
         entry = NodeEntry(node_id, division, broker_user, ACTIVE, (_key_entry(verifier),))
         self._write(entry)
         return entry
@@ -215,8 +221,10 @@ class Registry:
         """Add a newer key version; older versions stay valid for batches in flight."""
         entry = self._require(node_id)
         if verifier.key_version <= entry.key_version:
-            raise ConfigError(f"node {node_id}: new key version {verifier.key_version} must "
-                              f"be above {entry.key_version}")
+            raise located(f"node {node_id}", f"new key version {verifier.key_version} must "
+                          f"be above {entry.key_version}",
+                          f"新密钥版本 {verifier.key_version} 必须大于 {entry.key_version}",
+                          where_zh=f"节点 {node_id}")
         entry = replace(entry, keys=(*entry.keys, _key_entry(verifier)))
         self._write(entry)
         return entry
@@ -234,7 +242,9 @@ class Registry:
         entry = self.get(node_id)
         if entry is None:
             raise ConfigError(f"node {node_id!r} is not registered in {self.path}; "
-                              "see `exgate node list`")
+                              "see `exgate node list`",
+                              zh=f"节点 {node_id!r} 未在 {self.path} 中登记；请查看 "
+                                 "`exgate node list`")
         return entry
 
     def _file(self, node_id: str) -> Path:
@@ -244,10 +254,12 @@ class Registry:
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise EntryError(file, f"cannot read node entry: {exc}") from exc
+            raise EntryError(file, f"cannot read node entry: {exc}",
+                             f"无法读取节点登记条目：{exc}") from exc
         entry = NodeEntry.from_json(data, file)
         if entry.node_id != file.stem:
-            raise EntryError(file, f"holds node {entry.node_id!r}, not {file.stem!r}")
+            raise EntryError(file, f"holds node {entry.node_id!r}, not {file.stem!r}",
+                             f"存放的是节点 {entry.node_id!r}，而不是 {file.stem!r}")
         return entry
 
     def _write(self, entry: NodeEntry) -> None:

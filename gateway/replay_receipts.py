@@ -24,7 +24,7 @@ import pika
 import pika.exceptions as px
 
 from adapters.amqp.topology import RECEIPTS_EXCHANGE
-from gateway.config import redact
+from adapters.config_files import redact
 from gateway.pipeline import Outcome
 
 __all__ = ["BrokerReceipts"]

@@ -49,7 +49,9 @@ def run_status(config_path: Path, as_json: bool, lang: str,
         report = StatusSource(store, config.division, config.status,
                               registry_path=config.registry_path).report()
     except ExgateError as exc:
-        errors.print(f"exgate status: {exc} (has `exgate gateway run` migrated this store?)",
+        hint = (" (has `exgate gateway run` migrated this store?)" if lang == "en" else
+                "（此监察库是否已由 `exgate gateway run` 建好表？）")
+        errors.print(f"exgate status: {error_detail(exc, lang)}{hint}",
                      markup=False, soft_wrap=True, highlight=False)
         return 1
     finally:

@@ -161,12 +161,13 @@ def load_catalog(version: int = CURRENT_VERSION) -> SchemaCatalog:
     path = SCHEMA_DIR / f"exchange-{version}.xsd"
     if not path.is_file():
         known = ", ".join(str(v) for v in _shipped_versions()) or "none"
-        raise ConfigError(f"schema version {version} is not shipped (known: {known})")
+        raise ConfigError(f"schema version {version} is not shipped (known: {known})",
+                          zh=f"未随附第 {version} 版模式（已有：{known}）")
     try:
         model = xmlschema.XMLSchema(str(path))
         compiled = etree.XMLSchema(etree.parse(str(path)))
     except (xmlschema.XMLSchemaException, etree.LxmlError) as exc:
-        raise ConfigError(f"cannot compile {path}: {exc}") from exc
+        raise ConfigError(f"cannot compile {path}: {exc}", zh=f"无法编译 {path}：{exc}") from exc
     namespace = model.target_namespace
     elements = {}
     for element in model.elements.values():
@@ -200,11 +201,13 @@ def _element_spec(element: xmlschema.XsdElement) -> ElementSpec | None:
 def _field_specs(element: xmlschema.XsdElement) -> dict[str, FieldSpec]:
     content = getattr(element.type, "content", None)
     if content is None or not hasattr(content, "iter_elements"):
-        raise ConfigError(f"element {element.local_name} has no field list in the schema")
+        raise ConfigError(f"element {element.local_name} has no field list in the schema",
+                          zh=f"模式中的元素 {element.local_name} 没有字段列表")
     fields = {}
     for child in content.iter_elements():
         if not isinstance(child, xmlschema.XsdElement) or child.local_name is None:
-            raise ConfigError(f"element {element.local_name}: only named fields are allowed")
+            raise ConfigError(f"element {element.local_name}: only named fields are allowed",
+                              zh=f"元素 {element.local_name}：只允许具名字段")
         own = child.type
         base = own.base_type
         type_name = own.local_name or (base.local_name if base is not None else None)

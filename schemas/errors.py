@@ -10,6 +10,8 @@ boundary with ``raise ... from exc``, so callers never catch driver exceptions.
 
 ``str(error)`` is English, for logs and JSON. An error an operator meets at the CLI may
 also carry its Simplified Chinese text (``zh``), which ``message`` gives by default.
+``located`` and ``wrapped`` build a ``ConfigError`` that names where it happened in both
+languages; ``wrapped`` keeps the Chinese of the error it wraps.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ __all__ = [
     "RejectedBatch",
     "RejectedRecord",
     "RetriableError",
+    "located",
+    "message_of",
+    "wrapped",
 ]
 
 
@@ -51,6 +56,26 @@ class FileNotThere(ConfigError):
                          zh=f"未找到{what_zh}：{path}（请检查配置中的 {key}；"
                             f"此命令不会新建{what_zh}）")
         self.path = path
+
+
+def message_of(exc: BaseException, lang: str) -> str:
+    """``exc.message(lang)`` for our own errors; any other exception speaks English only."""
+    return exc.message(lang) if isinstance(exc, ExgateError) else str(exc)
+
+
+def located(where: str, problem: str, problem_zh: str, *,
+            where_zh: str | None = None) -> ConfigError:
+    """``where: problem`` in English and ``where：problem_zh`` in Chinese.
+
+    ``where`` (a file, ``[table] key``, an option) reads the same in both unless
+    ``where_zh`` says otherwise.
+    """
+    return ConfigError(f"{where}: {problem}", zh=f"{where_zh or where}：{problem_zh}")
+
+
+def wrapped(where: str, inner: BaseException, *, where_zh: str | None = None) -> ConfigError:
+    """``inner`` with its context ``where`` in front; its Chinese survives the wrapping."""
+    return located(where, str(inner), message_of(inner, "zh"), where_zh=where_zh)
 
 
 class RetriableError(ExgateError):

@@ -93,7 +93,9 @@ def source_engine(options: DatabaseOptions) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, **engine_options(url, options))
     except (NoSuchModuleError, ImportError) as exc:
         raise ConfigError(f"'url': no driver for {url.drivername!r} ({exc}); install it "
-                          f"or name an installed driver, such as oracle+oracledb://") from exc
+                          f"or name an installed driver, such as oracle+oracledb://",
+                          zh=f"'url'：没有 {url.drivername!r} 的驱动（{exc}）；请安装它，"
+                             f"或改用已安装的驱动，例如 oracle+oracledb://") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _decode_leniently)
     return engine
@@ -112,7 +114,9 @@ def source_url(options: DatabaseOptions) -> URL:
         password = Path(options.password_file).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"'password_file' {options.password_file}: cannot read it: "
-                          f"{exc}") from exc
+                          f"{exc}",
+                          zh=f"'password_file' {options.password_file}：无法读取：{exc}") \
+            from exc
     return url.set(password=password)
 
 
@@ -122,7 +126,8 @@ def engine_options(url: URL, options: DatabaseOptions) -> dict[str, Any]:
     if not wants_thick:
         return {}
     if url.get_backend_name() != "oracle":
-        raise ConfigError("'oracle_thick' and 'oracle_client_lib' apply to Oracle URLs only")
+        raise ConfigError("'oracle_thick' and 'oracle_client_lib' apply to Oracle URLs only",
+                          zh="'oracle_thick' 和 'oracle_client_lib' 只适用于 Oracle 的 URL")
     if url.get_driver_name() != "oracledb":
         # cx_Oracle always uses the client libraries; it finds them itself.
         return {}

@@ -32,10 +32,12 @@ class FolderOptions:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(options) - known)
         if unknown:
-            raise ConfigError(f"unknown key {unknown[0]!r} (folder sources take: "
-                              f"{', '.join(sorted(known))})")
+            keys = ", ".join(sorted(known))
+            raise ConfigError(f"unknown key {unknown[0]!r} (folder sources take: {keys})",
+                              zh=f"未知的配置项 {unknown[0]!r}（folder 类型的数据源可用：{keys}）")
         if not isinstance(options.get("path"), str | Path) or not str(options["path"]):
-            raise ConfigError("key 'path' is required: the drop folder holding inbox/")
+            raise ConfigError("key 'path' is required: the drop folder holding inbox/",
+                              zh="必须设置配置项 'path'：含有 inbox/ 的投递目录")
         values: dict[str, Any] = {"path": Path(options["path"])}
         for key, low in (("stable_seconds", 0.0), ("rescan_seconds", 0.01)):
             if key in options:
@@ -45,11 +47,14 @@ class FolderOptions:
                 values[key] = int(_number(options[key], key, 1))
         observer = options.get("observer", "native")
         if observer not in _OBSERVERS:
-            raise ConfigError(f"key 'observer' is {observer!r}; use one of {', '.join(_OBSERVERS)}")
+            choices = ", ".join(_OBSERVERS)
+            raise ConfigError(f"key 'observer' is {observer!r}; use one of {choices}",
+                              zh=f"配置项 'observer' 为 {observer!r}；请使用以下之一：{choices}")
         return cls(observer=observer, **values)
 
 
 def _number(value: Any, key: str, low: float) -> float:
     if not is_number(value, low):
-        raise ConfigError(f"key {key!r} is {value!r}; it must be a number >= {low}")
+        raise ConfigError(f"key {key!r} is {value!r}; it must be a number >= {low}",
+                          zh=f"配置项 {key!r} 为 {value!r}；必须是 >= {low} 的数值")
     return float(value)

@@ -126,7 +126,8 @@ class SqlStore:
         try:
             self._engine = _create_engine(self.url, sqlite_busy_s, create)
         except (sa_exc.NoSuchModuleError, ImportError, sa_exc.ArgumentError) as exc:
-            raise ConfigError(f"store url {self.redacted_url}: {exc}") from exc
+            raise ConfigError(f"store url {self.redacted_url}: {exc}",
+                              zh=f"监察库 URL {self.redacted_url}：{exc}") from exc
         self.schema: StoreSchema = store_schema(self._engine.dialect.name)
         self._writers: dict[str, ElementWriter] = {}
         self._write_turn: AbstractContextManager[Any] = (

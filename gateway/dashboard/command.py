@@ -17,7 +17,7 @@ from adapters.stores.sql import SqlStore
 from gateway.config import GatewayConfig, load_config, parse_listen
 from gateway.dashboard.server import DashboardServer
 from gateway.status_source import StatusSource
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, wrapped
 
 __all__ = ["DEFAULT_LISTEN", "REPORT_CACHE_S", "ListenError", "open_dashboard", "run_dashboard"]
 
@@ -38,15 +38,17 @@ def open_dashboard(config: GatewayConfig, store: SqlStore, listen: str | None = 
     """
     try:
         host, port = parse_listen(listen or config.dashboard_listen or DEFAULT_LISTEN)
-    except ValueError as exc:
-        raise ConfigError(f"dashboard listen {listen!r}: {exc}") from exc
+    except ConfigError as exc:
+        raise wrapped(f"dashboard listen {listen!r}", exc,
+                     where_zh=f"看板监听地址 {listen!r}") from exc
     source = StatusSource(store, config.division, config.status,
                           registry_path=config.registry_path, cache_s=REPORT_CACHE_S)
     try:
         return DashboardServer(source, host, port, refresh_s=config.dashboard_refresh_s,
                                connected=connected)
     except OSError as exc:
-        raise ListenError(f"dashboard cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise ListenError(f"dashboard cannot listen on {host}:{port}: {exc.strerror}",
+                          zh=f"看板无法监听 {host}:{port}：{exc.strerror}") from exc
 
 
 def run_dashboard(config_path: Path, listen: str | None = None) -> int:

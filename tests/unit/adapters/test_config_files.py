@@ -1,0 +1,40 @@
+"""Passwords never reach a log line or an error message."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.config_files import redact
+from adapters.frontdb import engine_url
+from schemas.errors import ConfigError
+
+
+@pytest.mark.parametrize("password", ["Tr0ub4dor@x9", "a:b", "p/ss", "p#ss@", "@:/?#@"])
+@pytest.mark.parametrize("scheme", ["amqp", "amqps", "postgresql+psycopg"])
+def test_redact_masks_the_whole_password_whatever_it_holds(scheme: str, password: str) -> None:
+    url = f"{scheme}://gateway:{password}@127.0.0.1:5672/exgate"
+    assert redact(url) == f"{scheme}://gateway:***@127.0.0.1:5672/exgate"
+
+
+@pytest.mark.parametrize("url", ["amqp://gateway@mq/exgate", "amqp://mq:5672/exgate",
+                                 "sqlite:///var/lib/exgate/store.db"])
+def test_redact_leaves_a_url_without_a_password_alone(url: str) -> None:
+    assert redact(url) == url
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("exgate:s3cr@t@db.example:5432/front", "exgate:***@db.example:5432/front"),
+    ("postgresql//exgate:s3cr@t@db/front", "postgresql//exgate:***@db/front"),
+])
+def test_redact_masks_a_password_in_a_url_that_lost_its_scheme(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+@pytest.mark.parametrize("url", ["postgresql://exgate:s3cr@t@db:54x2/front",
+                                 "exgate:s3cr@t@db/front"])
+def test_a_database_url_that_does_not_parse_is_named_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        engine_url(url)
+    for text in (str(caught.value), caught.value.message("zh")):
+        assert "not a database URL" in text or "不是数据库 URL" in text
+        assert "s3cr" not in text and "exgate:***@" in text
