@@ -145,7 +145,8 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
             print(_say("row", lang, node=entry.node_id, division=entry.division,
                        status=entry.status, version=entry.key_version, user=entry.broker_user))
         for bad in scan.unreadable:
-            print(_say("unreadable", lang, file=bad.file, reason=bad.reason), file=sys.stderr)
+            print(_say("unreadable", lang, file=bad.file, reason=bad.reason_in(lang)),
+                  file=sys.stderr)
         return 2 if scan.unreadable else 0
 
     def disable() -> None:

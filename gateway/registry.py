@@ -110,7 +110,11 @@ class NodeEntry:
 @dataclass(frozen=True, slots=True)
 class UnreadableEntry:
     file: Path
-    reason: str
+    reason: str       # English, as logs and JSON carry it
+    reason_zh: str
+
+    def reason_in(self, lang: str) -> str:
+        return self.reason if lang == "en" else self.reason_zh
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +175,9 @@ class Registry:
         try:
             names = sorted(e.name for e in os.scandir(self.path) if e.name.endswith(".json"))
         except OSError as exc:
-            return RegistryScan((), (UnreadableEntry(self.path, f"cannot list the folder: "
-                                                                f"{exc.strerror}"),))
+            return RegistryScan((), (UnreadableEntry(
+                self.path, f"cannot list the folder: {exc.strerror}",
+                f"无法列出文件夹：{exc.strerror}"),))
         entries: list[NodeEntry] = []
         unreadable: list[UnreadableEntry] = []
         for name in names:
@@ -180,12 +185,14 @@ class Registry:
             try:
                 entry = self.get(check_node_id(name.removesuffix(".json")))
             except ValueError:
-                unreadable.append(UnreadableEntry(file, "the file name is not a node ID "
-                                                        "(1-64 of [0-9A-Za-z_-])"))
+                unreadable.append(UnreadableEntry(
+                    file, "the file name is not a node ID (1-64 of [0-9A-Za-z_-])",
+                    "文件名不是节点 ID（1 至 64 个 [0-9A-Za-z_-] 字符）"))
             except EntryError as exc:
-                unreadable.append(UnreadableEntry(exc.file, exc.reason))
+                unreadable.append(UnreadableEntry(exc.file, exc.reason, exc.reason_zh))
             except OSError as exc:
-                unreadable.append(UnreadableEntry(file, f"cannot read: {exc.strerror}"))
+                unreadable.append(UnreadableEntry(file, f"cannot read: {exc.strerror}",
+                                                  f"无法读取：{exc.strerror}"))
             else:
                 if entry is not None:  # None: removed since the folder was listed
                     entries.append(entry)

@@ -109,7 +109,7 @@ def _node_line(node: NodeStatus, lang: str) -> Text:
 def _degraded(report: StatusReport, lang: str) -> Text:
     text = Text(t("degraded", lang, n=len(report.registry_errors)), STYLES["red"])
     for bad in report.registry_errors:
-        text.append(f"\n   {printable(f'{bad.file}: {bad.reason}')}", "red")
+        text.append(f"\n   {printable(f'{bad.file}: {bad.reason_in(lang)}')}", "red")
     return text
 
 

@@ -96,7 +96,7 @@ def _degraded(report: StatusReport, lang: str) -> str:
     if not report.degraded:
         return ""
     files = "".join(f'<li class="mono" data-file="{_e(bad.file)}">{_e(bad.file)}: '
-                    f'{_e(bad.reason)}</li>' for bad in report.registry_errors)
+                    f'{_e(bad.reason_in(lang))}</li>' for bad in report.registry_errors)
     return (f'<section class="banner" id="degraded" role="alert" '
             f'data-files="{len(report.registry_errors)}"><strong>'
             f'{_e(t("degraded", lang, n=len(report.registry_errors)))}</strong>'

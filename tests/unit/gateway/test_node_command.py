@@ -60,9 +60,13 @@ def test_rotate_key_keeps_the_broker_password(
     assert Registry(registry).get("furong-01").key_version == 2
 
 
-@pytest.mark.parametrize(("lang", "words"), [("zh", "无法读取"), ("en", "unreadable")])
+@pytest.mark.parametrize(("lang", "words", "reasons"), [
+    ("zh", "无法读取", ("文件名不是节点 ID", "不是节点登记条目", "无法读取节点登记条目")),
+    ("en", "unreadable", ("not a node ID", "not a node registry entry",
+                          "cannot read node entry"))])
 def test_node_list_lists_the_good_entries_and_names_the_bad_ones(
-        registry: Path, capsys: pytest.CaptureFixture[str], lang: str, words: str) -> None:
+        registry: Path, capsys: pytest.CaptureFixture[str], lang: str, words: str,
+        reasons: tuple[str, str, str]) -> None:
     (registry / "zz-broken.json").write_text("{")
     (registry / "yy-other.json").write_text('{"node_id": "yy-other"}')
     (registry / "not a node.json").write_text("{}")
@@ -71,9 +75,9 @@ def test_node_list_lists_the_good_entries_and_names_the_bad_ones(
     assert [line.split("\t")[0] for line in out.splitlines()] == ["furong-01", "tianxin-01"]
     lines = err.splitlines()
     assert len(lines) == 3 and all(words in line for line in lines)
-    assert "not a node.json" in lines[0] and "not a node ID" in lines[0]
-    assert "yy-other.json" in lines[1] and "not a node registry entry" in lines[1]
-    assert "zz-broken.json" in lines[2] and "cannot read node entry" in lines[2]
+    assert "not a node.json" in lines[0] and reasons[0] in lines[0]
+    assert "yy-other.json" in lines[1] and reasons[1] in lines[1]
+    assert "zz-broken.json" in lines[2] and reasons[2] in lines[2]
 
 
 def test_node_list_of_a_sound_registry_exits_0(registry: Path,

@@ -321,16 +321,20 @@ def test_every_failed_batch_listed_leaves_no_note() -> None:
     assert 'id="failed-more"' not in render_page(result, "zh", 30)
 
 
-@pytest.mark.parametrize(("lang", "words"), [("zh", "状态不完整：2 个节点登记文件无法读取"),
-                                             ("en", "Incomplete status: 2 node registry")])
-def test_a_degraded_report_says_so_in_a_banner_naming_each_file(lang: str, words: str) -> None:
-    errors = (UnreadableEntry(Path("/srv/registry/a.json"), "cannot read node entry: bad"),
-              UnreadableEntry(Path("/srv/registry/<b>.json"), "not a node entry"))
+@pytest.mark.parametrize(("lang", "words", "a", "b"), [
+    ("zh", "状态不完整：2 个节点登记文件无法读取", "无法读取节点登记：bad", "不是节点登记"),
+    ("en", "Incomplete status: 2 node registry", "cannot read node entry: bad",
+     "not a node entry")])
+def test_a_degraded_report_says_so_in_a_banner_naming_each_file(
+        lang: str, words: str, a: str, b: str) -> None:
+    errors = (UnreadableEntry(Path("/srv/registry/a.json"), "cannot read node entry: bad",
+                              "无法读取节点登记：bad"),
+              UnreadableEntry(Path("/srv/registry/<b>.json"), "not a node entry", "不是节点登记"))
     result = replace(report([FURONG]), registry_errors=errors)
     page = render_page(result, lang, 30)
     assert 'id="degraded"' in page and 'data-files="2"' in page and words in page
-    assert "/srv/registry/a.json: cannot read node entry: bad" in page
-    assert "/srv/registry/&lt;b&gt;.json: not a node entry" in page
+    assert f"/srv/registry/a.json: {a}" in page
+    assert f"/srv/registry/&lt;b&gt;.json: {b}" in page
     assert 'id="degraded"' not in render_page(report([FURONG]), lang, 30)
 
 

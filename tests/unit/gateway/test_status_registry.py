@@ -63,15 +63,17 @@ def test_a_sound_registry_is_not_degraded(sqlite_store: SqlStore, registry: Regi
     assert not report.degraded and report_json(report)["registry_errors"] == []
 
 
-@pytest.mark.parametrize(("lang", "words"), [("zh", "状态不完整"), ("en", "Incomplete status")])
+@pytest.mark.parametrize(("lang", "words", "reason"), [
+    ("zh", "状态不完整", "无法读取节点登记条目"), ("en", "Incomplete status", "cannot read node entry")])
 def test_exgate_status_says_it_is_degraded(sqlite_store: SqlStore, registry: Registry,
-                                           tmp_path: Path, lang: str, words: str) -> None:
+                                           tmp_path: Path, lang: str, words: str,
+                                           reason: str) -> None:
     fill_store(sqlite_store)
     path = config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
     console = Console(record=True, width=400, color_system=None)
     assert run_status(path, False, lang, console=console) == 0
     text = console.export_text()
-    assert words in text and "zz-broken.json: cannot read node entry" in text
+    assert words in text and f"zz-broken.json: {reason}" in text
     assert "yuelu-01" in text
     console = Console(record=True, width=400, color_system=None)
     assert run_status(path, True, lang, console=console) == 0
