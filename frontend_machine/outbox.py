@@ -16,28 +16,35 @@ a mistyped path is ``OutboxNotFound`` instead of a new, empty journal.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from adapters.sources.base import Chunk, Origin
+from adapters.sources.base import Chunk
 from frontend_machine.outbox_batches import BatchInfo, BatchState, Depth, plan_batches
-from frontend_machine.outbox_schema import configure, migrate
-from schemas.errors import FatalError, FileNotThere, RetriableError
-from schemas.issues import Issue
-from schemas.records import Record
+from frontend_machine.outbox_budget import disk_bytes, drop_stored_payloads, forget_stored
+from frontend_machine.outbox_connection import (
+    OutboxBroken,
+    OutboxNotFound,
+    connect,
+    mapped,
+    transaction,
+)
+from frontend_machine.outbox_journal import (
+    insert_file_issues,
+    insert_records,
+    insert_reject,
+    record_row,
+)
+from schemas.errors import FatalError
 from schemas.times import BEIJING
-from schemas.writer import record_xml
 
 __all__ = [
     "ALL_LEVELS", "BatchInfo", "BatchState", "Depth", "JournalResult", "Outbox", "OutboxBroken",
@@ -45,7 +52,6 @@ __all__ = [
 ]
 
 ALL_LEVELS = ("province", "city", "county")
-_PRUNE_BATCHES = 20  # per transaction: each batch holds up to batch_max_records rows
 Clock = Callable[[], float]
 
 
@@ -80,21 +86,7 @@ class Outbox:
         self._clock = clock
         self._monotonic = monotonic
         self._future_oldest: tuple[float, float] | None = None  # (stamp, first seen)
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        elif not self.path.is_file():
-            raise OutboxNotFound(self.path)
-        else:
-            # mode=rw: a file removed after the check above is an error, not a new journal.
-            self._db = sqlite3.connect(f"file:{quote(str(self.path.absolute()))}?mode=rw",
-                                       uri=True, isolation_level=None, timeout=30.0)
-        try:
-            configure(self._db)
-            migrate(self._db)
-        except (sqlite3.Error, RuntimeError) as exc:
-            self._db.close()
-            raise OutboxBroken(f"cannot open outbox {self.path}: {exc}") from exc
+        self._db = connect(self.path, create)
 
     def close(self) -> None:
         self._db.close()
@@ -116,13 +108,13 @@ class Outbox:
                                " hands it out again"):
             for origin, check in chunk.checks:
                 if check.record is None:
-                    self._insert_reject(source, origin, check.element, check.issues, now)
+                    insert_reject(self._db, source, origin, check.element, check.issues, now)
                     rejected += 1
                     continue
-                rows.append(_record_row(source, origin, check.record, now))
-            counts = self._insert_records(rows) if rows else {}
+                rows.append(record_row(source, origin, check.record, now))
+            counts = insert_records(self._db, rows) if rows else {}
             if chunk.file_issues:
-                self._insert_file_issues(source, chunk.file_issues, now)
+                insert_file_issues(self._db, source, chunk.file_issues, now)
             if chunk.progress:
                 self._save_state(source, dict(chunk.progress), now)
         def total(kind: str) -> int:
@@ -130,62 +122,6 @@ class Outbox:
 
         return JournalResult(total("added"), total("duplicates"), rejected, total("conflicts"),
                              counts)
-
-    def _insert_records(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, dict[str, int]]:
-        """Insert the rows in order with one ``executemany``; tally them by element.
-
-        A row the unique identity refuses is a duplicate. Every row inserted gets a
-        ``seq`` above the highest one before (AUTOINCREMENT, one writer inside BEGIN
-        IMMEDIATE), so the rows above it are exactly the ones added. A new row is a
-        conflict when an earlier row has its identity with another digest, as if the
-        rows had been inserted and checked one by one.
-        """
-        before = self._db.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
-        inserted = self._db.executemany(_INSERT_RECORD, rows).rowcount
-        counts: dict[str, dict[str, int]] = {}
-        for row in rows:  # every record as a duplicate first, in chunk order
-            tally = counts.setdefault(row[0], {"added": 0, "duplicates": 0, "conflicts": 0})
-            tally["duplicates"] += 1
-        for element, added in self._added_by_element(counts, inserted, before):
-            counts[element]["added"] = added
-            counts[element]["duplicates"] -= added
-        conflicts = self._db.execute(_NEW_CONFLICTS, (before,)).fetchall()
-        for _, element in conflicts:
-            counts[element]["conflicts"] += 1
-        if conflicts:
-            self._db.executemany("UPDATE records SET conflict = 1 WHERE seq = ?",
-                                 [(seq,) for seq, _ in conflicts])
-        return counts
-
-    def _added_by_element(self, counts: Mapping[str, Any], inserted: int,
-                          before: int) -> Iterable[tuple[str, int]]:
-        """(element, rows added) after an insert of ``inserted`` rows above seq ``before``.
-
-        A chunk of one element (every database page) needs no query: the rows the
-        ``executemany`` inserted are all of that element.
-        """
-        if len(counts) == 1:
-            return ((next(iter(counts)), inserted),)
-        return self._db.execute(
-            "SELECT element, count(*) FROM records WHERE seq > ? GROUP BY element", (before,))
-
-    def _insert_reject(self, source: str, origin: Origin, element: str | None,
-                       issues: Sequence[Issue], now: float) -> None:
-        issues_json = json.dumps([i.to_json("zh") for i in issues], ensure_ascii=False)
-        # Re-reading a source after a crash yields the same reject again: keep one.
-        self._db.execute(
-            "INSERT OR IGNORE INTO rejects (source, origin, line, element, issues, digest,"
-            " rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (source, origin.locator, origin.line, element, issues_json,
-             _text_digest(issues_json), now))
-
-    def _insert_file_issues(self, source: str, issues: Sequence[Any], now: float) -> None:
-        """One reject row per file (a chunk may complete several small files)."""
-        by_file: dict[str, list[Issue]] = {}
-        for issue in issues:
-            by_file.setdefault(getattr(issue, "file", None) or source, []).append(issue)
-        for locator, file_issues in by_file.items():
-            self._insert_reject(source, Origin(source, locator, None), None, file_issues, now)
 
     def _save_state(self, source: str, progress: dict[str, Any], now: float) -> None:
         self._db.execute(
@@ -377,15 +313,8 @@ class Outbox:
         return self._monotonic() - self._future_oldest[1]
 
     def disk_bytes(self) -> int:
-        """Bytes the journal holds: its pages in use plus the WAL file.
-
-        Free pages are left out: SQLite reuses them before the file grows, and the file
-        never shrinks, so its size would keep an agent over budget after room was made.
-        """
-        page_size, pages, free = (
-            int(self._db.execute(f"PRAGMA {name}").fetchone()[0])
-            for name in ("page_size", "page_count", "freelist_count"))
-        return (pages - free) * page_size + _file_size(Path(f"{self.path}-wal"))
+        """Bytes the journal holds: its pages in use plus the WAL file (``disk_bytes``)."""
+        return disk_bytes(self._db, self.path)
 
     def over_budget(self) -> bool:
         return self.budget_bytes is not None and self.disk_bytes() > self.budget_bytes
@@ -402,37 +331,12 @@ class Outbox:
         arrives, the rewrite of a whole batch would make exactly the receipt that frees
         room fail there.
         """
-        # A batch gives up all its payloads in one transaction, so its first record says
-        # whether it still has them: one index look-up per stored batch, not a scan.
-        with_payloads = ("SELECT batch_id FROM batches b WHERE state = 'stored' AND"
-                         " (SELECT payload IS NOT NULL FROM records r WHERE r.batch_id ="
-                         " b.batch_id ORDER BY seq LIMIT 1) LIMIT ?")
-        while True:
-            with self._transaction("dropping the payloads of stored batches: the others keep"
-                                   " theirs until the next try"):
-                batch_ids = [batch_id for batch_id, in self._db.execute(
-                    with_payloads, (_PRUNE_BATCHES,)).fetchall()]
-                if batch_ids:
-                    _drop_payloads(self._db, ",".join("?" * len(batch_ids)), tuple(batch_ids))
-            if len(batch_ids) < _PRUNE_BATCHES:
-                break
-        cutoff = self._clock() - keep_stored_seconds
-        expired = ("SELECT batch_id FROM batches WHERE state = 'stored' AND created_at < ?"
-                   " AND finished_at < ? LIMIT ?")
-        pruned = 0
-        while True:
-            with self._transaction("pruning stored batches: nothing more was pruned"):
-                batch_ids = [(batch_id,) for batch_id, in self._db.execute(
-                    expired, (cutoff, cutoff, _PRUNE_BATCHES)).fetchall()]
-                for table in ("records", "receipts", "batches"):
-                    self._db.executemany(f"DELETE FROM {table} WHERE batch_id = ?", batch_ids)
-            pruned += len(batch_ids)
-            if len(batch_ids) < _PRUNE_BATCHES:
-                break
+        drop_stored_payloads(self._db, self._transaction)
+        pruned = forget_stored(self._db, self._transaction, self._clock() - keep_stored_seconds)
         try:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
-            raise _mapped(exc, self.path, "folding the WAL into the outbox") from exc
+            raise mapped(exc, self.path, "folding the WAL into the outbox") from exc
         return pruned
 
     def rejects(self, source: str | None = None) -> list[dict[str, Any]]:
@@ -484,103 +388,13 @@ class Outbox:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self, doing: str) -> Iterator[None]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any error; sqlite errors mapped.
-
-        ``doing`` names the operation and what a failure leaves behind, for the message.
-        """
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _mapped(exc, self.path, doing) from exc
-        try:
-            yield
-            self._db.execute("COMMIT")
-        except BaseException as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise _mapped(exc, self.path, doing) from exc
-            raise
-
-
-_INSERT_RECORD = (
-    "INSERT OR IGNORE INTO records (element, record_key, sjbbh, digest, division, payload,"
-    " size, source, origin, line, journaled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_NEW_CONFLICTS = (  # rows after seq ?, each with an earlier row of its identity, other digest
-    "SELECT r.seq, r.element FROM records AS r WHERE r.seq > ? AND EXISTS (SELECT 1 FROM"
-    " records AS o WHERE o.element = r.element AND o.record_key = r.record_key"
-    " AND o.sjbbh = r.sjbbh AND o.digest <> r.digest AND o.seq < r.seq)")
-
-
-_IDENTITY = ("seq, element, record_key, sjbbh, digest, division, size, conflict, source,"
-             " origin, line, journaled_at, batch_id")
-
-
-def _drop_payloads(connection: sqlite3.Connection, batches: str,
-                  params: tuple[object, ...] = ()) -> None:
-    """Keep only the identity of the records of the batches ``batches`` selects.
-
-    An UPDATE to NULL would leave each shrunken row alone on its page (SQLite merges
-    pages only when rows are deleted), so almost no room would come free: the rows are
-    deleted and put back, same ``seq``, without their payload.
-    """
-    connection.execute(
-        f"CREATE TEMP TABLE compacted AS SELECT {_IDENTITY} FROM records"
-        f" WHERE payload IS NOT NULL AND batch_id IN ({batches})", params)
-    connection.execute("DELETE FROM records WHERE seq IN (SELECT seq FROM compacted)")
-    connection.execute(f"INSERT INTO records ({_IDENTITY}) SELECT {_IDENTITY} FROM compacted"
-                       " ORDER BY seq")
-    connection.execute("DROP TABLE temp.compacted")
-
-
-def _record_row(source: str, origin: Origin, record: Record, now: float) -> tuple[Any, ...]:
-    """The ``records`` row of one valid record, in ``_INSERT_RECORD`` order.
-
-    The payload is the record as the batch document will hold it, written once here:
-    sealing a batch only joins its payloads, and its size is exact.
-    """
-    payload = record_xml(record)
-    return (record.element, record.key_text, record.version, record.digest(),
-            record.fields.get("XZQHDM", ""), payload, len(payload.encode()), source,
-            origin.locator, origin.line if origin.line is not None else record.line, now)
-
-
-_RETRIABLE = ("full", "locked", "busy", "disk i/o", "unable to open")
-
-
-class OutboxBroken(FatalError):
-    """The outbox cannot be used (corrupt, a table gone, read-only media): no source can
-    make progress, so the agent stops and says so rather than retrying forever."""
-
-
-class OutboxNotFound(FileNotThere):
-    """An outbox opened with ``create=False`` is not there."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, what="outbox", what_zh="发件箱", key="[outbox] path")
-
-
-def _mapped(exc: sqlite3.Error, path: Path, doing: str) -> Exception:
-    text = str(exc).lower()
-    if isinstance(exc, sqlite3.OperationalError) and any(word in text for word in _RETRIABLE):
-        return RetriableError(f"outbox {path}: {exc}, while {doing}")
-    return OutboxBroken(f"outbox {path}: {exc}, while {doing}")
-
-
-def _text_digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    def _transaction(self, doing: str) -> AbstractContextManager[None]:
+        """One transaction (``transaction``); ``doing`` names the operation and what a
+        failure leaves behind, for the message."""
+        return transaction(self._db, self.path, doing)
 
 
 def _new_batch_id(now: float) -> str:
     """Sortable and unique: creation time then 12 random hex digits (fits BatchId)."""
     stamp = datetime.fromtimestamp(now, BEIJING).strftime("%Y%m%d%H%M%S")
     return f"B{stamp}-{uuid.uuid4().hex[:12]}"
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return 0

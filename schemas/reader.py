@@ -3,8 +3,8 @@
 The reader streams: each record is validated when its end tag is parsed, then freed,
 so memory stays flat however large the file. Untrusted input cannot reach the network
 or the file system (no DTD, no entities, no network) and is capped in size: the file,
-each text, and each record. lxml is fed at most ``_SLICE`` bytes at a time, and every
-``_SLICE`` bytes the record it is building is measured; one past its cap of elements or
+each text, and each record. lxml is fed at most ``SLICE`` bytes at a time, and every
+``SLICE`` bytes the record it is building is measured; one past its cap of elements or
 bytes is refused whole, with one issue, and freed as it is parsed, so the records after
 it are still read. What lxml builds that is never read (the content of elements that
 are not records) is freed as it is parsed too.
@@ -12,28 +12,38 @@ are not records) is freed as it is parsed too.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
-from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from lxml import etree
 
-from schemas.body_scan import BodyScanner, ScannedRecord, split_at_undecodable
-from schemas.catalog import ElementSpec, SchemaCatalog, catalog_for_namespace, known_namespaces
-from schemas.columns import locate_doctype
+from schemas.body_scan import BodyScanner, ScannedRecord
+from schemas.catalog import ElementSpec, SchemaCatalog
 from schemas.issues import Issue, IssueCode
-from schemas.parse_errors import (
-    LIBXML_TEXT_LIMIT,
-    PROLOG_BYTES,
-    declared_encoding,
-    parser_encoding,
-    syntax_issue,
+from schemas.parse_errors import LIBXML_TEXT_LIMIT, PROLOG_BYTES, syntax_issue
+from schemas.reader_caps import (
+    SLICE,
+    Item,
+    TextTooLarge,
+    find_long_scanned_text,
+    find_long_text,
+    past_caps,
+    size_issue,
+    trim,
 )
+from schemas.reader_envelope import envelope_issues
+from schemas.reader_prolog import read_root
+from schemas.reader_source import (
+    CountingStream,
+    head_bytes,
+    open_counted,
+    parser_options,
+    source_size,
+)
+from schemas.reader_walk import Walk
 from schemas.record_check import (
     RecordCheck,
     check_head,
@@ -41,22 +51,12 @@ from schemas.record_check import (
     check_record,
     outside_node,
     stray_text,
-    visible_text,
 )
 from schemas.records import Head
 from schemas.times import BEIJING
 
 __all__ = ["DocumentReader", "Limits"]
 
-_XSI = "http://www.w3.org/2001/XMLSchema-instance"  # xsi:schemaLocation is always allowed
-# The most lxml is fed at once, and how many bytes it is fed between two measures of the
-# record it builds: a record is caught less than two slices past its caps (at most 32k
-# elements, a few MB in lxml).
-_SLICE = 1 << 16
-# xs:all takes each field once, so a record with more elements than fields is already
-# invalid; up to four times as many (a field repeated, misspelt or wrapped) still gets
-# each problem reported. Past that, a record is noise, and it is refused whole.
-_ELEMENTS_PER_FIELD = 4
 # Issues listed per record: enough for every field of the widest element to be wrong;
 # the rest are counted in one closing issue.
 _ISSUES_PER_RECORD = 20
@@ -109,14 +109,14 @@ class DocumentReader:
     def __iter__(self) -> Iterator[RecordCheck]:
         if not self._precheck():
             return
-        with self._open() as stream:
+        with open_counted(self.source, self.on_bytes) as stream:
             yield from self._parse(stream)
 
     # -- checks before parsing --------------------------------------------------------
 
     def _precheck(self) -> bool:
         self._catalog: SchemaCatalog | None = None
-        size = len(self.source) if isinstance(self.source, bytes) else self.source.stat().st_size
+        size = source_size(self.source)
         if size > self.limits.max_file_bytes:
             return self._fail(
                 IssueCode.FILE_TOO_LARGE,
@@ -124,22 +124,9 @@ class DocumentReader:
                 size=size,
                 limit=self.limits.max_file_bytes,
             )
-        if size == 0 or (size <= 4096 and not self._head_bytes(4096).strip()):
+        if size == 0 or (size <= 4096 and not head_bytes(self.source, 4096).strip()):
             return self._fail(IssueCode.EMPTY_FILE, "empty-file")
         return True
-
-    def _head_bytes(self, count: int) -> bytes:
-        if isinstance(self.source, bytes):
-            return self.source[:count]
-        with self.source.open("rb") as handle:
-            return handle.read(count)
-
-    def _open_raw(self) -> BinaryIO:
-        return io.BytesIO(self.source) if isinstance(self.source, bytes) else self.source.open("rb")
-
-    def _open(self) -> BinaryIO | _Counting:
-        stream = self._open_raw()
-        return stream if self.on_bytes is None else _Counting(stream, self.on_bytes)
 
     def _fail(
         self,
@@ -155,66 +142,67 @@ class DocumentReader:
         self.fatal = True
         return False
 
+    def _read_root(self, prolog: bytes, options: dict[str, Any]) -> bool:
+        """The pre-pass (``read_root``): False, with the issue, when it stops the file."""
+        try:
+            found = read_root(self.source, self.name, prolog, options, self.schema_version)
+        except etree.XMLSyntaxError as exc:
+            self._syntax_error(exc)
+            return False
+        if isinstance(found, Issue):
+            self.issues.append(found)
+            self.fatal = True
+            return False
+        self._catalog = found
+        return True
+
     # -- streaming parse -----------------------------------------------------------------
 
-    def _parse(self, stream: BinaryIO | _Counting) -> Iterator[RecordCheck]:
+    def _parse(self, stream: BinaryIO | CountingStream) -> Iterator[RecordCheck]:
         etree.clear_error_log()  # else an earlier document's errors leak into this one's
-        prolog = self._head_bytes(PROLOG_BYTES)
-        self._options: dict[str, Any] = dict(_HARDENED)
-        if (encoding := parser_encoding(prolog)) is not None:
-            self._options["encoding"] = encoding
-        if not self._read_root(prolog):
+        prolog = head_bytes(self.source, PROLOG_BYTES)
+        options = parser_options(prolog)
+        if not self._read_root(prolog, options):
             return
         assert self._catalog is not None
         catalog = self._catalog
         # Events only for HEAD, BODY and the 14 record tags: filtering in C rather than
         # seeing every field in Python makes the parse about 2.5x faster.
         wanted = [catalog.tag(code) for code in ("HEAD", "BODY", *catalog.elements)]
-        parser = etree.XMLPullParser(events=("start", "end"), tag=wanted, **self._options)
+        parser = etree.XMLPullParser(events=("start", "end"), tag=wanted, **options)
         latest = (self.now or datetime.now(BEIJING)) + timedelta(days=1)
-        state = _Walk(
-            body_tag=catalog.tag("BODY"),
-            head_tag=catalog.tag("HEAD"),
-            record_tags=frozenset(catalog.tag(code) for code in catalog.elements),
-            max_elements={
-                catalog.tag(code): _ELEMENTS_PER_FIELD * len(fields)
-                for code, fields in (
-                    ("HEAD", catalog.head),
-                    *((code, spec.fields) for code, spec in catalog.elements.items()),
-                )
-            },
-        )
+        state = Walk.of(catalog)
         scanner = BodyScanner(stream, catalog, prolog, state.at_level)
         try:
             for piece in scanner:
                 if isinstance(piece, ScannedRecord):
                     yield self._scanned(piece, latest, state)
                     continue
-                for start in range(0, len(piece), _SLICE):
-                    part = piece[start:start + _SLICE]
+                for start in range(0, len(piece), SLICE):
+                    part = piece[start:start + SLICE]
                     parser.feed(part)
                     state.fed += len(part)
                     yield from self._events(parser.read_events(), latest, state)
                     if state.fed >= state.next_measure:
-                        state.next_measure = state.fed + _SLICE
+                        state.next_measure = state.fed + SLICE
                         yield from self._contain(state)
             root = parser.close()
             yield from self._events(parser.read_events(), latest, state)
             self._settle(state)
             yield from self._finish(root, state)
-        except _TextTooLarge as exc:
+        except TextTooLarge as exc:
             self._text_too_large(exc)
         except etree.XMLSyntaxError as exc:
             # What lxml parsed before the error still counts: the good records before
             # bad data are reported, however the input happened to be fed.
             try:
                 yield from self._events(parser.read_events(), latest, state)
-            except _TextTooLarge as too_large:
+            except TextTooLarge as too_large:
                 self._text_too_large(too_large)
                 return
             self._syntax_error(exc)
 
-    def _text_too_large(self, exc: _TextTooLarge) -> None:
+    def _text_too_large(self, exc: TextTooLarge) -> None:
         self._fail(
             IssueCode.FILE_TOO_LARGE, "text-too-large", line=exc.line,
             limit=self.limits.max_text_bytes,
@@ -224,7 +212,7 @@ class DocumentReader:
         self,
         events: Iterator[tuple[str, etree._Element]],
         latest: datetime,
-        state: _Walk,
+        state: Walk,
     ) -> Iterator[RecordCheck]:
         for event, element in events:
             if state.pending is not None:  # the parser is past its tail now
@@ -245,7 +233,7 @@ class DocumentReader:
                     (element.tag in state.record_tags and parent.tag == state.body_tag)
                     or (element.tag == state.head_tag and parent.getparent() is None)
                 ):
-                    state.item = _Item(element, state.max_elements[element.tag], state.fed)
+                    state.item = Item(element, state.max_elements[element.tag], state.fed)
             elif parent.tag == state.body_tag and element.tag != state.head_tag:
                 if element.getprevious() is not None:
                     yield from self._unknown_before(element, state)
@@ -254,84 +242,11 @@ class DocumentReader:
             elif element.tag == state.head_tag and parent.getparent() is None:
                 self._head(element, latest, state)
 
-    def _read_root(self, prolog: bytes) -> bool:
-        """Read only the prolog and the root's start tag, and judge them.
-
-        A DOCTYPE, a foreign root or an unknown version stops the file here, before
-        the main pass reads a single record.
-        """
-        parser = etree.XMLPullParser(events=("start",), **self._options)
-        try:
-            with self._open_raw() as raw:
-                chunks = iter(partial(raw.read, 65536), b"")
-                for chunk in split_at_undecodable(chunks, declared_encoding(prolog)):
-                    parser.feed(chunk)
-                    for _event, root in parser.read_events():
-                        return self._accept_root(root, prolog)
-                parser.close()
-        except etree.XMLSyntaxError as exc:
-            # Fed with the root's start tag, the error may lie anywhere after it: past
-            # the root, the main pass reports it in its place, after the records before.
-            for _event, root in parser.read_events():
-                return self._accept_root(root, prolog)
-            self._syntax_error(exc)
-            return False
-        return self._fail(IssueCode.MALFORMED_XML, "malformed-xml", detail="no root element")
-
-    def _accept_root(self, root: etree._Element, prolog: bytes) -> bool:
-        docinfo = root.getroottree().docinfo
-        if docinfo.internalDTD is not None or docinfo.doctype or docinfo.system_url:
-            spot = locate_doctype(self.source, declared_encoding(prolog) or "UTF-8")
-            line, column = spot or (None, None)
-            return self._fail(
-                IssueCode.FORBIDDEN_DTD,
-                "forbidden-dtd",
-                line=line,
-                column=column,
-                detail=docinfo.doctype or "DOCTYPE",
-            )
-        qname = etree.QName(root)
-        if qname.localname != "EXCHANGE" or not (qname.namespace or "").startswith(
-            "urn:exgate:exchange:"
-        ):
-            return self._fail(
-                IssueCode.WRONG_ROOT, "wrong-root", line=root.sourceline, found=root.tag
-            )
-        catalog = catalog_for_namespace(qname.namespace or "")
-        known = ", ".join(known_namespaces())
-        if catalog is None:
-            return self._fail(
-                IssueCode.UNKNOWN_SCHEMA_VERSION,
-                "unknown-schema-version",
-                line=root.sourceline,
-                found=qname.namespace,
-                known=known,
-            )
-        if self.schema_version is not None and catalog.version != self.schema_version:
-            return self._fail(
-                IssueCode.UNKNOWN_SCHEMA_VERSION,
-                "version-not-requested",
-                line=root.sourceline,
-                found=catalog.version,
-                expected=self.schema_version,
-            )
-        declared = root.get("version")
-        if declared != str(catalog.version):
-            return self._fail(
-                IssueCode.UNKNOWN_SCHEMA_VERSION,
-                "version-attribute",
-                line=root.sourceline,
-                found=declared,
-                expected=catalog.version,
-            )
-        self._catalog = catalog
-        return True
-
-    def _record(self, element: etree._Element, latest: datetime, state: _Walk) -> RecordCheck:
+    def _record(self, element: etree._Element, latest: datetime, state: Walk) -> RecordCheck:
         assert self._catalog is not None
         spec = self._catalog.elements[element.tag[self._catalog.prefix_length:]]
         state.pending = element  # its tail may not be parsed yet: settled at the next event
-        item = self._end_item(element, state)
+        item = state.end_item(element)
         refusal = None if item is None else item.refusal
         if refusal is None:
             result = check_record(element, spec, self._catalog, state.head_division, latest)
@@ -339,12 +254,13 @@ class DocumentReader:
             if not result.valid and item is not None:
                 refusal = self._past_caps(item, state.fed)
             if refusal is None:
-                return self._conclude(result, spec, state, lambda: self._long_text(element))
+                limit = self.limits.max_text_bytes
+                return self._conclude(result, spec, state, lambda: find_long_text(element, limit))
         self.records += 1
-        issue = self._size_issue(spec.code, spec.label, element.sourceline, *refusal)
+        issue = size_issue(self.name, spec.code, spec.label, element.sourceline, *refusal)
         return RecordCheck(spec.code, element.sourceline, None, (issue,))
 
-    def _settle(self, state: _Walk) -> None:
+    def _settle(self, state: Walk) -> None:
         """Judge the last record's tail, then free the record: keeps memory flat."""
         element, state.pending = state.pending, None
         if element is None:
@@ -356,20 +272,21 @@ class DocumentReader:
         if parent is not None:
             parent.remove(element)
 
-    def _scanned(self, scanned: ScannedRecord, latest: datetime, state: _Walk) -> RecordCheck:
+    def _scanned(self, scanned: ScannedRecord, latest: datetime, state: Walk) -> RecordCheck:
         """A record the scanner proved against the XSD: the rules remain."""
         assert self._catalog is not None
         spec = self._catalog.elements[scanned.code]
         result = check_proven(
             scanned.fields, spec, state.head_division, latest, scanned.line, scanned.field_lines
         )
-        return self._conclude(result, spec, state, lambda: self._long_scanned_text(scanned))
+        limit = self.limits.max_text_bytes
+        return self._conclude(result, spec, state, lambda: find_long_scanned_text(scanned, limit))
 
     def _conclude(
         self,
         result: RecordCheck,
         spec: ElementSpec,
-        state: _Walk,
+        state: Walk,
         long_text: Callable[[], tuple[str | None, int | None] | None],
     ) -> RecordCheck:
         """Count one record and give its final verdict, with the file's name on issues."""
@@ -380,8 +297,8 @@ class DocumentReader:
             result = state.deduplicate(result, self.name)
         elif (found := long_text()) is not None:  # the XSD refuses any text this long anyway
             field_code, line = found
-            issue = self._size_issue(
-                spec.code, spec.label, line, "record-text-too-large",
+            issue = size_issue(
+                self.name, spec.code, spec.label, line, "record-text-too-large",
                 {"limit": self.limits.max_text_bytes}, field_code,
             )
             return RecordCheck(result.element, result.line, None, (issue,))
@@ -400,22 +317,22 @@ class DocumentReader:
 
     # -- records past their caps ---------------------------------------------------------
 
-    def _contain(self, state: _Walk) -> Iterator[RecordCheck]:
-        """Every ``_SLICE`` bytes fed: refuse the record (or HEAD) being parsed once it
+    def _contain(self, state: Walk) -> Iterator[RecordCheck]:
+        """Every ``SLICE`` bytes fed: refuse the record (or HEAD) being parsed once it
         is past its caps, and free what lxml built of it and of elements never read."""
         item = state.item
         if item is not None:
             if item.refusal is None:
                 item.refusal = self._past_caps(item, state.fed)
             if item.refusal is not None:
-                _trim(item.element)
+                trim(item.element)
         body = state.body
         if body is not None and len(body):
             yield from self._release_unknown(body, state)
             if body[-1].tag not in state.record_tags:
-                _trim(body[-1])  # no record: only its name and line are ever read
+                trim(body[-1])  # no record: only its name and line are ever read
 
-    def _release_unknown(self, body: etree._Element, state: _Walk) -> Iterator[RecordCheck]:
+    def _release_unknown(self, body: etree._Element, state: Walk) -> Iterator[RecordCheck]:
         """Report and free BODY's children that are no records as soon as they are
         complete (all but the last); records are freed as they are checked."""
         complete = [child for child in list(body)[:-1] if child.tag not in state.record_tags]
@@ -427,58 +344,29 @@ class DocumentReader:
             state.note_text(child.tail, "BODY", child.sourceline)
             body.remove(child)
 
-    def _past_caps(self, item: _Item, fed: int) -> tuple[str, dict[str, object]] | None:
-        """Why ``item`` is refused, if it is past its caps: elements, or bytes fed since
-        its start tag (to within a slice)."""
-        limit = item.max_elements
-        if sum(1 for _ in islice(item.element.iter(), limit + 2)) > limit + 1:
-            return "record-too-many-elements", {
-                "limit": limit, "fields": limit // _ELEMENTS_PER_FIELD,
-            }
-        if fed - item.fed_at_start > self.limits.max_record_bytes:
-            return "record-too-large", {"limit": self.limits.max_record_bytes}
-        return None
+    def _past_caps(self, item: Item, fed: int) -> tuple[str, dict[str, object]] | None:
+        return past_caps(item, fed, self.limits.max_record_bytes)
 
-    def _end_item(self, element: etree._Element, state: _Walk) -> _Item | None:
-        """The measures of the record or HEAD ``element``, which just ended; None when
-        it was not the one measured."""
-        item = state.item
-        if item is None or item.element is not element:
-            return None
-        state.item = None
-        return item
+    # -- the HEAD, elements that are no records, and the envelope ------------------------
 
-    def _size_issue(
-        self,
-        code: str,
-        label: str,
-        line: int | None,
-        message_id: str,
-        args: dict[str, object],
-        field_code: str | None = None,
-    ) -> Issue:
-        return Issue(
-            IssueCode.FILE_TOO_LARGE, message_id, {**args, "element": code, "element_label": label},
-            code, field_code, self.name, line,
-        )
-
-    def _head(self, element: etree._Element, latest: datetime, state: _Walk) -> None:
+    def _head(self, element: etree._Element, latest: datetime, state: Walk) -> None:
         assert self._catalog is not None
-        item = self._end_item(element, state)
+        item = state.end_item(element)
         if state.head_seen:
-            return  # a second HEAD is reported by _finish as a misplaced element
+            return  # a second HEAD is reported by envelope_issues as a misplaced element
         state.head_seen = True
         if item is not None and (refusal := item.refusal or self._past_caps(item, state.fed)):
-            self.issues.append(self._size_issue("HEAD", "报文头", element.sourceline, *refusal))
+            line = element.sourceline
+            self.issues.append(size_issue(self.name, "HEAD", "报文头", line, *refusal))
             return
-        if (found := self._long_text(element)) is not None:
-            raise _TextTooLarge(found[1])
+        if (found := find_long_text(element, self.limits.max_text_bytes)) is not None:
+            raise TextTooLarge(found[1])
         fields, issues = check_head(element, self._catalog, latest)
         self.issues.extend(i.located(file=self.name) for i in issues)
         self.head = Head(fields, self._catalog.version, element.sourceline)
         state.head_division = fields.get("XZQHDM")
 
-    def _unknown_before(self, element: etree._Element, state: _Walk) -> Iterator[RecordCheck]:
+    def _unknown_before(self, element: etree._Element, state: Walk) -> Iterator[RecordCheck]:
         """Siblings left before a record are not among the 14 (known ones are removed
         as soon as they are checked): report each once and free it."""
         parent = element.getparent()
@@ -501,234 +389,16 @@ class DocumentReader:
         )
         return RecordCheck(name, element.sourceline, None, (issue,))
 
-    def _finish(self, root: etree._Element, state: _Walk) -> Iterator[RecordCheck]:
-        sections = [child for child in root if isinstance(child.tag, str)]
-        bodies = [child for child in sections if child.tag == state.body_tag]
-        for child in sections:
+    def _finish(self, root: etree._Element, state: Walk) -> Iterator[RecordCheck]:
+        """What is left in each BODY is no record; then the envelope (``envelope_issues``)."""
+        for child in root:
             if child.tag == state.body_tag:
                 for unknown in list(child):
                     yield self._unknown(unknown)
                 state.note_text(stray_text(child), "BODY", child.sourceline)
-            if child is not (bodies[0] if bodies else None) and (
-                child.tag != state.head_tag or child is not sections[0]
-            ):
-                self.issues.append(
-                    Issue(
-                        IssueCode.UNEXPECTED_FIELD,
-                        "misplaced-element",
-                        {"found": etree.QName(child).localname},
-                        None,
-                        etree.QName(child).localname,
-                        self.name,
-                        child.sourceline,
-                    )
-                )
-        if not state.head_seen:
-            self.issues.append(
-                Issue(
-                    IssueCode.MISSING_FIELD,
-                    "missing-head",
-                    {},
-                    None,
-                    "HEAD",
-                    self.name,
-                    root.sourceline,
-                )
-            )
-        if not bodies:
-            self._envelope_issue(IssueCode.MISSING_FIELD, "missing-body", "BODY", root.sourceline)
-        self._check_envelope(root, state)
-        declared = self.head.count if self.head else None
-        if declared is not None and declared != self.records:
-            line = self.head.line if self.head else None
-            self.issues.append(
-                Issue(
-                    IssueCode.COUNT_MISMATCH,
-                    "count-mismatch",
-                    {"declared": declared, "actual": self.records},
-                    "HEAD",
-                    "COUNT",
-                    self.name,
-                    line,
-                )
-            )
-
-    def _check_envelope(self, root: etree._Element, state: _Walk) -> None:
-        """EXCHANGE carries only ``version`` (and ``xsi:*``), and no text beside its parts."""
-        for name in root.attrib:
-            qname = etree.QName(name)
-            if name != "version" and qname.namespace != _XSI:
-                self._envelope_issue(
-                    IssueCode.UNEXPECTED_FIELD,
-                    "root-attribute",
-                    None,
-                    root.sourceline,
-                    attribute=qname.localname,
-                )
-        state.note_text(stray_text(root), "EXCHANGE", root.sourceline)
-        if state.stray is not None:
-            line, where, text = state.stray
-            self._envelope_issue(
-                IssueCode.UNEXPECTED_FIELD, "stray-text", None, line, where=where, value=text
-            )
-
-    def _envelope_issue(
-        self, code: IssueCode, message_id: str, field: str | None, line: int | None, **args: object
-    ) -> None:
-        self.issues.append(Issue(code, message_id, dict(args), None, field, self.name, line))
-
-    def _long_text(self, element: etree._Element) -> tuple[str | None, int | None] | None:
-        """The field and line of the first text in ``element``, at any depth, over the
-        text cap (``element``'s own tail is its parent's)."""
-        limit = self.limits.max_text_bytes
-        if element.text is not None and len(element.text) > limit:
-            return None, element.sourceline
-        for child in element:
-            code = etree.QName(child).localname if isinstance(child.tag, str) else None
-            for node in child.iter():
-                if (node.text is not None and len(node.text) > limit) or (
-                    node is not child and node.tail is not None and len(node.tail) > limit
-                ):
-                    return code, node.sourceline
-            if child.tail is not None and len(child.tail) > limit:
-                return None, child.sourceline
-        return None
-
-    def _long_scanned_text(self, scanned: ScannedRecord) -> tuple[str | None, int | None] | None:
-        limit = self.limits.max_text_bytes
-        longest = next((c for c, v in scanned.fields.items() if len(v) > limit), None)
-        return None if longest is None else (longest, scanned.field_lines()[longest])
+        self.issues.extend(envelope_issues(root, state, self.head, self.records, self.name))
 
     def _syntax_error(self, exc: etree.XMLSyntaxError) -> None:
         text_limit = min(self.limits.max_text_bytes, LIBXML_TEXT_LIMIT)
         self.issues.append(syntax_issue(exc, self.source, self.name, text_limit))
         self.fatal = True
-
-
-_HARDENED = {
-    "resolve_entities": False,
-    "no_network": True,
-    "load_dtd": False,
-    "dtd_validation": False,
-    "huge_tree": False,
-    "remove_comments": True,
-    "remove_pis": True,
-}
-
-
-def _trim(element: etree._Element) -> None:
-    """Free what lxml built of ``element`` but the path to where it is parsing.
-
-    Only the last child can still be open, and only its tail can be the text libxml2
-    is appending to: all else is complete, and may be freed under the parser.
-    """
-    node = element
-    while len(node):
-        del node[:-1]
-        node.text = None  # before a child, so complete
-        node = node[0]
-
-
-@dataclass(slots=True)
-class _Item:
-    """The record (or HEAD) lxml is parsing: what it may grow to, and its refusal."""
-
-    element: etree._Element
-    max_elements: int
-    fed_at_start: int  # bytes fed to lxml when its start tag was seen
-    refusal: tuple[str, dict[str, object]] | None = None  # message id and arguments
-
-
-@dataclass
-class _Walk:
-    """What the parse has seen so far within one document."""
-
-    body_tag: str
-    head_tag: str
-    record_tags: frozenset[str]
-    max_elements: dict[str, int]  # by tag: how many elements a record or HEAD may hold
-    head_seen: bool = False
-    body_starts: int = 0
-    body: etree._Element | None = None  # the first BODY
-    item: _Item | None = None  # the record or HEAD lxml is inside, once its start is seen
-    fed: int = 0  # bytes fed to lxml
-    next_measure: int = _SLICE  # when ``fed`` reaches it, the item is measured again
-    # The tag of lxml's last event when it left the parser at record level: the start
-    # of the first BODY or the end of a record of BODY. The scanner asks for it.
-    level: str | None = None
-    record_ends: int = 0  # end events of record tags (nested ones too) drained so far
-    pending: etree._Element | None = None  # the last record lxml checked, tail unjudged
-    head_division: str | None = None
-    seen: dict[int, int] = field(default_factory=dict)
-    stray: tuple[int | None, str, str] | None = None  # the first text outside the records
-
-    def at_level(self, tag: str, record_ends: int) -> bool:
-        """Whether lxml's last event left it at record level after ``tag``, having
-        ended exactly the ``record_ends`` record tags the scanner fed it: an end tag
-        lxml gave no event for (another namespace, a stalled parse) means it is not."""
-        return self.level == tag and self.record_ends == record_ends
-
-    def note_text(self, text: str | None, where: str, line: int | None) -> None:
-        if self.stray is None and (visible := visible_text(text)) is not None:
-            self.stray = (line, where, visible)
-
-    def deduplicate(self, result: RecordCheck, file: str) -> RecordCheck:
-        """Flag a second record with the same key and version but other content.
-
-        One dict entry per record maps a 64-bit key hash to the content hash and the
-        line packed into one int: about 100 bytes a record, whatever the record's size.
-        """
-        record = result.record
-        if record is None:
-            return result
-        key_hash = hash((record.element, record.key, record.version))
-        # Names and values, in the XSD's order, which every record's fields keep: the
-        # same value in another optional field is other content.
-        fields = record.fields
-        content = hash((tuple(fields), tuple(fields.values()))) & 0xFFFFFFFF
-        first = self.seen.get(key_hash)
-        if first is None:
-            self.seen[key_hash] = content << 32 | (record.line or 0) & 0xFFFFFFFF
-            return result
-        if first >> 32 == content:
-            return result
-        issue = Issue(
-            IssueCode.DUPLICATE_RECORD,
-            "duplicate-record",
-            {
-                "element": record.element,
-                "key": record.key_text,
-                "version": record.version,
-                "first_line": first & 0xFFFFFFFF,
-            },
-            record.element,
-            None,
-            file,
-            record.line,
-        )
-        return RecordCheck(result.element, result.line, None, (issue,))
-
-
-class _Counting(io.RawIOBase):
-    """A read-only stream that reports how many bytes the parser has consumed."""
-
-    def __init__(self, inner: BinaryIO, on_bytes: Callable[[int], None]):
-        super().__init__()
-        self._inner, self._on_bytes = inner, on_bytes
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._inner.read(size)
-        self._on_bytes(len(data))
-        return data
-
-    def close(self) -> None:
-        self._inner.close()
-        super().close()
-
-
-class _TextTooLarge(Exception):
-    def __init__(self, line: int | None):
-        self.line = line

@@ -41,7 +41,7 @@ class _Watch:
     def __init__(self, monkeypatch: pytest.MonkeyPatch):
         self.checked: list[str] = []
         self.held = 0
-        check_record, trim = reader.check_record, reader._trim  # type: ignore[attr-defined]
+        check_record, trim = reader.check_record, reader.trim  # type: ignore[attr-defined]
 
         def counted(element: Any, *args: Any) -> Any:
             self.checked.append(element.tag.rsplit("}", 1)[-1])
@@ -52,7 +52,7 @@ class _Watch:
             trim(element)
 
         monkeypatch.setattr("schemas.reader.check_record", counted)
-        monkeypatch.setattr("schemas.reader._trim", measured)
+        monkeypatch.setattr("schemas.reader.trim", measured)
 
 
 def _read(source: bytes, limits: Limits | None = None) -> tuple[DocumentReader, list[Any]]:
@@ -86,7 +86,7 @@ def test_a_record_of_too_many_elements_is_refused_whole_and_freed(
     assert [c.valid for c in checks] == [True, False, True]
     assert "JGXX" not in watch.checked  # no field of it was ever looked at
     # Freed slice by slice: lxml never held more than two slices' worth of it.
-    assert 0 < watch.held <= 2 * reader._SLICE // len("<X/>")  # type: ignore[attr-defined]
+    assert 0 < watch.held <= 2 * reader.SLICE // len("<X/>")  # type: ignore[attr-defined]
 
 
 def test_records_after_a_refused_one_read_exactly_as_without_it() -> None:
@@ -166,7 +166,7 @@ def test_an_element_that_is_no_record_is_reported_once_and_freed(
     doc, checks = _read(_document("<FOO>" + "<X/>" * 100_000 + "</FOO>"))
     assert _issues(checks) == [("unknown-element", "unknown-element", "FOO", None, 6)]
     assert (doc.records, doc.valid) == (3, 2)
-    assert 0 < watch.held <= 2 * reader._SLICE // len("<X/>")  # type: ignore[attr-defined]
+    assert 0 < watch.held <= 2 * reader.SLICE // len("<X/>")  # type: ignore[attr-defined]
 
 
 def test_elements_that_are_no_records_are_freed_as_they_come(
@@ -184,7 +184,7 @@ def test_elements_that_are_no_records_are_freed_as_they_come(
     doc, checks = _read(_document("<X/>" * 50_000))
     assert (doc.records, doc.valid, len(checks)) == (50_002, 2, 50_002)
     assert [c.line for c in checks[:2]] == [5, 6] and checks[-1].line == 7
-    assert max(held) <= 2 * reader._SLICE // len("<X/>")  # type: ignore[attr-defined]
+    assert max(held) <= 2 * reader.SLICE // len("<X/>")  # type: ignore[attr-defined]
 
 
 def test_issues_past_twenty_are_counted_in_one_closing_issue() -> None:
@@ -224,7 +224,7 @@ def test_freeing_under_the_parser_at_any_boundary_keeps_the_rest_intact(
     monkeypatch: pytest.MonkeyPatch, encoding: str, slice_bytes: int
 ) -> None:
     """Text, tails, CDATA, comments and nesting cut at every few bytes while freed."""
-    monkeypatch.setattr(reader, "_SLICE", slice_bytes)
+    monkeypatch.setattr(reader, "SLICE", slice_bytes)
     mixed = "t<X>值</X>长文<![CDATA[a<b]]><Y><X>v</X>&amp;<!-- c --><X/>w</Y>\n" * 40
     _, checks = _read(_document(_wide_jgxx(mixed), encoding=encoding))
     plain = DocumentReader(document([BEFORE, AFTER], encoding=encoding), "plain.xml")

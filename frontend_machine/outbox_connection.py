@@ -1,0 +1,85 @@
+"""The outbox's SQLite connection: opened once, and its transactions, with errors mapped.
+
+The agent creates its journal; the operators' commands open an existing one only, so a
+mistyped path is ``OutboxNotFound`` instead of a new, empty journal. sqlite3's errors
+become exgate's at this boundary: a full disk, a lock or a busy file is
+``RetriableError`` (the transaction is rolled back and the source hands the same
+records out again), anything else ``OutboxBroken``. Apart from ``Outbox`` because it is
+the same for every statement the outbox runs, whatever it journals.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from frontend_machine.outbox_schema import configure, migrate
+from schemas.errors import FatalError, FileNotThere, RetriableError
+
+__all__ = ["OutboxBroken", "OutboxNotFound", "connect", "mapped", "transaction"]
+
+_RETRIABLE = ("full", "locked", "busy", "disk i/o", "unable to open")
+
+
+class OutboxBroken(FatalError):
+    """The outbox cannot be used (corrupt, a table gone, read-only media): no source can
+    make progress, so the agent stops and says so rather than retrying forever."""
+
+
+class OutboxNotFound(FileNotThere):
+    """An outbox opened with ``create=False`` is not there."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, what="outbox", what_zh="发件箱", key="[outbox] path")
+
+
+def connect(path: Path, create: bool) -> sqlite3.Connection:
+    """The journal at ``path``, configured and migrated; ``create=False`` opens an
+    existing file only (``OutboxNotFound`` otherwise)."""
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    elif not path.is_file():
+        raise OutboxNotFound(path)
+    else:
+        # mode=rw: a file removed after the check above is an error, not a new journal.
+        db = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=rw",
+                             uri=True, isolation_level=None, timeout=30.0)
+    try:
+        configure(db)
+        migrate(db)
+    except (sqlite3.Error, RuntimeError) as exc:
+        db.close()
+        raise OutboxBroken(f"cannot open outbox {path}: {exc}") from exc
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection, path: Path, doing: str) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any error; sqlite errors mapped.
+
+    ``doing`` names the operation and what a failure leaves behind, for the message.
+    """
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise mapped(exc, path, doing) from exc
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException as exc:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise mapped(exc, path, doing) from exc
+        raise
+
+
+def mapped(exc: sqlite3.Error, path: Path, doing: str) -> Exception:
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and any(word in text for word in _RETRIABLE):
+        return RetriableError(f"outbox {path}: {exc}, while {doing}")
+    return OutboxBroken(f"outbox {path}: {exc}, while {doing}")

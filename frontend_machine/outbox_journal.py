@@ -1,0 +1,110 @@
+"""The rows one source chunk adds to the outbox: its records and its rejects.
+
+A record row holds the record as its batch will carry it. Rows go in with one
+``executemany``: a row the unique identity refuses is a duplicate, a new row whose
+identity an earlier row holds with another digest is a conflict. A reject is kept once
+however often the source hands it out again. Apart from ``Outbox`` because these are
+the statements alone: ``Outbox.journal`` runs them in the one transaction that also
+saves the source's progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from adapters.sources.base import Origin
+from schemas.issues import Issue
+from schemas.records import Record
+from schemas.writer import record_xml
+
+__all__ = ["insert_file_issues", "insert_records", "insert_reject", "record_row"]
+
+_INSERT_RECORD = (
+    "INSERT OR IGNORE INTO records (element, record_key, sjbbh, digest, division, payload,"
+    " size, source, origin, line, journaled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_NEW_CONFLICTS = (  # rows after seq ?, each with an earlier row of its identity, other digest
+    "SELECT r.seq, r.element FROM records AS r WHERE r.seq > ? AND EXISTS (SELECT 1 FROM"
+    " records AS o WHERE o.element = r.element AND o.record_key = r.record_key"
+    " AND o.sjbbh = r.sjbbh AND o.digest <> r.digest AND o.seq < r.seq)")
+
+
+def record_row(source: str, origin: Origin, record: Record, now: float) -> tuple[Any, ...]:
+    """The ``records`` row of one valid record, in ``_INSERT_RECORD`` order.
+
+    The payload is the record as the batch document will hold it, written once here:
+    sealing a batch only joins its payloads, and its size is exact.
+    """
+    payload = record_xml(record)
+    return (record.element, record.key_text, record.version, record.digest(),
+            record.fields.get("XZQHDM", ""), payload, len(payload.encode()), source,
+            origin.locator, origin.line if origin.line is not None else record.line, now)
+
+
+def insert_records(connection: sqlite3.Connection,
+                   rows: Sequence[tuple[Any, ...]]) -> dict[str, dict[str, int]]:
+    """Insert the rows in order with one ``executemany``; tally them by element.
+
+    A row the unique identity refuses is a duplicate. Every row inserted gets a
+    ``seq`` above the highest one before (AUTOINCREMENT, one writer inside BEGIN
+    IMMEDIATE), so the rows above it are exactly the ones added. A new row is a
+    conflict when an earlier row has its identity with another digest, as if the
+    rows had been inserted and checked one by one.
+    """
+    before = connection.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0]
+    inserted = connection.executemany(_INSERT_RECORD, rows).rowcount
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:  # every record as a duplicate first, in chunk order
+        tally = counts.setdefault(row[0], {"added": 0, "duplicates": 0, "conflicts": 0})
+        tally["duplicates"] += 1
+    for element, added in _added_by_element(connection, counts, inserted, before):
+        counts[element]["added"] = added
+        counts[element]["duplicates"] -= added
+    conflicts = connection.execute(_NEW_CONFLICTS, (before,)).fetchall()
+    for _, element in conflicts:
+        counts[element]["conflicts"] += 1
+    if conflicts:
+        connection.executemany("UPDATE records SET conflict = 1 WHERE seq = ?",
+                               [(seq,) for seq, _ in conflicts])
+    return counts
+
+
+def _added_by_element(connection: sqlite3.Connection, counts: Mapping[str, Any],
+                      inserted: int, before: int) -> Iterable[tuple[str, int]]:
+    """(element, rows added) after an insert of ``inserted`` rows above seq ``before``.
+
+    A chunk of one element (every database page) needs no query: the rows the
+    ``executemany`` inserted are all of that element.
+    """
+    if len(counts) == 1:
+        return ((next(iter(counts)), inserted),)
+    return connection.execute(
+        "SELECT element, count(*) FROM records WHERE seq > ? GROUP BY element", (before,))
+
+
+def insert_reject(connection: sqlite3.Connection, source: str, origin: Origin,
+                  element: str | None, issues: Sequence[Issue], now: float) -> None:
+    issues_json = json.dumps([i.to_json("zh") for i in issues], ensure_ascii=False)
+    # Re-reading a source after a crash yields the same reject again: keep one.
+    connection.execute(
+        "INSERT OR IGNORE INTO rejects (source, origin, line, element, issues, digest,"
+        " rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (source, origin.locator, origin.line, element, issues_json,
+         _text_digest(issues_json), now))
+
+
+def insert_file_issues(connection: sqlite3.Connection, source: str, issues: Sequence[Any],
+                       now: float) -> None:
+    """One reject row per file (a chunk may complete several small files)."""
+    by_file: dict[str, list[Issue]] = {}
+    for issue in issues:
+        by_file.setdefault(getattr(issue, "file", None) or source, []).append(issue)
+    for locator, file_issues in by_file.items():
+        insert_reject(connection, source, Origin(source, locator, None), None, file_issues, now)
+
+
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
