@@ -35,7 +35,7 @@ from adapters.config_files import is_number, read_toml, redact
 from gateway.status_rules import StatusThresholds
 from schemas.errors import ConfigError, located, wrapped
 
-__all__ = ["GatewayConfig", "GatewaySettings", "load_config", "parse_listen", "redact"]
+__all__ = ["GatewayConfig", "GatewaySettings", "load_config", "parse_listen"]
 
 _DIVISION = re.compile(r"[1-9]\d{5}")
 # The keys of each table ([status]: the fields of StatusThresholds, checked there).

@@ -56,8 +56,9 @@ from adapters.amqp.topology import (
     level_queue,
     status_queue,
 )
+from adapters.config_files import redact
 from adapters.stores.sql import SqlStore
-from gateway.config import GatewayConfig, GatewaySettings, load_config, redact
+from gateway.config import GatewayConfig, GatewaySettings, load_config
 from gateway.housekeeping import housekeeping
 from gateway.pipeline import Delivery, Outcome, Pipeline
 from gateway.poison import POISON_REASON, Streak, describe
