@@ -180,7 +180,7 @@ def gateway_run(config_path: Path, workers: int | None, drain: bool) -> None:
     Exit codes: 0 clean stop or drained, 2 config error.
     """
     from gateway.cli_support import log_to_stderr
-    from gateway.consumer import run_gateway
+    from gateway.run import run_gateway
 
     log_to_stderr()
     sys.exit(run_gateway(config_path, workers, drain))

@@ -24,9 +24,8 @@ with a ``failed`` receipt, then acked; a heartbeat is dropped. When even that fa
 store is away after all) the delivery goes on being held, never lost.
 
 ``consuming()`` says whether a connection is up with both queues consumed: the
-dashboard's ``/healthz`` and ``exgate_broker_connected`` read it. The dashboard beside
-the consumer is optional: when its port is taken (another gateway process of the level
-serves it), the process consumes without one.
+dashboard's ``/healthz`` and ``exgate_broker_connected`` read it (``gateway.run`` starts
+the process around the consumer).
 """
 
 from __future__ import annotations
@@ -35,13 +34,11 @@ import contextlib
 import functools
 import json
 import logging
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pika
@@ -57,18 +54,15 @@ from adapters.amqp.topology import (
     status_queue,
 )
 from adapters.config_files import redact
-from adapters.stores.sql import SqlStore
-from gateway.config import GatewayConfig, GatewaySettings, load_config
-from gateway.housekeeping import housekeeping
+from gateway.config import GatewaySettings
 from gateway.pipeline import Delivery, Outcome, Pipeline
 from gateway.poison import POISON_REASON, Streak, describe
-from gateway.registry import Registry
-from schemas.errors import ConfigError, ExgateError, RetriableError
+from schemas.errors import ExgateError, RetriableError
 
 if TYPE_CHECKING:
-    from gateway.dashboard.server import DashboardServer
+    pass
 
-__all__ = ["Consumer", "Verdict", "run_gateway"]
+__all__ = ["Consumer", "Verdict", "backoff"]
 
 log = logging.getLogger("exgate.gateway")
 MAX_BACKOFF_S = 30.0
@@ -129,7 +123,7 @@ class Consumer:
                     failures = 0
                 except RetriableError as exc:
                     failures += 1
-                    delay = _backoff(failures)
+                    delay = backoff(failures)
                     log.warning("broker %s: %s; reconnecting in %.1f s",
                                 redact(self.broker_url), exc, delay)
                     self.stop.wait(delay)
@@ -301,7 +295,7 @@ class Consumer:
                         return settled
                 if time.monotonic() - started >= self.settings.hold_seconds:
                     return Verdict("requeue")
-                session.dead.wait(min(_backoff(failures),
+                session.dead.wait(min(backoff(failures),
                                       max(0.0, self.settings.hold_seconds - (
                                           time.monotonic() - started))))
                 continue
@@ -361,7 +355,8 @@ class Consumer:
                           ids["batch_id"], ids["node_id"], extra=ids)
 
 
-def _backoff(failures: int) -> float:
+def backoff(failures: int) -> float:
+    """Seconds to wait after ``failures`` failures in a row: doubling, capped."""
     return float(min(MAX_BACKOFF_S, 0.25 * 2 ** min(failures, 10)))
 
 
@@ -369,75 +364,3 @@ def _close(connection: BlockingConnection) -> None:
     if connection.is_open:
         with contextlib.suppress(px.AMQPError, OSError):
             connection.close()
-
-
-def run_gateway(config_path: Path, workers: int | None = None, drain: bool = False,
-                stop: threading.Event | None = None) -> int:
-    """``exgate gateway run``: 0 after a clean stop or drain, 2 for a config error."""
-    try:
-        config = load_config(config_path).with_workers(workers)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-    try:
-        store = SqlStore(config.store_url)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    try:
-        if not _migrate(store, stop):
-            return 0
-        pipeline = Pipeline(config.division, Registry(config.registry_path), store)
-        consumer = Consumer(config.broker_url, pipeline, config.gateway, drain=drain, stop=stop)
-        with contextlib.ExitStack() as beside:
-            beside.enter_context(_dashboard(config, store, consumer.consuming))
-            beside.enter_context(housekeeping(store, config.heartbeat_retention_days))
-            consumer.run()
-    finally:
-        store.close()
-    return 0
-
-
-@contextlib.contextmanager
-def _dashboard(config: GatewayConfig, store: SqlStore,
-               consuming: Callable[[], bool]) -> Iterator[DashboardServer | None]:
-    """The status dashboard beside the consumer when ``[dashboard] listen`` is set.
-
-    None when it cannot listen: consuming is this process's job, and the port is most
-    likely another gateway process's of the same level (a second process, or the
-    service a ``--drain`` run was started beside).
-    """
-    if not config.dashboard_listen:
-        yield None
-        return
-    from gateway.dashboard.command import ListenError, open_dashboard
-
-    try:
-        server = open_dashboard(config, store, connected=consuming).start()
-    except ListenError as exc:
-        log.warning("%s; consuming without a dashboard (is another gateway process of "
-                    "level %s serving it?)", exc, config.division)
-        yield None
-        return
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def _migrate(store: SqlStore, stop: threading.Event) -> bool:
-    """Bring the store's tables up to date, waiting while the database is away."""
-    failures = 0
-    while not stop.is_set():
-        try:
-            store.migrate()
-            return True
-        except RetriableError as exc:
-            failures += 1
-            log.warning("store %s not ready: %s", store.redacted_url, exc)
-            stop.wait(_backoff(failures))
-    return False

@@ -33,7 +33,6 @@ from adapters.stores.sql import SqlStore
 from frontend_machine.agent import run_once
 from gateway.broker_node import STATE_FILE, LocalBroker
 from gateway.config import load_config
-from gateway.consumer import run_gateway
 from gateway.dashboard.command import open_dashboard
 from gateway.demo_data import (
     SourceSet,
@@ -53,6 +52,7 @@ from gateway.demo_world import (
     gateway_config,
     provision,
 )
+from gateway.run import run_gateway
 from schemas.errors import ConfigError, ExgateError, message_of
 
 __all__ = ["LEVELS", "NODES", "run_demo"]

@@ -30,7 +30,6 @@ from adapters.stores.sql import SqlStore
 from frontend_machine.agent import run_once
 from frontend_machine.outbox import Outbox
 from gateway.broker_node import LocalBroker
-from gateway.consumer import run_gateway
 from gateway.demo_data import (
     SourceSet,
     corrupt,
@@ -42,6 +41,7 @@ from gateway.demo_data import (
     write_front_db,
 )
 from gateway.demo_world import NodeSpec, agent_config, declare_levels, gateway_config, provision
+from gateway.run import run_gateway
 from schemas.records import Record
 from tests.integration.amqp_helpers import delete_user, drain_queue, vhost_of
 from tests.servers import broker_base_dir, fresh_name, stop_broker

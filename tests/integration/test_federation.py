@@ -31,7 +31,6 @@ from adapters.stores.sql import SqlStore
 from frontend_machine.outbox import Outbox
 from frontend_machine.publisher import Publisher
 from gateway.broker_node import LocalBroker
-from gateway.consumer import run_gateway
 from gateway.federation import (
     LinkResult,
     grant_link_user,
@@ -44,6 +43,7 @@ from gateway.federation import (
 from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.provisioning import add_node
 from gateway.registry import Registry
+from gateway.run import run_gateway
 from schemas.errors import ConfigError
 from tests.integration.amqp_helpers import Node, fill
 from tests.servers import fresh_name, install_sigterm_cleanup, start_broker, stop_broker

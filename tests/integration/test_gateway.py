@@ -38,11 +38,12 @@ from adapters.stores.sql import SqlStore
 from frontend_machine import heartbeat as agent_heartbeat
 from frontend_machine.envelope import Envelope, NodeIdentity, build_envelope
 from gateway.config import GatewaySettings
-from gateway.consumer import Consumer, Verdict, _Session, run_gateway
+from gateway.consumer import Consumer, Verdict, _Session
 from gateway.pipeline import Pipeline
 from gateway.poison import POISON_REASON
 from gateway.registry import Registry
 from gateway.replay import Replayer, failed_rows
+from gateway.run import run_gateway
 from schemas.reader import DocumentReader
 from schemas.records import Record
 from schemas.writer import record_xml

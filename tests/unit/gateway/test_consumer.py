@@ -50,6 +50,6 @@ def test_it_never_says_consuming_while_the_broker_refuses_the_connection(
         raise px.AMQPConnectionError("refused")
 
     monkeypatch.setattr("pika.BlockingConnection", refused)
-    monkeypatch.setattr("gateway.consumer._backoff", lambda failures: 0.01)
+    monkeypatch.setattr("gateway.consumer.backoff", lambda failures: 0.01)
     consumer.run()
     assert attempts == [False, False] and not consumer.consuming()

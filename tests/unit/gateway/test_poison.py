@@ -72,7 +72,7 @@ class ScriptedStore(MemoryStore):
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gateway.consumer._backoff", lambda failures: 0.01)
+    monkeypatch.setattr("gateway.consumer.backoff", lambda failures: 0.01)
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 
 from adapters.stores.sql import SqlStore
 from gateway.config import GatewayConfig, load_config, parse_listen
-from gateway.consumer import _dashboard
 from gateway.dashboard.command import run_dashboard
+from gateway.run import _dashboard
 from gateway.status_rules import StatusThresholds
 from schemas.errors import ConfigError
 
