@@ -115,6 +115,14 @@ def engine_url(url: str | URL) -> URL:
         shown = redact(str(url))  # SQLAlchemy's messages do not quote the URL
         raise located("url", f"{shown!r} is not a database URL ({exc})",
                       f"{shown!r} 不是数据库 URL（{exc}）") from exc
+    if parsed.host is not None and "@" in parsed.host:
+        # SQLAlchemy ends the password at its first '@': the rest of it would be taken
+        # for the host, and printed as such in every connection error.
+        shown = redact(str(url))
+        raise located("url", f"{shown!r}: the password holds '@'; write it as %40 in the "
+                      "URL, or keep the password in password_file",
+                      f"{shown!r}：口令中含有 '@'；请在 URL 中写作 %40，或将口令放入 "
+                      "password_file") from None
     default = _DEFAULT_DRIVERS.get(parsed.drivername)
     if default is not None:
         parsed = parsed.set(drivername=default)

@@ -28,10 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from adapters.config_files import is_number, read_toml, redact
+from adapters.frontdb import engine_url
 from gateway.status_rules import StatusThresholds
 from schemas.errors import ConfigError, located, wrapped
 
@@ -198,10 +196,9 @@ class _Reader:
     def store_url(self) -> str:
         raw = self.text("store", "url") or "sqlite:///exgate-store.db"
         try:
-            url = make_url(raw)
-        except ArgumentError as exc:
-            raise self.fail(f"[store] url {redact(raw)!r} is not a database URL",
-                            f"[store] url {redact(raw)!r} 不是数据库 URL") from exc
+            url = engine_url(raw)
+        except ConfigError as exc:
+            raise wrapped(f"{self.path}: [store]", exc) from exc
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             url = url.set(database=str(self.resolve(url.database or "")))
         password = self.secret("store", "EXGATE_STORE_PASSWORD")

@@ -9,6 +9,7 @@ Driver errors leave this module as ``RetriableError``; bad options as ``ConfigEr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -60,6 +61,7 @@ __all__ = [
     "DatabaseSource",
     "database_source",
     "engine_options",
+    "session_settings",
     "source_engine",
     "source_url",
 ]
@@ -98,11 +100,48 @@ def source_engine(options: DatabaseOptions) -> Engine:
                              f"或改用已安装的驱动，例如 oracle+oracledb://") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _decode_leniently)
+    session = session_settings(engine.dialect.name)
+    if session:
+        event.listen(engine, "connect", functools.partial(_set_session, session))
     return engine
 
 
 def _decode_leniently(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.text_factory = sqlite_text
+
+
+# Every session speaks Beijing time (the domain's convention for naive times): a
+# zone-aware column (PostgreSQL timestamptz, MySQL TIMESTAMP, Oracle TIMESTAMP WITH
+# TIME ZONE) is then compared with the cursor's naive bound, and read back, in Beijing
+# time whatever the server's own zone; on a UTC server the safety lag was 8 hours off
+# and late commits inside it were skipped. A row a legacy transaction keeps locked
+# fails the write-back after a bounded wait (the source is retried on the next poll,
+# the other sources go on) rather than stalling the agent; Oracle has no such setting.
+LOCK_WAIT_SECONDS = 10
+
+
+def session_settings(dialect_name: str) -> tuple[str, ...]:
+    """The statements that open every session of a source on ``dialect_name``."""
+    wait = LOCK_WAIT_SECONDS
+    mysql = (f"SET time_zone = '+08:00', innodb_lock_wait_timeout = {wait}",)
+    return {
+        "postgresql": ("SET TIME ZONE 'Asia/Shanghai'", f"SET lock_timeout = '{wait}s'"),
+        "mysql": mysql,
+        "mariadb": mysql,
+        "oracle": ("ALTER SESSION SET TIME_ZONE = '+08:00'",),
+    }.get(dialect_name, ())
+
+
+def _set_session(statements: tuple[str, ...], dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for statement in statements:
+            cursor.execute(statement)
+    finally:
+        cursor.close()
+    # Session settings outlive a commit, while the pool's rollback on check-in would
+    # undo a SET still inside psycopg's implicit transaction.
+    dbapi_connection.commit()
 
 
 def source_url(options: DatabaseOptions) -> URL:

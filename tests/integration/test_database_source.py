@@ -16,12 +16,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 from adapters.frontdb import create_all, engine_url, front_tables
+from adapters.sources import database
 from adapters.sources.base import SourceContext
 from adapters.sources.database import DatabaseSource, database_source
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
+from schemas.errors import RetriableError
 from schemas.times import BEIJING
 from tests.unit.adapters.front_rows import (
     DIVISION,
@@ -237,3 +240,70 @@ def test_rejects_are_flagged_after_a_crash_before_the_write_back(
     assert flags == {1: 4, 2: 1}
     assert "SLZT" in message and "[bad-value]" in message
     assert records == 4 and len(rejects) == 1
+
+
+@pytest.mark.parametrize("server", ["pg_url", "mariadb_url"])
+def test_cursor_lag_holds_on_a_zone_aware_column_of_a_utc_server(
+        request: pytest.FixtureRequest, tmp_path: Path, server: str) -> None:
+    # timestamptz (PostgreSQL) and TIMESTAMP (MariaDB) compare in the session's zone: on
+    # a UTC server, the naive Beijing bound read 8 hours late, and a row committed late
+    # inside the safety lag was passed over for good.
+    url = request.getfixturevalue(server)
+    engine = sa.create_engine(engine_url(url))
+    dialect = engine.dialect.name
+    aware = sa.DateTime(timezone=True) if dialect == "postgresql" else mysql.TIMESTAMP()
+    legacy = legacy_table(dialect, "SBXX", "LEGACY_TZ")
+    legacy.c.UPD_TIME.type = aware
+    legacy.c.UPD_TIME.nullable = True
+    with engine.begin() as conn:
+        if dialect == "postgresql":
+            conn.exec_driver_sql(f"ALTER DATABASE {engine.url.database} SET timezone TO 'UTC'")
+        legacy.create(conn)
+    engine.dispose()  # new sessions take the database's zone
+    ago = ("now() - interval '20 seconds'" if dialect == "postgresql"
+           else "NOW() - INTERVAL 20 SECOND")
+    with engine.begin() as conn:
+        conn.execute(legacy.insert().values(**row("SBXX", 1),
+                                            UPD_TIME=sa.literal_column(ago)))
+    options = {"strategy": "cursor", "tables": ["SBXX"], "cursor_safety_lag_seconds": 60,
+               "mapping": {"SBXX": {"table": "LEGACY_TZ", "timestamp": "UPD_TIME"}}}
+    real = Clock(datetime.now(BEIJING))
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        with open_source(url, real, **options) as source:
+            poll(outbox, source)
+        assert journaled_keys(outbox) == set()  # 20 s old: inside the 60 s lag
+        real.advance(120)
+        with open_source(url, real, **options) as source:
+            poll(outbox, source)
+        assert journaled_keys(outbox) == keys_of("SBXX", [1])
+    engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["pg_url", "mariadb_url"])
+def test_a_row_a_legacy_transaction_keeps_locked_fails_the_write_back_then_lands(
+        request: pytest.FixtureRequest, tmp_path: Path, server: str,
+        monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
+    # Without a lock timeout the write-back UPDATE waited for the legacy transaction
+    # however long it lasted, and the whole agent (every source) with it.
+    monkeypatch.setattr(database, "LOCK_WAIT_SECONDS", 1)
+    url = request.getfixturevalue(server)
+    create_all(url)
+    engine = sa.create_engine(engine_url(url))
+    with engine.begin() as conn:
+        insert(conn, "SL", [row("SL", n) for n in range(3)])
+    sl = tables(engine).elements["SL"]
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        with engine.connect() as legacy:
+            legacy.execute(sa.select(sl).where(sl.c.ROW_ID == 2).with_for_update()).all()
+            with open_source(url, clock, strategy="flag") as source, \
+                    pytest.raises(RetriableError, match="cannot commit"):
+                poll(outbox, source)
+            legacy.rollback()
+        with open_source(url, clock, strategy="flag") as source:
+            poll(outbox, source)
+        assert journaled_keys(outbox) == keys_of("SL", range(3))
+        assert outbox.record_count() == 3
+    with engine.connect() as conn:
+        flags = conn.execute(sa.select(sl.c.SYNC_FLAG).order_by(sl.c.ROW_ID)).scalars().all()
+    assert flags == [1, 1, 1]
+    engine.dispose()

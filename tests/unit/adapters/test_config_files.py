@@ -38,3 +38,20 @@ def test_a_database_url_that_does_not_parse_is_named_without_its_password(url: s
     for text in (str(caught.value), caught.value.message("zh")):
         assert "not a database URL" in text or "不是数据库 URL" in text
         assert "s3cr" not in text and "exgate:***@" in text
+
+
+@pytest.mark.parametrize("url", ["mysql://exgate:Hn@2024#pwd@127.0.0.1:3306/front",
+                                 "postgresql://exgate:a@b@db/store"])
+def test_a_password_holding_an_at_sign_is_refused_before_it_reaches_a_driver(url: str) -> None:
+    # SQLAlchemy ends the password at its first '@' and takes the rest for the host,
+    # which every connection error then printed.
+    with pytest.raises(ConfigError) as caught:
+        engine_url(url)
+    assert "%40" in str(caught.value) and "%40" in caught.value.message("zh")
+    for text in (str(caught.value), caught.value.message("zh")):
+        assert "2024#pwd" not in text and "a@b" not in text and ":***@" in text
+
+
+def test_a_percent_encoded_at_sign_is_the_password_s() -> None:
+    url = engine_url("mysql://exgate:Hn%402024@127.0.0.1:3306/front")
+    assert (url.password, url.host) == ("Hn@2024", "127.0.0.1")

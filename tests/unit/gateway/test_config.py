@@ -42,7 +42,9 @@ def test_the_commented_out_keys_of_the_example_are_real_too(tmp_path: Path) -> N
     path.write_text(text, encoding="utf-8")
     config = load_config(path)
     assert config.broker_url == "amqps://gateway-430100:s3cret@mq.hn.gov.example:5671/exgate"
-    assert config.store_url == "postgresql://exgate:s3cret@db.hn.gov.example/supervision"
+    # The driver exgate uses is named: postgresql:// would mean psycopg2 to SQLAlchemy.
+    assert config.store_url == \
+        "postgresql+psycopg://exgate:s3cret@db.hn.gov.example/supervision"
     assert config.dashboard_listen == "127.0.0.1:8430"
     assert "s3cret" not in repr(config)
     assert "s3cret" not in redact(config.broker_url)
