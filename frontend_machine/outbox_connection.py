@@ -39,22 +39,35 @@ class OutboxNotFound(FileNotThere):
 def connect(path: Path, create: bool) -> sqlite3.Connection:
     """The journal at ``path``, configured and migrated; ``create=False`` opens an
     existing file only (``OutboxNotFound`` otherwise)."""
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-    elif not path.is_file():
+    if not create and not path.is_file():
         raise OutboxNotFound(path)
-    else:
-        # mode=rw: a file removed after the check above is an error, not a new journal.
-        db = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=rw",
-                             uri=True, isolation_level=None, timeout=30.0)
+    try:
+        db = _open(path, create)
+    except (OSError, sqlite3.Error) as exc:  # a folder the agent's user may not write
+        raise _unopenable(path, exc) from exc
     try:
         configure(db)
         migrate(db)
     except (sqlite3.Error, RuntimeError) as exc:
         db.close()
-        raise OutboxBroken(f"cannot open outbox {path}: {exc}") from exc
+        raise _unopenable(path, exc) from exc
     return db
+
+
+def _open(path: Path, create: bool) -> sqlite3.Connection:
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    # mode=rw: a file removed after the caller's check is an error, not a new journal.
+    return sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=rw",
+                           uri=True, isolation_level=None, timeout=30.0)
+
+
+def _unopenable(path: Path, exc: Exception) -> OutboxBroken:
+    return OutboxBroken(f"cannot open outbox {path}: {exc} (check [outbox] path, and that "
+                        "the agent's user may write its folder)",
+                        zh=f"无法打开发件箱 {path}：{exc}（请检查 [outbox] path，以及代理的运行"
+                           "用户能否写入其所在文件夹）")
 
 
 @contextmanager

@@ -285,3 +285,15 @@ def test_frontdb_init_and_broker_link_speak_the_chosen_language() -> None:
 
 def test_message_falls_back_to_english_without_chinese() -> None:
     assert ExgateError("only English").message("zh") == "only English"
+
+
+def test_an_outbox_the_agent_cannot_create_is_named_without_a_traceback(tmp_path: Path) -> None:
+    config = agent_config(tmp_path)
+    (tmp_path / "blocker").write_text("a file where the outbox's folder should be")
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        'path = "outbox.db"', 'path = "blocker/outbox.db"'), encoding="utf-8")
+    zh, en = both("agent", "once", "-c", config)
+    assert zh.code == en.code == 1
+    assert "无法打开发件箱" in zh.output and "请检查 [outbox] path" in zh.output
+    assert "cannot open outbox" in en.output and "check [outbox] path" in en.output
+    assert "Traceback" not in zh.output + en.output
