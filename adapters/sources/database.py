@@ -32,7 +32,7 @@ from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
 from adapters.frontdb import engine_url
 from adapters.sources.base import Chunk, Origin, SourceContext
-from adapters.sources.db_cursor import CursorStrategy
+from adapters.sources.db_cursor import CursorStrategy, check_timestamp_types
 from adapters.sources.db_options import DatabaseOptions, parse_options
 from adapters.sources.db_strategies import (
     ChangelogStrategy,
@@ -78,9 +78,13 @@ def database_source(name: str, options: Mapping[str, Any], context: SourceContex
     """Build a database source from its ``[[sources]]`` options (ConfigError if bad)."""
     parsed = parse_options(options, context.catalog)
     engine = source_engine(parsed)
-    tables = element_tables(parsed, engine.dialect.name, context.catalog)
-    reader = ReadContext(engine, tables, parsed.page_size, clock, context.lang)
-    return DatabaseSource(name, context, reader, _strategy(parsed, reader))
+    try:
+        tables = element_tables(parsed, engine.dialect.name, context.catalog)
+        reader = ReadContext(engine, tables, parsed.page_size, clock, context.lang)
+        return DatabaseSource(name, context, reader, _strategy(parsed, reader))
+    except BaseException:
+        engine.dispose()  # the strategy's checks may have opened a connection
+        raise
 
 
 def source_engine(options: DatabaseOptions) -> Engine:
@@ -178,6 +182,7 @@ def _strategy(options: DatabaseOptions, reader: ReadContext) -> Strategy:
     if options.strategy == "changelog":
         return ChangelogStrategy(reader, options.changelog_gap_wait_seconds)
     if options.strategy == "cursor":
+        check_timestamp_types(reader)
         return CursorStrategy(reader, options.cursor_safety_lag_seconds,
                               options.cursor_null_scan_seconds)
     return FlagStrategy(reader)
@@ -273,7 +278,7 @@ class DatabaseSource:
         catalog, division = self._context.catalog, self._context.node_division
         checks = tuple(
             (Origin(self.name, f"{row.table.name}#{row.ident}"),
-             untimed_check(row.table, catalog) if page.untimed
+             untimed_check(row.table, row.values[0], catalog) if page.untimed
              else check_row(row.table, row.values, catalog, division, latest))
             for row in page.rows)
         return Chunk(checks=checks, progress=page.progress)

@@ -5,12 +5,15 @@ See ``CursorStrategy``; the shared page types are in ``adapters.sources.db_strat
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnClause, ColumnElement, String, inspect, or_, select
+from sqlalchemy.engine import Inspector
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.sources.db_state import (
     STATE_VERSION,
@@ -29,27 +32,84 @@ from adapters.sources.db_strategies import (
 )
 from adapters.sources.db_tables import ElementTable, to_text
 from adapters.sources.sqlite_bytes import printable
+from schemas.errors import ConfigError
 from schemas.times import BEIJING
 
-__all__ = ["CursorStrategy", "cursor_query", "untimed_query"]
+__all__ = ["CursorStrategy", "check_timestamp_types", "cursor_query", "untimed_query"]
+
+log = logging.getLogger("exgate.source.db")
+
+
+# SQLite has no time type: a time is text, and text compares character by character,
+# which orders times only in one notation (SQLAlchemy's, and the domain's own). A row in
+# another one ("20261120100000", "2026-11-20T10:00:00") would sort out of place: past
+# the bound for ever, or behind the cursor. Such rows are left out of the order and
+# reported like NULL ones.
+_ORDERED_TEXT = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]*"
+
+
+def check_timestamp_types(context: ReadContext) -> None:
+    """Refuse a cursor on a text column where the database has time types.
+
+    Compared with the time bound, text orders by its characters, or (PostgreSQL) not at
+    all: rows in another notation would be skipped silently. A column that cannot be
+    looked up now (the database is away) is not checked; reading will report it.
+    """
+    engine = context.engine
+    if engine.dialect.name == "sqlite":
+        return  # no time type there: text in another notation is reported row by row
+    try:
+        inspector = inspect(engine)
+        for element in context.tables.values():
+            _refuse_text_timestamp(inspector, element)
+    except SQLAlchemyError as exc:
+        log.warning("cursor timestamp columns not checked: %s", type(exc).__name__)
+
+
+def _refuse_text_timestamp(inspector: Inspector, element: ElementTable) -> None:
+    timestamp = element.timestamp
+    assert timestamp is not None
+    columns = inspector.get_columns(element.table.name, schema=element.table.schema)
+    found = next((c for c in columns if c["name"].lower() == timestamp.name.lower()), None)
+    if found is not None and isinstance(found["type"], String):
+        where = f"{element.name}.{timestamp.name}"
+        raise ConfigError(
+            f"cursor timestamp {where} is text ({found['type']}): its values would be "
+            "compared as characters and rows in another notation skipped; give the cursor "
+            "a DATE/TIMESTAMP column (a view can convert it), or use flag or changelog",
+            zh=f"游标时间列 {where} 是文本类型（{found['type']}）：其值将按字符比较，"
+               "其他写法的行会被跳过；请为游标指定 DATE/TIMESTAMP 类型的列（可用视图转换），"
+               "或改用 flag 或 changelog 方式")
+
+
+def _ordered(timestamp: ColumnClause[Any], dialect_name: str) -> ColumnElement[bool] | None:
+    """The condition for a timestamp to have its place in the order; None: any non-NULL."""
+    return timestamp.op("GLOB")(_ORDERED_TEXT) if dialect_name == "sqlite" else None
 
 
 def cursor_query(element: ElementTable, upper: Any, last: Sequence[Any] | None,
-                 limit: int) -> AnySelect:
+                 limit: int, dialect_name: str = "") -> AnySelect:
     """Rows up to the frozen ``upper`` timestamp after ``last`` = (ts, key…), in that order."""
     assert element.timestamp is not None
     order = [element.timestamp, *element.key]
     query = (select(*labelled([*order, *field_columns(element)]))
              .where(element.timestamp <= upper).order_by(*order).limit(limit))
+    ordered = _ordered(element.timestamp, dialect_name)
+    if ordered is not None:
+        query = query.where(ordered)
     return query if last is None else query.where(after_key(order, last))
 
 
-def untimed_query(element: ElementTable, last: Sequence[Any] | None, limit: int) -> AnySelect:
-    """Rows whose timestamp is NULL after the key ``last``, in key order."""
-    assert element.timestamp is not None
+def untimed_query(element: ElementTable, last: Sequence[Any] | None, limit: int,
+                  dialect_name: str = "") -> AnySelect:
+    """Rows whose timestamp has no place in the order (NULL, or on SQLite text in another
+    notation) after the key ``last``, in key order: the key, then the timestamp."""
+    timestamp = element.timestamp
+    assert timestamp is not None
     key = list(element.key)
-    query = (select(*labelled([*key, *field_columns(element)]))
-             .where(element.timestamp.is_(None)).order_by(*key).limit(limit))
+    ordered = _ordered(timestamp, dialect_name)
+    unordered = timestamp.is_(None) if ordered is None else or_(timestamp.is_(None), ~ordered)
+    query = (select(*labelled([*key, timestamp])).where(unordered).order_by(*key).limit(limit))
     return query if last is None else query.where(after_key(key, last))
 
 
@@ -127,7 +187,8 @@ class CursorStrategy:
             if saved and saved.get("columns") == names else None
         width = len(names)
         while True:
-            rows = self.context.fetch(cursor_query(element, upper, last, self.context.page_size))
+            rows = self.context.fetch(cursor_query(element, upper, last, self.context.page_size,
+                                                   self._dialect))
             if not rows:
                 return
             last = list(rows[-1][:width])
@@ -149,7 +210,8 @@ class CursorStrategy:
             last = None if saved["after"] is None else [decode_value(v) for v in saved["after"]]
         width = len(names)
         while True:
-            rows = self.context.fetch(untimed_query(element, last, self.context.page_size))
+            rows = self.context.fetch(untimed_query(element, last, self.context.page_size,
+                                                    self._dialect))
             done = len(rows) < self.context.page_size
             if rows:
                 last = list(rows[-1][:width])
@@ -163,6 +225,10 @@ class CursorStrategy:
                 progress.unsaved = True
             if done:
                 return
+
+    @property
+    def _dialect(self) -> str:
+        return str(self.context.engine.dialect.name)
 
     def _signpost(self) -> Any:
         moment = self.context.clock().astimezone(BEIJING).replace(tzinfo=None)

@@ -12,6 +12,7 @@ row is rejected (SYNC_MSG, the outbox) instead of stopping its page on every pol
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from adapters.sources.sqlite_bytes import printable, undecoded_byte
 from schemas.catalog import ElementSpec
@@ -58,17 +59,28 @@ def _bad_value(spec: ElementSpec, code: str, text: str, detail: Localized) -> Is
                   "detail": detail}, spec.code, code)
 
 
-def untimed_issue(spec: ElementSpec, column: str, field: str | None) -> Issue:
-    """The reject of a cursor row whose timestamp ``column`` (field ``field``) is NULL.
+def untimed_issue(spec: ElementSpec, column: str, field: str | None, value: Any) -> Issue:
+    """The reject of a cursor row whose timestamp ``column`` (field ``field``) has no
+    place in the order: NULL, or (SQLite) text in another notation than
+    ``yyyy-MM-dd HH:mm:ss``.
 
     Filling it with the time of the fix is what makes the cursor read the row: an
     older time may lie behind the cursor, which never goes back.
     """
     label = spec.fields[field].label if field else Localized("更新时间", "update time")
-    detail = Localized("更新时间为空，无法确定该行的读取顺序；"
-                       "请在源系统中填写该列（填入修改时的时间）",
-                       "the update time is empty, so the row cannot be ordered; fill the "
-                       "column in the source system (with the time of the fix)")
+    if value is None:
+        shown = "NULL"
+        detail = Localized("更新时间为空，无法确定该行的读取顺序；"
+                           "请在源系统中填写该列（填入修改时的时间）",
+                           "the update time is empty, so the row cannot be ordered; fill the "
+                           "column in the source system (with the time of the fix)")
+    else:
+        shown = printable(str(value)[:_SHOWN])
+        detail = Localized("更新时间不是 yyyy-MM-dd HH:mm:ss 写法，无法确定该行的读取顺序；"
+                           "请在源系统中按此写法填写该列（填入修改时的时间）",
+                           "the update time is not written yyyy-MM-dd HH:mm:ss, so the row "
+                           "cannot be ordered; write the column so in the source system "
+                           "(with the time of the fix)")
     return Issue(IssueCode.BAD_VALUE, "bad-value",
-                 {"field": field or column, "label": label, "value": "NULL",
+                 {"field": field or column, "label": label, "value": shown,
                   "detail": detail}, spec.code, field or column)

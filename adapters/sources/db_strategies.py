@@ -55,7 +55,9 @@ class FetchedRow:
 class Page:
     rows: tuple[FetchedRow, ...]
     progress: dict[str, Any]
-    untimed: bool = False      # cursor rows with a NULL timestamp: rejects, not records
+    # Cursor rows whose timestamp has no place in the order: rejects, not records; each
+    # row's values are that timestamp alone.
+    untimed: bool = False
 
 
 @dataclass(frozen=True)

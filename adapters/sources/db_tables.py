@@ -230,14 +230,16 @@ def check_row(element: ElementTable, values: Iterable[Any], catalog: SchemaCatal
     return check_fields(element.element, fields, catalog, division, latest)
 
 
-def untimed_check(element: ElementTable, catalog: SchemaCatalog) -> RecordCheck:
-    """The reject of a cursor row with a NULL timestamp, whatever its fields hold.
+def untimed_check(element: ElementTable, timestamp: Any, catalog: SchemaCatalog) -> RecordCheck:
+    """The reject of a cursor row whose ``timestamp`` has no place in the order (NULL,
+    or text in another notation), whatever its fields hold.
 
     Its fields are validated once the timestamp is filled and the cursor reads it.
     """
     assert element.timestamp is not None
     field = next((code for code, c in element.fields if c is element.timestamp), None)
-    issue = untimed_issue(catalog.elements[element.element], element.timestamp.name, field)
+    issue = untimed_issue(catalog.elements[element.element], element.timestamp.name, field,
+                          timestamp)
     return RecordCheck(element.element, None, None, (issue,))
 
 

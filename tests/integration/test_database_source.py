@@ -7,6 +7,7 @@ does after a restart.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from adapters.sources.base import SourceContext
 from adapters.sources.database import DatabaseSource, database_source
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
-from schemas.errors import RetriableError
+from schemas.errors import ConfigError, RetriableError
 from schemas.times import BEIJING
 from tests.unit.adapters.front_rows import (
     DIVISION,
@@ -307,3 +308,52 @@ def test_a_row_a_legacy_transaction_keeps_locked_fails_the_write_back_then_lands
         flags = conn.execute(sa.select(sl.c.SYNC_FLAG).order_by(sl.c.ROW_ID)).scalars().all()
     assert flags == [1, 1, 1]
     engine.dispose()
+
+
+def test_cursor_on_sqlite_reports_text_times_in_another_notation_and_reads_the_rest(
+        tmp_path: Path, clock: Clock) -> None:
+    # SQLite compares text character by character: "20261120100000" lay past every
+    # bound, and after "2026-11-20T10:00:00" was read, "2026-11-20 11:00:00" lay behind
+    # the cursor. Both were skipped silently.
+    url = f"sqlite:///{tmp_path / 'legacy.db'}"
+    engine = sa.create_engine(engine_url(url))
+    legacy = legacy_table("sqlite", "SBXX", "LEGACY_SBXX")
+    legacy.c.UPD_TIME.type = sa.Text()
+    legacy.create(engine)
+    day = clock.naive(86400).strftime("%Y-%m-%d")
+    stamps = {0: f"{day}T10:00:00", 1: f"{day} 11:00:00", 2: day.replace("-", "") + "120000",
+              3: None, 4: f"{day} 09:00:00.250000"}
+    with engine.begin() as conn:
+        conn.execute(legacy.insert(), [row("SBXX", n) | {"UPD_TIME": stamp}
+                                       for n, stamp in stamps.items()])
+    options = {"strategy": "cursor", "tables": ["SBXX"],
+               "mapping": {"SBXX": {"table": "LEGACY_SBXX", "timestamp": "UPD_TIME"}}}
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        with open_source(url, clock, **options) as source:
+            poll(outbox, source)
+        assert journaled_keys(outbox) == keys_of("SBXX", [1, 4])
+        rejects = {r["origin"]: json.dumps(r["issues"], ensure_ascii=False)
+                   for r in outbox.rejects("front")}
+    assert set(rejects) == {f"LEGACY_SBXX#{row('SBXX', n)['SBLSH']}|1" for n in (0, 2, 3)}
+    assert f"{day}T10:00:00" in rejects[f"LEGACY_SBXX#{row('SBXX', 0)['SBLSH']}|1"]
+    assert all("yyyy-MM-dd HH:mm:ss" in rejects[f"LEGACY_SBXX#{row('SBXX', n)['SBLSH']}|1"]
+               for n in (0, 2))
+    assert "NULL" in rejects[f"LEGACY_SBXX#{row('SBXX', 3)['SBLSH']}|1"]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["pg_url", "mariadb_url"])
+def test_a_cursor_on_a_text_column_is_refused_where_the_database_has_time_types(
+        request: pytest.FixtureRequest, server: str, clock: Clock) -> None:
+    url = request.getfixturevalue(server)
+    engine = sa.create_engine(engine_url(url))
+    legacy = legacy_table(engine.dialect.name, "SBXX", "LEGACY_TEXT")
+    legacy.c.UPD_TIME.type = sa.String(20)
+    legacy.create(engine)
+    engine.dispose()
+    options = {"strategy": "cursor", "tables": ["SBXX"],
+               "mapping": {"SBXX": {"table": "LEGACY_TEXT", "timestamp": "UPD_TIME"}}}
+    with pytest.raises(ConfigError) as refused:
+        open_source(url, clock, **options)
+    assert "is text" in str(refused.value) and "DATE/TIMESTAMP" in str(refused.value)
+    assert "游标时间列" in refused.value.message("zh")
