@@ -116,9 +116,12 @@ class Agent:
         the WAL (outbox upkeep)."""
         self._upkeep_at = time.monotonic() + _UPKEEP_SECONDS
         try:
-            self.outbox.make_room(self.config.outbox.stored_retention_seconds)
+            room = self.outbox.make_room(self.config.outbox.stored_retention_seconds)
         except RetriableError as exc:  # the next upkeep tries again; nothing was lost
             log.warning("%s", exc)
+            return
+        if room.forgotten_early:
+            log.warning(say("forgotten-early", self.lang, batches=room.forgotten_early))
 
     def source_lag(self) -> float:
         return self.catch_up.lag(time.monotonic(), self.started)

@@ -29,7 +29,12 @@ from typing import Any
 
 from adapters.sources.base import Chunk
 from frontend_machine.outbox_batches import BatchInfo, BatchState, Depth, plan_batches
-from frontend_machine.outbox_budget import disk_bytes, drop_stored_payloads, forget_stored
+from frontend_machine.outbox_budget import (
+    disk_bytes,
+    drop_stored_payloads,
+    forget_oldest_stored,
+    forget_stored,
+)
 from frontend_machine.outbox_connection import (
     OutboxBroken,
     OutboxNotFound,
@@ -48,7 +53,7 @@ from schemas.times import BEIJING
 
 __all__ = [
     "ALL_LEVELS", "BatchInfo", "BatchState", "Depth", "JournalResult", "Outbox", "OutboxBroken",
-    "OutboxNotFound",
+    "OutboxNotFound", "RoomMade",
 ]
 
 ALL_LEVELS = ("province", "city", "county")
@@ -65,6 +70,14 @@ class JournalResult:
     conflicts: int = 0  # also counted in ``added``: kept for a person to resolve
     # element → {"added": n, "duplicates": n, "conflicts": n}, for per-element reports
     by_element: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMade:
+    """Stored batches ``make_room`` forgot: after their retention, and before it."""
+
+    forgotten: int = 0
+    forgotten_early: int = 0
 
 
 class Outbox:
@@ -319,25 +332,42 @@ class Outbox:
     def over_budget(self) -> bool:
         return self.budget_bytes is not None and self.disk_bytes() > self.budget_bytes
 
-    def make_room(self, keep_stored_seconds: float) -> int:
+    def make_room(self, keep_stored_seconds: float) -> RoomMade:
         """Drop the payloads of stored batches, forget batches every level stored over
         ``keep_stored_seconds`` ago with their records and receipts, then fold the WAL
-        back into the file; returns how many batches were forgotten.
+        back into the file. Still over budget with nothing on its way to the levels (no
+        unbatched record, no pending or sent batch, so no receipt can free room), forget
+        stored batches early, oldest first.
 
         A stored batch keeps only the identity of its records, to drop a late re-read as
-        a duplicate (which the levels' stores also do). Pending, sent and failed batches
-        and unbatched records are never touched. Short transactions of a few batches
-        each, so the WAL stays small on a disk that is nearly full: done as a receipt
-        arrives, the rewrite of a whole batch would make exactly the receipt that frees
-        room fail there.
+        a duplicate; the levels' stores drop it too, so forgetting it early loses nothing,
+        where keeping it would pause the agent for good once the identities alone fill
+        the budget. Pending, sent and failed batches and unbatched records are never
+        touched. Short transactions of a few batches each, so the WAL stays small on a
+        disk that is nearly full: done as a receipt arrives, the rewrite of a whole batch
+        would make exactly the receipt that frees room fail there.
         """
         drop_stored_payloads(self._db, self._transaction)
         pruned = forget_stored(self._db, self._transaction, self._clock() - keep_stored_seconds)
+        self._fold_wal()
+        early = 0
+        while self.over_budget() and self._nothing_in_flight():
+            forgotten = forget_oldest_stored(self._db, self._transaction)
+            if not forgotten:
+                break
+            early += forgotten
+            self._fold_wal()
+        return RoomMade(pruned, early)
+
+    def _nothing_in_flight(self) -> bool:
+        depth = self.depth()
+        return not (depth.pending_batches or depth.sent_batches or depth.unbatched_records)
+
+    def _fold_wal(self) -> None:
         try:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
             raise mapped(exc, self.path, "folding the WAL into the outbox") from exc
-        return pruned
 
     def rejects(self, source: str | None = None) -> list[dict[str, Any]]:
         """Journaled rejects, oldest first, for reports and replay."""

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-__all__ = ["Transaction", "disk_bytes", "drop_stored_payloads", "forget_stored"]
+__all__ = ["Transaction", "disk_bytes", "drop_stored_payloads", "forget_oldest_stored",
+           "forget_stored"]
 
 _PRUNE_BATCHES = 20  # per transaction: each batch holds up to batch_max_records rows
 _IDENTITY = ("seq, element, record_key, sjbbh, digest, division, size, conflict, source,"
@@ -62,15 +63,28 @@ def forget_stored(connection: sqlite3.Connection, transaction: Transaction,
                " AND finished_at < ? LIMIT ?")
     pruned = 0
     while True:
-        with transaction("pruning stored batches: nothing more was pruned"):
-            batch_ids = [(batch_id,) for batch_id, in connection.execute(
-                expired, (cutoff, cutoff, _PRUNE_BATCHES)).fetchall()]
-            for table in ("records", "receipts", "batches"):
-                connection.executemany(f"DELETE FROM {table} WHERE batch_id = ?", batch_ids)
-        pruned += len(batch_ids)
-        if len(batch_ids) < _PRUNE_BATCHES:
+        forgotten = _forget(connection, transaction, expired, (cutoff, cutoff, _PRUNE_BATCHES))
+        pruned += forgotten
+        if forgotten < _PRUNE_BATCHES:
             break
     return pruned
+
+
+def forget_oldest_stored(connection: sqlite3.Connection, transaction: Transaction) -> int:
+    """Delete the ``_PRUNE_BATCHES`` batches stored longest ago, within their retention;
+    returns how many were forgotten (0: none is left)."""
+    oldest = ("SELECT batch_id FROM batches WHERE state = 'stored'"
+              " ORDER BY finished_at, created_at LIMIT ?")
+    return _forget(connection, transaction, oldest, (_PRUNE_BATCHES,))
+
+
+def _forget(connection: sqlite3.Connection, transaction: Transaction, chosen: str,
+            params: tuple[object, ...]) -> int:
+    with transaction("pruning stored batches: nothing more was pruned"):
+        batch_ids = [(batch_id,) for batch_id, in connection.execute(chosen, params).fetchall()]
+        for table in ("records", "receipts", "batches"):
+            connection.executemany(f"DELETE FROM {table} WHERE batch_id = ?", batch_ids)
+    return len(batch_ids)
 
 
 def _drop_payloads(connection: sqlite3.Connection, batches: str,

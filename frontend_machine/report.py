@@ -32,6 +32,13 @@ _TEXT: dict[str, tuple[str, str]] = {
         "the final sealing of batches failed: the records this run took are in the outbox "
         "and marked taken at their sources; the next run seals and sends them: {error}",
     ),
+    "forgotten-early": (
+        "发件箱超过磁盘预算：提前清除了 {batches} 个各级均已入库批次的记录标识；"
+        "这些记录若被重新读取，会再次发送，并由各级作为重复记录丢弃",
+        "the outbox is over its disk budget: the record identities of {batches} batches "
+        "every level has stored were forgotten early; a record of theirs read again is sent "
+        "again and dropped by the levels as a duplicate",
+    ),
     "resumed": (
         "发件箱已低于磁盘预算，恢复读取数据源",
         "the outbox is under its budget again; reading resumed",

@@ -13,7 +13,7 @@ import pytest
 from adapters.sources.base import Chunk
 from frontend_machine.agent import Agent
 from frontend_machine.config import AgentConfig, NodeConfig, OutboxConfig
-from frontend_machine.outbox import ALL_LEVELS, Outbox
+from frontend_machine.outbox import ALL_LEVELS, Outbox, RoomMade
 from frontend_machine.outbox_batches import BatchState
 from tests.unit.frontend_machine.test_outbox import FakeClock, record, valid
 
@@ -89,12 +89,12 @@ def test_a_stored_batch_gives_up_its_payloads_and_is_forgotten_after_retention(
         assert payloads == {"A": 1, "B": 1, "C": 1, "D": 1}  # the receipts rewrote nothing
 
         clock.now += 86400
-        assert box.make_room(keep_stored_seconds=2 * 86400) == 0  # still within retention
+        assert box.make_room(keep_stored_seconds=2 * 86400) == RoomMade()  # within retention
         payloads = dict(box._db.execute("SELECT record_key, payload IS NOT NULL FROM records"))
         assert payloads == {"A": 0, "B": 0, "C": 1, "D": 1}
         assert box.record_count() == 4
         clock.now += 2 * 86400
-        assert box.make_room(keep_stored_seconds=2 * 86400) == 1
+        assert box.make_room(keep_stored_seconds=2 * 86400) == RoomMade(forgotten=1)
         assert box.batch(stored) is None and box.receipts_of(stored) == []
         keys = [key for key, in box._db.execute("SELECT record_key FROM records ORDER BY seq")]
         assert keys == ["C", "D"]
@@ -129,3 +129,27 @@ def test_make_room_drops_the_payloads_of_every_stored_batch_a_few_at_a_time(
             "SELECT record_key FROM records WHERE payload IS NOT NULL")]
         assert left == ["K44"] and box.record_count() == 45  # the sent batch keeps its XML
         assert statements.count("BEGIN IMMEDIATE") > 2
+
+
+def test_identities_of_stored_batches_are_forgotten_early_rather_than_pausing_for_good(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Every batch stored at every level, and still over budget: the identities kept for
+    # the retention filled it, and the agent stayed paused with nothing left to send.
+    budget = 160 * 1024
+    config = AgentConfig(tmp_path / "agent.toml", NodeConfig("n1", "430102"),
+                         OutboxConfig(tmp_path / "o.db", disk_budget_mb=budget / 2**20,
+                                      batch_max_records=500), ())
+    with Outbox(tmp_path / "o.db", budget_bytes=budget) as outbox:
+        for start in range(0, 3000, 500):
+            outbox.journal("src", Chunk(valid(*(record(f"K{k:06d}") for k in
+                                                range(start, start + 500)))))
+        for batch in outbox.seal_batches(500, 1 << 30, 0):
+            stored_everywhere(outbox, batch)
+        assert outbox.over_budget() and outbox.record_count() == 3000
+        caplog.set_level(logging.INFO, logger="exgate.agent")
+        source = EndlessSource()
+        agent = Agent(config, outbox, [source], lang="en")
+        agent.poll_all()
+        assert "forgotten early" in caplog.text and source.reads == 1
+        journaled = [key for key, in outbox._db.execute("SELECT record_key FROM records")]
+        assert len(journaled) < 3000 + 50 and journaled[-50:] == [f"K{k:06d}" for k in range(50)]
