@@ -105,6 +105,7 @@ class FolderSource:
         for folder in (self.inbox, self.processing, self.done, self.error):
             folder.mkdir(parents=True, exist_ok=True)
         self._sightings: dict[str, tuple[tuple[int, int], float]] = {}
+        self._scanned_at: float | None = None  # monotonic time of the last inbox scan
         self._yielded: Chunk | None = None
         self._finishing: list[_FileRun] = []
         # Files the system refused to move, with the monotonic time of the next try:
@@ -225,12 +226,14 @@ class FolderSource:
         return sum(1 for name in self._sightings if (self.inbox / name).exists())
 
     def wait_hint(self) -> float | None:
-        """Seconds until the next unstable file could be taken, if any."""
-        if not self._sightings:
-            return None
+        """Seconds until the next rescan is due, or sooner until the next unstable file
+        could be taken: the agent polls at least this often (and every ``poll_seconds``)."""
         now = time.monotonic()
-        return max(0.0, min(self.options.stable_seconds - (now - since)
-                            for _, since in self._sightings.values()))
+        due = [self.options.rescan_seconds - (now - self._scanned_at)
+               if self._scanned_at is not None else 0.0]
+        due += [self.options.stable_seconds - (now - since)
+                for _, since in self._sightings.values()]
+        return max(0.0, min(due))
 
     def watch(self, wake: Callable[[], None]) -> None:
         """Start the watchdog observer; its events only call ``wake``."""
@@ -262,7 +265,7 @@ class FolderSource:
 
     def _stable_inbox_files(self) -> list[Path]:
         """Files whose (size, mtime) held still for ``stable_seconds``, oldest first."""
-        now = time.monotonic()
+        now = self._scanned_at = time.monotonic()
         sightings: dict[str, tuple[tuple[int, int], float]] = {}
         ready: list[tuple[int, str]] = []
         with os.scandir(self.inbox) as entries:

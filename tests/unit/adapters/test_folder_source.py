@@ -233,3 +233,17 @@ def test_a_file_the_reader_fails_on_goes_to_error_and_the_others_go_through(
     assert "UnicodeError: a defect met on this file" in json.dumps(report, ensure_ascii=False)
     assert any("odd.xml" in str(getattr(r, "file", "")) or "odd.xml" in r.getMessage()
                for r in caplog.records)
+
+
+def test_the_agent_rescans_the_inbox_every_rescan_seconds_even_between_polls(
+        tmp_path: Path, outbox: Outbox) -> None:
+    # The example calls rescan_seconds the full rescan period, but the inbox was only
+    # scanned at each poll: with observer "none" and a poll period above it, a file
+    # waited the whole poll period.
+    context = SourceContext("test-node", "430102", load_catalog(), "en")
+    source = folder_source("drop", {"path": str(tmp_path / "drop"), "stable_seconds": 0,
+                                    "rescan_seconds": 0.5, "observer": "none"}, context)
+    assert source.wait_hint() == 0.0  # never scanned: scan at once
+    poll(outbox, source)
+    hint = source.wait_hint()
+    assert hint is not None and 0.3 < hint <= 0.5
