@@ -47,6 +47,7 @@ from frontend_machine.outbox_journal import (
     insert_records,
     insert_reject,
     record_row,
+    settle_rejects,
 )
 from schemas.errors import FatalError
 from schemas.times import BEIJING
@@ -126,6 +127,8 @@ class Outbox:
                     continue
                 rows.append(record_row(source, origin, check.record, now))
             counts = insert_records(self._db, rows) if rows else {}
+            if rows:
+                settle_rejects(self._db, source, rows, now)
             if chunk.file_issues:
                 insert_file_issues(self._db, source, chunk.file_issues, now)
             if chunk.progress:

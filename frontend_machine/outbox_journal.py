@@ -21,7 +21,8 @@ from schemas.issues import Issue
 from schemas.records import Record
 from schemas.writer import record_xml
 
-__all__ = ["insert_file_issues", "insert_records", "insert_reject", "record_row"]
+__all__ = ["insert_file_issues", "insert_records", "insert_reject", "record_row",
+           "settle_rejects"]
 
 _INSERT_RECORD = (
     "INSERT OR IGNORE INTO records (element, record_key, sjbbh, digest, division, payload,"
@@ -30,6 +31,9 @@ _NEW_CONFLICTS = (  # rows after seq ?, each with an earlier row of its identity
     "SELECT r.seq, r.element FROM records AS r WHERE r.seq > ? AND EXISTS (SELECT 1 FROM"
     " records AS o WHERE o.element = r.element AND o.record_key = r.record_key"
     " AND o.sjbbh = r.sjbbh AND o.digest <> r.digest AND o.seq < r.seq)")
+
+
+_ORIGIN, _LINE = 8, 9  # of a ``record_row``
 
 
 def record_row(source: str, origin: Origin, record: Record, now: float) -> tuple[Any, ...]:
@@ -70,6 +74,24 @@ def insert_records(connection: sqlite3.Connection,
         connection.executemany("UPDATE records SET conflict = 1 WHERE seq = ?",
                                [(seq,) for seq, _ in conflicts])
     return counts
+
+
+def settle_rejects(connection: sqlite3.Connection, source: str,
+                   rows: Sequence[tuple[Any, ...]], now: float) -> None:
+    """Close the open rejects of the origins these record rows now journal as valid.
+
+    A rejected row corrected in place and read again (its flag reset, a changelog or
+    cursor re-read, a corrected file put back) settles its reject as ``agent replay
+    --rejects`` does; without this it would be counted as open for good. One cheap
+    look-up per chunk when the source has no open reject, the usual case.
+    """
+    if connection.execute("SELECT 1 FROM rejects WHERE source = ? AND replayed_at IS NULL"
+                          " LIMIT 1", (source,)).fetchone() is None:
+        return
+    connection.executemany(
+        "UPDATE rejects SET replayed_at = ? WHERE source = ? AND origin = ?"
+        " AND COALESCE(line, -1) = COALESCE(?, -1) AND replayed_at IS NULL",
+        [(now, source, row[_ORIGIN], row[_LINE]) for row in rows])
 
 
 def _added_by_element(connection: sqlite3.Connection, counts: Mapping[str, Any],

@@ -395,3 +395,19 @@ def test_a_migration_sqlite_rolled_back_itself_reports_its_own_error(
         assert not db.in_transaction
     finally:
         db.close()
+
+
+def test_a_reject_corrected_and_read_again_is_settled_by_its_valid_record(
+        outbox: Outbox) -> None:
+    # Before, only `agent replay --rejects` settled a reject: a row corrected in place and
+    # read again (flag reset, changelog or cursor re-read, a file put back) stayed open.
+    rec = record("K1")
+    outbox.journal("src", Chunk((invalid(5), invalid(9))))
+    assert outbox.open_rejects() == 2
+    fixed = (Origin("src", "a.xml", 5), RecordCheck(rec.element, 5, rec, ()))
+    other = (Origin("src", "a.xml", 6), RecordCheck(rec.element, 6, record("K2"), ()))
+    outbox.journal("src", Chunk((fixed, other)))
+    assert outbox.open_rejects() == 1  # line 9 is still wrong
+    outbox.journal("other", Chunk(((Origin("other", "a.xml", 9),
+                                    RecordCheck(rec.element, 9, record("K3"), ())),)))
+    assert outbox.open_rejects() == 1  # another source's file of the same name

@@ -16,6 +16,8 @@ from adapters.amqp.logs import CONNECTION_LOGGERS, quiet_pika
 def pika_levels() -> Iterator[None]:
     names = ("pika", *CONNECTION_LOGGERS)
     saved = {name: logging.getLogger(name).level for name in names}
+    for name in names:  # as pika leaves them, whatever an earlier test quieted
+        logging.getLogger(name).setLevel(logging.NOTSET)
     yield
     for name, level in saved.items():
         logging.getLogger(name).setLevel(level)
