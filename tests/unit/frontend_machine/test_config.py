@@ -83,3 +83,26 @@ def test_numbers_that_are_no_setting_are_config_errors(tmp_path: Path, value: st
     assert folder.kind == "folder"
     with pytest.raises(ConfigError, match="stable_seconds"):
         FolderOptions.parse({**folder.options, "stable_seconds": float(value)})
+
+
+def test_the_commented_database_keys_and_mapping_of_the_example_are_real(
+        tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace('strategy = "flag"',
+                                                       'strategy = "cursor"')
+    for key in ("cursor_null_scan_seconds", "cursor_safety_lag_seconds",
+                "changelog_gap_wait_seconds", "page_size"):
+        assert f"# {key} = " in text
+        text = text.replace(f"# {key} = ", f"{key} = ")
+    for line in ("[sources.mapping.SBXX]", 'table = "LEGACY_APPLY"', "columns = {", "key = [",
+                 'timestamp = "UPD_TIME"'):
+        assert f"# {line}" in text
+        text = text.replace(f"# {line}", line)
+    path = tmp_path / "agent.toml"
+    path.write_text(text, encoding="utf-8")
+    database = parse_options({s.kind: s.options for s in load_config(path).sources}["db"],
+                             load_catalog())
+    assert (database.cursor_safety_lag_seconds, database.page_size) == (60, 2000)
+    mapped = database.mapping["SBXX"]
+    assert (mapped.table, mapped.timestamp, mapped.key) == ("LEGACY_APPLY", "UPD_TIME",
+                                                           ("APPLY_NO", "VERSION"))
+    assert mapped.columns["SBLSH"] == "APPLY_NO"
