@@ -37,7 +37,7 @@ from frontend_machine.publishing import PublisherThread, publish_once, publishin
 from frontend_machine.report import Tally, say
 from schemas.catalog import load_catalog
 from schemas.divisions import Level, level_of
-from schemas.errors import ConfigError, ExgateError, RetriableError
+from schemas.errors import ConfigError, ExgateError, RetriableError, message_of
 
 __all__ = ["Agent", "open_agent", "run_forever", "run_once"]
 
@@ -118,7 +118,7 @@ class Agent:
         try:
             room = self.outbox.make_room(self.config.outbox.stored_retention_seconds)
         except RetriableError as exc:  # the next upkeep tries again; nothing was lost
-            log.warning("%s", exc)
+            log.warning(say("upkeep-failed", self.lang, error=exc.message(self.lang)))
             return
         if room.forgotten_early:
             log.warning(say("forgotten-early", self.lang, batches=room.forgotten_early))
@@ -204,9 +204,10 @@ class Agent:
         delay = min(self._backoff.get(name, 0.5) * 2, _MAX_BACKOFF)
         self._backoff[name] = delay
         self._retry_at[name] = time.monotonic() + delay
-        self.tally.source(name).error = str(exc)
-        self._errors[name] = f"{name}: {exc}"
-        message = say("source-failed", self.lang, source=name, delay=delay, error=exc)
+        said = message_of(exc, self.lang)
+        self.tally.source(name).error = said
+        self._errors[name] = f"{name}: {exc}"  # for the heartbeats: English
+        message = say("source-failed", self.lang, source=name, delay=delay, error=said)
         if isinstance(exc, RetriableError):
             log.warning(message, extra={"source": name})
         else:

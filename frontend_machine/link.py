@@ -22,6 +22,9 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 
 from adapters.amqp.errors import mapped
 from adapters.amqp.topology import receipts_queue
+from frontend_machine.report import say
+from schemas.errors import message_of
+from schemas.messages import Localized
 
 __all__ = ["BrokerLink", "Delivery", "LinkSettings", "Verdict"]
 
@@ -63,6 +66,7 @@ class LinkSettings:
     connect_timeout: float = 10.0
     blocked_timeout: float = 60.0
     receipt_prefetch: int = 50
+    lang: str = "zh"  # of the agent's log lines, the publisher's too ("zh" or "en")
 
     def parameters(self) -> pika.URLParameters:
         params = pika.URLParameters(self.url)
@@ -83,11 +87,11 @@ class LinkSettings:
 
 
 @contextmanager
-def _boundary(doing: str) -> Iterator[None]:
+def _boundary(doing: Localized) -> Iterator[None]:
     try:
         yield
     except (px.AMQPError, OSError) as exc:
-        raise mapped(exc, doing) from exc
+        raise mapped(exc, doing.en, doing.zh) from exc
 
 
 class BrokerLink:
@@ -114,10 +118,10 @@ class BrokerLink:
 
     @classmethod
     def open(cls, settings: LinkSettings, on_receipt: ReceiptHandler | None) -> BrokerLink:
-        with _boundary("connecting to the broker"):
+        with _boundary(Localized("连接消息服务器", "connecting to the broker")):
             connection = BlockingConnection(settings.parameters())
         try:
-            with _boundary("opening the publishing channel"):
+            with _boundary(Localized("打开发布通道", "opening the publishing channel")):
                 channel = connection.channel()
                 channel.confirm_delivery()
         except BaseException:
@@ -132,19 +136,21 @@ class BrokerLink:
         """Start consuming the node's receipts; False (logged) when the broker refuses."""
         queue = receipts_queue(settings.node_id)
         try:
-            with _boundary(f"consuming {queue}"):
+            with _boundary(Localized(f"订阅回执队列 {queue}", f"consuming {queue}")):
                 channel = self._connection.channel()
                 channel.basic_qos(prefetch_count=settings.receipt_prefetch)
                 channel.basic_consume(queue, self._on_message(handler), auto_ack=False)
         except Exception as exc:  # receipts are optional for publishing: keep sending
-            log.warning("receipts not consumed, asked for again later: %s", exc,
+            log.warning(say("receipts-refused", settings.lang,
+                            error=message_of(exc, settings.lang)),
                         extra={"node": settings.node_id})
             return False
         self.consuming = True
         return True
 
     def publish(self, exchange: str, routing_key: str, body: bytes,
-                properties: pika.BasicProperties, *, mandatory: bool, doing: str) -> None:
+                properties: pika.BasicProperties, *, mandatory: bool,
+                doing: Localized) -> None:
         """Publish and wait for the broker's confirm; raises on return, nack or loss."""
         with _boundary(doing):
             self._publishing.basic_publish(exchange, routing_key, body, properties,
@@ -172,7 +178,8 @@ class BrokerLink:
 
     def _settle(self, held: _Held, verdict: Verdict) -> bool:
         """Ack or drop the receipt as the outbox said; False when it must be held."""
-        with _boundary(f"settling receipt {held.delivery.message_id}"):
+        receipt = held.delivery.message_id
+        with _boundary(Localized(f"确认回执 {receipt}", f"settling receipt {receipt}")):
             if verdict is Verdict.ACK:
                 held.channel.basic_ack(held.tag)
             elif verdict is Verdict.DROP:
@@ -183,7 +190,7 @@ class BrokerLink:
 
     def process(self, seconds: float) -> None:
         """Serve heartbeats and deliver receipts for up to ``seconds`` (less if woken)."""
-        with _boundary("waiting for broker events"):
+        with _boundary(Localized("等待消息服务器事件", "waiting for broker events")):
             self._connection.process_data_events(time_limit=max(0.0, seconds))
 
     def wake(self) -> None:

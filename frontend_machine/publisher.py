@@ -38,7 +38,9 @@ from frontend_machine.heartbeat import Heartbeat, heartbeat_body, heartbeat_prop
 from frontend_machine.link import BrokerLink, Delivery, LinkSettings, ReceiptHandler, Verdict
 from frontend_machine.outbox import Outbox
 from frontend_machine.receipts import apply_receipt
-from schemas.errors import FatalError, RejectedBatch, RejectedRecord, RetriableError
+from frontend_machine.report import say
+from schemas.errors import FatalError, RejectedBatch, RejectedRecord, RetriableError, message_of
+from schemas.messages import Localized
 
 __all__ = ["FlushResult", "Publisher", "PublisherSettings"]
 
@@ -62,12 +64,18 @@ class PublisherSettings:
     def routing_key(self) -> str:
         return routing_key(self.identity.division, self.identity.node_id)
 
+    @property
+    def lang(self) -> str:
+        """The language of the log lines ("zh" or "en"): the link's, set by the agent."""
+        return self.link.lang
+
 
 @dataclass(frozen=True, slots=True)
 class FlushResult:
     published: int
     pending: int
-    last_error: str | None
+    last_error: str | None  # English, as kept in the outbox and sent in heartbeats
+    last_error_said: str | None = None  # the same in the agent's language, for its log
 
 
 @dataclass
@@ -76,6 +84,7 @@ class _Counters:
     receipts: int = 0
     failures: int = 0
     last_error: str | None = None
+    last_error_said: str | None = None  # last_error in the agent's language
     source_lag_s: float | None = None
     extra_error: str | None = None
 
@@ -102,6 +111,7 @@ class Publisher:
         self._connected_at = 0.0
         self._next_heartbeat = 0.0
         self._node = settings.identity.node_id
+        self._lang = settings.lang
 
     # -- public ---------------------------------------------------------------------------
 
@@ -145,7 +155,7 @@ class Publisher:
                     self._lost(exc)
                 break
         return FlushResult(self.counters.published - before, self.outbox.depth().pending_batches,
-                           self.counters.last_error)
+                           self.counters.last_error, self.counters.last_error_said)
 
     def run(self, stop: threading.Event, idle_wait: float = 0.25) -> None:
         """``step`` until ``stop`` is set; unexpected errors are logged and retried."""
@@ -153,8 +163,8 @@ class Publisher:
             try:
                 self.step(idle_wait)
             except FatalError as exc:
-                log.error("publisher error, retrying: %s", exc, extra={"node": self._node})
-                self.counters.last_error = str(exc)
+                log.error(say("publisher-error", self._lang, error=self._note_error(exc)),
+                          extra={"node": self._node})
                 stop.wait(self._reconnect.failure())
 
     def wake(self) -> None:
@@ -190,8 +200,8 @@ class Publisher:
         with self._lock:
             self._link = link
         if self._reconnect.failures:
-            log.info("connected to the broker again after %d failed attempt(s)",
-                     self._reconnect.failures, extra={"node": self._node})
+            log.info(say("reconnected", self._lang, failures=self._reconnect.failures),
+                     extra={"node": self._node})
         self._connected_at = self._clock()
         self._next_heartbeat = 0.0
         self._rerecord.success()  # the lost link's held receipts went back to the broker
@@ -200,7 +210,7 @@ class Publisher:
     def _link_worked(self) -> None:
         """Something went through the link: the failures before it are over."""
         self._reconnect.success()
-        self.counters.last_error = None
+        self.counters.last_error = self.counters.last_error_said = None
 
     def _healthy_if_due(self) -> None:
         served = self._clock() - self._connected_at
@@ -236,13 +246,13 @@ class Publisher:
         self.close()
         delay = self._reconnect.failure()
         self.counters.failures += 1
-        self.counters.last_error = str(exc)
+        error = self._note_error(exc)
         if isinstance(exc, BrokerRefused):
-            log.error("broker refused: %s; retrying in %.1f s", exc, delay,
+            log.error(say("broker-refused", self._lang, error=error, delay=delay),
                       extra={"node": self._node})
         elif self._reconnect.failures == 1:
-            log.warning("%s; batches stay in the outbox, reconnecting (next try in %.1f s)",
-                        exc, delay, extra={"node": self._node})
+            log.warning(say("broker-lost", self._lang, error=error, delay=delay),
+                        extra={"node": self._node})
         else:
             log.debug("%s; next try in %.1f s", exc, delay, extra={"node": self._node})
 
@@ -268,14 +278,15 @@ class Publisher:
             envelope = build_envelope(batch_id, self.outbox.batch_payloads(batch_id),
                                       self.settings.identity, created=created_at)
         except (FatalError, RejectedRecord, RejectedBatch, ValueError) as exc:
-            log.error("batch cannot be built, marked failed: %s", exc,
+            log.error(say("batch-unbuildable", self._lang, error=message_of(exc, self._lang)),
                       extra={"node": self._node, "batch": batch_id})
             self.outbox.mark_failed(batch_id, f"cannot build the batch message: {exc}")
             return
         try:
             self._link.publish(RECORDS_EXCHANGE, self.settings.routing_key, envelope.body,
                                envelope.properties, mandatory=True,
-                               doing=f"publishing batch {batch_id}")
+                               doing=Localized(f"发送批次 {batch_id}",
+                                               f"publishing batch {batch_id}"))
         except RetriableError as exc:
             self.outbox.mark_unsent(batch_id, str(exc))
             raise
@@ -289,14 +300,19 @@ class Publisher:
     def _refused_batch(self, exc: RetriableError) -> None:
         delay = self._republish.failure()
         self.counters.failures += 1
-        self.counters.last_error = str(exc)
-        log.warning("%s; kept pending, retrying in %.1f s", exc, delay,
+        log.warning(say("batch-kept", self._lang, error=self._note_error(exc), delay=delay),
                     extra={"node": self._node})
+
+    def _note_error(self, exc: Exception) -> str:
+        """Keep ``exc`` as the last error (English, and said); returns it said."""
+        self.counters.last_error = str(exc)
+        self.counters.last_error_said = message_of(exc, self._lang)
+        return self.counters.last_error_said
 
     # -- receipts and heartbeats ---------------------------------------------------------------
 
     def _on_receipt(self, delivery: Delivery) -> Verdict:
-        verdict = apply_receipt(self.outbox, delivery)
+        verdict = apply_receipt(self.outbox, delivery, self._lang)
         self.counters.receipts += verdict is Verdict.ACK
         return verdict
 
@@ -313,5 +329,5 @@ class Publisher:
         self._link.publish(STATUS_EXCHANGE, self.settings.routing_key,
                            heartbeat_body(beat, self.outbox, wall),
                            heartbeat_properties(self.settings.identity.broker_user, wall),
-                           mandatory=False, doing="sending a heartbeat")
+                           mandatory=False, doing=Localized("发送心跳", "sending a heartbeat"))
 

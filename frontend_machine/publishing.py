@@ -20,6 +20,7 @@ from frontend_machine.envelope import NodeIdentity
 from frontend_machine.link import LinkSettings
 from frontend_machine.outbox import Outbox
 from frontend_machine.publisher import FlushResult, Publisher, PublisherSettings
+from frontend_machine.report import say
 from schemas.errors import located
 
 if TYPE_CHECKING:
@@ -38,8 +39,11 @@ _TEXT = {
 }
 
 
-def publisher_settings(config: AgentConfig) -> PublisherSettings:
-    """Keys and broker login from ``[node] key_file``; the URL from ``[broker] url``."""
+def publisher_settings(config: AgentConfig, lang: str | None = None) -> PublisherSettings:
+    """Keys and broker login from ``[node] key_file``; the URL from ``[broker] url``.
+
+    ``lang`` (of the log lines) None: the config's ``[agent] lang``.
+    """
     if config.broker is None:
         raise located(str(config.path), "no [broker] table: nothing to publish to",
                       "没有 [broker] 表：无处发送")
@@ -62,7 +66,8 @@ def publisher_settings(config: AgentConfig) -> PublisherSettings:
                       "has no [broker] login",
                       f"broker.url 中没有用户，{config.node.key_file} 中也没有 [broker] 登录信息")
     link = LinkSettings(url, config.node.id, user=login.user if login else None,
-                        password=login.password if login else None)
+                        password=login.password if login else None,
+                        lang=lang or config.agent.lang)
     identity = NodeIdentity(config.node.id, config.node.division, link.broker_user, keys)
     return PublisherSettings(link, identity)
 
@@ -71,14 +76,15 @@ def publish_once(agent: Agent, timeout: float = 60.0) -> FlushResult | None:
     """``agent once``: publish everything pending with confirms, bounded by ``timeout``."""
     if agent.config.broker is None:
         return None
-    publisher = Publisher(agent.outbox, publisher_settings(agent.config))
+    publisher = Publisher(agent.outbox, publisher_settings(agent.config, agent.lang))
     try:
         result = publisher.flush(timeout)
     finally:
         publisher.close()
     zh, en = _TEXT["flushed"] if not result.pending else _TEXT["left"]
     message = (zh if agent.lang == "zh" else en).format(
-        published=result.published, pending=result.pending, error=result.last_error)
+        published=result.published, pending=result.pending,
+        error=result.last_error_said or result.last_error)
     (log.info if not result.pending else log.warning)(message)
     return result
 
@@ -86,8 +92,8 @@ def publish_once(agent: Agent, timeout: float = 60.0) -> FlushResult | None:
 class PublisherThread:
     """The publisher of ``agent run``, in its own thread with its own outbox connection."""
 
-    def __init__(self, config: AgentConfig, outbox: Outbox) -> None:
-        self.settings = publisher_settings(config)  # a ConfigError stops start-up
+    def __init__(self, config: AgentConfig, outbox: Outbox, lang: str | None = None) -> None:
+        self.settings = publisher_settings(config, lang)  # a ConfigError stops start-up
         self._outbox_args = (outbox.path, outbox.levels, outbox.budget_bytes)
         self._stop = threading.Event()
         self._publisher: Publisher | None = None
@@ -127,7 +133,7 @@ class PublisherThread:
                     finally:
                         self._publisher.close()
             except Exception:  # never let the thread die silently: the outbox keeps all
-                log.exception("publisher crashed; restarting in 5 s",
+                log.exception(say("publisher-crashed", self.settings.lang),
                               extra={"node": self.settings.identity.node_id})
                 self._stop.wait(5.0)
 
@@ -138,7 +144,7 @@ def publishing(agent: Agent) -> Iterator[PublisherThread | None]:
     if agent.config.broker is None:
         yield None
         return
-    thread = PublisherThread(agent.config, agent.outbox)
+    thread = PublisherThread(agent.config, agent.outbox, agent.lang)
     thread.start()
     try:
         yield thread

@@ -16,6 +16,7 @@ from typing import Any
 
 from frontend_machine.link import Delivery, Verdict
 from frontend_machine.outbox import ALL_LEVELS, BatchState, Outbox
+from frontend_machine.report import level_name, say, status_name
 from schemas.errors import RetriableError
 
 __all__ = ["Receipt", "ReceiptError", "apply_receipt", "parse_receipt"]
@@ -25,7 +26,14 @@ STATUSES = ("stored", "failed")
 
 
 class ReceiptError(ValueError):
-    """A receipt that is not what the contract says."""
+    """A receipt that is not what the contract says; ``str`` is English, ``zh`` Chinese."""
+
+    def __init__(self, message: str, zh: str) -> None:
+        super().__init__(message)
+        self.zh = zh
+
+    def message(self, lang: str) -> str:
+        return str(self) if lang == "en" else self.zh
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +58,13 @@ class Receipt:
                           tuple(str(reason) for reason in data.get("reasons") or ()),
                           str(data.get("at", "")))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ReceiptError(f"receipt lacks or mangles a field: {exc}") from exc
+            raise ReceiptError(f"receipt lacks or mangles a field: {exc}",
+                               f"回执缺少字段或字段有误：{exc}") from exc
         if receipt.level not in ALL_LEVELS or receipt.status not in STATUSES:
             raise ReceiptError(f"receipt for batch {receipt.batch_id} has level "
-                               f"{receipt.level!r} and status {receipt.status!r}")
+                               f"{receipt.level!r} and status {receipt.status!r}",
+                               f"批次 {receipt.batch_id} 的回执中，级别 {receipt.level!r} "
+                               f"或状态 {receipt.status!r} 不合约定")
         return receipt
 
 
@@ -68,22 +79,26 @@ def parse_receipt(body: bytes) -> Receipt:
     try:
         data = json.loads(body)
     except ValueError as exc:
-        raise ReceiptError(f"receipt is not JSON: {exc}") from exc
+        raise ReceiptError(f"receipt is not JSON: {exc}", f"回执不是 JSON：{exc}") from exc
     if not isinstance(data, dict):
-        raise ReceiptError("receipt is not a JSON object")
+        raise ReceiptError("receipt is not a JSON object", "回执不是 JSON 对象")
     return Receipt.from_json(data)
 
 
-def apply_receipt(outbox: Outbox, delivery: Delivery) -> Verdict:
-    """Record one delivered receipt; the verdict says whether to ack it."""
+def apply_receipt(outbox: Outbox, delivery: Delivery, lang: str = "zh") -> Verdict:
+    """Record one delivered receipt; the verdict says whether to ack it.
+
+    ``lang``: of the log lines ("zh" or "en").
+    """
     try:
         receipt = parse_receipt(delivery.body)
     except ReceiptError as exc:
-        log.error("dropping a malformed receipt: %s", exc, extra={"batch": delivery.message_id})
+        log.error(say("receipt-malformed", lang, error=exc.message(lang)),
+                  extra={"batch": delivery.message_id})
         return Verdict.DROP
     if outbox.batch(receipt.batch_id) is None:
-        log.error("dropping a receipt from %s for a batch this outbox does not hold",
-                  receipt.level, extra={"batch": receipt.batch_id})
+        log.error(say("receipt-unknown", lang, level=level_name(receipt.level, lang)),
+                  extra={"batch": receipt.batch_id})
         return Verdict.DROP
     try:
         state = outbox.record_receipt(
@@ -92,20 +107,27 @@ def apply_receipt(outbox: Outbox, delivery: Delivery) -> Verdict:
             failed_count=len(receipt.reasons) if receipt.status == "failed" else 0,
             reasons=receipt.reasons)
     except RetriableError as exc:
-        log.warning("receipt not recorded yet, left on the broker: %s", exc,
+        log.warning(say("receipt-held", lang, error=exc.message(lang)),
                     extra={"batch": receipt.batch_id})
         return Verdict.REQUEUE
-    if receipt.status == "failed" and state is BatchState.STORED:
-        log.warning("receipt from %s %s: failed, for a batch every level has already stored:"
-                    " it is about a later copy, so the batch stays stored%s", receipt.level,
-                    receipt.division,
-                    f"; reasons: {'; '.join(receipt.reasons[:3])}" if receipt.reasons else "",
-                    extra={"batch": receipt.batch_id})
-        return Verdict.ACK
-    log_at = logging.WARNING if receipt.status == "failed" else logging.INFO
-    log.log(log_at, "receipt from %s %s: %s (stored %d, duplicates %d, conflicts %d)%s; "
-            "batch now %s", receipt.level, receipt.division, receipt.status, receipt.stored,
-            receipt.duplicates, receipt.conflicts,
-            f" reasons: {'; '.join(receipt.reasons[:3])}" if receipt.reasons else "",
-            state.value, extra={"batch": receipt.batch_id})
+    _log_recorded(receipt, state, lang)
     return Verdict.ACK
+
+
+def _log_recorded(receipt: Receipt, state: BatchState, lang: str) -> None:
+    """INFO for a stored receipt, WARNING for a failed one (the reasons: the first three)."""
+    reasons = "; ".join(receipt.reasons[:3])
+    level = level_name(receipt.level, lang)
+    if receipt.status == "failed" and state is BatchState.STORED:
+        log.warning(say("receipt-late-failure", lang, level=level, division=receipt.division,
+                        reasons=say("receipt-late-reasons", lang, reasons=reasons)
+                        if reasons else ""),
+                    extra={"batch": receipt.batch_id})
+        return
+    log_at = logging.WARNING if receipt.status == "failed" else logging.INFO
+    log.log(log_at, say("receipt", lang, level=level, division=receipt.division,
+                        status=status_name(receipt.status, lang), stored=receipt.stored,
+                        duplicates=receipt.duplicates, conflicts=receipt.conflicts,
+                        reasons=say("receipt-reasons", lang, reasons=reasons) if reasons else "",
+                        state=status_name(state.value, lang)),
+            extra={"batch": receipt.batch_id})

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 from adapters.sources.base import Chunk
 from frontend_machine.outbox import JournalResult
+from schemas.messages import said
 
-__all__ = ["SourceTally", "Tally", "say"]
+__all__ = ["SourceTally", "Tally", "level_name", "say", "status_name"]
 
 _TEXT: dict[str, tuple[str, str]] = {
     "over-budget": (
@@ -89,12 +90,78 @@ _TEXT: dict[str, tuple[str, str]] = {
         "发件箱超过磁盘预算，本次未读完数据源",
         "the outbox is over its disk budget; sources were not read to the end",
     ),
+    "upkeep-failed": (
+        "发件箱整理失败，下次整理时重试：{error}",
+        "outbox upkeep failed; the next upkeep tries again: {error}",
+    ),
+    # -- the publisher and its link (publisher.py, publishing.py, link.py) --
+    "publisher-error": ("发布出错，稍后重试：{error}", "publisher error, retrying: {error}"),
+    "publisher-crashed": ("发布线程异常退出，5 秒后重启", "publisher crashed; restarting in 5 s"),
+    "reconnected": (
+        "已重新连接到消息服务器（此前连续失败 {failures} 次）",
+        "connected to the broker again after {failures} failed attempt(s)",
+    ),
+    "broker-refused": (
+        "消息服务器拒绝：{error}；{delay:.1f} 秒后重试",
+        "broker refused: {error}; retrying in {delay:.1f} s",
+    ),
+    "broker-lost": (
+        "{error}；批次保留在发件箱中，正在重新连接（{delay:.1f} 秒后再试）",
+        "{error}; batches stay in the outbox, reconnecting (next try in {delay:.1f} s)",
+    ),
+    "batch-kept": (
+        "{error}；批次仍待发送，{delay:.1f} 秒后重试",
+        "{error}; kept pending, retrying in {delay:.1f} s",
+    ),
+    "batch-unbuildable": (
+        "无法构建批次消息，批次已标记为失败：{error}",
+        "batch cannot be built, marked failed: {error}",
+    ),
+    "receipts-refused": (
+        "暂未能接收回执，稍后再次请求：{error}",
+        "receipts not consumed, asked for again later: {error}",
+    ),
+    # -- receipts from the levels (receipts.py) --
+    "receipt": (
+        "收到{level}（{division}）的回执：{status}（入库 {stored} 条，重复 {duplicates} 条，"
+        "冲突 {conflicts} 条）{reasons}；批次现为：{state}",
+        "receipt from {level} {division}: {status} (stored {stored}, duplicates {duplicates}, "
+        "conflicts {conflicts}){reasons}; batch now {state}",
+    ),
+    "receipt-reasons": ("，原因：{reasons}", " reasons: {reasons}"),
+    "receipt-late-failure": (
+        "收到{level}（{division}）的回执：失败，但各级均已入库该批次：该回执针对的是之后"
+        "重发的另一份副本，批次仍为已入库{reasons}",
+        "receipt from {level} {division}: failed, for a batch every level has already "
+        "stored: it is about a later copy, so the batch stays stored{reasons}",
+    ),
+    "receipt-late-reasons": ("；原因：{reasons}", "; reasons: {reasons}"),
+    "receipt-malformed": ("丢弃格式错误的回执：{error}", "dropping a malformed receipt: {error}"),
+    "receipt-unknown": (
+        "丢弃{level}的回执：本发件箱中没有该批次",
+        "dropping a receipt from {level} for a batch this outbox does not hold",
+    ),
+    "receipt-held": (
+        "回执暂未记录，留在消息服务器上稍后再记：{error}",
+        "receipt not recorded yet, left on the broker: {error}",
+    ),
 }
+_LEVEL_ZH = {"province": "省级", "city": "市级", "county": "县级"}
+_STATUS_ZH = {"pending": "待发送", "sent": "已发送", "stored": "已入库", "failed": "失败"}
 
 
 def say(message_id: str, lang: str = "zh", **args: object) -> str:
-    zh, en = _TEXT[message_id]
-    return (en if lang == "en" else zh).format(**args)
+    return said(_TEXT, message_id, lang, **args)
+
+
+def level_name(level: str, lang: str) -> str:
+    """A level ("province", "city", "county") as the agent's language names it."""
+    return level if lang == "en" else _LEVEL_ZH.get(level, level)
+
+
+def status_name(status: str, lang: str) -> str:
+    """A batch state or receipt status ("stored", "failed", ...) in the agent's language."""
+    return status if lang == "en" else _STATUS_ZH.get(status, status)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import math
 from functools import cache
 
 from schemas.divisions import Level, level_of
+from schemas.messages import said
 
 __all__ = ["LANGS", "division_label", "element_label", "light_label", "reason_label", "t"]
 
@@ -113,8 +114,7 @@ def _pick(pair: tuple[str, str], lang: str) -> str:
 
 def t(key: str, lang: str, **values: object) -> str:
     """The UI text ``key`` in ``lang`` with ``{placeholders}`` filled."""
-    text = _pick(_TEXT[key], lang)
-    return text.format(**values) if values else text
+    return said(_TEXT, key, lang, **values)
 
 
 def element_label(code: str, label: str, lang: str) -> str:

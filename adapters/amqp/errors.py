@@ -35,27 +35,45 @@ class BrokerRefused(RetriableError):
     """The broker refused an operation (AMQP reply code and text kept)."""
 
     def __init__(self, message: str, *, reply_code: int | None = None,
-                 reply_text: str = "") -> None:
-        super().__init__(message)
+                 reply_text: str = "", zh: str | None = None) -> None:
+        super().__init__(message, zh=zh)
         self.reply_code = reply_code
         self.reply_text = reply_text
 
 
-def mapped(exc: BaseException, doing: str) -> RetriableError:
-    """The exgate error for a pika (or socket) exception raised while ``doing``."""
+def mapped(exc: BaseException, doing: str, doing_zh: str | None = None) -> RetriableError:
+    """The exgate error for a pika (or socket) exception raised while ``doing``.
+
+    With ``doing_zh`` the error also carries its Chinese text (``message("zh")``), for the
+    agent's logs; pika's own words stay as they are in both languages.
+    """
+    def both(en: str, zh: str) -> tuple[str, str | None]:
+        return f"{doing}: {en}", None if doing_zh is None else f"{doing_zh}：{zh}"
+
     if isinstance(exc, px.UnroutableError):
-        return Unroutable(f"{doing}: returned by the broker as unroutable (no level queue is "
-                          "bound for this routing key; has `exgate broker start` or the "
-                          "gateway declared the level queues?)")
+        text, text_zh = both(
+            "returned by the broker as unroutable (no level queue is bound for this routing "
+            "key; has `exgate broker start` or the gateway declared the level queues?)",
+            "被消息服务器作为无法路由的消息退回（该路由键没有绑定任何层级队列；是否已运行 "
+            "`exgate broker start`，或网关是否已声明层级队列？）")
+        return Unroutable(text, zh=text_zh)
     if isinstance(exc, px.NackError):
-        return Nacked(f"{doing}: nacked by the broker (a level queue may be full)")
+        text, text_zh = both("nacked by the broker (a level queue may be full)",
+                             "消息服务器拒绝接收（nack，某个层级队列可能已满）")
+        return Nacked(text, zh=text_zh)
     if isinstance(exc, px.ChannelClosedByBroker | px.ConnectionClosedByBroker):
-        return BrokerRefused(f"{doing}: broker closed the channel: {exc.reply_code} "
-                             f"{exc.reply_text}", reply_code=exc.reply_code,
-                             reply_text=exc.reply_text)
+        reply = f"{exc.reply_code} {exc.reply_text}"
+        text, text_zh = both(f"broker closed the channel: {reply}",
+                             f"消息服务器关闭了通道：{reply}")
+        return BrokerRefused(text, reply_code=exc.reply_code, reply_text=exc.reply_text,
+                             zh=text_zh)
     if isinstance(exc, px.ProbableAuthenticationError | px.AuthenticationError):
-        return BrokerRefused(f"{doing}: login refused (wrong broker user or password?)",
-                             reply_code=403)
+        text, text_zh = both("login refused (wrong broker user or password?)",
+                             "登录被拒绝（消息服务器用户名或密码错误？）")
+        return BrokerRefused(text, reply_code=403, zh=text_zh)
     if isinstance(exc, px.ProbableAccessDeniedError):
-        return BrokerRefused(f"{doing}: access to the virtual host refused", reply_code=403)
-    return BrokerUnavailable(f"{doing}: broker unavailable: {type(exc).__name__} {exc}")
+        text, text_zh = both("access to the virtual host refused", "访问虚拟主机被拒绝")
+        return BrokerRefused(text, reply_code=403, zh=text_zh)
+    name = f"{type(exc).__name__} {exc}".rstrip()
+    text, text_zh = both(f"broker unavailable: {name}", f"消息服务器不可用：{name}")
+    return BrokerUnavailable(text, zh=text_zh)

@@ -52,7 +52,7 @@ class SourceContext:
     node_id: str
     node_division: str     # records must lie within it (schemas.divisions.within)
     catalog: SchemaCatalog
-    lang: str = "zh"       # language of reject reasons written back (SYNC_MSG, error.json)
+    lang: str = "zh"       # of reject reasons written back (SYNC_MSG, error.json) and logs
 
 
 class SourceFactory(Protocol):

@@ -38,8 +38,8 @@ from adapters.sources.folder_files import (
     utf8_name,
 )
 from adapters.sources.folder_options import FolderOptions
+from adapters.sources.folder_text import say
 from schemas.issues import Issue, IssueCode
-from schemas.messages import Localized
 from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
 from schemas.times import BEIJING
@@ -49,6 +49,8 @@ __all__ = ["FolderSource", "folder_source"]
 log = logging.getLogger("exgate.source.folder")
 
 _RETRY_SECONDS = 600.0  # a file the system refused to move is tried again this much later
+
+# The log lines, in the agent's language (SourceContext.lang): Chinese, or English with "en".
 
 
 @dataclass
@@ -151,7 +153,7 @@ class FolderSource:
         """Each file to read, and whether it was left in ``processing/`` (resumable)."""
         for path in sorted(self.processing.glob("*")):
             if is_candidate(path.name) and path.is_file() and path not in self._unfinished:
-                log.info("resuming file", extra=self._extra(path.name))
+                log.info(self._say("resuming"), extra=self._extra(path.name))
                 yield path, True
         for path in self._stable_inbox_files():
             claimed = self._claim(path)
@@ -176,8 +178,7 @@ class FolderSource:
         try:
             self._finish(run)
         except OSError as exc:
-            until = self._hold(run.path, exc, Localized(
-                "已入库但无法移出 processing/", "journaled but cannot be moved out of processing/"))
+            until = self._hold(run.path, exc, "not-finished")
             self._unfinished[run.path] = (until, run)
 
     def _flush(self, group: _Group) -> Iterator[Chunk]:
@@ -191,21 +192,17 @@ class FolderSource:
         self._yielded, self._finishing = chunk, runs
         return chunk
 
-    def _hold(self, path: Path, exc: OSError, what: Localized) -> float:
-        """Log why ``path`` is left where it is; returns when to try it again."""
-        minutes = round(_RETRY_SECONDS / 60)
-        advice = Localized(
-            f"请检查该文件及所在目录的权限和磁盘空间；其他文件照常处理，"
-            f"本文件 {minutes} 分钟后重试",
-            f"check the permissions and free space of the file and its folders; other files "
-            f"go on, this one is tried again in {minutes} min")
-        log.warning("%s: %s (%s); %s", self._say(what), utf8_name(str(path)),
-                    exc.strerror or exc, self._say(advice),
+    def _hold(self, path: Path, exc: OSError, what: str) -> float:
+        """Log why ``path`` is left where it is (``what``: a text ID); returns when to try
+        it again."""
+        advice = self._say("hold-advice", minutes=round(_RETRY_SECONDS / 60))
+        log.warning(self._say("held", what=self._say(what), path=utf8_name(str(path)),
+                              error=exc.strerror or exc, advice=advice),
                     extra=self._extra(utf8_name(path.name)))
         return time.monotonic() + _RETRY_SECONDS
 
-    def _say(self, text: Localized) -> str:
-        return text.en if self.context.lang == "en" else text.zh
+    def _say(self, message_id: str, **args: object) -> str:
+        return say(message_id, self.context.lang, **args)
 
     def _finish(self, run: _FileRun) -> None:
         if run.bad:
@@ -216,8 +213,8 @@ class FolderSource:
             day.mkdir(exist_ok=True)
             target = free_path(day, run.name)
         os.rename(run.path, target)
-        outcome = "error" if run.bad else "done"
-        log.info("file moved to %s/", outcome, extra=self._extra(run.name))
+        log.info(self._say("moved", folder="error" if run.bad else "done"),
+                 extra=self._extra(run.name))
 
     # -- optional abilities used by the agent -----------------------------------------------
 
@@ -302,9 +299,7 @@ class FolderSource:
     def _claim(self, path: Path) -> Path | None:
         name = claimed_name(path.name)
         if name != path.name:
-            log.warning(self._say(Localized("文件名不是 UTF-8 或过长，改名为 %s 后处理",
-                                            "file name is not UTF-8 or too long; claimed as %s")),
-                        name, extra=self._extra(utf8_name(path.name)))
+            log.warning(self._say("renamed", name=name), extra=self._extra(utf8_name(path.name)))
         target = free_path(self.processing, name)
         try:
             os.rename(path, target)
@@ -320,8 +315,7 @@ class FolderSource:
             stat = path.stat()
         except OSError:
             return  # gone meanwhile
-        until = self._hold(path, exc, Localized("无法移入 processing/，暂留在 inbox/",
-                                                "cannot be moved into processing/; left in inbox/"))
+        until = self._hold(path, exc, "not-claimed")
         self._refused[path] = (until, (stat.st_size, stat.st_mtime_ns))
 
     # -- reading one file ---------------------------------------------------------------
@@ -358,10 +352,10 @@ class FolderSource:
                     yield buffer, self._progress(run, done=False), None
                     buffer = []
         except OSError as exc:
-            log.warning("read error: %s", exc, extra=self._extra(run.name))
+            log.warning(self._say("read-error", error=exc), extra=self._extra(run.name))
             reader.issues.append(_unreadable_issue(run.name, exc.strerror or str(exc)))
         except Exception as exc:  # a reader defect: this file goes to error/, not the rest
-            log.exception("cannot read the file: %s", exc, extra=self._extra(run.name))
+            log.exception(self._say("reader-failed", error=exc), extra=self._extra(run.name))
             reader.issues.append(_unreadable_issue(run.name, f"{type(exc).__name__}: {exc}"))
         run.file_issues = tuple(reader.issues)
         yield buffer, self._progress(run, done=True), run

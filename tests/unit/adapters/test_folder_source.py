@@ -247,3 +247,27 @@ def test_the_agent_rescans_the_inbox_every_rescan_seconds_even_between_polls(
     poll(outbox, source)
     hint = source.wait_hint()
     assert hint is not None and 0.3 < hint <= 0.5
+
+
+# -- the agent's language -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("lang", "lines"), [
+    (None, ["继续处理上次留在 processing/ 中的文件", "文件已移入 done/", "文件已移入 error/"]),
+    ("en", ["resuming file", "file moved to done/", "file moved to error/"]),
+])
+def test_the_folder_source_logs_in_the_agents_language(
+        tmp_path: Path, outbox: Outbox, caplog: pytest.LogCaptureFixture, lang: str | None,
+        lines: list[str]) -> None:
+    """Chinese by default (``SourceContext.lang``), English with "en"; the structured
+    fields stay as they are."""
+    options = {"path": str(tmp_path / "drop"), "stable_seconds": 0, "observer": "none"}
+    context = SourceContext("node-1", "430102", CATALOG)
+    if lang is not None:
+        context = SourceContext("node-1", "430102", CATALOG, lang)
+    source = folder_source("drop", options, context)
+    (source.processing / "left.xml").write_bytes(valid(1))  # claimed before a kill -9
+    drop(source, "bad.xml", b"<not xml")
+    with caplog.at_level(logging.INFO, "exgate.source.folder"):
+        poll(outbox, source)
+    said = [(r.getMessage(), r.file) for r in caplog.records]  # type: ignore[attr-defined]
+    assert said == [(lines[0], "left.xml"), (lines[1], "left.xml"), (lines[2], "bad.xml")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -238,3 +239,39 @@ def test_flush_holds_a_receipt_it_cannot_record_instead_of_failing(
 def link_of(pub: Publisher) -> BrokerLink:
     assert pub._link is not None
     return pub._link
+
+
+# -- the agent's language -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lang", "error", "then"), [
+    (None, "连接消息服务器：消息服务器不可用：AMQPConnectionError",
+     "；批次保留在发件箱中，正在重新连接（"),
+    ("en", "connecting to the broker: broker unavailable: AMQPConnectionError",
+     "; batches stay in the outbox, reconnecting (next try in "),
+])
+def test_a_broker_that_is_down_is_reported_in_the_agents_language(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, lang: str | None, error: str,
+        then: str) -> None:
+    """Nothing listens on port 1 of the loopback: the real link fails to connect. The
+    outbox and the heartbeats keep the English text; the log line is in the agent's
+    language (Chinese unless "en"), pika's words inside it as they are."""
+    with Outbox(tmp_path / "o.db") as box:
+        box.journal("src", Chunk(valid(record("A"))))
+        box.seal_batches(10, 1 << 20, 0)
+        link = LinkSettings("amqp://u:p@127.0.0.1:1/", "n1", connect_timeout=5.0)
+        if lang is not None:
+            link = LinkSettings("amqp://u:p@127.0.0.1:1/", "n1", connect_timeout=5.0,
+                                lang=lang)
+        settings = PublisherSettings(link, NodeIdentity("n1", "430102", "u",
+                                                        generate_node_keys("n1")))
+        pub = Publisher(box, settings)
+        with caplog.at_level(logging.INFO, "exgate.agent.publisher"):
+            result = pub.flush(0.5)
+    [line] = [r for r in caplog.records if r.name == "exgate.agent.publisher"]
+    message = line.getMessage()
+    assert line.levelno == logging.WARNING and line.node == "n1"  # type: ignore[attr-defined]
+    assert message.startswith(error) and then in message
+    assert result.pending == 1
+    assert (result.last_error or "").startswith("connecting to the broker: broker unavailable")
+    assert result.last_error_said is not None and message.startswith(result.last_error_said)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ def test_a_failed_receipt_for_a_stored_batch_is_acked_and_leaves_it_stored(
     batch = sent_batch(outbox)
     apply_receipt(outbox, delivery(batch_id=batch))
     refused = delivery(batch_id=batch, status="failed", reasons=["resent with other content"])
-    assert apply_receipt(outbox, refused) is Verdict.ACK
+    assert apply_receipt(outbox, refused, "en") is Verdict.ACK
     assert outbox.batch(batch).state is BatchState.STORED  # type: ignore[union-attr]
     assert "about a later copy" in caplog.text and "resent with other content" in caplog.text
 
@@ -83,3 +84,51 @@ def test_a_receipt_the_outbox_cannot_commit_stays_on_the_broker(
 
     monkeypatch.setattr(outbox, "record_receipt", full)
     assert apply_receipt(outbox, delivery(batch_id=batch)) is Verdict.REQUEUE
+
+
+# -- the agent's language -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    (None, "收到省级（430000）的回执：已入库（入库 1 条，重复 0 条，冲突 0 条）；批次现为：已入库"),
+    ("zh", "收到省级（430000）的回执：已入库（入库 1 条，重复 0 条，冲突 0 条）；批次现为：已入库"),
+    ("en", "receipt from province 430000: stored (stored 1, duplicates 0, conflicts 0); "
+           "batch now stored"),
+])
+def test_a_receipt_is_logged_in_the_agents_language(
+        outbox: Outbox, caplog: pytest.LogCaptureFixture, lang: str | None,
+        expected: str) -> None:
+    batch = sent_batch(outbox)
+    with caplog.at_level(logging.INFO, "exgate.agent.receipts"):
+        if lang is None:  # the default: Chinese
+            apply_receipt(outbox, delivery(batch_id=batch))
+        else:
+            apply_receipt(outbox, delivery(batch_id=batch), lang)
+    [line] = [r for r in caplog.records if r.name == "exgate.agent.receipts"]
+    assert (line.levelno, line.getMessage(), line.batch) == (  # type: ignore[attr-defined]
+        logging.INFO, expected, batch)
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("zh", "回执暂未记录，留在消息服务器上稍后再记：database or disk is full"),
+    ("en", "receipt not recorded yet, left on the broker: database or disk is full")])
+def test_a_receipt_left_on_the_broker_says_so_in_the_agents_language(
+        outbox: Outbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        lang: str, expected: str) -> None:
+    batch = sent_batch(outbox)
+
+    def full(*args: object, **kwargs: object) -> BatchState:
+        raise RetriableError("database or disk is full")  # sqlite's words stay as they are
+
+    monkeypatch.setattr(outbox, "record_receipt", full)
+    apply_receipt(outbox, delivery(batch_id=batch), lang)
+    assert [r.getMessage() for r in caplog.records] == [expected]
+
+
+def test_a_malformed_receipt_is_named_in_the_agents_language(
+        outbox: Outbox, caplog: pytest.LogCaptureFixture) -> None:
+    apply_receipt(outbox, Delivery(b"[]", None, False))
+    apply_receipt(outbox, Delivery(b"[]", None, False), "en")
+    assert [r.getMessage() for r in caplog.records] == [
+        "丢弃格式错误的回执：回执不是 JSON 对象",
+        "dropping a malformed receipt: receipt is not a JSON object"]
