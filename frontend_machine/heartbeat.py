@@ -57,7 +57,9 @@ def heartbeat_body(beat: Heartbeat, outbox: Outbox, now: float) -> bytes:
         "division": beat.division,
         "at": datetime.fromtimestamp(now, BEIJING).isoformat(timespec="seconds"),
         "version": agent_version(),
-        "outbox": {"pending_batches": depth.pending_batches,
+        # Not yet stored at every level: a sent batch missing a receipt counts too, or a
+        # level that never got it would leave the node green at the centre.
+        "outbox": {"pending_batches": depth.pending_batches + depth.sent_batches,
                    "unbatched_records": depth.unbatched_records,
                    "oldest_pending_age_s": None if oldest is None else round(oldest, 3)},
         "source_lag_s": beat.source_lag_s,

@@ -309,7 +309,9 @@ class Outbox:
                      unbatched)
 
     def oldest_pending_age(self) -> float | None:
-        """Seconds the oldest record not yet sent has waited; None when nothing waits.
+        """Seconds the oldest record not yet stored at every level has waited (unbatched,
+        or in a pending or sent batch); None when nothing waits. A sent batch whose
+        receipts never come is exactly what the centre must see growing old.
 
         Stamped after now, it was journaled before the clock was stepped back, and its
         age is unknown: then the age counts from when this outbox first saw it so, which
@@ -318,7 +320,7 @@ class Outbox:
         row = self._db.execute(
             "SELECT min(t) FROM (SELECT min(journaled_at) AS t FROM records"
             " WHERE batch_id IS NULL UNION ALL SELECT min(created_at) FROM batches"
-            " WHERE state = 'pending')").fetchone()
+            " WHERE state IN ('pending', 'sent'))").fetchone()
         if row[0] is None:
             return None
         oldest = float(row[0])

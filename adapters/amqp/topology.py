@@ -47,7 +47,13 @@ STATUS_EXCHANGE = "exgate.status"
 CONTENT_TYPE = "application/vnd.exgate.sealed"
 APP_ID = "exgate-agent"
 SCHEMA_VERSION = 1
-DELIVERY_LIMIT = 20
+# A level queue dead-letters a batch returned this many times. The gateway itself keeps
+# a batch that fails for no transient reason as a failed batch (poison_attempts), and
+# holds one while the store is away, returning it once per hold_seconds (20 min): at 20,
+# a weekend's database outage (RabbitMQ before 4.3 counts each return) sent batches to
+# exgate.dead.*, out of sight of status and replay. At 1,000 a hold outlasts two weeks,
+# and a batch that crashes the gateway process itself still ends in the dead queue.
+DELIVERY_LIMIT = 1_000
 # Receipts, heartbeats and dead letters have no dead-letter queue of their own, and
 # RabbitMQ 4 drops a quorum-queue message returned 20 times by default: a peek in the
 # management UI, or an agent's connection lost while it holds receipts, each count one.

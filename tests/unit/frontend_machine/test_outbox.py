@@ -15,6 +15,7 @@ from adapters.sealing import generate_node_keys
 from adapters.sources.base import Chunk, Origin
 from frontend_machine import outbox_schema
 from frontend_machine.envelope import NodeIdentity, batch_document
+from frontend_machine.heartbeat import Heartbeat, heartbeat_body
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState, plan_batches
 from frontend_machine.outbox_schema import _V1, _V2, SCHEMA_VERSION, configure, migrate
@@ -199,13 +200,15 @@ def test_batch_lifecycle_pending_sent_stored(outbox: Outbox, clock: FakeClock) -
     assert [b.batch_id for b in outbox.next_pending_batches(5)] == [batch]
     outbox.mark_unsent(batch, "connection reset")
     outbox.mark_sent(batch)
-    assert outbox.next_pending_batches(5) == [] and outbox.oldest_pending_age() is None
+    # Sent, but not stored everywhere yet: it still counts as waiting, and ages.
+    assert outbox.next_pending_batches(5) == [] and outbox.oldest_pending_age() == 3
     outbox.mark_stored(batch, "county", 1)
     outbox.mark_stored(batch, "city", 1)
     assert outbox.batch(batch).state is BatchState.SENT  # type: ignore[union-attr]
     outbox.mark_stored(batch, "province", 1)
     info = outbox.batch(batch)
     assert info is not None and info.state is BatchState.STORED and info.attempts == 2
+    assert outbox.oldest_pending_age() is None
 
 
 def test_a_failed_level_fails_the_batch_until_requeued(outbox: Outbox) -> None:
@@ -411,3 +414,17 @@ def test_a_reject_corrected_and_read_again_is_settled_by_its_valid_record(
     outbox.journal("other", Chunk(((Origin("other", "a.xml", 9),
                                     RecordCheck(rec.element, 9, record("K3"), ())),)))
     assert outbox.open_rejects() == 1  # another source's file of the same name
+
+
+def test_the_heartbeat_counts_a_sent_batch_missing_a_receipt_as_waiting(
+        outbox: Outbox, clock: FakeClock) -> None:
+    # Only pending batches were reported: a batch one level never got (a link down)
+    # left the node green at the centre, its outbox "empty".
+    outbox.journal("src", Chunk(valid(record("A"))))
+    [batch] = outbox.seal_batches(10, 1 << 20, 0)
+    outbox.mark_sent(batch)
+    outbox.mark_stored(batch, "county", 1)
+    clock.now += 600
+    body = json.loads(heartbeat_body(Heartbeat("n1", "430102"), outbox, clock.now))
+    assert body["outbox"]["pending_batches"] == 1
+    assert body["outbox"]["oldest_pending_age_s"] == 600

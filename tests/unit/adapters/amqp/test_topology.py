@@ -89,7 +89,7 @@ def test_declare_topology_level_queue_arguments_are_explicit():
                          RECEIPTS_EXCHANGE: "direct", STATUS_EXCHANGE: "topic"}
     queues = {c[1][0]: c[2] for c in channel.calls if c[0] == "queue_declare"}
     args = queues[level_queue("430102")]["arguments"]
-    assert args == {"x-queue-type": "quorum", "x-delivery-limit": 20,
+    assert args == {"x-queue-type": "quorum", "x-delivery-limit": 1_000,
                     "x-dead-letter-exchange": "exgate.dead",
                     "x-dead-letter-routing-key": "exgate.level.430102",
                     "x-dead-letter-strategy": "at-least-once",
