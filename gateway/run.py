@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from adapters.stores.sql import SqlStore
 from gateway.config import GatewayConfig, load_config
@@ -21,7 +22,7 @@ from gateway.dashboard.server import DashboardServer
 from gateway.housekeeping import housekeeping
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
-from schemas.errors import ConfigError, RetriableError
+from schemas.errors import ConfigError, FatalError, RetriableError, located
 
 __all__ = ["run_gateway"]
 
@@ -30,9 +31,11 @@ log = logging.getLogger("exgate.gateway")
 
 def run_gateway(config_path: Path, workers: int | None = None, drain: bool = False,
                 stop: threading.Event | None = None) -> int:
-    """``exgate gateway run``: 0 after a clean stop or drain, 2 for a config error."""
+    """``exgate gateway run``: 0 after a clean stop or drain, 2 for a config error, 1 when
+    the store cannot be used at all."""
     try:
         config = load_config(config_path).with_workers(workers)
+        check_consumable(config)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
@@ -46,8 +49,12 @@ def run_gateway(config_path: Path, workers: int | None = None, drain: bool = Fal
         log.error("%s", exc)
         return 2
     try:
-        if not _migrate(store, stop):
-            return 0
+        try:
+            if not _migrate(store, stop):
+                return 0
+        except FatalError as exc:  # no login, no such database: no retry can help
+            log.error("%s", exc)
+            return 1
         pipeline = Pipeline(config.division, Registry(config.registry_path), store)
         consumer = Consumer(config.broker_url, pipeline, config.gateway, drain=drain, stop=stop)
         with contextlib.ExitStack() as beside:
@@ -57,6 +64,23 @@ def run_gateway(config_path: Path, workers: int | None = None, drain: bool = Fal
     finally:
         store.close()
     return 0
+
+
+def check_consumable(config: GatewayConfig) -> None:
+    """What only consuming needs, which the read-only commands sharing the config do not:
+    a broker password, and a registry folder (a mistyped one refused every batch as an
+    unknown node's, with no receipt)."""
+    if urlsplit(config.broker_url).username and urlsplit(config.broker_url).password is None:
+        raise located(str(config.path), "[broker] url names a user but no password: set "
+                      "[broker] password_file or EXGATE_BROKER_PASSWORD",
+                      "[broker] url 给出了用户名但没有口令：请设置 [broker] password_file "
+                      "或环境变量 EXGATE_BROKER_PASSWORD")
+    if not config.registry_path.is_dir():
+        raise located(str(config.path), f"[registry] path {config.registry_path} is not a "
+                      "folder (exgate node add creates it): every batch would be refused as "
+                      "from an unknown node",
+                      f"[registry] path {config.registry_path} 不是文件夹（由 exgate node add "
+                      "创建）：所有批次都会被当作未登记节点的批次拒收")
 
 
 @contextlib.contextmanager
