@@ -177,7 +177,7 @@ def gateway_run(config_path: Path, workers: int | None, drain: bool) -> None:
     \b
     Example:
       exgate gateway run -c /etc/exgate/gateway-430100.toml --workers 4
-    Exit codes: 0 clean stop or drained, 2 config error.
+    Exit codes: 0 clean stop or drained, 1 the store cannot be used, 2 config error.
     """
     from gateway.cli_support import log_to_stderr
     from gateway.run import run_gateway
@@ -236,7 +236,8 @@ def broker_stop(base: Path | None, lang: str) -> None:
 @BROKER_BASE_OPTION
 @LANG_OPTION
 def broker_status(base: Path | None, lang: str) -> None:
-    """Say whether the node runs. Exit codes: 0 running, 3 not running.
+    """Say whether the node runs. Exit codes: 0 running, 2 no broker in that folder, 3 not
+    running.
 
     \b
     Example:
@@ -277,7 +278,8 @@ def broker_link(upstream: str, division: str, direction: str, via: str,
           amqp://link@county-mq:5672/%2F --division 430102 --admin-url http://...
       exgate broker link --direction down --upstream amqp://link@city-mq:5672/%2F \\
           --division 430100 --base /var/lib/exgate/broker
-    Exit codes: 0 linked, 1 broker or API error, 2 usage or configuration.
+    Exit codes: 0 linked and running, 1 broker or API error, or the link not running
+    within 15 s (it stays declared and retries), 2 usage or configuration.
     """
     from gateway.federation import run_link
 

@@ -225,8 +225,12 @@ def _unb64(text: Any, name: str, size: int) -> bytes:
 # -- key files -------------------------------------------------------------------------------
 
 
-def write_node_keys(path: Path | str, keys: NodeKeys, broker: BrokerLogin | None = None) -> None:
-    """Write the node's credentials file (TOML, 0600), atomically."""
+def write_node_keys(path: Path | str, keys: NodeKeys, broker: BrokerLogin | None = None, *,
+                    replace: bool = True) -> None:
+    """Write the node's credentials file (TOML, 0600), atomically.
+
+    With ``replace=False`` an existing file is never overwritten: ``FileExistsError``.
+    """
     from cryptography.hazmat.primitives.serialization import (
         Encoding,
         NoEncryption,
@@ -241,7 +245,7 @@ def write_node_keys(path: Path | str, keys: NodeKeys, broker: BrokerLogin | None
     if broker is not None:
         lines += ["", "[broker]", f"user = {json.dumps(broker.user)}",
                   f"password = {json.dumps(broker.password)}"]
-    _write_secret(Path(path), "\n".join(lines) + "\n")
+    _write_secret(Path(path), "\n".join(lines) + "\n", replace=replace)
 
 
 def load_node_keys(path: Path | str) -> NodeKeys:
@@ -274,7 +278,7 @@ def load_broker_login(path: Path | str) -> BrokerLogin | None:
     return BrokerLogin(user, password)
 
 
-def _write_secret(path: Path, text: str) -> None:
+def _write_secret(path: Path, text: str, *, replace: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -283,7 +287,11 @@ def _write_secret(path: Path, text: str) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        tmp.replace(path)
+        if replace:
+            tmp.replace(path)
+        else:
+            os.link(tmp, path)  # FileExistsError rather than overwrite
+            tmp.unlink()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

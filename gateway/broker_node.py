@@ -47,7 +47,15 @@ __all__ = [
 ]
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
-DEFAULT_PLUGINS = ("rabbitmq_federation", "rabbitmq_shovel", "rabbitmq_prometheus")
+DEFAULT_PLUGINS = (
+    "rabbitmq_federation",
+    "rabbitmq_shovel",
+    "rabbitmq_prometheus",
+    # The link states over the management API (``federation-links``, ``shovels``);
+    # left out, with the management plugin, when a node runs without it.
+    "rabbitmq_federation_management",
+    "rabbitmq_shovel_management",
+)
 MANAGEMENT_PLUGIN = "rabbitmq_management"
 STATE_FILE = "exgate-broker.json"
 STATE_VERSION = 1
@@ -162,6 +170,23 @@ class LocalBroker:
                 admin_user=admin_user,
                 admin_password=admin_password or secrets.token_urlsafe(18),
             )
+
+    @classmethod
+    def existing(cls, base_dir: Path | str) -> LocalBroker:
+        """The node that ``exgate broker start`` set up in ``base_dir``.
+
+        For every use but starting one: without the state file, a mistyped folder would
+        get made-up ports. ConfigError instead.
+        """
+        base = Path(base_dir).absolute()
+        if not (base / STATE_FILE).is_file():
+            raise ConfigError(
+                f"no private broker in {base}; start one with "
+                f"exgate broker start --base {base}",
+                zh=f"{base} 中没有私有消息服务器；请先用 exgate broker start --base {base} "
+                   "启动一个",
+            )
+        return cls(base)
 
     # ---- public API -------------------------------------------------------------
 
@@ -324,15 +349,19 @@ class LocalBroker:
     def _write_files(self) -> None:
         for folder in (self.base_dir, self.base_dir / "home", self.data_dir, self.base_dir / "log"):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # rabbitmq.conf holds the admin password: a folder made beforehand (0755) is
+        # closed too. Only its owner, the node user after _chown_for_node, and root enter.
+        self.base_dir.chmod(0o700)
         cookie = self.base_dir / "home" / ".erlang.cookie"
         if not cookie.exists():
             cookie.write_text(secrets.token_hex(16).upper())
         cookie.chmod(0o400)
-        plugins = [*DEFAULT_PLUGINS]
-        if self.ports.management is not None:
-            plugins.append(MANAGEMENT_PLUGIN)
+        plugins = [*DEFAULT_PLUGINS, MANAGEMENT_PLUGIN]
+        if self.ports.management is None:
+            # The *_management plugins would pull in rabbitmq_management, on port 15672.
+            plugins = [name for name in plugins if not name.endswith("_management")]
         (self.base_dir / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
-        (self.base_dir / "rabbitmq.conf").write_text(self._config_text())
+        _write_private(self.base_dir / "rabbitmq.conf", self._config_text())
         (self.base_dir / "rabbitmq-env.conf").write_text("# empty: never read the system one\n")
         self._chown_for_node()
         self._check_reachable()
@@ -570,6 +599,14 @@ class LocalBroker:
                     zh=f"{self.base_dir} 中的节点 {self.node_name} 的 {name} 端口是 {have}，"
                     f"不是 {want}；请换用另一个目录",
                 )
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600, also when the file existed more open."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)
+        out.write(text)
 
 
 def _settings_from_state(state: Mapping[str, Any]) -> _Settings:

@@ -123,6 +123,11 @@ def with_password(url: str) -> str:
                           zh=f"--upstream {redact(url)!r} 应形如 amqp://USER@HOST:PORT/VHOST，"
                              f"密码写在 URI 中或放在 ${PASSWORD_ENV}")
     secret = os.environ.get(PASSWORD_ENV)
+    if parts.username and parts.password is None and not secret:
+        raise ConfigError(f"--upstream {redact(url)!r} names user {parts.username!r} without "
+                          f"a password: set ${PASSWORD_ENV} (or put it in the URI)",
+                          zh=f"--upstream {redact(url)!r} 指定了用户 {parts.username!r} 但没有"
+                             f"密码：请设置 ${PASSWORD_ENV}（或写在 URI 中）")
     if parts.username and parts.password is None and secret:
         host = parts.hostname + (f":{parts.port}" if parts.port else "")
         netloc = f"{parts.username}:{quote(secret, safe='')}@{host}"
@@ -319,10 +324,15 @@ def link_states(api: ManagementApi, vhost: str = "/") -> dict[str, str]:
     for link in api.get(f"federation-links/{_q(vhost)}") or []:
         name = str(link.get("upstream"))
         exchange = str(link.get("exchange", ""))
-        states[f"{name}:{exchange}"] = str(link.get("status"))
+        states[f"{name}:{exchange}"] = _state(link.get("status"), link.get("error"))
     for shovel in api.get(f"shovels/{_q(vhost)}") or []:
-        states[str(shovel.get("name"))] = str(shovel.get("state"))
+        states[str(shovel.get("name"))] = _state(shovel.get("state"), shovel.get("reason"))
     return states
+
+
+def _state(state: object, why: object) -> str:
+    """``running``, or e.g. ``error (econnrefused)``: the reason a link is not up."""
+    return f"{state} ({why})" if why and state != "running" else str(state)
 
 
 def wait_running(api: ManagementApi, result: LinkResult, vhost: str = "/",
@@ -359,6 +369,17 @@ _TEXT: dict[str, tuple[str, str]] = {
     "shovel-receipts": ("回执只能通过联邦（federation）下发：--direction down 不能与 --via "
                         "shovel 同用", "receipts are linked with federation only: "
                         "--direction down does not take --via shovel"),
+    "not-running": ("错误：链路已声明，但 {seconds} 秒内未进入运行状态：{states}。它会继续重试；"
+                    "请检查上游地址、链路用户的密码（${env}）以及上游是否可达",
+                    "error: the link is declared but not running after {seconds} s: "
+                    "{states}. It keeps retrying; check the upstream URI, the link user's "
+                    "password (${env}) and that the upstream is reachable"),
+    "no-state": ("错误：链路已声明，但无法读取其状态（{error}）；请用 exgate broker start 重启"
+                 "本消息服务器，或启用 rabbitmq_federation_management 与 "
+                 "rabbitmq_shovel_management 插件",
+                 "error: the link is declared but its state cannot be read ({error}); "
+                 "restart this broker with exgate broker start, or enable the "
+                 "rabbitmq_federation_management and rabbitmq_shovel_management plugins"),
     "error": ("错误：{error}", "error: {error}"),
 }
 
@@ -370,21 +391,44 @@ def _say(name: str, lang: str, /, **values: object) -> str:
 
 def run_link(*, upstream: str, division: str, direction: str = "up", via: str = "federation",
              admin_url: str | None = None, base: Path | None = None, vhost: str = "/",
-             max_hops: int | None = None, lang: str = "zh") -> int:
-    """``exgate broker link``: 0 declared, 1 broker or API failure, 2 usage or config."""
-    def work() -> None:
+             max_hops: int | None = None, lang: str = "zh", wait: float = 15.0) -> int:
+    """``exgate broker link``: 0 linked and running, 1 broker or API failure or a link
+    not running after ``wait`` seconds (it stays declared and retries), 2 usage or config."""
+    def work() -> int:
         if direction == "down" and via != "federation":
             raise ConfigError(_say("shovel-receipts", "en"), zh=_say("shovel-receipts", "zh"))
-        api = _admin_api(base, admin_url)
         url = with_password(upstream)
+        api = _admin_api(base, admin_url)
         if direction == "up":
             done = link_up(api, url, division, via=via, vhost=vhost, max_hops=max_hops)
         else:
             done = link_down(api, url, division, vhost=vhost, max_hops=max_hops)
-        print(_say(direction, lang, via=done.via, division=division, upstream=done.upstream,
-                   names=", ".join(done.names), hops=done.max_hops))
+        if (code := _check_running(api, done, vhost, wait, lang)) == 0:
+            print(_say(direction, lang, via=done.via, division=division,
+                       upstream=done.upstream, names=", ".join(done.names),
+                       hops=done.max_hops))
+        return code
 
     return _guarded(lang, work)
+
+
+def _check_running(api: ManagementApi, done: LinkResult, vhost: str, wait: float,
+                   lang: str) -> int:
+    """0 once the links run; else say why (auth_failure, econnrefused …) and 1."""
+    try:
+        wait_running(api, done, vhost, timeout=wait)
+    except ManagementError as exc:
+        print(_say("no-state", lang, error=_scrub(message_of(exc, lang))), file=sys.stderr)
+        return 1
+    except RetriableError:
+        states = link_states(api, vhost)
+        mine = {name: state for name, state in states.items()
+                if name.split(":", 1)[0] in done.names}
+        text = "; ".join(f"{name}: {state}" for name, state in sorted(mine.items()))
+        print(_say("not-running", lang, seconds=f"{wait:.0f}", env=PASSWORD_ENV,
+                   states=_scrub(text or "absent")), file=sys.stderr)
+        return 1
+    return 0
 
 
 def _admin_api(base: Path | None, admin_url: str | None) -> ManagementApi:
@@ -393,16 +437,15 @@ def _admin_api(base: Path | None, admin_url: str | None) -> ManagementApi:
     from gateway.broker_node import LocalBroker
     from gateway.node_command import default_broker_base
 
-    return ManagementApi.from_broker(LocalBroker(base or default_broker_base()))
+    return ManagementApi.from_broker(LocalBroker.existing(base or default_broker_base()))
 
 
-def _guarded(lang: str, work: Callable[[], None]) -> int:
+def _guarded(lang: str, work: Callable[[], int]) -> int:
     try:
-        work()
+        return work()
     except (ExgateError, ValueError) as exc:
         print(_say("error", lang, error=_scrub(message_of(exc, lang))), file=sys.stderr)
         return 2 if isinstance(exc, ConfigError | ValueError) else 1
-    return 0
 
 
 def _scrub(text: str) -> str:

@@ -90,7 +90,7 @@ def run_broker(action: str, base: Path | None, levels: Sequence[str], lang: str)
     base = base or default_broker_base()
 
     def work() -> None:
-        broker = LocalBroker(base)
+        broker = LocalBroker(base) if action == "start" else LocalBroker.existing(base)
         if action == "start":
             broker.start()
             declare_topology(HttpChannel(ManagementApi.from_broker(broker)), levels)
@@ -120,7 +120,7 @@ def run_broker(action: str, base: Path | None, levels: Sequence[str], lang: str)
 def _api(broker_base: Path | None, admin_url: str | None) -> ManagementApi:
     if admin_url:
         return ManagementApi.from_url(admin_url)
-    return ManagementApi.from_broker(LocalBroker(broker_base or default_broker_base()))
+    return ManagementApi.from_broker(LocalBroker.existing(broker_base or default_broker_base()))
 
 
 def run_node(action: str, *, node_id: str | None = None, division: str | None = None,

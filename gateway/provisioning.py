@@ -39,7 +39,7 @@ from adapters.sealing import (
     load_node_keys,
     write_node_keys,
 )
-from gateway.mgmt_api import HttpChannel, ManagementApi
+from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError
 from gateway.registry import NodeEntry, Registry
 from schemas.errors import ConfigError, located
 
@@ -100,6 +100,7 @@ def add_node(api: ManagementApi, registry: Registry, node_id: str, division: str
     if registry.get(node_id) is not None:
         raise ConfigError(f"node {node_id} is already registered in {registry.path}",
                           zh=f"节点 {node_id} 已在 {registry.path} 中登记")
+    _refuse_existing(out)
     keys = generate_node_keys(node_id, 1)
     login = BrokerLogin(broker_user_name(node_id), secrets.token_urlsafe(24))
     api.put(f"users/{quote(login.user, safe='')}", {"password": login.password, "tags": ""})
@@ -107,9 +108,30 @@ def add_node(api: ManagementApi, registry: Registry, node_id: str, division: str
     channel = HttpChannel(api, vhost)
     declare_exchanges(channel)
     declare_node_queues(channel, node_id)
-    write_node_keys(out, keys, login)
+    try:
+        write_node_keys(out, keys, login, replace=False)
+    except FileExistsError as exc:  # it appeared meanwhile: still never overwritten
+        raise ConfigError(
+            f"credentials file {out} appeared while node {node_id} was provisioned and was "
+            f"kept; broker user {login.user} was created but the node is not registered: "
+            "run node add again with another --out",
+            zh=f"开通节点 {node_id} 期间凭据文件 {out} 被创建，已保留不动；消息服务器用户 "
+               f"{login.user} 已创建，但节点未登记：请用另一个 --out 重新执行 node add") from exc
     entry = registry.add(node_id, division, login.user, keys.verifier())
     return Provisioned(entry, login.user, routing_key(division, node_id), out)
+
+
+def _refuse_existing(out: Path) -> None:
+    """A new node's credentials never replace a file: it may hold another node's login."""
+    if out.exists() or out.is_symlink():
+        raise CredentialsRefused(
+            f"凭据文件 {out} 已存在：开通节点只写新文件，不覆盖现有文件（其中的消息服务器密码"
+            "不保存在别处）。请用 --out 指定一个新文件；要更换某节点自己的密钥请用 rotate-key；"
+            "未做任何修改",
+            f"credentials file {out} already exists: node add writes a new file and never "
+            "overwrites one (the broker password in it is kept nowhere else). Name a new "
+            "file with --out, or use rotate-key to renew a node's own keys; nothing was "
+            "changed")
 
 
 def grant(api: ManagementApi, vhost: str, user: str, perms: NodePermissions) -> None:
@@ -123,7 +145,14 @@ def grant(api: ManagementApi, vhost: str, user: str, perms: NodePermissions) -> 
 
 def disable_node(api: ManagementApi | None, registry: Registry, node_id: str, *,
                  vhost: str = "/") -> NodeEntry:
-    """Mark the node disabled (gateways refuse its batches) and cut its broker access."""
+    """Mark the node disabled (gateways refuse its batches) and cut its broker access.
+
+    With ``api``, the node's broker user must exist on that broker: another broker is
+    refused before anything changes (a PUT there would create a user, revoke nothing).
+    """
+    known = registry.get(node_id)
+    if api is not None and known is not None:
+        _require_user(api, known.broker_user, node_id)
     entry = registry.disable(node_id)
     if api is not None:
         user = quote(entry.broker_user, safe="")
@@ -133,6 +162,21 @@ def disable_node(api: ManagementApi | None, registry: Registry, node_id: str, *,
         api.put(f"users/{user}", {"password": secrets.token_urlsafe(24), "tags": ""})
         close_connections(api, entry.broker_user)
     return entry
+
+
+def _require_user(api: ManagementApi, user: str, node_id: str) -> None:
+    try:
+        api.get(f"users/{quote(user, safe='')}")
+    except ManagementError as exc:
+        if exc.status != 404:
+            raise
+        raise ConfigError(
+            f"broker user {user} of node {node_id} does not exist on the broker at "
+            f"{api.root}: it is not the node's broker. Name the broker the node connects "
+            "to (--broker-base or --admin-url); nothing was changed",
+            zh=f"节点 {node_id} 的消息服务器用户 {user} 不在 {api.root} 的消息服务器上：这不是"
+               "该节点所连接的消息服务器。请用 --broker-base 或 --admin-url 指定节点所连接的"
+               "消息服务器；未做任何修改") from exc
 
 
 def close_connections(api: ManagementApi, user: str) -> int:

@@ -293,3 +293,30 @@ def test_the_command_links_and_never_prints_the_password(
     assert all(s["value"]["ack-mode"] == "on-confirm" for s in shovels)
     assert run_link(upstream="http://nowhere", division=COUNTY, admin_url=admin,
                     vhost=city.vhost, lang="en") == 2
+
+
+@pytest.mark.parametrize("upstream", ["wrong password", "unreachable"])
+def test_a_link_that_cannot_run_exits_1_and_stays_declared(
+        levels: dict[str, Level], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, upstream: str) -> None:
+    county, city = levels[COUNTY], levels[CITY]
+    user = fresh_name("link")
+    grant_link_user(county.api, user, secrets.token_urlsafe(12), direction="up",
+                    vhost=county.vhost)
+    url = county.url(user, "").replace(":@", "@")
+    if upstream == "unreachable":
+        url = url.replace(f":{county.broker.ports.amqp}/", ":1/")
+    monkeypatch.setenv("EXGATE_UPSTREAM_PASSWORD", "wrong-password")
+    admin = (f"http://{city.broker.admin_user}:{city.broker.admin_password}@"
+             f"{(city.broker.management_url or '').removeprefix('http://')}")
+    code = run_link(upstream=url, division=COUNTY, admin_url=admin, vhost=city.vhost,
+                    lang="en", wait=5)
+    out, err = capsys.readouterr()
+    assert code == 1 and "linked up" not in out
+    assert "not running" in err and "wrong-password" not in err
+    assert ("auth_failure" if upstream == "wrong password" else "econnrefused") in err
+    upstreams = city.api.get(f"parameters/federation-upstream/{quote(city.vhost, safe='')}")
+    assert [u["name"] for u in upstreams] == [f"exgate-up-{COUNTY}"]  # it keeps retrying
+    monkeypatch.delenv("EXGATE_UPSTREAM_PASSWORD")
+    assert run_link(upstream=url, division=COUNTY, admin_url=admin, vhost=city.vhost,
+                    lang="en", wait=5) == 2

@@ -18,6 +18,7 @@ from cli import main
 from gateway.broker_node import LocalBroker
 from gateway.mgmt_api import ManagementApi
 from gateway.provisioning import disable_node
+from schemas.errors import ConfigError
 from tests.integration.amqp_helpers import (
     Node,
     declare_levels,
@@ -157,6 +158,54 @@ def test_cli_node_add_list_rotate_disable(rabbitmq_server: LocalBroker, amqp_url
 
 
 def test_cli_broker_status_of_an_empty_folder(tmp_path: Path) -> None:
+    # A folder without a broker is a mistyped --base, not a stopped node.
     result = CliRunner().invoke(main, ["broker", "status", "--base", str(tmp_path / "b"),
                                        "--lang", "en"])
+    assert result.exit_code == 2 and "no private broker in" in result.output
+
+
+def test_cli_broker_status_of_a_stopped_broker(rabbitmq_server: LocalBroker,
+                                               tmp_path: Path) -> None:
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    (stopped / "exgate-broker.json").write_bytes(
+        (rabbitmq_server.base_dir / "exgate-broker.json").read_bytes())
+    result = CliRunner().invoke(main, ["broker", "status", "--base", str(stopped),
+                                       "--lang", "en"])
     assert result.exit_code == 3 and "not running" in result.output
+
+
+def test_the_admin_password_is_private_and_the_node_reads_it(
+        rabbitmq_server: LocalBroker, api: ManagementApi) -> None:
+    conf = rabbitmq_server.base_dir / "rabbitmq.conf"
+    assert stat.S_IMODE(rabbitmq_server.base_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    assert api.get("whoami")["name"] == rabbitmq_server.admin_user  # the node read it
+    assert api.get("federation-links/%2F") == []  # link states: plugins on by default
+
+
+def test_node_add_refuses_an_existing_credentials_file(
+        rabbitmq_server: LocalBroker, api: ManagementApi, amqp_url: str,
+        tmp_path: Path) -> None:
+    declare_levels(amqp_url)
+    existing = tmp_path / "other.key"
+    existing.write_text("another node's credentials\n")
+    result = CliRunner().invoke(main, [
+        "node", "add", "n8", "--division", "430102", "--registry", str(tmp_path / "reg"),
+        "--broker-base", str(rabbitmq_server.base_dir), "--vhost", vhost_of(amqp_url),
+        "--out", str(existing), "--lang", "en"])
+    assert result.exit_code == 2 and "already exists" in result.output
+    assert existing.read_text() == "another node's credentials\n"
+    assert "exgate-node-n8" not in {u["name"] for u in api.get("users")}
+    assert not (tmp_path / "reg").exists() or list((tmp_path / "reg").iterdir()) == []
+
+
+def test_disable_on_another_broker_creates_no_user(node: Node, api: ManagementApi,
+                                                    amqp_url: str) -> None:
+    delete_user_later = "exgate-node-furong-01"
+    api.delete(f"users/{delete_user_later}")  # as if this were another level's broker
+    before = (node.registry.path / "furong-01.json").read_bytes()
+    with pytest.raises(ConfigError, match="does not exist on the broker at"):
+        disable_node(api, node.registry, "furong-01", vhost=vhost_of(amqp_url))
+    assert delete_user_later not in {u["name"] for u in api.get("users")}
+    assert (node.registry.path / "furong-01.json").read_bytes() == before

@@ -1,0 +1,81 @@
+"""``exgate broker link`` says when a link cannot work: no password, or not running."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway import federation
+from gateway.federation import PASSWORD_ENV, LinkResult, run_link, with_password
+from gateway.mgmt_api import ManagementApi
+from schemas.errors import ConfigError
+
+UPSTREAM = "amqp://link-up@127.0.0.1:5672/%2F"
+
+
+def test_a_user_without_a_password_is_a_config_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    with pytest.raises(ConfigError, match=PASSWORD_ENV) as refused:
+        with_password(UPSTREAM)
+    assert "密码" in refused.value.message("zh")
+    monkeypatch.setenv(PASSWORD_ENV, "pw")
+    assert with_password(UPSTREAM) == "amqp://link-up:pw@127.0.0.1:5672/%2F"
+    assert with_password("amqp://u:inline@h/") == "amqp://u:inline@h/"
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_link_without_a_password_exits_2_before_touching_the_broker(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        lang: str) -> None:
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+
+    def no_broker(*args: Any) -> ManagementApi:
+        raise AssertionError("the broker must not be touched")
+
+    monkeypatch.setattr(federation, "_admin_api", no_broker)
+    assert run_link(upstream=UPSTREAM, division="430102", lang=lang) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and PASSWORD_ENV in err
+
+
+class FakeApi:
+    """The management API of a receiving broker whose link never comes up."""
+
+    def __init__(self, state: str, error: str) -> None:
+        self.state, self.error = state, error
+
+    def get(self, path: str) -> Any:
+        if path.startswith("federation-links/"):
+            return [{"upstream": "exgate-up-430102", "exchange": x, "status": self.state,
+                     "error": self.error} for x in ("exgate.records", "exgate.status")]
+        return []
+
+
+@pytest.mark.parametrize(("lang", "words"), [("zh", "未进入运行状态"), ("en", "not running")])
+@pytest.mark.parametrize("error", ["econnrefused", "{auth_failure,\"ACCESS_REFUSED\"}"])
+def test_a_link_that_does_not_run_exits_1_with_its_state(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], lang: str,
+        words: str, error: str) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    monkeypatch.setattr(federation, "_admin_api", lambda *a: FakeApi("error", error))
+    declared = LinkResult("up", "federation", "430102", "amqp://link-up@127.0.0.1:5672/%2F",
+                          ("exgate-up-430102",), 1)
+    monkeypatch.setattr(federation, "link_up", lambda *a, **k: declared)
+    assert run_link(upstream=UPSTREAM, division="430102", lang=lang, wait=0.3) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # never "linked up"
+    assert words in err and error in err and "exgate-up-430102:exgate.records" in err
+    assert "wrong" not in err
+
+
+def test_a_running_link_exits_0(monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "pw")
+    monkeypatch.setattr(federation, "_admin_api", lambda *a: FakeApi("running", ""))
+    declared = LinkResult("up", "federation", "430102", "amqp://link-up@127.0.0.1:5672/%2F",
+                          ("exgate-up-430102",), 1)
+    monkeypatch.setattr(federation, "link_up", lambda *a, **k: declared)
+    assert run_link(upstream=UPSTREAM, division="430102", lang="en", wait=0.3) == 0
+    assert "linked up (federation)" in capsys.readouterr().out
