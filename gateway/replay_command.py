@@ -101,6 +101,9 @@ def run_batches_list(config_path: Path | None, failed: bool, node_id: str | None
         with _open_level(config_path) as level:
             rows = list_batches(level.store, failed_only=failed, node_id=node_id,
                                 since=moment, limit=limit)
+            # Counted over every batch, not the newest ``limit`` shown: an old failed
+            # batch must not vanish from the summary.
+            outstanding = len(failed_rows(level.store, node_id=node_id, since=moment))
     except ExgateError as exc:
         return _fail(exc, lang)
     if as_json:
@@ -109,9 +112,9 @@ def run_batches_list(config_path: Path | None, failed: bool, node_id: str | None
         return EXIT_OK
     for row in rows:
         echo(_list_line(row, lang))
-    outstanding = sum(1 for r in rows if r.state == "failed")
-    echo(say(lang, f"共 {len(rows)} 个批次，其中待重放失败批次 {outstanding} 个",
-                   f"{len(rows)} batches, {outstanding} failed and not yet replayed"))
+    echo(say(lang, f"显示 {len(rows)} 个批次；待重放失败批次共 {outstanding} 个",
+                   f"{len(rows)} batches shown; {outstanding} failed and not yet replayed "
+                   "in all"))
     return EXIT_OK
 
 

@@ -393,7 +393,7 @@ def test_list_show_and_a_dry_run_read_while_a_gateway_holds_the_write_lock(
         assert {r.batch_id for r in list_batches(level.store)} == {"B1", "B3"}
         assert stored_batch(level.store, "B3") is not None
         code, out = run("batches", "list", "-c", config, "--lang", "en")
-        assert code == 0 and "2 batches, 1 failed" in out
+        assert code == 0 and "2 batches shown; 1 failed" in out
         code, out = run("batches", "show", "B1", "-c", config, "--lang", "en")
         assert code == 0 and "batch B1: state failed" in out
         code, out = run("batches", "show", "B3", "-c", config, "--lang", "en")
@@ -523,3 +523,14 @@ def test_batches_speak_chinese_unless_told_english(level: Level, keys: NodeKeys,
         shown = json.loads(out)
         assert shown["state"] == "stored"
         assert shown["stored"]["detail"] == "stored 2, duplicates 0, conflicts 0"
+
+
+def test_the_list_summary_counts_failed_batches_beyond_the_ones_shown(
+        level: Level, keys: NodeKeys, refused: str) -> None:
+    # The summary counted the rows shown: with the newest --limit batches all stored,
+    # an older failed batch vanished from it ("0 failed").
+    register(level, keys)
+    level.pipeline().handle(sealed(keys, "B3", recs=[record("BJ")]))
+    code, out = run("batches", "list", "-c", str(level.config), "--limit", "1", "--lang", "en")
+    assert code == 0 and "B3" in out and "B1" not in out
+    assert "1 batches shown; 1 failed and not yet replayed in all" in out
