@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from schemas.divisions import Level, division_path, level_of
+from schemas.errors import ConfigError
 
 __all__ = [
     "CONTENT_TYPE",
@@ -28,6 +29,7 @@ __all__ = [
     "RECEIPTS_EXCHANGE",
     "RECORDS_EXCHANGE",
     "STATUS_EXCHANGE",
+    "BadName",
     "binding_key",
     "dead_queue",
     "declare_level",
@@ -80,15 +82,22 @@ class Channel(Protocol):
                    arguments: Mapping[str, Any] | None = ...) -> Any: ...
 
 
+class BadName(ConfigError, ValueError):
+    """A division code or node ID that cannot name a queue or a routing key; still a
+    ``ValueError`` for callers that sort out names (the registry's file scan)."""
+
+
 def check_division(code: str) -> str:
     if not _DIVISION.fullmatch(code):
-        raise ValueError(f"division {code!r} is not a 6-digit GB/T 2260 code")
+        raise BadName(f"division {code!r} is not a 6-digit GB/T 2260 code",
+                      zh=f"行政区划代码 {code!r} 不是 6 位 GB/T 2260 代码")
     return code
 
 
 def check_node_id(node_id: str) -> str:
     if not _NODE_ID.fullmatch(node_id):
-        raise ValueError(f"node id {node_id!r} must be 1-64 of [0-9A-Za-z_-]")
+        raise BadName(f"node id {node_id!r} must be 1-64 of [0-9A-Za-z_-]",
+                      zh=f"节点 ID {node_id!r} 须为 1 至 64 个 [0-9A-Za-z_-] 字符")
     return node_id
 
 

@@ -14,6 +14,8 @@ from adapters.amqp.topology import (
     RECORDS_EXCHANGE,
     STATUS_EXCHANGE,
     binding_key,
+    check_division,
+    check_node_id,
     declare_level,
     declare_node_queues,
     declare_topology,
@@ -21,6 +23,7 @@ from adapters.amqp.topology import (
     receipts_queue,
     routing_key,
 )
+from schemas.errors import ConfigError
 
 
 def topic_matches(binding: str, key: str) -> bool:
@@ -123,3 +126,13 @@ def test_declare_node_queues():
     assert channel.calls[0][2]["arguments"] == {"x-queue-type": "quorum",
                                                 "x-delivery-limit": HOLDING_DELIVERY_LIMIT}
     assert channel.calls[1][1] == (receipts_queue("n1"), RECEIPTS_EXCHANGE, "n1")
+
+
+def test_a_bad_division_or_node_id_is_a_config_error_in_both_languages() -> None:
+    with pytest.raises(ConfigError) as division:
+        check_division("43010")
+    assert "行政区划代码 '43010'" in division.value.message("zh")
+    assert "is not a 6-digit" in division.value.message("en")
+    with pytest.raises(ValueError) as node:  # still a ValueError for the registry's scan
+        check_node_id("bad id!")
+    assert isinstance(node.value, ConfigError) and "节点 ID" in node.value.message("zh")
