@@ -68,7 +68,7 @@ def agent_once(config_path: Path, lang: str | None) -> None:
     \b
     Example:
       exgate agent once -c /etc/exgate/agent.toml
-    Exit codes: 0 ok, 1 some records rejected, 2 config error.
+    Exit codes: 0 ok, 1 some records rejected or a source failed, 2 config error.
     """
     from frontend_machine.agent import run_once
 

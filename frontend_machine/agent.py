@@ -274,6 +274,7 @@ def run_once(config_path: Path, lang: str | None = None, out: TextIO | None = No
             agent.tally.pending_batches = depth.pending_batches
             agent.tally.unbatched = depth.unbatched_records
             agent.tally.waiting = agent.waiting()
+            agent.tally.no_broker = agent.config.broker is None
             print("\n".join(agent.tally.lines(agent.lang)), file=out or sys.stdout)
             return 1 if agent.tally.rejected or agent.tally.failed else 0
 

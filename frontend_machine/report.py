@@ -86,6 +86,10 @@ _TEXT: dict[str, tuple[str, str]] = {
         "仍有 {count} 个文件未写完（大小或修改时间仍在变化），留待下次",
         "{count} file(s) still being written (size or mtime changing); left for the next run",
     ),
+    "summary-no-broker": (
+        "配置中没有 [broker]：批次只保存在发件箱中，不会发送",
+        "no [broker] in the config: batches stay in the outbox and are never sent",
+    ),
     "summary-paused": (
         "发件箱超过磁盘预算，本次未读完数据源",
         "the outbox is over its disk budget; sources were not read to the end",
@@ -189,6 +193,7 @@ class Tally:
     unbatched: int = 0
     paused: bool = False
     waiting: int = 0
+    no_broker: bool = False    # no [broker]: batches are only journaled, never sent
 
     def source(self, name: str) -> SourceTally:
         return self.sources.setdefault(name, SourceTally())
@@ -246,6 +251,8 @@ class Tally:
             out.append(say("summary-waiting", lang, count=self.waiting))
         if self.paused:
             out.append(say("summary-paused", lang))
+        if self.no_broker and (self.pending_batches or self.unbatched):
+            out.append(say("summary-no-broker", lang))
         return out
 
 

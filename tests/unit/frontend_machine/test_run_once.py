@@ -73,3 +73,11 @@ def test_a_failed_final_seal_is_a_warning_and_the_next_run_seals(
     with Outbox(tmp_path / "outbox.db") as outbox:
         depth = outbox.depth()
         assert (outbox.record_count(), depth.unbatched_records, depth.pending_batches) == (3, 0, 1)
+
+
+def test_once_without_a_broker_says_its_batches_are_never_sent(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "drop" / "inbox" / "a.xml").write_bytes(document([record("SBXX")]))
+    code, out = once(config)
+    assert code == 0 and "outbox: 1 pending batch(es)" in out
+    assert "no [broker] in the config: batches stay in the outbox and are never sent" in out
