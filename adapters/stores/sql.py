@@ -364,12 +364,16 @@ class _Guard:
                  tb: object) -> None:
         if exc is None or isinstance(exc, ExgateError) or not isinstance(exc, Exception):
             return
+        # The Chinese says where, and the driver's own words; what was being done is in
+        # the English, which the log keeps.
         if _transient(exc):
             raise RetriableError(f"cannot {self.doing} at {self.where}: "
-                                 f"{_first_line(exc)}; will retry") from exc
-        if isinstance(exc, sa_exc.SQLAlchemyError):
-            raise FatalError(f"cannot {self.doing} at {self.where}: {_first_line(exc)}") \
+                                 f"{_first_line(exc)}; will retry",
+                                 zh=f"监察库 {self.where} 暂时无法访问：{_first_line(exc)}") \
                 from exc
+        if isinstance(exc, sa_exc.SQLAlchemyError):
+            raise FatalError(f"cannot {self.doing} at {self.where}: {_first_line(exc)}",
+                             zh=f"监察库 {self.where} 出错：{_first_line(exc)}") from exc
 
 
 def _transient(exc: Exception) -> bool:

@@ -297,3 +297,13 @@ def test_an_outbox_the_agent_cannot_create_is_named_without_a_traceback(tmp_path
     assert "无法打开发件箱" in zh.output and "请检查 [outbox] path" in zh.output
     assert "cannot open outbox" in en.output and "check [outbox] path" in en.output
     assert "Traceback" not in zh.output + en.output
+
+
+def test_a_store_that_does_not_answer_is_reported_in_chinese(tmp_path: Path) -> None:
+    config = gateway_config(tmp_path, "postgresql+psycopg://exgate:s3cret@127.0.0.1:1/store",
+                            tmp_path / "registry")
+    zh, en = both("status", "-c", config)
+    assert zh.code == en.code == 1
+    assert "监察库 postgresql+psycopg://exgate:***@127.0.0.1:1/store 暂时无法访问" in zh.output
+    assert "cannot read the sync status at" in en.output
+    assert "s3cret" not in zh.output + en.output
