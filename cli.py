@@ -370,6 +370,30 @@ def node_disable(node_id: str, registry: Path, broker_base: Path | None,
                       admin_url=admin_url, vhost=vhost, lang=lang))
 
 
+@node.command("enable")
+@click.argument("node_id", metavar="ID")
+@REGISTRY_OPTION
+@_admin_options
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With a broker: the node's existing credentials file, which gets the new "
+                   "broker password (default: ID.key)")
+@LANG_OPTION
+def node_enable(node_id: str, registry: Path, broker_base: Path | None,
+                admin_url: str | None, vhost: str, out: Path | None, lang: str) -> None:
+    """Enable a disabled node again; with a broker, restore its access (a new password).
+
+    \b
+    Example:
+      exgate node enable furong-01 --admin-url http://admin@127.0.0.1:15672 \\
+          --out /etc/exgate/furong-01.key
+    Exit codes: 0 ok, 1 broker error, 2 not registered, not its file, or configuration.
+    """
+    from gateway.node_command import run_node
+
+    sys.exit(run_node("enable", node_id=node_id, registry=registry, broker_base=broker_base,
+                      admin_url=admin_url, vhost=vhost, out=out, lang=lang))
+
+
 @node.command("rotate-key")
 @click.argument("node_id", metavar="ID")
 @REGISTRY_OPTION

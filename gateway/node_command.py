@@ -15,7 +15,7 @@ from pathlib import Path
 from adapters.amqp.topology import declare_topology
 from gateway.broker_node import LocalBroker
 from gateway.mgmt_api import HttpChannel, ManagementApi
-from gateway.provisioning import add_node, disable_node, rotate_node_key
+from gateway.provisioning import add_node, disable_node, enable_node, rotate_node_key
 from gateway.registry import Registry
 from schemas.errors import ConfigError, ExgateError
 
@@ -49,6 +49,14 @@ _TEXT: dict[str, tuple[str, str]] = {
                  "node {node} disabled: gateways refuse its batches{broker}"),
     "disabled-broker": ("，其消息服务器权限已撤销、连接已断开",
                         "; its broker permissions were revoked and connections closed"),
+    "enabled": ("节点 {node} 已重新启用：网关将接收其批次{broker}；其被拒收的批次可用 "
+                "exgate batches replay 重放",
+                "node {node} enabled: gateways accept its batches{broker}; replay its refused "
+                "batches with exgate batches replay"),
+    "enabled-broker": ("，其消息服务器权限已恢复，新口令已写入 {out}：请将该文件复制到节点并"
+                       "重启其前置机代理",
+                       "; its broker permissions are back and a new password is in {out}: "
+                       "copy that file to the node and restart its agent"),
     "rotated": ("节点 {node} 已更换密钥：新版本 {version}，写入 {out}；旧版本仍可验证在途批次。"
                 "请重启该节点的前置机代理",
                 "node {node} has a new key, version {version}, written to {out}; older "
@@ -157,11 +165,21 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
         extra = _say("disabled-broker", lang) if with_broker else ""
         print(_say("disabled", lang, node=node_id, broker=extra))
 
+    def enable() -> None:
+        assert node_id is not None
+        with_broker = broker_base is not None or admin_url is not None
+        api = _api(broker_base, admin_url) if with_broker else None
+        target = out or Path(f"{node_id}.key")
+        enable_node(api, reg, node_id, target, vhost=vhost)
+        extra = _say("enabled-broker", lang, out=target) if with_broker else ""
+        print(_say("enabled", lang, node=node_id, broker=extra))
+
     def rotate() -> None:
         assert node_id is not None
         target = out or Path(f"{node_id}.key")
         entry = rotate_node_key(reg, node_id, target)
         print(_say("rotated", lang, node=node_id, version=entry.key_version, out=target))
 
-    actions = {"add": add, "list": listing, "disable": disable, "rotate-key": rotate}
+    actions = {"add": add, "list": listing, "disable": disable, "enable": enable,
+               "rotate-key": rotate}
     return _guarded(lang, actions[action])

@@ -164,6 +164,32 @@ def disable_node(api: ManagementApi | None, registry: Registry, node_id: str, *,
     return entry
 
 
+def enable_node(api: ManagementApi | None, registry: Registry, node_id: str, out: Path, *,
+                vhost: str = "/") -> NodeEntry:
+    """Undo ``disable_node``: gateways accept the node again and, with ``api``, it gets a
+    new broker password (disabling replaced its own), written into its credentials file
+    ``out``, and its permissions back. Its refused batches can then be replayed.
+    """
+    entry = registry.get(node_id)
+    if entry is None:
+        raise ConfigError(f"node {node_id!r} is not registered in {registry.path}",
+                          zh=f"节点 {node_id!r} 未在 {registry.path} 中登记")
+    if api is not None:
+        _own_login(entry, out)  # this node's file, or nothing changes
+        _require_user(api, entry.broker_user, node_id)
+        login = BrokerLogin(entry.broker_user, secrets.token_urlsafe(24))
+        staged = out.with_name(f".{out.name}.{secrets.token_hex(4)}.new")
+        write_node_keys(staged, load_node_keys(out), login)
+        try:
+            user = quote(login.user, safe="")
+            api.put(f"users/{user}", {"password": login.password, "tags": ""})
+            grant(api, vhost, login.user, node_permissions(node_id, entry.division))
+            os.replace(staged, out)
+        finally:
+            staged.unlink(missing_ok=True)
+    return registry.enable(node_id)
+
+
 def _require_user(api: ManagementApi, user: str, node_id: str) -> None:
     try:
         api.get(f"users/{quote(user, safe='')}")

@@ -17,7 +17,7 @@ from adapters.sealing import load_broker_login, load_node_keys
 from cli import main
 from gateway.broker_node import LocalBroker
 from gateway.mgmt_api import ManagementApi
-from gateway.provisioning import disable_node
+from gateway.provisioning import disable_node, enable_node
 from schemas.errors import ConfigError
 from tests.integration.amqp_helpers import (
     Node,
@@ -119,6 +119,26 @@ def test_disabled_node_can_no_longer_log_in(node: Node, api: ManagementApi,
     disable_node(api, node.registry, "furong-01", vhost=vhost_of(amqp_url))
     assert node.registry.verifier("furong-01", 1) is None
     with pytest.raises(px.AMQPConnectionError):
+        pika.BlockingConnection(pika.URLParameters(node.url))
+
+
+def test_an_enabled_node_logs_in_again_with_the_password_written_to_its_file(
+        rabbitmq_server: LocalBroker, node: Node, api: ManagementApi, amqp_url: str) -> None:
+    # Disabling replaced the node's password and nothing could undo it: its refused
+    # batches could never be replayed without editing the registry and the broker by hand.
+    vhost = vhost_of(amqp_url)
+    disable_node(api, node.registry, "furong-01", vhost=vhost)
+    before = load_broker_login(node.key_file)
+    entry = enable_node(api, node.registry, "furong-01", node.key_file, vhost=vhost)
+    assert entry.active and node.registry.verifier("furong-01", 1) is not None
+    login = load_broker_login(node.key_file)
+    assert login is not None and before is not None
+    assert login.user == before.user and login.password != before.password
+    assert load_node_keys(node.key_file).key_version == 1  # the keys stay
+    assert stat.S_IMODE(node.key_file.stat().st_mode) == 0o600
+    url = rabbitmq_server.amqp_url(login.user, login.password, vhost)
+    _publish(url, RECORDS_EXCHANGE, KEY, login.user)  # permissions are back
+    with pytest.raises(px.AMQPConnectionError):  # the password before is still refused
         pika.BlockingConnection(pika.URLParameters(node.url))
 
 
