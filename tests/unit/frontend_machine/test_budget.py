@@ -44,12 +44,17 @@ def stored_everywhere(outbox: Outbox, batch_id: str) -> None:
         outbox.mark_stored(batch_id, level, 50)
 
 
+def budgeted(tmp_path: Path, budget: int, batch_max_records: int) -> AgentConfig:
+    """An agent whose outbox ``o.db`` may hold ``budget`` bytes."""
+    return AgentConfig(tmp_path / "agent.toml", NodeConfig("n1", "430102"),
+                       OutboxConfig(tmp_path / "o.db", disk_budget_mb=budget / 2**20,
+                                    batch_max_records=batch_max_records), ())
+
+
 def test_receipts_make_room_and_reading_resumes_without_dropping_anything(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     budget = 600 * 1024
-    config = AgentConfig(tmp_path / "agent.toml", NodeConfig("n1", "430102"),
-                         OutboxConfig(tmp_path / "o.db", disk_budget_mb=budget / 2**20,
-                                      batch_max_records=50), ())
+    config = budgeted(tmp_path, budget, batch_max_records=50)
     source = EndlessSource()
     with Outbox(tmp_path / "o.db", budget_bytes=budget) as outbox, \
             Outbox(tmp_path / "o.db") as publisher_side:  # receipts arrive on their own
@@ -136,9 +141,7 @@ def test_identities_of_stored_batches_are_forgotten_early_rather_than_pausing_fo
     # Every batch stored at every level, and still over budget: the identities kept for
     # the retention filled it, and the agent stayed paused with nothing left to send.
     budget = 160 * 1024
-    config = AgentConfig(tmp_path / "agent.toml", NodeConfig("n1", "430102"),
-                         OutboxConfig(tmp_path / "o.db", disk_budget_mb=budget / 2**20,
-                                      batch_max_records=500), ())
+    config = budgeted(tmp_path, budget, batch_max_records=500)
     with Outbox(tmp_path / "o.db", budget_bytes=budget) as outbox:
         for start in range(0, 3000, 500):
             outbox.journal("src", Chunk(valid(*(record(f"K{k:06d}") for k in
