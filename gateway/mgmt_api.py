@@ -29,7 +29,8 @@ class ManagementError(FatalError):
     """The API answered with an error status; ``reason`` is the broker's own words."""
 
     def __init__(self, message: str, *, status: int, reason: str = "") -> None:
-        super().__init__(message)
+        # The broker's answer stays as it is; the Chinese names who answered and how.
+        super().__init__(message, zh=f"管理 API 返回错误（HTTP {status}）：{message}")
         self.status = status
         self.reason = reason
 
@@ -108,7 +109,8 @@ class ManagementApi:
             raise ManagementError(f"{method} {path}: HTTP {exc.code} {detail}",
                                   status=exc.code, reason=_reason(answer_text)) from exc
         except (urllib.error.URLError, OSError) as exc:
-            raise RetriableError(f"management API {self.root} unreachable: {exc}") from exc
+            raise RetriableError(f"management API {self.root} unreachable: {exc}",
+                                 zh=f"无法连接管理 API {self.root}：{exc}") from exc
         return json.loads(text) if text else None
 
 

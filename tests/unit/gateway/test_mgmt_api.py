@@ -8,7 +8,7 @@ import pytest
 
 from gateway.broker_node import _Settings
 from gateway.mgmt_api import ManagementApi
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, RetriableError
 
 
 def test_the_admin_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,3 +25,12 @@ def test_a_url_without_a_user_says_where_the_password_goes() -> None:
 
 def test_the_dev_broker_settings_never_show_the_admin_password() -> None:
     assert _Settings.__dataclass_fields__["admin_password"].repr is False
+
+
+def test_an_unreachable_management_api_is_reported_in_chinese_too() -> None:
+    api = ManagementApi("http://127.0.0.1:1", "admin", "secret", timeout=2)
+    with pytest.raises(RetriableError) as away:
+        api.get("overview")
+    assert "unreachable" in str(away.value)
+    assert "无法连接管理 API http://127.0.0.1:1/api/" in away.value.message("zh")
+    assert "secret" not in str(away.value) + away.value.message("zh")
