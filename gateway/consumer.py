@@ -48,6 +48,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from adapters.amqp.errors import mapped
 from adapters.amqp.topology import (
     RECEIPTS_EXCHANGE,
+    dead_queue,
     declare_level,
     declare_topology,
     level_queue,
@@ -66,6 +67,7 @@ __all__ = ["Consumer", "Verdict", "backoff"]
 
 log = logging.getLogger("exgate.gateway")
 MAX_BACKOFF_S = 30.0
+DEAD_CHECK_S = 60.0  # how often the level's dead queue is counted
 STOP_GRACE_S = 30.0
 Work = Callable[[Delivery], "Verdict"]
 GiveUp = Callable[[Delivery, str], "Verdict"]  # the delivery and why, for a poison one
@@ -105,10 +107,20 @@ class Consumer:
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="exgate-worker")
         self._warned_as_found = False  # about queues declared with other arguments
         self._consuming = threading.Event()
+        self._dead: int | None = None  # messages in the level's dead queue, last counted
+        self._dead_checked = 0.0
 
     def consuming(self) -> bool:
         """True while connected with the level's queues consumed; thread-safe."""
         return self._consuming.is_set()
+
+    def dead_letters(self) -> int | None:
+        """Messages in the level's dead queue at the last count (None: not counted yet).
+
+        Dead letters are out of reach of status and replay: they are counted here for
+        ``/metrics`` and the log, to be looked at in the broker's management UI.
+        """
+        return self._dead
 
     # -- the outer loop: reconnect with backoff -------------------------------------------
 
@@ -190,12 +202,31 @@ class Consumer:
     def _loop(self, session: _Session) -> bool:
         while not self.stop.is_set():
             session.connection.process_data_events(time_limit=0.5)
+            if time.monotonic() - self._dead_checked >= DEAD_CHECK_S:
+                self._count_dead(session)
             if self.drain and self._drained(session):
                 log.info("queue %s stayed empty for %.1f s: drained",
                          level_queue(self.division), self.settings.drain_idle_seconds)
                 return True
         self._wind_down(session)
         return False
+
+    def _count_dead(self, session: _Session) -> None:
+        """Count the dead queue on a channel of its own: a queue that is not there (an
+        older layout) closes the channel it is asked on, never the consuming one."""
+        self._dead_checked = time.monotonic()
+        queue = dead_queue(self.division)
+        channel = session.connection.channel()
+        try:
+            count = int(channel.queue_declare(queue, passive=True).method.message_count)
+        except px.ChannelClosedByBroker:
+            return
+        channel.close()
+        if count and count != self._dead:
+            log.warning("%d message(s) in the dead queue %s: the broker gave up on them "
+                        "(delivery limit); status and replay do not see them, look at them "
+                        "in the management UI", count, queue)
+        self._dead = count
 
     def _drained(self, session: _Session) -> bool:
         idle = time.monotonic() - session.last_activity

@@ -27,9 +27,9 @@ from prometheus_client.registry import Collector
 from gateway.status import NodeStatus, StatusReport
 from schemas.errors import ExgateError
 
-__all__ = ["BROKER_CONNECTED", "CONTENT_TYPE", "LEVEL_FAILED", "LEVEL_LIGHT", "LIGHT_VALUES",
-           "METRICS", "REGISTRY_UNREADABLE", "STORE_UP", "StatusCollector", "metrics_registry",
-           "render_metrics"]
+__all__ = ["BROKER_CONNECTED", "CONTENT_TYPE", "DEAD_LETTERS", "LEVEL_FAILED", "LEVEL_LIGHT",
+           "LIGHT_VALUES", "METRICS", "REGISTRY_UNREADABLE", "STORE_UP", "StatusCollector",
+           "metrics_registry", "render_metrics"]
 
 log = logging.getLogger("exgate.metrics")
 
@@ -71,6 +71,7 @@ LEVEL_LIGHT = "exgate_level_light"
 LEVEL_FAILED = "exgate_level_failed_batches"
 REGISTRY_UNREADABLE = "exgate_registry_unreadable_files"
 BROKER_CONNECTED = "exgate_broker_connected"
+DEAD_LETTERS = "exgate_level_dead_letters"
 STORE_UP = "exgate_store_up"
 
 
@@ -78,10 +79,12 @@ class StatusCollector(Collector):
     """Turns the current ``StatusReport`` into metric families at each scrape."""
 
     def __init__(self, report: Callable[[], StatusReport], level: str,
-                 connected: Callable[[], bool] | None = None) -> None:
+                 connected: Callable[[], bool] | None = None,
+                 dead_letters: Callable[[], int | None] | None = None) -> None:
         self._report = report
         self._level = level
         self._connected = connected
+        self._dead_letters = dead_letters
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -141,17 +144,27 @@ class StatusCollector(Collector):
                 "and consuming the level's queues, else 0", labels=("level",))
             connected.add_metric([self._level], 1 if self._connected() else 0)
             yield connected
+        dead = self._dead_letters() if self._dead_letters is not None else None
+        if dead is not None:
+            letters = GaugeMetricFamily(
+                DEAD_LETTERS, "Messages in the level's dead queue (the broker gave up on "
+                "them): status and replay do not see them", labels=("level",))
+            letters.add_metric([self._level], dead)
+            yield letters
 
 
 def metrics_registry(report: Callable[[], StatusReport], level: str,
-                     connected: Callable[[], bool] | None = None) -> CollectorRegistry:
+                     connected: Callable[[], bool] | None = None,
+                     dead_letters: Callable[[], int | None] | None = None
+                     ) -> CollectorRegistry:
     """A private registry (not the process-global one): one per dashboard server.
 
     ``level``: the level's division code, the label of every level-wide series.
-    ``connected``: whether this process's consumer is consuming, when it has one.
+    ``connected``: whether this process's consumer is consuming, when it has one;
+    ``dead_letters``: its last count of the level's dead queue.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(report, level, connected))
+    registry.register(StatusCollector(report, level, connected, dead_letters))
     return registry
 
 

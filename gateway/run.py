@@ -58,7 +58,8 @@ def run_gateway(config_path: Path, workers: int | None = None, drain: bool = Fal
         pipeline = Pipeline(config.division, Registry(config.registry_path), store)
         consumer = Consumer(config.broker_url, pipeline, config.gateway, drain=drain, stop=stop)
         with contextlib.ExitStack() as beside:
-            beside.enter_context(_dashboard(config, store, consumer.consuming))
+            beside.enter_context(_dashboard(config, store, consumer.consuming,
+                                            consumer.dead_letters))
             beside.enter_context(housekeeping(store, config.heartbeat_retention_days))
             consumer.run()
     finally:
@@ -85,7 +86,9 @@ def check_consumable(config: GatewayConfig) -> None:
 
 @contextlib.contextmanager
 def _dashboard(config: GatewayConfig, store: SqlStore,
-               consuming: Callable[[], bool]) -> Iterator[DashboardServer | None]:
+               consuming: Callable[[], bool],
+               dead_letters: Callable[[], int | None] | None = None
+               ) -> Iterator[DashboardServer | None]:
     """The status dashboard beside the consumer when ``[dashboard] listen`` is set.
 
     None when it cannot listen: consuming is this process's job, and the port is most
@@ -98,7 +101,8 @@ def _dashboard(config: GatewayConfig, store: SqlStore,
     from gateway.dashboard.command import ListenError, open_dashboard
 
     try:
-        server = open_dashboard(config, store, connected=consuming).start()
+        server = open_dashboard(config, store, connected=consuming,
+                                dead_letters=dead_letters).start()
     except ListenError as exc:
         log.warning("%s; consuming without a dashboard (is another gateway process of "
                     "level %s serving it?)", exc, config.division)

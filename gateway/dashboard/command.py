@@ -31,10 +31,12 @@ class ListenError(ConfigError):
 
 
 def open_dashboard(config: GatewayConfig, store: SqlStore, listen: str | None = None, *,
-                   connected: Callable[[], bool] | None = None) -> DashboardServer:
+                   connected: Callable[[], bool] | None = None,
+                   dead_letters: Callable[[], int | None] | None = None) -> DashboardServer:
     """A dashboard server (not started) on ``listen`` or ``[dashboard] listen``.
 
-    ``connected``: the consumer's state beside it, for ``/healthz`` and ``/metrics``.
+    ``connected``, ``dead_letters``: the consumer's state beside it, for ``/healthz`` and
+    ``/metrics``.
     """
     try:
         host, port = parse_listen(listen or config.dashboard_listen or DEFAULT_LISTEN)
@@ -45,7 +47,7 @@ def open_dashboard(config: GatewayConfig, store: SqlStore, listen: str | None = 
                           registry_path=config.registry_path, cache_s=REPORT_CACHE_S)
     try:
         return DashboardServer(source, host, port, refresh_s=config.dashboard_refresh_s,
-                               connected=connected)
+                               connected=connected, dead_letters=dead_letters)
     except OSError as exc:
         raise ListenError(f"dashboard cannot listen on {host}:{port}: {exc.strerror}",
                           zh=f"看板无法监听 {host}:{port}：{exc.strerror}") from exc

@@ -200,10 +200,12 @@ class DashboardServer:
     """
 
     def __init__(self, source: StatusSource, host: str = "127.0.0.1", port: int = 8430, *,
-                 refresh_s: int = 30, connected: Callable[[], bool] | None = None) -> None:
+                 refresh_s: int = 30, connected: Callable[[], bool] | None = None,
+                 dead_letters: Callable[[], int | None] | None = None) -> None:
         self._httpd = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         self._httpd.app = _App(source, refresh_s, load_static(),
-                               metrics_registry(source.report, source.level, connected),
+                               metrics_registry(source.report, source.level, connected,
+                                                dead_letters),
                                _health(source, connected))
         self._thread: threading.Thread | None = None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import pika
@@ -25,8 +26,16 @@ from adapters.amqp.topology import (
     receipts_queue,
     routing_key,
 )
+from adapters.stores.sql import SqlStore
 from gateway.broker_node import LocalBroker
+from gateway.config import GatewaySettings
+from gateway.consumer import Consumer
+from gateway.metrics import metrics_registry, render_metrics
 from gateway.mgmt_api import HttpChannel, ManagementApi
+from gateway.pipeline import Pipeline
+from gateway.registry import Registry
+from gateway.status_rules import StatusThresholds
+from gateway.status_source import StatusSource
 from tests.integration.amqp_helpers import (
     LEVELS,
     admin_channel,
@@ -102,3 +111,39 @@ def test_provisioning_keeps_a_queue_an_older_exgate_declared(
     bindings = api.get(f"queues/{quote(vhost, safe='')}/{level_queue('430102')}/bindings")
     assert (RECORDS_EXCHANGE, binding_key("430102")) in {
         (b["source"], b["routing_key"]) for b in bindings}
+
+
+def test_the_gateway_counts_its_levels_dead_letters_for_metrics_and_the_log(
+        amqp_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A dead letter is out of reach of status and replay: before, nothing said it was there.
+    declare_levels(amqp_url)
+    with admin_channel(amqp_url) as channel:
+        channel.confirm_delivery()
+        channel.basic_publish(RECORDS_EXCHANGE, routing_key("430102", "n1"), b"B1",
+                              pika.BasicProperties(delivery_mode=2, message_id="B1"),
+                              mandatory=True)
+        method, _, _ = channel.basic_get(level_queue("430102"))
+        assert method is not None
+        channel.basic_reject(method.delivery_tag, requeue=False)
+    deadline = time.monotonic() + 10
+    while _count(amqp_url, dead_queue("430102")) == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)  # dead-lettering is asynchronous
+    store = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
+    store.migrate()
+    consumer = Consumer(amqp_url, Pipeline("430102", Registry(tmp_path / "registry"), store),
+                        GatewaySettings(drain_idle_seconds=0.5), drain=True)
+    assert consumer.dead_letters() is None  # not counted yet
+    with caplog.at_level(logging.WARNING, logger="exgate.gateway"):
+        consumer.run()
+    assert consumer.dead_letters() == 1
+    assert "1 message(s) in the dead queue exgate.dead.430102" in caplog.text
+    source = StatusSource(store, "430102", StatusThresholds())
+    body = render_metrics(metrics_registry(source.report, "430102",
+                                           dead_letters=consumer.dead_letters)).decode()
+    store.close()
+    assert 'exgate_level_dead_letters{level="430102"} 1.0' in body
+
+
+def _count(url: str, queue: str) -> int:
+    with admin_channel(url) as channel:
+        return int(channel.queue_declare(queue, passive=True).method.message_count)
