@@ -45,17 +45,23 @@ from tests.integration.amqp_helpers import (
 )
 
 
-def test_a_dead_letter_lands_in_its_own_levels_dead_queue_only(amqp_url: str) -> None:
+def reject_at(amqp_url: str, levels: tuple[str, ...]) -> None:
+    """Publish batch B1 from a county node; each of ``levels`` rejects its copy (no
+    requeue), so that copy is dead-lettered."""
     declare_levels(amqp_url)
     with admin_channel(amqp_url) as channel:
         channel.confirm_delivery()
         channel.basic_publish(RECORDS_EXCHANGE, routing_key("430102", "n1"), b"B1",
                               pika.BasicProperties(delivery_mode=2, message_id="B1"),
                               mandatory=True)
-        for level in LEVELS:  # each level's copy fails there: rejected, not requeued
+        for level in levels:
             method, _, body = channel.basic_get(level_queue(level))
             assert method is not None and body == b"B1"
             channel.basic_reject(method.delivery_tag, requeue=False)
+
+
+def test_a_dead_letter_lands_in_its_own_levels_dead_queue_only(amqp_url: str) -> None:
+    reject_at(amqp_url, LEVELS)
     for level in LEVELS:
         [(_, properties, body)] = _eventually(amqp_url, dead_queue(level))
         assert body == b"B1"
@@ -116,15 +122,7 @@ def test_provisioning_keeps_a_queue_an_older_exgate_declared(
 def test_the_gateway_counts_its_levels_dead_letters_for_metrics_and_the_log(
         amqp_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # A dead letter is out of reach of status and replay: before, nothing said it was there.
-    declare_levels(amqp_url)
-    with admin_channel(amqp_url) as channel:
-        channel.confirm_delivery()
-        channel.basic_publish(RECORDS_EXCHANGE, routing_key("430102", "n1"), b"B1",
-                              pika.BasicProperties(delivery_mode=2, message_id="B1"),
-                              mandatory=True)
-        method, _, _ = channel.basic_get(level_queue("430102"))
-        assert method is not None
-        channel.basic_reject(method.delivery_tag, requeue=False)
+    reject_at(amqp_url, ("430102",))
     deadline = time.monotonic() + 10
     while _count(amqp_url, dead_queue("430102")) == 0 and time.monotonic() < deadline:
         time.sleep(0.1)  # dead-lettering is asynchronous
