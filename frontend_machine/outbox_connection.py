@@ -92,7 +92,10 @@ def transaction(db: sqlite3.Connection, path: Path, doing: str) -> Iterator[None
 
 
 def mapped(exc: sqlite3.Error, path: Path, doing: str) -> Exception:
+    # The Chinese says where and SQLite's own words; what was being done is in the English.
     text = str(exc).lower()
     if isinstance(exc, sqlite3.OperationalError) and any(word in text for word in _RETRIABLE):
-        return RetriableError(f"outbox {path}: {exc}, while {doing}")
-    return OutboxBroken(f"outbox {path}: {exc}, while {doing}")
+        return RetriableError(f"outbox {path}: {exc}, while {doing}",
+                              zh=f"发件箱 {path} 暂时无法写入：{exc}；稍后重试，数据不会丢失")
+    return OutboxBroken(f"outbox {path}: {exc}, while {doing}",
+                        zh=f"发件箱 {path} 无法使用：{exc}")

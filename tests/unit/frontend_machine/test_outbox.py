@@ -16,8 +16,9 @@ from adapters.sources.base import Chunk, Origin
 from frontend_machine import outbox_schema
 from frontend_machine.envelope import NodeIdentity, batch_document
 from frontend_machine.heartbeat import Heartbeat, heartbeat_body
-from frontend_machine.outbox import Outbox
+from frontend_machine.outbox import Outbox, OutboxBroken
 from frontend_machine.outbox_batches import BatchState, plan_batches
+from frontend_machine.outbox_connection import mapped
 from frontend_machine.outbox_schema import _V1, _V2, SCHEMA_VERSION, configure, migrate
 from frontend_machine.replay import requeue_batches
 from schemas.errors import RetriableError
@@ -428,3 +429,14 @@ def test_the_heartbeat_counts_a_sent_batch_missing_a_receipt_as_waiting(
     body = json.loads(heartbeat_body(Heartbeat("n1", "430102"), outbox, clock.now))
     assert body["outbox"]["pending_batches"] == 1
     assert body["outbox"]["oldest_pending_age_s"] == 600
+
+
+def test_outbox_errors_carry_their_chinese_text(tmp_path: Path) -> None:
+    full = mapped(sqlite3.OperationalError("database or disk is full"), tmp_path / "o.db",
+                  "journaling a chunk")
+    assert isinstance(full, RetriableError)
+    assert "while journaling a chunk" in str(full)
+    assert "暂时无法写入：database or disk is full" in full.message("zh")
+    broken = mapped(sqlite3.DatabaseError("file is not a database"), tmp_path / "o.db", "x")
+    assert isinstance(broken, OutboxBroken)
+    assert "无法使用：file is not a database" in broken.message("zh")
