@@ -43,9 +43,11 @@ from adapters.sources.folder_files import REPORT_SUFFIX, free_path, is_candidate
 from adapters.sources.folder_options import FolderOptions
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchInfo, BatchState
+from frontend_machine.report import level_name, status_name
 from schemas.audit import validate_file
 from schemas.audit_report import format_issue
 from schemas.catalog import SchemaCatalog
+from schemas.messages import said
 from schemas.times import BEIJING
 
 __all__ = ["Action", "replay_database", "replay_folder", "requeue_batches", "state_name"]
@@ -95,17 +97,14 @@ _TEXT: dict[str, tuple[str, str]] = {
         "cannot reset rejected rows at {url}: {error}",
     ),
 }
-_STATE_ZH = {"pending": "待发送", "sent": "已发送", "stored": "已入库", "failed": "失败"}
-_LEVEL_ZH = {"province": "省级", "city": "市级", "county": "县级"}
 
 
 def _say(message_id: str, lang: str = "zh", **args: object) -> str:
-    zh, en = _TEXT[message_id]
-    return (en if lang == "en" else zh).format(**args)
+    return said(_TEXT, message_id, lang, **args)
 
 
 def state_name(state: BatchState, lang: str) -> str:
-    return state.value if lang == "en" else _STATE_ZH[state.value]
+    return status_name(state.value, lang)
 
 
 @dataclass(frozen=True)
@@ -157,8 +156,7 @@ def _requeued(outbox: Outbox, info: BatchInfo, lang: str) -> str:
     if info.state is BatchState.FAILED:
         return _say("requeued-failed", lang, error=info.last_error)
     stored = {r["level"] for r in outbox.receipts_of(info.batch_id) if r["status"] == "stored"}
-    silent = [level if lang == "en" else _LEVEL_ZH[level]
-              for level in outbox.levels if level not in stored]
+    silent = [level_name(level, lang) for level in outbox.levels if level not in stored]
     return _say("requeued-sent", lang, levels=(", " if lang == "en" else "、").join(silent))
 
 

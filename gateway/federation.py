@@ -73,6 +73,7 @@ from adapters.config_files import redact
 from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError
 from schemas.divisions import Level, level_of
 from schemas.errors import ConfigError, ExgateError, RetriableError, message_of
+from schemas.messages import said
 
 __all__ = [
     "LinkResult",
@@ -385,8 +386,7 @@ _TEXT: dict[str, tuple[str, str]] = {
 
 
 def _say(name: str, lang: str, /, **values: object) -> str:
-    zh, en = _TEXT[name]
-    return (zh if lang == "zh" else en).format(**values)
+    return said(_TEXT, name, lang, **values)
 
 
 def run_link(*, upstream: str, division: str, direction: str = "up", via: str = "federation",

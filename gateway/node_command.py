@@ -18,6 +18,7 @@ from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.provisioning import add_node, disable_node, enable_node, rotate_node_key
 from gateway.registry import Registry
 from schemas.errors import ConfigError, ExgateError
+from schemas.messages import said
 
 __all__ = ["default_broker_base", "run_broker", "run_node"]
 
@@ -66,8 +67,7 @@ _TEXT: dict[str, tuple[str, str]] = {
 
 
 def _say(name: str, lang: str, /, **values: object) -> str:
-    zh, en = _TEXT[name]
-    return (zh if lang == "zh" else en).format(**values)
+    return said(_TEXT, name, lang, **values)
 
 
 def default_broker_base() -> Path:
