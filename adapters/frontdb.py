@@ -52,6 +52,7 @@ __all__ = [
     "DIALECTS",
     "SYNC_MSG_LENGTH",
     "FrontTables",
+    "connect_args",
     "create_all",
     "ddl_script",
     "engine_url",
@@ -129,6 +130,35 @@ def engine_url(url: str | URL) -> URL:
     if parsed.get_backend_name() in _MYSQL and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return parsed
+
+
+# A database host that stops answering must fail a connection, never hang it: without
+# these, a server that accepts the TCP connection and then stays silent (hung, or behind
+# a half-open firewall) holds psycopg and PyMySQL forever, and a peer gone without a
+# reset holds a query for the kernel's two-hour keepalive. Failing turns into a
+# RetriableError, retried at the next poll, and the other sources go on.
+CONNECT_TIMEOUT_SECONDS = 10
+# PyMySQL has one read timeout for the handshake and every query alike: generous enough
+# for a legacy table's slow page, bounded enough that a silent server is given up on.
+MYSQL_READ_TIMEOUT_SECONDS = 300
+_CONNECT_ARGS: dict[tuple[str, str], dict[str, Any]] = {
+    **{("postgresql", driver): {
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 10,
+        "keepalives_count": 6,
+    } for driver in ("psycopg", "psycopg2")},
+    **{(backend, driver): {
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "read_timeout": MYSQL_READ_TIMEOUT_SECONDS,
+        "write_timeout": MYSQL_READ_TIMEOUT_SECONDS,
+    } for backend in _MYSQL for driver in ("pymysql", "mysqldb")},
+}
+
+
+def connect_args(url: URL) -> dict[str, Any]:
+    """The driver's timeouts that bound a silent server, minus those the URL sets itself."""
+    wanted = _CONNECT_ARGS.get((url.get_backend_name(), url.get_driver_name()), {})
+    return {name: value for name, value in wanted.items() if name not in url.query}
 
 
 def _column_type(type_name: str) -> TypeEngine[Any]:
@@ -254,7 +284,7 @@ def create_all(url: str | URL, triggers: bool = False) -> None:
     """Create the missing front-end tables (and replace the triggers) at ``url``."""
     parsed = engine_url(url)
     try:
-        engine = create_engine(parsed)
+        engine = create_engine(parsed, connect_args=connect_args(parsed))
     except (NoSuchModuleError, ImportError) as exc:
         raise located("url", f"no driver for {parsed.drivername!r}: {exc}",
                       f"没有 {parsed.drivername!r} 的驱动：{exc}") from exc

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Connection,
     Engine,
     Update,
     any_,
@@ -30,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
-from adapters.frontdb import engine_url
+from adapters.frontdb import connect_args, engine_url
 from adapters.sources.base import Chunk, Origin, SourceContext
 from adapters.sources.db_cursor import CursorStrategy, check_timestamp_types
 from adapters.sources.db_options import DatabaseOptions, parse_options
@@ -120,7 +121,8 @@ def _decode_leniently(dbapi_connection: Any, _record: Any) -> None:
 # time whatever the server's own zone; on a UTC server the safety lag was 8 hours off
 # and late commits inside it were skipped. A row a legacy transaction keeps locked
 # fails the write-back after a bounded wait (the source is retried on the next poll,
-# the other sources go on) rather than stalling the agent; Oracle has no such setting.
+# the other sources go on) rather than stalling the agent; Oracle, which has no such
+# setting, gets a call timeout on the write-back (``_round_trips_bounded``).
 LOCK_WAIT_SECONDS = 10
 
 
@@ -164,10 +166,11 @@ def source_url(options: DatabaseOptions) -> URL:
 
 
 def engine_options(url: URL, options: DatabaseOptions) -> dict[str, Any]:
-    """Driver-specific ``create_engine`` arguments (Oracle thick mode)."""
+    """Driver-specific ``create_engine`` arguments: timeouts, Oracle thick mode."""
+    bounded = connect_args(url)
     wants_thick = options.oracle_thick or options.oracle_client_lib is not None
     if not wants_thick:
-        return {}
+        return {"connect_args": bounded} if bounded else {}
     if url.get_backend_name() != "oracle":
         raise ConfigError("'oracle_thick' and 'oracle_client_lib' apply to Oracle URLs only",
                           zh="'oracle_thick' 和 'oracle_client_lib' 只适用于 Oracle 的 URL")
@@ -232,7 +235,8 @@ class DatabaseSource:
                 rejected.setdefault(table, []).append(
                     {"b_id": int(row_id), "b_msg": msg, "b_now": now})
         try:
-            with self._driver_errors("commit"), self._reader.engine.begin() as conn:
+            with self._driver_errors("commit"), self._reader.engine.begin() as conn, \
+                    _round_trips_bounded(conn):
                 for table, row_ids in taken.items():
                     for statement in self._mark_taken(self._table(table), row_ids, now):
                         conn.execute(statement)
@@ -291,6 +295,29 @@ class DatabaseSource:
             where = self._reader.engine.url.render_as_string(hide_password=True)
             raise RetriableError(f"source {self.name!r}: cannot {action} {where}: "
                                  f"{type(exc).__name__}: {exc}") from exc
+
+
+@contextmanager
+def _round_trips_bounded(conn: Connection) -> Iterator[None]:
+    """On Oracle, bound each round trip of the write-back to ``LOCK_WAIT_SECONDS``.
+
+    Oracle has no session lock timeout: a row a legacy transaction keeps locked would
+    hold the UPDATE, and the agent, for as long as that transaction lasts. A call
+    timeout (python-oracledb, and cx_Oracle with 18c client libraries) fails it instead,
+    like ``lock_timeout`` on PostgreSQL. Only here: a page's SELECT may rightly be slow.
+    """
+    driver: Any = conn.connection.driver_connection
+    if conn.dialect.name != "oracle" or not hasattr(driver, "call_timeout"):
+        yield
+        return
+    before = driver.call_timeout
+    driver.call_timeout = LOCK_WAIT_SECONDS * 1000  # milliseconds
+    try:
+        yield
+    finally:
+        # A timed-out call may have broken the connection: its error is the one to raise.
+        with suppress(Exception):
+            driver.call_timeout = before
 
 
 def _mark_taken_any(element: ElementTable, row_ids: Sequence[int], now: datetime) -> Update:
