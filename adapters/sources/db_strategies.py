@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -131,16 +131,22 @@ class FlagStrategy:
 
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
         progress = {"v": STATE_VERSION, "strategy": "flag"}
-        for element in self.context.tables.values():
-            after: int | None = None
-            while True:
-                rows = self.context.fetch(flag_query(element, after, self.context.page_size))
-                if not rows:
-                    break
-                yield Page(tuple(FetchedRow(element, str(r[0]), r[1:]) for r in rows), progress)
-                if len(rows) < self.context.page_size:
-                    break
-                after = rows[-1][0]
+        for rows in unflagged_pages(self.context):
+            yield Page(rows, progress)
+
+
+def unflagged_pages(context: ReadContext) -> Iterator[tuple[FetchedRow, ...]]:
+    """Every row at ``SYNC_FLAG=0``, table by table, a page at a time in ROW_ID order."""
+    for element in context.tables.values():
+        after: int | None = None
+        while True:
+            rows = context.fetch(flag_query(element, after, context.page_size))
+            if not rows:
+                break
+            yield tuple(FetchedRow(element, str(r[0]), r[1:]) for r in rows)
+            if len(rows) < context.page_size:
+                break
+            after = rows[-1][0]
 
 
 # -- changelog -----------------------------------------------------------------------------------
@@ -162,6 +168,14 @@ def changelog_query(dialect_name: str, position: ChangelogPosition, limit: int) 
     return select(seq, name, row_id).where(wanted).order_by(seq).limit(limit)
 
 
+def _page_of(rows: tuple[FetchedRow, ...], position: ChangelogPosition) -> Page:
+    """A page at ``position``, listing its ROW_IDs for ``unconfirmed``."""
+    ids: dict[str, list[int]] = {}
+    for row in rows:
+        ids.setdefault(row.table.element, []).append(int(row.ident))
+    return Page(rows, {**position.to_progress(), "page": ids})
+
+
 def changelog_top(dialect_name: str) -> AnySelect:
     """The highest SEQ in EX_CHANGELOG (NULL when it is empty)."""
     seq, _, _ = _changelog(dialect_name)
@@ -176,7 +190,7 @@ def rows_query(element: ElementTable, row_ids: Sequence[int]) -> AnySelect:
             .order_by(row_id))
 
 
-@dataclass(frozen=True)
+@dataclass
 class ChangelogStrategy:
     """Follow ``EX_CHANGELOG.SEQ`` and re-read each changed row from its table.
 
@@ -205,11 +219,18 @@ class ChangelogStrategy:
     the pass reads it again from the start with a warning (rows already journaled are
     dropped by the outbox as duplicates). A restart is seen only while the new SEQs stay
     below ``high``, that is if the agent polls before as many changes are logged again.
+
+    *Rows the log never saw*: a row written before the triggers were installed, or
+    while they were dropped, has no SEQ and would wait at ``SYNC_FLAG=0`` for good.
+    After its first complete pass each instance (each agent start) therefore reads the
+    rows still at 0, as ``flag`` does, and says how many it found. A row whose SEQ is
+    logged meanwhile is read again by the next pass and dropped by the outbox.
     """
 
     context: ReadContext
     gap_wait_seconds: float
     writes_back: bool = True
+    swept: bool = field(default=False, init=False)
 
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
         last = ChangelogPosition.from_state(state)
@@ -224,14 +245,34 @@ class ChangelogStrategy:
             if complete:  # this query saw every open gap: old ones are rollbacks
                 position = position.expire(now - self.gap_wait_seconds)
             if position != last:  # journal even a page of unrelated tables: it moved on
-                rows = self._changed_rows(entries)
-                ids: dict[str, list[int]] = {}
-                for row in rows:
-                    ids.setdefault(row.table.element, []).append(int(row.ident))
-                yield Page(rows, {**position.to_progress(), "page": ids})
+                yield _page_of(self._changed_rows(entries), position)
                 last = position
             if complete:
-                return
+                break
+        if not self.swept:
+            yield from self._unlogged(last)
+            self.swept = True
+
+    def _unlogged(self, position: ChangelogPosition) -> Iterator[Page]:
+        """The rows still at ``SYNC_FLAG=0`` once the log is read: ones it never saw.
+
+        Said before each table's first such page, since a restart may come before the
+        table's last one."""
+        told: set[str] = set()
+        for rows in unflagged_pages(self.context):
+            name = rows[0].table.name
+            if name not in told:
+                told.add(name)
+                warning = Localized(
+                    f"{name}：有 SYNC_FLAG=0 的行在 EX_CHANGELOG 中没有待读的变更（多半写于"
+                    "触发器安装之前或停用期间），现按标志读取；请确认触发器已安装"
+                    "（exgate frontdb init --triggers）",
+                    f"{name}: rows at SYNC_FLAG=0 had no change waiting in EX_CHANGELOG "
+                    "(most likely written before the triggers were installed, or while "
+                    "they were dropped): reading them by their flag; check that the "
+                    "triggers are installed (exgate frontdb init --triggers)")
+                log.warning(warning.en if self.context.lang == "en" else warning.zh)
+            yield _page_of(rows, position)
 
     def _restarted_or(self, position: ChangelogPosition) -> ChangelogPosition:
         """A fresh start when EX_CHANGELOG's SEQ restarted below ``position``, else it."""

@@ -183,6 +183,23 @@ def test_changelog_gap_that_fills_late(db_url: str, engine: sa.Engine, clock: Cl
     assert journal.state["seq"] == journal.state["high"] and journal.state["gaps"] == []
 
 
+def test_changelog_reads_rows_the_log_never_saw(db_url: str, engine: sa.Engine,
+                                                clock: Clock) -> None:
+    """Rows written before the triggers were installed: their log entries are gone."""
+    with engine.begin() as conn:
+        insert(conn, "SBXX", [row("SBXX", n) for n in range(7)])
+        conn.execute(tables(engine).changelog.delete())
+        insert(conn, "SBXX", [row("SBXX", n) for n in range(7, 10)])
+    journal = Journal()
+    drain_with_restarts(journal, db_url, clock, strategy="changelog", page_size=4)
+    assert journal.keys("SBXX") == keys_of("SBXX", range(10)) and journal.duplicates == 0
+    sbxx = tables(engine).elements["SBXX"]
+    with engine.connect() as conn:
+        assert set(conn.execute(sa.select(sbxx.c.SYNC_FLAG).distinct()).scalars()) == {1}
+    with open_source(db_url, clock, strategy="changelog") as source:
+        assert journal.drain(source) == 0
+
+
 # -- with the real outbox: NULL cursor timestamps, the write-back after a crash -----------------
 
 def test_cursor_null_timestamps_are_rejects_once(db_url: str, engine: sa.Engine, clock: Clock,

@@ -251,8 +251,11 @@ def test_changelog_collapses_changes_of_one_row(url: str, engine: sa.Engine,
     with engine.begin() as conn:
         for name in ("李四", "王五", "赵六"):
             conn.execute(sbxx.update().values(SQRMC=name))
+    chunks = []
     with open_source(url, clock, strategy="changelog") as source:
-        chunks = list(source.read({}))
+        for chunk in source.read({}):  # committed as the agent does, before the next
+            chunks.append(chunk)
+            source.commit(chunk)
     assert len(chunks) == 1 and len(chunks[0].checks) == 1
     assert chunks[0].checks[0][1].record.fields["SQRMC"] == "赵六"
 
@@ -294,6 +297,30 @@ def test_changelog_purged_with_delete_goes_on_after_the_position(
             assert journal.drain(source) == 1
     assert journal.keys("SBXX") == keys_of("SBXX", range(4)) and journal.duplicates == 0
     assert journal.state["high"] == 4 and caplog.records == []
+
+
+@pytest.mark.parametrize("page_size", [2, 100])
+def test_changelog_reads_rows_written_before_the_triggers(
+        plain_url: str, clock: Clock, caplog: pytest.LogCaptureFixture, page_size: int) -> None:
+    engine = sa.create_engine(plain_url)
+    insert(engine, "SBXX", [row("SBXX", n) for n in range(5)])  # before the triggers
+    insert(engine, "SL", [row("SL", n) for n in range(3)])
+    create_all(plain_url, triggers=True)
+    insert(engine, "SBXX", [row("SBXX", n) for n in range(5, 8)])
+    journal = Journal()
+    options = {"strategy": "changelog", "page_size": page_size}
+    with caplog.at_level(logging.WARNING, "exgate.source.db"):
+        restart_each_chunk(journal, plain_url, clock, **options)
+        with open_source(plain_url, clock, **options) as source:
+            assert journal.drain(source) == 0  # every row flagged: nothing read again
+    assert journal.keys("SBXX") == keys_of("SBXX", range(8))
+    assert journal.keys("SL") == keys_of("SL", range(3)) and journal.duplicates == 0
+    assert {flag for flag, _ in flags(engine, "SBXX").values()} == {1}
+    assert {flag for flag, _ in flags(engine, "SL").values()} == {1}
+    warnings = " ".join(r.getMessage() for r in caplog.records)
+    for table in ("EX_SBXX", "EX_SL"):
+        assert f"{table}: rows at SYNC_FLAG=0 had no change waiting" in warnings
+    engine.dispose()
 
 
 def test_changelog_position_is_pure_state() -> None:
