@@ -39,6 +39,7 @@ from adapters.sources.folder_files import (
 )
 from adapters.sources.folder_options import FolderOptions
 from adapters.sources.folder_text import say
+from schemas.columns import resolve_columns
 from schemas.issues import Issue, IssueCode
 from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
@@ -62,7 +63,7 @@ class _FileRun:
     sha256: str
     records: int = 0
     invalid: int = 0
-    issues: list[dict[str, Any]] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)  # of invalid records, capped
     truncated: bool = False
     file_issues: tuple[Issue, ...] = ()
 
@@ -365,7 +366,7 @@ class FolderSource:
         room = self.options.max_report_issues - len(run.issues)
         if room < len(check.issues):
             run.truncated = True
-        run.issues.extend(i.to_json(self.context.lang) for i in check.issues[:max(room, 0)])
+        run.issues.extend(check.issues[:max(room, 0)])
 
     def _progress(self, run: _FileRun, *, done: bool) -> dict[str, Any]:
         return {"file": run.name, "sha256": run.sha256, "records": run.records, "done": done}
@@ -381,7 +382,7 @@ class FolderSource:
             "checked_at": datetime.now(BEIJING).isoformat(timespec="seconds"),
             "counts": {"records": run.records, "valid": run.records - run.invalid,
                        "invalid": run.invalid, "file_issues": len(run.file_issues)},
-            "issues": [i.to_json(lang) for i in run.file_issues] + run.issues,
+            "issues": [i.to_json(lang) for i in _with_columns(run)],
             "truncated": run.truncated,
         }
         path = target.with_name(target.name + REPORT_SUFFIX)
@@ -395,6 +396,17 @@ class FolderSource:
 
     def _extra(self, file: str) -> dict[str, str]:
         return {"node": self.context.node_id, "source": self.name, "file": file}
+
+
+def _with_columns(run: _FileRun) -> list[Issue]:
+    """The report's issues with the column of each record issue's tag, as ``exgate
+    validate`` gives them: the clerk's editor goes to the field. Only a bad file pays
+    for this second look, at its lines with issues alone."""
+    issues = [*run.file_issues, *run.issues]
+    try:
+        return resolve_columns(run.path, issues)
+    except (OSError, UnicodeError):  # the report still goes out, without columns
+        return issues
 
 
 def folder_source(name: str, options: Mapping[str, Any], context: SourceContext) -> FolderSource:

@@ -141,6 +141,9 @@ def test_three_bad_records_in_a_thousand(tmp_path: Path) -> None:
     assert [(i["line"], i["element"], i["field"], i["code"]) for i in result["issues"]] == [
         (n + 4, "JGXX", "TYSHXYDM", "bad-check-digit") for n in sorted(bad)]
     assert all("校验码" in i["message"] for i in result["issues"])
+    lines = (error / "mixed.xml").read_text(encoding="utf-8").splitlines()
+    for issue in result["issues"]:  # the column of the field's tag, as validate gives it
+        assert lines[issue["line"] - 1][issue["column"] - 1:].startswith("<TYSHXYDM>")
     listed = [line for line in report.splitlines() if "mixed.xml:" in line]
     assert [line.split()[0] for line in listed] == [f"mixed.xml:{n + 4}" for n in sorted(bad)]
     assert outbox_rows(tmp_path, "SELECT count(*) FROM rejects") == [(3,)]
