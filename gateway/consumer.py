@@ -23,6 +23,10 @@ up on instead, after the usual short backoff: a batch is kept in the failed-batc
 with a ``failed`` receipt, then acked; a heartbeat is dropped. When even that fails (the
 store is away after all) the delivery goes on being held, never lost.
 
+Past the queue's delivery limit the broker gives up: every ``DEAD_CHECK_S`` the level's
+dead queue is rescued into the failed-batch store (``gateway.dead_letters``), and
+``dead_letters()`` says how many messages the last pass left there.
+
 ``consuming()`` says whether a connection is up with both queues consumed: the
 dashboard's ``/healthz`` and ``exgate_broker_connected`` read it (``gateway.run`` starts
 the process around the consumer).
@@ -48,7 +52,6 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from adapters.amqp.errors import mapped
 from adapters.amqp.topology import (
     RECEIPTS_EXCHANGE,
-    dead_queue,
     declare_level,
     declare_topology,
     level_queue,
@@ -56,8 +59,9 @@ from adapters.amqp.topology import (
 )
 from adapters.config_files import redact
 from gateway.config import GatewaySettings
+from gateway.dead_letters import DeadLetters
 from gateway.pipeline import Delivery, Outcome, Pipeline
-from gateway.poison import POISON_REASON, Streak, describe
+from gateway.poison import Streak, describe
 from schemas.errors import ExgateError, RetriableError
 
 if TYPE_CHECKING:
@@ -67,7 +71,7 @@ __all__ = ["Consumer", "Verdict", "backoff"]
 
 log = logging.getLogger("exgate.gateway")
 MAX_BACKOFF_S = 30.0
-DEAD_CHECK_S = 60.0  # how often the level's dead queue is counted
+DEAD_CHECK_S = 60.0  # how often a pass over the level's dead queue starts
 STOP_GRACE_S = 30.0
 Work = Callable[[Delivery], "Verdict"]
 GiveUp = Callable[[Delivery, str], "Verdict"]  # the delivery and why, for a poison one
@@ -107,7 +111,7 @@ class Consumer:
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="exgate-worker")
         self._warned_as_found = False  # about queues declared with other arguments
         self._consuming = threading.Event()
-        self._dead: int | None = None  # messages in the level's dead queue, last counted
+        self._dead = DeadLetters(pipeline, self.stop)
         self._dead_checked = 0.0
 
     def consuming(self) -> bool:
@@ -115,12 +119,12 @@ class Consumer:
         return self._consuming.is_set()
 
     def dead_letters(self) -> int | None:
-        """Messages in the level's dead queue at the last count (None: not counted yet).
+        """Messages the last pass left in the level's dead queue (None: none ended yet).
 
-        Dead letters are out of reach of status and replay: they are counted here for
-        ``/metrics`` and the log, to be looked at in the broker's management UI.
+        Those are letters the store could not take yet, or not this level's batches:
+        for ``/metrics`` and the log. The rescued ones are failed batches by then.
         """
-        return self._dead
+        return self._dead.waiting()
 
     # -- the outer loop: reconnect with backoff -------------------------------------------
 
@@ -141,6 +145,7 @@ class Consumer:
                     self.stop.wait(delay)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._dead.close()
 
     def _session(self) -> bool:
         """One connection's life; True when drained, False when asked to stop."""
@@ -202,8 +207,11 @@ class Consumer:
     def _loop(self, session: _Session) -> bool:
         while not self.stop.is_set():
             session.connection.process_data_events(time_limit=0.5)
-            if time.monotonic() - self._dead_checked >= DEAD_CHECK_S:
-                self._count_dead(session)
+            if time.monotonic() - self._dead_checked >= DEAD_CHECK_S and \
+                    not self._dead.busy() and not self.stop.is_set():
+                self._dead_checked = time.monotonic()
+                self._dead.start(session.connection,
+                                 functools.partial(self._send_receipt, session))
             if self.drain and self._drained(session):
                 log.info("queue %s stayed empty for %.1f s: drained",
                          level_queue(self.division), self.settings.drain_idle_seconds)
@@ -211,26 +219,9 @@ class Consumer:
         self._wind_down(session)
         return False
 
-    def _count_dead(self, session: _Session) -> None:
-        """Count the dead queue on a channel of its own: a queue that is not there (an
-        older layout) closes the channel it is asked on, never the consuming one."""
-        self._dead_checked = time.monotonic()
-        queue = dead_queue(self.division)
-        channel = session.connection.channel()
-        try:
-            count = int(channel.queue_declare(queue, passive=True).method.message_count)
-        except px.ChannelClosedByBroker:
-            return
-        channel.close()
-        if count and count != self._dead:
-            log.warning("%d message(s) in the dead queue %s: the broker gave up on them "
-                        "(delivery limit); status and replay do not see them, look at them "
-                        "in the management UI", count, queue)
-        self._dead = count
-
     def _drained(self, session: _Session) -> bool:
         idle = time.monotonic() - session.last_activity
-        if session.in_flight or idle < self.settings.drain_idle_seconds:
+        if session.in_flight or self._dead.busy() or idle < self.settings.drain_idle_seconds:
             return False
         for queue in (level_queue(self.division), status_queue(self.division)):
             declared = session.channel.queue_declare(queue, passive=True)
@@ -240,10 +231,11 @@ class Consumer:
         return True
 
     def _wind_down(self, session: _Session) -> None:
-        """Stop taking work; give running batches a moment to finish and be acked."""
+        """Stop taking work; give running batches (and the dead letter being kept) a
+        moment to finish and be acked."""
         deadline = time.monotonic() + STOP_GRACE_S
         session.channel.stop_consuming()
-        while session.in_flight and time.monotonic() < deadline:
+        while (session.in_flight or self._dead.busy()) and time.monotonic() < deadline:
             session.connection.process_data_events(time_limit=0.2)
 
     # -- I/O thread: deliveries in, verdicts out -------------------------------------------
@@ -354,13 +346,7 @@ class Consumer:
         return Verdict("ack", self.pipeline.handle(delivery))
 
     def _give_up_batch(self, delivery: Delivery, cause: str) -> Verdict:
-        outcome = self.pipeline.quarantine(delivery, cause)
-        log.error("batch %s from node %s %s: kept as a failed batch (%s), to replay once "
-                  "the cause is fixed", outcome.batch_id, outcome.node_id, cause,
-                  POISON_REASON, extra={"batch_id": outcome.batch_id,
-                                        "node_id": outcome.node_id,
-                                        "reason": POISON_REASON})
-        return Verdict("ack", outcome)
+        return Verdict("ack", self.pipeline.quarantine(delivery, cause))
 
     def _work_heartbeat(self, delivery: Delivery) -> Verdict:
         self.pipeline.heartbeat(delivery)

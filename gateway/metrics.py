@@ -147,8 +147,9 @@ class StatusCollector(Collector):
         dead = self._dead_letters() if self._dead_letters is not None else None
         if dead is not None:
             letters = GaugeMetricFamily(
-                DEAD_LETTERS, "Messages in the level's dead queue (the broker gave up on "
-                "them): status and replay do not see them", labels=("level",))
+                DEAD_LETTERS, "Messages the gateway's last pass left in the level's dead "
+                "queue: letters the store could not take yet, or not this level's batches "
+                "(the others are failed batches by then)", labels=("level",))
             letters.add_metric([self._level], dead)
             yield letters
 
@@ -161,7 +162,7 @@ def metrics_registry(report: Callable[[], StatusReport], level: str,
 
     ``level``: the level's division code, the label of every level-wide series.
     ``connected``: whether this process's consumer is consuming, when it has one;
-    ``dead_letters``: its last count of the level's dead queue.
+    ``dead_letters``: what its last pass left in the level's dead queue.
     """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatusCollector(report, level, connected, dead_letters))

@@ -20,7 +20,8 @@ A refusal is permanent: the batch is kept in the failed-batch store with its pay
 and reason, and a WARNING names node, batch and reason. ``RetriableError`` (store away)
 and ``FatalError`` propagate: the consumer keeps the message and tries again, and hands
 one that keeps failing for no transient reason (``gateway.poison``) to ``quarantine``,
-which keeps it as a failed batch the same way.
+which keeps it as a failed batch the same way; so does ``gateway.dead_letters`` with a
+batch the broker gave up on.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ class NodeDirectory(Protocol):
 class Delivery:
     """One message from the level queue, as the broker handed it over.
 
-    ``received_at`` is set only when a kept message is handed over again (an operator's
-    replay): when the gateway first received it. Handling it again is no contact from
+    ``received_at`` is set only when a kept message is handed over again: for an
+    operator's replay, when the gateway first received it; for a dead letter, when the
+    broker gave up on it (``gateway.dead_letters``). Handling it again is no contact from
     the node, so the batch keeps that time and the node's last-seen time is left alone.
     """
 
@@ -142,22 +144,30 @@ class Pipeline:
                                 received)
         return self._stored(batch, result)
 
-    def quarantine(self, delivery: Delivery, cause: str) -> Outcome:
-        """Keep a batch that keeps failing (``cause``) as failed, for replay once fixed.
+    def quarantine(self, delivery: Delivery, cause: str, *,
+                   reason: str = POISON_REASON) -> Outcome:
+        """Keep a batch that could not be handled (``cause``) as failed under ``reason``,
+        for replay once fixed: one that keeps failing (``processing-error``), or one the
+        broker gave up on (``gateway.dead_letters``).
 
         The fault may be the store's or the gateway's, not the sender's, so the payload is
         kept whole. The receipt goes to the node only when the message is provably its
         own. A batch the store already holds is never reported failed: ``FatalError``,
-        and the consumer goes on holding it (its bookkeeping, not the batch, is broken).
+        and the caller keeps the message (its bookkeeping, not the batch, is broken).
         """
-        received = self.clock()
+        received = delivery.received_at or self.clock()
         batch_id = delivery.message_id or ""
         node_id = _text(delivery.header("x-exgate-node"))
         if batch_id and self.store.batch_state(batch_id) == "stored":
             raise FatalError(f"batch {batch_id} is stored; what fails is after the write: "
                              f"{cause}")
-        refusal = Refusal(POISON_REASON, cause, self._authentic(delivery, node_id))
-        return self._refuse(delivery, batch_id, node_id, refusal, received)
+        refusal = Refusal(reason, cause, self._authentic(delivery, node_id))
+        outcome = self._refuse(delivery, batch_id, node_id, refusal, received)
+        log.error("batch %s from node %s %s: kept as a failed batch (%s), to replay once "
+                  "the cause is fixed", outcome.batch_id, outcome.node_id, cause, reason,
+                  extra={"batch_id": outcome.batch_id, "node_id": outcome.node_id,
+                         "reason": reason})
+        return outcome
 
     def _authentic(self, delivery: Delivery, node_id: str | None) -> bool:
         try:

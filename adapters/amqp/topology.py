@@ -53,8 +53,9 @@ SCHEMA_VERSION = 1
 # a batch that fails for no transient reason as a failed batch (poison_attempts), and
 # holds one while the store is away, returning it once per hold_seconds (20 min): at 20,
 # a weekend's database outage (RabbitMQ before 4.3 counts each return) sent batches to
-# exgate.dead.*, out of sight of status and replay. At 1,000 a hold outlasts two weeks,
-# and a batch that crashes the gateway process itself still ends in the dead queue.
+# exgate.dead.*. At 1,000 a hold outlasts two weeks, and a batch that crashes the gateway
+# process itself still ends in the dead queue, from which the gateway keeps it as a
+# failed batch (gateway.dead_letters).
 DELIVERY_LIMIT = 1_000
 # Receipts, heartbeats and dead letters have no dead-letter queue of their own, and
 # RabbitMQ 4 drops a quorum-queue message returned 20 times by default: a peek in the

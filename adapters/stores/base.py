@@ -41,12 +41,14 @@ __all__ = [
 
 BATCH_ID_REUSED = "batch id reused"
 BATCH_ID_REUSED_REASON = "batch-id-reused"  # its stable reason code
-# Refusal reasons (gateway.pipeline, gateway.poison) about the delivery's circumstances,
-# not the copy's content: storing the batch later proves them cured, so the store settles
-# the node's outstanding rows with them. The node was off (now on), its key version was
-# not registered (now it is), processing failed (now it works). Every other reason says
+# Refusal reasons (gateway.pipeline, gateway.poison, gateway.dead_letters) about the
+# delivery's circumstances, not the copy's content: storing the batch later proves them
+# cured, so the store settles the node's outstanding rows with them. The node was off
+# (now on), its key version was not registered (now it is), processing failed (now it
+# works), the broker gave up delivering it (now it is stored). Every other reason says
 # that copy was wrong (forged, tampered, invalid, sent by someone else): it stays.
-SETTLED_BY_STORING = frozenset({"node-disabled", "unknown-key-version", "processing-error"})
+SETTLED_BY_STORING = frozenset({"node-disabled", "unknown-key-version", "processing-error",
+                                "dead-lettered"})
 NO_BATCH_ID = "-"  # ST_FAILED_BATCH's BATCH_ID for a refused message that names none
 BATCH_ID_LENGTH = 100  # the longest batch ID a store keeps; the gateway refuses longer ones
 BatchState = str  # "stored" | "failed"
