@@ -51,6 +51,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 
 from adapters.amqp.errors import mapped
 from adapters.amqp.topology import (
+    DELIVERY_LIMIT,
     RECEIPTS_EXCHANGE,
     declare_level,
     declare_topology,
@@ -198,10 +199,9 @@ class Consumer:
         if not self._warned_as_found:
             self._warned_as_found = True
             log.warning(
-                "%s; consuming the level's queues as they are. Its dead letters then keep "
-                "their routing key and also reach the dead queues of the levels above on "
-                "this broker. A queue's arguments cannot change: re-create %s while it is "
-                "empty to take this version's", refusal, level_queue(self.division))
+                "%s; consuming the level's queues as they are.%s A queue's arguments "
+                "cannot change: re-create %s while it is empty to take this version's",
+                refusal, _older_queue_effect(refusal), level_queue(self.division))
         return channel
 
     def _loop(self, session: _Session) -> bool:
@@ -370,6 +370,18 @@ class Consumer:
         else:
             log.exception("batch %s from node %s held after an unexpected error",
                           ids["batch_id"], ids["node_id"], extra=ids)
+
+
+def _older_queue_effect(refusal: str) -> str:
+    """What the argument the broker names in ``refusal`` changes for the operator."""
+    if "x-dead-letter-routing-key" in refusal:
+        return (" Its dead letters then keep their routing key and also reach the dead "
+                "queues of the levels above on this broker.")
+    if "x-delivery-limit" in refusal:
+        return (f" The broker then gives up on a batch returned fewer times than "
+                f"{DELIVERY_LIMIT:,} (a store outage of hours, not weeks); such batches "
+                "are kept as failed batches: replay them once the store is back.")
+    return ""
 
 
 def backoff(failures: int) -> float:

@@ -9,7 +9,7 @@ import pika.exceptions as px
 import pytest
 
 from gateway.config import GatewaySettings
-from gateway.consumer import Consumer
+from gateway.consumer import Consumer, _older_queue_effect
 from gateway.pipeline import Pipeline
 from tests.unit.gateway.test_pipeline import FakeRegistry, MemoryStore
 
@@ -53,3 +53,15 @@ def test_it_never_says_consuming_while_the_broker_refuses_the_connection(
     monkeypatch.setattr("gateway.consumer.backoff", lambda failures: 0.01)
     consumer.run()
     assert attempts == [False, False] and not consumer.consuming()
+
+
+def test_an_older_queue_warning_says_what_its_differing_argument_changes() -> None:
+    def refusal(argument: str) -> str:
+        return (f"PRECONDITION_FAILED - inequivalent arg '{argument}' for queue "
+                "'exgate.level.430100' in vhost '/'")
+
+    assert "reach the dead queues of the levels above" in _older_queue_effect(
+        refusal("x-dead-letter-routing-key"))
+    limit = _older_queue_effect(refusal("x-delivery-limit"))
+    assert "1,000" in limit and "replay them" in limit and "levels above" not in limit
+    assert _older_queue_effect(refusal("x-queue-type")) == ""
