@@ -168,6 +168,14 @@ class Replayer:
             return ReplayResult(row.batch_id, row.failed_id, row.node_id, "skipped",
                                 detail=Localized(f"重放于 {when}", f"replayed at {when}"),
                                 dry_run=self.dry_run)
+        if self._patiently(row, lambda: self._resent_and_stored(row)):
+            if not self.dry_run:
+                self._patiently(row, lambda: self._update(row, {"REPLAYED_AT": now_beijing()}))
+            return ReplayResult(row.batch_id, row.failed_id, row.node_id, "stored",
+                                detail=Localized("节点重发的同一内容已入库，此副本无需重放",
+                                                 "the node's resend of this very content is "
+                                                 "stored: this copy needs no replay"),
+                                dry_run=self.dry_run)
         try:
             outcome = self._patiently(row, lambda: self._pipeline.handle(row.delivery()))
             news = not self.dry_run and self._patiently(row, lambda: self._settle(row, outcome))
@@ -196,16 +204,33 @@ class Replayer:
                 self.sleep(wait)
         return step()
 
+    def _resent_and_stored(self, row: FailedRow) -> bool:
+        """Whether the store holds this batch from the row's node with the very content
+        the refused copy claimed (``x-exgate-sha256``): the node resent it, say with the
+        right key after a stale key file's bad signature. Replaying the copy would only
+        refuse it again; the store settles such rows itself when the resend comes later.
+        """
+        claimed = row.headers.get("x-exgate-sha256")
+        if row.node_id is None or not isinstance(claimed, str):
+            return False
+        b = self.store.schema.batch
+        with read_only(self.store, f"read batch {row.batch_id}") as conn:
+            return conn.execute(select(b.c.BATCH_ID).where(
+                b.c["BATCH_ID"] == row.batch_id, b.c["NODE_ID"] == row.node_id,
+                b.c["PAYLOAD_SHA256"] == claimed)).first() is not None
+
     def _settle(self, row: FailedRow, outcome: Outcome) -> bool:
         """Mark the row stored, or keep its current cause; False when nothing is new."""
-        f = self.store.schema.failed
         if outcome.status == "stored":
-            values: dict[str, Any] = {"REPLAYED_AT": now_beijing()}
-        else:  # keep the current cause on the row, for `batches list`
-            reason, detail = outcome.reason or row.reason, _detail(outcome) or row.detail
-            if (reason, detail) == (row.reason, row.detail):
-                return False  # the node got this very refusal the first time
-            values = {"REASON": reason[:50], "DETAIL": detail[:2000]}
+            return self._update(row, {"REPLAYED_AT": now_beijing()})
+        # Otherwise keep the current cause on the row, for `batches list`.
+        reason, detail = outcome.reason or row.reason, _detail(outcome) or row.detail
+        if (reason, detail) == (row.reason, row.detail):
+            return False  # the node got this very refusal the first time
+        return self._update(row, {"REASON": reason[:50], "DETAIL": detail[:2000]})
+
+    def _update(self, row: FailedRow, values: dict[str, Any]) -> bool:
+        f = self.store.schema.failed
         with reading(self.store, f"update failed batch {row.batch_id}"), \
                 self.store.engine.begin() as conn:
             conn.execute(update(f).where(and_(f.c["FAILED_ID"] == row.failed_id,

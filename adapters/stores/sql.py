@@ -9,7 +9,9 @@ A batch is written in one transaction together with its ``ST_BATCH`` row:
   and other digests are conflicts, kept in ``ST_CONFLICT`` with the incoming payload;
 - the node's outstanding refusals of the batch ID in ``ST_FAILED_BATCH`` whose reason
   storing cures (``SETTLED_BY_STORING``: node disabled, unknown key version, processing
-  error) get ``REPLAYED_AT``, whether an operator's replay or the node's resend stored it.
+  error, dead-lettered), or whose refused copy claimed this very content (a bad
+  signature from a stale key file), get ``REPLAYED_AT``, whether an operator's replay
+  or the node's resend stored it.
 
 Two workers racing on the same key either wait for each other's commit (``ON CONFLICT
 DO NOTHING`` on SQLite and PostgreSQL, whose lookup then sees the other's row) or make
@@ -222,16 +224,28 @@ class SqlStore:
         The node's own resend stores it as well as an operator's replay does; left
         outstanding, those rows kept the node yellow or red and the batch listed as failed.
         Only the same node's rows count: another node's refusal under this message ID (an
-        untrusted one is filed under the sender) is about that node. Only the reasons in
-        ``SETTLED_BY_STORING``: a refusal about a copy's content (bad signature, sha256
-        mismatch, invalid payload…) or about reusing the ID says that copy was wrong, which
-        this good one does not undo.
+        untrusted one is filed under the sender) is about that node. Settled are:
+
+        - the reasons in ``SETTLED_BY_STORING``, about the delivery's circumstances;
+        - a refusal of a copy's form (a bad signature from a stale key file, a damaged
+          ciphertext…) whose headers claimed this very content (``x-exgate-sha256``):
+          the node's content is now stored, so nothing is left to do. The row stays,
+          with its reason, as the record of what was refused.
+
+        A refused copy that claimed other content, or reused the ID for it, stays open.
         """
         f = self.schema.failed
-        conn.execute(update(f).where(
-            f.c["BATCH_ID"] == batch.batch_id, f.c["NODE_ID"] == batch.node_id,
-            f.c.REPLAYED_AT.is_(None), f.c["REASON"].in_(sorted(SETTLED_BY_STORING)))
-            .values(REPLAYED_AT=now))
+        mine = and_(f.c["BATCH_ID"] == batch.batch_id, f.c["NODE_ID"] == batch.node_id,
+                    f.c.REPLAYED_AT.is_(None))
+        conn.execute(update(f).where(mine, f.c["REASON"].in_(sorted(SETTLED_BY_STORING)))
+                     .values(REPLAYED_AT=now))
+        same_content = [
+            failed_id for failed_id, headers in conn.execute(select(f.c.FAILED_ID, f.c.HEADERS)
+                                                             .where(mine))
+            if _claimed_sha256(headers) == batch.payload_sha256]
+        if same_content:
+            conn.execute(update(f).where(f.c.FAILED_ID.in_(same_content))
+                         .values(REPLAYED_AT=now))
 
     def _writer(self, element: str) -> ElementWriter:
         writer = self._writers.get(element)
@@ -432,6 +446,17 @@ def iter_latest(store: SqlStore, element: str) -> Iterator[Mapping[str, Any]]:
     with store.reading(f"read the latest {element} records") as conn:
         for row in conn.execute(latest(store, element)).mappings():
             yield dict(row)
+
+
+def _claimed_sha256(headers_json: str) -> str | None:
+    """The plain content's sha256 a kept message's headers claimed (None: none, or
+    headers that are not a JSON object)."""
+    try:
+        headers = json.loads(headers_json)
+    except ValueError:
+        return None
+    claimed = headers.get("x-exgate-sha256") if isinstance(headers, dict) else None
+    return claimed if isinstance(claimed, str) else None
 
 
 # -- engine -----------------------------------------------------------------------------------

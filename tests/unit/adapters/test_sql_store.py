@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -271,6 +272,30 @@ def test_store_storing_a_batch_leaves_other_nodes_and_bad_copies_outstanding(
     store.write(batch("B1", records(record("SBXX"))))
     assert outstanding(store) == ["user-mismatch", "node-disabled", "bad-signature",
                                   "sha256-mismatch", "invalid-payload"]
+
+
+def test_store_storing_a_batch_settles_refused_copies_that_claimed_its_content(
+        store: SqlStore) -> None:
+    """A stale key file made the node's first copy a bad signature; its resend with the
+    right key is stored: nothing is left to do about the refused copy."""
+    stored = batch("B1", records(record("SBXX")), sha="c0ffee" * 10 + "abcd")
+
+    def claiming(reason: str, sha: str, node_id: str = "n1") -> FailedBatch:
+        return replace(refusal(reason, f"{reason} {sha} {node_id}".encode(), node_id),
+                       headers={"x-exgate-node": node_id, "x-exgate-sha256": sha})
+
+    store.record_failed(claiming("bad-signature", stored.payload_sha256))
+    store.record_failed(claiming("bad-ciphertext", stored.payload_sha256))
+    store.record_failed(claiming("bad-signature", "other content"))
+    store.record_failed(claiming("bad-signature", stored.payload_sha256, node_id="n2"))
+    store.record_failed(replace(refusal("bad-signature", b"headers not JSON"),
+                                headers={"x-exgate-sha256": 7}))
+    store.write(stored)
+    assert outstanding(store) == ["bad-signature"] * 3  # other content, n2's, no claim
+    f = store.schema.failed
+    with store.engine.connect() as conn:
+        kept = conn.execute(sa.select(sa.func.count()).select_from(f)).scalar_one()
+    assert kept == 5  # settled rows stay, with their reason, as the record of the refusal
 
 
 def test_store_keeps_a_failed_batch_whose_ids_overflow_the_columns(store: SqlStore) -> None:

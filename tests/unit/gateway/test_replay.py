@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -223,6 +223,23 @@ def test_a_replayed_batch_the_node_resent_meanwhile_is_a_redelivery(
     assert (result.status, result.stored, english(result.detail)) == \
         ("stored", 0, "already stored (redelivery)")
     assert failed_rows(level.store) == []
+
+
+def test_a_stale_key_s_bad_signature_is_settled_by_the_node_s_stored_resend(
+        level: Level, keys: NodeKeys) -> None:
+    register(level, keys)
+    level.registry.rotate("n1", (rotated := generate_node_keys("n1", 2)).verifier())
+    stale = replace(rotated, key_version=1)  # the new key under the old version's number
+    assert level.pipeline().handle(sealed(keys, "B1")).status == "stored"
+    # The stale copy arrives after the good one was stored: the write settled nothing.
+    assert level.pipeline().handle(sealed(stale, "B1")).reason == "bad-signature"
+    assert level.pipeline().handle(sealed(stale, "B2")).reason == "bad-signature"
+    [b1, b2] = failed_rows(level.store)
+    result = Replayer(LEVEL, level.registry, level.store).replay(b1)
+    assert (result.status, english(result.detail)) == (
+        "stored", "the node's resend of this very content is stored: this copy needs no replay")
+    assert [r.batch_id for r in failed_rows(level.store)] == ["B2"]  # B2 never landed
+    assert Replayer(LEVEL, level.registry, level.store).replay(b2).status == "failed"
 
 
 def test_list_and_show_redact_secrets(level: Level, keys: NodeKeys, refused: str) -> None:
