@@ -402,7 +402,7 @@ def node_enable(node_id: str, registry: Path, broker_base: Path | None,
                    "node's, and its broker login is kept (default: ID.key)")
 @LANG_OPTION
 def node_rotate_key(node_id: str, registry: Path, out: Path | None, lang: str) -> None:
-    """Give a node a new key version (old versions keep verifying batches in flight).
+    """Give a node a new key version (old ones keep verifying batches until retired).
 
     \b
     Example:
@@ -411,6 +411,25 @@ def node_rotate_key(node_id: str, registry: Path, out: Path | None, lang: str) -
     from gateway.node_command import run_node
 
     sys.exit(run_node("rotate-key", node_id=node_id, registry=registry, out=out, lang=lang))
+
+
+@node.command("retire-key")
+@click.argument("node_id", metavar="ID")
+@REGISTRY_OPTION
+@click.option("--version", "key_version", type=click.IntRange(min=1), required=True,
+              help="The older key version to stop accepting (see exgate node list)")
+@LANG_OPTION
+def node_retire_key(node_id: str, registry: Path, key_version: int, lang: str) -> None:
+    """Stop accepting an older key version of a node, once its batches have landed.
+
+    \b
+    Example:
+      exgate node retire-key furong-01 --version 1
+    """
+    from gateway.node_command import run_node
+
+    sys.exit(run_node("retire-key", node_id=node_id, registry=registry,
+                      key_version=key_version, lang=lang))
 
 
 # ---- operations: replay of failed batches, audit export ---------------------------------

@@ -42,8 +42,9 @@ _TEXT: dict[str, tuple[str, str]] = {
     "config-hint": ("在前置机配置中设置 [node] key_file = \"{out}\"",
                     "set [node] key_file = \"{out}\" in the agent config"),
     "none": ("登记簿中没有节点：{registry}", "no node in registry {registry}"),
-    "row": ("{node}\t{division}\t{status}\t密钥版本 {version}\t{user}",
-            "{node}\t{division}\t{status}\tkey version {version}\t{user}"),
+    "row": ("{node}\t{division}\t{status}\t密钥版本 {version}{older}\t{user}",
+            "{node}\t{division}\t{status}\tkey version {version}{older}\t{user}"),
+    "older": ("（旧版本 {versions} 仍有效）", " (older {versions} still valid)"),
     "unreadable": ("错误：登记文件 {file} 无法读取，未列出：{reason}",
                    "error: registry file {file} is unreadable and not listed: {reason}"),
     "disabled": ("节点 {node} 已停用：网关将拒收其批次{broker}",
@@ -58,10 +59,17 @@ _TEXT: dict[str, tuple[str, str]] = {
                        "重启其前置机代理",
                        "; its broker permissions are back and a new password is in {out}: "
                        "copy that file to the node and restart its agent"),
-    "rotated": ("节点 {node} 已更换密钥：新版本 {version}，写入 {out}；旧版本仍可验证在途批次。"
-                "请重启该节点的前置机代理",
-                "node {node} has a new key, version {version}, written to {out}; older "
-                "versions still verify batches in flight. Restart that node's agent"),
+    "rotated": ("节点 {node} 已更换密钥：新版本 {version}，写入 {out}；请重启该节点的前置机代理。"
+                "旧版本仍可验证批次，直至用 exgate node retire-key {node} --version {old} "
+                "停用（待在途批次入库后）",
+                "node {node} has a new key, version {version}, written to {out}; restart "
+                "that node's agent. Older versions keep verifying batches until retired with "
+                "exgate node retire-key {node} --version {old} (once batches in flight "
+                "have landed)"),
+    "retired": ("节点 {node} 的密钥版本 {version} 已停用：以其封装的批次将被拒收"
+                "（unknown-key-version）；仍有效的版本：{left}",
+                "node {node}: key version {version} retired; batches sealed with it are "
+                "refused (unknown-key-version); versions still valid: {left}"),
     "error": ("错误：{error}", "error: {error}"),
 }
 
@@ -133,7 +141,8 @@ def _api(broker_base: Path | None, admin_url: str | None) -> ManagementApi:
 
 def run_node(action: str, *, node_id: str | None = None, division: str | None = None,
              registry: Path, broker_base: Path | None = None, admin_url: str | None = None,
-             vhost: str = "/", out: Path | None = None, lang: str = "zh") -> int:
+             vhost: str = "/", out: Path | None = None, key_version: int | None = None,
+             lang: str = "zh") -> int:
     reg = Registry(registry)
 
     def add() -> None:
@@ -150,8 +159,10 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
         if not scan.entries and not scan.unreadable:
             print(_say("none", lang, registry=registry))
         for entry in scan.entries:
+            older = [str(k.version) for k in entry.keys if k.version != entry.key_version]
             print(_say("row", lang, node=entry.node_id, division=entry.division,
-                       status=entry.status, version=entry.key_version, user=entry.broker_user))
+                       status=entry.status, version=entry.key_version, user=entry.broker_user,
+                       older=_say("older", lang, versions=", ".join(older)) if older else ""))
         for bad in scan.unreadable:
             print(_say("unreadable", lang, file=bad.file, reason=bad.reason_in(lang)),
                   file=sys.stderr)
@@ -178,8 +189,15 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
         assert node_id is not None
         target = out or Path(f"{node_id}.key")
         entry = rotate_node_key(reg, node_id, target)
-        print(_say("rotated", lang, node=node_id, version=entry.key_version, out=target))
+        print(_say("rotated", lang, node=node_id, version=entry.key_version, out=target,
+                   old=entry.key_version - 1))
+
+    def retire() -> None:
+        assert node_id is not None and key_version is not None
+        entry = reg.retire(node_id, key_version)
+        print(_say("retired", lang, node=node_id, version=key_version,
+                   left=", ".join(str(k.version) for k in entry.keys)))
 
     actions = {"add": add, "list": listing, "disable": disable, "enable": enable,
-               "rotate-key": rotate}
+               "rotate-key": rotate, "retire-key": retire}
     return _guarded(lang, actions[action])

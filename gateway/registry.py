@@ -236,6 +236,22 @@ class Registry:
         self._write(entry)
         return entry
 
+    def retire(self, node_id: str, key_version: int) -> NodeEntry:
+        """Stop accepting an older key version once the node seals with a newer one
+        (its batches in flight have landed): a copied old key file opens nothing then."""
+        entry = self._require(node_id)
+        where, where_zh = f"node {node_id}", f"节点 {node_id}"
+        if entry.key(key_version) is None:
+            held = ", ".join(str(k.version) for k in entry.keys)
+            raise located(where, f"has no key version {key_version} (it has {held})",
+                          f"没有密钥版本 {key_version}（现有 {held}）", where_zh=where_zh)
+        if key_version == entry.key_version:
+            raise located(where, f"key version {key_version} is the one it seals with; "
+                          "rotate the key first (exgate node rotate-key)",
+                          f"密钥版本 {key_version} 是其当前使用的版本；请先更换密钥"
+                          "（exgate node rotate-key）", where_zh=where_zh)
+        return self.withdraw(node_id, key_version)
+
     def withdraw(self, node_id: str, key_version: int) -> NodeEntry:
         """Remove one key version: undoes a rotation whose key file could not be written."""
         entry = self._require(node_id)

@@ -85,3 +85,29 @@ def test_node_list_of_a_sound_registry_exits_0(registry: Path,
     assert run_node("list", registry=registry, lang="en") == 0
     out, err = capsys.readouterr()
     assert "furong-01\t430102\tactive\tkey version 1" in out and err == ""
+
+
+def test_an_older_key_is_listed_until_retired_then_refused(
+        registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key_file = tmp_path / "node-machine" / "furong-01.key"
+    assert run_node("rotate-key", node_id="furong-01", registry=registry, out=key_file,
+                    lang="en") == 0
+    assert "retire-key furong-01 --version 1" in capsys.readouterr().out
+    run_node("list", registry=registry, lang="en")
+    assert "furong-01\t430102\tactive\tkey version 2 (older 1 still valid)\t" in \
+        capsys.readouterr().out
+    # the one it seals with, and one it never had, are refused and change nothing
+    before = snapshot(registry)
+    assert run_node("retire-key", node_id="furong-01", registry=registry, key_version=2,
+                    lang="en") == 2
+    assert "rotate the key first" in capsys.readouterr().err
+    assert run_node("retire-key", node_id="furong-01", registry=registry, key_version=7,
+                    lang="zh") == 2
+    assert "没有密钥版本 7（现有 1, 2）" in capsys.readouterr().err
+    assert snapshot(registry) == before
+    assert run_node("retire-key", node_id="furong-01", registry=registry, key_version=1,
+                    lang="en") == 0
+    assert "versions still valid: 2" in capsys.readouterr().out
+    entry = Registry(registry).get("furong-01")
+    assert entry is not None and [k.version for k in entry.keys] == [2]
+    assert Registry(registry).verifier("furong-01", 1) is None
