@@ -5,6 +5,7 @@ No logic lives here: each command hands over to the package that owns the work.
 
 from __future__ import annotations
 
+import faulthandler
 import sys
 from pathlib import Path
 
@@ -20,6 +21,9 @@ LANG_OPTION = click.option(
 @click.version_option(package_name="exgate")
 def main() -> None:
     """exgate: inter-level data exchange gateway for electronic supervision (电子监察)."""
+    # A fatal signal (SIGBUS on a store file taken away under SQLite's memory map, a
+    # crash in a driver) would otherwise end a gateway or agent with no trace in its log.
+    faulthandler.enable()
 
 
 # The agent's own commands: without --lang, the config's [agent] lang decides.
