@@ -23,7 +23,9 @@ def main() -> None:
     """exgate: inter-level data exchange gateway for electronic supervision (电子监察)."""
     # A fatal signal (SIGBUS on a store file taken away under SQLite's memory map, a
     # crash in a driver) would otherwise end a gateway or agent with no trace in its log.
-    faulthandler.enable()
+    # The process's own stderr: sys.stderr may be a stand-in without a file descriptor.
+    if sys.__stderr__ is not None:
+        faulthandler.enable(file=sys.__stderr__)
 
 
 # The agent's own commands: without --lang, the config's [agent] lang decides.
