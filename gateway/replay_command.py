@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from adapters.stores.sql import SqlStore
 from gateway.cli_support import echo, gateway_config_path, parse_moment, say
 from gateway.config import GatewayConfig, load_config
+from gateway.refusals import next_step, reason_name
 from gateway.registry import Registry
 from gateway.replay import (
     BatchRow,
@@ -120,7 +121,8 @@ def run_batches_list(config_path: Path | None, failed: bool, node_id: str | None
 
 def _list_line(row: BatchRow, lang: str) -> str:
     records = "-" if row.records is None else str(row.records)
-    why = f"  {row.reason}: {_short(_text(row.detail, lang))}" if row.reason else ""
+    why = (f"  {_text(reason_name(row.reason), lang)}: {_short(_text(row.detail, lang))}"
+           if row.reason else "")
     return (f"{row.at:%Y-%m-%d %H:%M:%S}  {row.batch_id:<32}  {row.node_id or '?':<16}  "
             f"{_state(row.state, lang):<8}  {records:>6}{why}")
 
@@ -188,8 +190,9 @@ def _print_shown(row: FailedRow, seen: Preview, lang: str) -> None:
                    f"重放于 {replayed}",
              f"\nfailed #{row.failed_id}  node {node}  received {row.received_at}  "
              f"replayed {replayed}"))
-    echo(say(lang, f"  原因：{row.reason}：{row.detail}",
-             f"  reason: {row.reason}: {row.detail}"))
+    why = reason_name(row.reason)
+    echo(say(lang, f"  原因：{why.zh}：{row.detail}", f"  reason: {why.en}: {row.detail}"))
+    echo(_next_step_line(row.reason, lang))
     echo(say(lang, f"  路由键：{row.routing_key}  消息服务器用户（user_id）：{row.user_id}",
              f"  routing key: {row.routing_key}  user_id: {row.user_id}"))
     headers = json.dumps(row.safe_headers(), ensure_ascii=False, default=str)
@@ -368,4 +371,11 @@ def _result_line(r: ReplayResult, lang: str) -> str:
                                        f"replayed before ({detail}), unchanged")
     verb = say(lang, "仍将失败" if would else "仍失败",
                "would still fail" if would else "still failing")
-    return f"{r.batch_id}: {verb}: {r.reason}: {_short(_text(r.detail, lang))}"
+    why = _text(reason_name(r.reason), lang) if r.reason else "-"
+    return (f"{r.batch_id}: {verb}: {why}: {_short(_text(r.detail, lang))}\n"
+            f"{_next_step_line(r.reason or '', lang)}").rstrip()
+
+
+def _next_step_line(reason: str, lang: str) -> str:
+    step = next_step(reason)
+    return "" if step is None else say(lang, f"  处理：{step.zh}", f"  next: {step.en}")

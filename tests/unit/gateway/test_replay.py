@@ -190,7 +190,8 @@ def test_still_failing_batches_say_why_and_exit_1(level: Level, keys: NodeKeys,
     code, out = run("batches", "replay", "--all-failed", "-c", str(level.config),
                     "--no-receipts", "--lang", "en")
     assert code == 1
-    assert "B1: still failing: unknown-node" in out
+    assert "B1: still failing: node not registered (unknown-node): node 'n1' is not" in out
+    assert "\n  next: Register the node (exgate node add)" in out
     assert level.store.batch_state(refused) == "failed"
     assert failed_rows(level.store)[0].replayed_at is None
     after = dump(level.store)
@@ -329,7 +330,8 @@ def test_a_processing_error_not_fixed_yet_still_fails_and_the_rest_goes_on(
     code, out = run("batches", "replay", "--all-failed", "-c", str(level.config),
                     "--no-receipts", "--lang", "en")
     assert code == 1
-    assert "B1: still failing: processing-error: ValueError: boom" in out
+    assert "B1: still failing: the gateway could not process it (processing-error): " \
+        "ValueError: boom" in out
     assert "replayed 2: 1 landed, 1 still failing" in out
     assert (level.store.batch_state("B1"), level.store.batch_state("B2")) == \
         ("failed", "stored")
