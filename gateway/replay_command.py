@@ -190,9 +190,10 @@ def _print_shown(row: FailedRow, seen: Preview, lang: str) -> None:
                    f"重放于 {replayed}",
              f"\nfailed #{row.failed_id}  node {node}  received {row.received_at}  "
              f"replayed {replayed}"))
-    why = reason_name(row.reason)
-    echo(say(lang, f"  原因：{why.zh}：{row.detail}", f"  reason: {why.en}: {row.detail}"))
-    echo(_next_step_line(row.reason, lang))
+    reason = reason_name(row.reason)
+    echo(say(lang, f"  原因：{reason.zh}：{row.detail}", f"  reason: {reason.en}: {row.detail}"))
+    if step := _next_step_line(row.reason, lang):
+        echo(step)
     echo(say(lang, f"  路由键：{row.routing_key}  消息服务器用户（user_id）：{row.user_id}",
              f"  routing key: {row.routing_key}  user_id: {row.user_id}"))
     headers = json.dumps(row.safe_headers(), ensure_ascii=False, default=str)
