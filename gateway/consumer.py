@@ -29,7 +29,10 @@ dead queue is rescued into the failed-batch store (``gateway.dead_letters``), an
 
 ``consuming()`` says whether a connection is up with both queues consumed: the
 dashboard's ``/healthz`` and ``exgate_broker_connected`` read it (``gateway.run`` starts
-the process around the consumer).
+the process around the consumer). ``holds()`` says how many deliveries are held through
+failures and since when (``gateway.holds``): ``/healthz``, ``/metrics`` and the
+dashboard's banner show a store that refuses writes. The log names a held heartbeat by
+its node (it has no batch ID).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from adapters.amqp.topology import (
 from adapters.config_files import redact
 from gateway.config import GatewaySettings
 from gateway.dead_letters import DeadLetters
+from gateway.holds import Holds, HoldState
 from gateway.pipeline import Delivery, Outcome, Pipeline
 from gateway.poison import Streak, describe
 from schemas.errors import ExgateError, RetriableError
@@ -114,6 +118,7 @@ class Consumer:
         self._consuming = threading.Event()
         self._dead = DeadLetters(pipeline, self.stop)
         self._dead_checked = 0.0
+        self._holds = Holds()
 
     def consuming(self) -> bool:
         """True while connected with the level's queues consumed; thread-safe."""
@@ -126,6 +131,14 @@ class Consumer:
         for ``/metrics`` and the log. The rescued ones are failed batches by then.
         """
         return self._dead.waiting()
+
+    def holds(self) -> HoldState:
+        """The deliveries held through failures now, and since when; thread-safe.
+
+        For ``/healthz``, ``/metrics`` and the dashboard: a store that refuses writes
+        shows there, not only in the log.
+        """
+        return self._holds.state()
 
     # -- the outer loop: reconnect with backoff -------------------------------------------
 
@@ -251,11 +264,7 @@ class Consumer:
                      extra={"batch_id": delivery.message_id})
         session.in_flight += 1
         session.last_activity = time.monotonic()
-        if kind == "batch":
-            work, give_up = self._work_batch, self._give_up_batch
-        else:
-            work, give_up = self._work_heartbeat, self._give_up_heartbeat
-        self._pool.submit(self._run, session, method.delivery_tag, delivery, work, give_up)
+        self._pool.submit(self._run, session, method.delivery_tag, delivery, kind)
 
     def _finish(self, session: _Session, tag: int, verdict: Verdict) -> None:
         session.in_flight -= 1
@@ -289,21 +298,34 @@ class Consumer:
 
     # -- worker threads ----------------------------------------------------------------------
 
-    def _run(self, session: _Session, tag: int, delivery: Delivery, work: Work,
-             give_up: GiveUp) -> None:
-        verdict = self._patiently(session, delivery, work, give_up)
+    def _run(self, session: _Session, tag: int, delivery: Delivery, kind: str) -> None:
+        verdict = self._patiently(session, delivery, kind)
         # If the connection is gone the delivery is redelivered and the store dedupes it.
         with contextlib.suppress(px.ConnectionWrongStateError):
             session.connection.add_callback_threadsafe(
                 functools.partial(self._finish, session, tag, verdict))
 
-    def _patiently(self, session: _Session, delivery: Delivery, work: Work,
-                   give_up: GiveUp) -> Verdict:
-        """Run ``work``; hold the delivery through transient failures, with backoff.
+    def _patiently(self, session: _Session, delivery: Delivery, kind: str) -> Verdict:
+        """Handle a ``kind`` ("batch" | "heartbeat") delivery; hold it through transient
+        failures, with backoff.
 
-        After ``poison_attempts`` failures in a row for no transient reason, ``give_up``
-        settles it instead; if that fails too, holding goes on.
+        After ``poison_attempts`` failures in a row for no transient reason it is given
+        up on instead; if that fails too, holding goes on. ``holds()`` counts it from its
+        first failure until it is settled or let go.
         """
+        if kind == "batch":
+            work, give_up = self._work_batch, self._give_up_batch
+        else:
+            work, give_up = self._work_heartbeat, self._give_up_heartbeat
+        token = object()  # this delivery in the hold state while this worker has it
+        try:
+            return self._hold(session, _Subject.of(kind, delivery), delivery, work, give_up,
+                              token)
+        finally:
+            self._holds.ended(token, through=False)  # let go (or a crash): no longer held
+
+    def _hold(self, session: _Session, subject: _Subject, delivery: Delivery, work: Work,
+              give_up: GiveUp, token: object) -> Verdict:
         started, failures = time.monotonic(), 0
         streak = Streak(self.settings.poison_attempts)
         while not (session.dead.is_set() or self.stop.is_set()):
@@ -311,10 +333,13 @@ class Consumer:
                 verdict = work(delivery)
             except Exception as exc:  # anything else too is retried, never lost
                 failures += 1
-                self._log_failure(delivery, exc, failures)
+                self._holds.failed(token)
+                self._log_failure(subject, exc, failures)
                 if streak.failed(exc):
-                    settled = self._settle_poison(delivery, exc, streak.count, give_up)
+                    settled = self._settle_poison(subject, delivery, exc, streak.count,
+                                                  give_up)
                     if settled is not None:
+                        self._holds.ended(token, through=True)
                         return settled
                 if time.monotonic() - started >= self.settings.hold_seconds:
                     return Verdict("requeue")
@@ -322,24 +347,21 @@ class Consumer:
                                       max(0.0, self.settings.hold_seconds - (
                                           time.monotonic() - started))))
                 continue
+            self._holds.ended(token, through=True)
             if failures:
-                log.info("batch %s went through after %d failed attempt(s)",
-                         delivery.message_id, failures,
-                         extra={"batch_id": delivery.message_id})
+                log.info("%s went through after %d failed attempt(s)", subject.text,
+                         failures, extra=subject.ids)
             return verdict
         return Verdict("leave")
 
-    def _settle_poison(self, delivery: Delivery, exc: Exception, attempts: int,
-                       give_up: GiveUp) -> Verdict | None:
-        ids = {"batch_id": delivery.message_id,
-               "node_id": delivery.headers.get("x-exgate-node")}
+    def _settle_poison(self, subject: _Subject, delivery: Delivery, exc: Exception,
+                       attempts: int, give_up: GiveUp) -> Verdict | None:
         cause = f"failed {attempts} times in a row, last with {describe(exc)}"
         try:
             return give_up(delivery, cause)
         except Exception as failure:  # the failed-batch store is away too: keep holding
-            log.error("batch %s from node %s %s, but cannot be kept as failed, still "
-                      "held: %s", ids["batch_id"], ids["node_id"], cause, describe(failure),
-                      extra=ids)
+            log.error("%s %s, but cannot be %s, still held: %s", subject.text, cause,
+                      subject.settled, describe(failure), extra=subject.ids)
             return None
 
     def _work_batch(self, delivery: Delivery) -> Verdict:
@@ -357,19 +379,37 @@ class Consumer:
         log.error("heartbeat on %s %s: dropped", delivery.routing_key, cause)
         return Verdict("ack")
 
-    def _log_failure(self, delivery: Delivery, exc: Exception, failures: int) -> None:
-        ids = {"batch_id": delivery.message_id,
-               "node_id": delivery.headers.get("x-exgate-node")}
+    def _log_failure(self, subject: _Subject, exc: Exception, failures: int) -> None:
         if isinstance(exc, RetriableError):
             level = logging.WARNING if failures == 1 or failures % 10 == 0 else logging.DEBUG
-            log.log(level, "batch %s from node %s held, attempt %d: %s", ids["batch_id"],
-                    ids["node_id"], failures, exc, extra=ids)
+            log.log(level, "%s held, attempt %d: %s", subject.text, failures, exc,
+                    extra=subject.ids)
         elif isinstance(exc, ExgateError):
-            log.error("batch %s from node %s held, attempt %d: %s", ids["batch_id"],
-                      ids["node_id"], failures, exc, extra=ids)
+            log.error("%s held, attempt %d: %s", subject.text, failures, exc,
+                      extra=subject.ids)
         else:
-            log.exception("batch %s from node %s held after an unexpected error",
-                          ids["batch_id"], ids["node_id"], extra=ids)
+            log.exception("%s held after an unexpected error", subject.text,
+                          extra=subject.ids)
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """How the log names a delivery, and the ids it files the lines under."""
+
+    text: str                      # "batch B… from node n1" | "heartbeat of node n1"
+    ids: dict[str, Any]
+    settled: str                   # what giving up on it means
+
+    @classmethod
+    def of(cls, kind: str, delivery: Delivery) -> _Subject:
+        if kind == "heartbeat":
+            # No batch ID, no node header: the routing key names the node (its topic
+            # permissions let it publish under its own only).
+            sender = delivery.routing_key.split(".", 3)[-1][:64]
+            return cls(f"heartbeat of node {sender}", {"node_id": sender}, "dropped")
+        node = delivery.headers.get("x-exgate-node")
+        return cls(f"batch {delivery.message_id} from node {node}",
+                   {"batch_id": delivery.message_id, "node_id": node}, "kept as failed")
 
 
 def _older_queue_effect(refusal: str) -> str:

@@ -7,7 +7,9 @@ same numbers and nothing is lost across restarts. Light values: ``0`` green,
 
 Level-wide series carry the ``level`` label only (``sender`` of the failed batches is
 ``node`` or ``unknown``), so their number stays fixed however many senders there are.
-``exgate_broker_connected`` is this process's own: only ``gateway run`` has a consumer.
+``exgate_broker_connected`` and the held deliveries (``exgate_level_held_deliveries``,
+``exgate_level_hold_age_seconds``: a store refusing writes) are this process's own: only
+``gateway run`` has a consumer.
 
 While the store does not answer, a scrape still succeeds, with ``exgate_store_up`` 0 and
 the broker gauge only (the convention of Prometheus exporters, such as ``mysql_up``): a
@@ -24,12 +26,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.holds import HoldState
 from gateway.status import NodeStatus, StatusReport
 from schemas.errors import ExgateError
 
-__all__ = ["BROKER_CONNECTED", "CONTENT_TYPE", "DEAD_LETTERS", "LEVEL_FAILED", "LEVEL_LIGHT",
-           "LIGHT_VALUES", "METRICS", "REGISTRY_UNREADABLE", "STORE_UP", "StatusCollector",
-           "metrics_registry", "render_metrics"]
+__all__ = ["BROKER_CONNECTED", "CONTENT_TYPE", "DEAD_LETTERS", "HELD_DELIVERIES", "HOLD_AGE",
+           "LEVEL_FAILED", "LEVEL_LIGHT", "LIGHT_VALUES", "METRICS", "REGISTRY_UNREADABLE",
+           "STORE_UP", "StatusCollector", "metrics_registry", "render_metrics"]
 
 log = logging.getLogger("exgate.metrics")
 
@@ -73,6 +76,8 @@ REGISTRY_UNREADABLE = "exgate_registry_unreadable_files"
 BROKER_CONNECTED = "exgate_broker_connected"
 DEAD_LETTERS = "exgate_level_dead_letters"
 STORE_UP = "exgate_store_up"
+HELD_DELIVERIES = "exgate_level_held_deliveries"
+HOLD_AGE = "exgate_level_hold_age_seconds"
 
 
 class StatusCollector(Collector):
@@ -80,11 +85,13 @@ class StatusCollector(Collector):
 
     def __init__(self, report: Callable[[], StatusReport], level: str,
                  connected: Callable[[], bool] | None = None,
-                 dead_letters: Callable[[], int | None] | None = None) -> None:
+                 dead_letters: Callable[[], int | None] | None = None,
+                 holds: Callable[[], HoldState] | None = None) -> None:
         self._report = report
         self._level = level
         self._connected = connected
         self._dead_letters = dead_letters
+        self._holds = holds
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -152,20 +159,37 @@ class StatusCollector(Collector):
                 "(the others are failed batches by then)", labels=("level",))
             letters.add_metric([self._level], dead)
             yield letters
+        if self._holds is not None:
+            yield from self._held(self._holds())
+
+    def _held(self, state: HoldState) -> Iterator[Metric]:
+        held = GaugeMetricFamily(
+            HELD_DELIVERIES, "Batches and heartbeats this gateway process holds unacked "
+            "through failures (the store refusing writes), retrying them",
+            labels=("level",))
+        held.add_metric([self._level], state.held)
+        yield held
+        age = GaugeMetricFamily(
+            HOLD_AGE, "Seconds since this gateway process began failing to store what it "
+            "holds (0 while nothing fails)", labels=("level",))
+        age.add_metric([self._level], state.age_s)
+        yield age
 
 
 def metrics_registry(report: Callable[[], StatusReport], level: str,
                      connected: Callable[[], bool] | None = None,
-                     dead_letters: Callable[[], int | None] | None = None
+                     dead_letters: Callable[[], int | None] | None = None,
+                     holds: Callable[[], HoldState] | None = None
                      ) -> CollectorRegistry:
     """A private registry (not the process-global one): one per dashboard server.
 
     ``level``: the level's division code, the label of every level-wide series.
     ``connected``: whether this process's consumer is consuming, when it has one;
-    ``dead_letters``: what its last pass left in the level's dead queue.
+    ``dead_letters``: what its last pass left in the level's dead queue; ``holds``: what
+    it holds through failures.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(report, level, connected, dead_letters))
+    registry.register(StatusCollector(report, level, connected, dead_letters, holds))
     return registry
 
 

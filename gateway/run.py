@@ -19,6 +19,7 @@ from adapters.stores.sql import SqlStore
 from gateway.config import GatewayConfig, load_config
 from gateway.consumer import Consumer, backoff
 from gateway.dashboard.server import DashboardServer
+from gateway.holds import HoldState
 from gateway.housekeeping import housekeeping
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
@@ -59,7 +60,7 @@ def run_gateway(config_path: Path, workers: int | None = None, drain: bool = Fal
         consumer = Consumer(config.broker_url, pipeline, config.gateway, drain=drain, stop=stop)
         with contextlib.ExitStack() as beside:
             beside.enter_context(_dashboard(config, store, consumer.consuming,
-                                            consumer.dead_letters))
+                                            consumer.dead_letters, consumer.holds))
             beside.enter_context(housekeeping(store, config.heartbeat_retention_days))
             consumer.run()
     finally:
@@ -87,7 +88,8 @@ def check_consumable(config: GatewayConfig) -> None:
 @contextlib.contextmanager
 def _dashboard(config: GatewayConfig, store: SqlStore,
                consuming: Callable[[], bool],
-               dead_letters: Callable[[], int | None] | None = None
+               dead_letters: Callable[[], int | None] | None = None,
+               holds: Callable[[], HoldState] | None = None
                ) -> Iterator[DashboardServer | None]:
     """The status dashboard beside the consumer when ``[dashboard] listen`` is set.
 
@@ -102,7 +104,7 @@ def _dashboard(config: GatewayConfig, store: SqlStore,
 
     try:
         server = open_dashboard(config, store, connected=consuming,
-                                dead_letters=dead_letters).start()
+                                dead_letters=dead_letters, holds=holds).start()
     except ListenError as exc:
         log.warning("%s; consuming without a dashboard (is another gateway process of "
                     "level %s serving it?)", exc, config.division)

@@ -219,7 +219,9 @@ class _Index:
     @classmethod
     def of(cls, rows: StatusRows) -> _Index:
         beats: defaultdict[str, list[HeartbeatRow]] = defaultdict(list)
-        for beat in sorted(rows.heartbeats, key=lambda b: b.received_at):
+        # By when the agent sent them: beats held through a store outage are stored
+        # together, in any order, and the latest stored may be an old one.
+        for beat in sorted(rows.heartbeats, key=lambda b: (b.contact_at, b.received_at)):
             beats[beat.node_id].append(beat)
         coverage: defaultdict[str, dict[str, CoverageRow]] = defaultdict(dict)
         for row in rows.coverage:
@@ -232,11 +234,9 @@ def _node_status(node: NodeRow, index: _Index, now: datetime, limits: StatusThre
     beats = index.beats.get(node.node_id, [])
     last = beats[-1] if beats else None
     totals = index.totals.get(node.node_id) or NodeTotalsRow(node.node_id)
-    # Not the batches' STORED_AT: it may be an operator's replay of an old batch. The
-    # live pipeline moves LAST_SEEN_AT for every batch it receives.
-    contact = _latest(last.received_at if last else None, node.last_seen_at)
+    contact = _latest(last.contact_at if last else None, _seen_apart(node, beats))
     outbox: Mapping[str, Any] = last.outbox if last else {}
-    lags = [(b.received_at, lag) for b in beats
+    lags = [(b.contact_at, lag) for b in beats
             if (lag := heartbeat_number(b.source_lag_s)) is not None]
     signals = NodeSignals(
         active=node.status != "disabled",
@@ -254,12 +254,26 @@ def _node_status(node: NodeRow, index: _Index, now: datetime, limits: StatusThre
                      if code in mine else ElementCoverage(code) for code in codes)
     return NodeStatus(
         node.node_id, node.division, signals.active, light, reasons,
-        last.received_at if last else None, contact, signals.contact_age_s,
+        last.contact_at if last else None, contact, signals.contact_age_s,
         last.version if last else None, _integer(outbox.get("pending_batches")),
         _integer(outbox.get("unbatched_records")), signals.oldest_pending_age_s,
         signals.source_lag_s, signals.lag_growing, totals.records_today, totals.records_week,
         sum(c.records for c in coverage), totals.batches, totals.failed, signals.last_error,
         coverage)
+
+
+def _seen_apart(node: NodeRow, beats: Sequence[HeartbeatRow]) -> datetime | None:
+    """The node's last-seen time when something besides its heartbeats moved it.
+
+    Not the batches' STORED_AT: it may be an operator's replay of an old batch. The live
+    pipeline moves LAST_SEEN_AT for every batch it receives, and every heartbeat sets it
+    to the beat's RECEIVED_AT: no later than the last beat stored, it says no more than
+    that beat, whose storing time may be long after the agent sent it.
+    """
+    seen = node.last_seen_at
+    if seen is None or (beats and seen <= max(b.received_at for b in beats)):
+        return None
+    return seen
 
 
 def _latest(*moments: datetime | None) -> datetime | None:

@@ -6,13 +6,20 @@ lag, pending batches, failures and element coverage. ``--json`` prints the stabl
 documented in ``gateway.status_json``. A degraded report (unreadable registry files)
 says so under the tree, file by file; it still exits 0, as the JSON carries it too.
 
-The store must exist: a mistyped SQLite path is reported, never created.
+The store must exist: a mistyped SQLite path is reported, never created. A store that
+cannot be read exits 1 with a hint by the kind of failure (the database away, exgate's
+tables not there, anything else); ``--json`` then prints
+``{"schema": 1, "error": "store-unavailable" | "store-not-migrated", "detail": "…"}``.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -22,10 +29,10 @@ from adapters.stores.sql import SqlStore
 from gateway.cli_support import error_detail, printable
 from gateway.config import load_config
 from gateway.status import Group, NodeStatus, StatusReport
-from gateway.status_json import iso, report_text
+from gateway.status_json import JSON_SCHEMA, iso, report_text
 from gateway.status_source import StatusSource
 from gateway.status_text import division_label, duration, reason_label, t
-from schemas.errors import ConfigError, ExgateError
+from schemas.errors import ConfigError, ExgateError, RetriableError
 
 __all__ = ["render_tree", "run_status"]
 
@@ -49,10 +56,7 @@ def run_status(config_path: Path, as_json: bool, lang: str,
         report = StatusSource(store, config.division, config.status,
                               registry_path=config.registry_path).report()
     except ExgateError as exc:
-        hint = (" (has `exgate gateway run` migrated this store?)" if lang == "en" else
-                "（此监察库是否已由 `exgate gateway run` 建好表？）")
-        errors.print(f"exgate status: {error_detail(exc, lang)}{hint}",
-                     markup=False, soft_wrap=True, highlight=False)
+        _unreadable(exc, as_json, lang, console, errors)
         return 1
     finally:
         store.close()
@@ -65,6 +69,56 @@ def run_status(config_path: Path, as_json: bool, lang: str,
     if report.failed:
         console.print(_failed_table(report, lang))
     return 0
+
+
+def _unreadable(exc: ExgateError, as_json: bool, lang: str, console: Console,
+                errors: Console) -> None:
+    """Why the store could not be read, with the hint its kind of failure calls for.
+
+    On stderr for people; with ``--json`` also on stdout, as ``/status.json`` says it,
+    so a script reading stdout learns the status is missing rather than nothing.
+    """
+    kind = store_failure(exc)
+    detail = _one_shot(error_detail(exc, lang))
+    errors.print(f"exgate status: {detail}{t(kind.hint, lang)}", markup=False,
+                 soft_wrap=True, highlight=False)
+    if as_json:
+        console.out(json.dumps({"schema": JSON_SCHEMA, "error": kind.code,
+                                "detail": _one_shot(error_detail(exc, "en"))},
+                               ensure_ascii=False, indent=2), highlight=False)
+
+
+@dataclass(frozen=True)
+class StoreFailure:
+    code: str          # the JSON's "error"
+    hint: str          # the status_text key of what to check
+
+
+UNREACHABLE = StoreFailure("store-unavailable", "hint_store_unreachable")
+NOT_MIGRATED = StoreFailure("store-not-migrated", "hint_store_not_migrated")
+BROKEN = StoreFailure("store-unavailable", "hint_store_broken")
+
+# A table or column the query names is not there: SQLite's words, PostgreSQL's SQLSTATEs
+# (undefined table, undefined column), MySQL/MariaDB's and Oracle's words.
+_NO_TABLE_STATES = ("42P01", "42703")
+_NO_TABLE_WORDS = ("no such table", "no such column", "doesn't exist", "Unknown column",
+                   "ORA-00942", "ORA-00904")
+
+
+def store_failure(exc: ExgateError) -> StoreFailure:
+    """What kind of failure a store read met: away, not migrated, or something else."""
+    if isinstance(exc, RetriableError):
+        return UNREACHABLE
+    cause = getattr(exc.__cause__, "orig", None) or exc.__cause__
+    if cause is not None and (getattr(cause, "sqlstate", None) in _NO_TABLE_STATES
+                              or any(w in str(cause) for w in _NO_TABLE_WORDS)):
+        return NOT_MIGRATED
+    return BROKEN
+
+
+def _one_shot(message: str) -> str:
+    # The store's errors are worded for the gateway, which retries; this command does not.
+    return message.removesuffix("; will retry")
 
 
 def render_tree(report: StatusReport, lang: str) -> Tree:
@@ -115,9 +169,15 @@ def _degraded(report: StatusReport, lang: str) -> Text:
 
 def _failed_table(report: StatusReport, lang: str) -> Table:
     table = Table(title=t("failed_batches", lang), title_justify="left")
-    for key in ("batch_id", "node", "reason", "received_at"):
-        table.add_column(t(key, lang))
-    for failed in report.failed[:MAX_FAILED_SHOWN]:
+    shown = report.failed[:MAX_FAILED_SHOWN]
+    # Whole IDs on one line: operators copy them into `exgate batches replay` and
+    # `--node`. The reason column gives up the width; only an ID wider than the whole
+    # terminal is folded, never cut.
+    _whole_column(table, t("batch_id", lang), (printable(f.batch_id) for f in shown))
+    _whole_column(table, t("node", lang), (printable(f.node_id or "?") for f in shown))
+    table.add_column(t("reason", lang), overflow="fold", ratio=1, min_width=8)
+    table.add_column(t("received_at", lang), min_width=10)   # date above time if narrow
+    for failed in shown:
         # Text, not str: the IDs and the detail come from the message, and a str cell
         # would be parsed as rich markup (a stray "[/x]" raises, "[red]" restyles).
         table.add_row(Text(printable(failed.batch_id)), Text(printable(failed.node_id or "?")),
@@ -127,6 +187,12 @@ def _failed_table(report: StatusReport, lang: str) -> Table:
     if more > 0:
         table.caption = t("more_failed", lang, n=more)
     return table
+
+
+def _whole_column(table: Table, header: str, values: Iterable[str]) -> None:
+    """A column as wide as its widest value, on one line, never shortened with "…"."""
+    table.add_column(header, no_wrap=True, overflow="fold",
+                     min_width=max((cell_len(v) for v in values), default=0))
 
 
 def _dot(light: str) -> tuple[str, str]:

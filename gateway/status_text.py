@@ -62,9 +62,21 @@ _TEXT: dict[str, tuple[str, str]] = {
                  "Incomplete status: {n} node registry file(s) unreadable; their nodes are "
                  "not shown as registered"),
     "more_failed": ("另有 {n} 条未列出", "{n} more not listed"),
+    "store_refuses_writes": (
+        "监察库写入失败，自 {since} 起批次与心跳暂存（当前 {n} 条）",
+        "The store refuses writes since {since}: batches and heartbeats are held ({n} now)"),
+    "store_refuses_writes_nodes": (
+        "恢复前节点的心跳会显示迟到，并非节点故障；详情见网关日志。",
+        "Until it recovers, nodes' heartbeats look late through no fault of theirs; the "
+        "gateway's log has the details."),
     "unavailable": ("暂不可用", "unavailable"),
     "store_down": ("暂时无法读取本级监察库。", "The level's store cannot be read right now."),
     "internal_error": ("生成状态页时出错。", "The status page could not be built."),
+    "hint_store_unreachable": ("（请检查监察库所在的数据库服务是否在运行、网络是否可达）",
+                               " (is the store's database server running and reachable?)"),
+    "hint_store_not_migrated": ("（此监察库是否已由 `exgate gateway run` 建好表？）",
+                                " (has `exgate gateway run` migrated this store?)"),
+    "hint_store_broken": ("", ""),
     "retrying": ("每 {n} 秒自动重试，详情见网关日志。",
                  "Retrying every {n} s; the gateway's log has the details."),
     "summary": ("共 {total} 个节点：正常 {green}，关注 {yellow}，告警 {red}，停用 {off}",

@@ -3,8 +3,10 @@
 Nothing here touches the element tables (``ST_<CODE>``), which hold millions of rows:
 coverage comes from ``ST_COVERAGE`` (kept in each batch's transaction), counts and
 throughput from ``ST_BATCH`` (one row per batch, indexed by node and by time) and the
-node's state from its recent heartbeats (indexed by time). A silent node's last
-heartbeat is looked up on its own, through the (node, time) index. The list of failed
+node's state from its recent heartbeats (indexed by time), ordered by when the agent
+sent them (``HeartbeatRow.contact_at``): beats held through a store outage are stored
+together, in any order. A silent node's last heartbeat is looked up on its own, through
+the (node, time) index. The list of failed
 batches is capped; their counts, per sender and for no sender, are not.
 
 Beijing "today" starts at midnight and "this week" on Monday at midnight.
@@ -16,7 +18,17 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, case, distinct, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    case,
+    distinct,
+    func,
+    or_,
+    select,
+)
 
 from adapters.stores.base import NO_BATCH_ID
 from adapters.stores.sql import SqlStore, now_beijing
@@ -86,19 +98,35 @@ class _Reader:
     def heartbeats(self, since: datetime) -> list[HeartbeatRow]:
         h = self.schema.heartbeat
         query = _beat_columns(h).where(h.c["RECEIVED_AT"] >= since) \
-            .order_by(h.c.RECEIVED_AT, h.c.HEARTBEAT_ID)
+            .order_by(_contact_at(h), h.c.RECEIVED_AT, h.c.HEARTBEAT_ID)
         return [_beat(*row) for row in self.conn.execute(query)]
 
     def last_beats(self, node_ids: set[str]) -> list[HeartbeatRow]:
-        h = self.schema.heartbeat
-        found = []
+        """Each silent node's latest beat by contact time, and its latest stored one.
+
+        Both, when they differ: the first says when the node spoke, the second when the
+        gateway last heard it (what its ``LAST_SEEN_AT`` then holds, too).
+        """
+        found: list[HeartbeatRow] = []
         for node_id in sorted(node_ids):
-            query = (_beat_columns(h).where(h.c["NODE_ID"] == node_id)
-                     .order_by(h.c.RECEIVED_AT.desc(), h.c.HEARTBEAT_ID.desc()).limit(1))
-            row = self.conn.execute(query).first()
-            if row is not None:
-                found.append(_beat(*row))
-        return sorted(found, key=lambda b: b.received_at)
+            found.extend(self._last_beats_of(node_id))
+        return sorted(found, key=lambda b: (b.contact_at, b.received_at))
+
+    def _last_beats_of(self, node_id: str) -> list[HeartbeatRow]:
+        h = self.schema.heartbeat
+        mine = _beat_columns(h).where(h.c["NODE_ID"] == node_id)
+        stored = self.conn.execute(
+            mine.order_by(h.c.RECEIVED_AT.desc(), h.c.HEARTBEAT_ID.desc()).limit(1)).first()
+        if stored is None:
+            return []
+        last_stored = _beat(*stored)
+        # A beat's contact time is at most its RECEIVED_AT: one spoken later than the
+        # last stored beat's was stored since, so the (node, time) index bounds the sort.
+        spoke = self.conn.execute(
+            mine.where(h.c["RECEIVED_AT"] >= last_stored.contact_at)
+            .order_by(_contact_at(h).desc(), h.c.HEARTBEAT_ID.desc()).limit(1)).first()
+        last_spoken = last_stored if spoke is None else _beat(*spoke)
+        return [last_stored] if last_spoken == last_stored else [last_spoken, last_stored]
 
     def coverage(self) -> list[CoverageRow]:
         c = self.schema.coverage
@@ -164,12 +192,20 @@ def _failed_batches(f: Table) -> ColumnElement[Any]:
 
 def _beat_columns(h: Table) -> Select[Any]:
     return select(h.c.NODE_ID, h.c.RECEIVED_AT, h.c.SOURCE_LAG_S, h.c.OUTBOX, h.c.LAST_ERROR,
-                  h.c.VERSION)
+                  h.c.VERSION, h.c.SENT_AT)
+
+
+def _contact_at(h: Table) -> ColumnElement[Any]:
+    """``HeartbeatRow.contact_at`` in SQL: ``SENT_AT``, at most ``RECEIVED_AT``."""
+    return case((or_(h.c["SENT_AT"].is_(None), h.c["SENT_AT"] > h.c["RECEIVED_AT"]),
+                 h.c.RECEIVED_AT), else_=h.c.SENT_AT)
 
 
 def _beat(node_id: str, received_at: datetime, lag: float | None, outbox: str | None,
-          last_error: str | None, version: str | None) -> HeartbeatRow:
-    return HeartbeatRow(node_id, received_at, lag, _outbox(outbox), last_error, version)
+          last_error: str | None, version: str | None, sent_at: datetime | None
+          ) -> HeartbeatRow:
+    return HeartbeatRow(node_id, received_at, lag, _outbox(outbox), last_error, version,
+                        sent_at)
 
 
 def _outbox(text: str | None) -> dict[str, Any]:

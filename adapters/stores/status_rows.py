@@ -1,7 +1,8 @@
 """Plain rows the sync-status queries return (``sql_status``) and ``gateway.status`` reads.
 
-No logic here: the rows say what the store holds, the status model decides what it
-means. All times are naive Beijing time, like everything else in the store.
+No logic here but a heartbeat's contact time (``HeartbeatRow.contact_at``, the one rule
+the store's ordering shares): the rows say what the store holds, the status model
+decides what it means. All times are naive Beijing time, like everything else in the store.
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ class HeartbeatRow:
     outbox: Mapping[str, Any] = field(default_factory=dict)
     last_error: str | None = None
     version: str | None = None
+    sent_at: datetime | None = None        # the agent's clock; None from older agents
+
+    @property
+    def contact_at(self) -> datetime:
+        """When the node last spoke through this beat: its sending time, never later
+        than its storing time.
+
+        ``RECEIVED_AT`` is when the gateway stored the beat: held through a store outage,
+        a whole burst of beats shares one, and it would make a long-silent node look
+        fresh. An agent clock ahead of the gateway's must not either, hence the bound.
+        ``sql_status._contact_at`` is the same rule in SQL, for ordering in the store.
+        """
+        if self.sent_at is None or self.sent_at > self.received_at:
+            return self.received_at
+        return self.sent_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from adapters.stores.sql import SqlStore
 from gateway.config import GatewayConfig, load_config, parse_listen
 from gateway.dashboard.server import DashboardServer
+from gateway.holds import HoldState
 from gateway.status_source import StatusSource
 from schemas.errors import ConfigError, wrapped
 
@@ -32,11 +33,12 @@ class ListenError(ConfigError):
 
 def open_dashboard(config: GatewayConfig, store: SqlStore, listen: str | None = None, *,
                    connected: Callable[[], bool] | None = None,
-                   dead_letters: Callable[[], int | None] | None = None) -> DashboardServer:
+                   dead_letters: Callable[[], int | None] | None = None,
+                   holds: Callable[[], HoldState] | None = None) -> DashboardServer:
     """A dashboard server (not started) on ``listen`` or ``[dashboard] listen``.
 
-    ``connected``, ``dead_letters``: the consumer's state beside it, for ``/healthz`` and
-    ``/metrics``.
+    ``connected``, ``dead_letters``, ``holds``: the consumer's state beside it, for
+    ``/healthz``, ``/metrics`` and the page's banner.
     """
     try:
         host, port = parse_listen(listen or config.dashboard_listen or DEFAULT_LISTEN)
@@ -47,7 +49,8 @@ def open_dashboard(config: GatewayConfig, store: SqlStore, listen: str | None = 
                           registry_path=config.registry_path, cache_s=REPORT_CACHE_S)
     try:
         return DashboardServer(source, host, port, refresh_s=config.dashboard_refresh_s,
-                               connected=connected, dead_letters=dead_letters)
+                               connected=connected, dead_letters=dead_letters,
+                               holds=holds)
     except OSError as exc:
         raise ListenError(f"dashboard cannot listen on {host}:{port}: {exc.strerror}",
                           zh=f"看板无法监听 {host}:{port}：{exc.strerror}") from exc

@@ -10,6 +10,8 @@ Every value a test or a script may read carries a stable id or data attribute:
   ``#failed-more[data-more]`` when the table holds fewer than the level's total;
 - a degraded report's banner ``#degraded[data-files]`` with ``li[data-file]`` per
   unreadable registry file;
+- inside ``gateway run``, while its consumer has held deliveries through failures for
+  ``gateway.holds.HOLD_ALERT_S``, the banner ``#store-writes[data-held][data-since]``;
 - the chart ``#throughput-chart`` (``data-drawn="1"`` once drawn) fed by the JSON in
   ``#throughput-data``.
 
@@ -24,6 +26,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from html import escape
 
+from gateway.holds import HoldState
 from gateway.status import Group, NodeStatus, StatusReport
 from gateway.status_json import iso
 from gateway.status_text import (
@@ -49,12 +52,14 @@ def _e(value: object) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
-def render_page(report: StatusReport, lang: str, refresh_s: int) -> str:
+def render_page(report: StatusReport, lang: str, refresh_s: int,
+                holds: HoldState | None = None) -> str:
+    """The page; ``holds``: what the consumer beside the dashboard holds, if any."""
     other = "en" if lang != "en" else "zh"
     return f"""{_head(report.level, lang, refresh_s, "uPlot.min.css", "dashboard.css")}
 {_header(report, lang, other, refresh_s)}
 <main>
-{_degraded(report, lang)}<div class="grid">
+{_held(holds, lang)}{_degraded(report, lang)}<div class="grid">
 <section class="card" id="tree-card"><h2>{_e(t('tree', lang))}</h2>{_tree(report, lang)}</section>
 <section class="card" id="chart-card">
 <h2>{_e(t('throughput', lang, n=len(report.throughput)))}</h2>
@@ -101,6 +106,17 @@ def _degraded(report: StatusReport, lang: str) -> str:
             f'data-files="{len(report.registry_errors)}"><strong>'
             f'{_e(t("degraded", lang, n=len(report.registry_errors)))}</strong>'
             f'<ul>{files}</ul></section>\n')
+
+
+def _held(holds: HoldState | None, lang: str) -> str:
+    """The level's banner while the store refuses to keep what the consumer holds."""
+    if holds is None or not holds.alarming or holds.since is None:
+        return ""
+    since = _clock(holds.since)
+    return (f'<section class="banner" id="store-writes" role="alert" '
+            f'data-held="{holds.held}" data-since="{_e(iso(holds.since))}"><strong>'
+            f'{_e(t("store_refuses_writes", lang, since=since, n=holds.held))}</strong>'
+            f'<p>{_e(t("store_refuses_writes_nodes", lang))}</p></section>\n')
 
 
 def _dot(light: str, lang: str) -> str:

@@ -11,7 +11,9 @@ store cannot be read, 500 (the traceback in the log) for anything else, as a sma
 in the reader's language that reloads itself, as JSON on ``/status.json``. ``/metrics``
 answers 200 with ``exgate_store_up`` 0 while the store is away. Connection details go
 to the log only. ``/healthz`` is 200 ``ok`` or 503 with a short reason: the
-broker not consumed (inside ``gateway run``) or the store not answering.
+broker not consumed (inside ``gateway run``), deliveries held through failures for
+``gateway.holds.HOLD_ALERT_S`` or more (the store refuses writes: the page shows a banner too), or
+the store not answering.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from gateway.dashboard.page import render_page, render_trouble
+from gateway.holds import HoldState
 from gateway.metrics import CONTENT_TYPE, metrics_registry, render_metrics
 from gateway.status_json import JSON_SCHEMA, report_text
 from gateway.status_source import StatusSource
@@ -115,7 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, path: str, lang: str) -> _Response:
         app = self.server.app
         if path in _PAGES:
-            page = render_page(app.source.report(), lang, app.refresh_s)
+            page = render_page(app.source.report(), lang, app.refresh_s, app.holds())
             return _Response(HTTPStatus.OK, page.encode(), _HTML)
         if path == "/status.json":
             return _Response(HTTPStatus.OK, report_text(app.source.report()).encode(), _JSON)
@@ -167,6 +170,7 @@ class _App:
     static: dict[str, tuple[bytes, str]]
     registry: Any
     health: Callable[[], str | None]      # None when healthy, else why not
+    holds: Callable[[], HoldState | None]  # None: no consumer beside the dashboard
 
 
 class _Server(ThreadingHTTPServer):
@@ -178,11 +182,15 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-def _health(source: StatusSource, connected: Callable[[], bool] | None
-            ) -> Callable[[], str | None]:
+def _health(source: StatusSource, connected: Callable[[], bool] | None,
+            holds: Callable[[], HoldState] | None) -> Callable[[], str | None]:
     def check() -> str | None:
         if connected is not None and not connected():
             return "broker not connected"
+        held = holds() if holds is not None else None
+        if held is not None and held.alarming and held.since is not None:
+            return (f"store refuses writes: {held.held} deliveries held, failing since "
+                    f"{held.since:%Y-%m-%d %H:%M:%S}")
         try:
             source.check_store()
         except ExgateError as exc:
@@ -195,18 +203,21 @@ def _health(source: StatusSource, connected: Callable[[], bool] | None
 class DashboardServer:
     """The dashboard on ``host:port`` in a background thread; ``with`` stops it.
 
-    ``connected`` tells whether the consumer beside it is consuming (``gateway run``);
-    without one (``exgate dashboard``) health is the store's alone.
+    ``connected`` tells whether the consumer beside it is consuming (``gateway run``),
+    ``holds`` what it holds through failures; without one (``exgate dashboard``) health
+    is the store's alone.
     """
 
     def __init__(self, source: StatusSource, host: str = "127.0.0.1", port: int = 8430, *,
                  refresh_s: int = 30, connected: Callable[[], bool] | None = None,
-                 dead_letters: Callable[[], int | None] | None = None) -> None:
+                 dead_letters: Callable[[], int | None] | None = None,
+                 holds: Callable[[], HoldState] | None = None) -> None:
         self._httpd = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         self._httpd.app = _App(source, refresh_s, load_static(),
                                metrics_registry(source.report, source.level, connected,
-                                                dead_letters),
-                               _health(source, connected))
+                                                dead_letters, holds),
+                               _health(source, connected, holds),
+                               holds or (lambda: None))
         self._thread: threading.Thread | None = None
 
     @property

@@ -12,7 +12,7 @@ from alembic.config import Config
 from click.testing import CliRunner
 from rich.console import Console
 
-from adapters.stores.base import FailedBatch, NodeInfo
+from adapters.stores.base import FailedBatch, Heartbeat, NodeInfo
 from adapters.stores.sql import MIGRATIONS, SqlStore, now_beijing
 from adapters.stores.sql_status import (
     MAX_FAILED_LISTED,
@@ -161,6 +161,32 @@ def test_a_silent_nodes_last_heartbeat_is_still_shown(store: SqlStore) -> None:
     node = status(store).node("tianxin-02")
     assert node is not None and node.last_heartbeat is not None
     assert node.source_lag_s == 900.0 and "silent" in node.reasons
+
+
+def held_beats(store: SqlStore, node_id: str, sent_ages: tuple[float, ...],
+               stored_age: float) -> datetime:
+    """Beats held through a store outage, stored together in scrambled order; ``now``."""
+    now = now_beijing()
+    store.mirror_node(NodeInfo(node_id, "430102", f"u-{node_id}", "active", (1,)))
+    for i, age in enumerate(sent_ages):
+        store.record_heartbeat(Heartbeat(
+            node_id, "430102", now - timedelta(seconds=age),
+            now - timedelta(seconds=stored_age, microseconds=-i), "0.1.0",
+            {"pending_batches": i, "unbatched_records": 0}, 10.0, None))
+    return now
+
+
+def test_held_heartbeats_count_from_their_sending_time_live_or_silent(store: SqlStore) -> None:
+    # The last stored (154 s) is not the last sent (94 s, pending 1).
+    now = held_beats(store, "furong-09", (124, 94, 272, 154), stored_age=35)
+    for window_s in (1800, 10):      # the recent beats, then a silent node's last ones
+        rows = read_status_rows(store, heartbeat_window_s=window_s, throughput_hours=24,
+                                now=now)
+        node = build_report(rows, level="430100", elements=element_labels(),
+                            thresholds=StatusThresholds()).node("furong-09")
+        assert node is not None
+        assert node.last_heartbeat == now - timedelta(seconds=94)
+        assert node.contact_age_s == 94.0 and node.pending_batches == 1
 
 
 def test_today_and_this_week_start_at_beijing_midnight() -> None:

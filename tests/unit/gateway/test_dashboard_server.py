@@ -23,6 +23,7 @@ from adapters.amqp.topology import routing_key
 from adapters.stores.base import FailedBatch, Heartbeat, NodeInfo
 from adapters.stores.sql import SqlStore, now_beijing
 from gateway.dashboard.server import DashboardServer
+from gateway.holds import HOLD_ALERT_S, HoldState
 from gateway.pipeline import Delivery, Pipeline
 from gateway.registry import KeyEntry, NodeEntry
 from gateway.status_rules import StatusThresholds
@@ -50,10 +51,11 @@ def strict(text: str) -> object:
 
 @contextmanager
 def serve(store: SqlStore, *, registry: Path | None = None, refresh_s: int = 45,
-          connected: Callable[[], bool] | None = None) -> Iterator[DashboardServer]:
+          connected: Callable[[], bool] | None = None,
+          holds: Callable[[], HoldState] | None = None) -> Iterator[DashboardServer]:
     source = StatusSource(store, "430100", StatusThresholds(), registry_path=registry)
     with DashboardServer(source, "127.0.0.1", 0, refresh_s=refresh_s,
-                         connected=connected).start() as server:
+                         connected=connected, holds=holds).start() as server:
         yield server
 
 
@@ -164,6 +166,34 @@ def test_healthz_is_ok_only_while_the_store_answers_and_the_consumer_consumes(
         assert fetch(server.url + "/healthz")[::2] == (200, "ok\n")
         assert families(fetch(server.url + "/metrics")[2])["exgate_broker_connected"] == \
             {level: 1}
+
+
+def test_a_store_refusing_writes_fails_healthz_shows_in_metrics_and_on_the_page(
+        sqlite_store: SqlStore) -> None:
+    # The store still answers reads (files made immutable): only the consumer knows.
+    state = [HoldState()]
+    level = (("level", "430100"),)
+    with serve(sqlite_store, connected=lambda: True, holds=lambda: state[0]) as server:
+        assert fetch(server.url + "/healthz")[::2] == (200, "ok\n")
+        metrics = families(fetch(server.url + "/metrics")[2])
+        assert metrics["exgate_level_held_deliveries"] == {level: 0}
+        assert metrics["exgate_level_hold_age_seconds"] == {level: 0}
+        assert 'id="store-writes"' not in fetch(server.url + "/")[2]
+        since = now_beijing().replace(microsecond=0) - timedelta(seconds=HOLD_ALERT_S + 5)
+        state[0] = HoldState(7, since, HOLD_ALERT_S + 5)
+        status, _, body = fetch(server.url + "/healthz")
+        assert status == 503 and body == (f"store refuses writes: 7 deliveries held, failing "
+                                          f"since {since:%Y-%m-%d %H:%M:%S}\n")
+        metrics = families(fetch(server.url + "/metrics")[2])
+        assert metrics["exgate_level_held_deliveries"] == {level: 7}
+        assert metrics["exgate_level_hold_age_seconds"] == {level: HOLD_ALERT_S + 5}
+        for lang, words in (("", f"监察库写入失败，自 {since:%Y-%m-%d %H:%M:%S} 起批次与心跳暂存"),
+                            ("?lang=en", f"The store refuses writes since "
+                                         f"{since:%Y-%m-%d %H:%M:%S}: batches and heartbeats "
+                                         "are held")):
+            status, _, page = fetch(server.url + "/" + lang)
+            assert status == 200 and 'id="store-writes"' in page and 'data-held="7"' in page
+            assert words in page
 
 
 # -- what the store holds ---------------------------------------------------------------------

@@ -99,11 +99,7 @@ def patiently(pipeline: Pipeline, message: Delivery, *, hold_seconds: float = 5.
     consumer = Consumer("amqp://localhost/unused", pipeline, settings)
     session = _Session(cast(Any, None), cast(Any, None), cast(Any, None))
     try:
-        if kind == "batch":
-            return consumer._patiently(session, message, consumer._work_batch,
-                                       consumer._give_up_batch)
-        return consumer._patiently(session, message, consumer._work_heartbeat,
-                                   consumer._give_up_heartbeat)
+        return consumer._patiently(session, message, kind)
     finally:
         consumer._pool.shutdown()
 

@@ -90,6 +90,47 @@ def test_a_batch_counts_as_contact_through_last_seen_but_a_replayed_one_does_not
         (Light.RED, ("never-seen",))
 
 
+def held_burst(node_id: str, sent_ages: Sequence[float], stored_age: float
+               ) -> list[HeartbeatRow]:
+    """Beats the gateway held through a store outage: stored together, in any order."""
+    return [HeartbeatRow(node_id, ago(stored_age), 10.0,
+                         {"pending_batches": i, "unbatched_records": 0}, sent_at=ago(age))
+            for i, age in enumerate(sent_ages)]
+
+
+def test_contact_counts_from_when_the_agent_sent_a_beat_not_when_it_was_stored() -> None:
+    # Held beats sent 124, 272, 154 and 94 s ago, all stored 35 s ago; the node's last
+    # seen time is that storing time too.
+    burst = held_burst("furong-01", (124, 272, 154, 94), stored_age=35)
+    result = report([replace(FURONG, last_seen_at=ago(35))], burst)
+    node = result.node("furong-01")
+    assert node is not None
+    assert node.last_heartbeat == node.last_contact == ago(94)
+    assert node.contact_age_s == 94.0 and node.pending_batches == 3
+    slow = report([replace(FURONG, last_seen_at=ago(35))],
+                  held_burst("furong-01", (200, LIMITS.heartbeat_late_s + 30), stored_age=35))
+    assert light_of(slow, "furong-01") == (Light.YELLOW, ("heartbeat-late",))
+
+
+def test_an_agent_clock_ahead_never_makes_a_beat_fresher_than_its_arrival() -> None:
+    ahead = [HeartbeatRow("furong-01", ago(300), 10.0, sent_at=ago(-600))]
+    node = report([FURONG], ahead).node("furong-01")
+    assert node is not None and node.contact_age_s == 300.0
+    assert light_of(report([FURONG], ahead), "furong-01")[1] == ("heartbeat-late",)
+
+
+def test_a_beat_without_a_sending_time_counts_from_its_arrival() -> None:
+    old_agent = [HeartbeatRow("furong-01", ago(50), 10.0)]
+    node = report([replace(FURONG, last_seen_at=ago(50))], old_agent).node("furong-01")
+    assert node is not None and node.contact_age_s == 50.0
+
+
+def test_a_batch_after_the_last_stored_beat_still_counts_as_contact() -> None:
+    burst = held_burst("furong-01", (400, 300), stored_age=250)
+    node = report([replace(FURONG, last_seen_at=ago(20))], burst).node("furong-01")
+    assert node is not None and node.contact_age_s == 20.0
+
+
 # -- lag and outbox ---------------------------------------------------------------------------
 
 

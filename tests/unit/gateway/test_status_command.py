@@ -1,0 +1,84 @@
+"""``exgate status``: when the store cannot be read, the hint fits the failure and ``--json``
+still says something on stdout; failed batch IDs always whole."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from adapters.stores.status_rows import FailedCount, FailedRow, NodeRow, StatusRows
+from gateway.status import build_report
+from gateway.status_command import _failed_table, run_status
+from gateway.status_source import element_labels
+from gateway.status_text import LANGS
+
+
+def config_for(tmp_path: Path, store_url: str) -> Path:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[level]\ndivision = "430100"\n[broker]\nurl = "amqp://g@127.0.0.1/"\n'
+                      f'[store]\nurl = "{store_url}"\n[registry]\npath = "registry"\n',
+                      encoding="utf-8")
+    return config
+
+
+def status(config: Path, as_json: bool, lang: str, capsys: pytest.CaptureFixture[str]
+           ) -> tuple[int, str, str]:
+    console = Console(record=True, width=200, color_system=None)
+    code = run_status(config, as_json, lang, console=console)
+    return code, console.export_text(), capsys.readouterr().err
+
+
+# PostgreSQL on a port nothing listens on: refused at once, as by a stopped server.
+AWAY = "postgresql+psycopg://exgate:s3cret@127.0.0.1:1/exgate_city"
+
+
+@pytest.mark.parametrize(("lang", "hint"), [
+    ("zh", "请检查监察库所在的数据库服务是否在运行"),
+    ("en", "is the store's database server running and reachable?")])
+def test_a_store_away_is_reported_as_unreachable_without_a_retry_promise(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], lang: str, hint: str) -> None:
+    code, out, err = status(config_for(tmp_path, AWAY), False, lang, capsys)
+    assert code == 1 and out == ""
+    assert hint in err and "will retry" not in err
+    assert "gateway run" not in err and "建好表" not in err
+
+
+def test_a_store_away_still_prints_json_on_stdout_with_json(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = status(config_for(tmp_path, AWAY), True, "zh", capsys)
+    data = json.loads(out)
+    assert code == 1 and data["schema"] == 1 and data["error"] == "store-unavailable"
+    assert "will retry" not in data["detail"] and "s3cret" not in out + err
+    assert "暂时无法访问" in err
+
+
+def test_a_store_without_tables_asks_whether_gateway_run_created_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sqlite3.connect(tmp_path / "store.db").close()    # a database, but not exgate's yet
+    config = config_for(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+    code, _, err = status(config, False, "en", capsys)
+    assert code == 1 and "has `exgate gateway run` migrated this store?" in err
+    code, out, err = status(config, True, "zh", capsys)
+    assert code == 1 and json.loads(out)["error"] == "store-not-migrated"
+    assert "此监察库是否已由 `exgate gateway run` 建好表？" in err
+
+
+def test_failed_batch_ids_are_never_cut_on_a_narrow_terminal() -> None:
+    now = datetime(2026, 11, 24, 10, 53, 19)
+    batch_id, node_id = "B20261124105319-590e6f0c2a7d", "changsha-furong-01"  # agent's IDs
+    failed = FailedRow(batch_id, node_id, "bad-signature", "signature does not verify "
+                       "with key version 1 of the node " * 3, now)
+    rows = StatusRows(now, [NodeRow(node_id, "430102")], failed=[failed],
+                      failed_counts=[FailedCount(node_id, 1, 1)])
+    report = build_report(rows, level="430100", elements=element_labels())
+    for lang in LANGS:
+        console = Console(record=True, width=80, color_system=None)
+        console.print(_failed_table(report, lang))
+        text = console.export_text()
+        assert batch_id in text and node_id in text and "2026-11-24" in text
+        assert max(len(line) for line in text.splitlines()) <= 80
