@@ -28,6 +28,7 @@ from rich.tree import Tree
 from adapters.stores.sql import SqlStore
 from gateway.cli_support import error_detail, printable
 from gateway.config import load_config
+from gateway.refusals import reason_name
 from gateway.status import Group, NodeStatus, StatusReport
 from gateway.status_json import JSON_SCHEMA, iso, report_text
 from gateway.status_source import StatusSource
@@ -181,7 +182,8 @@ def _failed_table(report: StatusReport, lang: str) -> Table:
         # Text, not str: the IDs and the detail come from the message, and a str cell
         # would be parsed as rich markup (a stray "[/x]" raises, "[red]" restyles).
         table.add_row(Text(printable(failed.batch_id)), Text(printable(failed.node_id or "?")),
-                      Text(printable(f"{failed.reason}: {failed.detail[:120]}")),
+                      Text(printable(f"{reason_name(failed.reason).pick(lang)}: "
+                                     f"{failed.detail[:120]}")),
                       failed.received_at.strftime("%Y-%m-%d %H:%M:%S"))
     more = report.failed_totals.refusals - MAX_FAILED_SHOWN
     if more > 0:

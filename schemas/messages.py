@@ -185,6 +185,10 @@ class Localized(NamedTuple):
     def __str__(self) -> str:
         return self.zh
 
+    def pick(self, lang: str) -> str:
+        """The text in ``lang`` ("en"; anything else reads Chinese, the default)."""
+        return self.en if lang == "en" else self.zh
+
 
 def render(message_id: str, args: dict[str, Any], lang: str = "zh") -> str:
     """Fill the template ``message_id`` in ``lang`` ("zh" or "en")."""

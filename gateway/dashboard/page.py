@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from html import escape
 
 from gateway.holds import HoldState
+from gateway.refusals import next_step, reason_name
 from gateway.status import Group, NodeStatus, StatusReport
 from gateway.status_json import iso
 from gateway.status_text import (
@@ -217,13 +218,20 @@ def _coverage_row(node: NodeStatus, now: datetime, lang: str) -> str:
             f'data-covered-count="{node.covered}">{node.covered}/{len(node.coverage)}</td></tr>')
 
 
+def _next_step(reason: str, lang: str) -> str:
+    """The operator's next step for ``reason``, shown when the pointer rests on it."""
+    step = next_step(reason)
+    return "" if step is None else step.pick(lang)
+
+
 def _failed(report: StatusReport, lang: str) -> str:
     if not report.failed:
         return f'<p class="empty" id="failed-batches-empty">{_e(t("no_failed", lang))}</p>'
     rows = "".join(
         f'<tr data-batch="{_e(f.batch_id)}" data-node="{_e(f.node_id)}" '
         f'data-reason="{_e(f.reason)}"><td class="mono">{_e(f.batch_id)}</td>'
-        f'<td class="mono">{_e(f.node_id or "?")}</td><td><span class="tag">{_e(f.reason)}'
+        f'<td class="mono">{_e(f.node_id or "?")}</td><td><span class="tag" '
+        f'title="{_e(_next_step(f.reason, lang))}">{_e(reason_name(f.reason).pick(lang))}'
         f'</span> {_e(f.detail)}</td><td class="nowrap">{_e(_clock(f.received_at))}</td></tr>'
         for f in report.failed[:MAX_FAILED_ROWS])
     # The report lists at most a few hundred; its total counts every one.

@@ -212,6 +212,9 @@ def test_failed_batches_past_the_list_are_counted_on_the_page_in_the_json_and_me
     with serve(sqlite_store) as server:
         page = fetch(server.url + "/")[2]
         assert 'data-more="902"' in page and "另有 902 条未列出" in page
+        # each reason named in the reader's language, its next step on the tag
+        assert "节点已停用（node-disabled）" in page and "exgate node enable" in page
+        assert "node disabled (node-disabled)" in fetch(server.url + "/?lang=en")[2]
         data = strict(fetch(server.url + "/status.json")[2])
         assert isinstance(data, dict)
         assert (len(data["failed_batches"]), data["failed_batches_total"]) == (500, 1002)

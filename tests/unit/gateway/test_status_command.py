@@ -82,3 +82,7 @@ def test_failed_batch_ids_are_never_cut_on_a_narrow_terminal() -> None:
         text = console.export_text()
         assert batch_id in text and node_id in text and "2026-11-24" in text
         assert max(len(line) for line in text.splitlines()) <= 80
+        wide = Console(record=True, width=200, color_system=None)
+        wide.print(_failed_table(report, lang))  # the reason named in the reader's language
+        assert ("签名校验失败（bad-signature）" if lang == "zh" else
+                "signature does not verify (bad-signature)") in wide.export_text()
