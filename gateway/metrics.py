@@ -54,6 +54,9 @@ METRICS: dict[str, tuple[str, str, Callable[[NodeStatus], float | None]]] = {
     "exgate_node_failed_batches": (
         "gauge", "Refused batches of the node not replayed yet",
         lambda n: n.failed_batches),
+    "exgate_node_conflicts": (
+        "gauge", "Records of the node kept as conflicts (same key and version, other "
+        "content), not resolved yet", lambda n: n.conflicts),
     "exgate_node_source_lag_seconds": (
         "gauge", "Source lag the node's agent last reported",
         lambda n: n.source_lag_s),

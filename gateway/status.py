@@ -86,6 +86,9 @@ class NodeStatus:
     failed_batches: int
     last_error: str | None
     coverage: tuple[ElementCoverage, ...]     # every catalogue element, in its order
+    # Records of the node kept as conflicts (same key and version, other content), for a
+    # person to resolve (domain): not a light, since resolving is the person's work.
+    conflicts: int = 0
 
     @property
     def path(self) -> tuple[str, str, str]:
@@ -259,7 +262,7 @@ def _node_status(node: NodeRow, index: _Index, now: datetime, limits: StatusThre
         _integer(outbox.get("unbatched_records")), signals.oldest_pending_age_s,
         signals.source_lag_s, signals.lag_growing, totals.records_today, totals.records_week,
         sum(c.records for c in coverage), totals.batches, totals.failed, signals.last_error,
-        coverage)
+        coverage, totals.conflicts)
 
 
 def _seen_apart(node: NodeRow, beats: Sequence[HeartbeatRow]) -> datetime | None:

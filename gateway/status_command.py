@@ -151,6 +151,7 @@ def _node_line(node: NodeStatus, lang: str) -> Text:
                 f"{t('source_lag', lang)} {duration(node.source_lag_s, lang)} · "
                 f"{t('pending', lang)} {_count(node.pending_batches)} · "
                 f"{t('failed', lang)} {node.failed_batches} · "
+                + (f"{t('conflicts', lang)} {node.conflicts} · " if node.conflicts else "") +
                 f"{t('records_today', lang)} {node.records_today} · "
                 f"{t('coverage', lang)} {node.covered}/{len(node.coverage)}")
     if node.reasons:

@@ -27,7 +27,7 @@ Shape (schema 1; new keys may be added, existing ones keep their meaning)::
                    "oldest_pending_age_s": 12.5 | null},
         "source_lag_s": 30.0 | null, "lag_growing": false,
         "records": {"today": N, "week": N, "total": N},
-        "batches_total": N, "failed_batches": N, "last_error": "…" | null,
+        "batches_total": N, "failed_batches": N, "conflicts": N, "last_error": "…" | null,
         "covered": 9,
         "coverage": {"JGXX": {"last_at": "…" | null, "records": N}, …}   # all 14 codes
       }, …],
@@ -119,6 +119,7 @@ def _node(node: NodeStatus) -> dict[str, Any]:
         "records": {"today": node.records_today, "week": node.records_week,
                     "total": node.records_total},
         "batches_total": node.batches_total, "failed_batches": node.failed_batches,
+        "conflicts": node.conflicts,
         "last_error": node.last_error, "covered": node.covered,
         "coverage": {c.element: {"last_at": iso(c.last_at), "records": c.records}
                      for c in node.coverage},

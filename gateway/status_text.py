@@ -39,6 +39,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "records_total": ("累计入库", "Total"),
     "batches_total": ("批次", "Batches"),
     "failed": ("失败批次", "Failed"),
+    "conflicts": ("冲突记录", "Conflicts"),
     "last_error": ("最近错误", "Last error"),
     "version": ("版本", "Version"),
     "coverage": ("要素覆盖", "Element coverage"),

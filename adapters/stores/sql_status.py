@@ -151,6 +151,11 @@ class _Reader:
                   .group_by(f.c.NODE_ID))
         for node_id, count, last in self.conn.execute(failed):
             merged.setdefault(node_id, {}).update(failed=int(count), last_failed_at=last)
+        c = self.schema.conflict
+        conflicts = (select(c.c.NODE_ID, func.count()).where(c.c.RESOLVED_AT.is_(None))
+                     .group_by(c.c.NODE_ID))
+        for node_id, count in self.conn.execute(conflicts):
+            merged.setdefault(node_id, {}).update(conflicts=int(count))
         return [NodeTotalsRow(node_id, **values) for node_id, values in sorted(merged.items())]
 
     def failed(self) -> list[FailedRow]:

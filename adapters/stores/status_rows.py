@@ -83,6 +83,7 @@ class NodeTotalsRow:
     last_stored_at: datetime | None = None
     failed: int = 0                        # refused and not replayed
     last_failed_at: datetime | None = None
+    conflicts: int = 0                     # records kept in ST_CONFLICT, not resolved
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,7 +153,7 @@ def _tree_node(node: NodeStatus, lang: str) -> str:
 def _detail(report: StatusReport, lang: str) -> str:
     heads = ("node", "division", "light", "last_heartbeat", "source_lag", "pending",
              "oldest_pending", "records_today", "records_week", "records_total", "failed",
-             "last_error")
+             "conflicts", "last_error")
     rows = "".join(_detail_row(node, lang) for node in report.nodes)
     return _table("nodes", heads, rows, lang)
 
@@ -179,6 +179,8 @@ def _detail_row(node: NodeStatus, lang: str) -> str:
             f'<td class="num">{node.records_week:,}</td>'
             f'<td class="num">{node.records_total:,}</td>'
             f'<td class="num{" bad" if node.failed_batches else ""}">{node.failed_batches}</td>'
+            f'<td class="num{" warn" if node.conflicts else ""}" '
+            f'data-conflicts="{node.conflicts}">{node.conflicts}</td>'
             f'{_error_cell(node.last_error)}</tr>')
 
 

@@ -275,3 +275,22 @@ def test_an_infinite_figure_kept_before_the_pipeline_checked_is_ignored_when_rea
             status, _, body = fetch(server.url + path)
             assert status == 200 and "Infinity" not in body
         strict(fetch(server.url + "/status.json")[2])
+
+
+def test_a_node_s_unresolved_conflicts_show_on_the_page_in_the_json_and_metrics(
+        sqlite_store: SqlStore) -> None:
+    now = now_beijing()
+    sqlite_store.mirror_node(NodeInfo("n1", "430102", "u-n1", "active", (1,)))
+    c = sqlite_store.schema.conflict
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(c.insert(), [
+            {"ELEMENT": "SBXX", "KEY_TEXT": f"SB{i}", "SJBBH": 1, "STORED_DIGEST": "a" * 64,
+             "INCOMING_DIGEST": "b" * 64, "BATCH_ID": "B1", "NODE_ID": "n1", "PAYLOAD": "<x/>",
+             "DETECTED_AT": now, "RESOLVED_AT": now if i == 2 else None} for i in range(3)])
+    with serve(sqlite_store) as server:
+        assert 'data-conflicts="2"' in fetch(server.url + "/")[2]
+        data = strict(fetch(server.url + "/status.json")[2])
+        assert isinstance(data, dict)
+        assert [(n["node_id"], n["conflicts"]) for n in data["nodes"]] == [("n1", 2)]
+        conflicts = families(fetch(server.url + "/metrics")[2])["exgate_node_conflicts"]
+    assert list(conflicts.values()) == [2]
