@@ -37,7 +37,7 @@ from frontend_machine.publishing import PublisherThread, publish_once, publishin
 from frontend_machine.report import Tally, say
 from schemas.catalog import load_catalog
 from schemas.divisions import Level, level_of
-from schemas.errors import ConfigError, ExgateError, RetriableError, message_of
+from schemas.errors import ConfigError, ExgateError, RetriableError, message_of, wrapped
 
 __all__ = ["Agent", "open_agent", "run_forever", "run_once"]
 
@@ -259,7 +259,9 @@ def run_once(config_path: Path, lang: str | None = None, out: TextIO | None = No
     ``lang`` None: the config's ``[agent] lang``.
 
     Exit codes (design §8): 0 ok, 1 some records rejected (or a source failed),
-    2 configuration error.
+    2 configuration error. A broker that is down or unreachable is no error (the batches
+    wait in the outbox for the next run); a broker refusing the node's login is one (2):
+    no later run gets in with the same credentials file.
     """
     def once() -> int:
         with open_agent(config_path, lang) as agent, _stop_on_signals(agent), \
@@ -269,13 +271,16 @@ def run_once(config_path: Path, lang: str | None = None, out: TextIO | None = No
                 agent.seal(flush=True)
             except RetriableError as exc:  # what was taken is journaled: the next run seals it
                 log.warning(say("final-seal-failed", agent.lang, error=exc))
-            publish_once(agent)  # no-op without [broker]
+            flushed = publish_once(agent)  # no-op without [broker]
             depth = agent.outbox.depth()
             agent.tally.pending_batches = depth.pending_batches
             agent.tally.unbatched = depth.unbatched_records
             agent.tally.waiting = agent.waiting()
             agent.tally.no_broker = agent.config.broker is None
             print("\n".join(agent.tally.lines(agent.lang)), file=out or sys.stdout)
+            if flushed is not None and flushed.login_refused is not None:
+                raise wrapped(str(agent.config.node.key_file or agent.config.path),
+                              flushed.login_refused)
             return 1 if agent.tally.rejected or agent.tally.failed else 0
 
     return _exit_code(once, config_path, lang)

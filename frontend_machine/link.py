@@ -87,11 +87,12 @@ class LinkSettings:
 
 
 @contextmanager
-def _boundary(doing: Localized) -> Iterator[None]:
+def _boundary(doing: Localized, user: str | None = None) -> Iterator[None]:
+    """pika's exceptions as exgate's; ``user``: the broker user a refused login names."""
     try:
         yield
     except (px.AMQPError, OSError) as exc:
-        raise mapped(exc, doing.en, doing.zh) from exc
+        raise mapped(exc, doing.en, doing.zh, user=user) from exc
 
 
 class BrokerLink:
@@ -118,7 +119,8 @@ class BrokerLink:
 
     @classmethod
     def open(cls, settings: LinkSettings, on_receipt: ReceiptHandler | None) -> BrokerLink:
-        with _boundary(Localized("连接消息服务器", "connecting to the broker")):
+        with _boundary(Localized("连接消息服务器", "connecting to the broker"),
+                       settings.broker_user):
             connection = BlockingConnection(settings.parameters())
         try:
             with _boundary(Localized("打开发布通道", "opening the publishing channel")):

@@ -13,13 +13,17 @@ calls ``step`` in a loop, or ``flush`` once for ``agent once``.
   with jittered exponential backoff (0.5 s doubling up to 60 s). A login alone does not
   reset the backoff, since most refusals only come after it: a confirmed publish does,
   or a link that served ``healthy_seconds`` without an error. Nothing is dropped:
-  batches stay in the outbox until confirmed.
+  batches stay in the outbox until confirmed. A refusal is logged as an error when it
+  is new, then ever less often while it lasts (``Reminder``). A refused login
+  (``LoginRefused``) ends ``flush`` at once: retrying cannot cure it within a run.
 - **Receipts** are consumed on the same connection and acked after the outbox commit.
   A receipt the outbox cannot record is held unacked on the link (never handed back:
   a quorum queue counts every return toward its delivery limit) and recorded again with
   its own backoff while publishing goes on; a receipts consumer the broker refused is
   asked for again with its own backoff too.
-- **Heartbeats** go to ``exgate.status`` every ``heartbeat_seconds`` while connected.
+- **Heartbeats** go to ``exgate.status`` every ``heartbeat_seconds`` while connected,
+  and ``flush`` ends with one after the receipts waiting on the broker, so the centre
+  sees the outbox as ``agent once`` leaves it, not as it found it.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adapters.amqp.errors import BrokerRefused, Nacked, Unroutable
+from adapters.amqp.errors import BrokerRefused, LoginRefused, Nacked, Unroutable
 from adapters.amqp.topology import RECORDS_EXCHANGE, STATUS_EXCHANGE, routing_key
-from frontend_machine.backoff import Backoff
+from frontend_machine.backoff import Backoff, Reminder
 from frontend_machine.envelope import NodeIdentity, build_envelope
 from frontend_machine.heartbeat import Heartbeat, heartbeat_body, heartbeat_properties
 from frontend_machine.link import BrokerLink, Delivery, LinkSettings, ReceiptHandler, Verdict
@@ -76,6 +80,7 @@ class FlushResult:
     pending: int
     last_error: str | None  # English, as kept in the outbox and sent in heartbeats
     last_error_said: str | None = None  # the same in the agent's language, for its log
+    login_refused: LoginRefused | None = None  # why the flush stopped before its timeout
 
 
 @dataclass
@@ -87,6 +92,7 @@ class _Counters:
     last_error_said: str | None = None  # last_error in the agent's language
     source_lag_s: float | None = None
     extra_error: str | None = None
+    login_refused: LoginRefused | None = None  # the last login, when the broker refused it
 
 
 class Publisher:
@@ -108,6 +114,7 @@ class Publisher:
         self._republish = Backoff(settings.backoff_initial, settings.backoff_max, clock)
         self._resubscribe = Backoff(settings.backoff_initial, settings.backoff_max, clock)
         self._rerecord = Backoff(settings.backoff_initial, settings.backoff_max, clock)
+        self._refusals = Reminder(clock=clock)
         self._connected_at = 0.0
         self._next_heartbeat = 0.0
         self._node = settings.identity.node_id
@@ -146,16 +153,15 @@ class Publisher:
         deadline = self._clock() + timeout
         before = self.counters.published
         self._next_heartbeat = 0.0
-        while (remaining := deadline - self._clock()) > 0:
+        while ((remaining := deadline - self._clock()) > 0
+               and self.counters.login_refused is None):
             more = self.step(min(0.2, remaining))
             if not more and self._link is not None and not self._pending():
-                try:  # the last receipts; a lost link only means they come next run
-                    self._serve(min(0.2, max(0.0, deadline - self._clock())))
-                except RetriableError as exc:
-                    self._lost(exc)
                 break
+        self._finish(deadline)
         return FlushResult(self.counters.published - before, self.outbox.depth().pending_batches,
-                           self.counters.last_error, self.counters.last_error_said)
+                           self.counters.last_error, self.counters.last_error_said,
+                           self.counters.login_refused)
 
     def run(self, stop: threading.Event, idle_wait: float = 0.25) -> None:
         """``step`` until ``stop`` is set; unexpected errors are logged and retried."""
@@ -199,6 +205,7 @@ class Publisher:
             return False
         with self._lock:
             self._link = link
+        self.counters.login_refused = None
         if self._reconnect.failures:
             log.info(say("reconnected", self._lang, failures=self._reconnect.failures),
                      extra={"node": self._node})
@@ -210,6 +217,7 @@ class Publisher:
     def _link_worked(self) -> None:
         """Something went through the link: the failures before it are over."""
         self._reconnect.success()
+        self._refusals.reset()
         self.counters.last_error = self.counters.last_error_said = None
 
     def _healthy_if_due(self) -> None:
@@ -247,14 +255,23 @@ class Publisher:
         delay = self._reconnect.failure()
         self.counters.failures += 1
         error = self._note_error(exc)
+        if isinstance(exc, LoginRefused):
+            self.counters.login_refused = exc
         if isinstance(exc, BrokerRefused):
-            log.error(say("broker-refused", self._lang, error=error, delay=delay),
-                      extra={"node": self._node})
+            self._refused(exc, error, delay)
         elif self._reconnect.failures == 1:
             log.warning(say("broker-lost", self._lang, error=error, delay=delay),
                         extra={"node": self._node})
         else:
             log.debug("%s; next try in %.1f s", exc, delay, extra={"node": self._node})
+
+    def _refused(self, exc: BrokerRefused, error: str, delay: float) -> None:
+        """An error when the refusal is new, then ever less often while it lasts."""
+        if not self._refusals.due(str(exc)):
+            log.debug("%s; next try in %.1f s", exc, delay, extra={"node": self._node})
+            return
+        text = "login-refused" if isinstance(exc, LoginRefused) else "broker-refused"
+        log.error(say(text, self._lang, error=error, delay=delay), extra={"node": self._node})
 
     def _serve(self, seconds: float) -> None:
         assert self._link is not None
@@ -316,11 +333,32 @@ class Publisher:
         self.counters.receipts += verdict is Verdict.ACK
         return verdict
 
+    def _finish(self, deadline: float) -> None:
+        """The end of a flush: the receipts already on their way (served in slices while
+        they keep coming, until ``deadline``), then a last heartbeat. Best effort: a
+        link lost now only means the next run brings them."""
+        if self._link is None:
+            return
+        try:
+            while True:
+                received = self.counters.receipts
+                self._serve(min(0.2, max(0.0, deadline - self._clock())))
+                if self.counters.receipts == received or self._clock() >= deadline:
+                    break
+            self._heartbeat()
+        except RetriableError as exc:
+            self._lost(exc)
+
     def _heartbeat_if_due(self) -> None:
         now = self._clock()
         if now < self._next_heartbeat or self._link is None:
             return
-        self._next_heartbeat = now + self.settings.heartbeat_seconds
+        self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        """Outbox depth, source lag and last error to ``exgate.status``, now."""
+        assert self._link is not None
+        self._next_heartbeat = self._clock() + self.settings.heartbeat_seconds
         errors = (self.counters.extra_error, self.counters.last_error)
         beat = Heartbeat(self._node, self.settings.identity.division,
                          self.counters.source_lag_s,

@@ -73,14 +73,18 @@ def publisher_settings(config: AgentConfig, lang: str | None = None) -> Publishe
 
 
 def publish_once(agent: Agent, timeout: float = 60.0) -> FlushResult | None:
-    """``agent once``: publish everything pending with confirms, bounded by ``timeout``."""
+    """``agent once``: publish everything pending with confirms, bounded by ``timeout``;
+    the last receipts and a heartbeat after (``Publisher.flush``)."""
     if agent.config.broker is None:
         return None
     publisher = Publisher(agent.outbox, publisher_settings(agent.config, agent.lang))
+    publisher.note_status(source_lag_s=agent.source_lag(), error=agent.last_error)
     try:
         result = publisher.flush(timeout)
     finally:
         publisher.close()
+    if result.login_refused is not None:
+        return result  # logged by the publisher; `run_once` exits with it as exit code 2
     zh, en = _TEXT["flushed"] if not result.pending else _TEXT["left"]
     message = (zh if agent.lang == "zh" else en).format(
         published=result.published, pending=result.pending,

@@ -16,7 +16,7 @@ from typing import Any
 
 from frontend_machine.link import Delivery, Verdict
 from frontend_machine.outbox import ALL_LEVELS, BatchState, Outbox
-from frontend_machine.report import level_name, say, status_name
+from frontend_machine.report import level_name, reason_said, say, status_name
 from schemas.errors import RetriableError
 
 __all__ = ["Receipt", "ReceiptError", "apply_receipt", "parse_receipt"]
@@ -116,7 +116,8 @@ def apply_receipt(outbox: Outbox, delivery: Delivery, lang: str = "zh") -> Verdi
 
 def _log_recorded(receipt: Receipt, state: BatchState, lang: str) -> None:
     """INFO for a stored receipt, WARNING for a failed one (the reasons: the first three)."""
-    reasons = "; ".join(receipt.reasons[:3])
+    reasons = ("; " if lang == "en" else "；").join(
+        reason_said(reason, lang) for reason in receipt.reasons[:3])
     level = level_name(receipt.level, lang)
     if receipt.status == "failed" and state is BatchState.STORED:
         log.warning(say("receipt-late-failure", lang, level=level, division=receipt.division,

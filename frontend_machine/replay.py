@@ -43,7 +43,7 @@ from adapters.sources.folder_files import REPORT_SUFFIX, free_path, is_candidate
 from adapters.sources.folder_options import FolderOptions
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchInfo, BatchState
-from frontend_machine.report import level_name, status_name
+from frontend_machine.report import levels_named, status_name
 from schemas.audit import validate_file
 from schemas.audit_report import format_issue
 from schemas.catalog import SchemaCatalog
@@ -66,6 +66,7 @@ _TEXT: dict[str, tuple[str, str]] = {
         "its records' payloads are gone: it cannot be sent again",
     ),
     "requeued-failed": ("已重新排队（{error}）", "requeued ({error})"),
+    "failed-at": ("{levels}答复失败", "failed at {levels}"),
     "requeued-sent": (
         "已重新排队，将再次发送：尚未收到{levels}的回执",
         "requeued to be sent again: no receipt yet from {levels}",
@@ -146,18 +147,25 @@ def requeue_batches(outbox: Outbox, batch_ids: Sequence[str], *, all_failed: boo
         elif outbox.payloads_gone(batch_id):
             actions.append(Action("batch", batch_id, False, _say("payloads-gone", lang)))
         else:
+            detail = _requeued(outbox, info, lang)  # before requeue forgets the failures
             if not dry_run:
                 outbox.requeue([batch_id])
-            actions.append(Action("batch", batch_id, True, _requeued(outbox, info, lang)))
+            actions.append(Action("batch", batch_id, True, detail))
     return actions
 
 
 def _requeued(outbox: Outbox, info: BatchInfo, lang: str) -> str:
+    """What went back in and why, in ``lang``: the levels that answered ``failed`` (the
+    outbox's own "failed at …" is English, for heartbeats), else the error kept."""
+    receipts = outbox.receipts_of(info.batch_id)
     if info.state is BatchState.FAILED:
-        return _say("requeued-failed", lang, error=info.last_error)
-    stored = {r["level"] for r in outbox.receipts_of(info.batch_id) if r["status"] == "stored"}
-    silent = [level_name(level, lang) for level in outbox.levels if level not in stored]
-    return _say("requeued-sent", lang, levels=(", " if lang == "en" else "、").join(silent))
+        failed = [r["level"] for r in receipts if r["status"] == "failed"]
+        error = (_say("failed-at", lang, levels=levels_named(failed, lang)) if failed
+                 else info.last_error)
+        return _say("requeued-failed", lang, error=error)
+    stored = {r["level"] for r in receipts if r["status"] == "stored"}
+    silent = [level for level in outbox.levels if level not in stored]
+    return _say("requeued-sent", lang, levels=levels_named(silent, lang))
 
 
 # -- drop folders ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from frontend_machine.replay import (
     requeue_batches,
     state_name,
 )
+from frontend_machine.report import level_name, reason_said, status_name
 from schemas.catalog import load_catalog
 from schemas.divisions import Level, level_of
 from schemas.errors import ConfigError, ExgateError, message_of
@@ -98,8 +99,10 @@ def run_agent_batches(config_path: Path | None, show_all: bool, limit: int, as_j
         click.echo(_batch_line(info, receipts, levels, lang))
         for receipt in receipts:
             if receipt["status"] == "failed":
+                level = level_name(receipt["level"], lang)
                 for reason in receipt["reasons"]:
-                    click.echo(f"    {receipt['level']}: {reason}")
+                    click.echo(f"    {level}{_say(lang, '：', ': ')}"
+                               f"{reason_said(reason, lang)}")
     failed = sum(1 for info, _ in items if info.state is BatchState.FAILED)
     click.echo(_say(lang, f"共 {len(items)} 个批次，失败 {failed} 个；源端拒收记录 "
                           f"{rejects} 条（exgate agent replay --rejects）",
@@ -126,8 +129,9 @@ def _batch_json(info: BatchInfo, receipts: list[dict[str, Any]]) -> dict[str, An
 
 def _batch_line(info: BatchInfo, receipts: list[dict[str, Any]], levels: Sequence[str],
                 lang: str) -> str:
-    by_level = {r["level"]: r["status"] for r in receipts}
-    marks = " ".join(f"{level}={by_level.get(level, '-')}" for level in levels)
+    by_level = {r["level"]: status_name(r["status"], lang) for r in receipts}
+    marks = " ".join(f"{level_name(level, lang)}={by_level.get(level, '-')}"
+                     for level in levels)
     state = state_name(info.state, lang)
     return (f"{_when(info.created_at)}  {info.batch_id}  {state:<7} "
             f"{info.record_count:>6}  {marks}")

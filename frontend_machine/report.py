@@ -6,13 +6,16 @@ Chinese by default, English with ``lang="en"``.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from adapters.sources.base import Chunk
 from frontend_machine.outbox import JournalResult
 from schemas.messages import said
+from schemas.refusals import REFUSAL_REASONS, reason_name
 
-__all__ = ["SourceTally", "Tally", "level_name", "say", "status_name"]
+__all__ = ["SourceTally", "Tally", "level_name", "levels_named", "reason_said", "say",
+           "status_name"]
 
 _TEXT: dict[str, tuple[str, str]] = {
     "over-budget": (
@@ -109,6 +112,11 @@ _TEXT: dict[str, tuple[str, str]] = {
         "消息服务器拒绝：{error}；{delay:.1f} 秒后重试",
         "broker refused: {error}; retrying in {delay:.1f} s",
     ),
+    "login-refused": (
+        "{error}。批次保留在发件箱中，{delay:.1f} 秒后再试；情况不变时此提示的间隔逐渐拉长",
+        "{error}. Batches stay in the outbox; next try in {delay:.1f} s, and this message "
+        "repeats ever less often while nothing changes",
+    ),
     "broker-lost": (
         "{error}；批次保留在发件箱中，正在重新连接（{delay:.1f} 秒后再试）",
         "{error}; batches stay in the outbox, reconnecting (next try in {delay:.1f} s)",
@@ -166,6 +174,22 @@ def level_name(level: str, lang: str) -> str:
 def status_name(status: str, lang: str) -> str:
     """A batch state or receipt status ("stored", "failed", ...) in the agent's language."""
     return status if lang == "en" else _STATUS_ZH.get(status, status)
+
+
+def levels_named(levels: Iterable[str], lang: str) -> str:
+    """Levels listed in the agent's language: "city, county" or "市级、县级"."""
+    return (", " if lang == "en" else "、").join(level_name(level, lang) for level in levels)
+
+
+def reason_said(reason: str, lang: str) -> str:
+    """A level's reason for a ``failed`` receipt ("node-disabled: node … is disabled"):
+    its code named in the agent's language, the gateway's detail (English technical
+    facts: keys, digests, counts) kept as it came."""
+    code, sep, detail = reason.partition(": ")
+    if not sep or code not in REFUSAL_REASONS:
+        return reason
+    name = reason_name(code)
+    return f"{name.en}: {detail}" if lang == "en" else f"{name.zh}：{detail}"
 
 
 @dataclass

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from adapters.amqp.errors import NODE_DISABLED_REASON
 from adapters.amqp.topology import (
     RECORDS_EXCHANGE,
     STATUS_EXCHANGE,
@@ -210,7 +211,7 @@ def close_connections(api: ManagementApi, user: str) -> int:
     for connection in api.get("connections") or []:
         if connection.get("user") == user:
             api.delete(f"connections/{quote(connection['name'], safe='')}",
-                       headers={"X-Reason": "exgate: node disabled"})
+                       headers={"X-Reason": NODE_DISABLED_REASON})
             closed += 1
     return closed
 

@@ -28,7 +28,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from adapters.stores.sql import SqlStore
 from gateway.cli_support import echo, gateway_config_path, parse_moment, say
 from gateway.config import GatewayConfig, load_config
-from gateway.refusals import next_step, reason_name
 from gateway.registry import Registry
 from gateway.replay import (
     BatchRow,
@@ -47,6 +46,7 @@ from gateway.replay import (
 from gateway.replay_receipts import BrokerReceipts
 from schemas.errors import ExgateError, RetriableError
 from schemas.messages import Localized
+from schemas.refusals import next_step, reason_name
 
 __all__ = ["run_batches_list", "run_batches_replay", "run_batches_show"]
 

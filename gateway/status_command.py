@@ -28,12 +28,12 @@ from rich.tree import Tree
 from adapters.stores.sql import SqlStore
 from gateway.cli_support import error_detail, printable
 from gateway.config import load_config
-from gateway.refusals import reason_name
 from gateway.status import Group, NodeStatus, StatusReport
 from gateway.status_json import JSON_SCHEMA, iso, report_text
 from gateway.status_source import StatusSource
 from gateway.status_text import division_label, duration, reason_label, t
 from schemas.errors import ConfigError, ExgateError, RetriableError
+from schemas.refusals import reason_name
 
 __all__ = ["render_tree", "run_status"]
 

@@ -289,12 +289,24 @@ class DatabaseSource:
 
     @contextmanager
     def _driver_errors(self, action: str) -> Iterator[None]:
+        """A driver's failure as a ``RetriableError`` in both languages, with the driver's
+        own words only: SQLAlchemy's "[SQL: …]", "[parameters: …]" and "(Background on
+        this error at: …)" would put a page's whole query (and row values) into the
+        operator's log line. The original error stays chained as ``__cause__``."""
         try:
             yield
         except SQLAlchemyError as exc:
             where = self._reader.engine.url.render_as_string(hide_password=True)
-            raise RetriableError(f"source {self.name!r}: cannot {action} {where}: "
-                                 f"{type(exc).__name__}: {exc}") from exc
+            orig = getattr(exc, "orig", None)  # DBAPIError: the driver's exception
+            if isinstance(orig, Exception):
+                detail = f"({type(orig).__module__}.{type(orig).__name__}) {orig}"
+            else:
+                own = str(exc).split("\n(Background on this error at:", 1)[0]
+                detail = f"{type(exc).__name__}: {own}"
+            action_zh = {"read": "读取", "commit": "写回"}.get(action, action)
+            raise RetriableError(f"source {self.name!r}: cannot {action} {where}: {detail}",
+                                 zh=f"数据源 {self.name!r}：无法{action_zh} {where}：{detail}"
+                                 ) from exc
 
 
 @contextmanager

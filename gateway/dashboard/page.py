@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from html import escape
 
 from gateway.holds import HoldState
-from gateway.refusals import next_step, reason_name
 from gateway.status import Group, NodeStatus, StatusReport
 from gateway.status_json import iso
 from gateway.status_text import (
@@ -38,6 +37,7 @@ from gateway.status_text import (
     reason_label,
     t,
 )
+from schemas.refusals import next_step, reason_name
 from schemas.times import BEIJING
 
 __all__ = ["MAX_FAILED_ROWS", "TROUBLES", "render_page", "render_trouble"]

@@ -3,6 +3,7 @@ leaves behind, and no broker left running."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import subprocess
@@ -65,6 +66,10 @@ def test_the_demo_runs_the_whole_path_and_cleans_up(tmp_path: Path) -> None:
         assert stored == "/".join([valid] * 3)
         assert int(valid) == stores[node.division]["records"]
         assert batches.endswith("/0/0")
+        # What `exgate status` shows at every level agrees: the agents' last heartbeats,
+        # sent after their receipts, were taken in by the gateways.
+        for division in ("430000", "430100", node.division):
+            assert _last_beat(workdir, division, node.node_id)["pending_batches"] == 0
 
     # The broker's folder is named on the first step's line (the work folder, or a
     # temp folder when the rabbitmq user cannot reach the work folder).
@@ -75,6 +80,18 @@ def test_the_demo_runs_the_whole_path_and_cleans_up(tmp_path: Path) -> None:
     assert _processes_using(broker_base) == []
     assert (workdir / "central" / "430000" / "gateway.toml").exists()
     assert (workdir / "nodes" / NODES[0].node_id / "agent.toml").exists()
+
+
+def _last_beat(workdir: Path, division: str, node_id: str) -> dict[str, int]:
+    """The outbox figures of the node's latest heartbeat in the level's store."""
+    path = workdir / "central" / division / "store.db"
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        row = db.execute('SELECT "OUTBOX" FROM "ST_HEARTBEAT" WHERE "NODE_ID" = ?'
+                         ' ORDER BY "RECEIVED_AT" DESC, "HEARTBEAT_ID" DESC LIMIT 1',
+                         (node_id,)).fetchone()
+    assert row is not None, (division, node_id)
+    outbox: dict[str, int] = json.loads(row[0])
+    return outbox
 
 
 def _processes_using(folder: Path) -> list[int]:

@@ -41,6 +41,7 @@ from gateway.demo_data import (
     write_front_db,
 )
 from gateway.demo_world import NodeSpec, agent_config, declare_levels, gateway_config, provision
+from gateway.mgmt_api import ManagementApi
 from gateway.run import run_gateway
 from schemas.records import Record
 from tests.integration.amqp_helpers import delete_user, drain_queue, vhost_of
@@ -453,3 +454,24 @@ def _sent(outbox: Path) -> int:
         return int(db.execute(
             "SELECT count(*) FROM records r JOIN batches b ON r.batch_id = b.batch_id"
             " WHERE b.state IN ('sent', 'stored')").fetchone()[0])
+
+
+# -- a login the broker refuses ---------------------------------------------------------
+
+
+def test_once_with_a_refused_login_stops_at_once_as_a_config_error(
+        world: World, samples: list[Record], capsys: pytest.CaptureFixture[str]) -> None:
+    """The centre replaced the node's password (``node enable`` writes a new one into
+    the credentials file, ``node disable`` a random one): no retry can get in, so
+    ``once`` says what to do and exits 2, with what it took kept in the outbox."""
+    node = world.add_node("furong", "430102", "db")
+    write_front_db(world.front_db(node), county_records(samples, "430102")[:5])
+    user = f"exgate-node-{node.node_id}"
+    ManagementApi.from_broker(world.broker).put(
+        f"users/{quote(user, safe='')}", {"password": "replaced-by-the-centre", "tags": ""})
+    assert run_once(world.agents[node.node_id], "zh", out=_Sink()) == 2
+    said = capsys.readouterr().err
+    assert said.count("消息服务器拒绝了") == 2  # the log line, then the exit's reason
+    assert f"用户 {user!r} 的登录" in said and "请向省级中心索取当前的凭据文件" in said
+    assert "配置错误：" in said and "暂不可用" not in said
+    assert set(outbox_batches(world.outbox(node)).values()) == {"pending"}

@@ -52,13 +52,13 @@ class FakeLink:
         pass
 
 
-def publisher(tmp_path: Path, clock: FakeClock,
-              make_link: Callable[[], FakeLink]) -> tuple[Publisher, list[float]]:
+def publisher(tmp_path: Path, clock: FakeClock, make_link: Callable[[], FakeLink],
+              lang: str = "zh") -> tuple[Publisher, list[float]]:
     """A publisher with one pending batch; the list gets the time of every connect."""
     box = Outbox(tmp_path / "o.db")
     box.journal("src", Chunk(valid(record("A"))))
     box.seal_batches(10, 1 << 20, 0)
-    settings = PublisherSettings(LinkSettings("amqp://u:p@h/", "n1"),
+    settings = PublisherSettings(LinkSettings("amqp://u:p@h/", "n1", lang=lang),
                                  NodeIdentity("n1", "430102", "u", generate_node_keys("n1")))
     opened: list[float] = []
 

@@ -132,3 +132,19 @@ def test_a_malformed_receipt_is_named_in_the_agents_language(
     assert [r.getMessage() for r in caplog.records] == [
         "丢弃格式错误的回执：回执不是 JSON 对象",
         "dropping a malformed receipt: receipt is not a JSON object"]
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("zh", "收到省级（430000）的回执：失败（入库 0 条，重复 0 条，冲突 0 条），原因："
+           "节点已停用（node-disabled）：node n1 is disabled；批次现为：失败"),
+    ("en", "receipt from province 430000: failed (stored 0, duplicates 0, conflicts 0) "
+           "reasons: node disabled (node-disabled): node n1 is disabled; batch now failed"),
+])
+def test_a_failed_receipts_reason_is_named_in_the_agents_language(
+        outbox: Outbox, caplog: pytest.LogCaptureFixture, lang: str, expected: str) -> None:
+    batch = sent_batch(outbox)
+    refused = delivery(batch_id=batch, status="failed", stored=0,
+                       reasons=["node-disabled: node n1 is disabled"])
+    with caplog.at_level(logging.INFO, "exgate.agent.receipts"):
+        apply_receipt(outbox, refused, lang)
+    assert [r.getMessage() for r in caplog.records] == [expected]

@@ -198,3 +198,31 @@ def test_the_configs_language_holds_unless_the_command_line_names_one(tmp_path: 
     assert "✗ 批次 B-unknown: 发件箱中没有该批次" in out
     assert "✗ 文件 bad.xml: 仍不合规（1 个问题）：" in out
     assert "重新送入 0 项，未处理 2 项" in out
+
+
+# -- no English inside the Chinese lines ------------------------------------------------------
+
+def test_batches_and_replay_name_levels_states_and_reasons_in_the_agents_language(
+        tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    batch_id = sent_batch(config, "province")
+    with Outbox(tmp_path / "outbox.db") as box:
+        box.mark_failed(batch_id, "node-disabled: node furong-01 is disabled", "city")
+    code, out = invoke("agent", "batches", "-c", str(config))
+    assert code == 0
+    assert "省级=已入库 市级=失败 县级=-" in out
+    assert "    市级：节点已停用（node-disabled）：node furong-01 is disabled" in out
+    assert "province" not in out and "stored" not in out
+
+    code, out = replay(config, batch_id)
+    assert code == 0 and "已重新排队（市级答复失败）" in out and "failed at" not in out
+
+    batch_id = sent_batch(config, key="SB0002")
+    with Outbox(tmp_path / "outbox.db") as box:
+        box.mark_failed(batch_id, "invalid-payload: 1 validation problem(s)", "county")
+    code, out = invoke("agent", "batches", "-c", str(config), "--lang", "en")
+    assert "province=- city=- county=failed" in out
+    assert "    county: payload does not validate (invalid-payload): 1 validation problem(s)" \
+        in out
+    code, out = replay(config, batch_id, "--lang", "en")
+    assert code == 0 and "requeued (failed at county)" in out

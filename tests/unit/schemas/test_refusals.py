@@ -11,7 +11,7 @@ import pytest
 from adapters.stores.base import BATCH_ID_REUSED_REASON
 from gateway.dead_letters import DEAD_LETTERED
 from gateway.poison import POISON_REASON
-from gateway.refusals import REFUSAL_REASONS, next_step, reason_name
+from schemas.refusals import REFUSAL_REASONS, next_step, reason_name
 
 ROOT = Path(__file__).resolve().parents[3]
 # Where reasons are raised: Refusal("…") in the pipeline, SealError("…") in sealing,

@@ -2,9 +2,10 @@
 
 A failed batch keeps a stable reason code (``bad-signature``, ``node-disabled``…) and
 a detail sentence the pipeline wrote in English, with the technical facts (key
-versions, digests, counts). Every screen that lists failed batches (``exgate status``,
-the dashboard, ``exgate batches``) names the code with ``reason_name`` in the reader's
-language, beside the stored detail, and says what to do with ``next_step``.
+versions, digests, counts), and the node's receipt carries both. Every screen that
+shows a refusal (the gateway's ``exgate status``, dashboard and ``exgate batches``; the
+agent's receipt log and ``agent batches``) names the code with ``reason_name`` in the
+reader's language, beside the detail, and says what to do with ``next_step``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,109 @@
+"""``Publisher.flush`` (``agent once``): a refused login ends it at once, and its last
+heartbeat follows the receipts; refusals in ``agent run`` are logged without a flood."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.amqp.errors import BrokerRefused, BrokerUnavailable, LoginRefused
+from frontend_machine.link import BrokerLink
+from frontend_machine.outbox_batches import BatchState
+from tests.unit.frontend_machine.test_outbox import FakeClock
+from tests.unit.frontend_machine.test_publisher_backoff import (
+    FakeConnection,
+    publisher,
+    receipt,
+)
+
+USER = "exgate-node-n1"
+
+
+class Refusing:
+    """A link factory the broker refuses, one error after the other from ``errors``."""
+
+    def __init__(self, *errors: BrokerRefused) -> None:
+        self.errors = list(errors)
+
+    def __call__(self) -> Any:
+        raise self.errors.pop(0) if len(self.errors) > 1 else self.errors[0]
+
+
+def test_a_refused_login_ends_the_flush_at_once(tmp_path: Path) -> None:
+    clock = FakeClock(0.0)
+    pub, opened = publisher(tmp_path, clock, Refusing(LoginRefused(USER, vhost=False)))
+    result = pub.flush(60.0)
+    assert len(opened) == 1  # no retry: the same credentials can never log in
+    assert result.login_refused is not None and result.pending == 1
+    assert USER in result.login_refused.message("en")
+    assert "凭据文件" in result.login_refused.message("zh")
+
+
+def test_a_broker_merely_down_is_tried_until_the_flush_times_out(tmp_path: Path) -> None:
+    clock = FakeClock(0.0)
+
+    def down() -> Any:
+        raise BrokerUnavailable("connecting to the broker: broker unavailable")
+
+    pub, opened = publisher(tmp_path, clock, down)
+    result = pub.flush(10.0)
+    assert len(opened) > 1 and result.login_refused is None and result.pending == 1
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_lasting_refusal_is_logged_when_new_then_ever_less_often(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, lang: str) -> None:
+    clock = FakeClock(0.0)
+    disabled = BrokerRefused("the provincial centre disabled this node", reply_code=320,
+                             zh="省级中心已停用本节点")
+    pub, opened = publisher(tmp_path, clock,
+                            Refusing(disabled, LoginRefused(USER, vhost=False)), lang)
+    with caplog.at_level(logging.DEBUG, "exgate.agent.publisher"):
+        while clock.now < 4 * 3600:
+            pub.step(0.25)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(opened) > 200  # retried all along: the centre may let the node in again
+    assert len(errors) < 15  # once per change, then 1, 2, 4 … up to 60 min apart
+    first, second = errors[:2]
+    assert ("省级中心已停用本节点" if lang == "zh" else "disabled this node") in first
+    assert USER in second
+    if lang == "zh":
+        assert "请向省级中心索取当前的凭据文件" in second and "密码错误" not in second
+    else:
+        assert "get the current credentials file from the provincial centre" in second
+    assert all(USER in error for error in errors[1:])
+
+
+class Recording(FakeConnection):
+    """Keeps every published message; the receipts queued are delivered as the broker
+    would, only once the batches were published."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.messages: list[tuple[str, bytes]] = []
+
+    def basic_publish(self, exchange: str, routing_key: str, body: bytes, properties: Any,
+                      mandatory: bool) -> None:
+        self.messages.append((exchange, body))
+
+
+def test_the_last_heartbeat_of_a_flush_follows_the_receipts(tmp_path: Path) -> None:
+    clock = FakeClock(0.0)
+    connection = Recording(clock)
+    pub, _ = publisher(tmp_path, clock,
+                       lambda: BrokerLink(connection, connection))  # type: ignore[arg-type, return-value]
+    box = pub.outbox
+    [batch] = [b.batch_id for b in box.next_pending_batches(5)]
+    box.mark_sent(batch)  # sent by an earlier run: this one collects its receipts
+    for level in ("province", "city", "county"):
+        connection.deliver(receipt(batch, level))
+    result = pub.flush(60.0)
+    assert box.batch(batch).state is BatchState.STORED  # type: ignore[union-attr]
+    beats = [json.loads(body) for exchange, body in connection.messages
+             if exchange == "exgate.status"]
+    assert beats and beats[-1]["outbox"]["pending_batches"] == 0
+    assert result.pending == 0 and result.login_refused is None
