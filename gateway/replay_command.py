@@ -44,6 +44,7 @@ from gateway.replay import (
     stored_batch,
 )
 from gateway.replay_receipts import BrokerReceipts
+from gateway.replay_view import batch_conflicts
 from schemas.errors import ExgateError, RetriableError
 from schemas.messages import Localized
 from schemas.refusals import next_step, reason_name
@@ -141,6 +142,7 @@ def run_batches_show(config_path: Path | None, batch_id: str, as_json: bool,
         with _open_level(config_path) as level:
             rows = failed_rows(level.store, [batch_id], outstanding=False)
             stored = stored_batch(level.store, batch_id)
+            conflicts = batch_conflicts(level.store, batch_id) if stored else []
             shown = [(row, preview(row, level.registry)) for row in rows]
     except ExgateError as exc:
         return _fail(exc, lang)
@@ -153,6 +155,7 @@ def run_batches_show(config_path: Path | None, batch_id: str, as_json: bool,
     if as_json:
         click.echo(json.dumps({"batch_id": batch_id, "state": state,
                                "stored": None if stored is None else stored.to_json(),
+                               "conflicts": [c.to_json() for c in conflicts],
                                "failed": [_show_json(row, seen) for row, seen in shown]},
                               ensure_ascii=False, indent=2, default=str))
         return EXIT_OK
@@ -163,6 +166,13 @@ def run_batches_show(config_path: Path | None, batch_id: str, as_json: bool,
                        f"{_text(stored.detail, lang)}",
                  f"  stored {stored.at:%Y-%m-%d %H:%M:%S}, {stored.records} records: "
                  f"{_text(stored.detail, lang)}"))
+    for c in conflicts:
+        open_ = c.resolved_at is None
+        echo(say(lang, f"  冲突：{c.element} 业务键 {c.key_text} 版本 {c.version}：内容与已入库的"
+                       f"不同，已入库内容保留{'，待人工处理' if open_ else '，已处理'}",
+                 f"  conflict: {c.element} key {c.key_text} version {c.version}: other "
+                 f"content than the stored one, which is kept"
+                 f"{'; for a person to resolve' if open_ else '; resolved'}"))
     for row, seen in shown:
         _print_shown(row, seen, lang)
     return EXIT_OK

@@ -272,6 +272,21 @@ def test_list_shows_stored_and_failed(level: Level, keys: NodeKeys, refused: str
     assert list_batches(level.store, node_id="n1", failed_only=True) == []
 
 
+def test_show_lists_the_conflicts_a_stored_batch_brought(level: Level, keys: NodeKeys) -> None:
+    register(level, keys)
+    level.pipeline().handle(sealed(keys, "B1", recs=[record("BJ")]))
+    other = record("BJ", BJJGMS="准予许可（变更后）")  # same key and version, other content
+    assert level.pipeline().handle(sealed(keys, "B2", recs=[other])).status == "stored"
+    code, out = run("batches", "show", "B2", "-c", str(level.config), "--lang", "en")
+    assert code == 0 and "conflict: BJ key " in out and "for a person to resolve" in out
+    code, out = run("batches", "show", "B2", "-c", str(level.config), "--json")
+    [conflict] = json.loads(out)["conflicts"]
+    assert (conflict["element"], conflict["version"], conflict["resolved_at"]) == \
+        ("BJ", int(record("BJ")[1]["SJBBH"]), None)
+    assert json.loads(run("batches", "show", "B1", "-c", str(level.config),
+                          "--json")[1])["conflicts"] == []
+
+
 def test_a_missing_config_is_exit_2(tmp_path: Path) -> None:
     code, _ = run("batches", "list", "-c", str(tmp_path / "missing.toml"))
     assert code == 2
