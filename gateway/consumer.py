@@ -257,7 +257,7 @@ class Consumer:
                     method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         delivery = Delivery(method.routing_key, body, properties.message_id,
                             properties.user_id, dict(properties.headers or {}),
-                            bool(method.redelivered))
+                            bool(method.redelivered), arrived_at=self.pipeline.clock())
         if delivery.redelivered and kind == "batch":
             log.info("batch %s redelivered (x-delivery-count %s)", delivery.message_id,
                      delivery.headers.get("x-delivery-count", "?"),

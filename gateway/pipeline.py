@@ -80,6 +80,10 @@ class Delivery:
     operator's replay, when the gateway first received it; for a dead letter, when the
     broker gave up on it (``gateway.dead_letters``). Handling it again is no contact from
     the node, so the batch keeps that time and the node's last-seen time is left alone.
+
+    ``arrived_at`` is when the consumer took the message from the queue. A delivery held
+    through a store outage is handled minutes later; the batch, and the node's last
+    contact, keep the time it arrived, or a node silent since would look fresh.
     """
 
     routing_key: str
@@ -89,6 +93,7 @@ class Delivery:
     headers: Mapping[str, Any]
     redelivered: bool = False
     received_at: datetime | None = None
+    arrived_at: datetime | None = None
 
     def header(self, name: str) -> Any:
         return self.headers.get(name)
@@ -131,7 +136,7 @@ class Pipeline:
         return level_of(self.division).value
 
     def handle(self, delivery: Delivery) -> Outcome:
-        received = delivery.received_at or self.clock()
+        received = delivery.received_at or delivery.arrived_at or self.clock()
         batch_id = delivery.message_id or ""
         node_id = _text(delivery.header("x-exgate-node"))
         try:
@@ -155,7 +160,7 @@ class Pipeline:
         own. A batch the store already holds is never reported failed: ``FatalError``,
         and the caller keeps the message (its bookkeeping, not the batch, is broken).
         """
-        received = delivery.received_at or self.clock()
+        received = delivery.received_at or delivery.arrived_at or self.clock()
         batch_id = delivery.message_id or ""
         node_id = _text(delivery.header("x-exgate-node"))
         if batch_id and self.store.batch_state(batch_id) == "stored":
@@ -291,7 +296,7 @@ class Pipeline:
                         "routing key %r", node_id[:64], delivery.user_id,
                         delivery.routing_key, extra={"node_id": node_id[:64]})
             return False
-        received = self.clock()
+        received = delivery.arrived_at or self.clock()
         self.store.record_heartbeat(Heartbeat(
             node_id, _text(data.get("division")), _when(data.get("at")), received,
             _text(data.get("version")), _outbox(data.get("outbox")),

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -175,6 +175,13 @@ def test_a_replayed_batch_keeps_its_arrival_and_is_no_contact_from_the_node(
     assert store.seen == {}
     pipeline.handle(delivery(keys, plain("B2"), "B2"))
     assert (store.received["B2"], store.seen) == (NOW, {"n1": NOW})
+
+
+def test_a_batch_held_through_an_outage_keeps_the_time_it_arrived(
+        pipeline: Pipeline, store: MemoryStore, keys: NodeKeys) -> None:
+    arrived = NOW - timedelta(minutes=4)  # taken from the queue, then held while away
+    assert pipeline.handle(delivery(keys, plain(), arrived_at=arrived)).status == "stored"
+    assert (store.received, store.seen) == ({"B1": arrived}, {"n1": arrived})
 
 
 def test_a_redelivered_batch_gets_the_same_receipt(pipeline: Pipeline, keys: NodeKeys) -> None:
