@@ -546,7 +546,8 @@ def export(config_path: Path | None, out_dir: Path, division: str | None, since:
     \b
     Example:
       exgate export -c gateway.toml --out audit-2026-11 --since 2026-11-01 --until 2026-12-01
-    Exit codes: 0 written, 2 config error, store unreachable or folder not empty.
+    Exit codes: 0 written, 2 a refused option, config error, store unreachable or folder
+    not empty.
     """
     from gateway.export_command import run_export
 

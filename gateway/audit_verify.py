@@ -19,7 +19,7 @@ import json
 import os
 import stat
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,15 +27,15 @@ from typing import Any
 
 from adapters.stores.base import IncomingBatch, Store, WriteResult
 from gateway.export import MANIFEST_NAME, file_sha256
-from schemas.audit import FileResult, Summary
-from schemas.columns import resolve_columns
+from schemas.audit import FileResult, Summary, validate_file
 from schemas.errors import RejectedBatch
-from schemas.issues import Issue
+from schemas.messages import Localized
 from schemas.reader import DocumentReader
 from schemas.records import Record
 from schemas.times import BEIJING
 
-__all__ = ["ImportResult", "Mismatch", "VerifyReport", "import_export", "verify_export"]
+__all__ = ["BadManifest", "ImportResult", "Mismatch", "VerifyReport", "import_export",
+           "verify_export"]
 
 IMPORT_NODE = "audit-import"
 MAX_MANIFEST_BYTES = 64 << 20  # some 200,000 file entries
@@ -47,10 +47,22 @@ class Mismatch:
 
     code: str      # bad-manifest | missing-file | extra-file | sha256-mismatch | count-mismatch
     file: str
-    detail: str
+    detail: Localized
 
-    def to_json(self) -> dict[str, str]:
-        return {"code": self.code, "file": self.file, "detail": self.detail}
+    def message(self, lang: str = "zh") -> str:
+        return self.detail.en if lang == "en" else self.detail.zh
+
+    def to_json(self, lang: str = "zh") -> dict[str, str]:
+        """Like ``exgate validate --format json``: the text follows ``--lang``."""
+        return {"code": self.code, "file": self.file, "detail": self.message(lang)}
+
+
+class BadManifest(ValueError):
+    """Why ``MANIFEST.json`` cannot be used, in both languages (``str`` is English)."""
+
+    def __init__(self, detail: Localized) -> None:
+        super().__init__(detail.en)
+        self.detail = detail
 
 
 @dataclass
@@ -66,21 +78,47 @@ class VerifyReport:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest as JSON; ``ValueError`` says why it cannot be used."""
+    """The manifest as JSON; ``BadManifest`` (a ``ValueError``) says why it cannot be used."""
     path = folder / MANIFEST_NAME
     try:
         if not _regular(path) or path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise ValueError(f"{MANIFEST_NAME} is not a regular file of at most "
-                             f"{MAX_MANIFEST_BYTES >> 20} MiB")
+            limit = MAX_MANIFEST_BYTES >> 20
+            raise BadManifest(Localized(
+                f"{MANIFEST_NAME} 不是普通文件，或超过 {limit} MiB",
+                f"{MANIFEST_NAME} is not a regular file of at most {limit} MiB"))
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ValueError(f"{MANIFEST_NAME} is missing") from exc
+        raise BadManifest(Localized(f"缺少 {MANIFEST_NAME}；导出不完整或目录有误",
+                                    f"{MANIFEST_NAME} is missing; the export is "
+                                    "unfinished or this is not an export folder")) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{MANIFEST_NAME} is unreadable: {exc}") from exc
+        raise BadManifest(_unreadable(exc)) from exc
     files = data.get("files") if isinstance(data, dict) else None
-    if not isinstance(files, list) or not all(_entry_ok(f) for f in files):
-        raise ValueError(f"{MANIFEST_NAME} has no valid 'files' list")
+    if not isinstance(files, list):
+        raise BadManifest(Localized(f"{MANIFEST_NAME} 没有 files 列表",
+                                    f"{MANIFEST_NAME} has no 'files' list"))
+    for index, entry in enumerate(files):
+        if not _entry_ok(entry):
+            raise BadManifest(Localized(
+                f"{MANIFEST_NAME} 的 files[{index}] 无效：每项须有不含路径的文件名 name、"
+                "文本 sha256，以及 by_element 中各要素的记录数（不小于 0 的整数）",
+                f"{MANIFEST_NAME} files[{index}] is not a valid entry: each needs a plain "
+                "file name, a sha256 text and by_element record counts (whole numbers, "
+                "at least 0)"))
     return dict(data)
+
+
+def _unreadable(exc: OSError | UnicodeDecodeError | json.JSONDecodeError) -> Localized:
+    if isinstance(exc, json.JSONDecodeError):
+        return Localized(f"{MANIFEST_NAME} 不是有效的 JSON（第 {exc.lineno} 行第 {exc.colno} 列）",
+                         f"{MANIFEST_NAME} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                         f"column {exc.colno}")
+    if isinstance(exc, UnicodeDecodeError):
+        return Localized(f"{MANIFEST_NAME} 不是 UTF-8 编码（第 {exc.start} 字节）",
+                         f"{MANIFEST_NAME} is not UTF-8 (byte {exc.start})")
+    reason = exc.strerror or str(exc)
+    return Localized(f"无法读取 {MANIFEST_NAME}：{reason}",
+                     f"{MANIFEST_NAME} is unreadable: {reason}")
 
 
 def _entry_ok(entry: Any) -> bool:
@@ -106,21 +144,23 @@ def verify_export(folder: Path, on_file: Callable[[FileResult], None] | None = N
     report = VerifyReport(folder)
     try:
         manifest = read_manifest(folder)
-    except ValueError as exc:
-        report.mismatches.append(Mismatch("bad-manifest", MANIFEST_NAME, str(exc)))
+    except BadManifest as exc:
+        report.mismatches.append(Mismatch("bad-manifest", MANIFEST_NAME, exc.detail))
         return report
     entries = {entry["name"]: entry for entry in manifest["files"]}
     present = set(_files_below(folder))
     for name in sorted(present - set(entries) - {MANIFEST_NAME}):
-        report.mismatches.append(Mismatch("extra-file", name, "not listed in the manifest"))
+        report.mismatches.append(Mismatch("extra-file", name, Localized(
+            "清单中没有列出此文件", "not listed in the manifest")))
     found: Counter[str] = Counter()  # records by element: counted where read, else listed
     for name, entry in entries.items():
         if name not in present:
-            report.mismatches.append(Mismatch("missing-file", name, "listed but absent"))
+            report.mismatches.append(Mismatch("missing-file", name, Localized(
+                "清单列出了此文件，但目录中没有", "listed but absent")))
         elif not _regular(folder / name):
-            report.mismatches.append(Mismatch(
-                "missing-file", name, "listed, but a link or special file, not a regular "
-                                      "file: not read"))
+            report.mismatches.append(Mismatch("missing-file", name, Localized(
+                "清单列出了此文件，但它是链接或特殊文件，不是普通文件：未读取",
+                "listed, but a link or special file, not a regular file: not read")))
         else:
             found.update(_check_file(folder / name, entry, report, on_file))
             continue
@@ -134,16 +174,49 @@ def _check_totals(totals: Any, files: int, found: Counter[str], report: VerifyRe
     as one written by hand, is not held to it)."""
     if totals is None:
         return
-    expected = {"files": files, "records": sum(found.values()),
-                "by_element": {k: v for k, v in sorted(found.items()) if v}}
     stated = totals if isinstance(totals, dict) else {}
-    wrong = [key for key, value in expected.items() if stated.get(key) != value]
-    if wrong:
-        report.mismatches.append(Mismatch(
-            "count-mismatch", MANIFEST_NAME,
-            "totals disagree with the files: "
-            + "; ".join(f"{key} {stated.get(key)!r}, files hold {expected[key]!r}"
-                        for key in wrong)))
+    held = {k: v for k, v in sorted(found.items()) if v}
+    elements = stated.get("by_element")
+    files_hold = Localized("文件", "files")
+    differences = _differences(
+        {"files": stated.get("files"), "records": stated.get("records")},
+        {"files": files, "records": sum(held.values())}, files_hold)
+    differences += _differences(elements, held, files_hold) if isinstance(elements, dict) \
+        else _differences({"by_element": elements}, {"by_element": held}, files_hold)
+    if differences:
+        report.mismatches.append(Mismatch("count-mismatch", MANIFEST_NAME, Localized(
+            "清单的 totals 合计与文件不符：" + "；".join(d.zh for d in differences),
+            "totals disagree with the files: " + "; ".join(d.en for d in differences))))
+
+
+def _differences(stated: Mapping[str, Any], found: Mapping[str, Any],
+                 holder: Localized) -> list[Localized]:
+    """``SL: manifest 34, files 35`` for each key whose counts differ; a key either side
+    leaves out counts 0 (an export lists only the elements it holds)."""
+    out = []
+    for key in dict.fromkeys([*stated, *found]):
+        said, held = stated.get(key, 0), found.get(key, 0)
+        if said != held or type(said) is not type(held):
+            said_text, held_text = _count_text(said), _count_text(held)
+            name = _COUNTED.get(key) or Localized(key, key)  # else an element's code
+            out.append(Localized(
+                f"{name.zh}: 清单 {said_text.zh}，{holder.zh} {held_text.zh}",
+                f"{name.en}: manifest {said_text.en}, {holder.en} {held_text.en}"))
+    return out
+
+
+_COUNTED = {"files": Localized("文件数", "file count"), "records": Localized("记录数", "records"),
+            "by_element": Localized("各要素记录数", "by_element")}
+
+
+def _count_text(value: Any) -> Localized:
+    """A count as the manifest states it: a missing one, or one that is no number, shows."""
+    if value is None:
+        return Localized("缺失", "missing")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Localized(str(value), str(value))
+    text = json.dumps(value, ensure_ascii=False)
+    return Localized(text, text)
 
 
 def _files_below(folder: Path) -> Iterator[str]:
@@ -157,44 +230,33 @@ def _check_file(path: Path, entry: dict[str, Any], report: VerifyReport,
     """Checks one listed file against its entry; returns its records by element."""
     digest = file_sha256(path)
     if digest != entry["sha256"]:
-        report.mismatches.append(Mismatch(
-            "sha256-mismatch", path.name,
-            f"sha256 {digest[:16]}… differs from the manifest's {str(entry['sha256'])[:16]}…"))
+        listed = str(entry["sha256"])[:16]
+        report.mismatches.append(Mismatch("sha256-mismatch", path.name, Localized(
+            f"文件的 sha256 为 {digest[:16]}…，与清单中的 {listed}… 不符：文件已被改动",
+            f"sha256 {digest[:16]}… differs from the manifest's {listed}…: the file "
+            "was changed")))
     result, counts = _validate(path)
     report.summary.add(result)
     if on_file is not None:
         on_file(result)
     expected = {str(k): int(v) for k, v in entry["by_element"].items() if int(v)}
-    if dict(counts) != expected:
-        report.mismatches.append(Mismatch(
-            "count-mismatch", path.name,
-            f"records by element {dict(sorted(counts.items()))}, manifest says "
-            f"{dict(sorted(expected.items()))}"))
-    stated = entry.get("records", counts.total())
-    if stated != counts.total():
-        report.mismatches.append(Mismatch(
-            "count-mismatch", path.name,
-            f"{counts.total()} records, manifest says {stated!r}"))
+    differences = _differences({"records": entry.get("records", counts.total())},
+                               {"records": counts.total()}, Localized("文件", "file"))
+    differences += _differences(expected, counts, Localized("文件", "file"))
+    if differences:
+        report.mismatches.append(Mismatch("count-mismatch", path.name, Localized(
+            "记录数与清单不符：" + "；".join(d.zh for d in differences),
+            "record counts differ from the manifest: "
+            + "; ".join(d.en for d in differences))))
     return counts
 
 
 def _validate(path: Path) -> tuple[FileResult, Counter[str]]:
-    """``schemas.audit.validate_file``, counting records per element on the way."""
-    reader = DocumentReader(path, str(path))
+    """``schemas.audit.validate_file`` (its cap on issues too), counting records per
+    element on the way."""
     counts: Counter[str] = Counter()
-    record_issues: list[Issue] = []
-    try:
-        for check in reader:
-            counts[check.element] += 1
-            record_issues.extend(check.issues)
-    except OSError as exc:
-        return FileResult(path, reader.records, reader.valid, (), exc.strerror or str(exc)), \
-            counts
-    issues = reader.issues + record_issues
-    if not reader.fatal:
-        issues = resolve_columns(path, issues)
-    issues.sort(key=lambda i: (i.line or 0, i.column or 0))
-    return FileResult(path, reader.records, reader.valid, tuple(issues)), counts
+    result = validate_file(path, on_record=lambda check: counts.update((check.element,)))
+    return result, counts
 
 
 # -- round trip ---------------------------------------------------------------------------
@@ -217,7 +279,7 @@ def import_export(folder: Path, store: Store, *, node_id: str = IMPORT_NODE) -> 
     """
     report = verify_export(folder)
     if not report.ok:
-        first = report.mismatches[0].detail if report.mismatches else "invalid records"
+        first = report.mismatches[0].message("en") if report.mismatches else "invalid records"
         raise RejectedBatch(f"export {folder} does not verify: {first}")
     totals = [0, 0, 0, 0]
     files = read_manifest(folder)["files"]

@@ -15,6 +15,10 @@ half-exported.
 since inclusive, until exclusive. ``--division`` keeps the records of that division and
 its subdivisions (by code prefix for its level); without it, the whole store is
 exported under the level's own division.
+
+``check_query`` refuses, before anything is read or written, what would give an export
+that fails its own checks or is empty by mistake: an ``--org`` that is no GB 32100
+credit code, a ``--division`` outside the level's, ``--since`` not before ``--until``.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ from sqlalchemy import exc as sa_exc
 from adapters.stores.sql import SqlStore, latest
 from adapters.stores.sql_schema import StoreSchema
 from schemas.catalog import load_catalog
-from schemas.divisions import Level, level_of
+from schemas.divisions import Level, level_of, within
 from schemas.errors import ConfigError, FatalError, RetriableError
+from schemas.messages import render
+from schemas.rules import credit_code_finding
 from schemas.times import BEIJING, format_time
 from schemas.writer import DocumentWriter
 
@@ -50,6 +56,7 @@ __all__ = [
     "ExportQuery",
     "ExportResult",
     "ExportedFile",
+    "check_query",
     "export_store",
     "file_sha256",
 ]
@@ -87,14 +94,62 @@ class ExportQuery:
         return tuple(c for c in known if c in self.elements) if self.elements else known
 
     def to_json(self) -> dict[str, Any]:
-        def moment(value: datetime | None) -> str | None:
-            return None if value is None else format_time(value.replace(tzinfo=BEIJING))
-
         return {"division": self.division, "whole_store": self.whole_store,
-                "since": moment(self.since),
-                "until": moment(self.until), "time_field": "GXSJ",
+                "since": _moment(self.since),
+                "until": _moment(self.until), "time_field": "GXSJ",
                 "elements": list(self.element_codes()), "latest_version_only": True,
                 "max_records_per_file": self.max_records_per_file}
+
+
+def _moment(value: datetime | None) -> str | None:
+    return None if value is None else format_time(value.replace(tzinfo=BEIJING))
+
+
+def check_query(query: ExportQuery, level: str | None = None) -> None:
+    """Refuses (``ConfigError``) a query whose export would be wrong, or empty by mistake,
+    before anything is read or written.
+
+    ``level`` is the division of the level whose store is exported (``[level] division``):
+    a ``--division`` outside it names records the store cannot hold.
+    """
+    if query.max_records_per_file < 1:
+        raise ConfigError("--max-records-per-file must be at least 1",
+                          zh="--max-records-per-file 至少为 1")
+    if not _DIVISION.fullmatch(query.division):
+        raise ConfigError(f"--division {query.division!r} is not a 6-digit GB/T 2260 code "
+                          "such as 430100",
+                          zh=f"--division {query.division!r} 不是 6 位 GB/T 2260 行政区划代码"
+                             "（例如 430100）")
+    if level is not None and not within(level, query.division):
+        raise ConfigError(
+            f"--division {query.division} lies outside this level's division {level} "
+            "([level] division in the gateway config): its store holds no records of it; "
+            "give a division within the level, or leave --division out for the whole store",
+            zh=f"--division {query.division} 不在本级行政区划 {level}（网关配置 [level] "
+               "division）之内，本级库中没有它的记录；请给出本级之内的行政区划，"
+               "或省略 --division 导出整个库")
+    if query.since is not None and query.until is not None and query.since >= query.until:
+        since, until = _moment(query.since), _moment(query.until)
+        raise ConfigError(
+            f"--since {since} is not before --until {until}: no time is in between and "
+            "the export would be empty (since is inclusive, until exclusive)",
+            zh=f"--since {since} 不早于 --until {until}：两者之间没有时间，导出将为空"
+               "（since 含该时刻，until 不含）")
+    _check_org(query.org)
+
+
+def _check_org(org: str | None) -> None:
+    """``--org`` becomes every file's HEAD/TYSHXYDM, which must pass GB 32100 (the
+    files would not validate otherwise)."""
+    if org is None or (finding := credit_code_finding(org)) is None:
+        return
+    args = {**finding.args, "field": "--org", "label": "HEAD/TYSHXYDM"}
+    raise ConfigError(
+        f"{render(finding.message_id, args, 'en')}; give the exporting department's "
+        "unified social credit code, or leave --org out (each file then names its first "
+        "record's department)",
+        zh=f"{render(finding.message_id, args, 'zh')}；请给出导出部门的统一社会信用代码，"
+           "或省略 --org（每个文件将使用其第一条记录的部门代码）")
 
 
 @dataclass(frozen=True)
@@ -127,14 +182,7 @@ def export_store(store: SqlStore, query: ExportQuery, out_dir: Path, *,
                  clock: Callable[[], datetime] = lambda: datetime.now(BEIJING)
                  ) -> ExportResult:
     """Write the export and its manifest into ``out_dir`` (new or empty)."""
-    if query.max_records_per_file < 1:
-        raise ConfigError("--max-records-per-file must be at least 1",
-                          zh="--max-records-per-file 至少为 1")
-    if not _DIVISION.fullmatch(query.division):
-        raise ConfigError(f"--division {query.division!r} is not a 6-digit GB/T 2260 code "
-                          "such as 430100",
-                          zh=f"--division {query.division!r} 不是 6 位 GB/T 2260 行政区划代码"
-                             "（例如 430100）")
+    check_query(query)
     codes = query.element_codes()
     _prepare(out_dir)
     started = clock()

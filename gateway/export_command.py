@@ -1,6 +1,7 @@
 """``exgate export`` and ``exgate audit verify``: the auditors' commands.
 
-Exit codes: export 0 written, 2 configuration error or store unreachable;
+Exit codes: export 0 written, 2 an option refused, configuration error or store
+unreachable;
 audit verify 0 ok, 1 mismatch or invalid file, 2 folder unreadable.
 """
 
@@ -20,7 +21,13 @@ from adapters.stores.sql import SqlStore
 from gateway.audit_verify import VerifyReport, verify_export
 from gateway.cli_support import gateway_config_path, parse_moment, say
 from gateway.config import load_config
-from gateway.export import DEFAULT_MAX_RECORDS, ExportQuery, ExportResult, export_store
+from gateway.export import (
+    DEFAULT_MAX_RECORDS,
+    ExportQuery,
+    ExportResult,
+    check_query,
+    export_store,
+)
 from schemas.audit import FileResult
 from schemas.audit_report import format_issue, format_summary, summary_json
 from schemas.errors import ExgateError
@@ -38,10 +45,11 @@ def run_export(config_path: Path | None, out_dir: Path, division: str | None,
         query = ExportQuery(division or config.division, parse_moment(since),
                             parse_moment(until), tuple(e.upper() for e in elements),
                             max_records, org, whole_store=division is None)
+        check_query(query, config.division)
         query.element_codes()
         store = SqlStore(config.store_url, create=False)  # it only reads: never a new one
         try:
-            with _progress(sys.stdout.isatty()) as progress:
+            with _progress(sys.stdout.isatty(), lang) as progress:
                 result = export_store(store, query, out_dir, on_total=progress.total,
                                       on_record=progress.advance)
         finally:
@@ -68,8 +76,8 @@ def _print_export(result: ExportResult, lang: str) -> None:
 class _Bar:
     """A rich bar over the records, or nothing when the output is not a terminal."""
 
-    def __init__(self, show: bool) -> None:
-        self._progress = Progress(TextColumn("导出 exporting"), BarColumn(),
+    def __init__(self, show: bool, lang: str) -> None:
+        self._progress = Progress(TextColumn(say(lang, "导出", "exporting")), BarColumn(),
                                   MofNCompleteColumn(), console=Console(stderr=True),
                                   transient=True) if show else None
         self._task = None if self._progress is None else \
@@ -85,8 +93,8 @@ class _Bar:
 
 
 @contextmanager
-def _progress(show: bool) -> Iterator[_Bar]:
-    bar = _Bar(show)
+def _progress(show: bool, lang: str) -> Iterator[_Bar]:
+    bar = _Bar(show, lang)
     if bar._progress is None:
         yield bar
         return
@@ -107,7 +115,7 @@ def run_audit_verify(folder: Path, output: str, lang: str) -> int:
         _print_report(report, lang)
     else:
         data = summary_json(report.summary, lang)
-        data["mismatches"] = [m.to_json() for m in report.mismatches]
+        data["mismatches"] = [m.to_json(lang) for m in report.mismatches]
         data["ok"] = report.ok
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     return EXIT_OK if report.ok else EXIT_MISMATCH
@@ -125,7 +133,7 @@ _CODES_ZH = {"bad-manifest": "清单无效", "missing-file": "缺少文件", "ex
 def _print_report(report: VerifyReport, lang: str) -> None:
     for m in report.mismatches:
         label = m.code if lang == "en" else f"{_CODES_ZH.get(m.code, m.code)} {m.code}"
-        click.echo(f"{report.folder / m.file}: {label}: {m.detail}")
+        click.echo(f"{report.folder / m.file}: {label}: {m.message(lang)}")
     click.echo(format_summary(report.summary, lang))
     if report.ok:
         click.echo(say(lang, "清单核对通过：哈希、记录数一致，全部文件校验合格",

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from schemas.columns import resolve_columns
-from schemas.issues import Issue
-from schemas.reader import DocumentReader, Limits
+from schemas.issues import Issue, IssueCap
+from schemas.reader import MAX_FILE_ISSUES, DocumentReader, Limits
+from schemas.record_check import RecordCheck
 
-__all__ = ["MAX_FILE_ISSUES", "FileResult", "Summary", "expand_paths", "validate_file",
-           "validate_paths"]
+__all__ = ["MAX_FILE_ISSUES", "NOT_FOUND", "NOT_REGULAR", "FileResult", "Summary",
+           "expand_paths", "validate_file", "validate_paths"]
 
-# Issues kept per file: a file of millions of bad elements would otherwise hold them all
-# in memory, and no reader goes past the first thousands; the rest are counted.
-MAX_FILE_ISSUES = 10_000
+# Why a path was not read, in English: ``audit_report.unreadable_reason`` gives them in
+# Chinese, as it does the system's own reasons.
+NOT_FOUND = "no such file or folder"
+NOT_REGULAR = "not a regular file or folder"
 
 
 @dataclass(frozen=True)
@@ -60,19 +63,22 @@ class Summary:
 
 
 def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Files as named and every ``*.xml`` below named folders, in a stable order; and
-    the named paths that are missing or not files."""
+    """Files as named and every regular ``*.xml`` file below named folders, in a stable
+    order; and the paths that are missing or not regular files (a FIFO or a device
+    would block or never end), named or found below a folder."""
     files: list[Path] = []
     missing: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(_xml_below(path)))
-        elif path.is_file():
+            for found in sorted(_xml_below(path)):
+                if (why := _not_regular(found)) is None:
+                    files.append(found)
+                else:
+                    missing.append((found, why))
+        elif (why := _not_regular(path)) is None:
             files.append(path)
-        elif not path.exists():
-            missing.append((path, "no such file or folder"))
         else:
-            missing.append((path, "not a regular file or folder"))
+            missing.append((path, why))
     return files, missing
 
 
@@ -83,41 +89,59 @@ def _xml_below(folder: Path) -> Iterator[Path]:
                 yield Path(root) / name
 
 
+def _not_regular(path: Path) -> str | None:
+    """Why ``path`` is no file to read, or None. A link is followed, to a regular file
+    only, as a named path is: the type is checked, not merely the name."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return NOT_FOUND
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None if stat.S_ISREG(mode) else NOT_REGULAR
+
+
 def validate_file(
     path: Path,
     limits: Limits | None = None,
     on_bytes: Callable[[int], None] | None = None,
     schema_version: int | None = None,
     node_division: str | None = None,
+    on_record: Callable[[RecordCheck], None] | None = None,
 ) -> FileResult:
     """Validate one file to the end; one bad file never stops the caller's others.
 
     ``node_division``: an agent's own division, which its records must also lie within.
+    ``on_record`` sees every record read, valid or not. At most ``MAX_FILE_ISSUES`` (or
+    ``limits.max_file_issues``, when fewer) issues are listed, whatever their source
+    (the file's, the envelope's, the records'), then one closing issue counts the rest;
+    the issue that stopped the file is always listed.
     """
+    limits = limits or Limits()
+    most = min(limits.max_file_issues, MAX_FILE_ISSUES)
     reader = DocumentReader(
-        path, str(path), limits or Limits(), schema_version=schema_version,
-        node_division=node_division, on_bytes=on_bytes,
+        path, str(path), replace(limits, max_file_issues=most),
+        schema_version=schema_version, node_division=node_division, on_bytes=on_bytes,
     )
-    record_issues: list[Issue] = []
-    unlisted, first_unlisted = 0, None
+    record_issues = IssueCap(most)
     try:
         for check in reader:
-            room = MAX_FILE_ISSUES - len(record_issues)
-            record_issues.extend(check.issues[:room])
-            if len(check.issues) > room:
-                unlisted += len(check.issues) - room
-                first_unlisted = first_unlisted or check.issues[room]
+            record_issues.extend(check.issues)
+            if on_record is not None:
+                on_record(check)
     except OSError as exc:
         return FileResult(path, reader.records, reader.valid, (), exc.strerror or str(exc))
-    issues = reader.issues + record_issues
+    cap = IssueCap(most)
+    cap.absorb(reader.issues)  # first: the file's own come before the records'
+    cap.absorb(record_issues.with_closing(None))
+    issues = cap.listed
     if not reader.fatal:
         # The file may have gone away since it was read: report without columns then.
         with contextlib.suppress(OSError):
             issues = resolve_columns(path, issues)
     issues.sort(key=lambda i: (i.line or 0, i.column or 0))
-    if first_unlisted is not None:  # last: it speaks of all the lines after those listed
-        issues.append(Issue(first_unlisted.code, "more-file-issues",
-                            {"count": unlisted, "shown": MAX_FILE_ISSUES}, file=str(path)))
+    if (closing := cap.closing(str(path))) is not None:
+        issues.append(closing)  # last: it speaks of all the lines after those listed
     return FileResult(path, reader.records, reader.valid, tuple(issues))
 
 

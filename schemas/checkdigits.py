@@ -1,14 +1,26 @@
-"""Check characters of the unified social credit code and the resident ID number."""
+"""Check characters of the unified social credit code and the resident ID number.
+
+``credit_code_valid`` / ``resident_id_valid`` are the per-record checks; only when one
+fails does ``credit_code_flaw`` / ``resident_id_flaw`` say why (length, characters or
+the check character), so the valid case costs no more than the check itself.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 from operator import mul
 
 __all__ = [
+    "CREDIT_CODE_ALPHABET",
+    "Flaw",
     "credit_code_check_char",
+    "credit_code_flaw",
+    "credit_code_strangers",
     "credit_code_valid",
     "resident_id_check_char",
+    "resident_id_flaw",
+    "resident_id_strangers",
     "resident_id_valid",
 ]
 
@@ -19,6 +31,17 @@ _CREDIT_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))  # 3^(i-1) mod 31, i =
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_ID_DIGITS = frozenset("0123456789")
+_ID_LAST = frozenset("0123456789Xx")
+_CODE_LENGTH = 18
+
+
+class Flaw(StrEnum):
+    """Why a code fails, from the most basic: a person fixes them in this order."""
+
+    LENGTH = "length"
+    CHARACTERS = "characters"
+    CHECK = "check"
 
 
 def credit_code_check_char(first17: str) -> str:
@@ -51,3 +74,43 @@ def resident_id_valid(number: str) -> bool:
     if len(number) != 18 or not number[:17].isdigit() or not number[:17].isascii():
         return False
     return resident_id_check_char(number[:17]) == number[17].upper()
+
+
+def credit_code_flaw(code: str) -> Flaw | None:
+    """Why ``code`` is no valid credit code; None when it is one."""
+    if credit_code_valid(code):
+        return None
+    if len(code) != _CODE_LENGTH:
+        return Flaw.LENGTH
+    if not _CREDIT_CHARS.issuperset(code):
+        return Flaw.CHARACTERS
+    return Flaw.CHECK
+
+
+def credit_code_strangers(code: str) -> str:
+    """The characters of ``code`` outside the GB 32100 alphabet, each once, in order."""
+    return "".join(dict.fromkeys(ch for ch in code if ch not in _CREDIT_CHARS))
+
+
+def resident_id_flaw(number: str) -> Flaw | None:
+    """Why ``number`` is no valid resident ID number; None when it is one.
+
+    Only the last of its 18 characters may be X (or x); full-width digits, which
+    ``str.isdigit`` takes for digits, are characters of their own here.
+    """
+    if resident_id_valid(number):
+        return None
+    if len(number) != _CODE_LENGTH:
+        return Flaw.LENGTH
+    if not (_ID_DIGITS.issuperset(number[:-1]) and number[-1] in _ID_LAST):
+        return Flaw.CHARACTERS
+    return Flaw.CHECK
+
+
+def resident_id_strangers(number: str) -> str:
+    """The characters of an 18-character ``number`` that are not allowed where they
+    stand, each once, in order."""
+    wrong = [ch for ch in number[:-1] if ch not in _ID_DIGITS]
+    if number[-1:] and number[-1] not in _ID_LAST:
+        wrong.append(number[-1])
+    return "".join(dict.fromkeys(wrong))

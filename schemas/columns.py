@@ -26,9 +26,11 @@ __all__ = [
     "GBK_LABELS",
     "Undecodable",
     "locate_doctype",
+    "locate_last_text",
     "locate_undecodable",
     "python_codec",
     "resolve_columns",
+    "sniffed_encoding",
 ]
 
 _ENCODING_DECL = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._\-]+)["']""")
@@ -44,6 +46,23 @@ GBK_LABELS = frozenset(
         "iso-ir-58", "x-gbk", "cp936", "ms936", "windows-936", "euc-cn", "euccn",
     }
 )
+# What a document's first four bytes say of its encoding (XML 1.0, Appendix F): a byte
+# order mark, or the "<?" of its declaration in UTF-16 or UTF-32. UTF-32's marks come
+# before UTF-16's, which they begin with. A byte order mark is read by the codec.
+_SNIFFED = (
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (b"\x00\x00\x00<", "UTF-32BE"),
+    (b"<\x00\x00\x00", "UTF-32LE"),
+    (b"\x00<\x00?", "UTF-16BE"),
+    (b"<\x00?\x00", "UTF-16LE"),
+)
+# Characters of a line searched for a column. A longer line (a file written on one
+# line) gets none: it is never held whole, and its first tag of a name is rarely the
+# one an issue speaks of.
+_LONGEST_LINE = 1 << 20
 _DOCTYPE_WINDOW = 1 << 20  # bytes of prolog searched for a DOCTYPE
 # What may come before a DOCTYPE: the XML declaration, comments, processing
 # instructions and white space.
@@ -80,6 +99,26 @@ def _tag_position(text: str, tag: str) -> int:
     return match.start() if match else -1
 
 
+def locate_last_text(source: Path | bytes, text: str) -> int | None:
+    """The line of the last occurrence of ``text`` (on one line) in the document, or
+    None. Read in blocks: a document may be one line of gigabytes."""
+    if not text:
+        return None
+    keep = len(text) - 1  # characters carried over: an occurrence may span two blocks
+    found, line, carried = None, 1, ""
+    with _open(source) as raw:
+        encoding = _encoding(raw.read(256))
+        raw.seek(0)
+        reader = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="\n")
+        while block := reader.read(1 << 20):
+            window = carried + block
+            if (at := window.rfind(text)) >= 0:
+                found = line + window.count("\n", 0, at)
+            carried = window[len(window) - keep:] if keep else ""
+            line += window.count("\n", 0, len(window) - len(carried))
+    return found
+
+
 def _lines(source: Path | bytes, wanted: set[int]) -> Iterator[tuple[int, str]]:
     last = max(wanted)
     with _open(source) as raw:
@@ -88,22 +127,34 @@ def _lines(source: Path | bytes, wanted: set[int]) -> Iterator[tuple[int, str]]:
         # Split on "\n" only, as libxml2 counts lines; str.splitlines would also split
         # on U+2028 and friends and shift every later line number.
         reader = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="\n")
-        for number, text in enumerate(reader, start=1):
-            if number in wanted:
-                yield number, text.lstrip("\ufeff")
-            if number >= last:
+        for number in range(1, last + 1):
+            text = reader.readline(_LONGEST_LINE)
+            if not text:
                 return
+            whole = text.endswith("\n") or len(text) < _LONGEST_LINE
+            while not whole:  # skipped, never held: a file may be one line of gigabytes
+                rest = reader.readline(_LONGEST_LINE)
+                whole = not rest or rest.endswith("\n")
+                text = ""
+            if number in wanted and text:
+                yield number, text.lstrip("\ufeff")
 
 
 def _open(source: Path | bytes) -> io.BufferedReader | io.BytesIO:
     return io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
 
 
+def sniffed_encoding(prolog: bytes) -> str | None:
+    """The UTF-16 or UTF-32 form a document's first bytes show, by XML 1.0 Appendix F;
+    None when they show none (an ASCII-compatible start: the declaration says)."""
+    return next((name for mark, name in _SNIFFED if prolog.startswith(mark)), None)
+
+
 def _encoding(prolog: bytes) -> str:
     if prolog.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
-    if prolog.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
+    if (sniffed := sniffed_encoding(prolog)) is not None:
+        return sniffed.lower()
     match = _ENCODING_DECL.search(prolog)
     if match is None:
         return "utf-8"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from schemas.messages import render
 
-__all__ = ["Issue", "IssueCode"]
+__all__ = ["MORE_FILE_ISSUES", "Issue", "IssueCap", "IssueCode"]
+
+MORE_FILE_ISSUES = "more-file-issues"  # the message of the issue that counts those not listed
 
 
 class IssueCode(StrEnum):
@@ -38,7 +41,10 @@ class Issue:
     """One problem found in a document.
 
     ``message_id`` selects a template in ``schemas.messages``; ``args`` fill it. The
-    location (file, line, column) is attached by the reader, not by the rules.
+    location (file, line, column) is attached by the reader, not by the rules. An issue
+    that stopped the reading of its file carries ``unread_after`` and ``unread_column``
+    (where reading stopped) in ``args``, and its message says that nothing after that
+    was checked.
     """
 
     code: IssueCode
@@ -51,7 +57,12 @@ class Issue:
     column: int | None = None
 
     def message(self, lang: str = "zh") -> str:
-        return render(self.message_id, self.args, lang)
+        text = render(self.message_id, self.args, lang)
+        if (line := self.args.get("unread_after")) is not None:
+            column = self.args.get("unread_column")
+            stop = "records-not-read-line" if column is None else "records-not-read"
+            text += render(stop, {"line": line, "column": column}, lang)
+        return text
 
     def located(self, **location: Any) -> Issue:
         return replace(self, **location)
@@ -66,3 +77,55 @@ class Issue:
             "code": str(self.code),
             "message": self.message(lang),
         }
+
+
+@dataclass
+class IssueCap:
+    """At most ``limit`` issues listed; the rest only counted, and named at the end by one
+    closing issue: a file of millions of bad elements must not hold an issue for each.
+
+    ``keep`` (the issue that stops a file) is always listed: when the list is full it
+    takes the last place, and the issue it displaces is counted instead.
+    """
+
+    limit: int
+    listed: list[Issue] = field(default_factory=list)
+    unlisted: int = 0
+    first_unlisted: Issue | None = None
+
+    def add(self, issue: Issue, *, keep: bool = False) -> None:
+        if len(self.listed) >= self.limit:
+            if not keep:
+                self._count(issue, 1)
+                return
+            self._count(self.listed.pop(), 1)
+        self.listed.append(issue)
+
+    def extend(self, issues: Iterable[Issue]) -> None:
+        for issue in issues:
+            self.add(issue)
+
+    def absorb(self, issues: Iterable[Issue]) -> None:
+        """Add ``issues``, taking another cap's closing issue as the count it names."""
+        for issue in issues:
+            if issue.message_id == MORE_FILE_ISSUES:
+                self._count(issue, int(issue.args["count"]))
+            else:
+                self.add(issue)
+
+    def with_closing(self, file: str | None) -> list[Issue]:
+        """The issues listed, then the closing issue when some were not."""
+        closing = self.closing(file)
+        return self.listed if closing is None else [*self.listed, closing]
+
+    def closing(self, file: str | None) -> Issue | None:
+        """The issue that names how many were not listed; None when all were."""
+        if self.first_unlisted is None:
+            return None
+        return Issue(self.first_unlisted.code, MORE_FILE_ISSUES,
+                     {"count": self.unlisted, "shown": self.limit}, file=file)
+
+    def _count(self, issue: Issue, count: int) -> None:
+        self.unlisted += count
+        if self.first_unlisted is None:
+            self.first_unlisted = issue

@@ -22,21 +22,46 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "the file is {size} bytes, over the cap of {limit} bytes; split it and drop the parts",
     ),
     "text-too-large": (
-        "文本节点超过上限 {limit} 字节，已停止读取该文件",
-        "a text node is over the cap of {limit} bytes; reading of the file stopped",
+        "文本节点超过上限 {limit} 字节",
+        "a text node is over the cap of {limit} bytes",
+    ),
+    "too-large": (
+        "{what}超过解析器 {limit} 字节的上限",
+        "{what} is over the parser's cap of {limit} bytes",
     ),
     "encoding-error": (
         "字节与声明的编码 {encoding} 不符：{detail}",
         "the bytes do not match the declared encoding {encoding}: {detail}",
     ),
     "undecodable-bytes": (
-        "字节 {data} 不是声明的编码 {encoding} 中的字符，已停止读取该文件；"
+        "字节 {data} 不是声明的编码 {encoding} 中的字符；"
         "请按该编码重新导出，或在 XML 声明中写明实际编码",
-        "the bytes {data} are no character of the declared encoding {encoding}; reading of "
-        "the file stopped. Export it again in that encoding, or declare the one it is in",
+        "the bytes {data} are no character of the declared encoding {encoding}; "
+        "export the file again in that encoding, or declare the one it is in",
     ),
     "malformed-xml": ("XML 格式不正确：{detail}", "the document is not well-formed XML: {detail}"),
-    "too-deep": ("元素嵌套过深：{detail}", "elements are nested too deeply: {detail}"),
+    "too-deep": (
+        "元素嵌套超过 {limit} 层（交换记录只有 4 层）",
+        "elements are nested more than {limit} levels deep (an exchange record has 4)",
+    ),
+    "unescaped-ampersand": (
+        "值中的 & 未转义；请写作 &amp;",
+        "unescaped & in a value; write it as &amp;",
+    ),
+    "records-not-read": (
+        "。读取在第 {line} 行第 {column} 列中止，该处的记录及其后的记录均未检查；"
+        "请修正后重新投递整个文件（此前已接收的记录再次投递时按重复忽略）",
+        ". Reading stopped at line {line}, column {column}: the record there and every "
+        "record after it were not checked; fix the file and drop it again whole (records "
+        "already taken are ignored as duplicates)",
+    ),
+    "records-not-read-line": (
+        "。读取在第 {line} 行中止，该行的记录及其后的记录均未检查；"
+        "请修正后重新投递整个文件（此前已接收的记录再次投递时按重复忽略）",
+        ". Reading stopped at line {line}: the records on it and after it were not checked; "
+        "fix the file and drop it again whole (records already taken are ignored as "
+        "duplicates)",
+    ),
     "forbidden-dtd": (
         "禁止使用 DOCTYPE/DTD 或实体引用（{detail}）；请删除后重新投递",
         "DOCTYPE/DTD declarations and entity references are not allowed ({detail}); remove them",
@@ -52,6 +77,14 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "version-attribute": (
         "EXCHANGE/@version 为 {found}，与命名空间的版本 {expected} 不一致",
         "EXCHANGE/@version is {found} but the namespace is version {expected}",
+    ),
+    "missing-version": (
+        "EXCHANGE 缺少必需的 version 属性；应写 version=\"{expected}\"",
+        "EXCHANGE lacks its required version attribute; write version=\"{expected}\"",
+    ),
+    "wrong-namespace": (
+        "{found} 的命名空间应为 {expected}，实际为{namespace}；其内容未读取",
+        "{found} is in {namespace}, expected namespace {expected}; its content was not read",
     ),
     "version-not-requested": (
         "文件为第 {found} 版数据规范，而要求的是第 {expected} 版",
@@ -69,6 +102,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "missing-body": (
         "缺少 BODY 报文体；记录应写在 HEAD 之后的 BODY 中",
         "the BODY is missing; records belong in a BODY after the HEAD",
+    ),
+    "more-attributes": (
+        "{element} 另带 {count} 个不允许的属性；请全部删除",
+        "{element} carries {count} more attributes it may not carry; remove them all",
     ),
     "root-attribute": (
         "EXCHANGE 只能带 version 属性，发现 {attribute}；请删除",
@@ -107,6 +144,31 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "bad-check-digit-id": (
         "{field}（{label}）“{value}” 的校验码错误（GB 11643）",
         "{field} ({label}) '{value}' fails the GB 11643 check character",
+    ),
+    "credit-code-length": (
+        "{field}（{label}）“{value}” 为 {length} 位；统一社会信用代码应为 18 位（GB 32100）",
+        "{field} ({label}) '{value}' has {length} characters; a unified social credit code "
+        "must be 18 characters (GB 32100)",
+    ),
+    "credit-code-characters": (
+        "{field}（{label}）“{value}” 含有不允许的字符 {chars}；统一社会信用代码只能由"
+        "数字 0-9 和大写字母（不含 I、O、S、V、Z）组成（GB 32100）",
+        "{field} ({label}) '{value}' holds characters that are not allowed: {chars}; a "
+        "unified social credit code holds only the digits 0-9 and the upper-case letters "
+        "except I, O, S, V and Z (GB 32100)",
+    ),
+    "id-number-length": (
+        "{field}（{label}）“{value}” 为 {length} 位；身份证号码应为 18 位：17 位数字加 1 位"
+        "校验码（15 位的旧式身份证号码须先升位为 18 位）",
+        "{field} ({label}) '{value}' has {length} characters; it must be 18 characters: "
+        "17 digits and a check character (a 15-digit ID of the old format must be "
+        "converted to 18)",
+    ),
+    "id-number-characters": (
+        "{field}（{label}）“{value}” 含有 ASCII 数字以外的字符 {chars}（全角数字？）；"
+        "身份证号码前 17 位应为数字，第 18 位为数字或 X",
+        "{field} ({label}) '{value}' holds characters other than ASCII digits: {chars} "
+        "(full-width digits?); the first 17 must be digits, the 18th a digit or X",
     ),
     "bad-date": (
         "{field}（{label}）“{value}” 不是有效的时间；"

@@ -7,7 +7,8 @@ each text, and each record. lxml is fed at most ``SLICE`` bytes at a time, and e
 ``SLICE`` bytes the record it is building is measured; one past its cap of elements or
 bytes is refused whole, with one issue, and freed as it is parsed, so the records after
 it are still read. What lxml builds that is never read (the content of elements that
-are not records) is freed as it is parsed too.
+are not records, elements out of place in EXCHANGE) is freed as it is parsed too, and at
+most ``Limits.max_file_issues`` file-level issues are kept, the rest counted.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from lxml import etree
 
 from schemas.body_scan import BodyScanner, ScannedRecord
 from schemas.catalog import ElementSpec, SchemaCatalog
-from schemas.issues import Issue, IssueCode
+from schemas.issues import Issue, IssueCap, IssueCode
 from schemas.parse_errors import LIBXML_TEXT_LIMIT, PROLOG_BYTES, syntax_issue
 from schemas.reader_caps import (
     SLICE,
@@ -34,7 +35,7 @@ from schemas.reader_caps import (
     size_issue,
     trim,
 )
-from schemas.reader_envelope import envelope_issues
+from schemas.reader_envelope import envelope_issues, judge_section, unknown_element
 from schemas.reader_prolog import read_root
 from schemas.reader_source import (
     CountingStream,
@@ -55,11 +56,19 @@ from schemas.record_check import (
 from schemas.records import Head
 from schemas.times import BEIJING
 
-__all__ = ["DocumentReader", "Limits"]
+__all__ = ["MAX_FILE_ISSUES", "DocumentReader", "Limits"]
+
+# File-level issues kept per file: a file of millions of elements out of place would
+# otherwise hold an issue for each in memory, and no reader goes past the first
+# thousands; the rest are counted in one closing issue.
+MAX_FILE_ISSUES = 10_000
 
 # Issues listed per record: enough for every field of the widest element to be wrong;
 # the rest are counted in one closing issue.
 _ISSUES_PER_RECORD = 20
+# Syntax errors whose cause lies in the record (or HEAD) lxml was reading: the issue
+# names it, and the field when one was open. Others stay the whole file's.
+_INSIDE_A_RECORD = frozenset({"unescaped-ampersand", "too-deep"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +83,15 @@ class Limits:
     max_file_bytes: int = 4 * 1024**3
     max_text_bytes: int = 1024 * 1024
     max_record_bytes: int = 1024 * 1024
+    max_file_issues: int = MAX_FILE_ISSUES
 
     def __post_init__(self) -> None:
         if not 0 < self.max_text_bytes <= LIBXML_TEXT_LIMIT:
             raise ValueError(f"max_text_bytes must be 1..{LIBXML_TEXT_LIMIT}")
         if self.max_record_bytes <= 0:
             raise ValueError("max_record_bytes must be positive")
+        if self.max_file_issues <= 0:
+            raise ValueError("max_file_issues must be positive")
 
 
 @dataclass
@@ -87,8 +99,11 @@ class DocumentReader:
     """Iterate over the records of one document; file-level findings collect in ``issues``.
 
     ``source`` is a path or the document's bytes; ``name`` is what reports call it.
-    After iteration, ``head``, ``issues`` (file, HEAD, COUNT and duplicate findings),
-    ``records`` and ``valid`` describe the whole document.
+    After iteration, ``head``, ``issues`` (file, envelope, HEAD, COUNT and elements of
+    BODY that are no records: at most ``limits.max_file_issues`` of them, the issue
+    that stopped the file always among them, then one closing issue counting the
+    rest), ``records`` (the records of BODY: elements that are none are not counted)
+    and ``valid`` describe the whole document.
     """
 
     source: Path | bytes
@@ -106,11 +121,26 @@ class DocumentReader:
     valid: int = 0
     fatal: bool = False
 
+    def __post_init__(self) -> None:
+        self._cap = IssueCap(self.limits.max_file_issues, self.issues)
+
     def __iter__(self) -> Iterator[RecordCheck]:
-        if not self._precheck():
-            return
-        with open_counted(self.source, self.on_bytes) as stream:
-            yield from self._parse(stream)
+        try:
+            if not self._precheck():
+                return
+            with open_counted(self.source, self.on_bytes) as stream:
+                yield from self._parse(stream)
+        finally:
+            if (closing := self._cap.closing(self.name)) is not None:
+                self.issues.append(closing)
+
+    @property
+    def unlisted(self) -> int:
+        """File-level issues counted but not listed (the closing issue names them)."""
+        return self._cap.unlisted
+
+    def _note(self, issue: Issue) -> None:
+        self._cap.add(issue)
 
     # -- checks before parsing --------------------------------------------------------
 
@@ -136,22 +166,24 @@ class DocumentReader:
         column: int | None = None,
         **args: object,
     ) -> bool:
-        self.issues.append(
-            Issue(code, message_id, dict(args), file=self.name, line=line, column=column)
-        )
-        self.fatal = True
+        self._stop(Issue(code, message_id, dict(args), file=self.name, line=line,
+                         column=column))
         return False
+
+    def _stop(self, issue: Issue) -> None:
+        """``issue`` stops the file: always listed."""
+        self._cap.add(issue, keep=True)
+        self.fatal = True
 
     def _read_root(self, prolog: bytes, options: dict[str, Any]) -> bool:
         """The pre-pass (``read_root``): False, with the issue, when it stops the file."""
         try:
             found = read_root(self.source, self.name, prolog, options, self.schema_version)
         except etree.XMLSyntaxError as exc:
-            self._syntax_error(exc)
+            self._syntax_error(exc, None)
             return False
         if isinstance(found, Issue):
-            self.issues.append(found)
-            self.fatal = True
+            self._stop(found)
             return False
         self._catalog = found
         return True
@@ -166,9 +198,11 @@ class DocumentReader:
             return
         assert self._catalog is not None
         catalog = self._catalog
-        # Events only for HEAD, BODY and the 14 record tags: filtering in C rather than
-        # seeing every field in Python makes the parse about 2.5x faster.
-        wanted = [catalog.tag(code) for code in ("HEAD", "BODY", *catalog.elements)]
+        # Events only for EXCHANGE, HEAD, BODY and the 14 record tags: filtering in C
+        # rather than seeing every field in Python makes the parse about 2.5x faster.
+        wanted = [
+            catalog.tag(code) for code in ("EXCHANGE", "HEAD", "BODY", *catalog.elements)
+        ]
         parser = etree.XMLPullParser(events=("start", "end"), tag=wanted, **options)
         latest = (self.now or datetime.now(BEIJING)) + timedelta(days=1)
         state = Walk.of(catalog)
@@ -185,11 +219,11 @@ class DocumentReader:
                     yield from self._events(parser.read_events(), latest, state)
                     if state.fed >= state.next_measure:
                         state.next_measure = state.fed + SLICE
-                        yield from self._contain(state)
+                        self._contain(state)
             root = parser.close()
             yield from self._events(parser.read_events(), latest, state)
             self._settle(state)
-            yield from self._finish(root, state)
+            self._finish(root, state)
         except TextTooLarge as exc:
             self._text_too_large(exc)
         except etree.XMLSyntaxError as exc:
@@ -200,7 +234,7 @@ class DocumentReader:
             except TextTooLarge as too_large:
                 self._text_too_large(too_large)
                 return
-            self._syntax_error(exc)
+            self._syntax_error(exc, state)
 
     def _text_too_large(self, exc: TextTooLarge) -> None:
         self._fail(
@@ -222,6 +256,8 @@ class DocumentReader:
                 state.record_ends += 1
             parent = element.getparent()
             if parent is None:
+                state.root = element
+                state.root_ended = event == "end"
                 continue
             if event == "start":
                 if element.tag == state.body_tag and parent.getparent() is None:
@@ -234,9 +270,9 @@ class DocumentReader:
                     or (element.tag == state.head_tag and parent.getparent() is None)
                 ):
                     state.item = Item(element, state.max_elements[element.tag], state.fed)
-            elif parent.tag == state.body_tag and element.tag != state.head_tag:
+            elif parent.tag == state.body_tag and element.tag in state.record_tags:
                 if element.getprevious() is not None:
-                    yield from self._unknown_before(element, state)
+                    self._unknown_before(element, state)
                 yield self._record(element, latest, state)
                 state.level = element.tag
             elif element.tag == state.head_tag and parent.getparent() is None:
@@ -317,7 +353,7 @@ class DocumentReader:
 
     # -- records past their caps ---------------------------------------------------------
 
-    def _contain(self, state: Walk) -> Iterator[RecordCheck]:
+    def _contain(self, state: Walk) -> None:
         """Every ``SLICE`` bytes fed: refuse the record (or HEAD) being parsed once it
         is past its caps, and free what lxml built of it and of elements never read."""
         item = state.item
@@ -326,13 +362,34 @@ class DocumentReader:
                 item.refusal = self._past_caps(item, state.fed)
             if item.refusal is not None:
                 trim(item.element)
-        body = state.body
-        if body is not None and len(body):
-            yield from self._release_unknown(body, state)
-            if body[-1].tag not in state.record_tags:
-                trim(body[-1])  # no record: only its name and line are ever read
+        root = state.root
+        if root is None or not len(root):
+            return
+        self._release_sections(root, state)
+        last = root[-1]  # the section lxml is in
+        if last.tag == state.body_tag:
+            self._release_unknown(last, state)
+            if len(last) and last[-1].tag not in state.record_tags:
+                trim(last[-1])  # no record: only its name and line are ever read
+        elif last.tag != state.head_tag:
+            trim(last)  # out of place: only its name and line are ever read
 
-    def _release_unknown(self, body: etree._Element, state: Walk) -> Iterator[RecordCheck]:
+    def _release_sections(self, root: etree._Element, state: Walk) -> None:
+        """Judge EXCHANGE's elements as soon as they are complete (all but the last),
+        and report and free those out of place, each once."""
+        for child in list(root)[state.kept:-1]:
+            issue = judge_section(child, state, self.name)
+            if issue is None:
+                state.kept += 1
+                continue
+            self._note(issue)
+            if child.tag == state.body_tag:  # a second BODY: its records are read already
+                if state.pending is not None and state.pending.getparent() is child:
+                    self._settle(state)  # its tail is complete: something follows its BODY
+                self._leftovers(child, state)
+            root.remove(child)
+
+    def _release_unknown(self, body: etree._Element, state: Walk) -> None:
         """Report and free BODY's children that are no records as soon as they are
         complete (all but the last); records are freed as they are checked."""
         complete = [child for child in list(body)[:-1] if child.tag not in state.record_tags]
@@ -340,7 +397,7 @@ class DocumentReader:
         if complete and pending is not None and pending.getnext() is not None:
             self._settle(state)  # an element follows it, so its tail is complete: text in order
         for child in complete:
-            yield self._unknown(child)
+            self._note(self._unknown(child))
             state.note_text(child.tail, "BODY", child.sourceline)
             body.remove(child)
 
@@ -357,48 +414,51 @@ class DocumentReader:
         state.head_seen = True
         if item is not None and (refusal := item.refusal or self._past_caps(item, state.fed)):
             line = element.sourceline
-            self.issues.append(size_issue(self.name, "HEAD", "报文头", line, *refusal))
+            self._note(size_issue(self.name, "HEAD", "报文头", line, *refusal))
             return
         if (found := find_long_text(element, self.limits.max_text_bytes)) is not None:
             raise TextTooLarge(found[1])
         fields, issues = check_head(element, self._catalog, latest)
-        self.issues.extend(i.located(file=self.name) for i in issues)
+        for issue in issues:
+            self._note(issue.located(file=self.name))
         self.head = Head(fields, self._catalog.version, element.sourceline)
         state.head_division = fields.get("XZQHDM")
 
-    def _unknown_before(self, element: etree._Element, state: Walk) -> Iterator[RecordCheck]:
+    def _unknown_before(self, element: etree._Element, state: Walk) -> None:
         """Siblings left before a record are not among the 14 (known ones are removed
         as soon as they are checked): report each once and free it."""
         parent = element.getparent()
         while (previous := element.getprevious()) is not None:
-            yield self._unknown(previous)
+            self._note(self._unknown(previous))
             state.note_text(previous.tail, "BODY", previous.sourceline)
             parent.remove(previous)
 
-    def _unknown(self, element: etree._Element) -> RecordCheck:
-        self.records += 1
-        name = etree.QName(element).localname if isinstance(element.tag, str) else "?"
-        issue = Issue(
-            IssueCode.UNKNOWN_ELEMENT,
-            "unknown-element",
-            {"found": name},
-            name,
-            None,
-            self.name,
-            element.sourceline,
-        )
-        return RecordCheck(name, element.sourceline, None, (issue,))
+    def _unknown(self, element: etree._Element) -> Issue:
+        """The issue of an element of BODY that is no record (never counted as one)."""
+        assert self._catalog is not None
+        return unknown_element(element, self._catalog, self.name)
 
-    def _finish(self, root: etree._Element, state: Walk) -> Iterator[RecordCheck]:
+    def _leftovers(self, body: etree._Element, state: Walk) -> None:
+        """What is left in a finished BODY is no record; and the text beside it."""
+        for unknown in list(body):
+            self._note(self._unknown(unknown))
+        state.note_text(stray_text(body), "BODY", body.sourceline)
+
+    def _finish(self, root: etree._Element, state: Walk) -> None:
         """What is left in each BODY is no record; then the envelope (``envelope_issues``)."""
         for child in root:
             if child.tag == state.body_tag:
-                for unknown in list(child):
-                    yield self._unknown(unknown)
-                state.note_text(stray_text(child), "BODY", child.sourceline)
-        self.issues.extend(envelope_issues(root, state, self.head, self.records, self.name))
+                self._leftovers(child, state)
+        for issue in envelope_issues(
+            root, state, self.head, self.records, self.name, self.source
+        ):
+            self._note(issue)
 
-    def _syntax_error(self, exc: etree.XMLSyntaxError) -> None:
+    def _syntax_error(self, exc: etree.XMLSyntaxError, state: Walk | None) -> None:
         text_limit = min(self.limits.max_text_bytes, LIBXML_TEXT_LIMIT)
-        self.issues.append(syntax_issue(exc, self.source, self.name, text_limit))
-        self.fatal = True
+        ended = state is not None and state.root_ended
+        issue = syntax_issue(exc, self.source, self.name, text_limit, after_root=ended)
+        if state is not None and issue.message_id in _INSIDE_A_RECORD:
+            element, field_code = state.open_item()
+            issue = issue.located(element=element, field=field_code)
+        self._stop(issue)

@@ -105,8 +105,9 @@ def _accept_root(
         )
     declared = root.get("version")
     if declared != str(catalog.version):
+        message_id = "missing-version" if declared is None else "version-attribute"
         return Issue(
-            IssueCode.UNKNOWN_SCHEMA_VERSION, "version-attribute",
+            IssueCode.UNKNOWN_SCHEMA_VERSION, message_id,
             {"found": declared, "expected": catalog.version}, file=name, line=root.sourceline,
         )
     return catalog

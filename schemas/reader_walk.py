@@ -32,7 +32,14 @@ class Walk:
     max_elements: dict[str, int]  # by tag: how many elements a record or HEAD may hold
     head_seen: bool = False
     body_starts: int = 0
+    root: etree._Element | None = None  # EXCHANGE, once its start is seen
+    root_ended: bool = False  # its end too: nothing after it can be a record
     body: etree._Element | None = None  # the first BODY
+    # EXCHANGE's elements judged so far (in document order), and how many of them are
+    # still in the tree (HEAD first, the first BODY): the others are freed once judged.
+    sections: int = 0
+    kept: int = 0
+    foreign: set[str] = field(default_factory=set)  # HEAD or BODY met in another namespace
     item: Item | None = None  # the record or HEAD lxml is inside, once its start is seen
     fed: int = 0  # bytes fed to lxml
     next_measure: int = SLICE  # when ``fed`` reaches it, the item is measured again
@@ -43,7 +50,9 @@ class Walk:
     pending: etree._Element | None = None  # the last record lxml checked, tail unjudged
     head_division: str | None = None
     seen: dict[int, int] = field(default_factory=dict)
-    stray: tuple[int | None, str, str] | None = None  # the first text outside the records
+    # The first text outside the records: its line (None when not known yet), where it
+    # is, and the text itself.
+    stray: tuple[int | None, str, str] | None = None
 
     @classmethod
     def of(cls, catalog: SchemaCatalog) -> Walk:
@@ -70,6 +79,18 @@ class Walk:
     def note_text(self, text: str | None, where: str, line: int | None) -> None:
         if self.stray is None and (visible := visible_text(text)) is not None:
             self.stray = (line, where, visible)
+
+    def open_item(self) -> tuple[str | None, str | None]:
+        """The record (or HEAD) lxml is inside, and its field when one is open: the
+        last child, unless text follows it (then lxml is between fields)."""
+        if self.item is None:
+            return None, None
+        element = self.item.element
+        last = element[-1] if len(element) else None
+        field_code = None
+        if last is not None and last.tail is None and isinstance(last.tag, str) and not len(last):
+            field_code = etree.QName(last).localname
+        return etree.QName(element).localname, field_code
 
     def end_item(self, element: etree._Element) -> Item | None:
         """The measures of the record or HEAD ``element``, which just ended; None when

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 from lxml import etree
 
@@ -25,8 +26,13 @@ __all__ = [
     "check_record",
     "outside_node",
     "stray_text",
+    "unexpected_attributes",
     "visible_text",
 ]
+
+# Attributes named one by one on an element; the rest are counted in one issue: one
+# start tag can carry a million of them.
+LISTED_ATTRIBUTES = 10
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -66,7 +72,7 @@ def check_record(
     fields = catalog.fast_checks[spec.code].proven_fields(element)
     issues: list[Issue] = []
     if fields is None:  # the fast path cannot prove it: lxml decides, and says why
-        if catalog.xml_schema.validate(element):
+        if _schema_valid(element, catalog):
             cut = catalog.prefix_length
             given = {child.tag[cut:]: child.text or "" for child in element}
             # xs:all takes any order; a record's fields are kept in the XSD's, as the
@@ -160,7 +166,7 @@ def check_head(
     then the rules records follow too (GB 32100 check character, a real time not after
     ``latest``)."""
     issues: list[Issue] = []
-    if catalog.xml_schema.validate(element):
+    if _schema_valid(element, catalog):
         cut = catalog.prefix_length
         fields = {child.tag[cut:]: child.text or "" for child in element}
     else:
@@ -259,6 +265,7 @@ def _stray_content(
 ) -> list[Issue]:
     """Attributes on the element and text between its fields: the XSD allows neither,
     and the cleaned copy that values are checked on no longer has them."""
+    names, more = unexpected_attributes(element)
     issues = [
         _structure_issue(
             IssueCode.UNEXPECTED_FIELD,
@@ -267,10 +274,14 @@ def _stray_content(
             None,
             element.sourceline,
             catalog,
-            attribute=etree.QName(name).localname,
+            attribute=name,
         )
-        for name in element.attrib
+        for name in names
     ]
+    if more:
+        issues.append(_structure_issue(IssueCode.UNEXPECTED_FIELD, "more-attributes",
+                                       element_code, None, element.sourceline, catalog,
+                                       count=more))
     text = stray_text(element)
     if text:
         issues.append(
@@ -285,6 +296,23 @@ def _stray_content(
             )
         )
     return issues
+
+
+def unexpected_attributes(
+    element: etree._Element, allowed: Callable[[str], bool] | None = None
+) -> tuple[list[str], int]:
+    """The local names of the first ``LISTED_ATTRIBUTES`` attributes of ``element`` that
+    ``allowed`` refuses (every one, without it), and how many more it refuses."""
+    names: list[str] = []
+    more = 0
+    for name in element.attrib:
+        if allowed is not None and allowed(name):
+            continue
+        if len(names) < LISTED_ATTRIBUTES:
+            names.append(etree.QName(name).localname)
+        else:
+            more += 1
+    return names, more
 
 
 def stray_text(element: etree._Element) -> str | None:
@@ -303,8 +331,20 @@ def visible_text(text: str | None) -> str | None:
     return stripped if len(stripped) <= 60 else stripped[:60] + "…"
 
 
+def _schema_valid(element: etree._Element, catalog: SchemaCatalog) -> bool:
+    """Whether the XSD takes ``element`` (a record or HEAD lxml parsed, within its cap on
+    elements). One with attributes, on it or inside, never passes, and is not even
+    tried: libxml2 logs an error for each attribute, and lxml keeps each log entry, some
+    1 KB apiece (a 10 MB start tag holds a million attributes)."""
+    if any(len(node.attrib) for node in element.iter()):
+        return False
+    return bool(catalog.xml_schema.validate(element))
+
+
 def _copy_field(child: etree._Element) -> etree._Element:
-    copy = etree.Element(child.tag, attrib=dict(child.attrib))
+    """A field without what the XSD does not look at: one attribute, if it has any,
+    is enough for "must not carry attributes" (libxml2 logs an error for each)."""
+    copy = etree.Element(child.tag, attrib=dict(islice(child.attrib.items(), 1)))
     copy.text = child.text
     copy.extend(etree.Element(grand.tag) for grand in child if isinstance(grand.tag, str))
     return copy

@@ -12,14 +12,25 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from functools import lru_cache
+from typing import Any, NamedTuple
 
 from schemas.catalog import ElementSpec
-from schemas.checkdigits import credit_code_valid, resident_id_valid
+from schemas.checkdigits import (
+    Flaw,
+    credit_code_flaw,
+    credit_code_strangers,
+    credit_code_valid,
+    resident_id_flaw,
+    resident_id_strangers,
+    resident_id_valid,
+)
 from schemas.divisions import within
 from schemas.issues import Issue, IssueCode
+from schemas.messages import Localized
 from schemas.times import format_time, parse_time
 
 __all__ = [
+    "Finding",
     "Rule",
     "canonical_time",
     "check_applicant_id",
@@ -27,7 +38,9 @@ __all__ = [
     "check_credit_codes",
     "check_division",
     "check_extension",
+    "credit_code_finding",
     "normalise_values",
+    "resident_id_finding",
     "rules_for",
 ]
 
@@ -50,29 +63,80 @@ def _issue(
     return Issue(code, message_id, {"field": field, "label": label, **args}, spec.code, field)
 
 
+class Finding(NamedTuple):
+    """What is wrong with a code, before it is placed in a record: an issue's code,
+    message id and arguments (besides the field and its label)."""
+
+    code: IssueCode
+    message_id: str
+    args: dict[str, Any]
+
+
+# A wrong length or a wrong character is a bad value; only a code that could be one
+# but for its check character is a bad check digit.
+_CREDIT_FLAWS = {
+    Flaw.LENGTH: (IssueCode.BAD_VALUE, "credit-code-length"),
+    Flaw.CHARACTERS: (IssueCode.BAD_VALUE, "credit-code-characters"),
+    Flaw.CHECK: (IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit"),
+}
+_ID_FLAWS = {
+    Flaw.LENGTH: (IssueCode.BAD_VALUE, "id-number-length"),
+    Flaw.CHARACTERS: (IssueCode.BAD_VALUE, "id-number-characters"),
+    Flaw.CHECK: (IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-id"),
+}
+
+
+def credit_code_finding(value: str) -> Finding | None:
+    """Why ``value`` is no GB 32100 credit code (length, characters, check); None if it is."""
+    flaw = credit_code_flaw(value)
+    if flaw is None:
+        return None
+    code, message_id = _CREDIT_FLAWS[flaw]
+    return Finding(code, message_id, {"value": value, "length": len(value),
+                                      "chars": _quoted(credit_code_strangers(value))})
+
+
+def resident_id_finding(value: str) -> Finding | None:
+    """Why ``value`` is no GB 11643 ID number (length, characters, check); None if it is."""
+    flaw = resident_id_flaw(value)
+    if flaw is None:
+        return None
+    code, message_id = _ID_FLAWS[flaw]
+    return Finding(code, message_id, {"value": value, "length": len(value),
+                                      "chars": _quoted(resident_id_strangers(value))})
+
+
+def _quoted(chars: str) -> Localized:
+    """Each character quoted on its own, so a space or a full-width digit shows."""
+    return Localized("、".join(f"“{ch}”" for ch in chars), ", ".join(f"'{ch}'" for ch in chars))
+
+
+def _found(spec: ElementSpec, field: str, finding: Finding | None) -> list[Issue]:
+    return [] if finding is None else \
+        [_issue(spec, finding.code, finding.message_id, field, **finding.args)]
+
+
 def check_credit_codes(fields: Fields, spec: ElementSpec) -> list[Issue]:
     """Every credit-code field (TYSHXYDM, SJJGDM, SLBM, BJBM) passes GB 32100."""
     issues = []
     for name in spec.credit_code_fields:  # a loop: a comprehension costs a call per record
         if (value := fields.get(name)) is not None and not credit_code_valid(value):
-            issues.append(
-                _issue(spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit", name,
-                       value=value)
-            )
+            issues.extend(_found(spec, name, credit_code_finding(value)))
     return issues
 
 
 def check_applicant_id(fields: Fields, spec: ElementSpec) -> list[Issue]:
-    """SQRZJHM passes the check its SQRZJLX names: 10 → GB 11643, 20 → GB 32100."""
+    """SQRZJHM passes the check its SQRZJLX names: 10 → GB 11643, 20 → GB 32100.
+
+    The valid case costs one cached check; why a number fails is only worked out then.
+    """
     number, kind = fields.get("SQRZJHM"), fields.get("SQRZJLX")
     if number is None or kind is None:
         return []
     if kind == _ID_CARD and not resident_id_valid(number):
-        return [_issue(spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-id", "SQRZJHM",
-                       value=number)]
+        return _found(spec, "SQRZJHM", resident_id_finding(number))
     if kind == _CREDIT_CODE_ID and not credit_code_valid(number):
-        return [_issue(spec, IssueCode.BAD_CHECK_DIGIT, "bad-check-digit-credit", "SQRZJHM",
-                       value=number)]
+        return _found(spec, "SQRZJHM", credit_code_finding(number))
     return []
 
 
@@ -174,24 +238,31 @@ def canonical_time(text: str) -> str | None:
         return f"{day} {text[8:10]}:{text[10:12]}:{text[12:]}"
     if _beijing_date_time(text):
         return f"{text[:10]} {text[11:19]}"
-    moment = parse_time(text)  # ISO 8601 in another zone or with fractions: rare and costly
+    moment = parse_time(text)  # ISO 8601 in another zone: rare and costly
     return None if moment is None else format_time(moment)
 
 
 def _beijing_date_time(text: str) -> bool:
-    """An ISO 8601 time to the second, naive or at +08:00: already Beijing time, so its
-    date and clock are the canonical ones and need no conversion. Year 1's first day is
-    left to ``parse_time``: from +08:00 its early hours fall before ``datetime.min``."""
+    """An ISO 8601 time, naive or at +08:00: already Beijing time, so its date and clock
+    are the canonical ones and need no conversion. A fraction of a second changes
+    nothing either: the canonical form keeps whole seconds.
+
+    Year 1's first hours count too: ``parse_time`` goes through UTC, which puts them
+    before ``datetime.min``, though 0001-01-01T00:00:00Z (08:00 in Beijing) passes.
+    """
+    zone = text[19:]
+    if zone[:1] == "." and (fraction := _FRACTION.match(zone)) is not None:
+        zone = zone[fraction.end():]
     return (
         text[10:11] == "T"
-        and text[19:] in _BEIJING_ZONES
+        and zone in _BEIJING_ZONES
         and _CLOCK.fullmatch(text, 11, 19) is not None
-        and text[:10] != "0001-01-01"
         and _real_date(text[:10])
     )
 
 
 _BEIJING_ZONES = ("", "+08:00")
+_FRACTION = re.compile(r"\.[0-9]+")
 _CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
 _COMPACT_CLOCK = re.compile(r"(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

@@ -54,6 +54,13 @@ _RETRY_SECONDS = 600.0  # a file the system refused to move is tried again this 
 # The log lines, in the agent's language (SourceContext.lang): Chinese, or English with "en".
 
 
+# How ``records`` in a file's progress counts: 2 since elements under BODY that are no
+# exchange element stopped being counted as records. Progress counted otherwise (left by
+# an older agent with a file half read) is no place to resume: the file is read again
+# from its start, and the outbox drops what it journaled already.
+_COUNTING = 2
+
+
 @dataclass
 class _FileRun:
     """What the source knows about the file it is reading, for its report."""
@@ -336,7 +343,7 @@ class FolderSource:
         # first chunk): skipping would lose it whole. Re-reading a file that was journaled
         # but not yet moved costs only duplicates the outbox drops.
         resume = (state.get("file") == run.name and state.get("sha256") == digest
-                  and state.get("done") is False)
+                  and state.get("done") is False and state.get("counting") == _COUNTING)
         skip = int(state.get("records", 0)) if resume else 0
         reader = DocumentReader(path if content is None else content, run.name,
                                 node_division=self.context.node_division)
@@ -369,7 +376,8 @@ class FolderSource:
         run.issues.extend(check.issues[:max(room, 0)])
 
     def _progress(self, run: _FileRun, *, done: bool) -> dict[str, Any]:
-        return {"file": run.name, "sha256": run.sha256, "records": run.records, "done": done}
+        return {"file": run.name, "sha256": run.sha256, "records": run.records, "done": done,
+                "counting": _COUNTING}
 
     def _write_report(self, run: _FileRun, target: Path) -> None:
         lang = self.context.lang

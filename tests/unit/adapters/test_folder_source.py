@@ -5,6 +5,7 @@ record is lost or journaled twice. (The agent around it: tests/integration.)"""
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -205,6 +206,20 @@ def test_a_file_left_half_read_in_processing_resumes_after_its_journaled_records
         restarted.commit(chunk)
     assert reads == [3] and outbox.record_count() == 5
     assert names(restarted.done, "*/*.xml") == ["big.xml"]
+
+
+def test_progress_an_older_agent_counted_otherwise_reads_the_file_again_from_its_start(
+        tmp_path: Path, outbox: Outbox) -> None:
+    """An older agent counted elements under BODY that are no records: resuming after
+    its count could skip records it never journaled."""
+    source = open_source(tmp_path)
+    data = document([record("SBXX", SBLSH=f"SB{n:04d}") for n in range(3)])
+    drop(source, "big.xml", data)
+    older = {"file": "big.xml", "sha256": hashlib.sha256(data).hexdigest(), "records": 2,
+             "done": False}  # no "counting": an older agent's progress
+    os.rename(source.inbox / "big.xml", source.processing / "big.xml")
+    [chunk] = list(source.read(older))
+    assert len(chunk.checks) == 3  # read in full; the outbox drops what it had already
 
 
 def test_a_file_the_reader_fails_on_goes_to_error_and_the_others_go_through(

@@ -348,7 +348,12 @@ def test_no_chunk_boundary_changes_the_outcome(monkeypatch: pytest.MonkeyPatch) 
         (b'<?xml version = "1.0" encoding = "GBK" standalone="yes"?>', "GBK", False),
         (b'<?xml version="1.0" encoding="gb18030"?>', "gb18030", False),
         ("<R/>".encode("utf-16"), "UTF-16", False),
-        (b"<\x00R\x00/\x00>\x00", "UTF-16", False),
+        (b"<\x00?\x00x\x00m\x00l\x00", "UTF-16LE", False),
+        (b"\x00<\x00?\x00x\x00m\x00l", "UTF-16BE", False),
+        (b"<\x00R\x00/\x00>\x00", None, False),  # UTF-16 without mark nor declaration: no XML
+        ("<R/>".encode("utf-32"), "UTF-32", False),
+        ("<?xml".encode("utf-32-be"), "UTF-32BE", False),
+        ("<?xml".encode("utf-32-le"), "UTF-32LE", False),
         (b'<?xml version="1.0"' + b" " * 2000, None, False),  # cut off: unreadable
         (b'<?xml version="1.0" encoding="UTF-8"', None, False),
     ],
