@@ -29,14 +29,18 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 # The user, then the password up to the last '@': a password may hold '@', ':', '/' or
 # '#', which end urlsplit's netloc early and would leave the rest of it in the log.
-_PASSWORD = re.compile(r"(?P<user>^[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*):.*@(?=[^@]*$)", re.S)
+# Any scheme, even one SQLAlchemy or a typo spells with "_" or a space
+# (oracle+cx_oracle://, "postgres ql://"): the URLs redacted are often the ones that
+# did not parse.
+_SCHEME = re.compile(r"^[^/?#@]*://")
+_PASSWORD = re.compile(r"(?P<user>^[^/?#@]*?://[^:/?#@]*):.*@(?=[^@]*$)", re.S)
 # A mistyped URL without its "scheme://" may still hold "user:password@".
 _SCHEMELESS_PASSWORD = re.compile(r"(?P<user>^[^:@]*):.*@(?=[^@]*$)", re.S)
 
 
 def redact(url: str) -> str:
     """A URL (broker, database) with its password replaced, safe for logs and errors."""
-    pattern = _PASSWORD if "://" in url else _SCHEMELESS_PASSWORD
+    pattern = _PASSWORD if _SCHEME.match(url) else _SCHEMELESS_PASSWORD
     return pattern.sub(r"\g<user>:***@", url)
 
 

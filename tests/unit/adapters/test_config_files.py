@@ -30,7 +30,18 @@ def test_redact_masks_a_password_in_a_url_that_lost_its_scheme(url: str, shown: 
     assert redact(url) == shown
 
 
+@pytest.mark.parametrize(("url", "shown"), [
+    ("oracle+cx_oracle://scott:Tiger99@dbhost:1521/?service_name=QZJ",
+     "oracle+cx_oracle://scott:***@dbhost:1521/?service_name=QZJ"),
+    ("postgres ql://u:Secret1@h/db", "postgres ql://u:***@h/db"),
+    ("u:Secret1@h/db?next=http://x", "u:***@h/db?next=http://x"),
+])
+def test_redact_masks_the_password_whatever_the_scheme_is_spelt(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
 @pytest.mark.parametrize("url", ["postgresql://exgate:s3cr@t@db:54x2/front",
+                                 "oracle+cx_oracle://exgate:s3cr@t@db:15x21/?service_name=Q",
                                  "exgate:s3cr@t@db/front"])
 def test_a_database_url_that_does_not_parse_is_named_without_its_password(url: str) -> None:
     with pytest.raises(ConfigError) as caught:
