@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+from adapters.private_files import create_private
 from frontend_machine.outbox_schema import configure, migrate
 from schemas.errors import FatalError, FileNotThere, RetriableError
 
@@ -57,6 +58,7 @@ def connect(path: Path, create: bool) -> sqlite3.Connection:
 def _open(path: Path, create: bool) -> sqlite3.Connection:
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)
         return sqlite3.connect(path, isolation_level=None, timeout=30.0)
     # mode=rw: a file removed after the caller's check is an error, not a new journal.
     return sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=rw",

@@ -58,6 +58,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
 from adapters.frontdb import connect_args, engine_url
+from adapters.private_files import create_private
 from adapters.stores.base import (
     BATCH_ID_REUSED,
     BATCH_ID_REUSED_REASON,
@@ -470,6 +471,7 @@ def _create_engine(url: URL, sqlite_busy_s: float, create: bool) -> Engine:
         path = os.path.abspath(url.database)
         if create:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(path))
         elif not os.path.isfile(path):
             raise StoreNotFound(path)
         else:
