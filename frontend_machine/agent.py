@@ -38,6 +38,7 @@ from frontend_machine.report import Tally, say
 from schemas.catalog import load_catalog
 from schemas.divisions import Level, level_of
 from schemas.errors import ConfigError, ExgateError, RetriableError, message_of, wrapped
+from schemas.messages import OneLineFormatter, one_line
 
 __all__ = ["Agent", "open_agent", "run_forever", "run_once"]
 
@@ -380,8 +381,9 @@ def _stop_on_signals(agent: Agent) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-class _KeyValueFormatter(logging.Formatter):
-    """``time level logger message key=value …`` with node, source, file and batch."""
+class _KeyValueFormatter(OneLineFormatter):
+    """``time level logger message key=value …`` with node, source, file and batch; a
+    file name holding a line break (the legacy writer names them) forges no line."""
 
     FIELDS = ("node", "source", "file", "batch")
 
@@ -394,7 +396,7 @@ class _KeyValueFormatter(logging.Formatter):
         values: dict[str, Any] = {"node": self.node}
         values.update({key: getattr(record, key) for key in self.FIELDS
                        if getattr(record, key, None) is not None})
-        return text + "".join(f" {key}={value}" for key, value in values.items())
+        return text + "".join(f" {key}={one_line(str(value))}" for key, value in values.items())
 
 
 @contextmanager

@@ -24,6 +24,7 @@ import click
 from adapters.amqp.logs import quiet_pika
 from schemas.errors import ConfigError
 from schemas.errors import message_of as error_detail
+from schemas.messages import OneLineFormatter
 from schemas.times import BEIJING, parse_time
 
 __all__ = ["DEFAULT_GATEWAY_CONFIG", "echo", "error_detail", "gateway_config_path",
@@ -48,9 +49,11 @@ def echo(text: str, *, err: bool = False) -> None:
 
 
 def log_to_stderr() -> None:
-    """INFO and up on stderr (journald keeps it), pika's connection chatter left out."""
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """INFO and up on stderr (journald keeps it), one line a record whatever a sender
+    put in an ID, pika's connection chatter left out."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     quiet_pika()
 
 

@@ -5,10 +5,12 @@ Each message says what is wrong with the quoted value and, where it helps, what 
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-__all__ = ["LANGUAGES", "Localized", "render", "said"]
+__all__ = ["LANGUAGES", "Localized", "OneLineFormatter", "one_line", "render", "said"]
 
 LANGUAGES = ("zh", "en")
 
@@ -269,3 +271,30 @@ def said(texts: Mapping[str, tuple[str, str]], text_id: str, lang: str, **args: 
     zh, en = texts[text_id]
     text = en if lang == "en" else zh
     return text.format(**args) if args else text
+
+
+# Every C0 and C1 control character, line breaks included, and Unicode's own line and
+# paragraph separators: what would end a log line or act on a terminal.
+_NOT_IN_A_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` for one log line: control characters and line breaks shown as ``\\xNN``.
+
+    Batch IDs, node IDs and file names come from senders; a newline in one would
+    otherwise print a forged line ("… stored batch B2 …") into the operators' log.
+    """
+    return _NOT_IN_A_LINE.sub(_escaped, text)
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class OneLineFormatter(logging.Formatter):
+    """One line per record: the message through ``one_line``; a traceback stays as it
+    is, on the lines after it."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
