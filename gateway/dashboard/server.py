@@ -13,7 +13,8 @@ answers 200 with ``exgate_store_up`` 0 while the store is away. Connection detai
 to the log only. ``/healthz`` is 200 ``ok`` or 503 with a short reason: the
 broker not consumed (inside ``gateway run``), deliveries held through failures for
 ``gateway.holds.HOLD_ALERT_S`` or more (the store refuses writes: the page shows a banner too), or
-the store not answering.
+the store not answering. A client idle for ``REQUEST_TIMEOUT_S`` is let go, and past
+``MAX_CONNECTIONS`` at once new ones are closed unanswered.
 """
 
 from __future__ import annotations
@@ -77,9 +78,18 @@ class _Response:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+# A client that sends nothing for this long is let go, and at most this many are
+# served at once (a thread each); the others are closed at once. A page is one request
+# and a few static files: a slow or idle client otherwise holds a thread for good, and
+# a few hundred of them exhaust the gateway process the dashboard runs in.
+REQUEST_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 32
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "exgate-dashboard"
+    timeout = REQUEST_TIMEOUT_S
 
     def version_string(self) -> str:
         return self.server_version
@@ -176,6 +186,27 @@ class _App:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     app: _App
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self) -> None:
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # busy: refused, never queued on a thread
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _Server6(_Server):

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,7 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.amqp.topology import routing_key
 from adapters.stores.base import FailedBatch, Heartbeat, NodeInfo
 from adapters.stores.sql import SqlStore, now_beijing
-from gateway.dashboard.server import DashboardServer
+from gateway.dashboard import server as dashboard_server
+from gateway.dashboard.server import MAX_CONNECTIONS, DashboardServer
 from gateway.holds import HOLD_ALERT_S, HoldState
 from gateway.pipeline import Delivery, Pipeline
 from gateway.registry import KeyEntry, NodeEntry
@@ -294,3 +298,68 @@ def test_a_node_s_unresolved_conflicts_show_on_the_page_in_the_json_and_metrics(
         assert [(n["node_id"], n["conflicts"]) for n in data["nodes"]] == [("n1", 2)]
         conflicts = families(fetch(server.url + "/metrics")[2])["exgate_node_conflicts"]
     assert list(conflicts.values()) == [2]
+
+
+def _half_sent(url: str) -> socket.socket:
+    """A client that starts a request and then says nothing more."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    client = socket.create_connection((host, int(port)), timeout=10)
+    client.sendall(b"GET / HTTP/1.1\r\n")
+    return client
+
+
+def _closed_by_the_server(client: socket.socket, within_s: float) -> bool:
+    client.settimeout(within_s)
+    try:
+        return client.recv(1024) == b""
+    except TimeoutError:
+        return False
+
+
+def _handler_threads() -> int:
+    return sum(1 for t in threading.enumerate() if "process_request_thread" in t.name)
+
+
+def _eventually(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_at_most_so_many_clients_are_served_at_once_the_others_closed(
+        sqlite_store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dashboard_server._Handler, "timeout", 60.0)  # none times out here
+    before = _handler_threads()
+    with serve(sqlite_store) as server:
+        idle = [_half_sent(server.url) for _ in range(MAX_CONNECTIONS)]
+        try:
+            _eventually(lambda: _handler_threads() - before >= MAX_CONNECTIONS,
+                        "the idle clients were not all taken")
+            extra = [_half_sent(server.url) for _ in range(5)]
+            assert all(_closed_by_the_server(c, 10.0) for c in extra)  # no thread for them
+            assert _handler_threads() - before == MAX_CONNECTIONS
+            for client in extra:
+                client.close()
+        finally:
+            for client in idle:
+                client.close()
+
+        def answers() -> bool:
+            try:
+                return fetch(server.url + "/healthz")[0] in (200, 503)
+            except OSError:  # still closed as busy until the handler threads end
+                return False
+
+        _eventually(answers, "the dashboard stopped answering once the clients left")
+
+
+def test_a_client_that_says_nothing_is_let_go(sqlite_store: SqlStore,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dashboard_server._Handler, "timeout", 0.5)
+    with serve(sqlite_store) as server:
+        client = _half_sent(server.url)
+        try:
+            assert _closed_by_the_server(client, 30.0)
+        finally:
+            client.close()
