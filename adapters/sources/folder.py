@@ -160,7 +160,8 @@ class FolderSource:
     def _files_to_read(self) -> Iterator[tuple[Path, bool]]:
         """Each file to read, and whether it was left in ``processing/`` (resumable)."""
         for path in sorted(self.processing.glob("*")):
-            if is_candidate(path.name) and path.is_file() and path not in self._unfinished:
+            if is_candidate(path.name) and not path.is_symlink() and path.is_file() \
+                    and path not in self._unfinished:
                 log.info(self._say("resuming"), extra=self._extra(path.name))
                 yield path, True
         for path in self._stable_inbox_files():

@@ -8,10 +8,13 @@ and a file's sha256 with its bytes when it is small enough to parse from memory
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["NAME_BYTES", "REPORT_SUFFIX", "claimed_name", "free_path", "is_candidate",
            "read_small", "utf8_name"]
@@ -65,6 +68,28 @@ def free_path(folder: Path, name: str) -> Path:
     return target
 
 
+def _regular_file(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file, never through a symlink.
+
+    A writer sharing the drop folder could otherwise swap a dropped file for a link to
+    one only the agent may read (its key file) between the scan and the claim; what the
+    agent reads may end up in a report or, if it parses, in the node's records.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symbolic link, not a file: not followed") from exc
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, device or folder)")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_small(path: Path) -> tuple[bytes | None, str]:
     """The file's sha256, and its bytes when it is small enough to parse from memory.
 
@@ -73,7 +98,7 @@ def read_small(path: Path) -> tuple[bytes | None, str]:
     The hash has to be known before parsing, since every chunk's progress carries it.
     """
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with _regular_file(path) as handle:
         head = handle.read(_IN_MEMORY_BYTES + 1)
         digest.update(head)
         if len(head) <= _IN_MEMORY_BYTES:

@@ -16,7 +16,7 @@ import pytest
 
 from adapters.sources.base import SourceContext
 from adapters.sources.folder import FolderSource, folder_source
-from adapters.sources.folder_files import NAME_BYTES, REPORT_SUFFIX, claimed_name
+from adapters.sources.folder_files import NAME_BYTES, REPORT_SUFFIX, claimed_name, read_small
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
 from tests.unit.adapters.front_rows import poll
@@ -287,3 +287,28 @@ def test_the_folder_source_logs_in_the_agents_language(
         poll(outbox, source)
     said = [(r.getMessage(), r.file) for r in caplog.records]  # type: ignore[attr-defined]
     assert said == [(lines[0], "left.xml"), (lines[1], "left.xml"), (lines[2], "bad.xml")]
+
+
+def test_a_symlink_left_in_processing_is_never_followed(tmp_path: Path, outbox: Outbox) -> None:
+    """A writer sharing the drop folder links to a file only the agent may read."""
+    source = open_source(tmp_path)
+    secret = tmp_path / "node.key"
+    secret.write_bytes(valid(2))  # even one that would parse as records
+    (source.processing / "evil.xml").symlink_to(secret)
+    poll(outbox, source)
+    assert outbox.record_count() == 0
+    assert names(source.error) == [] and names(source.done, "*/*") == []
+
+
+def test_a_claimed_file_swapped_for_a_symlink_or_a_pipe_is_refused_not_read(
+        tmp_path: Path) -> None:
+    secret = tmp_path / "node.key"
+    secret.write_bytes(b"secret")
+    link = tmp_path / "swapped.xml"
+    link.symlink_to(secret)
+    with pytest.raises(OSError, match="symbolic link, not a file"):
+        read_small(link)
+    pipe = tmp_path / "pipe.xml"
+    os.mkfifo(pipe)
+    with pytest.raises(OSError, match="not a regular file"):
+        read_small(pipe)  # and it returns at once: a pipe's open never waits for a writer
