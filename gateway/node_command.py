@@ -67,9 +67,12 @@ _TEXT: dict[str, tuple[str, str]] = {
                 "exgate node retire-key {node} --version {old} (once batches in flight "
                 "have landed)"),
     "retired": ("节点 {node} 的密钥版本 {version} 已停用：以其封装的批次将被拒收"
-                "（unknown-key-version）；仍有效的版本：{left}",
+                "（unknown-key-version）；仍有效的版本：{left}。凭据文件中的消息服务器口令"
+                "不随密钥更换：凭据文件泄露时，请用 exgate node disable 再 enable 更换口令",
                 "node {node}: key version {version} retired; batches sealed with it are "
-                "refused (unknown-key-version); versions still valid: {left}"),
+                "refused (unknown-key-version); versions still valid: {left}. The broker "
+                "password in the credentials file does not change with the key: if the "
+                "file leaked, run exgate node disable, then enable, for a new password"),
     "error": ("错误：{error}", "error: {error}"),
 }
 

@@ -238,7 +238,10 @@ class Registry:
 
     def retire(self, node_id: str, key_version: int) -> NodeEntry:
         """Stop accepting an older key version once the node seals with a newer one
-        (its batches in flight have landed): a copied old key file opens nothing then."""
+        (its batches in flight have landed): batches sealed with a copy of the old key
+        are refused then. The credentials file also holds the node's broker login, which
+        a key changes nothing about: a leaked file is cut off by ``node disable`` and
+        ``node enable``, which sets a new broker password."""
         entry = self._require(node_id)
         where, where_zh = f"node {node_id}", f"节点 {node_id}"
         if entry.key(key_version) is None:
