@@ -88,22 +88,21 @@ _ID_FLAWS = {
 
 def credit_code_finding(value: str) -> Finding | None:
     """Why ``value`` is no GB 32100 credit code (length, characters, check); None if it is."""
-    flaw = credit_code_flaw(value)
-    if flaw is None:
-        return None
-    code, message_id = _CREDIT_FLAWS[flaw]
-    return Finding(code, message_id, {"value": value, "length": len(value),
-                                      "chars": _quoted(credit_code_strangers(value))})
+    return _finding(value, credit_code_flaw(value), _CREDIT_FLAWS, credit_code_strangers)
 
 
 def resident_id_finding(value: str) -> Finding | None:
     """Why ``value`` is no GB 11643 ID number (length, characters, check); None if it is."""
-    flaw = resident_id_flaw(value)
+    return _finding(value, resident_id_flaw(value), _ID_FLAWS, resident_id_strangers)
+
+
+def _finding(value: str, flaw: Flaw | None, flaws: Mapping[Flaw, tuple[IssueCode, str]],
+             strangers: Callable[[str], str]) -> Finding | None:
     if flaw is None:
         return None
-    code, message_id = _ID_FLAWS[flaw]
+    code, message_id = flaws[flaw]
     return Finding(code, message_id, {"value": value, "length": len(value),
-                                      "chars": _quoted(resident_id_strangers(value))})
+                                      "chars": _quoted(strangers(value))})
 
 
 def _quoted(chars: str) -> Localized:
