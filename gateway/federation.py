@@ -14,29 +14,50 @@ links, through the management API of the broker that receives (``exgate broker l
   come down, so a county node gets the city's and the province's receipts on its own
   ``exgate.receipts.<node>`` queue, from its own broker.
 
+**A lower broker speaks for its own division only.** Its administrator can create any
+user and publish any routing key and ``user_id`` there, so the receiving broker decides
+what comes in: an up link never federates this broker's ``exgate.records`` or
+``exgate.status``. It declares an *intake* per exchange and link,
+``exgate.records.from.<division>`` and ``exgate.status.from.<division>`` (topic),
+bound into the exchange of the same kind with the division's prefix alone
+(``430000.430100.430102.#`` for a county). Federation or shovel delivers into the
+intake; a message under another key (another county's node, forged on the county
+broker) is routed nowhere there and never reaches a queue of this level or the levels
+above.
+
 **Why exchange federation by default.** A federated exchange pulls from the upstream
-exchange of the same name only what its own bindings ask for: the city's level queue
-is bound with ``430000.430100.#``, so the city gets every record routed under the city
-and nothing else, with no prefix to repeat here. For receipts this is what makes the
-link work at all: ``exgate.receipts`` is a direct exchange keyed by node ID, and the
-county's ``exgate.receipts.<node>`` bindings are propagated up the link, so the city
-(and through it the province) sends down exactly the receipts of nodes that have a
-queue on that county broker; a node provisioned later needs no new link. Messages wait
-in a durable queue on the upstream while the link or the receiving broker is down; the
-link acks them only after the receiving broker confirms (``ack-mode on-confirm``), so
+exchange only what its own bindings ask for, and the intake's only binding is the
+division's prefix: the upstream sends nothing else over the link (and should it, the
+intake drops it). The intake is federated from the upstream's ``exgate.records``
+(``exgate.status``) through its own upstream set, which names that exchange, and its
+own policy (``exgate-up-<division>-records``, ``-status``), so a link re-run replaces
+exactly its own objects. For receipts federation is what makes the link work at all:
+``exgate.receipts`` is a direct exchange keyed by node ID, and the county's
+``exgate.receipts.<node>`` bindings are propagated up the link, so the city (and
+through it the province) sends down exactly the receipts of nodes that have a queue on
+that county broker; a node provisioned later needs no new link. Messages wait in a
+durable queue on the upstream while the link or the receiving broker is down; the link
+acks them only after the receiving broker confirms (``ack-mode on-confirm``), so
 nothing is lost, and a redelivery after a cut is harmless (the stores are idempotent).
-``trust-user-id`` keeps ``user_id`` across the link: the lower broker has already
-checked it against the node's login, and the gateways refuse a batch whose ``user_id``
-is not the node's broker user (its Ed25519 signature is checked as well).
+``trust-user-id`` keeps ``user_id`` across the link (without it RabbitMQ clears it):
+the lower broker has checked it against the node's login, and the gateways refuse a
+batch whose ``user_id`` is not the node's broker user (its Ed25519 signature is checked
+as well); the intake has already refused any key outside the lower division.
+
+Up links of earlier versions federated ``exgate.records`` and ``exgate.status``
+themselves (policy ``exgate-federate-up``), pulling whatever this broker's queues were
+bound with, the whole city and through it the province: any lower broker could speak
+for the others. An up link run here moves every such upstream to intakes and deletes
+that policy.
 
 **Shovel** (``--via shovel``, records and heartbeats only) moves messages from a
 durable queue that this command declares and binds on the upstream broker with the
-lower level's prefix (``exgate.uplink.<kind>.<receiver>``) to this broker's exchange,
-keeping routing keys and ``user_id`` (it publishes over the broker's internal
-connection), with ``ack-mode on-confirm``. It suits a receiving side that may not
-create objects on the lower broker at run time, or a firewall that only lets one
-queue through. Receipts stay federated in both modes: a shovel would need every node
-ID bound by hand.
+lower level's prefix (``exgate.uplink.<kind>.<receiver>``) to this broker's intake
+(the lower broker's administrator could bind that queue to anything), keeping routing
+keys and ``user_id`` (it publishes over the broker's internal connection), with
+``ack-mode on-confirm``. It suits a receiving side that may not create objects on the
+lower broker at run time, or a firewall that only lets one queue through. Receipts
+stay federated in both modes: a shovel would need every node ID bound by hand.
 
 **Loops.** Records only ever flow up and receipts only down, on different exchanges,
 so a tree of links has no cycle. Federation adds two guards: a message is never sent
@@ -44,9 +65,10 @@ back to a broker already in its ``x-received-from`` path (so cluster names must 
 unique: ``rabbitmqctl set_cluster_name``), and ``max-hops`` caps how far it travels.
 exgate sets ``max-hops`` to 2 when the upstream is a city (county traffic passes
 through the city up to the province; province receipts pass through the city down to
-the county) and to 1 otherwise. Propagated bindings obey the same count. Shovels have
-no such guard, so ``link`` refuses a link whose direction contradicts the levels
-already declared on the receiving broker (records going down, receipts going up).
+the county) and to 1 otherwise. Receipt bindings propagate up by the same count; an
+intake's binding goes one link up and no further. Shovels have no such guard, so
+``link`` refuses a link whose direction contradicts the levels already declared on the
+receiving broker (records going down, receipts going up).
 """
 
 from __future__ import annotations
@@ -59,6 +81,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from adapters.amqp.topology import (
@@ -78,6 +101,7 @@ from schemas.messages import said
 __all__ = [
     "LinkResult",
     "grant_link_user",
+    "intake_exchange",
     "link_down",
     "link_states",
     "link_up",
@@ -87,14 +111,15 @@ __all__ = [
     "with_password",
 ]
 
-UP_SET = "exgate-up"        # federation-upstream-set of records and heartbeats
+UP_SET = "exgate-up"        # older links: the set federating exgate.records/status
 DOWN_SET = "exgate-down"    # federation-upstream-set of receipts
-UP_POLICY = "exgate-federate-up"
+UP_POLICY = "exgate-federate-up"  # older links: replaced by one policy per intake
 DOWN_POLICY = "exgate-federate-down"
 POLICY_PRIORITY = 10
 UP_EXCHANGES = (RECORDS_EXCHANGE, STATUS_EXCHANGE)
 PASSWORD_ENV = "EXGATE_UPSTREAM_PASSWORD"
 _LEVEL_QUEUE = re.compile(r"^exgate\.level\.([1-9]\d{5})$")
+_OLD_UPSTREAM = re.compile(r"^exgate-up-([1-9]\d{5})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,18 +171,114 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
     _refuse_wrong_way(api, vhost, division, "up")
     declare_exchanges(HttpChannel(api, vhost))
     hops = max_hops or max_hops_for(division)
+    if via not in ("federation", "shovel"):
+        raise ConfigError(f"--via {via!r}: choose federation or shovel",
+                          zh=f"--via {via!r}：请选择 federation 或 shovel")
+    for exchange in UP_EXCHANGES:
+        _declare_intake(api, vhost, exchange, division)
     if via == "federation":
         name = f"exgate-up-{division}"
         _put_upstream(api, vhost, name, upstream_url, hops, reconnect_delay, trust_user=True)
-        _add_to_set(api, vhost, UP_SET, name)
-        _put_policy(api, vhost, UP_POLICY, UP_EXCHANGES, UP_SET)
+        _federate_intakes(api, vhost, name, division)
         names: tuple[str, ...] = (name,)
-    elif via == "shovel":
-        names = _shovels_up(api, vhost, upstream_url, division, reconnect_delay)
     else:
-        raise ConfigError(f"--via {via!r}: choose federation or shovel",
-                          zh=f"--via {via!r}：请选择 federation 或 shovel")
+        names = _shovels_up(api, vhost, upstream_url, division, reconnect_delay)
+    _retire_whole_exchange_links(api, vhost)
     return LinkResult("up", via, division, redact(upstream_url), names, hops)
+
+
+def intake_exchange(exchange: str, division: str) -> str:
+    """``exgate.records.from.430102``: where ``division``'s traffic enters this broker."""
+    return f"{exchange}.from.{check_division(division)}"
+
+
+def _declare_intake(api: ManagementApi, vhost: str, exchange: str, division: str) -> None:
+    """The link's own topic exchange, bound into ``exchange`` with the division's prefix.
+
+    Whatever the lower broker sends over the link lands here first; only keys under
+    ``binding_key(division)`` go on into ``exchange``, the rest is routed nowhere. Not
+    ``internal``: RabbitMQ does not federate internal exchanges, nor lets a shovel
+    publish to one.
+    """
+    intake = intake_exchange(exchange, division)
+    HttpChannel(api, vhost).exchange_declare(intake, exchange_type="topic", durable=True)
+    api.post(f"bindings/{_q(vhost)}/e/{_q(intake)}/e/{_q(exchange)}",
+             {"routing_key": binding_key(division), "arguments": {}})
+
+
+def _federate_intakes(api: ManagementApi, vhost: str, upstream: str, division: str) -> None:
+    """Federate each intake from the upstream's exchange of the same kind.
+
+    One upstream set per intake names the upstream exchange (``exchange``), and the
+    policy matches that intake alone: the upstream's ``exgate.records`` never federates
+    into this broker's ``exgate.records`` directly. The intake's one binding (the
+    division's prefix) is what federation propagates up, so only that is pulled.
+    """
+    for exchange in UP_EXCHANGES:
+        intake = intake_exchange(exchange, division)
+        name = f"{upstream}-{exchange.rsplit('.', 1)[1]}"
+        api.put(f"parameters/federation-upstream-set/{_q(vhost)}/{_q(name)}",
+                {"value": [{"upstream": upstream, "exchange": exchange}]})
+        _put_policy(api, vhost, name, (intake,), name)
+
+
+def _retire_whole_exchange_links(api: ManagementApi, vhost: str,
+                                 settle: float = 30.0) -> None:
+    """Replace the up links of earlier exgate versions, which federated
+    ``exgate.records`` and ``exgate.status`` themselves (policy ``exgate-federate-up``,
+    set ``exgate-up``).
+
+    Those pulled whatever the receiving broker's own bindings asked for, the city's whole
+    prefix and further up, so a lower broker could speak for its neighbours. Each of
+    their upstreams named ``exgate-up-<division>`` is moved to intakes for that division
+    (its URI, password and max-hops stay as they are), then the old policy and set go.
+    RabbitMQ deletes the old link's queue on the lower broker as it stops it: the old
+    policy goes once the new links of each old link that runs run too (up to
+    ``settle`` seconds), so what is published meanwhile takes one way or both (the
+    stores are idempotent), none is left in a queue nobody reads.
+    """
+    policy = f"policies/{_q(vhost)}/{_q(UP_POLICY)}"
+    members_path = f"parameters/federation-upstream-set/{_q(vhost)}/{_q(UP_SET)}"
+    members = _get_or_none(api, members_path)
+    if _get_or_none(api, policy) is None and members is None:
+        return
+    moved = []
+    for member in (members or {}).get("value") or []:
+        found = _OLD_UPSTREAM.match(str(member.get("upstream")))
+        if found is None:
+            continue
+        division = found.group(1)
+        for exchange in UP_EXCHANGES:
+            _declare_intake(api, vhost, exchange, division)
+        _federate_intakes(api, vhost, found.group(0), division)
+        moved.append(division)
+    _settle(api, vhost, moved, settle)
+    api.delete(policy)
+    api.delete(members_path)
+
+
+def _settle(api: ManagementApi, vhost: str, divisions: Sequence[str], timeout: float) -> None:
+    """Wait until the intake links of each old link that runs are running as well."""
+    try:
+        before = link_states(api, vhost)
+    except ManagementError:
+        return  # no link states without rabbitmq_federation_management: nothing to wait on
+    waiting = [f"exgate-up-{d}:{intake_exchange(x, d)}" for d in divisions
+               for x in UP_EXCHANGES if before.get(f"exgate-up-{d}:{x}") == "running"]
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        time.sleep(0.2)
+        states = link_states(api, vhost)
+        waiting = [name for name in waiting if states.get(name) != "running"]
+
+
+def _get_or_none(api: ManagementApi, path: str) -> Any:
+    try:
+        return api.get(path)
+    except ManagementError as exc:
+        if exc.status != 404:
+            raise
+        return None
 
 
 def _shovels_up(api: ManagementApi, vhost: str, upstream_url: str, division: str,
@@ -172,7 +293,9 @@ def _shovels_up(api: ManagementApi, vhost: str, upstream_url: str, division: str
         api.put(f"parameters/shovel/{_q(vhost)}/{_q(name)}", {"value": {
             "src-protocol": "amqp091", "src-uri": upstream_url, "src-queue": queue,
             "dest-protocol": "amqp091", "dest-uri": _local_uri(vhost),
-            "dest-exchange": exchange,  # no dest-exchange-key: routing keys are kept
+            # into the intake, which lets on only the division's keys; no
+            # dest-exchange-key: routing keys are kept
+            "dest-exchange": intake_exchange(exchange, division),
             "ack-mode": "on-confirm", "src-delete-after": "never",
             "prefetch-count": 1000, "reconnect-delay": reconnect_delay,
             "dest-add-forward-headers": False}})
@@ -353,7 +476,10 @@ def wait_running(api: ManagementApi, result: LinkResult, vhost: str = "/",
 
 
 def _exchanges(result: LinkResult) -> tuple[str, ...]:
-    return UP_EXCHANGES if result.direction == "up" else (RECEIPTS_EXCHANGE,)
+    """The federated exchanges of a link: the intakes up, ``exgate.receipts`` down."""
+    if result.direction == "up":
+        return tuple(intake_exchange(x, result.division) for x in UP_EXCHANGES)
+    return (RECEIPTS_EXCHANGE,)
 
 
 # -- the command ------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ broker only; the links are declared with the command's functions and least-privi
 link users; each level's gateway drains its own broker into its own SQLite store.
 The tests check that every record reaches all three stores exactly once, that nothing
 is refused (``user_id`` and routing keys survive the links), that heartbeats come up,
-and that the receipts of all three levels reach the node's queue on the county broker.
+that the receipts of all three levels reach the node's queue on the county broker, and
+that a county broker's administrator cannot speak for another county (nor can a link of
+the old shape, which is replaced when the link is run again).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from gateway.broker_node import LocalBroker
 from gateway.federation import (
     LinkResult,
     grant_link_user,
+    intake_exchange,
     link_down,
     link_up,
     max_hops_for,
@@ -262,9 +265,25 @@ def test_links_are_idempotent_and_refuse_the_wrong_direction(levels: dict[str, L
     first = link_up(city.api, county.url(), COUNTY, vhost=city.vhost)
     again = link_up(city.api, county.url(), COUNTY, vhost=city.vhost)
     assert first == again and first.max_hops == max_hops_for(COUNTY) == 1
-    members = city.api.get(f"parameters/federation-upstream-set/"
-                           f"{quote(city.vhost, safe='')}/exgate-up")["value"]
-    assert members == [{"upstream": f"exgate-up-{COUNTY}"}]
+    vhost = quote(city.vhost, safe="")
+    sets = {s["name"]: s["value"] for s in
+            city.api.get(f"parameters/federation-upstream-set/{vhost}")}
+    assert sets == {f"exgate-up-{COUNTY}-{kind}": [{"upstream": f"exgate-up-{COUNTY}",
+                                                    "exchange": f"exgate.{kind}"}]
+                    for kind in ("records", "status")}
+    policies = {p["name"]: (p["pattern"], p["definition"]) for p in
+                city.api.get(f"policies/{vhost}")}
+    assert policies == {
+        f"exgate-up-{COUNTY}-{kind}": (
+            f"^(exgate\\.{kind}\\.from\\.{COUNTY})$",
+            {"federation-upstream-set": f"exgate-up-{COUNTY}-{kind}"})
+        for kind in ("records", "status")}
+    for kind in ("records", "status"):
+        intake = intake_exchange(f"exgate.{kind}", COUNTY)
+        bindings = city.api.get(f"exchanges/{vhost}/{quote(intake, safe='')}"
+                                "/bindings/source")
+        assert [(b["destination"], b["routing_key"]) for b in bindings] == \
+            [(f"exgate.{kind}", "430000.430100.430102.#")]
     assert max_hops_for(CITY) == 2 and max_hops_for(PROVINCE) == 1
     with pytest.raises(ConfigError, match="wrong way"):
         link_up(county.api, city.url(), CITY, vhost=county.vhost)  # records going down
@@ -320,3 +339,127 @@ def test_a_link_that_cannot_run_exits_1_and_stays_declared(
     monkeypatch.delenv("EXGATE_UPSTREAM_PASSWORD")
     assert run_link(upstream=url, division=COUNTY, admin_url=admin, vhost=city.vhost,
                     lang="en", wait=5) == 2
+
+
+# -- a lower broker speaks for its own division only ---------------------------------------
+
+FORGER = "exgate-node-nodeC"  # a node of county 430103, forged on the county 430102 broker
+OWN_KEY = "430000.430100.430102.furong-01"
+FORGED_KEYS = ("430000.430100.430103.nodeC",   # a neighbouring county of the same city
+               "430000.430200.430202.nodeD")   # a county of another city
+
+
+def forge_on(county: Level) -> None:
+    """What the county broker's administrator can do: make a user named like another
+    county's node, bind every link queue on the county broker to everything, and
+    publish that node's heartbeat and batch (``user_id`` and routing key), then one of
+    its own county's. On each link queue the forged messages are ahead of the own one."""
+    vhost = quote(county.vhost, safe="")
+    password = secrets.token_urlsafe(12)
+    county.api.put(f"users/{FORGER}", {"password": password, "tags": ""})
+    county.api.put(f"permissions/{vhost}/{FORGER}",
+                   {"configure": "", "write": ".*", "read": ""})
+    for queue in county.api.get(f"queues/{vhost}?columns=name"):
+        name = str(queue["name"])
+        for kind in ("records", "status"):
+            if name.startswith((f"federation: exgate.{kind} ", f"exgate.uplink.{kind}.")):
+                county.api.post(f"bindings/{vhost}/e/exgate.{kind}/q/{quote(name, safe='')}",
+                                {"routing_key": "#", "arguments": {}})
+    connection = pika.BlockingConnection(pika.URLParameters(county.url(FORGER, password)))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for key, what in [*((k, "FORGED") for k in FORGED_KEYS), (OWN_KEY, "OWN")]:
+            for exchange in ("exgate.status", "exgate.records"):
+                channel.basic_publish(exchange, key, f"{what} {key}".encode(),
+                                      pika.BasicProperties(user_id=FORGER, message_id=what))
+    finally:
+        connection.close()
+
+
+def wait_for_own(level: Level, queue: str, timeout: float = 60.0) -> list[tuple[str, str]]:
+    """``(message_id, routing key)`` of what ``queue`` got, once the own message is in."""
+    got: list[tuple[str, str]] = []
+    deadline = time.monotonic() + timeout
+    connection = pika.BlockingConnection(pika.URLParameters(level.url()))
+    try:
+        channel = connection.channel()
+        while True:
+            method, properties, _ = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                assert properties.user_id == FORGER  # trust-user-id kept it
+                got.append((str(properties.message_id), str(method.routing_key)))
+                continue
+            if ("OWN", OWN_KEY) in got:
+                return got
+            assert time.monotonic() < deadline, f"timed out waiting for {OWN_KEY} in {queue}"
+            time.sleep(0.2)
+    finally:
+        connection.close()
+
+
+def assert_only_own_division_came_up(levels: dict[str, Level]) -> None:
+    for division in (CITY, PROVINCE):
+        level = levels[division]
+        for queue in (level_queue(division), status_queue(division)):
+            got = wait_for_own(level, queue)
+            assert {key for what, key in got if what == "FORGED"} == set(), (queue, got)
+
+
+@pytest.mark.parametrize("via", ["federation", "shovel"])
+def test_a_county_broker_cannot_speak_for_another_county(
+        levels: dict[str, Level], via: str) -> None:
+    county, city, province = (levels[d] for d in LEVELS)
+    for level, result in [
+            (city, link_up(city.api, county.link_login("up"), COUNTY, via=via,
+                           vhost=city.vhost, reconnect_delay=1)),
+            (province, link_up(province.api, city.link_login("up"), CITY, via=via,
+                               vhost=province.vhost, reconnect_delay=1))]:
+        wait_running(level.api, result, level.vhost)
+    forge_on(county)
+    assert_only_own_division_came_up(levels)
+
+
+def test_a_link_of_the_old_shape_is_replaced_not_left_pulling_everything(
+        levels: dict[str, Level]) -> None:
+    """Earlier versions federated ``exgate.records`` and ``exgate.status`` themselves
+    (set ``exgate-up``, policy ``exgate-federate-up``). Linking again moves each of that
+    set's upstreams to intakes, the one re-run and the others alike, and drops the rest."""
+    county, city, province = (levels[d] for d in LEVELS)
+    vhost = quote(city.vhost, safe="")
+    old = {f"exgate-up-{COUNTY}": county.link_login("up"),
+           "exgate-up-430104": county.url().replace(f":{county.broker.ports.amqp}/", ":1/")}
+    for name, uri in old.items():
+        city.api.put(f"parameters/federation-upstream/{vhost}/{name}", {"value": {
+            "uri": uri, "ack-mode": "on-confirm", "trust-user-id": True, "max-hops": 1,
+            "reconnect-delay": 1}})
+    city.api.put(f"parameters/federation-upstream-set/{vhost}/exgate-up",
+                 {"value": [{"upstream": name} for name in old]})
+    city.api.put(f"policies/{vhost}/exgate-federate-up", {
+        "pattern": "^(exgate\\.records|exgate\\.status)$", "apply-to": "exchanges",
+        "priority": 10, "definition": {"federation-upstream-set": "exgate-up"}})
+    def old_links() -> dict[str, str]:
+        return {str(link["exchange"]): str(link["status"])
+                for link in city.api.get(f"federation-links/{vhost}")
+                if link["upstream"] == f"exgate-up-{COUNTY}"}
+
+    wait_for("the old links to run", lambda: old_links() == {
+        "exgate.records": "running", "exgate.status": "running"})
+
+    done = link_up(city.api, county.link_login("up"), COUNTY, vhost=city.vhost,
+                   reconnect_delay=1)
+    wait_running(city.api, done, city.vhost)
+    policies = {p["name"] for p in city.api.get(f"policies/{vhost}")}
+    assert policies == {f"exgate-up-{d}-{kind}" for d in (COUNTY, "430104")
+                        for kind in ("records", "status")}
+    sets = {s["name"] for s in city.api.get(f"parameters/federation-upstream-set/{vhost}")}
+    assert sets == policies  # "exgate-up" is gone
+    wait_for("no link on exgate.records or exgate.status", lambda: not [
+        link for link in city.api.get(f"federation-links/{vhost}")
+        if link.get("exchange") in ("exgate.records", "exgate.status")])
+
+    province_link = link_up(province.api, city.link_login("up"), CITY,
+                            vhost=province.vhost, reconnect_delay=1)
+    wait_running(province.api, province_link, province.vhost)
+    forge_on(county)
+    assert_only_own_division_came_up(levels)

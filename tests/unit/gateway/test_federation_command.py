@@ -49,7 +49,8 @@ class FakeApi:
     def get(self, path: str) -> Any:
         if path.startswith("federation-links/"):
             return [{"upstream": "exgate-up-430102", "exchange": x, "status": self.state,
-                     "error": self.error} for x in ("exgate.records", "exgate.status")]
+                     "error": self.error}
+                    for x in ("exgate.records.from.430102", "exgate.status.from.430102")]
         return []
 
 
@@ -66,7 +67,8 @@ def test_a_link_that_does_not_run_exits_1_with_its_state(
     assert run_link(upstream=UPSTREAM, division="430102", lang=lang, wait=0.3) == 1
     out, err = capsys.readouterr()
     assert out == ""  # never "linked up"
-    assert words in err and error in err and "exgate-up-430102:exgate.records" in err
+    assert words in err and error in err
+    assert "exgate-up-430102:exgate.records.from.430102" in err
     assert "wrong" not in err
 
 
