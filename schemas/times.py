@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 __all__ = ["BEIJING", "format_time", "parse_time"]
 
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+_BEIJING_OFFSET = timedelta(hours=8)
+BEIJING = timezone(_BEIJING_OFFSET, "Asia/Shanghai")
 
 
 def parse_time(text: str) -> datetime | None:
@@ -30,7 +31,12 @@ def parse_time(text: str) -> datetime | None:
             parsed = datetime.fromisoformat(text)
             if parsed.tzinfo is None:
                 return parsed.replace(tzinfo=BEIJING)
-            return parsed.astimezone(BEIJING)
+            # Not astimezone: it goes through UTC, which overflows in the first hours of
+            # year 1 even when the Beijing time is a real one.
+            offset = parsed.utcoffset()
+            assert offset is not None
+            shifted = parsed.replace(tzinfo=None) + (_BEIJING_OFFSET - offset)
+            return shifted.replace(tzinfo=BEIJING)
     except (ValueError, OverflowError):  # OverflowError: a zone pushes it past year 1..9999
         return None
     return None

@@ -11,7 +11,7 @@ import pytest
 from schemas.audit import validate_file
 from schemas.catalog import load_catalog
 from schemas.rules import canonical_time, normalise_values
-from schemas.times import BEIJING
+from schemas.times import BEIJING, format_time, parse_time
 from tests.unit.schemas.documents import document, record
 
 
@@ -59,3 +59,18 @@ def test_year_one_at_beijing_time_is_no_bad_date(tmp_path: Path) -> None:
         path = tmp_path / "year1.xml"
         path.write_bytes(document([record("SBXX", SBSJ=text)]))
         assert validate_file(path).issues == (), text
+
+
+@pytest.mark.parametrize(("text", "beijing"), [
+    ("0001-01-01T06:00:00+14:00", "0001-01-01 00:00:00"),
+    ("2026-11-24T00:30:00-05:00", "2026-11-24 13:30:00"),
+    ("9999-12-31T15:59:59Z", "9999-12-31 23:59:59"),
+])
+def test_a_zoned_time_is_converted_without_a_detour_through_utc(text: str,
+                                                                beijing: str) -> None:
+    moment = parse_time(text)
+    assert moment is not None and format_time(moment) == beijing
+
+
+def test_a_zoned_time_past_the_calendar_in_beijing_is_no_time() -> None:
+    assert parse_time("9999-12-31T23:00:00-01:00") is None
