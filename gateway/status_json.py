@@ -34,7 +34,9 @@ Shape (schema 1; new keys may be added, existing ones keep their meaning)::
       "failed_batches": [{"batch_id", "node_id", "reason", "detail", "received_at"}, …],
       "failed_batches_total": N,                       # the list above is capped at 500
       "throughput": {"bucket_s": 3600,
-                     "points": [{"start": "…", "records": N, "batches": N, "failed": N}, …]}
+                     "points": [{"start": "…", "records": N, "batches": N, "failed": N}, …]},
+      "store_writes": {"held": N, "since": "…" | null, "age_s": 0.0,   # /status.json of
+                       "alarming": false}                               # gateway run only
     }
 
 Numbers are finite: the text is strict JSON (``report_text``), never ``Infinity``.
@@ -52,6 +54,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from gateway.holds import HoldState
 from gateway.status import Group, NodeStatus, StatusReport
 from schemas.times import BEIJING
 
@@ -91,9 +94,18 @@ def report_json(report: StatusReport) -> dict[str, Any]:
     }
 
 
-def report_text(report: StatusReport, *, indent: int | None = None) -> str:
-    """The JSON as text; ValueError rather than a non-finite number no parser reads."""
-    return json.dumps(report_json(report), ensure_ascii=False, allow_nan=False, indent=indent)
+def report_text(report: StatusReport, *, indent: int | None = None,
+                holds: HoldState | None = None) -> str:
+    """The JSON as text; ValueError rather than a non-finite number no parser reads.
+
+    ``holds``: what the consumer beside the dashboard holds through failures (inside
+    ``gateway run`` only; ``exgate status``, another process, cannot know it).
+    """
+    data = report_json(report)
+    if holds is not None:
+        data["store_writes"] = {"held": holds.held, "since": iso(holds.since),
+                                "age_s": round(holds.age_s, 1), "alarming": holds.alarming}
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, indent=indent)
 
 
 def _group(group: Group) -> dict[str, Any]:

@@ -131,7 +131,8 @@ class _Handler(BaseHTTPRequestHandler):
             page = render_page(app.source.report(), lang, app.refresh_s, app.holds())
             return _Response(HTTPStatus.OK, page.encode(), _HTML)
         if path == "/status.json":
-            return _Response(HTTPStatus.OK, report_text(app.source.report()).encode(), _JSON)
+            return _Response(HTTPStatus.OK, report_text(app.source.report(),
+                                                        holds=app.holds()).encode(), _JSON)
         if path == "/metrics":
             return _Response(HTTPStatus.OK, render_metrics(app.registry), CONTENT_TYPE)
         if path == "/healthz":

@@ -32,6 +32,7 @@ from gateway.pipeline import Delivery, Pipeline
 from gateway.registry import KeyEntry, NodeEntry
 from gateway.status_rules import StatusThresholds
 from gateway.status_source import StatusSource
+from schemas.times import BEIJING
 from tests.unit.adapters.status_store import fill_store
 
 PAGES = ("/", "/?lang=en", "/status.json", "/metrics")
@@ -198,6 +199,10 @@ def test_a_store_refusing_writes_fails_healthz_shows_in_metrics_and_on_the_page(
             status, _, page = fetch(server.url + "/" + lang)
             assert status == 200 and 'id="store-writes"' in page and 'data-held="7"' in page
             assert words in page
+        data = strict(fetch(server.url + "/status.json")[2])
+        assert isinstance(data, dict) and data["store_writes"] == {
+            "held": 7, "since": since.replace(tzinfo=BEIJING).isoformat(),
+            "age_s": HOLD_ALERT_S + 5, "alarming": True}
 
 
 # -- what the store holds ---------------------------------------------------------------------
