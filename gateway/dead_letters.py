@@ -228,6 +228,12 @@ class DeadLetters:
     def _lost(self, run: _Pass, exc: Exception) -> None:
         if run is self._pass:
             self._pass = None
+        # The failure may be another channel's (the receipts'): closing this one hands
+        # back every letter it holds, which would otherwise stay unacked and out of
+        # every later pass's sight until the connection drops.
+        with contextlib.suppress(px.AMQPError, OSError):
+            if run.channel.is_open:
+                run.channel.close()
         log.warning("dead queue %s: pass stopped, its letters stay there: %s", self.queue,
                     exc)
 

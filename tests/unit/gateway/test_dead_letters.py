@@ -285,6 +285,26 @@ def test_a_letter_that_did_not_die_in_the_levels_queue_is_handed_back_and_counte
     assert dead.waiting() == 2
 
 
+def test_a_receipts_channel_gone_hands_the_letter_back_by_closing_the_pass(
+        keys: NodeKeys) -> None:
+    """The receipts channel closed mid-pass: the dead queue's channel, which holds the
+    letter, is closed too (the broker takes it back) rather than left holding it."""
+    channel = dead_queue_of(keys, ours(keys))
+    dead = DeadLetters(pipeline_over(MemoryStore(), keys), threading.Event())
+    connection = FakeConnection(channel)
+
+    def receipts_gone(outcome: Outcome) -> None:
+        raise px.ChannelWrongStateError("Channel is closed.")
+
+    try:
+        dead.start(cast(Any, connection), receipts_gone)
+        while dead.busy():
+            connection.callbacks.get(timeout=10)()
+    finally:
+        dead.close()
+    assert channel.done == [] and not channel.is_open
+
+
 def test_a_level_without_a_dead_queue_counts_nothing(keys: NodeKeys) -> None:
     channel = FakeChannel([], missing=True)
     dead = one_pass(MemoryStore(), keys, channel)
