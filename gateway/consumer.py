@@ -59,6 +59,7 @@ from adapters.amqp.topology import (
     declare_level,
     declare_topology,
     level_queue,
+    node_of,
     status_queue,
 )
 from adapters.config_files import redact
@@ -405,7 +406,7 @@ class _Subject:
         if kind == "heartbeat":
             # No batch ID, no node header: the routing key names the node (its topic
             # permissions let it publish under its own only).
-            sender = delivery.routing_key.split(".", 3)[-1][:64]
+            sender = node_of(delivery.routing_key)[:64]
             return cls(f"heartbeat of node {sender}", {"node_id": sender}, "dropped")
         node = delivery.headers.get("x-exgate-node")
         return cls(f"batch {delivery.message_id} from node {node}",

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from adapters.amqp.topology import node_of
 from adapters.amqp.topology import routing_key as node_routing_key
 from adapters.sealing import DEFAULT_MAX_PLAIN_BYTES, NodeVerifier, SealError, unseal
 from adapters.stores.base import (
@@ -349,7 +350,7 @@ class Pipeline:
         RabbitMQ checks ``user_id`` against the login and topic permissions hold each
         user to its node's routing key; a message matching both is that node's.
         """
-        entry = self.registry.get(delivery.routing_key.rpartition(".")[2])
+        entry = self.registry.get(node_of(delivery.routing_key))
         if entry is None or delivery.user_id != entry.broker_user or \
                 delivery.routing_key != node_routing_key(entry.division, entry.node_id):
             return None

@@ -37,6 +37,7 @@ __all__ = [
     "declare_topology",
     "level_queue",
     "level_queue_arguments",
+    "node_of",
     "receipts_queue",
     "routing_key",
     "status_queue",
@@ -106,6 +107,11 @@ def routing_key(node_division: str, node_id: str) -> str:
     """``430000.430100.430102.<node_id>``: the node's division path, then its ID."""
     path = division_path(check_division(node_division))
     return ".".join(path) + "." + check_node_id(node_id)
+
+
+def node_of(key: str) -> str:
+    """The node a routing key names: its last part (not checked: a sender's text)."""
+    return key.rpartition(".")[2]
 
 
 def binding_key(level_division: str) -> str:

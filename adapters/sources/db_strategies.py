@@ -264,13 +264,14 @@ class ChangelogStrategy:
             if name not in told:
                 told.add(name)
                 warning = Localized(
-                    f"{name}：有 SYNC_FLAG=0 的行在 EX_CHANGELOG 中没有待读的变更（多半写于"
-                    "触发器安装之前或停用期间），现按标志读取；请确认触发器已安装"
-                    "（exgate frontdb init --triggers）",
+                    f"{name}：有 SYNC_FLAG=0 的行在 EX_CHANGELOG 中没有待读的变更（写于"
+                    "触发器安装之前或停用期间，或其标志回写曾失败），现按标志读取；"
+                    "若反复出现，请确认触发器已安装（exgate frontdb init --triggers）",
                     f"{name}: rows at SYNC_FLAG=0 had no change waiting in EX_CHANGELOG "
-                    "(most likely written before the triggers were installed, or while "
-                    "they were dropped): reading them by their flag; check that the "
-                    "triggers are installed (exgate frontdb init --triggers)")
+                    "(written before the triggers were installed or while they were "
+                    "dropped, or their flag's write-back failed): reading them by their "
+                    "flag; if this recurs, check that the triggers are installed "
+                    "(exgate frontdb init --triggers)")
                 log.warning(warning.en if self.context.lang == "en" else warning.zh)
             yield _page_of(rows, position)
 
