@@ -47,8 +47,10 @@ as well); the intake has already refused any key outside the lower division.
 Up links of earlier versions federated ``exgate.records`` and ``exgate.status``
 themselves (policy ``exgate-federate-up``), pulling whatever this broker's queues were
 bound with, the whole city and through it the province: any lower broker could speak
-for the others. An up link run here moves every such upstream to intakes and deletes
-that policy.
+for the others. An up link run here moves every such federation upstream to intakes
+and deletes that policy. A shovel of an earlier version still publishes into the bare
+exchange: it moves to its intake only when ``broker link --via shovel`` runs again for
+its own division.
 
 **Shovel** (``--via shovel``, records and heartbeats only) moves messages from a
 durable queue that this command declares and binds on the upstream broker with the
@@ -74,6 +76,7 @@ receiving broker (records going down, receipts going up).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -111,6 +114,7 @@ __all__ = [
     "with_password",
 ]
 
+log = logging.getLogger("exgate.federation")
 UP_SET = "exgate-up"        # older links: the set federating exgate.records/status
 DOWN_SET = "exgate-down"    # federation-upstream-set of receipts
 UP_POLICY = "exgate-federate-up"  # older links: replaced by one policy per intake
@@ -245,7 +249,10 @@ def _retire_whole_exchange_links(api: ManagementApi, vhost: str,
     moved = []
     for member in (members or {}).get("value") or []:
         found = _OLD_UPSTREAM.match(str(member.get("upstream")))
-        if found is None:
+        if found is None:  # not one exgate made: no division to restrict it to
+            log.warning("upstream %r of the old set %s names no division; its link stops "
+                        "with the old policy: declare it again with exgate broker link",
+                        member.get("upstream"), UP_SET)
             continue
         division = found.group(1)
         for exchange in UP_EXCHANGES:
@@ -268,7 +275,10 @@ def _settle(api: ManagementApi, vhost: str, divisions: Sequence[str], timeout: f
     deadline = time.monotonic() + timeout
     while waiting and time.monotonic() < deadline:
         time.sleep(0.2)
-        states = link_states(api, vhost)
+        try:
+            states = link_states(api, vhost)
+        except ManagementError:
+            continue  # a blip of the API: ask again until the deadline
         waiting = [name for name in waiting if states.get(name) != "running"]
 
 
