@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from adapters.amqp.logs import quiet_pika
 from adapters.sources.base import Source, SourceContext
@@ -280,11 +281,18 @@ def run_once(config_path: Path, lang: str | None = None, out: TextIO | None = No
             agent.tally.no_broker = agent.config.broker is None
             print("\n".join(agent.tally.lines(agent.lang)), file=out or sys.stdout)
             if flushed is not None and flushed.login_refused is not None:
-                raise wrapped(str(agent.config.node.key_file or agent.config.path),
-                              flushed.login_refused)
+                raise wrapped(_login_source(agent.config), flushed.login_refused)
             return 1 if agent.tally.rejected or agent.tally.failed else 0
 
     return _exit_code(once, config_path, lang)
+
+
+def _login_source(config: AgentConfig) -> str:
+    """Where a refused broker login came from: ``broker.url`` when it names the user,
+    else the node's credentials file (``publishing.publisher_settings``)."""
+    if config.broker is not None and urlsplit(config.broker.url).username:
+        return f"{config.path} (broker.url)"
+    return str(config.node.key_file or config.path)
 
 
 def _exit_code(run: Callable[[], int], config_path: Path, lang: str | None) -> int:

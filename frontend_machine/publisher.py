@@ -345,7 +345,8 @@ class Publisher:
                 self._serve(min(0.2, max(0.0, deadline - self._clock())))
                 if self.counters.receipts == received or self._clock() >= deadline:
                     break
-            self._heartbeat()
+            if self._clock() < deadline:  # its confirm may wait: never past the timeout
+                self._heartbeat()
         except RetriableError as exc:
             self._lost(exc)
 

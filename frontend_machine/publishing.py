@@ -30,15 +30,6 @@ __all__ = ["PublisherThread", "publish_once", "publisher_settings", "publishing"
 
 log = logging.getLogger("exgate.agent.publisher")
 
-_TEXT = {
-    "flushed": ("已发送 {published} 个批次（均已获 RabbitMQ 确认），仍待发送 {pending} 个",
-                "sent {published} batch(es), all confirmed by RabbitMQ; {pending} still pending"),
-    "left": ("消息服务器暂不可用，{pending} 个批次保留在发件箱中，下次运行时发送：{error}",
-             "the broker is unavailable; {pending} batch(es) stay in the outbox for the next "
-             "run: {error}"),
-}
-
-
 def publisher_settings(config: AgentConfig, lang: str | None = None) -> PublisherSettings:
     """Keys and broker login from ``[node] key_file``; the URL from ``[broker] url``.
 
@@ -85,10 +76,9 @@ def publish_once(agent: Agent, timeout: float = 60.0) -> FlushResult | None:
         publisher.close()
     if result.login_refused is not None:
         return result  # logged by the publisher; `run_once` exits with it as exit code 2
-    zh, en = _TEXT["flushed"] if not result.pending else _TEXT["left"]
-    message = (zh if agent.lang == "zh" else en).format(
-        published=result.published, pending=result.pending,
-        error=result.last_error_said or result.last_error)
+    message = say("flushed" if not result.pending else "flush-left", agent.lang,
+                  published=result.published, pending=result.pending,
+                  error=result.last_error_said or result.last_error)
     (log.info if not result.pending else log.warning)(message)
     return result
 

@@ -103,6 +103,11 @@ _TEXT: dict[str, tuple[str, str]] = {
     ),
     # -- the publisher and its link (publisher.py, publishing.py, link.py) --
     "publisher-error": ("发布出错，稍后重试：{error}", "publisher error, retrying: {error}"),
+    "flushed": ("已发送 {published} 个批次（均已获 RabbitMQ 确认），仍待发送 {pending} 个",
+                "sent {published} batch(es), all confirmed by RabbitMQ; {pending} still pending"),
+    "flush-left": ("消息服务器暂不可用，{pending} 个批次保留在发件箱中，下次运行时发送：{error}",
+                   "the broker is unavailable; {pending} batch(es) stay in the outbox for the "
+                   "next run: {error}"),
     "publisher-crashed": ("发布线程异常退出，5 秒后重启", "publisher crashed; restarting in 5 s"),
     "reconnected": (
         "已重新连接到消息服务器（此前连续失败 {failures} 次）",

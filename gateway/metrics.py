@@ -61,7 +61,8 @@ METRICS: dict[str, tuple[str, str, Callable[[NodeStatus], float | None]]] = {
         "gauge", "Source lag the node's agent last reported",
         lambda n: n.source_lag_s),
     "exgate_node_outbox_pending_batches": (
-        "gauge", "Batches waiting in the node's outbox at its last heartbeat",
+        "gauge", "Batches of the node's outbox not yet stored at every level at its last "
+        "heartbeat (unsent, or sent and missing a receipt)",
         lambda n: n.pending_batches),
     "exgate_node_oldest_pending_age_seconds": (
         "gauge", "Age of the oldest batch in the node's outbox at its last heartbeat",

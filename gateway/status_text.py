@@ -31,7 +31,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "last_heartbeat": ("最后心跳", "Last heartbeat"),
     "contact_age": ("距上次联系", "Since last contact"),
     "source_lag": ("源数据延迟", "Source lag"),
-    "pending": ("待发批次", "Pending"),
+    "pending": ("未完成批次", "Pending"),  # unsent, or sent and missing a level's receipt
     "unbatched": ("未成批记录", "Unbatched records"),
     "oldest_pending": ("最早待发", "Oldest pending"),
     "records_today": ("今日入库", "Today"),

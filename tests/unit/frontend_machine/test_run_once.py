@@ -81,3 +81,18 @@ def test_once_without_a_broker_says_its_batches_are_never_sent(tmp_path: Path) -
     code, out = once(config)
     assert code == 0 and "outbox: 1 pending batch(es)" in out
     assert "no [broker] in the config: batches stay in the outbox and are never sent" in out
+
+
+def test_a_refused_login_is_placed_where_the_login_came_from() -> None:
+    from types import SimpleNamespace
+
+    from frontend_machine.agent import _login_source
+
+    def config(url: str) -> object:
+        return SimpleNamespace(path=Path("/etc/exgate/agent.toml"),
+                               broker=SimpleNamespace(url=url),
+                               node=SimpleNamespace(key_file=Path("/etc/exgate/node.key")))
+
+    assert _login_source(config("amqps://mq:5671/exgate")) == "/etc/exgate/node.key"  # type: ignore[arg-type]
+    assert _login_source(config("amqps://n1:pw@mq:5671/exgate")) == \
+        "/etc/exgate/agent.toml (broker.url)"  # type: ignore[arg-type]
