@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from adapters.stores.sql import SqlStore
 from frontend_machine.outbox import Outbox
+from frontend_machine.report import level_name
 from schemas.divisions import level_of
 
 __all__ = ["LevelStats", "NodeStats", "level_stats", "node_stats", "render"]
@@ -68,8 +69,6 @@ def node_stats(outbox_path: Path, node_id: str, division: str) -> NodeStats:
                          states)
 
 
-_LEVEL_NAMES = {"province": ("省级", "province"), "city": ("市级", "city"),
-                "county": ("县级", "county")}
 _HEADERS = {
     "levels": (("级别", "区划", "已入库记录", "批次", "失败批次", "冲突"),
                ("level", "division", "records stored", "batches", "failed batches",
@@ -85,7 +84,7 @@ def render(levels: Sequence[LevelStats], nodes: Sequence[NodeStats], lang: str) 
     """Two aligned tables: the levels, then the nodes."""
     zh = lang != "en"
     pick = 0 if zh else 1
-    level_rows = [[_LEVEL_NAMES[level_of(s.division).value][pick], s.division,
+    level_rows = [[level_name(level_of(s.division).value, lang), s.division,
                    str(s.records), str(s.batches), str(s.failed), str(s.conflicts)]
                   for s in levels]
     by_division = {s.division: s for s in levels}
