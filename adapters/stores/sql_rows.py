@@ -13,7 +13,8 @@ Each record becomes a typed row (times, amounts and integers typed), then:
 
 A key twice in one batch is compared with its first occurrence before anything is
 written. The work per column (how to parse a text, the driver's bind processor) is
-found once per element table, not per field of every record.
+found once per element table, not per field of every record; on SQLite a validated
+time's text goes to the driver as the text SQLAlchemy would print for it, unparsed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Insert, Table, insert, select, tuple_
@@ -109,12 +111,20 @@ class ElementWriter:
         self.columns: tuple[str, ...] = tuple(et.table.c.keys())
         self.fields = tuple(c for c in self.columns if c not in _CONTROL_COLUMNS)
         specs = et.spec.fields
-        # Only the typed columns need work; text columns take the field's text as is.
-        self._typed_at = tuple((at, parser) for at, code in enumerate(self.fields)
-                               if code in specs
-                               and (parser := _parser(specs[code].type_name)) is not _text)
         self._key_at = tuple(self.fields.index(c) for c in (*et.spec.key, "SJBBH"))
         self._fast = _FastInsert.for_dialect(et.table, self.columns, dialect)
+        # Only the typed columns need work; text columns take the field's text as is.
+        typed_at = [(at, parser) for at, code in enumerate(self.fields)
+                    if code in specs and (parser := _parser(specs[code].type_name)) is not _text]
+        if self._fast is not None:
+            typed_at = [(at, self._fast.binder(at, parser) if parser is _time
+                         and at not in self._key_at else parser) for at, parser in typed_at]
+        self._typed_at = tuple(typed_at)
+        # Only an amount compares by its value rather than as the driver hands it back.
+        key_types = {specs[c].type_name for c in et.spec.key if c in specs}
+        self._identity: Callable[[Sequence[Any]], Identity] = (
+            self._comparable_identity if "Amount" in key_types
+            else itemgetter(*self._key_at))  # the key and SJBBH: always two or more
 
     def write(self, conn: Connection, records: Sequence[Record], batch: IncomingBatch,
               now: datetime) -> ElementOutcome:
@@ -135,6 +145,9 @@ class ElementWriter:
         return _Row(record, values, record.digest())
 
     def identity(self, values: Sequence[Any]) -> Identity:
+        return self._identity(values)
+
+    def _comparable_identity(self, values: Sequence[Any]) -> Identity:
         return tuple(_comparable(values[at]) for at in self._key_at)
 
     # -- steps -------------------------------------------------------------------------
@@ -256,6 +269,31 @@ class _FastInsert:
             return None  # without a trustworthy rowcount the shortfall cannot be seen
         return cls(on_conflict(table), columns, dialect)
 
+    def binder(self, at: int, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+        """Column ``at``'s field text straight to the value the driver is given.
+
+        A validated time is canonical text, and SQLite's DATETIME binds a datetime as
+        that text plus a fixed suffix (``.000000``): parsing the text only for the
+        processor to print it again costs more than the rest of the column's work. The
+        shortcut is taken only when probing the processor proves that shape; the column
+        then skips its processor in ``run``. Any other column, or text of another
+        shape, goes through ``parse`` and the processor as before.
+        """
+        process = dict(self._row_processors).get(at)
+        if process is None:
+            return parse
+        suffix = _canonical_suffix(process)
+        if suffix is None:
+            return parse
+        self._row_processors = [(i, p) for i, p in self._row_processors if i != at]
+
+        def bind(text: str) -> Any:
+            if _CANONICAL_TIME.fullmatch(text):
+                return text + suffix
+            value = parse(text)
+            return None if value is None else process(value)
+        return bind
+
     def run(self, conn: Connection, rows: list[list[Any]], per_batch: Sequence[Any]) -> int:
         """Insert ``rows`` (values up to DIGEST) plus ``per_batch``; rows inserted."""
         if not rows:
@@ -270,3 +308,18 @@ class _FastInsert:
         params: list[Any] = ([tuple(values) for values in rows] if names is None else
                              [dict(zip(names, values, strict=True)) for values in rows])
         return int(conn.exec_driver_sql(self.sql, params).rowcount)
+
+
+_PROBES = (datetime(2026, 11, 24, 9, 30, 5), datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59))
+
+
+def _canonical_suffix(process: Callable[[Any], Any]) -> str | None:
+    """The suffix a time processor adds to the canonical text of a whole-second time,
+    when it prints every probe that way; else None."""
+    suffixes = set()
+    for probe in _PROBES:
+        bound, text = process(probe), probe.isoformat(" ")
+        if not isinstance(bound, str) or not bound.startswith(text):
+            return None
+        suffixes.add(bound[len(text):])
+    return suffixes.pop() if len(suffixes) == 1 else None

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
 from adapters.stores import sql_rows
 from adapters.stores.sql import SqlStore
@@ -100,3 +101,34 @@ def test_times_are_read_fast_and_exactly_as_before(text: str, expected: datetime
 def test_times_strptime_refuses_are_still_refused(text: str) -> None:
     with pytest.raises(ValueError):
         sql_rows._time(text)
+
+
+def sqlite_time_processor(**kwargs: Any) -> Any:
+    return sqlite.DATETIME(**kwargs).bind_processor(sa.create_engine("sqlite://").dialect)
+
+
+@pytest.mark.parametrize("text", ["2026-11-20 09:30:05", "0001-01-01 00:00:00",
+                                  "9999-12-31 23:59:59"])
+def test_a_canonical_time_is_bound_as_sqlalchemy_binds_its_datetime(text: str) -> None:
+    process = sqlite_time_processor()
+    assert sql_rows._canonical_suffix(process) == ".000000"
+    assert text + ".000000" == process(datetime.fromisoformat(text))
+
+
+def test_a_time_processor_of_another_shape_is_not_short_cut() -> None:
+    assert sql_rows._canonical_suffix(lambda value: value) is None           # no text
+    assert sql_rows._canonical_suffix(lambda value: value.isoformat()) is None  # a 'T'
+    assert sql_rows._canonical_suffix(sqlite_time_processor(truncate_microseconds=True)) == ""
+
+
+def test_time_text_of_another_shape_goes_through_the_parser_and_processor(
+        store: SqlStore) -> None:
+    writer = store._writer("SBXX")
+    assert writer._fast is not None
+    at = next(at for at, code in enumerate(writer.fields)
+              if writer.et.spec.fields[code].type_name == "Time")
+    bind = dict(writer._typed_at)[at]
+    assert bind is not sql_rows._time  # SQLite proves the shortcut's shape
+    assert bind("2026-11-20 09:30:05") == "2026-11-20 09:30:05.000000"
+    assert bind("2026-1-5 9:30:05") == "2026-01-05 09:30:05.000000"
+    assert bind("") is None
