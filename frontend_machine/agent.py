@@ -16,6 +16,7 @@ retried with backoff while the others go on; an outbox that cannot be used at al
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import signal
@@ -344,6 +345,9 @@ def run_forever(config_path: Path, lang: str | None = None) -> int:
                     source.watch(agent.wake.set)
             if publisher is not None:
                 agent.on_sealed = publisher.wake
+            # What startup loaded lives as long as the process: left in the collector's
+            # generations, each full collection walks all of it again (~10% of the CPU).
+            gc.freeze()
             _loop(agent, publisher)
             log.info(say("stopped", agent.lang))
             return 0
