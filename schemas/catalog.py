@@ -146,13 +146,14 @@ def catalog_for_namespace(namespace: str) -> SchemaCatalog | None:
     return None if version is None else load_catalog(version)
 
 
-def _shipped_versions() -> list[int]:
+@cache  # the package's files: fixed while the process runs, and read for every document
+def _shipped_versions() -> tuple[int, ...]:
     versions = []
     for path in SCHEMA_DIR.glob("exchange-*.xsd"):
         suffix = path.stem.removeprefix("exchange-")
         if suffix.isdigit():
             versions.append(int(suffix))
-    return sorted(versions)
+    return tuple(sorted(versions))
 
 
 @cache

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from schemas.parse_errors import declared_encoding
 from schemas.reader_source import open_raw
 
 __all__ = ["read_root"]
+
+_FIRST_READ = 4096
 
 
 def read_root(
@@ -46,7 +49,10 @@ def read_root(
     parser = etree.XMLPullParser(events=("start",), **options)
     try:
         with open_raw(source) as raw:
-            chunks = iter(partial(raw.read, 65536), b"")
+            # The pull parser builds a tree of all it is fed, and the start tag sits near
+            # the top: a small first read spares building records nobody asked for yet.
+            first = raw.read(_FIRST_READ)
+            chunks = chain([first] if first else [], iter(partial(raw.read, 65536), b""))
             for chunk in split_at_undecodable(chunks, declared_encoding(prolog)):
                 parser.feed(chunk)
                 for _event, root in parser.read_events():
