@@ -238,15 +238,14 @@ class SqlStore:
         f = self.schema.failed
         mine = and_(f.c["BATCH_ID"] == batch.batch_id, f.c["NODE_ID"] == batch.node_id,
                     f.c.REPLAYED_AT.is_(None))
-        conn.execute(update(f).where(mine, f.c["REASON"].in_(sorted(SETTLED_BY_STORING)))
-                     .values(REPLAYED_AT=now))
-        same_content = [
-            failed_id for failed_id, headers in conn.execute(select(f.c.FAILED_ID, f.c.HEADERS)
-                                                             .where(mine))
-            if _claimed_sha256(headers) == batch.payload_sha256]
-        if same_content:
-            conn.execute(update(f).where(f.c.FAILED_ID.in_(same_content))
-                         .values(REPLAYED_AT=now))
+        # One read on the usual path, where the node has no refusal of this batch open.
+        settled = [
+            failed_id for failed_id, reason, headers
+            in conn.execute(select(f.c.FAILED_ID, f.c.REASON, f.c.HEADERS).where(mine))
+            if reason in SETTLED_BY_STORING
+            or _claimed_sha256(headers) == batch.payload_sha256]
+        if settled:
+            conn.execute(update(f).where(f.c.FAILED_ID.in_(settled)).values(REPLAYED_AT=now))
 
     def _writer(self, element: str) -> ElementWriter:
         writer = self._writers.get(element)
