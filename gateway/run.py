@@ -63,6 +63,7 @@ def run_gateway(config_path: Path, workers: int | None = None, drain: bool = Fal
             beside.enter_context(_dashboard(config, store, consumer.consuming,
                                             consumer.dead_letters, consumer.holds))
             beside.enter_context(housekeeping(store, config.heartbeat_retention_days))
+            gc.collect()
             gc.freeze()  # startup's objects live as long as the process: see agent.run_forever
             consumer.run()
     finally:
