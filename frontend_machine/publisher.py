@@ -15,7 +15,9 @@ calls ``step`` in a loop, or ``flush`` once for ``agent once``.
   or a link that served ``healthy_seconds`` without an error. Nothing is dropped:
   batches stay in the outbox until confirmed. A refusal is logged as an error when it
   is new, then ever less often while it lasts (``Reminder``). A refused login
-  (``LoginRefused``) ends ``flush`` at once: retrying cannot cure it within a run.
+  (``LoginRefused``) ends ``flush`` at once: retrying cannot cure it within a run. In
+  ``agent run`` each try after one rereads the node's credentials file (``reread``), so
+  a file the centre replaced (``node enable``: a new password) is used without a restart.
 - **Receipts** are consumed on the same connection and acked after the outbox commit.
   A receipt the outbox cannot record is held unacked on the link (never handed back:
   a quorum queue counts every return toward its delivery limit) and recorded again with
@@ -32,7 +34,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from adapters.amqp.errors import BrokerRefused, LoginRefused, Nacked, Unroutable
 from adapters.amqp.topology import RECORDS_EXCHANGE, STATUS_EXCHANGE, routing_key
@@ -43,7 +45,14 @@ from frontend_machine.link import BrokerLink, Delivery, LinkSettings, ReceiptHan
 from frontend_machine.outbox import Outbox
 from frontend_machine.receipts import apply_receipt
 from frontend_machine.report import say
-from schemas.errors import FatalError, RejectedBatch, RejectedRecord, RetriableError, message_of
+from schemas.errors import (
+    ExgateError,
+    FatalError,
+    RejectedBatch,
+    RejectedRecord,
+    RetriableError,
+    message_of,
+)
 from schemas.messages import Localized
 
 __all__ = ["FlushResult", "Publisher", "PublisherSettings"]
@@ -101,9 +110,11 @@ class Publisher:
     def __init__(self, outbox: Outbox, settings: PublisherSettings, *,
                  link_factory: LinkFactory = BrokerLink.open,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], object] = time.sleep) -> None:
+                 sleep: Callable[[float], object] = time.sleep,
+                 reread: Callable[[], PublisherSettings] | None = None) -> None:
         self.outbox = outbox
         self.settings = settings
+        self._reread = reread
         self.counters = _Counters()
         self._open_link = link_factory
         self._clock = clock
@@ -197,6 +208,8 @@ class Publisher:
             self._sleep(min(wait, self._reconnect.remaining()))
             if not self._reconnect.ready():
                 return False
+        if self.counters.login_refused is not None:
+            self._reread_login()
         handler = self._on_receipt if self.settings.consume_receipts else None
         try:
             link = self._open_link(self.settings.link, handler)
@@ -213,6 +226,23 @@ class Publisher:
         self._next_heartbeat = 0.0
         self._rerecord.success()  # the lost link's held receipts went back to the broker
         return True
+
+    def _reread_login(self) -> None:
+        """After a refused login, the node's credentials file may have been replaced
+        (``node enable`` writes a new password, ``rotate-key`` a new key): the next try
+        logs in and seals with what it holds now, without a restart."""
+        if self._reread is None:
+            return
+        try:
+            fresh = self._reread()
+        except ExgateError as exc:  # being replaced, or broken: the old login is tried again
+            log.debug("credentials file not reread: %s", exc, extra={"node": self._node})
+            return
+        if _login_of(fresh) == _login_of(self.settings):
+            return
+        self.settings = replace(self.settings, link=fresh.link, identity=fresh.identity)
+        log.info(say("login-reread", self._lang, user=fresh.link.broker_user),
+                 extra={"node": self._node})
 
     def _link_worked(self) -> None:
         """Something went through the link: the failures before it are over."""
@@ -370,3 +400,8 @@ class Publisher:
                            heartbeat_properties(self.settings.identity.broker_user, wall),
                            mandatory=False, doing=Localized("发送心跳", "sending a heartbeat"))
 
+
+def _login_of(settings: PublisherSettings) -> tuple[LinkSettings, str, int]:
+    """What a reread changes: the login, and the key version sealed with (key objects
+    compare by identity)."""
+    return settings.link, settings.identity.broker_user, settings.identity.keys.key_version

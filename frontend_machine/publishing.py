@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -88,6 +89,7 @@ class PublisherThread:
 
     def __init__(self, config: AgentConfig, outbox: Outbox, lang: str | None = None) -> None:
         self.settings = publisher_settings(config, lang)  # a ConfigError stops start-up
+        self._reread = partial(publisher_settings, config, lang)
         self._outbox_args = (outbox.path, outbox.levels, outbox.budget_bytes)
         self._stop = threading.Event()
         self._publisher: Publisher | None = None
@@ -119,7 +121,7 @@ class PublisherThread:
         while not self._stop.is_set():
             try:
                 with Outbox(path, levels=levels, budget_bytes=budget) as outbox:
-                    self._publisher = Publisher(outbox, self.settings)
+                    self._publisher = Publisher(outbox, self.settings, reread=self._reread)
                     lag, error = self._status
                     self._publisher.note_status(source_lag_s=lag, error=error)
                     try:

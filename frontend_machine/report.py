@@ -122,6 +122,10 @@ _TEXT: dict[str, tuple[str, str]] = {
         "{error}. Batches stay in the outbox; next try in {delay:.1f} s, and this message "
         "repeats ever less often while nothing changes",
     ),
+    "login-reread": (
+        "凭据文件已更换：改用其中的登录信息（用户 {user}）重试",
+        "the credentials file was replaced: trying its login (user {user})",
+    ),
     "broker-lost": (
         "{error}；批次保留在发件箱中，正在重新连接（{delay:.1f} 秒后再试）",
         "{error}; batches stay in the outbox, reconnecting (next try in {delay:.1f} s)",

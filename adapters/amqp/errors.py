@@ -67,10 +67,12 @@ class LoginRefused(BrokerRefused):
         super().__init__(
             f"{what} (ACCESS_REFUSED): this node's credentials file ([node] key_file) is "
             "outdated or the node was disabled; get the current credentials file from the "
-            "provincial centre, put it in place and restart the agent",
+            "provincial centre and put it in place (a running `agent run` reads it at its "
+            "next try)",
             reply_code=403, reply_text="ACCESS_REFUSED",
             zh=f"{what_zh}（ACCESS_REFUSED）：本节点的凭据文件（[node] key_file）已过期，"
-               "或节点已被停用；请向省级中心索取当前的凭据文件，替换后重启代理")
+               "或节点已被停用；请向省级中心索取当前的凭据文件并替换（运行中的 agent run "
+               "会在下次重试时读取）")
         self.user = user
 
 

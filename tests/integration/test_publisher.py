@@ -9,17 +9,20 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
 from adapters.amqp.topology import RECEIPTS_EXCHANGE, level_queue, status_queue
-from adapters.sealing import unseal
+from adapters.sealing import load_broker_login, unseal
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState
 from frontend_machine.publisher import Publisher, PublisherSettings
 from gateway.broker_node import LocalBroker
+from gateway.mgmt_api import ManagementApi
+from gateway.provisioning import disable_node, enable_node
 from tests.integration.amqp_helpers import (
     Node,
     admin_channel,
@@ -240,3 +243,34 @@ def test_broker_outage_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         if thread is not None:
             thread.join(30)
         stop_broker(broker)
+
+
+def test_a_refused_login_logs_in_once_the_credentials_file_is_replaced(
+        rabbitmq_server: LocalBroker, node: Node, outbox: Outbox, amqp_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """``agent run`` after ``node disable`` then ``enable``: no restart, nothing twice."""
+    api, vhost = ManagementApi.from_broker(rabbitmq_server), vhost_of(amqp_url)
+
+    def from_file() -> PublisherSettings:  # as publishing.publisher_settings reads it
+        login = load_broker_login(node.key_file)
+        assert login is not None
+        base = node.settings()
+        return replace(base, link=replace(base.link, user=login.user, password=login.password))
+
+    [batch_id] = fill(outbox, 1, 5, per_batch=5)
+    disable_node(api, node.registry, "furong-01", vhost=vhost)
+    publisher = Publisher(outbox, from_file(), reread=from_file)
+    try:
+        _wait(lambda: publisher.step(0.1) or publisher.counters.login_refused is not None,
+              30, "the refused login")
+        assert states(outbox, [batch_id]) == [BatchState.PENDING]
+        enable_node(api, node.registry, "furong-01", node.key_file, vhost=vhost)
+        with caplog.at_level(logging.INFO, "exgate.agent.publisher"):
+            _wait(lambda: publisher.step(0.1) or states(outbox, [batch_id]) == [BatchState.SENT],
+                  30, "the batch confirmed with the new login")
+    finally:
+        publisher.close()
+    assert any("credentials file was replaced" in r.getMessage()
+               or "凭据文件已更换" in r.getMessage() for r in caplog.records)
+    messages = drain_queue(amqp_url, level_queue("430102"))
+    assert [props.message_id for _, props, _ in messages] == [batch_id]  # once

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ import pytest
 from adapters.amqp.errors import BrokerRefused, BrokerUnavailable, LoginRefused
 from frontend_machine.link import BrokerLink
 from frontend_machine.outbox_batches import BatchState
+from frontend_machine.publisher import PublisherSettings
+from schemas.errors import ConfigError
 from tests.unit.frontend_machine.test_outbox import FakeClock
 from tests.unit.frontend_machine.test_publisher_backoff import (
     FakeConnection,
+    FakeLink,
     publisher,
     receipt,
 )
@@ -107,3 +111,49 @@ def test_the_last_heartbeat_of_a_flush_follows_the_receipts(tmp_path: Path) -> N
              if exchange == "exgate.status"]
     assert beats and beats[-1]["outbox"]["pending_batches"] == 0
     assert result.pending == 0 and result.login_refused is None
+
+
+def test_after_a_refused_login_a_replaced_credentials_file_is_used_without_a_restart(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(0.0)
+    passwords: list[str | None] = []
+
+    def link() -> Any:
+        password = pub.settings.link.password
+        passwords.append(password)
+        if password != "new":
+            raise LoginRefused(USER, vhost=False)
+        return FakeLink(clock, refuse=False)
+
+    pub, _ = publisher(tmp_path, clock, link)
+    old = pub.settings
+    rereads: list[PublisherSettings] = [old, old]  # the file unchanged twice, then replaced
+
+    def reread() -> PublisherSettings:
+        if rereads:
+            return rereads.pop(0)
+        return replace(old, link=replace(old.link, user=USER, password="new"))
+
+    pub._reread = reread
+    with caplog.at_level(logging.INFO, "exgate.agent.publisher"):
+        while not pub.connected and clock.now < 600:
+            pub.step(0.25)
+    assert pub.connected and passwords[-1] == "new"
+    assert passwords.count("new") == 1 and len(passwords) == 4  # tried as it was, twice
+    assert pub.settings.identity.broker_user == old.identity.broker_user  # keys kept
+    [reread_line] = [r.getMessage() for r in caplog.records if "凭据文件已更换" in r.getMessage()]
+    assert USER in reread_line
+
+
+def test_a_credentials_file_that_cannot_be_read_keeps_the_old_login(tmp_path: Path) -> None:
+    clock = FakeClock(0.0)
+    pub, opened = publisher(tmp_path, clock, Refusing(LoginRefused(USER, vhost=False)))
+    before = pub.settings
+
+    def broken() -> PublisherSettings:
+        raise ConfigError("credentials file: not valid TOML")
+
+    pub._reread = broken
+    while len(opened) < 3:
+        pub.step(0.25)
+    assert pub.settings is before and not pub.connected

@@ -26,7 +26,7 @@ def test_a_refused_login_names_the_user_and_what_to_do_in_both_languages(
     assert USER in en and USER in zh
     assert ("virtual host" in en) is vhost and ("虚拟主机" in zh) is vhost
     assert "get the current credentials file from the provincial centre" in en
-    assert "请向省级中心索取当前的凭据文件" in zh and "重启代理" in zh
+    assert "请向省级中心索取当前的凭据文件" in zh and "下次重试时读取" in zh
     assert "password?" not in en and "密码错误？" not in zh  # no guess: it says what is so
 
 
