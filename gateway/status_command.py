@@ -5,6 +5,9 @@ county → node, each line with its light; a node line carries its last contact,
 lag, pending batches, failures and element coverage. ``--json`` prints the stable shape
 documented in ``gateway.status_json``. A degraded report (unreadable registry files)
 says so under the tree, file by file; it still exits 0, as the JSON carries it too.
+When the level's gateway runs with a dashboard, what it holds while the store refuses
+writes is asked there (``gateway.status_live``) and shown under the tree, or as
+``store_writes`` in the JSON.
 
 The store must exist: a mistyped SQLite path is reported, never created. A store that
 cannot be read exits 1 with a hint by the kind of failure (the database away, exgate's
@@ -28,8 +31,10 @@ from rich.tree import Tree
 from adapters.stores.sql import SqlStore
 from gateway.cli_support import error_detail, printable
 from gateway.config import load_config
+from gateway.holds import HoldState
 from gateway.status import Group, NodeStatus, StatusReport
 from gateway.status_json import JSON_SCHEMA, iso, report_text
+from gateway.status_live import held_writes
 from gateway.status_source import StatusSource
 from gateway.status_text import division_label, duration, reason_label, t
 from schemas.errors import ConfigError, ExgateError, RetriableError
@@ -61,15 +66,27 @@ def run_status(config_path: Path, as_json: bool, lang: str,
         return 1
     finally:
         store.close()
+    holds = held_writes(config.dashboard_listen)
     if as_json:
-        console.out(report_text(report, indent=2), highlight=False)
+        console.out(report_text(report, indent=2, holds=holds), highlight=False)
         return 0
     console.print(render_tree(report, lang))
+    if holds is not None and holds.since is not None:
+        console.print(_held(holds, lang))
     if report.degraded:
         console.print(_degraded(report, lang))
     if report.failed:
         console.print(_failed_table(report, lang))
     return 0
+
+
+def _held(holds: HoldState, lang: str) -> Text:
+    """The dashboard's banner: the level's gateway holds what the store refuses."""
+    assert holds.since is not None
+    style = STYLES["red" if holds.alarming else "yellow"]
+    return Text.assemble(
+        (t("store_refuses_writes", lang, since=iso(holds.since), n=holds.held), style),
+        "\n", t("store_refuses_writes_nodes", lang))
 
 
 def _unreadable(exc: ExgateError, as_json: bool, lang: str, console: Console,

@@ -35,8 +35,8 @@ Shape (schema 1; new keys may be added, existing ones keep their meaning)::
       "failed_batches_total": N,                       # the list above is capped at 500
       "throughput": {"bucket_s": 3600,
                      "points": [{"start": "…", "records": N, "batches": N, "failed": N}, …]},
-      "store_writes": {"held": N, "since": "…" | null, "age_s": 0.0,   # /status.json of
-                       "alarming": false}                               # gateway run only
+      "store_writes": {"held": N, "since": "…" | null, "age_s": 0.0,   # gateway run's
+                       "alarming": false}     # /status.json; exgate status when it answers
     }
 
 Numbers are finite: the text is strict JSON (``report_text``), never ``Infinity``.
@@ -98,8 +98,8 @@ def report_text(report: StatusReport, *, indent: int | None = None,
                 holds: HoldState | None = None) -> str:
     """The JSON as text; ValueError rather than a non-finite number no parser reads.
 
-    ``holds``: what the consumer beside the dashboard holds through failures (inside
-    ``gateway run`` only; ``exgate status``, another process, cannot know it).
+    ``holds``: what the consumer holds through failures (inside ``gateway run``; for
+    ``exgate status``, as the gateway's dashboard reported it, ``gateway.status_live``).
     """
     data = report_json(report)
     if holds is not None:

@@ -1,0 +1,105 @@
+"""``exgate status`` asks the level's running gateway what it holds while the store refuses
+writes: from the real dashboard on loopback, and nothing (no error) when none answers."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from adapters.stores.sql import SqlStore
+from gateway.dashboard.server import DashboardServer
+from gateway.holds import HoldState
+from gateway.status_command import run_status
+from gateway.status_live import held_writes
+from gateway.status_rules import StatusThresholds
+from gateway.status_source import StatusSource
+
+SINCE = datetime(2026, 11, 24, 9, 30, 5)  # naive Beijing time, as the consumer keeps it
+HELD = HoldState(3, SINCE, 125.0)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    opened = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+@contextmanager
+def gateway_dashboard(store: SqlStore, held: HoldState) -> Iterator[str]:
+    """The dashboard ``gateway run`` serves beside a consumer holding ``held``; its port."""
+    source = StatusSource(store, "430100", StatusThresholds())
+    with DashboardServer(source, "127.0.0.1", 0, holds=lambda: held).start() as server:
+        yield server.url.rsplit(":", 1)[1]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def config_for(tmp_path: Path, listen: str) -> Path:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[level]\ndivision = "430100"\n[broker]\nurl = "amqp://g@127.0.0.1/"\n'
+                      f'[store]\nurl = "sqlite:///{tmp_path / "store.db"}"\n'
+                      f'[registry]\npath = "registry"\n[dashboard]\nlisten = "{listen}"\n',
+                      encoding="utf-8")
+    return config
+
+
+def status(config: Path, as_json: bool, lang: str) -> tuple[int, str]:
+    console = Console(record=True, width=200, color_system=None)
+    code = run_status(config, as_json, lang, console=console)
+    return code, console.export_text()
+
+
+def test_the_hold_is_read_from_the_gateways_dashboard(store: SqlStore) -> None:
+    with gateway_dashboard(store, HELD) as port:
+        assert held_writes(f"127.0.0.1:{port}") == HELD
+        assert held_writes(f"0.0.0.0:{port}") == HELD  # listening everywhere: ask loopback
+        assert held_writes(port) == HELD                  # a bare port means loopback
+
+
+def test_no_gateway_answering_means_nothing_is_known(store: SqlStore) -> None:
+    assert held_writes(None) is None
+    assert held_writes(f"127.0.0.1:{closed_port()}") is None
+
+
+@pytest.mark.parametrize(("lang", "words"), [
+    ("zh", "监察库写入失败，自 2026-11-24T09:30:05+08:00 起批次与心跳暂存（当前 3 条）"),
+    ("en", "The store refuses writes since 2026-11-24T09:30:05+08:00: batches and heartbeats "
+           "are held (3 now)")])
+def test_status_shows_what_the_running_gateway_holds(
+        store: SqlStore, tmp_path: Path, lang: str, words: str) -> None:
+    with gateway_dashboard(store, HELD) as port:
+        code, tree = status(config_for(tmp_path, f"127.0.0.1:{port}"), False, lang)
+        assert code == 0 and words in tree
+        code, text = status(config_for(tmp_path, f"127.0.0.1:{port}"), True, lang)
+    assert code == 0
+    assert json.loads(text)["store_writes"] == {
+        "held": 3, "since": "2026-11-24T09:30:05+08:00", "age_s": 125.0, "alarming": True}
+
+
+def test_status_without_a_gateway_answering_prints_the_stores_view_alone(
+        store: SqlStore, tmp_path: Path) -> None:
+    config = config_for(tmp_path, f"127.0.0.1:{closed_port()}")
+    code, tree = status(config, False, "en")
+    assert code == 0 and "No nodes at this level yet." in tree
+    assert "refuses writes" not in tree
+    code, text = status(config, True, "en")
+    assert code == 0 and "store_writes" not in json.loads(text)
+
+
+def test_a_gateway_holding_nothing_adds_no_line(store: SqlStore, tmp_path: Path) -> None:
+    with gateway_dashboard(store, HoldState()) as port:
+        code, tree = status(config_for(tmp_path, f"127.0.0.1:{port}"), False, "en")
+    assert code == 0 and "refuses writes" not in tree
