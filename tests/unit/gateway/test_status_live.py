@@ -20,6 +20,7 @@ from gateway.status_command import run_status
 from gateway.status_live import held_writes
 from gateway.status_rules import StatusThresholds
 from gateway.status_source import StatusSource
+from tests.unit.gateway.test_status_command import config_for as status_config
 
 SINCE = datetime(2026, 11, 24, 9, 30, 5)  # naive Beijing time, as the consumer keeps it
 HELD = HoldState(3, SINCE, 125.0)
@@ -48,11 +49,9 @@ def closed_port() -> int:
 
 
 def config_for(tmp_path: Path, listen: str) -> Path:
-    config = tmp_path / "gateway.toml"
-    config.write_text(f'[level]\ndivision = "430100"\n[broker]\nurl = "amqp://g@127.0.0.1/"\n'
-                      f'[store]\nurl = "sqlite:///{tmp_path / "store.db"}"\n'
-                      f'[registry]\npath = "registry"\n[dashboard]\nlisten = "{listen}"\n',
-                      encoding="utf-8")
+    config = status_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+    with config.open("a", encoding="utf-8") as more:
+        more.write(f'[dashboard]\nlisten = "{listen}"\n')
     return config
 
 
