@@ -318,7 +318,10 @@ def _canonical_suffix(process: Callable[[Any], Any]) -> str | None:
     when it prints every probe that way; else None."""
     suffixes = set()
     for probe in _PROBES:
-        bound, text = process(probe), probe.isoformat(" ")
+        try:
+            bound, text = process(probe), probe.isoformat(" ")
+        except (ValueError, TypeError, OverflowError):  # a processor with its own range
+            return None
         if not isinstance(bound, str) or not bound.startswith(text):
             return None
         suffixes.add(bound[len(text):])

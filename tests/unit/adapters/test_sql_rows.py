@@ -118,6 +118,12 @@ def test_a_canonical_time_is_bound_as_sqlalchemy_binds_its_datetime(text: str) -
 def test_a_time_processor_of_another_shape_is_not_short_cut() -> None:
     assert sql_rows._canonical_suffix(lambda value: value) is None           # no text
     assert sql_rows._canonical_suffix(lambda value: value.isoformat()) is None  # a 'T'
+
+    def from_1900(value: datetime) -> str:
+        if value.year < 1900:
+            raise ValueError("year out of range")
+        return value.isoformat(" ")
+    assert sql_rows._canonical_suffix(from_1900) is None  # refuses a probe: no shortcut
     assert sql_rows._canonical_suffix(sqlite_time_processor(truncate_microseconds=True)) == ""
 
 
