@@ -524,6 +524,71 @@ def batches_replay(batch_ids: tuple[str, ...], config_path: Path | None, all_fai
                                 as_json, lang))
 
 
+@main.group()
+def conflicts() -> None:
+    """Records that came again with a stored key and version but other content (冲突记录)."""
+
+
+@conflicts.command("list")
+@GATEWAY_CONFIG_OPTION
+@click.option("--node", "node_id", default=None, help="Only this node's conflicts")
+@click.option("--all", "include_resolved", is_flag=True, help="Resolved ones too")
+@click.option("--limit", type=click.IntRange(min=0), default=500, show_default=True,
+              help="The oldest N (0: all)")
+@JSON_OPTION
+@LANG_OPTION
+def conflicts_list(config_path: Path | None, node_id: str | None, include_resolved: bool,
+                   limit: int, as_json: bool, lang: str) -> None:
+    """List the level's conflicts not yet resolved, oldest first.
+
+    \b
+    Example:
+      exgate conflicts list -c /etc/exgate/gateway-430100.toml --node furong-01
+    Exit codes: 0 ok, 2 config error or store unreachable.
+    """
+    from gateway.conflicts_command import run_conflicts_list
+
+    sys.exit(run_conflicts_list(config_path, node_id, include_resolved, limit, as_json, lang))
+
+
+@conflicts.command("show")
+@click.argument("conflict_id", metavar="ID", type=int)
+@GATEWAY_CONFIG_OPTION
+@JSON_OPTION
+@LANG_OPTION
+def conflicts_show(conflict_id: int, config_path: Path | None, as_json: bool,
+                   lang: str) -> None:
+    """Show the fields where a conflict's content differs from the stored version.
+
+    \b
+    Example:
+      exgate conflicts show 12 -c gateway.toml
+    Exit codes: 0 ok, 1 not found, 2 config error or store unreachable.
+    """
+    from gateway.conflicts_command import run_conflicts_show
+
+    sys.exit(run_conflicts_show(config_path, conflict_id, as_json, lang))
+
+
+@conflicts.command("resolve")
+@click.argument("conflict_ids", nargs=-1, required=True, metavar="ID...", type=int)
+@GATEWAY_CONFIG_OPTION
+@JSON_OPTION
+@LANG_OPTION
+def conflicts_resolve(conflict_ids: tuple[int, ...], config_path: Path | None, as_json: bool,
+                      lang: str) -> None:
+    """Mark conflicts resolved once a person has settled them; no record changes.
+
+    \b
+    Example:
+      exgate conflicts resolve 12 13 -c gateway.toml
+    Exit codes: 0 ok, 1 some ID not found, 2 config error or store unreachable.
+    """
+    from gateway.conflicts_command import run_conflicts_resolve
+
+    sys.exit(run_conflicts_resolve(config_path, conflict_ids, as_json, lang))
+
+
 @main.command("export")
 @GATEWAY_CONFIG_OPTION
 @click.option("--out", "out_dir", required=True,

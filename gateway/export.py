@@ -59,6 +59,7 @@ __all__ = [
     "check_query",
     "export_store",
     "file_sha256",
+    "stored_fields",
 ]
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -300,10 +301,11 @@ def _rows(conn: Connection, schema: StoreSchema, codes: tuple[str, ...],
         names = tuple(schema.elements[code].spec.fields)
         result = streaming.execute(element_query(schema, code, query))
         for row in result.mappings():
-            yield code, _fields(names, row)
+            yield code, stored_fields(names, row)
 
 
-def _fields(names: tuple[str, ...], row: Mapping[Any, Any]) -> Fields:
+def stored_fields(names: tuple[str, ...], row: Mapping[Any, Any]) -> Fields:
+    """A stored row's fields as exchange text (times, amounts and integers as written)."""
     fields: Fields = {}
     for name in names:
         value = row.get(name)

@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from adapters.stores.sql import SqlStore
 from gateway.cli_support import echo, gateway_config_path, parse_moment, say
 from gateway.config import GatewayConfig, load_config
+from gateway.conflicts import list_conflicts
 from gateway.registry import Registry
 from gateway.replay import (
     BatchRow,
@@ -44,12 +45,12 @@ from gateway.replay import (
     stored_batch,
 )
 from gateway.replay_receipts import BrokerReceipts
-from gateway.replay_view import batch_conflicts
 from schemas.errors import ExgateError, RetriableError
 from schemas.messages import Localized
 from schemas.refusals import next_step, reason_name
 
-__all__ = ["run_batches_list", "run_batches_replay", "run_batches_show"]
+__all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_SOME_FAIL", "fail_with", "open_level",
+           "run_batches_list", "run_batches_replay", "run_batches_show"]
 
 EXIT_OK, EXIT_SOME_FAIL, EXIT_CONFIG = 0, 1, 2
 _DETAIL_WIDTH = 160
@@ -63,7 +64,8 @@ class _Level:
 
 
 @contextmanager
-def _open_level(config_path: Path | None) -> Iterator[_Level]:
+def open_level(config_path: Path | None) -> Iterator[_Level]:
+    """The level's config, store (never created) and registry; ``exgate conflicts`` too."""
     config = load_config(gateway_config_path(config_path))
     store = SqlStore(config.store_url, create=False)  # a mistyped path: not a new store
     try:
@@ -72,7 +74,8 @@ def _open_level(config_path: Path | None) -> Iterator[_Level]:
         store.close()
 
 
-def _fail(exc: ExgateError, lang: str) -> int:
+def fail_with(exc: ExgateError, lang: str) -> int:
+    """Say the error on stderr; the exit code of a config error or a store away."""
     detail = exc.message(lang)
     echo(say(lang, f"错误：{detail}", f"error: {detail}"), err=True)
     return EXIT_CONFIG
@@ -100,14 +103,14 @@ def run_batches_list(config_path: Path | None, failed: bool, node_id: str | None
                      since: str | None, as_json: bool, limit: int, lang: str) -> int:
     try:
         moment = parse_moment(since)
-        with _open_level(config_path) as level:
+        with open_level(config_path) as level:
             rows = list_batches(level.store, failed_only=failed, node_id=node_id,
                                 since=moment, limit=limit)
             # Counted over every batch, not the newest ``limit`` shown: an old failed
             # batch must not vanish from the summary.
             outstanding = len(failed_rows(level.store, node_id=node_id, since=moment))
     except ExgateError as exc:
-        return _fail(exc, lang)
+        return fail_with(exc, lang)
     if as_json:
         click.echo(json.dumps({"batches": [r.to_json() for r in rows]}, ensure_ascii=False,
                               indent=2))
@@ -139,13 +142,14 @@ def _short(text: str, width: int = _DETAIL_WIDTH) -> str:
 def run_batches_show(config_path: Path | None, batch_id: str, as_json: bool,
                      lang: str) -> int:
     try:
-        with _open_level(config_path) as level:
+        with open_level(config_path) as level:
             rows = failed_rows(level.store, [batch_id], outstanding=False)
             stored = stored_batch(level.store, batch_id)
-            conflicts = batch_conflicts(level.store, batch_id) if stored else []
+            conflicts = list_conflicts(level.store, batch_id=batch_id, include_resolved=True,
+                                       limit=0) if stored else []
             shown = [(row, preview(row, level.registry)) for row in rows]
     except ExgateError as exc:
-        return _fail(exc, lang)
+        return fail_with(exc, lang)
     state = "stored" if stored else "failed" if any(r.replayed_at is None for r in rows) \
         else None
     if not rows and state is None:
@@ -167,12 +171,13 @@ def run_batches_show(config_path: Path | None, batch_id: str, as_json: bool,
                  f"  stored {stored.at:%Y-%m-%d %H:%M:%S}, {stored.records} records: "
                  f"{_text(stored.detail, lang)}"))
     for c in conflicts:
-        open_ = c.resolved_at is None
+        show = f"exgate conflicts show {c.conflict_id}"
+        state_zh, state_en = (f"，待人工处理（{show}）", f"; for a person to resolve ({show})") \
+            if c.resolved_at is None else ("，已处理", "; resolved")
         echo(say(lang, f"  冲突：{c.element} 业务键 {c.key_text} 版本 {c.version}：内容与已入库的"
-                       f"不同，已入库内容保留{'，待人工处理' if open_ else '，已处理'}",
+                       f"不同，已入库内容保留{state_zh}",
                  f"  conflict: {c.element} key {c.key_text} version {c.version}: other "
-                 f"content than the stored one, which is kept"
-                 f"{'; for a person to resolve' if open_ else '; resolved'}"))
+                 f"content than the stored one, which is kept{state_en}"))
     for row, seen in shown:
         _print_shown(row, seen, lang)
     return EXIT_OK
@@ -250,12 +255,12 @@ def run_batches_replay(config_path: Path | None, batch_ids: Sequence[str], all_f
         return EXIT_CONFIG
     _quiet_pipeline_log()
     try:
-        with _open_level(config_path) as level:
+        with open_level(config_path) as level:
             rows = failed_rows(level.store, batch_ids, outstanding=all_failed)
             missing = sorted(set(batch_ids) - {r.batch_id for r in rows})
             run = _replay_rows(level, rows, dry_run, receipts, as_json, lang)
     except ExgateError as exc:
-        return _fail(exc, lang)
+        return fail_with(exc, lang)
     return _report(run, missing, dry_run, as_json, lang)
 
 

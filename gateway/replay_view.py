@@ -30,11 +30,9 @@ from schemas.reader import DocumentReader
 
 __all__ = [
     "BatchRow",
-    "ConflictRow",
     "FailedRow",
     "Preview",
     "Text",
-    "batch_conflicts",
     "english",
     "failed_rows",
     "list_batches",
@@ -160,33 +158,6 @@ def list_batches(store: SqlStore, *, failed_only: bool = False, node_id: str | N
         rows.extend(_stored_batches(store, node_id, since, limit))
     rows.sort(key=lambda r: (r.at, r.batch_id))
     return rows[-limit:] if limit > 0 else rows
-
-
-@dataclass(frozen=True)
-class ConflictRow:
-    """A record of a stored batch kept in ``ST_CONFLICT``: its key and version were
-    stored before with other content (the stored content stays; a person decides)."""
-
-    element: str
-    key_text: str
-    version: int
-    detected_at: datetime
-    resolved_at: datetime | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"element": self.element, "key": self.key_text, "version": self.version,
-                "detected_at": self.detected_at.isoformat(sep=" "),
-                "resolved_at": None if self.resolved_at is None
-                else self.resolved_at.isoformat(sep=" ")}
-
-
-def batch_conflicts(store: SqlStore, batch_id: str) -> list[ConflictRow]:
-    """The conflicts ``batch_id`` brought, in the order they were found."""
-    c = store.schema.conflict
-    query = (select(c.c.ELEMENT, c.c.KEY_TEXT, c.c.SJBBH, c.c.DETECTED_AT, c.c.RESOLVED_AT)
-             .where(c.c["BATCH_ID"] == batch_id).order_by(c.c.CONFLICT_ID))
-    with read_only(store, f"read the conflicts of batch {batch_id}") as conn:
-        return [ConflictRow(*row) for row in conn.execute(query)]
 
 
 def stored_batch(store: SqlStore, batch_id: str) -> BatchRow | None:

@@ -330,6 +330,21 @@ class SqlStore:
             if done.rowcount == 0:
                 conn.execute(insert(n).values(NODE_ID=node.node_id, **values))
 
+    def resolve_conflicts(self, conflict_ids: Sequence[int], at: datetime) -> set[int]:
+        """Mark these conflicts resolved at ``at``; the IDs this call resolved (one already
+        resolved, or not there, is left as it is). No record changes: see
+        ``gateway.conflicts``."""
+        c = self.schema.conflict
+        wanted = sorted(set(conflict_ids))
+        with self._writing(f"resolve conflicts {wanted[:5]}") as conn:
+            open_ids = {row[0] for row in conn.execute(
+                select(c.c.CONFLICT_ID).where(c.c.CONFLICT_ID.in_(wanted),
+                                              c.c.RESOLVED_AT.is_(None)))}
+            if open_ids:
+                conn.execute(update(c).where(c.c.CONFLICT_ID.in_(sorted(open_ids)))
+                             .values(RESOLVED_AT=_naive(at)))
+        return open_ids
+
     def batch_state(self, batch_id: str) -> BatchState | None:
         b, f = self.schema.batch, self.schema.failed
         with self.reading(f"look up batch {batch_id}") as conn:

@@ -29,6 +29,11 @@ from tests.unit.adapters.test_sql_store import (  # noqa: F401 - collected here 
     test_store_storing_a_batch_settles_its_earlier_refusals,
     test_store_writes_a_batch_and_ignores_its_redelivery,
 )
+from tests.unit.gateway.test_conflicts import (  # noqa: F401 - collected here again
+    conflicted,
+    test_a_conflict_names_the_fields_that_differ,
+    test_resolving_takes_it_out_of_the_count_and_changes_no_record,
+)
 
 
 @pytest.fixture

@@ -281,6 +281,8 @@ def test_show_lists_the_conflicts_a_stored_batch_brought(level: Level, keys: Nod
     assert code == 0 and "conflict: BJ key " in out and "for a person to resolve" in out
     code, out = run("batches", "show", "B2", "-c", str(level.config), "--json")
     [conflict] = json.loads(out)["conflicts"]
+    assert f"(exgate conflicts show {conflict['id']})" in run(
+        "batches", "show", "B2", "-c", str(level.config), "--lang", "en")[1]
     assert (conflict["element"], conflict["version"], conflict["resolved_at"]) == \
         ("BJ", int(record("BJ")[1]["SJBBH"]), None)
     assert json.loads(run("batches", "show", "B1", "-c", str(level.config),

@@ -1,0 +1,143 @@
+"""The conflicts a level keeps, for ``exgate conflicts list|show|resolve``.
+
+A conflict is a record that came with a stored record's business key and version
+(SJBBH) but other content (``adapters.stores.sql_rows``). The stored version stays:
+a version is stored once, and a correction travels as a new version from the source.
+The incoming content is kept in ``ST_CONFLICT`` with the batch and node that brought it.
+
+What a person does with one: compare the two (``conflict_detail``: the fields that
+differ), have the department send the right content as a new version when the stored
+one is wrong, then mark the conflict resolved (``resolve``). That takes it out of the
+node's count in status, ``/status.json``, the dashboard and ``exgate_node_conflicts``,
+and changes no record. Reads take no write lock (``read_only``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from adapters.stores.sql import SqlStore, now_beijing
+from gateway.export import stored_fields
+from gateway.replay_view import read_only
+
+__all__ = ["ConflictEntry", "FieldDifference", "Resolution", "conflict_detail",
+           "list_conflicts", "resolve"]
+
+
+@dataclass(frozen=True)
+class ConflictEntry:
+    """One row of ``ST_CONFLICT``."""
+
+    conflict_id: int
+    node_id: str
+    element: str
+    key_text: str
+    version: int
+    batch_id: str
+    detected_at: datetime
+    resolved_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.conflict_id, "node_id": self.node_id, "element": self.element,
+                "key": self.key_text, "version": self.version, "batch_id": self.batch_id,
+                "detected_at": self.detected_at.isoformat(sep=" "),
+                "resolved_at": None if self.resolved_at is None
+                else self.resolved_at.isoformat(sep=" ")}
+
+
+@dataclass(frozen=True)
+class FieldDifference:
+    """A field whose stored and incoming texts differ (None: the field is absent)."""
+
+    field: str
+    stored: str | None
+    incoming: str | None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What ``resolve`` did with each ID asked for."""
+
+    resolved: list[int]
+    already: list[int]
+    unknown: list[int]
+
+
+def list_conflicts(store: SqlStore, *, node_id: str | None = None, batch_id: str | None = None,
+                   include_resolved: bool = False, limit: int = 500) -> list[ConflictEntry]:
+    """The level's conflicts in the order they were found, of one node or one batch if
+    asked; open ones only unless ``include_resolved``; ``limit`` 0: all."""
+    c = store.schema.conflict
+    query = select(*_columns(store)).order_by(c.c.CONFLICT_ID)
+    if node_id is not None:
+        query = query.where(c.c["NODE_ID"] == node_id)
+    if batch_id is not None:
+        query = query.where(c.c["BATCH_ID"] == batch_id)
+    if not include_resolved:
+        query = query.where(c.c.RESOLVED_AT.is_(None))
+    if limit:
+        query = query.limit(limit)
+    with read_only(store, "read the conflicts") as conn:
+        return [_entry(row) for row in conn.execute(query)]
+
+
+def conflict_detail(store: SqlStore, conflict_id: int
+                    ) -> tuple[ConflictEntry, list[FieldDifference]] | None:
+    """The conflict and the fields where its incoming content differs from the stored
+    version; None when there is no such conflict. Without a stored row (deleted by hand
+    since), every incoming field is a difference."""
+    c = store.schema.conflict
+    with read_only(store, f"read conflict {conflict_id}") as conn:
+        row = conn.execute(select(*_columns(store), c.c.PAYLOAD)
+                           .where(c.c["CONFLICT_ID"] == conflict_id)).first()
+        if row is None:
+            return None
+        entry = _entry(row)
+        incoming: dict[str, str] = json.loads(row.PAYLOAD)
+        element = store.schema.elements[entry.element]
+        names = tuple(element.spec.fields)
+        first_key = element.spec.key[0]
+        t = element.table
+        candidates = conn.execute(select(t).where(t.c[first_key] == incoming.get(first_key),
+                                                  t.c["SJBBH"] == entry.version)).mappings()
+        stored: dict[str, str] = {}
+        for candidate in candidates:  # the first key column narrows; the whole key decides
+            fields = stored_fields(names, candidate)
+            if "|".join(fields.get(k, "") for k in element.spec.key)[:255] == entry.key_text:
+                stored = fields
+                break
+    differences = [FieldDifference(name, stored.get(name), incoming.get(name))
+                   for name in names if stored.get(name) != incoming.get(name)]
+    return entry, differences
+
+
+def resolve(store: SqlStore, conflict_ids: Sequence[int],
+            at: datetime | None = None) -> Resolution:
+    """Mark ``conflict_ids`` resolved; reports which were, which already were, and which
+    the store does not have."""
+    wanted = list(dict.fromkeys(conflict_ids))
+    c = store.schema.conflict
+    with read_only(store, "look up conflicts") as conn:
+        known = {row[0] for row in conn.execute(
+            select(c.c.CONFLICT_ID).where(c.c.CONFLICT_ID.in_(wanted)))}
+    done = store.resolve_conflicts(sorted(known), at or now_beijing()) if known else set()
+    return Resolution(resolved=[i for i in wanted if i in done],
+                      already=[i for i in wanted if i in known and i not in done],
+                      unknown=[i for i in wanted if i not in known])
+
+
+def _columns(store: SqlStore) -> tuple[Any, ...]:
+    c = store.schema.conflict
+    return (c.c.CONFLICT_ID, c.c.NODE_ID, c.c.ELEMENT, c.c.KEY_TEXT, c.c.SJBBH, c.c.BATCH_ID,
+            c.c.DETECTED_AT, c.c.RESOLVED_AT)
+
+
+def _entry(row: Any) -> ConflictEntry:
+    return ConflictEntry(row.CONFLICT_ID, row.NODE_ID, row.ELEMENT, row.KEY_TEXT, row.SJBBH,
+                         row.BATCH_ID, row.DETECTED_AT, row.RESOLVED_AT)

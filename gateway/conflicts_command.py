@@ -1,0 +1,112 @@
+"""``exgate conflicts list|show|resolve``: records that came again with a stored key and
+version but other content, for a person to look at and settle (``gateway.conflicts``).
+
+Exit codes: 0 ok, 1 a conflict asked for is not there, 2 configuration error or store
+unreachable. Text is in Chinese by default, English with ``--lang en``; JSON is the same
+in both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from gateway.cli_support import echo, say
+from gateway.conflicts import ConflictEntry, conflict_detail, list_conflicts, resolve
+from gateway.replay_command import EXIT_OK, EXIT_SOME_FAIL, fail_with, open_level
+from schemas.errors import ExgateError
+
+__all__ = ["run_conflicts_list", "run_conflicts_resolve", "run_conflicts_show"]
+
+_ABSENT = "—"
+
+
+def run_conflicts_list(config_path: Path | None, node_id: str | None, include_resolved: bool,
+                       limit: int, as_json: bool, lang: str) -> int:
+    try:
+        with open_level(config_path) as level:
+            entries = list_conflicts(level.store, node_id=node_id,
+                                     include_resolved=include_resolved, limit=limit)
+    except ExgateError as exc:
+        return fail_with(exc, lang)
+    if as_json:
+        click.echo(json.dumps({"conflicts": [e.to_json() for e in entries]},
+                              ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not entries:
+        echo(say(lang, "没有待处理的冲突。", "No conflicts awaiting a person.")
+             if not include_resolved else say(lang, "没有冲突。", "No conflicts."))
+        return EXIT_OK
+    for entry in entries:
+        echo(_line(entry, lang))
+    echo(say(lang, "用 exgate conflicts show ID 查看不同之处；处理后用 exgate conflicts resolve ID "
+                   "标记为已处理。",
+             "See what differs with exgate conflicts show ID; once settled, mark it with "
+             "exgate conflicts resolve ID."))
+    return EXIT_OK
+
+
+def run_conflicts_show(config_path: Path | None, conflict_id: int, as_json: bool,
+                       lang: str) -> int:
+    try:
+        with open_level(config_path) as level:
+            found = conflict_detail(level.store, conflict_id)
+    except ExgateError as exc:
+        return fail_with(exc, lang)
+    if found is None:
+        echo(say(lang, f"未找到冲突 {conflict_id}", f"conflict {conflict_id} not found"),
+             err=True)
+        return EXIT_SOME_FAIL
+    entry, differences = found
+    if as_json:
+        click.echo(json.dumps({**entry.to_json(), "differences": [
+            {"field": d.field, "stored": d.stored, "incoming": d.incoming}
+            for d in differences]}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    echo(_line(entry, lang))
+    echo(say(lang, "已入库的版本保留不变；如它有误，请源系统以新的数据版本号（SJBBH）"
+                   "重新发送正确内容。",
+             "The stored version stays as it is; if it is wrong, the source system sends the "
+             "right content as a new version (SJBBH)."))
+    for d in differences:
+        echo(say(lang, f"  {d.field}：已入库 {d.stored or _ABSENT}，新到 {d.incoming or _ABSENT}",
+                 f"  {d.field}: stored {d.stored or _ABSENT}, incoming "
+                 f"{d.incoming or _ABSENT}"))
+    return EXIT_OK
+
+
+def run_conflicts_resolve(config_path: Path | None, conflict_ids: Sequence[int],
+                          as_json: bool, lang: str) -> int:
+    try:
+        with open_level(config_path) as level:
+            outcome = resolve(level.store, conflict_ids)
+    except ExgateError as exc:
+        return fail_with(exc, lang)
+    code = EXIT_SOME_FAIL if outcome.unknown else EXIT_OK
+    if as_json:
+        click.echo(json.dumps({"resolved": outcome.resolved, "already": outcome.already,
+                               "unknown": outcome.unknown}, indent=2))
+        return code
+    for ids, zh, en in ((outcome.resolved, "已标记为已处理", "marked resolved"),
+                        (outcome.already, "此前已处理", "already resolved"),
+                        (outcome.unknown, "未找到", "not found")):
+        if ids:
+            shown = ", ".join(str(i) for i in ids)
+            echo(say(lang, f"{zh}：{shown}", f"{en}: {shown}"), err=ids is outcome.unknown)
+    return code
+
+
+def _line(entry: ConflictEntry, lang: str) -> str:
+    state = say(lang, "待处理", "open") if entry.resolved_at is None else \
+        say(lang, f"已处理（{entry.resolved_at:%Y-%m-%d %H:%M:%S}）",
+            f"resolved {entry.resolved_at:%Y-%m-%d %H:%M:%S}")
+    return say(lang,
+               f"[{entry.conflict_id}] 节点 {entry.node_id} {entry.element} 业务键 "
+               f"{entry.key_text} 版本 {entry.version}：批次 {entry.batch_id}，发现于 "
+               f"{entry.detected_at:%Y-%m-%d %H:%M:%S}，{state}",
+               f"[{entry.conflict_id}] node {entry.node_id} {entry.element} key "
+               f"{entry.key_text} version {entry.version}: batch {entry.batch_id}, found "
+               f"{entry.detected_at:%Y-%m-%d %H:%M:%S}, {state}")

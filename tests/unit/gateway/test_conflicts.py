@@ -1,0 +1,112 @@
+"""``exgate conflicts list|show|resolve`` over a real SQLite store: the differing fields
+are named, resolving takes a conflict out of the node's count and changes no record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from adapters.stores.sql import SqlStore
+from cli import main
+from gateway.conflicts import conflict_detail, list_conflicts, resolve
+from tests.unit.adapters.test_sql_store import batch, records
+from tests.unit.gateway.test_status_command import config_for
+from tests.unit.schemas.documents import record
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    opened = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def conflicted(store: SqlStore) -> SqlStore:
+    """B2 brings SB0002 again, version 1, with another SQRMC (PostgreSQL: its store)."""
+    store.write(batch("B1", records(record("SBXX"), record("SBXX", SBLSH="SB0002"))))
+    store.write(batch("B2", records(record("SBXX", SBLSH="SB0002", SQRMC="李四"))))
+    return store
+
+
+def stored_rows(store: SqlStore) -> list[dict[str, object]]:
+    with store.engine.connect() as conn:
+        table = store.schema.elements["SBXX"].table
+        return [dict(r) for r in conn.execute(sa.select(table)).mappings()]
+
+
+def node_conflicts(store: SqlStore) -> int:
+    c = store.schema.conflict
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(c).where(
+            c.c.NODE_ID == "n1", c.c.RESOLVED_AT.is_(None))).scalar_one())
+
+
+def run(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    config = config_for(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+    result = CliRunner().invoke(main, ["conflicts", *args, "-c", str(config)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_conflict_names_the_fields_that_differ(conflicted: SqlStore) -> None:
+    store = conflicted
+    [entry] = list_conflicts(store)
+    assert (entry.node_id, entry.element, entry.key_text, entry.batch_id) == \
+        ("n1", "SBXX", "SB0002", "B2")
+    found = conflict_detail(store, entry.conflict_id)
+    assert found is not None
+    _, differences = found
+    assert [(d.field, d.incoming) for d in differences] == [("SQRMC", "李四")]
+    assert differences[0].stored not in (None, "李四")
+    assert conflict_detail(store, entry.conflict_id + 100) is None
+
+
+def test_resolving_takes_it_out_of_the_count_and_changes_no_record(
+        conflicted: SqlStore) -> None:
+    store = conflicted
+    [entry] = list_conflicts(store)
+    rows = stored_rows(store)
+    assert node_conflicts(store) == 1
+    outcome = resolve(store, [entry.conflict_id, entry.conflict_id, 999])
+    assert (outcome.resolved, outcome.already, outcome.unknown) == \
+        ([entry.conflict_id], [], [999])
+    assert node_conflicts(store) == 0 and list_conflicts(store) == []
+    assert stored_rows(store) == rows
+    [kept] = list_conflicts(store, include_resolved=True)
+    assert kept.resolved_at is not None
+    again = resolve(store, [entry.conflict_id])
+    assert (again.resolved, again.already) == ([], [entry.conflict_id])
+
+
+@pytest.mark.parametrize(("lang", "words"), [
+    ("zh", ("节点 n1 SBXX 业务键 SB0002 版本 1", "SQRMC：已入库", "新到 李四", "已标记为已处理")),
+    ("en", ("node n1 SBXX key SB0002 version 1", "SQRMC: stored", "incoming 李四",
+            "marked resolved"))])
+def test_the_commands_list_show_and_resolve(conflicted: SqlStore, tmp_path: Path, lang: str,
+                                            words: tuple[str, ...]) -> None:
+    [entry] = list_conflicts(conflicted)
+    ident = str(entry.conflict_id)
+    code, listed, _ = run(tmp_path, "list", "--lang", lang)
+    assert code == 0 and words[0] in listed and f"[{ident}]" in listed
+    code, shown, _ = run(tmp_path, "show", ident, "--lang", lang)
+    assert code == 0 and words[1] in shown and words[2] in shown
+    code, said, _ = run(tmp_path, "resolve", ident, "--lang", lang)
+    assert code == 0 and words[3] in said
+    code, listed, _ = run(tmp_path, "list", "--json")
+    assert code == 0 and json.loads(listed) == {"conflicts": []}
+    code, listed, _ = run(tmp_path, "list", "--all", "--json")
+    [kept] = json.loads(listed)["conflicts"]
+    assert kept["id"] == entry.conflict_id and kept["resolved_at"] is not None
+
+
+def test_an_unknown_conflict_is_an_error(conflicted: SqlStore, tmp_path: Path) -> None:
+    code, _, err = run(tmp_path, "show", "999", "--lang", "en")
+    assert code == 1 and "conflict 999 not found" in err
+    code, _, err = run(tmp_path, "resolve", "999", "--lang", "en")
+    assert code == 1 and "not found: 999" in err
