@@ -16,7 +16,6 @@ retried with backoff while the others go on; an outbox that cannot be used at al
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import signal
@@ -32,6 +31,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from adapters.amqp.logs import quiet_pika
+from adapters.heap import startup_frozen
 from adapters.sources.base import Source, SourceContext
 from frontend_machine.config import AgentConfig, config_lang, load_config, source_factory
 from frontend_machine.outbox import Outbox, OutboxBroken
@@ -345,12 +345,8 @@ def run_forever(config_path: Path, lang: str | None = None) -> int:
                     source.watch(agent.wake.set)
             if publisher is not None:
                 agent.on_sealed = publisher.wake
-            # What startup loaded lives as long as the process: left in the collector's
-            # generations, each full collection walks all of it again (~10% of the CPU).
-            # Collected first, so that no garbage is kept for good.
-            gc.collect()
-            gc.freeze()
-            _loop(agent, publisher)
+            with startup_frozen():
+                _loop(agent, publisher)
             log.info(say("stopped", agent.lang))
             return 0
 

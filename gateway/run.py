@@ -8,7 +8,6 @@ store's housekeeping, after the store's tables are brought up to date. Apart fro
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import signal
 import threading
@@ -16,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from adapters.heap import startup_frozen
 from adapters.stores.sql import SqlStore
 from gateway.config import GatewayConfig, load_config
 from gateway.consumer import Consumer, backoff
@@ -63,9 +63,8 @@ def run_gateway(config_path: Path, workers: int | None = None, drain: bool = Fal
             beside.enter_context(_dashboard(config, store, consumer.consuming,
                                             consumer.dead_letters, consumer.holds))
             beside.enter_context(housekeeping(store, config.heartbeat_retention_days))
-            gc.collect()
-            gc.freeze()  # startup's objects live as long as the process: see agent.run_forever
-            consumer.run()
+            with startup_frozen():
+                consumer.run()
     finally:
         store.close()
     return 0
