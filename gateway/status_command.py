@@ -66,7 +66,7 @@ def run_status(config_path: Path, as_json: bool, lang: str,
         return 1
     finally:
         store.close()
-    holds = held_writes(config.dashboard_listen)
+    holds = held_writes(config.dashboard_listen, config.division)
     if as_json:
         console.out(report_text(report, indent=2, holds=holds), highlight=False)
         return 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from gateway.status_rules import StatusThresholds
 from gateway.status_source import StatusSource
 from tests.unit.gateway.test_status_command import config_for as status_config
 
+LEVEL = "430100"
 SINCE = datetime(2026, 11, 24, 9, 30, 5)  # naive Beijing time, as the consumer keeps it
 HELD = HoldState(3, SINCE, 125.0)
 
@@ -61,16 +64,59 @@ def status(config: Path, as_json: bool, lang: str) -> tuple[int, str]:
     return code, console.export_text()
 
 
-def test_the_hold_is_read_from_the_gateways_dashboard(store: SqlStore) -> None:
+def test_the_hold_is_read_from_the_gateways_dashboard(
+        store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{closed_port()}")  # never used
     with gateway_dashboard(store, HELD) as port:
-        assert held_writes(f"127.0.0.1:{port}") == HELD
-        assert held_writes(f"0.0.0.0:{port}") == HELD  # listening everywhere: ask loopback
-        assert held_writes(port) == HELD                  # a bare port means loopback
+        assert held_writes(f"127.0.0.1:{port}", LEVEL) == HELD
+        assert held_writes(f"0.0.0.0:{port}", LEVEL) == HELD  # listening everywhere: loopback
+        assert held_writes(port, LEVEL) == HELD                  # a bare port means loopback
+        assert held_writes(port, "430000") is None  # another level's dashboard on that port
 
 
 def test_no_gateway_answering_means_nothing_is_known(store: SqlStore) -> None:
-    assert held_writes(None) is None
-    assert held_writes(f"127.0.0.1:{closed_port()}") is None
+    assert held_writes(None, LEVEL) is None
+    assert held_writes(f"127.0.0.1:{closed_port()}", LEVEL) is None
+
+
+@contextmanager
+def answering(status: int, body: bytes, location: str | None = None) -> Iterator[str]:
+    """A server on loopback giving every GET this answer; its port."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            if location is not None:
+                self.send_header("Location", location)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield str(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("writes", [
+    '{"held": 3, "since": null, "age_s": Infinity}', '{"held": 3, "since": null, "age_s": NaN}',
+    '{"held": -1, "since": null, "age_s": 1}', '{"held": true, "since": null, "age_s": 1}'])
+def test_an_answer_no_gateway_can_mean_is_nothing_known(writes: str) -> None:
+    body = f'{{"level": "{LEVEL}", "store_writes": {writes}}}'.encode()
+    with answering(200, body) as port:
+        assert held_writes(port, LEVEL) is None
+
+
+def test_a_redirect_is_not_followed(store: SqlStore) -> None:
+    with gateway_dashboard(store, HELD) as real, \
+            answering(302, b"", f"http://127.0.0.1:{real}/status.json") as port:
+        assert held_writes(port, LEVEL) is None
 
 
 @pytest.mark.parametrize(("lang", "words"), [
