@@ -115,6 +115,7 @@ class Publisher:
         self.outbox = outbox
         self.settings = settings
         self._reread = reread
+        self._reread_error: str | None = None
         self.counters = _Counters()
         self._open_link = link_factory
         self._clock = clock
@@ -236,8 +237,13 @@ class Publisher:
         try:
             fresh = self._reread()
         except ExgateError as exc:  # being replaced, or broken: the old login is tried again
-            log.debug("credentials file not reread: %s", exc, extra={"node": self._node})
+            said = exc.message(self._lang)
+            if said != self._reread_error:  # once per cause: a copy left 0644, another node's
+                log.warning(say("login-not-reread", self._lang, error=said),
+                            extra={"node": self._node})
+            self._reread_error = said
             return
+        self._reread_error = None
         if _login_of(fresh) == _login_of(self.settings):
             return
         self.settings = replace(self.settings, link=fresh.link, identity=fresh.identity)

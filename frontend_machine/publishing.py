@@ -128,6 +128,7 @@ class PublisherThread:
                         self._publisher.run(self._stop)
                     finally:
                         self._publisher.close()
+                        self.settings = self._publisher.settings  # a login reread meanwhile
             except Exception:  # never let the thread die silently: the outbox keeps all
                 log.exception(say("publisher-crashed", self.settings.lang),
                               extra={"node": self.settings.identity.node_id})

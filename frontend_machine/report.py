@@ -126,6 +126,10 @@ _TEXT: dict[str, tuple[str, str]] = {
         "凭据文件已更换：改用其中的登录信息（用户 {user}）重试",
         "the credentials file was replaced: trying its login (user {user})",
     ),
+    "login-not-reread": (
+        "无法重新读取凭据文件，仍使用原登录信息重试：{error}",
+        "the credentials file could not be read again; retrying with the old login: {error}",
+    ),
     "broker-lost": (
         "{error}；批次保留在发件箱中，正在重新连接（{delay:.1f} 秒后再试）",
         "{error}; batches stay in the outbox, reconnecting (next try in {delay:.1f} s)",

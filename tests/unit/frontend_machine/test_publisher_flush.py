@@ -145,15 +145,20 @@ def test_after_a_refused_login_a_replaced_credentials_file_is_used_without_a_res
     assert USER in reread_line
 
 
-def test_a_credentials_file_that_cannot_be_read_keeps_the_old_login(tmp_path: Path) -> None:
+def test_a_credentials_file_that_cannot_be_read_keeps_the_old_login_and_says_why_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock(0.0)
-    pub, opened = publisher(tmp_path, clock, Refusing(LoginRefused(USER, vhost=False)))
+    pub, opened = publisher(tmp_path, clock, Refusing(LoginRefused(USER, vhost=False)), "en")
     before = pub.settings
 
     def broken() -> PublisherSettings:
-        raise ConfigError("credentials file: not valid TOML")
+        raise ConfigError("credentials file: readable by others; run `chmod 600`")
 
     pub._reread = broken
-    while len(opened) < 3:
-        pub.step(0.25)
+    with caplog.at_level(logging.WARNING, "exgate.agent.publisher"):
+        while len(opened) < 4:
+            pub.step(0.25)
     assert pub.settings is before and not pub.connected
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "chmod 600" in warned[0]
+    assert "could not be read again" in warned[0]
