@@ -42,6 +42,10 @@ _CHUNK = 300  # keys per lookup: stays under every driver's bind-parameter limit
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _CANONICAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
 _CONTROL_COLUMNS = ("DIGEST", "BATCH_ID", "NODE_ID", "STORED_AT")
+# A canonical time that is a real one whatever the month: the days past the 28th (and
+# year 0) are left to the parser, which knows the calendar.
+_SURELY_REAL_TIME = re.compile(r"(?!0000)\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]) "
+                               r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d", re.ASCII)
 
 Identity = tuple[Any, ...]
 
@@ -288,9 +292,9 @@ class _FastInsert:
         self._row_processors = [(i, p) for i, p in self._row_processors if i != at]
 
         def bind(text: str) -> Any:
-            if _CANONICAL_TIME.fullmatch(text):
+            if _SURELY_REAL_TIME.fullmatch(text):
                 return text + suffix
-            value = parse(text)
+            value = parse(text)  # refuses what is not on the calendar, as before
             return None if value is None else process(value)
         return bind
 

@@ -136,5 +136,9 @@ def test_time_text_of_another_shape_goes_through_the_parser_and_processor(
     bind = dict(writer._typed_at)[at]
     assert bind is not sql_rows._time  # SQLite proves the shortcut's shape
     assert bind("2026-11-20 09:30:05") == "2026-11-20 09:30:05.000000"
+    assert bind("2024-02-29 23:59:59") == "2024-02-29 23:59:59.000000"  # via the parser
+    for impossible in ("2026-02-30 09:00:00", "2026-11-20 25:61:99", "0000-00-00 00:00:00"):
+        with pytest.raises(ValueError):  # refused at write, as before the shortcut
+            bind(impossible)
     assert bind("2026-1-5 9:30:05") == "2026-01-05 09:30:05.000000"
     assert bind("") is None
