@@ -4,7 +4,6 @@ are named, resolving takes a conflict out of the node's count and changes no rec
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,11 +19,8 @@ from tests.unit.schemas.documents import record
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    opened = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
-    opened.migrate()
-    yield opened
-    opened.close()
+def store(sqlite_store: SqlStore) -> SqlStore:
+    return sqlite_store  # at tmp_path / "store.db", where the gateway config points
 
 
 @pytest.fixture

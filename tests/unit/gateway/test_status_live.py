@@ -30,11 +30,8 @@ HELD = HoldState(3, SINCE, 125.0)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    opened = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
-    opened.migrate()
-    yield opened
-    opened.close()
+def store(sqlite_store: SqlStore) -> SqlStore:
+    return sqlite_store  # at tmp_path / "store.db", where the gateway config points
 
 
 @contextmanager
