@@ -72,6 +72,16 @@ def publisher(tmp_path: Path, clock: FakeClock, make_link: Callable[[], FakeLink
     return Publisher(box, settings, link_factory=factory, clock=clock, sleep=sleep), opened
 
 
+def linked_publisher(tmp_path: Path, clock: FakeClock, connection: FakeConnection
+                     ) -> tuple[Publisher, str]:
+    """A publisher whose link is a real ``BrokerLink`` over ``connection``; its one
+    pending batch."""
+    pub, _ = publisher(tmp_path, clock,
+                       lambda: BrokerLink(connection, connection))  # type: ignore[arg-type, return-value]
+    [batch] = [b.batch_id for b in pub.outbox.next_pending_batches(5)]
+    return pub, batch
+
+
 def test_a_link_refused_after_login_reconnects_ever_more_slowly_up_to_the_cap(
         tmp_path: Path) -> None:
     clock = FakeClock(0.0)
@@ -185,10 +195,8 @@ def test_a_receipt_the_outbox_cannot_record_is_held_and_acked_once_recorded(
     delivery limit and then lose the receipt."""
     clock = FakeClock(0.0)
     connection = FakeConnection(clock)
-    pub, _ = publisher(tmp_path, clock,
-                       lambda: BrokerLink(connection, connection))  # type: ignore[arg-type, return-value]
+    pub, first = linked_publisher(tmp_path, clock, connection)
     box = pub.outbox
-    [first] = [b.batch_id for b in box.next_pending_batches(5)]
     pub.step(0.0)  # connects, publishes the first batch
     assert box.batch(first).state is BatchState.SENT  # type: ignore[union-attr]
 
@@ -222,9 +230,7 @@ def test_flush_holds_a_receipt_it_cannot_record_instead_of_failing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock(0.0)
     connection = FakeConnection(clock)
-    pub, _ = publisher(tmp_path, clock,
-                       lambda: BrokerLink(connection, connection))  # type: ignore[arg-type, return-value]
-    [batch] = [b.batch_id for b in pub.outbox.next_pending_batches(5)]
+    pub, batch = linked_publisher(tmp_path, clock, connection)
 
     def full(*args: Any, **kwargs: Any) -> BatchState:
         raise RetriableError("database or disk is full")

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from adapters.amqp.errors import BrokerRefused, BrokerUnavailable, LoginRefused
-from frontend_machine.link import BrokerLink
 from frontend_machine.outbox_batches import BatchState
 from frontend_machine.publisher import PublisherSettings
 from schemas.errors import ConfigError
@@ -20,6 +19,7 @@ from tests.unit.frontend_machine.test_outbox import FakeClock
 from tests.unit.frontend_machine.test_publisher_backoff import (
     FakeConnection,
     FakeLink,
+    linked_publisher,
     publisher,
     receipt,
 )
@@ -98,10 +98,8 @@ class Recording(FakeConnection):
 def test_the_last_heartbeat_of_a_flush_follows_the_receipts(tmp_path: Path) -> None:
     clock = FakeClock(0.0)
     connection = Recording(clock)
-    pub, _ = publisher(tmp_path, clock,
-                       lambda: BrokerLink(connection, connection))  # type: ignore[arg-type, return-value]
+    pub, batch = linked_publisher(tmp_path, clock, connection)
     box = pub.outbox
-    [batch] = [b.batch_id for b in box.next_pending_batches(5)]
     box.mark_sent(batch)  # sent by an earlier run: this one collects its receipts
     for level in ("province", "city", "county"):
         connection.deliver(receipt(batch, level))

@@ -16,6 +16,7 @@ from gateway.status_json import report_json
 from gateway.status_rules import StatusThresholds
 from gateway.status_source import StatusSource
 from tests.unit.adapters.status_store import fill_store
+from tests.unit.gateway.test_status_command import config_for
 
 
 @pytest.fixture
@@ -29,14 +30,6 @@ def registry(tmp_path: Path) -> Registry:
     reg.disable("tianxin-02")
     (reg.path / "zz-broken.json").write_text("{")
     return reg
-
-
-def config(tmp_path: Path, store_url: str) -> Path:
-    path = tmp_path / "gateway.toml"
-    path.write_text(f'[level]\ndivision = "430100"\n[broker]\nurl = "amqp://g@127.0.0.1/"\n'
-                    f'[store]\nurl = "{store_url}"\n[registry]\npath = "registry"\n',
-                    encoding="utf-8")
-    return path
 
 
 def test_one_broken_file_leaves_the_other_entries_in_the_report(
@@ -69,7 +62,7 @@ def test_exgate_status_says_it_is_degraded(sqlite_store: SqlStore, registry: Reg
                                            tmp_path: Path, lang: str, words: str,
                                            reason: str) -> None:
     fill_store(sqlite_store)
-    path = config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+    path = config_for(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
     console = Console(record=True, width=400, color_system=None)
     assert run_status(path, False, lang, console=console) == 0
     text = console.export_text()
@@ -86,7 +79,7 @@ def test_exgate_status_says_it_is_degraded(sqlite_store: SqlStore, registry: Reg
 def test_exgate_status_never_creates_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                              lang: str, words: str) -> None:
     missing = tmp_path / "typo" / "stroe.db"
-    path = config(tmp_path, f"sqlite:///{missing}")
+    path = config_for(tmp_path, f"sqlite:///{missing}")
     assert run_status(path, False, lang, console=Console(record=True)) == 2
     err = capsys.readouterr().err
     assert words in err and "stroe.db" in err
