@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ from adapters.sources.db_tables import (
     reject_message,
     untimed_check,
 )
+from adapters.sources.read_ahead import read_ahead
 from adapters.sources.sqlite_bytes import sqlite_text
 from schemas.errors import ConfigError, RetriableError
 from schemas.times import BEIJING
@@ -202,25 +204,66 @@ class DatabaseSource:
         self._strategy = strategy
         self._by_name = by_name(reader.tables)
         self._resumed = False  # True once the last journaled page's write-back is done
+        self._writer: ThreadPoolExecutor | None = None  # of an overlapped write-back
+        self._writing: Future[None] | None = None
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
         """Yield validated pages after ``state``; every chunk's progress is the whole state.
 
         The first read of this instance (the agent's start), and the first read after a
         failed ``commit``, first finish the write-back of the last page journaled, which
-        a crash or a failed UPDATE (a lock, a dropped connection) left undone.
+        a crash or a failed UPDATE (a lock, a dropped connection) left undone. The read
+        ends once the write-back of its last page is done, so the next pass never reads
+        a page again only because its write-back was still running.
         """
-        with self._driver_errors("read"):
-            if not self._resumed:
-                rows = self._strategy.unconfirmed(state)
-                if rows:
-                    self.commit(self._chunk(Page(rows, {})))
-                self._resumed = True
-            for page in self._strategy.pages(state):
-                yield self._chunk(page)
+        try:
+            with self._driver_errors("read"):
+                if not self._resumed:
+                    rows = self._strategy.unconfirmed(state)
+                    if rows:
+                        self._write_back(self._chunk(Page(rows, {})))
+                    self._resumed = True
+                with self._pages(state) as pages:
+                    for page in pages:
+                        yield self._chunk(page)
+        finally:
+            self._settle()
+
+    def _pages(self, state: Mapping[str, Any]) -> AbstractContextManager[Iterator[Page]]:
+        """The strategy's pages; from a server, fetched a page ahead (``read_ahead``)."""
+        pages = self._strategy.pages(state)
+        return read_ahead(pages) if self._overlapped else nullcontext(pages)
 
     def commit(self, chunk: Chunk) -> None:
-        """Mark journaled rows taken (1) and rejected rows (2, with SYNC_MSG) at once."""
+        """Mark journaled rows taken (1) and rejected rows (2, with SYNC_MSG) at once.
+
+        On a server, for a ``pipelined`` strategy, the UPDATEs run in a thread while
+        the agent validates the next page: this returns once the previous page's
+        write-back is done (raising its error, if it failed) and this one's has begun.
+        """
+        if not self._overlapped:
+            self._write_back(chunk)
+            return
+        self._settle()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="exgate-write-back")
+        self._writing = self._writer.submit(self._write_back, chunk)
+
+    def _settle(self) -> None:
+        """Wait for the write-back in progress, if any, and raise its error."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    @functools.cached_property
+    def _overlapped(self) -> bool:
+        """Whether reads and write-backs overlap the agent's work (``pipelined``).
+
+        SQLite runs in this process: it has no server's wait to overlap.
+        """
+        return self._strategy.pipelined and self._reader.engine.dialect.name != "sqlite"
+
+    def _write_back(self, chunk: Chunk) -> None:
         if not self._strategy.writes_back or not chunk.checks:
             return
         taken: dict[str, list[int]] = {}
@@ -262,7 +305,12 @@ class DatabaseSource:
             yield mark_taken(table, batch, now)
 
     def close(self) -> None:
-        self._reader.engine.dispose()
+        try:
+            self._settle()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown()
+            self._reader.engine.dispose()
 
     def __enter__(self) -> DatabaseSource:
         return self

@@ -164,6 +164,7 @@ class CursorStrategy:
     lag_seconds: float
     null_scan_seconds: float
     writes_back: bool = False
+    pipelined: bool = True  # read-only: no write-back to wait for
 
     def unconfirmed(self, state: Mapping[str, Any]) -> tuple[FetchedRow, ...]:
         return ()  # nothing is written back

@@ -79,6 +79,13 @@ class Strategy(Protocol):
         """Whether ``commit`` marks rows (SYNC_FLAG) at the source."""
         ...
 
+    @property
+    def pipelined(self) -> bool:
+        """Whether a page may be fetched, and a page written back, while the agent
+        validates and journals another: true when no query depends on a write-back
+        and a write-back that never happens only means the row is read again."""
+        ...
+
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
         ...
 
@@ -125,6 +132,9 @@ class FlagStrategy:
 
     context: ReadContext
     writes_back: bool = True
+    # Pages move on by ROW_ID, not by the flags; a row whose flag a crash lost is still
+    # at SYNC_FLAG=0, so the next pass reads it again and the outbox drops it.
+    pipelined: bool = True
 
     def unconfirmed(self, state: Mapping[str, Any]) -> tuple[FetchedRow, ...]:
         return ()  # an unmarked row still has SYNC_FLAG=0: the next pass reads it again
@@ -230,6 +240,10 @@ class ChangelogStrategy:
     context: ReadContext
     gap_wait_seconds: float
     writes_back: bool = True
+    # The closing sweep reads the rows still at SYNC_FLAG=0: run ahead of the last
+    # page's write-back, it would take that page's rows for ones the log never saw.
+    # And only the last page's write-back is re-applied after a crash (``unconfirmed``).
+    pipelined: bool = False
     swept: bool = field(default=False, init=False)
 
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:

@@ -327,6 +327,44 @@ def test_a_row_a_legacy_transaction_keeps_locked_fails_the_write_back_then_lands
     engine.dispose()
 
 
+@pytest.mark.parametrize("server", ["pg_url", "mariadb_url"])
+def test_a_page_is_written_back_while_the_next_is_read(
+        request: pytest.FixtureRequest, tmp_path: Path, server: str,
+        monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
+    # On a server, the flag strategy's write-back runs while the agent reads and
+    # validates the next page. Were commit to wait for its UPDATE, it would wait here
+    # for the legacy transaction's lock, which is released only after the next page.
+    monkeypatch.setattr(database, "LOCK_WAIT_SECONDS", 60)
+    url = request.getfixturevalue(server)
+    create_all(url)
+    engine = sa.create_engine(engine_url(url))
+    with engine.begin() as conn:
+        insert(conn, "SL", [row("SL", n) for n in range(4)])
+    sl = tables(engine).elements["SL"]
+
+    def flags() -> list[int]:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.select(sl.c.SYNC_FLAG).order_by(sl.c.ROW_ID)).scalars())
+
+    with Outbox(tmp_path / "outbox.db") as outbox, \
+            open_source(url, clock, strategy="flag", page_size=2) as source:
+        reading = source.read({})
+        first = next(reading)
+        outbox.journal("front", first)
+        with engine.connect() as legacy:
+            legacy.execute(sa.select(sl).where(sl.c.ROW_ID == 1).with_for_update()).all()
+            source.commit(first)
+            second = next(reading)
+            assert flags() == [0, 0, 0, 0]  # the first page's UPDATE waits for the lock
+            legacy.rollback()
+        outbox.journal("front", second)
+        source.commit(second)
+        assert next(reading, None) is None
+        assert flags() == [1, 1, 1, 1]  # the read ends once its write-backs are done
+        assert journaled_keys(outbox) == keys_of("SL", range(4))
+    engine.dispose()
+
+
 def test_cursor_on_sqlite_reports_text_times_in_another_notation_and_reads_the_rest(
         tmp_path: Path, clock: Clock) -> None:
     # SQLite compares text character by character: "20261120100000" lay past every
