@@ -572,21 +572,25 @@ def conflicts_show(conflict_id: int, config_path: Path | None, as_json: bool,
 
 @conflicts.command("resolve")
 @click.argument("conflict_ids", nargs=-1, required=True, metavar="ID...", type=int)
+@click.option("--note", required=True,
+              help="Why they are settled (kept for the auditors, at most 500 characters)")
+@click.option("--by", default=None, help="Who settled them  [default: your login name]")
 @GATEWAY_CONFIG_OPTION
 @JSON_OPTION
 @LANG_OPTION
-def conflicts_resolve(conflict_ids: tuple[int, ...], config_path: Path | None, as_json: bool,
-                      lang: str) -> None:
+def conflicts_resolve(conflict_ids: tuple[int, ...], note: str, by: str | None,
+                      config_path: Path | None, as_json: bool, lang: str) -> None:
     """Mark conflicts resolved once a person has settled them; no record changes.
 
     \b
     Example:
-      exgate conflicts resolve 12 13 -c gateway.toml
-    Exit codes: 0 ok, 1 some ID not found, 2 config error or store unreachable.
+      exgate conflicts resolve 12 13 -c gateway.toml --note "source resent as SJBBH 2"
+    Exit codes: 0 ok, 1 some ID not found, 2 config error, bad --note/--by or store
+    unreachable.
     """
     from gateway.conflicts_command import run_conflicts_resolve
 
-    sys.exit(run_conflicts_resolve(config_path, conflict_ids, as_json, lang))
+    sys.exit(run_conflicts_resolve(config_path, conflict_ids, by, note, as_json, lang))
 
 
 @main.command("export")

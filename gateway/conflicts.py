@@ -7,9 +7,10 @@ The incoming content is kept in ``ST_CONFLICT`` with the batch and node that bro
 
 What a person does with one: compare the two (``conflict_detail``: the fields that
 differ), have the department send the right content as a new version when the stored
-one is wrong, then mark the conflict resolved (``resolve``). That takes it out of the
-node's count in status, ``/status.json``, the dashboard and ``exgate_node_conflicts``,
-and changes no record. Reads take no write lock (``read_only``).
+one is wrong, then mark the conflict resolved (``resolve``), saying who did and why:
+both are kept beside the time, for the auditors. That takes it out of the node's count
+in status, ``/status.json``, the dashboard and ``exgate_node_conflicts``, and changes
+no record. Reads take no write lock (``read_only``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from typing import Any
 from sqlalchemy import select
 
 from adapters.stores.sql import SqlStore, now_beijing
+from adapters.stores.sql_schema import RESOLUTION_NOTE_LENGTH, RESOLVER_LENGTH
 from gateway.export import stored_fields
 from gateway.replay_view import read_only
+from schemas.errors import ConfigError
 
 __all__ = ["ConflictEntry", "FieldDifference", "Resolution", "conflict_detail",
            "list_conflicts", "resolve"]
@@ -42,13 +45,16 @@ class ConflictEntry:
     batch_id: str
     detected_at: datetime
     resolved_at: datetime | None
+    resolved_by: str | None = None  # None for one resolved before revision 0005
+    resolution_note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.conflict_id, "node_id": self.node_id, "element": self.element,
                 "key": self.key_text, "version": self.version, "batch_id": self.batch_id,
                 "detected_at": self.detected_at.isoformat(sep=" "),
                 "resolved_at": None if self.resolved_at is None
-                else self.resolved_at.isoformat(sep=" ")}
+                else self.resolved_at.isoformat(sep=" "),
+                "resolved_by": self.resolved_by, "resolution_note": self.resolution_note}
 
 
 @dataclass(frozen=True)
@@ -117,27 +123,44 @@ def conflict_detail(store: SqlStore, conflict_id: int
     return entry, differences
 
 
-def resolve(store: SqlStore, conflict_ids: Sequence[int],
+def resolve(store: SqlStore, conflict_ids: Sequence[int], by: str, note: str,
             at: datetime | None = None) -> Resolution:
-    """Mark ``conflict_ids`` resolved; reports which were, which already were, and which
-    the store does not have."""
+    """Mark ``conflict_ids`` resolved by ``by`` (a person), ``note`` saying why; reports
+    which were, which already were (their first resolution stays), and which the store
+    does not have. ConfigError, before anything is read, for an empty or too long
+    ``by`` or ``note``."""
+    by, note = _said("by", by, RESOLVER_LENGTH), _said("note", note, RESOLUTION_NOTE_LENGTH)
     wanted = list(dict.fromkeys(conflict_ids))
     c = store.schema.conflict
     with read_only(store, "look up conflicts") as conn:
         known = {row[0] for row in conn.execute(
             select(c.c.CONFLICT_ID).where(c.c.CONFLICT_ID.in_(wanted)))}
-    done = store.resolve_conflicts(sorted(known), at or now_beijing()) if known else set()
+    done = store.resolve_conflicts(sorted(known), at or now_beijing(), by, note) \
+        if known else set()
     return Resolution(resolved=[i for i in wanted if i in done],
                       already=[i for i in wanted if i in known and i not in done],
                       unknown=[i for i in wanted if i not in known])
 
 
+def _said(option: str, text: str, limit: int) -> str:
+    """``text`` without surrounding white space, when it says something and fits."""
+    said = text.strip()
+    if not said:
+        raise ConfigError(f"--{option} is empty: say who resolved the conflicts and why",
+                          zh=f"--{option} 为空：请写明由谁处理了冲突、依据是什么")
+    if len(said) > limit:
+        raise ConfigError(f"--{option} has {len(said)} characters; at most {limit} are kept",
+                          zh=f"--{option} 有 {len(said)} 个字符，最多保存 {limit} 个")
+    return said
+
+
 def _columns(store: SqlStore) -> tuple[Any, ...]:
     c = store.schema.conflict
     return (c.c.CONFLICT_ID, c.c.NODE_ID, c.c.ELEMENT, c.c.KEY_TEXT, c.c.SJBBH, c.c.BATCH_ID,
-            c.c.DETECTED_AT, c.c.RESOLVED_AT)
+            c.c.DETECTED_AT, c.c.RESOLVED_AT, c.c.RESOLVED_BY, c.c.RESOLUTION_NOTE)
 
 
 def _entry(row: Any) -> ConflictEntry:
     return ConflictEntry(row.CONFLICT_ID, row.NODE_ID, row.ELEMENT, row.KEY_TEXT, row.SJBBH,
-                         row.BATCH_ID, row.DETECTED_AT, row.RESOLVED_AT)
+                         row.BATCH_ID, row.DETECTED_AT, row.RESOLVED_AT, row.RESOLVED_BY,
+                         row.RESOLUTION_NOTE)

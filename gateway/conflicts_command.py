@@ -1,15 +1,17 @@
 """``exgate conflicts list|show|resolve``: records that came again with a stored key and
 version but other content, for a person to look at and settle (``gateway.conflicts``).
 
-Exit codes: 0 ok, 1 a conflict asked for is not there, 2 configuration error or store
-unreachable. Text is in Chinese by default, English with ``--lang en``; JSON is the same
-in both.
+Exit codes: 0 ok, 1 a conflict asked for is not there, 2 configuration error, an empty
+or too long ``--note`` or ``--by``, or store unreachable. Text is in Chinese by default,
+English with ``--lang en``; JSON is the same in both.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -17,7 +19,7 @@ import click
 from gateway.cli_support import echo, say
 from gateway.conflicts import ConflictEntry, conflict_detail, list_conflicts, resolve
 from gateway.replay_command import EXIT_OK, EXIT_SOME_FAIL, fail_with, open_level
-from schemas.errors import ExgateError
+from schemas.errors import ConfigError, ExgateError
 
 __all__ = ["run_conflicts_list", "run_conflicts_resolve", "run_conflicts_show"]
 
@@ -43,9 +45,9 @@ def run_conflicts_list(config_path: Path | None, node_id: str | None, include_re
     for entry in entries:
         echo(_line(entry, lang))
     echo(say(lang, "用 exgate conflicts show ID 查看不同之处；处理后用 exgate conflicts resolve ID "
-                   "标记为已处理。",
+                   "--note 依据 标记为已处理。",
              "See what differs with exgate conflicts show ID; once settled, mark it with "
-             "exgate conflicts resolve ID."))
+             "exgate conflicts resolve ID --note WHY."))
     return EXIT_OK
 
 
@@ -79,10 +81,11 @@ def run_conflicts_show(config_path: Path | None, conflict_id: int, as_json: bool
 
 
 def run_conflicts_resolve(config_path: Path | None, conflict_ids: Sequence[int],
-                          as_json: bool, lang: str) -> int:
+                          by: str | None, note: str, as_json: bool, lang: str) -> int:
     try:
+        resolver = by if by is not None else _login_name()
         with open_level(config_path) as level:
-            outcome = resolve(level.store, conflict_ids)
+            outcome = resolve(level.store, conflict_ids, resolver, note)
     except ExgateError as exc:
         return fail_with(exc, lang)
     code = EXIT_SOME_FAIL if outcome.unknown else EXIT_OK
@@ -99,10 +102,18 @@ def run_conflicts_resolve(config_path: Path | None, conflict_ids: Sequence[int],
     return code
 
 
+def _login_name() -> str:
+    """Who runs the command, for ``--by`` left out."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError) as exc:  # no login name in the environment or passwd
+        raise ConfigError(f"cannot tell who you are ({exc}): give --by NAME",
+                          zh=f"无法确定当前用户（{exc}）：请用 --by 姓名 指明") from exc
+
+
 def _line(entry: ConflictEntry, lang: str) -> str:
     state = say(lang, "待处理", "open") if entry.resolved_at is None else \
-        say(lang, f"已处理（{entry.resolved_at:%Y-%m-%d %H:%M:%S}）",
-            f"resolved {entry.resolved_at:%Y-%m-%d %H:%M:%S}")
+        _resolution(entry, entry.resolved_at, lang)
     return say(lang,
                f"[{entry.conflict_id}] 节点 {entry.node_id} {entry.element} 业务键 "
                f"{entry.key_text} 版本 {entry.version}：批次 {entry.batch_id}，发现于 "
@@ -110,3 +121,12 @@ def _line(entry: ConflictEntry, lang: str) -> str:
                f"[{entry.conflict_id}] node {entry.node_id} {entry.element} key "
                f"{entry.key_text} version {entry.version}: batch {entry.batch_id}, found "
                f"{entry.detected_at:%Y-%m-%d %H:%M:%S}, {state}")
+
+
+def _resolution(entry: ConflictEntry, at: datetime, lang: str) -> str:
+    """When, and (from revision 0005 on) by whom and why, a conflict was resolved."""
+    when = f"{at:%Y-%m-%d %H:%M:%S}"
+    if entry.resolved_by is None:
+        return say(lang, f"已处理（{when}）", f"resolved {when}")
+    return say(lang, f"已处理（{when}，{entry.resolved_by}：{entry.resolution_note}）",
+               f"resolved {when} by {entry.resolved_by}: {entry.resolution_note}")

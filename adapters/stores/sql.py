@@ -330,10 +330,11 @@ class SqlStore:
             if done.rowcount == 0:
                 conn.execute(insert(n).values(NODE_ID=node.node_id, **values))
 
-    def resolve_conflicts(self, conflict_ids: Sequence[int], at: datetime) -> set[int]:
-        """Mark these conflicts resolved at ``at``; the IDs this call resolved (one already
-        resolved, or not there, is left as it is). No record changes: see
-        ``gateway.conflicts``."""
+    def resolve_conflicts(self, conflict_ids: Sequence[int], at: datetime, by: str,
+                          note: str) -> set[int]:
+        """Mark these conflicts resolved at ``at`` by ``by``, with ``note`` saying why; the
+        IDs this call resolved (one already resolved, or not there, is left as it is). No
+        record changes: see ``gateway.conflicts``."""
         c = self.schema.conflict
         wanted = sorted(set(conflict_ids))
         with self._writing(f"resolve conflicts {wanted[:5]}") as conn:
@@ -342,7 +343,8 @@ class SqlStore:
                                               c.c.RESOLVED_AT.is_(None)))}
             if open_ids:
                 conn.execute(update(c).where(c.c.CONFLICT_ID.in_(sorted(open_ids)))
-                             .values(RESOLVED_AT=_naive(at)))
+                             .values(RESOLVED_AT=_naive(at), RESOLVED_BY=by,
+                                     RESOLUTION_NOTE=note))
         return open_ids
 
     def batch_state(self, batch_id: str) -> BatchState | None:

@@ -57,6 +57,8 @@ __all__ = [
     "BATCH_ID_LENGTH",
     "CONTROL_TABLES",
     "NODE_ID_LENGTH",
+    "RESOLUTION_NOTE_LENGTH",
+    "RESOLVER_LENGTH",
     "VERSION_TABLE",
     "ElementTable",
     "ExactAmount",
@@ -68,6 +70,7 @@ __all__ = [
 
 VERSION_TABLE = "ST_SCHEMA_VERSION"  # Alembic's revision table
 NODE_ID_LENGTH = 64
+RESOLVER_LENGTH, RESOLUTION_NOTE_LENGTH = 64, 500  # characters: who settled a conflict, why
 _CENT = Decimal(1).scaleb(-AMOUNT_SCALE)
 CONTROL_TABLES = ("ST_BATCH", "ST_FAILED_BATCH", "ST_CONFLICT", "ST_NODE", "ST_RECEIPT",
                   "ST_HEARTBEAT", "ST_COVERAGE")
@@ -276,6 +279,8 @@ class _Builder:
             self.col("PAYLOAD", _long_text(), nullable=False),
             self.col("DETECTED_AT", DateTime(), nullable=False),
             self.col("RESOLVED_AT", DateTime()),
+            self.col("RESOLVED_BY", _unicode(RESOLVER_LENGTH)),  # 0005: who, and why
+            self.col("RESOLUTION_NOTE", _unicode(RESOLUTION_NOTE_LENGTH)),
             Index(self.name("IX_ST_CONFLICT_KEY"), "ELEMENT", "KEY_TEXT"),
         )
 

@@ -32,6 +32,7 @@ from tests.unit.adapters.test_sql_store import (  # noqa: F401 - collected here 
 from tests.unit.gateway.test_conflicts import (  # noqa: F401 - collected here again
     conflicted,
     test_a_conflict_names_the_fields_that_differ,
+    test_a_resolution_needs_who_and_why_that_fit,
     test_resolving_takes_it_out_of_the_count_and_changes_no_record,
 )
 

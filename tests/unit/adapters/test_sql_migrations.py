@@ -92,3 +92,26 @@ def test_0003_refuses_to_rebuild_a_table_a_view_or_trigger_uses(
                             if c["name"] == "SFJE")) == "NUMERIC(16, 2)"
     finally:
         store.close()
+
+
+def test_0005_keeps_who_and_why_and_leaves_earlier_resolutions_without(tmp_path: Path) -> None:
+    from gateway.conflicts import list_conflicts, resolve
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        upgrade(store, "0004")
+        with store.engine.begin() as conn:
+            columns = sa.inspect(conn).get_columns("ST_CONFLICT")
+            assert {"RESOLVED_BY", "RESOLUTION_NOTE"}.isdisjoint(c["name"] for c in columns)
+            for ident, resolved in ((1, "2026-11-20 09:00:00"), (2, None)):
+                row = a_row(columns, CONFLICT_ID=ident, SJBBH=1, RESOLVED_AT=resolved,
+                            DETECTED_AT="2026-11-19 09:00:00")
+                conn.execute(sa.table("ST_CONFLICT", *map(sa.column, row)).insert(), row)
+        store.migrate()
+        resolve(store, [1, 2], "王五", "resent as SJBBH 2")
+        earlier, now = list_conflicts(store, include_resolved=True)
+        assert (earlier.resolved_by, earlier.resolution_note) == (None, None)
+        assert str(earlier.resolved_at) == "2026-11-20 09:00:00"  # its first resolution
+        assert (now.resolved_by, now.resolution_note) == ("王五", "resent as SJBBH 2")
+    finally:
+        store.close()

@@ -1,9 +1,12 @@
 """``exgate conflicts list|show|resolve`` over a real SQLite store: the differing fields
-are named, resolving takes a conflict out of the node's count and changes no record."""
+are named, resolving takes a conflict out of the node's count, keeps who and why, and
+changes no record."""
 
 from __future__ import annotations
 
+import getpass
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from click.testing import CliRunner
 from adapters.stores.sql import SqlStore
 from cli import main
 from gateway.conflicts import conflict_detail, list_conflicts, resolve
+from schemas.errors import ConfigError
 from tests.unit.adapters.test_sql_store import batch, records
 from tests.unit.gateway.test_status_command import config_for
 from tests.unit.schemas.documents import record
@@ -69,40 +73,77 @@ def test_resolving_takes_it_out_of_the_count_and_changes_no_record(
     [entry] = list_conflicts(store)
     rows = stored_rows(store)
     assert node_conflicts(store) == 1
-    outcome = resolve(store, [entry.conflict_id, entry.conflict_id, 999])
+    outcome = resolve(store, [entry.conflict_id, entry.conflict_id, 999], " 王五 ",
+                      "源系统已以 SJBBH 2 重发")
     assert (outcome.resolved, outcome.already, outcome.unknown) == \
         ([entry.conflict_id], [], [999])
     assert node_conflicts(store) == 0 and list_conflicts(store) == []
     assert stored_rows(store) == rows
     [kept] = list_conflicts(store, include_resolved=True)
     assert kept.resolved_at is not None
-    again = resolve(store, [entry.conflict_id])
+    assert (kept.resolved_by, kept.resolution_note) == ("王五", "源系统已以 SJBBH 2 重发")
+    again = resolve(store, [entry.conflict_id], "赵六", "another reason")
     assert (again.resolved, again.already) == ([], [entry.conflict_id])
+    [still] = list_conflicts(store, include_resolved=True)
+    assert still == kept  # the first resolution stays
+
+
+@pytest.mark.parametrize(("by", "note", "says"), [
+    ("王五", "  ", "--note is empty"),
+    ("", "resent", "--by is empty"),
+    ("王五", "因" * 501, "--note has 501 characters; at most 500"),
+    ("x" * 65, "resent", "--by has 65 characters; at most 64"),
+])
+def test_a_resolution_needs_who_and_why_that_fit(conflicted: SqlStore, by: str, note: str,
+                                                 says: str) -> None:
+    [entry] = list_conflicts(conflicted)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        resolve(conflicted, [entry.conflict_id], by, note)
+    assert list_conflicts(conflicted) == [entry]  # nothing was resolved
 
 
 @pytest.mark.parametrize(("lang", "words"), [
-    ("zh", ("节点 n1 SBXX 业务键 SB0002 版本 1", "SQRMC：已入库", "新到 李四", "已标记为已处理")),
+    ("zh", ("节点 n1 SBXX 业务键 SB0002 版本 1", "SQRMC：已入库", "新到 李四", "已标记为已处理",
+            "operator：resent as SJBBH 2）")),
     ("en", ("node n1 SBXX key SB0002 version 1", "SQRMC: stored", "incoming 李四",
-            "marked resolved"))])
+            "marked resolved", "by operator: resent as SJBBH 2"))])
 def test_the_commands_list_show_and_resolve(conflicted: SqlStore, tmp_path: Path, lang: str,
-                                            words: tuple[str, ...]) -> None:
+                                            words: tuple[str, ...],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(getpass, "getuser", lambda: "operator")
     [entry] = list_conflicts(conflicted)
     ident = str(entry.conflict_id)
     code, listed, _ = run(tmp_path, "list", "--lang", lang)
     assert code == 0 and words[0] in listed and f"[{ident}]" in listed
     code, shown, _ = run(tmp_path, "show", ident, "--lang", lang)
     assert code == 0 and words[1] in shown and words[2] in shown
-    code, said, _ = run(tmp_path, "resolve", ident, "--lang", lang)
+    code, said, _ = run(tmp_path, "resolve", ident, "--note", "resent as SJBBH 2",
+                        "--lang", lang)
     assert code == 0 and words[3] in said
     code, listed, _ = run(tmp_path, "list", "--json")
     assert code == 0 and json.loads(listed) == {"conflicts": []}
     code, listed, _ = run(tmp_path, "list", "--all", "--json")
     [kept] = json.loads(listed)["conflicts"]
     assert kept["id"] == entry.conflict_id and kept["resolved_at"] is not None
+    # Without --by, the login name running the command.
+    assert (kept["resolved_by"], kept["resolution_note"]) == ("operator", "resent as SJBBH 2")
+    code, listed, _ = run(tmp_path, "list", "--all", "--lang", lang)
+    assert code == 0 and words[4] in listed
 
 
 def test_an_unknown_conflict_is_an_error(conflicted: SqlStore, tmp_path: Path) -> None:
     code, _, err = run(tmp_path, "show", "999", "--lang", "en")
     assert code == 1 and "conflict 999 not found" in err
-    code, _, err = run(tmp_path, "resolve", "999", "--lang", "en")
+    code, _, err = run(tmp_path, "resolve", "999", "--note", "gone", "--by", "王五",
+                       "--lang", "en")
     assert code == 1 and "not found: 999" in err
+
+
+def test_resolving_without_a_note_is_refused(conflicted: SqlStore, tmp_path: Path) -> None:
+    [entry] = list_conflicts(conflicted)
+    code, _, err = run(tmp_path, "resolve", str(entry.conflict_id))
+    assert code == 2 and "--note" in err
+    code, _, err = run(tmp_path, "resolve", str(entry.conflict_id), "--note", " ",
+                       "--lang", "en")
+    assert code == 2 and "error: --note is empty" in err
+    assert list_conflicts(conflicted) == [entry]
