@@ -297,22 +297,49 @@ def test_cursor_lag_holds_on_a_zone_aware_column_of_a_utc_server(
     engine.dispose()
 
 
-@pytest.mark.parametrize("server", ["pg_url", "mariadb_url"])
+@dataclass
+class ServerTable:
+    """EX_SL on a real server, through an engine of the test's own."""
+
+    url: str
+    engine: sa.Engine
+    table: sa.Table
+
+    def insert(self, count: int) -> None:
+        with self.engine.begin() as conn:
+            insert(conn, "SL", [row("SL", n) for n in range(count)])
+
+    def flags(self) -> list[int]:
+        t = self.table
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(t.c.SYNC_FLAG).order_by(t.c.ROW_ID)).scalars())
+
+    def lock_row(self, conn: sa.Connection, row_id: int) -> None:
+        """Hold ``row_id`` as a legacy transaction would, until ``conn`` rolls back."""
+        t = self.table
+        conn.execute(sa.select(t).where(t.c["ROW_ID"] == row_id).with_for_update()).all()
+
+
+@pytest.fixture(params=["pg_url", "mariadb_url"])
+def server_sl(request: pytest.FixtureRequest) -> Iterator[ServerTable]:
+    url = request.getfixturevalue(request.param)
+    create_all(url)
+    engine = sa.create_engine(engine_url(url))
+    yield ServerTable(url, engine, tables(engine).elements["SL"])
+    engine.dispose()
+
+
 def test_a_row_a_legacy_transaction_keeps_locked_fails_the_write_back_then_lands(
-        request: pytest.FixtureRequest, tmp_path: Path, server: str,
-        monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
+        server_sl: ServerTable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        clock: Clock) -> None:
     # Without a lock timeout the write-back UPDATE waited for the legacy transaction
     # however long it lasted, and the whole agent (every source) with it.
     monkeypatch.setattr(database, "LOCK_WAIT_SECONDS", 1)
-    url = request.getfixturevalue(server)
-    create_all(url)
-    engine = sa.create_engine(engine_url(url))
-    with engine.begin() as conn:
-        insert(conn, "SL", [row("SL", n) for n in range(3)])
-    sl = tables(engine).elements["SL"]
+    server_sl.insert(3)
+    url = server_sl.url
     with Outbox(tmp_path / "outbox.db") as outbox:
-        with engine.connect() as legacy:
-            legacy.execute(sa.select(sl).where(sl.c.ROW_ID == 2).with_for_update()).all()
+        with server_sl.engine.connect() as legacy:
+            server_sl.lock_row(legacy, 2)
             with open_source(url, clock, strategy="flag") as source, \
                     pytest.raises(RetriableError, match="cannot commit"):
                 poll(outbox, source)
@@ -321,48 +348,33 @@ def test_a_row_a_legacy_transaction_keeps_locked_fails_the_write_back_then_lands
             poll(outbox, source)
         assert journaled_keys(outbox) == keys_of("SL", range(3))
         assert outbox.record_count() == 3
-    with engine.connect() as conn:
-        flags = conn.execute(sa.select(sl.c.SYNC_FLAG).order_by(sl.c.ROW_ID)).scalars().all()
-    assert flags == [1, 1, 1]
-    engine.dispose()
+    assert server_sl.flags() == [1, 1, 1]
 
 
-@pytest.mark.parametrize("server", ["pg_url", "mariadb_url"])
 def test_a_page_is_written_back_while_the_next_is_read(
-        request: pytest.FixtureRequest, tmp_path: Path, server: str,
-        monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
+        server_sl: ServerTable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        clock: Clock) -> None:
     # On a server, the flag strategy's write-back runs while the agent reads and
     # validates the next page. Were commit to wait for its UPDATE, it would wait here
     # for the legacy transaction's lock, which is released only after the next page.
     monkeypatch.setattr(database, "LOCK_WAIT_SECONDS", 60)
-    url = request.getfixturevalue(server)
-    create_all(url)
-    engine = sa.create_engine(engine_url(url))
-    with engine.begin() as conn:
-        insert(conn, "SL", [row("SL", n) for n in range(4)])
-    sl = tables(engine).elements["SL"]
-
-    def flags() -> list[int]:
-        with engine.connect() as conn:
-            return list(conn.execute(sa.select(sl.c.SYNC_FLAG).order_by(sl.c.ROW_ID)).scalars())
-
+    server_sl.insert(4)
     with Outbox(tmp_path / "outbox.db") as outbox, \
-            open_source(url, clock, strategy="flag", page_size=2) as source:
+            open_source(server_sl.url, clock, strategy="flag", page_size=2) as source:
         reading = source.read({})
         first = next(reading)
         outbox.journal("front", first)
-        with engine.connect() as legacy:
-            legacy.execute(sa.select(sl).where(sl.c.ROW_ID == 1).with_for_update()).all()
+        with server_sl.engine.connect() as legacy:
+            server_sl.lock_row(legacy, 1)
             source.commit(first)
             second = next(reading)
-            assert flags() == [0, 0, 0, 0]  # the first page's UPDATE waits for the lock
+            assert server_sl.flags() == [0, 0, 0, 0]  # the first page's UPDATE waits
             legacy.rollback()
         outbox.journal("front", second)
         source.commit(second)
         assert next(reading, None) is None
-        assert flags() == [1, 1, 1, 1]  # the read ends once its write-backs are done
+        assert server_sl.flags() == [1, 1, 1, 1]  # the read ends once its write-backs are done
         assert journaled_keys(outbox) == keys_of("SL", range(4))
-    engine.dispose()
 
 
 def test_cursor_on_sqlite_reports_text_times_in_another_notation_and_reads_the_rest(
