@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Engine,
     Identity,
     Index,
     Integer,
@@ -41,6 +42,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.types import TypeEngine
 
 from adapters.config_files import redact
+from adapters.connect_deadline import bound_connects
 from schemas.catalog import ElementSpec, SchemaCatalog, load_catalog
 from schemas.errors import ConfigError, RetriableError, located
 
@@ -52,6 +54,7 @@ __all__ = [
     "DIALECTS",
     "SYNC_MSG_LENGTH",
     "FrontTables",
+    "bound_silent_servers",
     "connect_args",
     "create_all",
     "ddl_script",
@@ -159,6 +162,17 @@ def connect_args(url: URL) -> dict[str, Any]:
     """The driver's timeouts that bound a silent server, minus those the URL sets itself."""
     wanted = _CONNECT_ARGS.get((url.get_backend_name(), url.get_driver_name()), {})
     return {name: value for name, value in wanted.items() if name not in url.query}
+
+
+def bound_silent_servers(engine: Engine) -> Engine:
+    """``engine``, its connects given a deadline where no driver option sets one.
+
+    Oracle's drivers bound only the TCP connect in thin mode (``connect_deadline``):
+    on Oracle, each connect waits at most ``CONNECT_TIMEOUT_SECONDS``.
+    """
+    if engine.dialect.name == "oracle":
+        bound_connects(engine, CONNECT_TIMEOUT_SECONDS)
+    return engine
 
 
 def _column_type(type_name: str) -> TypeEngine[Any]:
@@ -284,7 +298,7 @@ def create_all(url: str | URL, triggers: bool = False) -> None:
     """Create the missing front-end tables (and replace the triggers) at ``url``."""
     parsed = engine_url(url)
     try:
-        engine = create_engine(parsed, connect_args=connect_args(parsed))
+        engine = bound_silent_servers(create_engine(parsed, connect_args=connect_args(parsed)))
     except (NoSuchModuleError, ImportError) as exc:
         raise located("url", f"no driver for {parsed.drivername!r}: {exc}",
                       f"没有 {parsed.drivername!r} 的驱动：{exc}") from exc

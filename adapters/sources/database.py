@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
-from adapters.frontdb import connect_args, engine_url
+from adapters.frontdb import bound_silent_servers, connect_args, engine_url
 from adapters.sources.base import Chunk, Origin, SourceContext
 from adapters.sources.db_cursor import CursorStrategy, check_timestamp_types
 from adapters.sources.db_options import DatabaseOptions, parse_options
@@ -99,7 +99,8 @@ def source_engine(options: DatabaseOptions) -> Engine:
     """
     url = source_url(options)
     try:
-        engine = create_engine(url, pool_pre_ping=True, **engine_options(url, options))
+        engine = bound_silent_servers(
+            create_engine(url, pool_pre_ping=True, **engine_options(url, options)))
     except (NoSuchModuleError, ImportError) as exc:
         raise ConfigError(f"'url': no driver for {url.drivername!r} ({exc}); install it "
                           f"or name an installed driver, such as oracle+oracledb://",

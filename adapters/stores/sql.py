@@ -57,7 +57,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from adapters.frontdb import connect_args, engine_url
+from adapters.frontdb import bound_silent_servers, connect_args, engine_url
 from adapters.private_files import create_private
 from adapters.stores.base import (
     BATCH_ID_REUSED,
@@ -481,8 +481,8 @@ def _claimed_sha256(headers_json: str) -> str | None:
 
 def _create_engine(url: URL, sqlite_busy_s: float, create: bool) -> Engine:
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8,
-                             connect_args=connect_args(url))
+        return bound_silent_servers(create_engine(
+            url, pool_pre_ping=True, pool_size=8, max_overflow=8, connect_args=connect_args(url)))
     if url.database and url.database != ":memory:" and "uri" not in url.query:
         path = os.path.abspath(url.database)
         if create:

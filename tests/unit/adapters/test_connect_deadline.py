@@ -1,0 +1,167 @@
+"""Connects within a deadline: a silent Oracle listener fails a read instead of hanging it.
+
+The first tests drive ``ConnectDeadline`` with stand-in connect functions; the last ones
+run python-oracledb's thin mode against a loopback listener that accepts connections
+and never answers, which held ``connect`` for good before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from adapters import frontdb
+from adapters.connect_deadline import ConnectDeadline
+from adapters.sources.base import SourceContext
+from adapters.sources.database import database_source
+from schemas.catalog import load_catalog
+from schemas.errors import RetriableError
+
+
+class Refused(Exception):
+    pass
+
+
+class Connection:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Server:
+    """A connect function that answers only when the test lets it."""
+
+    def __init__(self) -> None:
+        self.answer = threading.Event()
+        self.calls = 0
+        self.opened: list[Connection] = []
+
+    def connect(self) -> Connection:
+        self.calls += 1
+        self.answer.wait()
+        connection = Connection()
+        self.opened.append(connection)
+        return connection
+
+
+def test_a_connect_that_answers_in_time_is_returned() -> None:
+    server = Server()
+    server.answer.set()
+    assert ConnectDeadline(5).connect(server.connect, Refused) is server.opened[0]
+
+
+def test_a_connect_error_is_raised_as_it_was() -> None:
+    def refuse() -> Any:
+        raise ConnectionRefusedError("nobody listens")
+
+    with pytest.raises(ConnectionRefusedError, match="nobody listens"):
+        ConnectDeadline(5).connect(refuse, Refused)
+
+
+def test_a_silent_server_costs_one_waiting_attempt_and_a_late_connection_is_closed() -> None:
+    server, deadline = Server(), ConnectDeadline(0.2)
+    with pytest.raises(Refused, match=r"did not answer within 0\.2 s"):
+        deadline.connect(server.connect, Refused)
+    with pytest.raises(Refused, match="has not answered an earlier connection attempt"):
+        deadline.connect(server.connect, Refused)
+    assert server.calls == 1  # no second thread while the first still waits
+    server.answer.set()  # the server answers at last: nobody takes that connection
+    _until(lambda: bool(server.opened))
+    _until(lambda: server.opened[0].closed)
+    assert deadline.connect(server.connect, Refused) is server.opened[1]
+    assert server.calls == 2 and not server.opened[1].closed
+
+
+# -- python-oracledb thin mode against a silent listener ---------------------------------------
+
+class SilentListener:
+    """Accepts TCP connections on loopback and never says a word."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self.accepted = 0
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:  # closed at the end of the test
+                return
+            self.accepted += 1
+            self._open.append(connection)
+
+    def drop_all(self) -> None:
+        """Hang up: read what the client sent (or closing would reset), then close."""
+        while self._open:
+            connection = self._open.pop()
+            connection.setblocking(False)
+            with contextlib.suppress(OSError):
+                while connection.recv(65536):
+                    pass
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+
+    def close(self) -> None:
+        self.drop_all()
+        self._socket.close()
+
+
+@pytest.fixture
+def listener(monkeypatch: pytest.MonkeyPatch) -> Iterator[SilentListener]:
+    monkeypatch.setattr(frontdb, "CONNECT_TIMEOUT_SECONDS", 0.5)
+    silent = SilentListener()
+    yield silent
+    silent.close()
+
+
+def test_a_silent_oracle_listener_fails_the_read_and_is_tried_again_once_it_drops(
+        listener: SilentListener) -> None:
+    url = f"oracle+oracledb://exgate:secret@127.0.0.1:{listener.port}/?service_name=FRONT"
+    context = SourceContext("node-1", "430102", load_catalog(), "en")
+    with database_source("front", {"url": url, "tables": ["SBXX"]}, context) as source:
+        first = _read_error(source)
+        assert "did not answer within 0.5 s" in first and "secret" not in first
+        assert "earlier connection attempt" in _read_error(source)
+        assert listener.accepted == 1
+        listener.drop_all()  # the attempt given up on ends: the next read connects again
+        _until(lambda: "earlier connection attempt" not in _read_error(source))
+        assert listener.accepted == 2
+
+
+def _read_error(source: Any) -> str:
+    """The RetriableError message of one read, which must come (a hang fails the test)."""
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            list(source.read({}))
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(60)
+    assert not reader.is_alive(), "the read hung on a silent server"
+    [error] = outcome
+    assert isinstance(error, RetriableError)
+    return str(error)
+
+
+def _until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    done = threading.Event()
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        done.wait(0.05)
+    raise AssertionError("timed out")
