@@ -1,9 +1,10 @@
 """kill -9 the real agent process at random points; nothing is lost or duplicated.
 
 Sources: a drop folder (files keep arriving between kills, written temp-then-rename)
-and, when the database source is installed, a SQLite front-end DB read by two sources:
-EX_JGXX with the ``flag`` strategy and EX_SBXX with ``changelog`` (rows keep arriving
-too). After 22 kills and a final clean run:
+and a front-end database read by two sources: EX_JGXX with the ``flag`` strategy and
+EX_SBXX with ``changelog`` (rows keep arriving too). The database is SQLite, then a real
+PostgreSQL, where ``flag`` fetches a page ahead and writes a page back while the next
+is validated, so a kill also lands between those. After 22 kills and a final clean run:
 - every valid source record is in the outbox exactly once;
 - every rejected record is journaled exactly once as a reject;
 - every file is in done/ or error/ (never both, never renamed by a collision);
@@ -19,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +29,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from adapters.frontdb import create_all, front_tables
+from adapters.frontdb import create_all, engine_url, front_tables
 from schemas.checkdigits import credit_code_check_char
 from tests.unit.adapters.front_rows import row
 
@@ -70,7 +72,7 @@ class World:
     """The sources' content, and what the outbox must end up holding."""
 
     root: Path
-    db_url: str
+    engine: sa.Engine
     expected_keys: set[str] = field(default_factory=set)
     expected_rejects: int = 0
     good_files: set[str] = field(default_factory=set)
@@ -109,15 +111,13 @@ class World:
         rows = []
         for index in range(ROWS_PER_ROUND):
             number, bad = self.number(), index % 40 == 17
-            rows.append(("430102", credit_code(number, bad=bad), 1, "2024-05-01 10:00:00",
-                         f"数据库机构{number}"))
+            rows.append({"XZQHDM": "430102", "TYSHXYDM": credit_code(number, bad=bad),
+                         "SJBBH": 1, "GXSJ": ROW_TIME, "JGMC": f"数据库机构{number}"})
             if bad:
                 self.expected_rejects += 1
             else:
                 self.expected_keys.add(credit_code(number))
-        with closing(sqlite3.connect(self.root / "front.db")) as db, db:
-            db.executemany('INSERT INTO "EX_JGXX" (XZQHDM, TYSHXYDM, SJBBH, GXSJ, JGMC)'
-                           " VALUES (?, ?, ?, ?, ?)", rows)
+        self._insert("JGXX", rows)
         self._insert_logged_rows()
 
     def _insert_logged_rows(self) -> None:
@@ -132,10 +132,19 @@ class World:
                 self.expected_rejects += 1
             else:
                 self.expected_keys.add(str(values["SBLSH"]))
-        engine = sa.create_engine(self.db_url)
-        with engine.begin() as conn:
-            conn.execute(front_tables("sqlite").elements["SBXX"].insert(), rows)
-        engine.dispose()
+        self._insert("SBXX", rows)
+
+    def _insert(self, element: str, rows: list[dict[str, object]]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(front_tables(self.engine.dialect.name).elements[element].insert(),
+                         rows)
+
+    def flags(self, element: str) -> dict[int, int]:
+        """SYNC_FLAG → rows, in the front-end table of ``element``."""
+        table = front_tables(self.engine.dialect.name).elements[element]
+        with self.engine.connect() as conn:
+            return {int(flag): int(count) for flag, count in conn.execute(
+                sa.select(table.c.SYNC_FLAG, sa.func.count()).group_by(table.c.SYNC_FLAG))}
 
 
 def write_config(root: Path, db_url: str) -> Path:
@@ -197,9 +206,7 @@ def settled(world: World) -> bool:
     drop = world.root / "drop"
     if any((drop / "inbox").iterdir()) or any((drop / "processing").iterdir()):
         return False
-    with closing(sqlite3.connect(world.root / "front.db")) as db:
-        return all(db.execute(f'SELECT count(*) FROM "{table}" WHERE SYNC_FLAG = 0')
-                   .fetchone()[0] == 0 for table in ("EX_JGXX", "EX_SBXX"))
+    return all(0 not in world.flags(element) for element in ("JGXX", "SBXX"))
 
 
 def query(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -207,12 +214,23 @@ def query(path: Path, sql: str) -> list[tuple[object, ...]]:
         return db.execute(sql).fetchall()
 
 
+@pytest.fixture(params=["sqlite", "pg_url"])
+def front_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, sa.Engine]]:
+    """The front-end database's URL (for the agent) and an engine of the test's own."""
+    url = f"sqlite:///{tmp_path / 'front.db'}" if request.param == "sqlite" \
+        else str(request.getfixturevalue(request.param))
+    create_all(url, triggers=True)
+    engine = sa.create_engine(engine_url(url))
+    yield url, engine
+    engine.dispose()
+
+
 @pytest.mark.timeout(300)
-def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+def test_kill_9_at_random_points_loses_and_duplicates_nothing(
+        tmp_path: Path, front_db: tuple[str, sa.Engine]) -> None:
     rng = random.Random(20261120)
-    db_url = f"sqlite:///{tmp_path / 'front.db'}"
-    create_all(db_url, triggers=True)
-    world = World(tmp_path, db_url)
+    db_url, engine = front_db
+    world = World(tmp_path, engine)
     for sub in ("inbox", "processing", "done", "error"):
         (tmp_path / "drop" / sub).mkdir(parents=True)
     config = write_config(tmp_path, db_url)
@@ -256,8 +274,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
     assert sorted(errors) == sorted(world.bad_files)
     assert all((drop / "error" / f"{name}.error.json").exists() for name in errors)
 
-    for table in ("EX_JGXX", "EX_SBXX"):
-        flags = dict(query(tmp_path / "front.db",
-                           f'SELECT SYNC_FLAG, count(*) FROM "{table}" GROUP BY SYNC_FLAG'))
-        assert set(flags) <= {1, 2}, table
+    for element in ("JGXX", "SBXX"):
+        flags = world.flags(element)
+        assert set(flags) <= {1, 2}, element
         assert flags.get(1, 0) + flags.get(2, 0) == KILLS * ROWS_PER_ROUND
