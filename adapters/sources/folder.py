@@ -347,6 +347,7 @@ class FolderSource:
                   and state.get("done") is False and state.get("counting") == _COUNTING)
         skip = int(state.get("records", 0)) if resume else 0
         reader = DocumentReader(path if content is None else content, run.name,
+                                limits=self.options.limits,
                                 node_division=self.context.node_division)
         buffer: list[tuple[Origin, RecordCheck]] = []
         try:

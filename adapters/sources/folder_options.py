@@ -9,6 +9,7 @@ from typing import Any
 
 from adapters.config_files import is_number
 from schemas.errors import ConfigError
+from schemas.reader import Limits
 
 __all__ = ["FolderOptions"]
 
@@ -26,6 +27,12 @@ class FolderOptions:
     chunk_records: int = 500
     files_per_chunk: int = 100     # small files share a chunk: one fsync, not one each
     max_report_issues: int = 10_000
+    max_file_mb: int = 4096        # a larger file goes to error/ unread (file-too-large)
+
+    @property
+    def limits(self) -> Limits:
+        """The reader's caps for this folder's files."""
+        return Limits(max_file_bytes=self.max_file_mb * 1024 * 1024)
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> FolderOptions:
@@ -42,7 +49,7 @@ class FolderOptions:
         for key, low in (("stable_seconds", 0.0), ("rescan_seconds", 0.01)):
             if key in options:
                 values[key] = _number(options[key], key, low)
-        for key in ("chunk_records", "files_per_chunk", "max_report_issues"):
+        for key in ("chunk_records", "files_per_chunk", "max_report_issues", "max_file_mb"):
             if key in options:
                 values[key] = int(_number(options[key], key, 1))
         observer = options.get("observer", "native")

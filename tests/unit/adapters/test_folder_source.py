@@ -19,6 +19,7 @@ from adapters.sources.folder import FolderSource, folder_source
 from adapters.sources.folder_files import NAME_BYTES, REPORT_SUFFIX, claimed_name, read_small
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
+from schemas.errors import ConfigError
 from tests.unit.adapters.front_rows import poll
 from tests.unit.schemas.documents import document, record
 
@@ -312,3 +313,25 @@ def test_a_claimed_file_swapped_for_a_symlink_or_a_pipe_is_refused_not_read(
     os.mkfifo(pipe)
     with pytest.raises(OSError, match="not a regular file"):
         read_small(pipe)  # and it returns at once: a pipe's open never waits for a writer
+
+
+def test_a_file_over_max_file_mb_goes_to_error_unread_and_the_others_go_through(
+        tmp_path: Path, outbox: Outbox) -> None:
+    options = {"path": str(tmp_path / "drop"), "stable_seconds": 0, "observer": "none",
+               "max_file_mb": 1}
+    source = folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, "en"))
+    small = valid(1)
+    big = small.replace(b"</EXCHANGE>", b"<!--" + b" " * (1024 * 1024) + b"--></EXCHANGE>")
+    drop(source, "big.xml", big)
+    drop(source, "small.xml", small)
+    poll(outbox, source)
+    assert names(source.done, "*/*.xml") == ["small.xml"] and outbox.record_count() == 1
+    assert names(source.error) == ["big.xml", f"big.xml{REPORT_SUFFIX}"]
+    report = (source.error / f"big.xml{REPORT_SUFFIX}").read_text(encoding="utf-8")
+    assert "file-too-large" in report and str(1024 * 1024) in report
+
+
+def test_max_file_mb_must_be_a_whole_number_of_at_least_one(tmp_path: Path) -> None:
+    options = {"path": str(tmp_path / "drop"), "max_file_mb": 0}
+    with pytest.raises(ConfigError, match="'max_file_mb' is 0; it must be a number >= 1"):
+        folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, "en"))
