@@ -287,7 +287,7 @@ def broker_link(upstream: str, division: str, direction: str, via: str,
     Exit codes: 0 linked and running, 1 broker or API error, or the link not running
     within 15 s (it stays declared and retries), 2 usage or configuration.
     """
-    from gateway.federation import run_link
+    from gateway.federation_command import run_link
 
     sys.exit(run_link(upstream=upstream, division=division, direction=direction, via=via,
                       admin_url=admin_url, base=base, vhost=vhost, max_hops=max_hops,

@@ -2,7 +2,8 @@
 
 A county node talks only to its county broker. The city and province gateways consume
 their own brokers. RabbitMQ moves the traffic between them; exgate only declares the
-links, through the management API of the broker that receives (``exgate broker link``):
+links, through the management API of the broker that receives (``exgate broker link``
+in ``gateway.federation_command``):
 
 - **up** (``--direction up``, run on the city broker, ``--upstream`` = the county
   broker, ``--division 430102``): records (``exgate.records``) and heartbeats
@@ -52,14 +53,11 @@ and deletes that policy. A shovel of an earlier version still publishes into the
 exchange: it moves to its intake only when ``broker link --via shovel`` runs again for
 its own division.
 
-**Shovel** (``--via shovel``, records and heartbeats only) moves messages from a
-durable queue that this command declares and binds on the upstream broker with the
-lower level's prefix (``exgate.uplink.<kind>.<receiver>``) to this broker's intake
-(the lower broker's administrator could bind that queue to anything), keeping routing
-keys and ``user_id`` (it publishes over the broker's internal connection), with
-``ack-mode on-confirm``. It suits a receiving side that may not create objects on the
-lower broker at run time, or a firewall that only lets one queue through. Receipts
-stay federated in both modes: a shovel would need every node ID bound by hand.
+**Shovel** (``--via shovel``, records and heartbeats only, ``gateway.shovel_links``)
+moves messages from a queue on the lower broker into this broker's intake. It suits a
+receiving side that may not create objects on the lower broker at run time, or a
+firewall that only lets one queue through. Receipts stay federated in both modes: a
+shovel would need every node ID bound by hand.
 
 **Loops.** Records only ever flow up and receipts only down, on different exchanges,
 so a tree of links has no cycle. Federation adds two guards: a message is never sent
@@ -75,15 +73,12 @@ receiving broker (records going down, receipts going up).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -97,11 +92,12 @@ from adapters.amqp.topology import (
 )
 from adapters.config_files import redact
 from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError
+from gateway.shovel_links import shovels_up
 from schemas.divisions import Level, level_of
-from schemas.errors import ConfigError, ExgateError, RetriableError, message_of
-from schemas.messages import said
+from schemas.errors import ConfigError, RetriableError
 
 __all__ = [
+    "PASSWORD_ENV",
     "LinkResult",
     "grant_link_user",
     "intake_exchange",
@@ -109,7 +105,6 @@ __all__ = [
     "link_states",
     "link_up",
     "max_hops_for",
-    "run_link",
     "wait_running",
     "with_password",
 ]
@@ -186,7 +181,8 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
         _federate_intakes(api, vhost, name, division)
         names: tuple[str, ...] = (name,)
     else:
-        names = _shovels_up(api, vhost, upstream_url, division, reconnect_delay)
+        intakes = {x: intake_exchange(x, division) for x in UP_EXCHANGES}
+        names = shovels_up(api, vhost, upstream_url, division, intakes, reconnect_delay)
     _retire_whole_exchange_links(api, vhost)
     return LinkResult("up", via, division, redact(upstream_url), names, hops)
 
@@ -291,58 +287,6 @@ def _get_or_none(api: ManagementApi, path: str) -> Any:
         return None
 
 
-def _shovels_up(api: ManagementApi, vhost: str, upstream_url: str, division: str,
-                reconnect_delay: int) -> tuple[str, ...]:
-    receiver = _cluster_name(api)
-    names = []
-    for exchange in UP_EXCHANGES:
-        kind = exchange.rsplit(".", 1)[1]
-        queue = f"exgate.uplink.{kind}.{receiver}"
-        _declare_uplink_queue(upstream_url, queue, exchange, binding_key(division))
-        name = f"exgate-up-{division}-{kind}"
-        api.put(f"parameters/shovel/{_q(vhost)}/{_q(name)}", {"value": {
-            "src-protocol": "amqp091", "src-uri": upstream_url, "src-queue": queue,
-            "dest-protocol": "amqp091", "dest-uri": _local_uri(vhost),
-            # into the intake, which lets on only the division's keys; no
-            # dest-exchange-key: routing keys are kept
-            "dest-exchange": intake_exchange(exchange, division),
-            "ack-mode": "on-confirm", "src-delete-after": "never",
-            "prefetch-count": 1000, "reconnect-delay": reconnect_delay,
-            "dest-add-forward-headers": False}})
-        names.append(name)
-    return tuple(names)
-
-
-def _declare_uplink_queue(url: str, queue: str, exchange: str, key: str) -> None:
-    """The shovel's durable source queue on the upstream, bound with the lower prefix.
-
-    A classic durable queue, declared exactly as the 3.x shovel re-declares its
-    ``src-queue`` (a quorum queue there would fail that declaration).
-    """
-    import pika
-    import pika.exceptions as px
-
-    try:
-        connection = pika.BlockingConnection(pika.URLParameters(url))
-    except (px.AMQPError, OSError) as exc:
-        raise RetriableError(f"cannot reach the upstream {redact(url)}: {exc!r}") from exc
-    try:
-        channel = connection.channel()
-        channel.queue_declare(queue, durable=True)
-        channel.queue_bind(queue, exchange, key)
-    except px.ChannelClosedByBroker as exc:
-        raise ConfigError(f"the upstream {redact(url)} refused to declare {queue}: "
-                          f"{exc.reply_text}; start the lower level's broker with its "
-                          f"topology and give the link user configure and write on {queue} "
-                          f"and read on {exchange} (grant_link_user)",
-                          zh=f"上游 {redact(url)} 拒绝声明 {queue}：{exc.reply_text}；请先启动"
-                             f"下级的消息服务器并声明其拓扑，再给链路用户 {queue} 的 configure 和 "
-                             f"write 权限以及 {exchange} 的 read 权限（grant_link_user）") from exc
-    finally:
-        with contextlib.suppress(px.AMQPError, OSError):
-            connection.close()
-
-
 # -- down: receipts -----------------------------------------------------------------------------
 
 def link_down(api: ManagementApi, upstream_url: str, division: str, *, vhost: str = "/",
@@ -408,15 +352,6 @@ def _put_policy(api: ManagementApi, vhost: str, name: str, exchanges: Sequence[s
     api.put(f"policies/{_q(vhost)}/{_q(name)}", {
         "pattern": pattern, "apply-to": "exchanges", "priority": POLICY_PRIORITY,
         "definition": {"federation-upstream-set": set_name}})
-
-
-def _cluster_name(api: ManagementApi) -> str:
-    name = str((api.get("cluster-name") or {}).get("name") or "exgate")
-    return re.sub(r"[^0-9A-Za-z_\-]", "-", name)
-
-
-def _local_uri(vhost: str) -> str:
-    return "amqp://" if vhost == "/" else f"amqp:///{_q(vhost)}"
 
 
 # direction → (where the level is, who should link), and in Chinese (where, which way,
@@ -491,99 +426,3 @@ def _exchanges(result: LinkResult) -> tuple[str, ...]:
         return tuple(intake_exchange(x, result.division) for x in UP_EXCHANGES)
     return (RECEIPTS_EXCHANGE,)
 
-
-# -- the command ------------------------------------------------------------------------------
-
-_TEXT: dict[str, tuple[str, str]] = {
-    "up": ("已建立上行链路（{via}）：{division} 的数据与心跳从 {upstream} 汇入本消息服务器"
-           "（{names}，max-hops {hops}）",
-           "linked up ({via}): records and heartbeats of {division} come from {upstream} "
-           "into this broker ({names}, max-hops {hops})"),
-    "down": ("已建立下行链路（federation）：{division} 的回执从 {upstream} 下发到本消息服务器"
-             "（{names}，max-hops {hops}）",
-             "linked down (federation): receipts of {division} come from {upstream} to this "
-             "broker ({names}, max-hops {hops})"),
-    "shovel-receipts": ("回执只能通过联邦（federation）下发：--direction down 不能与 --via "
-                        "shovel 同用", "receipts are linked with federation only: "
-                        "--direction down does not take --via shovel"),
-    "not-running": ("错误：链路已声明，但 {seconds} 秒内未进入运行状态：{states}。它会继续重试；"
-                    "请检查上游地址、链路用户的密码（${env}）以及上游是否可达",
-                    "error: the link is declared but not running after {seconds} s: "
-                    "{states}. It keeps retrying; check the upstream URI, the link user's "
-                    "password (${env}) and that the upstream is reachable"),
-    "no-state": ("错误：链路已声明，但无法读取其状态（{error}）；请用 exgate broker start 重启"
-                 "本消息服务器，或启用 rabbitmq_federation_management 与 "
-                 "rabbitmq_shovel_management 插件",
-                 "error: the link is declared but its state cannot be read ({error}); "
-                 "restart this broker with exgate broker start, or enable the "
-                 "rabbitmq_federation_management and rabbitmq_shovel_management plugins"),
-    "error": ("错误：{error}", "error: {error}"),
-}
-
-
-def _say(name: str, lang: str, /, **values: object) -> str:
-    return said(_TEXT, name, lang, **values)
-
-
-def run_link(*, upstream: str, division: str, direction: str = "up", via: str = "federation",
-             admin_url: str | None = None, base: Path | None = None, vhost: str = "/",
-             max_hops: int | None = None, lang: str = "zh", wait: float = 15.0) -> int:
-    """``exgate broker link``: 0 linked and running, 1 broker or API failure or a link
-    not running after ``wait`` seconds (it stays declared and retries), 2 usage or config."""
-    def work() -> int:
-        if direction == "down" and via != "federation":
-            raise ConfigError(_say("shovel-receipts", "en"), zh=_say("shovel-receipts", "zh"))
-        url = with_password(upstream)
-        api = _admin_api(base, admin_url)
-        if direction == "up":
-            done = link_up(api, url, division, via=via, vhost=vhost, max_hops=max_hops)
-        else:
-            done = link_down(api, url, division, vhost=vhost, max_hops=max_hops)
-        if (code := _check_running(api, done, vhost, wait, lang)) == 0:
-            print(_say(direction, lang, via=done.via, division=division,
-                       upstream=done.upstream, names=", ".join(done.names),
-                       hops=done.max_hops))
-        return code
-
-    return _guarded(lang, work)
-
-
-def _check_running(api: ManagementApi, done: LinkResult, vhost: str, wait: float,
-                   lang: str) -> int:
-    """0 once the links run; else say why (auth_failure, econnrefused …) and 1."""
-    try:
-        wait_running(api, done, vhost, timeout=wait)
-    except ManagementError as exc:
-        print(_say("no-state", lang, error=_scrub(message_of(exc, lang))), file=sys.stderr)
-        return 1
-    except RetriableError:
-        states = link_states(api, vhost)
-        mine = {name: state for name, state in states.items()
-                if name.split(":", 1)[0] in done.names}
-        text = "; ".join(f"{name}: {state}" for name, state in sorted(mine.items()))
-        print(_say("not-running", lang, seconds=f"{wait:.0f}", env=PASSWORD_ENV,
-                   states=_scrub(text or "absent")), file=sys.stderr)
-        return 1
-    return 0
-
-
-def _admin_api(base: Path | None, admin_url: str | None) -> ManagementApi:
-    if admin_url:
-        return ManagementApi.from_url(admin_url)
-    from gateway.broker_node import LocalBroker
-    from gateway.node_command import default_broker_base
-
-    return ManagementApi.from_broker(LocalBroker.existing(base or default_broker_base()))
-
-
-def _guarded(lang: str, work: Callable[[], int]) -> int:
-    try:
-        return work()
-    except (ExgateError, ValueError) as exc:
-        print(_say("error", lang, error=_scrub(message_of(exc, lang))), file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError | ValueError) else 1
-
-
-def _scrub(text: str) -> str:
-    """API error bodies may echo the definition: never print a password from a URI."""
-    return re.sub(r"(amqps?://[^:/@\s\"]+:)[^@\s\"]*@", r"\1***@", text)

@@ -40,9 +40,9 @@ from gateway.federation import (
     link_down,
     link_up,
     max_hops_for,
-    run_link,
     wait_running,
 )
+from gateway.federation_command import run_link
 from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.provisioning import add_node
 from gateway.registry import Registry

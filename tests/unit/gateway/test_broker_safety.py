@@ -16,7 +16,7 @@ import pytest
 
 from gateway import federation, node_command
 from gateway.broker_node import DEFAULT_PLUGINS, LocalBroker
-from gateway.federation import run_link
+from gateway.federation_command import run_link
 from gateway.node_command import run_broker, run_node
 from schemas.errors import ConfigError
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from gateway import federation
-from gateway.federation import PASSWORD_ENV, LinkResult, run_link, with_password
+from gateway import federation_command
+from gateway.federation import PASSWORD_ENV, LinkResult, with_password
+from gateway.federation_command import run_link
 from gateway.mgmt_api import ManagementApi
 from schemas.errors import ConfigError
 
@@ -34,7 +35,7 @@ def test_link_without_a_password_exits_2_before_touching_the_broker(
     def no_broker(*args: Any) -> ManagementApi:
         raise AssertionError("the broker must not be touched")
 
-    monkeypatch.setattr(federation, "_admin_api", no_broker)
+    monkeypatch.setattr(federation_command, "_admin_api", no_broker)
     assert run_link(upstream=UPSTREAM, division="430102", lang=lang) == 2
     out, err = capsys.readouterr()
     assert out == "" and PASSWORD_ENV in err
@@ -60,10 +61,10 @@ def test_a_link_that_does_not_run_exits_1_with_its_state(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], lang: str,
         words: str, error: str) -> None:
     monkeypatch.setenv(PASSWORD_ENV, "wrong")
-    monkeypatch.setattr(federation, "_admin_api", lambda *a: FakeApi("error", error))
+    monkeypatch.setattr(federation_command, "_admin_api", lambda *a: FakeApi("error", error))
     declared = LinkResult("up", "federation", "430102", "amqp://link-up@127.0.0.1:5672/%2F",
                           ("exgate-up-430102",), 1)
-    monkeypatch.setattr(federation, "link_up", lambda *a, **k: declared)
+    monkeypatch.setattr(federation_command, "link_up", lambda *a, **k: declared)
     assert run_link(upstream=UPSTREAM, division="430102", lang=lang, wait=0.3) == 1
     out, err = capsys.readouterr()
     assert out == ""  # never "linked up"
@@ -75,9 +76,9 @@ def test_a_link_that_does_not_run_exits_1_with_its_state(
 def test_a_running_link_exits_0(monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv(PASSWORD_ENV, "pw")
-    monkeypatch.setattr(federation, "_admin_api", lambda *a: FakeApi("running", ""))
+    monkeypatch.setattr(federation_command, "_admin_api", lambda *a: FakeApi("running", ""))
     declared = LinkResult("up", "federation", "430102", "amqp://link-up@127.0.0.1:5672/%2F",
                           ("exgate-up-430102",), 1)
-    monkeypatch.setattr(federation, "link_up", lambda *a, **k: declared)
+    monkeypatch.setattr(federation_command, "link_up", lambda *a, **k: declared)
     assert run_link(upstream=UPSTREAM, division="430102", lang="en", wait=0.3) == 0
     assert "linked up (federation)" in capsys.readouterr().out
