@@ -31,7 +31,8 @@ import click
 from adapters.amqp.logs import quiet_pika
 from adapters.stores.sql import SqlStore
 from frontend_machine.agent import run_once
-from gateway.broker_node import STATE_FILE, LocalBroker
+from gateway.broker_node import LocalBroker
+from gateway.broker_state import STATE_FILE
 from gateway.config import load_config
 from gateway.dashboard.command import open_dashboard
 from gateway.demo_data import (

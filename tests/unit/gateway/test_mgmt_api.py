@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from gateway.broker_node import _Settings
+from gateway.broker_state import NodeSettings
 from gateway.mgmt_api import ManagementApi
 from schemas.errors import ConfigError, RetriableError
 
@@ -24,7 +24,7 @@ def test_a_url_without_a_user_says_where_the_password_goes() -> None:
 
 
 def test_the_dev_broker_settings_never_show_the_admin_password() -> None:
-    assert _Settings.__dataclass_fields__["admin_password"].repr is False
+    assert NodeSettings.__dataclass_fields__["admin_password"].repr is False
 
 
 def test_an_unreachable_management_api_is_reported_in_chinese_too() -> None:
