@@ -574,7 +574,8 @@ def conflicts_show(conflict_id: int, config_path: Path | None, as_json: bool,
 @click.argument("conflict_ids", nargs=-1, required=True, metavar="ID...", type=int)
 @click.option("--note", required=True,
               help="Why they are settled (kept for the auditors, at most 500 characters)")
-@click.option("--by", default=None, help="Who settled them  [default: your login name]")
+@click.option("--by", default=None,
+              help="Who settled them  [default: your login name; under sudo, who ran sudo]")
 @GATEWAY_CONFIG_OPTION
 @JSON_OPTION
 @LANG_OPTION

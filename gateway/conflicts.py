@@ -73,6 +73,8 @@ class Resolution:
     resolved: list[int]
     already: list[int]
     unknown: list[int]
+    by: str    # as kept for ``resolved``: without surrounding white space
+    note: str
 
 
 def list_conflicts(store: SqlStore, *, node_id: str | None = None, batch_id: str | None = None,
@@ -128,7 +130,7 @@ def resolve(store: SqlStore, conflict_ids: Sequence[int], by: str, note: str,
     """Mark ``conflict_ids`` resolved by ``by`` (a person), ``note`` saying why; reports
     which were, which already were (their first resolution stays), and which the store
     does not have. ConfigError, before anything is read, for an empty or too long
-    ``by`` or ``note``."""
+    ``by`` or ``note``, or one holding a line break."""
     by, note = _said("by", by, RESOLVER_LENGTH), _said("note", note, RESOLUTION_NOTE_LENGTH)
     wanted = list(dict.fromkeys(conflict_ids))
     c = store.schema.conflict
@@ -139,7 +141,7 @@ def resolve(store: SqlStore, conflict_ids: Sequence[int], by: str, note: str,
         if known else set()
     return Resolution(resolved=[i for i in wanted if i in done],
                       already=[i for i in wanted if i in known and i not in done],
-                      unknown=[i for i in wanted if i not in known])
+                      unknown=[i for i in wanted if i not in known], by=by, note=note)
 
 
 def _said(option: str, text: str, limit: int) -> str:
@@ -148,6 +150,10 @@ def _said(option: str, text: str, limit: int) -> str:
     if not said:
         raise ConfigError(f"--{option} is empty: say who resolved the conflicts and why",
                           zh=f"--{option} 为空：请写明由谁处理了冲突、依据是什么")
+    if not said.isprintable():  # a line break would print as a line of its own in list
+        raise ConfigError(f"--{option} holds a line break or another control character: "
+                          "write it on one line",
+                          zh=f"--{option} 含有换行或其他控制字符：请写在一行内")
     if len(said) > limit:
         raise ConfigError(f"--{option} has {len(said)} characters; at most {limit} are kept",
                           zh=f"--{option} 有 {len(said)} 个字符，最多保存 {limit} 个")

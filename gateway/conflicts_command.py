@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -91,7 +92,9 @@ def run_conflicts_resolve(config_path: Path | None, conflict_ids: Sequence[int],
     code = EXIT_SOME_FAIL if outcome.unknown else EXIT_OK
     if as_json:
         click.echo(json.dumps({"resolved": outcome.resolved, "already": outcome.already,
-                               "unknown": outcome.unknown}, indent=2))
+                               "unknown": outcome.unknown, "resolved_by": outcome.by,
+                               "resolution_note": outcome.note},
+                              ensure_ascii=False, indent=2))
         return code
     for ids, zh, en in ((outcome.resolved, "已标记为已处理", "marked resolved"),
                         (outcome.already, "此前已处理", "already resolved"),
@@ -103,7 +106,11 @@ def run_conflicts_resolve(config_path: Path | None, conflict_ids: Sequence[int],
 
 
 def _login_name() -> str:
-    """Who runs the command, for ``--by`` left out."""
+    """Who runs the command, for ``--by`` left out: under sudo, the person who ran sudo
+    (``SUDO_USER``), not the account the command runs as."""
+    sudo_user = os.environ.get("SUDO_USER")
+    if sudo_user:
+        return sudo_user
     try:
         return getpass.getuser()
     except (KeyError, OSError) as exc:  # no login name in the environment or passwd

@@ -44,6 +44,7 @@ from sqlalchemy import (
     Engine,
     Select,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -333,19 +334,18 @@ class SqlStore:
     def resolve_conflicts(self, conflict_ids: Sequence[int], at: datetime, by: str,
                           note: str) -> set[int]:
         """Mark these conflicts resolved at ``at`` by ``by``, with ``note`` saying why; the
-        IDs this call resolved (one already resolved, or not there, is left as it is). No
-        record changes: see ``gateway.conflicts``."""
+        IDs this call resolved. One already resolved (by another call too, meanwhile) or
+        not there is left as it is: a resolution is never overwritten. No record
+        changes: see ``gateway.conflicts``."""
         c = self.schema.conflict
         wanted = sorted(set(conflict_ids))
+        resolve = (update(c).where(c.c["CONFLICT_ID"] == bindparam("b_id"),
+                                   c.c.RESOLVED_AT.is_(None))
+                   .values(RESOLVED_AT=_naive(at), RESOLVED_BY=by, RESOLUTION_NOTE=note))
         with self._writing(f"resolve conflicts {wanted[:5]}") as conn:
-            open_ids = {row[0] for row in conn.execute(
-                select(c.c.CONFLICT_ID).where(c.c.CONFLICT_ID.in_(wanted),
-                                              c.c.RESOLVED_AT.is_(None)))}
-            if open_ids:
-                conn.execute(update(c).where(c.c.CONFLICT_ID.in_(sorted(open_ids)))
-                             .values(RESOLVED_AT=_naive(at), RESOLVED_BY=by,
-                                     RESOLUTION_NOTE=note))
-        return open_ids
+            # One statement per ID: its row count says whether this call resolved it.
+            return {ident for ident in wanted
+                    if conn.execute(resolve, {"b_id": ident}).rowcount == 1}
 
     def batch_state(self, batch_id: str) -> BatchState | None:
         b, f = self.schema.batch, self.schema.failed

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import datetime
+
 import pytest
+import sqlalchemy as sa
 
 from adapters.stores.sql import SqlStore
+from gateway.conflicts import list_conflicts
+from schemas.times import BEIJING
 from tests.unit.adapters.test_sql_rows import (  # noqa: F401 - collected here again
     test_a_batch_of_new_duplicate_and_conflicting_rows_is_told_apart,
     test_the_insert_first_path_is_one_transaction_with_the_batch,
@@ -32,6 +39,7 @@ from tests.unit.adapters.test_sql_store import (  # noqa: F401 - collected here 
 from tests.unit.gateway.test_conflicts import (  # noqa: F401 - collected here again
     conflicted,
     test_a_conflict_names_the_fields_that_differ,
+    test_a_resolution_another_operator_made_meanwhile_is_kept,
     test_a_resolution_needs_who_and_why_that_fit,
     test_resolving_takes_it_out_of_the_count_and_changes_no_record,
 )
@@ -47,3 +55,39 @@ def test_postgres_names_fold_to_plain_sql(store: SqlStore) -> None:
     with store.engine.connect() as conn:
         count = conn.exec_driver_sql("SELECT count(*) FROM ST_SBXX").scalar_one()
     assert count == 0
+
+
+def test_two_operators_resolving_one_conflict_at_once_keep_the_first(
+        conflicted: SqlStore) -> None:  # noqa: F811 - the fixture imported above
+    # Another operator's resolve holds the row, uncommitted, while this one runs: this
+    # one's UPDATE waits for it, then must find the conflict resolved, not overwrite it.
+    store = conflicted
+    [entry] = list_conflicts(store)
+    at = datetime(2026, 11, 24, 9, 0, tzinfo=BEIJING)
+    c = store.schema.conflict
+    outcome: list[set[int]] = []
+    with store.engine.connect() as other:
+        other.execute(sa.update(c).where(c.c["CONFLICT_ID"] == entry.conflict_id)
+                      .values(RESOLVED_AT=at.replace(tzinfo=None), RESOLVED_BY="王五",
+                              RESOLUTION_NOTE="first"))
+        second = threading.Thread(target=lambda: outcome.append(store.resolve_conflicts(
+            [entry.conflict_id], at, "赵六", "second")))
+        second.start()
+        _until_waiting_for_a_lock(store)
+        other.commit()
+        second.join(60)
+    assert outcome == [set()]
+    [kept] = list_conflicts(store, include_resolved=True)
+    assert (kept.resolved_by, kept.resolution_note) == ("王五", "first")
+
+
+def _until_waiting_for_a_lock(store: SqlStore) -> None:
+    """Until some session of the database waits for a row lock (a hang guard only)."""
+    waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                      " AND wait_event_type = 'Lock'")
+    for _ in range(600):
+        with store.engine.connect() as conn:
+            if conn.execute(waiting).scalar_one():
+                return
+        time.sleep(0.05)
+    raise AssertionError("the second resolve never waited for the first")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import getpass
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from adapters.stores.sql import SqlStore
 from cli import main
 from gateway.conflicts import conflict_detail, list_conflicts, resolve
 from schemas.errors import ConfigError
+from schemas.times import BEIJING
 from tests.unit.adapters.test_sql_store import batch, records
 from tests.unit.gateway.test_status_command import config_for
 from tests.unit.schemas.documents import record
@@ -88,15 +90,33 @@ def test_resolving_takes_it_out_of_the_count_and_changes_no_record(
     assert still == kept  # the first resolution stays
 
 
+def test_a_resolution_another_operator_made_meanwhile_is_kept(conflicted: SqlStore) -> None:
+    # Both operators' commands saw the conflict open; the second store write finds it
+    # resolved and must neither overwrite the first nor report it as its own.
+    store = conflicted
+    [entry] = list_conflicts(store)
+    at = datetime(2026, 11, 24, 9, 0, tzinfo=BEIJING)
+    assert store.resolve_conflicts([entry.conflict_id], at, "王五", "first") == \
+        {entry.conflict_id}
+    assert store.resolve_conflicts([entry.conflict_id], at, "赵六", "second") == set()
+    [kept] = list_conflicts(store, include_resolved=True)
+    assert (kept.resolved_by, kept.resolution_note) == ("王五", "first")
+
+
 @pytest.mark.parametrize(("by", "note", "says"), [
     ("王五", "  ", "--note is empty"),
     ("", "resent", "--by is empty"),
     ("王五", "因" * 501, "--note has 501 characters; at most 500"),
     ("x" * 65, "resent", "--by has 65 characters; at most 64"),
+    ("王五", "resent\n[2] node n9 SBXX open", "--note holds a line break"),
+    ("王五\t", "resent", None),  # surrounding white space is dropped, not refused
 ])
 def test_a_resolution_needs_who_and_why_that_fit(conflicted: SqlStore, by: str, note: str,
-                                                 says: str) -> None:
+                                                 says: str | None) -> None:
     [entry] = list_conflicts(conflicted)
+    if says is None:
+        assert resolve(conflicted, [entry.conflict_id], by, note).by == "王五"
+        return
     with pytest.raises(ConfigError, match=re.escape(says)):
         resolve(conflicted, [entry.conflict_id], by, note)
     assert list_conflicts(conflicted) == [entry]  # nothing was resolved
@@ -111,6 +131,7 @@ def test_the_commands_list_show_and_resolve(conflicted: SqlStore, tmp_path: Path
                                             words: tuple[str, ...],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(getpass, "getuser", lambda: "operator")
+    monkeypatch.delenv("SUDO_USER", raising=False)
     [entry] = list_conflicts(conflicted)
     ident = str(entry.conflict_id)
     code, listed, _ = run(tmp_path, "list", "--lang", lang)
@@ -129,6 +150,18 @@ def test_the_commands_list_show_and_resolve(conflicted: SqlStore, tmp_path: Path
     assert (kept["resolved_by"], kept["resolution_note"]) == ("operator", "resent as SJBBH 2")
     code, listed, _ = run(tmp_path, "list", "--all", "--lang", lang)
     assert code == 0 and words[4] in listed
+
+
+def test_resolve_under_sudo_names_who_ran_sudo_and_says_so_in_json(
+        conflicted: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(getpass, "getuser", lambda: "exgate")  # the account sudo ran as
+    monkeypatch.setenv("SUDO_USER", "wangwu")
+    [entry] = list_conflicts(conflicted)
+    code, said, _ = run(tmp_path, "resolve", str(entry.conflict_id), "--note", " resent ",
+                        "--json")
+    assert code == 0
+    assert json.loads(said) == {"resolved": [entry.conflict_id], "already": [], "unknown": [],
+                                "resolved_by": "wangwu", "resolution_note": "resent"}
 
 
 def test_an_unknown_conflict_is_an_error(conflicted: SqlStore, tmp_path: Path) -> None:
