@@ -6,10 +6,11 @@ listener that accepts and then stays silent (hung, or a port forward to nothing)
 ``CONNECT_TIMEOUT``, which bounds the handshake too, works only in thick mode. So the
 connect runs in a thread, and the caller waits for it at most ``seconds``.
 
-An attempt given up on keeps its thread until the server answers or drops the socket;
-a connection it opens then is closed at once. While such an attempt still waits, the
-next one fails at once instead of starting another thread: a silent listener costs one
-thread, however long it stays silent.
+Connects take turns. An attempt given up on keeps its thread until the server answers
+or drops the socket; a connection it opens then is closed at once. While such an
+attempt still waits, the next one fails at once instead of starting another thread: a
+silent listener costs one thread, however long it stays silent and however many
+threads (a pool, the source's read-ahead and write-back) want a connection.
 """
 
 from __future__ import annotations
@@ -36,29 +37,35 @@ def bound_connects(engine: Engine, seconds: float) -> None:
 
 
 class ConnectDeadline:
-    """Connects that wait at most ``seconds``, with one abandoned attempt at a time."""
+    """Connects that wait at most ``seconds``, one at a time, with one abandoned attempt
+    at the most: the next connect waits its turn, and fails at once while an attempt
+    given up on still waits for the server."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._lock = threading.Lock()
+        self._turn = threading.Lock()  # one attempt at a time: a silent server, one thread
         self._waiting: _Attempt | None = None  # the last attempt given up on
 
     def connect(self, connect: Callable[[], Any],
                 error: Callable[[str], Exception]) -> Any:
-        with self._lock:
+        if not self._turn.acquire(timeout=self.seconds):
+            raise error(f"another connection attempt has waited {self.seconds:g} s for the "
+                        "database server")
+        try:
             if self._waiting is not None and not self._waiting.finished.is_set():
                 raise error(f"the database server has not answered an earlier connection "
                             f"attempt, given up on after {self.seconds:g} s; not trying "
                             "again until it answers or drops it")
             attempt = _Attempt(connect)
-        if attempt.finished.wait(self.seconds):
-            return attempt.outcome()
-        if attempt.abandon():
-            with self._lock:
+            if attempt.finished.wait(self.seconds):
+                return attempt.outcome()
+            if attempt.abandon():
                 self._waiting = attempt
-            raise error(f"the database server accepted the connection but did not answer "
-                        f"within {self.seconds:g} s")
-        return attempt.outcome()  # it finished in the meantime
+                raise error(f"the database server accepted the connection but did not "
+                            f"answer within {self.seconds:g} s")
+            return attempt.outcome()  # it finished in the meantime
+        finally:
+            self._turn.release()
 
 
 class _Attempt:

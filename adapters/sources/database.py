@@ -10,6 +10,7 @@ Driver errors leave this module as ``RetriableError``; bad options as ``ConfigEr
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
@@ -58,6 +59,7 @@ from adapters.sources.db_tables import (
 from adapters.sources.read_ahead import read_ahead
 from adapters.sources.sqlite_bytes import sqlite_text
 from schemas.errors import ConfigError, RetriableError
+from schemas.messages import Localized
 from schemas.times import BEIJING
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
 ]
 
 Clock = Callable[[], datetime]
+log = logging.getLogger("exgate.source.db")
 
 
 def _beijing_now() -> datetime:
@@ -227,8 +230,10 @@ class DatabaseSource:
                 with self._pages(state) as pages:
                     for page in pages:
                         yield self._chunk(page)
-        finally:
-            self._settle()
+        except BaseException:  # an error, or the agent stopping early (GeneratorExit)
+            self._settle_quietly()
+            raise
+        self._settle()
 
     def _pages(self, state: Mapping[str, Any]) -> AbstractContextManager[Iterator[Page]]:
         """The strategy's pages; from a server, fetched a page ahead (``read_ahead``)."""
@@ -255,6 +260,18 @@ class DatabaseSource:
         writing, self._writing = self._writing, None
         if writing is not None:
             writing.result()
+
+    def _settle_quietly(self) -> None:
+        """``_settle`` while another exception leaves ``read``: that one is raised (a
+        broken outbox must still stop the agent); a failed write-back only means its
+        rows are read again, so it is logged."""
+        try:
+            self._settle()
+        except Exception as exc:
+            warning = Localized(f"数据源 {self.name}：上一页的回写失败，这些行将再次读取：{exc}",
+                                f"source {self.name}: the last page's write-back failed; "
+                                f"its rows will be read again: {exc}")
+            log.warning(warning.en if self._context.lang == "en" else warning.zh)
 
     @functools.cached_property
     def _overlapped(self) -> bool:

@@ -51,7 +51,7 @@ class FolderOptions:
                 values[key] = _number(options[key], key, low)
         for key in ("chunk_records", "files_per_chunk", "max_report_issues", "max_file_mb"):
             if key in options:
-                values[key] = int(_number(options[key], key, 1))
+                values[key] = int(_number(options[key], key, 1, integer=True))
         observer = options.get("observer", "native")
         if observer not in _OBSERVERS:
             choices = ", ".join(_OBSERVERS)
@@ -60,8 +60,9 @@ class FolderOptions:
         return cls(observer=observer, **values)
 
 
-def _number(value: Any, key: str, low: float) -> float:
-    if not is_number(value, low):
-        raise ConfigError(f"key {key!r} is {value!r}; it must be a number >= {low}",
-                          zh=f"配置项 {key!r} 为 {value!r}；必须是 >= {low} 的数值")
+def _number(value: Any, key: str, low: float, *, integer: bool = False) -> float:
+    if not is_number(value, low, integer=integer):
+        kind, kind_zh = ("a whole number", "整数") if integer else ("a number", "数值")
+        raise ConfigError(f"key {key!r} is {value!r}; it must be {kind} >= {low:g}",
+                          zh=f"配置项 {key!r} 为 {value!r}；必须是 >= {low:g} 的{kind_zh}")
     return float(value)

@@ -5,9 +5,10 @@ the rows cross the network. Validating and journaling a page is CPU work in the 
 Run the fetching in a thread one page ahead, and the two overlap: the driver releases
 the GIL while it waits for the server.
 
-At most one page waits in the hand-over, so memory stays bounded by two pages. The
-consumer sees the pages, and any error of the fetching, in the same order as without
-the thread. Closing stops the fetching at the next page boundary and waits for it.
+The thread fetches a page only once the consumer has taken the one before, so at most
+one page waits besides the one in hand. The consumer sees the pages, and any error of
+the fetching, in the same order as without the thread. Closing stops the fetching; it
+waits for a query already running (one page's query, at most).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 __all__ = ["read_ahead"]
@@ -45,7 +46,8 @@ def read_ahead(pages: Iterator[T]) -> Iterator[Iterator[T]]:
 class _ReadAhead(Generic[T]):
     def __init__(self, source: Iterator[T]) -> None:
         self._source = source
-        self._handover: queue.Queue[object] = queue.Queue(maxsize=1)
+        self._handover: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._wanted = threading.Semaphore(1)  # pages the consumer is ready for
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._fetch, name="exgate-read-ahead",
                                         daemon=True)
@@ -58,24 +60,25 @@ class _ReadAhead(Generic[T]):
                 return
             if isinstance(item, _Failure):
                 raise item.error
+            self._wanted.release()  # fetch the next one while this one is worked on
             yield item  # type: ignore[misc]  # anything else is a page of the source
 
     def close(self) -> None:
-        """Stop fetching after the page in hand, if any, and wait for the thread."""
+        """Stop fetching, and wait for the thread (and so for a query it runs)."""
         self._closing.set()
-        while self._thread.is_alive():
-            # The thread may wait to hand a page over: take it, so it sees the close.
-            with suppress(queue.Empty):
-                self._handover.get(timeout=0.05)
+        self._wanted.release()  # wake the thread if it waits to be asked
         self._thread.join()
 
     def _fetch(self) -> None:
         try:
-            for page in self._source:
-                self._handover.put(page)
+            while True:
+                self._wanted.acquire()
                 if self._closing.is_set():
                     return
-            self._handover.put(_END)
+                page = next(self._source, _END)
+                self._handover.put(page)
+                if page is _END:
+                    return
         except BaseException as exc:  # the consumer raises it, in its own thread
             self._handover.put(_Failure(exc))
         finally:

@@ -8,6 +8,7 @@ does after a restart.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -375,6 +376,34 @@ def test_a_page_is_written_back_while_the_next_is_read(
         assert next(reading, None) is None
         assert server_sl.flags() == [1, 1, 1, 1]  # the read ends once its write-backs are done
         assert journaled_keys(outbox) == keys_of("SL", range(4))
+
+
+def test_a_write_back_failing_while_the_agent_stops_early_is_logged_not_raised(
+        server_sl: ServerTable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    # The agent closes the read when its own step fails (a broken outbox must stop it)
+    # or when it stops: the write-back's error must not replace the agent's own. The
+    # rows of that page are read again by the next poll.
+    monkeypatch.setattr(database, "LOCK_WAIT_SECONDS", 1)
+    server_sl.insert(4)
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        with open_source(server_sl.url, clock, strategy="flag", page_size=2) as source:
+            reading = source.read({})
+            first = next(reading)
+            outbox.journal("front", first)
+            with server_sl.engine.connect() as legacy, \
+                    caplog.at_level(logging.WARNING, "exgate.source.db"):
+                server_sl.lock_row(legacy, 1)
+                source.commit(first)  # fails on the lock, in its thread
+                next(reading)
+                reading.close()  # the agent gives up on the read here
+                legacy.rollback()
+            assert "上一页的回写失败" in caplog.text and "cannot commit" in caplog.text
+            assert server_sl.flags() == [0, 0, 0, 0]
+            poll(outbox, source)
+        assert journaled_keys(outbox) == keys_of("SL", range(4))
+        assert outbox.record_count() == 4
+    assert server_sl.flags() == [1, 1, 1, 1]
 
 
 def test_cursor_on_sqlite_reports_text_times_in_another_notation_and_reads_the_rest(

@@ -79,6 +79,25 @@ def test_a_silent_server_costs_one_waiting_attempt_and_a_late_connection_is_clos
     assert server.calls == 2 and not server.opened[1].closed
 
 
+def test_connects_at_once_to_a_silent_server_cost_one_thread() -> None:
+    server, deadline = Server(), ConnectDeadline(0.2)
+    errors: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            deadline.connect(server.connect, Refused)
+        except Refused as exc:
+            errors.append(exc)
+
+    callers = [threading.Thread(target=connect) for _ in range(8)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(30)
+    assert len(errors) == 8 and server.calls == 1
+    server.answer.set()
+
+
 # -- python-oracledb thin mode against a silent listener ---------------------------------------
 
 class SilentListener:

@@ -331,7 +331,10 @@ def test_a_file_over_max_file_mb_goes_to_error_unread_and_the_others_go_through(
     assert "file-too-large" in report and str(1024 * 1024) in report
 
 
-def test_max_file_mb_must_be_a_whole_number_of_at_least_one(tmp_path: Path) -> None:
-    options = {"path": str(tmp_path / "drop"), "max_file_mb": 0}
-    with pytest.raises(ConfigError, match="'max_file_mb' is 0; it must be a number >= 1"):
+@pytest.mark.parametrize("value", [0, 1.5, "10", True])
+def test_max_file_mb_must_be_a_whole_number_of_at_least_one(tmp_path: Path,
+                                                            value: object) -> None:
+    options = {"path": str(tmp_path / "drop"), "max_file_mb": value}
+    with pytest.raises(ConfigError, match=f"'max_file_mb' is {value!r}; it must be a whole "
+                                          "number >= 1"):
         folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, "en"))
