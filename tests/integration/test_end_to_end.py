@@ -304,6 +304,30 @@ def wait_for(condition: object, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def kill_after_two_batches(gateway: subprocess.Popen[bytes], store: Path) -> int:
+    """SIGKILL the gateway once its store holds two batches or more; the batches it holds.
+
+    The count and the kill happen under the store's write lock, so the gateway stores
+    no batch in between: however fast it drains, the kill lands where it was counted.
+    """
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # a hang guard, not a timing assertion
+        if store.exists():
+            with closing(sqlite3.connect(store, timeout=30, isolation_level=None)) as db:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    stored = int(db.execute("SELECT count(*) FROM ST_BATCH").fetchone()[0])
+                except sqlite3.OperationalError:
+                    stored = 0  # not migrated yet
+                if stored >= 2:
+                    os.kill(gateway.pid, signal.SIGKILL)
+                    gateway.wait()
+                    return stored
+                db.execute("ROLLBACK")
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for the first batches")
+
+
 def batches_stored(path: Path) -> int:
     if not path.exists():
         return 0
@@ -328,11 +352,12 @@ def test_a_gateway_killed_mid_drain_and_restarted_changes_nothing(
         gateway = subprocess.Popen([EXGATE, "gateway", "run", "-c", str(config), "--drain"],
                                    stdout=log, stderr=log)
         try:
-            wait_for(lambda: batches_stored(store) >= 2, 60, "the first batches")
+            stored = kill_after_two_batches(gateway, store)
         finally:
-            os.kill(gateway.pid, signal.SIGKILL)
+            if gateway.poll() is None:
+                os.kill(gateway.pid, signal.SIGKILL)
             gateway.wait()
-        assert batches_stored(store) < total  # killed in the middle
+        assert stored < total  # killed in the middle
         again = subprocess.run([EXGATE, "gateway", "run", "-c", str(config), "--drain"],
                                stdout=log, stderr=log, timeout=120, check=False)
     assert again.returncode == 0
