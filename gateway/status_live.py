@@ -63,7 +63,9 @@ def _read(response: http.client.HTTPResponse, deadline: float) -> bytes | None:
     """The answer, or None when it is larger than ``MAX_ANSWER_BYTES`` or still coming
     at ``deadline`` (a trickle resets the socket's timeout at every byte)."""
     parts, size = [], 0
-    while chunk := response.read(65536):
+    # read1: what one receive brings. read(n) would wait for all n bytes, however slowly
+    # they come, and never reach the deadline check.
+    while chunk := response.read1(65536):
         size += len(chunk)
         if size > MAX_ANSWER_BYTES or time.monotonic() > deadline:
             return None

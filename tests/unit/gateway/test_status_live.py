@@ -110,6 +110,39 @@ def test_an_answer_no_gateway_can_mean_is_nothing_known(writes: str) -> None:
         assert held_writes(port, LEVEL) is None
 
 
+def test_an_answer_trickling_in_is_given_up_at_the_deadline() -> None:
+    # A byte every 0.05 s resets the socket's timeout each time: only the overall
+    # deadline ends it. Without one, this answer would take an hour to arrive.
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "70000")
+            self.end_headers()
+            while not stop.wait(0.05):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    answers: list[HoldState | None] = []
+    asking = threading.Thread(target=lambda: answers.append(
+        held_writes(str(server.server_address[1]), LEVEL, timeout=0.5)), daemon=True)
+    try:
+        asking.start()
+        asking.join(60)  # a hang guard, not a timing assertion
+        assert not asking.is_alive(), "the trickle was read to its end"
+        assert answers == [None]
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_redirect_is_not_followed(store: SqlStore) -> None:
     with gateway_dashboard(store, HELD) as real, \
             answering(302, b"", f"http://127.0.0.1:{real}/status.json") as port:
