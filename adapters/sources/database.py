@@ -247,6 +247,8 @@ class DatabaseSource:
         the agent validates the next page: this returns once the previous page's
         write-back is done (raising its error, if it failed) and this one's has begun.
         """
+        if not self._strategy.writes_back or not chunk.checks:
+            return  # nothing to write back (cursor): no thread either
         if not self._overlapped:
             self._write_back(chunk)
             return
