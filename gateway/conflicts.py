@@ -154,10 +154,21 @@ def _said(option: str, text: str, limit: int) -> str:
         raise ConfigError(f"--{option} holds a line break or another control character: "
                           "write it on one line",
                           zh=f"--{option} 含有换行或其他控制字符：请写在一行内")
-    if len(said) > limit:
-        raise ConfigError(f"--{option} has {len(said)} characters; at most {limit} are kept",
-                          zh=f"--{option} 有 {len(said)} 个字符，最多保存 {limit} 个")
+    length = _utf16_units(said)
+    if length > limit:
+        twice, twice_zh = ((" (a rare character beyond the BMP counts twice)",
+                            "（基本多文种平面以外的生僻字计为 2 个）")
+                           if length > len(said) else ("", ""))
+        raise ConfigError(f"--{option} has {length} characters{twice}; at most {limit} "
+                          "are kept",
+                          zh=f"--{option} 有 {length} 个字符{twice_zh}，最多保存 {limit} 个")
     return said
+
+
+def _utf16_units(text: str) -> int:
+    # Oracle's NVARCHAR2 counts UTF-16 units: a character outside the BMP (such as a rare
+    # name character of CJK Extension B) takes two, so the limit holds on every store.
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _columns(store: SqlStore) -> tuple[Any, ...]:

@@ -107,6 +107,8 @@ def test_a_resolution_another_operator_made_meanwhile_is_kept(conflicted: SqlSto
     ("王五", "  ", "--note is empty"),
     ("", "resent", "--by is empty"),
     ("王五", "因" * 501, "--note has 501 characters; at most 500"),
+    ("王五", "𠮷" * 251, "--note has 502 characters (a rare character beyond the BMP counts twice)"),
+    ("王五", "因" * 498 + "𠮷", None),  # exactly 500 units
     ("x" * 65, "resent", "--by has 65 characters; at most 64"),
     ("王五", "resent\n[2] node n9 SBXX open", "--note holds a line break"),
     ("王五\t", "resent", None),  # surrounding white space is dropped, not refused
@@ -116,6 +118,8 @@ def test_a_resolution_needs_who_and_why_that_fit(conflicted: SqlStore, by: str, 
     [entry] = list_conflicts(conflicted)
     if says is None:
         assert resolve(conflicted, [entry.conflict_id], by, note).by == "王五"
+        [kept] = list_conflicts(conflicted, include_resolved=True)
+        assert kept.resolution_note == note.strip()
         return
     with pytest.raises(ConfigError, match=re.escape(says)):
         resolve(conflicted, [entry.conflict_id], by, note)
