@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    event,
     func,
     text,
 )
@@ -52,8 +53,10 @@ __all__ = [
     "CHANGELOG",
     "CONTROL_COLUMNS",
     "DIALECTS",
+    "ROUND_TRIP_TIMEOUT_SECONDS",
     "SYNC_MSG_LENGTH",
     "FrontTables",
+    "bound_round_trips",
     "bound_silent_servers",
     "connect_args",
     "create_all",
@@ -141,9 +144,10 @@ def engine_url(url: str | URL) -> URL:
 # reset holds a query for the kernel's two-hour keepalive. Failing turns into a
 # RetriableError, retried at the next poll, and the other sources go on.
 CONNECT_TIMEOUT_SECONDS = 10
-# PyMySQL has one read timeout for the handshake and every query alike: generous enough
-# for a legacy table's slow page, bounded enough that a silent server is given up on.
-MYSQL_READ_TIMEOUT_SECONDS = 300
+# One round trip to a server that has answered the connect (PyMySQL's read timeout,
+# Oracle's call timeout): generous enough for a legacy table's slow page, bounded enough
+# that a server gone silent mid-query is given up on.
+ROUND_TRIP_TIMEOUT_SECONDS = 300
 _CONNECT_ARGS: dict[tuple[str, str], dict[str, Any]] = {
     **{("postgresql", driver): {
         "connect_timeout": CONNECT_TIMEOUT_SECONDS,
@@ -152,8 +156,8 @@ _CONNECT_ARGS: dict[tuple[str, str], dict[str, Any]] = {
     } for driver in ("psycopg", "psycopg2")},
     **{(backend, driver): {
         "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-        "read_timeout": MYSQL_READ_TIMEOUT_SECONDS,
-        "write_timeout": MYSQL_READ_TIMEOUT_SECONDS,
+        "read_timeout": ROUND_TRIP_TIMEOUT_SECONDS,
+        "write_timeout": ROUND_TRIP_TIMEOUT_SECONDS,
     } for backend in _MYSQL for driver in ("pymysql", "mysqldb")},
 }
 
@@ -165,14 +169,24 @@ def connect_args(url: URL) -> dict[str, Any]:
 
 
 def bound_silent_servers(engine: Engine) -> Engine:
-    """``engine``, its connects given a deadline where no driver option sets one.
+    """``engine``, its waits bounded where no connect argument bounds them: Oracle.
 
-    Oracle's drivers bound only the TCP connect in thin mode (``connect_deadline``):
-    on Oracle, each connect waits at most ``CONNECT_TIMEOUT_SECONDS``.
+    Oracle's drivers bound only the TCP connect in thin mode (``connect_deadline``), so
+    each connect waits at most ``CONNECT_TIMEOUT_SECONDS``; and each round trip of an
+    open connection at most ``ROUND_TRIP_TIMEOUT_SECONDS`` (``bound_round_trips``).
     """
     if engine.dialect.name == "oracle":
         bound_connects(engine, CONNECT_TIMEOUT_SECONDS)
+        event.listen(engine, "connect", bound_round_trips)
     return engine
+
+
+def bound_round_trips(dbapi_connection: Any, _record: Any = None) -> None:
+    """Give an Oracle connection a call timeout, where its driver has one
+    (python-oracledb; cx_Oracle with 18c client libraries): a query the server stops
+    answering then fails, like PyMySQL's read timeout, instead of holding its thread."""
+    if hasattr(dbapi_connection, "call_timeout"):
+        dbapi_connection.call_timeout = ROUND_TRIP_TIMEOUT_SECONDS * 1000  # milliseconds
 
 
 def _column_type(type_name: str) -> TypeEngine[Any]:

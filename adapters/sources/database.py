@@ -384,7 +384,8 @@ def _round_trips_bounded(conn: Connection) -> Iterator[None]:
     Oracle has no session lock timeout: a row a legacy transaction keeps locked would
     hold the UPDATE, and the agent, for as long as that transaction lasts. A call
     timeout (python-oracledb, and cx_Oracle with 18c client libraries) fails it instead,
-    like ``lock_timeout`` on PostgreSQL. Only here: a page's SELECT may rightly be slow.
+    like ``lock_timeout`` on PostgreSQL. Only here: a page's SELECT may rightly be slow,
+    so the connection's own call timeout (``frontdb.bound_round_trips``) comes back after.
     """
     driver: Any = conn.connection.driver_connection
     if conn.dialect.name != "oracle" or not hasattr(driver, "call_timeout"):

@@ -13,10 +13,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, event
 
 from adapters.frontdb import (
     CONNECT_TIMEOUT_SECONDS,
-    MYSQL_READ_TIMEOUT_SECONDS,
+    ROUND_TRIP_TIMEOUT_SECONDS,
+    bound_round_trips,
+    bound_silent_servers,
     connect_args,
     engine_url,
 )
@@ -103,8 +106,8 @@ def test_a_store_on_a_silent_postgresql_fails_its_write(silent_port: int) -> Non
     ("postgresql://h/db", {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "keepalives": 1}),
     ("postgresql+psycopg2://h/db", {"connect_timeout": CONNECT_TIMEOUT_SECONDS}),
     ("mysql://h/db", {"connect_timeout": CONNECT_TIMEOUT_SECONDS,
-                      "read_timeout": MYSQL_READ_TIMEOUT_SECONDS}),
-    ("mariadb://h/db", {"read_timeout": MYSQL_READ_TIMEOUT_SECONDS}),
+                      "read_timeout": ROUND_TRIP_TIMEOUT_SECONDS}),
+    ("mariadb://h/db", {"read_timeout": ROUND_TRIP_TIMEOUT_SECONDS}),
 ])
 def test_network_drivers_get_bounded_waits(url: str, expected: dict[str, Any]) -> None:
     args = connect_args(engine_url(url))
@@ -133,6 +136,19 @@ def test_oracle_write_back_round_trips_are_bounded_then_restored() -> None:
     with pytest.raises(RuntimeError), _round_trips_bounded(conn):
         raise RuntimeError("ORA-03156-like: the call timed out")
     assert conn.connection.driver_connection.call_timeout == 0
+
+
+def test_oracle_connections_get_a_call_timeout_other_engines_none() -> None:
+    oracle = bound_silent_servers(create_engine(engine_url("oracle://u@127.0.0.1:1/x")))
+    postgres = bound_silent_servers(create_engine(engine_url("postgresql://u@127.0.0.1:1/x")))
+    assert event.contains(oracle, "connect", bound_round_trips)
+    assert not event.contains(postgres, "connect", bound_round_trips)
+    fresh = SimpleNamespace(call_timeout=0)
+    bound_round_trips(fresh)
+    assert fresh.call_timeout == ROUND_TRIP_TIMEOUT_SECONDS * 1000
+    old_driver = SimpleNamespace()  # cx_Oracle with client libraries before 18c
+    bound_round_trips(old_driver)
+    assert not hasattr(old_driver, "call_timeout")
 
 
 def test_other_databases_and_old_drivers_are_left_alone() -> None:
