@@ -3,7 +3,7 @@
 Exchange files and batches are written by machines: records with their fields in the
 XSD's order, plain values, white space between. The scanner finds each such record
 with one regular expression and proves it valid through the fast path's predicates
-(``value_checks``), for a fraction of what parsing it would cost. Everything else (the
+(``fast_check``), for a fraction of what parsing it would cost. Everything else (the
 prolog, the HEAD, a record it cannot prove, stray text, comments, the end of the
 document) is fed to lxml, which stays the parser of record: it receives the document's
 own bytes with each proven run of records replaced by a comment of the same lines and
@@ -30,8 +30,8 @@ from typing import BinaryIO, Protocol
 
 from schemas.catalog import SchemaCatalog
 from schemas.columns import python_codec
+from schemas.fast_check import FastCheck
 from schemas.parse_errors import declared_encoding
-from schemas.value_checks import FastCheck
 
 __all__ = ["BodyScanner", "ScannedRecord", "plain_utf8", "split_at_undecodable"]
 

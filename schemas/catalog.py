@@ -16,7 +16,8 @@ import xmlschema
 from lxml import etree
 
 from schemas.errors import ConfigError
-from schemas.value_checks import FastCheck, Predicate, compile_type, inline_type
+from schemas.fast_check import FastCheck
+from schemas.type_predicates import Predicate, compile_type, inline_type
 
 __all__ = [
     "CURRENT_VERSION",
@@ -43,7 +44,7 @@ class FieldSpec:
     label: str
     required: bool
     type_name: str
-    # The field's XSD type as a conservative predicate (see schemas/value_checks.py).
+    # The field's XSD type as a conservative predicate (see schemas/type_predicates.py).
     accepts: Predicate = field(default=lambda _value: False, compare=False, repr=False)
     # The same as regex lookaheads the scanner runs in place, when the type has that form.
     inline: str | None = field(default=None, compare=False, repr=False)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.audit_verify import _validate
-from schemas import audit, reader, reader_prolog, value_checks
+from schemas import audit, fast_check, reader, reader_prolog
 from schemas.catalog import load_catalog
 from schemas.issues import Issue
 from schemas.reader import DocumentReader, Limits
@@ -157,8 +157,8 @@ def test_elements_with_thousands_of_attributes_never_reach_the_xsd_or_a_serializ
     catalog = replace(load_catalog(), xml_schema=counting)
     monkeypatch.setattr(reader_prolog, "catalog_for_namespace", lambda _ns: catalog)
     serialized: list[int] = []
-    tostring = value_checks.etree.tostring
-    monkeypatch.setattr(value_checks.etree, "tostring",
+    tostring = fast_check.etree.tostring
+    monkeypatch.setattr(fast_check.etree, "tostring",
                         lambda e, **kw: serialized.append(len(e.attrib)) or tostring(e, **kw))
     text = GOOD.replace("<HEAD>", f"<HEAD {ATTRIBUTES}>").replace("<SL>", f"<SL {ATTRIBUTES}>")
     text = text.replace("<XZQHDM>430102</XZQHDM>", f"<XZQHDM {ATTRIBUTES}>430102</XZQHDM>")

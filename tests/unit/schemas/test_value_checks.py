@@ -11,7 +11,7 @@ import xmlschema
 from lxml import etree
 
 from schemas.catalog import load_catalog
-from schemas.value_checks import compile_type, inline_type
+from schemas.type_predicates import compile_type, inline_type
 from tests.unit.schemas.documents import NS, VALID, record
 
 CATALOG = load_catalog()
