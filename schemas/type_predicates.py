@@ -7,7 +7,7 @@ conservative: a predicate accepts a value only when the XSD certainly does, and 
 type or facet it does not know makes it accept nothing. Whatever the fast path cannot
 prove goes to lxml, which has the final word and names the exact error.
 
-``tests/unit/schemas/test_value_checks.py`` holds the promise on many generated values:
+``tests/unit/schemas/test_fast_path.py`` holds the promise on many generated values:
 whatever a predicate accepts, lxml accepts too.
 
 The scanner (``body_scan``) proves records from a document's text with one regex per
