@@ -23,8 +23,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from adapters.stores.sql import SqlStore, now_beijing
+from adapters.stores.sql import SqlStore
 from adapters.stores.sql_schema import RESOLUTION_NOTE_LENGTH, RESOLVER_LENGTH
+from adapters.stores.sql_values import now_beijing
 from gateway.export import stored_fields
 from gateway.replay_view import read_only
 from schemas.errors import ConfigError

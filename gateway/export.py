@@ -40,7 +40,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, create_engine, event, func, select
 from sqlalchemy import exc as sa_exc
 
-from adapters.stores.sql import SqlStore, latest
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_latest import latest
 from adapters.stores.sql_schema import StoreSchema
 from schemas.catalog import load_catalog
 from schemas.divisions import Level, level_of, within

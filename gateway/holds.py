@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from adapters.stores.sql import now_beijing
+from adapters.stores.sql_values import now_beijing
 
 __all__ = ["HOLD_ALERT_S", "QUIET_S", "HoldState", "Holds"]
 

@@ -18,7 +18,8 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
-from adapters.stores.sql import SqlStore, now_beijing
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_values import now_beijing
 
 __all__ = ["CHUNK", "EVERY_S", "Housekeeper", "housekeeping"]
 

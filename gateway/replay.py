@@ -47,7 +47,8 @@ from adapters.stores.base import (
     ReceiptRow,
     WriteResult,
 )
-from adapters.stores.sql import SqlStore, now_beijing
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_values import now_beijing
 from gateway.pipeline import NodeDirectory, Outcome, Pipeline
 from gateway.poison import POISON_REASON, describe
 from gateway.replay_view import (

@@ -22,7 +22,8 @@ from sqlalchemy import exc as sa_exc
 
 from adapters.sealing import SealError, unseal
 from adapters.stores.base import NO_BATCH_ID
-from adapters.stores.sql import READ_ONLY, SqlStore
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_engine import READ_ONLY
 from gateway.pipeline import Delivery, NodeDirectory
 from schemas.errors import RetriableError
 from schemas.messages import Localized
@@ -112,7 +113,7 @@ def reading(store: SqlStore, doing: str) -> Iterator[None]:
 
 @contextmanager
 def read_only(store: SqlStore, doing: str) -> Iterator[Connection]:
-    """A connection that never takes the write lock (``adapters.stores.sql._on_begin``)."""
+    """A connection that never takes the write lock (``adapters.stores.sql_engine._on_begin``)."""
     with reading(store, doing), store.engine.connect() as conn:
         conn.execution_options(**{READ_ONLY: True})
         yield conn

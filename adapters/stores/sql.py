@@ -19,35 +19,27 @@ one transaction fail on the primary key; the write is then run once more, and se
 other's row. A key that still collides after that re-read is no race (a collation that
 folds what the look-up told apart, say): ``FatalError``, which counts toward poison.
 All times in the store are naive Beijing time, like the records' own times.
-
-A SQLite store is created where its URL points, folders and all, unless it is opened
-with ``create=False`` (read-only commands): a mistyped path is then ``StoreNotFound``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     Connection,
     Engine,
-    Select,
     and_,
     bindparam,
-    create_engine,
     delete,
-    event,
     exists,
     func,
     insert,
@@ -58,8 +50,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from adapters.frontdb import bound_silent_servers, connect_args, engine_url
-from adapters.private_files import create_private
+from adapters.frontdb import engine_url
 from adapters.stores.base import (
     BATCH_ID_REUSED,
     BATCH_ID_REUSED_REASON,
@@ -75,6 +66,8 @@ from adapters.stores.base import (
     WriteResult,
 )
 from adapters.stores.sql_coverage import cover
+from adapters.stores.sql_engine import READ_ONLY, SQLITE_BUSY_S, create_store_engine
+from adapters.stores.sql_errors import Guard, first_line, key_taken
 from adapters.stores.sql_rows import ElementWriter
 from adapters.stores.sql_schema import (
     BATCH_ID_LENGTH,
@@ -82,53 +75,26 @@ from adapters.stores.sql_schema import (
     StoreSchema,
     store_schema,
 )
-from schemas.errors import ConfigError, ExgateError, FatalError, FileNotThere, RetriableError
+from adapters.stores.sql_values import cut, naive, now_beijing, to_json
+from schemas.errors import ConfigError, FatalError, RetriableError
 from schemas.records import Record
-from schemas.times import BEIJING
 
-__all__ = ["MIGRATIONS", "READ_ONLY", "SqlStore", "StoreNotFound", "iter_latest", "latest",
-           "now_beijing"]
+__all__ = ["MIGRATIONS", "SqlStore"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_SQLITE_BUSY_S = 5.0  # then "database is locked" → RetriableError, and the caller backs off
-READ_ONLY = "exgate_read_only"  # execution option: this connection only reads
 # Alembic's ``context`` is a module-global proxy: two migrations at once in one process
 # (several gateways in one process, as the demo runs them) tear it down under each other.
 _MIGRATE_LOCK = threading.Lock()
-_TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
-              sa_exc.TimeoutError, sa_exc.IntegrityError)
-# SQLSTATE classes of an outage that drivers may report outside OperationalError (psycopg:
-# a failover that leaves us on a read-only standby is an InternalError): connection (08),
-# read-only transaction (25006), resources (53), operator intervention (57), system (58).
-# A FatalError counts toward poison (gateway.poison); an outage never may.
-_OUTAGE_SQLSTATES = ("08", "25006", "53", "57", "58")
-# SQLite reports a missing table or column as OperationalError, like a lock: it is not one.
-_SQLITE_SCHEMA_ERRORS = ("no such table", "no such column", "has no column named")
-
-
-class StoreNotFound(FileNotThere):
-    """A SQLite store opened with ``create=False`` is not there."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path, what="store", what_zh="监察库", key="[store] url")
-
-
-def now_beijing() -> datetime:
-    return datetime.now(BEIJING).replace(tzinfo=None)
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is None else moment.astimezone(BEIJING).replace(tzinfo=None)
 
 
 class SqlStore:
     """A level's store at a SQLAlchemy URL; ``migrate()`` brings its tables up to date."""
 
-    def __init__(self, url: str | URL, *, sqlite_busy_s: float = _SQLITE_BUSY_S,
+    def __init__(self, url: str | URL, *, sqlite_busy_s: float = SQLITE_BUSY_S,
                  create: bool = True) -> None:
         self.url = engine_url(url)
         try:
-            self._engine = _create_engine(self.url, sqlite_busy_s, create)
+            self._engine = create_store_engine(self.url, sqlite_busy_s, create)
         except (sa_exc.NoSuchModuleError, ImportError, sa_exc.ArgumentError) as exc:
             raise ConfigError(f"store url {self.redacted_url}: {exc}",
                               zh=f"监察库 URL {self.redacted_url}：{exc}") from exc
@@ -162,16 +128,16 @@ class SqlStore:
         try:
             return self._write_once(batch)
         except RetriableError as exc:
-            if not _key_taken(exc):
+            if not key_taken(exc):
                 raise
         # A key taken by a racing worker: its row is committed, and this look-up sees it.
         try:
             return self._write_once(batch)
         except RetriableError as exc:
-            if not _key_taken(exc):
+            if not key_taken(exc):
                 raise
             # No race any more: retrying would hold the batch for hours; count it as poison.
-            why = _first_line(exc.__cause__ or exc)
+            why = first_line(exc.__cause__ or exc)
             raise FatalError(f"cannot store batch {batch.batch_id} at {self.redacted_url}: "
                              f"{why} (again after a re-read)") from exc
 
@@ -195,7 +161,7 @@ class SqlStore:
                 NODE_DIVISION=batch.node_division, SCHEMA_VERSION=batch.schema_version,
                 PAYLOAD_SHA256=batch.payload_sha256, RECORDS=len(batch.records),
                 STORED=stored, DUPLICATES=duplicates, CONFLICTS=len(conflicts),
-                STATE="stored", RECEIVED_AT=_naive(batch.received_at), STORED_AT=now))
+                STATE="stored", RECEIVED_AT=naive(batch.received_at), STORED_AT=now))
             self._resolve_failed(conn, batch, now)
             return WriteResult(batch.batch_id, stored, duplicates, tuple(conflicts))
 
@@ -264,7 +230,7 @@ class SqlStore:
         # The IDs come from whoever sent the message: cut to the columns, so that keeping
         # the refusal can never fail (and hold the message) on a driver's length check.
         batch_id = failed.batch_id[:BATCH_ID_LENGTH]
-        node_id, user_id = _cut(failed.node_id, NODE_ID_LENGTH), _cut(failed.user_id, 255)
+        node_id, user_id = cut(failed.node_id, NODE_ID_LENGTH), cut(failed.user_id, 255)
         with self._writing(f"keep failed batch {batch_id}") as conn:
             seen = conn.execute(select(t.c.FAILED_ID).where(and_(
                 t.c["BATCH_ID"] == batch_id, t.c["BODY_SHA256"] == body_sha))).first()
@@ -273,26 +239,26 @@ class SqlStore:
             conn.execute(insert(t).values(
                 BATCH_ID=batch_id, NODE_ID=node_id, REASON=failed.reason[:50],
                 DETAIL=failed.detail[:2000], ROUTING_KEY=failed.routing_key[:255],
-                USER_ID=user_id, HEADERS=_json(failed.headers), BODY_SHA256=body_sha,
-                BODY=failed.body, RECEIVED_AT=_naive(failed.received_at)))
+                USER_ID=user_id, HEADERS=to_json(failed.headers), BODY_SHA256=body_sha,
+                BODY=failed.body, RECEIVED_AT=naive(failed.received_at)))
 
     def record_receipt(self, receipt: ReceiptRow) -> None:
         with self._writing(f"keep receipt of batch {receipt.batch_id}") as conn:
             conn.execute(insert(self.schema.receipt).values(
                 BATCH_ID=receipt.batch_id, NODE_ID=receipt.node_id, STATUS=receipt.status,
-                BODY=_json(receipt.body), SENT_AT=_naive(receipt.sent_at)))
+                BODY=to_json(receipt.body), SENT_AT=naive(receipt.sent_at)))
 
     def record_heartbeat(self, heartbeat: Heartbeat) -> None:
         n = self.schema.node
         with self._writing(f"keep heartbeat of node {heartbeat.node_id}") as conn:
             conn.execute(insert(self.schema.heartbeat).values(
-                NODE_ID=heartbeat.node_id, DIVISION=_cut(heartbeat.division, 6),
-                SENT_AT=None if heartbeat.sent_at is None else _naive(heartbeat.sent_at),
-                RECEIVED_AT=_naive(heartbeat.received_at), VERSION=_cut(heartbeat.version, 50),
-                OUTBOX=_json(heartbeat.outbox), SOURCE_LAG_S=heartbeat.source_lag_s,
+                NODE_ID=heartbeat.node_id, DIVISION=cut(heartbeat.division, 6),
+                SENT_AT=None if heartbeat.sent_at is None else naive(heartbeat.sent_at),
+                RECEIVED_AT=naive(heartbeat.received_at), VERSION=cut(heartbeat.version, 50),
+                OUTBOX=to_json(heartbeat.outbox), SOURCE_LAG_S=heartbeat.source_lag_s,
                 LAST_ERROR=None if heartbeat.last_error is None else heartbeat.last_error[:2000]))
             conn.execute(update(n).where(n.c["NODE_ID"] == heartbeat.node_id)
-                         .values(LAST_SEEN_AT=_naive(heartbeat.received_at)))
+                         .values(LAST_SEEN_AT=naive(heartbeat.received_at)))
 
     def prune_heartbeats(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` heartbeats received before ``before``; how many went.
@@ -311,7 +277,7 @@ class SqlStore:
                 and_(later.c["RECEIVED_AT"] == h.c.RECEIVED_AT,
                      later.c["HEARTBEAT_ID"] > h.c.HEARTBEAT_ID)))
         doomed = (select(h.c.HEARTBEAT_ID)
-                  .where(h.c["RECEIVED_AT"] < _naive(before), superseded).limit(limit))
+                  .where(h.c["RECEIVED_AT"] < naive(before), superseded).limit(limit))
         with self._writing("prune old heartbeats") as conn:
             ids = list(conn.execute(doomed).scalars())
             if ids:
@@ -325,7 +291,7 @@ class SqlStore:
             "STATUS": node.status, "UPDATED_AT": now_beijing(),
             "KEY_VERSIONS": ",".join(str(v) for v in node.key_versions)}
         if seen_at is not None:
-            values["LAST_SEEN_AT"] = _naive(seen_at)
+            values["LAST_SEEN_AT"] = naive(seen_at)
         with self._writing(f"mirror node {node.node_id}") as conn:
             done = conn.execute(update(n).where(n.c["NODE_ID"] == node.node_id).values(**values))
             if done.rowcount == 0:
@@ -341,7 +307,7 @@ class SqlStore:
         wanted = sorted(set(conflict_ids))
         resolve = (update(c).where(c.c["CONFLICT_ID"] == bindparam("b_id"),
                                    c.c.RESOLVED_AT.is_(None))
-                   .values(RESOLVED_AT=_naive(at), RESOLVED_BY=by, RESOLUTION_NOTE=note))
+                   .values(RESOLVED_AT=naive(at), RESOLVED_BY=by, RESOLUTION_NOTE=note))
         with self._writing(f"resolve conflicts {wanted[:5]}") as conn:
             # One statement per ID: its row count says whether this call resolved it.
             return {ident for ident in wanted
@@ -358,14 +324,14 @@ class SqlStore:
 
     # -- errors ----------------------------------------------------------------------------
 
-    def _guard(self, doing: str) -> _Guard:
-        return _Guard(doing, self.redacted_url)
+    def _guard(self, doing: str) -> Guard:
+        return Guard(doing, self.redacted_url)
 
     @contextmanager
     def reading(self, doing: str) -> Iterator[Connection]:
         """A read-only connection, errors mapped: on SQLite it reads a WAL snapshot and
-        never takes the write lock (``_on_begin``), so it neither waits for the gateway's
-        writes nor holds them up."""
+        never takes the write lock (``sql_engine._on_begin``), so it neither waits for the
+        gateway's writes nor holds them up."""
         with self._guard(doing), self._engine.connect() as conn:
             conn.execution_options(**{READ_ONLY: True})
             yield conn
@@ -382,50 +348,6 @@ class SqlStore:
             yield conn
 
 
-class _Guard:
-    """Maps driver errors at the boundary: away → RetriableError, broken → FatalError."""
-
-    def __init__(self, doing: str, where: str) -> None:
-        self.doing, self.where = doing, where
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> None:
-        if exc is None or isinstance(exc, ExgateError) or not isinstance(exc, Exception):
-            return
-        # The Chinese says where, and the driver's own words; what was being done is in
-        # the English, which the log keeps.
-        if _transient(exc):
-            raise RetriableError(f"cannot {self.doing} at {self.where}: "
-                                 f"{_first_line(exc)}; will retry",
-                                 zh=f"监察库 {self.where} 暂时无法访问：{_first_line(exc)}") \
-                from exc
-        if isinstance(exc, sa_exc.SQLAlchemyError):
-            raise FatalError(f"cannot {self.doing} at {self.where}: {_first_line(exc)}",
-                             zh=f"监察库 {self.where} 出错：{_first_line(exc)}") from exc
-
-
-def _transient(exc: Exception) -> bool:
-    orig = getattr(exc, "orig", None)
-    if isinstance(exc, sa_exc.OperationalError) and type(orig).__module__ == "sqlite3" \
-            and any(text in str(orig) for text in _SQLITE_SCHEMA_ERRORS):
-        return False
-    state = getattr(orig, "sqlstate", None)
-    return isinstance(exc, _TRANSIENT) or (
-        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or (
-        isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES))
-
-
-def _key_taken(exc: RetriableError) -> bool:
-    return isinstance(exc.__cause__, sa_exc.IntegrityError)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
-
-
 # -- rows -----------------------------------------------------------------------------------
 
 
@@ -434,35 +356,6 @@ def _by_element(records: Sequence[Record]) -> dict[str, list[Record]]:
     for record in records:
         grouped.setdefault(record.element, []).append(record)
     return grouped
-
-
-def _cut(text: str | None, length: int) -> str | None:
-    """A sender's text cut to its column: a driver's length check would fail it forever."""
-    return None if text is None else text[:length]
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-
-
-def latest(store_or_schema: SqlStore | StoreSchema, element: str) -> Select[Any]:
-    """The latest version (highest SJBBH) of every record of ``element``."""
-    schema = store_or_schema.schema if isinstance(store_or_schema, SqlStore) \
-        else store_or_schema
-    et = schema.elements[element]
-    t = et.table
-    top = (select(*et.key_columns, func.max(t.c.SJBBH).label("TOP"))
-           .group_by(*et.key_columns).subquery())
-    on = and_(*(t.c[code] == top.c[code] for code in et.spec.key),
-              top.c["TOP"] == t.c.SJBBH)
-    return select(t).join(top, on)
-
-
-def iter_latest(store: SqlStore, element: str) -> Iterator[Mapping[str, Any]]:
-    """Rows of ``latest(element)`` as mappings keyed by column name."""
-    with store.reading(f"read the latest {element} records") as conn:
-        for row in conn.execute(latest(store, element)).mappings():
-            yield dict(row)
 
 
 def _claimed_sha256(headers_json: str) -> str | None:
@@ -474,42 +367,3 @@ def _claimed_sha256(headers_json: str) -> str | None:
         return None
     claimed = headers.get("x-exgate-sha256") if isinstance(headers, dict) else None
     return claimed if isinstance(claimed, str) else None
-
-
-# -- engine -----------------------------------------------------------------------------------
-
-
-def _create_engine(url: URL, sqlite_busy_s: float, create: bool) -> Engine:
-    if url.get_backend_name() != "sqlite":
-        return bound_silent_servers(create_engine(
-            url, pool_pre_ping=True, pool_size=8, max_overflow=8, connect_args=connect_args(url)))
-    if url.database and url.database != ":memory:" and "uri" not in url.query:
-        path = os.path.abspath(url.database)
-        if create:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            create_private(Path(path))
-        elif not os.path.isfile(path):
-            raise StoreNotFound(path)
-        else:
-            # mode=rw: a file removed after this check is an error, not a new empty store.
-            url = url.set(database=f"file:{quote(path)}").update_query_dict(
-                {"mode": "rw", "uri": "true"})
-    engine = create_engine(url, connect_args={"timeout": sqlite_busy_s})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")  # a batch is acked after commit
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # Take the write lock up front: two readers upgrading to writers would deadlock.
-        # Read-only work (the status views) reads a WAL snapshot and blocks no writer.
-        read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-    return engine

@@ -31,7 +31,8 @@ from sqlalchemy import (
 )
 
 from adapters.stores.base import NO_BATCH_ID
-from adapters.stores.sql import SqlStore, now_beijing
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_values import now_beijing
 from adapters.stores.status_rows import (
     CoverageRow,
     FailedCount,

@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from adapters.frontdb import create_all, front_tables
 from adapters.sources.base import Chunk, Origin
 from adapters.stores.base import IncomingBatch
-from adapters.stores.sql import SqlStore, iter_latest
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_latest import iter_latest
 from cli import main
 from frontend_machine.outbox import Outbox
 from gateway.audit_verify import import_export, verify_export

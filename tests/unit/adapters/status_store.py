@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from adapters.stores.base import FailedBatch, Heartbeat, IncomingBatch, NodeInfo
-from adapters.stores.sql import SqlStore, now_beijing
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_values import now_beijing
 from schemas.reader import DocumentReader
 from schemas.records import Record
 from tests.unit.schemas.documents import document, record

@@ -26,7 +26,8 @@ from adapters.frontdb import (
 from adapters.sources.base import SourceContext
 from adapters.sources.database import LOCK_WAIT_SECONDS, _round_trips_bounded, database_source
 from adapters.stores.base import Heartbeat
-from adapters.stores.sql import SqlStore, now_beijing
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_values import now_beijing
 from schemas.catalog import load_catalog
 from schemas.errors import RetriableError
 

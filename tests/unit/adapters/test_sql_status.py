@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from adapters.stores.base import FailedBatch, Heartbeat, NodeInfo
-from adapters.stores.sql import MIGRATIONS, SqlStore, now_beijing
+from adapters.stores.sql import MIGRATIONS, SqlStore
 from adapters.stores.sql_status import (
     MAX_FAILED_LISTED,
     check_store,
@@ -21,6 +21,7 @@ from adapters.stores.sql_status import (
     read_status_rows,
     week_start,
 )
+from adapters.stores.sql_values import now_beijing
 from adapters.stores.status_rows import FailedCount
 from cli import main
 from gateway.status import FailedTotals, StatusReport, build_report

@@ -32,7 +32,8 @@ from adapters.stores.base import (
     ReceiptRow,
     Store,
 )
-from adapters.stores.sql import SqlStore, latest
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_latest import latest
 from adapters.stores.sql_schema import (
     BATCH_ID_LENGTH,
     CONTROL_TABLES,

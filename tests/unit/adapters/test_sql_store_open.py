@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from adapters.stores.sql import SqlStore, StoreNotFound
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_engine import StoreNotFound
 from schemas.errors import ConfigError
 
 

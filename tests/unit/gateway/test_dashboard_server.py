@@ -24,7 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.amqp.topology import routing_key
 from adapters.stores.base import FailedBatch, Heartbeat, NodeInfo
-from adapters.stores.sql import SqlStore, now_beijing
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_values import now_beijing
 from gateway.dashboard import server as dashboard_server
 from gateway.dashboard.server import MAX_CONNECTIONS, DashboardServer
 from gateway.holds import HOLD_ALERT_S, HoldState

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.stores.base import Heartbeat
-from adapters.stores.sql import SqlStore, now_beijing
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_values import now_beijing
 from gateway.housekeeping import Housekeeper, housekeeping
 
 NOW = datetime(2026, 11, 20, 10, 0, 0)

@@ -26,9 +26,11 @@ from click.testing import CliRunner
 from adapters.amqp.topology import routing_key
 from adapters.sealing import NodeKeys, generate_node_keys, seal
 from adapters.stores.base import NodeInfo
-from adapters.stores.sql import SqlStore, iter_latest, now_beijing
+from adapters.stores.sql import SqlStore
+from adapters.stores.sql_latest import iter_latest
 from adapters.stores.sql_rows import ElementWriter
 from adapters.stores.sql_status import read_status_rows
+from adapters.stores.sql_values import now_beijing
 from cli import main
 from gateway import replay_receipts
 from gateway.pipeline import Delivery, Pipeline
