@@ -1,6 +1,6 @@
 """Alembic environment of the central store: run programmatically, never from a CLI.
 
-``adapters.stores.sql.upgrade`` passes an open connection in
+``SqlStore.migrate`` (``adapters/stores/sql.py``) passes an open connection in
 ``config.attributes["connection"]``; there is no alembic.ini and no URL here.
 """
 
