@@ -1,14 +1,12 @@
 """Reading an exchange document record by record, with a hardened parser.
 
-The reader streams: each record is validated when its end tag is parsed, then freed,
-so memory stays flat however large the file. Untrusted input cannot reach the network
-or the file system (no DTD, no entities, no network) and is capped in size: the file,
-each text, and each record. lxml is fed at most ``SLICE`` bytes at a time, and every
-``SLICE`` bytes the record it is building is measured; one past its cap of elements or
-bytes is refused whole, with one issue, and freed as it is parsed, so the records after
-it are still read. What lxml builds that is never read (the content of elements that
-are not records, elements out of place in EXCHANGE) is freed as it is parsed too, and at
-most ``Limits.max_file_issues`` file-level issues are kept, the rest counted.
+The reader streams: each record is validated when its end tag is parsed, then freed
+(``reader_prune``), so memory stays flat however large the file. Untrusted input cannot
+reach the network or the file system (no DTD, no entities, no network) and is capped in
+size: the file, each text, and each record (``reader_caps``). lxml is fed at most
+``SLICE`` bytes at a time; a record past its caps is refused whole, with one issue, so
+the records after it are still read. At most ``Limits.max_file_issues`` file-level
+issues are kept, the rest counted.
 """
 
 from __future__ import annotations
@@ -33,10 +31,10 @@ from schemas.reader_caps import (
     find_long_text,
     past_caps,
     size_issue,
-    trim,
 )
-from schemas.reader_envelope import envelope_issues, judge_section, unknown_element
+from schemas.reader_envelope import envelope_issues
 from schemas.reader_prolog import read_root
+from schemas.reader_prune import Pruner, settle
 from schemas.reader_source import (
     CountingStream,
     head_bytes,
@@ -51,7 +49,6 @@ from schemas.record_check import (
     check_proven,
     check_record,
     outside_node,
-    stray_text,
 )
 from schemas.records import Head
 from schemas.times import BEIJING
@@ -206,6 +203,7 @@ class DocumentReader:
         parser = etree.XMLPullParser(events=("start", "end"), tag=wanted, **options)
         latest = (self.now or datetime.now(BEIJING)) + timedelta(days=1)
         state = Walk.of(catalog)
+        pruner = Pruner(catalog, self.name, self.limits.max_record_bytes, self._note)
         scanner = BodyScanner(stream, catalog, prolog, state.at_level)
         try:
             for piece in scanner:
@@ -216,21 +214,20 @@ class DocumentReader:
                     part = piece[start:start + SLICE]
                     parser.feed(part)
                     state.fed += len(part)
-                    yield from self._events(parser.read_events(), latest, state)
+                    yield from self._events(parser.read_events(), latest, state, pruner)
                     if state.fed >= state.next_measure:
                         state.next_measure = state.fed + SLICE
-                        self._contain(state)
+                        pruner.contain(state)
             root = parser.close()
-            yield from self._events(parser.read_events(), latest, state)
-            self._settle(state)
-            self._finish(root, state)
+            yield from self._events(parser.read_events(), latest, state, pruner)
+            self._finish(root, state, pruner)
         except TextTooLarge as exc:
             self._text_too_large(exc)
         except etree.XMLSyntaxError as exc:
             # What lxml parsed before the error still counts: the good records before
             # bad data are reported, however the input happened to be fed.
             try:
-                yield from self._events(parser.read_events(), latest, state)
+                yield from self._events(parser.read_events(), latest, state, pruner)
             except TextTooLarge as too_large:
                 self._text_too_large(too_large)
                 return
@@ -247,10 +244,11 @@ class DocumentReader:
         events: Iterator[tuple[str, etree._Element]],
         latest: datetime,
         state: Walk,
+        pruner: Pruner,
     ) -> Iterator[RecordCheck]:
         for event, element in events:
             if state.pending is not None:  # the parser is past its tail now
-                self._settle(state)
+                settle(state)
             state.level = None
             if event == "end" and element.tag in state.record_tags:
                 state.record_ends += 1
@@ -272,7 +270,7 @@ class DocumentReader:
                     state.item = Item(element, state.max_elements[element.tag], state.fed)
             elif parent.tag == state.body_tag and element.tag in state.record_tags:
                 if element.getprevious() is not None:
-                    self._unknown_before(element, state)
+                    pruner.unknown_before(element, state)
                 yield self._record(element, latest, state)
                 state.level = element.tag
             elif element.tag == state.head_tag and parent.getparent() is None:
@@ -288,25 +286,13 @@ class DocumentReader:
             result = check_record(element, spec, self._catalog, state.head_division, latest)
             # A valid record holds its fields alone: only a refused one can be past the caps.
             if not result.valid and item is not None:
-                refusal = self._past_caps(item, state.fed)
+                refusal = past_caps(item, state.fed, self.limits.max_record_bytes)
             if refusal is None:
                 limit = self.limits.max_text_bytes
                 return self._conclude(result, spec, state, lambda: find_long_text(element, limit))
         self.records += 1
         issue = size_issue(self.name, spec.code, spec.label, element.sourceline, *refusal)
         return RecordCheck(spec.code, element.sourceline, None, (issue,))
-
-    def _settle(self, state: Walk) -> None:
-        """Judge the last record's tail, then free the record: keeps memory flat."""
-        element, state.pending = state.pending, None
-        if element is None:
-            return
-        tail = element.tail
-        if tail and not tail.isspace():  # the usual tail is white space: skip the call
-            state.note_text(tail, "BODY", element.sourceline)
-        parent = element.getparent()
-        if parent is not None:
-            parent.remove(element)
 
     def _scanned(self, scanned: ScannedRecord, latest: datetime, state: Walk) -> RecordCheck:
         """A record the scanner proved against the XSD: the rules remain."""
@@ -351,60 +337,7 @@ class DocumentReader:
             issues = (*issues[:_ISSUES_PER_RECORD], more)
         return RecordCheck(result.element, result.line, None, issues)
 
-    # -- records past their caps ---------------------------------------------------------
-
-    def _contain(self, state: Walk) -> None:
-        """Every ``SLICE`` bytes fed: refuse the record (or HEAD) being parsed once it
-        is past its caps, and free what lxml built of it and of elements never read."""
-        item = state.item
-        if item is not None:
-            if item.refusal is None:
-                item.refusal = self._past_caps(item, state.fed)
-            if item.refusal is not None:
-                trim(item.element)
-        root = state.root
-        if root is None or not len(root):
-            return
-        self._release_sections(root, state)
-        last = root[-1]  # the section lxml is in
-        if last.tag == state.body_tag:
-            self._release_unknown(last, state)
-            if len(last) and last[-1].tag not in state.record_tags:
-                trim(last[-1])  # no record: only its name and line are ever read
-        elif last.tag != state.head_tag:
-            trim(last)  # out of place: only its name and line are ever read
-
-    def _release_sections(self, root: etree._Element, state: Walk) -> None:
-        """Judge EXCHANGE's elements as soon as they are complete (all but the last),
-        and report and free those out of place, each once."""
-        for child in list(root)[state.kept:-1]:
-            issue = judge_section(child, state, self.name)
-            if issue is None:
-                state.kept += 1
-                continue
-            self._note(issue)
-            if child.tag == state.body_tag:  # a second BODY: its records are read already
-                if state.pending is not None and state.pending.getparent() is child:
-                    self._settle(state)  # its tail is complete: something follows its BODY
-                self._leftovers(child, state)
-            root.remove(child)
-
-    def _release_unknown(self, body: etree._Element, state: Walk) -> None:
-        """Report and free BODY's children that are no records as soon as they are
-        complete (all but the last); records are freed as they are checked."""
-        complete = [child for child in list(body)[:-1] if child.tag not in state.record_tags]
-        pending = state.pending
-        if complete and pending is not None and pending.getnext() is not None:
-            self._settle(state)  # an element follows it, so its tail is complete: text in order
-        for child in complete:
-            self._note(self._unknown(child))
-            state.note_text(child.tail, "BODY", child.sourceline)
-            body.remove(child)
-
-    def _past_caps(self, item: Item, fed: int) -> tuple[str, dict[str, object]] | None:
-        return past_caps(item, fed, self.limits.max_record_bytes)
-
-    # -- the HEAD, elements that are no records, and the envelope ------------------------
+    # -- the HEAD and the envelope -------------------------------------------------------
 
     def _head(self, element: etree._Element, latest: datetime, state: Walk) -> None:
         assert self._catalog is not None
@@ -412,9 +345,9 @@ class DocumentReader:
         if state.head_seen:
             return  # a second HEAD is reported by envelope_issues as a misplaced element
         state.head_seen = True
-        if item is not None and (refusal := item.refusal or self._past_caps(item, state.fed)):
-            line = element.sourceline
-            self._note(size_issue(self.name, "HEAD", "报文头", line, *refusal))
+        max_bytes = self.limits.max_record_bytes
+        if item is not None and (refusal := item.refusal or past_caps(item, state.fed, max_bytes)):
+            self._note(size_issue(self.name, "HEAD", "报文头", element.sourceline, *refusal))
             return
         if (found := find_long_text(element, self.limits.max_text_bytes)) is not None:
             raise TextTooLarge(found[1])
@@ -424,31 +357,11 @@ class DocumentReader:
         self.head = Head(fields, self._catalog.version, element.sourceline)
         state.head_division = fields.get("XZQHDM")
 
-    def _unknown_before(self, element: etree._Element, state: Walk) -> None:
-        """Siblings left before a record are not among the 14 (known ones are removed
-        as soon as they are checked): report each once and free it."""
-        parent = element.getparent()
-        while (previous := element.getprevious()) is not None:
-            self._note(self._unknown(previous))
-            state.note_text(previous.tail, "BODY", previous.sourceline)
-            parent.remove(previous)
-
-    def _unknown(self, element: etree._Element) -> Issue:
-        """The issue of an element of BODY that is no record (never counted as one)."""
-        assert self._catalog is not None
-        return unknown_element(element, self._catalog, self.name)
-
-    def _leftovers(self, body: etree._Element, state: Walk) -> None:
-        """What is left in a finished BODY is no record; and the text beside it."""
-        for unknown in list(body):
-            self._note(self._unknown(unknown))
-        state.note_text(stray_text(body), "BODY", body.sourceline)
-
-    def _finish(self, root: etree._Element, state: Walk) -> None:
-        """What is left in each BODY is no record; then the envelope (``envelope_issues``)."""
-        for child in root:
-            if child.tag == state.body_tag:
-                self._leftovers(child, state)
+    def _finish(self, root: etree._Element, state: Walk, pruner: Pruner) -> None:
+        """The last record's tail, what is left in each BODY (no record), then the
+        envelope (``envelope_issues``)."""
+        settle(state)
+        pruner.leftovers(root, state)
         for issue in envelope_issues(
             root, state, self.head, self.records, self.name, self.source
         ):

@@ -19,6 +19,7 @@ from schemas import audit, fast_check, reader, reader_prolog
 from schemas.catalog import load_catalog
 from schemas.issues import Issue
 from schemas.reader import DocumentReader, Limits
+from schemas.reader_prune import Pruner
 from tests.unit.schemas.documents import document, record
 
 GOOD = document([record("SBXX"), record("SL")]).decode()
@@ -40,13 +41,13 @@ def test_elements_out_of_place_in_exchange_are_capped_and_freed_as_parsed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     held: list[int] = []
-    release = DocumentReader._release_sections
+    release = Pruner._release_sections
 
-    def measured(self: DocumentReader, root: Any, *args: Any) -> None:
+    def measured(self: Pruner, root: Any, *args: Any) -> None:
         held.append(len(root))
         release(self, root, *args)
 
-    monkeypatch.setattr(DocumentReader, "_release_sections", measured)
+    monkeypatch.setattr(Pruner, "_release_sections", measured)
     doc = DocumentReader(_stray_sections(100_000).encode(), "flood.xml")
     list(doc)
     *listed, more = doc.issues

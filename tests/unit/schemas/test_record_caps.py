@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from schemas import body_scan, reader
+from schemas import body_scan, reader, reader_prune
 from schemas.reader import DocumentReader, Limits
+from schemas.reader_prune import Pruner
 from tests.unit.schemas.documents import document, record
 
 JGXX_CAP = 4 * 6  # JGXX has 6 fields
@@ -41,7 +42,8 @@ class _Watch:
     def __init__(self, monkeypatch: pytest.MonkeyPatch):
         self.checked: list[str] = []
         self.held = 0
-        check_record, trim = reader.check_record, reader.trim  # type: ignore[attr-defined]
+        check_record = reader.check_record  # type: ignore[attr-defined]
+        trim = reader_prune.trim  # type: ignore[attr-defined]
 
         def counted(element: Any, *args: Any) -> Any:
             self.checked.append(element.tag.rsplit("}", 1)[-1])
@@ -52,7 +54,7 @@ class _Watch:
             trim(element)
 
         monkeypatch.setattr("schemas.reader.check_record", counted)
-        monkeypatch.setattr("schemas.reader.trim", measured)
+        monkeypatch.setattr("schemas.reader_prune.trim", measured)
 
 
 def _read(source: bytes, limits: Limits | None = None) -> tuple[DocumentReader, list[Any]]:
@@ -175,14 +177,14 @@ def test_elements_that_are_no_records_are_freed_as_they_come(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     held: list[int] = []
-    unknown = DocumentReader._unknown
+    unknown = Pruner._unknown
 
-    def measured(self: DocumentReader, element: Any) -> Any:
+    def measured(self: Pruner, element: Any) -> Any:
         parent = element.getparent()
         held.append(0 if parent is None else len(parent))
         return unknown(self, element)
 
-    monkeypatch.setattr(DocumentReader, "_unknown", measured)
+    monkeypatch.setattr(Pruner, "_unknown", measured)
     doc, checks = _read(_document("<X/>" * 50_000))
     assert (doc.records, doc.valid, [c.line for c in checks]) == (2, 2, [5, 7])
     *listed, more = doc.issues  # at most the cap, the rest counted
