@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from schemas.issues import Issue
+from schemas.reader_source import open_raw
 
 __all__ = [
     "GBK_LABELS",
@@ -106,7 +107,7 @@ def locate_last_text(source: Path | bytes, text: str) -> int | None:
         return None
     keep = len(text) - 1  # characters carried over: an occurrence may span two blocks
     found, line, carried = None, 1, ""
-    with _open(source) as raw:
+    with open_raw(source) as raw:
         encoding = _encoding(raw.read(256))
         raw.seek(0)
         reader = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="\n")
@@ -121,7 +122,7 @@ def locate_last_text(source: Path | bytes, text: str) -> int | None:
 
 def _lines(source: Path | bytes, wanted: set[int]) -> Iterator[tuple[int, str]]:
     last = max(wanted)
-    with _open(source) as raw:
+    with open_raw(source) as raw:
         encoding = _encoding(raw.read(256))
         raw.seek(0)
         # Split on "\n" only, as libxml2 counts lines; str.splitlines would also split
@@ -138,10 +139,6 @@ def _lines(source: Path | bytes, wanted: set[int]) -> Iterator[tuple[int, str]]:
                 text = ""
             if number in wanted and text:
                 yield number, text.lstrip("\ufeff")
-
-
-def _open(source: Path | bytes) -> io.BufferedReader | io.BytesIO:
-    return io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
 
 
 def sniffed_encoding(prolog: bytes) -> str | None:
@@ -186,7 +183,7 @@ def locate_undecodable(source: Path | bytes, declared: str) -> Undecodable | Non
     except LookupError:
         return Undecodable(1, 1, b"")
     line, column = 1, 1
-    with _open(source) as raw:
+    with open_raw(source) as raw:
         while block := raw.read(65536):
             try:
                 text = decoder.decode(block)
@@ -205,7 +202,7 @@ def locate_doctype(source: Path | bytes, declared: str) -> tuple[int, int] | Non
         decoder = codecs.getincrementaldecoder(python_codec(declared))(errors="replace")
     except LookupError:
         return None
-    with _open(source) as raw:
+    with open_raw(source) as raw:
         text = decoder.decode(raw.read(_DOCTYPE_WINDOW))
     before = _BEFORE_DOCTYPE.match(text)
     if before is None or not text.startswith("<!DOCTYPE", before.end()):

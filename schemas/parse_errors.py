@@ -11,6 +11,7 @@ from lxml import etree
 from schemas.columns import GBK_LABELS, locate_undecodable, sniffed_encoding
 from schemas.issues import Issue, IssueCode
 from schemas.messages import Localized
+from schemas.reader_source import head_bytes
 
 __all__ = [
     "LIBXML_TEXT_LIMIT",
@@ -84,7 +85,7 @@ def syntax_issue(
 
     code, message_id, args = _classify(kind, detail, text_limit)
     if code is IssueCode.ENCODING_ERROR:
-        encoding = declared_encoding(_prolog(source)) or "UTF-8"
+        encoding = declared_encoding(head_bytes(source, PROLOG_BYTES)) or "UTF-8"
         args["encoding"] = encoding
         spot = locate_undecodable(source, encoding)
         if spot is not None:
@@ -117,13 +118,6 @@ def _classify(kind: str, detail: str, text_limit: int) -> tuple[IssueCode, str, 
         what = Localized("文档的某一部分", "a part of the document")
         return IssueCode.FILE_TOO_LARGE, "too-large", {"what": what, "limit": LIBXML_TEXT_LIMIT}
     return IssueCode.MALFORMED_XML, "malformed-xml", {"detail": detail}
-
-
-def _prolog(source: Path | bytes) -> bytes:
-    if isinstance(source, bytes):
-        return source[:PROLOG_BYTES]
-    with source.open("rb") as handle:
-        return handle.read(PROLOG_BYTES)
 
 
 _SPACE = "[ \t\r\n]"

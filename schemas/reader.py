@@ -22,7 +22,7 @@ from lxml import etree
 from schemas.body_scan import BodyScanner, ScannedRecord
 from schemas.catalog import ElementSpec, SchemaCatalog
 from schemas.issues import Issue, IssueCap, IssueCode
-from schemas.parse_errors import LIBXML_TEXT_LIMIT, PROLOG_BYTES, syntax_issue
+from schemas.parse_errors import LIBXML_TEXT_LIMIT, PROLOG_BYTES, parser_encoding, syntax_issue
 from schemas.reader_caps import (
     SLICE,
     Item,
@@ -190,7 +190,7 @@ class DocumentReader:
     def _parse(self, stream: BinaryIO | CountingStream) -> Iterator[RecordCheck]:
         etree.clear_error_log()  # else an earlier document's errors leak into this one's
         prolog = head_bytes(self.source, PROLOG_BYTES)
-        options = parser_options(prolog)
+        options = parser_options(parser_encoding(prolog))
         if not self._read_root(prolog, options):
             return
         assert self._catalog is not None

@@ -2,9 +2,12 @@
 
 A document is a path or bytes in memory: its size, its first bytes, and streams over it,
 counted when the caller follows progress. lxml reads it hardened (no DTD, no entities,
-no network) and, for a GB2312/GBK label, as GB18030 (``parser_encoding``). Apart from
-``DocumentReader`` because none of it depends on what is parsed: the pre-pass and the
-main pass open the same source with the same options.
+no network) and in the encoding the reader tells it (``parse_errors.parser_encoding``:
+GB18030 for a GB2312/GBK label). Apart from ``DocumentReader`` because none of it
+depends on what is parsed: the pre-pass and the main pass open the same source with the
+same options, and the passes that locate issues afterwards (``columns``,
+``parse_errors``) read the same bytes. It imports nothing of ``schemas``, so that those
+modules, which the reader imports, can import it.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
-
-from schemas.parse_errors import parser_encoding
 
 __all__ = ["CountingStream", "head_bytes", "open_counted", "open_raw", "parser_options",
            "source_size"]
@@ -52,10 +53,10 @@ def open_counted(
     return stream if on_bytes is None else CountingStream(stream, on_bytes)
 
 
-def parser_options(prolog: bytes) -> dict[str, Any]:
-    """lxml's options for a document that begins with ``prolog``."""
+def parser_options(encoding: str | None) -> dict[str, Any]:
+    """lxml's options for a document read in ``encoding`` (None: its own)."""
     options: dict[str, Any] = dict(_HARDENED)
-    if (encoding := parser_encoding(prolog)) is not None:
+    if encoding is not None:
         options["encoding"] = encoding
     return options
 
