@@ -3,7 +3,9 @@
 The connection's thread only does I/O: it runs ``process_data_events`` in a loop, so
 AMQP heartbeats keep flowing however long a batch takes or however long the store is
 away. Deliveries (at most ``prefetch`` unacked) go to a pool of ``workers`` threads
-that run the ``Pipeline``; a worker hands its verdict back with
+that run the ``Pipeline``: different nodes in parallel, one node's batches one after
+another in the order they came, so every level keeps the same copy of a conflicting
+record (``ordered_pool``). A worker hands its verdict back with
 ``connection.add_callback_threadsafe`` (the one thread-safe pika call), and the I/O
 thread publishes the receipt (publisher confirms on) and only then acks.
 
@@ -44,7 +46,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,7 @@ from adapters.config_files import redact
 from gateway.config import GatewaySettings
 from gateway.dead_letters import DeadLetters
 from gateway.holds import Holds, HoldState
+from gateway.ordered_pool import OrderedPool
 from gateway.pipeline import Delivery, Outcome, Pipeline
 from gateway.poison import Streak, describe
 from schemas.errors import ExgateError, RetriableError
@@ -114,7 +116,7 @@ class Consumer:
         self.drain = drain
         self.stop = stop or threading.Event()
         self.division = pipeline.division
-        self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="exgate-worker")
+        self._pool = OrderedPool(settings.workers, thread_name_prefix="exgate-worker")
         self._warned_as_found = False  # about queues declared with other arguments
         self._consuming = threading.Event()
         self._dead = DeadLetters(pipeline, self.stop)
@@ -159,7 +161,7 @@ class Consumer:
                                 redact(self.broker_url), exc, delay)
                     self.stop.wait(delay)
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown()
             self._dead.close()
 
     def _session(self) -> bool:
@@ -265,7 +267,10 @@ class Consumer:
                      extra={"batch_id": delivery.message_id})
         session.in_flight += 1
         session.last_activity = time.monotonic()
-        self._pool.submit(self._run, session, method.delivery_tag, delivery, kind)
+        # One sender's batches are stored in the order they came (``ordered_pool``).
+        self._pool.submit((kind, method.routing_key),
+                          functools.partial(self._run, session, method.delivery_tag, delivery,
+                                            kind))
 
     def _finish(self, session: _Session, tag: int, verdict: Verdict) -> None:
         session.in_flight -= 1

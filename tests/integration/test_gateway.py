@@ -100,8 +100,11 @@ class World:
                 return found
             found.append(json.loads(body))
 
-    def consumer(self, store: SqlStore, cls: type[Consumer] = Consumer) -> Consumer:
-        return cls(self.url, Pipeline(LEVEL, self.registry, store), SETTINGS, drain=True)
+    def consumer(self, store: SqlStore, cls: type[Consumer] = Consumer, *,
+                 workers: int = SETTINGS.workers) -> Consumer:
+        return cls(self.url, Pipeline(LEVEL, self.registry, store),
+                   replace(SETTINGS, workers=workers, prefetch=max(workers, SETTINGS.prefetch)),
+                   drain=True)
 
 
 @pytest.fixture
@@ -173,6 +176,29 @@ def test_a_redelivered_batch_leaves_the_store_unchanged(world: World, store: Sql
     [receipt] = world.receipts()
     assert (receipt["status"], receipt["stored"], receipt["duplicates"]) == ("stored", 2, 0)
     assert rows(store, store.schema.failed) == []
+
+
+def test_a_nodes_batches_are_stored_in_the_order_they_came(world: World, store: SqlStore
+                                                           ) -> None:
+    """Four workers: a large batch, then a small one holding a conflicting copy of one of
+    its records. Stored in parallel, the small one would usually commit first and its
+    copy be kept here, while another level (one worker) keeps the first: the levels must
+    agree, so one node's batches are stored in the order they came. (B0 first: a
+    gateway's first batch builds what the others reuse, and would keep them waiting.)"""
+    world.publish("B0", records(record("SBXX", SBLSH="WARM")))
+    first = [record("SBXX", SBLSH=f"SB{n:05d}") for n in range(400)]
+    world.publish("B1", records(*first))
+    world.publish("B2", records(record("SBXX", SBLSH="SB00399", SQRMC="后来的内容")))
+    world.consumer(store, workers=4).run()
+    sbxx = store.schema.elements["SBXX"].table
+    with store.engine.connect() as conn:
+        kept = conn.execute(sa.select(sbxx.c.SQRMC, sbxx.c.BATCH_ID)
+                            .where(sbxx.c.SBLSH == "SB00399")).one()
+    assert tuple(kept) == ("张三", "B1")
+    [conflict] = rows(store, store.schema.conflict)
+    assert (conflict["KEY_TEXT"], conflict["BATCH_ID"]) == ("SB00399", "B2")
+    assert sorted((r["batch_id"], r["status"]) for r in world.receipts()) == \
+        [("B0", "stored"), ("B1", "stored"), ("B2", "stored")]
 
 
 def test_batches_wait_while_the_store_is_locked_then_land(world: World, store: SqlStore,
