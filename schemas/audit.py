@@ -6,7 +6,7 @@ import contextlib
 import os
 import stat
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -65,16 +65,19 @@ class Summary:
 def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Files as named and every regular ``*.xml`` file below named folders, in a stable
     order; and the paths that are missing or not regular files (a FIFO or a device
-    would block or never end), named or found below a folder."""
+    would block or never end), named or found below a folder, and the folders that
+    cannot be listed (their files were never seen)."""
     files: list[Path] = []
     missing: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            for found in sorted(_xml_below(path)):
-                if (why := _not_regular(found)) is None:
-                    files.append(found)
+            found, skipped = _xml_below(path)
+            for file in found:
+                if (why := _not_regular(file)) is None:
+                    files.append(file)
                 else:
-                    missing.append((found, why))
+                    skipped.append((file, why))
+            missing.extend(sorted(skipped))
         elif (why := _not_regular(path)) is None:
             files.append(path)
         else:
@@ -82,11 +85,17 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, st
     return files, missing
 
 
-def _xml_below(folder: Path) -> Iterator[Path]:
-    for root, _dirs, names in os.walk(folder):
-        for name in names:
-            if name.lower().endswith(".xml"):
-                yield Path(root) / name
+def _xml_below(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The ``*.xml`` names below ``folder``, sorted, and each folder that could not be
+    listed (``folder`` itself included) with why."""
+    unlisted: list[tuple[Path, str]] = []
+
+    def refused(exc: OSError) -> None:
+        unlisted.append((Path(exc.filename), exc.strerror or str(exc)))
+
+    found = [Path(root) / name for root, _dirs, names in os.walk(folder, onerror=refused)
+             for name in names if name.lower().endswith(".xml")]
+    return sorted(found), unlisted
 
 
 def _not_regular(path: Path) -> str | None:

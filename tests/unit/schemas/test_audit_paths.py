@@ -2,14 +2,17 @@
 
 A FIFO inside a folder was once opened as a file and reported as empty (or would have
 blocked), though named directly it was refused; the reasons a path was not read were
-English inside the Chinese report.
+English inside the Chinese report. A folder that could not be listed was skipped in
+silence: its files were never checked, and the run passed.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,6 +39,43 @@ def test_a_link_to_a_file_in_a_folder_is_read_as_a_named_one_is(tmp_path: Path) 
     (tmp_path / "good.xml").write_bytes(document([record("SL")]))
     (tmp_path / "link.xml").symlink_to(tmp_path / "good.xml")
     assert expand_paths([tmp_path])[0] == [tmp_path / "good.xml", tmp_path / "link.xml"]
+
+
+@pytest.fixture
+def deny(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """Make a folder unreadable as the system does for a user without the permission
+    (root reads anything, and the tests may run as root): listing it is refused."""
+    denied: set[Path] = set()
+    scandir = os.scandir
+
+    def refusing(path: str) -> os.ScandirIterator[str]:  # os.walk lists with os.scandir
+        if Path(path) in denied:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    return denied.add
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_and_fails_the_run(
+        tmp_path: Path, deny: Callable[[Path], None]) -> None:
+    (tmp_path / "good.xml").write_bytes(document([record("SL")]))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "bad.xml").write_bytes(b"<not-exchange/>")
+    deny(locked)
+    assert expand_paths([tmp_path]) == ([tmp_path / "good.xml"],
+                                        [(locked, os.strerror(errno.EACCES))])
+    runner = CliRunner()
+    zh = runner.invoke(main, ["validate", str(tmp_path)])
+    assert zh.exit_code == 2
+    assert f"{locked}: 无法读取：没有读取权限" in zh.stderr
+    assert "共检查 1 个文件（合格 1，不合格 0）" in zh.stdout and "无法读取 1 个" in zh.stdout
+    deny(tmp_path)  # named itself
+    en = runner.invoke(main, ["validate", "--lang", "en", "--format", "json", str(tmp_path)])
+    assert en.exit_code == 2
+    assert json.loads(en.stdout)["unreadable"] == [
+        {"file": str(tmp_path), "reason": os.strerror(errno.EACCES)}]
 
 
 def test_reasons_for_not_reading_are_in_the_reports_language(tmp_path: Path) -> None:
