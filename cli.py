@@ -36,7 +36,10 @@ AGENT_LANG_OPTION = click.option(
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+# readable=False: a path that cannot be read is reported by the run, with the others
+# still checked, as a missing one is; click would stop everything in English.
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(readable=False, path_type=Path))
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
               show_default=True,
               help="text: file:line:col: ELEMENT/FIELD: message; json: one object")

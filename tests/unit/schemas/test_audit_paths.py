@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -43,17 +44,30 @@ def test_a_link_to_a_file_in_a_folder_is_read_as_a_named_one_is(tmp_path: Path) 
 
 @pytest.fixture
 def deny(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
-    """Make a folder unreadable as the system does for a user without the permission
-    (root reads anything, and the tests may run as root): listing it is refused."""
+    """Make a path unreadable as the system does for a user without the permission
+    (root reads anything, and the tests may run as root): ``access`` says so, and
+    opening the file or listing the folder is refused."""
     denied: set[Path] = set()
-    scandir = os.scandir
+    access, scandir, open_file = os.access, os.scandir, io.open
 
-    def refusing(path: str) -> os.ScandirIterator[str]:  # os.walk lists with os.scandir
-        if Path(path) in denied:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+    def refuse(path: object) -> None:
+        if Path(str(path)) in denied:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    def checked_access(path: str, mode: int, **kwargs: object) -> bool:
+        return not (mode & os.R_OK and Path(path) in denied) and access(path, mode)
+
+    def checked_scandir(path: str) -> os.ScandirIterator[str]:  # os.walk lists with it
+        refuse(path)
         return scandir(path)
 
-    monkeypatch.setattr(os, "scandir", refusing)
+    def checked_open(file: str, *args: Any, **kwargs: Any) -> Any:  # Path.open's
+        refuse(file)
+        return open_file(file, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", checked_access)
+    monkeypatch.setattr(os, "scandir", checked_scandir)
+    monkeypatch.setattr(io, "open", checked_open)
     return denied.add
 
 
@@ -76,6 +90,27 @@ def test_a_folder_that_cannot_be_listed_is_reported_and_fails_the_run(
     assert en.exit_code == 2
     assert json.loads(en.stdout)["unreadable"] == [
         {"file": str(tmp_path), "reason": os.strerror(errno.EACCES)}]
+
+
+def test_a_file_that_cannot_be_read_is_reported_and_the_others_are_checked(
+        tmp_path: Path, deny: Callable[[Path], None]) -> None:
+    """Named on the command line, it stopped the whole run with click's English
+    "Path '…' is not readable." before any file was checked."""
+    noperm, good = tmp_path / "noperm.xml", tmp_path / "good.xml"
+    noperm.write_bytes(document([record("SL")]))
+    good.write_bytes(document([record("SL")]))
+    deny(noperm)
+    runner = CliRunner()
+    zh = runner.invoke(main, ["validate", str(noperm), str(good)])
+    assert zh.exit_code == 2
+    assert f"{noperm}: 无法读取：没有读取权限" in zh.stderr
+    assert "共检查 2 个文件（合格 1，不合格 1）" in zh.stdout and "无法读取 1 个" in zh.stdout
+    en = runner.invoke(main, ["validate", "--lang", "en", "--format", "json", str(noperm),
+                              str(good)])
+    assert en.exit_code == 2
+    report = json.loads(en.stdout)
+    assert (report["files"], report["valid"]) == (2, 1)
+    assert report["unreadable"] == [{"file": str(noperm), "reason": os.strerror(errno.EACCES)}]
 
 
 def test_reasons_for_not_reading_are_in_the_reports_language(tmp_path: Path) -> None:
