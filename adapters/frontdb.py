@@ -61,6 +61,7 @@ __all__ = [
     "connect_args",
     "create_all",
     "ddl_script",
+    "driver_detail",
     "engine_url",
     "fold_identifier",
     "front_tables",
@@ -325,9 +326,24 @@ def create_all(url: str | URL, triggers: bool = False) -> None:
                     conn.exec_driver_sql(statement)
     except SQLAlchemyError as exc:
         where = parsed.render_as_string(hide_password=True)
-        raise RetriableError(f"cannot create the front-end tables at {where}: {exc}") from exc
+        detail = driver_detail(exc)
+        raise RetriableError(f"cannot create the front-end tables at {where}: {detail}",
+                             zh=f"无法在 {where} 创建前置库表：{detail}") from exc
     finally:
         engine.dispose()
+
+
+def driver_detail(exc: SQLAlchemyError) -> str:
+    """A database failure in the driver's own words, for an operator's message.
+
+    SQLAlchemy's text adds "[SQL: …]", "[parameters: …]" (a page's whole query, row
+    values) and "(Background on this error at: …)"; they are left out here, and the
+    caller keeps ``exc`` chained as ``__cause__`` for whoever logs the traceback."""
+    orig = getattr(exc, "orig", None)  # DBAPIError: the driver's exception
+    if isinstance(orig, Exception):
+        return f"({type(orig).__module__}.{type(orig).__name__}) {orig}"
+    own = str(exc).split("\n(Background on this error at:", 1)[0]
+    return f"{type(exc).__name__}: {own}"
 
 
 # -- triggers ------------------------------------------------------------------------------

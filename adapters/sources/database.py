@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
-from adapters.frontdb import bound_silent_servers, connect_args, engine_url
+from adapters.frontdb import bound_silent_servers, connect_args, driver_detail, engine_url
 from adapters.sources.base import Chunk, Origin, SourceContext
 from adapters.sources.db_cursor import CursorStrategy, check_timestamp_types
 from adapters.sources.db_options import DatabaseOptions, parse_options
@@ -358,19 +358,14 @@ class DatabaseSource:
     @contextmanager
     def _driver_errors(self, action: str) -> Iterator[None]:
         """A driver's failure as a ``RetriableError`` in both languages, with the driver's
-        own words only: SQLAlchemy's "[SQL: …]", "[parameters: …]" and "(Background on
-        this error at: …)" would put a page's whole query (and row values) into the
-        operator's log line. The original error stays chained as ``__cause__``."""
+        own words only (``driver_detail``): SQLAlchemy's SQL dump would put a page's whole
+        query (and row values) into the operator's log line. The original error stays
+        chained as ``__cause__``."""
         try:
             yield
         except SQLAlchemyError as exc:
             where = self._reader.engine.url.render_as_string(hide_password=True)
-            orig = getattr(exc, "orig", None)  # DBAPIError: the driver's exception
-            if isinstance(orig, Exception):
-                detail = f"({type(orig).__module__}.{type(orig).__name__}) {orig}"
-            else:
-                own = str(exc).split("\n(Background on this error at:", 1)[0]
-                detail = f"{type(exc).__name__}: {own}"
+            detail = driver_detail(exc)
             action_zh = {"read": "读取", "commit": "写回"}.get(action, action)
             raise RetriableError(f"source {self.name!r}: cannot {action} {where}: {detail}",
                                  zh=f"数据源 {self.name!r}：无法{action_zh} {where}：{detail}"

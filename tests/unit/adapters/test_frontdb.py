@@ -173,3 +173,17 @@ def test_cli_prints_or_creates(sqlite_url: str, tmp_path: Path) -> None:
     assert (tmp_path / "front.db").is_file()
     bad = runner.invoke(main, ["frontdb", "init", "--url", "nosuch://x", "--sql"])
     assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize(("lang", "words"), [("zh", "无法在 sqlite:///"),
+                                             ("en", "cannot create the front-end tables at ")])
+def test_cli_names_a_database_failure_in_the_drivers_words(
+        tmp_path: Path, lang: str, words: str) -> None:
+    """It was English only, with SQLAlchemy's "(Background on this error at: …)" link."""
+    url = f"sqlite:///{tmp_path / 'no-such-folder' / 'front.db'}"
+    failed = CliRunner().invoke(main, ["frontdb", "init", "--url", url, "--lang", lang])
+    assert failed.exit_code == 1
+    assert failed.stderr.startswith(f"exgate frontdb init: {words}")
+    assert "(sqlite3.OperationalError) unable to open database file" in failed.stderr
+    assert "Background on this error" not in failed.stderr
+    assert "sqlalche.me" not in failed.stderr
