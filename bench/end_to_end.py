@@ -164,7 +164,7 @@ def _configure(workdir: Path, pg_url: str, broker: LocalBroker) -> World:
     api = ManagementApi.from_broker(broker)
     declare_topology(HttpChannel(api), LEVELS)
     registry, key_file = workdir / "registry", workdir / f"{NODE}.key"
-    add_node(api, Registry(registry), NODE, DIVISION, key_file)
+    add_node(lambda: api, Registry(registry), NODE, DIVISION, key_file)
     outbox = workdir / "outbox.db"
     agent_config = workdir / "agent.toml"
     agent_config.write_text(

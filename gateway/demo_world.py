@@ -48,7 +48,7 @@ def provision(broker: LocalBroker, registry: Path, keys: Path, node: NodeSpec,
     """``exgate node add``: broker user, topic permissions, keys, registry; the key file."""
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_file = keys / f"{node.node_id}.key"
-    add_node(ManagementApi.from_broker(broker), Registry(registry), node.node_id,
+    add_node(lambda: ManagementApi.from_broker(broker), Registry(registry), node.node_id,
              node.division, key_file, vhost=vhost)
     return key_file
 

@@ -151,7 +151,7 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
     def add() -> None:
         assert node_id is not None and division is not None
         target = out or Path(f"{node_id}.key")
-        done = add_node(_api(broker_base, admin_url), reg, node_id, division, target,
+        done = add_node(lambda: _api(broker_base, admin_url), reg, node_id, division, target,
                         vhost=vhost)
         print(_say("added", lang, node=node_id, division=division, user=done.broker_user,
                    key=done.routing_key, out=target, registry=registry))

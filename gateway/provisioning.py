@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -93,15 +94,19 @@ def node_permissions(node_id: str, division: str) -> NodePermissions:
     )
 
 
-def add_node(api: ManagementApi, registry: Registry, node_id: str, division: str,
-             out: Path, *, vhost: str = "/") -> Provisioned:
-    """Create everything a new node needs; the registry entry is written last."""
+def add_node(open_api: Callable[[], ManagementApi], registry: Registry, node_id: str,
+             division: str, out: Path, *, vhost: str = "/") -> Provisioned:
+    """Create everything a new node needs; the registry entry is written last.
+
+    ``open_api`` is called only once the ID, the division and ``out`` are known good:
+    a mistyped ID is named as such, not as a broker that cannot be found."""
     check_node_id(node_id)
     check_division(division)
     if registry.get(node_id) is not None:
         raise ConfigError(f"node {node_id} is already registered in {registry.path}",
                           zh=f"节点 {node_id} 已在 {registry.path} 中登记")
     _refuse_existing(out)
+    api = open_api()
     keys = generate_node_keys(node_id, 1)
     login = BrokerLogin(broker_user_name(node_id), secrets.token_urlsafe(24))
     api.put(f"users/{quote(login.user, safe='')}", {"password": login.password, "tags": ""})

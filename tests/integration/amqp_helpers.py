@@ -81,10 +81,10 @@ class Node:
 
 def provision(broker: LocalBroker, vhost: str, tmp_path: Path, node_id: str,
               division: str = "430102") -> Node:
-    api = ManagementApi.from_broker(broker)
     registry = Registry(tmp_path / "registry")
     key_file = tmp_path / f"{node_id}.key"
-    add_node(api, registry, node_id, division, key_file, vhost=vhost)
+    add_node(lambda: ManagementApi.from_broker(broker), registry, node_id, division, key_file,
+             vhost=vhost)
     login = load_broker_login(key_file)
     assert login is not None
     return Node(node_id, division, key_file, broker.amqp_url(login.user, login.password, vhost),

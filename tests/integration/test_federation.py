@@ -148,7 +148,7 @@ def link_all(levels: dict[str, Level], via: str) -> list[tuple[Level, LinkResult
 def provision_node(county: Level, tmp_path: Path) -> Node:
     registry = Registry(tmp_path / "registry")  # shared: every level verifies the node
     key_file = tmp_path / "furong-01.key"
-    add_node(county.api, registry, "furong-01", COUNTY, key_file, vhost=county.vhost)
+    add_node(lambda: county.api, registry, "furong-01", COUNTY, key_file, vhost=county.vhost)
     login = load_broker_login(key_file)
     assert login is not None
     return Node("furong-01", COUNTY, key_file, county.url(login.user, login.password),

@@ -1,4 +1,5 @@
-"""``exgate node rotate-key`` and ``node list`` as an operator sees them (no broker needed)."""
+"""``exgate node rotate-key``, ``node list`` and ``node add``'s refusals as an operator sees
+them (no broker needed)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,26 @@ def registry(tmp_path: Path) -> Path:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(("node_id", "division", "words"), [
+    ("bad id", "430102", "节点 ID 'bad id' 须为"),
+    ("good-01", "43010", "行政区划代码 '43010' 不是 6 位"),
+    ("furong-01", "430102", "节点 furong-01 已在"),
+    ("good-01", "430102", "tianxin-01.key 已存在"),
+])
+def test_node_add_names_what_is_wrong_before_looking_for_a_broker(
+        registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], node_id: str, division: str, words: str) -> None:
+    """With no broker option it reported the missing private broker instead."""
+    monkeypatch.setenv("EXGATE_BROKER_BASE", str(tmp_path / "no-broker"))
+    taken = tmp_path / "node-machine" / "tianxin-01.key"  # only the last case reaches it
+    before = snapshot(registry)
+    assert run_node("add", node_id=node_id, division=division, registry=registry,
+                    out=taken) == 2
+    err = capsys.readouterr().err
+    assert words in err and "没有私有消息服务器" not in err
+    assert snapshot(registry) == before
 
 
 @pytest.mark.parametrize(("lang", "words"), [("zh", "不存在"), ("en", "does not exist")])

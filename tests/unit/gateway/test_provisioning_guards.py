@@ -49,7 +49,7 @@ def test_node_add_never_overwrites_a_credentials_file(tmp_path: Path, victim: Pa
     api, registry = RecordingApi(), Registry(tmp_path / "reg")
     before = victim.read_bytes()
     with pytest.raises(CredentialsRefused, match="already exists") as refused:
-        add_node(api, registry, "yuelu-01", "430104", victim)
+        add_node(lambda: api, registry, "yuelu-01", "430104", victim)
     assert "已存在" in refused.value.message("zh") and "rotate-key" in str(refused.value)
     assert victim.read_bytes() == before
     assert api.calls == [] and registry.get("yuelu-01") is None
