@@ -354,6 +354,8 @@ def node_list(registry: Path, lang: str) -> None:
     \b
     Example:
       exgate node list --registry /etc/exgate/registry
+    Exit codes: 0 listed, 2 the registry folder does not exist, or a file in it is
+    unreadable (the others are listed).
     """
     from gateway.node_command import run_node
 

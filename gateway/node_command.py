@@ -2,7 +2,8 @@
 their exit codes. The work is in ``broker_node``, ``provisioning`` and ``registry``.
 
 Exit codes: 0 ok, 1 the broker or management API failed, 2 usage or configuration
-(``node list`` also when a registry file is unreadable: it lists the others all the same).
+(``node list`` also when the registry folder does not exist, or when a registry file is
+unreadable: it lists the others all the same).
 """
 
 from __future__ import annotations
@@ -158,6 +159,11 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
         print(_say("config-hint", lang, out=target.absolute()))
 
     def listing() -> int:
+        if not registry.exists():  # a mistyped --registry: never "no node in" it
+            raise ConfigError(f"node registry {registry} does not exist: check --registry "
+                              "(exgate node add creates it)",
+                              zh=f"节点登记簿 {registry} 不存在：请检查 --registry"
+                                 "（由 exgate node add 创建）")
         scan = reg.scan()
         if not scan.entries and not scan.unreadable:
             print(_say("none", lang, registry=registry))

@@ -101,6 +101,18 @@ def test_node_list_lists_the_good_entries_and_names_the_bad_ones(
     assert "zz-broken.json" in lines[2] and reasons[2] in lines[2]
 
 
+@pytest.mark.parametrize(("lang", "words"), [("zh", "节点登记簿 {} 不存在：请检查 --registry"),
+                                             ("en", "node registry {} does not exist")])
+def test_node_list_of_a_registry_not_there_is_an_error_naming_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], lang: str, words: str) -> None:
+    """It exited 0 with "登记簿中没有节点：<path>", which reads as no node of that name."""
+    typo = tmp_path / "regsitry"
+    assert run_node("list", registry=typo, lang=lang) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and words.format(typo) in err
+    assert not typo.exists()
+
+
 def test_node_list_of_a_sound_registry_exits_0(registry: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert run_node("list", registry=registry, lang="en") == 0
