@@ -716,7 +716,8 @@ def status(config_path: Path | None, as_json: bool, lang: str) -> None:
     Examples:
       exgate status -c /etc/exgate/gateway-430100.toml
       exgate status --json | jq '.nodes[] | select(.light != "green") | .node_id'
-    Exit codes: 0 printed, 1 store unreadable, 2 config error.
+    Exit codes: 0 printed, 1 store unreadable, 2 config error or store not found
+    (with --json, either store error is also a JSON object with "error").
     """
     from gateway.cli_support import gateway_config_path
     from gateway.status_command import run_status

@@ -9,10 +9,11 @@ When the level's gateway runs with a dashboard, what it holds while the store re
 writes is asked there (``gateway.status_live``) and shown under the tree, or as
 ``store_writes`` in the JSON.
 
-The store must exist: a mistyped SQLite path is reported, never created. A store that
-cannot be read exits 1 with a hint by the kind of failure (the database away, exgate's
-tables not there, anything else); ``--json`` then prints
-``{"schema": 1, "error": "store-unavailable" | "store-not-migrated", "detail": "…"}``.
+The store must exist: a mistyped SQLite path is reported, never created, and exits 2
+like a configuration error. A store that cannot be read exits 1 with a hint by the kind
+of failure (the database away, exgate's tables not there, anything else). With
+``--json``, either prints ``{"schema": 1, "error": "store-not-found" |
+"store-unavailable" | "store-not-migrated", "detail": "…"}`` on stdout too.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from adapters.stores.sql import SqlStore
+from adapters.stores.sql_engine import StoreNotFound
 from gateway.cli_support import error_detail, printable
 from gateway.config import load_config
 from gateway.holds import HoldState
@@ -54,6 +56,9 @@ def run_status(config_path: Path, as_json: bool, lang: str,
     try:
         config = load_config(config_path)
         store = SqlStore(config.store_url, create=False)
+    except StoreNotFound as exc:
+        _unreadable(exc, NOT_FOUND, as_json, lang, console, errors)
+        return 2
     except ConfigError as exc:
         errors.print(f"exgate status: {error_detail(exc, lang)}", markup=False, soft_wrap=True,
                      highlight=False)
@@ -62,7 +67,7 @@ def run_status(config_path: Path, as_json: bool, lang: str,
         report = StatusSource(store, config.division, config.status,
                               registry_path=config.registry_path).report()
     except ExgateError as exc:
-        _unreadable(exc, as_json, lang, console, errors)
+        _unreadable(exc, store_failure(exc), as_json, lang, console, errors)
         return 1
     finally:
         store.close()
@@ -89,16 +94,16 @@ def _held(holds: HoldState, lang: str) -> Text:
         "\n", t("store_refuses_writes_nodes", lang))
 
 
-def _unreadable(exc: ExgateError, as_json: bool, lang: str, console: Console,
-                errors: Console) -> None:
+def _unreadable(exc: ExgateError, kind: StoreFailure, as_json: bool, lang: str,
+                console: Console, errors: Console) -> None:
     """Why the store could not be read, with the hint its kind of failure calls for.
 
     On stderr for people; with ``--json`` also on stdout, as ``/status.json`` says it,
     so a script reading stdout learns the status is missing rather than nothing.
     """
-    kind = store_failure(exc)
     detail = _one_shot(error_detail(exc, lang))
-    errors.print(f"exgate status: {detail}{t(kind.hint, lang)}", markup=False,
+    hint = t(kind.hint, lang) if kind.hint is not None else ""
+    errors.print(f"exgate status: {detail}{hint}", markup=False,
                  soft_wrap=True, highlight=False)
     if as_json:
         console.out(json.dumps({"schema": JSON_SCHEMA, "error": kind.code,
@@ -108,13 +113,14 @@ def _unreadable(exc: ExgateError, as_json: bool, lang: str, console: Console,
 
 @dataclass(frozen=True)
 class StoreFailure:
-    code: str          # the JSON's "error"
-    hint: str          # the status_text key of what to check
+    code: str           # the JSON's "error"
+    hint: str | None    # the status_text key of what to check, when the error says none
 
 
+NOT_FOUND = StoreFailure("store-not-found", None)  # it names [store] url to check
 UNREACHABLE = StoreFailure("store-unavailable", "hint_store_unreachable")
 NOT_MIGRATED = StoreFailure("store-not-migrated", "hint_store_not_migrated")
-BROKEN = StoreFailure("store-unavailable", "hint_store_broken")
+BROKEN = StoreFailure("store-unavailable", None)
 
 # A table or column the query names is not there: SQLite's words, PostgreSQL's SQLSTATEs
 # (undefined table, undefined column), MySQL/MariaDB's and Oracle's words.

@@ -77,7 +77,6 @@ _TEXT: dict[str, tuple[str, str]] = {
                                " (is the store's database server running and reachable?)"),
     "hint_store_not_migrated": ("（此监察库是否已由 `exgate gateway run` 建好表？）",
                                 " (has `exgate gateway run` migrated this store?)"),
-    "hint_store_broken": ("", ""),
     "retrying": ("每 {n} 秒自动重试，详情见网关日志。",
                  "Retrying every {n} s; the gateway's log has the details."),
     "summary": ("共 {total} 个节点：正常 {green}，关注 {yellow}，告警 {red}，停用 {off}",

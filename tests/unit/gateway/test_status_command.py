@@ -57,6 +57,19 @@ def test_a_store_away_still_prints_json_on_stdout_with_json(
     assert "暂时无法访问" in err
 
 
+@pytest.mark.parametrize(("lang", "words"), [("zh", "未找到监察库"), ("en", "store not found")])
+def test_a_store_not_there_still_prints_json_on_stdout_with_json(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], lang: str, words: str) -> None:
+    """It printed nothing on stdout: a script reading the JSON got no answer at all."""
+    missing = tmp_path / "typo" / "stroe.db"
+    code, out, err = status(config_for(tmp_path, f"sqlite:///{missing}"), True, lang, capsys)
+    data = json.loads(out)
+    assert code == 2 and data["schema"] == 1 and data["error"] == "store-not-found"
+    assert data["detail"].startswith(f"store not found: {missing} (check [store] url")
+    assert words in err and str(missing) in err
+    assert not missing.parent.exists()
+
+
 def test_a_store_without_tables_asks_whether_gateway_run_created_them(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sqlite3.connect(tmp_path / "store.db").close()    # a database, but not exgate's yet
