@@ -68,7 +68,8 @@ def agent() -> None:
 
 
 @agent.command("once")
-@click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=Path),
+@click.option("-c", "--config", "config_path", required=True,
+              type=click.Path(readable=False, path_type=Path),
               help="Agent config (TOML)")
 @AGENT_LANG_OPTION
 def agent_once(config_path: Path, lang: str | None) -> None:
@@ -85,7 +86,8 @@ def agent_once(config_path: Path, lang: str | None) -> None:
 
 
 @agent.command("run")
-@click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=Path),
+@click.option("-c", "--config", "config_path", required=True,
+              type=click.Path(readable=False, path_type=Path),
               help="Agent config (TOML)")
 @AGENT_LANG_OPTION
 def agent_run(config_path: Path, lang: str | None) -> None:
@@ -174,7 +176,8 @@ def gateway() -> None:
 
 
 @gateway.command("run")
-@click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=Path),
+@click.option("-c", "--config", "config_path", required=True,
+              type=click.Path(readable=False, path_type=Path),
               help="Gateway config (TOML)")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Batches worked on in parallel (default: [gateway] workers)")
@@ -447,11 +450,13 @@ def node_retire_key(node_id: str, registry: Path, key_version: int, lang: str) -
 # (gateway/replay_command.py, gateway/export_command.py, frontend_machine/replay_command.py)
 
 GATEWAY_CONFIG_OPTION = click.option(
-    "-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    "-c", "--config", "config_path",
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     default=None, help="Gateway config (TOML); default $EXGATE_CONFIG or "
                        "/etc/exgate/gateway.toml")
 AGENT_CONFIG_OPTION = click.option(
-    "-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    "-c", "--config", "config_path",
+    type=click.Path(dir_okay=False, readable=False, path_type=Path),
     default=None, help="Agent config (TOML); default $EXGATE_AGENT_CONFIG or "
                        "/etc/exgate/agent.toml")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="One JSON object")

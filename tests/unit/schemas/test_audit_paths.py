@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -40,35 +39,6 @@ def test_a_link_to_a_file_in_a_folder_is_read_as_a_named_one_is(tmp_path: Path) 
     (tmp_path / "good.xml").write_bytes(document([record("SL")]))
     (tmp_path / "link.xml").symlink_to(tmp_path / "good.xml")
     assert expand_paths([tmp_path])[0] == [tmp_path / "good.xml", tmp_path / "link.xml"]
-
-
-@pytest.fixture
-def deny(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
-    """Make a path unreadable as the system does for a user without the permission
-    (root reads anything, and the tests may run as root): ``access`` says so, and
-    opening the file or listing the folder is refused."""
-    denied: set[Path] = set()
-    access, scandir, open_file = os.access, os.scandir, io.open
-
-    def refuse(path: object) -> None:
-        if Path(str(path)) in denied:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-
-    def checked_access(path: str, mode: int, **kwargs: object) -> bool:
-        return not (mode & os.R_OK and Path(path) in denied) and access(path, mode)
-
-    def checked_scandir(path: str) -> os.ScandirIterator[str]:  # os.walk lists with it
-        refuse(path)
-        return scandir(path)
-
-    def checked_open(file: str, *args: Any, **kwargs: Any) -> Any:  # Path.open's
-        refuse(file)
-        return open_file(file, *args, **kwargs)
-
-    monkeypatch.setattr(os, "access", checked_access)
-    monkeypatch.setattr(os, "scandir", checked_scandir)
-    monkeypatch.setattr(io, "open", checked_open)
-    return denied.add
 
 
 def test_a_folder_that_cannot_be_listed_is_reported_and_fails_the_run(
