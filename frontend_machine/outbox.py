@@ -4,8 +4,10 @@ Flow of one record: a source chunk is journaled (records, rejects and the source
 progress in ONE transaction) → ``seal_batches`` groups unbatched records into batches in
 journal order → the publisher takes ``next_pending_batches``, publishes, and calls
 ``mark_sent`` on the broker confirm → each level's receipt calls ``mark_stored`` or
-``mark_failed``. A batch is ``stored`` once every level above the node has stored it;
-``make_room`` then drops its payloads and, after its retention, forgets it.
+``mark_failed``. A batch is ``stored`` once every level above the node has stored it,
+``failed`` while a level's latest receipt refuses it (a level that stored it never goes
+back to refusing it); ``make_room`` drops a stored batch's payloads and, after its
+retention, forgets it.
 
 Nothing is ever dropped: a full disk raises ``RetriableError`` with the transaction
 rolled back, so the source is not committed and hands the same records out again.
@@ -239,35 +241,49 @@ class Outbox:
                        failed_count: int = 0, reasons: Sequence[str] = ()) -> BatchState:
         """Store one level's receipt (the latest per level wins) and derive the state.
 
-        A ``failed`` receipt for a batch every level has stored is about a later copy (a
-        resend one level refused as a duplicate, say): the batch stays stored with its
-        ``stored`` receipts, as its payloads may be gone and it could not be sent again.
+        A level that has stored the batch keeps its ``stored`` receipt: a ``failed`` one
+        from it (or for a batch every level has stored) is about a later copy (a resend
+        the level refused as a duplicate, say) or an older refusal redelivered after the
+        replay that stored it. The batch is stored there, and its payloads may be gone.
         """
         now = self._clock()
         with self._transaction("recording a receipt: it stays on the broker"):
-            if status == "failed" and self._state(batch_id) is BatchState.STORED:
-                return BatchState.STORED
+            state = self._state(batch_id)
+            kept = self._db.execute(
+                "SELECT status FROM receipts WHERE batch_id = ? AND level = ?",
+                (batch_id, level)).fetchone()
+            if status == "failed" and (state is BatchState.STORED or kept == ("stored",)):
+                return state
             self._db.execute(
                 "INSERT OR REPLACE INTO receipts (batch_id, level, status, stored_count,"
                 " failed_count, reasons, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (batch_id, level, status, stored_count, failed_count,
                  json.dumps(list(reasons), ensure_ascii=False), now))
-            return self._settle(batch_id, now)
+            return self._settle(batch_id, state, now, taken_back=kept == ("failed",))
 
-    def _settle(self, batch_id: str, now: float) -> BatchState:
+    def _settle(self, batch_id: str, state: BatchState, now: float, *,
+                taken_back: bool) -> BatchState:
+        """The batch's state from its receipts: failed while a level's latest receipt is
+        ``failed``; stored once every level stored it. A level's refusal ``taken_back``
+        (its ``stored`` receipt replaced its ``failed`` one: it stored the batch on
+        replay) with no other refusal left makes the batch sent again, waiting for the
+        other levels' receipts, its error cleared. Otherwise it stays as it was: a batch
+        the publisher could not build stays failed."""
         receipts = dict(self._db.execute(
             "SELECT level, status FROM receipts WHERE batch_id = ?", (batch_id,)).fetchall())
         failed = sorted(level for level, status in receipts.items() if status == "failed")
         if failed:
-            state, error = BatchState.FAILED, "failed at " + ", ".join(failed)
+            settled, finished, error = BatchState.FAILED, now, "failed at " + ", ".join(failed)
         elif all(receipts.get(level) == "stored" for level in self.levels):
-            state, error = BatchState.STORED, None
+            settled, finished, error = BatchState.STORED, now, None
+        elif taken_back:
+            settled, finished, error = BatchState.SENT, None, None
         else:
-            return self._state(batch_id)
+            return state
         self._db.execute(
-            "UPDATE batches SET state = ?, finished_at = ?, last_error = coalesce(?, last_error)"
-            " WHERE batch_id = ?", (state.value, now, error, batch_id))
-        return state
+            "UPDATE batches SET state = ?, finished_at = ?, last_error = ? WHERE batch_id = ?",
+            (settled.value, finished, error, batch_id))
+        return settled
 
     def _state(self, batch_id: str) -> BatchState:
         row = self._db.execute("SELECT state FROM batches WHERE batch_id = ?",

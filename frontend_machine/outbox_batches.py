@@ -10,7 +10,9 @@ __all__ = ["BatchInfo", "BatchState", "Depth", "Group", "plan_batches"]
 
 
 class BatchState(StrEnum):
-    """pending → sent (broker confirmed) → stored (every level) | failed (any level)."""
+    """pending → sent (broker confirmed) → stored (every level) | failed (a level's latest
+    receipt is ``failed``); failed → sent again once every refusing level has stored it
+    (replayed there), waiting for the others; failed | sent → pending on requeue."""
 
     PENDING = "pending"
     SENT = "sent"

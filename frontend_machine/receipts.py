@@ -115,12 +115,17 @@ def apply_receipt(outbox: Outbox, delivery: Delivery, lang: str = "zh") -> Verdi
 
 
 def _log_recorded(receipt: Receipt, state: BatchState, lang: str) -> None:
-    """INFO for a stored receipt, WARNING for a failed one (the reasons: the first three)."""
+    """INFO for a stored receipt, WARNING for a failed one (the reasons: the first three).
+
+    A failed receipt that left the batch other than failed came from a level that had
+    stored it: the outbox kept that level's ``stored`` receipt (``record_receipt``).
+    """
     reasons = ("; " if lang == "en" else "；").join(
         reason_said(reason, lang) for reason in receipt.reasons[:3])
     level = level_name(receipt.level, lang)
-    if receipt.status == "failed" and state is BatchState.STORED:
+    if receipt.status == "failed" and state is not BatchState.FAILED:
         log.warning(say("receipt-late-failure", lang, level=level, division=receipt.division,
+                        state=status_name(state.value, lang),
                         reasons=say("receipt-late-reasons", lang, reasons=reasons)
                         if reasons else ""),
                     extra={"batch": receipt.batch_id})

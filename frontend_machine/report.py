@@ -155,10 +155,11 @@ _TEXT: dict[str, tuple[str, str]] = {
     ),
     "receipt-reasons": ("，原因：{reasons}", " reasons: {reasons}"),
     "receipt-late-failure": (
-        "收到{level}（{division}）的回执：失败，但各级均已入库该批次：该回执针对的是之后"
-        "重发的另一份副本，批次仍为已入库{reasons}",
-        "receipt from {level} {division}: failed, for a batch every level has already "
-        "stored: it is about a later copy, so the batch stays stored{reasons}",
+        "收到{level}（{division}）的回执：失败，但该级已入库该批次：该回执针对的是之后"
+        "重发的另一份副本，或早于入库的旧回执，批次状态不变（现为：{state}）{reasons}",
+        "receipt from {level} {division}: failed, for a batch that level has already "
+        "stored: it is about a later copy, or older than the stored one, so the batch stays "
+        "{state}{reasons}",
     ),
     "receipt-late-reasons": ("；原因：{reasons}", "; reasons: {reasons}"),
     "receipt-malformed": ("丢弃格式错误的回执：{error}", "dropping a malformed receipt: {error}"),

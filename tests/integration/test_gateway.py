@@ -34,17 +34,26 @@ from adapters.amqp.topology import (
     status_queue,
 )
 from adapters.sealing import NodeKeys, generate_node_keys, seal
+from adapters.sources.base import Chunk, Origin
 from adapters.stores.sql import SqlStore
 from frontend_machine import heartbeat as agent_heartbeat
 from frontend_machine.envelope import Envelope, NodeIdentity, build_envelope
+from frontend_machine.link import Delivery
+from frontend_machine.link import Verdict as AgentVerdict
+from frontend_machine.outbox import Outbox
+from frontend_machine.outbox_batches import BatchState
+from frontend_machine.receipts import apply_receipt
+from frontend_machine.replay import requeue_batches
 from gateway.config import GatewaySettings
 from gateway.consumer import Consumer, Verdict, _Session
 from gateway.pipeline import Pipeline
 from gateway.poison import POISON_REASON
 from gateway.registry import Registry
 from gateway.replay import Replayer, failed_rows
+from gateway.replay_receipts import BrokerReceipts
 from gateway.run import run_gateway
 from schemas.reader import DocumentReader
+from schemas.record_check import RecordCheck
 from schemas.records import Record
 from schemas.writer import record_xml
 from tests.unit.schemas.documents import document, record
@@ -380,6 +389,38 @@ def test_a_batch_that_keeps_failing_is_kept_as_failed_then_replays_once_fixed(
     assert (result.status, result.stored) == ("stored", 2)
     assert store.batch_state("POISON") == "stored"
     assert failed_rows(store, ["POISON"]) == []
+
+
+def test_a_refused_batch_the_level_stores_on_replay_is_no_longer_failed_at_the_node(
+        world: World, store: SqlStore, tmp_path: Path) -> None:
+    # Refused while the node was disabled, replayed at the level once it was enabled:
+    # the node's outbox kept the batch failed, "failed at city", for --all-failed to resend.
+    recs = records(record("SBXX"))
+    with Outbox(tmp_path / "outbox.db") as box:
+        box.journal("src", Chunk(((Origin("src", "a.xml", 1),
+                                   RecordCheck("SBXX", 1, recs[0], ())),)))
+        [batch_id] = box.seal_batches(10, 1 << 20, 0)
+        box.mark_sent(batch_id)
+        world.registry.disable("n1")
+        world.publish(batch_id, recs)
+        world.consumer(store).run()
+        world.registry.enable("n1")
+        [failed] = failed_rows(store, [batch_id])
+        receipts = BrokerReceipts(world.url)
+        try:
+            result = Replayer(LEVEL, world.registry, store, send_receipt=receipts).replay(failed)
+        finally:
+            receipts.close()
+        assert result.status == "stored" and result.receipt is not None and result.receipt.sent
+        refused, stored = [json.dumps(r).encode() for r in world.receipts()]
+        assert [json.loads(r)["status"] for r in (refused, stored)] == ["failed", "stored"]
+        for body in (refused, stored, refused):  # the refusal redelivered after the stored
+            assert apply_receipt(box, Delivery(body, batch_id, False)) is AgentVerdict.ACK
+        info = box.batch(batch_id)
+        assert info is not None and (info.state, info.last_error) == (BatchState.SENT, None)
+        assert [(r["level"], r["status"]) for r in box.receipts_of(batch_id)] == [
+            ("city", "stored")]
+        assert requeue_batches(box, [], all_failed=True, dry_run=True) == []
 
 
 def test_a_level_queue_an_older_exgate_declared_is_consumed_as_it_is(

@@ -17,7 +17,7 @@ from frontend_machine import outbox_schema
 from frontend_machine.envelope import NodeIdentity, batch_document
 from frontend_machine.heartbeat import Heartbeat, heartbeat_body
 from frontend_machine.outbox import Outbox, OutboxBroken
-from frontend_machine.outbox_batches import BatchState, plan_batches
+from frontend_machine.outbox_batches import BatchState, Depth, plan_batches
 from frontend_machine.outbox_connection import mapped
 from frontend_machine.outbox_schema import _V1, _V2, SCHEMA_VERSION, configure, migrate
 from frontend_machine.replay import requeue_batches
@@ -236,6 +236,68 @@ def test_a_later_failed_receipt_leaves_a_stored_batch_stored(outbox: Outbox) -> 
     assert outbox.batch(batch).state is BatchState.STORED  # type: ignore[union-attr]
     assert {r["level"]: r["status"] for r in outbox.receipts_of(batch)} == {
         "province": "stored", "city": "stored", "county": "stored"}
+
+
+def sent(outbox: Outbox) -> str:
+    outbox.journal("src", Chunk(valid(record("A"))))
+    [batch] = outbox.seal_batches(10, 1 << 20, 0)
+    outbox.mark_sent(batch)
+    return batch
+
+
+def receipts(outbox: Outbox, batch: str) -> dict[str, str]:
+    return {r["level"]: r["status"] for r in outbox.receipts_of(batch)}
+
+
+def test_a_refusal_the_level_takes_back_by_storing_leaves_the_batch_sent(
+        outbox: Outbox) -> None:
+    # The province refused the batch (node disabled), then stored it on its own replay:
+    # the batch stayed failed, "failed at province", and --all-failed sent it again.
+    batch = sent(outbox)
+    outbox.mark_failed(batch, "node-disabled", level="province")
+    assert outbox.batch(batch).state is BatchState.FAILED  # type: ignore[union-attr]
+    outbox.mark_stored(batch, "province", 1)
+    info = outbox.batch(batch)
+    assert info is not None and info.state is BatchState.SENT
+    assert info.last_error is None and info.finished_at is None
+    assert receipts(outbox, batch) == {"province": "stored"}
+    assert requeue_batches(outbox, [], all_failed=True, dry_run=True) == []
+    assert outbox.depth() == Depth(0, 1, 0, 0)  # still waiting for city and county
+    outbox.mark_stored(batch, "city", 1)
+    assert outbox.record_receipt(batch, "county", "stored", stored_count=1) is BatchState.STORED
+
+
+def test_an_older_refusal_arriving_after_the_levels_stored_receipt_changes_nothing(
+        outbox: Outbox) -> None:
+    batch = sent(outbox)
+    outbox.mark_stored(batch, "province", 1)
+    state = outbox.record_receipt(batch, "province", "failed", failed_count=1,
+                                  reasons=["node-disabled"])
+    assert state is BatchState.SENT
+    info = outbox.batch(batch)
+    assert info is not None and info.state is BatchState.SENT and info.last_error is None
+    assert receipts(outbox, batch) == {"province": "stored"}
+    outbox.mark_stored(batch, "city", 1)
+    outbox.mark_stored(batch, "county", 1)
+    assert outbox.batch(batch).state is BatchState.STORED  # type: ignore[union-attr]
+
+
+def test_a_batch_stays_failed_while_any_level_still_refuses_it(outbox: Outbox) -> None:
+    batch = sent(outbox)
+    outbox.mark_failed(batch, "node-disabled", level="province")
+    outbox.mark_failed(batch, "node-disabled", level="city")
+    assert outbox.record_receipt(batch, "province", "stored") is BatchState.FAILED
+    assert outbox.batch(batch).last_error == "failed at city"  # type: ignore[union-attr]
+    assert outbox.record_receipt(batch, "city", "stored") is BatchState.SENT
+
+
+def test_a_batch_the_publisher_could_not_build_stays_failed_on_a_late_receipt(
+        outbox: Outbox) -> None:
+    batch = sent(outbox)
+    outbox.mark_failed(batch, "cannot build the batch message: bad key")
+    assert outbox.record_receipt(batch, "province", "stored") is BatchState.FAILED
+    info = outbox.batch(batch)
+    assert info is not None and info.last_error == "cannot build the batch message: bad key"
 
 
 def test_a_failed_batch_whose_payloads_are_gone_is_not_requeued(outbox: Outbox) -> None:

@@ -59,6 +59,29 @@ def test_a_failed_receipt_for_a_stored_batch_is_acked_and_leaves_it_stored(
     assert "about a later copy" in caplog.text and "resent with other content" in caplog.text
 
 
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("zh", "收到省级（430000）的回执：失败，但该级已入库该批次：该回执针对的是之后重发的另一份"
+           "副本，或早于入库的旧回执，批次状态不变（现为：已发送）；原因：节点已停用（node-disabled）："
+           "node n1 is disabled"),
+    ("en", "receipt from province 430000: failed, for a batch that level has already stored: "
+           "it is about a later copy, or older than the stored one, so the batch stays sent; "
+           "reasons: node disabled (node-disabled): node n1 is disabled"),
+])
+def test_a_refusal_redelivered_after_the_levels_stored_receipt_leaves_the_batch_sent(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, lang: str, expected: str) -> None:
+    with Outbox(tmp_path / "city.db", levels=("province", "city")) as box:
+        batch = sent_batch(box)
+        assert apply_receipt(box, delivery(batch_id=batch)) is Verdict.ACK
+        refused = delivery(batch_id=batch, status="failed", stored=0,
+                           reasons=["node-disabled: node n1 is disabled"])
+        with caplog.at_level(logging.INFO, "exgate.agent.receipts"):
+            assert apply_receipt(box, refused, lang) is Verdict.ACK
+        assert box.batch(batch).state is BatchState.SENT  # type: ignore[union-attr]
+        assert [(r["level"], r["status"]) for r in box.receipts_of(batch)] == [
+            ("province", "stored")]
+    assert caplog.records[-1].getMessage() == expected
+
+
 def test_a_malformed_receipt_is_dropped(outbox: Outbox) -> None:
     assert apply_receipt(outbox, Delivery(b"not json", None, False)) is Verdict.DROP
 

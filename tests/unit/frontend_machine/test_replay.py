@@ -85,6 +85,23 @@ def test_all_failed_leaves_sent_batches_alone(tmp_path: Path) -> None:
     assert state_of(config, batch_id) is BatchState.SENT
 
 
+def test_a_batch_the_refusing_level_stored_on_replay_is_sent_and_not_failed(
+        tmp_path: Path) -> None:
+    # Refused at the province (node disabled), stored there by `exgate batches replay`:
+    # it was listed "失败" with only the province's stored receipt, and requeued.
+    config = write_config(tmp_path)
+    batch_id = sent_batch(config)
+    with Outbox(tmp_path / "outbox.db") as box:
+        box.mark_failed(batch_id, "node-disabled: node furong-01 is disabled", "province")
+        box.mark_stored(batch_id, "province", 1)
+    code, out = invoke("agent", "batches", "-c", str(config))
+    assert code == 0 and f"{batch_id}  已发送" in out and "省级=已入库 市级=- 县级=-" in out
+    assert "失败 0 个" in out
+    code, out = replay(config, "--all-failed", "--dry-run", "--lang", "en")
+    assert code == 0 and "0 sent back in, 0 not" in out and batch_id not in out
+    assert state_of(config, batch_id) is BatchState.SENT
+
+
 def test_stored_batches_and_sent_batches_without_payloads_stay(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     stored = sent_batch(config, "province", "city", "county")
