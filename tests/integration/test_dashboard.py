@@ -14,7 +14,8 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from adapters.stores import sql_status
 from adapters.stores.sql import SqlStore
 from gateway.config import load_config
 from gateway.dashboard.command import open_dashboard
@@ -56,13 +58,26 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardSer
     config = load_config(folder / "gateway.toml")
     store = SqlStore(config.store_url)
     store.migrate()
-    fill_store(store)
-    server = open_dashboard(config, store).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        store.close()
+    with frozen_status_clock(fill_store(store)):
+        server = open_dashboard(config, store).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+            store.close()
+
+
+@contextmanager
+def frozen_status_clock(now: datetime) -> Iterator[None]:
+    """The status code's clock stopped at ``now``, the moment the filled data is relative to.
+
+    The lights depend on the ages of the heartbeats (furong-01's last beat is 10 s old and
+    turns late after ``heartbeat_late_s``); a slow browser must not age the data under the
+    module's tests. Patched where ``read_status_rows`` looks the name up.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sql_status, "now_beijing", lambda: now)
+        yield
 
 
 @contextmanager
@@ -71,10 +86,11 @@ def serve(folder: Path, config_text: str, *, fill: bool) -> Iterator[DashboardSe
     config = load_config(folder / "gateway.toml")
     store = SqlStore(config.store_url)
     try:
+        clock: AbstractContextManager[None] = nullcontext()
         if fill:
             store.migrate()
-            fill_store(store)
-        with open_dashboard(config, store).start() as server:
+            clock = frozen_status_clock(fill_store(store))
+        with clock, open_dashboard(config, store).start() as server:
             yield server
     finally:
         store.close()
