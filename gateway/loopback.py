@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,11 @@ __all__ = [
 
 LOOPBACK = "127.0.0.1"
 _PORT_FLOOR = 20000
+_rng = random.SystemRandom()
+# Every port free_ports has returned in this process: nothing binds them until later, so
+# two callers (brokers started in parallel threads) would otherwise get the same one.
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
 
 
 def free_ports(count: int) -> list[int]:
@@ -36,17 +42,19 @@ def free_ports(count: int) -> list[int]:
 
     They are taken below the ephemeral range: while a node is down (a restart, or the
     "broker away for 30 s" tests), reconnecting clients get their local ports from that
-    range and could otherwise take the node's ports.
+    range and could otherwise take the node's ports. A port is never returned twice in
+    one process, even to callers in different threads.
     """
     top = _ephemeral_low() - 1
-    rng = random.SystemRandom()
-    chosen: list[int] = []
-    for _ in range(1000):
-        port = rng.randint(_PORT_FLOOR, top)
-        if port not in chosen and port_is_free(port):
-            chosen.append(port)
-            if len(chosen) == count:
-                return chosen
+    with _handed_out_lock:
+        chosen: list[int] = []
+        for _ in range(1000):
+            port = _rng.randint(_PORT_FLOOR, top)
+            if port not in chosen and port not in _handed_out and port_is_free(port):
+                chosen.append(port)
+                if len(chosen) == count:
+                    _handed_out.update(chosen)
+                    return chosen
     raise ConfigError(f"found no {count} free ports on {LOOPBACK} in {_PORT_FLOOR}-{top}",
                       zh=f"在 {LOOPBACK} 的 {_PORT_FLOOR}-{top} 范围内找不到 {count} 个空闲端口")
 
