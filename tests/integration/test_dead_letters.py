@@ -53,6 +53,8 @@ from tests.integration.test_gateway import LEVEL as GATEWAY_LEVEL
 from tests.integration.test_gateway import World, records
 from tests.unit.schemas.documents import record
 
+HANG_GUARD_S = 60.0  # dead-lettering is asynchronous; a hang guard, never a timing check
+
 
 def reject_at(amqp_url: str, levels: tuple[str, ...]) -> None:
     """Publish batch B1 from a county node; each of ``levels`` rejects its copy (no
@@ -82,7 +84,7 @@ def _eventually(url: str, queue: str) -> list[tuple[object, pika.BasicProperties
     """The dead queue's messages once dead-lettering (asynchronous) has delivered one,
     and after a further half second, so that a second letter would be seen too."""
     found: list[tuple[object, object, bytes]] = []
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + HANG_GUARD_S
     while not found and time.monotonic() < deadline:
         found += drain_queue(url, queue)
         time.sleep(0.1)
@@ -250,7 +252,7 @@ def test_a_dead_letter_waits_while_the_store_is_away_then_is_kept_once(
     assert [(r["batch_id"], r["status"]) for r in world.receipts()] == [("B1", "failed")]
 
 
-def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+def _until(condition: Callable[[], bool], seconds: float = HANG_GUARD_S) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
