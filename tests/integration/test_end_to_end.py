@@ -25,7 +25,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import func, select
 
-from adapters.amqp.topology import receipts_queue
+from adapters.amqp.topology import dead_queue, level_queue, receipts_queue
 from adapters.stores.sql import SqlStore
 from frontend_machine.agent import run_once
 from frontend_machine.outbox import Outbox
@@ -44,7 +44,7 @@ from gateway.demo_world import NodeSpec, agent_config, declare_levels, gateway_c
 from gateway.mgmt_api import ManagementApi
 from gateway.run import run_gateway
 from schemas.records import Record
-from tests.integration.amqp_helpers import delete_user, drain_queue, vhost_of
+from tests.integration.amqp_helpers import admin_channel, delete_user, drain_queue, vhost_of
 from tests.servers import broker_base_dir, fresh_name, stop_broker
 
 LEVELS = ("430000", "430100", "430102", "430103")
@@ -338,6 +338,19 @@ def batches_stored(path: Path) -> int:
             return 0  # not migrated yet, or locked
 
 
+def queue_messages(world: World, queue: str) -> int:
+    """Ready and unacknowledged messages of ``queue``, from the management API (whose
+    figures lag by up to its statistics interval)."""
+    info = ManagementApi.from_broker(world.broker).get(
+        f"queues/{quote(world.vhost, safe='')}/{quote(queue, safe='')}")
+    return int(info["messages"])
+
+
+def ready_messages(world: World, queue: str) -> int:
+    with admin_channel(world.gateway_url) as channel:
+        return int(channel.queue_declare(queue, passive=True).method.message_count)
+
+
 def test_a_gateway_killed_mid_drain_and_restarted_changes_nothing(
         world: World, samples: list[Record]) -> None:
     node = world.add_node("furong", "430102", "db", batch_max_records=5)
@@ -397,16 +410,22 @@ def test_batches_wait_while_the_store_is_locked_then_land(
                 locker = sqlite3.connect(store, isolation_level=None)
                 locker.execute("BEGIN EXCLUSIVE")  # the store is away for 30 s
                 assert agent_once(world, node) == 1
+                total = len(outbox_batches(world.outbox(node)))
                 assert seen["held"].wait(60)
                 time.sleep(30)
-                assert batches_stored(store) == 0
+                # The batches wait: every one is still in the broker (delivered and held,
+                # or queued), none dead-lettered, and no receipt, stored or failed, sent.
+                wait_for(lambda: queue_messages(world, level_queue("430102")) == total, 60,
+                         "the broker's count of the waiting batches")
+                assert ready_messages(world, dead_queue("430102")) == 0
+                assert ready_messages(world, receipts_queue(node.node_id)) == 0
                 locker.execute("COMMIT")
                 locker.close()
-                total = len(outbox_batches(world.outbox(node)))
                 wait_for(lambda: batches_stored(store) == total, 120, "the held batches")
             finally:
                 stop.set()
                 runner.join(timeout=60)
+                assert not runner.is_alive(), "the gateway did not stop"
     finally:
         logging.getLogger("exgate.gateway").removeHandler(watch)
     assert store_rows(store) == expected(world.sources[node.node_id].valid)
