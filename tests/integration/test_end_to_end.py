@@ -353,7 +353,10 @@ def ready_messages(world: World, queue: str) -> int:
 
 def test_a_gateway_killed_mid_drain_and_restarted_changes_nothing(
         world: World, samples: list[Record]) -> None:
-    node = world.add_node("furong", "430102", "db", batch_max_records=5)
+    # One record a batch: some 130 batches, so that the gateway is still draining when
+    # the test, on a loaded machine, gets to look at the store again (with five a batch
+    # it stored all of them within a few hundred milliseconds).
+    node = world.add_node("furong", "430102", "db", batch_max_records=1)
     world.sources[node.node_id] = write_front_db(world.front_db(node),
                                                  county_records(samples, "430102"), bad=2)
     assert agent_once(world, node) == 1
