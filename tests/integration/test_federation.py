@@ -367,12 +367,16 @@ def forge_on(county: Level) -> None:
     county.api.put(f"users/{FORGER}", {"password": password, "tags": ""})
     county.api.put(f"permissions/{vhost}/{FORGER}",
                    {"configure": "", "write": ".*", "read": ""})
+    bound = []
     for queue in county.api.get(f"queues/{vhost}?columns=name"):
         name = str(queue["name"])
         for kind in ("records", "status"):
             if name.startswith((f"federation: exgate.{kind} ", f"exgate.uplink.{kind}.")):
                 county.api.post(f"bindings/{vhost}/e/exgate.{kind}/q/{quote(name, safe='')}",
                                 {"routing_key": "#", "arguments": {}})
+                bound.append(kind)
+    # The city's link has one queue of each kind here; without them nothing is forged.
+    assert sorted(bound) == ["records", "status"], bound
     connection = pika.BlockingConnection(pika.URLParameters(county.url(FORGER, password)))
     try:
         channel = connection.channel()
