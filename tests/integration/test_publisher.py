@@ -152,6 +152,8 @@ def test_receipts_update_batch_states(node: Node, outbox: Outbox, publisher_for,
         publisher.step(0.2)
     assert states(outbox, [good, bad]) == [BatchState.STORED, BatchState.FAILED]
     # Acked after the commit: nothing is left on the queue, the malformed one dropped.
+    # Closed first: what the publisher still held unacked goes back to the queue.
+    publisher.close()
     assert drain_queue(amqp_url, "exgate.receipts.furong-01") == []
 
 
