@@ -31,6 +31,7 @@ import click
 from adapters.amqp.logs import quiet_pika
 from adapters.stores.sql import SqlStore
 from frontend_machine.agent import run_once
+from frontend_machine.outbox_batches import BatchState
 from gateway.broker_node import LocalBroker
 from gateway.broker_state import STATE_FILE
 from gateway.config import load_config
@@ -64,6 +65,7 @@ CASES = 300
 BAD_PER_SOURCE = 3
 DASHBOARD_LISTEN = "127.0.0.1:8430"
 WORKDIR_MARK = ".exgate-demo"  # the next run may empty a folder that holds it
+RECEIPTS_WAIT_S = 60.0  # for the levels' receipts to reach the agents
 
 
 @dataclass
@@ -165,7 +167,7 @@ def _run(demo: _Demo, cases: int) -> None:
     _say("gateways", lang)
     _run_gateways(demo)
     _say("receipts", lang)
-    _run_agents(demo, report=False)
+    _collect_receipts(demo)
     # The agents' last heartbeats (sent after the receipts) wait in the status queues:
     # without them the centre's `exgate status` would still show the batches pending.
     _run_gateways(demo, report=False)
@@ -272,6 +274,22 @@ def _run_agents(demo: _Demo, *, report: bool) -> None:
             raise _DemoError(f"agent {node.node_id}: {errors.getvalue().strip()[-500:]}")
         if report:
             _say("agent", demo.lang, node=node.node_id, code=code)
+
+
+def _collect_receipts(demo: _Demo) -> None:
+    """Run the agents until every batch has its levels' receipts, or ``RECEIPTS_WAIT_S``
+    passed: an agent waits only briefly for the next receipt, and on a busy machine the
+    first may come later. A batch still in flight then shows as such in the table."""
+    deadline = time.monotonic() + RECEIPTS_WAIT_S
+    while True:
+        _run_agents(demo, report=False)
+        if not _awaiting_receipts(demo) or time.monotonic() >= deadline:
+            return
+
+
+def _awaiting_receipts(demo: _Demo) -> bool:
+    return any(node_stats(demo.nodes / n.node_id / "outbox.db", n.node_id, n.division)
+               .batches.get(BatchState.SENT, 0) for n in NODES)
 
 
 def _run_gateways(demo: _Demo, *, report: bool = True) -> None:
