@@ -35,7 +35,13 @@ from adapters.heap import startup_frozen
 from adapters.sources.base import Source, SourceContext
 from frontend_machine.config import AgentConfig, config_lang, load_config, source_factory
 from frontend_machine.outbox import Outbox, OutboxBroken
-from frontend_machine.publishing import PublisherThread, publish_once, publishing
+from frontend_machine.publisher import PublisherSettings
+from frontend_machine.publishing import (
+    PublisherThread,
+    publish_once,
+    publisher_settings,
+    publishing,
+)
 from frontend_machine.report import Tally, say
 from schemas.catalog import load_catalog
 from schemas.divisions import Level, level_of
@@ -83,6 +89,7 @@ class Agent:
     outbox: Outbox
     sources: list[Source]
     lang: str = "zh"
+    publisher_settings: PublisherSettings | None = None  # None without [broker]
     stop: threading.Event = field(default_factory=threading.Event)
     wake: threading.Event = field(default_factory=threading.Event)
     tally: Tally = field(default_factory=Tally)
@@ -235,9 +242,16 @@ class Agent:
 
 @contextmanager
 def open_agent(config_path: Path, lang: str | None = None) -> Iterator[Agent]:
-    """Load the config, open the outbox and build the sources; close them all after."""
+    """Load the config, check what publishing needs, open the outbox and build the
+    sources; close them all after.
+
+    Publishing is checked first (``node.key_file`` readable, private and of this node,
+    a broker login): a ConfigError there stops ``agent run`` and ``agent once`` alike
+    before any source is read, so no row is marked taken and no file moved.
+    """
     config = load_config(config_path)
     lang = lang or config.agent.lang
+    settings = publisher_settings(config, lang) if config.broker is not None else None
     catalog = load_catalog()
     context = SourceContext(config.node.id, config.node.division, catalog, lang)
     with ExitStack() as stack:
@@ -253,7 +267,7 @@ def open_agent(config_path: Path, lang: str | None = None) -> Iterator[Agent]:
             if hasattr(source, "close"):
                 stack.callback(source.close)
             sources.append(source)
-        yield Agent(config, outbox, sources, lang)
+        yield Agent(config, outbox, sources, lang, settings)
 
 
 def run_once(config_path: Path, lang: str | None = None, out: TextIO | None = None) -> int:

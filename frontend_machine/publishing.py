@@ -67,9 +67,9 @@ def publisher_settings(config: AgentConfig, lang: str | None = None) -> Publishe
 def publish_once(agent: Agent, timeout: float = 60.0) -> FlushResult | None:
     """``agent once``: publish everything pending with confirms, bounded by ``timeout``;
     the last receipts and a heartbeat after (``Publisher.flush``)."""
-    if agent.config.broker is None:
+    if agent.publisher_settings is None:
         return None
-    publisher = Publisher(agent.outbox, publisher_settings(agent.config, agent.lang))
+    publisher = Publisher(agent.outbox, agent.publisher_settings)
     publisher.note_status(source_lag_s=agent.source_lag(), error=agent.last_error)
     try:
         result = publisher.flush(timeout)
@@ -87,8 +87,9 @@ def publish_once(agent: Agent, timeout: float = 60.0) -> FlushResult | None:
 class PublisherThread:
     """The publisher of ``agent run``, in its own thread with its own outbox connection."""
 
-    def __init__(self, config: AgentConfig, outbox: Outbox, lang: str | None = None) -> None:
-        self.settings = publisher_settings(config, lang)  # a ConfigError stops start-up
+    def __init__(self, config: AgentConfig, outbox: Outbox, settings: PublisherSettings,
+                 lang: str | None = None) -> None:
+        self.settings = settings  # checked by `open_agent` before any source was read
         self._reread = partial(publisher_settings, config, lang)
         self._outbox_args = (outbox.path, outbox.levels, outbox.budget_bytes)
         self._stop = threading.Event()
@@ -138,10 +139,10 @@ class PublisherThread:
 @contextmanager
 def publishing(agent: Agent) -> Iterator[PublisherThread | None]:
     """Run the publisher thread beside the agent loop when ``[broker]`` is configured."""
-    if agent.config.broker is None:
+    if agent.publisher_settings is None:
         yield None
         return
-    thread = PublisherThread(agent.config, agent.outbox, agent.lang)
+    thread = PublisherThread(agent.config, agent.outbox, agent.publisher_settings, agent.lang)
     thread.start()
     try:
         yield thread

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from adapters.frontdb import create_all, front_tables
+from adapters.sealing import generate_node_keys, write_node_keys
 from frontend_machine.agent import run_once
 from frontend_machine.outbox import Outbox
 from schemas.errors import RetriableError
+from tests.unit.adapters.front_rows import row
 from tests.unit.schemas.documents import document, record
 
 
@@ -96,3 +101,44 @@ def test_a_refused_login_is_placed_where_the_login_came_from() -> None:
     assert _login_source(config("amqps://mq:5671/exgate")) == "/etc/exgate/node.key"  # type: ignore[arg-type]
     assert _login_source(config("amqps://n1:pw@mq:5671/exgate")) == \
         "/etc/exgate/agent.toml (broker.url)"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key_file", ["missing", "readable by others"])
+def test_once_checks_the_credentials_before_it_reads_any_source(
+        tmp_path: Path, key_file: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """As `agent run` does: a credentials file that cannot be used stops `once` (exit 2)
+    with no row marked taken, no file moved and no outbox created."""
+    front = f"sqlite:///{tmp_path / 'front.db'}"
+    create_all(front)
+    table = front_tables("sqlite").elements["SBXX"]
+    engine = sa.create_engine(front)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [row("SBXX", 1)])
+    config = write_config(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        'division = "430102"', 'division = "430102"\nkey_file = "node.key"') + f"""
+[[sources]]
+kind = "db"
+name = "front"
+url = "{front}"
+tables = ["SBXX"]
+[broker]
+url = "amqp://127.0.0.1:9/exgate"
+""", encoding="utf-8")
+    key = tmp_path / "node.key"
+    if key_file == "readable by others":
+        write_node_keys(key, generate_node_keys("test-node"))
+        os.chmod(key, 0o644)
+    (tmp_path / "drop" / "inbox" / "a.xml").write_bytes(document([record("SBXX")]))
+
+    assert run_once(config, "zh", out=io.StringIO()) == 2
+    said = capsys.readouterr().err
+    assert f"配置错误：{key}：" in said
+    assert ("无法读取密钥文件" if key_file == "missing" else "密钥文件可被他人读取（权限 644）") \
+        in said
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(table.c.SYNC_FLAG)).scalars().all() == [0]
+    engine.dispose()
+    assert [p.name for p in (tmp_path / "drop").rglob("*.xml")] == ["a.xml"]
+    assert (tmp_path / "drop" / "inbox" / "a.xml").exists()
+    assert not (tmp_path / "outbox.db").exists()
