@@ -10,7 +10,7 @@ from typing import Any
 
 from schemas.errors import located
 
-__all__ = ["is_number", "read_toml", "redact"]
+__all__ = ["is_number", "read_toml", "redact", "resolve_path"]
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -25,6 +25,13 @@ def read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise located(str(path), f"not valid TOML: {exc}",
                       f"不是有效的 TOML 文件：{exc}") from exc
+
+
+def resolve_path(config: Path, value: str) -> Path:
+    """``value`` as a path (``~`` expanded); a relative one is taken from the folder of
+    the config file ``config``, never from the working directory (``/`` under systemd)."""
+    candidate = Path(value).expanduser()
+    return candidate if candidate.is_absolute() else Path(config).parent / candidate
 
 
 # The user, then the password up to the last '@': a password may hold '@', ':', '/' or

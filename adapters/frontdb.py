@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import click
@@ -42,7 +43,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.types import TypeEngine
 
-from adapters.config_files import redact
+from adapters.config_files import redact, resolve_path
 from adapters.connect_deadline import bound_connects
 from schemas.catalog import ElementSpec, SchemaCatalog, load_catalog
 from schemas.errors import ConfigError, RetriableError, located
@@ -66,6 +67,7 @@ __all__ = [
     "fold_identifier",
     "front_tables",
     "run_init",
+    "sqlite_file_under",
     "table_name",
     "trigger_statements",
 ]
@@ -137,6 +139,17 @@ def engine_url(url: str | URL) -> URL:
     if parsed.get_backend_name() in _MYSQL and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return parsed
+
+
+def sqlite_file_under(url: URL, config: Path) -> URL:
+    """``url`` with a relative SQLite database file taken from the folder of the config
+    file ``config`` (``resolve_path``), as every path in a config is; other URLs as given.
+
+    Shared by the agent's ``[[sources]] url`` and the gateway's ``[store] url``.
+    """
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return url
+    return url.set(database=str(resolve_path(config, url.database or "")))
 
 
 # A database host that stops answering must fail a connection, never hang it: without

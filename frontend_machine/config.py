@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from adapters.config_files import is_number, read_toml
+from adapters.config_files import is_number, read_toml, resolve_path
 from adapters.sources.base import SourceFactory
 from schemas.errors import ConfigError, located, wrapped
 
@@ -204,8 +204,20 @@ class _Reader:
         return value
 
     def resolve(self, value: str) -> Path:
-        candidate = Path(value).expanduser()
-        return candidate if candidate.is_absolute() else self.path.parent / candidate
+        return resolve_path(self.path, value)
+
+    def database_url(self, url: str) -> str:
+        """``url`` with a relative SQLite file taken from the config's folder, as the
+        gateway's ``[store] url``; a URL that does not parse is left for the source to
+        report, naming itself."""
+        from adapters.frontdb import engine_url, sqlite_file_under  # SQLAlchemy: db only
+
+        try:
+            parsed = engine_url(url)
+        except ConfigError:
+            return url
+        resolved = sqlite_file_under(parsed, self.path)
+        return url if resolved is parsed else resolved.render_as_string(hide_password=False)
 
     def node(self, table: Mapping[str, Any]) -> NodeConfig:
         self.only(table, "node.", {"id", "division", "key_file"})
@@ -277,8 +289,10 @@ class _Reader:
                 raise self.fail(prefix + "name", f"{name!r} is used by two sources",
                                 f"{name!r} 被两个数据源同时使用")
             options = {k: v for k, v in table.items() if k not in ("kind", "name")}
-            for key in ("path", "password_file"):
+            for key in ("path", "password_file", "oracle_client_lib"):
                 if isinstance(options.get(key), str):
                     options[key] = str(self.resolve(options[key]))
+            if kind == "db" and isinstance(options.get("url"), str):
+                options["url"] = self.database_url(options["url"])
             sources.append(SourceConfig(kind, name, options))
         return tuple(sources)

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from adapters.config_files import is_number, read_toml, redact
-from adapters.frontdb import engine_url
+from adapters.config_files import is_number, read_toml, redact, resolve_path
+from adapters.frontdb import engine_url, sqlite_file_under
 from gateway.status_rules import StatusThresholds
 from schemas.errors import ConfigError, located, wrapped
 
@@ -174,8 +174,7 @@ class _Reader:
                             f"[{table}] password_file {file} 无法读取：{exc.strerror}") from exc
 
     def resolve(self, value: str) -> Path:
-        candidate = Path(value).expanduser()
-        return candidate if candidate.is_absolute() else self.path.parent / candidate
+        return resolve_path(self.path, value)
 
     def path_value(self, table: str, key: str) -> Path:
         return self.resolve(self.text(table, key, required=True))
@@ -199,8 +198,7 @@ class _Reader:
             url = engine_url(raw)
         except ConfigError as exc:
             raise wrapped(f"{self.path}: [store]", exc) from exc
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            url = url.set(database=str(self.resolve(url.database or "")))
+        url = sqlite_file_under(url, self.path)
         password = self.secret("store", "EXGATE_STORE_PASSWORD")
         if password is not None:
             url = url.set(password=password)

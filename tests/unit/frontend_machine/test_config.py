@@ -54,6 +54,30 @@ def test_broker_urls_that_open(tmp_path: Path, url: str) -> None:
     assert config.broker is not None and "s3cret" not in repr(config)
 
 
+@pytest.mark.parametrize(("written", "resolved"), [
+    ("sqlite:///front.db", "sqlite:///{conf}/front.db"),
+    ("sqlite:///data/front.db?timeout=5", "sqlite:///{conf}/data/front.db?timeout=5"),
+    ("sqlite:////srv/front.db", "sqlite:////srv/front.db"),
+    ("sqlite://", "sqlite://"),
+    ("postgresql://exgate:pw@db/front", "postgresql://exgate:pw@db/front"),
+    ("not a url", "not a url"),  # the source says what is wrong with it, naming itself
+])
+def test_a_relative_sqlite_source_lies_beside_the_config_not_in_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: str, resolved: str) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    path = conf / "agent.toml"
+    path.write_text('[node]\nid = "n1"\ndivision = "430102"\n[outbox]\npath = "o.db"\n'
+                    f'[[sources]]\nkind = "db"\nname = "front"\nurl = "{written}"\n'
+                    'oracle_client_lib = "instantclient"\n', encoding="utf-8")
+    monkeypatch.chdir("/")  # as under systemd
+    config = load_config(path)
+    [source] = config.sources
+    assert source.options["url"] == resolved.format(conf=conf)
+    assert source.options["oracle_client_lib"] == str(conf / "instantclient")
+    assert config.outbox.path == conf / "o.db"
+
+
 def test_a_database_password_comes_from_its_file_resolved_beside_the_config(
         tmp_path: Path) -> None:
     (tmp_path / "front.password").write_text("p@ss:w/rd\n", encoding="utf-8")

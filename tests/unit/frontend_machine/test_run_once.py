@@ -142,3 +142,34 @@ url = "amqp://127.0.0.1:9/exgate"
     assert [p.name for p in (tmp_path / "drop").rglob("*.xml")] == ["a.xml"]
     assert (tmp_path / "drop" / "inbox" / "a.xml").exists()
     assert not (tmp_path / "outbox.db").exists()
+
+
+def test_once_reads_a_relative_sqlite_source_beside_the_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`url = "sqlite:///front.db"` is the file beside the config, whatever the working
+    directory (``/`` under systemd): not a new, empty database there."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    config = write_config(conf)
+    front = f"sqlite:///{conf / 'front.db'}"
+    create_all(front)
+    table = front_tables("sqlite").elements["SBXX"]
+    engine = sa.create_engine(front)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [row("SBXX", 1)])
+    config.write_text(config.read_text(encoding="utf-8") + """
+[[sources]]
+kind = "db"
+name = "front"
+url = "sqlite:///front.db"
+tables = ["SBXX"]
+""", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, report = once(config)
+    assert code == 0, report
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(table.c.SYNC_FLAG)).scalars().all() == [1]
+    engine.dispose()
+    assert list(elsewhere.iterdir()) == []

@@ -27,6 +27,16 @@ def test_the_example_loads_with_every_key_it_shows() -> None:
     assert config.heartbeat_retention_days == 7
 
 
+def test_a_relative_sqlite_store_lies_beside_the_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        'url = "sqlite:////var/lib/exgate/store-430100.db"', 'url = "sqlite:///store.db"')
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.chdir("/")
+    assert load_config(path).store_url == f"sqlite:///{tmp_path / 'store.db'}"
+
+
 def test_the_commented_out_keys_of_the_example_are_real_too(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("s3cret\n")
