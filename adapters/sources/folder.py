@@ -40,6 +40,7 @@ from adapters.sources.folder_files import (
 from adapters.sources.folder_options import FolderOptions
 from adapters.sources.folder_text import say
 from schemas.columns import resolve_columns
+from schemas.errors import ConfigError
 from schemas.issues import Issue, IssueCode
 from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
@@ -110,10 +111,11 @@ class FolderSource:
         self.options = options
         self.context = context
         self.root = options.path
+        _check_drop_folder(self.root)
         self.inbox, self.processing = self.root / "inbox", self.root / "processing"
         self.done, self.error = self.root / "done", self.root / "error"
         for folder in (self.inbox, self.processing, self.done, self.error):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(exist_ok=True)
         self._sightings: dict[str, tuple[tuple[int, int], float]] = {}
         self._scanned_at: float | None = None  # monotonic time of the last inbox scan
         self._yielded: Chunk | None = None
@@ -422,6 +424,23 @@ def _with_columns(run: _FileRun) -> list[Issue]:
 def folder_source(name: str, options: Mapping[str, Any], context: SourceContext) -> FolderSource:
     """The ``SourceFactory`` for ``kind = "folder"``."""
     return FolderSource(name, FolderOptions.parse(options), context)
+
+
+def _check_drop_folder(root: Path) -> None:
+    """``path`` must name a folder that exists: the legacy system writes into it, so a
+    missing one is a mistyped ``path`` (or a share not mounted), never one to create and
+    then watch, empty, forever. Its four subfolders are made when missing."""
+    if root.is_dir():
+        return
+    if root.exists():
+        raise ConfigError(f"key 'path': {root} is not a folder; correct 'path' to name the "
+                          "drop folder the legacy system writes into",
+                          zh=f"配置项 'path'：{root} 不是目录；请将 'path' 改为源系统写入文件的"
+                          "投递目录")
+    raise ConfigError(f"key 'path': the drop folder {root} does not exist; create it (and "
+                      "have the legacy system write into its inbox/) or correct 'path'",
+                      zh=f"配置项 'path'：投递目录 {root} 不存在；请创建该目录（并让源系统将文件"
+                      "写入其下的 inbox/），或改正 'path'")
 
 
 def _unreadable_issue(name: str, detail: str) -> Issue:

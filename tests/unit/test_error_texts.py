@@ -201,6 +201,21 @@ def test_a_bad_source_keeps_its_chinese_through_the_agent(tmp_path: Path) -> Non
             "'inotify'; use one of native, polling, none") in en.output
 
 
+def test_a_mistyped_drop_folder_stops_the_agent_naming_the_source_and_the_path(
+        tmp_path: Path) -> None:
+    config = agent_config(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8").replace('path = "drop"',
+                                                                 'path = "dorp"'),
+                      encoding="utf-8")
+    zh, en = both("agent", "once", "-c", config)
+    assert zh.code == en.code == 2
+    assert (f"配置错误：{config}：[[sources]] 'drop'：配置项 'path'：投递目录 "
+            f"{tmp_path / 'dorp'} 不存在；请创建该目录") in zh.output
+    assert (f"configuration error: {config}: [[sources]] 'drop': key 'path': the drop "
+            f"folder {tmp_path / 'dorp'} does not exist; create it") in en.output
+    assert not (tmp_path / "dorp").exists()
+
+
 def test_a_bad_source_keeps_its_chinese_through_agent_replay(tmp_path: Path) -> None:
     config = agent_config(tmp_path)
     assert run("agent", "once", "-c", config).code == 0  # creates the outbox

@@ -36,8 +36,16 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
         yield box
 
 
+def drop_path(tmp_path: Path) -> str:
+    """The drop folder, as the legacy system made it (the source makes only its inbox/,
+    processing/, done/ and error/)."""
+    folder = tmp_path / "drop"
+    folder.mkdir(exist_ok=True)
+    return str(folder)
+
+
 def open_source(tmp_path: Path, lang: str = "en", division: str = "430102") -> FolderSource:
-    options = {"path": str(tmp_path / "drop"), "stable_seconds": 0, "observer": "none"}
+    options = {"path": drop_path(tmp_path), "stable_seconds": 0, "observer": "none"}
     return folder_source("drop", options, SourceContext("node-1", division, CATALOG, lang))
 
 
@@ -191,7 +199,7 @@ def test_a_file_claimed_again_and_killed_before_its_first_chunk_is_read_in_full(
 
 def test_a_file_left_half_read_in_processing_resumes_after_its_journaled_records(
         tmp_path: Path, outbox: Outbox) -> None:
-    first = folder_source("drop", {"path": str(tmp_path / "drop"), "stable_seconds": 0,
+    first = folder_source("drop", {"path": drop_path(tmp_path), "stable_seconds": 0,
                                    "observer": "none", "chunk_records": 2},
                           SourceContext("node-1", "430102", CATALOG, "en"))
     drop(first, "big.xml", document([record("SBXX", SBLSH=f"SB{n:04d}") for n in range(5)]))
@@ -257,7 +265,7 @@ def test_the_agent_rescans_the_inbox_every_rescan_seconds_even_between_polls(
     # scanned at each poll: with observer "none" and a poll period above it, a file
     # waited the whole poll period.
     context = SourceContext("test-node", "430102", load_catalog(), "en")
-    source = folder_source("drop", {"path": str(tmp_path / "drop"), "stable_seconds": 0,
+    source = folder_source("drop", {"path": drop_path(tmp_path), "stable_seconds": 0,
                                     "rescan_seconds": 60, "observer": "none"}, context)
     assert source.wait_hint() == 0.0  # never scanned: scan at once
     poll(outbox, source)
@@ -277,7 +285,7 @@ def test_the_folder_source_logs_in_the_agents_language(
         lines: list[str]) -> None:
     """Chinese by default (``SourceContext.lang``), English with "en"; the structured
     fields stay as they are."""
-    options = {"path": str(tmp_path / "drop"), "stable_seconds": 0, "observer": "none"}
+    options = {"path": drop_path(tmp_path), "stable_seconds": 0, "observer": "none"}
     context = SourceContext("node-1", "430102", CATALOG)
     if lang is not None:
         context = SourceContext("node-1", "430102", CATALOG, lang)
@@ -317,7 +325,7 @@ def test_a_claimed_file_swapped_for_a_symlink_or_a_pipe_is_refused_not_read(
 
 def test_a_file_over_max_file_mb_goes_to_error_unread_and_the_others_go_through(
         tmp_path: Path, outbox: Outbox) -> None:
-    options = {"path": str(tmp_path / "drop"), "stable_seconds": 0, "observer": "none",
+    options = {"path": drop_path(tmp_path), "stable_seconds": 0, "observer": "none",
                "max_file_mb": 1}
     source = folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, "en"))
     small = valid(1)
@@ -334,7 +342,35 @@ def test_a_file_over_max_file_mb_goes_to_error_unread_and_the_others_go_through(
 @pytest.mark.parametrize("value", [0, 1.5, "10", True])
 def test_max_file_mb_must_be_a_whole_number_of_at_least_one(tmp_path: Path,
                                                             value: object) -> None:
-    options = {"path": str(tmp_path / "drop"), "max_file_mb": value}
+    options = {"path": drop_path(tmp_path), "max_file_mb": value}
     with pytest.raises(ConfigError, match=f"'max_file_mb' is {value!r}; it must be a whole "
                                           "number >= 1"):
         folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, "en"))
+
+
+# -- the drop folder itself ------------------------------------------------------------------
+
+
+def test_a_drop_folder_that_does_not_exist_is_a_config_error_and_is_not_made(
+        tmp_path: Path) -> None:
+    """A mistyped ``path`` was made, with its subfolders, and watched empty forever."""
+    context = SourceContext("node-1", "430102", CATALOG, "en")
+    missing = tmp_path / "nonexistent" / "drop"
+    with pytest.raises(ConfigError) as caught:
+        folder_source("drop", {"path": str(missing)}, context)
+    assert caught.value.message("en") == (
+        f"key 'path': the drop folder {missing} does not exist; create it (and have the "
+        "legacy system write into its inbox/) or correct 'path'")
+    assert caught.value.message("zh") == (
+        f"配置项 'path'：投递目录 {missing} 不存在；请创建该目录（并让源系统将文件写入其下的 "
+        "inbox/），或改正 'path'")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "drop").write_bytes(b"")
+    with pytest.raises(ConfigError, match=f"{tmp_path / 'drop'} is not a folder"):
+        folder_source("drop", {"path": str(tmp_path / "drop")}, context)
+
+
+def test_an_existing_drop_folder_gets_its_four_subfolders(tmp_path: Path) -> None:
+    open_source(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "drop").iterdir()) == \
+        ["done", "error", "inbox", "processing"]
