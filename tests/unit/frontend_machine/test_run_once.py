@@ -103,17 +103,23 @@ def test_a_refused_login_is_placed_where_the_login_came_from() -> None:
         "/etc/exgate/agent.toml (broker.url)"  # type: ignore[arg-type]
 
 
+def _front_with_one_row(front: str) -> tuple[sa.Engine, sa.Table]:
+    """A SQLite front-end database at ``front`` with one SBXX row waiting."""
+    create_all(front)
+    table = front_tables("sqlite").elements["SBXX"]
+    engine = sa.create_engine(front)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [row("SBXX", 1)])
+    return engine, table
+
+
 @pytest.mark.parametrize("key_file", ["missing", "readable by others"])
 def test_once_checks_the_credentials_before_it_reads_any_source(
         tmp_path: Path, key_file: str, capsys: pytest.CaptureFixture[str]) -> None:
     """As `agent run` does: a credentials file that cannot be used stops `once` (exit 2)
     with no row marked taken, no file moved and no outbox created."""
     front = f"sqlite:///{tmp_path / 'front.db'}"
-    create_all(front)
-    table = front_tables("sqlite").elements["SBXX"]
-    engine = sa.create_engine(front)
-    with engine.begin() as conn:
-        conn.execute(table.insert(), [row("SBXX", 1)])
+    engine, table = _front_with_one_row(front)
     config = write_config(tmp_path)
     config.write_text(config.read_text(encoding="utf-8").replace(
         'division = "430102"', 'division = "430102"\nkey_file = "node.key"') + f"""
@@ -151,12 +157,7 @@ def test_once_reads_a_relative_sqlite_source_beside_the_config(
     conf = tmp_path / "conf"
     conf.mkdir()
     config = write_config(conf)
-    front = f"sqlite:///{conf / 'front.db'}"
-    create_all(front)
-    table = front_tables("sqlite").elements["SBXX"]
-    engine = sa.create_engine(front)
-    with engine.begin() as conn:
-        conn.execute(table.insert(), [row("SBXX", 1)])
+    engine, table = _front_with_one_row(f"sqlite:///{conf / 'front.db'}")
     config.write_text(config.read_text(encoding="utf-8") + """
 [[sources]]
 kind = "db"
