@@ -180,7 +180,8 @@ def gateway() -> None:
               type=click.Path(readable=False, path_type=Path),
               help="Gateway config (TOML)")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Batches worked on in parallel (default: [gateway] workers)")
+              help="Batches worked on in parallel, one node's one at a time in their "
+                   "order (default: [gateway] workers)")
 @click.option("--drain", is_flag=True,
               help="Exit once the level's queue has stayed empty for a moment")
 def gateway_run(config_path: Path, workers: int | None, drain: bool) -> None:

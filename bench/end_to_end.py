@@ -5,7 +5,9 @@
   queues) are consuming; the clock starts when ``exgate agent run`` (database source,
   flag strategy, outbox, publisher) is spawned and stops when the *last* of the three
   stores holds every record. Real processes, so the agent and the gateways do not share
-  a GIL, as in production.
+  a GIL, as in production. One node sends everything, so each gateway stores its batches
+  one at a time, in their order (``gateway.ordered_pool``): the worst case for a level,
+  which takes several nodes' batches in parallel.
 - **latency** under a steady offered load: with the same processes running, a writer
   thread commits 10 rows every 10 ms (1,000 rows/s) for ``LOAD_SECONDS``, and notes
   the wall-clock time right after each commit, keyed by the row's business key

@@ -270,7 +270,7 @@ class Consumer:
         # One sender's batches are stored in the order they came (``ordered_pool``).
         self._pool.submit((kind, method.routing_key),
                           functools.partial(self._run, session, method.delivery_tag, delivery,
-                                            kind))
+                                            kind, time.monotonic()))
 
     def _finish(self, session: _Session, tag: int, verdict: Verdict) -> None:
         session.in_flight -= 1
@@ -304,16 +304,20 @@ class Consumer:
 
     # -- worker threads ----------------------------------------------------------------------
 
-    def _run(self, session: _Session, tag: int, delivery: Delivery, kind: str) -> None:
-        verdict = self._patiently(session, delivery, kind)
+    def _run(self, session: _Session, tag: int, delivery: Delivery, kind: str,
+             taken: float) -> None:
+        verdict = self._patiently(session, delivery, kind, taken)
         # If the connection is gone the delivery is redelivered and the store dedupes it.
         with contextlib.suppress(px.ConnectionWrongStateError):
             session.connection.add_callback_threadsafe(
                 functools.partial(self._finish, session, tag, verdict))
 
-    def _patiently(self, session: _Session, delivery: Delivery, kind: str) -> Verdict:
+    def _patiently(self, session: _Session, delivery: Delivery, kind: str,
+                   taken: float) -> Verdict:
         """Handle a ``kind`` ("batch" | "heartbeat") delivery; hold it through transient
-        failures, with backoff.
+        failures, with backoff, until ``hold_seconds`` after it was ``taken`` (monotonic)
+        from the queue: a delivery that waited behind its node's earlier ones (held too)
+        must still be settled before the broker's ``consumer_timeout``.
 
         After ``poison_attempts`` failures in a row for no transient reason it is given
         up on instead; if that fails too, holding goes on. ``holds()`` counts it from its
@@ -326,13 +330,13 @@ class Consumer:
         token = object()  # this delivery in the hold state while this worker has it
         try:
             return self._hold(session, _Subject.of(kind, delivery), delivery, work, give_up,
-                              token)
+                              token, taken)
         finally:
             self._holds.ended(token, through=False)  # let go (or a crash): no longer held
 
     def _hold(self, session: _Session, subject: _Subject, delivery: Delivery, work: Work,
-              give_up: GiveUp, token: object) -> Verdict:
-        started, failures = time.monotonic(), 0
+              give_up: GiveUp, token: object, started: float) -> Verdict:
+        failures = 0
         streak = Streak(self.settings.poison_attempts)
         while not (session.dead.is_set() or self.stop.is_set()):
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
@@ -93,7 +94,7 @@ def failing_then_through(failures: int, seen: list[HoldState], consumer: Consume
 def run_one(consumer: Consumer, kind: str, delivery: Delivery) -> None:
     session = mock.MagicMock()
     session.dead = threading.Event()
-    consumer._run(session, 1, delivery, kind)
+    consumer._run(session, 1, delivery, kind, time.monotonic())
     finish = session.connection.add_callback_threadsafe.call_args.args[0]
     assert finish.args[2].action == "ack"
 

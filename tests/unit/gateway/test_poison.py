@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
@@ -92,14 +93,17 @@ def pipeline_over(store: MemoryStore, keys: NodeKeys) -> Pipeline:
 
 
 def patiently(pipeline: Pipeline, message: Delivery, *, hold_seconds: float = 5.0,
-              poison_attempts: int = 3, kind: str = "batch") -> Verdict:
-    """What the worker loop decides; ``hold_seconds`` bounds a loop that never settles."""
+              poison_attempts: int = 3, kind: str = "batch",
+              waited: float = 0.0) -> Verdict:
+    """What the worker loop decides; ``hold_seconds`` bounds a loop that never settles.
+    ``waited``: how long ago the delivery was taken from the queue (behind its node's
+    earlier deliveries)."""
     settings = GatewaySettings(workers=1, prefetch=1, hold_seconds=hold_seconds,
                                poison_attempts=poison_attempts)
     consumer = Consumer("amqp://localhost/unused", pipeline, settings)
     session = _Session(cast(Any, None), cast(Any, None), cast(Any, None))
     try:
-        return consumer._patiently(session, message, kind)
+        return consumer._patiently(session, message, kind, time.monotonic() - waited)
     finally:
         consumer._pool.shutdown()
 
@@ -140,6 +144,15 @@ def test_an_outage_is_held_and_never_taken_for_poison(keys: NodeKeys, message: D
     verdict = patiently(pipeline_over(store, keys), message, hold_seconds=0.3)
     assert verdict == Verdict("requeue")
     assert store.writes > 3 and not store.failed and not store.receipts
+
+
+def test_a_delivery_that_waited_its_hold_behind_its_nodes_earlier_ones_is_tried_once(
+        keys: NodeKeys, message: Delivery) -> None:
+    # The hold counts from when it was taken: the broker's consumer_timeout does too.
+    store = ScriptedStore(errors=itertools.repeat(OUTAGE))
+    verdict = patiently(pipeline_over(store, keys), message, hold_seconds=600, waited=600)
+    assert verdict == Verdict("requeue")
+    assert store.writes == 1 and not store.failed
 
 
 def test_an_outage_between_stranger_errors_breaks_the_streak(keys: NodeKeys,
