@@ -16,6 +16,7 @@ no record. Reads take no write lock (``read_only``).
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +32,11 @@ from gateway.replay_view import read_only
 from schemas.errors import ConfigError
 
 __all__ = ["ConflictEntry", "FieldDifference", "Resolution", "conflict_detail",
-           "list_conflicts", "resolve"]
+           "list_conflicts", "resolution_words", "resolve"]
+
+# Control characters and line or paragraph separators: `conflicts list` prints a note on
+# one line. Spaces of any width (U+3000 in Chinese text, U+00A0) are words' business.
+_BREAKS_LINES = frozenset({"Cc", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -130,9 +135,9 @@ def resolve(store: SqlStore, conflict_ids: Sequence[int], by: str, note: str,
             at: datetime | None = None) -> Resolution:
     """Mark ``conflict_ids`` resolved by ``by`` (a person), ``note`` saying why; reports
     which were, which already were (their first resolution stays), and which the store
-    does not have. ConfigError, before anything is read, for an empty or too long
-    ``by`` or ``note``, or one holding a line break."""
-    by, note = _said("by", by, RESOLVER_LENGTH), _said("note", note, RESOLUTION_NOTE_LENGTH)
+    does not have. ConfigError, before anything is read, for words ``resolution_words``
+    refuses."""
+    by, note = resolution_words(by, note)
     wanted = list(dict.fromkeys(conflict_ids))
     c = store.schema.conflict
     with read_only(store, "look up conflicts") as conn:
@@ -145,13 +150,19 @@ def resolve(store: SqlStore, conflict_ids: Sequence[int], by: str, note: str,
                       unknown=[i for i in wanted if i not in known], by=by, note=note)
 
 
+def resolution_words(by: str, note: str) -> tuple[str, str]:
+    """``by`` and ``note`` as a resolution keeps them; ConfigError for one that is empty,
+    too long, or holds a line break or another control character."""
+    return _said("by", by, RESOLVER_LENGTH), _said("note", note, RESOLUTION_NOTE_LENGTH)
+
+
 def _said(option: str, text: str, limit: int) -> str:
     """``text`` without surrounding white space, when it says something and fits."""
     said = text.strip()
     if not said:
         raise ConfigError(f"--{option} is empty: say who resolved the conflicts and why",
                           zh=f"--{option} 为空：请写明由谁处理了冲突、依据是什么")
-    if not said.isprintable():  # a line break would print as a line of its own in list
+    if any(unicodedata.category(c) in _BREAKS_LINES for c in said):
         raise ConfigError(f"--{option} holds a line break or another control character: "
                           "write it on one line",
                           zh=f"--{option} 含有换行或其他控制字符：请写在一行内")

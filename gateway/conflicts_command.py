@@ -18,7 +18,13 @@ from pathlib import Path
 import click
 
 from gateway.cli_support import echo, say
-from gateway.conflicts import ConflictEntry, conflict_detail, list_conflicts, resolve
+from gateway.conflicts import (
+    ConflictEntry,
+    conflict_detail,
+    list_conflicts,
+    resolution_words,
+    resolve,
+)
 from gateway.replay_command import EXIT_OK, EXIT_SOME_FAIL, fail_with, open_level
 from schemas.errors import ConfigError, ExgateError
 
@@ -84,7 +90,8 @@ def run_conflicts_show(config_path: Path | None, conflict_id: int, as_json: bool
 def run_conflicts_resolve(config_path: Path | None, conflict_ids: Sequence[int],
                           by: str | None, note: str, as_json: bool, lang: str) -> int:
     try:
-        resolver = by if by is not None else _login_name()
+        # The words first: an empty note is said as such, whatever the store.
+        resolver, note = resolution_words(by if by is not None else _login_name(), note)
         with open_level(config_path) as level:
             outcome = resolve(level.store, conflict_ids, resolver, note)
     except ExgateError as exc:

@@ -112,6 +112,8 @@ def test_a_resolution_another_operator_made_meanwhile_is_kept(conflicted: SqlSto
     ("x" * 65, "resent", "--by has 65 characters; at most 64"),
     ("王五", "resent\n[2] node n9 SBXX open", "--note holds a line break"),
     ("王五\t", "resent", None),  # surrounding white space is dropped, not refused
+    ("王五", "经核实\u3000以省级数据为准", None),  # an ideographic space is no control
+    ("王五", "resent\u2028again", "--note holds a line break"),
 ])
 def test_a_resolution_needs_who_and_why_that_fit(conflicted: SqlStore, by: str, note: str,
                                                  says: str | None) -> None:
@@ -184,3 +186,9 @@ def test_resolving_without_a_note_is_refused(conflicted: SqlStore, tmp_path: Pat
                        "--lang", "en")
     assert code == 2 and "error: --note is empty" in err
     assert list_conflicts(conflicted) == [entry]
+
+
+def test_an_empty_note_is_said_before_a_store_not_there(tmp_path: Path) -> None:
+    code, _, err = run(tmp_path, "resolve", "1", "--note", " ", "--lang", "en")
+    assert code == 2 and "--note is empty" in err
+    assert not (tmp_path / "store.db").exists()
