@@ -24,6 +24,7 @@ from gateway.federation import (
     with_password,
 )
 from gateway.mgmt_api import ManagementApi, ManagementError
+from gateway.node_command import admin_api
 from schemas.errors import ConfigError, ExgateError, RetriableError, message_of
 from schemas.messages import said
 
@@ -69,7 +70,7 @@ def run_link(*, upstream: str, division: str, direction: str = "up", via: str = 
         if direction == "down" and via != "federation":
             raise ConfigError(_say("shovel-receipts", "en"), zh=_say("shovel-receipts", "zh"))
         url = with_password(upstream)
-        api = _admin_api(base, admin_url)
+        api = admin_api(base, admin_url)
         if direction == "up":
             done = link_up(api, url, division, via=via, vhost=vhost, max_hops=max_hops)
         else:
@@ -100,15 +101,6 @@ def _check_running(api: ManagementApi, done: LinkResult, vhost: str, wait: float
                    states=_scrub(text or "absent")), file=sys.stderr)
         return 1
     return 0
-
-
-def _admin_api(base: Path | None, admin_url: str | None) -> ManagementApi:
-    if admin_url:
-        return ManagementApi.from_url(admin_url)
-    from gateway.broker_node import LocalBroker
-    from gateway.node_command import default_broker_base
-
-    return ManagementApi.from_broker(LocalBroker.existing(base or default_broker_base()))
 
 
 def _guarded(lang: str, work: Callable[[], int]) -> int:

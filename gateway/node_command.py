@@ -21,7 +21,7 @@ from gateway.registry import Registry
 from schemas.errors import ConfigError, ExgateError
 from schemas.messages import said
 
-__all__ = ["default_broker_base", "run_broker", "run_node"]
+__all__ = ["admin_api", "default_broker_base", "run_broker", "run_node"]
 
 _TEXT: dict[str, tuple[str, str]] = {
     "started": ("RabbitMQ 私有节点已启动：{node}，AMQP 端口 {amqp}，管理端口 {mgmt}，目录 {base}",
@@ -137,7 +137,9 @@ def run_broker(action: str, base: Path | None, levels: Sequence[str], lang: str)
         return int(stop.code or 0)
 
 
-def _api(broker_base: Path | None, admin_url: str | None) -> ManagementApi:
+def admin_api(broker_base: Path | None, admin_url: str | None) -> ManagementApi:
+    """The management API at ``admin_url``, else that of the private broker under
+    ``broker_base`` (default: the one ``exgate broker start`` made)."""
     if admin_url:
         return ManagementApi.from_url(admin_url)
     return ManagementApi.from_broker(LocalBroker.existing(broker_base or default_broker_base()))
@@ -152,7 +154,7 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
     def add() -> None:
         assert node_id is not None and division is not None
         target = out or Path(f"{node_id}.key")
-        done = add_node(lambda: _api(broker_base, admin_url), reg, node_id, division, target,
+        done = add_node(lambda: admin_api(broker_base, admin_url), reg, node_id, division, target,
                         vhost=vhost)
         print(_say("added", lang, node=node_id, division=division, user=done.broker_user,
                    key=done.routing_key, out=target, registry=registry))
@@ -179,16 +181,18 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
 
     def disable() -> None:
         assert node_id is not None
+        reg.require(node_id)  # a node not registered is said before any broker is sought
         with_broker = broker_base is not None or admin_url is not None
-        api = _api(broker_base, admin_url) if with_broker else None
+        api = admin_api(broker_base, admin_url) if with_broker else None
         disable_node(api, reg, node_id, vhost=vhost)
         extra = _say("disabled-broker", lang) if with_broker else ""
         print(_say("disabled", lang, node=node_id, broker=extra))
 
     def enable() -> None:
         assert node_id is not None
+        reg.require(node_id)  # a node not registered is said before any broker is sought
         with_broker = broker_base is not None or admin_url is not None
-        api = _api(broker_base, admin_url) if with_broker else None
+        api = admin_api(broker_base, admin_url) if with_broker else None
         target = out or Path(f"{node_id}.key")
         enable_node(api, reg, node_id, target, vhost=vhost)
         extra = _say("enabled-broker", lang, out=target) if with_broker else ""

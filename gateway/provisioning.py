@@ -176,10 +176,7 @@ def enable_node(api: ManagementApi | None, registry: Registry, node_id: str, out
     new broker password (disabling replaced its own), written into its credentials file
     ``out``, and its permissions back. Its refused batches can then be replayed.
     """
-    entry = registry.get(node_id)
-    if entry is None:
-        raise ConfigError(f"node {node_id!r} is not registered in {registry.path}",
-                          zh=f"节点 {node_id!r} 未在 {registry.path} 中登记")
+    entry = registry.require(node_id)
     if api is not None:
         _own_login(entry, out)  # this node's file, or nothing changes
         _require_user(api, entry.broker_user, node_id)

@@ -215,18 +215,18 @@ class Registry:
         return entry
 
     def disable(self, node_id: str) -> NodeEntry:
-        entry = replace(self._require(node_id), status=DISABLED)
+        entry = replace(self.require(node_id), status=DISABLED)
         self._write(entry)
         return entry
 
     def enable(self, node_id: str) -> NodeEntry:
-        entry = replace(self._require(node_id), status=ACTIVE)
+        entry = replace(self.require(node_id), status=ACTIVE)
         self._write(entry)
         return entry
 
     def rotate(self, node_id: str, verifier: NodeVerifier) -> NodeEntry:
         """Add a newer key version; older versions stay valid for batches in flight."""
-        entry = self._require(node_id)
+        entry = self.require(node_id)
         if verifier.key_version <= entry.key_version:
             raise located(f"node {node_id}", f"new key version {verifier.key_version} must "
                           f"be above {entry.key_version}",
@@ -242,7 +242,7 @@ class Registry:
         are refused then. The credentials file also holds the node's broker login, which
         a key changes nothing about: a leaked file is cut off by ``node disable`` and
         ``node enable``, which sets a new broker password."""
-        entry = self._require(node_id)
+        entry = self.require(node_id)
         where, where_zh = f"node {node_id}", f"节点 {node_id}"
         if entry.key(key_version) is None:
             held = ", ".join(str(k.version) for k in entry.keys)
@@ -257,14 +257,13 @@ class Registry:
 
     def withdraw(self, node_id: str, key_version: int) -> NodeEntry:
         """Remove one key version: undoes a rotation whose key file could not be written."""
-        entry = self._require(node_id)
+        entry = self.require(node_id)
         entry = replace(entry, keys=tuple(k for k in entry.keys if k.version != key_version))
         self._write(entry)
         return entry
 
-    # -- files -------------------------------------------------------------------------------
-
-    def _require(self, node_id: str) -> NodeEntry:
+    def require(self, node_id: str) -> NodeEntry:
+        """The node's entry; ConfigError naming the registry when it has none."""
         entry = self.get(node_id)
         if entry is None:
             raise ConfigError(f"node {node_id!r} is not registered in {self.path}; "
@@ -272,6 +271,8 @@ class Registry:
                               zh=f"节点 {node_id!r} 未在 {self.path} 中登记；请查看 "
                                  "`exgate node list`")
         return entry
+
+    # -- files -------------------------------------------------------------------------------
 
     def _file(self, node_id: str) -> Path:
         return self.path / f"{check_node_id(node_id)}.json"

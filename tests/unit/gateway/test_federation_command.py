@@ -35,7 +35,7 @@ def test_link_without_a_password_exits_2_before_touching_the_broker(
     def no_broker(*args: Any) -> ManagementApi:
         raise AssertionError("the broker must not be touched")
 
-    monkeypatch.setattr(federation_command, "_admin_api", no_broker)
+    monkeypatch.setattr(federation_command, "admin_api", no_broker)
     assert run_link(upstream=UPSTREAM, division="430102", lang=lang) == 2
     out, err = capsys.readouterr()
     assert out == "" and PASSWORD_ENV in err
@@ -61,7 +61,7 @@ def test_a_link_that_does_not_run_exits_1_with_its_state(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], lang: str,
         words: str, error: str) -> None:
     monkeypatch.setenv(PASSWORD_ENV, "wrong")
-    monkeypatch.setattr(federation_command, "_admin_api", lambda *a: FakeApi("error", error))
+    monkeypatch.setattr(federation_command, "admin_api", lambda *a: FakeApi("error", error))
     declared = LinkResult("up", "federation", "430102", "amqp://link-up@127.0.0.1:5672/%2F",
                           ("exgate-up-430102",), 1)
     monkeypatch.setattr(federation_command, "link_up", lambda *a, **k: declared)
@@ -76,7 +76,7 @@ def test_a_link_that_does_not_run_exits_1_with_its_state(
 def test_a_running_link_exits_0(monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv(PASSWORD_ENV, "pw")
-    monkeypatch.setattr(federation_command, "_admin_api", lambda *a: FakeApi("running", ""))
+    monkeypatch.setattr(federation_command, "admin_api", lambda *a: FakeApi("running", ""))
     declared = LinkResult("up", "federation", "430102", "amqp://link-up@127.0.0.1:5672/%2F",
                           ("exgate-up-430102",), 1)
     monkeypatch.setattr(federation_command, "link_up", lambda *a, **k: declared)

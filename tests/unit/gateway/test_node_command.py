@@ -47,6 +47,18 @@ def test_node_add_names_what_is_wrong_before_looking_for_a_broker(
     assert snapshot(registry) == before
 
 
+@pytest.mark.parametrize("action", ["disable", "enable"])
+def test_disable_and_enable_name_a_node_not_registered_before_the_broker(
+        registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        action: str) -> None:
+    before = snapshot(registry)
+    assert run_node(action, node_id="no-such", registry=registry,
+                    broker_base=tmp_path / "no-broker") == 2
+    err = capsys.readouterr().err
+    assert "节点 'no-such' 未在" in err and "没有私有消息服务器" not in err
+    assert snapshot(registry) == before
+
+
 @pytest.mark.parametrize(("lang", "words"), [("zh", "不存在"), ("en", "does not exist")])
 def test_rotate_key_without_the_credentials_file_refuses(
         registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -60,7 +60,7 @@ def test_the_command_refuses_with_exit_2(
         tmp_path: Path, victim: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str], lang: str, words: str) -> None:
     api = RecordingApi()
-    monkeypatch.setattr(node_command, "_api", lambda *args: api)
+    monkeypatch.setattr(node_command, "admin_api", lambda *args: api)
     before = victim.read_bytes()
     assert run_node("add", node_id="yuelu-01", division="430104", registry=tmp_path / "reg",
                     admin_url="http://admin@127.0.0.1:1", out=victim, lang=lang) == 2
