@@ -6,16 +6,20 @@ listener that accepts and then stays silent (hung, or a port forward to nothing)
 ``CONNECT_TIMEOUT``, which bounds the handshake too, works only in thick mode. So the
 connect runs in a thread, and the caller waits for it at most ``seconds``.
 
-Connects take turns. An attempt given up on keeps its thread until the server answers
-or drops the socket; a connection it opens then is closed at once. While such an
-attempt still waits, the next one fails at once instead of starting another thread: a
-silent listener costs one thread, however long it stays silent and however many
-threads (a pool, the source's read-ahead and write-back) want a connection.
+Connects take turns, and a turn is bounded by ``seconds``, so slow but healthy connects
+queue up and all succeed. An attempt given up on keeps its thread until the server
+answers or drops the socket; a connection it opens then is closed at once. While such
+an attempt still waits, every other connect fails at once instead of starting another
+thread: a silent listener costs one thread, however many threads (a pool, the source's
+read-ahead and write-back) want a connection. Only after ``forget_after`` is another
+attempt made (one more thread), for a peer that vanished without a reset leaves the
+abandoned one waiting for good.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,11 +27,13 @@ from sqlalchemy import Engine, event
 
 __all__ = ["ConnectDeadline", "bound_connects"]
 
+_TURN_CHECK_S = 0.5  # how often a connect waiting for its turn looks for a silent server
 
-def bound_connects(engine: Engine, seconds: float) -> None:
+
+def bound_connects(engine: Engine, seconds: float, forget_after: float) -> None:
     """Open ``engine``'s connections within ``seconds``, or fail with the driver's
     ``OperationalError`` (SQLAlchemy's ``OperationalError`` to the caller)."""
-    deadline = ConnectDeadline(seconds)
+    deadline = ConnectDeadline(seconds, forget_after)
 
     def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         return deadline.connect(lambda: dialect.connect(*cargs, **cparams),
@@ -37,35 +43,42 @@ def bound_connects(engine: Engine, seconds: float) -> None:
 
 
 class ConnectDeadline:
-    """Connects that wait at most ``seconds``, one at a time, with one abandoned attempt
-    at the most: the next connect waits its turn, and fails at once while an attempt
-    given up on still waits for the server."""
+    """Connects that wait at most ``seconds`` each, one at a time; while an attempt given
+    up on (less than ``forget_after`` ago) still waits, the others fail at once."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, forget_after: float) -> None:
         self.seconds = seconds
+        self.forget_after = forget_after
         self._turn = threading.Lock()  # one attempt at a time: a silent server, one thread
         self._waiting: _Attempt | None = None  # the last attempt given up on
+        self._given_up_at = 0.0
 
     def connect(self, connect: Callable[[], Any],
                 error: Callable[[str], Exception]) -> Any:
-        if not self._turn.acquire(timeout=self.seconds):
-            raise error(f"another connection attempt has waited {self.seconds:g} s for the "
-                        "database server")
+        # No deadline on the wait for a turn: each turn ends within ``seconds``.
+        while not self._turn.acquire(timeout=_TURN_CHECK_S):
+            self._refuse_while_silent(error)
         try:
-            if self._waiting is not None and not self._waiting.finished.is_set():
-                raise error(f"the database server has not answered an earlier connection "
-                            f"attempt, given up on after {self.seconds:g} s; not trying "
-                            "again until it answers or drops it")
+            self._refuse_while_silent(error)
             attempt = _Attempt(connect)
             if attempt.finished.wait(self.seconds):
                 return attempt.outcome()
             if attempt.abandon():
-                self._waiting = attempt
+                self._waiting, self._given_up_at = attempt, time.monotonic()
                 raise error(f"the database server accepted the connection but did not "
                             f"answer within {self.seconds:g} s")
             return attempt.outcome()  # it finished in the meantime
         finally:
             self._turn.release()
+
+    def _refuse_while_silent(self, error: Callable[[str], Exception]) -> None:
+        waiting = self._waiting
+        if waiting is None or waiting.finished.is_set() or \
+                time.monotonic() - self._given_up_at >= self.forget_after:
+            return
+        raise error(f"the database server has not answered an earlier connection attempt, "
+                    f"given up on after {self.seconds:g} s; not trying again until it "
+                    f"answers or drops it, or {self.forget_after:g} s have passed")
 
 
 class _Attempt:

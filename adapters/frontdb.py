@@ -190,7 +190,7 @@ def bound_silent_servers(engine: Engine) -> Engine:
     open connection at most ``ROUND_TRIP_TIMEOUT_SECONDS`` (``bound_round_trips``).
     """
     if engine.dialect.name == "oracle":
-        bound_connects(engine, CONNECT_TIMEOUT_SECONDS)
+        bound_connects(engine, CONNECT_TIMEOUT_SECONDS, ROUND_TRIP_TIMEOUT_SECONDS)
         event.listen(engine, "connect", bound_round_trips)
     return engine
 

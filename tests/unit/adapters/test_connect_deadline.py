@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -54,7 +55,7 @@ class Server:
 def test_a_connect_that_answers_in_time_is_returned() -> None:
     server = Server()
     server.answer.set()
-    assert ConnectDeadline(5).connect(server.connect, Refused) is server.opened[0]
+    assert ConnectDeadline(5, 600).connect(server.connect, Refused) is server.opened[0]
 
 
 def test_a_connect_error_is_raised_as_it_was() -> None:
@@ -62,11 +63,11 @@ def test_a_connect_error_is_raised_as_it_was() -> None:
         raise ConnectionRefusedError("nobody listens")
 
     with pytest.raises(ConnectionRefusedError, match="nobody listens"):
-        ConnectDeadline(5).connect(refuse, Refused)
+        ConnectDeadline(5, 600).connect(refuse, Refused)
 
 
 def test_a_silent_server_costs_one_waiting_attempt_and_a_late_connection_is_closed() -> None:
-    server, deadline = Server(), ConnectDeadline(0.2)
+    server, deadline = Server(), ConnectDeadline(0.2, 600)
     with pytest.raises(Refused, match=r"did not answer within 0\.2 s"):
         deadline.connect(server.connect, Refused)
     with pytest.raises(Refused, match="has not answered an earlier connection attempt"):
@@ -80,7 +81,7 @@ def test_a_silent_server_costs_one_waiting_attempt_and_a_late_connection_is_clos
 
 
 def test_connects_at_once_to_a_silent_server_cost_one_thread() -> None:
-    server, deadline = Server(), ConnectDeadline(0.2)
+    server, deadline = Server(), ConnectDeadline(0.2, 600)
     errors: list[BaseException] = []
 
     def connect() -> None:
@@ -95,6 +96,39 @@ def test_connects_at_once_to_a_silent_server_cost_one_thread() -> None:
     for caller in callers:
         caller.join(30)
     assert len(errors) == 8 and server.calls == 1
+    server.answer.set()
+
+
+def test_slow_healthy_connects_at_once_all_get_through() -> None:
+    # Each takes under its own deadline; together they take longer than one deadline.
+    deadline = ConnectDeadline(2.0, 600)
+    opened: list[Connection] = []
+
+    def slow() -> Connection:
+        time.sleep(0.6)
+        return Connection()
+
+    callers = [threading.Thread(target=lambda: opened.append(deadline.connect(slow, Refused)))
+               for _ in range(5)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(60)
+    assert len(opened) == 5
+
+
+def test_a_server_silent_past_forget_after_is_tried_again() -> None:
+    # A peer gone without a reset leaves the abandoned attempt waiting for good: after
+    # forget_after, one more attempt (one more thread) is made.
+    server, deadline = Server(), ConnectDeadline(0.2, 0.5)
+    with pytest.raises(Refused, match="did not answer"):
+        deadline.connect(server.connect, Refused)
+    with pytest.raises(Refused, match="has not answered an earlier connection attempt"):
+        deadline.connect(server.connect, Refused)
+    time.sleep(0.6)  # past forget_after
+    with pytest.raises(Refused, match="did not answer"):
+        deadline.connect(server.connect, Refused)
+    assert server.calls == 2
     server.answer.set()
 
 
