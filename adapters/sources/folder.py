@@ -334,7 +334,9 @@ class FolderSource:
     def _read_file(self, path: Path, state: Mapping[str, Any]) -> Iterator[_Piece]:
         """A file's checks in pieces; the last piece carries its ``_FileRun``."""
         try:
-            content, digest = read_small(path)
+            # Past max_file_mb the reader refuses the file by its size: never read it.
+            too_large = path.lstat().st_size > self.options.limits.max_file_bytes
+            content, digest = (None, "") if too_large else read_small(path)
         except OSError as exc:
             run = _FileRun(path.name, path, "",
                            file_issues=(_unreadable_issue(path.name, exc.strerror or str(exc)),))

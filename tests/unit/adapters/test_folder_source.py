@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.sources import folder as folder_module
 from adapters.sources.base import SourceContext
 from adapters.sources.folder import FolderSource, folder_source
 from adapters.sources.folder_files import NAME_BYTES, REPORT_SUFFIX, claimed_name, read_small
@@ -324,7 +325,10 @@ def test_a_claimed_file_swapped_for_a_symlink_or_a_pipe_is_refused_not_read(
 
 
 def test_a_file_over_max_file_mb_goes_to_error_unread_and_the_others_go_through(
-        tmp_path: Path, outbox: Outbox) -> None:
+        tmp_path: Path, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    read: list[str] = []
+    monkeypatch.setattr(folder_module, "read_small",
+                        lambda path: read.append(path.name) or read_small(path))
     options = {"path": drop_path(tmp_path), "stable_seconds": 0, "observer": "none",
                "max_file_mb": 1}
     source = folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, "en"))
@@ -337,6 +341,7 @@ def test_a_file_over_max_file_mb_goes_to_error_unread_and_the_others_go_through(
     assert names(source.error) == ["big.xml", f"big.xml{REPORT_SUFFIX}"]
     report = (source.error / f"big.xml{REPORT_SUFFIX}").read_text(encoding="utf-8")
     assert "file-too-large" in report and str(1024 * 1024) in report
+    assert read == ["small.xml"]  # the big one was neither read nor hashed
 
 
 @pytest.mark.parametrize("value", [0, 1.5, "10", True])
