@@ -74,22 +74,33 @@ def test_a_failing_task_does_not_stop_its_keys_next_one() -> None:
     assert ran == ["first", "second"]
 
 
-def test_shutdown_waits_for_the_running_task() -> None:
+def test_shutdown_waits_for_the_running_task_and_drops_the_queued_ones() -> None:
     pool = OrderedPool(1, "test")
     started, release = threading.Event(), threading.Event()
+    stopped = threading.Event()
     ran: list[str] = []
 
     def running() -> None:
         started.set()
         release.wait(_HANG_GUARD_S)
-        ran.append("running")
+        ran.append("running, shutdown returned" if stopped.is_set() else "running")
 
     pool.submit("a", running)
-    pool.submit("a", lambda: ran.append("queued"))  # run or dropped: never an error
+    pool.submit("a", lambda: ran.append("queued"))
     assert started.wait(_HANG_GUARD_S)
-    stopper = threading.Thread(target=pool.shutdown)
+
+    def stop() -> None:
+        pool.shutdown()
+        stopped.set()
+
+    stopper = threading.Thread(target=stop)
     stopper.start()
+    # Released only once shutdown has emptied the key's queue (the dropped one's).
+    deadline = time.monotonic() + _HANG_GUARD_S
+    while pool._queued["a"]:
+        assert time.monotonic() < deadline, "shutdown never emptied the queue"
+        time.sleep(0.01)
     release.set()
     stopper.join(_HANG_GUARD_S)
     assert not stopper.is_alive()
-    assert ran[0] == "running"
+    assert ran == ["running"]
