@@ -143,11 +143,13 @@ def engine_url(url: str | URL) -> URL:
 
 def sqlite_file_under(url: URL, config: Path) -> URL:
     """``url`` with a relative SQLite database file taken from the folder of the config
-    file ``config`` (``resolve_path``), as every path in a config is; other URLs as given.
+    file ``config`` (``resolve_path``), as every path in a config is; other URLs, and
+    SQLite's URI form (``?uri=true``, whose ``file:`` name SQLite itself reads), as given.
 
     Shared by the agent's ``[[sources]] url`` and the gateway's ``[store] url``.
     """
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") \
+            or "uri" in url.query:
         return url
     return url.set(database=str(resolve_path(config, url.database or "")))
 

@@ -59,6 +59,8 @@ def test_broker_urls_that_open(tmp_path: Path, url: str) -> None:
     ("sqlite:///data/front.db?timeout=5", "sqlite:///{conf}/data/front.db?timeout=5"),
     ("sqlite:////srv/front.db", "sqlite:////srv/front.db"),
     ("sqlite://", "sqlite://"),
+    # The URI form: SQLite reads the file: name itself; rewritten, it named a new file.
+    ("sqlite:///file:front.db?mode=ro&uri=true", "sqlite:///file:front.db?mode=ro&uri=true"),
     ("postgresql://exgate:pw@db/front", "postgresql://exgate:pw@db/front"),
     ("not a url", "not a url"),  # the source says what is wrong with it, naming itself
 ])
