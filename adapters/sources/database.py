@@ -58,7 +58,7 @@ from adapters.sources.db_tables import (
 )
 from adapters.sources.read_ahead import read_ahead
 from adapters.sources.sqlite_bytes import sqlite_text
-from schemas.errors import ConfigError, RetriableError
+from schemas.errors import ConfigError, RetriableError, message_of
 from schemas.messages import Localized
 from schemas.times import BEIJING
 
@@ -270,10 +270,11 @@ class DatabaseSource:
         try:
             self._settle()
         except Exception as exc:
-            warning = Localized(f"数据源 {self.name}：上一页的回写失败，这些行将再次读取：{exc}",
+            warning = Localized(f"数据源 {self.name}：上一页的回写失败，这些行将再次读取："
+                                f"{message_of(exc, 'zh')}",
                                 f"source {self.name}: the last page's write-back failed; "
-                                f"its rows will be read again: {exc}")
-            log.warning(warning.en if self._context.lang == "en" else warning.zh)
+                                f"its rows will be read again: {message_of(exc, 'en')}")
+            log.warning(warning.pick(self._context.lang))
 
     @functools.cached_property
     def _overlapped(self) -> bool:
