@@ -110,20 +110,25 @@ def apply_receipt(outbox: Outbox, delivery: Delivery, lang: str = "zh") -> Verdi
         log.warning(say("receipt-held", lang, error=exc.message(lang)),
                     extra={"batch": receipt.batch_id})
         return Verdict.REQUEUE
-    _log_recorded(receipt, state, lang)
+    _log_recorded(receipt, state, _ignored(outbox, receipt), lang)
     return Verdict.ACK
 
 
-def _log_recorded(receipt: Receipt, state: BatchState, lang: str) -> None:
-    """INFO for a stored receipt, WARNING for a failed one (the reasons: the first three).
+def _ignored(outbox: Outbox, receipt: Receipt) -> bool:
+    """A failed receipt from a level that had stored the batch: the outbox kept that
+    level's ``stored`` receipt (``record_receipt``), whatever the other levels said."""
+    return receipt.status == "failed" and any(
+        kept["level"] == receipt.level and kept["status"] == "stored"
+        for kept in outbox.receipts_of(receipt.batch_id))
 
-    A failed receipt that left the batch other than failed came from a level that had
-    stored it: the outbox kept that level's ``stored`` receipt (``record_receipt``).
-    """
+
+def _log_recorded(receipt: Receipt, state: BatchState, ignored: bool, lang: str) -> None:
+    """INFO for a stored receipt, WARNING for a failed one (the reasons: the first three);
+    a failed one the outbox ``ignored`` is said to be late, with the batch's state."""
     reasons = ("; " if lang == "en" else "；").join(
         reason_said(reason, lang) for reason in receipt.reasons[:3])
     level = level_name(receipt.level, lang)
-    if receipt.status == "failed" and state is not BatchState.FAILED:
+    if ignored:
         log.warning(say("receipt-late-failure", lang, level=level, division=receipt.division,
                         state=status_name(state.value, lang),
                         reasons=say("receipt-late-reasons", lang, reasons=reasons)

@@ -82,6 +82,26 @@ def test_a_refusal_redelivered_after_the_levels_stored_receipt_leaves_the_batch_
     assert caplog.records[-1].getMessage() == expected
 
 
+def test_a_late_refusal_from_a_level_that_stored_is_said_late_while_another_refuses(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The batch is failed (the city refused it), yet the province's late refusal is not
+    # recorded: the log must not report it as the province's refusal.
+    with Outbox(tmp_path / "city.db", levels=("province", "city")) as box:
+        batch = sent_batch(box)
+        apply_receipt(box, delivery(batch_id=batch))
+        apply_receipt(box, delivery(batch_id=batch, level="city", division="430100",
+                                    status="failed", stored=0, reasons=["node-disabled"]))
+        late = delivery(batch_id=batch, status="failed", stored=0, reasons=["node-disabled"])
+        with caplog.at_level(logging.INFO, "exgate.agent.receipts"):
+            assert apply_receipt(box, late, "en") is Verdict.ACK
+        assert box.batch(batch).state is BatchState.FAILED  # type: ignore[union-attr]
+        assert [(r["level"], r["status"]) for r in box.receipts_of(batch)] == [
+            ("city", "failed"), ("province", "stored")]
+    said = caplog.records[-1].getMessage()
+    assert said.startswith("receipt from province 430000: failed, for a batch that level "
+                           "has already stored") and "stays failed" in said
+
+
 def test_a_malformed_receipt_is_dropped(outbox: Outbox) -> None:
     assert apply_receipt(outbox, Delivery(b"not json", None, False)) is Verdict.DROP
 
