@@ -304,6 +304,10 @@ def _read_secret(path: Path) -> tuple[dict[str, Any], Path]:
     except OSError as exc:
         raise located(str(path), f"cannot read key file: {exc.strerror}",
                       f"无法读取密钥文件：{exc.strerror}") from exc
+    except UnicodeDecodeError as exc:  # a binary file, or another one named by mistake
+        raise located(str(path), "key file is not UTF-8 text: is it the file that "
+                      "`exgate node add` wrote?",
+                      "密钥文件不是 UTF-8 文本：请确认是 `exgate node add` 生成的文件") from exc
     if mode & 0o077:
         raise located(str(path), f"key file is readable by others (mode {mode & 0o777:o}); "
                       f"run `chmod 600 {path}`",

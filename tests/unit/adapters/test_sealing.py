@@ -185,3 +185,11 @@ def test_bad_key_files(tmp_path: Path, text):
 def test_missing_key_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_node_keys(tmp_path / "nope")
+
+
+def test_a_key_file_that_is_not_utf8_is_a_config_error(tmp_path: Path):
+    path = tmp_path / "node.key"
+    path.write_bytes("签名密钥".encode("gb18030") + b"\xff\xfe")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_node_keys(path)
