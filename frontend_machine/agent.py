@@ -293,7 +293,7 @@ def run_once(config_path: Path, lang: str | None = None, out: TextIO | None = No
             agent.tally.pending_batches = depth.pending_batches
             agent.tally.unbatched = depth.unbatched_records
             agent.tally.waiting = agent.waiting()
-            agent.tally.no_broker = agent.config.broker is None
+            agent.tally.no_broker = agent.publisher_settings is None
             print("\n".join(agent.tally.lines(agent.lang)), file=out or sys.stdout)
             if flushed is not None and flushed.login_refused is not None:
                 raise wrapped(_login_source(agent.config), flushed.login_refused)
