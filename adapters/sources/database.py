@@ -285,8 +285,6 @@ class DatabaseSource:
         return self._strategy.pipelined and self._reader.engine.dialect.name != "sqlite"
 
     def _write_back(self, chunk: Chunk) -> None:
-        if not self._strategy.writes_back or not chunk.checks:
-            return
         taken: dict[str, list[int]] = {}
         rejected: dict[str, list[dict[str, Any]]] = {}
         now = self._reader.clock().astimezone(BEIJING).replace(tzinfo=None)
