@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from adapters.sealing import generate_node_keys
 from gateway import federation, node_command
 from gateway.broker_node import DEFAULT_PLUGINS, LocalBroker
 from gateway.federation_command import run_link
 from gateway.node_command import run_broker, run_node
+from gateway.registry import Registry
 from schemas.errors import ConfigError
 
 
@@ -97,9 +99,13 @@ def test_node_commands_refuse_a_broker_folder_without_a_broker(
     assert words in capsys.readouterr().err
     assert not out.exists() and not typo.exists()
     assert not registry.exists() or list(registry.iterdir()) == []
+    # A registered node (else that is what disable says first, before any broker).
+    Registry(registry).add("zz-01", "430102", "exgate-node-zz-01",
+                           generate_node_keys("zz-01", 1).verifier())
     assert run_node("disable", node_id="zz-01", registry=registry, broker_base=typo,
                     lang=lang) == 2
     assert words in capsys.readouterr().err
+    assert Registry(registry).require("zz-01").active  # nothing changed
 
 
 def test_broker_link_refuses_a_folder_without_a_broker(
