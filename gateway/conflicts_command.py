@@ -27,6 +27,7 @@ from gateway.conflicts import (
 )
 from gateway.replay_command import EXIT_OK, EXIT_SOME_FAIL, fail_with, open_level
 from schemas.errors import ConfigError, ExgateError
+from schemas.messages import one_line
 
 __all__ = ["run_conflicts_list", "run_conflicts_resolve", "run_conflicts_show"]
 
@@ -81,9 +82,9 @@ def run_conflicts_show(config_path: Path | None, conflict_id: int, as_json: bool
              "The stored version stays as it is; if it is wrong, the source system sends the "
              "right content as a new version (SJBBH)."))
     for d in differences:
-        echo(say(lang, f"  {d.field}：已入库 {d.stored or _ABSENT}，新到 {d.incoming or _ABSENT}",
-                 f"  {d.field}: stored {d.stored or _ABSENT}, incoming "
-                 f"{d.incoming or _ABSENT}"))
+        stored, incoming = _value(d.stored), _value(d.incoming)
+        echo(say(lang, f"  {d.field}：已入库 {stored}，新到 {incoming}",
+                 f"  {d.field}: stored {stored}, incoming {incoming}"))
     return EXIT_OK
 
 
@@ -110,6 +111,12 @@ def run_conflicts_resolve(config_path: Path | None, conflict_ids: Sequence[int],
             shown = ", ".join(str(i) for i in ids)
             echo(say(lang, f"{zh}：{shown}", f"{en}: {shown}"), err=ids is outcome.unknown)
     return code
+
+
+def _value(text: str | None) -> str:
+    """A field's value on its difference's one line: a stored line break would otherwise
+    start what reads as the next field."""
+    return one_line(text) if text else _ABSENT
 
 
 def _login_name() -> str:

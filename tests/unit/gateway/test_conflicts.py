@@ -192,3 +192,14 @@ def test_an_empty_note_is_said_before_a_store_not_there(tmp_path: Path) -> None:
     code, _, err = run(tmp_path, "resolve", "1", "--note", " ", "--lang", "en")
     assert code == 2 and "--note is empty" in err
     assert not (tmp_path / "store.db").exists()
+
+
+def test_a_value_with_line_breaks_stays_on_its_field_s_line(store: SqlStore,
+                                                            tmp_path: Path) -> None:
+    store.write(batch("B1", records(record("SBXX"))))
+    store.write(batch("B2", records(record("SBXX", SQRMC="李四\n  SQRZJHM：已入库 1，新到 2"))))
+    [entry] = list_conflicts(store)
+    code, shown, _ = run(tmp_path, "show", str(entry.conflict_id), "--lang", "zh")
+    [difference] = [line for line in shown.splitlines() if line.startswith("  ")]
+    assert code == 0 and difference.startswith("  SQRMC：")
+    assert difference.endswith("新到 李四\\x0a  SQRZJHM：已入库 1，新到 2")
