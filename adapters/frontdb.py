@@ -175,6 +175,10 @@ _CONNECT_ARGS: dict[tuple[str, str], dict[str, Any]] = {
         "read_timeout": ROUND_TRIP_TIMEOUT_SECONDS,
         "write_timeout": ROUND_TRIP_TIMEOUT_SECONDS,
     } for backend in _MYSQL for driver in ("pymysql", "mysqldb")},
+    # A probe every minute on an idle connection, like PostgreSQL's keepalives: a
+    # firewall between the front-end machine and the database keeps the pooled
+    # connection, and a peer gone without a reset is noticed (cx_Oracle has no option).
+    ("oracle", "oracledb"): {"expire_time": 1},
 }
 
 

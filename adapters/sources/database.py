@@ -184,7 +184,7 @@ def engine_options(url: URL, options: DatabaseOptions) -> dict[str, Any]:
         # cx_Oracle always uses the client libraries; it finds them itself.
         return {}
     lib = options.oracle_client_lib
-    return {"thick_mode": {"lib_dir": lib} if lib else True}
+    return {"thick_mode": {"lib_dir": lib} if lib else True, "connect_args": bounded}
 
 
 def _strategy(options: DatabaseOptions, reader: ReadContext) -> Strategy:

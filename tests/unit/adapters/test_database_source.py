@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import oracledb
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import oracle
@@ -447,9 +448,13 @@ def test_oracle_options() -> None:
         url = extra.pop("url", "oracle://u@h/db")
         return engine_options(engine_url(url), parse_options({"url": url, **extra}, CATALOG))
 
-    assert options() == {}
-    assert options(oracle_thick=True) == {"thick_mode": True}
-    assert options(oracle_client_lib="/opt/ic") == {"thick_mode": {"lib_dir": "/opt/ic"}}
+    keepalive = {"connect_args": {"expire_time": 1}}
+    assert options() == keepalive
+    assert options(oracle_thick=True) == {"thick_mode": True, **keepalive}
+    assert options(oracle_client_lib="/opt/ic") == {"thick_mode": {"lib_dir": "/opt/ic"},
+                                                     **keepalive}
+    # python-oracledb takes the argument in either mode.
+    assert oracledb.ConnectParams(**keepalive["connect_args"]).expire_time == 1
     assert options(url="oracle+cx_oracle://u@h/db", oracle_thick=True) == {}
     with pytest.raises(ConfigError, match="oracle_thick"):
         options(url="sqlite://", oracle_thick=True)

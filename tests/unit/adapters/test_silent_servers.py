@@ -109,6 +109,7 @@ def test_a_store_on_a_silent_postgresql_fails_its_write(silent_port: int) -> Non
     ("mysql://h/db", {"connect_timeout": CONNECT_TIMEOUT_SECONDS,
                       "read_timeout": ROUND_TRIP_TIMEOUT_SECONDS}),
     ("mariadb://h/db", {"read_timeout": ROUND_TRIP_TIMEOUT_SECONDS}),
+    ("oracle+oracledb://h/db", {"expire_time": 1}),
 ])
 def test_network_drivers_get_bounded_waits(url: str, expected: dict[str, Any]) -> None:
     args = connect_args(engine_url(url))
@@ -119,7 +120,8 @@ def test_the_url_overrides_a_bounded_wait_and_other_drivers_get_none() -> None:
     args = connect_args(engine_url("postgresql://h/db?connect_timeout=30"))
     assert "connect_timeout" not in args and args["keepalives"] == 1
     assert connect_args(engine_url("sqlite:///x.db")) == {}
-    assert connect_args(engine_url("oracle://h/db")) == {}
+    assert connect_args(engine_url("oracle://h/db?expire_time=5")) == {}
+    assert connect_args(engine_url("oracle+cx_oracle://h/db")) == {}
 
 
 def _connection(dialect: str, call_timeout: int | None) -> Any:
