@@ -90,6 +90,12 @@ class Limits:
         if self.max_file_issues <= 0:
             raise ValueError("max_file_issues must be positive")
 
+    @classmethod
+    def from_megabytes(cls, max_file_mb: int) -> Limits:
+        """The default caps with files capped at ``max_file_mb`` MiB (``--max-file-mb``,
+        a folder source's ``max_file_mb``)."""
+        return cls(max_file_bytes=max_file_mb * 1024 * 1024)
+
 
 @dataclass
 class DocumentReader:

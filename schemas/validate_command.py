@@ -36,7 +36,7 @@ def run_validate(
         )
         click.echo(message, err=True)
         return EXIT_USAGE
-    limits = Limits(max_file_bytes=max_file_mb * 1024 * 1024)
+    limits = Limits.from_megabytes(max_file_mb)
     text = output == "text"
     on_file: Callable[[FileResult], None] | None = (
         (lambda result: _print_file(result, lang)) if text else None

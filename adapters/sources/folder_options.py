@@ -32,7 +32,7 @@ class FolderOptions:
     @property
     def limits(self) -> Limits:
         """The reader's caps for this folder's files."""
-        return Limits(max_file_bytes=self.max_file_mb * 1024 * 1024)
+        return Limits.from_megabytes(self.max_file_mb)
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> FolderOptions:

@@ -239,3 +239,14 @@ def test_freeing_under_the_parser_at_any_boundary_keeps_the_rest_intact(
         (c.element, c.record and c.record.fields) for c in plain
     ]
     assert [i[1] for i in _issues(checks)] == ["record-too-many-elements"]
+
+
+def test_a_file_cap_in_megabytes_is_one_named_constructor_for_both_its_users() -> None:
+    """``exgate validate --max-file-mb`` and a folder source's ``max_file_mb`` build
+    their caps the same way: MiB, the other caps left at their defaults."""
+    from adapters.sources.folder_options import FolderOptions
+
+    caps = Limits.from_megabytes(3)
+    assert caps == Limits(max_file_bytes=3 * 1024 * 1024)
+    assert caps.max_record_bytes == Limits().max_record_bytes
+    assert FolderOptions.parse({"path": "/drop", "max_file_mb": 3}).limits == caps
