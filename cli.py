@@ -201,8 +201,11 @@ def gateway_run(config_path: Path, workers: int | None, drain: bool) -> None:
 
 # ---- broker and node provisioning (gateway/node_command.py) --------------------------
 
+# The folder options take any path (readable=False, files too): click would refuse one
+# in English; the command names a path that is no readable folder, and why
+# (gateway/cli_support.check_folder), in the language chosen.
 BROKER_BASE_OPTION = click.option(
-    "--base", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--base", type=click.Path(readable=False, path_type=Path), default=None,
     help="Broker folder (default: $EXGATE_BROKER_BASE, /var/lib/exgate/broker as root, "
          "else ~/.local/state/exgate/broker)")
 
@@ -302,10 +305,10 @@ def broker_link(upstream: str, division: str, direction: str, via: str,
 
 
 REGISTRY_OPTION = click.option(
-    "--registry", type=click.Path(file_okay=False, path_type=Path), default=Path("registry"),
+    "--registry", type=click.Path(readable=False, path_type=Path), default=Path("registry"),
     show_default=True, help="Node registry folder read by the gateways")
 ADMIN_OPTIONS = [
-    click.option("--broker-base", type=click.Path(file_okay=False, path_type=Path),
+    click.option("--broker-base", type=click.Path(readable=False, path_type=Path),
                  default=None, help="Provision on the private broker in this folder"),
     click.option("--admin-url", default=None, envvar="EXGATE_ADMIN_URL",
                  help="Management API http://USER:PASSWORD@HOST:PORT (or $EXGATE_ADMIN_URL)"),
@@ -358,8 +361,8 @@ def node_list(registry: Path, lang: str) -> None:
     \b
     Example:
       exgate node list --registry /etc/exgate/registry
-    Exit codes: 0 listed, 2 the registry folder does not exist, or a file in it is
-    unreadable (the others are listed).
+    Exit codes: 0 listed, 2 the registry folder does not exist, is no folder or cannot
+    be read, or a file in it is unreadable (the others are listed).
     """
     from gateway.node_command import run_node
 
@@ -642,7 +645,7 @@ def audit() -> None:
 
 
 @audit.command("verify")
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=click.Path(readable=False, path_type=Path))
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @LANG_OPTION
@@ -652,7 +655,8 @@ def audit_verify(folder: Path, output: str, lang: str) -> None:
     \b
     Example:
       exgate audit verify audit-2026-11 --lang en
-    Exit codes: 0 ok, 1 mismatch or invalid file, 2 not a folder.
+    Exit codes: 0 ok, 1 mismatch or invalid file, 2 the folder is missing, no folder or
+    unreadable.
     """
     from gateway.export_command import run_audit_verify
 

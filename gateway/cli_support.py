@@ -8,27 +8,32 @@
   (``schemas.errors.message_of``);
 - ``printable`` / ``echo``: text that agents or messages control (batch ids, reasons,
   last errors) never reaches a terminal as control codes;
-- ``log_to_stderr``: the log lines of the long-running gateway commands.
+- ``log_to_stderr``: the log lines of the long-running gateway commands;
+- ``check_folder``: a folder option (``--registry``, ``--base``, ``--broker-base``, the
+  folder ``audit verify`` reads) that is no folder exgate can read, named with why in
+  both languages (click's own checks refuse in English only, so they are off).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
+import stat
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
 from adapters.amqp.logs import quiet_pika
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, located
 from schemas.errors import message_of as error_detail
 from schemas.messages import OneLineFormatter
 from schemas.times import BEIJING, parse_time
 
-__all__ = ["DEFAULT_GATEWAY_CONFIG", "echo", "error_detail", "gateway_config_path",
-           "log_to_stderr", "parse_moment", "printable", "say"]
+__all__ = ["DEFAULT_GATEWAY_CONFIG", "check_folder", "echo", "error_detail",
+           "gateway_config_path", "log_to_stderr", "parse_moment", "printable", "say"]
 
 DEFAULT_GATEWAY_CONFIG = Path("/etc/exgate/gateway.toml")
 _RELATIVE = re.compile(r"(\d+)([mhd])")
@@ -55,6 +60,34 @@ def log_to_stderr() -> None:
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     quiet_pika()
+
+
+def check_folder(path: Path, name: str, name_zh: str | None = None, *,
+                 may_be_missing: bool = False) -> bool:
+    """Whether the folder ``path``, given as ``name`` (an option such as ``--registry``;
+    ``name_zh`` in Chinese when it differs), exists; a ``ConfigError`` (exit code 2)
+    naming it and why when it is no folder, cannot be listed or entered, or is missing
+    and not ``may_be_missing`` (a command that creates it, or says so in its own words).
+    The system's reasons are given in Chinese as ``exgate validate`` gives them."""
+    where, where_zh = f"{name} {path}", f"{name_zh or name} {path}"
+    try:
+        if not stat.S_ISDIR(os.stat(path).st_mode):
+            raise located(where, "is not a folder", "不是文件夹", where_zh=where_zh)
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        with os.scandir(path):
+            pass
+    except FileNotFoundError:
+        if may_be_missing:
+            return False
+        raise located(where, "does not exist", "不存在", where_zh=where_zh) from None
+    except OSError as exc:
+        from schemas.audit_report import unreadable_reason  # here: it loads the validator
+
+        reason = exc.strerror or str(exc)
+        raise located(where, f"cannot be read: {reason}",
+                      f"无法读取：{unreadable_reason(reason)}", where_zh=where_zh) from exc
+    return True
 
 
 def gateway_config_path(given: Path | None) -> Path:

@@ -2,7 +2,8 @@
 
 Exit codes: export 0 written, 2 an option refused, configuration error or store
 unreachable;
-audit verify 0 ok, 1 mismatch or invalid file, 2 folder unreadable.
+audit verify 0 ok, 1 mismatch or invalid file, 2 the folder is missing, no folder or
+unreadable.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from adapters.stores.sql import SqlStore
 from gateway.audit_verify import VerifyReport, verify_export
-from gateway.cli_support import gateway_config_path, parse_moment, say
+from gateway.cli_support import check_folder, gateway_config_path, parse_moment, say
 from gateway.config import load_config
 from gateway.export import (
     DEFAULT_MAX_RECORDS,
@@ -30,7 +31,7 @@ from gateway.export import (
 )
 from schemas.audit import FileResult
 from schemas.audit_report import format_issue, format_summary, summary_json
-from schemas.errors import ExgateError
+from schemas.errors import ConfigError, ExgateError
 
 __all__ = ["DEFAULT_MAX_RECORDS", "run_audit_verify", "run_export"]
 
@@ -106,8 +107,10 @@ def _progress(show: bool, lang: str) -> Iterator[_Bar]:
 
 
 def run_audit_verify(folder: Path, output: str, lang: str) -> int:
-    if not folder.is_dir():
-        click.echo(say(lang, f"{folder}: 不是目录", f"{folder}: not a folder"), err=True)
+    try:
+        check_folder(folder, "export folder", "导出目录")
+    except ConfigError as exc:
+        click.echo(exc.message(lang), err=True)
         return EXIT_USAGE
     text = output == "text"
     report = verify_export(folder, (lambda r: _print_file(r, lang)) if text else None)

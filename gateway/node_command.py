@@ -1,9 +1,10 @@
 """``exgate broker …`` and ``exgate node …``: what they print (zh by default, en) and
 their exit codes. The work is in ``broker_node``, ``provisioning`` and ``registry``.
 
-Exit codes: 0 ok, 1 the broker or management API failed, 2 usage or configuration
-(``node list`` also when the registry folder does not exist, or when a registry file is
-unreadable: it lists the others all the same).
+Exit codes: 0 ok, 1 the broker or management API failed, 2 usage or configuration: a
+folder option that is no folder or cannot be read (``cli_support.check_folder``), a
+registry folder that does not exist (but for ``node add``, which creates it), and for
+``node list`` a registry file that is unreadable (it lists the others all the same).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from adapters.amqp.topology import declare_topology
 from gateway.broker_node import LocalBroker
+from gateway.cli_support import check_folder
 from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.provisioning import add_node, disable_node, enable_node, rotate_node_key
 from gateway.registry import Registry
@@ -107,9 +109,11 @@ def _guarded(lang: str, work: Callable[[], int | None]) -> int:
 
 
 def run_broker(action: str, base: Path | None, levels: Sequence[str], lang: str) -> int:
-    base = base or default_broker_base()
+    given, base = base, base or default_broker_base()
 
     def work() -> None:
+        if given is not None:  # a missing one is made by start, named by the others
+            check_folder(given, "--base", may_be_missing=True)
         broker = LocalBroker(base) if action == "start" else LocalBroker.existing(base)
         if action == "start":
             broker.start()
@@ -161,11 +165,6 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
         print(_say("config-hint", lang, out=target.absolute()))
 
     def listing() -> int:
-        if not registry.exists():  # a mistyped --registry: never "no node in" it
-            raise ConfigError(f"node registry {registry} does not exist: check --registry "
-                              "(exgate node add creates it)",
-                              zh=f"节点登记簿 {registry} 不存在：请检查 --registry"
-                                 "（由 exgate node add 创建）")
         scan = reg.scan()
         if not scan.entries and not scan.unreadable:
             print(_say("none", lang, registry=registry))
@@ -211,6 +210,17 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
         print(_say("retired", lang, node=node_id, version=key_version,
                    left=", ".join(str(k.version) for k in entry.keys)))
 
-    actions = {"add": add, "list": listing, "disable": disable, "enable": enable,
-               "rotate-key": rotate, "retire-key": retire}
-    return _guarded(lang, actions[action])
+    def checked() -> int | None:
+        if broker_base is not None:  # a missing one: LocalBroker.existing names it
+            check_folder(broker_base, "--broker-base", may_be_missing=True)
+        there = check_folder(registry, "--registry", may_be_missing=True)
+        if not there and action != "add":  # a mistyped --registry: never "no node in" it
+            raise ConfigError(f"node registry {registry} does not exist: check --registry "
+                              "(exgate node add creates it)",
+                              zh=f"节点登记簿 {registry} 不存在：请检查 --registry"
+                                 "（由 exgate node add 创建）")
+        actions = {"add": add, "list": listing, "disable": disable, "enable": enable,
+                   "rotate-key": rotate, "retire-key": retire}
+        return actions[action]()
+
+    return _guarded(lang, checked)
