@@ -110,21 +110,28 @@ def frontdb() -> None:
 
 @frontdb.command("init")
 @click.option("--url", required=True, help="SQLAlchemy URL of the front-end database")
+@click.option("--password-file", type=click.Path(readable=False, path_type=Path),
+              default=None,
+              help="File holding the password of the URL's user, kept out of ps and shell "
+                   "history (or $EXGATE_FRONTDB_PASSWORD); not read with --sql")
 @click.option("--sql", "print_sql", is_flag=True, help="Print the DDL for a DBA; change nothing")
 @click.option("--triggers", is_flag=True, help="Also the triggers that fill EX_CHANGELOG")
 @LANG_OPTION
-def frontdb_init(url: str, print_sql: bool, triggers: bool, lang: str) -> None:
+def frontdb_init(url: str, password_file: Path | None, print_sql: bool, triggers: bool,
+                 lang: str) -> None:
     """Create the EX_<CODE> tables and EX_CHANGELOG, or print their DDL.
 
     \b
     Examples:
-      exgate frontdb init --url postgresql://exgate@127.0.0.1/front --triggers
+      exgate frontdb init --url postgresql://exgate@127.0.0.1/front \\
+          --password-file /etc/exgate/front-db.password --triggers
+      EXGATE_FRONTDB_PASSWORD=... exgate frontdb init --url mysql://exgate@db/front
       exgate frontdb init --url oracle:// --sql --triggers > front.sql
-    Exit codes: 0 ok, 1 database unreachable, 2 bad URL.
+    Exit codes: 0 ok, 1 database unreachable, 2 bad URL or password option.
     """
-    from adapters.frontdb import run_init
+    from adapters.frontdb_command import run_init
 
-    sys.exit(run_init(url, print_sql, triggers, lang))
+    sys.exit(run_init(url, print_sql, triggers, lang, password_file))
 
 
 @main.command()

@@ -8,9 +8,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from schemas.errors import located
+from schemas.errors import ConfigError, located
 
-__all__ = ["is_number", "read_toml", "redact", "resolve_path"]
+__all__ = ["is_number", "read_password_file", "read_toml", "redact", "resolve_path"]
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -25,6 +25,17 @@ def read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise located(str(path), f"not valid TOML: {exc}",
                       f"不是有效的 TOML 文件：{exc}") from exc
+
+
+def read_password_file(path: Path | str, key: str) -> str:
+    """The password kept in the file ``path`` (surrounding whitespace, the last newline
+    among it, left out), the file given as ``key`` (``'password_file'``,
+    ``--password-file``); a ConfigError naming both when it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key} {path}: cannot read it: {exc}",
+                          zh=f"{key} {path}：无法读取：{exc}") from exc
 
 
 def resolve_path(config: Path, value: str) -> Path:

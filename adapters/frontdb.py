@@ -18,7 +18,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import click
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -66,7 +65,6 @@ __all__ = [
     "engine_url",
     "fold_identifier",
     "front_tables",
-    "run_init",
     "sqlite_file_under",
     "table_name",
     "trigger_statements",
@@ -459,19 +457,3 @@ _TRIGGER_WRITERS = {
     ),
 }
 _TRIGGER_WRITERS["mariadb"] = _TRIGGER_WRITERS["mysql"]
-
-
-def run_init(url: str, print_sql: bool, triggers: bool, lang: str = "zh") -> int:
-    """``exgate frontdb init``: 0 done, 1 the database failed, 2 a bad URL or dialect."""
-    try:
-        if print_sql:
-            click.echo(ddl_script(url, triggers), nl=False)
-        else:
-            create_all(url, triggers)
-            where = engine_url(url).render_as_string()
-            click.echo(f"front-end tables ready at {where}" if lang == "en" else
-                       f"前置库表已就绪：{where}")
-    except (ConfigError, RetriableError) as exc:
-        click.echo(f"exgate frontdb init: {exc.message(lang)}", err=True)
-        return 2 if isinstance(exc, ConfigError) else 1
-    return 0

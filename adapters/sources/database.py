@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -33,6 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
+from adapters.config_files import read_password_file
 from adapters.frontdb import bound_silent_servers, connect_args, driver_detail, engine_url
 from adapters.sources.base import Chunk, Origin, SourceContext
 from adapters.sources.db_cursor import CursorStrategy, check_timestamp_types
@@ -161,14 +161,7 @@ def source_url(options: DatabaseOptions) -> URL:
     url = engine_url(options.url)
     if options.password_file is None:
         return url
-    try:
-        password = Path(options.password_file).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"'password_file' {options.password_file}: cannot read it: "
-                          f"{exc}",
-                          zh=f"'password_file' {options.password_file}：无法读取：{exc}") \
-            from exc
-    return url.set(password=password)
+    return url.set(password=read_password_file(options.password_file, "'password_file'"))
 
 
 def engine_options(url: URL, options: DatabaseOptions) -> dict[str, Any]:

@@ -1,0 +1,75 @@
+"""``exgate frontdb init``: create the front-end tables (``frontdb.create_all``) or print
+their DDL, in the operator's language.
+
+The password of the URL's user may stay off the command line (``ps``, shell history):
+``--password-file FILE`` or ``$EXGATE_FRONTDB_PASSWORD``, as the agent's ``[[sources]]
+password_file`` and the gateway's ``EXGATE_STORE_PASSWORD``. A password is never
+printed: URLs are shown with it masked.
+
+Exit codes: 0 done, 1 the database failed, 2 a bad URL, dialect or password option.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from sqlalchemy.engine import URL
+
+from adapters.config_files import read_password_file, redact
+from adapters.frontdb import create_all, ddl_script, engine_url
+from schemas.errors import ConfigError, RetriableError
+
+__all__ = ["PASSWORD_ENV", "init_url", "run_init"]
+
+PASSWORD_ENV = "EXGATE_FRONTDB_PASSWORD"
+
+
+def init_url(url: str, password_file: Path | None) -> URL:
+    """``url`` parsed, with the password of ``password_file`` or ``$EXGATE_FRONTDB_PASSWORD``
+    (an empty variable is none) for the user the URL names. ``ConfigError`` when both
+    are given, or either together with a URL that holds a password or names no user."""
+    parsed = engine_url(url)
+    from_env = os.environ.get(PASSWORD_ENV) or None
+    if password_file is None and from_env is None:
+        return parsed
+    if password_file is not None and from_env is not None:
+        raise ConfigError(f"--password-file and ${PASSWORD_ENV} both give a password: keep "
+                          "one of them",
+                          zh=f"--password-file 与环境变量 {PASSWORD_ENV} 都给出了口令：请只保留"
+                             "其中一个")
+    given = "--password-file" if password_file is not None else f"${PASSWORD_ENV}"
+    given_zh = "--password-file" if password_file is not None else f"环境变量 {PASSWORD_ENV}"
+    if parsed.password is not None:
+        raise ConfigError(f"--url {redact(url)} holds a password and {given} gives one too: "
+                          "leave it out of the URL",
+                          zh=f"--url {redact(url)} 中已有口令，{given_zh} 又给出了口令："
+                             "请从 URL 中去掉口令")
+    if parsed.username is None:
+        raise ConfigError(f"--url {redact(url)} names no user for the password of {given}: "
+                          "write it as DIALECT://USER@HOST/DATABASE",
+                          zh=f"--url {redact(url)} 没有指定用户，{given_zh} 给出的口令无处可用："
+                             "请写成 DIALECT://USER@HOST/DATABASE")
+    password = from_env if password_file is None else \
+        read_password_file(password_file, "--password-file")
+    return parsed.set(password=password)
+
+
+def run_init(url: str, print_sql: bool, triggers: bool, lang: str = "zh",
+             password_file: Path | None = None) -> int:
+    """``exgate frontdb init``: 0 done, 1 the database failed, 2 a bad URL, dialect or
+    password option. ``--sql`` needs no password: it reads neither source of one."""
+    try:
+        if print_sql:
+            click.echo(ddl_script(url, triggers), nl=False)
+        else:
+            target = init_url(url, password_file)
+            create_all(target, triggers)
+            where = target.render_as_string(hide_password=True)
+            click.echo(f"front-end tables ready at {where}" if lang == "en" else
+                       f"前置库表已就绪：{where}")
+    except (ConfigError, RetriableError) as exc:
+        click.echo(f"exgate frontdb init: {exc.message(lang)}", err=True)
+        return 2 if isinstance(exc, ConfigError) else 1
+    return 0
