@@ -33,6 +33,7 @@ from frontend_machine.report import level_name, reason_said, status_name
 from schemas.catalog import load_catalog
 from schemas.divisions import Level, level_of
 from schemas.errors import ConfigError, ExgateError, message_of
+from schemas.messages import columns
 from schemas.times import BEIJING
 
 __all__ = ["DEFAULT_AGENT_CONFIG", "agent_config_path", "run_agent_batches",
@@ -95,6 +96,8 @@ def run_agent_batches(config_path: Path | None, show_all: bool, limit: int, as_j
                                "open_rejects": rejects},
                               ensure_ascii=False, indent=2))
         return EXIT_OK
+    if items:
+        click.echo(_batch_header(lang))
     for info, receipts in items:
         click.echo(_batch_line(info, receipts, levels, lang))
         for receipt in receipts:
@@ -127,14 +130,26 @@ def _batch_json(info: BatchInfo, receipts: list[dict[str, Any]]) -> dict[str, An
                                       "at": _when(r["received_at"])} for r in receipts}}
 
 
+# The columns of ``agent batches``: (zh, en) names and widths in terminal cells, negative
+# for a column aligned right (a batch ID is 28 characters: ``outbox._new_batch_id``).
+_BATCH_COLUMNS = (("创建时间", "created", 19), ("批次号", "batch ID", 28), ("状态", "state", 7),
+                  ("记录数", "records", -7), ("各级回执", "receipts by level", 0))
+
+
+def _batch_header(lang: str) -> str:
+    """The line above the rows naming each column; the rows below it stay as they are."""
+    return columns([_say(lang, zh, en) for zh, en, _ in _BATCH_COLUMNS],
+                   [width for _, _, width in _BATCH_COLUMNS])
+
+
 def _batch_line(info: BatchInfo, receipts: list[dict[str, Any]], levels: Sequence[str],
                 lang: str) -> str:
     by_level = {r["level"]: status_name(r["status"], lang) for r in receipts}
     marks = " ".join(f"{level_name(level, lang)}={by_level.get(level, '-')}"
                      for level in levels)
-    state = state_name(info.state, lang)
-    return (f"{_when(info.created_at)}  {info.batch_id}  {state:<7} "
-            f"{info.record_count:>6}  {marks}")
+    return columns([_when(info.created_at) or "-", info.batch_id, state_name(info.state, lang),
+                    str(info.record_count), marks],
+                   [width for _, _, width in _BATCH_COLUMNS])
 
 
 # -- agent replay ----------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from gateway.replay import (
 )
 from gateway.replay_receipts import BrokerReceipts
 from schemas.errors import ExgateError, RetriableError
-from schemas.messages import Localized
+from schemas.messages import Localized, columns
 from schemas.refusals import next_step, reason_name
 
 __all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_SOME_FAIL", "fail_with", "open_level",
@@ -115,6 +115,8 @@ def run_batches_list(config_path: Path | None, failed: bool, node_id: str | None
         click.echo(json.dumps({"batches": [r.to_json() for r in rows]}, ensure_ascii=False,
                               indent=2))
         return EXIT_OK
+    if rows:
+        echo(_list_header(lang))
     for row in rows:
         echo(_list_line(row, lang))
     echo(say(lang, f"显示 {len(rows)} 个批次；待重放失败批次共 {outstanding} 个",
@@ -123,12 +125,28 @@ def run_batches_list(config_path: Path | None, failed: bool, node_id: str | None
     return EXIT_OK
 
 
+# The columns of ``batches list``: (zh, en) names and widths in terminal cells, negative
+# for a column aligned right; the last, a failed batch's reason, is as wide as it is.
+_LIST_COLUMNS = (("时间", "time", 19), ("批次号", "batch ID", 32), ("节点", "node", 16),
+                 ("状态", "state", 8), ("记录数", "records", -7),
+                 ("原因：详情", "reason: detail", 0))
+
+
+def _list_header(lang: str) -> str:
+    """The line above the rows naming each column; the rows below it stay as they are."""
+    return _columns([say(lang, zh, en) for zh, en, _ in _LIST_COLUMNS])
+
+
 def _list_line(row: BatchRow, lang: str) -> str:
     records = "-" if row.records is None else str(row.records)
-    why = (f"  {_text(reason_name(row.reason), lang)}: {_short(_text(row.detail, lang))}"
+    why = (f"{_text(reason_name(row.reason), lang)}: {_short(_text(row.detail, lang))}"
            if row.reason else "")
-    return (f"{row.at:%Y-%m-%d %H:%M:%S}  {row.batch_id:<32}  {row.node_id or '?':<16}  "
-            f"{_state(row.state, lang):<8}  {records:>6}{why}")
+    return _columns([f"{row.at:%Y-%m-%d %H:%M:%S}", row.batch_id, row.node_id or "?",
+                     _state(row.state, lang), records, why])
+
+
+def _columns(cells: list[str]) -> str:
+    return columns(cells, [width for _, _, width in _LIST_COLUMNS])
 
 
 def _short(text: str, width: int = _DETAIL_WIDTH) -> str:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["LANGUAGES", "Localized", "OneLineFormatter", "one_line", "render", "said"]
+from rich.cells import cell_len
+
+__all__ = ["LANGUAGES", "Localized", "OneLineFormatter", "columns", "one_line", "render",
+           "said"]
 
 LANGUAGES = ("zh", "en")
 
@@ -271,6 +274,17 @@ def said(texts: Mapping[str, tuple[str, str]], text_id: str, lang: str, **args: 
     zh, en = texts[text_id]
     text = en if lang == "en" else zh
     return text.format(**args) if args else text
+
+
+def columns(cells: Sequence[str], widths: Sequence[int]) -> str:
+    """One line of a listing: ``cells`` two spaces apart, each filled to its width in
+    terminal cells (a Chinese character takes two), so that a header and its rows stay in
+    columns in either language. A negative width aligns the cell right; a cell wider than
+    its column is kept whole, never cut."""
+    def fill(cell: str, width: int) -> str:
+        gap = " " * max(0, abs(width) - cell_len(cell))
+        return gap + cell if width < 0 else cell + gap
+    return "  ".join(fill(c, w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
 
 # Every C0 and C1 control character, line breaks included, and Unicode's own line and

@@ -17,6 +17,7 @@ from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState
 from schemas.reader import DocumentReader
 from tests.unit.frontend_machine.test_run_once import write_config
+from tests.unit.gateway.test_replay import cells
 from tests.unit.schemas.documents import document, record
 
 UNREACHABLE_DB = """
@@ -243,3 +244,36 @@ def test_batches_and_replay_name_levels_states_and_reasons_in_the_agents_languag
         in out
     code, out = replay(config, batch_id, "--lang", "en")
     assert code == 0 and "requeued (failed at county)" in out
+
+
+@pytest.mark.parametrize(("lang", "names", "states", "marks"), [
+    ("zh", ["创建时间", "批次号", "状态", "记录数", "各级回执"], ["已发送", "失败"],
+     ["省级=已入库 市级=- 县级=-", "省级=- 市级=失败 县级=-"]),
+    ("en", ["created", "batch ID", "state", "records", "receipts by level"], ["sent", "failed"],
+     ["province=stored city=- county=-", "province=- city=failed county=-"])])
+def test_batches_name_their_columns_above_rows_in_those_columns(
+        tmp_path: Path, lang: str, names: list[str], states: list[str],
+        marks: list[str]) -> None:
+    # The rows came bare: an operator could not tell a state from a count.
+    config = write_config(tmp_path)
+    sent = sent_batch(config, "province")
+    failed = sent_batch(config, key="SB0002")
+    with Outbox(tmp_path / "outbox.db") as box:
+        box.mark_failed(failed, "node-disabled: node furong-01 is disabled", "city")
+    code, out = invoke("agent", "batches", "-c", str(config), "--lang", lang)
+    assert code == 0
+    header, first, second, _reason, _summary = out.splitlines()
+    assert [text for _, _, text in cells(header)] == names
+    for row, batch_id, state, mark in zip((first, second), (sent, failed), states, marks,
+                                          strict=True):
+        assert [text for _, _, text in cells(row)][1:] == [batch_id, state, "1", mark]
+        for column, (name, cell) in enumerate(zip(cells(header), cells(row), strict=True)):
+            assert (cell[1] == name[1]) if column == 3 else (cell[0] == name[0]), (name, row)
+    with Outbox(tmp_path / "outbox.db") as box:
+        box.mark_stored(sent, "city", 1)
+        box.mark_stored(sent, "county", 1)
+        box.mark_stored(failed, "city", 1)
+        box.mark_stored(failed, "province", 1)
+        box.mark_stored(failed, "county", 1)
+    code, out = invoke("agent", "batches", "-c", str(config), "--lang", lang)
+    assert code == 0 and len(out.splitlines()) == 1  # no rows: the summary, no header

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ import pika.exceptions as px
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from rich.cells import cell_len
 
 from adapters.amqp.topology import routing_key
 from adapters.sealing import NodeKeys, generate_node_keys, seal
@@ -572,3 +574,39 @@ def test_the_list_summary_counts_failed_batches_beyond_the_ones_shown(
     code, out = run("batches", "list", "-c", str(level.config), "--limit", "1", "--lang", "en")
     assert code == 0 and "B3" in out and "B1" not in out
     assert "1 batches shown; 1 failed and not yet replayed in all" in out
+
+
+def cells(line: str) -> list[tuple[int, int, str]]:
+    """The cells of a listing's line (two spaces or more apart) with the terminal columns
+    each starts and ends at (a Chinese character takes two)."""
+    found, at = [], 0
+    for part in re.split(r"( {2,})", line):
+        if part and not part.isspace():
+            found.append((at, at + cell_len(part), part))
+        at += cell_len(part)
+    return found
+
+
+@pytest.mark.parametrize(("lang", "names", "state", "reason"), [
+    ("zh", ["时间", "批次号", "节点", "状态", "记录数", "原因：详情"], "失败", "节点未登记"),
+    ("en", ["time", "batch ID", "node", "state", "records", "reason: detail"], "failed",
+     "node not registered")])
+def test_the_list_names_its_columns_above_rows_in_those_columns(
+        level: Level, keys: NodeKeys, refused: str, lang: str, names: list[str], state: str,
+        reason: str) -> None:
+    # The rows came bare: an operator could not tell a node from a batch ID or a count.
+    register(level, keys)
+    level.pipeline().handle(sealed(keys, "B3", recs=[record("BJ")]))
+    code, out = run("batches", "list", "-c", str(level.config), "--lang", lang)
+    assert code == 0
+    header, failed, stored, _summary = out.splitlines()
+    assert [text for _, _, text in cells(header)] == names
+    assert [text for _, _, text in cells(failed)][1:5] == ["B1", "?", state, "2"]  # no node yet
+    assert cells(failed)[5][2].startswith(reason)
+    assert [text for _, _, text in cells(stored)][1:] == [
+        "B3", "n1", "已入库" if lang == "zh" else "stored", "1"]
+    for row in (failed, stored):  # each cell where its column's name is, counts on the right
+        for column, (name, cell) in enumerate(zip(cells(header), cells(row), strict=False)):
+            assert (cell[1] == name[1]) if column == 4 else (cell[0] == name[0]), (name, row)
+    code, out = run("batches", "list", "-c", str(level.config), "--node", "n9", "--lang", lang)
+    assert code == 0 and len(out.splitlines()) == 1  # no rows: the summary, no header
