@@ -98,6 +98,11 @@ class NodeStatus:
     def covered(self) -> int:
         return sum(1 for c in self.coverage if c.covered)
 
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The codes of the elements no record of the node has arrived for, in order."""
+        return tuple(c.element for c in self.coverage if not c.covered)
+
 
 @dataclass(frozen=True)
 class Group:

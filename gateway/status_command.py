@@ -2,7 +2,8 @@
 
 The tree (rich; colours on a terminal, plain text when piped) reads province → city →
 county → node, each line with its light; a node line carries its last contact, source
-lag, pending batches, failures and element coverage. ``--json`` prints the stable shape
+lag, pending batches, failures and element coverage with the elements missing (named
+when few, by code when more, counted past six). ``--json`` prints the stable shape
 documented in ``gateway.status_json``. A degraded report (unreadable registry files)
 says so under the tree, file by file; it still exits 0, as the JSON carries it too.
 When the level's gateway runs with a dashboard, what it holds while the store refuses
@@ -38,7 +39,7 @@ from gateway.status import Group, NodeStatus, StatusReport
 from gateway.status_json import JSON_SCHEMA, iso, report_text
 from gateway.status_live import held_writes
 from gateway.status_source import StatusSource
-from gateway.status_text import division_label, duration, reason_label, t
+from gateway.status_text import division_label, duration, missing_elements, reason_label, t
 from schemas.errors import ConfigError, ExgateError, RetriableError
 from schemas.refusals import reason_name
 
@@ -46,6 +47,7 @@ __all__ = ["render_tree", "run_status"]
 
 STYLES = {"green": "bold green", "yellow": "bold yellow", "red": "bold red", "off": "dim"}
 MAX_FAILED_SHOWN = 20
+Elements = tuple[tuple[str, str], ...]    # (code, Chinese label): StatusReport.elements
 
 
 def run_status(config_path: Path, as_json: bool, lang: str,
@@ -155,20 +157,20 @@ def render_tree(report: StatusReport, lang: str) -> Tree:
     if not report.nodes:
         tree.add(t("no_nodes", lang))
     for group in report.tree:
-        _add_group(tree, group, lang)
+        _add_group(tree, group, report.elements, lang)
     return tree
 
 
-def _add_group(parent: Tree, group: Group, lang: str) -> None:
+def _add_group(parent: Tree, group: Group, elements: Elements, lang: str) -> None:
     branch = parent.add(Text.assemble(_dot(group.light.value), " ",
                                       division_label(group.division, group.kind, lang)))
     for child in group.children:
-        _add_group(branch, child, lang)
+        _add_group(branch, child, elements, lang)
     for node in group.nodes:
-        branch.add(_node_line(node, lang))
+        branch.add(_node_line(node, elements, lang))
 
 
-def _node_line(node: NodeStatus, lang: str) -> Text:
+def _node_line(node: NodeStatus, elements: Elements, lang: str) -> Text:
     line = Text.assemble(_dot(node.light.value), " ", (node.node_id, "bold"), "  ")
     line.append(f"{t('contact_age', lang)} {duration(node.contact_age_s, lang)} · "
                 f"{t('source_lag', lang)} {duration(node.source_lag_s, lang)} · "
@@ -176,13 +178,21 @@ def _node_line(node: NodeStatus, lang: str) -> Text:
                 f"{t('failed', lang)} {node.failed_batches} · "
                 + (f"{t('conflicts', lang)} {node.conflicts} · " if node.conflicts else "") +
                 f"{t('records_today', lang)} {node.records_today} · "
-                f"{t('coverage', lang)} {node.covered}/{len(node.coverage)}")
+                f"{t('coverage', lang)} {node.covered}/{len(node.coverage)}"
+                + _missing(node, elements, lang))
     if node.reasons:
         line.append("  " + ", ".join(reason_label(r, lang) for r in node.reasons),
                     STYLES[node.light.value])
     if node.last_error:
         line.append(f"\n   {t('last_error', lang)}: {printable(node.last_error[:200])}", "dim")
     return line
+
+
+def _missing(node: NodeStatus, elements: Elements, lang: str) -> str:
+    """Which elements a node lacks, when it has some: none at all says ``0/14`` alone."""
+    if not node.covered or not node.missing:
+        return ""
+    return t("coverage_missing", lang, items=missing_elements(node.missing, elements, lang))
 
 
 def _degraded(report: StatusReport, lang: str) -> Text:

@@ -29,7 +29,8 @@ Shape (schema 1; new keys may be added, existing ones keep their meaning)::
         "records": {"today": N, "week": N, "total": N},
         "batches_total": N, "failed_batches": N, "conflicts": N, "last_error": "…" | null,
         "covered": 9,
-        "coverage": {"JGXX": {"last_at": "…" | null, "records": N}, …}   # all 14 codes
+        "coverage": {"JGXX": {"last_at": "…" | null, "records": N}, …},  # all 14 codes
+        "missing_elements": ["SF", "LQDJ", …]     # codes not covered, catalogue order
       }, …],
       "failed_batches": [{"batch_id", "node_id", "reason", "detail", "received_at"}, …],
       "failed_batches_total": N,                       # the list above is capped at 500
@@ -135,4 +136,5 @@ def _node(node: NodeStatus) -> dict[str, Any]:
         "last_error": node.last_error, "covered": node.covered,
         "coverage": {c.element: {"last_at": iso(c.last_at), "records": c.records}
                      for c in node.coverage},
+        "missing_elements": list(node.missing),
     }

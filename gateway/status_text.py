@@ -8,12 +8,14 @@ labels come from the schema catalogue; the English element names are the project
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from functools import cache
 
 from schemas.divisions import Level, level_of
 from schemas.messages import said
 
-__all__ = ["LANGS", "division_label", "element_label", "light_label", "reason_label", "t"]
+__all__ = ["LANGS", "division_label", "element_label", "light_label", "missing_elements",
+           "reason_label", "t"]
 
 LANGS = ("zh", "en")
 
@@ -44,6 +46,9 @@ _TEXT: dict[str, tuple[str, str]] = {
     "version": ("版本", "Version"),
     "coverage": ("要素覆盖", "Element coverage"),
     "covered": ("已覆盖", "Covered"),
+    "coverage_missing": ("（缺 {items}）", " (missing {items})"),
+    "missing_more": ("{codes} 等 {n} 项", "{n}: {codes} …"),
+    "missing_title": ("缺：{items}", "Missing: {items}"),
     "never": ("从未", "never"),
     "none": ("无", "none"),
     "detail": ("节点详情", "Node detail"),
@@ -132,6 +137,29 @@ def t(key: str, lang: str, **values: object) -> str:
 def element_label(code: str, label: str, lang: str) -> str:
     """An element's name: the catalogue's ``label`` in Chinese, the project's in English."""
     return _ELEMENTS_EN.get(code, code) if lang == "en" else label
+
+
+# A node's missing elements, compactly: up to so many named beside their codes, up to so
+# many by code alone; past that the first few codes and how many in all.
+_MISSING_NAMED = 3
+_MISSING_CODES = 6
+
+
+def missing_elements(codes: Sequence[str], elements: Iterable[tuple[str, str]], lang: str,
+                     *, whole: bool = False) -> str:
+    """The elements ``codes`` in a line's room: ``SF 收费、LQDJ 结果领取``, ``SF、LQDJ、BJ、SL``
+    or ``JGXX、SXXX、SBXX、SBCL、YSL 等 13 项``; ``whole``: each one with its name.
+
+    ``elements``: (code, Chinese label) of the catalogue, as ``StatusReport.elements``.
+    """
+    comma = ", " if lang == "en" else "、"
+    if whole or len(codes) <= _MISSING_NAMED:
+        labels = dict(elements)
+        return comma.join(f"{code} {element_label(code, labels.get(code, code), lang)}"
+                          for code in codes)
+    if len(codes) <= _MISSING_CODES:
+        return comma.join(codes)
+    return t("missing_more", lang, codes=comma.join(codes[:_MISSING_CODES - 1]), n=len(codes))
 
 
 def light_label(light: str, lang: str) -> str:

@@ -5,7 +5,9 @@ Every value a test or a script may read carries a stable id or data attribute:
 - ``#overall[data-light]``; tree groups ``li.group[data-kind][data-division][data-light]``
   and nodes ``li.tree-node[data-node][data-light]``;
 - node rows ``tr#node-<id>[data-light][data-pending][data-failed][data-lag]``;
-- coverage cells ``#coverage td[data-node][data-element][data-covered][data-last]``;
+- coverage cells ``#coverage td[data-node][data-element][data-covered][data-last]``, and
+  each node's count ``td[data-covered-count][data-missing]`` (the codes missing, spaced;
+  their names in its title);
 - failed batches ``#failed-batches tr[data-batch][data-node][data-reason]``, and
   ``#failed-more[data-more]`` when the table holds fewer than the level's total;
 - a degraded report's banner ``#degraded[data-files]`` with ``li[data-file]`` per
@@ -34,6 +36,7 @@ from gateway.status_text import (
     duration,
     element_label,
     light_label,
+    missing_elements,
     reason_label,
     t,
 )
@@ -195,14 +198,14 @@ def _coverage(report: StatusReport, lang: str) -> str:
     heads = "".join(f'<th class="element" data-element="{_e(code)}" title="{_e(name)}">'
                     f'<div class="code">{_e(code)}</div><div class="label">{_e(name)}</div>'
                     f'</th>' for code, name in names)
-    rows = "".join(_coverage_row(node, report.generated_at, lang) for node in report.nodes)
+    rows = "".join(_coverage_row(node, report, lang) for node in report.nodes)
     return (f'<div class="scroll"><table id="coverage" class="matrix"><thead><tr>'
             f'<th>{_e(t("node", lang))}</th>{heads}<th>{_e(t("covered", lang))}</th></tr>'
             f'</thead><tbody>{rows}</tbody></table></div>')
 
 
-def _coverage_row(node: NodeStatus, now: datetime, lang: str) -> str:
-    cells = []
+def _coverage_row(node: NodeStatus, report: StatusReport, lang: str) -> str:
+    now, cells = report.generated_at, []
     for cell in node.coverage:
         if cell.last_at is None:
             cells.append(f'<td class="cell none" data-node="{_e(node.node_id)}" '
@@ -217,7 +220,18 @@ def _coverage_row(node: NodeStatus, now: datetime, lang: str) -> str:
                      f'title="{_e(_clock(cell.last_at))} · {cell.records:,}">✓</td>')
     return (f'<tr data-node="{_e(node.node_id)}"><th class="mono">{_dot(node.light.value, lang)}'
             f' {_e(node.node_id)}</th>{"".join(cells)}<td class="num strong" '
-            f'data-covered-count="{node.covered}">{node.covered}/{len(node.coverage)}</td></tr>')
+            f'data-covered-count="{node.covered}"{_missing(node, report, lang)}>'
+            f'{node.covered}/{len(node.coverage)}</td></tr>')
+
+
+def _missing(node: NodeStatus, report: StatusReport, lang: str) -> str:
+    """The count cell's attributes naming the elements missing: every one, with its name,
+    where the pointer rests; their codes for scripts."""
+    if not node.missing:
+        return ' data-missing=""'
+    names = missing_elements(node.missing, report.elements, lang, whole=True)
+    return (f' data-missing="{_e(" ".join(node.missing))}" '
+            f'title="{_e(t("missing_title", lang, items=names))}"')
 
 
 def _next_step(reason: str, lang: str) -> str:

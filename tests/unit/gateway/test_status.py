@@ -295,6 +295,7 @@ def test_the_json_shape_is_stable() -> None:
     assert node["records"] == {"today": 12, "week": 12, "total": 12}
     assert node["coverage"]["SBXX"] == {"last_at": "2026-11-20T10:29:00+08:00", "records": 12}
     assert node["coverage"]["JGXX"] == {"last_at": None, "records": 0}
+    assert node["missing_elements"] == [code for code, _ in ELEMENTS if code != "SBXX"]
     assert set(node["outbox"]) == {"pending_batches", "unbatched_records",
                                    "oldest_pending_age_s"}
 
@@ -307,6 +308,30 @@ def test_the_page_escapes_what_agents_and_messages_control() -> None:
     page = render_page(result, "en", 30)
     assert "<script>alert" not in page and "<img" not in page and "onerror=alert(2)>" not in page
     assert page.count("&lt;script&gt;alert(1)") >= 4   # node id, last error, batch, detail
+
+
+def test_the_page_names_the_elements_a_node_lacks_on_its_count() -> None:
+    # The count said 13/14; which element was missing took a scan along the row.
+    coverage = [CoverageRow("furong-01", code, ago(9000), ago(60), 1)
+                for code, _ in ELEMENTS if code != "SF"]
+    coverage += [CoverageRow("furong-02", "SF", ago(9000), ago(60), 1)]
+    odd = [(code, '<i>"收费"</i>' if code == "SF" else label) for code, label in ELEMENTS]
+    result = build_report(StatusRows(NOW, [FURONG, NodeRow("furong-02", "430102")],
+                                     beats("furong-01", 10), coverage), level="430100",
+                          elements=odd, thresholds=LIMITS)
+    page = render_page(result, "zh", 30)
+    assert ('data-covered-count="13" data-missing="SF" '
+            'title="缺：SF &lt;i&gt;&quot;收费&quot;&lt;/i&gt;">13/14</td>') in page
+    assert "<i>" not in page
+    whole = ", ".join(f"{code} {element_label(code, label, 'en')}"
+                      for code, label in ELEMENTS if code != "SF")
+    missing = " ".join(code for code, _ in ELEMENTS if code != "SF")
+    assert (f'data-covered-count="1" data-missing="{missing}" title="Missing: {whole}">'
+            '1/14</td>') in render_page(result, "en", 30)
+    every = [*coverage[:13], CoverageRow("furong-01", "SF", ago(9000), ago(60), 1)]
+    full = build_report(StatusRows(NOW, [FURONG], beats("furong-01", 10), every),
+                        level="430100", elements=ELEMENTS, thresholds=LIMITS)
+    assert 'data-covered-count="14" data-missing="">14/14</td>' in render_page(full, "en", 30)
 
 
 # -- what a node or the store may hold that the views must survive -----------------------------

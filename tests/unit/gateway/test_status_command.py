@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from adapters.stores.status_rows import FailedCount, FailedRow, NodeRow, StatusRows
-from gateway.status import build_report
-from gateway.status_command import _failed_table, run_status
+from adapters.stores.status_rows import CoverageRow, FailedCount, FailedRow, NodeRow, StatusRows
+from gateway.status import StatusReport, build_report
+from gateway.status_command import _failed_table, render_tree, run_status
 from gateway.status_source import element_labels
 from gateway.status_text import LANGS
 
@@ -32,6 +32,8 @@ def status(config: Path, as_json: bool, lang: str, capsys: pytest.CaptureFixture
     code = run_status(config, as_json, lang, console=console)
     return code, console.export_text(), capsys.readouterr().err
 
+
+CODES = [code for code, _ in element_labels()]
 
 # PostgreSQL on a port nothing listens on: refused at once, as by a stopped server.
 AWAY = "postgresql+psycopg://exgate:s3cret@127.0.0.1:1/exgate_city"
@@ -99,3 +101,42 @@ def test_failed_batch_ids_are_never_cut_on_a_narrow_terminal() -> None:
         wide.print(_failed_table(report, lang))  # the reason named in the reader's language
         assert ("签名校验失败（bad-signature）" if lang == "zh" else
                 "signature does not verify (bad-signature)") in wide.export_text()
+
+
+def tree_text(report: StatusReport, lang: str) -> str:
+    console = Console(record=True, width=400, color_system=None)
+    console.print(render_tree(report, lang))
+    return console.export_text()
+
+
+def covering(*codes: str, node_id: str = "furong-01") -> list[CoverageRow]:
+    now = datetime(2026, 11, 24, 10, 0, 0)
+    return [CoverageRow(node_id, code, now, now, 1) for code in codes]
+
+
+@pytest.mark.parametrize(("covered", "zh", "en"), [
+    (CODES[:12], "要素覆盖 12/14（缺 SF 收费、LQDJ 领取登记）",
+     "Element coverage 12/14 (missing SF Fee, LQDJ Result pick-up)"),
+    (CODES[:11], "要素覆盖 11/14（缺 BJ 办结、SF 收费、LQDJ 领取登记）",
+     "Element coverage 11/14 (missing BJ Completion, SF Fee, LQDJ Result pick-up)"),
+    (CODES[2:10], "要素覆盖 8/14（缺 JGXX、SXXX、TBCXJG、BJ、SF、LQDJ）",  # named no more
+     "Element coverage 8/14 (missing JGXX, SXXX, TBCXJG, BJ, SF, LQDJ)"),
+    (CODES[8:], "要素覆盖 6/14（缺 JGXX、SXXX、SBXX、SBCL、YSL 等 8 项）",  # the line kept short
+     "Element coverage 6/14 (missing 8: JGXX, SXXX, SBXX, SBCL, YSL …)")])
+def test_the_tree_names_the_elements_a_node_lacks(covered: list[str], zh: str,
+                                                 en: str) -> None:
+    # "要素覆盖 12/14" left the operator to guess which two elements never came.
+    now = datetime(2026, 11, 24, 10, 53, 19)
+    rows = StatusRows(now, [NodeRow("furong-01", "430102")], coverage=covering(*covered))
+    report = build_report(rows, level="430100", elements=element_labels())
+    assert zh in tree_text(report, "zh") and en in tree_text(report, "en")
+
+
+def test_the_tree_adds_nothing_when_a_node_has_every_element_or_none() -> None:
+    now = datetime(2026, 11, 24, 10, 53, 19)
+    rows = StatusRows(now, [NodeRow("furong-01", "430102"), NodeRow("furong-02", "430102")],
+                      coverage=covering(*CODES))
+    report = build_report(rows, level="430100", elements=element_labels())
+    text = tree_text(report, "zh")
+    assert "要素覆盖 14/14" in text and "要素覆盖 0/14" in text and "缺" not in text
+    assert "missing" not in tree_text(report, "en")
