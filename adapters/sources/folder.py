@@ -37,6 +37,7 @@ from adapters.sources.folder_files import (
     read_small,
     utf8_name,
 )
+from adapters.sources.folder_ignored import PassedOver
 from adapters.sources.folder_options import FolderOptions
 from adapters.sources.folder_text import say
 from schemas.columns import resolve_columns
@@ -117,6 +118,7 @@ class FolderSource:
         for folder in (self.inbox, self.processing, self.done, self.error):
             folder.mkdir(exist_ok=True)
         self._sightings: dict[str, tuple[tuple[int, int], float]] = {}
+        self._passed_over = PassedOver(options.stable_seconds, context.lang, self._extra)
         self._scanned_at: float | None = None  # monotonic time of the last inbox scan
         self._yielded: Chunk | None = None
         self._finishing: list[_FileRun] = []
@@ -276,9 +278,11 @@ class FolderSource:
         now = self._scanned_at = time.monotonic()
         sightings: dict[str, tuple[tuple[int, int], float]] = {}
         ready: list[tuple[int, str]] = []
+        passed_over: list[os.DirEntry[str]] = []  # said once each (folder_ignored)
         with os.scandir(self.inbox) as entries:
             for entry in entries:
                 if not is_candidate(entry.name) or not entry.is_file(follow_symlinks=False):
+                    passed_over.append(entry)
                     continue
                 try:
                     stat = entry.stat(follow_symlinks=False)
@@ -294,6 +298,7 @@ class FolderSource:
                 else:
                     sightings[entry.name] = (signature, since)
         self._sightings = sightings
+        self._passed_over.review(passed_over, now)
         self._refused = {p: v for p, v in self._refused.items() if p.exists()}
         return [self.inbox / name for _, name in sorted(ready)]
 

@@ -26,6 +26,22 @@ _TEXT: dict[str, tuple[str, str]] = {
                     "本文件 {minutes} 分钟后重试",
                     "check the permissions and free space of the file and its folders; "
                     "other files go on, this one is tried again in {minutes} min"),
+    # An entry of inbox/ that is not taken (``folder_ignored``), said once while it stays.
+    "not-taken": ("inbox/ 中的 {name} 不会被读取：{why}。只读取直接放在 inbox/ 中、"
+                  "文件名以 .xml 结尾的文件",
+                  "{name} in inbox/ is not taken: {why}. Only files directly in inbox/ "
+                  "whose names end in .xml are read"),
+    "not-taken-folder": ("这是一个目录，目录中的文件不会被读取；请把文件直接放入 inbox/",
+                         "it is a folder, and the files in a folder are not read; put "
+                         "the files directly in inbox/"),
+    "not-taken-not-xml": ("文件名不以 .xml 结尾；如果这是交换文件，请改名为 *.xml",
+                          "its name does not end in .xml; if it is an exchange file, "
+                          "rename it to *.xml"),
+    "not-taken-link": ("这是符号链接（快捷方式），不会被跟随；请把文件本身放入 inbox/",
+                       "it is a symbolic link, which is never followed; put the file "
+                       "itself in inbox/"),
+    "not-taken-special": ("这不是普通文件（而是管道、套接字或设备）",
+                          "it is no regular file (a pipe, a socket or a device)"),
 }
 
 
