@@ -170,6 +170,13 @@ def test_the_coverage_matrix_has_every_node_and_the_14_elements(
                    if c.get_attribute("data-covered") == "1")
         count = f'#coverage tr[data-node="{plan.node_id}"] td[data-covered-count]'
         assert attr(browser, count, "data-covered-count") == str(len(plan.elements))
+        missing = [code for code in codes if code not in plan.elements]
+        assert attr(browser, count, "data-missing") == " ".join(missing)
+        if missing:  # every missing element named where the pointer rests
+            title = attr(browser, count, "title") or ""
+            assert title.startswith(f"缺：{missing[0]} "
+                                    f"{load_catalog().elements[missing[0]].label}")
+            assert all(code in title for code in missing)
 
 
 def test_the_chart_is_drawn_and_the_console_is_clean(
