@@ -20,7 +20,7 @@ import pika
 import pika.exceptions as px
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from adapters.amqp.errors import mapped
+from adapters.amqp.errors import CONNECT_ERRORS, BrokerAddress, mapped
 from adapters.amqp.topology import receipts_queue
 from frontend_machine.report import say
 from schemas.errors import message_of
@@ -80,6 +80,11 @@ class LinkSettings:
         return params
 
     @property
+    def broker(self) -> BrokerAddress:
+        """Host, port and virtual host: what every broker failure names."""
+        return BrokerAddress.of(self.parameters())
+
+    @property
     def broker_user(self) -> str:
         """The user the broker authenticates us as: the ``user_id`` of every message."""
         credentials = self.parameters().credentials
@@ -87,12 +92,14 @@ class LinkSettings:
 
 
 @contextmanager
-def _boundary(doing: Localized, user: str | None = None) -> Iterator[None]:
-    """pika's exceptions as exgate's; ``user``: the broker user a refused login names."""
+def _boundary(doing: Localized, broker: BrokerAddress | None,
+              user: str | None = None) -> Iterator[None]:
+    """pika's exceptions as exgate's, naming ``broker``; ``user``: the broker user a
+    refused login names."""
     try:
         yield
-    except (px.AMQPError, OSError) as exc:
-        raise mapped(exc, doing.en, doing.zh, user=user) from exc
+    except CONNECT_ERRORS as exc:
+        raise mapped(exc, doing.en, doing.zh, user=user, broker=broker) from exc
 
 
 class BrokerLink:
@@ -106,9 +113,11 @@ class BrokerLink:
     is gone for good. The receipts prefetch bounds how many are held.
     """
 
-    def __init__(self, connection: BlockingConnection, publishing: BlockingChannel) -> None:
+    def __init__(self, connection: BlockingConnection, publishing: BlockingChannel,
+                 broker: BrokerAddress | None = None) -> None:
         self._connection = connection
         self._publishing = publishing
+        self._broker = broker
         self.consuming = False
         self._held: list[_Held] = []
 
@@ -119,17 +128,18 @@ class BrokerLink:
 
     @classmethod
     def open(cls, settings: LinkSettings, on_receipt: ReceiptHandler | None) -> BrokerLink:
-        with _boundary(Localized("连接消息服务器", "connecting to the broker"),
+        broker = settings.broker
+        with _boundary(Localized("连接消息服务器", "connecting to the broker"), broker,
                        settings.broker_user):
             connection = BlockingConnection(settings.parameters())
         try:
-            with _boundary(Localized("打开发布通道", "opening the publishing channel")):
+            with _boundary(Localized("打开发布通道", "opening the publishing channel"), broker):
                 channel = connection.channel()
                 channel.confirm_delivery()
         except BaseException:
             _close_quietly(connection)
             raise
-        link = cls(connection, channel)
+        link = cls(connection, channel, broker)
         if on_receipt is not None:
             link.consume_receipts(settings, on_receipt)
         return link
@@ -138,7 +148,8 @@ class BrokerLink:
         """Start consuming the node's receipts; False (logged) when the broker refuses."""
         queue = receipts_queue(settings.node_id)
         try:
-            with _boundary(Localized(f"订阅回执队列 {queue}", f"consuming {queue}")):
+            with _boundary(Localized(f"订阅回执队列 {queue}", f"consuming {queue}"),
+                           self._broker):
                 channel = self._connection.channel()
                 channel.basic_qos(prefetch_count=settings.receipt_prefetch)
                 channel.basic_consume(queue, self._on_message(handler), auto_ack=False)
@@ -154,7 +165,7 @@ class BrokerLink:
                 properties: pika.BasicProperties, *, mandatory: bool,
                 doing: Localized) -> None:
         """Publish and wait for the broker's confirm; raises on return, nack or loss."""
-        with _boundary(doing):
+        with _boundary(doing, self._broker):
             self._publishing.basic_publish(exchange, routing_key, body, properties,
                                            mandatory=mandatory)
 
@@ -181,7 +192,8 @@ class BrokerLink:
     def _settle(self, held: _Held, verdict: Verdict) -> bool:
         """Ack or drop the receipt as the outbox said; False when it must be held."""
         receipt = held.delivery.message_id
-        with _boundary(Localized(f"确认回执 {receipt}", f"settling receipt {receipt}")):
+        with _boundary(Localized(f"确认回执 {receipt}", f"settling receipt {receipt}"),
+                       self._broker):
             if verdict is Verdict.ACK:
                 held.channel.basic_ack(held.tag)
             elif verdict is Verdict.DROP:
@@ -192,7 +204,8 @@ class BrokerLink:
 
     def process(self, seconds: float) -> None:
         """Serve heartbeats and deliver receipts for up to ``seconds`` (less if woken)."""
-        with _boundary(Localized("等待消息服务器事件", "waiting for broker events")):
+        with _boundary(Localized("等待消息服务器事件", "waiting for broker events"),
+                       self._broker):
             self._connection.process_data_events(time_limit=max(0.0, seconds))
 
     def wake(self) -> None:

@@ -53,7 +53,7 @@ import pika
 import pika.exceptions as px
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from adapters.amqp.errors import mapped
+from adapters.amqp.errors import CONNECT_ERRORS, GATEWAY_LOGIN, BrokerAddress, mapped
 from adapters.amqp.topology import (
     DELIVERY_LIMIT,
     RECEIPTS_EXCHANGE,
@@ -63,7 +63,6 @@ from adapters.amqp.topology import (
     node_of,
     status_queue,
 )
-from adapters.config_files import redact
 from gateway.config import GatewaySettings
 from gateway.dead_letters import DeadLetters
 from gateway.holds import Holds, HoldState
@@ -111,6 +110,9 @@ class Consumer:
     def __init__(self, broker_url: str, pipeline: Pipeline, settings: GatewaySettings, *,
                  drain: bool = False, stop: threading.Event | None = None) -> None:
         self.broker_url = broker_url
+        parameters = pika.URLParameters(broker_url)
+        self._broker = BrokerAddress.of(parameters)
+        self._user = str(getattr(parameters.credentials, "username", "")) or None
         self.pipeline = pipeline
         self.settings = settings
         self.drain = drain
@@ -157,8 +159,7 @@ class Consumer:
                 except RetriableError as exc:
                     failures += 1
                     delay = backoff(failures)
-                    log.warning("broker %s: %s; reconnecting in %.1f s",
-                                redact(self.broker_url), exc, delay)
+                    log.warning("%s; reconnecting in %.1f s", exc, delay)
                     self.stop.wait(delay)
         finally:
             self._pool.shutdown()
@@ -169,8 +170,8 @@ class Consumer:
         session = self._open()
         try:
             return self._loop(session)
-        except (px.AMQPError, OSError) as exc:
-            raise mapped(exc, f"consuming {level_queue(self.division)}") from exc
+        except CONNECT_ERRORS as exc:
+            raise self._mapped(exc, f"consuming {level_queue(self.division)}") from exc
         finally:
             self._consuming.clear()
             session.dead.set()
@@ -179,8 +180,8 @@ class Consumer:
     def _open(self) -> _Session:
         try:
             connection = pika.BlockingConnection(pika.URLParameters(self.broker_url))
-        except (px.AMQPError, OSError) as exc:
-            raise mapped(exc, f"connecting to {redact(self.broker_url)}") from exc
+        except CONNECT_ERRORS as exc:
+            raise self._mapped(exc, "connecting to the broker") from exc
         try:
             channel = self._declared(connection)
             channel.basic_qos(prefetch_count=self.settings.prefetch)
@@ -191,13 +192,19 @@ class Consumer:
                                   functools.partial(self._on_message, session, "batch"))
             channel.basic_consume(status_queue(self.division),
                                   functools.partial(self._on_message, session, "heartbeat"))
-        except (px.AMQPError, OSError) as exc:
+        except CONNECT_ERRORS as exc:
             _close(connection)
-            raise mapped(exc, f"declaring and consuming {level_queue(self.division)}") from exc
+            raise self._mapped(exc, f"declaring and consuming {level_queue(self.division)}") \
+                from exc
         self._consuming.set()
         log.info("consuming %s with %d workers, prefetch %d", level_queue(self.division),
                  self.settings.workers, self.settings.prefetch)
         return session
+
+    def _mapped(self, exc: BaseException, doing: str) -> RetriableError:
+        """A broker failure naming this level's broker, and the user of a refused login."""
+        return mapped(exc, doing, user=self._user, broker=self._broker,
+                      login_remedy=GATEWAY_LOGIN)
 
     def _declared(self, connection: BlockingConnection) -> BlockingChannel:
         """A channel on which the level's topology is declared, or found declared
@@ -299,7 +306,7 @@ class Consumer:
             # Stored (or kept as failed) all the same; the receipt is in ST_RECEIPT and a
             # resend of the batch by the node gets a fresh one.
             log.warning("receipt for batch %s not delivered to node %s: %s", outcome.batch_id,
-                        outcome.receipt_to, mapped(exc, "publishing the receipt"),
+                        outcome.receipt_to, self._mapped(exc, "publishing the receipt"),
                         extra={"batch_id": outcome.batch_id, "node_id": outcome.receipt_to})
 
     # -- worker threads ----------------------------------------------------------------------

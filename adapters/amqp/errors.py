@@ -11,20 +11,63 @@
   file cures it, so ``agent once`` stops on it as a configuration error.
 - ``BrokerUnavailable``: the connection is gone or cannot be made; retry with backoff.
 
-All are ``RetriableError``: nothing is ever dropped because the broker said no.
+All are ``RetriableError``: nothing is ever dropped because the broker said no. Given
+the broker's ``BrokerAddress``, every message names it (host:port and virtual host,
+never a user's password), and a connection that cannot be made says why in words
+(refused, a host name that does not resolve, no answer in time, lost), in Chinese too.
 """
 
 from __future__ import annotations
 
+import socket
+from dataclasses import dataclass
+
+import pika
 import pika.exceptions as px
+from pika.adapters.utils.connection_workflow import (
+    AMQPConnectorException,
+    AMQPConnectorPhaseErrorBase,
+    AMQPConnectorStackTimeout,
+)
 
 from schemas.errors import RetriableError
+from schemas.messages import Localized
 
-__all__ = ["NODE_DISABLED_REASON", "BrokerRefused", "BrokerUnavailable", "LoginRefused",
-           "Nacked", "Unroutable", "mapped"]
+__all__ = ["CONNECT_ERRORS", "GATEWAY_LOGIN", "NODE_DISABLED_REASON", "BrokerAddress",
+           "BrokerRefused", "BrokerUnavailable", "LoginRefused", "Nacked", "Unroutable",
+           "mapped"]
+
+# What pika raises where a connection is made or used: its own errors, the socket's, and
+# its connection workflow's, which are neither (a listener that accepts and never speaks
+# AMQP ends in ``AMQPConnectorStackTimeout``).
+CONNECT_ERRORS = (px.AMQPError, OSError, AMQPConnectorException)
 
 # The reason `exgate node disable` gives the broker when it closes the node's connections.
 NODE_DISABLED_REASON = "exgate: node disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where a broker is, as a message names it: host, port and virtual host only."""
+
+    host: str
+    port: int
+    vhost: str
+
+    @classmethod
+    def of(cls, parameters: pika.ConnectionParameters) -> BrokerAddress:
+        return cls(str(parameters.host), int(parameters.port), str(parameters.virtual_host))
+
+    @classmethod
+    def of_url(cls, url: str) -> BrokerAddress:
+        return cls.of(pika.URLParameters(url))
+
+    @property
+    def said(self) -> Localized:
+        """``127.0.0.1:5672 (vhost /)`` and ``127.0.0.1:5672（虚拟主机 /）``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return Localized(f"{host}:{self.port}（虚拟主机 {self.vhost}）",
+                         f"{host}:{self.port} (vhost {self.vhost})")
 
 
 class BrokerUnavailable(RetriableError):
@@ -57,23 +100,38 @@ class LoginRefused(BrokerRefused):
     withdrawn, and retrying with the same credentials never logs in.
     """
 
-    def __init__(self, user: str | None, *, vhost: bool) -> None:
+    def __init__(self, user: str | None, *, vhost: bool, broker: BrokerAddress | None = None,
+                 remedy: Localized | None = None) -> None:
         who = f"user {user!r}" if user else "the broker user"
         who_zh = f"用户 {user!r} " if user else "消息服务器用户"
+        at, at_zh = (f"the broker {broker.said.en}", f"消息服务器 {broker.said.zh}") \
+            if broker else ("the broker", "消息服务器")
         what, what_zh = (
-            (f"the broker refused {who} access to its virtual host",
-             f"消息服务器拒绝{who_zh}访问其虚拟主机") if vhost else
-            (f"the broker refused the login of {who}", f"消息服务器拒绝了{who_zh}的登录"))
-        super().__init__(
-            f"{what} (ACCESS_REFUSED): this node's credentials file ([node] key_file) is "
-            "outdated or the node was disabled; get the current credentials file from the "
-            "provincial centre and put it in place (a running `agent run` reads it at its "
-            "next try)",
-            reply_code=403, reply_text="ACCESS_REFUSED",
-            zh=f"{what_zh}（ACCESS_REFUSED）：本节点的凭据文件（[node] key_file）已过期，"
-               "或节点已被停用；请向省级中心索取当前的凭据文件并替换（运行中的 agent run "
-               "会在下次重试时读取）")
+            (f"{at} refused {who} access to its virtual host",
+             f"{at_zh}拒绝{who_zh}访问其虚拟主机") if vhost else
+            (f"{at} refused the login of {who}", f"{at_zh}拒绝了{who_zh}的登录"))
+        remedy = remedy or _NODE_CREDENTIALS
+        super().__init__(f"{what} (ACCESS_REFUSED): {remedy.en}",
+                         reply_code=403, reply_text="ACCESS_REFUSED",
+                         zh=f"{what_zh}（ACCESS_REFUSED）：{remedy.zh}")
         self.user = user
+        self.broker = broker
+
+
+# What a refused login means to a node (the default remedy of ``LoginRefused``).
+_NODE_CREDENTIALS = Localized(
+    "本节点的凭据文件（[node] key_file）已过期，或节点已被停用；请向省级中心索取当前的凭据"
+    "文件并替换（运行中的 agent run 会在下次重试时读取）",
+    "this node's credentials file ([node] key_file) is outdated or the node was disabled; "
+    "get the current credentials file from the provincial centre and put it in place (a "
+    "running `agent run` reads it at its next try)")
+
+# What a refused login means to a gateway (``exgate gateway run``, ``batches replay``).
+GATEWAY_LOGIN = Localized(
+    "请核对 [broker] url 中的用户及其口令（[broker] password_file 或环境变量 "
+    "EXGATE_BROKER_PASSWORD），以及该用户对虚拟主机的权限",
+    "check the user of [broker] url and its password ([broker] password_file or "
+    "EXGATE_BROKER_PASSWORD), and that user's permissions on the virtual host")
 
 
 def _lost_while_logging_in(exc: px.AMQPConnectionError) -> bool:
@@ -83,16 +141,20 @@ def _lost_while_logging_in(exc: px.AMQPConnectionError) -> bool:
 
 
 def mapped(exc: BaseException, doing: str, doing_zh: str | None = None, *,
-           user: str | None = None) -> RetriableError:
+           user: str | None = None, broker: BrokerAddress | None = None,
+           login_remedy: Localized | None = None) -> RetriableError:
     """The exgate error for a pika (or socket) exception raised while ``doing``.
 
     With ``doing_zh`` the error also carries its Chinese text (``message("zh")``), for the
     agent's logs; pika's own words stay as they are in both languages. ``user``: the
-    broker user logging in, named by a refused login.
+    broker user logging in, named by a refused login, with ``login_remedy`` (default: the
+    node's credentials file). ``broker``: named by every message but a return or a nack.
     """
     def both(en: str, zh: str) -> tuple[str, str | None]:
         return f"{doing}: {en}", None if doing_zh is None else f"{doing_zh}：{zh}"
 
+    at, at_zh = (f"broker {broker.said.en}", f"消息服务器 {broker.said.zh}") if broker \
+        else ("broker", "消息服务器")
     if isinstance(exc, px.UnroutableError):
         text, text_zh = both(
             "returned by the broker as unroutable (no level queue is bound for this routing "
@@ -108,18 +170,62 @@ def mapped(exc: BaseException, doing: str, doing_zh: str | None = None, *,
         reply = f"{exc.reply_code} {exc.reply_text}"
         if NODE_DISABLED_REASON in str(exc.reply_text):
             text, text_zh = both(f"the provincial centre disabled this node and closed its "
-                                 f"connection ({reply})",
-                                 f"省级中心已停用本节点并断开了它的连接（{reply}）")
+                                 f"connection to {at} ({reply})",
+                                 f"省级中心已停用本节点并断开了它与{at_zh}的连接（{reply}）")
         else:
-            text, text_zh = both(f"broker closed the channel: {reply}",
-                                 f"消息服务器关闭了通道：{reply}")
+            text, text_zh = both(f"{at} closed the channel: {reply}",
+                                 f"{at_zh}关闭了通道：{reply}")
         return BrokerRefused(text, reply_code=exc.reply_code, reply_text=exc.reply_text,
                              zh=text_zh)
     if isinstance(exc, px.AuthenticationError):
-        return LoginRefused(user, vhost=False)
+        return LoginRefused(user, vhost=False, broker=broker, remedy=login_remedy)
     if (isinstance(exc, px.ProbableAuthenticationError | px.ProbableAccessDeniedError)
             and not _lost_while_logging_in(exc)):
-        return LoginRefused(user, vhost=isinstance(exc, px.ProbableAccessDeniedError))
-    name = f"{type(exc).__name__} {exc}".rstrip()
-    text, text_zh = both(f"broker unavailable: {name}", f"消息服务器不可用：{name}")
+        return LoginRefused(user, vhost=isinstance(exc, px.ProbableAccessDeniedError),
+                            broker=broker, remedy=login_remedy)
+    cause = _cause(exc)
+    text, text_zh = both(f"{at} unavailable: {cause.en}", f"{at_zh}不可用：{cause.zh}")
     return BrokerUnavailable(text, zh=text_zh)
+
+
+def _cause(exc: BaseException) -> Localized:
+    """Why a connection cannot be made or was lost, in words, with pika's or the
+    system's own where they add to them."""
+    inner = _innermost(exc)
+    raw = f"{type(inner).__name__} {inner}".rstrip()
+    if isinstance(inner, ConnectionRefusedError):
+        return Localized("连接被拒绝（该地址上没有服务在监听：RabbitMQ 是否在运行？主机和端口是否"
+                         "正确？）",
+                         "connection refused (nothing listens there: is RabbitMQ running? are "
+                         "the host and port right?)")
+    if isinstance(inner, socket.gaierror):
+        return Localized(f"主机名无法解析（{raw}）", f"the host name does not resolve ({raw})")
+    if isinstance(inner, AMQPConnectorStackTimeout):
+        return Localized("已连上该端口，但在超时前没有得到 AMQP 应答（这是 RabbitMQ 的 AMQP "
+                         "端口吗？）",
+                         "connected, but no AMQP answer came in time (is this RabbitMQ's "
+                         "AMQP port?)")
+    if isinstance(inner, TimeoutError):
+        return Localized("连接超时，对方没有应答（主机是否在线？是否被防火墙拦截？）",
+                         "no answer in time (is the host up? does a firewall drop the "
+                         "connection?)")
+    if isinstance(inner, px.StreamLostError | ConnectionResetError | BrokenPipeError):
+        return Localized(f"连接中断（{raw}）", f"the connection was lost ({raw})")
+    if isinstance(inner, px.ProbableAuthenticationError | px.ProbableAccessDeniedError):
+        return Localized(f"登录过程中连接中断（{raw}）",
+                         f"the connection was lost while logging in ({raw})")
+    return Localized(raw, raw)
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The socket's error inside pika's wrappers (``AMQPConnectionError`` around an
+    ``AMQPConnectorSocketConnectError`` around a ``ConnectionRefusedError``)."""
+    while True:
+        if (isinstance(exc, px.AMQPConnectionError) and len(exc.args) == 1
+                and isinstance(exc.args[0], BaseException)):
+            exc = exc.args[0]
+        elif (isinstance(exc, AMQPConnectorPhaseErrorBase)
+                and isinstance(exc.exception, BaseException)):
+            exc = exc.exception
+        else:
+            return exc

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from lxml import etree
@@ -278,6 +279,17 @@ def test_a_refused_login_logs_in_once_the_credentials_file_is_replaced(
         _wait(lambda: publisher.step(0.1) or publisher.counters.login_refused is not None,
               30, "the refused login")
         assert states(outbox, [batch_id]) == [BatchState.PENDING]
+        # The refusal names the broker and the user, in both languages, never a password.
+        refused, url = publisher.counters.login_refused, urlsplit(amqp_url)
+        assert refused is not None
+        login = load_broker_login(node.key_file)
+        assert login is not None
+        where = f"{url.hostname}:{url.port}"
+        assert f"the broker {where} (vhost {vhost}) refused the login of user " \
+               f"{login.user!r}" in str(refused)
+        assert f"消息服务器 {where}（虚拟主机 {vhost}）拒绝了用户 {login.user!r} 的登录" in \
+               refused.message("zh")
+        assert login.password not in str(refused) + refused.message("zh")
         enable_node(api, node.registry, "furong-01", node.key_file, vhost=vhost)
         with caplog.at_level(logging.INFO, "exgate.agent.publisher"):
             _wait(lambda: publisher.step(0.1) or states(outbox, [batch_id]) == [BatchState.SENT],

@@ -251,9 +251,10 @@ def link_of(pub: Publisher) -> BrokerLink:
 
 
 @pytest.mark.parametrize(("lang", "error", "then"), [
-    (None, "连接消息服务器：消息服务器不可用：AMQPConnectionError",
-     "；批次保留在发件箱中，正在重新连接（"),
-    ("en", "connecting to the broker: broker unavailable: AMQPConnectionError",
+    (None, "连接消息服务器：消息服务器 127.0.0.1:1（虚拟主机 /）不可用：连接被拒绝（该地址上没有"
+           "服务在监听", "；批次保留在发件箱中，正在重新连接（"),
+    ("en", "connecting to the broker: broker 127.0.0.1:1 (vhost /) unavailable: connection "
+           "refused (nothing listens there",
      "; batches stay in the outbox, reconnecting (next try in "),
 ])
 def test_a_broker_that_is_down_is_reported_in_the_agents_language(
@@ -261,7 +262,7 @@ def test_a_broker_that_is_down_is_reported_in_the_agents_language(
         then: str) -> None:
     """Nothing listens on port 1 of the loopback: the real link fails to connect. The
     outbox and the heartbeats keep the English text; the log line is in the agent's
-    language (Chinese unless "en"), pika's words inside it as they are."""
+    language (Chinese unless "en"), naming the broker and saying why in words."""
     with Outbox(tmp_path / "o.db") as box:
         box.journal("src", Chunk(valid(record("A"))))
         box.seal_batches(10, 1 << 20, 0)
@@ -279,5 +280,6 @@ def test_a_broker_that_is_down_is_reported_in_the_agents_language(
     assert line.levelno == logging.WARNING and line.node == "n1"  # type: ignore[attr-defined]
     assert message.startswith(error) and then in message
     assert result.pending == 1
-    assert (result.last_error or "").startswith("connecting to the broker: broker unavailable")
+    assert (result.last_error or "").startswith(
+        "connecting to the broker: broker 127.0.0.1:1 (vhost /) unavailable")
     assert result.last_error_said is not None and message.startswith(result.last_error_said)

@@ -12,6 +12,7 @@ from unittest import mock
 
 import pika.exceptions as px
 import pytest
+from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
 
 from gateway.config import GatewaySettings
 from gateway.consumer import Consumer, _older_queue_effect
@@ -60,6 +61,31 @@ def test_it_never_says_consuming_while_the_broker_refuses_the_connection(
     monkeypatch.setattr("gateway.consumer.backoff", lambda failures: 0.01)
     consumer.run()
     assert attempts == [False, False] and not consumer.consuming()
+
+
+def test_a_broker_out_of_reach_is_logged_by_address_and_retried_even_when_silent(
+        consumer: Consumer, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A listener that never speaks AMQP ends in pika's handshake timeout, which is no
+    ``AMQPError``: it ended ``gateway run`` instead of being retried."""
+    failures = [AMQPConnectorStackTimeout("Timeout during AMQP handshake"),
+                px.ProbableAuthenticationError("ACCESS_REFUSED")]
+
+    def failing(parameters: Any) -> None:
+        if len(failures) == 1:
+            consumer.stop.set()
+        raise failures.pop(0)
+
+    monkeypatch.setattr("pika.BlockingConnection", failing)
+    monkeypatch.setattr("gateway.consumer.backoff", lambda failures: 0.01)
+    with caplog.at_level(logging.WARNING, "exgate.gateway"):
+        consumer.run()
+    silent, refused = [r.getMessage() for r in caplog.records]
+    assert silent.startswith("connecting to the broker: broker 127.0.0.1:5672 (vhost exgate) "
+                             "unavailable: connected, but no AMQP answer came in time")
+    assert refused.startswith("the broker 127.0.0.1:5672 (vhost exgate) refused the login of "
+                              "user 'gateway' (ACCESS_REFUSED): check the user of [broker] url")
+    assert all("pw@" not in line and "reconnecting in" in line for line in (silent, refused))
 
 
 def test_an_older_queue_warning_says_what_its_differing_argument_changes() -> None:

@@ -1,11 +1,26 @@
-"""pika's exceptions as exgate's: a refused login is told apart from a broker away."""
+"""pika's exceptions as exgate's: a refused login is told apart from a broker away, and
+every broker failure names the broker and says why."""
 
 from __future__ import annotations
 
+import socket
+
 import pika.exceptions as px
 import pytest
+from pika.adapters.utils.connection_workflow import (
+    AMQPConnectorSocketConnectError,
+    AMQPConnectorStackTimeout,
+)
 
-from adapters.amqp.errors import BrokerRefused, BrokerUnavailable, LoginRefused, mapped
+from adapters.amqp.errors import (
+    GATEWAY_LOGIN,
+    BrokerAddress,
+    BrokerRefused,
+    BrokerUnavailable,
+    LoginRefused,
+    mapped,
+)
+from frontend_machine.link import BrokerLink, LinkSettings
 
 USER = "exgate-node-furong-01"
 REFUSED = px.ConnectionClosedByBroker(
@@ -42,3 +57,85 @@ def test_the_centre_disabling_the_node_is_said_in_chinese() -> None:
     assert isinstance(error, BrokerRefused) and not isinstance(error, LoginRefused)
     assert "省级中心已停用本节点" in error.message("zh")
     assert "disabled this node" in error.message("en")
+
+
+# -- which broker, and why in words -------------------------------------------------------------
+
+BROKER = BrokerAddress.of_url("amqp://exgate-node-furong-01:s3cret@mq.hn.gov:5673/exgate")
+
+
+def _socket_failed(error: OSError) -> px.AMQPConnectionError:
+    """What ``BlockingConnection`` raises when the TCP connect fails."""
+    return px.AMQPConnectionError(AMQPConnectorSocketConnectError(error))
+
+
+@pytest.mark.parametrize(("exc", "en", "zh"), [
+    (_socket_failed(ConnectionRefusedError(111, "Connection refused")),
+     "connection refused (nothing listens there: is RabbitMQ running?",
+     "连接被拒绝（该地址上没有服务在监听：RabbitMQ 是否在运行？"),
+    (socket.gaierror(-2, "Name or service not known"),
+     "the host name does not resolve (gaierror [Errno -2] Name or service not known)",
+     "主机名无法解析（gaierror [Errno -2] Name or service not known）"),
+    (_socket_failed(TimeoutError("timed out")), "no answer in time", "连接超时，对方没有应答"),
+    (AMQPConnectorStackTimeout("Timeout during AMQP handshake'mq.hn.gov'"),
+     "connected, but no AMQP answer came in time", "已连上该端口，但在超时前没有得到 AMQP 应答"),
+    (px.StreamLostError("Transport indicated EOF"),
+     "the connection was lost (StreamLostError Transport indicated EOF)",
+     "连接中断（StreamLostError Transport indicated EOF）"),
+])
+def test_a_broker_out_of_reach_is_named_with_why_in_both_languages(
+        exc: Exception, en: str, zh: str) -> None:
+    error = mapped(exc, "connecting to the broker", "连接消息服务器", user=USER, broker=BROKER)
+    assert isinstance(error, BrokerUnavailable)
+    assert error.message("en").startswith(
+        "connecting to the broker: broker mq.hn.gov:5673 (vhost exgate) unavailable: " + en)
+    assert error.message("zh").startswith(
+        "连接消息服务器：消息服务器 mq.hn.gov:5673（虚拟主机 exgate）不可用：" + zh)
+    assert "s3cret" not in error.message("en") + error.message("zh")
+
+
+@pytest.mark.parametrize("vhost", [False, True])
+def test_a_refused_login_names_the_broker_and_for_a_gateway_its_own_remedy(vhost: bool) -> None:
+    refusal = px.ProbableAccessDeniedError if vhost else px.ProbableAuthenticationError
+    exc = refusal(repr(REFUSED))
+    node = mapped(exc, "connecting to the broker", "连接消息服务器", user=USER, broker=BROKER)
+    assert isinstance(node, LoginRefused) and node.broker == BROKER
+    assert node.message("en").startswith(
+        f"the broker mq.hn.gov:5673 (vhost exgate) refused "
+        f"{'user ' + repr(USER) + ' access' if vhost else 'the login of user ' + repr(USER)}")
+    assert node.message("zh").startswith("消息服务器 mq.hn.gov:5673（虚拟主机 exgate）拒绝")
+    assert "s3cret" not in node.message("en") + node.message("zh")
+    gateway = mapped(exc, "connecting to the broker", user="gateway", broker=BROKER,
+                     login_remedy=GATEWAY_LOGIN)
+    assert "user 'gateway'" in str(gateway) and "EXGATE_BROKER_PASSWORD" in str(gateway)
+    assert "key_file" not in str(gateway) and "key_file" in str(node)
+
+
+def test_a_channel_the_broker_closes_names_the_broker() -> None:
+    closed = px.ChannelClosedByBroker(403, "ACCESS_REFUSED - access to exchange denied")
+    error = mapped(closed, "publishing batch B1", "发送批次 B1", broker=BROKER)
+    assert isinstance(error, BrokerRefused)
+    assert "broker mq.hn.gov:5673 (vhost exgate) closed the channel: 403" in str(error)
+    assert "消息服务器 mq.hn.gov:5673（虚拟主机 exgate）关闭了通道：403" in error.message("zh")
+
+
+@pytest.mark.parametrize(("url", "en"), [
+    ("amqp://u:p@127.0.0.1/", "127.0.0.1:5672 (vhost /)"),
+    ("amqps://u:p@mq/%2Fexgate", "mq:5671 (vhost /exgate)"),
+    ("amqp://u:p@[::1]:5673/v", "[::1]:5673 (vhost v)"),
+])
+def test_a_broker_address_is_host_port_and_virtual_host_only(url: str, en: str) -> None:
+    said = BrokerAddress.of_url(url).said
+    assert said.en == en and said.zh == en.replace(" (vhost ", "（虚拟主机 ")[:-1] + "）"
+
+
+def test_a_listener_that_never_speaks_amqp_is_a_broker_away_for_the_agent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """pika's handshake timeout is no ``AMQPError``: it escaped the link, and killed the
+    publisher's step (and a gateway's consumer) instead of being retried."""
+    def silent(parameters: object) -> None:
+        raise AMQPConnectorStackTimeout("Timeout during AMQP handshake")
+
+    monkeypatch.setattr("frontend_machine.link.BlockingConnection", silent)
+    with pytest.raises(BrokerUnavailable, match=r"broker 127\.0\.0\.1:5672 \(vhost /\)"):
+        BrokerLink.open(LinkSettings("amqp://u:p@127.0.0.1/", "n1"), None)
