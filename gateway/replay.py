@@ -99,14 +99,14 @@ class ReceiptNote:
     """The receipt a replay owed a node: sent, or ``error`` says why not."""
 
     to: str
-    error: str | None = None
+    error: Text | None = None
 
     @property
     def sent(self) -> bool:
         return self.error is None
 
     def to_json(self) -> dict[str, Any]:
-        return {"to": self.to, "sent": self.sent, "error": self.error}
+        return {"to": self.to, "sent": self.sent, "error": english(self.error)}
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class ReplayResult:
                 "receipt": None if self.receipt is None else self.receipt.to_json()}
 
 
-ReceiptSink = Callable[[Outcome], str | None]          # None when sent, else why not
+ReceiptSink = Callable[[Outcome], Text | None]         # None when sent, else why not
 WaitSink = Callable[[FailedRow, RetriableError, float], None]
 
 

@@ -379,8 +379,9 @@ def _report_unsent(unsent: list[tuple[str, ReceiptNote]], lang: str) -> None:
     by_node: dict[str, list[str]] = {}
     for batch_id, note in unsent:
         by_node.setdefault(note.to, []).append(batch_id)
-        echo(say(lang, f"  {batch_id} → 节点 {note.to}：{note.error}",
-                 f"  {batch_id} → node {note.to}: {note.error}"), err=True)
+        error = _text(note.error, lang)
+        echo(say(lang, f"  {batch_id} → 节点 {note.to}：{error}",
+                 f"  {batch_id} → node {note.to}: {error}"), err=True)
     for node_id, ids in by_node.items():
         command = f"exgate agent replay {' '.join(ids)}"
         echo(say(lang, f"  请在节点 {node_id} 的前置机上运行 {command}：重发这些批次，并收取新的"

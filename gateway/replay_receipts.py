@@ -6,7 +6,8 @@ already in ``ST_RECEIPT``; when it cannot be sent the replay still counts, and t
 node's ``exgate agent replay ID`` resends the batch, which the level takes as a
 redelivery and answers with a fresh receipt.
 
-Every receipt not sent is answered with why, so the operator learns which nodes to tell.
+Every receipt not sent is answered with why (in both languages; a broker failure names
+the broker: ``adapters.amqp.errors``), so the operator learns which nodes to tell.
 A receipt the broker refuses (no receipt queue for the node, a nack) costs only itself;
 once the connection fails, later receipts are not tried, since each try could wait out
 the socket timeout, and share the first one's answer.
@@ -23,9 +24,10 @@ from typing import Any
 import pika
 import pika.exceptions as px
 
+from adapters.amqp.errors import CONNECT_ERRORS, GATEWAY_LOGIN, BrokerAddress, mapped
 from adapters.amqp.topology import RECEIPTS_EXCHANGE
-from adapters.config_files import redact
 from gateway.pipeline import Outcome
+from schemas.messages import Localized
 
 __all__ = ["BrokerReceipts"]
 
@@ -36,23 +38,24 @@ log = logging.getLogger("exgate.gateway.replay")
 class BrokerReceipts:
     """Publishes receipts with confirms on one lazily opened connection.
 
-    Calling it sends ``outcome``'s receipt and returns None, or why it was not sent.
+    Calling it sends ``outcome``'s receipt and returns None, or why it was not sent
+    (Chinese and English; the log gets the English).
     """
 
     broker_url: str = field(repr=False)
     _connection: Any = field(default=None, repr=False)
     _channel: Any = field(default=None, repr=False)
-    _down: str | None = None   # why the broker cannot be reached, once it could not
+    _down: Localized | None = None   # why the broker cannot be reached, once it could not
 
-    def __call__(self, outcome: Outcome) -> str | None:
+    def __call__(self, outcome: Outcome) -> Localized | None:
         error = self._down or self._publish(outcome)
         if error is not None:
             log.warning("receipt for batch %s not sent to node %s: %s", outcome.batch_id,
-                        outcome.receipt_to, error,
+                        outcome.receipt_to, error.en,
                         extra={"batch_id": outcome.batch_id, "node_id": outcome.receipt_to})
         return error
 
-    def _publish(self, outcome: Outcome) -> str | None:
+    def _publish(self, outcome: Outcome) -> Localized | None:
         try:
             channel = self._open()
             channel.basic_publish(
@@ -64,15 +67,26 @@ class BrokerReceipts:
                                      app_id="exgate-gateway"),
                 mandatory=True)
         except px.UnroutableError:
-            return f"the broker has no receipt queue for node {outcome.receipt_to}"
+            return Localized(f"消息服务器上没有节点 {outcome.receipt_to} 的回执队列",
+                             f"the broker has no receipt queue for node {outcome.receipt_to}")
         except px.NackError:
-            return "the broker refused it (nack)"
+            return Localized("消息服务器拒绝接收（nack）", "the broker refused it (nack)")
         except Exception as exc:  # best effort: pika raises TypeError on some URLs too
-            self._down = (f"cannot publish via {redact(self.broker_url)}: "
-                          f"{type(exc).__name__} {exc}".strip())
+            self._down = self._why(exc)
             self.close()
             return self._down
         return None
+
+    def _why(self, exc: Exception) -> Localized:
+        """Why the broker cannot take receipts, naming it (never the password)."""
+        if isinstance(exc, CONNECT_ERRORS):
+            parameters = pika.URLParameters(self.broker_url)
+            error = mapped(exc, "publishing receipts", "发送回执",
+                           user=str(getattr(parameters.credentials, "username", "")) or None,
+                           broker=BrokerAddress.of(parameters), login_remedy=GATEWAY_LOGIN)
+            return Localized(error.message("zh"), str(error))
+        raw = f"{type(exc).__name__} {exc}".strip()
+        return Localized(f"无法发送回执：{raw}", f"cannot publish receipts: {raw}")
 
     def _open(self) -> Any:
         if self._channel is None:
