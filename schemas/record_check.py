@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import islice
 
@@ -384,7 +384,9 @@ def check_fields(
 
     A row the fast path proves valid goes straight to the semantic rules; any other is
     built into an element and goes through exactly the same checks as a record read
-    from XML. ``None`` and empty values are treated as absent fields.
+    from XML. ``None`` and empty values are treated as absent fields. A row has no
+    HEAD: ``head_division`` is the node's configured division, and a row outside it is
+    told so (``outside-node``), not that it lies outside a HEAD's.
     """
     spec = catalog.elements.get(element_code)
     if spec is None:
@@ -403,11 +405,21 @@ def check_fields(
     else:
         result = check_record(_row_element(fields, catalog, element_code), spec, catalog,
                               head_division, latest)
-    if line is None or result.valid:
+    if result.valid:
         return result
-    return RecordCheck(
-        result.element, line, result.record, tuple(i.located(line=line) for i in result.issues)
-    )
+    issues = (_of_the_node(i) for i in result.issues)
+    if line is not None:
+        issues = (i.located(line=line) for i in issues)
+    return RecordCheck(result.element, line if line is not None else result.line,
+                       result.record, tuple(issues))
+
+
+def _of_the_node(issue: Issue) -> Issue:
+    """A row's division checked against the node's as against a HEAD's, said as such."""
+    if issue.message_id != "division-mismatch":
+        return issue
+    return replace(issue, message_id="outside-node",
+                   args={"value": issue.args["value"], "node": issue.args["head"]})
 
 
 def _row_element(

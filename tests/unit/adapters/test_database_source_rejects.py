@@ -241,6 +241,24 @@ def test_undecodable_bytes_are_named_in_english() -> None:
                                    "in the source system")
 
 
+@pytest.mark.parametrize("also", [{}, {"SQRMC": ""}])  # proven fast, or through lxml
+def test_a_row_outside_the_node_names_the_node_s_division_never_a_head(
+        also: dict[str, str]) -> None:
+    """A database row has no HEAD (报文头): its division is checked against the node's."""
+    options = parse_options({"url": "sqlite://", "tables": ["SBXX"]}, CATALOG)
+    table = element_tables(options, "sqlite", CATALOG)["SBXX"]
+    values = row("SBXX", 1) | {"XZQHDM": "440103"} | also
+    check = check_row(table, [values[code] for code, _ in table.fields], CATALOG, DIVISION,
+                      BASE_TIME + timedelta(days=1))
+    [issue] = [i for i in check.issues if i.field == "XZQHDM"]
+    assert issue.code == "division-mismatch"
+    assert issue.message("zh") == ("记录的行政区划 440103 不在本前置机节点的行政区划 430102 之内，"
+                                   "各级网关会拒收")
+    assert issue.message("en").startswith(
+        "the record's division 440103 lies outside this node's division 430102")
+    assert "报文头" not in reject_message(check, "zh") and "HEAD" not in reject_message(check, "en")
+
+
 # -- the write-back of the page journaled before a crash -------------------------------------------
 
 @pytest.mark.parametrize("strategy", ["flag", "changelog"])
