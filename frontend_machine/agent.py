@@ -155,7 +155,7 @@ class Agent:
             sealed = self.outbox.seal_batches(box.batch_max_records, box.batch_max_bytes,
                                               math.inf)
         except RetriableError as exc:  # the end-of-pass seal tries again
-            log.warning(say("seal-failed", self.lang, error=exc))
+            log.warning(say("seal-failed", self.lang, error=exc.message(self.lang)))
             return
         self.tally.sealed += len(sealed)
         if sealed:
@@ -287,7 +287,7 @@ def run_once(config_path: Path, lang: str | None = None, out: TextIO | None = No
             try:
                 agent.seal(flush=True)
             except RetriableError as exc:  # what was taken is journaled: the next run seals it
-                log.warning(say("final-seal-failed", agent.lang, error=exc))
+                log.warning(say("final-seal-failed", agent.lang, error=exc.message(agent.lang)))
             flushed = publish_once(agent)  # no-op without [broker]
             depth = agent.outbox.depth()
             agent.tally.pending_batches = depth.pending_batches
@@ -373,7 +373,7 @@ def _loop(agent: Agent, publisher: PublisherThread | None = None) -> None:
         try:
             sealed = agent.seal()
         except RetriableError as exc:
-            log.warning(say("seal-failed", agent.lang, error=exc))
+            log.warning(say("seal-failed", agent.lang, error=exc.message(agent.lang)))
             sealed = []
         if publisher is not None:
             publisher.note_status(source_lag_s=agent.source_lag(), error=agent.last_error)

@@ -80,6 +80,24 @@ def test_a_failed_final_seal_is_a_warning_and_the_next_run_seals(
         assert (outbox.record_count(), depth.unbatched_records, depth.pending_batches) == (3, 0, 1)
 
 
+def test_a_failed_seal_is_logged_in_the_agent_s_language(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "drop" / "inbox" / "a.xml").write_bytes(document([record("SBXX")]))
+
+    def disk_full(self: Outbox, *args: object) -> list[str]:
+        raise RetriableError("outbox o.db: database or disk is full, while sealing",
+                             zh="发件箱 o.db 暂时无法写入：database or disk is full；稍后重试，"
+                                "数据不会丢失")
+
+    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING, "exgate"):
+        patched.setattr(Outbox, "seal_batches", disk_full)
+        assert run_once(config, "zh", out=io.StringIO()) == 0
+    [warning] = [r.getMessage() for r in caplog.records if "最后一次封装" in r.getMessage()]
+    assert warning.endswith("：发件箱 o.db 暂时无法写入：database or disk is full；稍后重试，"
+                            "数据不会丢失")
+
+
 def test_once_without_a_broker_says_its_batches_are_never_sent(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     (tmp_path / "drop" / "inbox" / "a.xml").write_bytes(document([record("SBXX")]))
