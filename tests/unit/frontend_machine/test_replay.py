@@ -15,6 +15,8 @@ from adapters.sources.base import Chunk, Origin
 from cli import main
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState
+from frontend_machine.replay import replay_database
+from schemas.catalog import load_catalog
 from schemas.reader import DocumentReader
 from tests.unit.frontend_machine.test_run_once import write_config
 from tests.unit.gateway.test_replay import cells
@@ -150,6 +152,22 @@ def test_a_failing_source_is_reported_beside_what_the_others_did(tmp_path: Path)
     assert failed["detail"].startswith(
         "cannot reset rejected rows at sqlite:////nonexistent/exgate/front.db: ")
     assert (tmp_path / "drop" / "inbox" / "fixed.xml").exists()
+
+
+@pytest.mark.parametrize(("lang", "said"), [
+    ("zh", "无法重置拒收行（sqlite:////nonexistent/exgate/front.db）：(sqlite3.OperationalError) "
+           "unable to open database file"),
+    ("en", "cannot reset rejected rows at sqlite:////nonexistent/exgate/front.db: "
+           "(sqlite3.OperationalError) unable to open database file"),
+])
+def test_a_database_that_fails_is_said_in_the_driver_s_words_on_one_line(
+        tmp_path: Path, lang: str, said: str) -> None:
+    """Without SQLAlchemy's SQL, parameters and link, as the database source says it."""
+    with Outbox(tmp_path / "o.db") as box:
+        [action] = replay_database(box, "front", {"url": "sqlite:////nonexistent/exgate/front.db",
+                                                  "tables": ["SBXX"]},
+                                   load_catalog(), "430102", lang=lang)
+    assert action.failed and action.detail == said
 
 
 def test_a_misconfigured_source_exits_2_after_the_others_are_replayed(tmp_path: Path) -> None:
