@@ -16,7 +16,7 @@ from typing import Any
 
 from frontend_machine.link import Delivery, Verdict
 from frontend_machine.outbox import ALL_LEVELS, BatchState, Outbox
-from frontend_machine.report import level_name, reason_said, say, status_name
+from frontend_machine.report import level_name, reason_said, say, status_name, steps_said
 from schemas.errors import RetriableError
 
 __all__ = ["Receipt", "ReceiptError", "apply_receipt", "parse_receipt"]
@@ -123,11 +123,13 @@ def _ignored(outbox: Outbox, receipt: Receipt) -> bool:
 
 
 def _log_recorded(receipt: Receipt, state: BatchState, ignored: bool, lang: str) -> None:
-    """INFO for a stored receipt, WARNING for a failed one (the reasons: the first three);
-    a failed one the outbox ``ignored`` is said to be late, with the batch's state."""
+    """INFO for a stored receipt, WARNING for a failed one (the reasons: the first three,
+    and what to do about them); a failed one the outbox ``ignored`` is said to be late,
+    with the batch's state."""
     reasons = ("; " if lang == "en" else "；").join(
         reason_said(reason, lang) for reason in receipt.reasons[:3])
     level = level_name(receipt.level, lang)
+    steps = steps_said(receipt.reasons[:3], lang)
     if ignored:
         log.warning(say("receipt-late-failure", lang, level=level, division=receipt.division,
                         state=status_name(state.value, lang),
@@ -140,5 +142,6 @@ def _log_recorded(receipt: Receipt, state: BatchState, ignored: bool, lang: str)
                         status=status_name(receipt.status, lang), stored=receipt.stored,
                         duplicates=receipt.duplicates, conflicts=receipt.conflicts,
                         reasons=say("receipt-reasons", lang, reasons=reasons) if reasons else "",
-                        state=status_name(state.value, lang)),
+                        state=status_name(state.value, lang),
+                        steps=say("receipt-steps", lang, steps=steps) if steps else ""),
             extra={"batch": receipt.batch_id})

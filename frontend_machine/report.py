@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from adapters.sources.base import Chunk
 from frontend_machine.outbox import JournalResult
 from schemas.messages import said
-from schemas.refusals import REFUSAL_REASONS, reason_name
+from schemas.refusals import REFUSAL_REASONS, next_step, reason_name
 
 __all__ = ["SourceTally", "Tally", "level_name", "levels_named", "reason_said", "say",
-           "status_name"]
+           "status_name", "steps_said"]
 
 _TEXT: dict[str, tuple[str, str]] = {
     "over-budget": (
@@ -149,11 +149,12 @@ _TEXT: dict[str, tuple[str, str]] = {
     # -- receipts from the levels (receipts.py) --
     "receipt": (
         "收到{level}（{division}）的回执：{status}（入库 {stored} 条，重复 {duplicates} 条，"
-        "冲突 {conflicts} 条）{reasons}；批次现为：{state}",
+        "冲突 {conflicts} 条）{reasons}；批次现为：{state}{steps}",
         "receipt from {level} {division}: {status} (stored {stored}, duplicates {duplicates}, "
-        "conflicts {conflicts}){reasons}; batch now {state}",
+        "conflicts {conflicts}){reasons}; batch now {state}{steps}",
     ),
     "receipt-reasons": ("，原因：{reasons}", " reasons: {reasons}"),
+    "receipt-steps": ("；处理办法：{steps}", "; what to do: {steps}"),
     "receipt-late-failure": (
         "收到{level}（{division}）的回执：失败，但该级已入库该批次：该回执针对的是之后"
         "重发的另一份副本，或早于入库的旧回执，批次状态不变（现为：{state}）{reasons}",
@@ -204,6 +205,17 @@ def reason_said(reason: str, lang: str) -> str:
         return reason
     name = reason_name(code)
     return f"{name.en}: {detail}" if lang == "en" else f"{name.zh}：{detail}"
+
+
+def steps_said(reasons: Iterable[str], lang: str) -> str:
+    """What to do about a level's refusal ``reasons`` (``schemas.refusals.next_step``),
+    each step once, in the agent's language; "" when no reason's code is known."""
+    steps: list[str] = []
+    for reason in reasons:
+        step = next_step(reason.partition(": ")[0])
+        if step is not None and step.pick(lang) not in steps:
+            steps.append(step.pick(lang))
+    return ("; " if lang == "en" else "；").join(steps)
 
 
 @dataclass
