@@ -54,6 +54,7 @@ __all__ = [
     "seal",
     "unseal",
     "write_node_keys",
+    "write_secret",
 ]
 
 MAGIC = b"EXG1"
@@ -245,7 +246,7 @@ def write_node_keys(path: Path | str, keys: NodeKeys, broker: BrokerLogin | None
     if broker is not None:
         lines += ["", "[broker]", f"user = {json.dumps(broker.user)}",
                   f"password = {json.dumps(broker.password)}"]
-    _write_secret(Path(path), "\n".join(lines) + "\n", replace=replace)
+    write_secret(Path(path), "\n".join(lines) + "\n", replace=replace)
 
 
 def load_node_keys(path: Path | str) -> NodeKeys:
@@ -278,7 +279,10 @@ def load_broker_login(path: Path | str) -> BrokerLogin | None:
     return BrokerLogin(user, password)
 
 
-def _write_secret(path: Path, text: str, *, replace: bool = True) -> None:
+def write_secret(path: Path, text: str, *, replace: bool = True) -> None:
+    """Write ``text`` to ``path`` with mode 0600, atomically (synced, then renamed or linked
+    into place). With ``replace=False`` an existing file is never overwritten:
+    ``FileExistsError``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote
 
 from adapters.amqp.errors import NODE_DISABLED_REASON
@@ -48,10 +49,12 @@ from schemas.errors import ConfigError, located
 __all__ = [
     "CredentialsRefused",
     "NodePermissions",
+    "Permissions",
     "Provisioned",
     "add_node",
     "broker_user_name",
     "disable_node",
+    "grant",
     "node_permissions",
     "rotate_node_key",
 ]
@@ -64,12 +67,31 @@ class CredentialsRefused(ConfigError):
         super().__init__(en, zh=zh)
 
 
+class Permissions(Protocol):
+    """A broker user's permissions in a vhost: regexes of resource names, and per topic
+    exchange the (write, read) regexes of routing keys (``grant`` sets both)."""
+
+    @property
+    def configure(self) -> str: ...
+    @property
+    def write(self) -> str: ...
+    @property
+    def read(self) -> str: ...
+    @property
+    def topics(self) -> Mapping[str, tuple[str, str]]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class NodePermissions:
     configure: str
     write: str
     read: str
     topic_write: str
+
+    @property
+    def topics(self) -> Mapping[str, tuple[str, str]]:
+        return {exchange: (self.topic_write, "^$")
+                for exchange in (RECORDS_EXCHANGE, STATUS_EXCHANGE)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +162,13 @@ def _refuse_existing(out: Path) -> None:
             "changed")
 
 
-def grant(api: ManagementApi, vhost: str, user: str, perms: NodePermissions) -> None:
+def grant(api: ManagementApi, vhost: str, user: str, perms: Permissions) -> None:
     where = f"{quote(vhost, safe='')}/{quote(user, safe='')}"
     api.put(f"permissions/{where}",
             {"configure": perms.configure, "write": perms.write, "read": perms.read})
-    for exchange in (RECORDS_EXCHANGE, STATUS_EXCHANGE):
+    for exchange, (write, read) in perms.topics.items():
         api.put(f"topic-permissions/{where}",
-                {"exchange": exchange, "write": perms.topic_write, "read": "^$"})
+                {"exchange": exchange, "write": write, "read": read})
 
 
 def disable_node(api: ManagementApi | None, registry: Registry, node_id: str, *,
