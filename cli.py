@@ -329,6 +329,40 @@ def _admin_options(function):  # type: ignore[no-untyped-def]
     return function
 
 
+@gateway.command("user")
+@click.argument("division")
+@click.option("--user", default=None, help="Broker user name (default: exgate-gw-DIVISION)")
+@click.option("--password-file", "out", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="New file for the user's password, mode 0600 (never overwritten); the "
+                   "gateway config's [broker] password_file")
+@_admin_options
+@LANG_OPTION
+def gateway_user(division: str, user: str | None, out: Path, broker_base: Path | None,
+                 admin_url: str | None, vhost: str, lang: str) -> None:
+    """Create the broker user of a level's gateway, with the least privilege it needs.
+
+    It may declare the exchanges and its level's queues, consume exgate.level.DIVISION,
+    exgate.status.DIVISION and exgate.dead.DIVISION, and publish receipts; it can neither
+    publish records or heartbeats nor read another level's queues. A user that exists and
+    is this level's gateway user gets its permissions again and a new password (gateways
+    using the old one are refused when they reconnect); any other user is refused. It
+    prints the [broker] lines for the gateway config, never the password.
+
+    \b
+    Example:
+      exgate gateway user 430100 --password-file /etc/exgate/broker-430100.password \\
+          --admin-url http://admin@mq.example.gov:15672
+    Exit codes: 0 ok, 1 broker or management API error, 2 bad division, user name or
+    configuration, an existing password file, or a user that is not this level's gateway
+    user.
+    """
+    from gateway.node_command import run_gateway_user
+
+    sys.exit(run_gateway_user(division, out=out, user=user, broker_base=broker_base,
+                              admin_url=admin_url, vhost=vhost, lang=lang))
+
+
 @main.group()
 def node() -> None:
     """Node registry administration (节点登记与开通)."""

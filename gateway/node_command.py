@@ -1,5 +1,6 @@
-"""``exgate broker …`` and ``exgate node …``: what they print (zh by default, en) and
-their exit codes. The work is in ``broker_node``, ``provisioning`` and ``registry``.
+"""``exgate broker …``, ``exgate node …`` and ``exgate gateway user``: what they print (zh
+by default, en) and their exit codes. The work is in ``broker_node``, ``provisioning``,
+``gateway_user`` and ``registry``.
 
 Exit codes: 0 ok, 1 the broker or management API failed, 2 usage or configuration: a
 folder option that is no folder or cannot be read (``cli_support.check_folder``), a
@@ -9,21 +10,23 @@ registry folder that does not exist (but for ``node add``, which creates it), an
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adapters.amqp.topology import declare_topology
+from adapters.amqp.topology import dead_queue, declare_topology, level_queue, status_queue
 from gateway.broker_node import LocalBroker
 from gateway.cli_support import check_folder
+from gateway.gateway_user import provision_gateway_user
 from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.provisioning import add_node, disable_node, enable_node, rotate_node_key
 from gateway.registry import Registry
 from schemas.errors import ConfigError, ExgateError
 from schemas.messages import said
 
-__all__ = ["admin_api", "default_broker_base", "run_broker", "run_node"]
+__all__ = ["admin_api", "default_broker_base", "run_broker", "run_gateway_user", "run_node"]
 
 _TEXT: dict[str, tuple[str, str]] = {
     "started": ("RabbitMQ 私有节点已启动：{node}，AMQP 端口 {amqp}，管理端口 {mgmt}，目录 {base}",
@@ -76,6 +79,25 @@ _TEXT: dict[str, tuple[str, str]] = {
                 "refused (unknown-key-version); versions still valid: {left}. The broker "
                 "password in the credentials file does not change with the key: if the "
                 "file leaked, run exgate node disable, then enable, for a new password"),
+    "gw-created": ("已创建 {division} 级网关的消息服务器用户 {user}", "broker user {user} created "
+                   "for the gateway of level {division}"),
+    "gw-taken-over": ("{division} 级网关的消息服务器用户 {user} 已存在：已重新授权并换发新口令；"
+                      "仍用旧口令的网关进程重连时将被拒绝，请更新其 password_file 后重启",
+                      "broker user {user} of the gateway of level {division} already "
+                      "existed: its permissions were set again and it has a new password; "
+                      "gateways still using the old one are refused when they reconnect: "
+                      "point their password_file at the new file and restart them"),
+    "gw-rights": ("权限（最小授权）：消费 {queues}，向 exgate.receipts 发送回执；不能向 "
+                  "exgate.records、exgate.status 发布，也不能读取其他层级或节点的队列",
+                  "permissions (least privilege): consume {queues}, send receipts to "
+                  "exgate.receipts; no publishing to exgate.records or exgate.status, no "
+                  "other level's or node's queues"),
+    "gw-password": ("口令已写入 {out}（权限 0600，请妥善保管）；队列与交换机已声明",
+                    "its password is in {out} (mode 0600: keep it secret); the level's "
+                    "exchanges and queues are declared"),
+    "gw-config": ("在该级网关配置中设置（主机名以网关访问消息服务器的地址为准）：",
+                  "put in that level's gateway config (with the host name the gateway "
+                  "reaches the broker by):"),
     "error": ("错误：{error}", "error: {error}"),
 }
 
@@ -224,3 +246,27 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
         return actions[action]()
 
     return _guarded(lang, checked)
+
+
+def run_gateway_user(division: str, *, out: Path, user: str | None = None,
+                     broker_base: Path | None = None, admin_url: str | None = None,
+                     vhost: str = "/", lang: str = "zh") -> int:
+    """``exgate gateway user``: the level gateway's broker user (``gateway_user``)."""
+
+    def work() -> None:
+        if broker_base is not None:  # a missing one: LocalBroker.existing names it
+            check_folder(broker_base, "--broker-base", may_be_missing=True)
+        done = provision_gateway_user(lambda: admin_api(broker_base, admin_url), division,
+                                      out, user=user, vhost=vhost)
+        said_key = "gw-taken-over" if done.existed else "gw-created"
+        print(_say(said_key, lang, user=done.user, division=division))
+        queues = ("、" if lang == "zh" else ", ").join(
+            (level_queue(division), status_queue(division), dead_queue(division)))
+        print(_say("gw-rights", lang, queues=queues))
+        print(_say("gw-password", lang, out=out))
+        print(_say("gw-config", lang))
+        # JSON strings are TOML basic strings (the credentials file is written so too).
+        print(f"[broker]\nurl = {json.dumps(done.broker_url)}\n"
+              f"password_file = {json.dumps(str(out.absolute()), ensure_ascii=False)}")
+
+    return _guarded(lang, work)

@@ -16,7 +16,7 @@ EXAMPLE = Path(__file__).parents[3] / "config" / "gateway.example.toml"
 def test_the_example_loads_with_every_key_it_shows() -> None:
     config = load_config(EXAMPLE)
     assert config.division == "430100"
-    assert config.broker_url == "amqps://gateway-430100@mq.hn.gov.example:5671/exgate"
+    assert config.broker_url == "amqps://exgate-gw-430100@mq.hn.gov.example:5671/exgate"
     assert config.store_url == "sqlite:////var/lib/exgate/store-430100.db"
     assert config.registry_path == Path("/var/lib/exgate/registry")
     assert (config.gateway.workers, config.gateway.prefetch, config.gateway.hold_seconds,
@@ -51,7 +51,7 @@ def test_the_commented_out_keys_of_the_example_are_real_too(tmp_path: Path) -> N
     path = tmp_path / "gateway.toml"
     path.write_text(text, encoding="utf-8")
     config = load_config(path)
-    assert config.broker_url == "amqps://gateway-430100:s3cret@mq.hn.gov.example:5671/exgate"
+    assert config.broker_url == "amqps://exgate-gw-430100:s3cret@mq.hn.gov.example:5671/exgate"
     # The driver exgate uses is named: postgresql:// would mean psycopg2 to SQLAlchemy.
     assert config.store_url == \
         "postgresql+psycopg://exgate:s3cret@db.hn.gov.example/supervision"
