@@ -147,7 +147,6 @@ def _run(demo: _Demo, cases: int) -> None:
     lang = demo.lang
     broker = _start_broker(demo)
     amqp = f"amqp://127.0.0.1:{broker.ports.amqp}/"
-    login = create_gateway_user(broker, demo.central / "secrets")
     keys = _provision_nodes(demo, broker)
     _make_sources(demo, cases)
     for node in NODES:
@@ -156,10 +155,10 @@ def _run(demo: _Demo, cases: int) -> None:
         demo.agents[node.node_id] = agent_config(home / "agent.toml", node,
                                                  key_file=keys[node.node_id],
                                                  broker_url=amqp, source=str(source))
-    gateway_url = f"amqp://{login.user}@127.0.0.1:{broker.ports.amqp}/"
     for division in LEVELS:
+        login = create_gateway_user(broker, demo.central / "secrets", division)
         demo.gateways[division] = gateway_config(
-            demo.central / division / "gateway.toml", division, broker_url=gateway_url,
+            demo.central / division / "gateway.toml", division, broker_url=login.broker_url,
             password_file=login.password_file, store_url="sqlite:///store.db",
             registry=demo.central / "registry")
     _say("agents", lang)

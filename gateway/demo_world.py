@@ -1,20 +1,20 @@
 """The demo's moving parts on one private broker: levels, nodes, configs.
 
 Everything is written as a user would write it by hand: node credentials files from
-``exgate node add``, agent and gateway TOML files next to their data, passwords in
-files (never in a config). The end-to-end tests build their world with these too.
+``exgate node add``, each level gateway's broker user from ``exgate gateway user``, agent
+and gateway TOML files next to their data, passwords in files (never in a config). The
+end-to-end tests build their world with these too.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from adapters.amqp.topology import declare_topology
 from gateway.broker_node import LocalBroker
+from gateway.gateway_user import gateway_user_name, provision_gateway_user
 from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.provisioning import add_node
 from gateway.registry import Registry
@@ -36,6 +36,7 @@ class NodeSpec:
 class GatewayLogin:
     user: str
     password_file: Path
+    broker_url: str  # with the user, without the password
 
 
 def declare_levels(broker: LocalBroker, levels: Sequence[str], vhost: str = "/") -> None:
@@ -53,19 +54,15 @@ def provision(broker: LocalBroker, registry: Path, keys: Path, node: NodeSpec,
     return key_file
 
 
-def create_gateway_user(broker: LocalBroker, secrets_dir: Path, user: str = "exgate-gateway",
+def create_gateway_user(broker: LocalBroker, secrets_dir: Path, division: str,
                         vhost: str = "/") -> GatewayLogin:
-    """The gateways' broker user (consume levels, publish receipts); password in a file."""
-    api = ManagementApi.from_broker(broker)
-    password = secrets.token_urlsafe(18)
-    api.put(f"users/{quote(user, safe='')}", {"password": password, "tags": ""})
-    api.put(f"permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
-            {"configure": "^exgate\\.", "write": "^exgate\\.", "read": "^exgate\\."})
+    """``exgate gateway user``: the broker user of one level's gateway, allowed that
+    level's queues only (one per level, though all share the broker); password in a file."""
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = secrets_dir / f"{user}.password"
-    path.touch(mode=0o600)
-    path.write_text(password + "\n", encoding="utf-8")
-    return GatewayLogin(user, path)
+    path = secrets_dir / f"{gateway_user_name(division)}.password"
+    done = provision_gateway_user(lambda: ManagementApi.from_broker(broker), division, path,
+                                  vhost=vhost)
+    return GatewayLogin(done.user, path, done.broker_url)
 
 
 def _toml(value: str | Path) -> str:

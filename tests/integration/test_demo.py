@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import stat
 import subprocess
 import sys
 from contextlib import closing
@@ -56,6 +57,12 @@ def test_the_demo_runs_the_whole_path_and_cleans_up(tmp_path: Path) -> None:
         assert [int(records), int(batches), int(failed), int(conflicts)] == [
             stores[division][k] for k in ("records", "batches", "failed", "conflicts")]
         assert int(failed) == int(conflicts) == 0
+    for division in LEVELS:  # each level's gateway logs in as its own least-privilege user
+        config = (workdir / "central" / division / "gateway.toml").read_text(encoding="utf-8")
+        assert f'url = "amqp://exgate-gw-{division}@127.0.0.1:' in config
+        password = workdir / "central" / "secrets" / f"exgate-gw-{division}.password"
+        assert f'password_file = "{password}"' in config
+        assert stat.S_IMODE(password.stat().st_mode) == 0o600
     county_total = sum(stores[d]["records"] for d in LEVELS[2:])
     assert stores["430000"]["records"] == stores["430100"]["records"] == county_total > 0
 
