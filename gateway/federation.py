@@ -79,7 +79,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from adapters.amqp.topology import (
@@ -239,8 +238,8 @@ def _retire_whole_exchange_links(api: ManagementApi, vhost: str,
     """
     policy = f"policies/{_q(vhost)}/{_q(UP_POLICY)}"
     members_path = f"parameters/federation-upstream-set/{_q(vhost)}/{_q(UP_SET)}"
-    members = _get_or_none(api, members_path)
-    if _get_or_none(api, policy) is None and members is None:
+    members = api.find(members_path)
+    if api.find(policy) is None and members is None:
         return
     moved = []
     for member in (members or {}).get("value") or []:
@@ -276,15 +275,6 @@ def _settle(api: ManagementApi, vhost: str, divisions: Sequence[str], timeout: f
         except ManagementError:
             continue  # a blip of the API: ask again until the deadline
         waiting = [name for name in waiting if states.get(name) != "running"]
-
-
-def _get_or_none(api: ManagementApi, path: str) -> Any:
-    try:
-        return api.get(path)
-    except ManagementError as exc:
-        if exc.status != 404:
-            raise
-        return None
 
 
 # -- down: receipts -----------------------------------------------------------------------------
@@ -336,12 +326,8 @@ def _put_upstream(api: ManagementApi, vhost: str, name: str, uri: str, max_hops:
 
 def _add_to_set(api: ManagementApi, vhost: str, set_name: str, upstream: str) -> None:
     path = f"parameters/federation-upstream-set/{_q(vhost)}/{_q(set_name)}"
-    try:
-        members = list(api.get(path).get("value") or [])
-    except ManagementError as exc:
-        if exc.status != 404:
-            raise
-        members = []
+    found = api.find(path)
+    members = list(found.get("value") or []) if found is not None else []
     if all(m.get("upstream") != upstream for m in members):
         api.put(path, {"value": [*members, {"upstream": upstream}]})
 

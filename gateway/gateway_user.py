@@ -57,7 +57,7 @@ from adapters.amqp.topology import (
     status_queue,
 )
 from adapters.sealing import write_secret
-from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError
+from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.provisioning import broker_user_name, grant
 from schemas.errors import ConfigError
 
@@ -182,11 +182,8 @@ def _taken_over(api: ManagementApi, user: str, vhost: str, perms: GatewayPermiss
                 division: str) -> bool:
     """Whether ``user`` exists; one that is not plainly this level's gateway user (an
     administrator, another level's gateway, a node) is refused before any change."""
-    try:
-        found = api.get(f"users/{quote(user, safe='')}")
-    except ManagementError as exc:
-        if exc.status != 404:
-            raise
+    found = api.find(f"users/{quote(user, safe='')}")
+    if found is None:
         return False
     tags = found.get("tags") if isinstance(found, dict) else None
     if tags:  # a list since RabbitMQ 3.9, a comma-separated string before
@@ -196,11 +193,8 @@ def _taken_over(api: ManagementApi, user: str, vhost: str, perms: GatewayPermiss
             "taking it over would remove them. Choose another --user; nothing was changed",
             zh=f"消息服务器用户 {user} 已存在且带有标签（{tags}）：它不是网关用户，接管会去掉"
                "这些标签。请用 --user 另选用户名；未做任何修改")
-    try:
-        held = api.get(f"permissions/{quote(vhost, safe='')}/{quote(user, safe='')}")
-    except ManagementError as exc:
-        if exc.status != 404:
-            raise
+    held = api.find(f"permissions/{quote(vhost, safe='')}/{quote(user, safe='')}")
+    if held is None:
         return True
     if not isinstance(held, dict) or \
             (held.get("configure"), held.get("write"), held.get("read")) != \

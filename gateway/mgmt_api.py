@@ -75,6 +75,15 @@ class ManagementApi:
     def get(self, path: str) -> Any:
         return self._send("GET", path, None)
 
+    def find(self, path: str) -> Any:
+        """``get``, or None where the broker has nothing at ``path`` (404)."""
+        try:
+            return self.get(path)
+        except ManagementError as exc:
+            if exc.status != 404:
+                raise
+            return None
+
     def put(self, path: str, body: Mapping[str, Any]) -> None:
         self._send("PUT", path, body)
 

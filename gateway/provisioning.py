@@ -42,7 +42,7 @@ from adapters.sealing import (
     load_node_keys,
     write_node_keys,
 )
-from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError
+from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.registry import NodeEntry, Registry
 from schemas.errors import ConfigError, located
 
@@ -216,18 +216,14 @@ def enable_node(api: ManagementApi | None, registry: Registry, node_id: str, out
 
 
 def _require_user(api: ManagementApi, user: str, node_id: str) -> None:
-    try:
-        api.get(f"users/{quote(user, safe='')}")
-    except ManagementError as exc:
-        if exc.status != 404:
-            raise
+    if api.find(f"users/{quote(user, safe='')}") is None:
         raise ConfigError(
             f"broker user {user} of node {node_id} does not exist on the broker at "
             f"{api.root}: it is not the node's broker. Name the broker the node connects "
             "to (--broker-base or --admin-url); nothing was changed",
             zh=f"节点 {node_id} 的消息服务器用户 {user} 不在 {api.root} 的消息服务器上：这不是"
                "该节点所连接的消息服务器。请用 --broker-base 或 --admin-url 指定节点所连接的"
-               "消息服务器；未做任何修改") from exc
+               "消息服务器；未做任何修改")
 
 
 def close_connections(api: ManagementApi, user: str) -> int:
