@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,22 @@ from gateway.broker_node import LocalBroker
 from gateway.mgmt_api import ManagementApi
 from gateway.provisioning import add_node
 from gateway.registry import Registry
+from gateway.run import run_gateway
 from schemas.record_check import RecordCheck
 from schemas.records import Record
 from tests.unit.schemas.documents import record
 
 LEVELS = ("430000", "430100", "430102")
+
+
+def drain_gateway(config: Path) -> None:
+    """``exgate gateway run --drain`` in a thread of its own (a hang guard of 120 s); it
+    must end with exit code 0."""
+    done: list[int] = []
+    runner = threading.Thread(target=lambda: done.append(run_gateway(config, drain=True)))
+    runner.start()
+    runner.join(timeout=120)
+    assert done == [0]
 
 
 def vhost_of(url: str) -> str:

@@ -46,25 +46,22 @@ def _tables(pg_url: str) -> set[str]:
         engine.dispose()
 
 
-def test_the_role_password_comes_from_a_file(role_url: tuple[str, str], pg_url: str,
-                                             tmp_path: Path) -> None:
+@pytest.mark.parametrize(("given", "lang", "said"), [
+    ("file", "zh", "前置库表已就绪"), ("environment", "en", "front-end tables ready at")])
+def test_the_role_password_comes_from_off_the_command_line(
+        role_url: tuple[str, str], pg_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, given: str, lang: str, said: str) -> None:
     url, password = role_url
-    file = tmp_path / "front-db.password"
-    file.write_text(password + "\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["frontdb", "init", "--url", url, "--password-file",
-                                       str(file), "--triggers"])
+    args = ["frontdb", "init", "--url", url, "--triggers", "--lang", lang]
+    if given == "file":
+        file = tmp_path / "front-db.password"
+        file.write_text(password + "\n", encoding="utf-8")
+        args += ["--password-file", str(file)]
+    else:
+        monkeypatch.setenv("EXGATE_FRONTDB_PASSWORD", password)
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "前置库表已就绪" in result.output and password not in result.output
-    assert {"ex_sbxx", "ex_bj", CHANGELOG.lower()} <= _tables(pg_url)
-
-
-def test_the_role_password_comes_from_the_environment(
-        role_url: tuple[str, str], pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    url, password = role_url
-    monkeypatch.setenv("EXGATE_FRONTDB_PASSWORD", password)
-    result = CliRunner().invoke(main, ["frontdb", "init", "--url", url, "--lang", "en"])
-    assert result.exit_code == 0, result.output
-    assert "front-end tables ready at" in result.output and password not in result.output
+    assert said in result.output and password not in result.output
     assert {"ex_sbxx", "ex_bj", CHANGELOG.lower()} <= _tables(pg_url)
 
 

@@ -51,11 +51,11 @@ from gateway.poison import POISON_REASON
 from gateway.registry import Registry
 from gateway.replay import Replayer, failed_rows
 from gateway.replay_receipts import BrokerReceipts
-from gateway.run import run_gateway
 from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
 from schemas.records import Record
 from schemas.writer import record_xml
+from tests.integration.amqp_helpers import drain_gateway
 from tests.unit.schemas.documents import document, record
 
 LEVEL = "430100"
@@ -142,11 +142,7 @@ def test_a_sealed_batch_is_stored_and_receipted(world: World, tmp_path: Path) ->
                       f'[store]\nurl = "sqlite:///store.db"\n[registry]\npath = "registry"\n'
                       '[gateway]\nworkers = 2\ndrain_idle_seconds = 1\n')
     world.publish("B1", records(record("SBXX"), record("SL"), record("SPGC")))
-    done: list[int] = []
-    runner = threading.Thread(target=lambda: done.append(run_gateway(config, drain=True)))
-    runner.start()
-    runner.join(timeout=120)
-    assert done == [0]
+    drain_gateway(config)
     store = SqlStore(f"sqlite:///{world.store_path}")
     try:
         assert len(rows(store, store.schema.elements["SPGC"].table)) == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import stat
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +36,11 @@ from frontend_machine.envelope import NodeIdentity, build_envelope
 from gateway.broker_node import LocalBroker
 from gateway.demo_world import gateway_config
 from gateway.mgmt_api import ManagementApi
-from gateway.run import run_gateway
 from schemas.writer import record_xml
 from tests.integration.amqp_helpers import (
     declare_levels,
     delete_user,
+    drain_gateway,
     drain_queue,
     provision,
     sb_record,
@@ -102,11 +101,7 @@ def test_a_gateway_with_its_own_user_stores_a_batch_and_the_node_gets_its_receip
         config = gateway_config(tmp_path / "gw" / "gateway.toml", "430100",
                                 broker_url=login.url, password_file=login.password_file,
                                 store_url="sqlite:///store.db", registry=node.registry.path)
-        done: list[int] = []
-        runner = threading.Thread(target=lambda: done.append(run_gateway(config, drain=True)))
-        runner.start()
-        runner.join(timeout=120)
-        assert done == [0]
+        drain_gateway(config)
         store = SqlStore(f"sqlite:///{tmp_path / 'gw' / 'store.db'}")
         try:
             assert store.batch_state("B1") == "stored"
