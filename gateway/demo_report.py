@@ -6,17 +6,18 @@ agents' outboxes, never from what the demo meant to do.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.cells import cell_len
 from sqlalchemy import func, select
 
 from adapters.stores.sql import SqlStore
 from frontend_machine.outbox import Outbox
 from frontend_machine.report import level_name
 from schemas.divisions import level_of
+from schemas.messages import columns
 
 __all__ = ["LevelStats", "NodeStats", "level_stats", "node_stats", "render"]
 
@@ -106,15 +107,7 @@ def _supervising(division: str) -> list[str]:
     return [division, division[:4] + "00", division[:2] + "0000"]
 
 
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(_width(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c + " " * (w - _width(c)) for c, w in zip(cells, widths, strict=True))
-
+    widths = [max(cell_len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     rule = "  ".join("-" * w for w in widths)
-    return [line(header).rstrip(), rule, *(line(r).rstrip() for r in rows)]
+    return [columns(header, widths), rule, *(columns(r, widths) for r in rows)]
