@@ -532,7 +532,9 @@ def test_once_with_a_refused_login_stops_at_once_as_a_config_error(
         f"users/{quote(user, safe='')}", {"password": "replaced-by-the-centre", "tags": ""})
     assert run_once(world.agents[node.node_id], "zh", out=_Sink()) == 2
     said = capsys.readouterr().err
-    assert said.count("消息服务器拒绝了") == 2  # the log line, then the exit's reason
-    assert f"用户 {user!r} 的登录" in said and "请向省级中心索取当前的凭据文件" in said
+    # The log line, then the exit's reason; each names the broker.
+    assert said.count(f"127.0.0.1:{world.broker.ports.amqp}（虚拟主机 {world.vhost}）拒绝了"
+                      f"用户 {user!r} 的登录") == 2
+    assert "请向省级中心索取当前的凭据文件" in said
     assert "配置错误：" in said and "暂不可用" not in said
     assert set(outbox_batches(world.outbox(node)).values()) == {"pending"}
