@@ -53,9 +53,6 @@ log = logging.getLogger("exgate.source.folder")
 
 _RETRY_SECONDS = 600.0  # a file the system refused to move is tried again this much later
 
-# The log lines, in the agent's language (SourceContext.lang): Chinese, or English with "en".
-
-
 # How ``records`` in a file's progress counts: 2 since elements under BODY that are no
 # exchange element stopped being counted as records. Progress counted otherwise (left by
 # an older agent with a file half read) is no place to resume: the file is read again
