@@ -172,6 +172,11 @@ class _Reader:
         except OSError as exc:
             raise self.fail(f"[{table}] password_file {file}: {exc.strerror}",
                             f"[{table}] password_file {file} 无法读取：{exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise self.fail(f"[{table}] password_file {file} is not UTF-8 text (byte "
+                            f"{exc.start + 1}): write the password in it as plain text",
+                            f"[{table}] password_file {file} 不是 UTF-8 文本（第 {exc.start + 1} "
+                            "字节）：请以纯文本写入口令") from exc
 
     def resolve(self, value: str) -> Path:
         return resolve_path(self.path, value)

@@ -107,3 +107,22 @@ def test_nan_and_infinity_are_config_errors(tmp_path: Path, line: str, value: st
     with pytest.raises(ConfigError, match=key):
         load_config(path)
 
+
+
+@pytest.mark.parametrize(("table", "lang", "said"), [
+    ("broker", "en", "[broker] password_file {file} is not UTF-8 text (byte 3)"),
+    ("store", "zh", "[store] password_file {file} 不是 UTF-8 文本（第 3 字节）")])
+def test_a_password_file_not_in_utf_8_is_a_config_error_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: str, lang: str,
+        said: str) -> None:
+    monkeypatch.delenv("EXGATE_BROKER_PASSWORD", raising=False)
+    monkeypatch.delenv("EXGATE_STORE_PASSWORD", raising=False)
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"ab" + "口令".encode("gb18030"))
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        f"[{table}]\n", f'[{table}]\npassword_file = "{secret}"\n')
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert said.format(file=secret) in refused.value.message(lang)
