@@ -50,15 +50,20 @@ class ManagementApi:
     def from_url(cls, url: str) -> ManagementApi:
         """``http://admin@127.0.0.1:15672``; the password from ``EXGATE_ADMIN_PASSWORD``
         (kept out of the command line, ``ps`` and shell history) or, failing that, the URL."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.username:
+        try:
+            parts = urlsplit(url)
+            port = parts.port  # a port that is no number raises only here
+        except ValueError:  # "[::1" or ":port": said like any other malformed URL
+            parts, port = urlsplit(""), None
+        if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname:
             raise ConfigError("--admin-url must look like http://USER@HOST:PORT (the management "
                               "plugin's address); put the password in EXGATE_ADMIN_PASSWORD",
                               zh="--admin-url 应形如 http://USER@HOST:PORT（管理插件的地址）；"
                                  "密码请放在 EXGATE_ADMIN_PASSWORD 中")
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc += f":{parts.port}"
+        host = parts.hostname
+        netloc = f"[{host}]" if ":" in host else host
+        if port:
+            netloc += f":{port}"
         root = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
         password = os.environ.get("EXGATE_ADMIN_PASSWORD") or unquote(parts.password or "")
         return cls(root, unquote(parts.username), password)

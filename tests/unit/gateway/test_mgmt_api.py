@@ -18,9 +18,16 @@ def test_the_admin_password_comes_from_the_environment(monkeypatch: pytest.Monke
     assert api._auth == "Basic " + base64.b64encode(b"admin:s3cret").decode()
 
 
-def test_a_url_without_a_user_says_where_the_password_goes() -> None:
-    with pytest.raises(ConfigError, match="EXGATE_ADMIN_PASSWORD"):
-        ManagementApi.from_url("http://127.0.0.1:15672")
+@pytest.mark.parametrize("url", ["http://127.0.0.1:15672", "http://admin@127.0.0.1:port",
+                                 "http://admin@[::1:15672", "http://admin@:15672"])
+def test_a_malformed_url_says_its_form_and_where_the_password_goes(url: str) -> None:
+    with pytest.raises(ConfigError, match="EXGATE_ADMIN_PASSWORD") as refused:
+        ManagementApi.from_url(url)
+    assert "http://USER@HOST:PORT" in refused.value.message("zh")
+
+
+def test_an_ipv6_host_keeps_its_brackets() -> None:
+    assert ManagementApi.from_url("http://admin@[::1]:15672").root == "http://[::1]:15672/api/"
 
 
 def test_the_dev_broker_settings_never_show_the_admin_password() -> None:
