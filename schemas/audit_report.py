@@ -26,6 +26,11 @@ _REASONS_ZH = {
     os.strerror(errno.ENAMETOOLONG): "文件名过长",
     os.strerror(errno.ENOTDIR): "路径中有一部分不是文件夹",
     os.strerror(errno.ESTALE): "网络文件句柄已失效",
+    # Reasons a move or a write of the drop folder meets too.
+    os.strerror(errno.ENOSPC): "磁盘空间不足",
+    os.strerror(errno.EDQUOT): "超出磁盘配额",
+    os.strerror(errno.EROFS): "文件系统为只读",
+    os.strerror(errno.EBUSY): "文件正被占用",
 }
 
 

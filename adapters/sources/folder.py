@@ -40,6 +40,7 @@ from adapters.sources.folder_files import (
 from adapters.sources.folder_ignored import PassedOver
 from adapters.sources.folder_options import FolderOptions
 from adapters.sources.folder_text import say
+from schemas.audit_report import unreadable_reason
 from schemas.columns import resolve_columns
 from schemas.errors import ConfigError
 from schemas.issues import Issue, IssueCode
@@ -207,12 +208,16 @@ class FolderSource:
         it again."""
         advice = self._say("hold-advice", minutes=round(_RETRY_SECONDS / 60))
         log.warning(self._say("held", what=self._say(what), path=utf8_name(str(path)),
-                              error=exc.strerror or exc, advice=advice),
+                              error=self._why(exc), advice=advice),
                     extra=self._extra(utf8_name(path.name)))
         return time.monotonic() + _RETRY_SECONDS
 
     def _say(self, message_id: str, **args: object) -> str:
         return say(message_id, self.context.lang, **args)
+
+    def _why(self, exc: OSError) -> str:
+        """The system's reason, in the agent's language where exgate knows it."""
+        return unreadable_reason(exc.strerror or str(exc), self.context.lang)
 
     def _finish(self, run: _FileRun) -> None:
         if run.bad:
@@ -368,7 +373,8 @@ class FolderSource:
                     yield buffer, self._progress(run, done=False), None
                     buffer = []
         except OSError as exc:
-            log.warning(self._say("read-error", error=exc), extra=self._extra(run.name))
+            log.warning(self._say("read-error", error=self._why(exc)),
+                        extra=self._extra(run.name))
             reader.issues.append(_unreadable_issue(run.name, exc.strerror or str(exc)))
         except Exception as exc:  # a reader defect: this file goes to error/, not the rest
             log.exception(self._say("reader-failed", error=exc), extra=self._extra(run.name))

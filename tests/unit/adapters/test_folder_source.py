@@ -21,6 +21,8 @@ from adapters.sources.folder_files import NAME_BYTES, REPORT_SUFFIX, claimed_nam
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
 from schemas.errors import ConfigError
+from schemas.reader import DocumentReader
+from schemas.record_check import RecordCheck
 from tests.unit.adapters.front_rows import poll
 from tests.unit.schemas.documents import document, record
 
@@ -135,11 +137,28 @@ def test_a_file_that_cannot_be_claimed_waits_without_holding_back_the_others(
     assert names(source.inbox) == ["locked.xml"]
     [warning] = [r.getMessage() for r in caplog.records if "locked.xml" in r.getMessage()]
     assert "无法移入 processing/" in warning and "权限" in warning
-    assert os.strerror(errno.EPERM) in warning
+    assert "（操作不被允许）" in warning and os.strerror(errno.EPERM) not in warning
     monkeypatch.undo()
     drop(source, "locked.xml", valid(1) + b"\n")  # the operator fixes it: it changed
     poll(outbox, source)
     assert names(source.inbox) == [] and outbox.record_count() == 2
+
+
+def test_a_read_that_fails_is_said_in_the_agent_s_language(
+        tmp_path: Path, outbox: Outbox, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    class FailingReader(DocumentReader):
+        def __iter__(self) -> Iterator[RecordCheck]:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(folder_module, "DocumentReader", FailingReader)
+    source = open_source(tmp_path, lang="zh")
+    drop(source, "share.xml", valid(1))
+    with caplog.at_level(logging.WARNING, "exgate.source.folder"):
+        poll(outbox, source)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning == "读取文件出错：读取时发生输入输出错误"
+    assert names(source.error) == ["share.xml", "share.xml.error.json"]
 
 
 def test_a_journaled_file_that_cannot_be_moved_is_not_read_again(
