@@ -303,7 +303,7 @@ def _replay_rows(level: _Level, rows: list[FailedRow], dry_run: bool, receipts: 
                         on_wait=waiting)
     run = _Run()
     try:
-        with _progress(len(rows), not quiet and sys.stdout.isatty()) as progress:
+        with _progress(len(rows), not quiet and sys.stdout.isatty(), lang) as progress:
             for done, row in enumerate(rows):
                 try:
                     run.results.append(replayer.replay(row))
@@ -325,10 +325,11 @@ def _why(exc: RetriableError) -> str:
     return lines[0][:300] if lines else type(cause).__name__
 
 
-def _progress(total: int, show: bool) -> AbstractContextManager[Progress | None]:
+def _progress(total: int, show: bool, lang: str) -> AbstractContextManager[Progress | None]:
     if not show or total < 2:
         return nullcontext()
-    progress = Progress(TextColumn("重放 replaying"), BarColumn(), MofNCompleteColumn(),
+    progress = Progress(TextColumn(say(lang, "重放", "replaying")), BarColumn(),
+                        MofNCompleteColumn(),
                         console=Console(stderr=True), transient=True)
     progress.add_task("replay", total=total)
     return progress

@@ -41,7 +41,7 @@ def run_validate(
     on_file: Callable[[FileResult], None] | None = (
         (lambda result: _print_file(result, lang)) if text else None
     )
-    with _progress_for(paths, show=text and sys.stdout.isatty()) as progress:
+    with _progress_for(paths, show=text and sys.stdout.isatty(), lang=lang) as progress:
         on_bytes = progress.advance_bytes if progress is not None else None
         summary = validate_paths(paths, limits, on_file, on_bytes, schema_version)
     if text:
@@ -63,9 +63,9 @@ def _print_file(result: FileResult, lang: str) -> None:
 class _BytesProgress:
     """A rich progress bar over the total size of the files to check."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, lang: str):
         self._progress = Progress(
-            TextColumn("校验 validating"),
+            TextColumn("validating" if lang == "en" else "校验"),
             BarColumn(),
             DownloadColumn(),
             TimeRemainingColumn(),
@@ -86,7 +86,7 @@ class _BytesProgress:
 
 
 def _progress_for(
-    paths: tuple[Path, ...], show: bool
+    paths: tuple[Path, ...], show: bool, lang: str
 ) -> AbstractContextManager[_BytesProgress | None]:
     if not show:
         return nullcontext()
@@ -94,7 +94,7 @@ def _progress_for(
     total = sum(_size(path) for path in files)
     if len(files) < _PROGRESS_MIN_FILES and total < _PROGRESS_MIN_BYTES:
         return nullcontext()
-    return _BytesProgress(total)
+    return _BytesProgress(total, lang)
 
 
 def _size(path: Path) -> int:

@@ -610,3 +610,15 @@ def test_the_list_names_its_columns_above_rows_in_those_columns(
             assert (cell[1] == name[1]) if column == 4 else (cell[0] == name[0]), (name, row)
     code, out = run("batches", "list", "-c", str(level.config), "--node", "n9", "--lang", lang)
     assert code == 0 and len(out.splitlines()) == 1  # no rows: the summary, no header
+
+
+@pytest.mark.parametrize(("lang", "label"), [("zh", "重放"), ("en", "replaying")])
+def test_the_progress_bar_speaks_the_reader_s_language(lang: str, label: str) -> None:
+    from rich.progress import Progress, TextColumn
+
+    from gateway.replay_command import _progress
+
+    with _progress(3, True, lang) as progress:
+        assert isinstance(progress, Progress)
+        [column, *_] = progress.columns
+        assert isinstance(column, TextColumn) and column.text_format == label

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from rich.progress import TextColumn
 
 from cli import main
 from schemas.audit import validate_file
@@ -79,12 +80,16 @@ def test_max_file_mb_must_be_positive(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
 
 
-def test_progress_sizing_survives_a_dangling_link_in_a_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("lang", "label"), [("zh", "校验"), ("en", "validating")])
+def test_progress_sizing_survives_a_dangling_link_in_a_folder(tmp_path: Path, lang: str,
+                                                              label: str) -> None:
     (tmp_path / "gone.xml").symlink_to(tmp_path / "nowhere")
     for n in range(25):
         (tmp_path / f"{n}.xml").write_text(GOOD, "utf-8")
-    with _progress_for((tmp_path,), show=True) as progress:
+    with _progress_for((tmp_path,), show=True, lang=lang) as progress:
         assert progress is not None
+        [column, *_] = progress._progress.columns
+        assert isinstance(column, TextColumn) and column.text_format == label
 
 
 def test_attributes_on_body_are_reported_as_the_xsd_does() -> None:
