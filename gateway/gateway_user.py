@@ -24,15 +24,19 @@ key), nor consume or bind any other level's queue or a node's receipts queue (no
 permission on their names; names are anchored, so level 430100 does not match
 ``exgate.level.4301001``), nor bind its own queues with a key other than its level's
 (topic read patterns): it can neither speak for a node nor read another level's batches.
-Two limits remain. ``exgate.receipts`` is a direct exchange, where RabbitMQ applies no
+Three limits remain. ``exgate.receipts`` is a direct exchange, where RabbitMQ applies no
 topic permissions, so which nodes a gateway can send receipts to cannot be narrowed.
-And configure on the four exchanges, which the gateway declares, also allows deleting
-them.
+Configure on the four exchanges, which the gateway declares, also allows deleting them.
+And write on ``exgate.receipts`` and ``exgate.dead`` with read on ``exgate.records`` and
+``exgate.status`` allows an exchange-to-exchange binding from those into these (with the
+level's own key only): no queue is bound to take what would flow that way, but such a
+binding outlives the user.
 
 A user that exists is taken over only when it is plainly this level's gateway user (no
-tags, no node's name, and in the vhost no permissions or exactly these): it gets these
-permissions again and a new password, and gateways still logged in with the old one keep
-their connections until they reconnect.
+tags, no node's name, no permission in another virtual host, and in this one none but
+these): it gets these permissions again, then, last, a new password, so a failure before
+that leaves gateways running with the old one as they were. Gateways still logged in
+with the old password keep their connections until they reconnect.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ from schemas.errors import ConfigError
 __all__ = ["GatewayPermissions", "GatewayUser", "gateway_permissions", "gateway_user_name",
            "provision_gateway_user"]
 
+# A topic pattern no routing key matches, the empty one included (which "^$" lets by).
+_NO_KEY = "(?!)"
 _USER = re.compile(r"[0-9A-Za-z_.\-]{1,64}")
 _NODE_USER_PREFIX = broker_user_name("x")[:-1]  # "exgate-node-"
 
@@ -106,8 +112,8 @@ def gateway_permissions(division: str) -> GatewayPermissions:
         # topic permission can narrow the nodes the receipts go to.
         write=_exactly(RECEIPTS_EXCHANGE, DEAD_EXCHANGE, *own),
         read=_exactly(RECORDS_EXCHANGE, DEAD_EXCHANGE, STATUS_EXCHANGE, *own),
-        topics={RECORDS_EXCHANGE: ("^$", key), STATUS_EXCHANGE: ("^$", key),
-                DEAD_EXCHANGE: ("^$", _exactly(level_queue(division)))},
+        topics={RECORDS_EXCHANGE: (_NO_KEY, key), STATUS_EXCHANGE: (_NO_KEY, key),
+                DEAD_EXCHANGE: (_NO_KEY, _exactly(level_queue(division)))},
     )
 
 
@@ -121,24 +127,43 @@ def provision_gateway_user(open_api: Callable[[], ManagementApi], division: str,
     good. If the broker fails, ``out`` is removed again: run the command once more."""
     perms = gateway_permissions(division)
     name = _check_user(user) if user is not None else gateway_user_name(division)
+    if out.is_dir():
+        raise _file_is_a_folder(out)
     if out.exists() or out.is_symlink():
         raise _file_exists(out)
     api = open_api()
+    if api.find(f"vhosts/{quote(vhost, safe='')}") is None:
+        raise _no_vhost(vhost, api.root)
     existed = _taken_over(api, name, vhost, perms, division)
     password = secrets.token_urlsafe(24)
+    _write_password(out, password)
+    user_path = f"users/{quote(name, safe='')}"
     try:
-        write_secret(out, password + "\n", replace=False)
-    except FileExistsError as exc:  # it appeared meanwhile: still never overwritten
-        raise _file_exists(out) from exc
-    try:
-        api.put(f"users/{quote(name, safe='')}", {"password": password, "tags": ""})
+        if not existed:
+            api.put(user_path, {"password": password, "tags": ""})
         grant(api, vhost, name, perms)
         declare_topology(HttpChannel(api, vhost), [division])
         url = broker_url(api, name, vhost)
+        if existed:
+            # Last: until here a gateway running with the old password keeps it, whatever
+            # failed; from here on the new one is in ``out``.
+            api.put(user_path, {"password": password, "tags": ""})
     except BaseException:
         out.unlink(missing_ok=True)
         raise
     return GatewayUser(name, division, out, existed, url)
+
+
+def _write_password(out: Path, password: str) -> None:
+    """``out`` made with mode 0600, holding the password; never over an existing file."""
+    try:
+        write_secret(out, password + "\n", replace=False)
+    except FileExistsError as exc:
+        if out.exists() or out.is_symlink():  # it appeared meanwhile: never overwritten
+            raise _file_exists(out) from exc
+        raise _cannot_write(out, exc) from exc  # a part of its folder is a file
+    except OSError as exc:
+        raise _cannot_write(out, exc) from exc
 
 
 def broker_url(api: ManagementApi, user: str, vhost: str) -> str:
@@ -178,10 +203,34 @@ def _file_exists(out: Path) -> ConfigError:
            "正在别处使用）。请用 --password-file 指定一个新文件；未做任何修改")
 
 
+def _file_is_a_folder(out: Path) -> ConfigError:
+    return ConfigError(f"--password-file {out} is a folder: name a new file in it; nothing "
+                       "was changed",
+                       zh=f"--password-file {out} 是文件夹：请指定其中的一个新文件；未做任何修改")
+
+
+def _cannot_write(out: Path, exc: OSError) -> ConfigError:
+    from schemas.audit_report import system_reason  # here: it loads the validator
+
+    return ConfigError(f"password file {out} cannot be written: {system_reason(exc, 'en')}; "
+                       "nothing was changed on the broker",
+                       zh=f"口令文件 {out} 无法写入：{system_reason(exc)}；消息服务器上未做"
+                          "任何修改")
+
+
+def _no_vhost(vhost: str, root: str) -> ConfigError:
+    return ConfigError(f"the broker at {root} has no virtual host {vhost!r}: check --vhost; "
+                       "nothing was changed",
+                       zh=f"{root} 的消息服务器上没有虚拟主机 {vhost!r}：请检查 --vhost；"
+                          "未做任何修改")
+
+
 def _taken_over(api: ManagementApi, user: str, vhost: str, perms: GatewayPermissions,
                 division: str) -> bool:
     """Whether ``user`` exists; one that is not plainly this level's gateway user (an
-    administrator, another level's gateway, a node) is refused before any change."""
+    administrator, another level's gateway, a node, a user of another virtual host) is
+    refused before any change. Plainly ours: no tags, nothing in another virtual host,
+    and here only what ``perms`` grants (some of it when an earlier run was cut short)."""
     found = api.find(f"users/{quote(user, safe='')}")
     if found is None:
         return False
@@ -193,12 +242,20 @@ def _taken_over(api: ManagementApi, user: str, vhost: str, perms: GatewayPermiss
             "taking it over would remove them. Choose another --user; nothing was changed",
             zh=f"消息服务器用户 {user} 已存在且带有标签（{tags}）：它不是网关用户，接管会去掉"
                "这些标签。请用 --user 另选用户名；未做任何修改")
-    held = api.find(f"permissions/{quote(vhost, safe='')}/{quote(user, safe='')}")
-    if held is None:
-        return True
-    if not isinstance(held, dict) or \
-            (held.get("configure"), held.get("write"), held.get("read")) != \
-            (perms.configure, perms.write, perms.read):
+    held = _held(api, user)
+    elsewhere = sorted({where for where, _ in held if where != vhost})
+    if elsewhere:
+        shown = ", ".join(elsewhere)
+        raise ConfigError(
+            f"broker user {user} exists with permissions in another virtual host ({shown}): "
+            "it is not this one's gateway user, and taking it over would lock out whoever "
+            "uses it there. Choose another --user; nothing was changed",
+            zh=f"消息服务器用户 {user} 已存在，且在其他虚拟主机（{shown}）中有权限：它不是本"
+               "虚拟主机的网关用户，接管会使在那里使用它的一方无法登录。请用 --user 另选用户名；"
+               "未做任何修改")
+    ours = {("", perms.configure, perms.write, perms.read)} | {
+        (exchange, "", *patterns) for exchange, patterns in perms.topics.items()}
+    if not {grant_held for _, grant_held in held} <= ours:
         raise ConfigError(
             f"broker user {user} exists with other permissions in vhost {vhost}: it is not "
             f"the gateway user of level {division}. Choose another --user, or delete that "
@@ -207,3 +264,17 @@ def _taken_over(api: ManagementApi, user: str, vhost: str, perms: GatewayPermiss
                f"{division} 级网关的用户。请用 --user 另选用户名，或在确认不再使用后先删除该用户；"
                "未做任何修改")
     return True
+
+
+def _held(api: ManagementApi, user: str) -> set[tuple[str, tuple[str, ...]]]:
+    """Every permission ``user`` holds, in every virtual host: (vhost, ("", configure,
+    write, read)) and, per topic exchange, (vhost, (exchange, "", write, read))."""
+    where = quote(user, safe="")
+    held: set[tuple[str, tuple[str, ...]]] = set()
+    for entry in api.find(f"users/{where}/permissions") or []:
+        held.add((str(entry.get("vhost")), ("", str(entry.get("configure")),
+                                            str(entry.get("write")), str(entry.get("read")))))
+    for entry in api.find(f"users/{where}/topic-permissions") or []:
+        held.add((str(entry.get("vhost")), (str(entry.get("exchange")), "",
+                                            str(entry.get("write")), str(entry.get("read")))))
+    return held

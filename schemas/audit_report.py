@@ -53,6 +53,13 @@ def unreadable_reason(reason: str, lang: str = "zh") -> str:
     return _REASONS_ZH.get(reason, f"系统错误（{reason}）")
 
 
+def system_reason(exc: OSError, lang: str = "zh") -> str:
+    """Why the system refused a read or a write of a path, in ``lang``."""
+    if lang != "en" and exc.errno == errno.EACCES:
+        return "权限不足"
+    return unreadable_reason(exc.strerror or str(exc), lang)
+
+
 def format_unreadable(path: str, reason: str, lang: str = "zh") -> str:
     text = unreadable_reason(reason, lang)
     return f"{path}: 无法读取：{text}" if lang == "zh" else f"{path}: cannot read: {text}"

@@ -123,6 +123,7 @@ def _publish(exchange: str, key: str) -> Callable[[BlockingChannel], object]:
     pytest.param(_publish(RECORDS_EXCHANGE, "430000.430100.430102.furong-01"), id="records"),
     pytest.param(_publish(STATUS_EXCHANGE, "430000.430100.430102.furong-01"), id="status"),
     pytest.param(_publish(DEAD_EXCHANGE, level_queue("430100")), id="dead"),
+    pytest.param(_publish(DEAD_EXCHANGE, ""), id="dead-empty-key"),
     pytest.param(_publish("", level_queue("430100")), id="default-exchange"),
     pytest.param(lambda ch: ch.basic_get(level_queue("430000")), id="get-province"),
     pytest.param(lambda ch: ch.basic_consume(level_queue("430102"), lambda *a: None),
@@ -194,3 +195,29 @@ def test_running_again_gives_a_new_password_and_never_overwrites_a_file(
                              "--user", rabbitmq_server.admin_user)
     assert code == 2 and "tags (administrator)" in output
     assert not (tmp_path / "x.password").exists()
+
+
+def test_a_user_of_another_virtual_host_is_never_taken_over(
+        rabbitmq_server: LocalBroker, login: Login, amqp_url: str, tmp_path: Path) -> None:
+    """Its password would change, locking out whoever uses it there, and it would keep
+    its rights there: the command refuses it, and changes nothing."""
+    api = ManagementApi.from_broker(rabbitmq_server)
+    other = f"{vhost_of(amqp_url)}-other"
+    api.put(f"vhosts/{quote(other, safe='')}", {})
+    try:
+        api.put("users/appuser", {"password": "app-pw", "tags": ""})
+        api.put(f"permissions/{quote(other, safe='')}/appuser",
+                {"configure": ".*", "write": ".*", "read": ".*"})
+        code, output = make_user(rabbitmq_server, vhost_of(amqp_url),
+                                 tmp_path / "app.password", "--user", "appuser")
+        assert code == 2 and f"permissions in another virtual host ({other})" in output
+        pika.BlockingConnection(pika.URLParameters(
+            rabbitmq_server.amqp_url("appuser", "app-pw", other))).close()  # unchanged
+        assert not (tmp_path / "app.password").exists()
+        # A virtual host that is not there is named before anything changes.
+        code, output = make_user(rabbitmq_server, f"{other}-typo", tmp_path / "gw2.password")
+        assert code == 2 and "has no virtual host" in output
+        pika.BlockingConnection(pika.URLParameters(login.full_url)).close()  # still logs in
+    finally:
+        delete_user(rabbitmq_server, "appuser")
+        api.delete(f"vhosts/{quote(other, safe='')}")

@@ -4,13 +4,18 @@ tests/integration/test_gateway_user.py)."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import stat
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
+from click.testing import CliRunner
 
+from cli import main
 from gateway import node_command
 from gateway.gateway_user import gateway_permissions, provision_gateway_user
 from gateway.mgmt_api import ManagementApi, ManagementError
@@ -83,25 +88,31 @@ def test_topic_patterns_bind_its_own_key_only_and_publish_nothing() -> None:
         for key in ("#", "430000.#", "430000.430100.430102.#", "430000.430100.*",
                     "430000.430100X#", "430000.430100.#.x", "x.430000.430100.#"):
             assert not allows(read, key), key
-        assert write == "^$" and not allows(write, "430000.430100.430102.furong-01")
+        assert not allows(write, "430000.430100.430102.furong-01")
+        assert not allows(write, "")  # "^$" would let the empty key by
     write, read = perms.topics["exgate.dead"]
     assert allows(read, "exgate.level.430100")
     assert not allows(read, "exgate.level.430102") and not allows(read, "#")
-    assert not allows(write, "exgate.level.430100")
+    assert not allows(write, "exgate.level.430100") and not allows(write, "")
     county_read = gateway_permissions("430102").topics["exgate.records"][1]
     assert allows(county_read, "430000.430100.430102.#")
     assert not allows(county_read, "430000.430100.#")
 
 
 class FakeApi(ManagementApi):
-    """Records every call; ``users`` and ``permissions`` are what the broker holds."""
+    """Records every call; ``users``, ``permissions`` and ``topics`` (by "vhost/user", the
+    vhost quoted) and ``vhosts`` are what the broker holds."""
 
     def __init__(self, users: dict[str, Any] | None = None,
                  permissions: dict[str, Any] | None = None,
-                 listeners: list[dict[str, Any]] | None = None, fail_on: str = "") -> None:
+                 listeners: list[dict[str, Any]] | None = None, fail_on: str = "",
+                 topics: dict[str, list[dict[str, str]]] | None = None,
+                 vhosts: tuple[str, ...] = ("%2F", "exgate%2Fprod")) -> None:
         super().__init__("http://mq.example.gov:15672", "admin", "pw")
         self.users = users or {}
         self.permissions = permissions or {}
+        self.topics = topics or {}
+        self.vhosts = vhosts
         self.listeners = listeners if listeners is not None else [
             {"protocol": "amqp", "port": 5672}, {"protocol": "http", "port": 15672}]
         self.fail_on = fail_on
@@ -111,15 +122,24 @@ class FakeApi(ManagementApi):
         self.calls.append((method, path, body))
         if self.fail_on and path.startswith(self.fail_on):
             raise ManagementError(f"{method} {path}: HTTP 500", status=500)
+        if method != "GET":
+            return None
         kind, _, name = path.partition("/")
-        if method == "GET" and kind in ("users", "permissions"):
-            held = (self.users if kind == "users" else self.permissions).get(name)
-            if held is None:
-                raise ManagementError(f"GET {path}: HTTP 404", status=404, reason="Not Found")
-            return held
-        if method == "GET" and path == "overview":
-            return {"listeners": self.listeners}
-        return None
+        user, _, listing = name.partition("/")
+        if kind == "users" and listing == "permissions":
+            return [{"vhost": unquote(key.partition("/")[0]), **held}
+                    for key, held in self.permissions.items()
+                    if held is not None and key.partition("/")[2] == user]
+        if kind == "users" and listing == "topic-permissions":
+            return [{"vhost": unquote(key.partition("/")[0]), **entry}
+                    for key, held in self.topics.items() if key.partition("/")[2] == user
+                    for entry in held]
+        held = {"users": self.users.get(name), "permissions": self.permissions.get(name),
+                "vhosts": {} if name in self.vhosts else None,
+                "overview": {"listeners": self.listeners}}.get(kind)
+        if held is None and kind in ("users", "permissions", "vhosts"):
+            raise ManagementError(f"GET {path}: HTTP 404", status=404, reason="Not Found")
+        return held
 
     def puts(self, prefix: str) -> list[Any]:
         return [body for method, path, body in self.calls
@@ -218,6 +238,57 @@ def test_this_levels_gateway_user_gets_a_new_password(tmp_path: Path,
     assert out.read_text(encoding="utf-8") == user["password"] + "\n"
 
 
+@pytest.mark.parametrize(("permissions", "topics", "words"), [
+    ({"other/exgate-gw-430100": {"configure": ".*", "write": ".*", "read": ".*"}}, None,
+     "在其他虚拟主机（other）中有权限"),
+    (None, {"%2F/exgate-gw-430100": [{"exchange": "exgate.records", "write": ".*",
+                                      "read": ".*"}]}, "不是 430100 级网关的用户"),
+])
+def test_a_user_holding_anything_else_anywhere_is_refused(
+        tmp_path: Path, permissions: Any, topics: Any, words: str) -> None:
+    api = FakeApi(users={"exgate-gw-430100": {"tags": []}}, permissions=permissions,
+                  topics=topics)
+    with pytest.raises(ConfigError) as refused:
+        provision_gateway_user(lambda: api, "430100", tmp_path / "gw.password")
+    assert words in refused.value.message("zh")
+    assert [method for method, _, _ in api.calls] == ["GET"] * len(api.calls)
+    assert not (tmp_path / "gw.password").exists()
+
+
+def test_a_virtual_host_not_there_is_named_before_any_change(tmp_path: Path) -> None:
+    api = FakeApi(users={"exgate-gw-430100": {"tags": []}}, vhosts=("%2F",))
+    with pytest.raises(ConfigError) as refused:
+        provision_gateway_user(lambda: api, "430100", tmp_path / "pw", vhost="exgate-typo")
+    assert "没有虚拟主机 'exgate-typo'" in refused.value.message("zh")
+    assert [p for _, p, _ in api.calls] == ["vhosts/exgate-typo"]
+
+
+def test_a_take_over_changes_the_password_last_and_not_at_all_when_a_step_fails(
+        tmp_path: Path) -> None:
+    held = {"users": {"exgate-gw-430100": {"tags": []}}}
+    api = FakeApi(**held)
+    provision_gateway_user(lambda: api, "430100", tmp_path / "pw")
+    method, path, _ = api.calls[-1]
+    assert (method, path) == ("PUT", "users/exgate-gw-430100")
+    failing = FakeApi(**held, fail_on="topic-permissions/")
+    with pytest.raises(ManagementError):
+        provision_gateway_user(lambda: failing, "430100", tmp_path / "pw2")
+    assert failing.puts("users/") == [] and not (tmp_path / "pw2").exists()
+
+
+def test_a_password_file_that_cannot_be_made_is_named_before_the_broker_changes(
+        tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        provision_gateway_user(never, "430100", tmp_path)
+    assert "是文件夹" in refused.value.message("zh")
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    api = FakeApi()
+    with pytest.raises(ConfigError) as refused:
+        provision_gateway_user(lambda: api, "430100", tmp_path / "file" / "pw")
+    assert "cannot be written" in refused.value.message("en")
+    assert api.puts("") == []
+
+
 def test_a_broker_failure_leaves_no_password_file(tmp_path: Path) -> None:
     api, out = FakeApi(fail_on="permissions/"), tmp_path / "gw.password"
     with pytest.raises(ManagementError):
@@ -269,3 +340,23 @@ def test_the_command_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     captured = capsys.readouterr()
     assert words in captured.err and "[broker]" not in captured.out
     assert not (tmp_path / "pw").exists()
+
+
+@pytest.mark.parametrize(("lang", "words"), [("zh", "是文件夹"), ("en", "is a folder")])
+def test_the_command_refuses_a_folder_for_the_password_file_in_its_own_words(
+        tmp_path: Path, lang: str, words: str) -> None:
+    result = CliRunner().invoke(main, ["gateway", "user", "430100", "--password-file",
+                                       str(tmp_path), "--admin-url", "http://a@h:1",
+                                       "--lang", lang])
+    assert result.exit_code == 2 and words in result.stderr
+
+
+def test_a_file_system_failure_is_an_error_naming_the_file_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def refused(*args: object) -> ManagementApi:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / "x"))
+
+    monkeypatch.setattr(node_command, "admin_api", refused)
+    assert run_gateway_user("430100", out=tmp_path / "pw", admin_url="http://a@h:1") == 2
+    assert f"错误：{tmp_path / 'x'}: 权限不足" in capsys.readouterr().err
