@@ -125,6 +125,12 @@ def _guarded(lang: str, work: Callable[[], int | None]) -> int:
     except ValueError as exc:
         print(_say("error", lang, error=exc), file=sys.stderr)
         return 2
+    except OSError as exc:  # a file or folder the command was given
+        from schemas.audit_report import system_reason  # here: it loads the validator
+
+        where = "" if exc.filename is None else f"{exc.filename}: "
+        print(_say("error", lang, error=where + system_reason(exc, lang)), file=sys.stderr)
+        return 2
     except ExgateError as exc:
         print(_say("error", lang, error=exc.message(lang)), file=sys.stderr)
         return 1
@@ -134,8 +140,9 @@ def run_broker(action: str, base: Path | None, levels: Sequence[str], lang: str)
     given, base = base, base or default_broker_base()
 
     def work() -> None:
-        if given is not None:  # a missing one is made by start, named by the others
-            check_folder(given, "--base", may_be_missing=True)
+        # A missing one is made by start, named by the others.
+        check_folder(base, "--base" if given is not None else "broker folder",
+                     None if given is not None else "消息服务器目录", may_be_missing=True)
         broker = LocalBroker(base) if action == "start" else LocalBroker.existing(base)
         if action == "start":
             broker.start()

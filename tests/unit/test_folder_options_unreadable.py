@@ -136,3 +136,14 @@ def test_audit_verify_of_a_folder_not_there_says_so(tmp_path: Path, lang: str,
     result = CliRunner().invoke(main, ["audit", "verify", str(missing), "--lang", lang])
     assert result.exit_code == 2
     assert words.format(missing) in result.output
+
+
+@pytest.mark.parametrize("command", [["broker", "start"], ["broker", "status"]])
+def test_a_default_broker_folder_that_is_a_file_is_named_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    base = tmp_path / "broker"
+    base.write_text("not a folder\n", encoding="utf-8")
+    monkeypatch.setenv("EXGATE_BROKER_BASE", str(base))
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 2, result.output
+    assert f"消息服务器目录 {base}：不是文件夹" in result.stderr
