@@ -33,9 +33,16 @@ def read_password_file(path: Path | str, key: str) -> str:
     ``--password-file``); a ConfigError naming both when it cannot be read."""
     try:
         return Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{key} {path}: cannot read it: {exc}",
-                          zh=f"{key} {path}：无法读取：{exc}") from exc
+    except OSError as exc:
+        from schemas.audit_report import system_reason  # here: it loads the validator
+
+        raise ConfigError(f"{key} {path}: cannot read it: {system_reason(exc, 'en')}",
+                          zh=f"{key} {path}：无法读取：{system_reason(exc)}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{key} {path} is not UTF-8 text (byte {exc.start + 1}): write the "
+                          "password in it as plain text",
+                          zh=f"{key} {path} 不是 UTF-8 文本（第 {exc.start + 1} 字节）：请以纯文本"
+                             "写入口令") from exc
 
 
 def resolve_path(config: Path, value: str) -> Path:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from adapters.config_files import is_number, read_toml, redact, resolve_path
+from adapters.config_files import is_number, read_password_file, read_toml, redact, resolve_path
 from adapters.frontdb import engine_url, sqlite_file_under
 from gateway.status_rules import StatusThresholds
 from schemas.errors import ConfigError, located, wrapped
@@ -168,15 +168,9 @@ class _Reader:
         if not file:
             return None
         try:
-            return self.resolve(file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise self.fail(f"[{table}] password_file {file}: {exc.strerror}",
-                            f"[{table}] password_file {file} 无法读取：{exc.strerror}") from exc
-        except UnicodeDecodeError as exc:
-            raise self.fail(f"[{table}] password_file {file} is not UTF-8 text (byte "
-                            f"{exc.start + 1}): write the password in it as plain text",
-                            f"[{table}] password_file {file} 不是 UTF-8 文本（第 {exc.start + 1} "
-                            "字节）：请以纯文本写入口令") from exc
+            return read_password_file(self.resolve(file), f"[{table}] password_file")
+        except ConfigError as exc:
+            raise self.fail(exc.message("en"), exc.message("zh")) from exc.__cause__
 
     def resolve(self, value: str) -> Path:
         return resolve_path(self.path, value)

@@ -126,3 +126,18 @@ def test_a_password_file_not_in_utf_8_is_a_config_error_naming_it(
     with pytest.raises(ConfigError) as refused:
         load_config(path)
     assert said.format(file=secret) in refused.value.message(lang)
+
+
+def test_a_password_file_not_there_is_said_in_chinese_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EXGATE_BROKER_PASSWORD", raising=False)
+    missing = tmp_path / "broker.password"
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        "[broker]\n", f'[broker]\npassword_file = "{missing}"\n')
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    said = refused.value.message("zh")
+    assert said.endswith(f"[broker] password_file {missing}：无法读取：文件不存在")
+    assert "No such file" not in said
