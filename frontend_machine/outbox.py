@@ -51,6 +51,7 @@ from frontend_machine.outbox_journal import (
     record_row,
     settle_rejects,
 )
+from frontend_machine.outbox_receipts import receipts_of, record_receipt
 from schemas.errors import FatalError
 from schemas.times import BEIJING
 
@@ -239,56 +240,12 @@ class Outbox:
 
     def record_receipt(self, batch_id: str, level: str, status: str, *, stored_count: int = 0,
                        failed_count: int = 0, reasons: Sequence[str] = ()) -> BatchState:
-        """Store one level's receipt (the latest per level wins) and derive the state.
-
-        A level that has stored the batch keeps its ``stored`` receipt: a ``failed`` one
-        from it (or for a batch every level has stored) is about a later copy (a resend
-        the level refused as a duplicate, say) or an older refusal redelivered after the
-        replay that stored it. The batch is stored there, and its payloads may be gone.
-        """
+        """Store one level's receipt and derive the batch's state (``record_receipt``)."""
         now = self._clock()
         with self._transaction("recording a receipt: it stays on the broker"):
-            state = self._state(batch_id)
-            kept = self._db.execute(
-                "SELECT status FROM receipts WHERE batch_id = ? AND level = ?",
-                (batch_id, level)).fetchone()
-            if status == "failed" and (state is BatchState.STORED or kept == ("stored",)):
-                return state
-            self._db.execute(
-                "INSERT OR REPLACE INTO receipts (batch_id, level, status, stored_count,"
-                " failed_count, reasons, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (batch_id, level, status, stored_count, failed_count,
-                 json.dumps(list(reasons), ensure_ascii=False), now))
-            return self._settle(batch_id, state, now, taken_back=kept == ("failed",))
-
-    def _settle(self, batch_id: str, state: BatchState, now: float, *,
-                taken_back: bool) -> BatchState:
-        """The batch's state from its receipts: failed while a level's latest receipt is
-        ``failed``; stored once every level stored it. A level's refusal ``taken_back``
-        (its ``stored`` receipt replaced its ``failed`` one: it stored the batch on
-        replay) with no other refusal left makes the batch sent again, waiting for the
-        other levels' receipts, its error cleared. Otherwise it stays as it was: a batch
-        the publisher could not build stays failed."""
-        receipts = dict(self._db.execute(
-            "SELECT level, status FROM receipts WHERE batch_id = ?", (batch_id,)).fetchall())
-        failed = sorted(level for level, status in receipts.items() if status == "failed")
-        if failed:
-            settled, finished, error = BatchState.FAILED, now, "failed at " + ", ".join(failed)
-        elif all(receipts.get(level) == "stored" for level in self.levels):
-            settled, finished, error = BatchState.STORED, now, None
-        elif taken_back:
-            settled, finished, error = BatchState.SENT, None, None
-        else:
-            return state
-        self._db.execute(
-            "UPDATE batches SET state = ?, finished_at = ?, last_error = ? WHERE batch_id = ?",
-            (settled.value, finished, error, batch_id))
-        return settled
-
-    def _state(self, batch_id: str) -> BatchState:
-        row = self._db.execute("SELECT state FROM batches WHERE batch_id = ?",
-                               (batch_id,)).fetchone()
-        return BatchState(row[0]) if row else BatchState.PENDING
+            return record_receipt(self._db, self.levels, batch_id, level, status, now,
+                                  stored_count=stored_count, failed_count=failed_count,
+                                  reasons=reasons)
 
     def payloads_gone(self, batch_id: str) -> bool:
         """Whether records of the batch lost their payload: it can never be sent again."""
@@ -414,13 +371,8 @@ class Outbox:
         return [BatchInfo.from_row(row) for row in reversed(rows)]
 
     def receipts_of(self, batch_id: str) -> list[dict[str, Any]]:
-        """Each level's latest receipt of a batch: level, status, counts, reasons."""
-        rows = self._db.execute(
-            "SELECT level, status, stored_count, failed_count, reasons, received_at"
-            " FROM receipts WHERE batch_id = ? ORDER BY level", (batch_id,)).fetchall()
-        keys = ("level", "status", "stored_count", "failed_count", "reasons", "received_at")
-        return [dict(zip(keys, (*row[:4], json.loads(row[4] or "[]"), row[5]), strict=True))
-                for row in rows]
+        """Each level's latest receipt of a batch (``receipts_of``)."""
+        return receipts_of(self._db, batch_id)
 
     def mark_rejects_replayed(self, source: str, origins: Sequence[str]) -> int:
         """Note that the rejects of these origins were corrected and sent back in."""
