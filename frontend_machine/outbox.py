@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.sources.base import Chunk
+from frontend_machine.outbox_backlog import OldestPending, depth
 from frontend_machine.outbox_batches import BatchInfo, BatchState, Depth, plan_batches
 from frontend_machine.outbox_budget import (
     disk_bytes,
@@ -101,8 +102,7 @@ class Outbox:
         self.levels = tuple(levels)
         self.budget_bytes = budget_bytes
         self._clock = clock
-        self._monotonic = monotonic
-        self._future_oldest: tuple[float, float] | None = None  # (stamp, first seen)
+        self._oldest = OldestPending(clock, monotonic)
         self._db = connect(self.path, create)
 
     def close(self) -> None:
@@ -273,35 +273,12 @@ class Outbox:
 
     def depth(self) -> Depth:
         """Backlog for heartbeats: pending/sent/failed batches and unbatched records."""
-        states = dict(self._db.execute(
-            "SELECT state, count(*) FROM batches WHERE state <> 'stored' GROUP BY state"
-        ).fetchall())
-        unbatched = self._db.execute(
-            "SELECT count(*) FROM records WHERE batch_id IS NULL").fetchone()[0]
-        return Depth(states.get("pending", 0), states.get("sent", 0), states.get("failed", 0),
-                     unbatched)
+        return depth(self._db)
 
     def oldest_pending_age(self) -> float | None:
-        """Seconds the oldest record not yet stored at every level has waited (unbatched,
-        or in a pending or sent batch); None when nothing waits. A sent batch whose
-        receipts never come is exactly what the centre must see growing old.
-
-        Stamped after now, it was journaled before the clock was stepped back, and its
-        age is unknown: then the age counts from when this outbox first saw it so, which
-        is less than the truth but grows, where 0 would hide it for the whole step.
-        """
-        row = self._db.execute(
-            "SELECT min(t) FROM (SELECT min(journaled_at) AS t FROM records"
-            " WHERE batch_id IS NULL UNION ALL SELECT min(created_at) FROM batches"
-            " WHERE state IN ('pending', 'sent'))").fetchone()
-        if row[0] is None:
-            return None
-        oldest = float(row[0])
-        if oldest <= self._clock():
-            return self._clock() - oldest
-        if self._future_oldest is None or self._future_oldest[0] != oldest:
-            self._future_oldest = (oldest, self._monotonic())
-        return self._monotonic() - self._future_oldest[1]
+        """Seconds the oldest record not yet stored at every level has waited; None when
+        nothing waits (``OldestPending``: a clock stepped back hides no wait)."""
+        return self._oldest.age(self._db)
 
     def disk_bytes(self) -> int:
         """Bytes the journal holds: its pages in use plus the WAL file (``disk_bytes``)."""
