@@ -80,7 +80,7 @@ def agent_once(config_path: Path, lang: str | None) -> None:
       exgate agent once -c /etc/exgate/agent.toml
     Exit codes: 0 ok, 1 some records rejected or a source failed, 2 config error.
     """
-    from frontend_machine.agent import run_once
+    from frontend_machine.agent_command import run_once
 
     sys.exit(run_once(config_path, lang))
 
@@ -98,7 +98,7 @@ def agent_run(config_path: Path, lang: str | None) -> None:
       exgate agent run -c /etc/exgate/agent.toml
     Exit codes: 0 clean stop, 2 config error.
     """
-    from frontend_machine.agent import run_forever
+    from frontend_machine.agent_command import run_forever
 
     sys.exit(run_forever(config_path, lang))
 

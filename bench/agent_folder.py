@@ -26,7 +26,7 @@ from pathlib import Path
 from lxml import etree
 
 from bench._registry import BenchConfig, Reference, Result, figure
-from frontend_machine.agent import run_once
+from frontend_machine.agent_command import run_once
 from schemas.samples import generate
 
 __all__ = ["agent_folder"]

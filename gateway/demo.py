@@ -30,7 +30,7 @@ import click
 
 from adapters.amqp.logs import quiet_pika
 from adapters.stores.sql import SqlStore
-from frontend_machine.agent import run_once
+from frontend_machine.agent_command import run_once
 from frontend_machine.outbox_batches import BatchState
 from gateway.broker_node import LocalBroker
 from gateway.broker_state import STATE_FILE

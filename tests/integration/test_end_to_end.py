@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 
 from adapters.amqp.topology import dead_queue, level_queue, receipts_queue
 from adapters.stores.sql import SqlStore
-from frontend_machine.agent import run_once
+from frontend_machine.agent_command import run_once
 from frontend_machine.outbox import Outbox
 from gateway.broker_node import LocalBroker
 from gateway.demo_data import (

@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from frontend_machine.agent import open_agent, run_once
+from frontend_machine.agent import open_agent
+from frontend_machine.agent_command import run_once
 from frontend_machine.outbox import Outbox
 from schemas.checkdigits import credit_code_check_char
 from tests.unit.frontend_machine.journaled import batch_fields

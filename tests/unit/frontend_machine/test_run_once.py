@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from adapters.frontdb import create_all, front_tables
 from adapters.sealing import generate_node_keys, write_node_keys
-from frontend_machine.agent import run_once
+from frontend_machine.agent_command import run_once
 from frontend_machine.outbox import Outbox
 from schemas.errors import RetriableError
 from tests.unit.adapters.front_rows import row
@@ -109,7 +109,7 @@ def test_once_without_a_broker_says_its_batches_are_never_sent(tmp_path: Path) -
 def test_a_refused_login_is_placed_where_the_login_came_from() -> None:
     from types import SimpleNamespace
 
-    from frontend_machine.agent import _login_source
+    from frontend_machine.agent_command import _login_source
 
     def config(url: str) -> object:
         return SimpleNamespace(path=Path("/etc/exgate/agent.toml"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from frontend_machine.agent import _KeyValueFormatter
+from frontend_machine.agent_command import _KeyValueFormatter
 from schemas.messages import OneLineFormatter, one_line
 
 FORGED = "B1\n2026-11-24 10:00:00 INFO exgate.gateway: stored batch B2 from node n9"
