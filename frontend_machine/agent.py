@@ -26,7 +26,7 @@ from pathlib import Path
 from adapters.sources.base import Source, SourceContext
 from frontend_machine.config import AgentConfig, load_config, source_factory
 from frontend_machine.outbox import Outbox, OutboxBroken
-from frontend_machine.publisher import PublisherSettings
+from frontend_machine.publisher_settings import PublisherSettings
 from frontend_machine.publishing import publisher_settings
 from frontend_machine.report import Tally, say
 from schemas.catalog import load_catalog

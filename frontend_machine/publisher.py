@@ -37,12 +37,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from adapters.amqp.errors import BrokerRefused, LoginRefused, Nacked, Unroutable
-from adapters.amqp.topology import RECORDS_EXCHANGE, STATUS_EXCHANGE, routing_key
+from adapters.amqp.topology import RECORDS_EXCHANGE, STATUS_EXCHANGE
 from frontend_machine.backoff import Backoff, Reminder
-from frontend_machine.envelope import NodeIdentity, build_envelope
+from frontend_machine.envelope import build_envelope
 from frontend_machine.heartbeat import Heartbeat, heartbeat_body, heartbeat_properties
 from frontend_machine.link import BrokerLink, Delivery, LinkSettings, ReceiptHandler, Verdict
 from frontend_machine.outbox import Outbox
+from frontend_machine.publisher_settings import FlushResult, PublisherSettings, login_of
 from frontend_machine.receipts import apply_receipt
 from frontend_machine.report import say
 from schemas.errors import (
@@ -55,41 +56,11 @@ from schemas.errors import (
 )
 from schemas.messages import Localized
 
-__all__ = ["FlushResult", "Publisher", "PublisherSettings"]
+__all__ = ["Publisher"]
 
 log = logging.getLogger("exgate.agent.publisher")
 
 LinkFactory = Callable[[LinkSettings, ReceiptHandler | None], BrokerLink]
-
-
-@dataclass(frozen=True, slots=True)
-class PublisherSettings:
-    link: LinkSettings
-    identity: NodeIdentity
-    heartbeat_seconds: float = 30.0
-    batches_per_step: int = 20
-    backoff_initial: float = 0.5
-    backoff_max: float = 60.0
-    healthy_seconds: float = 60.0
-    consume_receipts: bool = True
-
-    @property
-    def routing_key(self) -> str:
-        return routing_key(self.identity.division, self.identity.node_id)
-
-    @property
-    def lang(self) -> str:
-        """The language of the log lines ("zh" or "en"): the link's, set by the agent."""
-        return self.link.lang
-
-
-@dataclass(frozen=True, slots=True)
-class FlushResult:
-    published: int
-    pending: int
-    last_error: str | None  # English, as kept in the outbox and sent in heartbeats
-    last_error_said: str | None = None  # the same in the agent's language, for its log
-    login_refused: LoginRefused | None = None  # why the flush stopped before its timeout
 
 
 @dataclass
@@ -244,7 +215,7 @@ class Publisher:
             self._reread_error = said
             return
         self._reread_error = None
-        if _login_of(fresh) == _login_of(self.settings):
+        if login_of(fresh) == login_of(self.settings):
             return
         self.settings = replace(self.settings, link=fresh.link, identity=fresh.identity)
         log.info(say("login-reread", self._lang, user=fresh.link.broker_user),
@@ -405,9 +376,3 @@ class Publisher:
                            heartbeat_body(beat, self.outbox, wall),
                            heartbeat_properties(self.settings.identity.broker_user, wall),
                            mandatory=False, doing=Localized("发送心跳", "sending a heartbeat"))
-
-
-def _login_of(settings: PublisherSettings) -> tuple[LinkSettings, str, int]:
-    """What a reread changes: the login, and the key version sealed with (key objects
-    compare by identity)."""
-    return settings.link, settings.identity.broker_user, settings.identity.keys.key_version

@@ -20,7 +20,8 @@ from frontend_machine.config import AgentConfig
 from frontend_machine.envelope import NodeIdentity
 from frontend_machine.link import LinkSettings
 from frontend_machine.outbox import Outbox
-from frontend_machine.publisher import FlushResult, Publisher, PublisherSettings
+from frontend_machine.publisher import Publisher
+from frontend_machine.publisher_settings import FlushResult, PublisherSettings
 from frontend_machine.report import say
 from schemas.errors import located
 

@@ -17,7 +17,7 @@ from adapters.sources.base import Chunk, Origin
 from frontend_machine.envelope import NodeIdentity
 from frontend_machine.link import LinkSettings
 from frontend_machine.outbox import Outbox
-from frontend_machine.publisher import PublisherSettings
+from frontend_machine.publisher_settings import PublisherSettings
 from gateway.broker_node import LocalBroker
 from gateway.mgmt_api import ManagementApi
 from gateway.provisioning import add_node

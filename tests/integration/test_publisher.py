@@ -20,7 +20,8 @@ from adapters.amqp.topology import RECEIPTS_EXCHANGE, level_queue, status_queue
 from adapters.sealing import load_broker_login, unseal
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState
-from frontend_machine.publisher import FlushResult, Publisher, PublisherSettings
+from frontend_machine.publisher import Publisher
+from frontend_machine.publisher_settings import FlushResult, PublisherSettings
 from gateway.broker_node import LocalBroker
 from gateway.mgmt_api import ManagementApi
 from gateway.provisioning import disable_node, enable_node

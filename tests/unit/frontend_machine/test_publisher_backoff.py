@@ -19,7 +19,8 @@ from frontend_machine.envelope import NodeIdentity
 from frontend_machine.link import BrokerLink, LinkSettings, ReceiptHandler, Verdict
 from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState
-from frontend_machine.publisher import Publisher, PublisherSettings
+from frontend_machine.publisher import Publisher
+from frontend_machine.publisher_settings import PublisherSettings
 from schemas.errors import RetriableError
 from tests.unit.frontend_machine.test_outbox import FakeClock, record, valid
 

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.amqp.errors import BrokerRefused, BrokerUnavailable, LoginRefused
 from frontend_machine.outbox_batches import BatchState
-from frontend_machine.publisher import PublisherSettings
+from frontend_machine.publisher_settings import PublisherSettings
 from schemas.errors import ConfigError
 from tests.unit.frontend_machine.test_outbox import FakeClock
 from tests.unit.frontend_machine.test_publisher_backoff import (
