@@ -53,7 +53,7 @@ import pika
 import pika.exceptions as px
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from adapters.amqp.errors import CONNECT_ERRORS, GATEWAY_LOGIN, BrokerAddress, mapped
+from adapters.amqp.errors import CONNECT_ERRORS, GATEWAY_LOGIN, BrokerAddress, mapped, url_user
 from adapters.amqp.topology import (
     DELIVERY_LIMIT,
     RECEIPTS_EXCHANGE,
@@ -110,9 +110,8 @@ class Consumer:
     def __init__(self, broker_url: str, pipeline: Pipeline, settings: GatewaySettings, *,
                  drain: bool = False, stop: threading.Event | None = None) -> None:
         self.broker_url = broker_url
-        parameters = pika.URLParameters(broker_url)
-        self._broker = BrokerAddress.of(parameters)
-        self._user = str(getattr(parameters.credentials, "username", "")) or None
+        self._broker = BrokerAddress.of_url(broker_url)
+        self._user = url_user(broker_url)
         self.pipeline = pipeline
         self.settings = settings
         self.drain = drain

@@ -24,7 +24,7 @@ from typing import Any
 import pika
 import pika.exceptions as px
 
-from adapters.amqp.errors import CONNECT_ERRORS, GATEWAY_LOGIN, BrokerAddress, mapped
+from adapters.amqp.errors import CONNECT_ERRORS, GATEWAY_LOGIN, BrokerAddress, mapped, url_user
 from adapters.amqp.topology import RECEIPTS_EXCHANGE
 from gateway.pipeline import Outcome
 from schemas.messages import Localized
@@ -80,10 +80,9 @@ class BrokerReceipts:
     def _why(self, exc: Exception) -> Localized:
         """Why the broker cannot take receipts, naming it (never the password)."""
         if isinstance(exc, CONNECT_ERRORS):
-            parameters = pika.URLParameters(self.broker_url)
-            error = mapped(exc, "publishing receipts", "发送回执",
-                           user=str(getattr(parameters.credentials, "username", "")) or None,
-                           broker=BrokerAddress.of(parameters), login_remedy=GATEWAY_LOGIN)
+            error = mapped(exc, "publishing receipts", "发送回执", user=url_user(self.broker_url),
+                           broker=BrokerAddress.of_url(self.broker_url),
+                           login_remedy=GATEWAY_LOGIN)
             return Localized(error.message("zh"), str(error))
         raw = f"{type(exc).__name__} {exc}".strip()
         return Localized(f"无法发送回执：{raw}", f"cannot publish receipts: {raw}")

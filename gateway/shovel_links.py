@@ -16,10 +16,12 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote
 
+from adapters.amqp.errors import CONNECT_ERRORS, BrokerAddress, mapped, url_user
 from adapters.amqp.topology import binding_key
 from adapters.config_files import redact
 from gateway.mgmt_api import ManagementApi
-from schemas.errors import ConfigError, RetriableError
+from schemas.errors import ConfigError
+from schemas.messages import Localized
 
 __all__ = ["shovels_up"]
 
@@ -48,6 +50,14 @@ def shovels_up(api: ManagementApi, vhost: str, upstream_url: str, division: str,
     return tuple(names)
 
 
+# What a refused login of the link user on the upstream means.
+_LINK_LOGIN = Localized(
+    "请核对 --upstream 中的链路用户及其口令（$EXGATE_UPSTREAM_PASSWORD），以及它在上游的权限"
+    "（grant_link_user）",
+    "check the link user of --upstream and its password ($EXGATE_UPSTREAM_PASSWORD), and its "
+    "permissions on the upstream (grant_link_user)")
+
+
 def _declare_uplink_queue(url: str, queue: str, exchange: str, key: str) -> None:
     """The shovel's durable source queue on the upstream, bound with the lower prefix.
 
@@ -59,8 +69,9 @@ def _declare_uplink_queue(url: str, queue: str, exchange: str, key: str) -> None
 
     try:
         connection = pika.BlockingConnection(pika.URLParameters(url))
-    except (px.AMQPError, OSError) as exc:
-        raise RetriableError(f"cannot reach the upstream {redact(url)}: {exc!r}") from exc
+    except CONNECT_ERRORS as exc:  # a silent listener too (pika's connector timeout)
+        raise mapped(exc, "reaching the upstream", "连接上游", user=url_user(url),
+                     broker=BrokerAddress.of_url(url), login_remedy=_LINK_LOGIN) from exc
     try:
         channel = connection.channel()
         channel.queue_declare(queue, durable=True)

@@ -21,21 +21,25 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import pika
 import pika.exceptions as px
 from pika.adapters.utils.connection_workflow import (
     AMQPConnectorException,
     AMQPConnectorPhaseErrorBase,
+    AMQPConnectorSocketConnectError,
     AMQPConnectorStackTimeout,
+    AMQPConnectorTransportSetupError,
 )
 
+from adapters.config_files import redact
 from schemas.errors import RetriableError
 from schemas.messages import Localized
 
 __all__ = ["CONNECT_ERRORS", "GATEWAY_LOGIN", "NODE_DISABLED_REASON", "BrokerAddress",
            "BrokerRefused", "BrokerUnavailable", "LoginRefused", "Nacked", "Unroutable",
-           "mapped"]
+           "mapped", "url_user"]
 
 # What pika raises where a connection is made or used: its own errors, the socket's, and
 # its connection workflow's, which are neither (a listener that accepts and never speaks
@@ -60,7 +64,17 @@ class BrokerAddress:
 
     @classmethod
     def of_url(cls, url: str) -> BrokerAddress:
-        return cls.of(pika.URLParameters(url))
+        """From a URL as written, without raising: its password is masked before its host
+        is read, for an unencoded '@' or '/' in a password would be taken for the host
+        and virtual host (and printed); what does not parse takes pika's defaults."""
+        parts = urlsplit(redact(url))
+        try:
+            port = parts.port
+        except ValueError:  # a port that is no number: pika refuses the URL anyway
+            port = None
+        vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
+        return cls(parts.hostname or "localhost",
+                   port or (5671 if parts.scheme == "amqps" else 5672), vhost)
 
     @property
     def said(self) -> Localized:
@@ -68,6 +82,12 @@ class BrokerAddress:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return Localized(f"{host}:{self.port}（虚拟主机 {self.vhost}）",
                          f"{host}:{self.port} (vhost {self.vhost})")
+
+
+def url_user(url: str) -> str | None:
+    """The user a broker URL logs in as, read past its masked password; None if none."""
+    user = urlsplit(redact(url)).username
+    return unquote(user) if user else None
 
 
 class BrokerUnavailable(RetriableError):
@@ -191,7 +211,8 @@ def mapped(exc: BaseException, doing: str, doing_zh: str | None = None, *,
 def _cause(exc: BaseException) -> Localized:
     """Why a connection cannot be made or was lost, in words, with pika's or the
     system's own where they add to them."""
-    inner = _innermost(exc)
+    chain = _unwrapped(exc)
+    inner = chain[-1]
     raw = f"{type(inner).__name__} {inner}".rstrip()
     if isinstance(inner, ConnectionRefusedError):
         return Localized("连接被拒绝（该地址上没有服务在监听：RabbitMQ 是否在运行？主机和端口是否"
@@ -200,12 +221,14 @@ def _cause(exc: BaseException) -> Localized:
                          "the host and port right?)")
     if isinstance(inner, socket.gaierror):
         return Localized(f"主机名无法解析（{raw}）", f"the host name does not resolve ({raw})")
-    if isinstance(inner, AMQPConnectorStackTimeout):
+    if isinstance(inner, AMQPConnectorStackTimeout) and not any(
+            isinstance(wrapper, AMQPConnectorSocketConnectError | AMQPConnectorTransportSetupError)
+            for wrapper in chain):  # those time out before AMQP: in the TCP connect or TLS
         return Localized("已连上该端口，但在超时前没有得到 AMQP 应答（这是 RabbitMQ 的 AMQP "
                          "端口吗？）",
                          "connected, but no AMQP answer came in time (is this RabbitMQ's "
                          "AMQP port?)")
-    if isinstance(inner, TimeoutError):
+    if isinstance(inner, TimeoutError | AMQPConnectorStackTimeout):
         return Localized("连接超时，对方没有应答（主机是否在线？是否被防火墙拦截？）",
                          "no answer in time (is the host up? does a firewall drop the "
                          "connection?)")
@@ -217,9 +240,11 @@ def _cause(exc: BaseException) -> Localized:
     return Localized(raw, raw)
 
 
-def _innermost(exc: BaseException) -> BaseException:
-    """The socket's error inside pika's wrappers (``AMQPConnectionError`` around an
-    ``AMQPConnectorSocketConnectError`` around a ``ConnectionRefusedError``)."""
+def _unwrapped(exc: BaseException) -> list[BaseException]:
+    """``exc`` and each error inside pika's wrappers, down to the socket's
+    (``AMQPConnectionError`` around an ``AMQPConnectorSocketConnectError`` around a
+    ``ConnectionRefusedError``)."""
+    chain = [exc]
     while True:
         if (isinstance(exc, px.AMQPConnectionError) and len(exc.args) == 1
                 and isinstance(exc.args[0], BaseException)):
@@ -228,4 +253,5 @@ def _innermost(exc: BaseException) -> BaseException:
                 and isinstance(exc.exception, BaseException)):
             exc = exc.exception
         else:
-            return exc
+            return chain
+        chain.append(exc)

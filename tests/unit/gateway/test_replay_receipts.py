@@ -75,3 +75,13 @@ def test_once_the_broker_is_away_every_later_receipt_says_so_untried(
     assert "消息服务器 127.0.0.1:5672（虚拟主机 exgate）不可用：连接中断" in zh
     assert "secret" not in en + zh
     assert (broker.published, broker.connections, broker.is_open) == ([], 1, False)
+
+
+def test_a_url_pika_cannot_take_is_a_reason_never_an_escape(tmp_path: Any) -> None:
+    """pika reads ``ssl_options`` files while parsing the URL: a missing one raised out of
+    the replay (the batch had landed) instead of being the receipt's reason."""
+    missing = tmp_path / "ca.pem"
+    url = f"amqps://gateway:secret@mq.hn.gov/exgate?ssl_options={{'ca_certs':'{missing}'}}"
+    answer = BrokerReceipts(url)(outcome("B1"))
+    assert answer is not None and "mq.hn.gov:5671 (vhost exgate)" in answer.en
+    assert "secret" not in answer.en + answer.zh

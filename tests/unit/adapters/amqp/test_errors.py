@@ -19,6 +19,7 @@ from adapters.amqp.errors import (
     BrokerUnavailable,
     LoginRefused,
     mapped,
+    url_user,
 )
 from frontend_machine.link import BrokerLink, LinkSettings
 
@@ -79,6 +80,9 @@ def _socket_failed(error: OSError) -> px.AMQPConnectionError:
     (_socket_failed(TimeoutError("timed out")), "no answer in time", "连接超时，对方没有应答"),
     (AMQPConnectorStackTimeout("Timeout during AMQP handshake'mq.hn.gov'"),
      "connected, but no AMQP answer came in time", "已连上该端口，但在超时前没有得到 AMQP 应答"),
+    # pika's stack timeout while the TCP connect still waits: no answer at all.
+    (_socket_failed(AMQPConnectorStackTimeout("Timeout while connecting socket")),  # type: ignore[arg-type]
+     "no answer in time", "连接超时，对方没有应答"),
     (px.StreamLostError("Transport indicated EOF"),
      "the connection was lost (StreamLostError Transport indicated EOF)",
      "连接中断（StreamLostError Transport indicated EOF）"),
@@ -123,6 +127,9 @@ def test_a_channel_the_broker_closes_names_the_broker() -> None:
     ("amqp://u:p@127.0.0.1/", "127.0.0.1:5672 (vhost /)"),
     ("amqps://u:p@mq/%2Fexgate", "mq:5671 (vhost /exgate)"),
     ("amqp://u:p@[::1]:5673/v", "[::1]:5673 (vhost v)"),
+    # A password typed unencoded: never taken for the host or the vhost (and printed).
+    ("amqp://gw:p@ss/word@mq.hn.gov:5672/exgate", "mq.hn.gov:5672 (vhost exgate)"),
+    ("amqp://gw@mq:port/x", "mq:5672 (vhost x)"),
 ])
 def test_a_broker_address_is_host_port_and_virtual_host_only(url: str, en: str) -> None:
     said = BrokerAddress.of_url(url).said
@@ -139,3 +146,10 @@ def test_a_listener_that_never_speaks_amqp_is_a_broker_away_for_the_agent(
     monkeypatch.setattr("frontend_machine.link.BlockingConnection", silent)
     with pytest.raises(BrokerUnavailable, match=r"broker 127\.0\.0\.1:5672 \(vhost /\)"):
         BrokerLink.open(LinkSettings("amqp://u:p@127.0.0.1/", "n1"), None)
+
+
+@pytest.mark.parametrize(("url", "user"), [
+    ("amqp://gw:p@ss/word@mq:5672/x", "gw"), ("amqp://exgate%2Dgw@mq/", "exgate-gw"),
+    ("amqp://mq/", None)])
+def test_the_user_of_a_url_is_read_past_its_password(url: str, user: str | None) -> None:
+    assert url_user(url) == user
