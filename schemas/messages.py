@@ -280,8 +280,11 @@ def columns(cells: Sequence[str], widths: Sequence[int]) -> str:
     """One line of a listing: ``cells`` two spaces apart, each filled to its width in
     terminal cells (a Chinese character takes two), so that a header and its rows stay in
     columns in either language. A negative width aligns the cell right; a cell wider than
-    its column is kept whole, never cut."""
+    its column is kept whole, never cut. A cell is made one line first (``one_line``), and
+    measured as shown: a line break or an escape sequence in an ID a sender chose can
+    neither start a forged row nor shift the columns."""
     def fill(cell: str, width: int) -> str:
+        cell = one_line(cell)
         gap = " " * max(0, abs(width) - cell_len(cell))
         return gap + cell if width < 0 else cell + gap
     return "  ".join(fill(c, w) for c, w in zip(cells, widths, strict=True)).rstrip()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 import sys
 
+from rich.cells import cell_len
+
 from frontend_machine.agent_command import _KeyValueFormatter
-from schemas.messages import OneLineFormatter, one_line
+from schemas.messages import OneLineFormatter, columns, one_line
 
 FORGED = "B1\n2026-11-24 10:00:00 INFO exgate.gateway: stored batch B2 from node n9"
 
@@ -43,3 +45,14 @@ def test_a_traceback_keeps_its_lines_after_the_message() -> None:
 def test_the_agent_s_key_values_stay_on_the_line() -> None:
     line = _KeyValueFormatter("n1").format(record("moved to %s", "error", file="a\nb.xml"))
     assert "\n" not in line and "file=a\\x0ab.xml" in line and "node=n1" in line
+
+
+def test_a_listing_row_stays_one_row_in_its_columns_whatever_an_id_holds() -> None:
+    """Measured as shown: an escape sequence is no longer counted as zero cells wide and
+    then printed as several, nor can a line break start a forged row."""
+    firsts = ["批次号", "B1", FORGED, "B\x1b[31mX\x07"]
+    lines = [columns([first, "n1", "已入库"], [16, 6, 4]) for first in firsts]
+    assert all("\n" not in line for line in lines)
+    assert [cell_len(line[:line.index("n1")]) for line in lines] == \
+        [max(16, cell_len(one_line(first))) + 2 for first in firsts]
+    assert lines[3].startswith("B\\x1b[31mX\\x07    n1")
