@@ -129,7 +129,7 @@ def _log_recorded(receipt: Receipt, state: BatchState, ignored: bool, lang: str)
     reasons = ("; " if lang == "en" else "；").join(
         reason_said(reason, lang) for reason in receipt.reasons[:3])
     level = level_name(receipt.level, lang)
-    steps = steps_said(receipt.reasons[:3], lang)
+    steps = steps_said(receipt.reasons[:3], receipt.batch_id, lang)
     if ignored:
         log.warning(say("receipt-late-failure", lang, level=level, division=receipt.division,
                         state=status_name(state.value, lang),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from adapters.sources.base import Chunk
 from frontend_machine.outbox import JournalResult
 from schemas.messages import said
-from schemas.refusals import REFUSAL_REASONS, next_step, reason_name
+from schemas.refusals import REFUSAL_REASONS, node_step, reason_name
 
 __all__ = ["SourceTally", "Tally", "level_name", "levels_named", "reason_said", "say",
            "status_name", "steps_said"]
@@ -207,12 +207,13 @@ def reason_said(reason: str, lang: str) -> str:
     return f"{name.en}: {detail}" if lang == "en" else f"{name.zh}：{detail}"
 
 
-def steps_said(reasons: Iterable[str], lang: str) -> str:
-    """What to do about a level's refusal ``reasons`` (``schemas.refusals.next_step``),
-    each step once, in the agent's language; "" when no reason's code is known."""
+def steps_said(reasons: Iterable[str], batch_id: str, lang: str) -> str:
+    """What this node does about a level's refusal ``reasons`` of ``batch_id``
+    (``schemas.refusals.node_step``), each step once, in the agent's language; "" when no
+    reason's code is known."""
     steps: list[str] = []
     for reason in reasons:
-        step = next_step(reason.partition(": ")[0])
+        step = node_step(reason.partition(": ")[0], batch_id)
         if step is not None and step.pick(lang) not in steps:
             steps.append(step.pick(lang))
     return ("; " if lang == "en" else "；").join(steps)

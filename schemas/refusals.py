@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from schemas.messages import Localized
 
-__all__ = ["REFUSAL_REASONS", "next_step", "reason_name"]
+__all__ = ["NODE_STEPS", "REFUSAL_REASONS", "next_step", "node_step", "reason_name"]
 
 _REPLAY = ("，然后用 exgate batches replay 重放", "; then replay it with exgate batches replay")
 _CREDENTIALS = ("核对该节点的凭据文件是否为省中心下发的最新版本（exgate node list 可查密钥版本）",
@@ -83,3 +83,56 @@ def next_step(code: str) -> Localized | None:
         return None
     zh_next, en_next = known[2]
     return Localized(zh_next, en_next[:1].upper() + en_next[1:])
+
+
+# What the node's own staff do about a refusal (the agent's receipt log): the steps above
+# are the level operator's, with commands only a gateway's host has. ``{batch}`` is the
+# refused batch's ID.
+_CENTRE = ("该级网关的运维人员排除后会重放该批次，本机无需操作",
+           "the level's operators fix it and replay the batch: nothing to do here")
+_OWN_CREDENTIALS = ("本节点的凭据文件（[node] key_file）可能不是最新版本：请向省级中心索取并替换，"
+                    "之后由省级中心重放该批次",
+                    "this node's credentials file ([node] key_file) may be outdated: get the "
+                    "current one from the provincial centre and put it in place; the centre "
+                    "then replays the batch")
+_SEND_AGAIN = ("该副本无法使用：请在本前置机上运行 exgate agent replay {batch} 重新发送",
+               "this copy cannot be used: send it again with exgate agent replay {batch} on "
+               "this front-end machine")
+_CORRECT = ("请改正源数据，并以新的数据版本号（SJBBH）重新发送",
+            "correct the source data and send it again as a new version (SJBBH)")
+NODE_STEPS: dict[str, tuple[str, str]] = {
+    "unknown-node": ("本节点未在该级登记：请联系省级中心登记（exgate node add），之后由其重放"
+                     "该批次",
+                     "this node is not registered at that level: ask the provincial centre to "
+                     "register it (exgate node add); it then replays the batch"),
+    "node-disabled": ("本节点已被省级中心停用：如应恢复，请联系省级中心启用，之后由其重放该批次",
+                      "the provincial centre disabled this node: if it should send, ask the "
+                      "centre to enable it; it then replays the batch"),
+    "unknown-key-version": _OWN_CREDENTIALS,
+    "user-mismatch": ("发送该批次的消息服务器用户不是本节点的：请核对 [node] key_file 是否为"
+                      "本节点的凭据文件",
+                      "another broker user sent the batch: check that [node] key_file is this "
+                      "node's own credentials file"),
+    "routing-mismatch": ("请核对配置中的 [node] division 与省级中心登记的区划是否一致",
+                         "check that [node] division in the config is the division registered "
+                         "at the provincial centre"),
+    "bad-signature": _OWN_CREDENTIALS,
+    "bad-ciphertext": _SEND_AGAIN, "bad-format": _SEND_AGAIN, "too-large": _SEND_AGAIN,
+    "sha256-mismatch": _SEND_AGAIN, "missing-batch-id": _SEND_AGAIN,
+    "bad-batch-id": _SEND_AGAIN, "head-mismatch": _SEND_AGAIN, "count-mismatch": _SEND_AGAIN,
+    "invalid-payload": _CORRECT, "division-outside": _CORRECT,
+    "batch-id-reused": ("同一批次号对应了两份内容：请检查本机的发件箱并联系运维",
+                        "one batch ID carried two contents: check this machine's outbox and "
+                        "contact support"),
+    "processing-error": _CENTRE, "dead-lettered": _CENTRE,
+}
+
+
+def node_step(code: str, batch_id: str) -> Localized | None:
+    """What the node's staff do about a refusal for ``code`` of batch ``batch_id`` (None:
+    an unknown code)."""
+    known = NODE_STEPS.get(code)
+    if known is None:
+        return None
+    zh, en = known
+    return Localized(zh.format(batch=batch_id), en.format(batch=batch_id))

@@ -180,16 +180,16 @@ def test_a_malformed_receipt_is_named_in_the_agents_language(
 @pytest.mark.parametrize(("lang", "expected"), [
     ("zh", "收到省级（430000）的回执：失败（入库 0 条，重复 0 条，冲突 0 条），原因："
            "节点已停用（node-disabled）：node n1 is disabled；内容摘要不符（sha256-mismatch）："
-           "digest differs；内容摘要不符（sha256-mismatch）：digest differs again；批次现为：失败；处理办法：如应恢复，启用该节点（exgate node enable），"
-           "然后用 exgate batches replay 重放；该副本无法使用：请节点重新发送（在前置机上运行 "
-           "exgate agent replay 批次号）"),
+           "digest differs；内容摘要不符（sha256-mismatch）：digest differs again；批次现为：失败；"
+           "处理办法：本节点已被省级中心停用：如应恢复，请联系省级中心启用，之后由其重放该批次；"
+           "该副本无法使用：请在本前置机上运行 exgate agent replay {batch} 重新发送"),
     ("en", "receipt from province 430000: failed (stored 0, duplicates 0, conflicts 0) "
            "reasons: node disabled (node-disabled): node n1 is disabled; payload digest does "
            "not match (sha256-mismatch): digest differs; payload digest does not match "
-           "(sha256-mismatch): digest differs again; batch now failed; what to do: If it "
-           "should send, enable it (exgate node enable); then replay it with exgate batches "
-           "replay; This copy cannot be used: have the node send it again (exgate agent replay "
-           "BATCH_ID on its front-end machine)"),
+           "(sha256-mismatch): digest differs again; batch now failed; what to do: the "
+           "provincial centre disabled this node: if it should send, ask the centre to enable "
+           "it; it then replays the batch; this copy cannot be used: send it again with exgate "
+           "agent replay {batch} on this front-end machine"),
 ])
 def test_a_failed_receipts_reasons_are_named_with_what_to_do_in_the_agents_language(
         outbox: Outbox, caplog: pytest.LogCaptureFixture, lang: str, expected: str) -> None:
@@ -200,4 +200,4 @@ def test_a_failed_receipts_reasons_are_named_with_what_to_do_in_the_agents_langu
                                 "sha256-mismatch: digest differs again"])
     with caplog.at_level(logging.INFO, "exgate.agent.receipts"):
         apply_receipt(outbox, refused, lang)
-    assert [r.getMessage() for r in caplog.records] == [expected]
+    assert [r.getMessage() for r in caplog.records] == [expected.format(batch=batch)]

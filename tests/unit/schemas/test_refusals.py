@@ -11,7 +11,7 @@ import pytest
 from adapters.stores.base import BATCH_ID_REUSED_REASON
 from gateway.dead_letters import DEAD_LETTERED
 from gateway.poison import POISON_REASON
-from schemas.refusals import REFUSAL_REASONS, next_step, reason_name
+from schemas.refusals import REFUSAL_REASONS, next_step, node_step, reason_name
 
 ROOT = Path(__file__).resolve().parents[3]
 # Where reasons are raised: Refusal("…") in the pipeline, SealError("…") in sealing,
@@ -46,3 +46,18 @@ def test_each_reason_reads_in_both_languages(code: str) -> None:
 def test_an_unknown_code_is_shown_as_it_is() -> None:
     assert reason_name("new-reason") == ("new-reason", "new-reason")
     assert next_step("new-reason") is None
+
+
+@pytest.mark.parametrize("code", sorted(REFUSAL_REASONS))
+def test_each_reason_tells_the_node_s_staff_what_they_can_do(code: str) -> None:
+    """The level's steps name gateway commands (node enable, batches replay): the node's
+    own staff get steps of their own, with the batch's ID filled in."""
+    step = node_step(code, "B-20261124-0001")
+    assert step is not None
+    assert re.search(r"[\u4e00-\u9fff]", step.zh) and not re.search(r"[\u4e00-\u9fff]", step.en)
+    for words in (step.zh, step.en):
+        assert "exgate batches replay" not in words and "exgate node enable" not in words
+        assert "{" not in words and "BATCH_ID" not in words
+        if "agent replay" in words:
+            assert "exgate agent replay B-20261124-0001" in words
+    assert node_step("new-reason", "B1") is None
