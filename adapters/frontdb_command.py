@@ -18,7 +18,8 @@ import click
 from sqlalchemy.engine import URL
 
 from adapters.config_files import read_password_file, redact
-from adapters.frontdb import create_all, ddl_script, engine_url
+from adapters.db_connect import engine_url
+from adapters.frontdb import create_all, ddl_script
 from schemas.errors import ConfigError, RetriableError
 
 __all__ = ["PASSWORD_ENV", "init_url", "run_init"]

@@ -33,7 +33,8 @@ from xml.sax.saxutils import escape
 import xmlschema
 from sqlalchemy import Engine, create_engine
 
-from adapters.frontdb import create_all, engine_url
+from adapters.db_connect import engine_url
+from adapters.frontdb import create_all
 from adapters.sources.base import SourceContext
 from adapters.sources.database import database_source
 from adapters.sources.db_tables import to_text

@@ -210,7 +210,7 @@ class _Reader:
         """``url`` with a relative SQLite file taken from the config's folder, as the
         gateway's ``[store] url``; a URL that does not parse is left for the source to
         report, naming itself."""
-        from adapters.frontdb import engine_url, sqlite_file_under  # SQLAlchemy: db only
+        from adapters.db_connect import engine_url, sqlite_file_under  # SQLAlchemy: db only
 
         try:
             parsed = engine_url(url)

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy import exc as sa_exc
 
-from adapters.frontdb import driver_detail
+from adapters.db_connect import driver_detail
 from adapters.sources.database import source_engine, source_url
 from adapters.sources.db_options import parse_options
 from adapters.sources.db_tables import (

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from adapters.config_files import is_number, read_password_file, read_toml, redact, resolve_path
-from adapters.frontdb import engine_url, sqlite_file_under
+from adapters.db_connect import engine_url, sqlite_file_under
 from gateway.status_rules import StatusThresholds
 from schemas.errors import ConfigError, located, wrapped
 

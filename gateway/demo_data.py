@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, insert
 
-from adapters.frontdb import create_all, engine_url, front_tables
+from adapters.db_connect import engine_url
+from adapters.frontdb import create_all, front_tables
 from schemas.catalog import load_catalog
 from schemas.checkdigits import credit_code_check_char
 from schemas.reader import DocumentReader

@@ -33,7 +33,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
 from adapters.config_files import read_password_file
-from adapters.frontdb import bound_silent_servers, connect_args, driver_detail, engine_url
+from adapters.db_connect import bound_silent_servers, connect_args, driver_detail, engine_url
 from adapters.sources.base import Chunk, Origin, SourceContext
 from adapters.sources.db_cursor import CursorStrategy, check_timestamp_types
 from adapters.sources.db_options import DatabaseOptions, parse_options
@@ -372,7 +372,7 @@ def _round_trips_bounded(conn: Connection) -> Iterator[None]:
     hold the UPDATE, and the agent, for as long as that transaction lasts. A call
     timeout (python-oracledb, and cx_Oracle with 18c client libraries) fails it instead,
     like ``lock_timeout`` on PostgreSQL. Only here: a page's SELECT may rightly be slow,
-    so the connection's own call timeout (``frontdb.bound_round_trips``) comes back after.
+    so the connection's own call timeout (``db_connect.bound_round_trips``) comes back after.
     """
     driver: Any = conn.connection.driver_connection
     if conn.dialect.name != "oracle" or not hasattr(driver, "call_timeout"):

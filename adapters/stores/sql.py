@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from adapters.frontdb import engine_url
+from adapters.db_connect import engine_url
 from adapters.stores.base import (
     BATCH_ID_REUSED,
     BATCH_ID_REUSED_REASON,

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
 
-from adapters.frontdb import bound_silent_servers, connect_args
+from adapters.db_connect import bound_silent_servers, connect_args
 from adapters.private_files import create_private
 from schemas.errors import FileNotThere
 

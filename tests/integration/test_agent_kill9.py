@@ -29,7 +29,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from adapters.frontdb import create_all, engine_url, front_tables
+from adapters.db_connect import engine_url
+from adapters.frontdb import create_all, front_tables
 from schemas.checkdigits import credit_code_check_char
 from tests.unit.adapters.front_rows import row
 

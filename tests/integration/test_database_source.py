@@ -20,7 +20,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from adapters.frontdb import create_all, engine_url, front_tables
+from adapters.db_connect import engine_url
+from adapters.frontdb import create_all, front_tables
 from adapters.sources import database
 from adapters.sources.base import SourceContext
 from adapters.sources.database import DatabaseSource, database_source

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from adapters.frontdb import CHANGELOG, engine_url
+from adapters.db_connect import engine_url
+from adapters.frontdb import CHANGELOG
 from cli import main
 from tests.servers import fresh_name
 

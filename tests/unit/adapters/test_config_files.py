@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.config_files import redact
-from adapters.frontdb import engine_url
+from adapters.db_connect import engine_url
 from schemas.errors import ConfigError
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from adapters import frontdb
+from adapters import db_connect
 from adapters.connect_deadline import ConnectDeadline
 from adapters.sources.base import SourceContext
 from adapters.sources.database import database_source
@@ -172,7 +172,7 @@ class SilentListener:
 
 @pytest.fixture
 def listener(monkeypatch: pytest.MonkeyPatch) -> Iterator[SilentListener]:
-    monkeypatch.setattr(frontdb, "CONNECT_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(db_connect, "CONNECT_TIMEOUT_SECONDS", 0.5)
     silent = SilentListener()
     yield silent
     silent.close()

@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import oracle
 
-from adapters.frontdb import create_all, engine_url, front_tables
+from adapters.db_connect import engine_url
+from adapters.frontdb import create_all, front_tables
 from adapters.sources.base import Chunk, Source, SourceContext
 from adapters.sources.database import DatabaseSource, database_source, engine_options
 from adapters.sources.db_cursor import cursor_query, untimed_query

@@ -10,13 +10,13 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.dialects import oracle
 
+from adapters.db_connect import engine_url
 from adapters.frontdb import (
     CHANGELOG,
     CONTROL_COLUMNS,
     DIALECTS,
     create_all,
     ddl_script,
-    engine_url,
     front_tables,
     trigger_statements,
 )

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, event
 
-from adapters.frontdb import (
+from adapters.db_connect import (
     CONNECT_TIMEOUT_SECONDS,
     ROUND_TRIP_TIMEOUT_SECONDS,
     bound_round_trips,
