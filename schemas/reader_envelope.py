@@ -24,7 +24,7 @@ from schemas.columns import locate_last_text
 from schemas.issues import Issue, IssueCode
 from schemas.messages import Localized
 from schemas.reader_walk import Walk
-from schemas.record_check import unexpected_attributes
+from schemas.record_structure import unexpected_attributes
 from schemas.records import Head
 
 __all__ = ["envelope_issues", "judge_section", "stray_line", "unknown_element",

@@ -22,7 +22,7 @@ from schemas.issues import Issue
 from schemas.reader_caps import past_caps, trim
 from schemas.reader_envelope import judge_section, unknown_element
 from schemas.reader_walk import Walk
-from schemas.record_check import stray_text
+from schemas.record_structure import stray_text
 
 __all__ = ["Pruner", "settle"]
 

@@ -17,7 +17,8 @@ from lxml import etree
 from schemas.catalog import SchemaCatalog
 from schemas.issues import Issue, IssueCode
 from schemas.reader_caps import ELEMENTS_PER_FIELD, SLICE, Item
-from schemas.record_check import RecordCheck, visible_text
+from schemas.record_check import RecordCheck
+from schemas.record_structure import visible_text
 
 __all__ = ["Walk"]
 

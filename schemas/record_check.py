@@ -5,18 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from itertools import islice
 
 from lxml import etree
 
-from schemas.catalog import ElementSpec, FieldSpec, SchemaCatalog
+from schemas.catalog import ElementSpec, SchemaCatalog
 from schemas.checkdigits import credit_code_valid
 from schemas.divisions import within
 from schemas.issues import Issue, IssueCode
+from schemas.record_structure import fields_after_errors, structure_issue
 from schemas.records import Record, slot_setters
 from schemas.rules import Rule, canonical_time, check_division, normalise_values, rules_for
 from schemas.times import format_time
-from schemas.xsd_errors import value_issues
 
 __all__ = [
     "RecordCheck",
@@ -25,14 +24,7 @@ __all__ = [
     "check_proven",
     "check_record",
     "outside_node",
-    "stray_text",
-    "unexpected_attributes",
-    "visible_text",
 ]
-
-# Attributes named one by one on an element; the rest are counted in one issue: one
-# start tag can carry a million of them.
-LISTED_ATTRIBUTES = 10
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -79,7 +71,7 @@ def check_record(
             # fast paths give them, so equal records are equal field by field in order.
             fields = {code: given[code] for code in spec.fields if code in given}
         else:
-            fields, issues = _fields_after_errors(element, spec.code, spec.fields, catalog, line)
+            fields, issues = fields_after_errors(element, spec.code, spec.fields, catalog, line)
     result = _judge(fields, issues, spec, head_division, latest, line)
     if result.valid:
         return result
@@ -170,13 +162,13 @@ def check_head(
         cut = catalog.prefix_length
         fields = {child.tag[cut:]: child.text or "" for child in element}
     else:
-        fields, issues = _fields_after_errors(element, "HEAD", catalog.head, catalog,
-                                              element.sourceline)
+        fields, issues = fields_after_errors(element, "HEAD", catalog.head, catalog,
+                                             element.sourceline)
     found = _head_rules(fields, latest)
     if found:
         lines = _field_lines(element, catalog.namespace)
-        issues.extend(_structure_issue(code, message_id, "HEAD", name, lines.get(name),
-                                       catalog, value=fields.pop(name))
+        issues.extend(structure_issue(code, message_id, "HEAD", name, lines.get(name),
+                                      catalog, value=fields.pop(name))
                       for code, message_id, name in found)
     return fields, issues
 
@@ -198,139 +190,6 @@ def _head_rules(fields: Mapping[str, str], latest: datetime
     return found
 
 
-def _fields_after_errors(
-    element: etree._Element,
-    element_code: str,
-    specs: Mapping[str, FieldSpec],
-    catalog: SchemaCatalog,
-    line: int | None,
-) -> tuple[dict[str, str], list[Issue]]:
-    """The slow path for an element the XSD refused: report every problem, not the first.
-
-    libxml2 stops at the first unexpected child of an ``xs:all``, so structure is
-    checked here from the catalogue, and values are checked on a cleaned copy.
-    """
-    issues = _stray_content(element, element_code, catalog)
-    lines: dict[str, int] = {}
-    clean = etree.Element(element.tag)
-    for child in element:
-        if not isinstance(child.tag, str):
-            continue  # comments and processing instructions carry no data
-        name = etree.QName(child).localname
-        if etree.QName(child).namespace != catalog.namespace or name not in specs:
-            issues.append(
-                _structure_issue(
-                    IssueCode.UNEXPECTED_FIELD,
-                    "unexpected-field",
-                    element_code,
-                    name,
-                    child.sourceline,
-                    catalog,
-                )
-            )
-        elif name in lines:
-            issues.append(
-                _structure_issue(
-                    IssueCode.UNEXPECTED_FIELD,
-                    "repeated-field",
-                    element_code,
-                    name,
-                    child.sourceline,
-                    catalog,
-                )
-            )
-        else:
-            lines[name] = child.sourceline
-            clean.append(_copy_field(child))
-    for name, spec in specs.items():
-        if spec.required and name not in lines:
-            issues.append(
-                _structure_issue(
-                    IssueCode.MISSING_FIELD, "missing-field", element_code, name, line, catalog
-                )
-            )
-    bad_values = value_issues(catalog.xml_schema, clean, element_code, specs, lines)
-    issues.extend(bad_values)
-    rejected = {issue.field for issue in bad_values}
-    fields = {
-        etree.QName(c).localname: c.text or ""
-        for c in clean
-        if etree.QName(c).localname not in rejected
-    }
-    return fields, issues
-
-
-def _stray_content(
-    element: etree._Element, element_code: str, catalog: SchemaCatalog
-) -> list[Issue]:
-    """Attributes on the element and text between its fields: the XSD allows neither,
-    and the cleaned copy that values are checked on no longer has them."""
-    names, more = unexpected_attributes(element)
-    issues = [
-        _structure_issue(
-            IssueCode.UNEXPECTED_FIELD,
-            "unexpected-attribute",
-            element_code,
-            None,
-            element.sourceline,
-            catalog,
-            attribute=name,
-        )
-        for name in names
-    ]
-    if more:
-        issues.append(_structure_issue(IssueCode.UNEXPECTED_FIELD, "more-attributes",
-                                       element_code, None, element.sourceline, catalog,
-                                       count=more))
-    text = stray_text(element)
-    if text:
-        issues.append(
-            _structure_issue(
-                IssueCode.UNEXPECTED_FIELD,
-                "unexpected-text",
-                element_code,
-                None,
-                element.sourceline,
-                catalog,
-                value=text,
-            )
-        )
-    return issues
-
-
-def unexpected_attributes(
-    element: etree._Element, allowed: Callable[[str], bool] | None = None
-) -> tuple[list[str], int]:
-    """The local names of the first ``LISTED_ATTRIBUTES`` attributes of ``element`` that
-    ``allowed`` refuses (every one, without it), and how many more it refuses."""
-    names: list[str] = []
-    more = 0
-    for name in element.attrib:
-        if allowed is not None and allowed(name):
-            continue
-        if len(names) < LISTED_ATTRIBUTES:
-            names.append(etree.QName(name).localname)
-        else:
-            more += 1
-    return names, more
-
-
-def stray_text(element: etree._Element) -> str | None:
-    """The first text directly inside ``element`` that is not white space, shortened."""
-    for text in (element.text, *(child.tail for child in element)):
-        if (visible := visible_text(text)) is not None:
-            return visible
-    return None
-
-
-def visible_text(text: str | None) -> str | None:
-    """``text`` stripped and shortened for a message, or None when it is only white space."""
-    if not text or text.isspace():
-        return None
-    stripped = text.strip()
-    return stripped if len(stripped) <= 60 else stripped[:60] + "…"
-
-
 def _schema_valid(element: etree._Element, catalog: SchemaCatalog) -> bool:
     """Whether the XSD takes ``element`` (a record or HEAD lxml parsed, within its cap on
     elements). One with attributes, on it or inside, never passes, and is not even
@@ -340,31 +199,6 @@ def _schema_valid(element: etree._Element, catalog: SchemaCatalog) -> bool:
         return False
     return bool(catalog.xml_schema.validate(element))
 
-
-def _copy_field(child: etree._Element) -> etree._Element:
-    """A field without what the XSD does not look at: one attribute, if it has any,
-    is enough for "must not carry attributes" (libxml2 logs an error for each)."""
-    copy = etree.Element(child.tag, attrib=dict(islice(child.attrib.items(), 1)))
-    copy.text = child.text
-    copy.extend(etree.Element(grand.tag) for grand in child if isinstance(grand.tag, str))
-    return copy
-
-
-def _structure_issue(
-    code: IssueCode,
-    message_id: str,
-    element_code: str,
-    name: str | None,
-    line: int | None,
-    catalog: SchemaCatalog,
-    **extra: object,
-) -> Issue:
-    spec = catalog.elements.get(element_code)
-    specs = spec.fields if spec is not None else catalog.head
-    label = specs[name].label if name is not None and name in specs else name
-    element_label = spec.label if spec is not None else "报文头"
-    args = {"field": name, "label": label, "element": element_code, "element_label": element_label}
-    return Issue(code, message_id, {**args, **extra}, element_code, name, line=line)
 
 
 def _field_lines(element: etree._Element, namespace: str) -> dict[str, int]:
