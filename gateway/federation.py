@@ -83,13 +83,21 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from adapters.amqp.topology import (
     RECEIPTS_EXCHANGE,
-    RECORDS_EXCHANGE,
-    STATUS_EXCHANGE,
     binding_key,
     check_division,
     declare_exchanges,
 )
 from adapters.config_files import redact
+from gateway.federation_objects import (
+    UP_EXCHANGES,
+    add_to_set,
+    declare_intake,
+    federate_intakes,
+    intake_exchange,
+    put_policy,
+    put_upstream,
+    quoted,
+)
 from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError
 from gateway.shovel_links import shovels_up
 from schemas.divisions import Level, level_of
@@ -99,7 +107,6 @@ __all__ = [
     "PASSWORD_ENV",
     "LinkResult",
     "grant_link_user",
-    "intake_exchange",
     "link_down",
     "link_states",
     "link_up",
@@ -113,8 +120,6 @@ UP_SET = "exgate-up"        # older links: the set federating exgate.records/sta
 DOWN_SET = "exgate-down"    # federation-upstream-set of receipts
 UP_POLICY = "exgate-federate-up"  # older links: replaced by one policy per intake
 DOWN_POLICY = "exgate-federate-down"
-POLICY_PRIORITY = 10
-UP_EXCHANGES = (RECORDS_EXCHANGE, STATUS_EXCHANGE)
 PASSWORD_ENV = "EXGATE_UPSTREAM_PASSWORD"
 _LEVEL_QUEUE = re.compile(r"^exgate\.level\.([1-9]\d{5})$")
 _OLD_UPSTREAM = re.compile(r"^exgate-up-([1-9]\d{5})$")
@@ -173,11 +178,11 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
         raise ConfigError(f"--via {via!r}: choose federation or shovel",
                           zh=f"--via {via!r}：请选择 federation 或 shovel")
     for exchange in UP_EXCHANGES:
-        _declare_intake(api, vhost, exchange, division)
+        declare_intake(api, vhost, exchange, division)
     if via == "federation":
         name = f"exgate-up-{division}"
-        _put_upstream(api, vhost, name, upstream_url, hops, reconnect_delay, trust_user=True)
-        _federate_intakes(api, vhost, name, division)
+        put_upstream(api, vhost, name, upstream_url, hops, reconnect_delay, trust_user=True)
+        federate_intakes(api, vhost, name, division)
         names: tuple[str, ...] = (name,)
     else:
         intakes = {x: intake_exchange(x, division) for x in UP_EXCHANGES}
@@ -185,40 +190,6 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
     _retire_whole_exchange_links(api, vhost)
     return LinkResult("up", via, division, redact(upstream_url), names, hops)
 
-
-def intake_exchange(exchange: str, division: str) -> str:
-    """``exgate.records.from.430102``: where ``division``'s traffic enters this broker."""
-    return f"{exchange}.from.{check_division(division)}"
-
-
-def _declare_intake(api: ManagementApi, vhost: str, exchange: str, division: str) -> None:
-    """The link's own topic exchange, bound into ``exchange`` with the division's prefix.
-
-    Whatever the lower broker sends over the link lands here first; only keys under
-    ``binding_key(division)`` go on into ``exchange``, the rest is routed nowhere. Not
-    ``internal``: RabbitMQ does not federate internal exchanges, nor lets a shovel
-    publish to one.
-    """
-    intake = intake_exchange(exchange, division)
-    HttpChannel(api, vhost).exchange_declare(intake, exchange_type="topic", durable=True)
-    api.post(f"bindings/{_q(vhost)}/e/{_q(intake)}/e/{_q(exchange)}",
-             {"routing_key": binding_key(division), "arguments": {}})
-
-
-def _federate_intakes(api: ManagementApi, vhost: str, upstream: str, division: str) -> None:
-    """Federate each intake from the upstream's exchange of the same kind.
-
-    One upstream set per intake names the upstream exchange (``exchange``), and the
-    policy matches that intake alone: the upstream's ``exgate.records`` never federates
-    into this broker's ``exgate.records`` directly. The intake's one binding (the
-    division's prefix) is what federation propagates up, so only that is pulled.
-    """
-    for exchange in UP_EXCHANGES:
-        intake = intake_exchange(exchange, division)
-        name = f"{upstream}-{exchange.rsplit('.', 1)[1]}"
-        api.put(f"parameters/federation-upstream-set/{_q(vhost)}/{_q(name)}",
-                {"value": [{"upstream": upstream, "exchange": exchange}]})
-        _put_policy(api, vhost, name, (intake,), name)
 
 
 def _retire_whole_exchange_links(api: ManagementApi, vhost: str,
@@ -236,8 +207,8 @@ def _retire_whole_exchange_links(api: ManagementApi, vhost: str,
     ``settle`` seconds), so what is published meanwhile takes one way or both (the
     stores are idempotent), none is left in a queue nobody reads.
     """
-    policy = f"policies/{_q(vhost)}/{_q(UP_POLICY)}"
-    members_path = f"parameters/federation-upstream-set/{_q(vhost)}/{_q(UP_SET)}"
+    policy = f"policies/{quoted(vhost)}/{quoted(UP_POLICY)}"
+    members_path = f"parameters/federation-upstream-set/{quoted(vhost)}/{quoted(UP_SET)}"
     members = api.find(members_path)
     if api.find(policy) is None and members is None:
         return
@@ -251,8 +222,8 @@ def _retire_whole_exchange_links(api: ManagementApi, vhost: str,
             continue
         division = found.group(1)
         for exchange in UP_EXCHANGES:
-            _declare_intake(api, vhost, exchange, division)
-        _federate_intakes(api, vhost, found.group(0), division)
+            declare_intake(api, vhost, exchange, division)
+        federate_intakes(api, vhost, found.group(0), division)
         moved.append(division)
     _settle(api, vhost, moved, settle)
     api.delete(policy)
@@ -287,9 +258,9 @@ def link_down(api: ManagementApi, upstream_url: str, division: str, *, vhost: st
     declare_exchanges(HttpChannel(api, vhost))
     hops = max_hops or max_hops_for(division)
     name = f"exgate-down-{division}"
-    _put_upstream(api, vhost, name, upstream_url, hops, reconnect_delay, trust_user=False)
-    _add_to_set(api, vhost, DOWN_SET, name)
-    _put_policy(api, vhost, DOWN_POLICY, (RECEIPTS_EXCHANGE,), DOWN_SET)
+    put_upstream(api, vhost, name, upstream_url, hops, reconnect_delay, trust_user=False)
+    add_to_set(api, vhost, DOWN_SET, name)
+    put_policy(api, vhost, DOWN_POLICY, (RECEIPTS_EXCHANGE,), DOWN_SET)
     return LinkResult("down", "federation", division, redact(upstream_url), (name,), hops)
 
 
@@ -305,40 +276,12 @@ def grant_link_user(api: ManagementApi, user: str, password: str, *, direction: 
     """
     exchanges = "exgate\\.(records|status)" if direction == "up" else "exgate\\.receipts"
     own = "federation: .*|exgate\\.uplink\\..*"
-    api.put(f"users/{_q(user)}", {"password": password, "tags": ""})
-    api.put(f"permissions/{_q(vhost)}/{_q(user)}", {
+    api.put(f"users/{quoted(user)}", {"password": password, "tags": ""})
+    api.put(f"permissions/{quoted(vhost)}/{quoted(user)}", {
         "configure": f"^({own})$", "write": f"^({own})$", "read": f"^({exchanges}|{own})$"})
 
 
-# -- declarations -----------------------------------------------------------------------------
-
-def _q(name: str) -> str:
-    return quote(name, safe="")
-
-
-def _put_upstream(api: ManagementApi, vhost: str, name: str, uri: str, max_hops: int,
-                  reconnect_delay: int, *, trust_user: bool) -> None:
-    # No expires and no message-ttl: the upstream queue keeps messages through any outage.
-    api.put(f"parameters/federation-upstream/{_q(vhost)}/{_q(name)}", {"value": {
-        "uri": uri, "ack-mode": "on-confirm", "trust-user-id": trust_user,
-        "max-hops": max_hops, "prefetch-count": 1000, "reconnect-delay": reconnect_delay}})
-
-
-def _add_to_set(api: ManagementApi, vhost: str, set_name: str, upstream: str) -> None:
-    path = f"parameters/federation-upstream-set/{_q(vhost)}/{_q(set_name)}"
-    found = api.find(path)
-    members = list(found.get("value") or []) if found is not None else []
-    if all(m.get("upstream") != upstream for m in members):
-        api.put(path, {"value": [*members, {"upstream": upstream}]})
-
-
-def _put_policy(api: ManagementApi, vhost: str, name: str, exchanges: Sequence[str],
-                set_name: str) -> None:
-    pattern = "^(" + "|".join(re.escape(x) for x in exchanges) + ")$"
-    api.put(f"policies/{_q(vhost)}/{_q(name)}", {
-        "pattern": pattern, "apply-to": "exchanges", "priority": POLICY_PRIORITY,
-        "definition": {"federation-upstream-set": set_name}})
-
+# -- the direction guard ----------------------------------------------------------------------
 
 # direction → (where the level is, who should link), and in Chinese (where, which way,
 # who should link).
@@ -363,7 +306,7 @@ def _refuse_wrong_way(api: ManagementApi, vhost: str, division: str, direction: 
 
 
 def _levels_here(api: ManagementApi, vhost: str) -> list[str]:
-    queues = api.get(f"queues/{_q(vhost)}?columns=name") or []
+    queues = api.get(f"queues/{quoted(vhost)}?columns=name") or []
     return [m.group(1) for q in queues if (m := _LEVEL_QUEUE.match(str(q.get("name"))))]
 
 
@@ -376,11 +319,11 @@ def _at_or_below(lower: str, upper: str) -> bool:
 def link_states(api: ManagementApi, vhost: str = "/") -> dict[str, str]:
     """``{upstream or shovel name: state}`` for the federation links and shovels here."""
     states: dict[str, str] = {}
-    for link in api.get(f"federation-links/{_q(vhost)}") or []:
+    for link in api.get(f"federation-links/{quoted(vhost)}") or []:
         name = str(link.get("upstream"))
         exchange = str(link.get("exchange", ""))
         states[f"{name}:{exchange}"] = _state(link.get("status"), link.get("error"))
-    for shovel in api.get(f"shovels/{_q(vhost)}") or []:
+    for shovel in api.get(f"shovels/{quoted(vhost)}") or []:
         states[str(shovel.get("name"))] = _state(shovel.get("state"), shovel.get("reason"))
     return states
 

@@ -36,13 +36,13 @@ from gateway.broker_node import LocalBroker
 from gateway.federation import (
     LinkResult,
     grant_link_user,
-    intake_exchange,
     link_down,
     link_up,
     max_hops_for,
     wait_running,
 )
 from gateway.federation_command import run_link
+from gateway.federation_objects import intake_exchange
 from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.provisioning import add_node
 from gateway.registry import Registry
