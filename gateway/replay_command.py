@@ -31,13 +31,11 @@ from gateway.config import GatewayConfig, load_config
 from gateway.conflicts import list_conflicts
 from gateway.registry import Registry
 from gateway.replay import (
-    BatchRow,
     FailedRow,
     Preview,
     ReceiptNote,
     Replayer,
     ReplayResult,
-    Text,
     english,
     failed_rows,
     list_batches,
@@ -45,15 +43,21 @@ from gateway.replay import (
     stored_batch,
 )
 from gateway.replay_receipts import BrokerReceipts
+from gateway.replay_text import (
+    list_header,
+    list_line,
+    print_shown,
+    report_unsent,
+    result_line,
+    state_name,
+    text_in,
+)
 from schemas.errors import ExgateError, RetriableError
-from schemas.messages import Localized, columns
-from schemas.refusals import next_step, reason_name
 
 __all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_SOME_FAIL", "fail_with", "open_level",
            "run_batches_list", "run_batches_replay", "run_batches_show"]
 
 EXIT_OK, EXIT_SOME_FAIL, EXIT_CONFIG = 0, 1, 2
-_DETAIL_WIDTH = 160
 
 
 @dataclass
@@ -81,21 +85,6 @@ def fail_with(exc: ExgateError, lang: str) -> int:
     return EXIT_CONFIG
 
 
-def _text(text: Text | None, lang: str) -> str:
-    if isinstance(text, Localized):
-        return text.en if lang == "en" else text.zh
-    return text or ""
-
-
-_STATES = {"stored": "已入库", "failed": "失败", "replayed": "已重放"}
-
-
-def _state(state: str | None, lang: str) -> str:
-    if state is None:
-        return "-"
-    return state if lang == "en" else _STATES.get(state, state)
-
-
 # -- list ----------------------------------------------------------------------------------
 
 
@@ -116,42 +105,13 @@ def run_batches_list(config_path: Path | None, failed: bool, node_id: str | None
                               indent=2))
         return EXIT_OK
     if rows:
-        echo(_list_header(lang))
+        echo(list_header(lang))
     for row in rows:
-        echo(_list_line(row, lang))
+        echo(list_line(row, lang))
     echo(say(lang, f"显示 {len(rows)} 个批次；待重放失败批次共 {outstanding} 个",
                    f"{len(rows)} batches shown; {outstanding} failed and not yet replayed "
                    "in all"))
     return EXIT_OK
-
-
-# The columns of ``batches list``: (zh, en) names and widths in terminal cells, negative
-# for a column aligned right; the last, a failed batch's reason, is as wide as it is.
-_LIST_COLUMNS = (("时间", "time", 19), ("批次号", "batch ID", 32), ("节点", "node", 16),
-                 ("状态", "state", 8), ("记录数", "records", -7),
-                 ("原因：详情", "reason: detail", 0))
-
-
-def _list_header(lang: str) -> str:
-    """The line above the rows naming each column; the rows below it stay as they are."""
-    return _columns([say(lang, zh, en) for zh, en, _ in _LIST_COLUMNS])
-
-
-def _list_line(row: BatchRow, lang: str) -> str:
-    records = "-" if row.records is None else str(row.records)
-    why = (f"{_text(reason_name(row.reason), lang)}: {_short(_text(row.detail, lang))}"
-           if row.reason else "")
-    return _columns([f"{row.at:%Y-%m-%d %H:%M:%S}", row.batch_id, row.node_id or "?",
-                     _state(row.state, lang), records, why])
-
-
-def _columns(cells: list[str]) -> str:
-    return columns(cells, [width for _, _, width in _LIST_COLUMNS])
-
-
-def _short(text: str, width: int = _DETAIL_WIDTH) -> str:
-    text = text.replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # -- show ----------------------------------------------------------------------------------
@@ -181,13 +141,13 @@ def run_batches_show(config_path: Path | None, batch_id: str, as_json: bool,
                                "failed": [_show_json(row, seen) for row, seen in shown]},
                               ensure_ascii=False, indent=2, default=str))
         return EXIT_OK
-    echo(say(lang, f"批次 {batch_id}：状态 {_state(state, lang)}",
-                   f"batch {batch_id}: state {_state(state, lang)}"))
+    echo(say(lang, f"批次 {batch_id}：状态 {state_name(state, lang)}",
+                   f"batch {batch_id}: state {state_name(state, lang)}"))
     if stored is not None:
         echo(say(lang, f"  入库于 {stored.at:%Y-%m-%d %H:%M:%S}，记录 {stored.records} 条："
-                       f"{_text(stored.detail, lang)}",
+                       f"{text_in(stored.detail, lang)}",
                  f"  stored {stored.at:%Y-%m-%d %H:%M:%S}, {stored.records} records: "
-                 f"{_text(stored.detail, lang)}"))
+                 f"{text_in(stored.detail, lang)}"))
     for c in conflicts:
         show = f"exgate conflicts show {c.conflict_id}"
         state_zh, state_en = (f"，待人工处理（{show}）", f"; for a person to resolve ({show})") \
@@ -197,7 +157,7 @@ def run_batches_show(config_path: Path | None, batch_id: str, as_json: bool,
                  f"  conflict: {c.element} key {c.key_text} version {c.version}: other "
                  f"content than the stored one, which is kept{state_en}"))
     for row, seen in shown:
-        _print_shown(row, seen, lang)
+        print_shown(row, seen, lang)
     return EXIT_OK
 
 
@@ -214,38 +174,6 @@ def _show_json(row: FailedRow, seen: Preview) -> dict[str, Any]:
                     "head": seen.head, "records": seen.records, "issues": list(seen.issues),
                     "first_records": [{"element": e, "fields": f} for e, f in seen.first]},
     }
-
-
-def _print_shown(row: FailedRow, seen: Preview, lang: str) -> None:
-    """The same as ``_show_json``, for people."""
-    node, replayed = row.node_id or "?", row.replayed_at or "-"
-    echo(say(lang, f"\n失败记录 #{row.failed_id}  节点 {node}  接收于 {row.received_at}  "
-                   f"重放于 {replayed}",
-             f"\nfailed #{row.failed_id}  node {node}  received {row.received_at}  "
-             f"replayed {replayed}"))
-    reason = reason_name(row.reason)
-    echo(say(lang, f"  原因：{reason.zh}：{row.detail}", f"  reason: {reason.en}: {row.detail}"))
-    if step := _next_step_line(row.reason, lang):
-        echo(step)
-    echo(say(lang, f"  路由键：{row.routing_key}  消息服务器用户（user_id）：{row.user_id}",
-             f"  routing key: {row.routing_key}  user_id: {row.user_id}"))
-    headers = json.dumps(row.safe_headers(), ensure_ascii=False, default=str)
-    echo(say(lang, f"  消息头：{headers}", f"  headers: {headers}"))
-    echo(say(lang, f"  报文：{len(row.body)} 字节（已加密，不显示），sha256 "
-                   f"{row.body_sha256[:16]}…",
-             f"  body: {len(row.body)} bytes (sealed, not shown), sha256 "
-             f"{row.body_sha256[:16]}…"))
-    if not seen.opened:
-        why = _text(seen.why_not, lang)
-        echo(say(lang, f"  无法解密预览：{why}", f"  cannot open for preview: {why}"))
-        return
-    echo("  HEAD: " + json.dumps(seen.head, ensure_ascii=False))
-    echo(say(lang, f"  记录 {seen.records} 条，前 {len(seen.first)} 条：",
-             f"  {seen.records} records, first {len(seen.first)}:"))
-    for element, fields in seen.first:
-        echo(f"    {element}: " + json.dumps(fields, ensure_ascii=False))
-    for issue in seen.issues:
-        echo(say(lang, f"  校验问题：{issue}", f"  validation issue: {issue}"))
 
 
 # -- replay --------------------------------------------------------------------------------
@@ -350,7 +278,7 @@ def _report(run: _Run, missing: list[str], dry_run: bool, as_json: bool, lang: s
                               ensure_ascii=False, indent=2))
         return code
     for result in results:
-        echo(_result_line(result, lang))
+        echo(result_line(result, lang))
     for batch_id in missing:
         echo(say(lang, f"{batch_id}: 未找到待重放的失败批次",
                        f"{batch_id}: no failed batch to replay"))
@@ -358,7 +286,7 @@ def _report(run: _Run, missing: list[str], dry_run: bool, as_json: bool, lang: s
     echo(prefix + say(lang, f"重放 {len(results)} 个：成功 {landed}，仍失败 {failing}",
                             f"replayed {len(results)}: {landed} landed, {failing} still "
                             "failing"))
-    _report_unsent(run.unsent, lang)
+    report_unsent(run.unsent, lang)
     if run.stopped is not None:
         why, left = _why(run.stopped), ", ".join(run.not_tried)
         echo(say(lang, f"错误：监察库仍然忙或不可达（{why}），重放已停止；{len(run.not_tried)} "
@@ -367,51 +295,3 @@ def _report(run: _Run, missing: list[str], dry_run: bool, as_json: bool, lang: s
                  f"with {len(run.not_tried)} batches not tried ({left}); run it again later"),
              err=True)
     return code
-
-
-def _report_unsent(unsent: list[tuple[str, ReceiptNote]], lang: str) -> None:
-    """Each receipt not sent, and per node what its operator runs to get fresh ones."""
-    if not unsent:
-        return
-    echo(say(lang, f"提示：{len(unsent)} 个回执未能发送到节点（已记录在库，节点尚不知道本级的"
-                   "处理结果）：",
-             f"note: {len(unsent)} receipts not sent to their nodes (kept in the store; "
-             "the nodes do not know this level's outcome yet):"), err=True)
-    by_node: dict[str, list[str]] = {}
-    for batch_id, note in unsent:
-        by_node.setdefault(note.to, []).append(batch_id)
-        error = _text(note.error, lang)
-        echo(say(lang, f"  {batch_id} → 节点 {note.to}：{error}",
-                 f"  {batch_id} → node {note.to}: {error}"), err=True)
-    for node_id, ids in by_node.items():
-        command = f"exgate agent replay {' '.join(ids)}"
-        echo(say(lang, f"  请在节点 {node_id} 的前置机上运行 {command}：重发这些批次，并收取新的"
-                       "回执",
-                 f"  on node {node_id}'s front-end machine run {command}: it resends the "
-                 "batches and gets a fresh receipt for each"), err=True)
-
-
-def _result_line(r: ReplayResult, lang: str) -> str:
-    would = r.dry_run
-    if r.status == "stored":
-        counts = (f"stored {r.stored}, duplicates {r.duplicates}, conflicts {r.conflicts}"
-                  if lang == "en" else
-                  f"新入库 {r.stored}，重复 {r.duplicates}，冲突 {r.conflicts}")
-        verb = say(lang, "将入库" if would else "已入库", "would store" if would else "stored")
-        note = say(lang, f"（{_text(r.detail, lang)}）", f" ({_text(r.detail, lang)})") \
-            if r.detail else ""
-        return f"{r.batch_id}: {verb}: {counts}{note}"
-    if r.status == "skipped":
-        detail = _text(r.detail, lang)
-        return f"{r.batch_id}: " + say(lang, f"此前已重放（{detail}），未做修改",
-                                       f"replayed before ({detail}), unchanged")
-    verb = say(lang, "仍将失败" if would else "仍失败",
-               "would still fail" if would else "still failing")
-    why = _text(reason_name(r.reason), lang) if r.reason else "-"
-    return (f"{r.batch_id}: {verb}: {why}: {_short(_text(r.detail, lang))}\n"
-            f"{_next_step_line(r.reason or '', lang)}").rstrip()
-
-
-def _next_step_line(reason: str, lang: str) -> str:
-    step = next_step(reason)
-    return "" if step is None else say(lang, f"  处理：{step.zh}", f"  next: {step.en}")
