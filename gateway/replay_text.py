@@ -52,8 +52,8 @@ def list_header(lang: str) -> str:
 
 def list_line(row: BatchRow, lang: str) -> str:
     records = "-" if row.records is None else str(row.records)
-    why = (f"{text_in(reason_name(row.reason), lang)}: {_short(text_in(row.detail, lang))}"
-           if row.reason else "")
+    why = (text_in(reason_name(row.reason), lang) + say(lang, "：", ": ")
+           + _short(text_in(row.detail, lang)) if row.reason else "")
     return _columns([f"{row.at:%Y-%m-%d %H:%M:%S}", row.batch_id, row.node_id or "?",
                      state_name(row.state, lang), records, why])
 

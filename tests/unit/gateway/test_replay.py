@@ -588,9 +588,9 @@ def cells(line: str) -> list[tuple[int, int, str]]:
 
 
 @pytest.mark.parametrize(("lang", "names", "state", "reason"), [
-    ("zh", ["时间", "批次号", "节点", "状态", "记录数", "原因：详情"], "失败", "节点未登记"),
+    ("zh", ["时间", "批次号", "节点", "状态", "记录数", "原因：详情"], "失败", "节点未登记（unknown-node）："),
     ("en", ["time", "batch ID", "node", "state", "records", "reason: detail"], "failed",
-     "node not registered")])
+     "node not registered (unknown-node): ")])
 def test_the_list_names_its_columns_above_rows_in_those_columns(
         level: Level, keys: NodeKeys, refused: str, lang: str, names: list[str], state: str,
         reason: str) -> None:
