@@ -18,19 +18,16 @@ name, or a GBK name whose ``\\xNN`` spelling is four times longer, still fits.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from adapters.sources.base import Chunk, Origin, SourceContext
 from adapters.sources.folder_files import (
-    REPORT_SUFFIX,
     claimed_name,
     free_path,
     is_candidate,
@@ -39,11 +36,10 @@ from adapters.sources.folder_files import (
 )
 from adapters.sources.folder_ignored import PassedOver
 from adapters.sources.folder_options import FolderOptions
+from adapters.sources.folder_runs import COUNTING, FileRun, Group, unreadable_issue, write_report
 from adapters.sources.folder_text import say
 from schemas.audit_report import unreadable_reason
-from schemas.columns import resolve_columns
 from schemas.errors import ConfigError
-from schemas.issues import Issue, IssueCode
 from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
 from schemas.times import BEIJING
@@ -54,52 +50,7 @@ log = logging.getLogger("exgate.source.folder")
 
 _RETRY_SECONDS = 600.0  # a file the system refused to move is tried again this much later
 
-# How ``records`` in a file's progress counts: 2 since elements under BODY that are no
-# exchange element stopped being counted as records. Progress counted otherwise (left by
-# an older agent with a file half read) is no place to resume: the file is read again
-# from its start, and the outbox drops what it journaled already.
-_COUNTING = 2
-
-
-@dataclass
-class _FileRun:
-    """What the source knows about the file it is reading, for its report."""
-
-    name: str
-    path: Path
-    sha256: str
-    records: int = 0
-    invalid: int = 0
-    issues: list[Issue] = field(default_factory=list)  # of invalid records, capped
-    truncated: bool = False
-    file_issues: tuple[Issue, ...] = ()
-
-    @property
-    def bad(self) -> bool:
-        return self.invalid > 0 or bool(self.file_issues)
-
-
-_Piece = tuple[list[tuple[Origin, RecordCheck]], dict[str, Any], "_FileRun | None"]
-
-
-@dataclass
-class _Group:
-    """Finished small files waiting to be sent as one chunk."""
-
-    checks: list[tuple[Origin, RecordCheck]] = field(default_factory=list)
-    file_issues: list[Issue] = field(default_factory=list)
-    runs: list[_FileRun] = field(default_factory=list)
-    progress: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, checks: list[tuple[Origin, RecordCheck]], progress: dict[str, Any],
-            run: _FileRun) -> None:
-        self.checks.extend(checks)
-        self.file_issues.extend(run.file_issues)
-        self.runs.append(run)
-        self.progress = progress
-
-    def clear(self) -> None:
-        self.checks, self.file_issues, self.runs, self.progress = [], [], [], {}
+_Piece = tuple[list[tuple[Origin, RecordCheck]], dict[str, Any], "FileRun | None"]
 
 
 class FolderSource:
@@ -119,12 +70,12 @@ class FolderSource:
         self._passed_over = PassedOver(options.stable_seconds, context.lang, self._extra)
         self._scanned_at: float | None = None  # monotonic time of the last inbox scan
         self._yielded: Chunk | None = None
-        self._finishing: list[_FileRun] = []
+        self._finishing: list[FileRun] = []
         # Files the system refused to move, with the monotonic time of the next try:
         # inbox files (and their (size, mtime): a changed file is tried at once), and
         # journaled files in processing/ (finished later, never read again).
         self._refused: dict[Path, tuple[float, tuple[int, int]]] = {}
-        self._unfinished: dict[Path, tuple[float, _FileRun]] = {}
+        self._unfinished: dict[Path, tuple[float, FileRun]] = {}
         self._observer: Any = None
 
     # -- Source protocol -----------------------------------------------------------------
@@ -136,7 +87,7 @@ class FolderSource:
         ``files_per_chunk`` files); a big file is cut into chunks of its own.
         """
         self._retry_unfinished()
-        group = _Group()
+        group = Group()
         for path, resumed in self._files_to_read():
             for checks, progress, run in self._read_file(path, state if resumed else {}):
                 if run is None:  # a big file's middle: flush the group, then send it alone
@@ -179,7 +130,7 @@ class FolderSource:
                 if path.exists():
                     self._finish_or_hold(run)
 
-    def _finish_or_hold(self, run: _FileRun) -> None:
+    def _finish_or_hold(self, run: FileRun) -> None:
         """Finish a journaled file; if the system refuses, keep it to finish later.
 
         Its records are journaled, so it is not read again while this source runs;
@@ -192,14 +143,14 @@ class FolderSource:
             until = self._hold(run.path, exc, "not-finished")
             self._unfinished[run.path] = (until, run)
 
-    def _flush(self, group: _Group) -> Iterator[Chunk]:
+    def _flush(self, group: Group) -> Iterator[Chunk]:
         if group.runs:
             chunk = Chunk(tuple(group.checks), group.progress, tuple(group.file_issues))
             runs = list(group.runs)
             group.clear()
             yield self._hand_out(chunk, runs)
 
-    def _hand_out(self, chunk: Chunk, runs: list[_FileRun]) -> Chunk:
+    def _hand_out(self, chunk: Chunk, runs: list[FileRun]) -> Chunk:
         self._yielded, self._finishing = chunk, runs
         return chunk
 
@@ -219,10 +170,11 @@ class FolderSource:
         """The system's reason, in the agent's language where exgate knows it."""
         return unreadable_reason(exc.strerror or str(exc), self.context.lang)
 
-    def _finish(self, run: _FileRun) -> None:
+    def _finish(self, run: FileRun) -> None:
         if run.bad:
             target = free_path(self.error, run.name)
-            self._write_report(run, target)
+            write_report(run, target, source=self.name, node=self.context.node_id,
+                         lang=self.context.lang)
         else:
             day = self.done / datetime.now(BEIJING).strftime("%Y-%m-%d")
             day.mkdir(exist_ok=True)
@@ -339,23 +291,23 @@ class FolderSource:
     # -- reading one file ---------------------------------------------------------------
 
     def _read_file(self, path: Path, state: Mapping[str, Any]) -> Iterator[_Piece]:
-        """A file's checks in pieces; the last piece carries its ``_FileRun``."""
+        """A file's checks in pieces; the last piece carries its ``FileRun``."""
         try:
             # Past max_file_mb the reader refuses the file by its size: never read it.
             too_large = path.lstat().st_size > self.options.limits.max_file_bytes
             content, digest = (None, "") if too_large else read_small(path)
         except OSError as exc:
-            run = _FileRun(path.name, path, "",
-                           file_issues=(_unreadable_issue(path.name, exc.strerror or str(exc)),))
-            yield [], self._progress(run, done=True), run
+            run = FileRun(path.name, path, "",
+                          file_issues=(unreadable_issue(path.name, exc.strerror or str(exc)),))
+            yield [], run.progress(done=True), run
             return
-        run = _FileRun(path.name, path, digest)
+        run = FileRun(path.name, path, digest)
         # Progress that says done may be of an earlier pass over this very file, before
         # it was moved out and back (or claimed again and the agent killed before its
         # first chunk): skipping would lose it whole. Re-reading a file that was journaled
         # but not yet moved costs only duplicates the outbox drops.
         resume = (state.get("file") == run.name and state.get("sha256") == digest
-                  and state.get("done") is False and state.get("counting") == _COUNTING)
+                  and state.get("done") is False and state.get("counting") == COUNTING)
         skip = int(state.get("records", 0)) if resume else 0
         reader = DocumentReader(path if content is None else content, run.name,
                                 limits=self.options.limits,
@@ -365,70 +317,25 @@ class FolderSource:
             for check in reader:
                 run.records += 1
                 if not check.valid:
-                    self._note_invalid(run, check)
+                    run.note_invalid(check, self.options.max_report_issues)
                 if run.records <= skip:
                     continue  # journaled before a restart, with its reject if any
                 buffer.append((Origin(self.name, run.name, check.line), check))
                 if len(buffer) >= self.options.chunk_records:
-                    yield buffer, self._progress(run, done=False), None
+                    yield buffer, run.progress(done=False), None
                     buffer = []
         except OSError as exc:
             log.warning(self._say("read-error", error=self._why(exc)),
                         extra=self._extra(run.name))
-            reader.issues.append(_unreadable_issue(run.name, exc.strerror or str(exc)))
+            reader.issues.append(unreadable_issue(run.name, exc.strerror or str(exc)))
         except Exception as exc:  # a reader defect: this file goes to error/, not the rest
             log.exception(self._say("reader-failed", error=exc), extra=self._extra(run.name))
-            reader.issues.append(_unreadable_issue(run.name, f"{type(exc).__name__}: {exc}"))
+            reader.issues.append(unreadable_issue(run.name, f"{type(exc).__name__}: {exc}"))
         run.file_issues = tuple(reader.issues)
-        yield buffer, self._progress(run, done=True), run
-
-    def _note_invalid(self, run: _FileRun, check: RecordCheck) -> None:
-        run.invalid += 1
-        room = self.options.max_report_issues - len(run.issues)
-        if room < len(check.issues):
-            run.truncated = True
-        run.issues.extend(check.issues[:max(room, 0)])
-
-    def _progress(self, run: _FileRun, *, done: bool) -> dict[str, Any]:
-        return {"file": run.name, "sha256": run.sha256, "records": run.records, "done": done,
-                "counting": _COUNTING}
-
-    def _write_report(self, run: _FileRun, target: Path) -> None:
-        lang = self.context.lang
-        report = {
-            "file": run.name,
-            "moved_to": target.name,
-            "sha256": run.sha256,
-            "source": self.name,
-            "node": self.context.node_id,
-            "checked_at": datetime.now(BEIJING).isoformat(timespec="seconds"),
-            "counts": {"records": run.records, "valid": run.records - run.invalid,
-                       "invalid": run.invalid, "file_issues": len(run.file_issues)},
-            "issues": [i.to_json(lang) for i in _with_columns(run)],
-            "truncated": run.truncated,
-        }
-        path = target.with_name(target.name + REPORT_SUFFIX)
-        temp = path.with_name(f".{path.name}.tmp")
-        try:
-            temp.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-            os.replace(temp, path)
-        except OSError:
-            temp.unlink(missing_ok=True)
-            raise
+        yield buffer, run.progress(done=True), run
 
     def _extra(self, file: str) -> dict[str, str]:
         return {"node": self.context.node_id, "source": self.name, "file": file}
-
-
-def _with_columns(run: _FileRun) -> list[Issue]:
-    """The report's issues with the column of each record issue's tag, as ``exgate
-    validate`` gives them: the clerk's editor goes to the field. Only a bad file pays
-    for this second look, at its lines with issues alone."""
-    issues = [*run.file_issues, *run.issues]
-    try:
-        return resolve_columns(run.path, issues)
-    except (OSError, UnicodeError):  # the report still goes out, without columns
-        return issues
 
 
 def folder_source(name: str, options: Mapping[str, Any], context: SourceContext) -> FolderSource:
@@ -451,7 +358,3 @@ def _check_drop_folder(root: Path) -> None:
                       "have the legacy system write into its inbox/) or correct 'path'",
                       zh=f"配置项 'path'：投递目录 {root} 不存在；请创建该目录（并让源系统将文件"
                       "写入其下的 inbox/），或改正 'path'")
-
-
-def _unreadable_issue(name: str, detail: str) -> Issue:
-    return Issue(IssueCode.MALFORMED_XML, "unreadable", {"detail": detail}, file=name)
