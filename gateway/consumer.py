@@ -9,21 +9,8 @@ record (``ordered_pool``). A worker hands its verdict back with
 ``connection.add_callback_threadsafe`` (the one thread-safe pika call), and the I/O
 thread publishes the receipt (publisher confirms on) and only then acks.
 
-Transient failures never lose a batch. A worker whose store write fails with
-``RetriableError`` keeps the delivery unacked and retries with backoff. The quorum
-queue's ``x-delivery-limit`` counts *returns* to the queue (on RabbitMQ before 4.3,
-every nack-with-requeue and every channel close), so the gateway does not bounce the
-message through the queue while it waits: a 30 s outage costs no delivery attempt at
-all. Only after ``hold_seconds`` (below the broker's 30 min ``consumer_timeout``) is the
-message nacked back (``basic.nack``, which RabbitMQ 4.3+ does not count as a failure),
-so even a many-hour outage spends one attempt per ``hold_seconds``; past the limit the
-queue dead-letters at least once to ``exgate.dead``, never drops.
-
-Holding only helps when waiting can cure the failure. A delivery that fails
-``poison_attempts`` times in a row for no transient reason (``gateway.poison``) is given
-up on instead, after the usual short backoff: a batch is kept in the failed-batch store
-with a ``failed`` receipt, then acked; a heartbeat is dropped. When even that fails (the
-store is away after all) the delivery goes on being held, never lost.
+A worker holds a delivery through transient failures and gives up on a poison one
+(``gateway.worker``); its ``Verdict`` comes back here to be acked or nacked.
 
 Past the queue's delivery limit the broker gives up: every ``DEAD_CHECK_S`` the level's
 dead queue is rescued into the failed-batch store (``gateway.dead_letters``), and
@@ -33,8 +20,7 @@ dead queue is rescued into the failed-batch store (``gateway.dead_letters``), an
 dashboard's ``/healthz`` and ``exgate_broker_connected`` read it (``gateway.run`` starts
 the process around the consumer). ``holds()`` says how many deliveries are held through
 failures and since when (``gateway.holds``): ``/healthz``, ``/metrics`` and the
-dashboard's banner show a store that refuses writes. The log names a held heartbeat by
-its node (it has no batch ID).
+dashboard's banner show a store that refuses writes.
 """
 
 from __future__ import annotations
@@ -45,7 +31,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +45,6 @@ from adapters.amqp.topology import (
     declare_level,
     declare_topology,
     level_queue,
-    node_of,
     status_queue,
 )
 from gateway.config import GatewaySettings
@@ -68,28 +52,17 @@ from gateway.dead_letters import DeadLetters
 from gateway.holds import Holds, HoldState
 from gateway.ordered_pool import OrderedPool
 from gateway.pipeline import Delivery, Outcome, Pipeline
-from gateway.poison import Streak, describe
-from schemas.errors import ExgateError, RetriableError
+from gateway.worker import Verdict, Worker, backoff
+from schemas.errors import RetriableError
 
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Consumer", "Verdict", "backoff"]
+__all__ = ["Consumer"]
 
 log = logging.getLogger("exgate.gateway")
-MAX_BACKOFF_S = 30.0
 DEAD_CHECK_S = 60.0  # how often a pass over the level's dead queue starts
 STOP_GRACE_S = 30.0
-Work = Callable[[Delivery], "Verdict"]
-GiveUp = Callable[[Delivery, str], "Verdict"]  # the delivery and why, for a poison one
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the I/O thread does with a delivery once a worker is done with it."""
-
-    action: str                    # ack | requeue | leave (unacked until the channel closes)
-    outcome: Outcome | None = None
 
 
 @dataclass
@@ -123,6 +96,7 @@ class Consumer:
         self._dead = DeadLetters(pipeline, self.stop)
         self._dead_checked = 0.0
         self._holds = Holds()
+        self._worker = Worker(pipeline, settings, self.stop, self._holds)
 
     def consuming(self) -> bool:
         """True while connected with the level's queues consumed; thread-safe."""
@@ -312,120 +286,11 @@ class Consumer:
 
     def _run(self, session: _Session, tag: int, delivery: Delivery, kind: str,
              taken: float) -> None:
-        verdict = self._patiently(session, delivery, kind, taken)
+        verdict = self._worker.patiently(session.dead, delivery, kind, taken)
         # If the connection is gone the delivery is redelivered and the store dedupes it.
         with contextlib.suppress(px.ConnectionWrongStateError):
             session.connection.add_callback_threadsafe(
                 functools.partial(self._finish, session, tag, verdict))
-
-    def _patiently(self, session: _Session, delivery: Delivery, kind: str,
-                   taken: float) -> Verdict:
-        """Handle a ``kind`` ("batch" | "heartbeat") delivery; hold it through transient
-        failures, with backoff, until ``hold_seconds`` after it was ``taken`` (monotonic)
-        from the queue: a delivery that waited behind its node's earlier ones (held too)
-        must still be settled before the broker's ``consumer_timeout``.
-
-        After ``poison_attempts`` failures in a row for no transient reason it is given
-        up on instead; if that fails too, holding goes on. ``holds()`` counts it from its
-        first failure until it is settled or let go.
-        """
-        if kind == "batch":
-            work, give_up = self._work_batch, self._give_up_batch
-        else:
-            work, give_up = self._work_heartbeat, self._give_up_heartbeat
-        token = object()  # this delivery in the hold state while this worker has it
-        try:
-            return self._hold(session, _Subject.of(kind, delivery), delivery, work, give_up,
-                              token, taken)
-        finally:
-            self._holds.ended(token, through=False)  # let go (or a crash): no longer held
-
-    def _hold(self, session: _Session, subject: _Subject, delivery: Delivery, work: Work,
-              give_up: GiveUp, token: object, started: float) -> Verdict:
-        failures = 0
-        streak = Streak(self.settings.poison_attempts)
-        while not (session.dead.is_set() or self.stop.is_set()):
-            try:
-                verdict = work(delivery)
-            except Exception as exc:  # anything else too is retried, never lost
-                failures += 1
-                self._holds.failed(token)
-                self._log_failure(subject, exc, failures)
-                if streak.failed(exc):
-                    settled = self._settle_poison(subject, delivery, exc, streak.count,
-                                                  give_up)
-                    if settled is not None:
-                        self._holds.ended(token, through=True)
-                        return settled
-                if time.monotonic() - started >= self.settings.hold_seconds:
-                    return Verdict("requeue")
-                session.dead.wait(min(backoff(failures),
-                                      max(0.0, self.settings.hold_seconds - (
-                                          time.monotonic() - started))))
-                continue
-            self._holds.ended(token, through=True)
-            if failures:
-                log.info("%s went through after %d failed attempt(s)", subject.text,
-                         failures, extra=subject.ids)
-            return verdict
-        return Verdict("leave")
-
-    def _settle_poison(self, subject: _Subject, delivery: Delivery, exc: Exception,
-                       attempts: int, give_up: GiveUp) -> Verdict | None:
-        cause = f"failed {attempts} times in a row, last with {describe(exc)}"
-        try:
-            return give_up(delivery, cause)
-        except Exception as failure:  # the failed-batch store is away too: keep holding
-            log.error("%s %s, but cannot be %s, still held: %s", subject.text, cause,
-                      subject.settled, describe(failure), extra=subject.ids)
-            return None
-
-    def _work_batch(self, delivery: Delivery) -> Verdict:
-        return Verdict("ack", self.pipeline.handle(delivery))
-
-    def _give_up_batch(self, delivery: Delivery, cause: str) -> Verdict:
-        return Verdict("ack", self.pipeline.quarantine(delivery, cause))
-
-    def _work_heartbeat(self, delivery: Delivery) -> Verdict:
-        self.pipeline.heartbeat(delivery)
-        return Verdict("ack")
-
-    def _give_up_heartbeat(self, delivery: Delivery, cause: str) -> Verdict:
-        # A heartbeat is superseded within a minute: not worth keeping for a replay.
-        log.error("heartbeat on %s %s: dropped", delivery.routing_key, cause)
-        return Verdict("ack")
-
-    def _log_failure(self, subject: _Subject, exc: Exception, failures: int) -> None:
-        if isinstance(exc, RetriableError):
-            level = logging.WARNING if failures == 1 or failures % 10 == 0 else logging.DEBUG
-            log.log(level, "%s held, attempt %d: %s", subject.text, failures, exc,
-                    extra=subject.ids)
-        elif isinstance(exc, ExgateError):
-            log.error("%s held, attempt %d: %s", subject.text, failures, exc,
-                      extra=subject.ids)
-        else:
-            log.exception("%s held after an unexpected error", subject.text,
-                          extra=subject.ids)
-
-
-@dataclass(frozen=True)
-class _Subject:
-    """How the log names a delivery, and the ids it files the lines under."""
-
-    text: str                      # "batch B… from node n1" | "heartbeat of node n1"
-    ids: dict[str, Any]
-    settled: str                   # what giving up on it means
-
-    @classmethod
-    def of(cls, kind: str, delivery: Delivery) -> _Subject:
-        if kind == "heartbeat":
-            # No batch ID, no node header: the routing key names the node (its topic
-            # permissions let it publish under its own only).
-            sender = node_of(delivery.routing_key)[:64]
-            return cls(f"heartbeat of node {sender}", {"node_id": sender}, "dropped")
-        node = delivery.headers.get("x-exgate-node")
-        return cls(f"batch {delivery.message_id} from node {node}",
-                   {"batch_id": delivery.message_id, "node_id": node}, "kept as failed")
 
 
 def _older_queue_effect(refusal: str) -> str:
@@ -438,11 +303,6 @@ def _older_queue_effect(refusal: str) -> str:
                 f"{DELIVERY_LIMIT:,} (a store outage of hours, not weeks); such batches "
                 "are kept as failed batches: replay them once the store is back.")
     return ""
-
-
-def backoff(failures: int) -> float:
-    """Seconds to wait after ``failures`` failures in a row: doubling, capped."""
-    return float(min(MAX_BACKOFF_S, 0.25 * 2 ** min(failures, 10)))
 
 
 def _close(connection: BlockingConnection) -> None:

@@ -18,12 +18,13 @@ from urllib.parse import urlsplit
 from adapters.heap import startup_frozen
 from adapters.stores.sql import SqlStore
 from gateway.config import GatewayConfig, load_config
-from gateway.consumer import Consumer, backoff
+from gateway.consumer import Consumer
 from gateway.dashboard.server import DashboardServer
 from gateway.holds import HoldState
 from gateway.housekeeping import housekeeping
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
+from gateway.worker import backoff
 from schemas.errors import ConfigError, FatalError, RetriableError, located
 
 __all__ = ["run_gateway"]

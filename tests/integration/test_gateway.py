@@ -45,12 +45,13 @@ from frontend_machine.outbox_batches import BatchState
 from frontend_machine.receipts import apply_receipt
 from frontend_machine.replay import requeue_batches
 from gateway.config import GatewaySettings
-from gateway.consumer import Consumer, Verdict, _Session
+from gateway.consumer import Consumer, _Session
 from gateway.pipeline import Pipeline
 from gateway.poison import POISON_REASON
 from gateway.registry import Registry
 from gateway.replay import Replayer, failed_rows
 from gateway.replay_receipts import BrokerReceipts
+from gateway.worker import Verdict
 from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
 from schemas.records import Record

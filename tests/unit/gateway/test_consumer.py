@@ -131,7 +131,7 @@ HEARTBEAT = Delivery("430000.430100.430102.furong-01", b"{}", None, "u-furong-01
 def test_a_held_heartbeat_is_logged_as_its_node_s_heartbeat_never_as_batch_none(
         consumer: Consumer, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr("gateway.consumer.backoff", lambda failures: 0.0)
+    monkeypatch.setattr("gateway.worker.backoff", lambda failures: 0.0)
     seen: list[HoldState] = []
     monkeypatch.setattr(consumer.pipeline, "heartbeat", failing_then_through(2, seen, consumer))
     with caplog.at_level(logging.INFO, "exgate.gateway"):
@@ -146,7 +146,7 @@ def test_a_held_heartbeat_is_logged_as_its_node_s_heartbeat_never_as_batch_none(
 
 def test_the_consumer_says_what_it_holds_through_failures_and_since_when(
         consumer: Consumer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gateway.consumer.backoff", lambda failures: 0.0)
+    monkeypatch.setattr("gateway.worker.backoff", lambda failures: 0.0)
     seen: list[HoldState] = []
     batch = Delivery("430000.430100.430102.furong-01", b"x", "B1", "u-furong-01",
                      {"x-exgate-node": "furong-01"})

@@ -1,6 +1,6 @@
 """Poison deliveries: a batch that keeps failing for no transient reason is kept as failed.
 
-The consumer's worker loop (``Consumer._patiently``) runs here without a broker: the
+The consumer's worker loop (``Worker.patiently``) runs here without a broker: the
 pipeline is real, the store is the in-memory one with scripted failures.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
 
 import pytest
 
@@ -25,9 +25,10 @@ from adapters.stores.base import (
     WriteResult,
 )
 from gateway.config import GatewaySettings
-from gateway.consumer import Consumer, Verdict, _Session
+from gateway.holds import Holds
 from gateway.pipeline import Delivery, Pipeline
 from gateway.poison import POISON_REASON, Streak, transient
+from gateway.worker import Verdict, Worker
 from schemas.errors import ConfigError, FatalError, RetriableError
 from tests.unit.gateway.test_pipeline import NOW, FakeRegistry, MemoryStore, delivery, plain
 
@@ -73,7 +74,7 @@ class ScriptedStore(MemoryStore):
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gateway.consumer.backoff", lambda failures: 0.01)
+    monkeypatch.setattr("gateway.worker.backoff", lambda failures: 0.01)
 
 
 @pytest.fixture
@@ -100,12 +101,8 @@ def patiently(pipeline: Pipeline, message: Delivery, *, hold_seconds: float = 5.
     earlier deliveries)."""
     settings = GatewaySettings(workers=1, prefetch=1, hold_seconds=hold_seconds,
                                poison_attempts=poison_attempts)
-    consumer = Consumer("amqp://localhost/unused", pipeline, settings)
-    session = _Session(cast(Any, None), cast(Any, None), cast(Any, None))
-    try:
-        return consumer._patiently(session, message, kind, time.monotonic() - waited)
-    finally:
-        consumer._pool.shutdown()
+    worker = Worker(pipeline, settings, threading.Event(), Holds())
+    return worker.patiently(threading.Event(), message, kind, time.monotonic() - waited)
 
 
 def test_a_batch_failing_for_no_transient_reason_becomes_a_failed_batch(
