@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pika
 import pika.exceptions as px
@@ -54,9 +54,6 @@ from gateway.ordered_pool import OrderedPool
 from gateway.pipeline import Delivery, Outcome, Pipeline
 from gateway.worker import Verdict, Worker, backoff
 from schemas.errors import RetriableError
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["Consumer"]
 

@@ -1,6 +1,6 @@
 """Deliveries the consumer holds through failures: how many, and since when.
 
-The consumer holds a batch or heartbeat it cannot store (``Consumer._patiently``) and
+The consumer holds a batch or heartbeat it cannot store (``Worker.patiently``) and
 retries it with backoff, so a store that refuses writes shows in the log only, while
 heartbeats stop reaching the store and nodes turn yellow one by one, blamed for the
 level's trouble. ``Holds`` keeps the state for ``/healthz``, ``/metrics`` and the
