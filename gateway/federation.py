@@ -96,9 +96,8 @@ from gateway.federation_objects import (
     intake_exchange,
     put_policy,
     put_upstream,
-    quoted,
 )
-from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError
+from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError, segment
 from gateway.shovel_links import shovels_up
 from schemas.divisions import Level, level_of
 from schemas.errors import ConfigError, RetriableError
@@ -207,8 +206,8 @@ def _retire_whole_exchange_links(api: ManagementApi, vhost: str,
     ``settle`` seconds), so what is published meanwhile takes one way or both (the
     stores are idempotent), none is left in a queue nobody reads.
     """
-    policy = f"policies/{quoted(vhost)}/{quoted(UP_POLICY)}"
-    members_path = f"parameters/federation-upstream-set/{quoted(vhost)}/{quoted(UP_SET)}"
+    policy = f"policies/{segment(vhost)}/{segment(UP_POLICY)}"
+    members_path = f"parameters/federation-upstream-set/{segment(vhost)}/{segment(UP_SET)}"
     members = api.find(members_path)
     if api.find(policy) is None and members is None:
         return
@@ -276,8 +275,8 @@ def grant_link_user(api: ManagementApi, user: str, password: str, *, direction: 
     """
     exchanges = "exgate\\.(records|status)" if direction == "up" else "exgate\\.receipts"
     own = "federation: .*|exgate\\.uplink\\..*"
-    api.put(f"users/{quoted(user)}", {"password": password, "tags": ""})
-    api.put(f"permissions/{quoted(vhost)}/{quoted(user)}", {
+    api.put(f"users/{segment(user)}", {"password": password, "tags": ""})
+    api.put(f"permissions/{segment(vhost)}/{segment(user)}", {
         "configure": f"^({own})$", "write": f"^({own})$", "read": f"^({exchanges}|{own})$"})
 
 
@@ -306,7 +305,7 @@ def _refuse_wrong_way(api: ManagementApi, vhost: str, division: str, direction: 
 
 
 def _levels_here(api: ManagementApi, vhost: str) -> list[str]:
-    queues = api.get(f"queues/{quoted(vhost)}?columns=name") or []
+    queues = api.get(f"queues/{segment(vhost)}?columns=name") or []
     return [m.group(1) for q in queues if (m := _LEVEL_QUEUE.match(str(q.get("name"))))]
 
 
@@ -319,11 +318,11 @@ def _at_or_below(lower: str, upper: str) -> bool:
 def link_states(api: ManagementApi, vhost: str = "/") -> dict[str, str]:
     """``{upstream or shovel name: state}`` for the federation links and shovels here."""
     states: dict[str, str] = {}
-    for link in api.get(f"federation-links/{quoted(vhost)}") or []:
+    for link in api.get(f"federation-links/{segment(vhost)}") or []:
         name = str(link.get("upstream"))
         exchange = str(link.get("exchange", ""))
         states[f"{name}:{exchange}"] = _state(link.get("status"), link.get("error"))
-    for shovel in api.get(f"shovels/{quoted(vhost)}") or []:
+    for shovel in api.get(f"shovels/{segment(vhost)}") or []:
         states[str(shovel.get("name"))] = _state(shovel.get("state"), shovel.get("reason"))
     return states
 

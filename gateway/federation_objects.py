@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from urllib.parse import quote
 
 from adapters.amqp.topology import RECORDS_EXCHANGE, STATUS_EXCHANGE, binding_key, check_division
-from gateway.mgmt_api import HttpChannel, ManagementApi
+from gateway.mgmt_api import HttpChannel, ManagementApi, segment
 
 __all__ = [
     "POLICY_PRIORITY",
@@ -25,16 +24,10 @@ __all__ = [
     "intake_exchange",
     "put_policy",
     "put_upstream",
-    "quoted",
 ]
 
 POLICY_PRIORITY = 10
 UP_EXCHANGES = (RECORDS_EXCHANGE, STATUS_EXCHANGE)
-
-
-def quoted(name: str) -> str:
-    """``name`` as one segment of a management API path (a vhost, a user, an object)."""
-    return quote(name, safe="")
 
 
 def intake_exchange(exchange: str, division: str) -> str:
@@ -52,7 +45,7 @@ def declare_intake(api: ManagementApi, vhost: str, exchange: str, division: str)
     """
     intake = intake_exchange(exchange, division)
     HttpChannel(api, vhost).exchange_declare(intake, exchange_type="topic", durable=True)
-    api.post(f"bindings/{quoted(vhost)}/e/{quoted(intake)}/e/{quoted(exchange)}",
+    api.post(f"bindings/{segment(vhost)}/e/{segment(intake)}/e/{segment(exchange)}",
              {"routing_key": binding_key(division), "arguments": {}})
 
 
@@ -67,7 +60,7 @@ def federate_intakes(api: ManagementApi, vhost: str, upstream: str, division: st
     for exchange in UP_EXCHANGES:
         intake = intake_exchange(exchange, division)
         name = f"{upstream}-{exchange.rsplit('.', 1)[1]}"
-        api.put(f"parameters/federation-upstream-set/{quoted(vhost)}/{quoted(name)}",
+        api.put(f"parameters/federation-upstream-set/{segment(vhost)}/{segment(name)}",
                 {"value": [{"upstream": upstream, "exchange": exchange}]})
         put_policy(api, vhost, name, (intake,), name)
 
@@ -75,13 +68,13 @@ def federate_intakes(api: ManagementApi, vhost: str, upstream: str, division: st
 def put_upstream(api: ManagementApi, vhost: str, name: str, uri: str, max_hops: int,
                  reconnect_delay: int, *, trust_user: bool) -> None:
     # No expires and no message-ttl: the upstream queue keeps messages through any outage.
-    api.put(f"parameters/federation-upstream/{quoted(vhost)}/{quoted(name)}", {"value": {
+    api.put(f"parameters/federation-upstream/{segment(vhost)}/{segment(name)}", {"value": {
         "uri": uri, "ack-mode": "on-confirm", "trust-user-id": trust_user,
         "max-hops": max_hops, "prefetch-count": 1000, "reconnect-delay": reconnect_delay}})
 
 
 def add_to_set(api: ManagementApi, vhost: str, set_name: str, upstream: str) -> None:
-    path = f"parameters/federation-upstream-set/{quoted(vhost)}/{quoted(set_name)}"
+    path = f"parameters/federation-upstream-set/{segment(vhost)}/{segment(set_name)}"
     found = api.find(path)
     members = list(found.get("value") or []) if found is not None else []
     if all(m.get("upstream") != upstream for m in members):
@@ -91,6 +84,6 @@ def add_to_set(api: ManagementApi, vhost: str, set_name: str, upstream: str) -> 
 def put_policy(api: ManagementApi, vhost: str, name: str, exchanges: Sequence[str],
                set_name: str) -> None:
     pattern = "^(" + "|".join(re.escape(x) for x in exchanges) + ")$"
-    api.put(f"policies/{quoted(vhost)}/{quoted(name)}", {
+    api.put(f"policies/{segment(vhost)}/{segment(name)}", {
         "pattern": pattern, "apply-to": "exchanges", "priority": POLICY_PRIORITY,
         "definition": {"federation-upstream-set": set_name}})

@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from gateway.broker_node import LocalBroker
 from schemas.errors import ConfigError, FatalError, RetriableError
 
-__all__ = ["HttpChannel", "ManagementApi", "ManagementError"]
+__all__ = ["HttpChannel", "ManagementApi", "ManagementError", "segment"]
 
 log = logging.getLogger("exgate.broker")
 
@@ -138,7 +138,8 @@ def _reason(detail: str) -> str:
     return reason if isinstance(reason, str) else ""
 
 
-def _q(name: str) -> str:
+def segment(name: str) -> str:
+    """``name`` as one segment of a management API path (a vhost, a user, an object)."""
     return quote(name, safe="")
 
 
@@ -158,7 +159,7 @@ class HttpChannel:
                          passive: bool = False, durable: bool = False,
                          auto_delete: bool = False, internal: bool = False,
                          arguments: Mapping[str, Any] | None = None) -> None:
-        self.api.put(f"exchanges/{_q(self.vhost)}/{_q(exchange)}",
+        self.api.put(f"exchanges/{segment(self.vhost)}/{segment(exchange)}",
                      {"type": str(exchange_type), "durable": durable,
                       "auto_delete": auto_delete, "internal": internal,
                       "arguments": dict(arguments or {})})
@@ -166,7 +167,7 @@ class HttpChannel:
     def queue_declare(self, queue: str, passive: bool = False, durable: bool = False,
                       exclusive: bool = False, auto_delete: bool = False,
                       arguments: Mapping[str, Any] | None = None) -> None:
-        path = f"queues/{_q(self.vhost)}/{_q(queue)}"
+        path = f"queues/{segment(self.vhost)}/{segment(queue)}"
         if passive:
             self.api.get(path)  # ManagementError 404 when it does not exist
             return
@@ -182,5 +183,5 @@ class HttpChannel:
 
     def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None,
                    arguments: Mapping[str, Any] | None = None) -> None:
-        self.api.post(f"bindings/{_q(self.vhost)}/e/{_q(exchange)}/q/{_q(queue)}",
+        self.api.post(f"bindings/{segment(self.vhost)}/e/{segment(exchange)}/q/{segment(queue)}",
                       {"routing_key": routing_key or "", "arguments": dict(arguments or {})})
