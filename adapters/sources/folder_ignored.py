@@ -8,7 +8,8 @@ that long ago), so a writer's temp name renamed into place a moment later is not
 reported. An entry is remembered while it stays; one that disappears is forgotten, so a
 new one of the same name is reported again, as is one that turns into another kind.
 Names starting with a dot are passed over in silence: writers' temp files and the
-system's own (``.DS_Store``).
+system's own (``.DS_Store``). A scan names at most ``WARNINGS_PER_SCAN`` entries and
+counts the rest in one line.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ from dataclasses import dataclass
 from adapters.sources.folder_files import utf8_name
 from adapters.sources.folder_text import say
 
-__all__ = ["PassedOver"]
+__all__ = ["WARNINGS_PER_SCAN", "PassedOver"]
 
 log = logging.getLogger("exgate.source.folder")
+
+# Entries named one by one in a scan; the rest are counted in one line (a share holding
+# thousands of stray files would otherwise flood the log once).
+WARNINGS_PER_SCAN = 20
 
 _Signature = tuple[int, int]   # (size, mtime in ns)
 
@@ -53,6 +58,7 @@ class PassedOver:
         """One scan's entries not taken (``now``: its monotonic time); the entries of
         earlier scans not among them are gone and forgotten."""
         seen: dict[str, _Seen] = {}
+        warned = unsaid = 0
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -68,10 +74,16 @@ class PassedOver:
                 reported = before is not None and before.reported and before.kind == kind
                 before = _Seen(kind, signature, now, reported)
             if not before.reported and self._settled(before, info, now):
-                self._warn(utf8_name(entry.name), kind)
+                if warned < WARNINGS_PER_SCAN:
+                    self._warn(utf8_name(entry.name), kind)
+                    warned += 1
+                else:
+                    unsaid += 1
                 before.reported = True
             seen[entry.name] = before
         self._seen = seen
+        if unsaid:
+            log.warning(say("not-taken-more", self.lang, count=unsaid))
 
     def _warn(self, name: str, kind: str) -> None:
         shown = f"{name}/" if kind == "folder" else name

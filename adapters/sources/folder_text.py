@@ -42,6 +42,10 @@ _TEXT: dict[str, tuple[str, str]] = {
                        "itself in inbox/"),
     "not-taken-special": ("这不是普通文件（而是管道、套接字或设备）",
                           "it is no regular file (a pipe, a socket or a device)"),
+    "not-taken-more": ("inbox/ 中另有 {count} 个条目不会被读取（未逐一列出）。只读取直接放在 "
+                       "inbox/ 中、文件名以 .xml 结尾的文件",
+                       "{count} more entries in inbox/ are not taken (not listed one by "
+                       "one). Only files directly in inbox/ whose names end in .xml are read"),
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 from adapters.sources.base import SourceContext
 from adapters.sources.folder import FolderSource, folder_source
 from adapters.sources.folder_files import REPORT_SUFFIX
+from adapters.sources.folder_ignored import WARNINGS_PER_SCAN
 from frontend_machine.outbox import Outbox
 from frontend_machine.replay import replay_folder
 from tests.unit.adapters.front_rows import poll
@@ -110,6 +111,19 @@ def test_an_entry_that_goes_and_comes_back_is_named_again(
     assert sorted(file for _, file in warnings(caplog)) == [
         "cases.xml.txt", "cases.xml.txt", "march", "march"]
     assert "does not end in .xml" in warnings(caplog)[-1][0]
+
+
+def test_a_flood_of_stray_files_is_named_up_to_a_cap_and_counted_in_one_line(
+        tmp_path: Path, outbox: Outbox, caplog: pytest.LogCaptureFixture) -> None:
+    source = open_source(tmp_path, lang="zh")
+    for n in range(WARNINGS_PER_SCAN + 5):
+        drop(source, f"case-{n:03d}.txt", b"x")
+    with caplog.at_level(logging.WARNING, LOGGER):
+        poll(outbox, source)
+        poll(outbox, source)  # a rescan: nothing said again, counted or named
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == WARNINGS_PER_SCAN + 1
+    assert said[-1].startswith("inbox/ 中另有 5 个条目不会被读取")
 
 
 def test_a_name_being_written_is_not_named_until_it_settles(
