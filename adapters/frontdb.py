@@ -241,10 +241,19 @@ def create_all(url: str | URL, triggers: bool = False) -> None:
         detail = driver_detail(exc)
         raise RetriableError(f"cannot create the front-end tables at {where}: {detail}",
                              zh=f"无法在 {where} 创建前置库表：{detail}") from exc
+    except (TypeError, ValueError, LookupError, AttributeError) as exc:
+        if not parsed.query:
+            raise
+        # Options after '?' go to the driver as they are; some drivers fail on one they
+        # do not know (PyMySQL: "unexpected keyword argument", an unknown charset) with
+        # an error of their own, not a database error.
+        options = "&".join(f"{key}={value}" for key, value in parsed.query.items())
+        raise located("url", f"the driver refused the URL's options ?{options}: "
+                      f"{type(exc).__name__}: {exc}",
+                      f"驱动不接受 URL 中的选项 ?{options}：{type(exc).__name__}: {exc}") \
+            from exc
     finally:
         engine.dispose()
-
-
 
 
 # -- triggers ------------------------------------------------------------------------------

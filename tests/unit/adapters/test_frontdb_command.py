@@ -136,3 +136,14 @@ def test_a_database_failure_never_shows_the_password(password_file: Path) -> Non
     assert code == 1
     assert "cannot create the front-end tables at postgresql+psycopg://exgate:***@" in output
     assert SECRET not in output
+
+
+@pytest.mark.parametrize(("query", "lang", "said"), [
+    ("charset=bogus", "zh", "驱动不接受 URL 中的选项 ?charset=bogus"),
+    ("foo=1", "en", "the driver refused the URL's options ?foo=1"),
+])
+def test_an_option_the_driver_refuses_is_a_url_error_not_a_traceback(
+        query: str, lang: str, said: str) -> None:
+    # PyMySQL fails on these with errors of its own before it reaches the network.
+    code, output = _init("--url", f"mysql+pymysql://u@127.0.0.1:1/db?{query}", lang=lang)
+    assert code == 2 and said in output
