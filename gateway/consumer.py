@@ -42,8 +42,8 @@ from adapters.amqp.errors import CONNECT_ERRORS, GATEWAY_LOGIN, BrokerAddress, m
 from adapters.amqp.topology import (
     DELIVERY_LIMIT,
     RECEIPTS_EXCHANGE,
+    declare_exchanges,
     declare_level,
-    declare_topology,
     level_queue,
     status_queue,
 )
@@ -178,10 +178,22 @@ class Consumer:
 
     def _declared(self, connection: BlockingConnection) -> BlockingChannel:
         """A channel on which the level's topology is declared, or found declared
-        otherwise: a queue an older exgate made keeps its arguments, with a warning."""
+        otherwise: a queue an older exgate made keeps its arguments, with a warning.
+
+        The exchanges are only found where they are (``exgate broker start`` and
+        ``exgate gateway user`` declare them), so a level's gateway user needs no
+        configure permission on them, which would let it delete them; on a broker
+        without them they are declared, by a user that may."""
         channel = connection.channel()
         try:
-            declare_topology(channel, [self.division])
+            declare_exchanges(channel, passive=True)
+        except px.ChannelClosedByBroker as exc:
+            if exc.reply_code != 404:  # NOT_FOUND: a broker not set up by exgate yet
+                raise
+            channel = connection.channel()
+            declare_exchanges(channel)
+        try:
+            declare_level(channel, self.division)
             return channel
         except px.ChannelClosedByBroker as exc:
             if exc.reply_code != 406:  # PRECONDITION_FAILED: declared with other arguments

@@ -3,10 +3,11 @@
 What the gateway of level D does on the broker, and what RabbitMQ's access control asks
 for each (checked against RabbitMQ 3.10 by tests/integration/test_gateway_user.py):
 
-- at each connection, ``declare_topology``: exchange.declare of ``exgate.records``,
-  ``exgate.dead``, ``exgate.receipts`` and ``exgate.status`` (configure on each, since
-  the declarations are not passive); queue.declare of ``exgate.dead.D``,
-  ``exgate.status.D`` and ``exgate.level.D`` (configure on each; the level queue names
+- at each connection, the exchanges ``exgate.records``, ``exgate.dead``,
+  ``exgate.receipts`` and ``exgate.status`` found by passive declarations (this command
+  declares them, as ``exgate broker start`` does), which need no permission; then
+  queue.declare of ``exgate.dead.D``, ``exgate.status.D`` and ``exgate.level.D``
+  (configure on each; the level queue names
   ``exgate.dead`` as its dead-letter exchange, so creating it also needs write on
   ``exgate.dead`` and read on the queue); queue.bind of each on its exchange (write on
   the queue, read on the exchange, and, these being topic exchanges, the binding key
@@ -24,10 +25,10 @@ key), nor consume or bind any other level's queue or a node's receipts queue (no
 permission on their names; names are anchored, so level 430100 does not match
 ``exgate.level.4301001``), nor bind its own queues with a key other than its level's
 (topic read patterns): it can neither speak for a node nor read another level's batches.
-Three limits remain. ``exgate.receipts`` is a direct exchange, where RabbitMQ applies no
-topic permissions, so which nodes a gateway can send receipts to cannot be narrowed.
-Configure on the four exchanges, which the gateway declares, also allows deleting them.
-And write on ``exgate.receipts`` and ``exgate.dead`` with read on ``exgate.records`` and
+With no configure permission on the exchanges, it cannot delete them either. Two
+limits remain. ``exgate.receipts`` is a direct exchange, where RabbitMQ applies no topic
+permissions, so which nodes a gateway can send receipts to cannot be narrowed. And write
+on ``exgate.receipts`` and ``exgate.dead`` with read on ``exgate.records`` and
 ``exgate.status`` allows an exchange-to-exchange binding from those into these (with the
 level's own key only): no queue is bound to take what would flow that way, but such a
 binding outlives the user.
@@ -105,8 +106,7 @@ def gateway_permissions(division: str) -> GatewayPermissions:
     own = (level_queue(division), dead_queue(division), status_queue(division))
     key = _exactly(binding_key(division))
     return GatewayPermissions(
-        configure=_exactly(RECORDS_EXCHANGE, DEAD_EXCHANGE, RECEIPTS_EXCHANGE, STATUS_EXCHANGE,
-                           *own),
+        configure=_exactly(*own),
         # exgate.dead only because the level queue names it as its dead-letter exchange;
         # the topic pattern below lets no publish through. exgate.receipts is direct: no
         # topic permission can narrow the nodes the receipts go to.

@@ -23,7 +23,6 @@ from adapters.amqp.topology import (
     STATUS_EXCHANGE,
     binding_key,
     dead_queue,
-    declare_topology,
     level_queue,
     receipts_queue,
     routing_key,
@@ -136,6 +135,9 @@ def _publish(exchange: str, key: str) -> Callable[[BlockingChannel], object]:
                                           binding_key("430000")), id="bind-province-status"),
     pytest.param(lambda ch: ch.queue_declare("exgate.level.4301001", durable=True),
                  id="declare-other-queue"),
+    pytest.param(lambda ch: ch.exchange_delete(RECORDS_EXCHANGE), id="delete-records"),
+    pytest.param(lambda ch: ch.exchange_declare(RECORDS_EXCHANGE, "topic", durable=True),
+                 id="declare-records"),
 ])
 def test_the_broker_refuses_the_gateway_user_everything_else(
         login: Login, amqp_url: str, attempt: Callable[[BlockingChannel], object]) -> None:
@@ -156,15 +158,20 @@ def test_the_broker_refuses_the_gateway_user_everything_else(
 
 
 def test_the_gateway_user_recreates_its_levels_queues(rabbitmq_server: LocalBroker,
-                                                      login: Login, amqp_url: str) -> None:
+                                                      login: Login, amqp_url: str,
+                                                      tmp_path: Path) -> None:
     """A broker that lost the level's queues: the gateway declares them again itself
-    (the level queue's dead-letter exchange needs write on exgate.dead)."""
+    (the level queue's dead-letter exchange needs write on exgate.dead), finding the
+    exchanges, on which it has no configure permission, where they are."""
     api = ManagementApi.from_broker(rabbitmq_server)
     vhost = quote(vhost_of(amqp_url), safe="")
     for queue in (level_queue("430100"), status_queue("430100"), dead_queue("430100")):
         api.delete(f"queues/{vhost}/{queue}")
-    with pika.BlockingConnection(pika.URLParameters(login.full_url)) as connection:
-        declare_topology(connection.channel(), ["430100"])
+    (tmp_path / "registry").mkdir()
+    drain_gateway(gateway_config(tmp_path / "gateway.toml", "430100", broker_url=login.url,
+                                 password_file=login.password_file,
+                                 store_url="sqlite:///store.db",
+                                 registry=tmp_path / "registry"))
     queue = api.get(f"queues/{vhost}/{level_queue('430100')}")
     assert queue["arguments"]["x-dead-letter-exchange"] == DEAD_EXCHANGE
     bound = api.get(f"queues/{vhost}/{level_queue('430100')}/bindings")
