@@ -1,13 +1,15 @@
 """``free_ports`` never hands out one port twice in a process, even across threads.
 
 Brokers started in parallel each ask for their ports before any of them binds one; the
-random picks are narrowed to a pool of ten here, so a repeat would be all but certain.
+random picks are narrowed to a pool of ten here, and each probe of a port yields to the
+other thread as a real bind does, so without the lock a repeat would be all but certain.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -42,7 +44,13 @@ def test_ports_handed_out_are_not_handed_out_again() -> None:
 
 
 @pytest.mark.usefixtures("small_pool")
-def test_callers_in_parallel_threads_get_disjoint_ports() -> None:
+def test_callers_in_parallel_threads_get_disjoint_ports(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow_probe(port: int) -> bool:
+        time.sleep(0.002)  # like a real bind: the other thread runs meanwhile
+        return True
+
+    monkeypatch.setattr(loopback, "port_is_free", slow_probe)
     start = threading.Barrier(2)
 
     def pick() -> list[int]:
