@@ -64,7 +64,7 @@ class PassedOver:
                 continue
             try:
                 info = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
+            except OSError:  # gone, or a share refusing it: never costs the scan its files
                 continue
             kind, signature = _kind(info), (info.st_size, info.st_mtime_ns)
             before = self._seen.get(entry.name)

@@ -4,6 +4,7 @@ it stays."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -15,7 +16,7 @@ import pytest
 from adapters.sources.base import SourceContext
 from adapters.sources.folder import FolderSource, folder_source
 from adapters.sources.folder_files import REPORT_SUFFIX
-from adapters.sources.folder_ignored import WARNINGS_PER_SCAN
+from adapters.sources.folder_ignored import WARNINGS_PER_SCAN, PassedOver
 from frontend_machine.outbox import Outbox
 from frontend_machine.replay import replay_folder
 from tests.unit.adapters.front_rows import poll
@@ -160,3 +161,14 @@ def test_any_case_of_xml_is_read_and_moved_with_its_report(
     assert action.done and names(source.inbox) == ["Bad.Xml"] and names(source.error) == []
     poll(outbox, source)
     assert outbox.record_count() == 3
+
+
+def test_an_entry_the_share_refuses_to_stat_is_passed_over_not_raised() -> None:
+    class Refusing:
+        name = "stale.txt"
+
+        def stat(self, follow_symlinks: bool = True) -> os.stat_result:
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
+
+    passed = PassedOver(0.0, "zh", lambda name: {"file": name})
+    passed.review([Refusing()], time.monotonic())  # type: ignore[list-item]
