@@ -34,9 +34,11 @@ def drain_gateway(config: Path) -> None:
     """``exgate gateway run --drain`` in a thread of its own (a hang guard of 120 s); it
     must end with exit code 0."""
     done: list[int] = []
-    runner = threading.Thread(target=lambda: done.append(run_gateway(config, drain=True)))
+    runner = threading.Thread(target=lambda: done.append(run_gateway(config, drain=True)),
+                              daemon=True)  # a hung gateway must not keep pytest alive
     runner.start()
     runner.join(timeout=120)
+    assert not runner.is_alive(), "the gateway did not drain within 120 s"
     assert done == [0]
 
 
