@@ -196,12 +196,19 @@ def levels_named(levels: Iterable[str], lang: str) -> str:
     return (", " if lang == "en" else "、").join(level_name(level, lang) for level in levels)
 
 
+def _parts(reason: str) -> tuple[str, str]:
+    """A receipt's reason ("node-disabled: node … is disabled") as its code and detail;
+    no code when it carries no "code: " prefix."""
+    code, sep, detail = reason.partition(": ")
+    return (code, detail) if sep else ("", reason)
+
+
 def reason_said(reason: str, lang: str) -> str:
     """A level's reason for a ``failed`` receipt ("node-disabled: node … is disabled"):
     its code named in the agent's language, the gateway's detail (English technical
     facts: keys, digests, counts) kept as it came."""
-    code, sep, detail = reason.partition(": ")
-    if not sep or code not in REFUSAL_REASONS:
+    code, detail = _parts(reason)
+    if code not in REFUSAL_REASONS:
         return reason
     name = reason_name(code)
     return f"{name.en}: {detail}" if lang == "en" else f"{name.zh}：{detail}"
@@ -213,7 +220,7 @@ def steps_said(reasons: Iterable[str], batch_id: str, lang: str) -> str:
     reason's code is known."""
     steps: list[str] = []
     for reason in reasons:
-        step = node_step(reason.partition(": ")[0], batch_id)
+        step = node_step(_parts(reason)[0], batch_id)
         if step is not None and step.pick(lang) not in steps:
             steps.append(step.pick(lang))
     return ("; " if lang == "en" else "；").join(steps)
