@@ -34,7 +34,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import oracle
-from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.types import TypeEngine
@@ -231,7 +231,7 @@ def create_all(url: str | URL, triggers: bool = False) -> None:
                       f"没有 {parsed.drivername!r} 的驱动：{exc}") from exc
     try:
         tables = front_tables(engine.dialect.name)
-        with engine.begin() as conn:
+        with _connected(engine, parsed) as conn, conn.begin():
             tables.metadata.create_all(conn)
             if triggers:
                 for statement in trigger_statements(engine.dialect.name):
@@ -241,19 +241,24 @@ def create_all(url: str | URL, triggers: bool = False) -> None:
         detail = driver_detail(exc)
         raise RetriableError(f"cannot create the front-end tables at {where}: {detail}",
                              zh=f"无法在 {where} 创建前置库表：{detail}") from exc
+    finally:
+        engine.dispose()
+
+
+def _connected(engine: Engine, parsed: URL) -> Connection:
+    """The first connection; an option after '?' the driver refuses with an error of its
+    own rather than a database error (PyMySQL: "unexpected keyword argument", an unknown
+    charset) is a URL error naming the options (their names only: a value may be secret)."""
+    try:
+        return engine.connect()
     except (TypeError, ValueError, LookupError, AttributeError) as exc:
         if not parsed.query:
             raise
-        # Options after '?' go to the driver as they are; some drivers fail on one they
-        # do not know (PyMySQL: "unexpected keyword argument", an unknown charset) with
-        # an error of their own, not a database error.
-        options = "&".join(f"{key}={value}" for key, value in parsed.query.items())
-        raise located("url", f"the driver refused the URL's options ?{options}: "
+        names = ", ".join(parsed.query)
+        raise located("url", f"the driver refused an option of the URL ({names}): "
                       f"{type(exc).__name__}: {exc}",
-                      f"驱动不接受 URL 中的选项 ?{options}：{type(exc).__name__}: {exc}") \
+                      f"驱动不接受 URL 中的某个选项（{names}）：{type(exc).__name__}: {exc}") \
             from exc
-    finally:
-        engine.dispose()
 
 
 # -- triggers ------------------------------------------------------------------------------

@@ -139,8 +139,8 @@ def test_a_database_failure_never_shows_the_password(password_file: Path) -> Non
 
 
 @pytest.mark.parametrize(("query", "lang", "said"), [
-    ("charset=bogus", "zh", "驱动不接受 URL 中的选项 ?charset=bogus"),
-    ("foo=1", "en", "the driver refused the URL's options ?foo=1"),
+    ("charset=bogus", "zh", "驱动不接受 URL 中的某个选项（charset）"),
+    ("foo=1", "en", "the driver refused an option of the URL (foo, charset)"),
 ])
 def test_an_option_the_driver_refuses_is_a_url_error_not_a_traceback(
         query: str, lang: str, said: str) -> None:
