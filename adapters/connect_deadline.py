@@ -13,7 +13,8 @@ an attempt still waits, every other connect fails at once instead of starting an
 thread: a silent listener costs one thread, however many threads (a pool, the source's
 read-ahead and write-back) want a connection. Only after ``forget_after`` is another
 attempt made (one more thread), for a peer that vanished without a reset leaves the
-abandoned one waiting for good.
+abandoned one waiting for good; and never while ``MAX_ABANDONED`` attempts still wait, so
+a server silent for days costs at most that many threads.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy import Engine, event
 __all__ = ["ConnectDeadline", "bound_connects"]
 
 _TURN_CHECK_S = 0.5  # how often a connect waiting for its turn looks for a silent server
+MAX_ABANDONED = 3  # attempts given up on that may still wait, each holding a thread
 
 
 def bound_connects(engine: Engine, seconds: float, forget_after: float) -> None:
@@ -50,8 +52,8 @@ class ConnectDeadline:
         self.seconds = seconds
         self.forget_after = forget_after
         self._turn = threading.Lock()  # one attempt at a time: a silent server, one thread
-        self._waiting: _Attempt | None = None  # the last attempt given up on
-        self._given_up_at = 0.0
+        self._abandoned: list[_Attempt] = []  # given up on, perhaps still waiting
+        self._given_up_at = 0.0  # when the last of them was
 
     def connect(self, connect: Callable[[], Any],
                 error: Callable[[str], Exception]) -> Any:
@@ -64,7 +66,8 @@ class ConnectDeadline:
             if attempt.finished.wait(self.seconds):
                 return attempt.outcome()
             if attempt.abandon():
-                self._waiting, self._given_up_at = attempt, time.monotonic()
+                self._abandoned.append(attempt)
+                self._given_up_at = time.monotonic()
                 raise error(f"the database server accepted the connection but did not "
                             f"answer within {self.seconds:g} s")
             return attempt.outcome()  # it finished in the meantime
@@ -72,13 +75,19 @@ class ConnectDeadline:
             self._turn.release()
 
     def _refuse_while_silent(self, error: Callable[[str], Exception]) -> None:
-        waiting = self._waiting
-        if waiting is None or waiting.finished.is_set() or \
-                time.monotonic() - self._given_up_at >= self.forget_after:
+        self._abandoned = [a for a in self._abandoned if not a.finished.is_set()]
+        if not self._abandoned:
             return
-        raise error(f"the database server has not answered an earlier connection attempt, "
-                    f"given up on after {self.seconds:g} s; not trying again until it "
-                    f"answers or drops it, or {self.forget_after:g} s have passed")
+        if len(self._abandoned) >= MAX_ABANDONED:
+            raise error(f"the database server has not answered {len(self._abandoned)} "
+                        f"earlier connection attempts, each given up on after "
+                        f"{self.seconds:g} s; not trying again until one of them is "
+                        "answered or dropped")
+        if time.monotonic() - self._given_up_at < self.forget_after:
+            raise error(f"the database server has not answered an earlier connection "
+                        f"attempt, given up on after {self.seconds:g} s; not trying again "
+                        f"until it answers or drops it, or {self.forget_after:g} s have "
+                        "passed")
 
 
 class _Attempt:

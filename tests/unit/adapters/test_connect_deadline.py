@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from adapters import db_connect
-from adapters.connect_deadline import ConnectDeadline
+from adapters import connect_deadline, db_connect
+from adapters.connect_deadline import MAX_ABANDONED, ConnectDeadline
 from adapters.sources.base import SourceContext
 from adapters.sources.database import database_source
 from schemas.catalog import load_catalog
@@ -117,19 +117,41 @@ def test_slow_healthy_connects_at_once_all_get_through() -> None:
     assert len(opened) == 5
 
 
-def test_a_server_silent_past_forget_after_is_tried_again() -> None:
+class Clock:
+    """``time.monotonic`` of ``adapters.connect_deadline``, moved on by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_server_silent_past_forget_after_is_tried_again_up_to_a_cap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # A peer gone without a reset leaves the abandoned attempt waiting for good: after
-    # forget_after, one more attempt (one more thread) is made.
-    server, deadline = Server(), ConnectDeadline(0.2, 0.5)
-    with pytest.raises(Refused, match="did not answer"):
+    # forget_after, one more attempt (one more thread) is made, but never while
+    # MAX_ABANDONED attempts still wait: a server silent for days costs that many threads.
+    clock = Clock()
+    monkeypatch.setattr(connect_deadline, "time", clock)
+    server, deadline = Server(), ConnectDeadline(0.2, 300)
+    for tried in range(1, MAX_ABANDONED + 1):
+        with pytest.raises(Refused, match="did not answer"):
+            deadline.connect(server.connect, Refused)
+        if tried < MAX_ABANDONED:
+            with pytest.raises(Refused, match="has not answered an earlier connection"):
+                deadline.connect(server.connect, Refused)
+        assert server.calls == tried
+        clock.now += 300  # past forget_after
+    with pytest.raises(Refused, match=f"has not answered {MAX_ABANDONED} earlier"):
         deadline.connect(server.connect, Refused)
-    with pytest.raises(Refused, match="has not answered an earlier connection attempt"):
-        deadline.connect(server.connect, Refused)
-    time.sleep(0.6)  # past forget_after
-    with pytest.raises(Refused, match="did not answer"):
-        deadline.connect(server.connect, Refused)
-    assert server.calls == 2
-    server.answer.set()
+    assert server.calls == MAX_ABANDONED
+    server.answer.set()  # they all end; the server answers the next one at once
+    for _ in range(100):
+        if len(server.opened) == MAX_ABANDONED:
+            break
+        threading.Event().wait(0.05)  # a hang guard for the threads to finish
+    assert deadline.connect(server.connect, Refused) is server.opened[-1]
 
 
 # -- python-oracledb thin mode against a silent listener ---------------------------------------
