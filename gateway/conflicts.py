@@ -34,9 +34,11 @@ from schemas.errors import ConfigError
 __all__ = ["ConflictEntry", "FieldDifference", "Resolution", "conflict_detail",
            "list_conflicts", "resolution_words", "resolve"]
 
-# Control characters and line or paragraph separators: `conflicts list` prints a note on
-# one line. Spaces of any width (U+3000 in Chinese text, U+00A0) are words' business.
-_BREAKS_LINES = frozenset({"Cc", "Zl", "Zp"})
+# Control characters, line or paragraph separators, and invisible format characters (a
+# right-to-left override would show a note reversed): `conflicts list` prints a note on
+# one line, as written. Spaces of any width (U+3000 in Chinese text, U+00A0) are words'
+# business.
+_BREAKS_LINES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,9 @@ def _said(option: str, text: str, limit: int) -> str:
         raise ConfigError(f"--{option} is empty: say who resolved the conflicts and why",
                           zh=f"--{option} 为空：请写明由谁处理了冲突、依据是什么")
     if any(unicodedata.category(c) in _BREAKS_LINES for c in said):
-        raise ConfigError(f"--{option} holds a line break or another control character: "
-                          "write it on one line",
-                          zh=f"--{option} 含有换行或其他控制字符：请写在一行内")
+        raise ConfigError(f"--{option} holds a line break, a control character or an "
+                          "invisible format character: write it on one line, as it reads",
+                          zh=f"--{option} 含有换行、控制字符或不可见的格式字符：请按所见写在一行内")
     length = _utf16_units(said)
     if length > limit:
         twice, twice_zh = ((" (a rare character beyond the BMP counts twice)",

@@ -111,6 +111,8 @@ def test_a_resolution_another_operator_made_meanwhile_is_kept(conflicted: SqlSto
     ("王五", "因" * 498 + "𠮷", None),  # exactly 500 units
     ("x" * 65, "resent", "--by has 65 characters; at most 64"),
     ("王五", "resent\n[2] node n9 SBXX open", "--note holds a line break"),
+    ("王五", "resent \u202eton", "--note holds a line break, a control character or an "
+                                   "invisible format character"),  # shown reversed
     ("王五\t", "resent", None),  # surrounding white space is dropped, not refused
     ("王五", "经核实\u3000以省级数据为准", None),  # an ideographic space is no control
     ("王五", "resent\u2028again", "--note holds a line break"),
