@@ -342,9 +342,10 @@ def gateway_user(division: str, user: str | None, out: Path, broker_base: Path |
                  admin_url: str | None, vhost: str, lang: str) -> None:
     """Create the broker user of a level's gateway, with the least privilege it needs.
 
-    It may declare the exchanges and its level's queues, consume exgate.level.DIVISION,
-    exgate.status.DIVISION and exgate.dead.DIVISION, and publish receipts; it can neither
-    publish records or heartbeats nor read another level's queues. A user that exists and
+    It may declare its level's queues (the exchanges, which this command declares, the
+    gateway only finds), consume exgate.level.DIVISION, exgate.status.DIVISION and
+    exgate.dead.DIVISION, and publish receipts; it can neither publish records or
+    heartbeats nor read another level's queues. A user that exists and
     is this level's gateway user gets its permissions again and a new password (gateways
     using the old one are refused when they reconnect); any other user is refused. It
     prints the [broker] lines for the gateway config, never the password.

@@ -243,10 +243,7 @@ def rotate_node_key(registry: Registry, node_id: str, out: Path) -> NodeEntry:
     valid, so batches sealed before the agent picks up the new file still open at the
     gateways.
     """
-    entry = registry.get(node_id)
-    if entry is None:
-        raise ConfigError(f"node {node_id!r} is not registered in {registry.path}",
-                          zh=f"节点 {node_id!r} 未在 {registry.path} 中登记")
+    entry = registry.require(node_id)
     login = _own_login(entry, out)
     keys = generate_node_keys(node_id, entry.key_version + 1)
     # Every key the agent may load from ``out`` must be in the registry first, or its

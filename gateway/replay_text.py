@@ -23,9 +23,7 @@ _DETAIL_WIDTH = 160
 
 def text_in(text: Text | None, lang: str) -> str:
     """A sentence made in both languages, in ``lang``; text the store kept, as written."""
-    if isinstance(text, Localized):
-        return text.en if lang == "en" else text.zh
-    return text or ""
+    return text.pick(lang) if isinstance(text, Localized) else text or ""
 
 
 _STATES = {"stored": "已入库", "failed": "失败", "replayed": "已重放"}
