@@ -62,7 +62,7 @@ from adapters.amqp.topology import (
     status_queue,
 )
 from adapters.sealing import write_secret
-from gateway.mgmt_api import HttpChannel, ManagementApi
+from gateway.mgmt_api import HttpChannel, ManagementApi, segment
 from gateway.provisioning import broker_user_name, grant
 from schemas.errors import ConfigError
 
@@ -132,12 +132,12 @@ def provision_gateway_user(open_api: Callable[[], ManagementApi], division: str,
     if out.exists() or out.is_symlink():
         raise _file_exists(out)
     api = open_api()
-    if api.find(f"vhosts/{quote(vhost, safe='')}") is None:
+    if api.find(f"vhosts/{segment(vhost)}") is None:
         raise _no_vhost(vhost, api.root)
     existed = _taken_over(api, name, vhost, perms, division)
     password = secrets.token_urlsafe(24)
     _write_password(out, password)
-    user_path = f"users/{quote(name, safe='')}"
+    user_path = f"users/{segment(name)}"
     try:
         if not existed:
             api.put(user_path, {"password": password, "tags": ""})
@@ -231,7 +231,7 @@ def _taken_over(api: ManagementApi, user: str, vhost: str, perms: GatewayPermiss
     administrator, another level's gateway, a node, a user of another virtual host) is
     refused before any change. Plainly ours: no tags, nothing in another virtual host,
     and here only what ``perms`` grants (some of it when an earlier run was cut short)."""
-    found = api.find(f"users/{quote(user, safe='')}")
+    found = api.find(f"users/{segment(user)}")
     if found is None:
         return False
     tags = found.get("tags") if isinstance(found, dict) else None
@@ -269,7 +269,7 @@ def _taken_over(api: ManagementApi, user: str, vhost: str, perms: GatewayPermiss
 def _held(api: ManagementApi, user: str) -> set[tuple[str, tuple[str, ...]]]:
     """Every permission ``user`` holds, in every virtual host: (vhost, ("", configure,
     write, read)) and, per topic exchange, (vhost, (exchange, "", write, read))."""
-    where = quote(user, safe="")
+    where = segment(user)
     held: set[tuple[str, tuple[str, ...]]] = set()
     for entry in api.find(f"users/{where}/permissions") or []:
         held.add((str(entry.get("vhost")), ("", str(entry.get("configure")),

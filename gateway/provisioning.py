@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
 
 from adapters.amqp.errors import NODE_DISABLED_REASON
 from adapters.amqp.topology import (
@@ -42,7 +41,7 @@ from adapters.sealing import (
     load_node_keys,
     write_node_keys,
 )
-from gateway.mgmt_api import HttpChannel, ManagementApi
+from gateway.mgmt_api import HttpChannel, ManagementApi, segment
 from gateway.registry import NodeEntry, Registry
 from schemas.errors import ConfigError, located
 
@@ -131,7 +130,7 @@ def add_node(open_api: Callable[[], ManagementApi], registry: Registry, node_id:
     api = open_api()
     keys = generate_node_keys(node_id, 1)
     login = BrokerLogin(broker_user_name(node_id), secrets.token_urlsafe(24))
-    api.put(f"users/{quote(login.user, safe='')}", {"password": login.password, "tags": ""})
+    api.put(f"users/{segment(login.user)}", {"password": login.password, "tags": ""})
     grant(api, vhost, login.user, node_permissions(node_id, division))
     channel = HttpChannel(api, vhost)
     declare_exchanges(channel)
@@ -163,7 +162,7 @@ def _refuse_existing(out: Path) -> None:
 
 
 def grant(api: ManagementApi, vhost: str, user: str, perms: Permissions) -> None:
-    where = f"{quote(vhost, safe='')}/{quote(user, safe='')}"
+    where = f"{segment(vhost)}/{segment(user)}"
     api.put(f"permissions/{where}",
             {"configure": perms.configure, "write": perms.write, "read": perms.read})
     for exchange, (write, read) in perms.topics.items():
@@ -183,9 +182,9 @@ def disable_node(api: ManagementApi | None, registry: Registry, node_id: str, *,
         _require_user(api, known.broker_user, node_id)
     entry = registry.disable(node_id)
     if api is not None:
-        user = quote(entry.broker_user, safe="")
-        api.delete(f"permissions/{quote(vhost, safe='')}/{user}")
-        api.delete(f"topic-permissions/{quote(vhost, safe='')}/{user}")
+        user = segment(entry.broker_user)
+        api.delete(f"permissions/{segment(vhost)}/{user}")
+        api.delete(f"topic-permissions/{segment(vhost)}/{user}")
         # A fresh random password: the old one no longer logs in anywhere.
         api.put(f"users/{user}", {"password": secrets.token_urlsafe(24), "tags": ""})
         close_connections(api, entry.broker_user)
@@ -206,7 +205,7 @@ def enable_node(api: ManagementApi | None, registry: Registry, node_id: str, out
         staged = out.with_name(f".{out.name}.{secrets.token_hex(4)}.new")
         write_node_keys(staged, load_node_keys(out), login)
         try:
-            user = quote(login.user, safe="")
+            user = segment(login.user)
             api.put(f"users/{user}", {"password": login.password, "tags": ""})
             grant(api, vhost, login.user, node_permissions(node_id, entry.division))
             os.replace(staged, out)
@@ -216,7 +215,7 @@ def enable_node(api: ManagementApi | None, registry: Registry, node_id: str, out
 
 
 def _require_user(api: ManagementApi, user: str, node_id: str) -> None:
-    if api.find(f"users/{quote(user, safe='')}") is None:
+    if api.find(f"users/{segment(user)}") is None:
         raise ConfigError(
             f"broker user {user} of node {node_id} does not exist on the broker at "
             f"{api.root}: it is not the node's broker. Name the broker the node connects "
@@ -230,7 +229,7 @@ def close_connections(api: ManagementApi, user: str) -> int:
     closed = 0
     for connection in api.get("connections") or []:
         if connection.get("user") == user:
-            api.delete(f"connections/{quote(connection['name'], safe='')}",
+            api.delete(f"connections/{segment(connection['name'])}",
                        headers={"X-Reason": NODE_DISABLED_REASON})
             closed += 1
     return closed

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from adapters.amqp.errors import CONNECT_ERRORS, BrokerAddress, mapped, url_user
 from adapters.amqp.topology import binding_key
 from adapters.config_files import redact
-from gateway.mgmt_api import ManagementApi
+from gateway.mgmt_api import ManagementApi, segment
 from schemas.errors import ConfigError
 from schemas.messages import Localized
 
@@ -36,7 +36,7 @@ def shovels_up(api: ManagementApi, vhost: str, upstream_url: str, division: str,
         queue = f"exgate.uplink.{kind}.{receiver}"
         _declare_uplink_queue(upstream_url, queue, exchange, binding_key(division))
         name = f"exgate-up-{division}-{kind}"
-        path = f"parameters/shovel/{quote(vhost, safe='')}/{quote(name, safe='')}"
+        path = f"parameters/shovel/{segment(vhost)}/{segment(name)}"
         api.put(path, {"value": {
             "src-protocol": "amqp091", "src-uri": upstream_url, "src-queue": queue,
             "dest-protocol": "amqp091", "dest-uri": _local_uri(vhost),
