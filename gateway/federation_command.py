@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.cli_support import check_folder
 from gateway.federation import (
     PASSWORD_ENV,
     LinkResult,
@@ -70,10 +69,8 @@ def run_link(*, upstream: str, division: str, direction: str = "up", via: str = 
     def work() -> int:
         if direction == "down" and via != "federation":
             raise ConfigError(_say("shovel-receipts", "en"), zh=_say("shovel-receipts", "zh"))
-        if base is not None:  # a missing one: LocalBroker.existing names it
-            check_folder(base, "--base", may_be_missing=True)
         url = with_password(upstream)
-        api = admin_api(base, admin_url)
+        api = admin_api(base, admin_url, "--base")
         if direction == "up":
             done = link_up(api, url, division, via=via, vhost=vhost, max_hops=max_hops)
         else:

@@ -170,11 +170,15 @@ def run_broker(action: str, base: Path | None, levels: Sequence[str], lang: str)
         return int(stop.code or 0)
 
 
-def admin_api(broker_base: Path | None, admin_url: str | None) -> ManagementApi:
+def admin_api(broker_base: Path | None, admin_url: str | None,
+              option: str = "--broker-base") -> ManagementApi:
     """The management API at ``admin_url``, else that of the private broker under
-    ``broker_base`` (default: the one ``exgate broker start`` made)."""
+    ``broker_base``, given as ``option`` (default: the one ``exgate broker start`` made;
+    a file or an unreadable folder is named, a missing one by ``LocalBroker.existing``)."""
     if admin_url:
         return ManagementApi.from_url(admin_url)
+    if broker_base is not None:
+        check_folder(broker_base, option, may_be_missing=True)
     return ManagementApi.from_broker(LocalBroker.existing(broker_base or default_broker_base()))
 
 
@@ -240,8 +244,6 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
                    left=", ".join(str(k.version) for k in entry.keys)))
 
     def checked() -> int | None:
-        if broker_base is not None:  # a missing one: LocalBroker.existing names it
-            check_folder(broker_base, "--broker-base", may_be_missing=True)
         there = check_folder(registry, "--registry", may_be_missing=True)
         if not there and action != "add":  # a mistyped --registry: never "no node in" it
             raise ConfigError(f"node registry {registry} does not exist: check --registry "
@@ -261,8 +263,6 @@ def run_gateway_user(division: str, *, out: Path, user: str | None = None,
     """``exgate gateway user``: the level gateway's broker user (``gateway_user``)."""
 
     def work() -> None:
-        if broker_base is not None:  # a missing one: LocalBroker.existing names it
-            check_folder(broker_base, "--broker-base", may_be_missing=True)
         done = provision_gateway_user(lambda: admin_api(broker_base, admin_url), division,
                                       out, user=user, vhost=vhost)
         said_key = "gw-taken-over" if done.existed else "gw-created"
