@@ -86,7 +86,7 @@ def write_report(run: FileRun, target: Path, *, source: str, node: str, lang: st
     report = {
         "file": run.name,
         "moved_to": target.name,
-        "sha256": run.sha256,
+        "sha256": run.sha256 or None,  # not known for a file unread (too large, unreadable)
         "source": source,
         "node": node,
         "checked_at": datetime.now(BEIJING).isoformat(timespec="seconds"),

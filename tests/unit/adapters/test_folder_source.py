@@ -360,6 +360,7 @@ def test_a_file_over_max_file_mb_goes_to_error_unread_and_the_others_go_through(
     assert names(source.error) == ["big.xml", f"big.xml{REPORT_SUFFIX}"]
     report = (source.error / f"big.xml{REPORT_SUFFIX}").read_text(encoding="utf-8")
     assert "file-too-large" in report and str(1024 * 1024) in report
+    assert json.loads(report)["sha256"] is None  # unknown, never an empty hash
     assert read == ["small.xml"]  # the big one was neither read nor hashed
 
 
