@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from lxml import etree
 
 from schemas.catalog import ElementSpec, SchemaCatalog
 from schemas.checkdigits import credit_code_valid
-from schemas.divisions import within
 from schemas.issues import Issue, IssueCode
 from schemas.record_structure import fields_after_errors, structure_issue
 from schemas.records import Record, slot_setters
@@ -59,6 +58,8 @@ def check_record(
     catalog: SchemaCatalog,
     head_division: str | None,
     latest: datetime,
+    *,
+    of_node: bool = False,
 ) -> RecordCheck:
     line = element.sourceline
     fields = catalog.fast_checks[spec.code].proven_fields(element)
@@ -72,7 +73,7 @@ def check_record(
             fields = {code: given[code] for code in spec.fields if code in given}
         else:
             fields, issues = fields_after_errors(element, spec.code, spec.fields, catalog, line)
-    result = _judge(fields, issues, spec, head_division, latest, line)
+    result = _judge(fields, issues, spec, head_division, latest, line, of_node=of_node)
     if result.valid:
         return result
     return _at_field_lines(result, _field_lines(element, catalog.namespace))
@@ -108,6 +109,8 @@ def _judge(
     head_division: str | None,
     latest: datetime,
     line: int | None,
+    *,
+    of_node: bool = False,
 ) -> RecordCheck:
     """The semantic rules over fields that passed the XSD (``issues``: those that did not).
 
@@ -124,7 +127,7 @@ def _judge(
     for rule in rules:
         if found := rule(fields, spec):
             issues.extend(found)
-    if found := check_division(fields, spec, head_division):
+    if found := check_division(fields, spec, head_division, of_node=of_node):
         issues.extend(found)
     if issues:
         return RecordCheck(spec.code, line, None, tuple(issues))
@@ -141,12 +144,13 @@ _RULES: dict[int, tuple[Rule, ...]] = {}
 def outside_node(result: RecordCheck, spec: ElementSpec, node_division: str) -> RecordCheck:
     """Reject a valid record whose division lies outside the sending node's."""
     record = result.record
-    if record is None or within(node_division, record.division):
+    if record is None:
         return result
-    issue = Issue(IssueCode.DIVISION_MISMATCH, "outside-node",
-                  {"value": record.division, "node": node_division}, spec.code, "XZQHDM",
-                  line=record.line)
-    return RecordCheck(result.element, result.line, None, (issue,))
+    found = check_division(record.fields, spec, node_division, of_node=True)
+    if not found:
+        return result
+    return RecordCheck(result.element, result.line, None,
+                       tuple(i.located(line=record.line) for i in found))
 
 
 def check_head(
@@ -235,25 +239,14 @@ def check_fields(
         return RecordCheck(element_code, line, None, (issue,))
     proven = catalog.fast_checks[element_code].proven_row(fields)
     if proven is not None:
-        result = _judge(proven, [], spec, head_division, latest, line)
+        result = _judge(proven, [], spec, head_division, latest, line, of_node=True)
     else:
         result = check_record(_row_element(fields, catalog, element_code), spec, catalog,
-                              head_division, latest)
-    if result.valid:
+                              head_division, latest, of_node=True)
+    if result.valid or line is None:
         return result
-    issues = (_of_the_node(i) for i in result.issues)
-    if line is not None:
-        issues = (i.located(line=line) for i in issues)
-    return RecordCheck(result.element, line if line is not None else result.line,
-                       result.record, tuple(issues))
-
-
-def _of_the_node(issue: Issue) -> Issue:
-    """A row's division checked against the node's as against a HEAD's, said as such."""
-    if issue.message_id != "division-mismatch":
-        return issue
-    return replace(issue, message_id="outside-node",
-                   args={"value": issue.args["value"], "node": issue.args["head"]})
+    return RecordCheck(result.element, line, result.record,
+                       tuple(i.located(line=line) for i in result.issues))
 
 
 def _row_element(

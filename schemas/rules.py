@@ -168,13 +168,18 @@ def check_extension(fields: Fields, spec: ElementSpec) -> list[Issue]:
     return issues
 
 
-def check_division(fields: Fields, spec: ElementSpec, head_division: str | None) -> list[Issue]:
-    """The record's XZQHDM equals the HEAD's or lies within it."""
+def check_division(fields: Fields, spec: ElementSpec, head_division: str | None, *,
+                   of_node: bool = False) -> list[Issue]:
+    """The record's XZQHDM equals the HEAD's or lies within it; ``of_node``: the division
+    is the sending node's own (a database row has no HEAD), and the issue says so."""
     value = fields.get("XZQHDM")
     if value is None or head_division is None or value == head_division:
         return []
     if _within(head_division, value):
         return []
+    if of_node:
+        return [_issue(spec, IssueCode.DIVISION_MISMATCH, "outside-node", "XZQHDM",
+                       value=value, node=head_division)]
     return [_issue(spec, IssueCode.DIVISION_MISMATCH, "division-mismatch", "XZQHDM",
                    value=value, head=head_division)]
 
