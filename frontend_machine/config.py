@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from adapters.config_files import is_number, read_toml, resolve_path
 from adapters.sources.base import SourceFactory
+from schemas.divisions import DIVISION_FORM, is_division
 from schemas.errors import ConfigError, located, wrapped
 
 __all__ = [
@@ -40,7 +41,6 @@ SOURCE_KINDS: dict[str, str] = {
 }
 
 _NODE_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")
-_DIVISION = re.compile(r"[1-9]\d{5}")
 _NOT_TABLE = ("must be a table", "必须是表（table）")
 
 
@@ -224,9 +224,13 @@ class _Reader:
         key_file = table.get("key_file")
         if key_file is not None and (not isinstance(key_file, str) or not key_file):
             raise self.fail("node.key_file", "must be a path string", "必须是路径字符串")
+        division = self.text(table, "division", "node.")
+        if not is_division(division):
+            raise self.fail("node.division", f"is {division!r}, not {DIVISION_FORM[0]}",
+                            f"为 {division!r}，不是 {DIVISION_FORM[1]}")
         return NodeConfig(
             id=self.text(table, "id", "node.", _NODE_ID),
-            division=self.text(table, "division", "node.", _DIVISION),
+            division=division,
             key_file=self.resolve(key_file) if key_file else None,
         )
 

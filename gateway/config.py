@@ -22,7 +22,6 @@ logs.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from adapters.config_files import is_number, read_password_file, read_toml, redact, resolve_path
 from adapters.db_connect import engine_url, sqlite_file_under
 from gateway.status_rules import StatusThresholds
+from schemas.divisions import DIVISION_FORM, is_division
 from schemas.errors import ConfigError, located, wrapped
 
 __all__ = ["GatewayConfig", "GatewaySettings", "load_config", "parse_listen"]
 
-_DIVISION = re.compile(r"[1-9]\d{5}")
 # The keys of each table ([status]: the fields of StatusThresholds, checked there).
 _KEYS: dict[str, frozenset[str]] = {
     "level": frozenset({"division"}),
@@ -104,11 +103,9 @@ def load_config(path: Path) -> GatewayConfig:
                           f"未知的表 {unknown}；可用的表：{expected}")
     reader.known_keys()
     division = reader.text("level", "division", required=True)
-    if not _DIVISION.fullmatch(division):
-        raise reader.fail(f"[level] division = {division!r} is not a 6-digit GB/T 2260 code "
-                          "such as 430100",
-                          f"[level] division = {division!r} 不是 6 位 GB/T 2260 行政区划代码"
-                          "（例如 430100）")
+    if not is_division(division):
+        raise reader.fail(f"[level] division = {division!r} is not {DIVISION_FORM[0]}",
+                          f"[level] division = {division!r} 不是 {DIVISION_FORM[1]}")
     status = reader.thresholds()
     return GatewayConfig(
         path=path,

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
-__all__ = ["Level", "city_of", "division_path", "level_of", "province_of", "within"]
+__all__ = ["DIVISION_FORM", "Level", "city_of", "division_path", "is_division", "level_of",
+           "province_of", "within"]
+
+# The province-level codes of GB/T 2260 (first two digits). A code outside them names no
+# place: a node or level given one would route to queues no level ever binds.
+_PROVINCES = frozenset({
+    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36",
+    "37", "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62",
+    "63", "64", "65", "71", "81", "82",
+})
+_SIX_DIGITS = re.compile(r"[0-9]{6}")
+
+# What a division code must be, for the errors that refuse one (English, Chinese).
+DIVISION_FORM = (
+    "a 6-digit GB/T 2260 code whose first two digits are a province's (11 to 82), "
+    "such as 430102",
+    "6 位 GB/T 2260 行政区划代码，前两位须为省级代码（11 至 82），例如 430102",
+)
 
 
 class Level(StrEnum):
     PROVINCE = "province"
     CITY = "city"
     COUNTY = "county"
+
+
+def is_division(code: str) -> bool:
+    """Six ASCII digits whose first two are a province's: a code that can name a place."""
+    return _SIX_DIGITS.fullmatch(code) is not None and code[:2] in _PROVINCES
 
 
 def province_of(code: str) -> str:

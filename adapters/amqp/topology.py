@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from schemas.divisions import Level, division_path, level_of
+from schemas.divisions import DIVISION_FORM, Level, division_path, is_division, level_of
 from schemas.errors import ConfigError
 
 __all__ = [
@@ -65,7 +65,6 @@ DELIVERY_LIMIT = 1_000
 # accepts it and drops the message at its first return.
 HOLDING_DELIVERY_LIMIT = 1_000_000
 
-_DIVISION = re.compile(r"[1-9]\d{5}")
 _NODE_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")
 
 
@@ -90,9 +89,9 @@ class BadName(ConfigError, ValueError):
 
 
 def check_division(code: str) -> str:
-    if not _DIVISION.fullmatch(code):
-        raise BadName(f"division {code!r} is not a 6-digit GB/T 2260 code",
-                      zh=f"行政区划代码 {code!r} 不是 6 位 GB/T 2260 代码")
+    if not is_division(code):
+        raise BadName(f"division {code!r} is not {DIVISION_FORM[0]}",
+                      zh=f"行政区划代码 {code!r} 不是 {DIVISION_FORM[1]}")
     return code
 
 

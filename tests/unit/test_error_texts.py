@@ -182,10 +182,10 @@ def test_the_agent_config_may_ask_for_english_even_when_it_fails(tmp_path: Path)
     config.write_text(text + '[agent]\nlang = "en"\n', encoding="utf-8")
     ran = run("agent", "once", "-c", config)
     assert ran.code == 2
-    assert f"configuration error: {config}: key 'node.division' is '43', which does not " \
-           "match" in ran.output
+    assert f"configuration error: {config}: key 'node.division' is '43', not a 6-digit " \
+           "GB/T 2260 code" in ran.output
     assert "配置" not in run("agent", "once", "-c", config, "--lang", "en").output
-    assert "配置项 'node.division' 为 '43'，不符合格式" in run(
+    assert "配置项 'node.division' 为 '43'，不是 6 位 GB/T 2260 行政区划代码" in run(
         "agent", "once", "-c", config, "--lang", "zh").output
 
 
@@ -239,8 +239,8 @@ def test_a_bad_gateway_config_is_reported_in_chinese_or_english(
     command = [str(tmp_path / "out") if part == "OUT" else part for part in command]
     zh, en = both(*command, "-c", config)
     assert zh.code == en.code == 2
-    assert f"{config}：[level] division = '4301' 不是 6 位 GB/T 2260 行政区划代码" in zh.output
-    assert f"{config}: [level] division = '4301' is not a 6-digit GB/T 2260 code" in en.output
+    assert f"{config}：[level] division = '4301' 不是 6 位 GB/T 2260 行政区划代码，前两位须为省级代码" in zh.output
+    assert f"{config}: [level] division = '4301' is not a 6-digit GB/T 2260 code whose first two digits are a province" in en.output
     assert not (tmp_path / "out").exists()
 
 

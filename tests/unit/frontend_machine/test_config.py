@@ -41,6 +41,16 @@ def write(tmp_path: Path, broker_url: str) -> Path:
     return path
 
 
+def test_a_division_of_no_province_is_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "amqps://mq.example:5671/exgate")
+    path.write_text(path.read_text(encoding="utf-8").replace("430102", "403102"),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"node\.division") as caught:
+        load_config(path)
+    assert "'403102'" in caught.value.message("en")
+    assert "前两位须为省级代码" in caught.value.message("zh")
+
+
 def test_a_broker_url_with_a_user_but_no_password_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"broker\.url") as caught:
         load_config(write(tmp_path, "amqps://node-1@mq.example:5671/exgate"))

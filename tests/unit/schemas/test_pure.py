@@ -13,7 +13,7 @@ from schemas.checkdigits import (
     resident_id_check_char,
     resident_id_valid,
 )
-from schemas.divisions import Level, division_path, level_of, within
+from schemas.divisions import Level, division_path, is_division, level_of, within
 from schemas.records import Record
 from schemas.rules import (
     canonical_time,
@@ -131,6 +131,16 @@ def test_division_levels_and_paths() -> None:
     assert division_path("430100") == ("430000", "430100", "430100")
     assert division_path("430000") == ("430000", "430000", "430000")
     assert division_path("110105") == ("110000", "110100", "110105")  # municipality district
+
+
+@pytest.mark.parametrize(("code", "known"), [
+    ("430102", True), ("110000", True), ("820000", True), ("659001", True),
+    ("403102", False),  # a typo of 430102: there is no province 40
+    ("990000", False), ("000000", False), ("4301", False), ("4301020", False),
+    ("４３０１０２", False),  # full-width digits are no code
+])
+def test_a_division_code_names_a_province(code: str, known: bool) -> None:
+    assert is_division(code) is known
 
 
 def test_within() -> None:

@@ -133,6 +133,9 @@ def test_a_bad_division_or_node_id_is_a_config_error_in_both_languages() -> None
         check_division("43010")
     assert "行政区划代码 '43010'" in division.value.message("zh")
     assert "is not a 6-digit" in division.value.message("en")
+    with pytest.raises(ConfigError) as province:  # no province 40: a typo of 430102
+        routing_key("403102", "n1")
+    assert "前两位须为省级代码" in province.value.message("zh")
     with pytest.raises(ValueError) as node:  # still a ValueError for the registry's scan
         check_node_id("bad id!")
     assert isinstance(node.value, ConfigError) and "节点 ID" in node.value.message("zh")
