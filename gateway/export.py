@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -44,7 +43,7 @@ from adapters.stores.sql import SqlStore
 from adapters.stores.sql_latest import latest
 from adapters.stores.sql_schema import StoreSchema
 from schemas.catalog import load_catalog
-from schemas.divisions import Level, level_of, within
+from schemas.divisions import DIVISION_FORM, Level, is_division, level_of, within
 from schemas.errors import ConfigError, FatalError, RetriableError
 from schemas.messages import render
 from schemas.rules import credit_code_finding
@@ -67,7 +66,6 @@ MANIFEST_NAME = "MANIFEST.json"
 MANIFEST_FORMAT = "exgate-audit-export"
 MANIFEST_VERSION = 1
 DEFAULT_MAX_RECORDS = 50_000
-_DIVISION = re.compile(r"[1-9]\d{5}")
 _YIELD_PER = 1000
 Fields = dict[str, str]
 
@@ -117,11 +115,9 @@ def check_query(query: ExportQuery, level: str | None = None) -> None:
     if query.max_records_per_file < 1:
         raise ConfigError("--max-records-per-file must be at least 1",
                           zh="--max-records-per-file 至少为 1")
-    if not _DIVISION.fullmatch(query.division):
-        raise ConfigError(f"--division {query.division!r} is not a 6-digit GB/T 2260 code "
-                          "such as 430100",
-                          zh=f"--division {query.division!r} 不是 6 位 GB/T 2260 行政区划代码"
-                             "（例如 430100）")
+    if not is_division(query.division):
+        raise ConfigError(f"--division {query.division!r} is not {DIVISION_FORM[0]}",
+                          zh=f"--division {query.division!r} 不是 {DIVISION_FORM[1]}")
     if level is not None and not within(level, query.division):
         raise ConfigError(
             f"--division {query.division} lies outside this level's division {level} "

@@ -62,6 +62,15 @@ def test_an_org_that_is_no_credit_code_is_refused(tmp_path: Path, config: Path, 
     assert not out.exists()  # nothing written
 
 
+def test_a_division_of_no_province_is_refused(tmp_path: Path, config: Path) -> None:
+    out = tmp_path / "out"
+    code, _, stderr = export(config, out, "--division", "403102")
+    assert code == 2 and "--division '403102' 不是 6 位 GB/T 2260 行政区划代码" in stderr
+    code, _, stderr = export(config, out, "--division", "403102", "--lang", "en")
+    assert code == 2 and "first two digits are a province's" in stderr
+    assert not out.exists()
+
+
 def test_a_valid_org_heads_every_file(tmp_path: Path, config: Path) -> None:
     out = tmp_path / "out"
     code, stdout, _ = export(config, out, "--org", ORG, "--lang", "en")

@@ -30,6 +30,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize(("node_id", "division", "words"), [
     ("bad id", "430102", "节点 ID 'bad id' 须为"),
     ("good-01", "43010", "行政区划代码 '43010' 不是 6 位"),
+    ("good-01", "403102", "行政区划代码 '403102' 不是 6 位 GB/T 2260 行政区划代码，前两位须为省级代码"),
     ("furong-01", "430102", "节点 furong-01 已在"),
     ("good-01", "430102", "tianxin-01.key 已存在"),
 ])
