@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
-from operator import mul
+from operator import getitem, mul
 
 __all__ = [
     "CREDIT_CODE_ALPHABET",
@@ -28,6 +28,9 @@ CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _CREDIT_VALUE = {ch: i for i, ch in enumerate(CREDIT_CODE_ALPHABET)}
 _CREDIT_CHARS = frozenset(CREDIT_CODE_ALPHABET)
 _CREDIT_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))  # 3^(i-1) mod 31, i = 1..17
+# Each position's character → value * weight: one look-up per character, no multiply.
+_CREDIT_TERMS = tuple({ch: value * weight for ch, value in _CREDIT_VALUE.items()}
+                      for weight in _CREDIT_WEIGHTS)
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -48,7 +51,7 @@ def credit_code_check_char(first17: str) -> str:
     """GB 32100-2015: C18 = (31 - sum(value * weight) mod 31) mod 31."""
     if len(first17) != len(_CREDIT_WEIGHTS):
         raise ValueError(f"17 characters expected, got {len(first17)}")
-    total = sum(map(mul, map(_CREDIT_VALUE.__getitem__, first17), _CREDIT_WEIGHTS))
+    total = sum(map(getitem, _CREDIT_TERMS, first17))
     return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
 
 
