@@ -18,17 +18,27 @@ from typing import Any, Protocol, runtime_checkable
 
 from schemas.catalog import SchemaCatalog
 from schemas.record_check import RecordCheck
+from schemas.records import slot_setters
 
 __all__ = ["Chunk", "Origin", "Source", "SourceContext", "SourceFactory"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Origin:
     """Where one candidate record came from, for reports and for marking it taken."""
 
     source: str          # the source's name in the agent config
     locator: str         # "EX_SBXX#1234" or "inbox/2026-11-20.xml"
     line: int | None = None
+
+    def __init__(self, source: str, locator: str, line: int | None = None) -> None:
+        # One per record read: slot setters rather than frozen dataclass's own __init__.
+        _set_source(self, source)
+        _set_locator(self, locator)
+        _set_line(self, line)
+
+
+_set_source, _set_locator, _set_line = slot_setters(Origin)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from adapters.frontdb import CHANGELOG, fold_identifier
 from adapters.sources.db_state import STATE_VERSION, ChangelogPosition, strategy_state
 from adapters.sources.db_tables import ElementTable, by_name, in_batches
 from schemas.messages import Localized
+from schemas.records import slot_setters
 
 __all__ = [
     "AnySelect",
@@ -44,11 +45,20 @@ log = logging.getLogger("exgate.source.db")
 AnySelect = Select[*tuple[Any, ...]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class FetchedRow:
     table: ElementTable
     ident: str                 # ROW_ID, or the cursor key of a mapped view
     values: Sequence[Any]      # field values in ``table.fields`` order, as the driver gave them
+
+    def __init__(self, table: ElementTable, ident: str, values: Sequence[Any]) -> None:
+        # One per row fetched: slot setters rather than frozen dataclass's own __init__.
+        _set_table(self, table)
+        _set_ident(self, ident)
+        _set_values(self, values)
+
+
+_set_table, _set_ident, _set_values = slot_setters(FetchedRow)
 
 
 @dataclass(frozen=True, slots=True)
