@@ -217,6 +217,8 @@ def check_fields(
     head_division: str | None,
     latest: datetime,
     line: int | None = None,
+    *,
+    xml_text: bool = False,
 ) -> RecordCheck:
     """Validate a record given as a mapping of field codes to text (a database row).
 
@@ -224,7 +226,8 @@ def check_fields(
     built into an element and goes through exactly the same checks as a record read
     from XML. ``None`` and empty values are treated as absent fields. A row has no
     HEAD: ``head_division`` is the node's configured division, and a row outside it is
-    told so (``outside-node``), not that it lies outside a HEAD's.
+    told so (``outside-node``), not that it lies outside a HEAD's. ``xml_text``: the
+    caller has made sure every value is XML 1.0 text (``check_row`` does).
     """
     spec = catalog.elements.get(element_code)
     if spec is None:
@@ -237,7 +240,7 @@ def check_fields(
             line=line,
         )
         return RecordCheck(element_code, line, None, (issue,))
-    proven = catalog.fast_checks[element_code].proven_row(fields)
+    proven = catalog.fast_checks[element_code].proven_row(fields, xml_text=xml_text)
     if proven is not None:
         result = _judge(proven, [], spec, head_division, latest, line, of_node=True)
     else:

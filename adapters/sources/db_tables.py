@@ -227,7 +227,8 @@ def check_row(element: ElementTable, values: Iterable[Any], catalog: SchemaCatal
         issues = unrepresentable(catalog.elements[element.element], fields)
         if issues:
             return RecordCheck(element.element, None, None, issues)
-    return check_fields(element.element, fields, catalog, division, latest)
+    # Either way every value is XML text now: the fast path need not scan the row again.
+    return check_fields(element.element, fields, catalog, division, latest, xml_text=True)
 
 
 def untimed_check(element: ElementTable, timestamp: Any, catalog: SchemaCatalog) -> RecordCheck:

@@ -23,10 +23,11 @@ from adapters.frontdb import front_tables
 from adapters.sources.base import SourceContext
 from adapters.sources.database import DatabaseSource, database_source
 from adapters.sources.db_options import parse_options
-from adapters.sources.db_tables import check_row, element_tables, reject_message
+from adapters.sources.db_tables import check_row, element_tables, fields_of, reject_message
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
 from schemas.errors import RetriableError
+from schemas.record_check import check_fields
 from tests.unit.adapters.front_rows import (
     BASE_TIME,
     DIVISION,
@@ -239,6 +240,23 @@ def test_undecodable_bytes_are_named_in_english() -> None:
     assert issue.message("en") == ("SQRMC (申请人名称) value '张\\xc3三' is invalid: contains "
                                    "bytes that are not valid UTF-8 (such as \\xc3); correct it "
                                    "in the source system")
+
+
+@pytest.mark.parametrize("name", ["张三", "张\t三", "张\x85三", "张&lt;三", "张\x01三"])
+def test_check_row_judges_a_row_as_check_fields_does(name: str) -> None:
+    """``check_row`` tells ``check_fields`` the values are XML text, so the fast path does
+    not scan them again: unprintable XML text (a tab, a C1 control) is judged the same,
+    and a character XML cannot carry is a reject before that."""
+    options = parse_options({"url": "sqlite://", "tables": ["SBXX"]}, CATALOG)
+    table = element_tables(options, "sqlite", CATALOG)["SBXX"]
+    values = row("SBXX", 1) | {"SQRMC": name}
+    ordered = [values[code] for code, _ in table.fields]
+    latest = BASE_TIME + timedelta(days=1)
+    check = check_row(table, ordered, CATALOG, DIVISION, latest)
+    if name == "张\x01三":
+        assert [i.field for i in check.issues] == ["SQRMC"]
+        return
+    assert check == check_fields("SBXX", fields_of(table, ordered), CATALOG, DIVISION, latest)
 
 
 @pytest.mark.parametrize("also", [{}, {"SQRMC": ""}])  # proven fast, or through lxml
