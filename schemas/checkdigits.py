@@ -33,6 +33,8 @@ _CREDIT_TERMS = tuple({ch: value * weight for ch, value in _CREDIT_VALUE.items()
                       for weight in _CREDIT_WEIGHTS)
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+# Each position's ASCII digit → digit * weight, like _CREDIT_TERMS.
+_ID_TERMS = tuple({str(digit): digit * weight for digit in range(10)} for weight in _ID_WEIGHTS)
 _ID_CHECK = "10X98765432"
 _ID_DIGITS = frozenset("0123456789")
 _ID_LAST = frozenset("0123456789Xx")
@@ -67,7 +69,10 @@ def resident_id_check_char(first17: str) -> str:
     """GB 11643-1999: map sum(digit * weight) mod 11 through ``10X98765432``."""
     if len(first17) != len(_ID_WEIGHTS):
         raise ValueError(f"17 digits expected, got {len(first17)}")
-    total = sum(map(mul, map(int, first17), _ID_WEIGHTS))
+    if first17.isascii() and first17.isdigit():  # the usual case: no int() per digit
+        total = sum(map(getitem, _ID_TERMS, first17))
+    else:  # int() reads other Unicode digits too, and refuses what is none
+        total = sum(map(mul, map(int, first17), _ID_WEIGHTS))
     return _ID_CHECK[total % 11]
 
 

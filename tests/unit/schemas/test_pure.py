@@ -59,6 +59,26 @@ def test_resident_id_check() -> None:
     assert not resident_id_valid("11010519491231002")
 
 
+def test_check_characters_follow_their_formulas() -> None:
+    """The look-up tables give the standards' weighted sums, at every position: each
+    code below has one non-zero character, at each place and of each value."""
+    alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+    for place in range(17):
+        for value, char in enumerate(alphabet):
+            code = "0" * place + char + "0" * (16 - place)
+            assert credit_code_check_char(code) == alphabet[(31 - value * 3**place % 31) % 31]
+            if value < 10:
+                weight = 2 ** (17 - place) % 11
+                assert resident_id_check_char(code) == "10X98765432"[value * weight % 11]
+    # Other Unicode digits are read as digits, as int() reads them; a letter is refused.
+    assert resident_id_check_char("1101051949123100２") == resident_id_check_char(
+        "11010519491231002")
+    with pytest.raises(ValueError):
+        resident_id_check_char("1101051949123100A")
+    with pytest.raises(KeyError):
+        credit_code_check_char("1245142IMB0173307")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
