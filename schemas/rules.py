@@ -218,8 +218,9 @@ def normalise_values(
             continue  # already canonical: the common case costs no conversion
         trimmed = value.strip()
         changes[name] = _canonical_integer(trimmed) if spec.fields[name].is_integer else trimmed
-    if fields.get("SQRZJLX") == _ID_CARD and "SQRZJHM" in fields:
-        changes["SQRZJHM"] = fields["SQRZJHM"].upper()
+    if fields.get("SQRZJLX") == _ID_CARD and (number := fields.get("SQRZJHM")) is not None \
+            and (upper := number.upper()) != number:  # else the caller has nothing to apply
+        changes["SQRZJHM"] = upper
     return changes, issues
 
 
