@@ -559,6 +559,18 @@ def test_row_fields_are_exchange_text_in_catalogue_order() -> None:
         fields_of(table, [values[code] for code, _ in table.fields][:-1])
 
 
+@pytest.mark.parametrize("value", [
+    datetime(2026, 11, 20, 9, 58, 1, 500), datetime(999, 11, 20, 9, 58, 1),
+    datetime(2026, 11, 20, 1, 58, 1, tzinfo=UTC), 7, -12, True, False,
+    Decimal("12.50"), 12.5, date(2026, 11, 20), b"text"])
+def test_row_values_are_converted_as_to_text_does(value: Any) -> None:
+    """``fields_of`` sends the usual types straight to their converter: the same text."""
+    table = sbxx_table()
+    values = [row("SBXX", 1)[code] for code, _ in table.fields]
+    values[table.codes.index("SQRMC")] = value
+    assert fields_of(table, values)["SQRMC"] == to_text(value)
+
+
 def test_sqlite_time_text_loses_its_fraction() -> None:
     table = sbxx_table()
     values = row("SBXX", 1) | {"GXSJ": "2026-11-20 09:00:00.123456"}
