@@ -174,6 +174,25 @@ def test_the_utf8_template_writes_what_lxml_writes(layout: Layout) -> None:
     assert document_bytes(head, [], layout=layout) == empty.getvalue()
 
 
+@pytest.mark.parametrize("layout", list(Layout))
+def test_a_record_s_shape_template_writes_what_lxml_writes(layout: Layout) -> None:
+    """``record_xml`` fills a template per shape (element, field names, layout): every
+    shape, seen once or again, with values it cannot take as they are, is still written
+    as lxml writes it."""
+    full = record("BJ")[1]
+    shapes = [full, dict(reversed(full.items())), {k: v for k, v in full.items() if k != "ZJMC"},
+              full | {"ZJMC": ""}, full | {"ZJMC": None}, full | {"ZJMC": "a<b&c"},
+              full | {"ZJMC": "%s %(x)s %%"}, full | {"SJBBH": 7}, full | {"ZJMC": 0}]
+    records = [Record("BJ", shape, ("k",), 1) for shape in shapes]
+    records += [("BJ", shape) for shape in shapes]
+    head = {"XZQHDM": "430102", "TYSHXYDM": ORG, "CREATED": T}
+    for _ in range(2):
+        buffer = io.BytesIO()
+        with DocumentWriter(buffer, head, layout=layout) as writer:
+            writer.write_many(records)
+        assert document_bytes(head, records, layout=layout) == buffer.getvalue()
+
+
 def test_the_utf8_template_refuses_what_lxml_refuses() -> None:
     with pytest.raises(ValueError, match="XML compatible"):
         document_bytes({"XZQHDM": "430102", "TYSHXYDM": ORG}, [record("JGXX", JGMC="a\x01")])
