@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
 import pytest
@@ -252,3 +253,25 @@ def test_record_digest_is_stable() -> None:
         == record.digest()
     assert Record("BJXX", fields, ("A&1",), 2).digest() != record.digest()
     assert Record("SBXX", {**fields, "SQRMC": "李四"}, ("A&1",), 2).digest() != record.digest()
+
+
+def _digest_as_written(record: Record) -> str:
+    """The digest's formula spelled out, sorting each record's items."""
+    canonical = "\x1e".join(map("\x1f".join, sorted(record.fields.items())))
+    return hashlib.sha256(f"{record.element}\x1d{canonical}".encode()).hexdigest()
+
+
+@pytest.mark.parametrize("element, fields", [
+    ("SBXX", {"XZQHDM": "430102", "SJBBH": "1", "SQRMC": "张三", "SBLSH": "A"}),
+    ("SBXX", {"SBLSH": "A", "XZQHDM": "430102", "SJBBH": "1"}),  # a field fewer, other order
+    ("SBXX", {"SJBBH": "1", "SQRMC": "100%s %(x)s {0}", "SBLSH": "%"}),  # values like formats
+    ("S%sB", {"A%s": "1", "%": "%%"}),  # names like formats
+    ("SBXX", {"SJBBH": "1"}),  # one value: ``%`` takes it bare
+    ("SBXX", {}),
+])
+def test_record_digest_frame_is_the_formula(element: str, fields: dict[str, str]) -> None:
+    """The frame a set of names shares gives each record the digest the formula does,
+    the first time and from the cache."""
+    for _ in range(2):
+        record = Record(element, dict(fields), ("A",), 1)
+        assert record.digest() == _digest_as_written(record)
