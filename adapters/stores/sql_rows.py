@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Insert, Table, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -59,8 +59,7 @@ class ElementOutcome:
     conflicts: list[Conflict] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Row:
+class _Row(NamedTuple):  # one per record written: a tuple is far cheaper to make
     record: Record
     values: list[Any]  # the typed field values in ``ElementWriter.fields`` order
     digest: str
