@@ -259,8 +259,10 @@ class Pipeline:
         return records, head.schema_version
 
     def _check_divisions(self, division: str, records: list[Record]) -> None:
-        outside = [r for r in records if not within(division, r.division)]
-        if outside:
+        # A batch holds the records of a few divisions: each is judged once.
+        strangers = {d for d in {r.division for r in records} if not within(division, d)}
+        if strangers:
+            outside = [r for r in records if r.division in strangers]
             first = outside[0]
             raise Refusal("division-outside", f"{len(outside)} record(s) lie outside the "
                           f"node's division {division}, first {first.element} "

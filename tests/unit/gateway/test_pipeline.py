@@ -329,6 +329,18 @@ def test_records_outside_the_node_division_are_refused(
     refused(pipeline, store, delivery(keys, xml), "division-outside", caplog)
 
 
+def test_a_refusal_for_divisions_counts_every_record_outside_and_names_the_first(
+        pipeline: Pipeline, store: MemoryStore, keys: NodeKeys,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Each division is judged once per batch; the detail still counts records.
+    divisions = ["430102", "430200", "430103", "430000", "430200"]
+    xml = plain(head={"XZQHDM": "430000"}, recs=[
+        record("SBXX", XZQHDM=division, SBLSH=f"SB{n}") for n, division in enumerate(divisions)])
+    refused(pipeline, store, delivery(keys, xml), "division-outside", caplog)
+    assert store.failed[-1].detail == ("3 record(s) lie outside the node's division 430102, "
+                                       "first SBXX SB1 with XZQHDM 430200")
+
+
 def test_a_batch_id_reused_for_other_content_is_refused(
         pipeline: Pipeline, store: MemoryStore, keys: NodeKeys,
         caplog: pytest.LogCaptureFixture) -> None:
