@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -175,8 +175,7 @@ class ElementWriter:
     def _offer_all(self, conn: Connection, rows: dict[Identity, _Row], batch: IncomingBatch,
                    now: datetime, outcome: ElementOutcome) -> None:
         assert self._fast is not None
-        inserted = self._fast.run(conn, [[*r.values, r.digest] for r in rows.values()],
-                                  (batch.batch_id, batch.node_id, now))
+        inserted = self._fast.run(conn, rows.values(), (batch.batch_id, batch.node_id, now))
         if inserted == len(rows):
             outcome.stored += inserted
             return
@@ -297,19 +296,28 @@ class _FastInsert:
             return None if value is None else process(value)
         return bind
 
-    def run(self, conn: Connection, rows: list[list[Any]], per_batch: Sequence[Any]) -> int:
-        """Insert ``rows`` (values up to DIGEST) plus ``per_batch``; rows inserted."""
+    def run(self, conn: Connection, rows: Collection[_Row], per_batch: Sequence[Any]) -> int:
+        """Insert ``rows`` (their values and digest) plus ``per_batch``; rows inserted.
+
+        Each row's parameters are made in one go, its typed values left as they are: a
+        list to process in place only where a processor must change them.
+        """
         if not rows:
             return 0
-        tail = [v if p is None else p(v)
-                for v, p in zip(per_batch, self._batch_processors, strict=True)]
-        for values in rows:
-            for at, process in self._row_processors:
+        tail = tuple(v if p is None else p(v)
+                     for v, p in zip(per_batch, self._batch_processors, strict=True))
+        processors = self._row_processors
+        params: list[Any] = []
+        for row in rows:
+            if not processors:
+                params.append((*row.values, row.digest, *tail))
+                continue
+            values = [*row.values, row.digest]
+            for at, process in processors:
                 values[at] = process(values[at])
-            values.extend(tail)
-        names = self._names
-        params: list[Any] = ([tuple(values) for values in rows] if names is None else
-                             [dict(zip(names, values, strict=True)) for values in rows])
+            params.append((*values, *tail))
+        if self._names is not None:
+            params = [dict(zip(self._names, values, strict=True)) for values in params]
         return int(conn.exec_driver_sql(self.sql, params).rowcount)
 
 
