@@ -9,6 +9,7 @@ import pytest
 
 from schemas.catalog import load_catalog
 from schemas.checkdigits import (
+    CREDIT_CODE_ALPHABET,
     credit_code_check_char,
     credit_code_valid,
     resident_id_check_char,
@@ -49,6 +50,20 @@ def test_real_credit_codes_pass(code: str) -> None:
 )
 def test_wrong_credit_codes_fail(code: str) -> None:
     assert not credit_code_valid(code)
+
+
+def test_credit_code_valid_agrees_with_the_check_character() -> None:
+    """The per-record check sums all 18 values; ``credit_code_check_char`` computes C18."""
+    for n in range(0, 31**17, 31**17 // 997):  # every character in every place, many sums
+        digits = []
+        for _ in range(17):
+            n, value = divmod(n, 31)
+            digits.append(CREDIT_CODE_ALPHABET[value])
+        first17 = "".join(digits)
+        right = credit_code_check_char(first17)
+        for last in CREDIT_CODE_ALPHABET:
+            assert credit_code_valid(first17 + last) == (last == right), first17
+    assert not credit_code_valid("91350100M000100Y4I")  # I is no character of the alphabet
 
 
 def test_resident_id_check() -> None:
