@@ -122,6 +122,17 @@ def test_a_byte_order_mark_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> N
     assert by_lxml == 0
 
 
+@pytest.mark.parametrize("name", ["A]B", "A]]B", "A]>B", "A] ]>B", "]]"])
+def test_brackets_short_of_a_cdata_end_are_proven(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A "]" is looked for first, "]]>" (lxml's to refuse) only then: a value with
+    brackets but no "]]>" is still the scanner's."""
+    text = _lines(*_VALID, record("JGXX", JGMC=name), *_VALID)
+    _, by_lxml = _same_either_way(text.encode(), monkeypatch)
+    assert by_lxml == 0
+
+
 # -- what the scanner must leave to lxml ----------------------------------------------------
 
 _BETWEEN = {
