@@ -59,9 +59,11 @@ class ConnectDeadline:
                 error: Callable[[str], Exception]) -> Any:
         # No deadline on the wait for a turn: each turn ends within ``seconds``.
         while not self._turn.acquire(timeout=_TURN_CHECK_S):
-            self._refuse_while_silent(error)
+            self._refuse_while_silent(error, list(self._abandoned))
         try:
-            self._refuse_while_silent(error)
+            # Only the turn's holder changes the list: a waiter reads a copy of it.
+            self._abandoned = [a for a in self._abandoned if not a.finished.is_set()]
+            self._refuse_while_silent(error, self._abandoned)
             attempt = _Attempt(connect)
             if attempt.finished.wait(self.seconds):
                 return attempt.outcome()
@@ -74,12 +76,13 @@ class ConnectDeadline:
         finally:
             self._turn.release()
 
-    def _refuse_while_silent(self, error: Callable[[str], Exception]) -> None:
-        self._abandoned = [a for a in self._abandoned if not a.finished.is_set()]
-        if not self._abandoned:
+    def _refuse_while_silent(self, error: Callable[[str], Exception],
+                             abandoned: list[_Attempt]) -> None:
+        waiting = [a for a in abandoned if not a.finished.is_set()]
+        if not waiting:
             return
-        if len(self._abandoned) >= MAX_ABANDONED:
-            raise error(f"the database server has not answered {len(self._abandoned)} "
+        if len(waiting) >= MAX_ABANDONED:
+            raise error(f"the database server has not answered {len(waiting)} "
                         f"earlier connection attempts, each given up on after "
                         f"{self.seconds:g} s; not trying again until one of them is "
                         "answered or dropped")

@@ -147,8 +147,8 @@ def test_a_server_silent_past_forget_after_is_tried_again_up_to_a_cap(
         deadline.connect(server.connect, Refused)
     assert server.calls == MAX_ABANDONED
     server.answer.set()  # they all end; the server answers the next one at once
-    for _ in range(100):
-        if len(server.opened) == MAX_ABANDONED:
+    for _ in range(100):  # each abandoned attempt closes its late connection, then ends
+        if len(server.opened) == MAX_ABANDONED and all(c.closed for c in server.opened):
             break
         threading.Event().wait(0.05)  # a hang guard for the threads to finish
     assert deadline.connect(server.connect, Refused) is server.opened[-1]
