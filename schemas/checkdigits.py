@@ -32,12 +32,9 @@ _CREDIT_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))  # 3^(i-1) mod 31, i =
 _CREDIT_FULL_WEIGHTS = (*_CREDIT_WEIGHTS, 1)
 # Each byte of the alphabet to its value: one translate gives a whole code's values.
 _CREDIT_BYTE_VALUES = bytes(_CREDIT_VALUE.get(chr(byte), 0) for byte in range(256))
-# Each position's character → value * weight: one look-up per character, no multiply.
-_CREDIT_TERMS = tuple({ch: value * weight for ch, value in _CREDIT_VALUE.items()}
-                      for weight in _CREDIT_WEIGHTS)
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-# Each position's ASCII digit → digit * weight, like _CREDIT_TERMS.
+# Each position's ASCII digit → digit * weight: one look-up per digit, no int().
 _ID_TERMS = tuple({str(digit): digit * weight for digit in range(10)} for weight in _ID_WEIGHTS)
 _ID_CHECK = "10X98765432"
 _ID_DIGITS = frozenset("0123456789")
@@ -57,7 +54,7 @@ def credit_code_check_char(first17: str) -> str:
     """GB 32100-2015: C18 = (31 - sum(value * weight) mod 31) mod 31."""
     if len(first17) != len(_CREDIT_WEIGHTS):
         raise ValueError(f"17 characters expected, got {len(first17)}")
-    total = sum(map(getitem, _CREDIT_TERMS, first17))
+    total = sum(map(mul, map(_CREDIT_VALUE.__getitem__, first17), _CREDIT_WEIGHTS))
     return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
 
 

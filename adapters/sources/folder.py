@@ -38,7 +38,7 @@ from adapters.sources.folder_ignored import PassedOver
 from adapters.sources.folder_options import FolderOptions
 from adapters.sources.folder_runs import COUNTING, FileRun, Group, unreadable_issue, write_report
 from adapters.sources.folder_text import say
-from schemas.audit_report import unreadable_reason
+from schemas.audit_report import system_reason
 from schemas.errors import ConfigError
 from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
@@ -159,16 +159,12 @@ class FolderSource:
         it again."""
         advice = self._say("hold-advice", minutes=round(_RETRY_SECONDS / 60))
         log.warning(self._say("held", what=self._say(what), path=utf8_name(str(path)),
-                              error=self._why(exc), advice=advice),
+                              error=system_reason(exc, self.context.lang), advice=advice),
                     extra=self._extra(utf8_name(path.name)))
         return time.monotonic() + _RETRY_SECONDS
 
     def _say(self, message_id: str, **args: object) -> str:
         return say(message_id, self.context.lang, **args)
-
-    def _why(self, exc: OSError) -> str:
-        """The system's reason, in the agent's language where exgate knows it."""
-        return unreadable_reason(exc.strerror or str(exc), self.context.lang)
 
     def _finish(self, run: FileRun) -> None:
         if run.bad:
@@ -325,7 +321,7 @@ class FolderSource:
                     yield buffer, run.progress(done=False), None
                     buffer = []
         except OSError as exc:
-            log.warning(self._say("read-error", error=self._why(exc)),
+            log.warning(self._say("read-error", error=system_reason(exc, self.context.lang)),
                         extra=self._extra(run.name))
             reader.issues.append(unreadable_issue(run.name, exc.strerror or str(exc)))
         except Exception as exc:  # a reader defect: this file goes to error/, not the rest
