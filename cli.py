@@ -333,7 +333,8 @@ def _admin_options(function):  # type: ignore[no-untyped-def]
 @click.argument("division")
 @click.option("--user", default=None, help="Broker user name (default: exgate-gw-DIVISION)")
 @click.option("--password-file", "out", required=True,
-              type=click.Path(path_type=Path),  # a folder is refused in exgate's words
+              # a folder, or an existing file (readable or not), is refused in exgate's words
+              type=click.Path(path_type=Path, readable=False),
               help="New file for the user's password, mode 0600 (never overwritten); the "
                    "gateway config's [broker] password_file")
 @_admin_options

@@ -42,6 +42,8 @@ with the old password keep their connections until they reconnect.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -135,6 +137,7 @@ def provision_gateway_user(open_api: Callable[[], ManagementApi], division: str,
     if api.find(f"vhosts/{segment(vhost)}") is None:
         raise _no_vhost(vhost, api.root)
     existed = _taken_over(api, name, vhost, perms, division)
+    url = broker_url(api, name, vhost)  # only reads: before anything changes
     password = secrets.token_urlsafe(24)
     _write_password(out, password)
     user_path = f"users/{segment(name)}"
@@ -143,7 +146,6 @@ def provision_gateway_user(open_api: Callable[[], ManagementApi], division: str,
             api.put(user_path, {"password": password, "tags": ""})
         grant(api, vhost, name, perms)
         declare_topology(HttpChannel(api, vhost), [division])
-        url = broker_url(api, name, vhost)
         if existed:
             # Last: until here a gateway running with the old password keeps it, whatever
             # failed; from here on the new one is in ``out``.
@@ -161,7 +163,9 @@ def _write_password(out: Path, password: str) -> None:
     except FileExistsError as exc:
         if out.exists() or out.is_symlink():  # it appeared meanwhile: never overwritten
             raise _file_exists(out) from exc
-        raise _cannot_write(out, exc) from exc  # a part of its folder is a file
+        # A part of its folder is a file: say so, not mkdir's "File exists".
+        raise _cannot_write(out, NotADirectoryError(
+            errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(out.parent))) from exc
     except OSError as exc:
         raise _cannot_write(out, exc) from exc
 

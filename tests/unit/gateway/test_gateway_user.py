@@ -287,7 +287,8 @@ def test_a_password_file_that_cannot_be_made_is_named_before_the_broker_changes(
     api = FakeApi()
     with pytest.raises(ConfigError) as refused:
         provision_gateway_user(lambda: api, "430100", tmp_path / "file" / "pw")
-    assert "cannot be written" in refused.value.message("en")
+    assert "cannot be written: Not a directory" in refused.value.message("en")
+    assert "路径中有一部分不是文件夹" in refused.value.message("zh")
     assert api.puts("") == []
 
 
