@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from schemas.errors import ConfigError, located
 
@@ -67,6 +68,15 @@ def redact(url: str) -> str:
     """A URL (broker, database) with its password replaced, safe for logs and errors."""
     pattern = _PASSWORD if _SCHEME.match(url) else _SCHEMELESS_PASSWORD
     return pattern.sub(r"\g<user>:***@", url)
+
+
+def with_url_password(url: str, password: str) -> str:
+    """``url`` with ``password`` for the user it names; the host stays as written (an
+    IPv6 address keeps its brackets), and so does the rest."""
+    parts = urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    netloc = f"{user.partition(':')[0]}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 _LARGEST_INTEGER = 2**53  # beyond what any count, size or period in a config means

@@ -25,9 +25,16 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from adapters.config_files import is_number, read_password_file, read_toml, redact, resolve_path
+from adapters.config_files import (
+    is_number,
+    read_password_file,
+    read_toml,
+    redact,
+    resolve_path,
+    with_url_password,
+)
 from adapters.db_connect import engine_url, sqlite_file_under
 from gateway.status_rules import StatusThresholds
 from schemas.divisions import DIVISION_FORM, is_division
@@ -184,9 +191,7 @@ class _Reader:
         password = self.secret("broker", "EXGATE_BROKER_PASSWORD")
         if password is None or parts.username is None:
             return url
-        host = parts.netloc.rpartition("@")[2]
-        netloc = f"{parts.username}:{quote(password, safe='')}@{host}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        return with_url_password(url, password)
 
     def store_url(self) -> str:
         raw = self.text("store", "url") or "sqlite:///exgate-store.db"

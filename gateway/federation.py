@@ -79,7 +79,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from adapters.amqp.topology import (
     RECEIPTS_EXCHANGE,
@@ -87,7 +87,7 @@ from adapters.amqp.topology import (
     check_division,
     declare_exchanges,
 )
-from adapters.config_files import redact
+from adapters.config_files import redact, with_url_password
 from gateway.federation_objects import (
     UP_EXCHANGES,
     add_to_set,
@@ -143,8 +143,13 @@ def max_hops_for(upstream_division: str) -> int:
 
 def with_password(url: str) -> str:
     """The upstream URI, with ``$EXGATE_UPSTREAM_PASSWORD`` filled in when it has none."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        understood = parts.scheme in ("amqp", "amqps") and bool(parts.hostname) \
+            and (parts.port or 0) >= 0  # .port raises for one that is no number
+    except ValueError:  # a broken IPv6 host, a port out of range
+        understood = False
+    if not understood:
         raise ConfigError(f"--upstream {redact(url)!r} must look like "
                           "amqp://USER@HOST:PORT/VHOST, the password in the URI or in "
                           f"${PASSWORD_ENV}",
@@ -157,9 +162,7 @@ def with_password(url: str) -> str:
                           zh=f"--upstream {redact(url)!r} 指定了用户 {parts.username!r} 但没有"
                              f"密码：请设置 ${PASSWORD_ENV}（或写在 URI 中）")
     if parts.username and parts.password is None and secret:
-        host = parts.hostname + (f":{parts.port}" if parts.port else "")
-        netloc = f"{parts.username}:{quote(secret, safe='')}@{host}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        return with_url_password(url, secret)
     return url
 
 

@@ -26,6 +26,16 @@ def test_a_user_without_a_password_is_a_config_error(
     assert with_password("amqp://u:inline@h/") == "amqp://u:inline@h/"
 
 
+def test_an_ipv6_upstream_keeps_its_brackets_and_a_broken_one_is_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "p@ss")
+    assert with_password("amqp://link@[::1]:5672/v") == "amqp://link:p%40ss@[::1]:5672/v"
+    for broken in ("amqp://link@[::1:5672/v", "amqp://link@h:port/v", "amqp://link@h:99999/v"):
+        with pytest.raises(ConfigError, match="must look like") as refused:
+            with_password(broken)
+        assert "应形如" in refused.value.message("zh")
+
+
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_link_without_a_password_exits_2_before_touching_the_broker(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
