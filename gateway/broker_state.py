@@ -96,10 +96,16 @@ def new_settings(
 
 def read_state(base_dir: Path) -> dict[str, Any] | None:
     """The state file of ``base_dir`` as saved, or None when there is none."""
+    path = base_dir / STATE_FILE
     try:
-        state: dict[str, Any] = json.loads((base_dir / STATE_FILE).read_text())
+        state = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    except ValueError as exc:  # not JSON, or not UTF-8: written by something else
+        raise ConfigError(f"{path} is not a broker state file exgate wrote: {exc}",
+                          zh=f"{path} 不是 exgate 写入的消息服务器状态文件：{exc}") from exc
+    if not isinstance(state, dict):
+        state = {}  # JSON, but no object: refused below for its missing version
     if state.get("version") != STATE_VERSION:
         raise ConfigError(
             f"{base_dir / STATE_FILE} has version "
@@ -115,12 +121,17 @@ def load_settings(base_dir: Path) -> NodeSettings | None:
     state = read_state(base_dir)
     if state is None:
         return None
-    return NodeSettings(
-        node_name=state["node_name"],
-        ports=BrokerPorts(**state["ports"]),
-        admin_user=state["admin_user"],
-        admin_password=state["admin_password"],
-    )
+    try:
+        return NodeSettings(
+            node_name=state["node_name"],
+            ports=BrokerPorts(**state["ports"]),
+            admin_user=state["admin_user"],
+            admin_password=state["admin_password"],
+        )
+    except (KeyError, TypeError) as exc:
+        path = base_dir / STATE_FILE
+        raise ConfigError(f"{path} lacks or garbles {exc}: not a state file this exgate wrote",
+                          zh=f"{path} 缺少或损坏了 {exc}：不是此 exgate 写入的状态文件") from exc
 
 
 def read_pids(base_dir: Path) -> NodePids:

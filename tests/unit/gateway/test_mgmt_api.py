@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
-from gateway.broker_state import NodeSettings
+from gateway.broker_state import STATE_FILE, NodeSettings, load_settings
 from gateway.mgmt_api import ManagementApi
 from schemas.errors import ConfigError, RetriableError
 
@@ -41,3 +42,17 @@ def test_an_unreachable_management_api_is_reported_in_chinese_too() -> None:
     assert "unreachable" in str(away.value)
     assert "无法连接管理 API http://127.0.0.1:1/api/" in away.value.message("zh")
     assert "secret" not in str(away.value) + away.value.message("zh")
+
+
+@pytest.mark.parametrize(("text", "zh"), [
+    ("{not json", "不是 exgate 写入的消息服务器状态文件"),
+    ("[1, 2]", "的版本为 None"),
+    ('{"version": 1}', "缺少或损坏了 'node_name'"),
+], ids=["not-json", "no-object", "missing-key"])
+def test_a_broker_state_file_exgate_did_not_write_is_named(tmp_path: Path, text: str,
+                                                          zh: str) -> None:
+    (tmp_path / STATE_FILE).write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(tmp_path)
+    assert str(tmp_path / STATE_FILE) in refused.value.message("en")
+    assert zh in refused.value.message("zh")
