@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters
 from adapters.config_files import is_number, read_toml, resolve_path
 from adapters.sources.base import SourceFactory
 from schemas.divisions import DIVISION_FORM, is_division
@@ -250,6 +251,11 @@ class _Reader:
                                           "node.key_file (written by `exgate node add`)",
                             f"指定了用户 {parts.username!r} 却没有密码；请去掉用户，登录信息将从 "
                             "node.key_file（由 `exgate node add` 写出）读取")
+        try:
+            broker_parameters(url)
+        except UnusableBrokerURL as exc:
+            raise self.fail("broker.url", f"cannot be used: {exc.why.en}",
+                            f"无法使用：{exc.why.zh}") from None
         return BrokerConfig(url)
 
     def outbox(self, table: Mapping[str, Any]) -> OutboxConfig:

@@ -21,6 +21,7 @@ import pika.exceptions as px
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from adapters.amqp.errors import CONNECT_ERRORS, BrokerAddress, mapped
+from adapters.amqp.parameters import broker_parameters
 from adapters.amqp.topology import receipts_queue
 from frontend_machine.report import say
 from schemas.errors import message_of
@@ -58,6 +59,9 @@ class _Held:
 
 @dataclass(frozen=True, slots=True)
 class LinkSettings:
+    """How the agent reaches its broker. pika's parameters are built once, here: a URL
+    pika refuses (``UnusableBrokerURL``) stops the agent at start-up, not at each try."""
+
     url: str = field(repr=False)
     node_id: str
     user: str | None = None  # overrides the URL's user (from the credentials file)
@@ -67,9 +71,10 @@ class LinkSettings:
     blocked_timeout: float = 60.0
     receipt_prefetch: int = 50
     lang: str = "zh"  # of the agent's log lines, the publisher's too ("zh" or "en")
+    _parameters: pika.URLParameters = field(init=False, repr=False, compare=False)
 
-    def parameters(self) -> pika.URLParameters:
-        params = pika.URLParameters(self.url)
+    def __post_init__(self) -> None:
+        params = broker_parameters(self.url)
         if self.user is not None:
             params.credentials = pika.PlainCredentials(self.user, self.password or "")
         params.heartbeat = self.heartbeat
@@ -77,18 +82,20 @@ class LinkSettings:
         params.socket_timeout = self.connect_timeout
         params.blocked_connection_timeout = self.blocked_timeout
         params.client_properties = {"connection_name": f"exgate-agent {self.node_id}"}
-        return params
+        object.__setattr__(self, "_parameters", params)
+
+    def parameters(self) -> pika.URLParameters:
+        return self._parameters
 
     @property
     def broker(self) -> BrokerAddress:
         """Host, port and virtual host: what every broker failure names."""
-        return BrokerAddress.of(self.parameters())
+        return BrokerAddress.of(self._parameters)
 
     @property
     def broker_user(self) -> str:
         """The user the broker authenticates us as: the ``user_id`` of every message."""
-        credentials = self.parameters().credentials
-        return str(getattr(credentials, "username", ""))
+        return str(getattr(self._parameters.credentials, "username", ""))
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters
 from adapters.config_files import (
     is_number,
     read_password_file,
@@ -189,9 +190,17 @@ class _Reader:
             raise self.fail(f"[broker] url {redact(url)!r} must start with amqp:// or amqps://",
                             f"[broker] url {redact(url)!r} 必须以 amqp:// 或 amqps:// 开头")
         password = self.secret("broker", "EXGATE_BROKER_PASSWORD")
-        if password is None or parts.username is None:
-            return url
-        return with_url_password(url, password)
+        if password is not None and parts.username is not None:
+            url = with_url_password(url, password)
+        # A user with no password is for `gateway run` to refuse (check_consumable): the
+        # read-only commands sharing this config need none. pika cannot parse it alone.
+        unsaid = parts.username is not None and urlsplit(url).password is None
+        try:
+            broker_parameters(with_url_password(url, "") if unsaid else url)
+        except UnusableBrokerURL as exc:
+            raise self.fail(f"[broker] url cannot be used: {exc.why.en}",
+                            f"[broker] url 无法使用：{exc.why.zh}") from None
+        return url
 
     def store_url(self) -> str:
         raw = self.text("store", "url") or "sqlite:///exgate-store.db"

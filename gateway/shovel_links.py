@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from adapters.amqp.errors import CONNECT_ERRORS, BrokerAddress, mapped, url_user
+from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters
 from adapters.amqp.topology import binding_key
 from adapters.config_files import redact
 from gateway.mgmt_api import ManagementApi, segment
@@ -68,7 +69,12 @@ def _declare_uplink_queue(url: str, queue: str, exchange: str, key: str) -> None
     import pika.exceptions as px
 
     try:
-        connection = pika.BlockingConnection(pika.URLParameters(url))
+        parameters = broker_parameters(url)
+    except UnusableBrokerURL as exc:
+        raise ConfigError(f"the upstream URL cannot be used to declare {queue}: {exc.why.en}",
+                          zh=f"上游 URL 无法用于声明 {queue}：{exc.why.zh}") from None
+    try:
+        connection = pika.BlockingConnection(parameters)
     except CONNECT_ERRORS as exc:  # a silent listener too (pika's connector timeout)
         raise mapped(exc, "reaching the upstream", "连接上游", user=url_user(url),
                      broker=BrokerAddress.of_url(url), login_remedy=_LINK_LOGIN) from exc

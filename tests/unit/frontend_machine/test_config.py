@@ -57,6 +57,21 @@ def test_a_broker_url_with_a_user_but_no_password_is_a_config_error(tmp_path: Pa
     assert "key_file" in str(caught.value)
 
 
+def test_a_broker_url_whose_ca_file_is_missing_is_a_config_error_naming_both(
+        tmp_path: Path) -> None:
+    missing = tmp_path / "ca.pem"
+    url = f"amqps://mq.example:5671/exgate?ssl_options={{'ca_certs':'{missing}'}}"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, url))
+    assert str(caught.value) == (f"{tmp_path / 'agent.toml'}: key 'broker.url' cannot be "
+                                 f"used: a file its ssl_options names does not exist: {missing}")
+    assert f"配置项 'broker.url' 无法使用：ssl_options 指定的文件不存在：{missing}" in \
+        caught.value.message("zh")
+    # Built from a URL given otherwise (a reread credentials file), it stops there too.
+    with pytest.raises(ConfigError, match="does not exist"):
+        LinkSettings(url, "n1")
+
+
 @pytest.mark.parametrize("url", ["amqps://mq.example:5671/exgate",
                                  "amqp://node-1:s3cret@127.0.0.1:5672/%2F"])
 def test_broker_urls_that_open(tmp_path: Path, url: str) -> None:

@@ -141,3 +141,16 @@ def test_a_password_file_not_there_is_said_in_chinese_whole(
     said = refused.value.message("zh")
     assert said.endswith(f"[broker] password_file {missing}：无法读取：文件不存在")
     assert "No such file" not in said
+
+
+def test_a_broker_url_pika_refuses_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        'url = "amqps://exgate-gw-430100@mq.hn.gov.example:5671/exgate"',
+        'url = "amqps://exgate-gw-430100@mq.hn.gov.example:5671/exgate?cacertfile=/ca.pem"')
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (f"{path}: [broker] url cannot be used: pika refuses it: "
+                                 f"Unknown URL parameter: 'cacertfile'")
+    assert "[broker] url 无法使用：pika 不接受它" in caught.value.message("zh")

@@ -12,6 +12,12 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
 from adapters.amqp.errors import BrokerUnavailable
 from gateway.mgmt_api import ManagementApi
 from gateway.shovel_links import shovels_up
+from schemas.errors import ConfigError
+
+
+class CityApi(ManagementApi):
+    def get(self, path: str) -> Any:
+        return {"name": "city"}
 
 
 def test_a_silent_upstream_is_a_broker_away_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -19,10 +25,6 @@ def test_a_silent_upstream_is_a_broker_away_naming_it(monkeypatch: pytest.Monkey
         raise AMQPConnectorStackTimeout("Timeout during AMQP handshake")
 
     monkeypatch.setattr(pika, "BlockingConnection", silent)
-    class CityApi(ManagementApi):
-        def get(self, path: str) -> Any:
-            return {"name": "city"}
-
     api = CityApi("http://127.0.0.1:1", "admin", "pw")
     with pytest.raises(BrokerUnavailable) as away:
         shovels_up(api, "/", "amqp://link:s3cret@county-mq:5673/exgate", "430102",
@@ -31,3 +33,19 @@ def test_a_silent_upstream_is_a_broker_away_naming_it(monkeypatch: pytest.Monkey
     assert "broker county-mq:5673 (vhost exgate) unavailable: connected, but no AMQP" in en
     assert "消息服务器 county-mq:5673（虚拟主机 exgate）不可用" in zh
     assert "s3cret" not in en + zh
+
+
+def test_an_upstream_url_pika_refuses_is_a_config_error_before_any_connection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(parameters: object) -> None:
+        raise AssertionError("no connection is tried with a URL pika refuses")
+
+    monkeypatch.setattr(pika, "BlockingConnection", never)
+    api = CityApi("http://127.0.0.1:1", "admin", "pw")
+    with pytest.raises(ConfigError) as refused:
+        shovels_up(api, "/", "amqps://link:s3cret@county-mq:5671/exgate?cacertfile=/ca.pem",
+                   "430102", {"exgate.records": "exgate.records.from.430102"}, 5)
+    assert str(refused.value) == (
+        "the upstream URL cannot be used to declare exgate.uplink.records.city: "
+        "pika refuses it: Unknown URL parameter: 'cacertfile'")
+    assert "s3cret" not in str(refused.value) + refused.value.message("zh")
