@@ -12,6 +12,7 @@ upper-case spelling because its table names are case-sensitive on Linux.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -248,17 +249,30 @@ def create_all(url: str | URL, triggers: bool = False) -> None:
 def _connected(engine: Engine, parsed: URL) -> Connection:
     """The first connection; an option after '?' the driver refuses with an error of its
     own rather than a database error (PyMySQL: "unexpected keyword argument", an unknown
-    charset) is a URL error naming the options (their names only: a value may be secret)."""
+    charset) is a URL error naming the options. The driver's words may quote a value:
+    those of options named like a secret (``ssl_key_password``, ``wallet_password``) are
+    masked in them."""
     try:
         return engine.connect()
     except (TypeError, ValueError, LookupError, AttributeError) as exc:
         if not parsed.query:
             raise
         names = ", ".join(parsed.query)
-        raise located("url", f"the driver refused an option of the URL ({names}): "
-                      f"{type(exc).__name__}: {exc}",
-                      f"驱动不接受 URL 中的某个选项（{names}）：{type(exc).__name__}: {exc}") \
-            from exc
+        said = _masked(f"{type(exc).__name__}: {exc}", parsed)
+        raise located("url", f"the driver refused an option of the URL ({names}): {said}",
+                      f"驱动不接受 URL 中的某个选项（{names}）：{said}") from exc
+
+
+_SECRET_OPTION = re.compile(r"pass|secret|token|key", re.I)
+
+
+def _masked(text: str, parsed: URL) -> str:
+    for name, value in parsed.query.items():
+        if _SECRET_OPTION.search(name):
+            for one in (value,) if isinstance(value, str) else value:
+                if one:
+                    text = text.replace(one, "***")
+    return text
 
 
 # -- triggers ------------------------------------------------------------------------------

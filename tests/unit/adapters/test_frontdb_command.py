@@ -147,3 +147,20 @@ def test_an_option_the_driver_refuses_is_a_url_error_not_a_traceback(
     # PyMySQL fails on these with errors of its own before it reaches the network.
     code, output = _init("--url", f"mysql+pymysql://u@127.0.0.1:1/db?{query}", lang=lang)
     assert code == 2 and said in output
+
+
+def test_a_refused_option_never_shows_a_secret_option_value(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pymysql
+
+    def quoting(**kwargs: object) -> None:
+        raise ValueError(f"cannot load the key with {kwargs['ssl_key_password']!r}, "
+                         f"charset {kwargs['charset']!r}")
+
+    monkeypatch.setattr(pymysql, "connect", quoting)
+    code, output = _init("--url", "mysql+pymysql://u@127.0.0.1:1/db?ssl_key_password="
+                         "k3ypass&charset=utf8mb4", lang="en")
+    assert code == 2
+    assert ("the driver refused an option of the URL (ssl_key_password, charset): "
+            "ValueError: cannot load the key with '***', charset 'utf8mb4'") in output
+    assert "k3ypass" not in output
