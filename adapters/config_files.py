@@ -31,9 +31,10 @@ def read_toml(path: Path) -> dict[str, Any]:
 def read_password_file(path: Path | str, key: str) -> str:
     """The password kept in the file ``path`` (surrounding whitespace, the last newline
     among it, left out), the file given as ``key`` (``'password_file'``,
-    ``--password-file``); a ConfigError naming both when it cannot be read."""
+    ``--password-file``); a ConfigError naming both when it cannot be read or holds no
+    password (an empty one would only come back as a refused login, naming neither)."""
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        password = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         from schemas.audit_report import system_reason  # here: it loads the validator
 
@@ -44,6 +45,10 @@ def read_password_file(path: Path | str, key: str) -> str:
                           "password in it as plain text",
                           zh=f"{key} {path} 不是 UTF-8 文本（第 {exc.start + 1} 字节）：请以纯文本"
                              "写入口令") from exc
+    if not password:
+        raise ConfigError(f"{key} {path} holds no password: write the password in it",
+                          zh=f"{key} {path} 中没有口令：请在其中写入口令")
+    return password
 
 
 def resolve_path(config: Path, value: str) -> Path:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from adapters.config_files import redact
+from adapters.config_files import read_password_file, redact
 from adapters.db_connect import engine_url
 from schemas.errors import ConfigError
 
@@ -66,3 +68,21 @@ def test_a_password_holding_an_at_sign_is_refused_before_it_reaches_a_driver(url
 def test_a_percent_encoded_at_sign_is_the_password_s() -> None:
     url = engine_url("mysql://exgate:Hn%402024@127.0.0.1:3306/front")
     assert (url.password, url.host) == ("Hn@2024", "127.0.0.1")
+
+
+@pytest.mark.parametrize("text", ["", "\n", "  \t\r\n"])
+def test_a_password_file_holding_no_password_is_a_config_error_naming_it(
+        tmp_path: Path, text: str) -> None:
+    path = tmp_path / "broker.password"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        read_password_file(path, "[broker] password_file")
+    assert str(caught.value) == (f"[broker] password_file {path} holds no password: write "
+                                 "the password in it")
+    assert caught.value.message("zh") == f"[broker] password_file {path} 中没有口令：请在其中写入口令"
+
+
+def test_a_password_file_keeps_inner_spaces_and_loses_the_surrounding_ones(tmp_path: Path) -> None:
+    path = tmp_path / "db.password"
+    path.write_text(" pass word\n", encoding="utf-8")
+    assert read_password_file(path, "'password_file'") == "pass word"
