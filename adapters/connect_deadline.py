@@ -15,6 +15,12 @@ read-ahead and write-back) want a connection. Only after ``forget_after`` is ano
 attempt made (one more thread), for a peer that vanished without a reset leaves the
 abandoned one waiting for good; and never while ``MAX_ABANDONED`` attempts still wait, so
 a server silent for days costs at most that many threads.
+
+Thin mode's keepalive probes (``expire_time``, set by ``db_connect.connect_args``) start
+with the socket, so a vanished peer ends its waiting attempt within minutes. cx_Oracle
+and thick mode take theirs from ``sqlnet.ora`` (``SQLNET.EXPIRE_TIME``, and
+``SQLNET.OUTBOUND_CONNECT_TIMEOUT``, which bounds their handshake too); without them, the
+refusal at the cap lasts until the agent restarts, and says so.
 """
 
 from __future__ import annotations
@@ -85,7 +91,9 @@ class ConnectDeadline:
             raise error(f"the database server has not answered {len(waiting)} "
                         f"earlier connection attempts, each given up on after "
                         f"{self.seconds:g} s; not trying again until one of them is "
-                        "answered or dropped")
+                        "answered or dropped (with cx_Oracle or thick mode, set "
+                        "SQLNET.EXPIRE_TIME and SQLNET.OUTBOUND_CONNECT_TIMEOUT in "
+                        "sqlnet.ora, or restart)")
         if time.monotonic() - self._given_up_at < self.forget_after:
             raise error(f"the database server has not answered an earlier connection "
                         f"attempt, given up on after {self.seconds:g} s; not trying again "

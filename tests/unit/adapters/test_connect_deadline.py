@@ -214,6 +214,31 @@ def test_a_silent_oracle_listener_fails_the_read_and_is_tried_again_once_it_drop
         assert listener.accepted == 2
 
 
+def test_an_attempt_given_up_on_probes_its_peer_so_a_vanished_one_ends_it(
+        listener: SilentListener) -> None:
+    # A peer gone without a reset would hold the waiting thread for good, and after
+    # MAX_ABANDONED of them no connect is tried again: thin mode's expire_time puts the
+    # keepalive timer on the socket from the start, before any answer.
+    url = f"oracle+oracledb://exgate:secret@127.0.0.1:{listener.port}/?service_name=FRONT"
+    context = SourceContext("node-1", "430102", load_catalog(), "en")
+    with database_source("front", {"url": url, "tables": ["SBXX"]}, context) as source:
+        assert "did not answer within 0.5 s" in _read_error(source)
+        assert _client_timers(listener.port) == ["keepalive"]
+
+
+def _client_timers(port: int) -> list[str]:
+    """The timer of each established client socket to ``port``, from /proc/net/tcp."""
+    timers = ["none", "retransmit", "keepalive", "time-wait", "zero-window-probe"]
+    found = []
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            remote_port, state, timer = int(fields[2].split(":")[1], 16), fields[3], fields[5]
+            if remote_port == port and state == "01":  # ESTABLISHED
+                found.append(timers[int(timer.split(":")[0], 16)])
+    return found
+
+
 def _read_error(source: Any) -> str:
     """The RetriableError message of one read, which must come (a hang fails the test)."""
     outcome: list[BaseException] = []
