@@ -129,7 +129,6 @@ def _log_recorded(receipt: Receipt, state: BatchState, ignored: bool, lang: str)
     reasons = ("; " if lang == "en" else "；").join(
         reason_said(reason, lang) for reason in receipt.reasons[:3])
     level = level_name(receipt.level, lang)
-    steps = steps_said(receipt.reasons[:3], receipt.batch_id, lang)
     if ignored:
         log.warning(say("receipt-late-failure", lang, level=level, division=receipt.division,
                         state=status_name(state.value, lang),
@@ -137,6 +136,7 @@ def _log_recorded(receipt: Receipt, state: BatchState, ignored: bool, lang: str)
                         if reasons else ""),
                     extra={"batch": receipt.batch_id})
         return
+    steps = steps_said(receipt.reasons[:3], receipt.batch_id, lang)
     log_at = logging.WARNING if receipt.status == "failed" else logging.INFO
     log.log(log_at, say("receipt", lang, level=level, division=receipt.division,
                         status=status_name(receipt.status, lang), stored=receipt.stored,

@@ -9,11 +9,10 @@ policies that apply a set to exchanges. Why links are built this way is told in
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from adapters.amqp.topology import RECORDS_EXCHANGE, STATUS_EXCHANGE, binding_key, check_division
-from gateway.mgmt_api import HttpChannel, ManagementApi, segment
+from gateway.mgmt_api import HttpChannel, ManagementApi, exactly, segment
 
 __all__ = [
     "POLICY_PRIORITY",
@@ -83,7 +82,6 @@ def add_to_set(api: ManagementApi, vhost: str, set_name: str, upstream: str) -> 
 
 def put_policy(api: ManagementApi, vhost: str, name: str, exchanges: Sequence[str],
                set_name: str) -> None:
-    pattern = "^(" + "|".join(re.escape(x) for x in exchanges) + ")$"
     api.put(f"policies/{segment(vhost)}/{segment(name)}", {
-        "pattern": pattern, "apply-to": "exchanges", "priority": POLICY_PRIORITY,
+        "pattern": exactly(*exchanges), "apply-to": "exchanges", "priority": POLICY_PRIORITY,
         "definition": {"federation-upstream-set": set_name}})

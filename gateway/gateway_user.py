@@ -64,7 +64,7 @@ from adapters.amqp.topology import (
     status_queue,
 )
 from adapters.sealing import write_secret
-from gateway.mgmt_api import HttpChannel, ManagementApi, segment
+from gateway.mgmt_api import HttpChannel, ManagementApi, exactly, segment
 from gateway.provisioning import broker_user_name, grant
 from schemas.errors import ConfigError
 
@@ -98,24 +98,19 @@ def gateway_user_name(division: str) -> str:
     return f"exgate-gw-{check_division(division)}"
 
 
-def _exactly(*names: str) -> str:
-    """A pattern matching these names and nothing else (RabbitMQ matches unanchored)."""
-    return "^(" + "|".join(re.escape(name) for name in names) + ")$"
-
-
 def gateway_permissions(division: str) -> GatewayPermissions:
     """What the gateway of level ``division`` needs on the broker, and no more."""
     own = (level_queue(division), dead_queue(division), status_queue(division))
-    key = _exactly(binding_key(division))
+    key = exactly(binding_key(division))
     return GatewayPermissions(
-        configure=_exactly(*own),
+        configure=exactly(*own),
         # exgate.dead only because the level queue names it as its dead-letter exchange;
         # the topic pattern below lets no publish through. exgate.receipts is direct: no
         # topic permission can narrow the nodes the receipts go to.
-        write=_exactly(RECEIPTS_EXCHANGE, DEAD_EXCHANGE, *own),
-        read=_exactly(RECORDS_EXCHANGE, DEAD_EXCHANGE, STATUS_EXCHANGE, *own),
+        write=exactly(RECEIPTS_EXCHANGE, DEAD_EXCHANGE, *own),
+        read=exactly(RECORDS_EXCHANGE, DEAD_EXCHANGE, STATUS_EXCHANGE, *own),
         topics={RECORDS_EXCHANGE: (_NO_KEY, key), STATUS_EXCHANGE: (_NO_KEY, key),
-                DEAD_EXCHANGE: (_NO_KEY, _exactly(level_queue(division)))},
+                DEAD_EXCHANGE: (_NO_KEY, exactly(level_queue(division)))},
     )
 
 

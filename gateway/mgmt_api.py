@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from gateway.broker_node import LocalBroker
 from schemas.errors import ConfigError, FatalError, RetriableError
 
-__all__ = ["HttpChannel", "ManagementApi", "ManagementError", "segment"]
+__all__ = ["HttpChannel", "ManagementApi", "ManagementError", "exactly", "segment"]
 
 log = logging.getLogger("exgate.broker")
 
@@ -141,6 +142,12 @@ def _reason(detail: str) -> str:
 def segment(name: str) -> str:
     """``name`` as one segment of a management API path (a vhost, a user, an object)."""
     return quote(name, safe="")
+
+
+def exactly(*names: str) -> str:
+    """A permission or policy pattern matching these names and nothing else (RabbitMQ
+    matches its patterns unanchored)."""
+    return "^(" + "|".join(re.escape(name) for name in names) + ")$"
 
 
 class HttpChannel:
