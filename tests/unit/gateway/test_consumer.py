@@ -14,6 +14,14 @@ import pika.exceptions as px
 import pytest
 from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
 
+from adapters.amqp.topology import (
+    DEAD_EXCHANGE,
+    RECEIPTS_EXCHANGE,
+    RECORDS_EXCHANGE,
+    STATUS_EXCHANGE,
+    holding_queue_arguments,
+    level_queue_arguments,
+)
 from gateway.config import GatewaySettings
 from gateway.consumer import Consumer, _older_queue_effect
 from gateway.holds import HoldState
@@ -98,6 +106,131 @@ def test_an_older_queue_warning_says_what_its_differing_argument_changes() -> No
     limit = _older_queue_effect(refusal("x-delivery-limit"))
     assert "1,000" in limit and "replay them" in limit and "levels above" not in limit
     assert _older_queue_effect(refusal("x-queue-type")) == ""
+
+
+
+# -- declaring the level's topology --------------------------------------------------------------
+
+
+class DeclaringChannel:
+    """A channel that records what is declared on it and, like pika's, is closed for good
+    once the broker refused something on it: a fallback has to open a fresh one."""
+
+    def __init__(self, refusal: tuple[str, px.ChannelClosedByBroker] | None) -> None:
+        self.refusal = refusal  # (method, error) the broker answers its first call with
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self.is_open = True
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        def call(*args: Any, **kwargs: Any) -> None:
+            if not self.is_open:
+                raise px.ChannelWrongStateError("Channel is closed.")
+            self.calls.append((name, args, kwargs))
+            if self.refusal is not None and self.refusal[0] == name:
+                self.is_open = False
+                raise self.refusal[1]
+        return call
+
+    def named(self, name: str) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+        return [(args, kwargs) for called, args, kwargs in self.calls if called == name]
+
+
+class DeclaringConnection:
+    """Hands out a fresh ``DeclaringChannel`` each time, the first ones refusing as scripted."""
+
+    def __init__(self, consumer: Consumer,
+                 refusals: list[tuple[str, px.ChannelClosedByBroker]]) -> None:
+        self.consumer = consumer
+        self.refusals = refusals
+        self.channels: list[DeclaringChannel] = []
+        self.is_open = True
+        self.consuming_seen: list[bool] = []
+
+    def channel(self) -> DeclaringChannel:
+        opened = DeclaringChannel(self.refusals.pop(0) if self.refusals else None)
+        self.channels.append(opened)
+        return opened
+
+    def process_data_events(self, **_: Any) -> None:
+        self.consuming_seen.append(self.consumer.consuming())
+        self.consumer.stop.set()
+
+    def close(self) -> None:
+        self.is_open = False
+
+
+EXCHANGES = [(RECORDS_EXCHANGE, "topic"), (DEAD_EXCHANGE, "topic"),
+             (RECEIPTS_EXCHANGE, "direct"), (STATUS_EXCHANGE, "topic")]
+
+
+def test_exchanges_a_broker_does_not_have_yet_are_declared_on_a_fresh_channel_then_consumed(
+        consumer: Consumer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broker ``exgate broker start`` never set up answers the passive declaration with
+    404, which closes that channel: the exchanges and the level's queues are declared on a
+    new one, with their arguments, and the level is consumed from it."""
+    not_found = px.ChannelClosedByBroker(
+        404, "NOT_FOUND - no exchange 'exgate.records' in vhost 'exgate'")
+    connection = DeclaringConnection(consumer, [("exchange_declare", not_found)])
+    monkeypatch.setattr("pika.BlockingConnection", lambda parameters: connection)
+    consumer.run()
+
+    refused, declared, receipts = connection.channels
+    assert refused.calls == [("exchange_declare", (RECORDS_EXCHANGE,),
+                              {"exchange_type": "topic", "durable": True, "passive": True})]
+    assert [(args[0], kwargs) for args, kwargs in declared.named("exchange_declare")] == [
+        (name, {"exchange_type": kind, "durable": True, "passive": False})
+        for name, kind in EXCHANGES]
+    assert [(args[0], kwargs) for args, kwargs in declared.named("queue_declare")] == [
+        ("exgate.dead.430100", {"durable": True, "arguments": holding_queue_arguments()}),
+        ("exgate.status.430100", {"durable": True, "arguments": holding_queue_arguments()}),
+        ("exgate.level.430100", {"durable": True,
+                                 "arguments": level_queue_arguments("430100")})]
+    assert declared.named("queue_declare")[-1][1]["arguments"][
+        "x-dead-letter-routing-key"] == "exgate.level.430100"
+    assert {args for args, _ in declared.named("queue_bind")} == {
+        ("exgate.dead.430100", DEAD_EXCHANGE, "exgate.level.430100"),
+        ("exgate.status.430100", STATUS_EXCHANGE, "430000.430100.#"),
+        ("exgate.level.430100", RECORDS_EXCHANGE, "430000.430100.#")}
+    # Consumed from the channel the topology was declared on, receipts confirmed apart.
+    assert declared.named("basic_qos") == [((), {"prefetch_count": 1})]
+    assert [args[0] for args, _ in declared.named("basic_consume")] == [
+        "exgate.level.430100", "exgate.status.430100"]
+    assert receipts.named("confirm_delivery") == [((), {})]
+    assert connection.consuming_seen == [True]
+
+
+def test_a_refused_passive_declaration_other_than_404_is_no_missing_exchange_and_is_retried(
+        consumer: Consumer, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Only NOT_FOUND means "declare them": a refusal (403, the user may not even read
+    the exchange) must not lead to declaring, and is retried like any broker refusal."""
+    denied = px.ChannelClosedByBroker(
+        403, "ACCESS_REFUSED - access to exchange 'exgate.records' in vhost 'exgate' refused")
+    connections: list[DeclaringConnection] = []
+
+    def connect(parameters: Any) -> DeclaringConnection:
+        connections.append(DeclaringConnection(consumer, [("exchange_declare", denied)]))
+        if len(connections) == 2:
+            consumer.stop.set()
+        return connections[-1]
+
+    monkeypatch.setattr("pika.BlockingConnection", connect)
+    monkeypatch.setattr("gateway.consumer.backoff", lambda failures: 0.01)
+    with caplog.at_level(logging.WARNING, "exgate.gateway"):
+        consumer.run()
+
+    assert len(connections) == 2  # a try, then its retry
+    for connection in connections:
+        # The refused channel was the only one: nothing declared, nothing consumed.
+        assert [channel.calls for channel in connection.channels] == [
+            [("exchange_declare", (RECORDS_EXCHANGE,),
+              {"exchange_type": "topic", "durable": True, "passive": True})]]
+        assert not connection.is_open and connection.consuming_seen == []
+    assert not consumer.consuming()
+    refusal = ("declaring and consuming exgate.level.430100: broker 127.0.0.1:5672 (vhost "
+               "exgate) closed the channel: 403 ACCESS_REFUSED - access to exchange "
+               "'exgate.records' in vhost 'exgate' refused; reconnecting in 0.0 s")
+    assert [r.getMessage() for r in caplog.records] == [refusal, refusal]
 
 
 # -- holding through failures -----------------------------------------------------------------
