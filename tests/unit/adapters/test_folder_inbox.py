@@ -139,7 +139,14 @@ def test_a_name_being_written_is_not_named_until_it_settles(
     with caplog.at_level(logging.WARNING, LOGGER):
         poll(outbox, source)
         poll(outbox, source)
-    assert [file for _, file in warnings(caplog)] == ["left.txt"]
+        assert [file for _, file in warnings(caplog)] == ["left.txt"]  # not the fresh one
+        # The writer never renamed it: once it last changed long enough ago, it is named
+        # (once; a further scan says nothing again).
+        os.utime(source.inbox / "cases.xml.tmp", (an_hour_ago, an_hour_ago))
+        poll(outbox, source)
+        poll(outbox, source)
+    assert [file for _, file in warnings(caplog)] == ["left.txt", "cases.xml.tmp"]
+    assert "does not end in .xml" in warnings(caplog)[-1][0]
 
 
 def test_any_case_of_xml_is_read_and_moved_with_its_report(
@@ -163,12 +170,23 @@ def test_any_case_of_xml_is_read_and_moved_with_its_report(
     assert outbox.record_count() == 3
 
 
-def test_an_entry_the_share_refuses_to_stat_is_passed_over_not_raised() -> None:
+def test_an_entry_the_share_refuses_to_stat_is_passed_over_not_raised(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     class Refusing:
         name = "stale.txt"
 
         def stat(self, follow_symlinks: bool = True) -> os.stat_result:
             raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
 
-    passed = PassedOver(0.0, "zh", lambda name: {"file": name})
-    passed.review([Refusing()], time.monotonic())  # type: ignore[list-item]
+    (tmp_path / "left.txt").write_bytes(b"")
+    passed = PassedOver(0.0, "en", lambda name: {"file": name})
+    with caplog.at_level(logging.WARNING, LOGGER):
+        with os.scandir(tmp_path) as entries:
+            # The refusing entry first: the scan goes on past it to the entries after.
+            passed.review([Refusing(), *entries], time.monotonic())  # type: ignore[list-item]
+        assert [file for _, file in warnings(caplog)] == ["left.txt"]
+        # Passed over, not taken as said: once the share lets it be read, it is named.
+        (tmp_path / "stale.txt").write_bytes(b"")
+        with os.scandir(tmp_path) as entries:
+            passed.review(list(entries), time.monotonic())
+    assert [file for _, file in warnings(caplog)] == ["left.txt", "stale.txt"]
