@@ -226,8 +226,8 @@ def test_a_user_that_is_not_this_levels_gateway_user_is_refused(
 
 
 @pytest.mark.parametrize("held_permissions", ["same", None])
-def test_this_levels_gateway_user_gets_a_new_password(tmp_path: Path,
-                                                      held_permissions: Any) -> None:
+def test_this_levels_gateway_user_gets_its_permissions_then_last_a_new_password(
+        tmp_path: Path, held_permissions: Any) -> None:
     perms = gateway_permissions("430100")
     held = {"configure": perms.configure, "write": perms.write, "read": perms.read} \
         if held_permissions == "same" else None
@@ -238,6 +238,19 @@ def test_this_levels_gateway_user_gets_a_new_password(tmp_path: Path,
     assert done.existed
     [user] = api.puts("users/exgate-gw-430100")
     assert out.read_text(encoding="utf-8") == user["password"] + "\n"
+    # Everything is read before anything changes; then the permissions, the level's
+    # topology, and the password last of all: a failure on the way leaves the gateways
+    # running with the old password as they were (gateway.gateway_user).
+    methods = [method for method, _, _ in api.calls]
+    changes = [(method, path) for method, path, _ in api.calls if method != "GET"]
+    assert methods == ["GET"] * (len(methods) - len(changes)) + [m for m, _ in changes]
+    where = "%2F/exgate-gw-430100"
+    assert changes[:4] == [("PUT", f"permissions/{where}")] + \
+        [("PUT", f"topic-permissions/{where}")] * 3
+    topology = changes[4:-1]
+    assert topology and {path.partition("/")[0] for _, path in topology} == {
+        "exchanges", "queues", "bindings"}
+    assert changes[-1] == ("PUT", "users/exgate-gw-430100")
 
 
 @pytest.mark.parametrize(("permissions", "topics", "words"), [
