@@ -410,6 +410,29 @@ def test_a_locked_sqlite_file_is_a_retriable_error(store: SqlStore, tmp_path: Pa
     assert store.write(batch("B1", records(record("SBXX")))).stored == 1
 
 
+def test_a_full_disk_holds_the_batch_whole_and_it_lands_once_there_is_room(
+        store: SqlStore) -> None:
+    store.write(batch("B0", records(record("SBXX", SBLSH="SB-FIRST"))))
+    many = records(*(record("SBXX", SBLSH=f"SB{i:04d}", SQRMC="长" * 50) for i in range(300)))
+
+    def no_room(dbapi_connection: sqlite3.Connection, *_: object) -> None:
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own limit
+
+    sa.event.listen(store.engine, "checkout", no_room)
+    try:
+        with pytest.raises(RetriableError, match="disk is full; will retry"):
+            store.write(batch("B1", many))
+    finally:
+        sa.event.remove(store.engine, "checkout", no_room)
+        store.engine.dispose()  # the capped connections go; new ones have room
+    assert count(store, element(store, "SBXX")) == 1  # nothing of B1 half-written
+    assert store.batch_state("B1") is None
+    landed = store.write(batch("B1", many))
+    assert (landed.stored, landed.duplicates) == (300, 0)
+    assert count(store, element(store, "SBXX")) == 301
+
+
 def test_the_sqlite_store_runs_in_wal_mode(store: SqlStore) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
