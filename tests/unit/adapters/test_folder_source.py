@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,6 +184,38 @@ def test_a_journaled_file_that_cannot_be_moved_is_not_read_again(
     poll(outbox, restarted)
     assert names(restarted.done, "*/*.xml") == ["other.xml", "stuck.xml"]
     assert names(restarted.processing) == [] and outbox.record_count() == 2
+
+
+def test_a_report_the_full_disk_refuses_holds_its_file_and_is_written_once_there_is_room(
+        tmp_path: Path, outbox: Outbox, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(folder_module, "_RETRY_SECONDS", 0)  # tried again at the next poll
+    source = open_source(tmp_path)
+    drop(source, "mixed.xml", document([record("SBXX", SBLSH="SB0001"),
+                                        record("SBXX", SBLSH="SB0002", SBSJ="2026-13-45"),
+                                        record("SBXX", SBLSH="SB0003")]))
+    drop(source, "other.xml", valid(4))
+    write_text = Path.write_text
+
+    def no_room(path: Path, *args: Any, **kwargs: Any) -> int:
+        if path.parent == source.error:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return write_text(path, *args, **kwargs)
+
+    with monkeypatch.context() as full, caplog.at_level(logging.WARNING, "exgate.source.folder"):
+        full.setattr(Path, "write_text", no_room)
+        poll(outbox, source)
+    assert names(source.processing) == ["mixed.xml"] and names(source.error) == []
+    assert names(source.done, "*/*.xml") == ["other.xml"]
+    assert outbox.record_count() == 3  # the good two of mixed.xml, and other.xml's
+    assert any("mixed.xml" in r.getMessage() and os.strerror(errno.ENOSPC) in r.getMessage()
+               for r in caplog.records)
+    poll(outbox, source)  # room again: the report is written, the file moved, none doubled
+    assert names(source.processing) == []
+    assert names(source.error) == ["mixed.xml", f"mixed.xml{REPORT_SUFFIX}"]
+    report = json.loads((source.error / f"mixed.xml{REPORT_SUFFIX}").read_text(encoding="utf-8"))
+    assert report["counts"] == {"records": 3, "valid": 2, "invalid": 1, "file_issues": 0}
+    assert outbox.record_count() == 3
 
 
 # -- a file read to the end that comes back -------------------------------------------------------
