@@ -19,6 +19,7 @@ never a user's password), and a connection that cannot be made says why in words
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -52,10 +53,14 @@ NODE_DISABLED_REASON = "exgate: node disabled"
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
-    """Where a broker is, as a message names it: host, port and virtual host only."""
+    """Where a broker is, as a message names it: host, port and virtual host only.
+
+    ``port`` is None when the host could not be read apart from it: ``host`` is then
+    as written (its port, if any, with it).
+    """
 
     host: str
-    port: int
+    port: int | None
     vhost: str
 
     @classmethod
@@ -66,27 +71,55 @@ class BrokerAddress:
     def of_url(cls, url: str) -> BrokerAddress:
         """From a URL as written, without raising: its password is masked before its host
         is read, for an unencoded '@' or '/' in a password would be taken for the host
-        and virtual host (and printed); what does not parse takes pika's defaults."""
-        parts = urlsplit(redact(url))
+        and virtual host (and printed); what does not parse takes pika's defaults, and a
+        host urlsplit refuses (an unclosed '[', a full-width '：') is shown as written."""
+        written = redact(url)
+        default_port = 5671 if written.partition("://")[0].strip().lower() == "amqps" else 5672
+        try:
+            parts = urlsplit(written)
+        except ValueError:
+            netloc, path = _netloc_and_path(written)
+            host = netloc.rpartition("@")[2]
+            return cls(host, None, _vhost(path)) if host \
+                else cls("localhost", default_port, _vhost(path))
         try:
             port = parts.port
-        except ValueError:  # a port that is no number: pika refuses the URL anyway
+        except ValueError:  # no number, or out of range: pika refuses the URL anyway
             port = None
-        vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
         return cls(parts.hostname or "localhost",
-                   port or (5671 if parts.scheme == "amqps" else 5672), vhost)
+                   default_port if port is None else port, _vhost(parts.path))
 
     @property
     def said(self) -> Localized:
         """``127.0.0.1:5672 (vhost /)`` and ``127.0.0.1:5672（虚拟主机 /）``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return Localized(f"{host}:{self.port}（虚拟主机 {self.vhost}）",
-                         f"{host}:{self.port} (vhost {self.vhost})")
+        if self.port is None:
+            where = self.host
+        else:
+            where = f"[{self.host}]:{self.port}" if ":" in self.host \
+                else f"{self.host}:{self.port}"
+        return Localized(f"{where}（虚拟主机 {self.vhost}）", f"{where} (vhost {self.vhost})")
+
+
+def _netloc_and_path(url: str) -> tuple[str, str]:
+    """The netloc and path of a URL whose netloc urlsplit refuses, cut where it cuts
+    them (the netloc ends at the first '/', '?' or '#' after "//")."""
+    after = url.partition("//")[2]
+    netloc = re.split(r"[/?#]", after, maxsplit=1)[0]
+    return netloc, re.split(r"[?#]", after[len(netloc):], maxsplit=1)[0]
+
+
+def _vhost(path: str) -> str:
+    return unquote(path[1:]) if path not in ("", "/") else "/"
 
 
 def url_user(url: str) -> str | None:
     """The user a broker URL logs in as, read past its masked password; None if none."""
-    user = urlsplit(redact(url)).username
+    written = redact(url)
+    try:
+        user = urlsplit(written).username
+    except ValueError:  # a host urlsplit refuses: the user is still before '@'
+        userinfo, at, _ = _netloc_and_path(written)[0].rpartition("@")
+        user = userinfo.partition(":")[0] if at else None
     return unquote(user) if user else None
 
 

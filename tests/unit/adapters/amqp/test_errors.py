@@ -129,7 +129,18 @@ def test_a_channel_the_broker_closes_names_the_broker() -> None:
     ("amqp://u:p@[::1]:5673/v", "[::1]:5673 (vhost v)"),
     # A password typed unencoded: never taken for the host or the vhost (and printed).
     ("amqp://gw:p@ss/word@mq.hn.gov:5672/exgate", "mq.hn.gov:5672 (vhost exgate)"),
+    # A port pika refuses (no number, out of range) is shown as pika's default; 0 as is.
     ("amqp://gw@mq:port/x", "mq:5672 (vhost x)"),
+    ("amqp://gw@mq:99999/x", "mq:5672 (vhost x)"),
+    ("amqps://gw@mq:-1/x", "mq:5671 (vhost x)"),
+    ("amqp://gw@mq:0/x", "mq:0 (vhost x)"),
+    # A host urlsplit refuses is shown as written, with no port made up for it.
+    ("amqp://u:s3cret@[::1/", "[::1 (vhost /)"),
+    ("amqp://u:s3cret@[::1:5673/exgate?heartbeat=5", "[::1:5673 (vhost exgate)"),
+    ("amqp://gw:p@ss/w[rd@[::1/x", "[::1 (vhost x)"),
+    ("amqps://u:s3cret@[mq.hn.gov]:5671/exgate", "[mq.hn.gov]:5671 (vhost exgate)"),
+    ("amqps://u:s3cret@mq.hn.gov：5671/exgate", "mq.hn.gov：5671 (vhost exgate)"),
+    ("amqp://us]er@/x", "localhost:5672 (vhost x)"),
 ])
 def test_a_broker_address_is_host_port_and_virtual_host_only(url: str, en: str) -> None:
     said = BrokerAddress.of_url(url).said
@@ -150,6 +161,7 @@ def test_a_listener_that_never_speaks_amqp_is_a_broker_away_for_the_agent(
 
 @pytest.mark.parametrize(("url", "user"), [
     ("amqp://gw:p@ss/word@mq:5672/x", "gw"), ("amqp://exgate%2Dgw@mq/", "exgate-gw"),
-    ("amqp://mq/", None)])
+    ("amqp://mq/", None), ("amqp://gw:p@ss/w[rd@[::1/x", "gw"), ("amqp://us]er@mq/", "us]er"),
+    ("amqp://[::1/", None)])
 def test_the_user_of_a_url_is_read_past_its_password(url: str, user: str | None) -> None:
     assert url_user(url) == user
