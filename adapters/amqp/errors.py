@@ -14,13 +14,15 @@
 All are ``RetriableError``: nothing is ever dropped because the broker said no. Given
 the broker's ``BrokerAddress``, every message names it (host:port and virtual host,
 never a user's password), and a connection that cannot be made says why in words
-(refused, a host name that does not resolve, no answer in time, lost), in Chinese too.
+(refused, a host name that does not resolve, no answer in time, TLS that fails or gets no
+answer, lost), in Chinese too.
 """
 
 from __future__ import annotations
 
 import re
 import socket
+import ssl
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -29,9 +31,7 @@ import pika.exceptions as px
 from pika.adapters.utils.connection_workflow import (
     AMQPConnectorException,
     AMQPConnectorPhaseErrorBase,
-    AMQPConnectorSocketConnectError,
     AMQPConnectorStackTimeout,
-    AMQPConnectorTransportSetupError,
 )
 
 from adapters.config_files import redact
@@ -244,8 +244,7 @@ def mapped(exc: BaseException, doing: str, doing_zh: str | None = None, *,
 def _cause(exc: BaseException) -> Localized:
     """Why a connection cannot be made or was lost, in words, with pika's or the
     system's own where they add to them."""
-    chain = _unwrapped(exc)
-    inner = chain[-1]
+    inner = _innermost(exc)
     raw = f"{type(inner).__name__} {inner}".rstrip()
     if isinstance(inner, ConnectionRefusedError):
         return Localized("连接被拒绝（该地址上没有服务在监听：RabbitMQ 是否在运行？主机和端口是否"
@@ -254,13 +253,28 @@ def _cause(exc: BaseException) -> Localized:
                          "the host and port right?)")
     if isinstance(inner, socket.gaierror):
         return Localized(f"主机名无法解析（{raw}）", f"the host name does not resolve ({raw})")
-    if isinstance(inner, AMQPConnectorStackTimeout) and not any(
-            isinstance(wrapper, AMQPConnectorSocketConnectError | AMQPConnectorTransportSetupError)
-            for wrapper in chain):  # those time out before AMQP: in the TCP connect or TLS
+    # BlockingConnection unwraps all pika's phase errors but the TCP connect's: what it
+    # raises for a TLS set-up or AMQP handshake that timed out says the phase in words only.
+    if isinstance(inner, AMQPConnectorStackTimeout) and str(inner).startswith(
+            "Timeout while setting up transport"):  # only TLS waits on the peer there
+        return Localized(f"已连上该端口，但在超时前没有完成 TLS 握手（{_TLS_PORT.zh}）",
+                         f"connected, but the TLS set-up got no answer in time "
+                         f"({_TLS_PORT.en})")
+    if isinstance(inner, AMQPConnectorStackTimeout) and str(inner).startswith(
+            "Timeout during AMQP handshake"):
         return Localized("已连上该端口，但在超时前没有得到 AMQP 应答（这是 RabbitMQ 的 AMQP "
                          "端口吗？）",
                          "connected, but no AMQP answer came in time (is this RabbitMQ's "
                          "AMQP port?)")
+    if isinstance(inner, ssl.SSLCertVerificationError):
+        return Localized(f"消息服务器的 TLS 证书未通过验证（{raw}）（签发它的 CA 是否已在 URL 的 "
+                         f"ssl_options 中以 ca_certs 给出？证书是否签发给这个主机名？）",
+                         f"the broker's TLS certificate was not accepted ({raw}) (is the CA "
+                         f"that signed it given as ca_certs in the URL's ssl_options? is the "
+                         f"certificate issued for this host name?)")
+    if isinstance(inner, ssl.SSLError):
+        return Localized(f"无法建立 TLS 连接（{raw}）（{_TLS_PORT.zh}）",
+                         f"TLS could not be set up ({raw}) ({_TLS_PORT.en})")
     if isinstance(inner, TimeoutError | AMQPConnectorStackTimeout):
         return Localized("连接超时，对方没有应答（主机是否在线？是否被防火墙拦截？）",
                          "no answer in time (is the host up? does a firewall drop the "
@@ -273,11 +287,17 @@ def _cause(exc: BaseException) -> Localized:
     return Localized(raw, raw)
 
 
-def _unwrapped(exc: BaseException) -> list[BaseException]:
-    """``exc`` and each error inside pika's wrappers, down to the socket's
-    (``AMQPConnectionError`` around an ``AMQPConnectorSocketConnectError`` around a
-    ``ConnectionRefusedError``)."""
-    chain = [exc]
+# What a TLS set-up that fails or gets no answer suggests first: a port of the other kind.
+_TLS_PORT = Localized(
+    "该端口是否使用 TLS？amqps:// 应连接消息服务器的 TLS 端口，通常为 5671；amqp:// 应连接其"
+    "普通 AMQP 端口，通常为 5672",
+    "does this port speak TLS? amqps:// wants the broker's TLS port, usually 5671; amqp:// "
+    "its plain AMQP port, usually 5672")
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The error inside pika's wrappers, down to the socket's (``AMQPConnectionError``
+    around an ``AMQPConnectorSocketConnectError`` around a ``ConnectionRefusedError``)."""
     while True:
         if (isinstance(exc, px.AMQPConnectionError) and len(exc.args) == 1
                 and isinstance(exc.args[0], BaseException)):
@@ -286,5 +306,4 @@ def _unwrapped(exc: BaseException) -> list[BaseException]:
                 and isinstance(exc.exception, BaseException)):
             exc = exc.exception
         else:
-            return chain
-        chain.append(exc)
+            return exc

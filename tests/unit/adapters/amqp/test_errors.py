@@ -4,12 +4,17 @@ every broker failure names the broker and says why."""
 from __future__ import annotations
 
 import socket
+import ssl
 
 import pika.exceptions as px
 import pytest
+from pika.adapters.blocking_connection import BlockingConnection
 from pika.adapters.utils.connection_workflow import (
+    AMQPConnectionWorkflowFailed,
+    AMQPConnectorAMQPHandshakeError,
     AMQPConnectorSocketConnectError,
     AMQPConnectorStackTimeout,
+    AMQPConnectorTransportSetupError,
 )
 
 from adapters.amqp.errors import (
@@ -70,6 +75,18 @@ def _socket_failed(error: OSError) -> px.AMQPConnectionError:
     return px.AMQPConnectionError(AMQPConnectorSocketConnectError(error))
 
 
+def _raised(error: BaseException) -> BaseException:
+    """What ``BlockingConnection`` raises when its one connection attempt ends in ``error``
+    (one of pika's phase errors): it unwraps all of them but the TCP connect's."""
+    return BlockingConnection._reap_last_connection_workflow_error(
+        AMQPConnectionWorkflowFailed([error]))
+
+
+# How pika's connector names the address it dialled, after the host, in its timeouts.
+_DIALLED = ("'mq.hn.gov'/(<AddressFamily.AF_INET: 2>, <SocketKind.SOCK_STREAM: 1>, 6, '', "
+            "('10.0.0.7', 5673)); ssl=True")
+
+
 @pytest.mark.parametrize(("exc", "en", "zh"), [
     (_socket_failed(ConnectionRefusedError(111, "Connection refused")),
      "connection refused (nothing listens there: is RabbitMQ running?",
@@ -86,6 +103,34 @@ def _socket_failed(error: OSError) -> px.AMQPConnectionError:
     (px.StreamLostError("Transport indicated EOF"),
      "the connection was lost (StreamLostError Transport indicated EOF)",
      "连接中断（StreamLostError Transport indicated EOF）"),
+    # TLS set-up that stalls (a listener that takes TCP and never answers the TLS hello)
+    # is told apart from an AMQP handshake that stalls by pika's words only.
+    (_raised(AMQPConnectorTransportSetupError(AMQPConnectorStackTimeout(
+        f"Timeout while setting up transport to {_DIALLED}"))),
+     "connected, but the TLS set-up got no answer in time (does this port speak TLS? "
+     "amqps:// wants the broker's TLS port, usually 5671; amqp:// its plain AMQP port, "
+     "usually 5672)",
+     "已连上该端口，但在超时前没有完成 TLS 握手（该端口是否使用 TLS？amqps:// 应连接消息服务器的 "
+     "TLS 端口，通常为 5671；amqp:// 应连接其普通 AMQP 端口，通常为 5672）"),
+    (_raised(AMQPConnectorAMQPHandshakeError(AMQPConnectorStackTimeout(
+        f"Timeout during AMQP handshake{_DIALLED}"))),
+     "connected, but no AMQP answer came in time", "已连上该端口，但在超时前没有得到 AMQP 应答"),
+    # amqps:// dialling RabbitMQ's plain port, which answers the TLS hello with AMQP's header.
+    (_raised(AMQPConnectorTransportSetupError(ssl.SSLError(
+        1, "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"))),
+     "TLS could not be set up (SSLError [SSL: WRONG_VERSION_NUMBER] wrong version number "
+     "(_ssl.c:1006)) (does this port speak TLS?",
+     "无法建立 TLS 连接（SSLError [SSL: WRONG_VERSION_NUMBER] wrong version number "
+     "(_ssl.c:1006)）（该端口是否使用 TLS？"),
+    (_raised(AMQPConnectorTransportSetupError(ssl.SSLCertVerificationError(
+        1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed "
+           "certificate (_ssl.c:1006)"))),
+     "the broker's TLS certificate was not accepted (SSLCertVerificationError [SSL: "
+     "CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate "
+     "(_ssl.c:1006)) (is the CA that signed it given as ca_certs in the URL's ssl_options?",
+     "消息服务器的 TLS 证书未通过验证（SSLCertVerificationError [SSL: CERTIFICATE_VERIFY_FAILED] "
+     "certificate verify failed: self-signed certificate (_ssl.c:1006)）（签发它的 CA 是否已在 "
+     "URL 的 ssl_options 中以 ca_certs 给出？"),
 ])
 def test_a_broker_out_of_reach_is_named_with_why_in_both_languages(
         exc: Exception, en: str, zh: str) -> None:
