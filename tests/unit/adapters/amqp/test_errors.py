@@ -103,6 +103,12 @@ _DIALLED = ("'mq.hn.gov'/(<AddressFamily.AF_INET: 2>, <SocketKind.SOCK_STREAM: 1
     (px.StreamLostError("Transport indicated EOF"),
      "the connection was lost (StreamLostError Transport indicated EOF)",
      "连接中断（StreamLostError Transport indicated EOF）"),
+    # amqp:// dialling a TLS port (or another service's): the peer hangs up on AMQP's header.
+    (px.IncompatibleProtocolError('StreamLostError: ("Stream connection lost: '
+                                  'ConnectionResetError(104, \'Connection reset by peer\')",)'),
+     "connected, but the other end did not answer in AMQP 0-9-1 and hung up (is this the "
+     "broker's TLS port? then use amqps://",
+     "已连上该端口，但对方没有以 AMQP 0-9-1 应答，断开了连接（这是消息服务器的 TLS 端口吗？"),
     # TLS set-up that stalls (a listener that takes TCP and never answers the TLS hello)
     # is told apart from an AMQP handshake that stalls by pika's words only.
     (_raised(AMQPConnectorTransportSetupError(AMQPConnectorStackTimeout(
