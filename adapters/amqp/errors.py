@@ -109,7 +109,8 @@ def _netloc_and_path(url: str) -> tuple[str, str]:
 
 
 def _vhost(path: str) -> str:
-    return unquote(path[1:]) if path not in ("", "/") else "/"
+    """The virtual host as pika reads it: the first segment of the path only."""
+    return unquote(path.split("/")[1]) if len(path) > 1 else "/"
 
 
 def url_user(url: str) -> str | None:

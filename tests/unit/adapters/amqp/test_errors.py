@@ -178,6 +178,9 @@ def test_a_channel_the_broker_closes_names_the_broker() -> None:
     ("amqp://u:p@127.0.0.1/", "127.0.0.1:5672 (vhost /)"),
     ("amqps://u:p@mq/%2Fexgate", "mq:5671 (vhost /exgate)"),
     ("amqp://u:p@[::1]:5673/v", "[::1]:5673 (vhost v)"),
+    # pika reads the first segment of the path only.
+    ("amqp://u:p@mq/exgate/extra", "mq:5672 (vhost exgate)"),
+    ("amqp://u:p@mq//", "mq:5672 (vhost )"),
     # A password typed unencoded: never taken for the host or the vhost (and printed).
     ("amqp://gw:p@ss/word@mq.hn.gov:5672/exgate", "mq.hn.gov:5672 (vhost exgate)"),
     # A port pika refuses (no number, out of range) is shown as pika's default; 0 as is.
