@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from adapters.sources.database import source_url
 from adapters.sources.db_options import parse_options
@@ -30,6 +35,19 @@ def test_the_example_config_loads_with_every_key() -> None:
     assert config.broker is not None
     # The broker URL must open: pika cannot parse a user without a password.
     LinkSettings(config.broker.url, config.node.id, "user", "secret").parameters()
+
+
+def self_signed_pem() -> bytes:
+    """A CA certificate of the test's own, as a province's CA file would hold one."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "exgate test CA")])
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now).not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                   .sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM)
 
 
 def write(tmp_path: Path, broker_url: str) -> Path:
@@ -70,6 +88,11 @@ def test_a_broker_url_whose_ca_file_is_missing_is_a_config_error_naming_both(
     # Built from a URL given otherwise (a reread credentials file), it stops there too.
     with pytest.raises(ConfigError, match="does not exist"):
         LinkSettings(url, "n1")
+    # The form the example shows loads once the CA file is there.
+    missing.write_bytes(self_signed_pem())
+    config = load_config(write(tmp_path, url))
+    assert config.broker is not None
+    assert LinkSettings(config.broker.url, "n1").parameters().ssl_options is not None
 
 
 @pytest.mark.parametrize("url", ["amqps://mq.example:5671/exgate",
