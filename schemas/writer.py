@@ -291,7 +291,9 @@ def _filled(record: RecordLike, layout: Layout, catalog: SchemaCatalog) -> str |
     spec = catalog.elements.get(element)
     if spec is None:
         return None
-    shape = (id(spec), tuple(fields), layout)
+    # Keyed on what the template depends on: "indented" equals Layout.INDENTED (a
+    # StrEnum) and hashes alike, yet only the member is written indented.
+    shape = (id(spec), tuple(fields), layout is Layout.INDENTED)
     form = _FORMS.get(shape)
     if form is None:
         if shape in _FORMS or len(_FORMS) >= _FORMS_KEPT:

@@ -12,7 +12,7 @@ from schemas.catalog import load_catalog
 from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
 from schemas.records import Record
-from schemas.writer import DocumentWriter, Layout, document_bytes
+from schemas.writer import DocumentWriter, Layout, document_bytes, record_xml
 from tests.unit.schemas.documents import ORG, VALID, T, record
 
 HEAD = {"XZQHDM": "430102", "TYSHXYDM": ORG, "CREATED": T}
@@ -200,3 +200,12 @@ def test_the_utf8_template_refuses_what_lxml_refuses() -> None:
         document_bytes({"XZQHDM": "430102", "TYSHXYDM": ORG}, [record("JGXX", JGMC=None)])
     with pytest.raises(ValueError, match="no field"):
         document_bytes({"XZQHDM": "430102", "TYSHXYDM": ORG}, [record("JGXX", OTHER="1")])
+
+
+def test_a_layout_given_as_its_string_first_leaves_the_indented_template_alone() -> None:
+    # "indented" equals Layout.INDENTED and hashes alike; the template cache once served
+    # the compact one it had built for the string to the member.
+    bj = Record("BJ", record("BJ")[1], ("k",), 1)
+    record_xml(bj, "indented")  # type: ignore[arg-type]
+    assert "\n      <" in record_xml(bj, Layout.INDENTED)
+    assert "\n      <" not in record_xml(bj, Layout.COMPACT)
