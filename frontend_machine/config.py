@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters
+from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters, split_broker_url
 from adapters.config_files import is_number, read_toml, resolve_path
 from adapters.sources.base import SourceFactory
 from schemas.divisions import DIVISION_FORM, is_division
@@ -244,14 +243,14 @@ class _Reader:
             # Never echo the value: it may hold the password.
             raise self.fail("broker.url", "must be an amqp:// or amqps:// URL",
                             "必须是 amqp:// 或 amqps:// 开头的 URL")
-        parts = urlsplit(url)
-        if parts.username and parts.password is None:
-            raise self.fail("broker.url", f"names the user {parts.username!r} but no password; "
-                                          "leave the user out, and the login is read from "
-                                          "node.key_file (written by `exgate node add`)",
-                            f"指定了用户 {parts.username!r} 却没有密码；请去掉用户，登录信息将从 "
-                            "node.key_file（由 `exgate node add` 写出）读取")
         try:
+            parts = split_broker_url(url)
+            if parts.username and parts.password is None:
+                raise self.fail("broker.url", f"names the user {parts.username!r} but no "
+                                "password; leave the user out, and the login is read from "
+                                "node.key_file (written by `exgate node add`)",
+                                f"指定了用户 {parts.username!r} 却没有密码；请去掉用户，登录信息"
+                                "将从 node.key_file（由 `exgate node add` 写出）读取")
             broker_parameters(url)
         except UnusableBrokerURL as exc:
             raise self.fail("broker.url", f"cannot be used: {exc.why.en}",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters
+from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters, split_broker_url
 from adapters.config_files import (
     is_number,
     read_password_file,
@@ -185,17 +185,17 @@ class _Reader:
 
     def broker_url(self) -> str:
         url = self.text("broker", "url", required=True)
-        parts = urlsplit(url)
-        if parts.scheme not in ("amqp", "amqps"):
+        if url.partition("://")[0].lower() not in ("amqp", "amqps"):
             raise self.fail(f"[broker] url {redact(url)!r} must start with amqp:// or amqps://",
                             f"[broker] url {redact(url)!r} 必须以 amqp:// 或 amqps:// 开头")
-        password = self.secret("broker", "EXGATE_BROKER_PASSWORD")
-        if password is not None and parts.username is not None:
-            url = with_url_password(url, password)
-        # A user with no password is for `gateway run` to refuse (check_consumable): the
-        # read-only commands sharing this config need none. pika cannot parse it alone.
-        unsaid = parts.username is not None and urlsplit(url).password is None
         try:
+            parts = split_broker_url(url)
+            password = self.secret("broker", "EXGATE_BROKER_PASSWORD")
+            if password is not None and parts.username is not None:
+                url = with_url_password(url, password)
+            # A user with no password is for `gateway run` to refuse (check_consumable):
+            # the read-only commands sharing this config need none. pika cannot parse it.
+            unsaid = parts.username is not None and urlsplit(url).password is None
             broker_parameters(with_url_password(url, "") if unsaid else url)
         except UnusableBrokerURL as exc:
             raise self.fail(f"[broker] url cannot be used: {exc.why.en}",

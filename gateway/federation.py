@@ -98,7 +98,7 @@ from gateway.federation_objects import (
     put_upstream,
 )
 from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError, segment
-from gateway.shovel_links import shovels_up
+from gateway.shovel_links import shovel_upstream, shovels_up
 from schemas.divisions import Level, level_of
 from schemas.errors import ConfigError, RetriableError
 
@@ -173,12 +173,13 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
             reconnect_delay: int = 5) -> LinkResult:
     """Bring ``division``'s records and heartbeats from the broker at ``upstream_url``."""
     check_division(division)
-    _refuse_wrong_way(api, vhost, division, "up")
-    declare_exchanges(HttpChannel(api, vhost))
-    hops = max_hops or max_hops_for(division)
     if via not in ("federation", "shovel"):
         raise ConfigError(f"--via {via!r}: choose federation or shovel",
                           zh=f"--via {via!r}：请选择 federation 或 shovel")
+    upstream = shovel_upstream(upstream_url) if via == "shovel" else None
+    _refuse_wrong_way(api, vhost, division, "up")
+    declare_exchanges(HttpChannel(api, vhost))
+    hops = max_hops or max_hops_for(division)
     for exchange in UP_EXCHANGES:
         declare_intake(api, vhost, exchange, division)
     if via == "federation":
@@ -188,7 +189,9 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
         names: tuple[str, ...] = (name,)
     else:
         intakes = {x: intake_exchange(x, division) for x in UP_EXCHANGES}
-        names = shovels_up(api, vhost, upstream_url, division, intakes, reconnect_delay)
+        assert upstream is not None
+        names = shovels_up(api, vhost, upstream_url, upstream, division, intakes,
+                           reconnect_delay)
     _retire_whole_exchange_links(api, vhost)
     return LinkResult("up", via, division, redact(upstream_url), names, hops)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from adapters.amqp.errors import CONNECT_ERRORS, BrokerAddress, mapped, url_user
@@ -24,18 +25,34 @@ from gateway.mgmt_api import ManagementApi, segment
 from schemas.errors import ConfigError
 from schemas.messages import Localized
 
-__all__ = ["shovels_up"]
+if TYPE_CHECKING:
+    from pika import URLParameters
+
+__all__ = ["shovel_upstream", "shovels_up"]
 
 
-def shovels_up(api: ManagementApi, vhost: str, upstream_url: str, division: str,
-               intakes: Mapping[str, str], reconnect_delay: int) -> tuple[str, ...]:
-    """One shovel per upstream exchange in ``intakes``, into its intake here; their names."""
+def shovel_upstream(url: str) -> URLParameters:
+    """pika's parameters for the upstream, on which exgate declares the shovels' source
+    queues; a ConfigError, before anything is changed, when pika refuses the URL."""
+    try:
+        return broker_parameters(url)
+    except UnusableBrokerURL as exc:
+        raise ConfigError(f"--upstream cannot be used to declare the shovels' source queues: "
+                          f"{exc.why.en}",
+                          zh=f"--upstream 无法用于声明 shovel 的源队列：{exc.why.zh}") from None
+
+
+def shovels_up(api: ManagementApi, vhost: str, upstream_url: str, upstream: URLParameters,
+               division: str, intakes: Mapping[str, str],
+               reconnect_delay: int) -> tuple[str, ...]:
+    """One shovel per upstream exchange in ``intakes``, into its intake here; their names.
+    ``upstream``: ``shovel_upstream(upstream_url)``."""
     receiver = _cluster_name(api)
     names = []
     for exchange, intake in intakes.items():
         kind = exchange.rsplit(".", 1)[1]
         queue = f"exgate.uplink.{kind}.{receiver}"
-        _declare_uplink_queue(upstream_url, queue, exchange, binding_key(division))
+        _declare_uplink_queue(upstream_url, upstream, queue, exchange, binding_key(division))
         name = f"exgate-up-{division}-{kind}"
         path = f"parameters/shovel/{segment(vhost)}/{segment(name)}"
         api.put(path, {"value": {
@@ -59,7 +76,8 @@ _LINK_LOGIN = Localized(
     "permissions on the upstream (grant_link_user)")
 
 
-def _declare_uplink_queue(url: str, queue: str, exchange: str, key: str) -> None:
+def _declare_uplink_queue(url: str, upstream: URLParameters, queue: str, exchange: str,
+                          key: str) -> None:
     """The shovel's durable source queue on the upstream, bound with the lower prefix.
 
     A classic durable queue, declared exactly as the 3.x shovel re-declares its
@@ -69,12 +87,7 @@ def _declare_uplink_queue(url: str, queue: str, exchange: str, key: str) -> None
     import pika.exceptions as px
 
     try:
-        parameters = broker_parameters(url)
-    except UnusableBrokerURL as exc:
-        raise ConfigError(f"the upstream URL cannot be used to declare {queue}: {exc.why.en}",
-                          zh=f"上游 URL 无法用于声明 {queue}：{exc.why.zh}") from None
-    try:
-        connection = pika.BlockingConnection(parameters)
+        connection = pika.BlockingConnection(upstream)
     except CONNECT_ERRORS as exc:  # a silent listener too (pika's connector timeout)
         raise mapped(exc, "reaching the upstream", "连接上游", user=url_user(url),
                      broker=BrokerAddress.of_url(url), login_remedy=_LINK_LOGIN) from exc

@@ -4,21 +4,24 @@ pika reads more than host and port from a URL: its query sets the heartbeat, tim
 and ``ssl_options``, whose CA and certificate files are loaded right away. A URL pika
 refuses (a missing CA file, an unknown query key, a bad port) is a configuration error,
 found when the configuration is loaded rather than at each connection attempt, and said
-without the URL itself: its query may hold a key's password.
+without the URL itself: its query may hold a key's password. A password written with an
+unencoded '@', '/', '?' or '#' is refused before pika sees it: pika would take part of it
+for the host (and dial it) or quote it in its error.
 """
 
 from __future__ import annotations
 
 import ast
 import os
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 import pika
 
+from adapters.config_files import redact
 from schemas.errors import ConfigError
 from schemas.messages import Localized
 
-__all__ = ["UnusableBrokerURL", "broker_parameters"]
+__all__ = ["UnusableBrokerURL", "broker_parameters", "split_broker_url"]
 
 # The ssl_options keys that name a file or folder pika loads (see pika's URLParameters).
 _SSL_FILE_KEYS = ("ca_certs", "cafile", "ca_path", "capath", "certfile", "keyfile")
@@ -33,13 +36,43 @@ class UnusableBrokerURL(ConfigError):
         self.why = why
 
 
+def split_broker_url(url: str) -> SplitResult:
+    """``url`` split as pika splits it, once it is sure that no part of a password can
+    be taken for the host, port or virtual host (and dialled, or printed in an error)."""
+    try:
+        masked = _host_and_port(redact(url))
+    except ValueError as exc:  # said of the masked URL: no password in these words
+        raise UnusableBrokerURL(Localized(f"其主机或端口无法解析：{exc}",
+                                          f"its host or port does not parse: {exc}")) from None
+    try:
+        written = _host_and_port(url)
+    except ValueError:  # its words would repeat the netloc, password and all
+        written = None
+    if written != masked:
+        raise UnusableBrokerURL(Localized(
+            "口令中含有未编码的 '@'、'/'、'?'、'#' 或全角字符：请分别写作 %40、%2F、%3F、%23，"
+            "全角字符请改为半角或按 UTF-8 百分号编码",
+            "its password holds an unencoded '@', '/', '?' or '#', or a full-width character: "
+            "write them as %40, %2F, %3F and %23, and a full-width one percent-encoded in "
+            "UTF-8"))
+    return urlsplit(url)
+
+
+def _host_and_port(url: str) -> tuple[str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.hostname, parts.port
+
+
 def broker_parameters(url: str) -> pika.URLParameters:
     """pika's parameters for ``url``; ``UnusableBrokerURL`` when pika refuses it."""
+    split_broker_url(url)
     try:
         return pika.URLParameters(url)
     except OSError as exc:  # ssl_options: a file missing, unreadable or not PEM
         raise UnusableBrokerURL(_unloadable(url, exc)) from None
-    except (ValueError, TypeError, SyntaxError) as exc:
+    except (ValueError, TypeError, SyntaxError, AttributeError) as exc:
+        # AttributeError: an ssl_options that is no {...} dict ("'list' object has no
+        # attribute 'get'").
         said = f"{exc}".strip() or type(exc).__name__
         # "Expected exactly one value ... but got 2 values: [...]" lists them: not said.
         said = said.partition(" values: ")[0]

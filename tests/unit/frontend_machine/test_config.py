@@ -180,3 +180,12 @@ def test_the_commented_database_keys_and_mapping_of_the_example_are_real(
     assert (mapped.table, mapped.timestamp, mapped.key) == ("LEGACY_APPLY", "UPD_TIME",
                                                            ("APPLY_NO", "VERSION"))
     assert mapped.columns["SBLSH"] == "APPLY_NO"
+
+
+def test_a_password_written_unencoded_in_the_broker_url_is_refused_without_a_word_of_it(
+        tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "amqp://node-1:s3cr/et＠@mq.example:5672/exgate"))
+    said = str(caught.value) + caught.value.message("zh")
+    assert "key 'broker.url' cannot be used: its password holds an unencoded" in said
+    assert "s3cr" not in said

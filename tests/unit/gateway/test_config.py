@@ -154,3 +154,17 @@ def test_a_broker_url_pika_refuses_is_a_config_error_naming_the_key(tmp_path: Pa
     assert str(caught.value) == (f"{path}: [broker] url cannot be used: pika refuses it: "
                                  f"Unknown URL parameter: 'cacertfile'")
     assert "[broker] url 无法使用：pika 不接受它" in caught.value.message("zh")
+
+
+def test_a_password_written_unencoded_in_the_broker_url_is_refused_without_a_word_of_it(
+        tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        'url = "amqps://exgate-gw-430100@mq.hn.gov.example:5671/exgate"',
+        'url = "amqps://exgate-gw-430100:s3cr?et@mq.hn.gov.example:5671/exgate"')
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    said = str(caught.value) + caught.value.message("zh")
+    assert "[broker] url cannot be used: its password holds an unencoded" in said
+    assert "s3cr" not in said

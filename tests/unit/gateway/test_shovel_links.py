@@ -10,8 +10,9 @@ import pytest
 from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
 
 from adapters.amqp.errors import BrokerUnavailable
+from gateway.federation import link_up
 from gateway.mgmt_api import ManagementApi
-from gateway.shovel_links import shovels_up
+from gateway.shovel_links import shovel_upstream, shovels_up
 from schemas.errors import ConfigError
 
 
@@ -27,7 +28,8 @@ def test_a_silent_upstream_is_a_broker_away_naming_it(monkeypatch: pytest.Monkey
     monkeypatch.setattr(pika, "BlockingConnection", silent)
     api = CityApi("http://127.0.0.1:1", "admin", "pw")
     with pytest.raises(BrokerUnavailable) as away:
-        shovels_up(api, "/", "amqp://link:s3cret@county-mq:5673/exgate", "430102",
+        url = "amqp://link:s3cret@county-mq:5673/exgate"
+        shovels_up(api, "/", url, shovel_upstream(url), "430102",
                    {"exgate.records": "exgate.records.from.430102"}, 5)
     en, zh = str(away.value), away.value.message("zh")
     assert "broker county-mq:5673 (vhost exgate) unavailable: connected, but no AMQP" in en
@@ -35,17 +37,16 @@ def test_a_silent_upstream_is_a_broker_away_naming_it(monkeypatch: pytest.Monkey
     assert "s3cret" not in en + zh
 
 
-def test_an_upstream_url_pika_refuses_is_a_config_error_before_any_connection(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    def never(parameters: object) -> None:
-        raise AssertionError("no connection is tried with a URL pika refuses")
+def test_an_upstream_url_pika_refuses_is_a_config_error_before_anything_changes() -> None:
+    class Untouchable(ManagementApi):
+        def _send(self, method: str, path: str, body: Any, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError(f"{method} {path}: nothing is asked of a broker first")
 
-    monkeypatch.setattr(pika, "BlockingConnection", never)
-    api = CityApi("http://127.0.0.1:1", "admin", "pw")
+    api = Untouchable("http://127.0.0.1:1", "admin", "pw")
     with pytest.raises(ConfigError) as refused:
-        shovels_up(api, "/", "amqps://link:s3cret@county-mq:5671/exgate?cacertfile=/ca.pem",
-                   "430102", {"exgate.records": "exgate.records.from.430102"}, 5)
+        link_up(api, "amqps://link:s3cret@county-mq:5671/exgate?cacertfile=/ca.pem", "430102",
+                via="shovel")
     assert str(refused.value) == (
-        "the upstream URL cannot be used to declare exgate.uplink.records.city: "
-        "pika refuses it: Unknown URL parameter: 'cacertfile'")
+        "--upstream cannot be used to declare the shovels' source queues: pika refuses it: "
+        "Unknown URL parameter: 'cacertfile'")
     assert "s3cret" not in str(refused.value) + refused.value.message("zh")
