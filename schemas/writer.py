@@ -273,8 +273,8 @@ def record_xml(
 
 
 # A record's shape: its element's spec (by id: catalogues live for the process), its
-# field names in its own order, and the layout.
-_Shape = tuple[int, tuple[str, ...], Layout]
+# field names in its own order, and whether the layout is indented.
+_Shape = tuple[int, tuple[str, ...], bool]
 # Per shape, the spec (kept alive, so its id stays its own), the record as a %-template
 # and the names that fill it, in catalogue order; None for a shape _present_fields refuses.
 _Form = tuple[ElementSpec, str, tuple[str, ...]] | None
