@@ -101,6 +101,9 @@ def read_state(base_dir: Path) -> dict[str, Any] | None:
         state = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    except OSError as exc:  # unreadable: a folder by that name, permissions
+        raise ConfigError(f"{path} cannot be read: {exc.strerror or exc}",
+                          zh=f"{path} 无法读取：{exc.strerror or exc}") from exc
     except ValueError as exc:  # not JSON, or not UTF-8: written by something else
         raise ConfigError(f"{path} is not a broker state file exgate wrote: {exc}",
                           zh=f"{path} 不是 exgate 写入的消息服务器状态文件：{exc}") from exc
@@ -129,14 +132,25 @@ def load_settings(base_dir: Path) -> NodeSettings | None:
             admin_password=state["admin_password"],
         )
     except (KeyError, TypeError) as exc:
-        path = base_dir / STATE_FILE
-        raise ConfigError(f"{path} lacks or garbles {exc}: not a state file this exgate wrote",
-                          zh=f"{path} 缺少或损坏了 {exc}：不是此 exgate 写入的状态文件") from exc
+        raise _garbled(base_dir, exc) from exc
 
 
 def read_pids(base_dir: Path) -> NodePids:
     state = read_state(base_dir)
-    return NodePids(**state["pids"]) if state else NodePids()
+    try:
+        return NodePids(**state["pids"]) if state else NodePids()
+    except (KeyError, TypeError) as exc:
+        raise _garbled(base_dir, exc) from exc
+
+
+def _garbled(base_dir: Path, exc: KeyError | TypeError) -> ConfigError:
+    """A state file that parses but lacks a key, or holds one of another form."""
+    path = base_dir / STATE_FILE
+    what, what_zh = ((f"lacks the key {exc.args[0]!r}", f"缺少键 {exc.args[0]!r}")
+                     if isinstance(exc, KeyError) else
+                     (f"holds a value of another form ({exc})", f"含有形式不符的值（{exc}）"))
+    return ConfigError(f"{path} {what}: not a state file this exgate wrote",
+                       zh=f"{path} {what_zh}：不是此 exgate 写入的状态文件")
 
 
 def write_state(base_dir: Path, settings: NodeSettings, pids: NodePids) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
 
-from gateway.broker_state import STATE_FILE, NodeSettings, load_settings
+from gateway.broker_state import STATE_FILE, STATE_VERSION, NodeSettings, load_settings, read_pids
 from gateway.mgmt_api import ManagementApi
 from schemas.errors import ConfigError, RetriableError
 
@@ -47,7 +48,7 @@ def test_an_unreachable_management_api_is_reported_in_chinese_too() -> None:
 @pytest.mark.parametrize(("text", "zh"), [
     ("{not json", "不是 exgate 写入的消息服务器状态文件"),
     ("[1, 2]", "的版本为 None"),
-    ('{"version": 1}', "缺少或损坏了 'node_name'"),
+    ('{"version": 1}', "缺少键 'node_name'"),
 ], ids=["not-json", "no-object", "missing-key"])
 def test_a_broker_state_file_exgate_did_not_write_is_named(tmp_path: Path, text: str,
                                                           zh: str) -> None:
@@ -56,3 +57,25 @@ def test_a_broker_state_file_exgate_did_not_write_is_named(tmp_path: Path, text:
         load_settings(tmp_path)
     assert str(tmp_path / STATE_FILE) in refused.value.message("en")
     assert zh in refused.value.message("zh")
+
+
+@pytest.mark.parametrize(("pids", "en"), [
+    (None, "lacks the key 'pids'"),
+    ('{"bogus": 1}', "holds a value of another form (NodePids.__init__() got an unexpected "
+                     "keyword argument 'bogus')"),
+])
+def test_pids_of_a_state_file_exgate_did_not_write_are_a_config_error(
+        tmp_path: Path, pids: str | None, en: str) -> None:
+    state = {"version": STATE_VERSION}
+    text = json.dumps(state)[:-1] + (f', "pids": {pids}}}' if pids else "}")
+    (tmp_path / STATE_FILE).write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        read_pids(tmp_path)
+    assert str(refused.value) == f"{tmp_path / STATE_FILE} {en}: not a state file this " \
+                                 "exgate wrote"
+
+
+def test_a_state_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    (tmp_path / STATE_FILE).mkdir()
+    with pytest.raises(ConfigError, match="cannot be read: Is a directory"):
+        load_settings(tmp_path)
