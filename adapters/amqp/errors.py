@@ -281,12 +281,11 @@ def _cause(exc: BaseException) -> Localized:
                          "no answer in time (is the host up? does a firewall drop the "
                          "connection?)")
     if isinstance(inner, px.IncompatibleProtocolError):
-        # pika's own text only repeats how the stream ended: what it means is said here.
-        return Localized("已连上该端口，但对方没有以 AMQP 0-9-1 应答，断开了连接（这是消息服务器的 "
-                         "TLS 端口吗？那就请用 amqps://；或是另一个服务的端口？）",
-                         "connected, but the other end did not answer in AMQP 0-9-1 and "
-                         "hung up (is this the broker's TLS port? then use amqps://; or "
-                         "another service's port?)")
+        return Localized(f"已连上该端口，但对方没有以 AMQP 0-9-1 应答，断开了连接（这是消息服务器"
+                         f"的 TLS 端口吗？那就请用 amqps://；或是另一个服务的端口？）（{raw}）",
+                         f"connected, but the other end did not answer in AMQP 0-9-1 and "
+                         f"hung up (is this the broker's TLS port? then use amqps://; or "
+                         f"another service's port?) ({raw})")
     if isinstance(inner, px.StreamLostError | ConnectionResetError | BrokenPipeError):
         return Localized(f"连接中断（{raw}）", f"the connection was lost ({raw})")
     if isinstance(inner, px.ProbableAuthenticationError | px.ProbableAccessDeniedError):

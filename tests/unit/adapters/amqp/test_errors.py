@@ -107,7 +107,8 @@ _DIALLED = ("'mq.hn.gov'/(<AddressFamily.AF_INET: 2>, <SocketKind.SOCK_STREAM: 1
     (px.IncompatibleProtocolError('StreamLostError: ("Stream connection lost: '
                                   'ConnectionResetError(104, \'Connection reset by peer\')",)'),
      "connected, but the other end did not answer in AMQP 0-9-1 and hung up (is this the "
-     "broker's TLS port? then use amqps://",
+     "broker's TLS port? then use amqps://; or another service's port?) (IncompatibleProtocolError"
+     " StreamLostError",
      "已连上该端口，但对方没有以 AMQP 0-9-1 应答，断开了连接（这是消息服务器的 TLS 端口吗？"),
     # TLS set-up that stalls (a listener that takes TCP and never answers the TLS hello)
     # is told apart from an AMQP handshake that stalls by pika's words only.
