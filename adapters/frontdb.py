@@ -251,7 +251,7 @@ def _connected(engine: Engine, parsed: URL) -> Connection:
     own rather than a database error (PyMySQL: "unexpected keyword argument", an unknown
     charset) is a URL error naming the options. The driver's words may quote a value:
     those of options named like a secret (``ssl_key_password``, ``wallet_password``) are
-    masked in them."""
+    masked in them, and so is the URL's password."""
     try:
         return engine.connect()
     except (TypeError, ValueError, LookupError, AttributeError) as exc:
@@ -267,6 +267,8 @@ _SECRET_OPTION = re.compile(r"pass|secret|token|key", re.I)
 
 
 def _masked(text: str, parsed: URL) -> str:
+    if parsed.password:
+        text = text.replace(str(parsed.password), "***")
     for name, value in parsed.query.items():
         if _SECRET_OPTION.search(name):
             for one in (value,) if isinstance(value, str) else value:

@@ -155,12 +155,13 @@ def test_a_refused_option_never_shows_a_secret_option_value(
 
     def quoting(**kwargs: object) -> None:
         raise ValueError(f"cannot load the key with {kwargs['ssl_key_password']!r}, "
-                         f"charset {kwargs['charset']!r}")
+                         f"charset {kwargs['charset']!r}, login {kwargs['password']!r}")
 
     monkeypatch.setattr(pymysql, "connect", quoting)
-    code, output = _init("--url", "mysql+pymysql://u@127.0.0.1:1/db?ssl_key_password="
+    code, output = _init("--url", "mysql+pymysql://u:l0gin@127.0.0.1:1/db?ssl_key_password="
                          "k3ypass&charset=utf8mb4", lang="en")
     assert code == 2
     assert ("the driver refused an option of the URL (ssl_key_password, charset): "
-            "ValueError: cannot load the key with '***', charset 'utf8mb4'") in output
-    assert "k3ypass" not in output
+            "ValueError: cannot load the key with '***', charset 'utf8mb4', login '***'") \
+        in output
+    assert "k3ypass" not in output and "l0gin" not in output
