@@ -60,7 +60,9 @@ class _Held:
 @dataclass(frozen=True, slots=True)
 class LinkSettings:
     """How the agent reaches its broker. pika's parameters are built once, here: a URL
-    pika refuses (``UnusableBrokerURL``) stops the agent at start-up, not at each try."""
+    pika refuses (``UnusableBrokerURL``) stops the agent at start-up, not at each try.
+    Its TLS context too: a CA file replaced on disk is read when the agent restarts (or
+    rereads its credentials file after a refused login)."""
 
     url: str = field(repr=False)
     node_id: str

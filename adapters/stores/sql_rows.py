@@ -239,9 +239,10 @@ class _FastInsert:
     """``INSERT … ON CONFLICT DO NOTHING`` compiled once and run as one driver executemany.
 
     SQLAlchemy's executemany builds and type-processes a parameter dict per row, which
-    costs about as much as SQLite's insert itself. Here a row is a list in column order,
-    passed through the same bind processors SQLAlchemy would use (only the columns that
-    have one); the per-batch columns are processed once.
+    costs about as much as SQLite's insert itself. Here a row is a tuple in column order
+    (copied into a list only when a column has a processor), passed through the same
+    bind processors SQLAlchemy would use (only the columns that have one); the per-batch
+    columns are processed once.
     """
 
     def __init__(self, statement: Insert, columns: tuple[str, ...], dialect: Dialect) -> None:

@@ -214,7 +214,7 @@ def test_a_silent_oracle_listener_fails_the_read_and_is_tried_again_once_it_drop
         assert listener.accepted == 2
 
 
-def test_an_attempt_given_up_on_probes_its_peer_so_a_vanished_one_ends_it(
+def test_an_attempt_given_up_on_has_its_keepalive_timer_armed_from_the_start(
         listener: SilentListener) -> None:
     # A peer gone without a reset would hold the waiting thread for good, and after
     # MAX_ABANDONED of them no connect is tried again: thin mode's expire_time puts the

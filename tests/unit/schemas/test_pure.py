@@ -76,7 +76,7 @@ def test_resident_id_check() -> None:
 
 
 def test_check_characters_follow_their_formulas() -> None:
-    """The look-up tables give the standards' weighted sums, at every position: each
+    """The check characters are the standards' weighted sums, at every position: each
     code below has one non-zero character, at each place and of each value."""
     alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
     for place in range(17):
