@@ -143,12 +143,18 @@ def test_a_password_file_not_there_is_said_in_chinese_whole(
     assert "No such file" not in said
 
 
-def test_a_broker_url_pika_refuses_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
-    text = EXAMPLE.read_text(encoding="utf-8").replace(
-        'url = "amqps://exgate-gw-430100@mq.hn.gov.example:5671/exgate"',
-        'url = "amqps://exgate-gw-430100@mq.hn.gov.example:5671/exgate?cacertfile=/ca.pem"')
+def example_with_broker_url(tmp_path: Path, url: str) -> Path:
+    """The shipped example with its [broker] url replaced by ``url``."""
     path = tmp_path / "gateway.toml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        'url = "amqps://exgate-gw-430100@mq.hn.gov.example:5671/exgate"', f'url = "{url}"'),
+        encoding="utf-8")
+    return path
+
+
+def test_a_broker_url_pika_refuses_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    path = example_with_broker_url(
+        tmp_path, "amqps://exgate-gw-430100@mq.hn.gov.example:5671/exgate?cacertfile=/ca.pem")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value) == (f"{path}: [broker] url cannot be used: pika refuses it: "
@@ -158,11 +164,8 @@ def test_a_broker_url_pika_refuses_is_a_config_error_naming_the_key(tmp_path: Pa
 
 def test_a_password_written_unencoded_in_the_broker_url_is_refused_without_a_word_of_it(
         tmp_path: Path) -> None:
-    text = EXAMPLE.read_text(encoding="utf-8").replace(
-        'url = "amqps://exgate-gw-430100@mq.hn.gov.example:5671/exgate"',
-        'url = "amqps://exgate-gw-430100:s3cr?et@mq.hn.gov.example:5671/exgate"')
-    path = tmp_path / "gateway.toml"
-    path.write_text(text, encoding="utf-8")
+    path = example_with_broker_url(
+        tmp_path, "amqps://exgate-gw-430100:s3cr?et@mq.hn.gov.example:5671/exgate")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     said = str(caught.value) + caught.value.message("zh")
