@@ -59,6 +59,12 @@ receiving side that may not create objects on the lower broker at run time, or a
 firewall that only lets one queue through. Receipts stay federated in both modes: a
 shovel would need every node ID bound by hand.
 
+**TLS.** Federation and shovel dial the upstream with RabbitMQ's Erlang client, which
+reads TLS from the URI's query (``cacertfile``, ``verify=verify_peer``,
+``server_name_indication``…) and ignores what it does not know. ``gateway.link_uri``
+checks the URI as that client reads it, so a link never runs unencrypted or unverified
+by a typo; ``LinkResult.verified`` says whether it checks the upstream's certificate.
+
 **Loops.** Records only ever flow up and receipts only down, on different exchanges,
 so a tree of links has no cycle. Federation adds two guards: a message is never sent
 back to a broker already in its ``x-received-from`` path (so cluster names must be
@@ -87,7 +93,7 @@ from adapters.amqp.topology import (
     check_division,
     declare_exchanges,
 )
-from adapters.config_files import redact, with_url_password
+from adapters.config_files import with_url_password
 from gateway.federation_objects import (
     UP_EXCHANGES,
     add_to_set,
@@ -97,6 +103,7 @@ from gateway.federation_objects import (
     put_policy,
     put_upstream,
 )
+from gateway.link_uri import parse_upstream, shown_uri
 from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError, segment
 from gateway.shovel_links import shovel_upstream, shovels_up
 from schemas.divisions import Level, level_of
@@ -131,9 +138,10 @@ class LinkResult:
     direction: str            # up | down
     via: str                  # federation | shovel
     division: str
-    upstream: str             # redacted URI
+    upstream: str             # URI with its passwords masked (link_uri.shown_uri)
     names: tuple[str, ...]    # federation upstreams or shovels
     max_hops: int
+    verified: bool = False    # the link checks the upstream's TLS certificate
 
 
 def max_hops_for(upstream_division: str) -> int:
@@ -150,16 +158,16 @@ def with_password(url: str) -> str:
     except ValueError:  # a broken IPv6 host, a port out of range
         understood = False
     if not understood:
-        raise ConfigError(f"--upstream {redact(url)!r} must look like "
+        raise ConfigError(f"--upstream {shown_uri(url)!r} must look like "
                           "amqp://USER@HOST:PORT/VHOST, the password in the URI or in "
                           f"${PASSWORD_ENV}",
-                          zh=f"--upstream {redact(url)!r} 应形如 amqp://USER@HOST:PORT/VHOST，"
+                          zh=f"--upstream {shown_uri(url)!r} 应形如 amqp://USER@HOST:PORT/VHOST，"
                              f"密码写在 URI 中或放在 ${PASSWORD_ENV}")
     secret = os.environ.get(PASSWORD_ENV)
     if parts.username and parts.password is None and not secret:
-        raise ConfigError(f"--upstream {redact(url)!r} names user {parts.username!r} without "
+        raise ConfigError(f"--upstream {shown_uri(url)!r} names user {parts.username!r} without "
                           f"a password: set ${PASSWORD_ENV} (or put it in the URI)",
-                          zh=f"--upstream {redact(url)!r} 指定了用户 {parts.username!r} 但没有"
+                          zh=f"--upstream {shown_uri(url)!r} 指定了用户 {parts.username!r} 但没有"
                              f"密码：请设置 ${PASSWORD_ENV}（或写在 URI 中）")
     if parts.username and parts.password is None and secret:
         return with_url_password(url, secret)
@@ -176,7 +184,8 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
     if via not in ("federation", "shovel"):
         raise ConfigError(f"--via {via!r}: choose federation or shovel",
                           zh=f"--via {via!r}：请选择 federation 或 shovel")
-    upstream = shovel_upstream(upstream_url) if via == "shovel" else None
+    upstream = parse_upstream(upstream_url)
+    parameters = shovel_upstream(upstream) if via == "shovel" else None
     _refuse_wrong_way(api, vhost, division, "up")
     declare_exchanges(HttpChannel(api, vhost))
     hops = max_hops or max_hops_for(division)
@@ -189,11 +198,12 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
         names: tuple[str, ...] = (name,)
     else:
         intakes = {x: intake_exchange(x, division) for x in UP_EXCHANGES}
-        assert upstream is not None
-        names = shovels_up(api, vhost, upstream_url, upstream, division, intakes,
+        assert parameters is not None
+        names = shovels_up(api, vhost, upstream_url, parameters, division, intakes,
                            reconnect_delay)
     _retire_whole_exchange_links(api, vhost)
-    return LinkResult("up", via, division, redact(upstream_url), names, hops)
+    return LinkResult("up", via, division, shown_uri(upstream_url), names, hops,
+                      upstream.verified)
 
 
 
@@ -259,6 +269,7 @@ def link_down(api: ManagementApi, upstream_url: str, division: str, *, vhost: st
               max_hops: int | None = None, reconnect_delay: int = 5) -> LinkResult:
     """Bring the receipts of the upper level ``division`` (at ``upstream_url``) down here."""
     check_division(division)
+    upstream = parse_upstream(upstream_url)
     _refuse_wrong_way(api, vhost, division, "down")
     declare_exchanges(HttpChannel(api, vhost))
     hops = max_hops or max_hops_for(division)
@@ -266,7 +277,8 @@ def link_down(api: ManagementApi, upstream_url: str, division: str, *, vhost: st
     put_upstream(api, vhost, name, upstream_url, hops, reconnect_delay, trust_user=False)
     add_to_set(api, vhost, DOWN_SET, name)
     put_policy(api, vhost, DOWN_POLICY, (RECEIPTS_EXCHANGE,), DOWN_SET)
-    return LinkResult("down", "federation", division, redact(upstream_url), (name,), hops)
+    return LinkResult("down", "federation", division, shown_uri(upstream_url), (name,), hops,
+                      upstream.verified)
 
 
 # -- the link user on the upstream ------------------------------------------------------

@@ -23,6 +23,7 @@ from gateway.federation import (
     wait_running,
     with_password,
 )
+from gateway.link_uri import mask_key_password
 from gateway.mgmt_api import ManagementApi, ManagementError
 from gateway.node_command import admin_api
 from schemas.errors import ConfigError, ExgateError, RetriableError, message_of
@@ -54,6 +55,11 @@ _TEXT: dict[str, tuple[str, str]] = {
                  "restart this broker with exgate broker start, or enable the "
                  "rabbitmq_federation_management and rabbitmq_shovel_management plugins"),
     "error": ("错误：{error}", "error: {error}"),
+    "unverified": ("警告：链路已加密，但不校验上游的证书，无法确认对端身份；请在 --upstream 中加上 "
+                   "cacertfile=/path/ca.pem&verify=verify_peer&server_name_indication=HOST",
+                   "warning: the link is encrypted but does not check the upstream's "
+                   "certificate, so it cannot tell whom it talks to: add cacertfile=/path/"
+                   "ca.pem&verify=verify_peer&server_name_indication=HOST to --upstream"),
 }
 
 
@@ -79,6 +85,8 @@ def run_link(*, upstream: str, division: str, direction: str = "up", via: str = 
             print(_say(direction, lang, via=done.via, division=division,
                        upstream=done.upstream, names=", ".join(done.names),
                        hops=done.max_hops))
+        if done.upstream.startswith("amqps://") and not done.verified:
+            print(_say("unverified", lang), file=sys.stderr)
         return code
 
     return _guarded(lang, work)
@@ -113,4 +121,4 @@ def _guarded(lang: str, work: Callable[[], int]) -> int:
 
 def _scrub(text: str) -> str:
     """API error bodies may echo the definition: never print a password from a URI."""
-    return re.sub(r"(amqps?://[^:/@\s\"]+:)[^@\s\"]*@", r"\1***@", text)
+    return mask_key_password(re.sub(r"(amqps?://[^:/@\s\"]+:)[^@\s\"]*@", r"\1***@", text))

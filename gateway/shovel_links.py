@@ -18,31 +18,31 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from adapters.amqp.errors import CONNECT_ERRORS, BrokerAddress, mapped, url_user
-from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters
+from adapters.amqp.parameters import UnusableBrokerURL
 from adapters.amqp.topology import binding_key
-from adapters.config_files import redact
+from gateway.link_uri import LinkUpstream, shown_uri
 from gateway.mgmt_api import ManagementApi, segment
 from schemas.errors import ConfigError
 from schemas.messages import Localized
 
 if TYPE_CHECKING:
-    from pika import URLParameters
+    from pika import ConnectionParameters
 
 __all__ = ["shovel_upstream", "shovels_up"]
 
 
-def shovel_upstream(url: str) -> URLParameters:
+def shovel_upstream(upstream: LinkUpstream) -> ConnectionParameters:
     """pika's parameters for the upstream, on which exgate declares the shovels' source
     queues; a ConfigError, before anything is changed, when pika refuses the URL."""
     try:
-        return broker_parameters(url)
+        return upstream.pika_parameters()
     except UnusableBrokerURL as exc:
         raise ConfigError(f"--upstream cannot be used to declare the shovels' source queues: "
                           f"{exc.why.en}",
                           zh=f"--upstream 无法用于声明 shovel 的源队列：{exc.why.zh}") from None
 
 
-def shovels_up(api: ManagementApi, vhost: str, upstream_url: str, upstream: URLParameters,
+def shovels_up(api: ManagementApi, vhost: str, upstream_url: str, upstream: ConnectionParameters,
                division: str, intakes: Mapping[str, str],
                reconnect_delay: int) -> tuple[str, ...]:
     """One shovel per upstream exchange in ``intakes``, into its intake here; their names.
@@ -76,7 +76,7 @@ _LINK_LOGIN = Localized(
     "permissions on the upstream (grant_link_user)")
 
 
-def _declare_uplink_queue(url: str, upstream: URLParameters, queue: str, exchange: str,
+def _declare_uplink_queue(url: str, upstream: ConnectionParameters, queue: str, exchange: str,
                           key: str) -> None:
     """The shovel's durable source queue on the upstream, bound with the lower prefix.
 
@@ -96,11 +96,11 @@ def _declare_uplink_queue(url: str, upstream: URLParameters, queue: str, exchang
         channel.queue_declare(queue, durable=True)
         channel.queue_bind(queue, exchange, key)
     except px.ChannelClosedByBroker as exc:
-        raise ConfigError(f"the upstream {redact(url)} refused to declare {queue}: "
+        raise ConfigError(f"the upstream {shown_uri(url)} refused to declare {queue}: "
                           f"{exc.reply_text}; start the lower level's broker with its "
                           f"topology and give the link user configure and write on {queue} "
                           f"and read on {exchange} (grant_link_user)",
-                          zh=f"上游 {redact(url)} 拒绝声明 {queue}：{exc.reply_text}；请先启动"
+                          zh=f"上游 {shown_uri(url)} 拒绝声明 {queue}：{exc.reply_text}；请先启动"
                              f"下级的消息服务器并声明其拓扑，再给链路用户 {queue} 的 configure 和 "
                              f"write 权限以及 {exchange} 的 read 权限（grant_link_user）") from exc
     finally:

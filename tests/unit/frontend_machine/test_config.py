@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from adapters.sources.database import source_url
 from adapters.sources.db_options import parse_options
@@ -18,6 +13,7 @@ from frontend_machine.config import load_config
 from frontend_machine.link import LinkSettings
 from schemas.catalog import load_catalog
 from schemas.errors import ConfigError
+from tests.tls_files import self_signed_pem
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "agent.example.toml"
 
@@ -35,19 +31,6 @@ def test_the_example_config_loads_with_every_key() -> None:
     assert config.broker is not None
     # The broker URL must open: pika cannot parse a user without a password.
     LinkSettings(config.broker.url, config.node.id, "user", "secret").parameters()
-
-
-def self_signed_pem() -> bytes:
-    """A CA certificate of the test's own, as a province's CA file would hold one."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "exgate test CA")])
-    now = datetime.now(UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now).not_valid_after(now + timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-                   .sign(key, hashes.SHA256()))
-    return certificate.public_bytes(serialization.Encoding.PEM)
 
 
 def write(tmp_path: Path, broker_url: str) -> Path:

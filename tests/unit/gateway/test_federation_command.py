@@ -92,3 +92,21 @@ def test_a_running_link_exits_0(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(federation_command, "link_up", lambda *a, **k: declared)
     assert run_link(upstream=UPSTREAM, division="430102", lang="en", wait=0.3) == 0
     assert "linked up (federation)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("verified", "lang", "warned"), [
+    (False, "zh", "警告：链路已加密，但不校验上游的证书"),
+    (False, "en", "warning: the link is encrypted but does not check the upstream's"),
+    (True, "en", None),
+])
+def test_a_tls_link_that_does_not_verify_the_upstream_is_warned_of(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], verified: bool,
+        lang: str, warned: str | None) -> None:
+    monkeypatch.setattr(federation_command, "admin_api", lambda *a: FakeApi("running", ""))
+    declared = LinkResult("up", "federation", "430102", "amqps://link-up:***@mq:5671/%2F",
+                          ("exgate-up-430102",), 1, verified)
+    monkeypatch.setattr(federation_command, "link_up", lambda *a, **k: declared)
+    assert run_link(upstream="amqps://link-up:pw@mq:5671/%2F", division="430102", lang=lang,
+                    wait=0.3) == 0
+    err = capsys.readouterr().err
+    assert (warned in err) if warned else err == ""
