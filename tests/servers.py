@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self
@@ -385,9 +386,10 @@ def broker_base_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="exgate-rabbitmq-"))
 
 
-def start_broker() -> LocalBroker:
-    """A started private broker whose folder is removed by ``stop_broker``."""
-    broker = LocalBroker(broker_base_dir())
+def start_broker(extra_config: Mapping[str, str] | None = None) -> LocalBroker:
+    """A started private broker whose folder is removed by ``stop_broker``;
+    ``extra_config``: more ``rabbitmq.conf`` lines (a TLS listener, say)."""
+    broker = LocalBroker(broker_base_dir(), extra_config=extra_config)
     atexit.register(stop_broker, broker)  # stop_broker is idempotent: no unregister
     try:
         broker.start()

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,11 +26,8 @@ import pika
 import pytest
 import sqlalchemy as sa
 
-from adapters.amqp.topology import declare_topology, level_queue, receipts_queue, status_queue
-from adapters.sealing import load_broker_login
+from adapters.amqp.topology import level_queue, receipts_queue, status_queue
 from adapters.stores.sql import SqlStore
-from frontend_machine.outbox import Outbox
-from frontend_machine.publisher import Publisher
 from gateway.broker_node import LocalBroker
 from gateway.federation import (
     LinkResult,
@@ -43,12 +39,10 @@ from gateway.federation import (
 )
 from gateway.federation_command import run_link
 from gateway.federation_objects import intake_exchange
-from gateway.mgmt_api import HttpChannel, ManagementApi
-from gateway.provisioning import add_node
-from gateway.registry import Registry
 from gateway.run import run_gateway
 from schemas.errors import ConfigError
-from tests.integration.amqp_helpers import Node, fill
+from tests.integration.amqp_helpers import Node
+from tests.integration.levels import Level, fresh_levels, provision_node, publish, wait_for
 from tests.servers import fresh_name, install_sigterm_cleanup, start_broker, stop_broker
 
 COUNTY, CITY, PROVINCE = "430102", "430100", "430000"
@@ -85,46 +79,11 @@ def brokers() -> Iterator[dict[str, LocalBroker]]:
             stop_broker(broker)
 
 
-@dataclass
-class Level:
-    division: str
-    broker: LocalBroker
-    api: ManagementApi
-    vhost: str
-
-    def url(self, user: str | None = None, password: str | None = None) -> str:
-        return self.broker.amqp_url(user, password, self.vhost)
-
-    def link_login(self, direction: str) -> str:
-        """A fresh link user on this broker (the upstream side) and its URI."""
-        user, password = fresh_name("link"), secrets.token_urlsafe(12)
-        grant_link_user(self.api, user, password, direction=direction, vhost=self.vhost)
-        return self.url(user, password)
-
-    def message_count(self, queue: str) -> int:
-        connection = pika.BlockingConnection(pika.URLParameters(self.url()))
-        try:
-            return int(connection.channel().queue_declare(queue, passive=True)
-                       .method.message_count)
-        finally:
-            connection.close()
-
-
 @pytest.fixture
 def levels(brokers: dict[str, LocalBroker]) -> Iterator[dict[str, Level]]:
     """A fresh vhost on each broker, with that level's exchanges and queues."""
-    vhost = fresh_name("vh")
-    made: dict[str, Level] = {}
-    for division, broker in brokers.items():
-        api = ManagementApi.from_broker(broker)
-        api.put(f"vhosts/{quote(vhost, safe='')}", {})
-        api.put(f"permissions/{quote(vhost, safe='')}/{quote(broker.admin_user, safe='')}",
-                {"configure": ".*", "write": ".*", "read": ".*"})
-        declare_topology(HttpChannel(api, vhost), [division])
-        made[division] = Level(division, broker, api, vhost)
-    yield made
-    for level in made.values():
-        level.api.delete(f"vhosts/{quote(vhost, safe='')}")
+    with fresh_levels(brokers) as made:
+        yield made
 
 
 def link_all(levels: dict[str, Level], via: str) -> list[tuple[Level, LinkResult]]:
@@ -143,38 +102,6 @@ def link_all(levels: dict[str, Level], via: str) -> list[tuple[Level, LinkResult
     for level, result in done:
         wait_running(level.api, result, level.vhost)
     return done
-
-
-def provision_node(county: Level, tmp_path: Path) -> Node:
-    registry = Registry(tmp_path / "registry")  # shared: every level verifies the node
-    key_file = tmp_path / "furong-01.key"
-    add_node(lambda: county.api, registry, "furong-01", COUNTY, key_file, vhost=county.vhost)
-    login = load_broker_login(key_file)
-    assert login is not None
-    return Node("furong-01", COUNTY, key_file, county.url(login.user, login.password),
-                registry)
-
-
-def publish_batches(node: Node, tmp_path: Path) -> list[str]:
-    settings = node.settings(heartbeat_seconds=3600)
-    settings = type(settings)(settings.link, settings.identity, heartbeat_seconds=3600,
-                              backoff_initial=0.1, backoff_max=1.0, consume_receipts=False)
-    with Outbox(tmp_path / "outbox.db") as outbox:
-        batch_ids = fill(outbox, 1, BATCHES * PER_BATCH, PER_BATCH)
-        publisher = Publisher(outbox, settings)
-        try:
-            result = publisher.flush(60.0)
-        finally:
-            publisher.close()
-    assert (result.published, result.pending) == (BATCHES, 0), result
-    return batch_ids
-
-
-def wait_for(what: str, check: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def run_gateways(levels: dict[str, Level], tmp_path: Path, registry: Path) -> dict[str, Path]:
@@ -233,7 +160,7 @@ def test_a_county_batch_reaches_all_three_levels_once_and_every_receipt_comes_ba
     county = levels[COUNTY]
     link_all(levels, via)
     node = provision_node(county, tmp_path)
-    batch_ids = publish_batches(node, tmp_path)
+    batch_ids = publish(node, tmp_path, BATCHES, PER_BATCH)
 
     # Every level queue holds each batch exactly once before any gateway runs.
     for division, level in levels.items():
