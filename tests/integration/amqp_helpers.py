@@ -1,10 +1,12 @@
-"""Shared set-up for the publisher and provisioning tests: topology, nodes, outboxes."""
+"""Shared set-up for the publisher, provisioning and gateway tests: topology, nodes,
+outboxes, and a bounded wait."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -40,6 +42,14 @@ def drain_gateway(config: Path) -> None:
     runner.join(timeout=120)
     assert not runner.is_alive(), "the gateway did not drain within 120 s"
     assert done == [0]
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; ``timeout`` is a hang guard, not a timing check."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
 
 
 def vhost_of(url: str) -> str:

@@ -44,7 +44,13 @@ from gateway.demo_world import NodeSpec, agent_config, declare_levels, gateway_c
 from gateway.mgmt_api import ManagementApi
 from gateway.run import run_gateway
 from schemas.records import Record
-from tests.integration.amqp_helpers import admin_channel, delete_user, drain_queue, vhost_of
+from tests.integration.amqp_helpers import (
+    admin_channel,
+    delete_user,
+    drain_queue,
+    vhost_of,
+    wait_for,
+)
 from tests.servers import broker_base_dir, fresh_name, stop_broker
 
 LEVELS = ("430000", "430100", "430102", "430103")
@@ -308,13 +314,6 @@ def test_every_batch_redelivered_leaves_the_stores_unchanged(
 
 
 # -- failures on the way: a gateway killed, the store away, the broker away -----------
-
-
-def wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def kill_after_two_batches(gateway: subprocess.Popen[bytes], store: Path) -> int:

@@ -1,7 +1,9 @@
 """The gateway against a real RabbitMQ: sealed batches in, rows and receipts out.
 
 Each test gets a fresh vhost (``amqp_url``); the publisher is that vhost's
-administrator, registered as the node's broker user so ``user_id`` checks pass.
+administrator, registered as the node's broker user so ``user_id`` checks pass. The
+topology is declared first, except for a test that asks for a bare vhost (``world``
+parametrized indirectly with False).
 """
 
 from __future__ import annotations
@@ -16,19 +18,23 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pika
 import pytest
 import sqlalchemy as sa
 
 from adapters.amqp.topology import (
+    DEAD_EXCHANGE,
+    RECEIPTS_EXCHANGE,
     RECORDS_EXCHANGE,
     STATUS_EXCHANGE,
     dead_queue,
     declare_node_queues,
     declare_topology,
+    holding_queue_arguments,
     level_queue,
+    level_queue_arguments,
     receipts_queue,
     routing_key,
     status_queue,
@@ -44,8 +50,10 @@ from frontend_machine.outbox import Outbox
 from frontend_machine.outbox_batches import BatchState
 from frontend_machine.receipts import apply_receipt
 from frontend_machine.replay import requeue_batches
+from gateway.broker_node import LocalBroker
 from gateway.config import GatewaySettings
 from gateway.consumer import Consumer, _Session
+from gateway.mgmt_api import ManagementApi
 from gateway.pipeline import Pipeline
 from gateway.poison import POISON_REASON
 from gateway.registry import Registry
@@ -56,7 +64,7 @@ from schemas.reader import DocumentReader
 from schemas.record_check import RecordCheck
 from schemas.records import Record
 from schemas.writer import record_xml
-from tests.integration.amqp_helpers import drain_gateway
+from tests.integration.amqp_helpers import drain_gateway, vhost_of, wait_for
 from tests.unit.schemas.documents import document, record
 
 LEVEL = "430100"
@@ -73,9 +81,12 @@ def sealed(batch_id: str, recs: list[Record], node: NodeIdentity) -> Envelope:
 
 
 class World:
-    """A vhost with the topology, a registered node, a store and a publisher."""
+    """A vhost with the topology, a registered node, a store and a publisher.
 
-    def __init__(self, amqp_url: str, tmp_path: Path) -> None:
+    With ``topology`` False nothing is declared on the vhost: not the exchanges, not the
+    level's queues, not the node's receipts queue."""
+
+    def __init__(self, amqp_url: str, tmp_path: Path, *, topology: bool = True) -> None:
         self.url = amqp_url
         self.user = unquote(urlsplit(amqp_url).username or "")
         self.keys = generate_node_keys("n1", 1)
@@ -85,8 +96,9 @@ class World:
         self.store_path = tmp_path / "store.db"
         self.connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         self.channel = self.connection.channel()
-        declare_topology(self.channel, [LEVEL])
-        declare_node_queues(self.channel, "n1")
+        if topology:
+            declare_topology(self.channel, [LEVEL])
+            declare_node_queues(self.channel, "n1")
         self.channel.confirm_delivery()
 
     def close(self) -> None:
@@ -111,15 +123,19 @@ class World:
             found.append(json.loads(body))
 
     def consumer(self, store: SqlStore, cls: type[Consumer] = Consumer, *,
-                 workers: int = SETTINGS.workers) -> Consumer:
+                 workers: int = SETTINGS.workers,
+                 stop: threading.Event | None = None) -> Consumer:
+        """A level consumer that drains the queues, or, given ``stop``, consumes until
+        it is set (for a test that publishes while it runs)."""
         return cls(self.url, Pipeline(LEVEL, self.registry, store),
                    replace(SETTINGS, workers=workers, prefetch=max(workers, SETTINGS.prefetch)),
-                   drain=True)
+                   drain=stop is None, stop=stop)
 
 
 @pytest.fixture
-def world(amqp_url: str, tmp_path: Path) -> Iterator[World]:
-    made = World(amqp_url, tmp_path)
+def world(amqp_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    # ``request.param`` is the ``topology`` flag of a test parametrizing ``world`` indirectly.
+    made = World(amqp_url, tmp_path, topology=getattr(request, "param", True))
     yield made
     made.close()
 
@@ -454,3 +470,51 @@ def test_heartbeats_expire_in_the_status_queue(world: World, store: SqlStore,
                                 agent_heartbeat.heartbeat_properties(world.user, time.time()))
     world.consumer(store).run()
     assert rows(store, store.schema.heartbeat) == []
+
+
+@pytest.mark.parametrize("world", [False], ids=["bare-vhost"], indirect=True)
+def test_a_gateway_on_a_vhost_never_set_up_declares_its_topology_then_stores_a_batch(
+        world: World, store: SqlStore, rabbitmq_server: LocalBroker) -> None:
+    """On a vhost nothing was declared on, the passive declaration of the exchanges gets
+    404 NOT_FOUND, which closes that channel: the gateway must declare the exchanges and
+    its level's queues, with their arguments, on a fresh channel and consume from it.
+    The unit tests show the calls on fake channels; this shows a real broker accepts
+    them and that the session consuming from that channel stores a batch once."""
+    api = ManagementApi.from_broker(rabbitmq_server)
+    vhost = quote(vhost_of(world.url), safe="")
+
+    def declared() -> tuple[dict[str, tuple[str, bool]], dict[str, tuple[str, Any]]]:
+        exchanges = {e["name"]: (e["type"], e["durable"]) for e in api.get(f"exchanges/{vhost}")
+                     if e["name"].startswith("exgate.")}
+        return exchanges, {q["name"]: (q["type"], q["arguments"])
+                           for q in api.get(f"queues/{vhost}")}
+
+    assert declared() == ({}, {})  # the gateway starts before any exgate object exists
+    stop = threading.Event()
+    consumer = world.consumer(store, stop=stop)
+    # Daemon: a consumer that hangs despite ``stop`` must not keep pytest alive.
+    runner = threading.Thread(target=consumer.run, daemon=True)
+    runner.start()
+    try:
+        wait_for(consumer.consuming, 60, "the gateway to consume its level")
+        assert declared() == (
+            {RECORDS_EXCHANGE: ("topic", True), DEAD_EXCHANGE: ("topic", True),
+             RECEIPTS_EXCHANGE: ("direct", True), STATUS_EXCHANGE: ("topic", True)},
+            {level_queue(LEVEL): ("quorum", level_queue_arguments(LEVEL)),
+             status_queue(LEVEL): ("quorum", holding_queue_arguments()),
+             dead_queue(LEVEL): ("quorum", holding_queue_arguments())})
+        # What ``exgate node add`` declares for the node, on the receipts exchange the
+        # gateway has just declared: the receipt then shows the batch's whole way.
+        declare_node_queues(world.channel, "n1")
+        world.publish("B1", records(record("SBXX"), record("SL")))
+        wait_for(lambda: store.batch_state("B1") == "stored", 60, "batch B1 to be stored")
+    finally:
+        stop.set()
+        runner.join(timeout=60)
+    assert not runner.is_alive(), "the gateway did not stop"
+    assert len(rows(store, store.schema.batch)) == 1
+    assert len(rows(store, store.schema.elements["SBXX"].table)) == 1
+    assert len(rows(store, store.schema.elements["SL"].table)) == 1
+    assert rows(store, store.schema.failed) == []
+    assert [(r["batch_id"], r["status"], r["stored"]) for r in world.receipts()] == [
+        ("B1", "stored", 2)]
