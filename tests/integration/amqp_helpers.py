@@ -44,7 +44,7 @@ def drain_gateway(config: Path) -> None:
     assert done == [0]
 
 
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+def wait_for(what: str, condition: Callable[[], object], timeout: float = 60.0) -> None:
     """Poll ``condition`` until it holds; ``timeout`` is a hang guard, not a timing check."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -4,8 +4,7 @@ fresh vhost with its exchanges and queues, a node of the county, batches publish
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from gateway.registry import Registry
 from tests.integration.amqp_helpers import Node, fill
 from tests.servers import fresh_name
 
-__all__ = ["Level", "fresh_levels", "provision_node", "publish", "wait_for"]
+__all__ = ["Level", "fresh_levels", "provision_node", "publish"]
 
 
 @dataclass
@@ -99,10 +98,3 @@ def publish(node: Node, tmp_path: Path, batches: int, per_batch: int) -> list[st
             publisher.close()
     assert (result.published, result.pending) == (batches, 0), result
     return batch_ids
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)

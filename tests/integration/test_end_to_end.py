@@ -431,13 +431,13 @@ def test_batches_wait_while_the_store_is_locked_then_land(
                 # The batches wait: every one is still in the broker (delivered and held,
                 # or queued), none dead-lettered (not even one the gateway's pass holds
                 # unacked), and no receipt, stored or failed, sent.
-                wait_for(lambda: queue_messages(world, level_queue("430102")) == total, 60,
-                         "the broker's count of the waiting batches")
+                wait_for("the broker's count of the waiting batches",
+                         lambda: queue_messages(world, level_queue("430102")) == total)
                 assert queue_messages(world, dead_queue("430102")) == 0
                 assert ready_messages(world, receipts_queue(node.node_id)) == 0
                 locker.execute("COMMIT")
                 locker.close()
-                wait_for(lambda: batches_stored(store) == total, 120, "the held batches")
+                wait_for("the held batches", lambda: batches_stored(store) == total, 120)
             finally:
                 stop.set()
                 runner.join(timeout=60)
@@ -480,10 +480,10 @@ def test_the_broker_away_for_30_s_loses_and_duplicates_nothing(
             broker.start()
             inserter.join()
             outbox = world.outbox(node)
-            wait_for(lambda: _sent(outbox) == len(valid), 120, "the agent to catch up")
+            wait_for("the agent to catch up", lambda: _sent(outbox) == len(valid), 120)
             world.drain(("430000", "430100", "430102"))
-            wait_for(lambda: set(outbox_batches(outbox).values()) == {"stored"}, 60,
-                     "every level's receipt")
+            wait_for("every level's receipt",
+                     lambda: set(outbox_batches(outbox).values()) == {"stored"})
             agent.send_signal(signal.SIGTERM)
             assert agent.wait(timeout=60) == 0
         finally:

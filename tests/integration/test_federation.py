@@ -41,8 +41,8 @@ from gateway.federation_command import run_link
 from gateway.federation_objects import intake_exchange
 from gateway.run import run_gateway
 from schemas.errors import ConfigError
-from tests.integration.amqp_helpers import Node
-from tests.integration.levels import Level, fresh_levels, provision_node, publish, wait_for
+from tests.integration.amqp_helpers import Node, wait_for
+from tests.integration.levels import Level, fresh_levels, provision_node, publish
 from tests.servers import fresh_name, install_sigterm_cleanup, start_broker, stop_broker
 
 COUNTY, CITY, PROVINCE = "430102", "430100", "430000"

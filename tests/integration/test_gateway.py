@@ -496,7 +496,7 @@ def test_a_gateway_on_a_vhost_never_set_up_declares_its_topology_then_stores_a_b
     runner = threading.Thread(target=consumer.run, daemon=True)
     runner.start()
     try:
-        wait_for(consumer.consuming, 60, "the gateway to consume its level")
+        wait_for("the gateway to consume its level", consumer.consuming)
         assert declared() == (
             {RECORDS_EXCHANGE: ("topic", True), DEAD_EXCHANGE: ("topic", True),
              RECEIPTS_EXCHANGE: ("direct", True), STATUS_EXCHANGE: ("topic", True)},
@@ -507,7 +507,7 @@ def test_a_gateway_on_a_vhost_never_set_up_declares_its_topology_then_stores_a_b
         # gateway has just declared: the receipt then shows the batch's whole way.
         declare_node_queues(world.channel, "n1")
         world.publish("B1", records(record("SBXX"), record("SL")))
-        wait_for(lambda: store.batch_state("B1") == "stored", 60, "batch B1 to be stored")
+        wait_for("batch B1 to be stored", lambda: store.batch_state("B1") == "stored")
     finally:
         stop.set()
         runner.join(timeout=60)

@@ -26,7 +26,8 @@ from gateway.broker_node import LocalBroker
 from gateway.federation import link_states, link_up, wait_running
 from gateway.loopback import LOOPBACK, free_ports
 from schemas.errors import RetriableError
-from tests.integration.levels import Level, fresh_levels, provision_node, publish, wait_for
+from tests.integration.amqp_helpers import wait_for
+from tests.integration.levels import Level, fresh_levels, provision_node, publish
 from tests.servers import install_sigterm_cleanup, start_broker, stop_broker
 from tests.tls_files import TlsFiles, make_authority
 
