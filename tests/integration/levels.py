@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,9 @@ from gateway.mgmt_api import HttpChannel, ManagementApi
 from gateway.provisioning import add_node
 from gateway.registry import Registry
 from tests.integration.amqp_helpers import Node, fill
-from tests.servers import fresh_name
+from tests.servers import fresh_name, install_sigterm_cleanup, start_broker, stop_broker
 
-__all__ = ["Level", "fresh_levels", "provision_node", "publish"]
+__all__ = ["Level", "fresh_levels", "provision_node", "publish", "started_brokers"]
 
 
 @dataclass
@@ -50,6 +51,26 @@ class Level:
                        .method.message_count)
         finally:
             connection.close()
+
+
+@contextmanager
+def started_brokers(configs: Mapping[str, Mapping[str, str] | None]
+                    ) -> Iterator[dict[str, LocalBroker]]:
+    """One private node per division, started in parallel with its extra ``rabbitmq.conf``
+    lines (the plugins reporting link states are among the defaults); stopped by PID
+    afterwards, those that started when another did not as well."""
+    install_sigterm_cleanup()
+    with ThreadPoolExecutor(len(configs)) as pool:
+        futures = [pool.submit(start_broker, extra) for extra in configs.values()]
+    started = [f.result() for f in futures if f.exception() is None]
+    try:
+        failed = [error for f in futures if (error := f.exception()) is not None]
+        if failed:
+            raise failed[0]
+        yield dict(zip(configs, started, strict=True))
+    finally:
+        for broker in started:
+            stop_broker(broker)
 
 
 @contextmanager

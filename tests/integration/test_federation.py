@@ -18,7 +18,6 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
@@ -42,41 +41,25 @@ from gateway.federation_objects import intake_exchange
 from gateway.run import run_gateway
 from schemas.errors import ConfigError
 from tests.integration.amqp_helpers import Node, wait_for
-from tests.integration.levels import Level, fresh_levels, provision_node, publish
-from tests.servers import fresh_name, install_sigterm_cleanup, start_broker, stop_broker
+from tests.integration.levels import (
+    Level,
+    fresh_levels,
+    provision_node,
+    publish,
+    started_brokers,
+)
+from tests.servers import fresh_name
 
 COUNTY, CITY, PROVINCE = "430102", "430100", "430000"
 LEVELS = (COUNTY, CITY, PROVINCE)
 BATCHES, PER_BATCH = 6, 25
-STATUS_PLUGINS = ("rabbitmq_federation_management", "rabbitmq_shovel_management")
-
-
-def start_with_link_status() -> LocalBroker:
-    """A started node with the plugins that report link states over the HTTP API."""
-    broker = start_broker()
-    try:
-        broker.ctl("enable", *STATUS_PLUGINS, tool="rabbitmq-plugins")
-    except BaseException:
-        stop_broker(broker)
-        raise
-    return broker
 
 
 @pytest.fixture(scope="module")
 def brokers() -> Iterator[dict[str, LocalBroker]]:
-    """One private node per level, started in parallel; stopped by PID afterwards."""
-    install_sigterm_cleanup()
-    with ThreadPoolExecutor(len(LEVELS)) as pool:
-        futures = [pool.submit(start_with_link_status) for _ in LEVELS]
-    started = [f.result() for f in futures if f.exception() is None]
-    try:
-        failed = [f.exception() for f in futures if f.exception() is not None]
-        if failed:
-            raise failed[0]  # type: ignore[misc]
-        yield dict(zip(LEVELS, started, strict=True))
-    finally:
-        for broker in started:
-            stop_broker(broker)
+    """One private node per level; stopped by PID afterwards."""
+    with started_brokers(dict.fromkeys(LEVELS)) as started:
+        yield started
 
 
 @pytest.fixture

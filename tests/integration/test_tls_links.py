@@ -27,8 +27,13 @@ from gateway.federation import link_states, link_up, wait_running
 from gateway.loopback import LOOPBACK, free_ports
 from schemas.errors import RetriableError
 from tests.integration.amqp_helpers import wait_for
-from tests.integration.levels import Level, fresh_levels, provision_node, publish
-from tests.servers import install_sigterm_cleanup, start_broker, stop_broker
+from tests.integration.levels import (
+    Level,
+    fresh_levels,
+    provision_node,
+    publish,
+    started_brokers,
+)
 from tests.tls_files import TlsFiles, make_authority
 
 COUNTY, CITY = "430102", "430100"
@@ -66,21 +71,14 @@ def listener() -> Iterator[Listener]:
 @pytest.fixture(scope="module")
 def brokers(listener: Listener) -> Iterator[dict[str, LocalBroker]]:
     """The county broker with a TLS listener beside its plain one, and the city's."""
-    install_sigterm_cleanup()
     tls = {"listeners.ssl.default": f"{LOOPBACK}:{listener.port}",
            "ssl_options.cacertfile": str(listener.files.ca),
            "ssl_options.certfile": str(listener.files.certificate),
            "ssl_options.keyfile": str(listener.files.key),
            "ssl_options.verify": "verify_none",
            "ssl_options.fail_if_no_peer_cert": "false"}
-    started: list[LocalBroker] = []
-    try:
-        started.append(start_broker(tls))
-        started.append(start_broker())
-        yield dict(zip((COUNTY, CITY), started, strict=True))
-    finally:
-        for broker in started:
-            stop_broker(broker)
+    with started_brokers({COUNTY: tls, CITY: None}) as started:
+        yield started
 
 
 @pytest.fixture
