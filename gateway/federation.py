@@ -62,8 +62,10 @@ shovel would need every node ID bound by hand.
 **TLS.** Federation and shovel dial the upstream with RabbitMQ's Erlang client, which
 reads TLS from the URI's query (``cacertfile``, ``verify=verify_peer``,
 ``server_name_indication``…) and ignores what it does not know. ``gateway.link_uri``
-checks the URI as that client reads it, so a link never runs unencrypted or unverified
-by a typo; ``LinkResult.verified`` says whether it checks the upstream's certificate.
+checks the URI as that client reads it, so a slip in the query does not leave a link
+unencrypted or unchecked without a word; ``LinkResult.tls`` says what the link checks of
+the upstream's certificate, and ``broker link`` warns when it is not both its CA and
+its name.
 
 **Loops.** Records only ever flow up and receipts only down, on different exchanges,
 so a tree of links has no cycle. Federation adds two guards: a message is never sent
@@ -103,7 +105,7 @@ from gateway.federation_objects import (
     put_policy,
     put_upstream,
 )
-from gateway.link_uri import parse_upstream, shown_uri
+from gateway.link_uri import TlsCheck, parse_upstream, shown_uri
 from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError, segment
 from gateway.shovel_links import shovel_upstream, shovels_up
 from schemas.divisions import Level, level_of
@@ -141,7 +143,7 @@ class LinkResult:
     upstream: str             # URI with its passwords masked (link_uri.shown_uri)
     names: tuple[str, ...]    # federation upstreams or shovels
     max_hops: int
-    verified: bool = False    # the link checks the upstream's TLS certificate
+    tls: TlsCheck = "none"    # what the link checks of the upstream (link_uri)
 
 
 def max_hops_for(upstream_division: str) -> int:
@@ -202,8 +204,7 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
         names = shovels_up(api, vhost, upstream_url, parameters, division, intakes,
                            reconnect_delay)
     _retire_whole_exchange_links(api, vhost)
-    return LinkResult("up", via, division, shown_uri(upstream_url), names, hops,
-                      upstream.verified)
+    return LinkResult("up", via, division, shown_uri(upstream_url), names, hops, upstream.tls)
 
 
 
@@ -278,7 +279,7 @@ def link_down(api: ManagementApi, upstream_url: str, division: str, *, vhost: st
     add_to_set(api, vhost, DOWN_SET, name)
     put_policy(api, vhost, DOWN_POLICY, (RECEIPTS_EXCHANGE,), DOWN_SET)
     return LinkResult("down", "federation", division, shown_uri(upstream_url), (name,), hops,
-                      upstream.verified)
+                      upstream.tls)
 
 
 # -- the link user on the upstream ------------------------------------------------------

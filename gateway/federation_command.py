@@ -60,6 +60,13 @@ _TEXT: dict[str, tuple[str, str]] = {
                    "warning: the link is encrypted but does not check the upstream's "
                    "certificate, so it cannot tell whom it talks to: add cacertfile=/path/"
                    "ca.pem&verify=verify_peer&server_name_indication=HOST to --upstream"),
+    "chain": ("警告：链路只校验上游证书由该 CA 签发，不校验证书中的主机名，该 CA 签发的任何证书"
+              "都会被接受；请在 --upstream 中加上 server_name_indication=HOST（上游证书中的"
+              "主机名，不支持通配符）",
+              "warning: the link checks that the upstream's certificate comes from the CA, not "
+              "that it names the upstream, so any certificate of that CA passes: add "
+              "server_name_indication=HOST (the name in the upstream's certificate; wildcards "
+              "are not accepted) to --upstream"),
 }
 
 
@@ -85,8 +92,8 @@ def run_link(*, upstream: str, division: str, direction: str = "up", via: str = 
             print(_say(direction, lang, via=done.via, division=division,
                        upstream=done.upstream, names=", ".join(done.names),
                        hops=done.max_hops))
-        if done.upstream.startswith("amqps://") and not done.verified:
-            print(_say("unverified", lang), file=sys.stderr)
+        if done.tls in ("unverified", "chain"):
+            print(_say(done.tls, lang), file=sys.stderr)
         return code
 
     return _guarded(lang, work)
@@ -121,4 +128,4 @@ def _guarded(lang: str, work: Callable[[], int]) -> int:
 
 def _scrub(text: str) -> str:
     """API error bodies may echo the definition: never print a password from a URI."""
-    return mask_key_password(re.sub(r"(amqps?://[^:/@\s\"]+:)[^@\s\"]*@", r"\1***@", text))
+    return mask_key_password(re.sub(r"(?i)(amqps?://[^:/@\s\"]+:)[^@/]*@", r"\1***@", text))

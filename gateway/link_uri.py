@@ -1,12 +1,20 @@
 """The upstream URI of a link between brokers, checked as RabbitMQ's links will read it.
 
-Federation and shovel connect with RabbitMQ's Erlang client, which reads the URI's query
-as its "URI Query Parameters" page says: TLS as ``cacertfile``, ``certfile``,
-``keyfile``, ``verify=verify_peer``, ``server_name_indication``…, not pika's
-``ssl_options``. That client ignores what it does not know, so a mistyped key, pika's
-``ssl_options`` or a TLS key under ``amqp://`` would give a link that runs unencrypted or
-without checking whom it talks to, and says nothing. ``parse_upstream`` refuses all of
-them before anything is declared, naming the key.
+Federation and shovel connect with RabbitMQ's Erlang client (``amqp_uri``), which reads
+the URI's query as its "URI Query Parameters" page says: TLS as ``cacertfile``,
+``certfile``, ``keyfile``, ``verify=verify_peer``, ``server_name_indication``, not pika's
+``ssl_options``. It splits the query on ``&`` and the first ``=``, decodes ``%XX`` in
+paths and in the server name only, never decodes a key, and ignores a key it does not
+know. So a mistyped or encoded key, or a TLS key under ``amqp://``, would leave a link
+unencrypted or unchecked without a word, and other slips fail only at RabbitMQ.
+``parse_upstream`` reads the query the same way and refuses each of them before anything
+is declared, naming the key.
+
+What a TLS link checks, as the Erlang client does it: with ``verify=verify_peer``, the
+chain up to ``cacertfile``, and the certificate's name only through the server name it
+sends, the one ``server_name_indication`` gives or else the URI's host when that is a
+name, not an address. ``LinkUpstream.tls`` says which of these holds, so the command can
+warn of a link that only encrypts, or that takes any certificate of the CA.
 
 The URI goes to RabbitMQ as written. A shovel's source queue is declared on the upstream
 by exgate itself, over pika: ``LinkUpstream.pika_parameters`` makes the same demands
@@ -15,11 +23,12 @@ there (the same CA, client certificate and server name), from files on this mach
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Literal, NoReturn
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters, split_broker_url
 from adapters.config_files import redact
@@ -28,45 +37,93 @@ from schemas.errors import ConfigError
 if TYPE_CHECKING:
     import pika
 
-__all__ = ["LinkUpstream", "mask_key_password", "parse_upstream", "shown_uri"]
+__all__ = ["LinkUpstream", "TlsCheck", "mask_key_password", "parse_upstream", "shown_uri"]
 
-# The Erlang client's query keys (amqp_uri), by what their values must be.
-_INTEGERS = frozenset({"heartbeat", "connection_timeout", "channel_max", "frame_max", "depth"})
+# none: plain AMQP; unverified: encrypted, any certificate taken; chain: a certificate
+# of the CA, whatever its name; verified: the CA's, for the upstream's name.
+TlsCheck = Literal["none", "unverified", "chain", "verified"]
+
+# The Erlang client's query keys (amqp_uri of RabbitMQ 3.10), by what their values must be.
+_NUMBERS = frozenset({"heartbeat", "connection_timeout", "channel_max", "frame_max", "depth"})
 _CHOICES = {"verify": ("verify_peer", "verify_none"),
-            "fail_if_no_peer_cert": ("true", "false"),
             "auth_mechanism": ("plain", "amqplain", "external")}
 _PATHS = frozenset({"cacertfile", "certfile", "keyfile"})
-_TLS = _PATHS | {"verify", "fail_if_no_peer_cert", "password", "server_name_indication",
-                 "depth"}
-_KNOWN = _INTEGERS | _TLS | set(_CHOICES)
+_TLS = _PATHS | {"verify", "server_name_indication", "depth"}
+_KNOWN = _NUMBERS | _TLS | set(_CHOICES)
 _REPEATABLE = frozenset({"auth_mechanism"})
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s\"]*")
+_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a '%' amqp_uri cannot decode
+# A password in a URI's query, as written, HTML-escaped by the management API, or in the
+# Erlang terms of its errors ({"password","…"}, invalid_ssl_parameter,password,"…").
+_KEY_PASSWORD = re.compile(
+    r"""(?i)((?:[?&;]|&amp;)password=|"password",\s*"|password,\s*")[^&#\s"'<]*""")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class LinkUpstream:
-    """An upstream URI RabbitMQ's links can use as the operator meant it."""
+    """An upstream URI RabbitMQ's links read as the operator meant it."""
 
-    uri: str                       # as given: what the federation upstream or shovel gets
-    tls: dict[str, str] | None     # the TLS keys of an amqps:// URI; None for amqp://
+    uri: str                # as given: what the federation upstream or shovel gets
+    host: str
+    query: dict[str, list[str]]  # each key's values, as amqp_uri reads them
+
+    def __repr__(self) -> str:
+        return f"LinkUpstream({shown_uri(self.uri)!r})"
 
     @property
-    def verified(self) -> bool:
-        """Whether the link checks the upstream's certificate (else it only encrypts)."""
-        return self.tls is not None and self.tls.get("verify") == "verify_peer"
+    def tls(self) -> TlsCheck:
+        if urlsplit(self.uri).scheme.lower() != "amqps":
+            return "none"
+        if self._one("verify") != "verify_peer":
+            return "unverified"
+        return "chain" if self.server_name is None else "verified"
+
+    @property
+    def server_name(self) -> str | None:
+        """The name the Erlang client sends, and so the one the certificate must hold."""
+        given = self._one("server_name_indication")
+        if given is not None:
+            return None if given == "disable" else given
+        return None if _is_address(self.host) else self.host
 
     def pika_parameters(self) -> pika.ConnectionParameters:
-        """pika's parameters for the upstream, with the URI's TLS demands; the files
-        are read here, so they must be on this machine too (a ConfigError if not)."""
+        """pika's parameters for the upstream, making the URI's demands; the files are
+        read here, so they must be on this machine too (a ConfigError if not)."""
         import pika
 
-        parts = urlsplit(self.uri)
-        parameters = broker_parameters(urlunsplit(parts._replace(query="")))
-        if self.tls is not None:
-            server = self.tls.get("server_name_indication", "disable")
-            parameters.ssl_options = pika.SSLOptions(
-                _context(self.tls), parts.hostname if server == "disable" else server)
+        parameters = broker_parameters(urlunsplit(urlsplit(self.uri)._replace(query="")))
+        if self.tls != "none":
+            parameters.ssl_options = pika.SSLOptions(self._context(), self.server_name)
+        if set(self.query.get("auth_mechanism", ())) == {"external"}:
+            parameters.credentials = pika.credentials.ExternalCredentials()
         return parameters
+
+    def _one(self, key: str) -> str | None:
+        values = self.query.get(key)
+        return values[0] if values else None
+
+    def _context(self) -> ssl.SSLContext:
+        """A client TLS context checking what the link checks, its files read now."""
+        try:
+            context = ssl.create_default_context(cafile=self._one("cacertfile"))
+            context.check_hostname = self.tls == "verified"
+            if self.tls == "unverified":
+                context.verify_mode = ssl.CERT_NONE
+            if (certificate := self._one("certfile")) is not None:
+                context.load_cert_chain(certificate, self._one("keyfile"))
+        except OSError as exc:  # ssl.SSLError among them
+            named = next((path for key in ("cacertfile", "certfile", "keyfile")
+                          if (path := self._one(key)) is not None and not _readable(path)),
+                         None)
+            if named is not None:
+                _refuse(f"{named} cannot be read here; exgate declares the shovel's source "
+                        "queue itself and needs the same files on this machine",
+                        f"本机无法读取 {named}；exgate 需自行在上游声明 shovel 的源队列，本机上"
+                        "也须有这些文件")
+            reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+            _refuse(f"its TLS files do not load ({reason}): PEM files, and the key matching "
+                    "the certificate", f"其 TLS 文件无法载入（{reason}）：须为 PEM 文件，且私钥"
+                    "须与证书匹配")
+        return context
 
 
 def parse_upstream(uri: str) -> LinkUpstream:
@@ -76,89 +133,102 @@ def parse_upstream(uri: str) -> LinkUpstream:
         parts = split_broker_url(uri)
     except UnusableBrokerURL as exc:
         _refuse(exc.why.en, exc.why.zh)
-    if parts.path.count("/") > 1:
-        _refuse(f"its virtual host {unquote(parts.path[1:])!r} holds a '/': write it as %2F",
-                f"其虚拟主机 {unquote(parts.path[1:])!r} 含有 '/'：请写作 %2F")
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        _check_pair(key, value, key in query)
-        query[key] = value
-    tls = {key: value for key, value in query.items() if key in _TLS}
-    if parts.scheme == "amqp":
-        if tls:
-            _refuse(f"{', '.join(sorted(tls))} apply to amqps:// only: with amqp:// RabbitMQ "
-                    "ignores them and the link runs unencrypted",
-                    f"{', '.join(sorted(tls))} 只适用于 amqps://：使用 amqp:// 时 RabbitMQ "
-                    "会忽略它们，链路将不加密")
-        return LinkUpstream(uri, None)
-    if tls.get("verify") == "verify_peer" and "cacertfile" not in tls:
+    if parts.scheme.lower() not in ("amqp", "amqps") or not parts.hostname:
+        _refuse("it must look like amqps://USER@HOST:PORT/VHOST",
+                "应形如 amqps://USER@HOST:PORT/VHOST")
+    if parts.password is not None and ":" in parts.password:
+        _refuse("its password holds an unencoded ':', which RabbitMQ reads as its end: "
+                "write it as %3A",
+                "口令中含有未编码的 ':'，RabbitMQ 会将其视为口令结尾：请写作 %3A")
+    if parts.path == "/" or parts.path.count("/") > 1:
+        _refuse("its virtual host is empty or holds a '/': name it, writing '/' as %2F (the "
+                "default virtual host is %2F)",
+                "其虚拟主机为空或含有 '/'：请写明虚拟主机，'/' 写作 %2F（默认虚拟主机为 %2F）")
+    query = _query(parts.query)
+    if parts.scheme.lower() == "amqp" and (tls := sorted(_TLS & query.keys())):
+        _refuse(f"{', '.join(tls)} apply only to amqps://: with amqp:// RabbitMQ ignores "
+                "them and the link runs unencrypted",
+                f"{', '.join(tls)} 只适用于 amqps://：使用 amqp:// 时 RabbitMQ 会忽略它们，链路"
+                "将不加密")
+    if query.get("verify") == ["verify_peer"] and "cacertfile" not in query:
         _refuse("verify=verify_peer needs cacertfile=, the CA that signed the upstream's "
                 "certificate", "verify=verify_peer 需要 cacertfile=，即签发上游证书的 CA")
-    if ("certfile" in tls) != ("keyfile" in tls):
+    if ("certfile" in query) != ("keyfile" in query):
         _refuse("a client certificate needs both certfile= and keyfile=",
                 "客户端证书需要同时给出 certfile= 和 keyfile=")
-    return LinkUpstream(uri, tls)
+    return LinkUpstream(uri, str(parts.hostname), query)
 
 
 def shown_uri(uri: str) -> str:
-    """The URI with its login password and its key's ``password=`` masked."""
+    """The URI with its login password, and any ``password=`` of its query, masked."""
     return mask_key_password(redact(uri))
 
 
 def mask_key_password(text: str) -> str:
-    """``text`` with the value of every ``password=`` of a URI query in it masked."""
-    return _QUERY_PASSWORD.sub(r"\1***", text)
+    """``text`` with every ``password=`` value of a URI query in it masked, as written
+    or as the management API and RabbitMQ's errors quote it."""
+    return _KEY_PASSWORD.sub(r"\1***", text)
 
 
-def _check_pair(key: str, value: str, repeated: bool) -> None:
+def _query(text: str) -> dict[str, list[str]]:
+    """The query as amqp_uri reads it: pairs split on '&' and the first '=', keys as
+    written, paths and the server name with ``%XX`` decoded (and '+' kept)."""
+    query: dict[str, list[str]] = {}
+    for pair in text.split("&") if text else ():
+        key, equals, value = pair.partition("=")
+        _check_pair(key, value, bool(equals), key in query)
+        if key in _PATHS or key == "server_name_indication":
+            value = unquote(value)
+        query.setdefault(key, []).append(value)
+    return query
+
+
+def _check_pair(key: str, value: str, has_value: bool, repeated: bool) -> None:
     if key == "ssl_options":
-        _refuse("ssl_options is pika's form, which RabbitMQ's links ignore (the link would "
-                "not check the upstream's certificate): write cacertfile=/path/ca.pem"
-                "&verify=verify_peer&server_name_indication=HOST",
-                "ssl_options 是 pika 的写法，RabbitMQ 的链路会忽略它（链路将不校验上游证书）："
-                "请写作 cacertfile=/path/ca.pem&verify=verify_peer&server_name_indication=HOST")
+        _refuse("ssl_options is pika's form, which RabbitMQ's links refuse: write "
+                "cacertfile=/path/ca.pem&verify=verify_peer&server_name_indication=HOST",
+                "ssl_options 是 pika 的写法，RabbitMQ 的链路不接受：请写作 "
+                "cacertfile=/path/ca.pem&verify=verify_peer&server_name_indication=HOST")
+    if key == "password":
+        _refuse("password= (a client key's passphrase) also replaces the login password "
+                "in RabbitMQ 3.10's links: use a key without a passphrase, readable by the "
+                "broker's user only",
+                "RabbitMQ 3.10 的链路会把 password=（客户端私钥口令）同时当作登录口令："
+                "请使用无口令的私钥，并只允许消息服务器的运行用户读取")
+    if key == "fail_if_no_peer_cert":
+        _refuse("fail_if_no_peer_cert is a server's option: a link (a client) that gets it "
+                "never connects",
+                "fail_if_no_peer_cert 是服务端选项：链路作为客户端使用它将无法连接")
     if key not in _KNOWN:
         known = ", ".join(sorted(_KNOWN))
-        _refuse(f"RabbitMQ's links do not read {key!r} (they read {known})",
-                f"RabbitMQ 的链路不读取 {key!r}（可用：{known}）")
+        _refuse(f"RabbitMQ's links do not read {key!r} (they read {known}; a key is never "
+                "percent-decoded)", f"RabbitMQ 的链路不读取 {key!r}（可用：{known}；键名不做"
+                "百分号解码）")
+    if not has_value or not value:
+        _refuse(f"{key} has no value", f"{key} 没有值")
     if repeated and key not in _REPEATABLE:
         _refuse(f"{key} is given twice", f"{key} 出现了两次")
-    if key in _INTEGERS and not (value.isascii() and value.isdigit()):
-        _refuse(f"{key}={value!r} is not a whole number", f"{key}={value!r} 不是整数")
+    if key in _NUMBERS and not (value.isascii() and value.isdigit()):
+        _refuse(f"{key}={value!r} is not a non-negative whole number written in digits",
+                f"{key}={value!r} 不是用数字写出的非负整数")
     if key in _CHOICES and value not in _CHOICES[key]:
         choices = " | ".join(_CHOICES[key])
-        _refuse(f"{key}={value!r}: choose {choices}", f"{key}={value!r}：请选择 {choices}")
-    if key in _PATHS and not value.startswith("/"):
+        _refuse(f"{key}={value!r}: choose {choices} (written as is)",
+                f"{key}={value!r}：请选择 {choices}（原样书写）")
+    if _ESCAPE.search(value):
+        _refuse(f"{key}={value!r} holds a '%' that is not %XX",
+                f"{key}={value!r} 中的 '%' 不是 %XX 形式")
+    if key in _PATHS and not unquote(value).startswith("/"):
         _refuse(f"{key}={value!r} must be an absolute path (RabbitMQ resolves it on its host)",
                 f"{key}={value!r} 必须是绝对路径（RabbitMQ 在其所在主机上解析它）")
-    if key == "server_name_indication" and not value:
-        _refuse("server_name_indication= is empty: name the upstream's host, or disable",
-                "server_name_indication= 为空：请填写上游主机名，或 disable")
 
 
-def _context(tls: dict[str, str]) -> ssl.SSLContext:
-    """A client TLS context making the URI's demands, its files read now."""
+def _is_address(host: str) -> bool:
     try:
-        context = ssl.create_default_context(cafile=tls.get("cacertfile"))
-        if tls.get("verify") != "verify_peer":
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if "certfile" in tls:
-            context.load_cert_chain(tls["certfile"], tls["keyfile"], tls.get("password"))
-    except (OSError, ssl.SSLError) as exc:
-        named = next((tls[key] for key in ("cacertfile", "certfile", "keyfile")
-                      if key in tls and not _readable(tls[key])), None)
-        if named is not None:
-            _refuse(f"{named} cannot be read here; exgate declares the shovel's source queue "
-                    "itself and needs the same files on this machine",
-                    f"本机无法读取 {named}；exgate 需亲自在上游声明 shovel 的源队列，本机上也须有"
-                    "这些文件")
-        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
-        _refuse(f"its TLS files do not load ({reason}): PEM files, the key matching the "
-                "certificate, and password= if the key has one",
-                f"其 TLS 文件无法载入（{reason}）：须为 PEM 文件，私钥须与证书匹配，"
-                "私钥有口令时请给出 password=")
-    return context
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _readable(path: str) -> bool:

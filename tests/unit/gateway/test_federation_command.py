@@ -9,6 +9,7 @@ import pytest
 from gateway import federation_command
 from gateway.federation import PASSWORD_ENV, LinkResult, with_password
 from gateway.federation_command import run_link
+from gateway.link_uri import TlsCheck
 from gateway.mgmt_api import ManagementApi
 from schemas.errors import ConfigError
 
@@ -94,17 +95,21 @@ def test_a_running_link_exits_0(monkeypatch: pytest.MonkeyPatch,
     assert "linked up (federation)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("verified", "lang", "warned"), [
-    (False, "zh", "警告：链路已加密，但不校验上游的证书"),
-    (False, "en", "warning: the link is encrypted but does not check the upstream's"),
-    (True, "en", None),
+@pytest.mark.parametrize(("tls", "lang", "warned"), [
+    ("unverified", "zh", "警告：链路已加密，但不校验上游的证书"),
+    ("unverified", "en", "warning: the link is encrypted but does not check the upstream's"),
+    ("chain", "zh", "警告：链路只校验上游证书由该 CA 签发，不校验证书中的主机名"),
+    ("chain", "en", "warning: the link checks that the upstream's certificate comes from the "
+                    "CA, not that it names the upstream"),
+    ("verified", "en", None),
+    ("none", "en", None),
 ])
-def test_a_tls_link_that_does_not_verify_the_upstream_is_warned_of(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], verified: bool,
+def test_a_link_that_does_not_check_the_upstream_fully_is_warned_of(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tls: TlsCheck,
         lang: str, warned: str | None) -> None:
     monkeypatch.setattr(federation_command, "admin_api", lambda *a: FakeApi("running", ""))
     declared = LinkResult("up", "federation", "430102", "amqps://link-up:***@mq:5671/%2F",
-                          ("exgate-up-430102",), 1, verified)
+                          ("exgate-up-430102",), 1, tls)
     monkeypatch.setattr(federation_command, "link_up", lambda *a, **k: declared)
     assert run_link(upstream="amqps://link-up:pw@mq:5671/%2F", division="430102", lang=lang,
                     wait=0.3) == 0
