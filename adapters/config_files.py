@@ -10,8 +10,10 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from schemas.errors import ConfigError, located
+from schemas.messages import LANGUAGES
 
-__all__ = ["is_number", "read_password_file", "read_toml", "redact", "resolve_path"]
+__all__ = ["is_number", "lang_problem", "lang_setting", "read_password_file", "read_toml",
+           "redact", "resolve_path"]
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -26,6 +28,26 @@ def read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise located(str(path), f"not valid TOML: {exc}",
                       f"不是有效的 TOML 文件：{exc}") from exc
+
+
+def lang_problem(value: Any) -> tuple[str, str] | None:
+    """What is wrong with ``value`` as a ``lang`` setting, in English and Chinese, for the
+    caller to name its key in front; None when it is "zh" or "en"."""
+    if isinstance(value, str) and value in LANGUAGES:
+        return None
+    return f"is {value!r}; use \"zh\" or \"en\"", f"为 {value!r}；请使用 \"zh\" 或 \"en\""
+
+
+def lang_setting(path: Path, table: str) -> str:
+    """``[table] lang`` of the config file ``path`` when the file parses at all and it is
+    a language, else zh: a config that fails its checks still has its refusal said in the
+    language it asks for."""
+    try:
+        found = read_toml(path).get(table)
+    except ConfigError:
+        return "zh"
+    lang = found.get("lang") if isinstance(found, dict) else None
+    return lang if isinstance(lang, str) and lang_problem(lang) is None else "zh"
 
 
 def read_password_file(path: Path | str, key: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters, split_broker_url
-from adapters.config_files import is_number, read_toml, resolve_path
+from adapters.config_files import is_number, lang_problem, lang_setting, read_toml, resolve_path
 from adapters.sources.base import SourceFactory
 from schemas.divisions import DIVISION_FORM, is_division
 from schemas.errors import ConfigError, located, wrapped
@@ -128,14 +128,7 @@ def config_lang(path: Path, given: str | None = None) -> str:
     """The language to report in: ``given``, else ``[agent] lang`` of the file when it
     parses at all (so a config that fails its checks can still ask for English), else zh.
     """
-    if given:
-        return given
-    try:
-        agent = read_toml(path).get("agent")
-    except ConfigError:
-        return "zh"
-    lang = agent.get("lang") if isinstance(agent, dict) else None
-    return lang if lang in ("zh", "en") else "zh"
+    return given or lang_setting(path, "agent")
 
 
 def source_factory(kind: str) -> SourceFactory:
@@ -274,9 +267,9 @@ class _Reader:
     def agent(self, table: Mapping[str, Any]) -> AgentSettings:
         self.only(table, "agent.", {"poll_seconds", "lang"})
         lang = table.get("lang", "zh")
-        if lang not in ("zh", "en"):
-            raise self.fail("agent.lang", f"is {lang!r}; use \"zh\" or \"en\"",
-                            f"为 {lang!r}；请使用 \"zh\" 或 \"en\"")
+        problem = lang_problem(lang)
+        if problem is not None:
+            raise self.fail("agent.lang", *problem)
         return AgentSettings(self.number(table, "poll_seconds", "agent.", 5.0, 0.01), lang)
 
     def sources(self, value: Any) -> tuple[SourceConfig, ...]:

@@ -6,7 +6,8 @@
     [broker]    url = "amqp://gateway@mq:5672/exgate"   (password: file or environment)
     [store]     url = "sqlite:///var/lib/exgate/store-430100.db"
     [registry]  path = "/var/lib/exgate/registry"
-    [gateway]   workers = 2, prefetch = 4, hold_seconds = 1200, poison_attempts = 3
+    [gateway]   workers = 2, prefetch = 4, hold_seconds = 1200, poison_attempts = 3,
+                lang = "zh"                              (the log's language; or "en")
     [dashboard] listen = "127.0.0.1:8430", refresh_seconds = 30
     [status]    silent_s = 600, lag_red_s = 3600, …      (gateway.status_rules)
                 heartbeat_retention_days = 7             (gateway.housekeeping)
@@ -30,6 +31,7 @@ from urllib.parse import urlsplit
 from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters, split_broker_url
 from adapters.config_files import (
     is_number,
+    lang_problem,
     read_password_file,
     read_toml,
     redact,
@@ -50,7 +52,7 @@ _KEYS: dict[str, frozenset[str]] = {
     "store": frozenset({"url", "password_file"}),
     "registry": frozenset({"path"}),
     "gateway": frozenset({"workers", "prefetch", "hold_seconds", "drain_idle_seconds",
-                          "poison_attempts"}),
+                          "poison_attempts", "lang"}),
     "dashboard": frozenset({"listen", "refresh_seconds"}),
 }
 _TABLES = {*_KEYS, "status"}
@@ -91,6 +93,7 @@ class GatewayConfig:
     dashboard_refresh_s: int = 30
     status: StatusThresholds = field(default_factory=StatusThresholds)
     heartbeat_retention_days: float = _RETENTION_DAYS  # older beats go, not a node's latest
+    lang: str = "zh"  # [gateway] lang: the language of the log, "zh" or "en"
 
     def with_workers(self, workers: int | None) -> GatewayConfig:
         if workers is None:
@@ -126,6 +129,7 @@ def load_config(path: Path) -> GatewayConfig:
         dashboard_refresh_s=int(reader.positive("dashboard", "refresh_seconds", 30, True)),
         status=status,
         heartbeat_retention_days=reader.retention(status.lag_window_s),
+        lang=reader.lang(),
     )
 
 
@@ -230,6 +234,13 @@ class _Reader:
             self.number(table, "hold_seconds", defaults.hold_seconds),
             self.number(table, "drain_idle_seconds", defaults.drain_idle_seconds),
             int(self.number(table, "poison_attempts", defaults.poison_attempts, integer=True)))
+
+    def lang(self) -> str:
+        lang = self.table("gateway").get("lang", "zh")
+        problem = lang_problem(lang)
+        if problem is not None:
+            raise self.fail(f"[gateway] lang {problem[0]}", f"[gateway] lang {problem[1]}")
+        return str(lang)
 
     def number(self, table: dict[str, Any], key: str, default: float,
                integer: bool = False) -> float:

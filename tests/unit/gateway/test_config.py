@@ -25,6 +25,29 @@ def test_the_example_loads_with_every_key_it_shows() -> None:
     assert (config.dashboard_listen, config.dashboard_refresh_s) == (None, 30)
     assert config.status.failed_red_count == 3
     assert config.heartbeat_retention_days == 7
+    assert config.lang == "zh"
+
+
+def test_the_log_is_chinese_unless_the_config_asks_for_english(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    path = tmp_path / "gateway.toml"
+    path.write_text(text.replace('lang = "zh"\n', ""), encoding="utf-8")
+    assert load_config(path).lang == "zh"
+    path.write_text(text.replace('lang = "zh"', 'lang = "en"'), encoding="utf-8")
+    assert load_config(path).lang == "en"
+
+
+@pytest.mark.parametrize(("value", "shown"), [('"fr"', "'fr'"), ('"ZH"', "'ZH'"), ("1", "1")])
+def test_a_lang_other_than_zh_or_en_is_a_config_error_naming_the_key(
+        tmp_path: Path, value: str, shown: str) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(EXAMPLE.read_text(encoding="utf-8").replace('lang = "zh"', f"lang = {value}"),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert str(refused.value) == f'{path}: [gateway] lang is {shown}; use "zh" or "en"'
+    assert refused.value.message("zh") == \
+        f'{path}：[gateway] lang 为 {shown}；请使用 "zh" 或 "en"'
 
 
 def test_a_relative_sqlite_store_lies_beside_the_config(
