@@ -50,6 +50,7 @@ from adapters.amqp.topology import (
 from gateway.config import GatewaySettings
 from gateway.dead_letters import DeadLetters
 from gateway.holds import Holds, HoldState
+from gateway.log_text import both, say
 from gateway.ordered_pool import OrderedPool
 from gateway.pipeline import Delivery, Outcome, Pipeline
 from gateway.worker import Verdict, Worker, backoff
@@ -75,7 +76,8 @@ class _Session:
 
 
 class Consumer:
-    """Consumes ``exgate.level.<division>`` and ``exgate.status.<division>``."""
+    """Consumes ``exgate.level.<division>`` and ``exgate.status.<division>``; logs in the
+    pipeline's language."""
 
     def __init__(self, broker_url: str, pipeline: Pipeline, settings: GatewaySettings, *,
                  drain: bool = False, stop: threading.Event | None = None) -> None:
@@ -87,6 +89,7 @@ class Consumer:
         self.drain = drain
         self.stop = stop or threading.Event()
         self.division = pipeline.division
+        self.lang = pipeline.lang
         self._pool = OrderedPool(settings.workers, thread_name_prefix="exgate-worker")
         self._warned_as_found = False  # about queues declared with other arguments
         self._consuming = threading.Event()
@@ -129,7 +132,7 @@ class Consumer:
                 except RetriableError as exc:
                     failures += 1
                     delay = backoff(failures)
-                    log.warning("%s; reconnecting in %.1f s", exc, delay)
+                    log.warning(say("reconnecting", self.lang, error=exc, delay=delay))
                     self.stop.wait(delay)
         finally:
             self._pool.shutdown()
@@ -141,7 +144,7 @@ class Consumer:
         try:
             return self._loop(session)
         except CONNECT_ERRORS as exc:
-            raise self._mapped(exc, f"consuming {level_queue(self.division)}") from exc
+            raise self._mapped(exc, "doing-consume") from exc
         finally:
             self._consuming.clear()
             session.dead.set()
@@ -151,7 +154,7 @@ class Consumer:
         try:
             connection = pika.BlockingConnection(pika.URLParameters(self.broker_url))
         except CONNECT_ERRORS as exc:
-            raise self._mapped(exc, "connecting to the broker") from exc
+            raise self._mapped(exc, "doing-connect") from exc
         try:
             channel = self._declared(connection)
             channel.basic_qos(prefetch_count=self.settings.prefetch)
@@ -164,16 +167,17 @@ class Consumer:
                                   functools.partial(self._on_message, session, "heartbeat"))
         except CONNECT_ERRORS as exc:
             _close(connection)
-            raise self._mapped(exc, f"declaring and consuming {level_queue(self.division)}") \
-                from exc
+            raise self._mapped(exc, "doing-declare") from exc
         self._consuming.set()
-        log.info("consuming %s with %d workers, prefetch %d", level_queue(self.division),
-                 self.settings.workers, self.settings.prefetch)
+        log.info(say("consuming", self.lang, queue=level_queue(self.division),
+                     workers=self.settings.workers, prefetch=self.settings.prefetch))
         return session
 
     def _mapped(self, exc: BaseException, doing: str) -> RetriableError:
-        """A broker failure naming this level's broker, and the user of a refused login."""
-        return mapped(exc, doing, user=self._user, broker=self._broker,
+        """A broker failure while ``doing`` (a text of ``gateway.log_text``), in both
+        languages, naming this level's broker, and the user of a refused login."""
+        said = both(doing, queue=level_queue(self.division))
+        return mapped(exc, said.en, said.zh, user=self._user, broker=self._broker,
                       login_remedy=GATEWAY_LOGIN)
 
     def _declared(self, connection: BlockingConnection) -> BlockingChannel:
@@ -203,10 +207,9 @@ class Consumer:
         declare_level(channel, self.division, passive=True)
         if not self._warned_as_found:
             self._warned_as_found = True
-            log.warning(
-                "%s; consuming the level's queues as they are.%s A queue's arguments "
-                "cannot change: re-create %s while it is empty to take this version's",
-                refusal, _older_queue_effect(refusal), level_queue(self.division))
+            log.warning(say("queues-as-found", self.lang, refusal=refusal,
+                            effect=_older_queue_effect(refusal, self.lang),
+                            queue=level_queue(self.division)))
         return channel
 
     def _loop(self, session: _Session) -> bool:
@@ -218,8 +221,8 @@ class Consumer:
                 self._dead.start(session.connection,
                                  functools.partial(self._send_receipt, session))
             if self.drain and self._drained(session):
-                log.info("queue %s stayed empty for %.1f s: drained",
-                         level_queue(self.division), self.settings.drain_idle_seconds)
+                log.info(say("drained", self.lang, queue=level_queue(self.division),
+                             seconds=self.settings.drain_idle_seconds))
                 return True
         self._wind_down(session)
         return False
@@ -251,8 +254,8 @@ class Consumer:
                             properties.user_id, dict(properties.headers or {}),
                             bool(method.redelivered), arrived_at=self.pipeline.clock())
         if delivery.redelivered and kind == "batch":
-            log.info("batch %s redelivered (x-delivery-count %s)", delivery.message_id,
-                     delivery.headers.get("x-delivery-count", "?"),
+            log.info(say("redelivered", self.lang, batch=delivery.message_id,
+                         count=delivery.headers.get("x-delivery-count", "?")),
                      extra={"batch_id": delivery.message_id})
         session.in_flight += 1
         session.last_activity = time.monotonic()
@@ -287,8 +290,8 @@ class Consumer:
         except (px.UnroutableError, px.NackError) as exc:
             # Stored (or kept as failed) all the same; the receipt is in ST_RECEIPT and a
             # resend of the batch by the node gets a fresh one.
-            log.warning("receipt for batch %s not delivered to node %s: %s", outcome.batch_id,
-                        outcome.receipt_to, self._mapped(exc, "publishing the receipt"),
+            log.warning(say("receipt-not-sent", self.lang, batch=outcome.batch_id,
+                            node=outcome.receipt_to, error=self._mapped(exc, "doing-receipt")),
                         extra={"batch_id": outcome.batch_id, "node_id": outcome.receipt_to})
 
     # -- worker threads ----------------------------------------------------------------------
@@ -302,15 +305,12 @@ class Consumer:
                 functools.partial(self._finish, session, tag, verdict))
 
 
-def _older_queue_effect(refusal: str) -> str:
+def _older_queue_effect(refusal: str, lang: str) -> str:
     """What the argument the broker names in ``refusal`` changes for the operator."""
     if "x-dead-letter-routing-key" in refusal:
-        return (" Its dead letters then keep their routing key and also reach the dead "
-                "queues of the levels above on this broker.")
+        return say("older-routing-key", lang)
     if "x-delivery-limit" in refusal:
-        return (f" The broker then gives up on a batch returned fewer times than "
-                f"{DELIVERY_LIMIT:,} (a store outage of hours, not weeks); such batches "
-                "are kept as failed batches: replay them once the store is back.")
+        return say("older-delivery-limit", lang, limit=DELIVERY_LIMIT)
     return ""
 
 

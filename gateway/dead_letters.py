@@ -44,21 +44,18 @@ import pika.exceptions as px
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from adapters.amqp.topology import dead_queue, level_queue
+from gateway.log_text import both, say
 from gateway.pipeline import Delivery, Outcome, Pipeline
 from gateway.poison import describe
 from schemas.errors import ExgateError, RetriableError
+from schemas.messages import Localized
 from schemas.times import BEIJING
 
 __all__ = ["DEAD_LETTERED", "DeadLetters", "Death", "dead_letter", "death_in", "rescue"]
 
 log = logging.getLogger("exgate.gateway")
 DEAD_LETTERED = "dead-lettered"  # the failed batch's reason code, as refusals have theirs
-_WHY = {
-    "delivery_limit": "returned to the queue more often than its delivery limit allows",
-    "rejected": "rejected without requeue",
-    "expired": "expired in the queue",
-    "maxlen": "dropped from a queue over its length limit",
-}
+_WHY = ("delivery_limit", "rejected", "expired", "maxlen")  # said as "why-<reason>"
 _CHANNEL_GONE = (px.ChannelClosed, px.ChannelWrongStateError)
 
 
@@ -72,15 +69,16 @@ class Death:
     at: datetime | None = None  # the broker's clock, the first time
     routing_key: str | None = None  # as the message was published
 
-    def cause(self) -> str:
-        """The failed batch's detail, after "batch B1 from node n1"."""
-        when = "" if self.at is None else \
-            f" at {self.at.astimezone(BEIJING):%Y-%m-%d %H:%M:%S}"
+    def cause(self) -> Localized:
+        """What happened, after "batch B1 from node n1": the English is the failed
+        batch's detail, the log says it in its language."""
+        at = "" if self.at is None else \
+            both("dead-at", at=f"{self.at.astimezone(BEIJING):%Y-%m-%d %H:%M:%S}")
         times = "" if self.count is None else \
-            f", {self.count} time{'' if self.count == 1 else 's'}"
-        why = _WHY.get(self.reason)
-        return (f"was dead-lettered by the broker from {self.queue}{when} "
-                f"({self.reason}{': ' + why if why else ''}{times})")
+            both("dead-times", count=self.count, plural="" if self.count == 1 else "s")
+        why = both(f"why-{self.reason}") if self.reason in _WHY else ""
+        return both("dead-lettered", queue=self.queue, at=at, reason=self.reason, why=why,
+                    times=times)
 
 
 def death_in(headers: Mapping[str, Any], queue: str) -> Death | None:
@@ -118,8 +116,8 @@ def rescue(pipeline: Pipeline, letter: Delivery, death: Death) -> Outcome | None
     Raises whatever keeps the store from answering or keeping it: the letter must stay.
     """
     if letter.message_id and pipeline.store.batch_state(letter.message_id) == "stored":
-        log.info("dead letter of batch %s: the batch is stored at this level; acked",
-                 letter.message_id, extra={"batch_id": letter.message_id})
+        log.info(say("dead-letter-stored", pipeline.lang, batch=letter.message_id),
+                 extra={"batch_id": letter.message_id})
         return None
     return pipeline.quarantine(letter, death.cause(), reason=DEAD_LETTERED)
 
@@ -137,13 +135,15 @@ class _Pass:
 
 
 class DeadLetters:
-    """The level's dead queue, rescued a pass at a time (see the module's docstring)."""
+    """The level's dead queue, rescued a pass at a time (see the module's docstring);
+    logs in the pipeline's language."""
 
     def __init__(self, pipeline: Pipeline, stop: threading.Event) -> None:
         self.pipeline = pipeline
         self.stop = stop
         self.queue = dead_queue(pipeline.division)
         self.died_in = level_queue(pipeline.division)
+        self.lang = pipeline.lang
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="exgate-dead")
         self._pass: _Pass | None = None
         self._waiting: int | None = None
@@ -218,11 +218,8 @@ class DeadLetters:
         run.channel.close()
         self._pass = None
         if waiting and waiting != self._waiting:
-            log.warning("%d message(s) left in the dead queue %s: %d did not die in %s, "
-                        "so are not this level's to keep (look at them in the management "
-                        "UI); the others wait for the store, and a later pass keeps them "
-                        "as failed batches", waiting, self.queue, run.strangers,
-                        self.died_in)
+            log.warning(say("dead-letters-left", self.lang, waiting=waiting, queue=self.queue,
+                            strangers=run.strangers, died_in=self.died_in))
         self._waiting = waiting
 
     def _lost(self, run: _Pass, exc: Exception) -> None:
@@ -234,8 +231,7 @@ class DeadLetters:
         with contextlib.suppress(px.AMQPError, OSError):
             if run.channel.is_open:
                 run.channel.close()
-        log.warning("dead queue %s: pass stopped, its letters stay there: %s", self.queue,
-                    exc)
+        log.warning(say("dead-pass-stopped", self.lang, queue=self.queue, error=exc))
 
     # -- the store's thread -----------------------------------------------------------------
 
@@ -245,8 +241,8 @@ class DeadLetters:
         except Exception as exc:  # anything: the letter stays, and the next pass retries
             outcome, done = None, False
             log.log(logging.WARNING if isinstance(exc, RetriableError) else logging.ERROR,
-                    "dead letter of batch %s stays in %s, not kept as a failed batch yet: "
-                    "%s", letter.message_id, self.queue, describe(exc),
+                    say("dead-letter-stays", self.lang, batch=letter.message_id,
+                        queue=self.queue, error=describe(exc)),
                     exc_info=not isinstance(exc, ExgateError),
                     extra={"batch_id": letter.message_id})
         # If the connection is gone, the broker has the letter back for the next pass.

@@ -160,7 +160,7 @@ def _run(demo: _Demo, cases: int) -> None:
         demo.gateways[division] = gateway_config(
             demo.central / division / "gateway.toml", division, broker_url=login.broker_url,
             password_file=login.password_file, store_url="sqlite:///store.db",
-            registry=demo.central / "registry")
+            registry=demo.central / "registry", lang=lang)
     _say("agents", lang)
     _run_agents(demo, report=True)
     _say("gateways", lang)

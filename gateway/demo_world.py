@@ -97,8 +97,10 @@ def agent_config(path: Path, node: NodeSpec, *, key_file: Path, broker_url: str,
 
 def gateway_config(path: Path, division: str, *, broker_url: str, store_url: str,
                    registry: Path, password_file: Path | None = None, workers: int = 2,
-                   drain_idle_seconds: float = 1.0, hold_seconds: float = 1200.0) -> Path:
-    """Write a level's gateway config; the password stays in ``password_file``."""
+                   drain_idle_seconds: float = 1.0, hold_seconds: float = 1200.0,
+                   lang: str = "zh") -> Path:
+    """Write a level's gateway config, logging in ``lang``; the password stays in
+    ``password_file``."""
     password = f"password_file = {_toml(password_file)}\n" if password_file else ""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -108,5 +110,5 @@ def gateway_config(path: Path, division: str, *, broker_url: str, store_url: str
         f"[store]\nurl = {_toml(store_url)}\n\n"
         f"[registry]\npath = {_toml(registry)}\n\n"
         f"[gateway]\nworkers = {workers}\ndrain_idle_seconds = {drain_idle_seconds}\n"
-        f"hold_seconds = {hold_seconds}\n", encoding="utf-8")
+        f"hold_seconds = {hold_seconds}\nlang = {_toml(lang)}\n", encoding="utf-8")
     return path

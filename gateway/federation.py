@@ -106,6 +106,7 @@ from gateway.federation_objects import (
     put_upstream,
 )
 from gateway.link_uri import TlsCheck, parse_upstream, shown_uri
+from gateway.log_text import say
 from gateway.mgmt_api import HttpChannel, ManagementApi, ManagementError, segment
 from gateway.shovel_links import shovel_upstream, shovels_up
 from schemas.divisions import Level, level_of
@@ -180,8 +181,9 @@ def with_password(url: str) -> str:
 
 def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = "federation",
             vhost: str = "/", max_hops: int | None = None,
-            reconnect_delay: int = 5) -> LinkResult:
-    """Bring ``division``'s records and heartbeats from the broker at ``upstream_url``."""
+            reconnect_delay: int = 5, lang: str = "zh") -> LinkResult:
+    """Bring ``division``'s records and heartbeats from the broker at ``upstream_url``;
+    what it logs is in ``lang``."""
     check_division(division)
     if via not in ("federation", "shovel"):
         raise ConfigError(f"--via {via!r}: choose federation or shovel",
@@ -189,7 +191,7 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
     upstream = parse_upstream(upstream_url)
     parameters = shovel_upstream(upstream) if via == "shovel" else None
     _refuse_wrong_way(api, vhost, division, "up")
-    declare_exchanges(HttpChannel(api, vhost))
+    declare_exchanges(HttpChannel(api, vhost, lang))
     hops = max_hops or max_hops_for(division)
     for exchange in UP_EXCHANGES:
         declare_intake(api, vhost, exchange, division)
@@ -203,12 +205,12 @@ def link_up(api: ManagementApi, upstream_url: str, division: str, *, via: str = 
         assert parameters is not None
         names = shovels_up(api, vhost, upstream_url, parameters, division, intakes,
                            reconnect_delay)
-    _retire_whole_exchange_links(api, vhost)
+    _retire_whole_exchange_links(api, vhost, lang)
     return LinkResult("up", via, division, shown_uri(upstream_url), names, hops, upstream.tls)
 
 
 
-def _retire_whole_exchange_links(api: ManagementApi, vhost: str,
+def _retire_whole_exchange_links(api: ManagementApi, vhost: str, lang: str,
                                  settle: float = 30.0) -> None:
     """Replace the up links of earlier exgate versions, which federated
     ``exgate.records`` and ``exgate.status`` themselves (policy ``exgate-federate-up``,
@@ -232,9 +234,7 @@ def _retire_whole_exchange_links(api: ManagementApi, vhost: str,
     for member in (members or {}).get("value") or []:
         found = _OLD_UPSTREAM.match(str(member.get("upstream")))
         if found is None:  # not one exgate made: no division to restrict it to
-            log.warning("upstream %r of the old set %s names no division; its link stops "
-                        "with the old policy: declare it again with exgate broker link",
-                        member.get("upstream"), UP_SET)
+            log.warning(say("old-upstream", lang, upstream=member.get("upstream"), set=UP_SET))
             continue
         division = found.group(1)
         for exchange in UP_EXCHANGES:
@@ -267,12 +267,14 @@ def _settle(api: ManagementApi, vhost: str, divisions: Sequence[str], timeout: f
 # -- down: receipts -----------------------------------------------------------------------------
 
 def link_down(api: ManagementApi, upstream_url: str, division: str, *, vhost: str = "/",
-              max_hops: int | None = None, reconnect_delay: int = 5) -> LinkResult:
-    """Bring the receipts of the upper level ``division`` (at ``upstream_url``) down here."""
+              max_hops: int | None = None, reconnect_delay: int = 5,
+              lang: str = "zh") -> LinkResult:
+    """Bring the receipts of the upper level ``division`` (at ``upstream_url``) down here;
+    what it logs is in ``lang``."""
     check_division(division)
     upstream = parse_upstream(upstream_url)
     _refuse_wrong_way(api, vhost, division, "down")
-    declare_exchanges(HttpChannel(api, vhost))
+    declare_exchanges(HttpChannel(api, vhost, lang))
     hops = max_hops or max_hops_for(division)
     name = f"exgate-down-{division}"
     put_upstream(api, vhost, name, upstream_url, hops, reconnect_delay, trust_user=False)

@@ -85,9 +85,10 @@ def run_link(*, upstream: str, division: str, direction: str = "up", via: str = 
         url = with_password(upstream)
         api = admin_api(base, admin_url, "--base")
         if direction == "up":
-            done = link_up(api, url, division, via=via, vhost=vhost, max_hops=max_hops)
+            done = link_up(api, url, division, via=via, vhost=vhost, max_hops=max_hops,
+                           lang=lang)
         else:
-            done = link_down(api, url, division, vhost=vhost, max_hops=max_hops)
+            done = link_down(api, url, division, vhost=vhost, max_hops=max_hops, lang=lang)
         if (code := _check_running(api, done, vhost, wait, lang)) == 0:
             print(_say(direction, lang, via=done.via, division=division,
                        upstream=done.upstream, names=", ".join(done.names),

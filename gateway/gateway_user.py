@@ -115,13 +115,15 @@ def gateway_permissions(division: str) -> GatewayPermissions:
 
 
 def provision_gateway_user(open_api: Callable[[], ManagementApi], division: str, out: Path,
-                           *, user: str | None = None, vhost: str = "/") -> GatewayUser:
+                           *, user: str | None = None, vhost: str = "/",
+                           lang: str = "zh") -> GatewayUser:
     """Create (or take over, see the module's doc) the broker user of level ``division``'s
     gateway, declare the level's exchanges and queues, and write the user's new password
     to ``out`` (mode 0600, one line), which must not exist.
 
     ``open_api`` is called only once the division, the user name and ``out`` are known
-    good. If the broker fails, ``out`` is removed again: run the command once more."""
+    good. If the broker fails, ``out`` is removed again: run the command once more.
+    A warning (a queue an older exgate declared, kept as it is) is logged in ``lang``."""
     perms = gateway_permissions(division)
     name = _check_user(user) if user is not None else gateway_user_name(division)
     if out.is_dir():
@@ -140,7 +142,7 @@ def provision_gateway_user(open_api: Callable[[], ManagementApi], division: str,
         if not existed:
             api.put(user_path, {"password": password, "tags": ""})
         grant(api, vhost, name, perms)
-        declare_topology(HttpChannel(api, vhost), [division])
+        declare_topology(HttpChannel(api, vhost, lang), [division])
         if existed:
             # Last: until here a gateway running with the old password keeps it, whatever
             # failed; from here on the new one is in ``out``.

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from adapters.stores.sql import SqlStore
 from adapters.stores.sql_values import now_beijing
+from gateway.log_text import say
 
 __all__ = ["CHUNK", "EVERY_S", "Housekeeper", "housekeeping"]
 
@@ -33,10 +34,11 @@ class Housekeeper:
     """Deletes the level's old heartbeats; ``sweep`` once, ``run`` until stopped."""
 
     def __init__(self, store: SqlStore, retention_days: float, *,
-                 clock: Callable[[], datetime] = now_beijing) -> None:
+                 clock: Callable[[], datetime] = now_beijing, lang: str = "zh") -> None:
         self.store = store
         self.retention_days = retention_days
         self.clock = clock
+        self.lang = lang  # of the log
 
     def sweep(self, stop: threading.Event | None = None) -> int:
         """Delete what is past retention, chunk by chunk; how many heartbeats went."""
@@ -54,20 +56,21 @@ class Housekeeper:
             try:
                 deleted = self.sweep(stop)
             except Exception as exc:  # the store away, or worse: next time, never fatal
-                log.warning("heartbeats older than %g day(s) not deleted, trying again in "
-                            "%.0f s: %s", self.retention_days, every_s, exc)
+                log.warning(say("heartbeats-not-deleted", self.lang, days=self.retention_days,
+                                every=every_s, error=exc))
             else:
                 if deleted:
-                    log.info("deleted %d heartbeat(s) older than %g day(s)", deleted,
-                             self.retention_days)
+                    log.info(say("heartbeats-deleted", self.lang, count=deleted,
+                                 days=self.retention_days))
             stop.wait(every_s)
 
 
 @contextlib.contextmanager
-def housekeeping(store: SqlStore, retention_days: float,
-                 every_s: float = EVERY_S) -> Iterator[Housekeeper]:
-    """A ``Housekeeper`` running in a daemon thread for as long as the block lasts."""
-    keeper = Housekeeper(store, retention_days)
+def housekeeping(store: SqlStore, retention_days: float, every_s: float = EVERY_S, *,
+                 lang: str = "zh") -> Iterator[Housekeeper]:
+    """A ``Housekeeper`` running in a daemon thread for as long as the block lasts,
+    logging in ``lang``."""
+    keeper = Housekeeper(store, retention_days, lang=lang)
     stop = threading.Event()
     thread = threading.Thread(target=keeper.run, args=(stop, every_s),
                               name="exgate-housekeeping", daemon=True)

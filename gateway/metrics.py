@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from gateway.holds import HoldState
+from gateway.log_text import say
 from gateway.status import NodeStatus, StatusReport
 from schemas.errors import ExgateError
 
@@ -90,18 +91,19 @@ class StatusCollector(Collector):
     def __init__(self, report: Callable[[], StatusReport], level: str,
                  connected: Callable[[], bool] | None = None,
                  dead_letters: Callable[[], int | None] | None = None,
-                 holds: Callable[[], HoldState] | None = None) -> None:
+                 holds: Callable[[], HoldState] | None = None, lang: str = "zh") -> None:
         self._report = report
         self._level = level
         self._connected = connected
         self._dead_letters = dead_letters
         self._holds = holds
+        self._lang = lang  # of the log
 
     def collect(self) -> Iterator[Metric]:
         try:
             report = self._report()
         except ExgateError as exc:  # the store is away or is not one
-            log.warning("metrics: %s", exc)
+            log.warning(say("metrics-failed", self._lang, error=exc))
             yield self._store_up(False)
             yield from self._broker()
             return
@@ -183,17 +185,17 @@ class StatusCollector(Collector):
 def metrics_registry(report: Callable[[], StatusReport], level: str,
                      connected: Callable[[], bool] | None = None,
                      dead_letters: Callable[[], int | None] | None = None,
-                     holds: Callable[[], HoldState] | None = None
+                     holds: Callable[[], HoldState] | None = None, lang: str = "zh"
                      ) -> CollectorRegistry:
     """A private registry (not the process-global one): one per dashboard server.
 
     ``level``: the level's division code, the label of every level-wide series.
     ``connected``: whether this process's consumer is consuming, when it has one;
     ``dead_letters``: what its last pass left in the level's dead queue; ``holds``: what
-    it holds through failures.
+    it holds through failures; ``lang``: the language of the log.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(report, level, connected, dead_letters, holds))
+    registry.register(StatusCollector(report, level, connected, dead_letters, holds, lang))
     return registry
 
 

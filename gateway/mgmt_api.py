@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from gateway.broker_node import LocalBroker
+from gateway.log_text import say
 from schemas.errors import ConfigError, FatalError, RetriableError
 
 __all__ = ["HttpChannel", "ManagementApi", "ManagementError", "exactly", "segment"]
@@ -156,11 +157,13 @@ class HttpChannel:
     Where a pika channel is closed by a queue that exists with other arguments (an older
     exgate declared it), this one keeps the queue as it is and says so, as the gateway
     does (``gateway.consumer``): provisioning goes on against a broker set up earlier.
+    It says so in ``lang``, the command's.
     """
 
-    def __init__(self, api: ManagementApi, vhost: str = "/") -> None:
+    def __init__(self, api: ManagementApi, vhost: str = "/", lang: str = "zh") -> None:
         self.api = api
         self.vhost = vhost
+        self.lang = lang
 
     def exchange_declare(self, exchange: str, exchange_type: Any = "direct",
                          passive: bool = False, durable: bool = False,
@@ -184,9 +187,7 @@ class HttpChannel:
         except ManagementError as exc:
             if exc.status != 400 or "inequivalent arg" not in exc.reason:
                 raise
-            log.warning("%s; keeping the queue as it is (a queue's arguments cannot "
-                        "change: re-create it while it is empty to take this version's)",
-                        exc.reason)
+            log.warning(say("queue-kept", self.lang, reason=exc.reason))
 
     def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None,
                    arguments: Mapping[str, Any] | None = None) -> None:

@@ -146,7 +146,7 @@ def run_broker(action: str, base: Path | None, levels: Sequence[str], lang: str)
         broker = LocalBroker(base) if action == "start" else LocalBroker.existing(base)
         if action == "start":
             broker.start()
-            declare_topology(HttpChannel(ManagementApi.from_broker(broker)), levels)
+            declare_topology(HttpChannel(ManagementApi.from_broker(broker), lang=lang), levels)
             ports = broker.ports
             print(_say("started", lang, node=broker.node_name, amqp=ports.amqp,
                        mgmt=ports.management, base=base))
@@ -192,7 +192,7 @@ def run_node(action: str, *, node_id: str | None = None, division: str | None = 
         assert node_id is not None and division is not None
         target = out or Path(f"{node_id}.key")
         done = add_node(lambda: admin_api(broker_base, admin_url), reg, node_id, division, target,
-                        vhost=vhost)
+                        vhost=vhost, lang=lang)
         print(_say("added", lang, node=node_id, division=division, user=done.broker_user,
                    key=done.routing_key, out=target, registry=registry))
         print(_say("config-hint", lang, out=target.absolute()))
@@ -264,7 +264,7 @@ def run_gateway_user(division: str, *, out: Path, user: str | None = None,
 
     def work() -> None:
         done = provision_gateway_user(lambda: admin_api(broker_base, admin_url), division,
-                                      out, user=user, vhost=vhost)
+                                      out, user=user, vhost=vhost, lang=lang)
         said_key = "gw-taken-over" if done.existed else "gw-created"
         print(_say(said_key, lang, user=done.user, division=division))
         queues = ("、" if lang == "zh" else ", ").join(

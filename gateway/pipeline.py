@@ -50,12 +50,15 @@ from adapters.stores.base import (
     Store,
     WriteResult,
 )
+from gateway.log_text import both, say
 from gateway.poison import POISON_REASON
 from gateway.status import heartbeat_number
 from schemas.divisions import level_of, within
 from schemas.errors import FatalError
+from schemas.messages import Localized
 from schemas.reader import DocumentReader
 from schemas.records import Record
+from schemas.refusals import reason_name
 from schemas.times import BEIJING
 
 __all__ = ["Delivery", "NodeDirectory", "Outcome", "Pipeline", "Refusal"]
@@ -123,13 +126,18 @@ class Refusal(Exception):
 
 @dataclass
 class Pipeline:
-    """The gateway's checks for one level division, against a registry and a store."""
+    """The gateway's checks for one level division, against a registry and a store.
+
+    ``lang``: the language of the gateway's log (``[gateway] lang``), for the pipeline's
+    lines and those of the consumer, workers and dead letters working with it.
+    """
 
     division: str
     registry: NodeDirectory
     store: Store
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(BEIJING))
     max_plain_bytes: int = DEFAULT_MAX_PLAIN_BYTES  # a batch that inflates past this is refused
+    lang: str = "zh"
     _mirrored: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
@@ -150,7 +158,7 @@ class Pipeline:
                                 received)
         return self._stored(batch, result)
 
-    def quarantine(self, delivery: Delivery, cause: str, *,
+    def quarantine(self, delivery: Delivery, cause: Localized, *,
                    reason: str = POISON_REASON) -> Outcome:
         """Keep a batch that could not be handled (``cause``) as failed under ``reason``,
         for replay once fixed: one that keeps failing (``processing-error``), or one the
@@ -160,17 +168,18 @@ class Pipeline:
         kept whole. The receipt goes to the node only when the message is provably its
         own. A batch the store already holds is never reported failed: ``FatalError``,
         and the caller keeps the message (its bookkeeping, not the batch, is broken).
+        The failed batch's detail is the English of ``cause``; the log says it in ``lang``.
         """
         received = delivery.received_at or delivery.arrived_at or self.clock()
         batch_id = delivery.message_id or ""
         node_id = _text(delivery.header("x-exgate-node"))
         if batch_id and self.store.batch_state(batch_id) == "stored":
-            raise FatalError(f"batch {batch_id} is stored; what fails is after the write: "
-                             f"{cause}")
-        refusal = Refusal(reason, cause, self._authentic(delivery, node_id))
+            stored = both("stored-after-write", batch=batch_id, cause=cause)
+            raise FatalError(stored.en, zh=stored.zh)
+        refusal = Refusal(reason, cause.en, self._authentic(delivery, node_id))
         outcome = self._refuse(delivery, batch_id, node_id, refusal, received)
-        log.error("batch %s from node %s %s: kept as a failed batch (%s), to replay once "
-                  "the cause is fixed", outcome.batch_id, outcome.node_id, cause, reason,
+        log.error(say("kept-failed", self.lang, batch=outcome.batch_id, node=outcome.node_id,
+                      cause=cause, reason=reason, reason_name=reason_name(reason)),
                   extra={"batch_id": outcome.batch_id, "node_id": outcome.node_id,
                          "reason": reason})
         return outcome
@@ -287,17 +296,16 @@ class Pipeline:
             data = json.loads(delivery.body)
             node_id = str(data["node_id"])
         except (ValueError, KeyError, TypeError):
-            log.warning("dropped a heartbeat that is not the JSON the contract says "
-                        "(routing key %s)", delivery.routing_key)
+            log.warning(say("heartbeat-not-json", self.lang, key=delivery.routing_key))
             return False
         entry = self.registry.get(node_id)
         # As for batches: RabbitMQ vouches for user_id, topic permissions for the routing
         # key; a heartbeat without them could come from any node naming another.
         if entry is None or delivery.user_id != entry.broker_user or \
                 delivery.routing_key != node_routing_key(entry.division, entry.node_id):
-            log.warning("dropped a heartbeat claiming node %s from broker user %r with "
-                        "routing key %r", node_id[:64], delivery.user_id,
-                        delivery.routing_key, extra={"node_id": node_id[:64]})
+            log.warning(say("heartbeat-not-authentic", self.lang, node=node_id[:64],
+                            user=delivery.user_id, key=delivery.routing_key),
+                        extra={"node_id": node_id[:64]})
             return False
         received = delivery.arrived_at or self.clock()
         self.store.record_heartbeat(Heartbeat(
@@ -315,14 +323,16 @@ class Pipeline:
                                 result.conflict_count, reasons)
         self.store.record_receipt(ReceiptRow(batch.batch_id, batch.node_id, "stored", receipt,
                                              self.clock()))
-        log.info("stored batch %s from node %s: %d stored, %d duplicates, %d conflicts%s",
-                 batch.batch_id, batch.node_id, result.stored, result.duplicates,
-                 result.conflict_count, " (redelivered, unchanged)" if result.redelivered
-                 else "", extra={"node_id": batch.node_id, "batch_id": batch.batch_id})
+        ids = {"node_id": batch.node_id, "batch_id": batch.batch_id}
+        log.info(say("stored", self.lang, batch=batch.batch_id, node=batch.node_id,
+                     stored=result.stored, duplicates=result.duplicates,
+                     conflicts=result.conflict_count,
+                     again=say("stored-again", self.lang) if result.redelivered else ""),
+                 extra=ids)
         if result.conflicts:
-            log.warning("batch %s from node %s has %d conflict(s): %s", batch.batch_id,
-                        batch.node_id, result.conflict_count, "; ".join(reasons[:3]),
-                        extra={"node_id": batch.node_id, "batch_id": batch.batch_id})
+            log.warning(say("conflicts", self.lang, batch=batch.batch_id, node=batch.node_id,
+                            count=result.conflict_count, reasons="; ".join(reasons[:3])),
+                        extra=ids)
         return Outcome("stored", batch.batch_id, batch.node_id, receipt, batch.node_id,
                        result=result)
 
@@ -334,8 +344,9 @@ class Pipeline:
         sender = node_id if refusal.trusted else self._vouched(delivery)
         detail = refusal.detail if refusal.trusted or node_id is None else \
             f"{refusal.detail} (x-exgate-node claims {node_id!r})"
-        log.warning("refused batch %s from node %s: %s: %s", shown, sender or "?",
-                    refusal.reason, detail,
+        log.warning(say("refused", self.lang, batch=shown, node=sender or "?",
+                        reason=refusal.reason, reason_name=reason_name(refusal.reason),
+                        detail=detail),
                     extra={"node_id": sender, "batch_id": shown, "reason": refusal.reason})
         self.store.record_failed(FailedBatch(
             shown, sender, refusal.reason, detail, delivery.body,

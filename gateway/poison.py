@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.errors import ConfigError, RetriableError
+from schemas.errors import ConfigError, RetriableError, message_of
+from schemas.messages import Localized
 
 __all__ = ["POISON_REASON", "Streak", "describe", "transient"]
 
@@ -32,10 +33,14 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSIENT)
 
 
-def describe(exc: BaseException) -> str:
-    """The exception's type and first line, for the failed-batch detail and the receipt."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else '(no message)'}"
+def describe(exc: BaseException) -> Localized:
+    """The exception's type and first line in both languages: the English for the
+    failed-batch detail and the receipt, the log's language for the log."""
+    def first_line(lang: str) -> str:
+        lines = message_of(exc, lang).strip().splitlines()
+        silent = Localized("（无错误信息）", "(no message)").pick(lang)
+        return f"{type(exc).__name__}: {lines[0] if lines else silent}"
+    return Localized(first_line("zh"), first_line("en"))
 
 
 @dataclass

@@ -116,11 +116,12 @@ def node_permissions(node_id: str, division: str) -> NodePermissions:
 
 
 def add_node(open_api: Callable[[], ManagementApi], registry: Registry, node_id: str,
-             division: str, out: Path, *, vhost: str = "/") -> Provisioned:
+             division: str, out: Path, *, vhost: str = "/", lang: str = "zh") -> Provisioned:
     """Create everything a new node needs; the registry entry is written last.
 
     ``open_api`` is called only once the ID, the division and ``out`` are known good:
-    a mistyped ID is named as such, not as a broker that cannot be found."""
+    a mistyped ID is named as such, not as a broker that cannot be found. A warning
+    (a queue an older exgate declared, kept as it is) is logged in ``lang``."""
     check_node_id(node_id)
     check_division(division)
     if registry.get(node_id) is not None:
@@ -132,7 +133,7 @@ def add_node(open_api: Callable[[], ManagementApi], registry: Registry, node_id:
     login = BrokerLogin(broker_user_name(node_id), secrets.token_urlsafe(24))
     api.put(f"users/{segment(login.user)}", {"password": login.password, "tags": ""})
     grant(api, vhost, login.user, node_permissions(node_id, division))
-    channel = HttpChannel(api, vhost)
+    channel = HttpChannel(api, vhost, lang)
     declare_exchanges(channel)
     declare_node_queues(channel, node_id)
     try:

@@ -49,6 +49,7 @@ from adapters.stores.base import (
 )
 from adapters.stores.sql import SqlStore
 from adapters.stores.sql_values import now_beijing
+from gateway.log_text import say
 from gateway.pipeline import NodeDirectory, Outcome, Pipeline
 from gateway.poison import POISON_REASON, describe
 from gateway.replay_view import (
@@ -146,7 +147,8 @@ WaitSink = Callable[[FailedRow, RetriableError, float], None]
 class Replayer:
     """Replays failed messages through a level's ``Pipeline`` over ``store``.
 
-    ``on_wait`` hears of each wait for a busy store before it starts.
+    ``on_wait`` hears of each wait for a busy store before it starts; ``lang``: the
+    language of the log lines, the pipeline's included.
     """
 
     division: str
@@ -157,10 +159,11 @@ class Replayer:
     on_wait: WaitSink | None = None
     waits_s: Sequence[float] = STORE_WAITS_S
     sleep: Callable[[float], None] = time.sleep
+    lang: str = "zh"
 
     def __post_init__(self) -> None:
         target = DryRunStore(self.store) if self.dry_run else self.store
-        self._pipeline = Pipeline(self.division, self.registry, target)
+        self._pipeline = Pipeline(self.division, self.registry, target, lang=self.lang)
 
     def replay(self, row: FailedRow) -> ReplayResult:
         """Replay one row; ``RetriableError`` when the store stays busy or away."""
@@ -186,11 +189,12 @@ class Replayer:
             return ReplayResult(row.batch_id, row.failed_id, row.node_id, "failed",
                                 type(exc).__name__, str(exc), dry_run=self.dry_run)
         except Exception as exc:  # what made it a processing-error is not fixed yet
-            log.warning("replay of batch %s still fails: %s", row.batch_id, describe(exc),
+            why = describe(exc)
+            log.warning(say("replay-still-fails", self.lang, batch=row.batch_id, error=why),
                         exc_info=True, extra={"batch_id": row.batch_id,
                                               "node_id": row.node_id})
             return ReplayResult(row.batch_id, row.failed_id, row.node_id, "failed",
-                                POISON_REASON, describe(exc), dry_run=self.dry_run)
+                                POISON_REASON, why, dry_run=self.dry_run)
         return self._result(row, outcome, self._send(outcome) if news else None)
 
     def _patiently(self, row: FailedRow, step: Callable[[], _T]) -> _T:

@@ -219,7 +219,7 @@ def _quiet_pipeline_log() -> None:
 
 def _replay_rows(level: _Level, rows: list[FailedRow], dry_run: bool, receipts: bool,
                  quiet: bool, lang: str) -> _Run:
-    sender = BrokerReceipts(level.config.broker_url) if receipts and not dry_run else None
+    sender = BrokerReceipts(level.config.broker_url, lang) if receipts and not dry_run else None
 
     def waiting(row: FailedRow, exc: RetriableError, wait_s: float) -> None:
         why = _why(exc)
@@ -228,7 +228,7 @@ def _replay_rows(level: _Level, rows: list[FailedRow], dry_run: bool, receipts: 
                        f"again in {wait_s:g} s"), err=True)
 
     replayer = Replayer(level.config.division, level.registry, level.store, dry_run, sender,
-                        on_wait=waiting)
+                        on_wait=waiting, lang=lang)
     run = _Run()
     try:
         with _progress(len(rows), not quiet and sys.stdout.isatty(), lang) as progress:

@@ -26,6 +26,7 @@ import pika.exceptions as px
 
 from adapters.amqp.errors import CONNECT_ERRORS, GATEWAY_LOGIN, BrokerAddress, mapped, url_user
 from adapters.amqp.topology import RECEIPTS_EXCHANGE
+from gateway.log_text import say
 from gateway.pipeline import Outcome
 from schemas.messages import Localized
 
@@ -39,10 +40,11 @@ class BrokerReceipts:
     """Publishes receipts with confirms on one lazily opened connection.
 
     Calling it sends ``outcome``'s receipt and returns None, or why it was not sent
-    (Chinese and English; the log gets the English).
+    (Chinese and English; the log gets it in ``lang``).
     """
 
     broker_url: str = field(repr=False)
+    lang: str = "zh"
     _connection: Any = field(default=None, repr=False)
     _channel: Any = field(default=None, repr=False)
     _down: Localized | None = None   # why the broker cannot be reached, once it could not
@@ -50,8 +52,8 @@ class BrokerReceipts:
     def __call__(self, outcome: Outcome) -> Localized | None:
         error = self._down or self._publish(outcome)
         if error is not None:
-            log.warning("receipt for batch %s not sent to node %s: %s", outcome.batch_id,
-                        outcome.receipt_to, error.en,
+            log.warning(say("receipt-not-sent", self.lang, batch=outcome.batch_id,
+                            node=outcome.receipt_to, error=error),
                         extra={"batch_id": outcome.batch_id, "node_id": outcome.receipt_to})
         return error
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from adapters.config_files import lang_setting
 from adapters.heap import startup_frozen
 from adapters.stores.sql import SqlStore
 from gateway.config import GatewayConfig, load_config
@@ -22,6 +23,7 @@ from gateway.consumer import Consumer
 from gateway.dashboard.server import DashboardServer
 from gateway.holds import HoldState
 from gateway.housekeeping import housekeeping
+from gateway.log_text import say
 from gateway.pipeline import Pipeline
 from gateway.registry import Registry
 from gateway.worker import backoff
@@ -35,13 +37,14 @@ log = logging.getLogger("exgate.gateway")
 def run_gateway(config_path: Path, workers: int | None = None, drain: bool = False,
                 stop: threading.Event | None = None) -> int:
     """``exgate gateway run``: 0 after a clean stop or drain, 2 for a config error, 1 when
-    the store cannot be used at all."""
+    the store cannot be used at all. It logs in ``[gateway] lang``."""
     try:
         config = load_config(config_path).with_workers(workers)
         check_consumable(config)
     except ConfigError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc.message(lang_setting(config_path, "gateway")))
         return 2
+    lang = config.lang
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -49,21 +52,22 @@ def run_gateway(config_path: Path, workers: int | None = None, drain: bool = Fal
     try:
         store = SqlStore(config.store_url)
     except ConfigError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc.message(lang))
         return 2
     try:
         try:
-            if not _migrate(store, stop):
+            if not _migrate(store, stop, lang):
                 return 0
         except FatalError as exc:  # no login, no such database: no retry can help
-            log.error("%s", exc)
+            log.error("%s", exc.message(lang))
             return 1
-        pipeline = Pipeline(config.division, Registry(config.registry_path), store)
+        pipeline = Pipeline(config.division, Registry(config.registry_path), store, lang=lang)
         consumer = Consumer(config.broker_url, pipeline, config.gateway, drain=drain, stop=stop)
         with contextlib.ExitStack() as beside:
             beside.enter_context(_dashboard(config, store, consumer.consuming,
                                             consumer.dead_letters, consumer.holds))
-            beside.enter_context(housekeeping(store, config.heartbeat_retention_days))
+            beside.enter_context(housekeeping(store, config.heartbeat_retention_days,
+                                              lang=lang))
             with startup_frozen():
                 consumer.run()
     finally:
@@ -109,8 +113,7 @@ def _dashboard(config: GatewayConfig, store: SqlStore,
         server = open_dashboard(config, store, connected=consuming,
                                 dead_letters=dead_letters, holds=holds).start()
     except ListenError as exc:
-        log.warning("%s; consuming without a dashboard (is another gateway process of "
-                    "level %s serving it?)", exc, config.division)
+        log.warning(say("no-dashboard", config.lang, error=exc, division=config.division))
         yield None
         return
     try:
@@ -119,7 +122,7 @@ def _dashboard(config: GatewayConfig, store: SqlStore,
         server.stop()
 
 
-def _migrate(store: SqlStore, stop: threading.Event) -> bool:
+def _migrate(store: SqlStore, stop: threading.Event, lang: str) -> bool:
     """Bring the store's tables up to date, waiting while the database is away."""
     failures = 0
     while not stop.is_set():
@@ -128,6 +131,6 @@ def _migrate(store: SqlStore, stop: threading.Event) -> bool:
             return True
         except RetriableError as exc:
             failures += 1
-            log.warning("store %s not ready: %s", store.redacted_url, exc)
+            log.warning(say("store-not-ready", lang, store=store.redacted_url, error=exc))
             stop.wait(backoff(failures))
     return False

@@ -33,16 +33,18 @@ from typing import Any
 from adapters.amqp.topology import node_of
 from gateway.config import GatewaySettings
 from gateway.holds import Holds
+from gateway.log_text import both, say
 from gateway.pipeline import Delivery, Outcome, Pipeline
 from gateway.poison import Streak, describe
 from schemas.errors import ExgateError, RetriableError
+from schemas.messages import Localized
 
 __all__ = ["Verdict", "Worker", "backoff"]
 
 log = logging.getLogger("exgate.gateway")
 MAX_BACKOFF_S = 30.0
 Work = Callable[[Delivery], "Verdict"]
-GiveUp = Callable[[Delivery, str], "Verdict"]  # the delivery and why, for a poison one
+GiveUp = Callable[[Delivery, Localized], "Verdict"]  # the delivery and why, for a poison one
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class Verdict:
 
 
 class Worker:
-    """What a worker thread does with a delivery: ``patiently`` runs the pipeline on it."""
+    """What a worker thread does with a delivery: ``patiently`` runs the pipeline on it,
+    logging in the pipeline's language."""
 
     def __init__(self, pipeline: Pipeline, settings: GatewaySettings, stop: threading.Event,
                  holds: Holds) -> None:
@@ -62,6 +65,7 @@ class Worker:
         self.settings = settings
         self.stop = stop
         self._holds = holds
+        self.lang = pipeline.lang
 
     def patiently(self, dead: threading.Event, delivery: Delivery, kind: str,
                   taken: float) -> Verdict:
@@ -111,56 +115,56 @@ class Worker:
                 continue
             self._holds.ended(token, through=True)
             if failures:
-                log.info("%s went through after %d failed attempt(s)", subject.text,
-                         failures, extra=subject.ids)
+                log.info(say("went-through", self.lang, subject=subject.text,
+                             failures=failures), extra=subject.ids)
             return verdict
         return Verdict("leave")
 
     def _settle_poison(self, subject: _Subject, delivery: Delivery, exc: Exception,
                        attempts: int, give_up: GiveUp) -> Verdict | None:
-        cause = f"failed {attempts} times in a row, last with {describe(exc)}"
+        cause = both("poison-cause", attempts=attempts, error=describe(exc))
         try:
             return give_up(delivery, cause)
         except Exception as failure:  # the failed-batch store is away too: keep holding
-            log.error("%s %s, but cannot be %s, still held: %s", subject.text, cause,
-                      subject.settled, describe(failure), extra=subject.ids)
+            log.error(say("cannot-settle", self.lang, subject=subject.text, cause=cause,
+                          settled=subject.settled, error=describe(failure)),
+                      extra=subject.ids)
             return None
 
     def _work_batch(self, delivery: Delivery) -> Verdict:
         return Verdict("ack", self.pipeline.handle(delivery))
 
-    def _give_up_batch(self, delivery: Delivery, cause: str) -> Verdict:
+    def _give_up_batch(self, delivery: Delivery, cause: Localized) -> Verdict:
         return Verdict("ack", self.pipeline.quarantine(delivery, cause))
 
     def _work_heartbeat(self, delivery: Delivery) -> Verdict:
         self.pipeline.heartbeat(delivery)
         return Verdict("ack")
 
-    def _give_up_heartbeat(self, delivery: Delivery, cause: str) -> Verdict:
+    def _give_up_heartbeat(self, delivery: Delivery, cause: Localized) -> Verdict:
         # A heartbeat is superseded within a minute: not worth keeping for a replay.
-        log.error("heartbeat on %s %s: dropped", delivery.routing_key, cause)
+        log.error(say("heartbeat-dropped", self.lang, key=delivery.routing_key, cause=cause))
         return Verdict("ack")
 
     def _log_failure(self, subject: _Subject, exc: Exception, failures: int) -> None:
+        if not isinstance(exc, ExgateError):
+            log.exception(say("held-unexpected", self.lang, subject=subject.text),
+                          extra=subject.ids)
+            return
+        level = logging.ERROR
         if isinstance(exc, RetriableError):
             level = logging.WARNING if failures == 1 or failures % 10 == 0 else logging.DEBUG
-            log.log(level, "%s held, attempt %d: %s", subject.text, failures, exc,
-                    extra=subject.ids)
-        elif isinstance(exc, ExgateError):
-            log.error("%s held, attempt %d: %s", subject.text, failures, exc,
-                      extra=subject.ids)
-        else:
-            log.exception("%s held after an unexpected error", subject.text,
-                          extra=subject.ids)
+        log.log(level, say("held", self.lang, subject=subject.text, failures=failures,
+                           error=exc), extra=subject.ids)
 
 
 @dataclass(frozen=True)
 class _Subject:
     """How the log names a delivery, and the ids it files the lines under."""
 
-    text: str                      # "batch B… from node n1" | "heartbeat of node n1"
+    text: Localized                # "batch B… from node n1" | "heartbeat of node n1"
     ids: dict[str, Any]
-    settled: str                   # what giving up on it means
+    settled: Localized             # what giving up on it means
 
     @classmethod
     def of(cls, kind: str, delivery: Delivery) -> _Subject:
@@ -168,10 +172,11 @@ class _Subject:
             # No batch ID, no node header: the routing key names the node (its topic
             # permissions let it publish under its own only).
             sender = node_of(delivery.routing_key)[:64]
-            return cls(f"heartbeat of node {sender}", {"node_id": sender}, "dropped")
+            return cls(both("heartbeat-subject", node=sender), {"node_id": sender},
+                       both("settle-heartbeat"))
         node = delivery.headers.get("x-exgate-node")
-        return cls(f"batch {delivery.message_id} from node {node}",
-                   {"batch_id": delivery.message_id, "node_id": node}, "kept as failed")
+        return cls(both("batch-subject", batch=delivery.message_id, node=node),
+                   {"batch_id": delivery.message_id, "node_id": node}, both("settle-batch"))
 
 
 def backoff(failures: int) -> float:

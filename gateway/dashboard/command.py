@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from adapters.config_files import lang_setting
 from adapters.stores.sql import SqlStore
 from gateway.config import GatewayConfig, load_config, parse_listen
 from gateway.dashboard.server import DashboardServer
@@ -50,25 +51,26 @@ def open_dashboard(config: GatewayConfig, store: SqlStore, listen: str | None = 
     try:
         return DashboardServer(source, host, port, refresh_s=config.dashboard_refresh_s,
                                connected=connected, dead_letters=dead_letters,
-                               holds=holds)
+                               holds=holds, lang=config.lang)
     except OSError as exc:
         raise ListenError(f"dashboard cannot listen on {host}:{port}: {exc.strerror}",
                           zh=f"看板无法监听 {host}:{port}：{exc.strerror}") from exc
 
 
 def run_dashboard(config_path: Path, listen: str | None = None) -> int:
-    """``exgate dashboard``: serve until SIGTERM/SIGINT; 0 clean stop, 2 config error."""
+    """``exgate dashboard``: serve until SIGTERM/SIGINT; 0 clean stop, 2 config error.
+    It logs in ``[gateway] lang``."""
     try:
         config = load_config(config_path)
         store = SqlStore(config.store_url, create=False)  # it only reads: never a new one
     except ConfigError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc.message(lang_setting(config_path, "gateway")))
         return 2
     try:
         server = open_dashboard(config, store, listen)
     except ConfigError as exc:
         store.close()
-        log.error("%s", exc)
+        log.error("%s", exc.message(config.lang))
         return 2
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():

@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from gateway.dashboard.page import render_page, render_trouble
 from gateway.holds import HoldState
+from gateway.log_text import say
 from gateway.metrics import CONTENT_TYPE, metrics_registry, render_metrics
 from gateway.status_json import JSON_SCHEMA, report_text
 from gateway.status_source import StatusSource
@@ -117,11 +118,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             return self._answer(url.path, lang)
         except ExgateError as exc:  # the store is away or is not one
-            log.warning("dashboard %s: %s", url.path, exc)
+            log.warning(say("dashboard-unanswered", self.server.app.lang, path=url.path,
+                            error=exc))
             return self._trouble(url.path, lang, HTTPStatus.SERVICE_UNAVAILABLE,
                                  "store-unavailable")
         except Exception:  # a wallboard left without an answer would hang there for good
-            log.exception("dashboard %s failed", url.path)
+            log.exception(say("dashboard-failed", self.server.app.lang, path=url.path))
             return self._trouble(url.path, lang, HTTPStatus.INTERNAL_SERVER_ERROR,
                                  "internal-error")
 
@@ -182,6 +184,7 @@ class _App:
     registry: Any
     health: Callable[[], str | None]      # None when healthy, else why not
     holds: Callable[[], HoldState | None]  # None: no consumer beside the dashboard
+    lang: str                              # of the log ([gateway] lang)
 
 
 class _Server(ThreadingHTTPServer):
@@ -215,7 +218,7 @@ class _Server6(_Server):
 
 
 def _health(source: StatusSource, connected: Callable[[], bool] | None,
-            holds: Callable[[], HoldState] | None) -> Callable[[], str | None]:
+            holds: Callable[[], HoldState] | None, lang: str) -> Callable[[], str | None]:
     def check() -> str | None:
         if connected is not None and not connected():
             return "broker not connected"
@@ -226,7 +229,7 @@ def _health(source: StatusSource, connected: Callable[[], bool] | None,
         try:
             source.check_store()
         except ExgateError as exc:
-            log.warning("healthz: %s", exc)
+            log.warning(say("healthz-failed", lang, error=exc))
             return "store unreachable"
         return None
     return check
@@ -237,19 +240,19 @@ class DashboardServer:
 
     ``connected`` tells whether the consumer beside it is consuming (``gateway run``),
     ``holds`` what it holds through failures; without one (``exgate dashboard``) health
-    is the store's alone.
+    is the store's alone. It logs in ``lang``; each page is in its reader's language.
     """
 
     def __init__(self, source: StatusSource, host: str = "127.0.0.1", port: int = 8430, *,
                  refresh_s: int = 30, connected: Callable[[], bool] | None = None,
                  dead_letters: Callable[[], int | None] | None = None,
-                 holds: Callable[[], HoldState] | None = None) -> None:
+                 holds: Callable[[], HoldState] | None = None, lang: str = "zh") -> None:
         self._httpd = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         self._httpd.app = _App(source, refresh_s, load_static(),
                                metrics_registry(source.report, source.level, connected,
-                                                dead_letters, holds),
-                               _health(source, connected, holds),
-                               holds or (lambda: None))
+                                                dead_letters, holds, lang),
+                               _health(source, connected, holds, lang),
+                               holds or (lambda: None), lang)
         self._thread: threading.Thread | None = None
 
     @property
@@ -263,7 +266,7 @@ class DashboardServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         name="exgate-dashboard", daemon=True)
         self._thread.start()
-        log.info("dashboard on %s", self.url)
+        log.info(say("dashboard-on", self._httpd.app.lang, url=self.url))
         return self
 
     def serve_forever(self) -> None:

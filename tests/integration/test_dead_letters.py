@@ -122,7 +122,7 @@ def test_provisioning_keeps_a_queue_an_older_exgate_declared(
         declare_topology(HttpChannel(api, vhost), LEVELS)
     [warning] = [r.getMessage() for r in caplog.records]
     assert "inequivalent arg 'x-dead-letter-routing-key'" in warning
-    assert "keeping the queue as it is" in warning
+    assert "保留该队列现状" in warning  # in Chinese, the default
     queue = api.get(f"queues/{quote(vhost, safe='')}/{level_queue('430102')}")
     assert queue["arguments"] == older
     bindings = api.get(f"queues/{quote(vhost, safe='')}/{level_queue('430102')}/bindings")
@@ -150,8 +150,9 @@ def test_the_gateway_keeps_its_levels_dead_letters_and_counts_what_is_not_its_ow
     assert consumer.dead_letters() == 1
     assert [(r.batch_id, r.node_id, r.reason, r.body) for r in failed_rows(store)] == [
         ("B1", None, DEAD_LETTERED, b"B1")]
-    assert "1 message(s) left in the dead queue exgate.dead.430102" in caplog.text
-    assert "1 did not die in exgate.level.430102" in caplog.text
+    # The gateway's log is Chinese by default.
+    assert "死信队列 exgate.dead.430102 中仍有 1 条消息" in caplog.text
+    assert "其中 1 条不是在 exgate.level.430102 中成为死信的" in caplog.text
     assert "status and replay do not see them" not in caplog.text
     [(_, properties, body)] = _eventually(amqp_url, dead_queue("430102"))
     assert (properties.message_id, body) == ("X1", b"by hand")

@@ -306,7 +306,8 @@ def test_every_batch_redelivered_leaves_the_stores_unchanged(
         assert agent_once(world, node) == 0
     with caplog.at_level(logging.INFO, logger="exgate.gateway"):
         world.drain()
-    assert sum("redelivered, unchanged" in r.getMessage() for r in caplog.records) == \
+    # "redelivered, unchanged", in the gateway's default Chinese
+    assert sum("（重新投递，内容未变）" in r.getMessage() for r in caplog.records) == \
         sum(len(store_batch_ids(world.store_path(d))) for d in LEVELS)
     assert {d: store_rows(world.store_path(d)) for d in LEVELS} == before
     assert {d: control_counts(world.store_path(d)) for d in LEVELS} == controls
@@ -389,7 +390,7 @@ def test_a_gateway_killed_mid_drain_and_restarted_changes_nothing(
         again = subprocess.run([EXGATE, "gateway", "run", "-c", str(config), "--drain"],
                                stdout=log, stderr=log, timeout=120, check=False)
     assert again.returncode == 0
-    assert "redelivered" in log_path.read_text(encoding="utf-8")
+    assert "被重新投递" in log_path.read_text(encoding="utf-8")  # "redelivered", in Chinese
     assert store_rows(store) == expected(world.sources[node.node_id].valid)
     assert control_counts(store) == {"batches": total, "failed": 0, "conflicts": 0}
 
@@ -404,7 +405,8 @@ def test_batches_wait_while_the_store_is_locked_then_land(
     migrated = SqlStore(f"sqlite:///{store}")
     migrated.migrate()
     migrated.close()
-    seen = {"consuming": threading.Event(), "held": threading.Event()}
+    # "consuming" and "held", in the gateway's default Chinese
+    seen = {"开始消费队列": threading.Event(), "暂存重试": threading.Event()}
 
     class _Watch(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -421,12 +423,12 @@ def test_batches_wait_while_the_store_is_locked_then_land(
                                       kwargs={"stop": stop})
             runner.start()
             try:
-                assert seen["consuming"].wait(60)
+                assert seen["开始消费队列"].wait(60)
                 locker = sqlite3.connect(store, isolation_level=None)
                 locker.execute("BEGIN EXCLUSIVE")  # the store is away for 30 s
                 assert agent_once(world, node) == 1
                 total = len(outbox_batches(world.outbox(node)))
-                assert seen["held"].wait(60)
+                assert seen["暂存重试"].wait(60)
                 time.sleep(30)  # the outage the issue names; what follows is checked after
                 # The batches wait: every one is still in the broker (delivered and held,
                 # or queued), none dead-lettered (not even one the gateway's pass holds

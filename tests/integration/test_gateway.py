@@ -192,7 +192,7 @@ def test_a_redelivered_batch_leaves_the_store_unchanged(world: World, store: Sql
     assert len(before) == 1 and world.receipts() == []
     with caplog.at_level(logging.INFO, logger="exgate.gateway"):
         world.consumer(store).run()
-    assert any("redelivered" in r.getMessage() for r in caplog.records)
+    assert any(r.getMessage().startswith("批次 B1 被重新投递") for r in caplog.records)
     assert rows(store, store.schema.elements["SBXX"].table) == before
     assert len(rows(store, store.schema.batch)) == 1
     [receipt] = world.receipts()
@@ -240,7 +240,7 @@ def test_batches_wait_while_the_store_is_locked_then_land(world: World, store: S
 
     class _Watch(logging.Handler):
         def emit(self, log_record: logging.LogRecord) -> None:
-            if "held" in log_record.getMessage():
+            if "暂存重试" in log_record.getMessage():  # "held", in the default Chinese
                 held.set()
 
     watch = _Watch()
@@ -254,7 +254,7 @@ def test_batches_wait_while_the_store_is_locked_then_land(world: World, store: S
         logging.getLogger("exgate.gateway").removeHandler(watch)
         releaser.join(timeout=60)
     assert held.is_set()
-    assert not any("redelivered" in r.getMessage() for r in caplog.records)
+    assert not any("被重新投递" in r.getMessage() for r in caplog.records)
     assert store.batch_state("B1") == store.batch_state("B2") == "stored"
     assert rows(store, store.schema.failed) == []
     assert sorted(r["batch_id"] for r in world.receipts()) == ["B1", "B2"]
@@ -450,7 +450,8 @@ def test_a_level_queue_an_older_exgate_declared_is_consumed_as_it_is(
     with caplog.at_level(logging.WARNING, logger="exgate.gateway"):
         world.consumer(store).run()
     assert store.batch_state("B1") == "stored"
-    [warning] = [r.getMessage() for r in caplog.records if "as they are" in r.getMessage()]
+    [warning] = [r.getMessage() for r in caplog.records
+                 if "按现有参数消费本级队列" in r.getMessage()]
     assert "x-dead-letter-routing-key" in warning and level_queue(LEVEL) in warning
     assert [r["status"] for r in world.receipts()] == ["stored"]
 

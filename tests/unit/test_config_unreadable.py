@@ -36,4 +36,5 @@ def test_the_gateway_service_logs_an_unreadable_config_file(
         unreadable: Path, caplog: pytest.LogCaptureFixture) -> None:
     result = CliRunner().invoke(main, ["gateway", "run", "-c", str(unreadable)])
     assert result.exit_code == 2
-    assert f"{unreadable}: cannot read config file" in caplog.text
+    # No [gateway] lang can be read from it: said in Chinese, the default.
+    assert f"{unreadable}：无法读取配置文件" in caplog.text

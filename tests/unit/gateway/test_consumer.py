@@ -30,11 +30,18 @@ from schemas.errors import RetriableError
 from tests.unit.gateway.test_pipeline import FakeRegistry, MemoryStore
 
 
-@pytest.fixture
-def consumer() -> Consumer:
-    pipeline = Pipeline("430100", FakeRegistry(), MemoryStore())
+def consumer_in(lang: str | None) -> Consumer:
+    """A consumer logging in ``lang`` (None: the default, Chinese)."""
+    pipeline = Pipeline("430100", FakeRegistry(), MemoryStore()) if lang is None else \
+        Pipeline("430100", FakeRegistry(), MemoryStore(), lang=lang)
     return Consumer("amqp://gateway:pw@127.0.0.1/exgate", pipeline,
                     GatewaySettings(workers=1, prefetch=1))
+
+
+@pytest.fixture
+def consumer() -> Consumer:
+    """Logging in English, as most tests here read its lines."""
+    return consumer_in("en")
 
 
 def test_it_says_consuming_only_while_its_connection_consumes_the_queues(
@@ -102,10 +109,13 @@ def test_an_older_queue_warning_says_what_its_differing_argument_changes() -> No
                 "'exgate.level.430100' in vhost '/'")
 
     assert "reach the dead queues of the levels above" in _older_queue_effect(
-        refusal("x-dead-letter-routing-key"))
-    limit = _older_queue_effect(refusal("x-delivery-limit"))
+        refusal("x-dead-letter-routing-key"), "en")
+    limit = _older_queue_effect(refusal("x-delivery-limit"), "en")
     assert "1,000" in limit and "replay them" in limit and "levels above" not in limit
-    assert _older_queue_effect(refusal("x-queue-type")) == ""
+    assert _older_queue_effect(refusal("x-queue-type"), "en") == ""
+    assert "各上级的死信队列" in _older_queue_effect(refusal("x-dead-letter-routing-key"), "zh")
+    limit = _older_queue_effect(refusal("x-delivery-limit"), "zh")
+    assert "1,000" in limit and "监察库恢复后请重放" in limit
 
 
 
@@ -231,6 +241,24 @@ def test_a_refused_passive_declaration_other_than_404_is_no_missing_exchange_and
                "exgate) closed the channel: 403 ACCESS_REFUSED - access to exchange "
                "'exgate.records' in vhost 'exgate' refused; reconnecting in 0.0 s")
     assert [r.getMessage() for r in caplog.records] == [refusal, refusal]
+
+
+def test_the_consumer_logs_in_chinese_by_default_with_the_broker_s_error_in_chinese(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    consumer = consumer_in(None)
+    denied = px.ChannelClosedByBroker(403, "ACCESS_REFUSED - access refused")
+
+    def connect(parameters: Any) -> DeclaringConnection:
+        consumer.stop.set()
+        return DeclaringConnection(consumer, [("exchange_declare", denied)])
+
+    monkeypatch.setattr("pika.BlockingConnection", connect)
+    monkeypatch.setattr("gateway.consumer.backoff", lambda failures: 0.01)
+    with caplog.at_level(logging.WARNING, "exgate.gateway"):
+        consumer.run()
+    assert [r.getMessage() for r in caplog.records] == [
+        "声明并消费 exgate.level.430100：消息服务器 127.0.0.1:5672（虚拟主机 exgate）关闭了通道："
+        "403 ACCESS_REFUSED - access refused；0.0 秒后重新连接"]
 
 
 # -- holding through failures -----------------------------------------------------------------

@@ -29,6 +29,7 @@ from gateway.dead_letters import (
 )
 from gateway.pipeline import Delivery, Outcome, Pipeline
 from schemas.errors import RetriableError
+from schemas.messages import Localized
 from tests.unit.gateway.test_pipeline import NOW, FakeRegistry, MemoryStore, delivery, plain
 
 LEVEL = "430100"
@@ -77,21 +78,25 @@ def letter_of(keys: NodeKeys, reason: str = "delivery_limit") -> tuple[Delivery,
 def test_the_detail_says_where_why_how_often_and_when_the_broker_gave_up() -> None:
     death = death_in(x_death(), QUEUE)
     assert death == Death(QUEUE, "delivery_limit", 1, DIED, "430000.430100.430102.n1")
-    assert death.cause() == (
+    assert death.cause().en == (
         "was dead-lettered by the broker from exgate.level.430100 at 2026-11-20 09:30:00 "
         "(delivery_limit: returned to the queue more often than its delivery limit "
         "allows, 1 time)")
+    assert death.cause().zh == (
+        "于 2026-11-20 09:30:00 被消息服务器从 exgate.level.430100 转入死信（delivery_limit："
+        "重新入队次数超过投递上限，共 1 次）")
     rejected = death_in(x_death(reason="rejected"), QUEUE)
     assert rejected is not None and "(rejected: rejected without requeue, 1 time)" in \
-        rejected.cause()
+        rejected.cause().en
 
 
 def test_without_an_x_death_entry_the_first_death_headers_still_tell() -> None:
     headers = {"x-first-death-queue": QUEUE, "x-first-death-reason": "rejected"}
     death = death_in(headers, QUEUE)
     assert death == Death(QUEUE, "rejected")
-    assert death.cause() == ("was dead-lettered by the broker from exgate.level.430100 "
-                             "(rejected: rejected without requeue)")
+    assert death.cause().en == ("was dead-lettered by the broker from exgate.level.430100 "
+                                "(rejected: rejected without requeue)")
+    assert death.cause().zh == "被消息服务器从 exgate.level.430100 转入死信（rejected：被拒绝且未重新入队）"
 
 
 def test_a_letter_no_header_says_died_in_the_levels_queue_is_not_its_own() -> None:
@@ -119,10 +124,10 @@ def test_a_dead_letter_is_kept_as_a_failed_batch_with_a_failed_receipt(
     assert (outcome.status, outcome.reason, outcome.receipt_to) == ("failed", DEAD_LETTERED,
                                                                     "n1")
     [kept] = store.failed
-    assert kept == FailedBatch("B1", "n1", DEAD_LETTERED, death.cause(), letter.body,
+    assert kept == FailedBatch("B1", "n1", DEAD_LETTERED, death.cause().en, letter.body,
                                "430000.430100.430102.n1", letter.headers, "u-n1", DIED)
     assert [(r.batch_id, r.status) for r in store.receipts] == [("B1", "failed")]
-    assert outcome.receipt["reasons"] == [f"{DEAD_LETTERED}: {death.cause()}"]
+    assert outcome.receipt["reasons"] == [f"{DEAD_LETTERED}: {death.cause().en}"]
 
 
 def test_a_dead_letter_of_a_batch_stored_at_this_level_is_only_acked(keys: NodeKeys) -> None:
@@ -141,7 +146,7 @@ def test_a_dead_letter_kept_as_failed_before_makes_no_second_row(
     # first the poison path kept it, then its ack was lost and the broker gave up.
     pipeline = pipeline_over(sqlite_store, keys)
     letter, death = letter_of(keys)
-    pipeline.quarantine(letter, "failed 3 times in a row, last with KeyError: 'SL'")
+    pipeline.quarantine(letter, Localized("连续失败 3 次", "failed 3 times in a row"))
     for _ in range(2):  # and the same letter again, as after a lost ack of the rescue
         assert rescue(pipeline, letter, death) is not None
     f = sqlite_store.schema.failed

@@ -54,7 +54,7 @@ def test_the_gateway_sweeps_at_start_beside_the_consumer(store: SqlStore) -> Non
 
     class _Watch(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if "deleted 1 heartbeat" in record.getMessage():
+            if record.getMessage() == "已删除 1 条 2 天前的心跳":  # Chinese by default
                 swept.set()
 
     watch = _Watch()
@@ -75,7 +75,7 @@ def test_a_failed_sweep_is_logged_and_tried_again_never_raised(
         store: SqlStore, caplog: pytest.LogCaptureFixture) -> None:
     store.schema.heartbeat.drop(store.engine)
     stop = threading.Event()
-    keeper = Housekeeper(store, 7)
+    keeper = Housekeeper(store, 7, lang="en")
     runner = threading.Thread(target=keeper.run, args=(stop, 0.05))
     with caplog.at_level(logging.WARNING, logger="exgate.gateway"):
         runner.start()

@@ -354,6 +354,35 @@ def test_a_batch_id_reused_for_other_content_is_refused(
     assert "batch id reused" in caplog.records[-1].getMessage()
 
 
+LOGGED = {
+    None: ["已入库节点 n1 的批次 B1：新入库 2 条，重复 0 条，冲突 0 条",
+           "已入库节点 n1 的批次 B1：新入库 2 条，重复 0 条，冲突 0 条（重新投递，内容未变）",
+           "拒收节点 ? 的批次 B2：节点未登记（unknown-node）：node 'n9' is not in the registry "
+           "(x-exgate-node claims 'n9')"],
+    "en": ["stored batch B1 from node n1: 2 stored, 0 duplicates, 0 conflicts",
+           "stored batch B1 from node n1: 2 stored, 0 duplicates, 0 conflicts (redelivered, "
+           "unchanged)",
+           "refused batch B2 from node ?: unknown-node: node 'n9' is not in the registry "
+           "(x-exgate-node claims 'n9')"],
+}
+
+
+@pytest.mark.parametrize("lang", [None, "en"])
+def test_the_log_is_chinese_by_default_and_english_with_lang_en(
+        registry: FakeRegistry, store: MemoryStore, keys: NodeKeys,
+        caplog: pytest.LogCaptureFixture, lang: str | None) -> None:
+    pipeline = Pipeline("430100", registry, store) if lang is None else \
+        Pipeline("430100", registry, store, lang=lang)
+    stranger = generate_node_keys("n9", 1)
+    with caplog.at_level(logging.INFO, logger="exgate.gateway"):
+        pipeline.handle(delivery(keys, plain()))
+        pipeline.handle(delivery(keys, plain(), redelivered=True))
+        pipeline.handle(delivery(stranger, plain("B2", node_id="n9"), "B2"))
+    assert [r.getMessage() for r in caplog.records] == LOGGED[lang]
+    assert [(r.batch_id, r.node_id) for r in caplog.records] == [  # type: ignore[attr-defined]
+        ("B1", "n1"), ("B1", "n1"), ("B2", None)]
+
+
 def test_a_heartbeat_is_stored_and_a_stranger_s_dropped(pipeline: Pipeline, store: MemoryStore,
                                                         keys: NodeKeys) -> None:
     body = json.dumps({"node_id": "n1", "division": "430102", "at": "2026-11-20T09:59:00+08:00",

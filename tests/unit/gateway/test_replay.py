@@ -47,6 +47,7 @@ from gateway.replay import (
     stored_batch,
 )
 from schemas.errors import RetriableError
+from schemas.messages import Localized
 from tests.unit.schemas.documents import document, record
 
 LEVEL = "430100"
@@ -336,7 +337,8 @@ def test_a_processing_error_not_fixed_yet_still_fails_and_the_rest_goes_on(
         level: Level, keys: NodeKeys, monkeypatch: pytest.MonkeyPatch) -> None:
     register(level, keys)
     pipeline = level.pipeline()
-    pipeline.quarantine(sealed(keys, "B1", recs=[record("SF")]), "ValueError: boom")
+    pipeline.quarantine(sealed(keys, "B1", recs=[record("SF")]),
+                        Localized("ValueError: boom", "ValueError: boom"))
     level.registry.disable("n1")
     pipeline.handle(sealed(keys, "B2"))
     level.registry.enable("n1")

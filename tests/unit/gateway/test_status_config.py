@@ -143,6 +143,11 @@ def test_a_second_gateway_process_consumes_without_the_dashboard_whose_port_is_t
         with caplog.at_level(logging.WARNING, "exgate.gateway"), \
                 _dashboard(taken, store, lambda: True) as second:
             assert second is None
+        assert "看板无法监听" in caplog.text and "继续消费，但不提供看板" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, "exgate.gateway"), \
+                _dashboard(replace(taken, lang="en"), store, lambda: True) as second:
+            assert second is None
         assert "cannot listen" in caplog.text and "without a dashboard" in caplog.text
         assert healthz(first.url) == (200, b"ok\n")
 
