@@ -268,11 +268,13 @@ def _cause(exc: BaseException) -> Localized:
                          "connected, but no AMQP answer came in time (is this RabbitMQ's "
                          "AMQP port?)")
     if isinstance(inner, ssl.SSLCertVerificationError):
-        return Localized(f"消息服务器的 TLS 证书未通过验证（{raw}）（签发它的 CA 是否已在 URL 的 "
-                         f"ssl_options 中以 ca_certs 给出？证书是否签发给这个主机名？）",
+        return Localized(f"消息服务器的 TLS 证书未通过验证（{raw}）（签发它的 CA 是否就是 URL "
+                         f"所指定的：ssl_options 中的 ca_certs，或消息服务器之间链路的 "
+                         f"cacertfile=？证书是否签发给这个主机名？）",
                          f"the broker's TLS certificate was not accepted ({raw}) (is the CA "
-                         f"that signed it given as ca_certs in the URL's ssl_options? is the "
-                         f"certificate issued for this host name?)")
+                         f"that signed it the one the URL names: ca_certs in its ssl_options, "
+                         f"or cacertfile= for a link between brokers? is the certificate "
+                         f"issued for this host name?)")
     if isinstance(inner, ssl.SSLError):
         return Localized(f"无法建立 TLS 连接（{raw}）（{_TLS_PORT.zh}）",
                          f"TLS could not be set up ({raw}) ({_TLS_PORT.en})")

@@ -146,6 +146,7 @@ def test_a_shovel_given_another_ca_declares_nothing(
     with pytest.raises(BrokerUnavailable) as refused:
         link_up(city.api, upstream, COUNTY, via="shovel", vhost=city.vhost)
     assert "certificate was not accepted" in str(refused.value)
+    assert "cacertfile= for a link between brokers" in str(refused.value)  # the hint fits
     vhost = quote(city.vhost, safe="")
     assert city.api.get(f"parameters/shovel/{vhost}") == []
     queues = [q["name"] for q in county.api.get(f"queues/{quote(county.vhost, safe='')}") or []]

@@ -134,10 +134,11 @@ _DIALLED = ("'mq.hn.gov'/(<AddressFamily.AF_INET: 2>, <SocketKind.SOCK_STREAM: 1
            "certificate (_ssl.c:1006)"))),
      "the broker's TLS certificate was not accepted (SSLCertVerificationError [SSL: "
      "CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate "
-     "(_ssl.c:1006)) (is the CA that signed it given as ca_certs in the URL's ssl_options?",
+     "(_ssl.c:1006)) (is the CA that signed it the one the URL names: ca_certs in its "
+     "ssl_options, or cacertfile= for a link between brokers?",
      "消息服务器的 TLS 证书未通过验证（SSLCertVerificationError [SSL: CERTIFICATE_VERIFY_FAILED] "
-     "certificate verify failed: self-signed certificate (_ssl.c:1006)）（签发它的 CA 是否已在 "
-     "URL 的 ssl_options 中以 ca_certs 给出？"),
+     "certificate verify failed: self-signed certificate (_ssl.c:1006)）（签发它的 CA 是否就是 "
+     "URL 所指定的：ssl_options 中的 ca_certs，或消息服务器之间链路的 cacertfile=？"),
 ])
 def test_a_broker_out_of_reach_is_named_with_why_in_both_languages(
         exc: Exception, en: str, zh: str) -> None:
