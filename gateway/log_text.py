@@ -42,8 +42,8 @@ _TEXT: dict[str, tuple[str, str]] = {
         "the levels above on this broker.",
     ),
     "older-delivery-limit": (
-        "消息服务器对退回队列不足 {limit:,} 次的批次即会放弃（监察库中断数小时即会发生，"
-        "而非数周）；这些批次将保存为失败批次：监察库恢复后请重放。",
+        "消息服务器会在批次退回队列不到 {limit:,} 次时就放弃该批次（监察库中断几小时即可能"
+        "出现，而非几周）；这些批次将保存为失败批次，请在监察库恢复后重放。",
         " The broker then gives up on a batch returned fewer times than {limit:,} (a store "
         "outage of hours, not weeks); such batches are kept as failed batches: replay them "
         "once the store is back.",
@@ -83,7 +83,7 @@ _TEXT: dict[str, tuple[str, str]] = {
         "{subject} held after an unexpected error",
     ),
     "poison-cause": (
-        "连续失败 {attempts} 次，最后一次错误为 {error}",
+        "连续失败 {attempts} 次（最后一次错误：{error}）",
         "failed {attempts} times in a row, last with {error}",
     ),
     "cannot-settle": (
@@ -96,7 +96,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     ),
     # -- the pipeline (pipeline.py) --
     "kept-failed": (
-        "节点 {node} 的批次 {batch} {cause}：已保存为失败批次，原因：{reason_name}，"
+        "节点 {node} 的批次 {batch} {cause}，已保存为失败批次（原因：{reason_name}），"
         "排除故障后可重放",
         "batch {batch} from node {node} {cause}: kept as a failed batch ({reason}), to replay "
         "once the cause is fixed",
@@ -110,12 +110,13 @@ _TEXT: dict[str, tuple[str, str]] = {
         "dropped a heartbeat that is not the JSON the contract says (routing key {key})",
     ),
     "heartbeat-not-authentic": (
-        "已丢弃一条自称来自节点 {node} 的心跳：消息服务器用户 {user!r}，路由键 {key!r}",
+        "已丢弃一条自称来自节点 {node} 的心跳：该节点未登记，或消息服务器用户 {user!r}、"
+        "路由键 {key!r} 与其登记不符",
         "dropped a heartbeat claiming node {node} from broker user {user!r} with routing "
-        "key {key!r}",
+        "key {key!r}: the node is not registered, or these are not its own",
     ),
     "stored": (
-        "已入库节点 {node} 的批次 {batch}：新入库 {stored} 条，重复 {duplicates} 条，"
+        "节点 {node} 的批次 {batch} 已入库：新入库 {stored} 条，重复 {duplicates} 条，"
         "冲突 {conflicts} 条{again}",
         "stored batch {batch} from node {node}: {stored} stored, {duplicates} duplicates, "
         "{conflicts} conflicts{again}",
@@ -166,12 +167,12 @@ _TEXT: dict[str, tuple[str, str]] = {
     "why-maxlen": ("：队列超出长度上限而被移出", ": dropped from a queue over its length limit"),
     # -- housekeeping (housekeeping.py) --
     "heartbeats-not-deleted": (
-        "未能删除 {days:g} 天前的心跳，{every:.0f} 秒后重试：{error}",
+        "未能删除超过 {days:g} 天的心跳，{every:.0f} 秒后重试：{error}",
         "heartbeats older than {days:g} day(s) not deleted, trying again in {every:.0f} s: "
         "{error}",
     ),
     "heartbeats-deleted": (
-        "已删除 {count} 条 {days:g} 天前的心跳",
+        "已删除 {count} 条超过 {days:g} 天的心跳",
         "deleted {count} heartbeat(s) older than {days:g} day(s)",
     ),
     # -- the dashboard and /metrics (dashboard/server.py, metrics.py) --
@@ -203,17 +204,11 @@ _TEXT: dict[str, tuple[str, str]] = {
 def say(text_id: str, lang: str, **args: object) -> str:
     """The log line ``text_id`` in ``lang``; an exception or ``Localized`` argument is
     said in ``lang`` too."""
-    return said(_TEXT, text_id, lang, **{name: _in(value, lang) for name, value in args.items()})
+    return said(_TEXT, text_id, lang, **{
+        name: message_of(value, lang) if isinstance(value, BaseException) else value
+        for name, value in args.items()})
 
 
 def both(text_id: str, **args: object) -> Localized:
     """``text_id`` in both languages: a part of a line, or what a store keeps (English)."""
     return Localized(say(text_id, "zh", **args), say(text_id, "en", **args))
-
-
-def _in(value: object, lang: str) -> object:
-    if isinstance(value, Localized):
-        return value.pick(lang)
-    if isinstance(value, BaseException):
-        return message_of(value, lang)
-    return value

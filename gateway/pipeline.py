@@ -344,7 +344,8 @@ class Pipeline:
         sender = node_id if refusal.trusted else self._vouched(delivery)
         detail = refusal.detail if refusal.trusted or node_id is None else \
             f"{refusal.detail} (x-exgate-node claims {node_id!r})"
-        log.warning(say("refused", self.lang, batch=shown, node=sender or "?",
+        log.warning(say("refused", self.lang, batch=shown,
+                        node=sender or Localized("（未知）", "?"),
                         reason=refusal.reason, reason_name=reason_name(refusal.reason),
                         detail=detail),
                     extra={"node_id": sender, "batch_id": shown, "reason": refusal.reason})

@@ -38,7 +38,7 @@ def describe(exc: BaseException) -> Localized:
     failed-batch detail and the receipt, the log's language for the log."""
     def first_line(lang: str) -> str:
         lines = message_of(exc, lang).strip().splitlines()
-        silent = Localized("（无错误信息）", "(no message)").pick(lang)
+        silent = "(no message)" if lang == "en" else "（无错误信息）"
         return f"{type(exc).__name__}: {lines[0] if lines else silent}"
     return Localized(first_line("zh"), first_line("en"))
 

@@ -259,21 +259,19 @@ class Localized(NamedTuple):
 
 def render(message_id: str, args: dict[str, Any], lang: str = "zh") -> str:
     """Fill the template ``message_id`` in ``lang`` ("zh" or "en")."""
-    zh, en = _MESSAGES[message_id]
-    template = en if lang == "en" else zh
-    values = {
-        name: (value.en if lang == "en" else value.zh) if isinstance(value, Localized) else value
-        for name, value in args.items()
-    }
-    return template.format(**values)
+    return said(_MESSAGES, message_id, lang, **args)
 
 
 def said(texts: Mapping[str, tuple[str, str]], text_id: str, lang: str, **args: object) -> str:
     """The (Chinese, English) text ``text_id`` of ``texts`` in ``lang``, placeholders
-    filled: the one way every user-facing table of the project is read."""
+    filled, a ``Localized`` one in ``lang`` too: the one way every user-facing table of
+    the project is read."""
     zh, en = texts[text_id]
     text = en if lang == "en" else zh
-    return text.format(**args) if args else text
+    if not args:
+        return text
+    return text.format(**{name: value.pick(lang) if isinstance(value, Localized) else value
+                          for name, value in args.items()})
 
 
 def columns(cells: Sequence[str], widths: Sequence[int]) -> str:

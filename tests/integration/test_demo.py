@@ -65,7 +65,7 @@ def test_the_demo_runs_the_whole_path_and_cleans_up(tmp_path: Path) -> None:
         assert stat.S_IMODE(password.stat().st_mode) == 0o600
         assert 'lang = "en"' in config  # the gateways log in the demo's language
     log = (workdir / "logs" / "demo.log").read_text(encoding="utf-8")
-    assert "exgate.gateway stored batch " in log and "已入库节点" not in log
+    assert "exgate.gateway stored batch " in log and "已入库：" not in log
     county_total = sum(stores[d]["records"] for d in LEVELS[2:])
     assert stores["430000"]["records"] == stores["430100"]["records"] == county_total > 0
 

@@ -115,7 +115,7 @@ def test_an_older_queue_warning_says_what_its_differing_argument_changes() -> No
     assert _older_queue_effect(refusal("x-queue-type"), "en") == ""
     assert "各上级的死信队列" in _older_queue_effect(refusal("x-dead-letter-routing-key"), "zh")
     limit = _older_queue_effect(refusal("x-delivery-limit"), "zh")
-    assert "1,000" in limit and "监察库恢复后请重放" in limit
+    assert "1,000" in limit and "请在监察库恢复后重放" in limit
 
 
 

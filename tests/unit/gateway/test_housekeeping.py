@@ -54,7 +54,7 @@ def test_the_gateway_sweeps_at_start_beside_the_consumer(store: SqlStore) -> Non
 
     class _Watch(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if record.getMessage() == "已删除 1 条 2 天前的心跳":  # Chinese by default
+            if record.getMessage() == "已删除 1 条超过 2 天的心跳":  # Chinese by default
                 swept.set()
 
     watch = _Watch()

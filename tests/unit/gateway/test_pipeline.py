@@ -355,9 +355,9 @@ def test_a_batch_id_reused_for_other_content_is_refused(
 
 
 LOGGED = {
-    None: ["已入库节点 n1 的批次 B1：新入库 2 条，重复 0 条，冲突 0 条",
-           "已入库节点 n1 的批次 B1：新入库 2 条，重复 0 条，冲突 0 条（重新投递，内容未变）",
-           "拒收节点 ? 的批次 B2：节点未登记（unknown-node）：node 'n9' is not in the registry "
+    None: ["节点 n1 的批次 B1 已入库：新入库 2 条，重复 0 条，冲突 0 条",
+           "节点 n1 的批次 B1 已入库：新入库 2 条，重复 0 条，冲突 0 条（重新投递，内容未变）",
+           "拒收节点 （未知） 的批次 B2：节点未登记（unknown-node）：node 'n9' is not in the registry "
            "(x-exgate-node claims 'n9')"],
     "en": ["stored batch B1 from node n1: 2 stored, 0 duplicates, 0 conflicts",
            "stored batch B1 from node n1: 2 stored, 0 duplicates, 0 conflicts (redelivered, "

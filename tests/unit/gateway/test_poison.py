@@ -203,8 +203,8 @@ def test_a_poison_heartbeat_is_dropped(keys: NodeKeys, caplog: pytest.LogCapture
         verdict = patiently(pipeline_over(store, keys), beat, kind="heartbeat")
     assert verdict == Verdict("ack") and not store.failed
     assert caplog.records[-1].getMessage() == (  # the log is Chinese by default
-        "路由键 430000.430100.430102.n1 的心跳连续失败 3 次，最后一次错误为 FatalError: "
-        "no such table: ST_HEARTBEAT：已丢弃")
+        "路由键 430000.430100.430102.n1 的心跳连续失败 3 次（最后一次错误：FatalError: "
+        "no such table: ST_HEARTBEAT）：已丢弃")
 
 
 def test_quarantine_sends_a_receipt_only_to_a_proven_node(keys: NodeKeys,
