@@ -156,7 +156,7 @@ def _run(demo: _Demo, cases: int) -> None:
                                                  key_file=keys[node.node_id],
                                                  broker_url=amqp, source=str(source))
     for division in LEVELS:
-        login = create_gateway_user(broker, demo.central / "secrets", division)
+        login = create_gateway_user(broker, demo.central / "secrets", division, lang=lang)
         demo.gateways[division] = gateway_config(
             demo.central / division / "gateway.toml", division, broker_url=login.broker_url,
             password_file=login.password_file, store_url="sqlite:///store.db",
@@ -208,7 +208,7 @@ def _start_broker(demo: _Demo) -> LocalBroker:
         _say("broker-tmp", demo.lang, base=base)
     demo.broker = LocalBroker(base)
     demo.broker.start()
-    declare_levels(demo.broker, LEVELS)
+    declare_levels(demo.broker, LEVELS, lang=demo.lang)
     _say("broker-up", demo.lang, port=demo.broker.ports.amqp, levels=", ".join(LEVELS))
     return demo.broker
 
@@ -236,7 +236,8 @@ def _provision_nodes(demo: _Demo, broker: LocalBroker) -> dict[str, Path]:
     keys = {}
     for node in NODES:
         home = demo.nodes / node.node_id
-        keys[node.node_id] = provision(broker, demo.central / "registry", home, node)
+        keys[node.node_id] = provision(broker, demo.central / "registry", home, node,
+                                     lang=demo.lang)
         _say("node", demo.lang, node=node.node_id, division=node.division,
              kind=_word(f"kind-{node.kind}", demo.lang),
              key=routing_key(node.division, node.node_id))

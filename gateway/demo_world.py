@@ -39,29 +39,30 @@ class GatewayLogin:
     broker_url: str  # with the user, without the password
 
 
-def declare_levels(broker: LocalBroker, levels: Sequence[str], vhost: str = "/") -> None:
+def declare_levels(broker: LocalBroker, levels: Sequence[str], vhost: str = "/",
+                   lang: str = "zh") -> None:
     """Exchanges and every level's queues, before any agent publishes (mandatory)."""
-    declare_topology(HttpChannel(ManagementApi.from_broker(broker), vhost), levels)
+    declare_topology(HttpChannel(ManagementApi.from_broker(broker), vhost, lang), levels)
 
 
 def provision(broker: LocalBroker, registry: Path, keys: Path, node: NodeSpec,
-              vhost: str = "/") -> Path:
+              vhost: str = "/", lang: str = "zh") -> Path:
     """``exgate node add``: broker user, topic permissions, keys, registry; the key file."""
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_file = keys / f"{node.node_id}.key"
     add_node(lambda: ManagementApi.from_broker(broker), Registry(registry), node.node_id,
-             node.division, key_file, vhost=vhost)
+             node.division, key_file, vhost=vhost, lang=lang)
     return key_file
 
 
 def create_gateway_user(broker: LocalBroker, secrets_dir: Path, division: str,
-                        vhost: str = "/") -> GatewayLogin:
+                        vhost: str = "/", lang: str = "zh") -> GatewayLogin:
     """``exgate gateway user``: the broker user of one level's gateway, allowed that
     level's queues only (one per level, though all share the broker); password in a file."""
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = secrets_dir / f"{gateway_user_name(division)}.password"
     done = provision_gateway_user(lambda: ManagementApi.from_broker(broker), division, path,
-                                  vhost=vhost)
+                                  vhost=vhost, lang=lang)
     return GatewayLogin(done.user, path, done.broker_url)
 
 
