@@ -29,9 +29,7 @@ from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from xml.sax.saxutils import escape
 
-import xmlschema
 from sqlalchemy import Engine, create_engine
 
 from adapters.db_connect import engine_url
@@ -40,6 +38,7 @@ from adapters.heap import startup_frozen
 from adapters.sources.base import SourceContext
 from adapters.sources.database import database_source
 from adapters.sources.db_tables import to_text
+from bench._naive import xsd_record
 from bench._registry import BenchConfig, Reference, Result, figure, measured_rate
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
@@ -215,15 +214,8 @@ def _check_fields_validator() -> Validator:
 
 
 def _xmlschema_validator(fields: Sequence[str]) -> Validator:
-    catalog = load_catalog()
-    schema = xmlschema.XMLSchema(str(catalog.path))  # built once, outside the loop
-
-    def valid(values: dict[str, str | None]) -> bool:
-        body = "".join(f"<{f}>{escape(values[f] or '')}</{f}>" for f in fields if values[f])
-        return bool(schema.is_valid(
-            f'<{ELEMENT} xmlns="{catalog.namespace}">{body}</{ELEMENT}>'))
-
-    return valid
+    record = xsd_record(ELEMENT, fields)
+    return lambda values: record(values) is not None
 
 
 def _naive(engine: Engine, fields: Sequence[str], path: Path, rows: int,

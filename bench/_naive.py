@@ -1,0 +1,33 @@
+"""The naive pipeline's validation step, as design §11 defines it: xmlschema, per record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from xml.sax.saxutils import escape
+
+import xmlschema
+
+from schemas.catalog import load_catalog
+
+__all__ = ["XsdRecord", "xsd_record"]
+
+# A row's field texts → the record's XML when the XSD takes it, else None.
+XsdRecord = Callable[[Mapping[str, str | None]], str | None]
+
+
+def xsd_record(element: str, fields: Sequence[str]) -> XsdRecord:
+    """Build one ``element`` record from a row and validate it alone with xmlschema.
+
+    The schema is built once, outside the loop: the naive way is per-record
+    validation, not per-record schema loading.
+    """
+    catalog = load_catalog()
+    schema = xmlschema.XMLSchema(str(catalog.path))
+
+    def record(values: Mapping[str, str | None]) -> str | None:
+        body = "".join(f"<{f}>{escape(values[f] or '')}</{f}>" for f in fields if values[f])
+        if not schema.is_valid(f'<{element} xmlns="{catalog.namespace}">{body}</{element}>'):
+            return None
+        return f"\n    <{element}>{body}</{element}>"
+
+    return record
