@@ -1,8 +1,9 @@
 """Database mode into the outbox: ``EX_SBXX`` rows in PostgreSQL → journaled records.
 
 - exgate: the real ``DatabaseSource`` (flag strategy, default page size) read page by
-  page, each page journaled with ``Outbox.journal`` and then ``commit`` (SYNC_FLAG=1),
-  exactly as the agent's poll does it, with the startup heap frozen as ``agent run``
+  page, each page journaled with ``Outbox.journal`` (sealing the batches it fills, at the
+  default batch size) and then ``commit`` (SYNC_FLAG=1), exactly as the agent's poll
+  does it, with the startup heap frozen as ``agent run``
   freezes it (``adapters/heap.py``; the other figures run frozen too);
 - raw limit: one bare ``SELECT`` of the same rows through the driver, then one
   ``executemany`` into a SQLite table (same pragmas as the outbox) in one transaction;
@@ -40,7 +41,8 @@ from adapters.sources.database import database_source
 from adapters.sources.db_tables import to_text
 from bench._naive import xsd_record
 from bench._registry import BenchConfig, Reference, Result, figure, measured_rate
-from frontend_machine.outbox import Outbox
+from frontend_machine.config import OutboxConfig
+from frontend_machine.outbox import BatchLimits, Outbox
 from schemas.catalog import load_catalog
 from schemas.record_check import check_fields
 from schemas.times import BEIJING
@@ -154,10 +156,12 @@ def _sqlite(path: Path, columns: Sequence[str]) -> sqlite3.Connection:
 def _exgate(url: str, engine: Engine, workdir: Path, records: int) -> int:
     context = SourceContext("bench-node", DIVISION, load_catalog(), "zh")
     options = {"url": url, "strategy": "flag", "tables": [ELEMENT]}
-    with Outbox(workdir / "agent-db-outbox.db") as outbox, \
+    box = OutboxConfig(workdir / "agent-db-outbox.db")
+    limits = BatchLimits(box.batch_max_records, box.batch_max_bytes)
+    with Outbox(box.path) as outbox, \
             database_source(SOURCE, options, context) as source:
         for chunk in source.read(outbox.source_state(SOURCE)):
-            outbox.journal(SOURCE, chunk)
+            outbox.journal(SOURCE, chunk, seal_full=limits)
             source.commit(chunk)
         journaled, rejected = outbox.record_count(), len(outbox.rejects())
     with closing(engine.raw_connection()) as conn:

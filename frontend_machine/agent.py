@@ -1,8 +1,8 @@
 """The front-end agent's loop: sources → outbox → (publisher), with back pressure.
 
-For each source: read a chunk → journal it (records, rejects, progress: one
-transaction) → ``source.commit`` → seal the batches the chunk filled and wake the
-publisher, so a long backlog is sent while it is still being read. After the pass the
+For each source: read a chunk → journal it (records, rejects, progress and the batches
+it fills: one transaction) → ``source.commit`` → wake the publisher for those batches,
+so a long backlog is sent while it is still being read. After the pass the
 trailing partial batch is sealed once it has lingered. Every ``_UPKEEP_SECONDS``, and
 before it calls the outbox over its disk budget, the agent makes room: stored batches
 give up their payloads, batches stored longer ago than their retention are forgotten,
@@ -15,7 +15,6 @@ the agent. ``agent_command.py`` runs it as ``agent once`` and ``agent run``.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from adapters.sources.base import Source, SourceContext
 from frontend_machine.config import AgentConfig, load_config, source_factory
-from frontend_machine.outbox import Outbox, OutboxBroken
+from frontend_machine.outbox import BatchLimits, Outbox, OutboxBroken
 from frontend_machine.publisher_settings import PublisherSettings
 from frontend_machine.publishing import publisher_settings
 from frontend_machine.report import Tally, say
@@ -129,23 +128,6 @@ class Agent:
         self.tally.sealed += len(sealed)
         return sealed
 
-    def seal_full(self) -> None:
-        """Seal the batches that are already full and wake the publisher for them.
-
-        Called after every journaled chunk. Only full batches: they are cut exactly as
-        the end-of-pass seal would cut them, so batches do not shrink with chunk sizes.
-        """
-        box = self.config.outbox
-        try:
-            sealed = self.outbox.seal_batches(box.batch_max_records, box.batch_max_bytes,
-                                              math.inf)
-        except RetriableError as exc:  # the end-of-pass seal tries again
-            log.warning(say("seal-failed", self.lang, error=exc.message(self.lang)))
-            return
-        self.tally.sealed += len(sealed)
-        if sealed:
-            self.on_sealed()
-
     def waiting(self) -> int:
         return sum(getattr(source, "waiting", lambda: 0)() for source in self.sources)
 
@@ -175,18 +157,24 @@ class Agent:
     def _poll(self, source: Source) -> int:
         chunks = 0
         state = self.outbox.source_state(source.name)
+        box = self.config.outbox
+        limits = BatchLimits(box.batch_max_records, box.batch_max_bytes)
         reading = source.read(state)
         try:
             for chunk in reading:
-                result = self.outbox.journal(source.name, chunk)
+                # Batches the chunk fills are sealed with it and published at once; the
+                # rest waits for the end-of-pass seal and its linger.
+                result = self.outbox.journal(source.name, chunk, seal_full=limits)
                 source.commit(chunk)
+                if result.sealed:
+                    self.tally.sealed += len(result.sealed)
+                    self.on_sealed()
                 lines = self.tally.add(source.name, chunk, result, self.lang)
                 if lines:
                     log.warning(say("rejected-chunk", self.lang, source=source.name,
                                     count=len(lines), first=lines[0]),
                                 extra={"source": source.name})
                 chunks += 1
-                self.seal_full()
                 if self.stop.is_set() or self._check_budget():
                     break
         finally:

@@ -1,13 +1,14 @@
 """The outbox: a durable SQLite journal between the sources and the publisher.
 
 Flow of one record: a source chunk is journaled (records, rejects and the source's
-progress in ONE transaction) → ``seal_batches`` groups unbatched records into batches in
-journal order → the publisher takes ``next_pending_batches``, publishes, and calls
-``mark_sent`` on the broker confirm → each level's receipt calls ``mark_stored`` or
-``mark_failed``. A batch is ``stored`` once every level above the node has stored it,
-``failed`` while a level's latest receipt refuses it (a level that stored it never goes
-back to refusing it); ``make_room`` drops a stored batch's payloads and, after its
-retention, forgets it.
+progress in ONE transaction, with the batches its records fill when the agent asks:
+``seal_full``) → ``seal_batches`` groups the records still unbatched into batches in
+journal order once they have lingered → the publisher takes ``next_pending_batches``,
+publishes, and calls ``mark_sent`` on the broker confirm → each level's receipt calls
+``mark_stored`` or ``mark_failed``. A batch is ``stored`` once every level above the
+node has stored it, ``failed`` while a level's latest receipt refuses it (a level that
+stored it never goes back to refusing it); ``make_room`` drops a stored batch's
+payloads and, after its retention, forgets it.
 
 Nothing is ever dropped: a full disk raises ``RetriableError`` with the transaction
 rolled back, so the source is not committed and hands the same records out again.
@@ -31,7 +32,14 @@ from typing import Any
 
 from adapters.sources.base import Chunk
 from frontend_machine.outbox_backlog import OldestPending, depth
-from frontend_machine.outbox_batches import BatchInfo, BatchState, Depth, plan_batches
+from frontend_machine.outbox_batches import (
+    BatchInfo,
+    BatchLimits,
+    BatchState,
+    Depth,
+    plan_batches,
+    seat_full_batches,
+)
 from frontend_machine.outbox_budget import (
     disk_bytes,
     drop_stored_payloads,
@@ -46,6 +54,8 @@ from frontend_machine.outbox_connection import (
     transaction,
 )
 from frontend_machine.outbox_journal import (
+    SIZE,
+    in_batch,
     insert_file_issues,
     insert_records,
     insert_reject,
@@ -57,8 +67,8 @@ from schemas.errors import FatalError
 from schemas.times import BEIJING
 
 __all__ = [
-    "ALL_LEVELS", "BatchInfo", "BatchState", "Depth", "JournalResult", "Outbox", "OutboxBroken",
-    "OutboxNotFound", "RoomMade",
+    "ALL_LEVELS", "BatchInfo", "BatchLimits", "BatchState", "Depth", "JournalResult", "Outbox",
+    "OutboxBroken", "OutboxNotFound", "RoomMade",
 ]
 
 ALL_LEVELS = ("province", "city", "county")
@@ -75,6 +85,7 @@ class JournalResult:
     conflicts: int = 0  # also counted in ``added``: kept for a person to resolve
     # element → {"added": n, "duplicates": n, "conflicts": n}, for per-element reports
     by_element: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    sealed: tuple[str, ...] = ()  # batches the chunk filled, sealed with it (``seal_full``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +127,19 @@ class Outbox:
 
     # -- journaling ----------------------------------------------------------------------
 
-    def journal(self, source: str, chunk: Chunk) -> JournalResult:
-        """Journal a chunk's valid records, its rejects and its progress atomically."""
+    def journal(self, source: str, chunk: Chunk, *,
+                seal_full: BatchLimits | None = None) -> JournalResult:
+        """Journal a chunk's valid records, its rejects and its progress atomically.
+
+        With ``seal_full``, the batches the records fill are sealed in the same
+        transaction, exactly as ``seal_batches`` with an infinite linger would seal them
+        right after: each record goes straight into its batch rather than being written
+        a second time to join it.
+        """
         now = self._clock()
         rejected = 0
         rows: list[tuple[Any, ...]] = []
+        sealed: list[str] = []
         with self._transaction("journaling a chunk: none of it was journaled, and the source"
                                " hands it out again"):
             for origin, check in chunk.checks:
@@ -129,9 +148,13 @@ class Outbox:
                     rejected += 1
                     continue
                 rows.append(record_row(source, origin, check.record, now))
+            if rows and seal_full is not None:
+                sealed = self._seat_full_batches(rows, seal_full, now)
             counts = insert_records(self._db, rows) if rows else {}
             if rows:
                 settle_rejects(self._db, source, rows, now)
+                if sealed and sum(c["added"] for c in counts.values()) < len(rows):
+                    sealed = self._recount(sealed)
             if chunk.file_issues:
                 insert_file_issues(self._db, source, chunk.file_issues, now)
             if chunk.progress:
@@ -140,7 +163,41 @@ class Outbox:
             return sum(c[kind] for c in counts.values())
 
         return JournalResult(total("added"), total("duplicates"), rejected, total("conflicts"),
-                             counts)
+                             counts, tuple(sealed))
+
+    def _seat_full_batches(self, rows: list[tuple[Any, ...]], limits: BatchLimits,
+                           now: float) -> list[str]:
+        """Seal the full batches that the unbatched records and ``rows`` (not yet
+        inserted) make: the batches' rows, the unbatched records joining one, and
+        ``rows`` rewritten in place to go into theirs."""
+        tail = self._unbatched()
+        sealed = []
+        for seats in seat_full_batches(tail, [row[SIZE] for row in rows], limits):
+            batch_id = self._new_batch(now, seats.count, seats.bytes)
+            if seats.tail is not None:
+                first, last = seats.tail
+                self._join_batch(batch_id, tail[first][0], tail[last][0])
+            if seats.new is not None:
+                first, last = seats.new
+                rows[first:last + 1] = [in_batch(row, batch_id) for row in rows[first:last + 1]]
+            sealed.append(batch_id)
+        return sealed
+
+    def _recount(self, batch_ids: Sequence[str]) -> list[str]:
+        """Rows the unique identity refused as duplicates are in no batch: give the
+        batches just sealed their real counts, and drop one left with no record."""
+        kept = []
+        for batch_id in batch_ids:
+            count, size = self._db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM records WHERE batch_id = ?",
+                (batch_id,)).fetchone()
+            if count:
+                self._db.execute("UPDATE batches SET record_count = ?, bytes = ?"
+                                 " WHERE batch_id = ?", (count, size, batch_id))
+                kept.append(batch_id)
+            else:
+                self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
+        return kept
 
     def _save_state(self, source: str, progress: dict[str, Any], now: float) -> None:
         self._db.execute(
@@ -170,20 +227,28 @@ class Outbox:
         sealed: list[str] = []
         with self._transaction("sealing batches: the records stay journaled and are sealed"
                                " on a later try"):
-            rows = self._db.execute(
-                "SELECT seq, size, journaled_at FROM records WHERE batch_id IS NULL"
-                " ORDER BY seq").fetchall()
-            for group in plan_batches(rows, max_records, max_bytes, now=now,
+            for group in plan_batches(self._unbatched(), max_records, max_bytes, now=now,
                                       linger=linger_seconds):
-                batch_id = _new_batch_id(now)
-                self._db.execute(
-                    "INSERT INTO batches (batch_id, state, created_at, record_count, bytes)"
-                    " VALUES (?, 'pending', ?, ?, ?)", (batch_id, now, group.count, group.bytes))
-                self._db.execute(
-                    "UPDATE records SET batch_id = ? WHERE seq BETWEEN ? AND ?"
-                    " AND batch_id IS NULL", (batch_id, group.first_seq, group.last_seq))
+                batch_id = self._new_batch(now, group.count, group.bytes)
+                self._join_batch(batch_id, group.first_seq, group.last_seq)
                 sealed.append(batch_id)
         return sealed
+
+    def _unbatched(self) -> list[tuple[int, int, float]]:
+        """``(seq, size, journaled_at)`` of the records in no batch yet, in order."""
+        return self._db.execute("SELECT seq, size, journaled_at FROM records"
+                                " WHERE batch_id IS NULL ORDER BY seq").fetchall()
+
+    def _new_batch(self, now: float, count: int, size: int) -> str:
+        batch_id = _new_batch_id(now)
+        self._db.execute(
+            "INSERT INTO batches (batch_id, state, created_at, record_count, bytes)"
+            " VALUES (?, 'pending', ?, ?, ?)", (batch_id, now, count, size))
+        return batch_id
+
+    def _join_batch(self, batch_id: str, first_seq: int, last_seq: int) -> None:
+        self._db.execute("UPDATE records SET batch_id = ? WHERE seq BETWEEN ? AND ?"
+                         " AND batch_id IS NULL", (batch_id, first_seq, last_seq))
 
     def next_pending_batches(self, limit: int) -> list[BatchInfo]:
         rows = self._db.execute(

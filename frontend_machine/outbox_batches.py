@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["BatchInfo", "BatchState", "Depth", "Group", "plan_batches"]
+__all__ = ["BatchInfo", "BatchLimits", "BatchState", "Depth", "Group", "Seats", "plan_batches",
+           "seat_full_batches"]
 
 
 class BatchState(StrEnum):
@@ -53,6 +55,14 @@ class Depth:
     unbatched_records: int
 
 
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """A batch is full at ``max_records`` records or ``max_bytes`` bytes of payload."""
+
+    max_records: int
+    max_bytes: int
+
+
 @dataclass(slots=True)
 class Group:
     """A run of consecutive unbatched records that will become one batch."""
@@ -97,3 +107,34 @@ def plan_batches(rows: Iterable[tuple[int, int, float]], max_records: int, max_b
         if full or lingered:
             groups.append(current)
     return groups
+
+
+@dataclass(frozen=True, slots=True)
+class Seats:
+    """Where the records of one full batch sit: a run of the unbatched records already
+    journaled (``tail``, positions in it, or None) and a run of the rows being journaled
+    (``new``, positions in them, or None); the tail's run comes first."""
+
+    tail: tuple[int, int] | None
+    new: tuple[int, int] | None
+    count: int
+    bytes: int
+
+
+def seat_full_batches(tail: Sequence[tuple[int, int, float]], new_sizes: Sequence[int],
+                      limits: BatchLimits) -> list[Seats]:
+    """The full batches that the unbatched ``tail`` (``(seq, size, journaled_at)``, in
+    order) and the rows about to be journaled after it (``new_sizes``) make, cut exactly
+    as ``plan_batches`` cuts them. What does not fill a batch stays unbatched."""
+    edge = len(tail)
+    items = [(position, size, 0.0) for position, (_, size, _) in enumerate(tail)]
+    items += [(edge + index, size, 0.0) for index, size in enumerate(new_sizes)]
+    seats = []
+    for group in plan_batches(items, limits.max_records, limits.max_bytes, now=0.0,
+                              linger=math.inf):
+        first, last = group.first_seq, group.last_seq
+        seats.append(Seats(
+            (first, min(last, edge - 1)) if first < edge else None,
+            (max(first, edge) - edge, last - edge) if last >= edge else None,
+            group.count, group.bytes))
+    return seats

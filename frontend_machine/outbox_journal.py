@@ -23,23 +23,25 @@ from schemas.issues import Issue
 from schemas.records import Record
 from schemas.writer import record_xml
 
-__all__ = ["insert_file_issues", "insert_records", "insert_reject", "record_row",
-           "settle_rejects"]
+__all__ = ["SIZE", "in_batch", "insert_file_issues", "insert_records", "insert_reject",
+           "record_row", "settle_rejects"]
 
 _INSERT_RECORD = (
     "INSERT OR IGNORE INTO records (element, record_key, sjbbh, digest, division, payload,"
-    " size, source, origin, line, journaled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    " size, source, origin, line, journaled_at, batch_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _NEW_CONFLICTS = (  # rows after seq ?, each with an earlier row of its identity, other digest
     "SELECT r.seq, r.element FROM records AS r WHERE r.seq > ? AND EXISTS (SELECT 1 FROM"
     " records AS o WHERE o.element = r.element AND o.record_key = r.record_key"
     " AND o.sjbbh = r.sjbbh AND o.digest <> r.digest AND o.seq < r.seq)")
 
 
-_ORIGIN, _LINE = 8, 9  # of a ``record_row``
+SIZE, _ORIGIN, _LINE = 6, 8, 9  # of a ``record_row``
 
 
 def record_row(source: str, origin: Origin, record: Record, now: float) -> tuple[Any, ...]:
-    """The ``records`` row of one valid record, in ``_INSERT_RECORD`` order.
+    """The ``records`` row of one valid record, in ``_INSERT_RECORD`` order, not yet in
+    a batch (``in_batch`` seats it in one).
 
     The payload is the record as the batch document will hold it, written once here:
     sealing a batch only joins its payloads, and its size is exact.
@@ -47,7 +49,13 @@ def record_row(source: str, origin: Origin, record: Record, now: float) -> tuple
     payload = record_xml(record)
     return (record.element, record.key_text, record.version, record.digest(),
             record.fields.get("XZQHDM", ""), payload, len(payload.encode()), source,
-            origin.locator, origin.line if origin.line is not None else record.line, now)
+            origin.locator, origin.line if origin.line is not None else record.line, now,
+            None)
+
+
+def in_batch(row: tuple[Any, ...], batch_id: str) -> tuple[Any, ...]:
+    """A ``record_row`` journaled straight into batch ``batch_id``."""
+    return (*row[:-1], batch_id)
 
 
 def insert_records(connection: sqlite3.Connection,
