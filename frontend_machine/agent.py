@@ -1,7 +1,7 @@
 """The front-end agent's loop: sources → outbox → (publisher), with back pressure.
 
 For each source: read a chunk → journal it (records, rejects, progress and the batches
-it fills: one transaction) → ``source.commit`` → wake the publisher for those batches,
+it fills: one transaction) → wake the publisher for those batches → ``source.commit``,
 so a long backlog is sent while it is still being read. After the pass the
 trailing partial batch is sealed once it has lingered. Every ``_UPKEEP_SECONDS``, and
 before it calls the outbox over its disk budget, the agent makes room: stored batches
@@ -165,10 +165,10 @@ class Agent:
                 # Batches the chunk fills are sealed with it and published at once; the
                 # rest waits for the end-of-pass seal and its linger.
                 result = self.outbox.journal(source.name, chunk, seal_full=limits)
-                source.commit(chunk)
-                if result.sealed:
+                if result.sealed:  # journaled for good, whatever the source's commit does
                     self.tally.sealed += len(result.sealed)
                     self.on_sealed()
+                source.commit(chunk)
                 lines = self.tally.add(source.name, chunk, result, self.lang)
                 if lines:
                     log.warning(say("rejected-chunk", self.lang, source=source.name,

@@ -20,6 +20,7 @@ a mistyped path is ``OutboxNotFound`` instead of a new, empty journal.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 import uuid
@@ -153,8 +154,9 @@ class Outbox:
             counts = insert_records(self._db, rows) if rows else {}
             if rows:
                 settle_rejects(self._db, source, rows, now)
-                if sealed and sum(c["added"] for c in counts.values()) < len(rows):
-                    sealed = self._recount(sealed)
+                added = sum(c["added"] for c in counts.values())
+                if sealed and seal_full is not None and added < len(rows):
+                    sealed = self._reseat(sealed, seal_full, now)
             if chunk.file_issues:
                 insert_file_issues(self._db, source, chunk.file_issues, now)
             if chunk.progress:
@@ -183,21 +185,15 @@ class Outbox:
             sealed.append(batch_id)
         return sealed
 
-    def _recount(self, batch_ids: Sequence[str]) -> list[str]:
-        """Rows the unique identity refused as duplicates are in no batch: give the
-        batches just sealed their real counts, and drop one left with no record."""
-        kept = []
-        for batch_id in batch_ids:
-            count, size = self._db.execute(
-                "SELECT count(*), coalesce(sum(size), 0) FROM records WHERE batch_id = ?",
-                (batch_id,)).fetchone()
-            if count:
-                self._db.execute("UPDATE batches SET record_count = ?, bytes = ?"
-                                 " WHERE batch_id = ?", (count, size, batch_id))
-                kept.append(batch_id)
-            else:
-                self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
-        return kept
+    def _reseat(self, batch_ids: Sequence[str], limits: BatchLimits, now: float) -> list[str]:
+        """The unique identity refused some rows as duplicates, so the batches seated
+        for them are short: cut them again from the records that are there, as
+        ``seal_batches`` would. Rare (a source handing out records again), so plain."""
+        marks = ", ".join("?" * len(batch_ids))
+        self._db.execute(f"UPDATE records SET batch_id = NULL WHERE batch_id IN ({marks})",
+                         batch_ids)
+        self._db.execute(f"DELETE FROM batches WHERE batch_id IN ({marks})", batch_ids)
+        return self._seal_unbatched(limits.max_records, limits.max_bytes, now, math.inf)
 
     def _save_state(self, source: str, progress: dict[str, Any], now: float) -> None:
         self._db.execute(
@@ -223,15 +219,18 @@ class Outbox:
         partial batch only once its oldest record has waited ``linger_seconds`` (0: at
         once, whatever the clock says; ``math.inf``: never), see ``plan_batches``.
         """
-        now = self._clock()
-        sealed: list[str] = []
         with self._transaction("sealing batches: the records stay journaled and are sealed"
                                " on a later try"):
-            for group in plan_batches(self._unbatched(), max_records, max_bytes, now=now,
-                                      linger=linger_seconds):
-                batch_id = self._new_batch(now, group.count, group.bytes)
-                self._join_batch(batch_id, group.first_seq, group.last_seq)
-                sealed.append(batch_id)
+            return self._seal_unbatched(max_records, max_bytes, self._clock(), linger_seconds)
+
+    def _seal_unbatched(self, max_records: int, max_bytes: int, now: float,
+                        linger_seconds: float) -> list[str]:
+        sealed = []
+        for group in plan_batches(self._unbatched(), max_records, max_bytes, now=now,
+                                  linger=linger_seconds):
+            batch_id = self._new_batch(now, group.count, group.bytes)
+            self._join_batch(batch_id, group.first_seq, group.last_seq)
+            sealed.append(batch_id)
         return sealed
 
     def _unbatched(self) -> list[tuple[int, int, float]]:

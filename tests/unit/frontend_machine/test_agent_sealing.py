@@ -72,6 +72,24 @@ def test_chunk_sealing_cuts_the_same_batches_as_one_seal_at_the_end(tmp_path: Pa
     agent.outbox.close()
 
 
+class CommitFails(ChunkedSource):
+    """The front-end database drops between the journal and the flag update."""
+
+    def commit(self, chunk: Chunk) -> None:
+        raise ConnectionError("the front-end database went away")
+
+
+def test_batches_sealed_with_a_chunk_are_announced_even_when_the_source_commit_fails(
+        tmp_path: Path) -> None:
+    agent, woken = agent_with(tmp_path, lambda outbox: CommitFails(outbox, 1, 25),
+                              max_records=10)
+    assert agent.poll_all() == 0  # the source failed: it is retried later, the chunk re-read
+    assert "went away" in (agent.last_error or "")
+    assert woken == [2] and agent.tally.sealed == 2  # the publisher sends them meanwhile
+    assert agent.outbox.depth().pending_batches == 2
+    agent.outbox.close()
+
+
 class PlainSource:
     """Three records in one chunk, or a failure of its own when ``broken``."""
 

@@ -4,7 +4,6 @@ cut exactly as ``seal_batches`` would cut them afterwards, and counted as journa
 from __future__ import annotations
 
 import math
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -58,28 +57,61 @@ def test_sealing_with_the_journal_gives_the_batches_sealing_after_it_gives(
         assert keys == [f"K{n:03}" for n in range(len(keys))]  # journal order, each once
 
 
-def test_duplicates_in_a_sealing_chunk_leave_each_batch_its_real_count(
-        tmp_path: Path) -> None:
-    with Outbox(tmp_path / "outbox.db", clock=FakeClock()) as outbox:
-        outbox.journal("src", chunk(0, 10))  # not sealed: the unbatched tail
-        result = outbox.journal("src", chunk(5, 20), seal_full=TEN)  # K005-K009 again
-        assert (result.added, result.duplicates) == (15, 5)
-        assert len(result.sealed) == 3
-        found = batches(outbox)
-        assert [(count, keys[0], keys[-1]) for count, _, keys in found] == [
-            (10, "K000", "K009"), (5, "K010", "K014"), (10, "K015", "K024")]
-        for batch_id, (_, size, _) in zip(result.sealed, found, strict=True):
-            payloads = outbox.batch_payloads(batch_id)
-            assert size == sum(len(p.encode()) for p in payloads)
-        assert outbox.record_count() == 25 and outbox.depth().unbatched_records == 0
+def journal_both_ways(tmp_path: Path, chunks: list[Chunk],
+                      limits: BatchLimits = TEN) -> tuple[Outbox, Outbox, list[int]]:
+    """The chunks journaled with ``seal_full`` into one outbox and, into another, each
+    journaled then sealed after it (linger infinite); the seal counts of the first."""
+    clock = FakeClock()
+    together = Outbox(tmp_path / "with.db", clock=clock)
+    after = Outbox(tmp_path / "after.db", clock=clock)
+    counts = []
+    for piece in chunks:
+        counts.append(len(together.journal("src", piece, seal_full=limits).sealed))
+        after.journal("src", piece)
+        assert counts[-1] == len(after.seal_batches(limits.max_records, limits.max_bytes,
+                                                    math.inf))
+    return together, after, counts
 
 
-def test_a_chunk_of_duplicates_only_seals_no_empty_batch(tmp_path: Path) -> None:
-    with Outbox(tmp_path / "outbox.db", clock=FakeClock()) as outbox:
-        assert len(outbox.journal("src", chunk(0, 10), seal_full=TEN).sealed) == 1
-        again = outbox.journal("src", chunk(0, 10), seal_full=TEN)
-        assert (again.added, again.duplicates, again.sealed) == (0, 10, ())
-        assert [count for count, _, _ in batches(outbox)] == [10]
+def test_duplicates_in_a_sealing_chunk_leave_no_short_batch(tmp_path: Path) -> None:
+    evens = Chunk(valid(*(record(f"K{n:03}") for n in range(0, 40, 2))))
+    together, after, counts = journal_both_ways(tmp_path, [evens, chunk(0, 40)])
+    with together, after:
+        assert counts == [2, 2]
+        assert batches(together) == batches(after)
+        assert [count for count, _, _ in batches(together)] == [10, 10, 10, 10]
+        keys = [key for _, _, batch in batches(together) for key in batch]
+        assert sorted(keys) == [f"K{n:03}" for n in range(40)] and len(set(keys)) == 40
+
+
+def test_a_chunk_of_duplicates_only_leaves_the_lingering_tail_alone(tmp_path: Path) -> None:
+    together, after, counts = journal_both_ways(tmp_path, [chunk(0, 8), chunk(0, 8)])
+    with together, after:
+        assert counts == [0, 0]
+        assert together.batches() == [] and together.depth().unbatched_records == 8
+
+
+def test_a_chunk_repeated_whole_seals_no_empty_batch(tmp_path: Path) -> None:
+    together, after, counts = journal_both_ways(tmp_path, [chunk(0, 10), chunk(0, 10)])
+    with together, after:
+        assert counts == [1, 0]
+        assert [count for count, _, _ in batches(together)] == [10]
+
+
+def test_batches_are_cut_by_bytes_as_sealing_after_would(tmp_path: Path) -> None:
+    one_byte = BatchLimits(100, 1)  # every record is bigger: each travels alone
+    together, after, counts = journal_both_ways(tmp_path, [chunk(0, 3)], one_byte)
+    with together, after:
+        assert counts == [3]
+        assert [count for count, _, _ in batches(together)] == [1, 1, 1]
+        record_bytes = batches(after)[0][1]  # the keys are as long, so all records are
+    three = BatchLimits(100, 3 * record_bytes + 1)
+    together, after, counts = journal_both_ways(tmp_path / "3", [chunk(3, 4), chunk(7, 6)],
+                                                three)
+    with together, after:
+        assert batches(together) == batches(after)
+        assert [(count, size) for count, size, _ in batches(together)] == [
+            (3, 3 * record_bytes)] * 3
 
 
 def test_a_failed_journal_seals_nothing(tmp_path: Path) -> None:
@@ -90,14 +122,3 @@ def test_a_failed_journal_seals_nothing(tmp_path: Path) -> None:
             outbox.journal("src", bad, seal_full=TEN)
         assert outbox.batches() == [] and outbox.record_count() == 4
         assert outbox.depth().unbatched_records == 4
-
-
-def test_batch_rows_exist_before_their_records_point_at_them(tmp_path: Path) -> None:
-    path = tmp_path / "outbox.db"
-    with Outbox(path, clock=FakeClock()) as outbox:
-        outbox.journal("src", chunk(0, 30), seal_full=TEN)
-    with sqlite3.connect(path) as db:  # foreign keys are on in the outbox: checked anyway
-        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-        orphans = db.execute("SELECT count(*) FROM records WHERE batch_id IS NOT NULL AND"
-                             " batch_id NOT IN (SELECT batch_id FROM batches)").fetchone()
-        assert orphans == (0,)
