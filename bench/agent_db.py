@@ -89,9 +89,9 @@ def agent_db(config: BenchConfig) -> Result:
          Reference("raw + check_fields per row", floor, "rows/s", exgate / floor, "n/a",
                    as_percent=True),
          Reference("naive per row (check_fields)", naive_check, "rows/s",
-                   exgate / naive_check, "≥ 20×"),
-         Reference("naive per row (xmlschema)", naive_xsd, "rows/s", exgate / naive_xsd,
-                   "≥ 20×")),
+                   exgate / naive_check, "none: stricter than design §11's"),
+         Reference("naive per row as design §11 has it (xmlschema)", naive_xsd, "rows/s",
+                   exgate / naive_xsd, "≥ 20×")),
         f"{records:,} EX_{ELEMENT} rows in PostgreSQL on loopback, flag strategy, "
         f"wall clock, load {os.getloadavg()[0]:.1f}; naive on {naive_rows:,} rows each",
     )

@@ -112,7 +112,7 @@ def end_to_end(config: BenchConfig) -> Result:
          Reference("raw executemany into 3 SQLite stores", raw_store, "records/s",
                    rate / raw_store, "n/a", as_percent=True),
          Reference("naive per-record publish+confirm, per-row commit (check_fields)", naive,
-                   "records/s", rate / naive, "≥ 20×"),
+                   "records/s", rate / naive, "none: stricter than design §11's"),
          Reference("naive as design §11 has it (xmlschema per record)", naive_xsd,
                    "records/s", rate / naive_xsd, "≥ 20×")),
         f"{records:,} EX_{ELEMENT} rows in {elapsed:.1f} s, agent and 3 gateways as "
