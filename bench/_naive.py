@@ -9,13 +9,14 @@ import xmlschema
 
 from schemas.catalog import load_catalog
 
-__all__ = ["XsdRecord", "xsd_record"]
+__all__ = ["RecordXml", "xsd_record"]
 
-# A row's field texts → the record's XML when the XSD takes it, else None.
-XsdRecord = Callable[[Mapping[str, str | None]], str | None]
+# A naive pipeline's validation step: a row's field texts → the record's XML when it is
+# valid, else None.
+RecordXml = Callable[[Mapping[str, str | None]], str | None]
 
 
-def xsd_record(element: str, fields: Sequence[str]) -> XsdRecord:
+def xsd_record(element: str, fields: Sequence[str]) -> RecordXml:
     """Build one ``element`` record from a row and validate it alone with xmlschema.
 
     The schema is built once, outside the loop: the naive way is per-record

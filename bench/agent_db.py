@@ -42,7 +42,7 @@ from adapters.sources.db_tables import to_text
 from bench._naive import xsd_record
 from bench._registry import BenchConfig, Reference, Result, figure, measured_rate
 from frontend_machine.config import OutboxConfig
-from frontend_machine.outbox import BatchLimits, Outbox
+from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
 from schemas.record_check import check_fields
 from schemas.times import BEIJING
@@ -157,11 +157,10 @@ def _exgate(url: str, engine: Engine, workdir: Path, records: int) -> int:
     context = SourceContext("bench-node", DIVISION, load_catalog(), "zh")
     options = {"url": url, "strategy": "flag", "tables": [ELEMENT]}
     box = OutboxConfig(workdir / "agent-db-outbox.db")
-    limits = BatchLimits(box.batch_max_records, box.batch_max_bytes)
     with Outbox(box.path) as outbox, \
             database_source(SOURCE, options, context) as source:
         for chunk in source.read(outbox.source_state(SOURCE)):
-            outbox.journal(SOURCE, chunk, seal_full=limits)
+            outbox.journal(SOURCE, chunk, seal_full=box.batch_limits)
             source.commit(chunk)
         journaled, rejected = outbox.record_count(), len(outbox.rejects())
     with closing(engine.raw_connection()) as conn:

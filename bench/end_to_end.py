@@ -56,7 +56,7 @@ from adapters.amqp.topology import (
 )
 from adapters.frontdb import create_all
 from adapters.sealing import load_broker_login, load_node_keys
-from bench._naive import XsdRecord, xsd_record
+from bench._naive import RecordXml, xsd_record
 from bench._registry import BenchConfig, Reference, Result, figure
 from frontend_machine.envelope import NodeIdentity, batch_document, build_envelope
 from frontend_machine.outbox import Outbox
@@ -458,7 +458,7 @@ def _raw_store(world: World, sealed: Sequence[Sealed],
 
 # -- naive --------------------------------------------------------------------------------------
 
-def _checked_record() -> XsdRecord:
+def _checked_record() -> RecordXml:
     """The naive validation with exgate's own checks (``check_fields``): a stricter
     reference than xmlschema, which is several times slower per record."""
     catalog = load_catalog()
@@ -471,7 +471,7 @@ def _checked_record() -> XsdRecord:
     return record
 
 
-def _naive(world: World, first: int, rows: int, validated: XsdRecord) -> float:
+def _naive(world: World, first: int, rows: int, validated: RecordXml) -> float:
     """Row by row: SELECT, validate (``validated``: the record's XML, None if refused),
     seal one record, publish with confirm, commit it in three stores, flag it."""
     _fill(world, first, rows)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from adapters.sources.base import Source, SourceContext
 from frontend_machine.config import AgentConfig, load_config, source_factory
-from frontend_machine.outbox import BatchLimits, Outbox, OutboxBroken
+from frontend_machine.outbox import Outbox, OutboxBroken
 from frontend_machine.publisher_settings import PublisherSettings
 from frontend_machine.publishing import publisher_settings
 from frontend_machine.report import Tally, say
@@ -157,8 +157,7 @@ class Agent:
     def _poll(self, source: Source) -> int:
         chunks = 0
         state = self.outbox.source_state(source.name)
-        box = self.config.outbox
-        limits = BatchLimits(box.batch_max_records, box.batch_max_bytes)
+        limits = self.config.outbox.batch_limits
         reading = source.read(state)
         try:
             for chunk in reading:

@@ -17,6 +17,7 @@ from typing import Any
 from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters, split_broker_url
 from adapters.config_files import is_number, lang_problem, lang_setting, read_toml, resolve_path
 from adapters.sources.base import SourceFactory
+from frontend_machine.outbox_batches import BatchLimits
 from schemas.divisions import DIVISION_FORM, is_division
 from schemas.errors import ConfigError, located, wrapped
 
@@ -72,6 +73,10 @@ class OutboxConfig:
     @property
     def batch_max_bytes(self) -> int:
         return self.batch_max_kb * 1024
+
+    @property
+    def batch_limits(self) -> BatchLimits:
+        return BatchLimits(self.batch_max_records, self.batch_max_bytes)
 
     @property
     def stored_retention_seconds(self) -> float:
