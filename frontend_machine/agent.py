@@ -132,8 +132,12 @@ class Agent:
         return sum(getattr(source, "waiting", lambda: 0)() for source in self.sources)
 
     def sleep_time(self) -> float:
-        """Until the next poll: the poll period, sooner when a source expects work."""
+        """Until the next poll: the poll period, sooner when a source expects work or
+        the trailing partial batch's linger runs out (it is sealed after a poll)."""
         delay = self.config.agent.poll_seconds
+        linger = self.outbox.linger_left(self.config.outbox.batch_linger_seconds)
+        if linger is not None:
+            delay = min(delay, max(linger, 0.05))
         for source in self.sources:
             hint = getattr(source, "wait_hint", lambda: None)()
             if hint is not None:

@@ -233,6 +233,13 @@ class Outbox:
             sealed.append(batch_id)
         return sealed
 
+    def linger_left(self, linger_seconds: float) -> float | None:
+        """Seconds until the oldest unbatched record has waited ``linger_seconds`` (0 or
+        less: the trailing batch is due now); None when every record is in a batch."""
+        row = self._db.execute("SELECT journaled_at FROM records WHERE batch_id IS NULL"
+                               " ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else row[0] + linger_seconds - self._clock()
+
     def _unbatched(self) -> list[tuple[int, int, float]]:
         """``(seq, size, journaled_at)`` of the records in no batch yet, in order."""
         return self._db.execute("SELECT seq, size, journaled_at FROM records"

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.sources.base import Chunk
 from frontend_machine.agent import Agent
-from frontend_machine.config import AgentConfig, NodeConfig, OutboxConfig
+from frontend_machine.config import AgentConfig, AgentSettings, NodeConfig, OutboxConfig
 from frontend_machine.outbox import Outbox, OutboxBroken
 from tests.unit.frontend_machine.test_outbox import record, valid
 
@@ -135,4 +135,26 @@ def test_only_the_errors_of_sources_still_failing_are_reported(tmp_path: Path) -
     agent._retry_at.clear()
     agent.poll_all()
     assert agent.last_error is None
+    outbox.close()
+
+
+def test_the_agent_wakes_when_the_trailing_batch_is_due_not_at_the_next_poll(
+        tmp_path: Path) -> None:
+    """A quiet trickle: the partial batch is sealed when its linger runs out, however
+    long the poll period."""
+    now = [1_000.0]
+    outbox = Outbox(tmp_path / "outbox.db", clock=lambda: now[0])
+    config = AgentConfig(tmp_path / "agent.toml", NodeConfig("n1", "430102"),
+                         OutboxConfig(tmp_path / "outbox.db", batch_max_records=10,
+                                      batch_linger_seconds=2.0), (),
+                         agent=AgentSettings(poll_seconds=30.0))
+    agent = Agent(config, outbox, [ChunkedSource(outbox, chunks=1, size=3)])
+    assert agent.sleep_time() == 30.0  # nothing unbatched: the poll period
+    agent.poll_all()
+    now[0] += 0.5
+    assert agent.sleep_time() == pytest.approx(1.5)
+    now[0] += 5.0
+    assert agent.sleep_time() == 0.05  # overdue (a seal that failed): soon, not busy
+    assert len(agent.seal()) == 1
+    assert agent.sleep_time() == 30.0
     outbox.close()
