@@ -367,7 +367,10 @@ _TRIGGER_WRITERS = {
         update=("CREATE OR REPLACE TRIGGER {table}_AU AFTER UPDATE ON {table} FOR EACH ROW "
                 "WHEN ({changed}) "
                 "BEGIN " + _LOG + " VALUES ('{table}', :NEW.ROW_ID, 'U', SYSTIMESTAMP); END;"),
-        same="({old} = {new} OR ({old} IS NULL AND {new} IS NULL))",
+        # Never UNKNOWN: with one side NULL, ``old = new`` is, and NOT(UNKNOWN) would not
+        # fire for a field filled or cleared (how a missing-field reject is corrected).
+        same="(({old} IS NULL AND {new} IS NULL)"
+             " OR ({old} IS NOT NULL AND {new} IS NOT NULL AND {old} = {new}))",
     ),
 }
 _TRIGGER_WRITERS["mariadb"] = _TRIGGER_WRITERS["mysql"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,3 +189,25 @@ def test_cli_names_a_database_failure_in_the_drivers_words(
     assert "(sqlite3.OperationalError) unable to open database file" in failed.stderr
     assert "Background on this error" not in failed.stderr
     assert "sqlalche.me" not in failed.stderr
+
+
+@pytest.mark.parametrize(("before", "after", "fires"), [
+    (None, "'a'", 1), ("'a'", None, 1), ("'a'", "'b'", 1), ("'a'", "'a'", 0), (None, None, 0),
+])
+def test_oracle_update_trigger_fires_when_a_field_is_filled_or_cleared(
+        before: str | None, after: str | None, fires: int) -> None:
+    """Its WHEN condition, evaluated with SQL's three-valued logic (SQLite's is Oracle's):
+    a field going from NULL to a value is a change, never UNKNOWN."""
+    update = next(s for s in trigger_statements("oracle") if "EX_SBXX_AU" in s)
+    condition = update.split(" WHEN ", 1)[1].rsplit(" BEGIN ", 1)[0]
+    field = list(CATALOG.elements["SBXX"].fields)[3]
+    values = {("OLD", field): before or "NULL", ("NEW", field): after or "NULL"}
+
+    def literal(match: re.Match[str]) -> str:
+        if match.group(2) == "SYNC_FLAG":
+            return "1"
+        return values.get((match.group(1), match.group(2)), "'same'")
+
+    sql = re.sub(r"\b(OLD|NEW)\.(\w+)", literal, condition)
+    with sqlite3.connect(":memory:") as db:
+        assert db.execute(f"SELECT CASE WHEN {sql} THEN 1 ELSE 0 END").fetchone()[0] == fires
