@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.sources.db_state import (
     STATE_VERSION,
     after_key,
+    bound_value,
     decode_value,
     encode_value,
     strategy_state,
@@ -93,7 +94,7 @@ def cursor_query(element: ElementTable, upper: Any, last: Sequence[Any] | None,
     assert element.timestamp is not None
     order = [element.timestamp, *element.key]
     query = (select(*labelled([*order, *field_columns(element)]))
-             .where(element.timestamp <= upper).order_by(*order).limit(limit))
+             .where(element.timestamp <= bound_value(upper)).order_by(*order).limit(limit))
     ordered = _ordered(element.timestamp, dialect_name)
     if ordered is not None:
         query = query.where(ordered)

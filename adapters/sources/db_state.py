@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import TIMESTAMP, ColumnElement, and_, literal, or_
 from sqlalchemy.sql.elements import ColumnClause
 
 from adapters.sources.sqlite_bytes import bound_text, from_hex, holds_undecoded, to_hex
@@ -24,6 +24,7 @@ __all__ = [
     "ChangelogPosition",
     "Gap",
     "after_key",
+    "bound_value",
     "decode_value",
     "encode_value",
     "strategy_state",
@@ -111,7 +112,7 @@ def after_key(columns: Sequence[ColumnClause[Any]], values: Sequence[Any]) -> Co
 
     The leading ``c1 >= v1`` lets every database use an index on the first column.
     """
-    bound = [bound_text(v) for v in values]
+    bound = [bound_value(v) for v in values]
 
     def strictly_after(index: int) -> ColumnElement[bool]:
         head: ColumnElement[bool] = columns[index] > bound[index]
@@ -120,6 +121,18 @@ def after_key(columns: Sequence[ColumnClause[Any]], values: Sequence[Any]) -> Co
         return or_(head, and_(columns[index] == bound[index], strictly_after(index + 1)))
 
     return and_(columns[0] >= bound[0], strictly_after(0))
+
+
+def bound_value(value: Any) -> Any:
+    """A cursor value as a query parameter.
+
+    A time is bound as a TIMESTAMP: as a generic DateTime, Oracle's drivers bind a DATE,
+    which drops the fraction of a second, and a cursor resting inside one second would
+    read the same page again for ever. Text is bound as ``bound_text`` binds it.
+    """
+    if isinstance(value, datetime):
+        return literal(value, TIMESTAMP(timezone=value.tzinfo is not None))
+    return bound_text(value)
 
 
 def encode_value(value: Any) -> Any:

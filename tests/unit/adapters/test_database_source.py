@@ -444,6 +444,23 @@ def test_oracle_queries_compile(strategy: str) -> None:
         assert "sync_msg=:b_msg" in _oracle_sql(mark_rejected(sf))
 
 
+def test_oracle_binds_cursor_times_as_timestamps_keeping_the_fraction() -> None:
+    """A DATE bind would drop the microseconds: a cursor resting inside one second would
+    read the same page for ever."""
+    from sqlalchemy.dialects.oracle.oracledb import OracleDialect_oracledb
+
+    options = parse_options({"url": "oracle://u@h/db", "strategy": "cursor"}, CATALOG)
+    sf = element_tables(options, "oracle", CATALOG)["SF"]
+    dialect = OracleDialect_oracledb(dbapi=oracledb)
+    last = [datetime(2026, 11, 20, 9, 30, 1, 250_000), 7]
+    compiled = cursor_query(sf, datetime(2026, 11, 21, 8, 0, 0, 500), last, 500).compile(
+        dialect=dialect)
+    times = [(bind.value, bind.type.dialect_impl(dialect).get_dbapi_type(oracledb))
+             for bind in compiled.binds.values() if isinstance(bind.value, datetime)]
+    assert {value for value, _ in times} == {last[0], datetime(2026, 11, 21, 8, 0, 0, 500)}
+    assert {dbapi_type for _, dbapi_type in times} == {oracledb.DB_TYPE_TIMESTAMP}
+
+
 def test_oracle_options() -> None:
     def options(**extra: Any) -> dict[str, Any]:
         url = extra.pop("url", "oracle://u@h/db")
