@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnClause, ColumnElement, String, inspect, or_, select
+from sqlalchemy import ColumnClause, ColumnElement, String, and_, func, inspect, or_, select
 from sqlalchemy.engine import Inspector
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -34,9 +34,11 @@ from adapters.sources.db_strategies import (
 from adapters.sources.db_tables import ElementTable, to_text
 from adapters.sources.sqlite_bytes import printable
 from schemas.errors import ConfigError
+from schemas.messages import Localized
 from schemas.times import BEIJING
 
-__all__ = ["CursorStrategy", "check_timestamp_types", "cursor_query", "untimed_query"]
+__all__ = ["CursorStrategy", "check_timestamp_types", "cursor_query", "unkeyed_query",
+           "untimed_query"]
 
 log = logging.getLogger("exgate.source.db")
 
@@ -94,7 +96,8 @@ def cursor_query(element: ElementTable, upper: Any, last: Sequence[Any] | None,
     assert element.timestamp is not None
     order = [element.timestamp, *element.key]
     query = (select(*labelled([*order, *field_columns(element)]))
-             .where(element.timestamp <= bound_value(upper)).order_by(*order).limit(limit))
+             .where(element.timestamp <= bound_value(upper), _keyed(element))
+             .order_by(*order).limit(limit))
     ordered = _ordered(element.timestamp, dialect_name)
     if ordered is not None:
         query = query.where(ordered)
@@ -110,8 +113,21 @@ def untimed_query(element: ElementTable, last: Sequence[Any] | None, limit: int,
     key = list(element.key)
     ordered = _ordered(timestamp, dialect_name)
     unordered = timestamp.is_(None) if ordered is None else or_(timestamp.is_(None), ~ordered)
-    query = (select(*labelled([*key, timestamp])).where(unordered).order_by(*key).limit(limit))
+    query = (select(*labelled([*key, timestamp])).where(unordered, _keyed(element))
+             .order_by(*key).limit(limit))
     return query if last is None else query.where(after_key(key, last))
+
+
+def unkeyed_query(element: ElementTable) -> AnySelect:
+    """The number of rows with a NULL key column: no place in either order."""
+    return (select(func.count()).select_from(element.table)
+            .where(or_(*(column.is_(None) for column in element.key))))
+
+
+def _keyed(element: ElementTable) -> ColumnElement[bool]:
+    """A row's key has no NULL: a cursor position holding one could not be compared
+    with, and would stop the source for good."""
+    return and_(*(column.isnot(None) for column in element.key))
 
 
 @dataclass
@@ -135,7 +151,8 @@ class CursorStrategy:
 
     *Ties*: rows are ordered by (timestamp, key) and pages continue strictly after the
     last (timestamp, key) read, so any number of rows sharing one timestamp page
-    correctly, as long as the key is unique and NOT NULL.
+    correctly, as long as the key is unique. A row with a NULL key column has no place
+    in the order: it is left out, and counted in a warning at every NULL scan.
 
     *Late commits*: a writer stamps a row at time t but commits it at c > t. The pass
     reads only rows with timestamp <= now - lag, fixed when the pass starts (Singer's
@@ -210,6 +227,8 @@ class CursorStrategy:
             if saved["after"] is None and now < saved["due"]:
                 return
             last = None if saved["after"] is None else [decode_value(v) for v in saved["after"]]
+        if last is None:  # a scan starts
+            self._tell_unkeyed(element)
         width = len(names)
         while True:
             rows = self.context.fetch(untimed_query(element, last, self.context.page_size,
@@ -227,6 +246,21 @@ class CursorStrategy:
                 progress.unsaved = True
             if done:
                 return
+
+    def _tell_unkeyed(self, element: ElementTable) -> None:
+        """Rows with a NULL key are never read: say so at every scan, for lack of a key
+        to journal a reject under."""
+        if element.row_id is not None and element.key == (element.row_id,):
+            return  # the standard table's ROW_ID: an identity, never NULL
+        unkeyed = int(self.context.fetch(unkeyed_query(element))[0][0])
+        if unkeyed:
+            key = ", ".join(column.name for column in element.key)
+            warning = Localized(
+                f"{element.name}：有 {unkeyed} 行的游标键（{key}）为空，无法按游标读取；"
+                "请补全这些行的键值",
+                f"{element.name}: {unkeyed} rows have a NULL cursor key ({key}) and cannot "
+                "be read by the cursor; fill in their key")
+            log.warning(warning.pick(self.context.lang))
 
     @property
     def _dialect(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection, Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -385,7 +386,14 @@ def test_cursor_bound_is_frozen_for_a_pass(url: str, engine: sa.Engine, clock: C
     assert journal.keys("SBXX") == keys_of("SBXX", [0, 1, 2, 3, 9])
 
 
-def test_mapped_legacy_view(url: str, engine: sa.Engine, clock: Clock) -> None:
+_LEGACY_COLUMNS = {
+    "XZQHDM": "DIV", "TYSHXYDM": "ORG", "SJBBH": "VER", "GXSJ": "UPD_TIME", "SBLSH": "APPLY_NO",
+    "SXBM": "ITEM", "SQRLX": "APPLICANT_TYPE", "SQRMC": "WHO", "SQRZJLX": "ID_TYPE",
+    "SQRZJHM": "ID_NO", "SBSJ": "SUBMITTED", "TJFS": "CHANNEL"}
+
+
+def legacy_view(engine: sa.Engine) -> dict[str, Any]:
+    """A legacy table LEGACY_APPLY behind a view V_APPLY: the mapping that reads it."""
     org = row("SBXX", 0)["TYSHXYDM"]
     with engine.begin() as conn:
         conn.exec_driver_sql(
@@ -395,23 +403,48 @@ def test_mapped_legacy_view(url: str, engine: sa.Engine, clock: Clock) -> None:
             "CREATE VIEW V_APPLY AS SELECT APPLY_NO, ITEM, WHO, ID_NO, SUBMITTED, UPD_TIME,"
             f" VER, '430102' AS DIV, '{org}' AS ORG, '1' AS APPLICANT_TYPE,"
             " '10' AS ID_TYPE, '2' AS CHANNEL FROM LEGACY_APPLY")
-        for n in range(5):  # one UPD_TIME for all: the key breaks the ties
+    return {"SBXX": {"table": "V_APPLY", "columns": _LEGACY_COLUMNS}}
+
+
+def add_legacy_rows(engine: sa.Engine, numbers: Iterable[int], updated: str,
+                    no_key: Collection[int] = ()) -> None:
+    """Rows ``numbers`` updated at ``updated``; those in ``no_key`` without APPLY_NO."""
+    with engine.begin() as conn:
+        for n in numbers:
             values = row("SBXX", n)
             conn.exec_driver_sql(
-                "INSERT INTO LEGACY_APPLY VALUES (?, ?, ?, ?, '20261120090000',"
-                " '2026-11-20 09:00:00', 1)",
-                (values["SBLSH"], values["SXBM"], values["SQRMC"], values["SQRZJHM"]))
-    columns = {"XZQHDM": "DIV", "TYSHXYDM": "ORG", "SJBBH": "VER", "GXSJ": "UPD_TIME",
-               "SBLSH": "APPLY_NO", "SXBM": "ITEM", "SQRLX": "APPLICANT_TYPE",
-               "SQRMC": "WHO", "SQRZJLX": "ID_TYPE", "SQRZJHM": "ID_NO",
-               "SBSJ": "SUBMITTED", "TJFS": "CHANNEL"}
+                "INSERT INTO LEGACY_APPLY VALUES (?, ?, ?, ?, '20261120090000', ?, 1)",
+                (None if n in no_key else values["SBLSH"], values["SXBM"], values["SQRMC"],
+                 values["SQRZJHM"], updated))
+
+
+def test_mapped_legacy_view(url: str, engine: sa.Engine, clock: Clock) -> None:
+    mapping = legacy_view(engine)
+    add_legacy_rows(engine, range(5), "2026-11-20 09:00:00")  # one time: the key breaks ties
     journal = Journal()
-    options = {"strategy": "cursor", "tables": ["SBXX"], "page_size": 2,
-               "mapping": {"SBXX": {"table": "V_APPLY", "columns": columns}}}
+    options = {"strategy": "cursor", "tables": ["SBXX"], "page_size": 2, "mapping": mapping}
     restart_each_chunk(journal, url, clock, **options)
     assert journal.keys("SBXX") == keys_of("SBXX", range(5))
     assert journal.rejects == []
     assert journal.state["cursors"]["SBXX"]["columns"] == ["UPD_TIME", "APPLY_NO", "VER"]
+
+
+def test_rows_with_a_null_cursor_key_are_told_and_never_stop_the_cursor(
+        url: str, engine: sa.Engine, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """A NULL key as the last row of a page would be the saved position, which no later
+    query can compare with: the source would fail on every poll from then on."""
+    mapping = legacy_view(engine)
+    add_legacy_rows(engine, range(5), "2026-11-20 09:00:00", no_key={1, 4})
+    journal = Journal()
+    with caplog.at_level(logging.WARNING, "exgate.source.db"), \
+            open_source(url, clock, strategy="cursor", tables=["SBXX"], page_size=2,
+                        mapping=mapping) as source:
+        journal.drain(source)
+        add_legacy_rows(engine, [5], "2026-11-20 10:00:00")
+        journal.drain(source)
+    assert journal.keys("SBXX") == keys_of("SBXX", [0, 2, 3, 5])
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "V_APPLY: 2 rows have a NULL cursor key (APPLY_NO, VER)" in warning
 
 
 # -- SQL of every strategy on Oracle ------------------------------------------------------------
