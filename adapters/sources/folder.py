@@ -2,8 +2,9 @@
 
 A periodic rescan of ``inbox/`` is the truth; watchdog events only wake the agent
 early. A file is claimed (renamed into ``processing/``) once its size and mtime have
-not changed for ``stable_seconds``, read in bounded chunks, and moved on only after its
-last chunk is journaled. A crash leaves the file in ``processing/``; the next ``read``
+not changed for ``stable_seconds`` (an empty file: ``_EMPTY_SECONDS``) and still match
+just before the rename, read in bounded chunks, and moved on only after its last chunk
+is journaled. A crash leaves the file in ``processing/``; the next ``read``
 resumes it first, skipping the records the outbox already holds (progress = file name,
 sha256, records read and whether the file was done), and the outbox drops any duplicate
 that slips through. Only an unfinished file is resumed: a file claimed from ``inbox/``,
@@ -49,6 +50,11 @@ __all__ = ["FolderSource", "folder_source"]
 log = logging.getLogger("exgate.source.folder")
 
 _RETRY_SECONDS = 600.0  # a file the system refused to move is tried again this much later
+# An empty file is most often one its writer has just created and will fill: it is taken
+# (to error/, as empty) only once it stayed empty this long, whatever stable_seconds says.
+_EMPTY_SECONDS = 300.0
+
+_Signature = tuple[int, int]  # (size, mtime in ns)
 
 _Piece = tuple[list[tuple[Origin, RecordCheck]], dict[str, Any], "FileRun | None"]
 
@@ -66,7 +72,7 @@ class FolderSource:
         self.done, self.error = self.root / "done", self.root / "error"
         for folder in (self.inbox, self.processing, self.done, self.error):
             folder.mkdir(exist_ok=True)
-        self._sightings: dict[str, tuple[tuple[int, int], float]] = {}
+        self._sightings: dict[str, tuple[_Signature, float]] = {}
         self._passed_over = PassedOver(options.stable_seconds, context.lang, self._extra)
         self._scanned_at: float | None = None  # monotonic time of the last inbox scan
         self._yielded: Chunk | None = None
@@ -74,7 +80,7 @@ class FolderSource:
         # Files the system refused to move, with the monotonic time of the next try:
         # inbox files (and their (size, mtime): a changed file is tried at once), and
         # journaled files in processing/ (finished later, never read again).
-        self._refused: dict[Path, tuple[float, tuple[int, int]]] = {}
+        self._refused: dict[Path, tuple[float, _Signature]] = {}
         self._unfinished: dict[Path, tuple[float, FileRun]] = {}
         self._observer: Any = None
 
@@ -117,8 +123,8 @@ class FolderSource:
                     and path not in self._unfinished:
                 log.info(self._say("resuming"), extra=self._extra(path.name))
                 yield path, True
-        for path in self._stable_inbox_files():
-            claimed = self._claim(path)
+        for path, signature in self._stable_inbox_files():
+            claimed = self._claim(path, signature)
             if claimed is not None:
                 yield claimed, False
 
@@ -191,8 +197,8 @@ class FolderSource:
         now = time.monotonic()
         due = [self.options.rescan_seconds - (now - self._scanned_at)
                if self._scanned_at is not None else 0.0]
-        due += [self.options.stable_seconds - (now - since)
-                for _, since in self._sightings.values()]
+        due += [self._settle_seconds(signature) - (now - since)
+                for signature, since in self._sightings.values()]
         return max(0.0, min(due))
 
     def watch(self, wake: Callable[[], None]) -> None:
@@ -212,7 +218,13 @@ class FolderSource:
             from watchdog.observers import Observer
             observer = Observer()
         observer.schedule(_Hint(), str(self.inbox), recursive=False)
-        observer.start()
+        try:
+            observer.start()
+        except OSError as exc:  # inotify's limits reached, say: the rescans still find all
+            log.warning(self._say("no-observer", error=system_reason(exc, self.context.lang),
+                                  seconds=self.options.rescan_seconds),
+                        extra={"node": self.context.node_id, "source": self.name})
+            return
         self._observer = observer
 
     def close(self) -> None:
@@ -223,11 +235,12 @@ class FolderSource:
 
     # -- discovery and claiming -------------------------------------------------------------
 
-    def _stable_inbox_files(self) -> list[Path]:
-        """Files whose (size, mtime) held still for ``stable_seconds``, oldest first."""
+    def _stable_inbox_files(self) -> list[tuple[Path, _Signature]]:
+        """Files whose (size, mtime) held still for ``stable_seconds`` (an empty one for
+        ``_EMPTY_SECONDS``), oldest first, with that signature."""
         now = self._scanned_at = time.monotonic()
-        sightings: dict[str, tuple[tuple[int, int], float]] = {}
-        ready: list[tuple[int, str]] = []
+        sightings: dict[str, tuple[_Signature, float]] = {}
+        ready: list[tuple[int, str, _Signature]] = []
         passed_over: list[os.DirEntry[str]] = []  # said once each (folder_ignored)
         with os.scandir(self.inbox) as entries:
             for entry in entries:
@@ -243,16 +256,21 @@ class FolderSource:
                     continue
                 previous = self._sightings.get(entry.name)
                 since = previous[1] if previous and previous[0] == signature else now
-                if now - since >= self.options.stable_seconds:
-                    ready.append((stat.st_mtime_ns, entry.name))
+                if now - since >= self._settle_seconds(signature):
+                    ready.append((stat.st_mtime_ns, entry.name, signature))
                 else:
                     sightings[entry.name] = (signature, since)
         self._sightings = sightings
         self._passed_over.review(passed_over, now)
         self._refused = {p: v for p, v in self._refused.items() if p.exists()}
-        return [self.inbox / name for _, name in sorted(ready)]
+        return [(self.inbox / name, signature) for _, name, signature in sorted(ready)]
 
-    def _is_refused(self, path: Path, signature: tuple[int, int]) -> bool:
+    def _settle_seconds(self, signature: _Signature) -> float:
+        if signature[0] == 0:
+            return max(self.options.stable_seconds, _EMPTY_SECONDS)
+        return self.options.stable_seconds
+
+    def _is_refused(self, path: Path, signature: _Signature) -> bool:
         """A refused inbox file waits out its delay, unless it changed (a fixed copy)."""
         refused = self._refused.get(path)
         if refused is None:
@@ -262,7 +280,24 @@ class FolderSource:
         del self._refused[path]
         return False
 
-    def _claim(self, path: Path) -> Path | None:
+    def _claim(self, path: Path, signature: _Signature) -> Path | None:
+        """Rename a stable file into ``processing/``, unless it changed since the scan.
+
+        The scan may lie minutes back (the files before it were read and journaled
+        meanwhile), and a writer rewriting the file in place since would have it
+        claimed half-written: a changed file is watched again from now.
+        """
+        try:
+            stat = path.lstat()
+        except FileNotFoundError:
+            return None  # gone (taken by an operator, or a second agent)
+        except OSError as exc:
+            self._refuse(path, exc)
+            return None
+        now_signature = (stat.st_size, stat.st_mtime_ns)
+        if now_signature != signature:
+            self._sightings[path.name] = (now_signature, time.monotonic())
+            return None
         name = claimed_name(path.name)
         if name != path.name:
             log.warning(self._say("renamed", name=name), extra=self._extra(utf8_name(path.name)))

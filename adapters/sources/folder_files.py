@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["NAME_BYTES", "REPORT_SUFFIX", "claimed_name", "free_path", "is_candidate",
-           "read_small", "utf8_name"]
+           "is_scratch", "read_small", "utf8_name"]
 
 REPORT_SUFFIX = ".error.json"
 _IN_MEMORY_BYTES = 4 << 20  # files up to this size are read once, into memory
@@ -29,7 +29,14 @@ _CUT_ESCAPE = re.compile(r"\\(x[0-9a-f]?)?$")  # a \xNN spelling cut short at th
 
 def is_candidate(name: str) -> bool:
     """Only ``*.xml``: writers write a temp name (``.part``, dot-files) and rename it in."""
-    return name.lower().endswith(".xml") and not name.startswith(".")
+    return name.lower().endswith(".xml") and not is_scratch(name)
+
+
+def is_scratch(name: str) -> bool:
+    """A name writers and office suites use for their own scratch files: dot-files (temp
+    names, ``.DS_Store``) and ``~$name``, the owner file Office and WPS keep beside a
+    document a clerk has open."""
+    return name.startswith((".", "~$"))
 
 
 def utf8_name(name: str) -> str:

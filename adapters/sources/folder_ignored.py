@@ -7,8 +7,8 @@ naming it and why, when it has settled (unchanged for ``stable_seconds``, or las
 that long ago), so a writer's temp name renamed into place a moment later is not
 reported. An entry is remembered while it stays; one that disappears is forgotten, so a
 new one of the same name is reported again, as is one that turns into another kind.
-Names starting with a dot are passed over in silence: writers' temp files and the
-system's own (``.DS_Store``). A scan names at most ``WARNINGS_PER_SCAN`` entries and
+Writers' and office suites' scratch files are passed over in silence (``is_scratch``:
+dot-files, ``~$`` owner files). A scan names at most ``WARNINGS_PER_SCAN`` entries and
 counts the rest in one line.
 """
 
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from adapters.sources.folder_files import utf8_name
+from adapters.sources.folder_files import is_scratch, utf8_name
 from adapters.sources.folder_text import say
 
 __all__ = ["WARNINGS_PER_SCAN", "PassedOver"]
@@ -60,7 +60,7 @@ class PassedOver:
         seen: dict[str, _Seen] = {}
         warned = unsaid = 0
         for entry in entries:
-            if entry.name.startswith("."):
+            if is_scratch(entry.name):
                 continue
             try:
                 info = entry.stat(follow_symlinks=False)

@@ -22,6 +22,10 @@ _TEXT: dict[str, tuple[str, str]] = {
                     "cannot be moved into processing/; left in inbox/"),
     "not-finished": ("已入库但无法移出 processing/",
                      "journaled but cannot be moved out of processing/"),
+    "no-observer": ("无法监视 inbox/ 的文件事件（{error}）；改为每 {seconds:g} 秒重新扫描一次，"
+                    "文件照常读取，只是可能稍晚",
+                    "cannot watch inbox/ for file events ({error}); its rescans every "
+                    "{seconds:g} s still find every file, perhaps a little later"),
     "hold-advice": ("请检查该文件及所在目录的权限和磁盘空间；其他文件照常处理，"
                     "本文件 {minutes} 分钟后重试",
                     "check the permissions and free space of the file and its folders; "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.sources import folder as folder_module
 from adapters.sources.base import SourceContext
 from adapters.sources.folder import FolderSource, folder_source
 from adapters.sources.folder_files import REPORT_SUFFIX
@@ -54,6 +55,7 @@ def fill_inbox(source: FolderSource, tmp_path: Path) -> None:
     (source.inbox / "shortcut.xml").symlink_to(target)
     os.mkfifo(source.inbox / "pipe.xml")
     drop(source, ".cases.xml.part", b"<EXCHANGE")  # a writer's temp name: not a word
+    drop(source, "~$cases.xml", b"\x05clerk")  # Office's owner file of an open cases.xml
 
 
 @pytest.mark.parametrize(("lang", "said"), [
@@ -88,7 +90,8 @@ def test_each_entry_not_taken_is_named_once_with_why(
         assert said[file] in text
     assert outbox.record_count() == 1 and names(source.done, "*/*") == ["good.xml"]
     assert names(source.inbox) == sorted([".cases.xml.part", "cases.xml.txt", "march",
-                                          "pipe.xml", "shortcut.xml"])  # all left as they are
+                                          "pipe.xml", "shortcut.xml", "~$cases.xml"])
+    assert names(source.error) == []  # all left as they are
 
 
 def test_an_entry_that_goes_and_comes_back_is_named_again(
@@ -190,3 +193,69 @@ def test_an_entry_the_share_refuses_to_stat_is_passed_over_not_raised(
         with os.scandir(tmp_path) as entries:
             passed.review(list(entries), time.monotonic())
     assert [file for _, file in warnings(caplog)] == ["left.txt", "stale.txt"]
+
+
+def test_a_file_changed_after_the_scan_is_not_claimed_until_it_settles_again(
+        tmp_path: Path, outbox: Outbox) -> None:
+    """The scan that found it stable may lie minutes back: the files before it were read
+    and journaled meanwhile, and its writer may have begun rewriting it in place."""
+    options = {"path": drop_path(tmp_path), "stable_seconds": 0, "observer": "none",
+               "files_per_chunk": 1}
+    source = folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, "en"))
+    drop(source, "a.xml", valid(1))
+    drop(source, "b.xml", valid(2))
+    os.utime(source.inbox / "a.xml", ns=(1, 1))  # oldest first: a.xml is read first
+    reading = source.read(outbox.source_state("drop"))
+    first = next(reading)
+    outbox.journal("drop", first)
+    source.commit(first)
+    half = valid(3)[:40]
+    drop(source, "b.xml", half)  # rewritten in place, and only half there yet
+    assert list(reading) == []
+    assert names(source.inbox) == ["b.xml"] and names(source.error) == []
+    drop(source, "b.xml", valid(3))  # written to the end
+    poll(outbox, source)
+    assert outbox.record_count() == 2 and outbox.rejects() == []
+    assert names(source.done, "*/*") == ["a.xml", "b.xml"]
+
+
+def test_an_empty_file_waits_for_its_writer_before_it_is_taken(
+        tmp_path: Path, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer creates the file, then stalls: taken at once, it would go to error/ as
+    empty while its writer went on filling the moved file there, unread."""
+    source = open_source(tmp_path)
+    drop(source, "late.xml", b"")
+    drop(source, "good.xml", valid(1))
+    poll(outbox, source)
+    assert names(source.inbox) == ["late.xml"] and source.waiting() == 1
+    assert source.wait_hint() > 10  # the next rescan: the empty file asks no busy poll
+    drop(source, "late.xml", valid(2))  # the writer goes on
+    poll(outbox, source)
+    assert outbox.record_count() == 2
+    drop(source, "empty.xml", b"")  # one that stays empty is taken in the end
+    monkeypatch.setattr(folder_module, "_EMPTY_SECONDS", 0.0)
+    poll(outbox, source)
+    assert names(source.error) == ["empty.xml", "empty.xml" + REPORT_SUFFIX]
+    report = (source.error / ("empty.xml" + REPORT_SUFFIX)).read_text(encoding="utf-8")
+    assert '"empty-file"' in report
+
+
+def test_an_observer_that_cannot_start_leaves_the_rescans_to_find_the_files(
+        tmp_path: Path, outbox: Outbox, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from watchdog.observers import Observer
+
+    def refuse(self: object) -> None:
+        raise OSError(errno.EMFILE, "inotify instance limit reached")
+
+    monkeypatch.setattr(Observer, "start", refuse)
+    options = {"path": drop_path(tmp_path), "stable_seconds": 0, "rescan_seconds": 30}
+    source = folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, "en"))
+    with caplog.at_level(logging.WARNING, LOGGER):
+        source.watch(lambda: None)
+    [(text, _)] = [(r.getMessage(), r) for r in caplog.records]
+    assert "cannot watch inbox/ for file events" in text and "every 30 s" in text
+    drop(source, "cases.xml", valid(1))
+    poll(outbox, source)
+    source.close()
+    assert outbox.record_count() == 1
