@@ -12,8 +12,17 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from schemas.errors import ConfigError, located
 from schemas.messages import LANGUAGES
 
-__all__ = ["is_number", "lang_problem", "lang_setting", "read_password_file", "read_toml",
-           "redact", "resolve_path"]
+__all__ = [
+    "LARGEST_SETTING",
+    "is_number",
+    "lang_problem",
+    "lang_setting",
+    "number_wanted",
+    "read_password_file",
+    "read_toml",
+    "redact",
+    "resolve_path",
+]
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -106,15 +115,26 @@ def with_url_password(url: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-_LARGEST_INTEGER = 2**53  # beyond what any count, size or period in a config means
+# Beyond what any count, size or period in a config means (31 years, a petabyte in MB),
+# and within what every use of one holds: a thread's wait, a timedelta, bytes in an int.
+LARGEST_SETTING = 10**9
 
 
-def is_number(value: Any, low: float, *, integer: bool = False, strict: bool = False) -> bool:
+def is_number(value: Any, low: float, *, integer: bool = False, strict: bool = False,
+              high: float = LARGEST_SETTING) -> bool:
     """True for a finite TOML number (an integer when ``integer``) at or above ``low``
-    (above it when ``strict``). TOML spells NaN and infinity; neither is a setting."""
+    (above it when ``strict``), and at most ``high``. TOML spells NaN and infinity;
+    neither is a setting."""
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
         return False
-    if integer and value > _LARGEST_INTEGER:
+    if value > high:
         return False
     return value > low if strict else value >= low
+
+
+def number_wanted(low: float, *, integer: bool = False) -> tuple[str, str]:
+    """What ``is_number`` takes, in English and Chinese: "a number from 0.01 to …"."""
+    kind, kind_zh = ("a whole number", "整数") if integer else ("a number", "数值")
+    return (f"{kind} from {low:g} to {LARGEST_SETTING:,}",
+            f"{low:g} 到 {LARGEST_SETTING} 之间的{kind_zh}")

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters, split_broker_url
-from adapters.config_files import is_number, lang_problem, lang_setting, read_toml, resolve_path
+from adapters.config_files import (
+    is_number,
+    lang_problem,
+    lang_setting,
+    number_wanted,
+    read_toml,
+    resolve_path,
+)
 from adapters.sources.base import SourceFactory
 from frontend_machine.outbox_batches import BatchLimits
 from schemas.divisions import DIVISION_FORM, is_division
@@ -196,9 +203,9 @@ class _Reader:
                low: float, integer: bool = False) -> Any:
         value = table.get(key, default)
         if not is_number(value, low, integer=integer):
-            kind, kind_zh = ("an integer", "整数") if integer else ("a number", "数值")
-            raise self.fail(prefix + key, f"must be {kind} >= {low}, found {value!r}",
-                            f"必须是 >= {low} 的{kind_zh}，实际为 {value!r}")
+            wanted, wanted_zh = number_wanted(low, integer=integer)
+            raise self.fail(prefix + key, f"must be {wanted}, found {value!r}",
+                            f"必须是 {wanted_zh}，实际为 {value!r}")
         return value
 
     def resolve(self, value: str) -> Path:

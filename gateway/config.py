@@ -22,6 +22,7 @@ logs.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from urllib.parse import urlsplit
 
 from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters, split_broker_url
 from adapters.config_files import (
+    LARGEST_SETTING,
     is_number,
     lang_problem,
     read_password_file,
@@ -259,11 +261,13 @@ class _Reader:
             raise wrapped(f"{self.path}: {where}", exc, where_zh=f"{self.path}：{where}") from exc
         return text
 
-    def positive(self, table: str, key: str, default: float, integer: bool = False) -> float:
-        return self._positive(table, self.table(table).get(key, default), key, integer)
+    def positive(self, table: str, key: str, default: float, integer: bool = False,
+                 high: float = LARGEST_SETTING) -> float:
+        return self._positive(table, self.table(table).get(key, default), key, integer, high)
 
-    def _positive(self, table: str, value: Any, key: str, integer: bool) -> float:
-        if not is_number(value, 0, integer=integer, strict=True):
+    def _positive(self, table: str, value: Any, key: str, integer: bool,
+                  high: float = LARGEST_SETTING) -> float:
+        if not is_number(value, 0, integer=integer, strict=True, high=high):
             kind, kind_zh = ("a positive integer", "正整数") if integer else \
                 ("a positive number", "正数")
             raise self.fail(f"[{table}] {key} = {value!r} must be {kind}",
@@ -277,7 +281,8 @@ class _Reader:
         values: dict[str, Any] = {}
         for name in known:
             integer = isinstance(getattr(defaults, name), int)
-            value = self.positive("status", name, getattr(defaults, name), integer)
+            # Bounded by what each means, and said so (``at_most``).
+            value = self.positive("status", name, getattr(defaults, name), integer, math.inf)
             values[name] = int(value) if integer else float(value)
         self.at_most("throughput_hours", values["throughput_hours"], _MOST_HOURS, _MONTH_HOURLY)
         for name, value in values.items():
@@ -295,7 +300,7 @@ class _Reader:
                             f"[status] {key} = {value:.15g} 超过上限 {most:.15g}（{meaning[1]}）")
 
     def retention(self, window_s: float) -> float:
-        days = float(self.positive("status", _RETENTION_KEY, _RETENTION_DAYS))
+        days = float(self.positive("status", _RETENTION_KEY, _RETENTION_DAYS, high=math.inf))
         self.at_most(_RETENTION_KEY, days, _LONGEST_S / 86400, _TEN_YEARS)
         # The lights read every heartbeat of the last lag_window_s (the lag trend).
         if days * 86400 < window_s:

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.config_files import is_number, number_wanted
 from adapters.frontdb import table_name
 from schemas.catalog import SchemaCatalog
 from schemas.errors import ConfigError
@@ -123,11 +124,9 @@ def _tables(value: Any, catalog: SchemaCatalog) -> tuple[str, ...]:
 def _number(options: Mapping[str, Any], key: str, default: float, minimum: float,
             integer: bool = False) -> float:
     value = options.get(key, default)
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
-        wanted, wanted_zh = ("an integer", "整数") if integer else ("a number", "数值")
-        raise _bad_value(key, value, f"{wanted} >= {minimum:g}",
-                         f"请使用 >= {minimum:g} 的{wanted_zh}")
+    if not is_number(value, minimum, integer=integer):
+        wanted, wanted_zh = number_wanted(minimum, integer=integer)
+        raise _bad_value(key, value, wanted, f"请使用 {wanted_zh}")
     return float(value)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters.config_files import is_number
+from adapters.config_files import is_number, number_wanted
 from schemas.errors import ConfigError
 from schemas.reader import Limits
 
@@ -62,7 +62,7 @@ class FolderOptions:
 
 def _number(value: Any, key: str, low: float, *, integer: bool = False) -> float:
     if not is_number(value, low, integer=integer):
-        kind, kind_zh = ("a whole number", "整数") if integer else ("a number", "数值")
-        raise ConfigError(f"key {key!r} is {value!r}; it must be {kind} >= {low:g}",
-                          zh=f"配置项 {key!r} 为 {value!r}；必须是 >= {low:g} 的{kind_zh}")
+        wanted, wanted_zh = number_wanted(low, integer=integer)
+        raise ConfigError(f"key {key!r} is {value!r}; it must be {wanted}",
+                          zh=f"配置项 {key!r} 为 {value!r}；必须是 {wanted_zh}")
     return float(value)

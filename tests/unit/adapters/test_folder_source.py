@@ -402,7 +402,7 @@ def test_max_file_mb_must_be_a_whole_number_of_at_least_one(tmp_path: Path,
                                                             value: object) -> None:
     options = {"path": drop_path(tmp_path), "max_file_mb": value}
     with pytest.raises(ConfigError, match=f"'max_file_mb' is {value!r}; it must be a whole "
-                                          "number >= 1"):
+                                          "number from 1 to 1,000,000,000"):
         folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, "en"))
 
 

@@ -128,8 +128,10 @@ def test_a_database_password_comes_from_its_file_resolved_beside_the_config(
         source_url(parse_options(source.options, load_catalog()))
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e308", "1000000001"])
 def test_numbers_that_are_no_setting_are_config_errors(tmp_path: Path, value: str) -> None:
+    """Out of range, not a traceback later: a budget of 1e308 MB overflowed an int, a
+    poll of 1e10 s a thread's wait; systemd restarts a traceback, never a config error."""
     text = EXAMPLE.read_text(encoding="utf-8")
     budget = tmp_path / "budget.toml"
     budget.write_text(text.replace("disk_budget_mb = 2048", f"disk_budget_mb = {value}"),
@@ -140,6 +142,14 @@ def test_numbers_that_are_no_setting_are_config_errors(tmp_path: Path, value: st
     assert folder.kind == "folder"
     with pytest.raises(ConfigError, match="stable_seconds"):
         FolderOptions.parse({**folder.options, "stable_seconds": float(value)})
+    poll = tmp_path / "poll.toml"
+    poll.write_text(text.replace("poll_seconds = 1", f"poll_seconds = {value}"),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"agent\.poll_seconds"):
+        load_config(poll)
+    with pytest.raises(ConfigError, match="cursor_safety_lag_seconds"):
+        parse_options({"url": "sqlite://", "strategy": "cursor",
+                       "cursor_safety_lag_seconds": float(value)}, load_catalog())
 
 
 def test_the_commented_database_keys_and_mapping_of_the_example_are_real(
