@@ -116,6 +116,8 @@ class Agent:
             return
         if room.forgotten_early:
             log.warning(say("forgotten-early", self.lang, batches=room.forgotten_early))
+        if room.rejects_early:
+            log.warning(say("rejects-forgotten-early", self.lang, rejects=room.rejects_early))
 
     def source_lag(self) -> float:
         return self.catch_up.lag(time.monotonic(), self.started)
@@ -207,13 +209,22 @@ class Agent:
             self.make_room()
             over = self.outbox.over_budget()
         if over and not self.paused:
-            log.warning(say("over-budget", self.lang, used=self.outbox.disk_bytes(),
-                            budget=self.outbox.budget_bytes))
+            log.warning(self._over_budget())
         elif self.paused and not over:
             log.info(say("resumed", self.lang))
         self.paused = over
         self.tally.paused = self.tally.paused or over
         return over
+
+    def _over_budget(self) -> str:
+        """Why reading pauses, and what will end it: receipts for what is on its way, or
+        else the operator, for what holds the room."""
+        used, budget = self.outbox.disk_bytes(), self.outbox.budget_bytes
+        if not self.outbox.nothing_in_flight():
+            return say("over-budget", self.lang, used=used, budget=budget)
+        return say("over-budget-held", self.lang, used=used, budget=budget,
+                   failed=self.outbox.depth().failed_batches,
+                   rejects=self.outbox.open_rejects())
 
 
 @contextmanager

@@ -45,6 +45,7 @@ from frontend_machine.outbox_budget import (
     disk_bytes,
     drop_stored_payloads,
     forget_oldest_stored,
+    forget_replayed_rejects,
     forget_stored,
 )
 from frontend_machine.outbox_connection import (
@@ -91,10 +92,13 @@ class JournalResult:
 
 @dataclass(frozen=True, slots=True)
 class RoomMade:
-    """Stored batches ``make_room`` forgot: after their retention, and before it."""
+    """Stored batches ``make_room`` forgot: after their retention, and before it; and
+    replayed rejects, after their retention or (``rejects_early``) before it."""
 
     forgotten: int = 0
     forgotten_early: int = 0
+    rejects_forgotten: int = 0
+    rejects_early: int = 0
 
 
 class Outbox:
@@ -363,7 +367,7 @@ class Outbox:
         ``keep_stored_seconds`` ago with their records and receipts, then fold the WAL
         back into the file. Still over budget with nothing on its way to the levels (no
         unbatched record, no pending or sent batch, so no receipt can free room), forget
-        stored batches early, oldest first.
+        stored batches early, oldest first, then the replayed rejects.
 
         A stored batch keeps only the identity of its records, to drop a late re-read as
         a duplicate; the levels' stores drop it too, so forgetting it early loses nothing,
@@ -373,19 +377,27 @@ class Outbox:
         disk that is nearly full: done as a receipt arrives, the rewrite of a whole batch
         would make exactly the receipt that frees room fail there.
         """
+        cutoff = self._clock() - keep_stored_seconds
         drop_stored_payloads(self._db, self._transaction)
-        pruned = forget_stored(self._db, self._transaction, self._clock() - keep_stored_seconds)
+        pruned = forget_stored(self._db, self._transaction, cutoff)
+        rejects = forget_replayed_rejects(self._db, self._transaction, cutoff)
         self._fold_wal()
         early = 0
-        while self.over_budget() and self._nothing_in_flight():
+        while self.over_budget() and self.nothing_in_flight():
             forgotten = forget_oldest_stored(self._db, self._transaction)
             if not forgotten:
                 break
             early += forgotten
             self._fold_wal()
-        return RoomMade(pruned, early)
+        rejects_early = 0
+        if self.over_budget() and self.nothing_in_flight():
+            rejects_early = forget_replayed_rejects(self._db, self._transaction, math.inf)
+            self._fold_wal()
+        return RoomMade(pruned, early, rejects, rejects_early)
 
-    def _nothing_in_flight(self) -> bool:
+    def nothing_in_flight(self) -> bool:
+        """No unbatched record and no pending or sent batch: no receipt to come can free
+        room."""
         depth = self.depth()
         return not (depth.pending_batches or depth.sent_batches or depth.unbatched_records)
 

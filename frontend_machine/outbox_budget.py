@@ -1,8 +1,9 @@
 """The outbox's disk budget: the bytes the journal holds, and room made from stored batches.
 
 A batch every level has stored gives up its payloads, keeping only the identity of its
-records, and is forgotten with its records and receipts after its retention. Pending,
-sent and failed batches and unbatched records are never touched. Apart from ``Outbox``
+records, and is forgotten with its records and receipts after its retention; so is a
+reject once replayed (corrected) that long ago. Pending, sent and failed batches,
+unbatched records and open rejects are never touched. Apart from ``Outbox``
 because it is upkeep, not the flow of a record: ``Outbox.over_budget`` and
 ``Outbox.make_room`` call it, each step in one of the outbox's own transactions.
 """
@@ -16,9 +17,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 __all__ = ["Transaction", "disk_bytes", "drop_stored_payloads", "forget_oldest_stored",
-           "forget_stored"]
+           "forget_replayed_rejects", "forget_stored"]
 
 _PRUNE_BATCHES = 20  # per transaction: each batch holds up to batch_max_records rows
+_PRUNE_REJECTS = 5000
 _IDENTITY = ("seq, element, record_key, sjbbh, digest, division, size, conflict, source,"
              " origin, line, journaled_at, batch_id")
 # The outbox's BEGIN IMMEDIATE … COMMIT, named for its error message (``Outbox._transaction``).
@@ -76,6 +78,26 @@ def forget_oldest_stored(connection: sqlite3.Connection, transaction: Transactio
     oldest = ("SELECT batch_id FROM batches WHERE state = 'stored'"
               " ORDER BY finished_at, created_at LIMIT ?")
     return _forget(connection, transaction, oldest, (_PRUNE_BATCHES,))
+
+
+def forget_replayed_rejects(connection: sqlite3.Connection, transaction: Transaction,
+                            cutoff: float) -> int:
+    """Delete the rejects replayed before ``cutoff``, oldest first, ``_PRUNE_REJECTS`` per
+    transaction; returns how many were forgotten.
+
+    A replayed reject is history: its row was corrected and journaled. Kept for good,
+    rejects alone would fill the budget in the end and pause the agent with nothing a
+    receipt could free.
+    """
+    forgotten = 0
+    while True:
+        with transaction("forgetting replayed rejects: the others stay until the next try"):
+            deleted = connection.execute(
+                "DELETE FROM rejects WHERE id IN (SELECT id FROM rejects WHERE replayed_at < ?"
+                " ORDER BY replayed_at LIMIT ?)", (cutoff, _PRUNE_REJECTS)).rowcount
+        forgotten += deleted
+        if deleted < _PRUNE_REJECTS:
+            return forgotten
 
 
 def _forget(connection: sqlite3.Connection, transaction: Transaction, chosen: str,

@@ -25,6 +25,17 @@ _TEXT: dict[str, tuple[str, str]] = {
         "sources paused until the levels' receipts for sent batches free room; nothing "
         "unsent is dropped",
     ),
+    "over-budget-held": (
+        "发件箱已占用 {used} 字节，超过磁盘预算 {budget} 字节：暂停读取数据源。没有等待"
+        "回执的批次可释放空间，空间由 {failed} 个失败批次和 {rejects} 条未处理的拒收记录"
+        "占用；请重放失败批次（exgate agent replay）、更正并重放拒收，或调大 [outbox] "
+        "disk_budget_mb；未发送的数据不会丢弃",
+        "the outbox uses {used} bytes, over its disk budget of {budget} bytes: reading of "
+        "sources paused. No batch awaits a receipt that would free room: {failed} failed "
+        "batches and {rejects} open rejects hold it; replay the failed batches (exgate "
+        "agent replay), correct and replay the rejects, or raise [outbox] disk_budget_mb; "
+        "nothing unsent is dropped",
+    ),
     "seal-failed": (
         "封装批次失败，记录仍保存在发件箱中，稍后重试：{error}",
         "sealing batches failed; the records stay in the outbox and sealing is retried: "
@@ -35,6 +46,11 @@ _TEXT: dict[str, tuple[str, str]] = {
         "下次运行时封装发送：{error}",
         "the final sealing of batches failed: the records this run took are in the outbox "
         "and marked taken at their sources; the next run seals and sends them: {error}",
+    ),
+    "rejects-forgotten-early": (
+        "发件箱超过磁盘预算：提前清除了 {rejects} 条已重放（已更正）的拒收记录",
+        "the outbox is over its disk budget: {rejects} rejects already replayed "
+        "(corrected) were forgotten early",
     ),
     "forgotten-early": (
         "发件箱超过磁盘预算：提前清除了 {batches} 个各级均已入库批次的记录标识；"

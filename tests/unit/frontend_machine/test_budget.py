@@ -15,7 +15,7 @@ from frontend_machine.agent import Agent
 from frontend_machine.config import AgentConfig, NodeConfig, OutboxConfig
 from frontend_machine.outbox import ALL_LEVELS, Outbox, RoomMade
 from frontend_machine.outbox_batches import BatchState
-from tests.unit.frontend_machine.test_outbox import FakeClock, record, valid
+from tests.unit.frontend_machine.test_outbox import FakeClock, invalid, record, valid
 
 BIG = "长" * 2000  # 6 kB of text, 8 kB of pages a record: 50 of them fill 2/3 of the budget
 
@@ -156,3 +156,40 @@ def test_identities_of_stored_batches_are_forgotten_early_rather_than_pausing_fo
         assert "forgotten early" in caplog.text and source.reads == 1
         journaled = [key for key, in outbox._db.execute("SELECT record_key FROM records")]
         assert len(journaled) < 3000 + 50 and journaled[-50:] == [f"K{k:06d}" for k in range(50)]
+
+
+def test_rejects_replayed_past_their_retention_are_forgotten_and_open_ones_never(
+        tmp_path: Path) -> None:
+    clock = FakeClock()
+    with Outbox(tmp_path / "o.db", clock=clock) as box:
+        box.journal("src", Chunk((invalid(1), invalid(2))))
+        assert box.mark_rejects_replayed("src", ["a.xml"]) == 2  # corrected and sent again
+        box.journal("src", Chunk((invalid(3),)))  # still open
+        clock.now += 86400
+        assert box.make_room(keep_stored_seconds=2 * 86400) == RoomMade()
+        clock.now += 2 * 86400
+        assert box.make_room(keep_stored_seconds=2 * 86400) == RoomMade(rejects_forgotten=2)
+        assert [r["line"] for r in box.rejects()] == [3] and box.open_rejects() == 1
+
+
+def test_rejects_alone_over_budget_pause_reading_saying_so_and_replayed_ones_make_room(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing awaits a receipt, so no receipt will free room: the pause says what holds
+    it, and once the rejects are replayed they are forgotten early to make room."""
+    budget = 300 * 1024
+    config = budgeted(tmp_path, budget, batch_max_records=50)
+    source = EndlessSource()
+    with Outbox(tmp_path / "o.db", budget_bytes=budget) as outbox:
+        for start in range(0, 3000, 500):
+            outbox.journal("src", Chunk(tuple(invalid(n) for n in range(start, start + 500))))
+        caplog.set_level(logging.INFO, logger="exgate.agent")
+        agent = Agent(config, outbox, [source], lang="en")
+        agent.poll_all()
+        assert agent.paused and source.reads == 0
+        assert "no batch awaits a receipt that would free room: 0 failed batches and 3000 " \
+               "open rejects hold it" in caplog.text.lower()
+        outbox.mark_rejects_replayed("src", ["a.xml"])
+        agent.poll_all()
+        assert "reading resumed" in caplog.text and source.reads == 1
+        assert "3000 rejects already replayed (corrected) were forgotten early" in caplog.text
+        assert outbox.rejects() == []
