@@ -88,20 +88,23 @@ def insert_records(connection: sqlite3.Connection,
 
 def settle_rejects(connection: sqlite3.Connection, source: str,
                    rows: Sequence[tuple[Any, ...]], now: float) -> None:
-    """Close the open rejects of the origins these record rows now journal as valid.
+    """Close the open rejects of the database rows these record rows now journal as valid.
 
     A rejected row corrected in place and read again (its flag reset, a changelog or
-    cursor re-read, a corrected file put back) settles its reject as ``agent replay
-    --rejects`` does; without this it would be counted as open for good. One cheap
-    look-up per chunk when the source has no open reject, the usual case.
+    cursor re-read) settles its reject as ``agent replay --rejects`` does; without this
+    it would be counted as open for good. A record of a file (it has a line) never
+    settles one: a line is no record's identity (a file written on one line holds them
+    all, and the next file dropped under the same name is another file); a file's
+    rejects are settled when it is replayed. One cheap look-up per chunk when the source
+    has no open reject, the usual case.
     """
     if connection.execute("SELECT 1 FROM rejects WHERE source = ? AND replayed_at IS NULL"
                           " LIMIT 1", (source,)).fetchone() is None:
         return
     connection.executemany(
         "UPDATE rejects SET replayed_at = ? WHERE source = ? AND origin = ?"
-        " AND COALESCE(line, -1) = COALESCE(?, -1) AND replayed_at IS NULL",
-        [(now, source, row[_ORIGIN], row[_LINE]) for row in rows])
+        " AND line IS NULL AND replayed_at IS NULL",
+        [(now, source, row[_ORIGIN]) for row in rows if row[_LINE] is None])
 
 
 def _added_by_element(connection: sqlite3.Connection, counts: Mapping[str, Any],

@@ -301,7 +301,9 @@ class FolderSource:
         name = claimed_name(path.name)
         if name != path.name:
             log.warning(self._say("renamed", name=name), extra=self._extra(utf8_name(path.name)))
-        target = free_path(self.processing, name)
+        # A name error/ does not hold either: the file's records and rejects go by it, so
+        # the day's daily.xml is not taken for the bad one of yesterday waiting there.
+        target = free_path(self.processing, name, also=(self.error,))
         try:
             os.rename(path, target)
         except FileNotFoundError:

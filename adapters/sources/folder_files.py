@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -64,15 +65,15 @@ def claimed_name(name: str) -> str:
     return _CUT_ESCAPE.sub("", kept) + tag + suffix
 
 
-def free_path(folder: Path, name: str) -> Path:
-    """``folder/name``, or ``folder/stem-N.suffix`` when that is taken (never overwrite)."""
-    target = folder / name
+def free_path(folder: Path, name: str, also: Sequence[Path] = ()) -> Path:
+    """``folder/name``, or ``folder/stem-N.suffix`` when that is taken (never overwrite),
+    taken in none of the folders ``also`` either."""
     stem, suffix = os.path.splitext(name)
-    number = 1
-    while target.exists():
-        target = folder / f"{stem}-{number}{suffix}"
+    number = 0
+    while any((where / name).exists() for where in (folder, *also)):
         number += 1
-    return target
+        name = f"{stem}-{number}{suffix}"
+    return folder / name
 
 
 def _regular_file(path: Path) -> BinaryIO:

@@ -29,6 +29,7 @@ from tests.unit.adapters.test_folder_source import (
     open_source,
     valid,
 )
+from tests.unit.schemas.documents import document, record
 
 LOGGER = "exgate.source.folder"
 
@@ -259,3 +260,29 @@ def test_an_observer_that_cannot_start_leaves_the_rescans_to_find_the_files(
     poll(outbox, source)
     source.close()
     assert outbox.record_count() == 1
+
+
+def test_files_dropped_daily_under_one_name_keep_their_rejects_apart(
+        tmp_path: Path, outbox: Outbox) -> None:
+    """The ledger of rejects goes by file name: the day's daily.xml is claimed under a
+    name error/ does not hold, so its valid records settle nothing of yesterday's bad
+    one, and its own defects are not taken for yesterday's."""
+    source = open_source(tmp_path)
+    bad = document([record("SBXX", SBLSH="SB0001"),
+                    record("SBXX", SBLSH="SB0002", SBSJ="2026-13-45")])
+    drop(source, "daily.xml", bad)
+    poll(outbox, source)
+    drop(source, "daily.xml", document([record("SBXX", SBLSH="SB0003"),
+                                        record("SBXX", SBLSH="SB0004")]))
+    poll(outbox, source)
+    assert outbox.open_rejects() == 1
+    drop(source, "daily.xml", bad.replace(b"SB0001", b"SB0005"))
+    poll(outbox, source)
+    assert outbox.open_rejects() == 2  # the same defect on the same line: another file
+    assert names(source.done, "*/*") == ["daily-1.xml"]
+    assert names(source.error, "*.xml") == ["daily-1.xml", "daily.xml"]
+    assert sorted(r["origin"] for r in outbox.rejects()) == ["daily-1.xml", "daily.xml"]
+    (source.error / "daily.xml").write_bytes(valid(6))  # yesterday's, corrected
+    replay_folder(outbox, "drop", {"path": drop_path(tmp_path)}, "430102")
+    still_open = outbox._db.execute("SELECT origin FROM rejects WHERE replayed_at IS NULL")
+    assert [origin for origin, in still_open] == ["daily-1.xml"]

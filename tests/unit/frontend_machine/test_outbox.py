@@ -40,12 +40,13 @@ class FakeClock:
 
 
 def record(key: str, version: int = 1, name: str = "芙蓉区行政审批服务局",
-           element: str = "SBXX") -> Record:
-    """A record the writer accepts (payloads are its XML); ``name`` is SBXX's SQRMC."""
+           element: str = "SBXX", line: int | None = 7) -> Record:
+    """A record the writer accepts (payloads are its XML); ``name`` is SBXX's SQRMC;
+    ``line`` None for a database row's."""
     _, fields = document_record(element, SBLSH=key, SJBBH=str(version))
     if element == "SBXX":
         fields["SQRMC"] = name
-    return Record(element, fields, (key,), version, 7)
+    return Record(element, fields, (key,), version, line)
 
 
 def valid(*records: Record) -> tuple[tuple[Origin, RecordCheck], ...]:
@@ -463,20 +464,39 @@ def test_a_migration_sqlite_rolled_back_itself_reports_its_own_error(
         db.close()
 
 
-def test_a_reject_corrected_and_read_again_is_settled_by_its_valid_record(
-        outbox: Outbox) -> None:
+def row_reject(row_id: int, source: str = "src") -> tuple[Origin, RecordCheck]:
+    issue = Issue(IssueCode.MISSING_FIELD, "missing-field",
+                  {"field": "SBLSH", "label": "申办流水号"}, "SBXX", "SBLSH")
+    return Origin(source, f"EX_SBXX#{row_id}"), RecordCheck("SBXX", None, None, (issue,))
+
+
+def row_record(row_id: int, key: str, source: str = "src") -> tuple[Origin, RecordCheck]:
+    rec = record(key, line=None)
+    return Origin(source, f"EX_SBXX#{row_id}"), RecordCheck(rec.element, None, rec, ())
+
+
+def test_a_row_corrected_and_read_again_settles_its_reject(outbox: Outbox) -> None:
     # Before, only `agent replay --rejects` settled a reject: a row corrected in place and
-    # read again (flag reset, changelog or cursor re-read, a file put back) stayed open.
-    rec = record("K1")
-    outbox.journal("src", Chunk((invalid(5), invalid(9))))
+    # read again (flag reset, changelog or cursor re-read) stayed open.
+    outbox.journal("src", Chunk((row_reject(5), row_reject(9))))
     assert outbox.open_rejects() == 2
-    fixed = (Origin("src", "a.xml", 5), RecordCheck(rec.element, 5, rec, ()))
-    other = (Origin("src", "a.xml", 6), RecordCheck(rec.element, 6, record("K2"), ()))
-    outbox.journal("src", Chunk((fixed, other)))
-    assert outbox.open_rejects() == 1  # line 9 is still wrong
-    outbox.journal("other", Chunk(((Origin("other", "a.xml", 9),
-                                    RecordCheck(rec.element, 9, record("K3"), ())),)))
-    assert outbox.open_rejects() == 1  # another source's file of the same name
+    outbox.journal("src", Chunk((row_record(5, "K1"), row_record(6, "K2"))))
+    assert outbox.open_rejects() == 1  # row 9 is still wrong
+    outbox.journal("other", Chunk((row_record(9, "K3", source="other"),)))
+    assert outbox.open_rejects() == 1  # another source's row of the same table
+
+
+def test_a_valid_record_on_a_rejected_line_of_a_file_settles_nothing(outbox: Outbox) -> None:
+    """A file written on one line holds every record on line 1; the next file dropped
+    under the same name is another file: a line is no record's identity."""
+    rec = record("K1")
+    same_line = (Origin("src", "a.xml", 5), RecordCheck(rec.element, 5, rec, ()))
+    outbox.journal("src", Chunk((invalid(5), same_line)))
+    assert outbox.open_rejects() == 1
+    again = (Origin("src", "a.xml", 5), RecordCheck(rec.element, 5, record("K2"), ()))
+    outbox.journal("src", Chunk((again,)))
+    assert outbox.open_rejects() == 1
+    assert outbox.mark_rejects_replayed("src", ["a.xml"]) == 1  # replaying the file does
 
 
 def test_the_heartbeat_counts_a_sent_batch_missing_a_receipt_as_waiting(
