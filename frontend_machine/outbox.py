@@ -276,7 +276,9 @@ class Outbox:
         rows = self._db.execute(
             "SELECT payload FROM records WHERE batch_id = ? ORDER BY seq", (batch_id,)).fetchall()
         if any(payload is None for payload, in rows):
-            raise FatalError(f"batch {batch_id} was compacted after it was stored")
+            raise FatalError(f"batch {batch_id} cannot be rebuilt: its records gave up their "
+                             "XML once every level had stored it",
+                             zh=f"批次 {batch_id} 无法重建：各级均已入库后，其记录的 XML 已清除")
         return [payload for payload, in rows]
 
     # -- publisher state transitions -------------------------------------------------------

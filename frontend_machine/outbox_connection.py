@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from adapters.private_files import create_private
-from frontend_machine.outbox_schema import configure, migrate
+from frontend_machine.outbox_schema import SchemaTooNew, configure, migrate
 from schemas.errors import FatalError, FileNotThere, RetriableError
 
 __all__ = ["OutboxBroken", "OutboxNotFound", "connect", "mapped", "transaction"]
@@ -49,7 +49,11 @@ def connect(path: Path, create: bool) -> sqlite3.Connection:
     try:
         configure(db)
         migrate(db)
-    except (sqlite3.Error, RuntimeError) as exc:
+    except SchemaTooNew as exc:  # no folder or permission to check: the exgate is too old
+        db.close()
+        raise OutboxBroken(f"cannot open outbox {path}: {exc}",
+                           zh=f"无法打开发件箱 {path}：{exc.message('zh')}") from exc
+    except sqlite3.Error as exc:
         db.close()
         raise _unopenable(path, exc) from exc
     return db

@@ -17,9 +17,10 @@ import json
 import sqlite3
 from collections.abc import Callable
 
+from schemas.errors import FatalError
 from schemas.writer import record_xml
 
-__all__ = ["SCHEMA_VERSION", "configure", "current_version", "migrate"]
+__all__ = ["SCHEMA_VERSION", "SchemaTooNew", "configure", "current_version", "migrate"]
 
 SCHEMA_VERSION = 3
 
@@ -151,6 +152,10 @@ def current_version(connection: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+class SchemaTooNew(FatalError):
+    """The outbox was written by a newer exgate, whose records this one cannot read."""
+
+
 def migrate(connection: sqlite3.Connection) -> int:
     """Bring the schema up to ``SCHEMA_VERSION`` step by step; returns the old version.
 
@@ -159,8 +164,12 @@ def migrate(connection: sqlite3.Connection) -> int:
     """
     start = current_version(connection)
     if start > SCHEMA_VERSION:
-        raise RuntimeError(f"outbox schema version {start} is newer than this agent's "
-                           f"{SCHEMA_VERSION}; upgrade exgate")
+        raise SchemaTooNew(
+            f"its schema version {start} was written by a newer exgate than this one "
+            f"(version {SCHEMA_VERSION}); install that exgate version or a later one on this "
+            "machine, then start the agent again",
+            zh=f"其结构版本 {start} 由更新版本的 exgate 写入（本程序为 {SCHEMA_VERSION}）；"
+               "请在本机安装该版本或更新的 exgate，再启动代理")
     for version in range(start + 1, SCHEMA_VERSION + 1):
         connection.execute("BEGIN IMMEDIATE")
         try:

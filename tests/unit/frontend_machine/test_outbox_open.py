@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from frontend_machine.outbox import Outbox, OutboxNotFound
+from frontend_machine.outbox import Outbox, OutboxBroken, OutboxNotFound
+from frontend_machine.outbox_schema import SCHEMA_VERSION
 from schemas.errors import ConfigError
 
 
@@ -30,3 +32,20 @@ def test_an_existing_outbox_opens(tmp_path: Path, name: str) -> None:
         assert opened.batches((), 10) == [] and opened.open_rejects() == 0
     assert sorted(p.name for p in path.parent.iterdir() if not p.name.endswith(("-wal", "-shm"))) \
         == [name]
+
+
+def test_an_outbox_a_newer_exgate_wrote_says_so_in_both_languages(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    Outbox(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE schema_meta SET value = '99' WHERE key = 'version'")
+    db.close()
+    with pytest.raises(OutboxBroken) as refused:
+        Outbox(path)
+    assert str(refused.value) == (
+        f"cannot open outbox {path}: its schema version 99 was written by a newer exgate "
+        f"than this one (version {SCHEMA_VERSION}); install that exgate version or a later "
+        "one on this machine, then start the agent again")
+    assert refused.value.message("zh") == (
+        f"无法打开发件箱 {path}：其结构版本 99 由更新版本的 exgate 写入（本程序为 "
+        f"{SCHEMA_VERSION}）；请在本机安装该版本或更新的 exgate，再启动代理")
