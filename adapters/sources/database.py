@@ -43,8 +43,10 @@ from adapters.sources.db_strategies import (
     Page,
     ReadContext,
     Strategy,
+    Unconfirmed,
 )
 from adapters.sources.db_tables import (
+    REJECTED,
     TAKEN,
     ElementTable,
     by_name,
@@ -216,9 +218,9 @@ class DatabaseSource:
         try:
             with self._driver_errors("read"):
                 if not self._resumed:
-                    rows = self._strategy.unconfirmed(state)
-                    if rows:
-                        self._write_back(self._chunk(Page(rows, {})))
+                    unconfirmed = self._strategy.unconfirmed(state)
+                    if unconfirmed:
+                        self._write_back(self._misflagged(unconfirmed))
                     self._resumed = True
                 with self._pages(state) as pages:
                     for page in pages:
@@ -336,6 +338,15 @@ class DatabaseSource:
 
     def _table(self, name: str) -> ElementTable:
         return self._by_name[name.rpartition(".")[2].upper()]
+
+    def _misflagged(self, unconfirmed: Sequence[Unconfirmed]) -> Chunk:
+        """The rows whose flag is not what their content now validates to: the others'
+        write-back is done, and rewriting it would move their SYNC_TIME."""
+        checked = self._chunk(Page(tuple(row for row, _ in unconfirmed), {}))
+        return Chunk(tuple(
+            (origin, check) for (origin, check), (_, flag) in zip(checked.checks, unconfirmed,
+                                                                  strict=True)
+            if flag is None or int(flag) != (TAKEN if check.valid else REJECTED)), {})
 
     def _chunk(self, page: Page) -> Chunk:
         latest = self._reader.clock() + timedelta(days=1)

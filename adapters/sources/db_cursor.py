@@ -28,6 +28,7 @@ from adapters.sources.db_strategies import (
     FetchedRow,
     Page,
     ReadContext,
+    Unconfirmed,
     field_columns,
     labelled,
 )
@@ -184,7 +185,7 @@ class CursorStrategy:
     writes_back: bool = False
     pipelined: bool = True  # read-only: no write-back to wait for
 
-    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[FetchedRow, ...]:
+    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[Unconfirmed, ...]:
         return ()  # nothing is written back
 
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:

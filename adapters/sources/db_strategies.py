@@ -32,6 +32,7 @@ __all__ = [
     "Page",
     "ReadContext",
     "Strategy",
+    "Unconfirmed",
     "changelog_query",
     "changelog_top",
     "field_columns",
@@ -59,6 +60,8 @@ class FetchedRow:
 
 
 _set_table, _set_ident, _set_values = slot_setters(FetchedRow)
+
+Unconfirmed = tuple[FetchedRow, Any]  # a row and its SYNC_FLAG as the database holds it
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +102,13 @@ class Strategy(Protocol):
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
         ...
 
-    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[FetchedRow, ...]:
-        """Rows of the last journaled page whose write-back a crash may have lost.
+    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[Unconfirmed, ...]:
+        """Rows of the last journaled page whose write-back a crash may have lost, each
+        with its ``SYNC_FLAG`` now.
 
         ``state`` is the journaled progress at start-up; ``commit`` of these rows is
-        re-applied once before the first page, since ``pages`` will not hand them out.
+        re-applied once before the first page, since ``pages`` will not hand them out,
+        to each row whose flag is not what its content now validates to.
         """
         ...
 
@@ -146,7 +151,7 @@ class FlagStrategy:
     # at SYNC_FLAG=0, so the next pass reads it again and the outbox drops it.
     pipelined: bool = True
 
-    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[FetchedRow, ...]:
+    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[Unconfirmed, ...]:
         return ()  # an unmarked row still has SYNC_FLAG=0: the next pass reads it again
 
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
@@ -202,12 +207,13 @@ def changelog_top(dialect_name: str) -> AnySelect:
     return select(func.max(seq))
 
 
-def rows_query(element: ElementTable, row_ids: Sequence[int]) -> AnySelect:
-    """The current content of the rows with these ROW_IDs."""
+def rows_query(element: ElementTable, row_ids: Sequence[int],
+               *after: ColumnClause[Any]) -> AnySelect:
+    """The current content of the rows with these ROW_IDs (then the columns ``after``)."""
     row_id = element.row_id
     assert row_id is not None
-    return (select(*labelled([row_id, *field_columns(element)])).where(row_id.in_(row_ids))
-            .order_by(row_id))
+    return (select(*labelled([row_id, *field_columns(element), *after]))
+            .where(row_id.in_(row_ids)).order_by(row_id))
 
 
 @dataclass
@@ -226,10 +232,12 @@ class ChangelogStrategy:
     rows (1 taken, 2 rejected), so a crash in between would leave them unmarked with no
     pass ever reading them again. Each page's progress therefore also lists its ROW_IDs
     (``progress["page"]``, element → ids, at most a page); at start-up ``unconfirmed``
-    re-reads those still at ``SYNC_FLAG=0`` and the source marks them as their content
-    now validates; so does the next read after a ``commit`` that failed (a lock, a
-    dropped connection). Nothing is journaled again: the records and rejects are in the
-    outbox already, and a row changed since has a later SEQ that a pass still reads.
+    re-reads them with their flag and the source marks each whose flag is not what its
+    content now validates to (still 0; a taken row edited into a reject; a reject
+    corrected), leaving the others and their SYNC_TIME alone; so does the next read after
+    a ``commit`` that failed (a lock, a dropped connection). Nothing is journaled again:
+    the records and rejects are in the outbox already, and a row changed since has a
+    later SEQ that a pass still reads.
 
     *SEQ restarts*: purge EX_CHANGELOG with ``DELETE … WHERE SEQ <= seq``, never with
     TRUNCATE, which restarts MySQL/MariaDB's AUTO_INCREMENT at 1 (so does re-creating
@@ -315,13 +323,19 @@ class ChangelogStrategy:
         log.warning(warning.en if self.context.lang == "en" else warning.zh)
         return ChangelogPosition()
 
-    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[FetchedRow, ...]:
+    def unconfirmed(self, state: Mapping[str, Any]) -> tuple[Unconfirmed, ...]:
         pending: Mapping[str, Sequence[int]] = strategy_state(state, "changelog").get("page", {})
-        rows: list[FetchedRow] = []
+        rows: list[Unconfirmed] = []
         for code, row_ids in pending.items():
             element = self.context.tables.get(code)
-            if element is not None:  # else the table is no longer read by this source
-                rows.extend(self._rows(element, row_ids, unmarked=True))
+            if element is None:
+                continue  # the table is no longer read by this source
+            # Whatever their flag: a taken row (1) edited into a reject, or a reject (2)
+            # corrected, has its new flag and reason written back only here.
+            flag = element.controls["SYNC_FLAG"]
+            for batch in in_batches(row_ids):
+                rows.extend((FetchedRow(element, str(r[0]), r[1:-1]), r[-1])
+                            for r in self.context.fetch(rows_query(element, batch, flag)))
         return tuple(rows)
 
     def _changed_rows(self, entries: Sequence[Sequence[Any]]) -> tuple[FetchedRow, ...]:
@@ -336,10 +350,7 @@ class ChangelogStrategy:
             rows.extend(self._rows(self.context.tables[code], list(row_ids)))
         return tuple(rows)
 
-    def _rows(self, element: ElementTable, row_ids: Sequence[int],
-              unmarked: bool = False) -> Iterator[FetchedRow]:
+    def _rows(self, element: ElementTable, row_ids: Sequence[int]) -> Iterator[FetchedRow]:
         for batch in in_batches(row_ids):
-            query = rows_query(element, batch)
-            if unmarked:
-                query = query.where(element.controls["SYNC_FLAG"] == 0)
-            yield from (FetchedRow(element, str(r[0]), r[1:]) for r in self.context.fetch(query))
+            yield from (FetchedRow(element, str(r[0]), r[1:])
+                        for r in self.context.fetch(rows_query(element, batch)))

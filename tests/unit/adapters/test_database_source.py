@@ -247,6 +247,29 @@ def test_changelog_gap_is_passed_only_after_the_window(plain_url: str, clock: Cl
     assert (journal.state["seq"], journal.state["gaps"]) == (3, [])
 
 
+def test_changelog_writes_back_a_reject_journaled_just_before_a_crash_whatever_the_flag(
+        url: str, engine: sa.Engine, clock: Clock) -> None:
+    """A taken row (flag 1) edited into a reject: journaled, then the agent is killed
+    before the write-back. After the restart the row must say why, not stay at 1."""
+    insert(engine, "SBXX", [row("SBXX", 1)])
+    journal = Journal()
+    with open_source(url, clock, strategy="changelog") as source:
+        journal.drain(source)
+    assert flags(engine, "SBXX")[1] == (1, None)
+    sbxx = TABLES.elements["SBXX"]
+    with engine.begin() as conn:
+        conn.execute(sbxx.update().values(TJFS="7"))
+    with open_source(url, clock, strategy="changelog") as source:
+        reading = source.read(journal.state)
+        journal.journal(next(reading))  # journaled, then killed before commit
+        reading.close()
+    with open_source(url, clock, strategy="changelog") as source:
+        journal.drain(source)
+    flag, message = flags(engine, "SBXX")[1]
+    assert flag == 2 and message is not None and "TJFS" in message
+    assert journal.rejects == [("EX_SBXX#1", "bad-value")]
+
+
 def test_changelog_collapses_changes_of_one_row(url: str, engine: sa.Engine,
                                                clock: Clock) -> None:
     insert(engine, "SBXX", [row("SBXX", 1)])
