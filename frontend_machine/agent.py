@@ -88,8 +88,12 @@ class Agent:
 
     @property
     def last_error(self) -> str | None:
-        """The errors of the sources still failing, for heartbeats; None when none is."""
-        return "; ".join(self._errors.values()) or None
+        """The errors of the sources still failing, and a pause for the disk budget, for
+        heartbeats (English, as the centre reads them); None when there is neither."""
+        errors = list(self._errors.values())
+        if self.paused:
+            errors.append("outbox over its disk budget: reading of sources paused")
+        return "; ".join(errors) or None
 
     def poll_all(self) -> int:
         """One pass over every source; returns the number of chunks journaled."""
@@ -102,7 +106,9 @@ class Agent:
             if time.monotonic() < self._retry_at.get(source.name, 0.0):
                 continue
             chunks += self._poll_guarded(source)
-        self.catch_up.note_pass(chunks, failed=bool(self._backoff), now=time.monotonic())
+        # Paused, nothing is read: that is no sign of being caught up.
+        self.catch_up.note_pass(chunks, failed=bool(self._backoff) or self.paused,
+                                now=time.monotonic())
         return chunks
 
     def make_room(self) -> None:

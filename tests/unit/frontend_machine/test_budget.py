@@ -65,6 +65,9 @@ def test_receipts_make_room_and_reading_resumes_without_dropping_anything(
         assert agent.paused and source.reads == 2
         agent.poll_all()
         assert source.reads == 2  # paused: the source is not read
+        # The centre sees it: not caught up, and why (it showed lag 0 and no error).
+        assert agent.catch_up.behind and agent.source_lag() > 0
+        assert agent.last_error == "outbox over its disk budget: reading of sources paused"
 
         first, second = (b.batch_id for b in outbox.next_pending_batches(10))
         stored_everywhere(publisher_side, first)
