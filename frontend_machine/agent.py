@@ -144,7 +144,9 @@ class Agent:
         the trailing partial batch's linger runs out (it is sealed after a poll)."""
         delay = self.config.agent.poll_seconds
         linger = self.outbox.linger_left(self.config.outbox.batch_linger_seconds)
-        if linger is not None:
+        # Due already when the loop seals before it sleeps: that seal failed (a full
+        # disk), and retrying it sooner than a poll period would only flood the log.
+        if linger is not None and linger > 0:
             delay = min(delay, max(linger, 0.05))
         for source in self.sources:
             hint = getattr(source, "wait_hint", lambda: None)()

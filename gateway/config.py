@@ -270,6 +270,8 @@ class _Reader:
         if not is_number(value, 0, integer=integer, strict=True, high=high):
             kind, kind_zh = ("a positive integer", "正整数") if integer else \
                 ("a positive number", "正数")
+            if math.isfinite(high):
+                kind, kind_zh = f"{kind} up to {high:,.0f}", f"不超过 {high:.0f} 的{kind_zh}"
             raise self.fail(f"[{table}] {key} = {value!r} must be {kind}",
                             f"[{table}] {key} = {value!r} 必须是{kind_zh}")
         return int(value) if integer else float(value)

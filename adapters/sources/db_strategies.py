@@ -332,10 +332,8 @@ class ChangelogStrategy:
                 continue  # the table is no longer read by this source
             # Whatever their flag: a taken row (1) edited into a reject, or a reject (2)
             # corrected, has its new flag and reason written back only here.
-            flag = element.controls["SYNC_FLAG"]
-            for batch in in_batches(row_ids):
-                rows.extend((FetchedRow(element, str(r[0]), r[1:-1]), r[-1])
-                            for r in self.context.fetch(rows_query(element, batch, flag)))
+            rows.extend((FetchedRow(element, str(r[0]), r[1:-1]), r[-1]) for r in
+                        self._current(element, row_ids, element.controls["SYNC_FLAG"]))
         return tuple(rows)
 
     def _changed_rows(self, entries: Sequence[Sequence[Any]]) -> tuple[FetchedRow, ...]:
@@ -351,6 +349,10 @@ class ChangelogStrategy:
         return tuple(rows)
 
     def _rows(self, element: ElementTable, row_ids: Sequence[int]) -> Iterator[FetchedRow]:
+        return (FetchedRow(element, str(r[0]), r[1:]) for r in self._current(element, row_ids))
+
+    def _current(self, element: ElementTable, row_ids: Sequence[int],
+                 *after: ColumnClause[Any]) -> Iterator[Sequence[Any]]:
+        """``rows_query``'s rows, IN lists of at most 1000 IDs at a time."""
         for batch in in_batches(row_ids):
-            yield from (FetchedRow(element, str(r[0]), r[1:])
-                        for r in self.context.fetch(rows_query(element, batch)))
+            yield from self.context.fetch(rows_query(element, batch, *after))

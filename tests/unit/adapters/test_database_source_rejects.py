@@ -347,3 +347,19 @@ def test_a_failed_write_back_is_retried_by_the_next_read(
     assert all("TJFS" in str(state[n][1]) for n in (2, 4))
     assert journaled_keys(outbox) == keys_of("SBXX", [1, 3])
     assert len(outbox.rejects("front")) == 2
+
+
+def test_a_rejected_row_corrected_and_given_back_settles_its_reject(
+        url: str, engine: sa.Engine, clock: Clock, outbox: Outbox) -> None:
+    """Through the real source: its records carry no line, so its row settles its reject."""
+    sbxx = TABLES.elements["SBXX"]
+    with engine.begin() as conn:
+        conn.execute(sbxx.insert(), [row("SBXX", 1) | {"TJFS": "7"}, row("SBXX", 2)])
+    with open_source(url, clock) as source:
+        poll(outbox, source)
+        assert outbox.open_rejects() == 1
+        with engine.begin() as conn:  # corrected in place, handed back by its flag
+            conn.execute(sbxx.update().where(sbxx.c.ROW_ID == 1)
+                         .values(TJFS=row("SBXX", 1)["TJFS"], SYNC_FLAG=0))
+        poll(outbox, source)
+    assert outbox.open_rejects() == 0 and outbox.record_count() == 2

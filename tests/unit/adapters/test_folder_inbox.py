@@ -224,12 +224,14 @@ def test_an_empty_file_waits_for_its_writer_before_it_is_taken(
         tmp_path: Path, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
     """A writer creates the file, then stalls: taken at once, it would go to error/ as
     empty while its writer went on filling the moved file there, unread."""
-    source = open_source(tmp_path)
+    options = {"path": drop_path(tmp_path), "stable_seconds": 0, "observer": "none",
+               "rescan_seconds": 3600}
+    source = folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, "en"))
     drop(source, "late.xml", b"")
     drop(source, "good.xml", valid(1))
     poll(outbox, source)
     assert names(source.inbox) == ["late.xml"] and source.waiting() == 1
-    assert source.wait_hint() > 10  # the next rescan: the empty file asks no busy poll
+    assert source.wait_hint() > 60  # the empty file asks for no busy poll
     drop(source, "late.xml", valid(2))  # the writer goes on
     poll(outbox, source)
     assert outbox.record_count() == 2

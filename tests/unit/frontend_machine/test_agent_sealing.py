@@ -153,8 +153,10 @@ def test_the_agent_wakes_when_the_trailing_batch_is_due_not_at_the_next_poll(
     agent.poll_all()
     now[0] += 0.5
     assert agent.sleep_time() == pytest.approx(1.5)
+    now[0] += 1.49
+    assert agent.sleep_time() == 0.05  # nearly due: soon, but never a busy loop
     now[0] += 5.0
-    assert agent.sleep_time() == 0.05  # overdue (a seal that failed): soon, not busy
+    assert agent.sleep_time() == 30.0  # overdue: the seal before the sleep failed
     assert len(agent.seal()) == 1
     assert agent.sleep_time() == 30.0
     outbox.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,16 @@ def test_nan_and_infinity_are_config_errors(tmp_path: Path, line: str, value: st
     path.write_text(EXAMPLE.read_text(encoding="utf-8").replace(line, f"{key} = {value}"),
                     encoding="utf-8")
     with pytest.raises(ConfigError, match=key):
+        load_config(path)
+
+
+def test_a_number_past_any_meaning_is_a_config_error_saying_the_bound(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        "hold_seconds = 1200", "hold_seconds = 1e12"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(
+            "[gateway] hold_seconds = 1000000000000.0 must be a positive number up to "
+            "1,000,000,000")):
         load_config(path)
 
 
