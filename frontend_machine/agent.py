@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.sources.base import Source, SourceContext
+from frontend_machine.agent_lock import sole_agent
 from frontend_machine.config import AgentConfig, load_config, source_factory
 from frontend_machine.outbox import Outbox, OutboxBroken
 from frontend_machine.publisher_settings import PublisherSettings
@@ -237,8 +238,8 @@ class Agent:
 
 @contextmanager
 def open_agent(config_path: Path, lang: str | None = None) -> Iterator[Agent]:
-    """Load the config, check what publishing needs, open the outbox and build the
-    sources; close them all after.
+    """Load the config, check what publishing needs, take the outbox's agent lock, open
+    the outbox and build the sources; close them all after.
 
     Publishing is checked first (``node.key_file`` readable, private and of this node,
     a broker login): a ConfigError there stops ``agent run`` and ``agent once`` alike
@@ -250,6 +251,7 @@ def open_agent(config_path: Path, lang: str | None = None) -> Iterator[Agent]:
     catalog = load_catalog()
     context = SourceContext(config.node.id, config.node.division, catalog, lang)
     with ExitStack() as stack:
+        stack.enter_context(sole_agent(config.outbox.path))
         outbox = stack.enter_context(Outbox(
             config.outbox.path, levels=_LEVELS[level_of(config.node.division)],
             budget_bytes=config.outbox.budget_bytes))

@@ -20,7 +20,7 @@ from adapters.private_files import create_private
 from frontend_machine.outbox_schema import SchemaTooNew, configure, migrate
 from schemas.errors import FatalError, FileNotThere, RetriableError
 
-__all__ = ["OutboxBroken", "OutboxNotFound", "connect", "mapped", "transaction"]
+__all__ = ["OutboxBroken", "OutboxNotFound", "connect", "mapped", "transaction", "unopenable"]
 
 _RETRIABLE = ("full", "locked", "busy", "disk i/o", "unable to open")
 
@@ -45,7 +45,7 @@ def connect(path: Path, create: bool) -> sqlite3.Connection:
     try:
         db = _open(path, create)
     except (OSError, sqlite3.Error) as exc:  # a folder the agent's user may not write
-        raise _unopenable(path, exc) from exc
+        raise unopenable(path, exc) from exc
     try:
         configure(db)
         migrate(db)
@@ -55,7 +55,7 @@ def connect(path: Path, create: bool) -> sqlite3.Connection:
                            zh=f"无法打开发件箱 {path}：{exc.message('zh')}") from exc
     except sqlite3.Error as exc:
         db.close()
-        raise _unopenable(path, exc) from exc
+        raise unopenable(path, exc) from exc
     return db
 
 
@@ -69,7 +69,7 @@ def _open(path: Path, create: bool) -> sqlite3.Connection:
                            uri=True, isolation_level=None, timeout=30.0)
 
 
-def _unopenable(path: Path, exc: Exception) -> OutboxBroken:
+def unopenable(path: Path, exc: Exception) -> OutboxBroken:
     return OutboxBroken(f"cannot open outbox {path}: {exc} (check [outbox] path, and that "
                         "the agent's user may write its folder)",
                         zh=f"无法打开发件箱 {path}：{exc}（请检查 [outbox] path，以及代理的运行"
