@@ -45,6 +45,7 @@ from adapters.sources.db_strategies import (
     Strategy,
     Unconfirmed,
 )
+from adapters.sources.db_sync_msg import FRONTDB_ROOM, MessageRoom, look_up_room
 from adapters.sources.db_tables import (
     REJECTED,
     TAKEN,
@@ -205,6 +206,7 @@ class DatabaseSource:
         self._resumed = False  # True once the last journaled page's write-back is done
         self._writer: ThreadPoolExecutor | None = None  # of an overlapped write-back
         self._writing: Future[None] | None = None
+        self._rooms: dict[str, MessageRoom] = {}  # by table, for the write-back only
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
         """Yield validated pages after ``state``; every chunk's progress is the whole state.
@@ -288,7 +290,7 @@ class DatabaseSource:
             if check.record is not None:
                 taken.setdefault(table, []).append(int(row_id))
             else:
-                msg = reject_message(check, self._context.lang)
+                msg = reject_message(check, self._context.lang, self._room(table))
                 rejected.setdefault(table, []).append(
                     {"b_id": int(row_id), "b_msg": msg, "b_now": now})
         try:
@@ -338,6 +340,17 @@ class DatabaseSource:
 
     def _table(self, name: str) -> ElementTable:
         return self._by_name[name.rpartition(".")[2].upper()]
+
+    def _room(self, name: str) -> MessageRoom:
+        """The room in table ``name``'s SYNC_MSG, looked up once (``db_sync_msg``); while
+        the database cannot be asked, the column ``frontdb init`` makes."""
+        room = self._rooms.get(name)
+        if room is None:
+            room = look_up_room(self._reader.engine, self._table(name))
+            if room is None:
+                return FRONTDB_ROOM
+            self._rooms[name] = room
+        return room
 
     def _misflagged(self, unconfirmed: Sequence[Unconfirmed]) -> Chunk:
         """The rows whose flag is not what their content now validates to: the others'

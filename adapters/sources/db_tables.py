@@ -40,6 +40,7 @@ from adapters.frontdb import (
 )
 from adapters.sources.db_options import DatabaseOptions, MappingOptions
 from adapters.sources.db_rejects import unrepresentable, untimed_issue
+from adapters.sources.db_sync_msg import FRONTDB_ROOM, MessageRoom
 from schemas.catalog import ElementSpec, SchemaCatalog
 from schemas.record_check import RecordCheck, check_fields
 from schemas.times import format_time
@@ -173,7 +174,7 @@ def _datetime_text(value: datetime) -> str:
 _TO_TEXT: dict[type, Callable[[Any], str]] = {datetime: _datetime_text, int: str}
 
 
-def reject_message(check: RecordCheck, lang: str, limit: int = SYNC_MSG_LENGTH) -> str:
+def reject_message(check: RecordCheck, lang: str, room: MessageRoom = FRONTDB_ROOM) -> str:
     """The SYNC_MSG of a rejected row: ``FIELD [code] message; …`` cut to the column."""
     parts = []
     for issue in check.issues:
@@ -181,8 +182,7 @@ def reject_message(check: RecordCheck, lang: str, limit: int = SYNC_MSG_LENGTH) 
         where = issue.field or check.element
         parts.append(f"[{issue.code}] {message}" if where in message
                      else f"{where} [{issue.code}] {message}")
-    text = "; ".join(parts)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return room.fit("; ".join(parts))
 
 
 def in_batches(values: Sequence[Any], size: int = _IN_LIST_LIMIT) -> Iterator[Sequence[Any]]:

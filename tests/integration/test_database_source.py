@@ -408,6 +408,33 @@ def test_a_write_back_failing_while_the_agent_stops_early_is_logged_not_raised(
     assert server_sl.flags() == [1, 1, 1, 1]
 
 
+def test_a_narrow_sync_msg_column_gets_a_reason_cut_to_fit_and_the_page_lands(
+        server_sl: ServerTable, tmp_path: Path, clock: Clock) -> None:
+    # A legacy table's own SYNC_MSG may be narrower than the 2,000 characters of
+    # frontdb init's: a reason cut to 2,000 failed the page's write-back on every poll.
+    t = server_sl.table
+    with server_sl.engine.begin() as conn:
+        column = t.c.SYNC_MSG.name
+        conn.execute(sa.text(
+            f"ALTER TABLE {t.name} ALTER COLUMN {column} TYPE VARCHAR(40)"
+            if conn.dialect.name == "postgresql"
+            else f"ALTER TABLE {t.name} MODIFY {column} VARCHAR(40)"))
+        insert(conn, "SL", [row("SL", 0), row("SL", 1) | {"SLZT": "bogus", "CNSXDW": "bogus"},
+                            row("SL", 2)])
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        with open_source(server_sl.url, clock, strategy="flag") as source:
+            poll(outbox, source)
+            assert poll(outbox, source) == 0
+        assert journaled_keys(outbox) == keys_of("SL", [0, 2])
+        [reject] = outbox.rejects("front")
+    assert server_sl.flags() == [1, 2, 1]
+    with server_sl.engine.connect() as conn:
+        message = conn.execute(sa.select(t.c.SYNC_MSG).where(t.c.SYNC_FLAG == 2)).scalar_one()
+    assert len(message) == 40 and message.endswith("…")
+    first = reject["issues"][0]
+    assert message[:-1] == f"[{first['code']}] {first['message']}"[:39]  # its start, kept
+
+
 def test_cursor_on_sqlite_reports_text_times_in_another_notation_and_reads_the_rest(
         tmp_path: Path, clock: Clock) -> None:
     # SQLite compares text character by character: "20261120100000" lay past every

@@ -24,6 +24,7 @@ from adapters.sources.db_cursor import cursor_query, untimed_query
 from adapters.sources.db_options import parse_options
 from adapters.sources.db_state import ChangelogPosition, Gap, decode_value, encode_value
 from adapters.sources.db_strategies import changelog_query, flag_query, rows_query
+from adapters.sources.db_sync_msg import MessageRoom
 from adapters.sources.db_tables import (
     check_row,
     element_tables,
@@ -176,7 +177,7 @@ def test_reject_message_is_cut_to_the_column() -> None:
     sbxx = CATALOG.elements["SBXX"]
     fields = {f: None for f in sbxx.fields}
     check = check_fields("SBXX", fields, CATALOG, DIVISION, datetime.now(BEIJING))
-    message = reject_message(check, "en", limit=60)
+    message = reject_message(check, "en", MessageRoom(60))
     assert len(message) == 60 and message.endswith("…")
     assert message.startswith("[missing-field]")
 
