@@ -100,10 +100,16 @@ _PASSWORD = re.compile(r"(?P<user>^[^/?#@]*?://[^:/?#@]*):.*@(?=[^@]*$)", re.S)
 _SCHEMELESS_PASSWORD = re.compile(r"(?P<user>^[^:@]*):.*@(?=[^@]*$)", re.S)
 
 
+# A query option named like a secret: ?password=, &sslpassword=, &wallet_password=, ?pwd=.
+_SECRET_QUERY = re.compile(r"(?P<name>[?&][^=&#]*(?:pass|pwd|secret|token|key)[^=&#]*=)[^&#]*",
+                           re.I)
+
+
 def redact(url: str) -> str:
-    """A URL (broker, database) with its password replaced, safe for logs and errors."""
+    """A URL (broker, database) with its password replaced, safe for logs and errors:
+    the one before the host, and the values of query options named like a secret."""
     pattern = _PASSWORD if _SCHEME.match(url) else _SCHEMELESS_PASSWORD
-    return pattern.sub(r"\g<user>:***@", url)
+    return _SECRET_QUERY.sub(r"\g<name>***", pattern.sub(r"\g<user>:***@", url))
 
 
 def with_url_password(url: str, password: str) -> str:

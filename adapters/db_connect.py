@@ -29,6 +29,7 @@ __all__ = [
     "connect_args",
     "driver_detail",
     "engine_url",
+    "shown_url",
     "sqlite_file_under",
 ]
 
@@ -65,6 +66,12 @@ def engine_url(url: str | URL) -> URL:
     if parsed.get_backend_name() in MYSQL_BACKENDS and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return parsed
+
+
+def shown_url(url: URL) -> str:
+    """``url`` for a message or a log: SQLAlchemy hides only the password before the
+    host, and a driver takes one in the query too (``?password=``)."""
+    return redact(url.render_as_string(hide_password=True))
 
 
 def sqlite_file_under(url: URL, config: Path) -> URL:

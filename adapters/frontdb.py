@@ -12,7 +12,6 @@ upper-case spelling because its table names are case-sensitive on Linux.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -30,25 +29,20 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
-    create_engine,
     func,
     text,
 )
-from sqlalchemy.dialects import oracle
-from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
-from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.dialects import mysql, oracle
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.types import TypeEngine
 
 from adapters.db_connect import (
     MYSQL_BACKENDS,
-    bound_silent_servers,
-    connect_args,
-    driver_detail,
     engine_url,
 )
 from schemas.catalog import ElementSpec, SchemaCatalog, load_catalog
-from schemas.errors import ConfigError, RetriableError, located
+from schemas.errors import ConfigError
 
 __all__ = [
     "AMOUNT_PRECISION",
@@ -58,10 +52,10 @@ __all__ = [
     "DIALECTS",
     "SYNC_MSG_LENGTH",
     "FrontTables",
-    "create_all",
     "ddl_script",
     "fold_identifier",
     "front_tables",
+    "known_dialect",
     "table_name",
     "trigger_statements",
 ]
@@ -110,7 +104,9 @@ def _column_type(type_name: str) -> TypeEngine[Any]:
     back as a readable SYNC_MSG, not fail the legacy system's INSERT.
     """
     if type_name == "Time":
-        return DateTime().with_variant(oracle.TIMESTAMP(), "oracle")
+        # MySQL rounds a fraction away: 23:59:59.5 would be stored as the next day.
+        return DateTime().with_variant(oracle.TIMESTAMP(), "oracle") \
+            .with_variant(mysql.DATETIME(fsp=6), *MYSQL_BACKENDS)
     if type_name == "Amount":
         return Numeric(AMOUNT_PRECISION, AMOUNT_SCALE)
     if type_name in ("PositiveInt", "NonNegativeInt"):
@@ -158,7 +154,9 @@ def _changelog_table(metadata: MetaData, dialect_name: str) -> Table:
 
     return Table(
         fold_identifier(CHANGELOG, dialect_name), metadata,
-        col("SEQ", _row_id_type(), Identity(), primary_key=True),
+        # ORDER: on RAC, each instance otherwise hands out SEQs from its own cache, far
+        # out of commit order, and the changelog strategy gives up on a gap in time.
+        col("SEQ", _row_id_type(), Identity(oracle_order=True), primary_key=True),
         col("TABLE_NAME", String(128), nullable=False),
         col("ROW_ID", BigInteger(), nullable=False),
         col("OP", String(1), nullable=False),
@@ -193,7 +191,9 @@ def _front_tables(dialect_name: str, version: int) -> FrontTables:
     return FrontTables(metadata, elements, _changelog_table(metadata, dialect_name))
 
 
-def _dialect(url_or_dialect_name: str) -> Dialect:
+def known_dialect(url_or_dialect_name: str) -> Dialect:
+    """The SQLAlchemy dialect of a URL or dialect name; ConfigError for one exgate does
+    not support (its DDL and triggers are written for ``DIALECTS`` only)."""
     name = url_or_dialect_name if "://" not in url_or_dialect_name else \
         engine_url(url_or_dialect_name).get_backend_name()
     if name not in DIALECTS:
@@ -207,7 +207,7 @@ def _dialect(url_or_dialect_name: str) -> Dialect:
 
 def ddl_script(url_or_dialect_name: str, triggers: bool = False) -> str:
     """The CREATE statements for a DBA to review, in the SQL of the URL's database."""
-    dialect = _dialect(url_or_dialect_name)
+    dialect = known_dialect(url_or_dialect_name)
     tables = front_tables(dialect.name)
     statements: list[str] = []
     for table in (*tables.elements.values(), tables.changelog):
@@ -220,61 +220,6 @@ def ddl_script(url_or_dialect_name: str, triggers: bool = False) -> str:
         return "\n\n".join(s + ("\n/" if s.rstrip().endswith("END;") else ";")
                            for s in statements) + "\n"
     return "\n\n".join(s.rstrip(";") + ";" for s in statements) + "\n"
-
-
-def create_all(url: str | URL, triggers: bool = False) -> None:
-    """Create the missing front-end tables (and replace the triggers) at ``url``."""
-    parsed = engine_url(url)
-    try:
-        engine = bound_silent_servers(create_engine(parsed, connect_args=connect_args(parsed)))
-    except (NoSuchModuleError, ImportError) as exc:
-        raise located("url", f"no driver for {parsed.drivername!r}: {exc}",
-                      f"没有 {parsed.drivername!r} 的驱动：{exc}") from exc
-    try:
-        tables = front_tables(engine.dialect.name)
-        with _connected(engine, parsed) as conn, conn.begin():
-            tables.metadata.create_all(conn)
-            if triggers:
-                for statement in trigger_statements(engine.dialect.name):
-                    conn.exec_driver_sql(statement)
-    except SQLAlchemyError as exc:
-        where = parsed.render_as_string(hide_password=True)
-        detail = driver_detail(exc)
-        raise RetriableError(f"cannot create the front-end tables at {where}: {detail}",
-                             zh=f"无法在 {where} 创建前置库表：{detail}") from exc
-    finally:
-        engine.dispose()
-
-
-def _connected(engine: Engine, parsed: URL) -> Connection:
-    """The first connection; an option after '?' the driver refuses with an error of its
-    own rather than a database error (PyMySQL: "unexpected keyword argument", an unknown
-    charset) is a URL error naming the options. The driver's words may quote a value:
-    those of options named like a secret (``ssl_key_password``, ``wallet_password``) are
-    masked in them, and so is the URL's password."""
-    try:
-        return engine.connect()
-    except (TypeError, ValueError, LookupError, AttributeError) as exc:
-        if not parsed.query:
-            raise
-        names = ", ".join(parsed.query)
-        said = _masked(f"{type(exc).__name__}: {exc}", parsed)
-        raise located("url", f"the driver refused an option of the URL ({names}): {said}",
-                      f"驱动不接受 URL 中的某个选项（{names}）：{said}") from exc
-
-
-_SECRET_OPTION = re.compile(r"pass|secret|token|key", re.I)
-
-
-def _masked(text: str, parsed: URL) -> str:
-    if parsed.password:
-        text = text.replace(str(parsed.password), "***")
-    for name, value in parsed.query.items():
-        if _SECRET_OPTION.search(name):
-            for one in (value,) if isinstance(value, str) else value:
-                if one:
-                    text = text.replace(one, "***")
-    return text
 
 
 # -- triggers ------------------------------------------------------------------------------
@@ -336,17 +281,22 @@ _TRIGGER_WRITERS = {
         same="{old} IS {new}",
     ),
     "postgresql": _TriggerWriter(
+        # The function runs with its owner's rights, as the triggers of the other servers
+        # do: the legacy system's user needs no right on EX_CHANGELOG, nor to have it on
+        # its search_path. So its search_path is pinned, and the log named in the
+        # schema of the table that fired. EXECUTE PROCEDURE: PostgreSQL 10 and older.
         prologue=(
             "CREATE OR REPLACE FUNCTION EX_CHANGELOG_APPEND() RETURNS trigger "
-            "LANGUAGE plpgsql AS $$ BEGIN "
-            + _LOG + " VALUES (upper(TG_TABLE_NAME), NEW.ROW_ID, left(TG_OP, 1), "
-            "LOCALTIMESTAMP); RETURN NULL; END $$",
+            "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ "
+            "BEGIN EXECUTE format('" + _LOG.replace("EX_CHANGELOG", "%I.EX_CHANGELOG")
+            + " VALUES ($1, $2, $3, LOCALTIMESTAMP)', TG_TABLE_SCHEMA) "
+            "USING upper(TG_TABLE_NAME), NEW.ROW_ID, left(TG_OP, 1); RETURN NULL; END $$",
         ),
         drop="DROP TRIGGER IF EXISTS {trigger} ON {table}",
         insert=("CREATE TRIGGER {table}_AI AFTER INSERT ON {table} FOR EACH ROW "
-                "EXECUTE FUNCTION EX_CHANGELOG_APPEND()"),
+                "EXECUTE PROCEDURE EX_CHANGELOG_APPEND()"),
         update=("CREATE TRIGGER {table}_AU AFTER UPDATE ON {table} FOR EACH ROW "
-                "WHEN ({changed}) EXECUTE FUNCTION EX_CHANGELOG_APPEND()"),
+                "WHEN ({changed}) EXECUTE PROCEDURE EX_CHANGELOG_APPEND()"),
         same="{old} IS NOT DISTINCT FROM {new}",
     ),
     # A single-statement body needs no DELIMITER, so the script runs in the mysql client.
@@ -358,7 +308,10 @@ _TRIGGER_WRITERS = {
         update=("CREATE TRIGGER {table}_AU AFTER UPDATE ON {table} FOR EACH ROW "
                 + _LOG + " SELECT '{table}', NEW.ROW_ID, 'U', CURRENT_TIMESTAMP FROM DUAL "
                 "WHERE {changed}"),
-        same="{old} <=> {new}",
+        # Compared as bytes: the tables' default collation is case- and (for some)
+        # width-insensitive, and a correction of the case only (a credit code's letters)
+        # would not be logged, its reject never read again.
+        same="CAST({old} AS BINARY) <=> CAST({new} AS BINARY)",
     ),
     "oracle": _TriggerWriter(
         prologue=(),

@@ -1,4 +1,4 @@
-"""``exgate frontdb init``: create the front-end tables (``frontdb.create_all``) or print
+"""``exgate frontdb init``: create the front-end tables (``frontdb_create.create_all``) or print
 their DDL, in the operator's language.
 
 The password of the URL's user may stay off the command line (``ps``, shell history):
@@ -18,9 +18,10 @@ import click
 from sqlalchemy.engine import URL
 
 from adapters.config_files import read_password_file, redact
-from adapters.db_connect import engine_url
-from adapters.frontdb import create_all, ddl_script
-from schemas.errors import ConfigError, RetriableError
+from adapters.db_connect import engine_url, shown_url
+from adapters.frontdb import ddl_script
+from adapters.frontdb_create import create_all
+from schemas.errors import ConfigError, ExgateError
 
 __all__ = ["PASSWORD_ENV", "init_url", "run_init"]
 
@@ -67,10 +68,10 @@ def run_init(url: str, print_sql: bool, triggers: bool, lang: str = "zh",
         else:
             target = init_url(url, password_file)
             create_all(target, triggers)
-            where = target.render_as_string(hide_password=True)
+            where = shown_url(target)
             click.echo(f"front-end tables ready at {where}" if lang == "en" else
                        f"前置库表已就绪：{where}")
-    except (ConfigError, RetriableError) as exc:
+    except ExgateError as exc:  # a ConfigError, the database failing, broken triggers
         click.echo(f"exgate frontdb init: {exc.message(lang)}", err=True)
         return 2 if isinstance(exc, ConfigError) else 1
     return 0

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy import exc as sa_exc
 
-from adapters.db_connect import driver_detail
+from adapters.db_connect import driver_detail, shown_url
 from adapters.sources.database import source_engine, source_url
 from adapters.sources.db_options import parse_options
 from adapters.sources.db_tables import (
@@ -231,7 +231,7 @@ def replay_database(outbox: Outbox, source: str, options: Mapping[str, Any],
         # Each table is reset in its own transaction: the tables before are reset, and
         # their rows' rejects must still be noted as replayed below.
         actions.append(Action("source", source, False, _say(
-            "database-failed", lang, url=url.render_as_string(hide_password=True),
+            "database-failed", lang, url=shown_url(url),
             error=driver_detail(exc)), failed=True))
     finally:
         engine.dispose()

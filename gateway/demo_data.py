@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import create_engine, insert
 
 from adapters.db_connect import engine_url
-from adapters.frontdb import create_all, front_tables
+from adapters.frontdb import front_tables
+from adapters.frontdb_create import create_all
 from schemas.catalog import load_catalog
 from schemas.checkdigits import credit_code_check_char
 from schemas.reader import DocumentReader

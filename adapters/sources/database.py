@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -32,8 +33,14 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
-from adapters.config_files import read_password_file
-from adapters.db_connect import bound_silent_servers, connect_args, driver_detail, engine_url
+from adapters.config_files import read_password_file, redact
+from adapters.db_connect import (
+    bound_silent_servers,
+    connect_args,
+    driver_detail,
+    engine_url,
+    shown_url,
+)
 from adapters.sources.base import Chunk, Origin, SourceContext
 from adapters.sources.db_cursor import CursorStrategy, check_timestamp_types
 from adapters.sources.db_options import DatabaseOptions, parse_options
@@ -104,6 +111,7 @@ def source_engine(options: DatabaseOptions) -> Engine:
     ``sqlite_text`` turns them into a reject of that field instead.
     """
     url = source_url(options)
+    _refuse_missing_sqlite_file(url)
     try:
         engine = bound_silent_servers(
             create_engine(url, pool_pre_ping=True, **engine_options(url, options)))
@@ -112,6 +120,10 @@ def source_engine(options: DatabaseOptions) -> Engine:
                           f"or name an installed driver, such as oracle+oracledb://",
                           zh=f"'url'：没有 {url.drivername!r} 的驱动（{exc}）；请安装它，"
                              f"或改用已安装的驱动，例如 oracle+oracledb://") from exc
+    except Exception as exc:  # it connects to nothing: the URL, an option or the client
+        said = redact(str(exc))  # SQLAlchemy quotes an invalid URL in its message
+        raise ConfigError(f"'url' or its options: {said}", zh=f"'url' 或其相关选项有误：{said}") \
+            from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _decode_leniently)
     session = session_settings(engine.dialect.name)
@@ -164,7 +176,24 @@ def source_url(options: DatabaseOptions) -> URL:
     url = engine_url(options.url)
     if options.password_file is None:
         return url
+    if url.get_backend_name() == "sqlite":
+        raise ConfigError("'password_file': a SQLite database has no password; remove it",
+                          zh="'password_file'：SQLite 数据库没有口令，请删除此项")
     return url.set(password=read_password_file(options.password_file, "'password_file'"))
+
+
+def _refuse_missing_sqlite_file(url: URL) -> None:
+    """SQLite creates a database file that is not there: a mistyped path would be read as
+    an empty database, "no such table" on every poll, for ever."""
+    if url.get_backend_name() != "sqlite" or url.query.get("uri") == "true":
+        return  # SQLite's URI form names its file itself
+    if url.database in (None, "", ":memory:") or Path(url.database).is_file():
+        return
+    raise ConfigError(
+        f"'url': no SQLite database {url.database}: check the path, or create the"
+        f" front-end tables there with `exgate frontdb init --url {url}`",
+        zh=f"'url'：SQLite 数据库 {url.database} 不存在：请检查路径，或用"
+           f" exgate frontdb init --url {url} 在此创建前置库表")
 
 
 def engine_options(url: URL, options: DatabaseOptions) -> dict[str, Any]:
@@ -380,7 +409,7 @@ class DatabaseSource:
         try:
             yield
         except SQLAlchemyError as exc:
-            where = self._reader.engine.url.render_as_string(hide_password=True)
+            where = shown_url(self._reader.engine.url)
             detail = driver_detail(exc)
             action_zh = {"read": "读取", "commit": "写回"}.get(action, action)
             raise RetriableError(f"source {self.name!r}: cannot {action} {where}: {detail}",

@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from adapters.db_connect import engine_url
+from adapters.db_connect import engine_url, shown_url
 from adapters.stores.base import (
     BATCH_ID_REUSED,
     BATCH_ID_REUSED_REASON,
@@ -105,7 +105,7 @@ class SqlStore:
 
     @property
     def redacted_url(self) -> str:
-        return self.url.render_as_string(hide_password=True)
+        return shown_url(self.url)
 
     @property
     def engine(self) -> Engine:

@@ -30,7 +30,8 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.db_connect import engine_url
-from adapters.frontdb import create_all, front_tables
+from adapters.frontdb import front_tables
+from adapters.frontdb_create import create_all
 from schemas.checkdigits import credit_code_check_char
 from tests.unit.adapters.front_rows import row
 

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from adapters.db_connect import engine_url
-from adapters.frontdb import create_all, front_tables
+from adapters.frontdb import front_tables
+from adapters.frontdb_create import create_all
 from adapters.sources import database
 from adapters.sources.base import SourceContext
 from adapters.sources.database import DatabaseSource, database_source

@@ -20,7 +20,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from adapters.frontdb import create_all, front_tables
+from adapters.frontdb import front_tables
+from adapters.frontdb_create import create_all
 from adapters.sources.base import Chunk, Origin
 from adapters.stores.base import IncomingBatch
 from adapters.stores.sql import SqlStore

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from adapters.frontdb import create_all
+from adapters.frontdb_create import create_all
 from tests.unit.adapters.front_rows import Clock
 
 

@@ -86,3 +86,16 @@ def test_a_password_file_keeps_inner_spaces_and_loses_the_surrounding_ones(tmp_p
     path = tmp_path / "db.password"
     path.write_text(" pass word\n", encoding="utf-8")
     assert read_password_file(path, "'password_file'") == "pass word"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://exgate@db/front?password=QueryS3cret",
+     "postgresql://exgate@db/front?password=***"),
+    ("mysql://u@db/front?charset=utf8mb4&PASSWD=s%40cret&ssl_key=/k.pem",
+     "mysql://u@db/front?charset=utf8mb4&PASSWD=***&ssl_key=***"),
+    ("oracle://u:pw@db/?service_name=orcl&wallet_password=w#frag",
+     "oracle://u:***@db/?service_name=orcl&wallet_password=***#frag"),
+    ("postgresql://u@db/front?sslmode=verify-full", "postgresql://u@db/front?sslmode=verify-full"),
+])
+def test_redact_masks_a_secret_given_as_a_query_option(url: str, shown: str) -> None:
+    assert redact(url) == shown

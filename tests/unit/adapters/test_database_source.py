@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import oracle
 
 from adapters.db_connect import engine_url
-from adapters.frontdb import create_all, front_tables
+from adapters.frontdb import front_tables
+from adapters.frontdb_create import create_all
 from adapters.sources.base import Chunk, Source, SourceContext
 from adapters.sources.database import DatabaseSource, database_source, engine_options
 from adapters.sources.db_cursor import cursor_query, untimed_query
@@ -591,11 +592,36 @@ def test_a_missing_driver_is_a_config_error() -> None:
 
 
 def test_driver_errors_are_retriable(tmp_path: Path, clock: Clock) -> None:
-    source = open_source(f"sqlite:///{tmp_path / 'missing' / 'x.db'}", clock)
+    (tmp_path / "x.db").touch()  # a database without the tables
+    source = open_source(f"sqlite:///{tmp_path / 'x.db'}", clock)
     with source, pytest.raises(RetriableError, match="front") as caught:
         list(source.read({}))
     assert isinstance(caught.value.__cause__, sa.exc.OperationalError)
     assert isinstance(source, Source)
+
+
+def test_a_mistyped_sqlite_path_is_a_config_error_not_a_new_empty_database(
+        tmp_path: Path, clock: Clock) -> None:
+    missing = tmp_path / "frnt.db"
+    with pytest.raises(ConfigError) as refused:
+        open_source(f"sqlite:///{missing}", clock)
+    assert f"no SQLite database {missing}" in str(refused.value)
+    assert "exgate frontdb init --url" in str(refused.value)
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    ({"url": "sqlite:///{db}", "password_file": "pw"}, "a SQLite database has no password"),
+    ({"url": "sqlite:///{db}?timeout=abc"}, "'url' or its options: could not convert"),
+])
+def test_what_the_engine_refuses_is_a_config_error(
+        tmp_path: Path, clock: Clock, options: dict[str, str], words: str) -> None:
+    (tmp_path / "front.db").touch()
+    (tmp_path / "pw").write_text("secret\n")
+    given = {key: value.format(db=tmp_path / "front.db") if key == "url" else
+             str(tmp_path / value) for key, value in options.items()}
+    with pytest.raises(ConfigError, match=words):
+        open_source(given.pop("url"), clock, **given)
 
 
 def test_database_values_become_exchange_text() -> None:

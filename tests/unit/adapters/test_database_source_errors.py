@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from schemas.errors import RetriableError
+from adapters.db_connect import engine_url, shown_url
+from schemas.errors import ConfigError, RetriableError
 from tests.unit.adapters.front_rows import Clock
 from tests.unit.adapters.test_database_source import open_source
 
@@ -31,3 +32,13 @@ def test_a_failing_read_names_the_drivers_error_without_the_sql(
     assert "[SQL:" in str(failed.value.__cause__)  # kept for whoever logs the traceback
 
 
+
+
+def test_a_password_in_the_urls_query_is_never_shown() -> None:
+    # SQLAlchemy hides only the password before the host: "cannot read …?password=…"
+    # reached the log, the `once` summary and the heartbeats.
+    url = engine_url("postgresql://exgate@127.0.0.1:1/front?password=QueryS3cret")
+    assert shown_url(url) == "postgresql+psycopg://exgate@127.0.0.1:1/front?password=***"
+    with pytest.raises(ConfigError) as refused:
+        engine_url("postgresql://exgate@127.0.0.1:abc/front?password=QueryS3cret")
+    assert "QueryS3cret" not in str(refused.value) + refused.value.message("zh")

@@ -22,12 +22,17 @@ from tests.unit.frontend_machine.test_run_once import write_config
 from tests.unit.gateway.test_replay import cells
 from tests.unit.schemas.documents import document, record
 
-UNREACHABLE_DB = """
+
+def broken_db(tmp_path: Path, strategy: str = "flag") -> str:
+    """A database source whose file is there but is no SQLite database."""
+    front = tmp_path / "front.db"
+    front.write_bytes(b"not a database, whatever its name says" * 100)
+    return f"""
 [[sources]]
 kind = "db"
 name = "legacy"
-url = "sqlite:////nonexistent/exgate/front.db"
-strategy = "flag"
+url = "sqlite:///{front}"
+strategy = "{strategy}"
 tables = ["SBXX"]
 """
 
@@ -139,7 +144,7 @@ def corrected_file(tmp_path: Path) -> Path:
 
 def test_a_failing_source_is_reported_beside_what_the_others_did(tmp_path: Path) -> None:
     config = ran_agent(tmp_path)
-    config.write_text(config.read_text(encoding="utf-8") + UNREACHABLE_DB, encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8") + broken_db(tmp_path), encoding="utf-8")
     corrected_file(tmp_path)
     code, out = replay(config, "--rejects", "--json", "--lang", "en")
     report = json.loads(out)
@@ -150,30 +155,31 @@ def test_a_failing_source_is_reported_beside_what_the_others_did(tmp_path: Path)
     assert (failed["kind"], failed["subject"], failed["done"], failed["failed"]) == (
         "source", "legacy", False, True)
     assert failed["detail"].startswith(
-        "cannot reset rejected rows at sqlite:////nonexistent/exgate/front.db: ")
+        f"cannot reset rejected rows at sqlite:///{tmp_path / 'front.db'}: ")
     assert (tmp_path / "drop" / "inbox" / "fixed.xml").exists()
 
 
 @pytest.mark.parametrize(("lang", "said"), [
-    ("zh", "无法重置拒收行（sqlite:////nonexistent/exgate/front.db）：(sqlite3.OperationalError) "
-           "unable to open database file"),
-    ("en", "cannot reset rejected rows at sqlite:////nonexistent/exgate/front.db: "
-           "(sqlite3.OperationalError) unable to open database file"),
+    ("zh", "无法重置拒收行（sqlite:///{front}）：(sqlite3.DatabaseError) file is not a database"),
+    ("en", "cannot reset rejected rows at sqlite:///{front}: (sqlite3.DatabaseError) "
+           "file is not a database"),
 ])
 def test_a_database_that_fails_is_said_in_the_driver_s_words_on_one_line(
         tmp_path: Path, lang: str, said: str) -> None:
     """Without SQLAlchemy's SQL, parameters and link, as the database source says it."""
+    front = tmp_path / "front.db"
+    front.write_bytes(b"not a database, whatever its name says" * 100)
     with Outbox(tmp_path / "o.db") as box:
-        [action] = replay_database(box, "front", {"url": "sqlite:////nonexistent/exgate/front.db",
+        [action] = replay_database(box, "front", {"url": f"sqlite:///{front}",
                                                   "tables": ["SBXX"]},
                                    load_catalog(), "430102", lang=lang)
-    assert action.failed and action.detail == said
+    assert action.failed and action.detail == said.format(front=front)
 
 
 def test_a_misconfigured_source_exits_2_after_the_others_are_replayed(tmp_path: Path) -> None:
     config = ran_agent(tmp_path)
     config.write_text(config.read_text(encoding="utf-8")
-                      + UNREACHABLE_DB.replace('"flag"', '"bogus"'), encoding="utf-8")
+                      + broken_db(tmp_path, "bogus"), encoding="utf-8")
     corrected_file(tmp_path)
     code, out = replay(config, "--rejects")
     assert code == 2
@@ -205,7 +211,7 @@ def test_a_file_the_system_refuses_to_move_back_does_not_stop_the_others(
 def test_a_source_with_nothing_to_reset_is_a_note_not_a_failure(tmp_path: Path) -> None:
     config = ran_agent(tmp_path)
     config.write_text(config.read_text(encoding="utf-8")
-                      + UNREACHABLE_DB.replace('"flag"', '"cursor"'), encoding="utf-8")
+                      + broken_db(tmp_path, "cursor"), encoding="utf-8")
     code, out = replay(config, "--rejects", "--lang", "en")
     assert code == 0
     assert "✗ source legacy: cursor strategy: no reject flag is kept" in out

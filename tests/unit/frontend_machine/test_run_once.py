@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from adapters.frontdb import create_all, front_tables
+from adapters.frontdb import front_tables
+from adapters.frontdb_create import create_all
 from adapters.sealing import generate_node_keys, write_node_keys
 from frontend_machine.agent_command import run_once
 from frontend_machine.outbox import Outbox
