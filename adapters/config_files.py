@@ -28,10 +28,15 @@ __all__ = [
 def read_toml(path: Path) -> dict[str, Any]:
     """The parsed file; every way it can fail is a ConfigError naming the file."""
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        # utf-8-sig: Windows Notepad starts a UTF-8 file with a byte-order mark.
+        return tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError as exc:
         raise located(str(path), "config file not found", "未找到配置文件") from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise located(str(path), f"not UTF-8 (byte {exc.start + 1}): save the file as UTF-8",
+                      f"不是 UTF-8 编码（第 {exc.start + 1} 个字节）：请将文件另存为 UTF-8 编码"
+                      ) from exc
+    except OSError as exc:
         raise located(str(path), f"cannot read config file: {exc}",
                       f"无法读取配置文件：{exc}") from exc
     except tomllib.TOMLDecodeError as exc:

@@ -131,7 +131,7 @@ def load_config(path: Path) -> AgentConfig:
         node=reader.node(reader.table(data, "node", required=True)),
         outbox=reader.outbox(reader.table(data, "outbox", required=True)),
         sources=reader.sources(data.get("sources")),
-        broker=reader.broker(reader.table(data, "broker")),
+        broker=reader.broker(reader.table(data, "broker")) if "broker" in data else None,
         agent=reader.agent(reader.table(data, "agent")),
     )
 
@@ -239,9 +239,9 @@ class _Reader:
             key_file=self.resolve(key_file) if key_file else None,
         )
 
-    def broker(self, table: Mapping[str, Any]) -> BrokerConfig | None:
-        if not table:
-            return None
+    def broker(self, table: Mapping[str, Any]) -> BrokerConfig:
+        """``[broker]``; one without a ``url`` is an error, not an agent that never sends
+        (leave the whole table out to journal only)."""
         self.only(table, "broker.", {"url"})
         url = table.get("url")
         if not isinstance(url, str) or not re.match(r"amqps?://", url):

@@ -182,3 +182,29 @@ def test_a_password_written_unencoded_in_the_broker_url_is_refused_without_a_wor
     said = str(caught.value) + caught.value.message("zh")
     assert "key 'broker.url' cannot be used: its password holds an unencoded" in said
     assert "s3cr" not in said
+
+
+def test_an_empty_broker_table_is_an_error_not_an_agent_that_never_sends(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, "amqps://mq.example:5671/exgate")
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'url = "amqps://mq.example:5671/exgate"\n', ""), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broker\.url"):
+        load_config(path)
+    path.write_text(path.read_text(encoding="utf-8").replace("[broker]\n", ""),
+                    encoding="utf-8")
+    assert load_config(path).broker is None  # no [broker] at all: journal only
+
+
+def test_a_config_saved_by_notepad_with_a_bom_loads_and_a_gbk_one_says_save_as_utf8(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, "amqps://mq.example:5671/exgate")
+    text = path.read_text(encoding="utf-8") + '# 前置机代理\n'
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert load_config(path).node.id == "n1"
+    path.write_bytes(text.encode("gb18030"))
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert "not UTF-8 (byte" in str(refused.value) and "save the file as UTF-8" in str(
+        refused.value)
+    assert "请将文件另存为 UTF-8 编码" in refused.value.message("zh")
