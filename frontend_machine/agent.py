@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.sources.base import Source, SourceContext
-from frontend_machine.agent_lock import sole_agent
+from frontend_machine.agent_lock import refuse_root_on_a_service_outbox, sole_agent
 from frontend_machine.config import AgentConfig, load_config, source_factory
 from frontend_machine.outbox import Outbox, OutboxBroken
 from frontend_machine.publisher_settings import PublisherSettings
@@ -251,6 +251,7 @@ def open_agent(config_path: Path, lang: str | None = None) -> Iterator[Agent]:
     catalog = load_catalog()
     context = SourceContext(config.node.id, config.node.division, catalog, lang)
     with ExitStack() as stack:
+        refuse_root_on_a_service_outbox(config.outbox.path)
         stack.enter_context(sole_agent(config.outbox.path))
         outbox = stack.enter_context(Outbox(
             config.outbox.path, levels=_LEVELS[level_of(config.node.division)],

@@ -13,6 +13,10 @@ ends, however it ends, so a ``kill -9`` leaves no stale lock behind to clear by 
 The file keeps the holder's PID for the message only; it is never deleted, since
 removing a file that another process is about to lock would let two agents hold two
 different files.
+
+Before the lock, root is refused an outbox that belongs to another user (the service's):
+an ``agent once`` run by hand as root would leave a journal and a lock only root can
+open, and the service would fail on them at its next start.
 """
 
 from __future__ import annotations
@@ -20,14 +24,33 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import pwd
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from frontend_machine.outbox_connection import unopenable
-from schemas.errors import FatalError
+from schemas.errors import ConfigError, FatalError
 
-__all__ = ["AgentAlreadyRunning", "lock_path", "sole_agent"]
+__all__ = [
+    "AgentAlreadyRunning",
+    "RootOnServiceOutbox",
+    "lock_path",
+    "refuse_root_on_a_service_outbox",
+    "sole_agent",
+]
+
+
+class RootOnServiceOutbox(ConfigError):
+    """root about to write into the outbox of the service's user."""
+
+    def __init__(self, outbox: Path, owner: str) -> None:
+        super().__init__(
+            f"outbox {outbox} belongs to user {owner!r}: run the agent as that user (sudo -u"
+            f" {owner} exgate agent …). Files root creates there (the outbox, its lock)"
+            " would lock the service out",
+            zh=f"发件箱 {outbox} 属于用户 {owner!r}：请以该用户身份运行代理（sudo -u {owner}"
+               " exgate agent …）。以 root 身份在此创建的文件（发件箱及其锁文件）会使服务无法访问")
 
 
 class AgentAlreadyRunning(FatalError):
@@ -41,6 +64,27 @@ class AgentAlreadyRunning(FatalError):
             zh=f"另一个 exgate 代理（进程号 {holder}）正在使用发件箱 {outbox}：一个发件箱只能由"
                "一个代理使用。请先停止该代理（systemctl stop exgate-agent），或为本代理另配"
                " [outbox] path")
+
+
+def refuse_root_on_a_service_outbox(outbox: Path) -> None:
+    """Refuse root an outbox, or the folder it would be made in, owned by another user:
+    an ``agent once`` run by hand as root left a root-owned journal and lock behind, and
+    the service's own user could open neither."""
+    if os.geteuid() != 0:
+        return
+    owned = next((p for p in (lock_path(outbox), outbox, *outbox.parents) if p.exists()), None)
+    if owned is None:
+        return
+    uid = owned.stat().st_uid
+    if uid != 0:
+        raise RootOnServiceOutbox(outbox, _user_name(uid))
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid with no name (a container's volume)
+        return str(uid)
 
 
 def lock_path(outbox: Path) -> Path:

@@ -23,7 +23,7 @@ from frontend_machine.outbox import Outbox
 from frontend_machine.publisher import Publisher
 from frontend_machine.publisher_settings import FlushResult, PublisherSettings
 from frontend_machine.report import say
-from schemas.errors import located
+from schemas.errors import ConfigError, located, wrapped
 
 if TYPE_CHECKING:
     from frontend_machine.agent import Agent
@@ -45,7 +45,11 @@ def publisher_settings(config: AgentConfig, lang: str | None = None) -> Publishe
                       "`exgate node add ID --division CODE --out FILE` writes that file",
                       "配置了 [broker] 时必须设置配置项 'node.key_file'；该文件由 "
                       "`exgate node add ID --division CODE --out FILE` 写出")
-    keys = load_node_keys(config.node.key_file)
+    try:
+        keys = load_node_keys(config.node.key_file)
+    except ConfigError as exc:  # it names the file, not which setting gave it
+        raise wrapped(f"{config.path}: node.key_file", exc,
+                      where_zh=f"{config.path}：配置项 node.key_file") from exc
     if keys.node_id != config.node.id:
         raise located(str(config.node.key_file),
                       f"holds the keys of node {keys.node_id!r}, not of node {config.node.id!r} "

@@ -4,6 +4,7 @@ agent leaves no lock behind."""
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -78,3 +79,19 @@ def test_a_lock_that_cannot_be_created_says_which_outbox_and_what_to_check(
         pytest.fail("locked inside a file")
     assert "cannot open outbox" in str(broken.value)
     assert "[outbox] path" in str(broken.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand a folder to another user")
+def test_root_is_refused_the_outbox_of_the_services_user(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(tmp_path, nobody.pw_uid, nobody.pw_gid)
+    code, _ = once(config)
+    error = capsys.readouterr().err
+    assert code == 2
+    assert f"outbox {tmp_path / 'outbox.db'} belongs to user 'nobody'" in error
+    assert "sudo -u nobody exgate agent" in error
+    assert not (tmp_path / "outbox.db").exists() and not lock_path(tmp_path / "outbox.db").exists()
+    os.chown(tmp_path, 0, 0)  # root's own folder: root's agent runs
+    assert once(config)[0] == 0

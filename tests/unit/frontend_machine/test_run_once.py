@@ -158,7 +158,7 @@ url = "amqp://127.0.0.1:9/exgate"
 
     assert run_once(config, "zh", out=io.StringIO()) == 2
     said = capsys.readouterr().err
-    assert f"配置错误：{key}：" in said
+    assert f"配置错误：{config}：配置项 node.key_file：{key}：" in said  # which setting, too
     assert ("无法读取密钥文件" if key_file == "missing" else "密钥文件可被他人读取（权限 644）") \
         in said
     with engine.connect() as conn:
