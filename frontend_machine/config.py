@@ -24,7 +24,9 @@ from adapters.config_files import (
     resolve_path,
 )
 from adapters.sources.base import SourceFactory
+from frontend_machine.config_overlaps import overlap
 from frontend_machine.outbox_batches import BatchLimits
+from schemas.catalog import load_catalog
 from schemas.divisions import DIVISION_FORM, is_division
 from schemas.errors import ConfigError, located, wrapped
 
@@ -126,7 +128,7 @@ def load_config(path: Path) -> AgentConfig:
     data = read_toml(path)
     reader = _Reader(path)
     reader.only(data, "", {"node", "broker", "outbox", "sources", "agent"})
-    return AgentConfig(
+    config = AgentConfig(
         path=path,
         node=reader.node(reader.table(data, "node", required=True)),
         outbox=reader.outbox(reader.table(data, "outbox", required=True)),
@@ -134,6 +136,10 @@ def load_config(path: Path) -> AgentConfig:
         broker=reader.broker(reader.table(data, "broker")) if "broker" in data else None,
         agent=reader.agent(reader.table(data, "agent")),
     )
+    shared = overlap(config.sources, config.outbox.path, lambda: load_catalog().element_codes)
+    if shared is not None:
+        raise located(str(path), shared.en, shared.zh)
+    return config
 
 
 def config_lang(path: Path, given: str | None = None) -> str:
