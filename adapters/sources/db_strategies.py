@@ -249,10 +249,13 @@ class ChangelogStrategy:
     below ``high``, that is if the agent polls before as many changes are logged again.
 
     *Rows the log never saw*: a row written before the triggers were installed, or
-    while they were dropped, has no SEQ and would wait at ``SYNC_FLAG=0`` for good.
-    After its first complete pass each instance (each agent start) therefore reads the
-    rows still at 0, as ``flag`` does, and says how many it found. A row whose SEQ is
-    logged meanwhile is read again by the next pass and dropped by the outbox.
+    while they were dropped, has no SEQ and would wait at ``SYNC_FLAG=0`` for good. So
+    does one whose transaction outlasted ``gap_wait_seconds``: its gap was given up, and
+    the position passed its SEQ. After its first complete pass each instance (each
+    agent start), and again after a complete pass once ``gap_wait_seconds`` have gone
+    by since, therefore reads the rows still at 0, as ``flag`` does, and says that it
+    found some. A row whose SEQ is logged meanwhile is read again by the next pass and
+    dropped by the outbox.
     """
 
     context: ReadContext
@@ -262,7 +265,7 @@ class ChangelogStrategy:
     # page's write-back, it would take that page's rows for ones the log never saw.
     # And only the last page's write-back is re-applied after a crash (``unconfirmed``).
     pipelined: bool = False
-    swept: bool = field(default=False, init=False)
+    swept_at: float | None = field(default=None, init=False)  # the clock's timestamp
 
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
         last = ChangelogPosition.from_state(state)
@@ -281,9 +284,9 @@ class ChangelogStrategy:
                 last = position
             if complete:
                 break
-        if not self.swept:
+        if self.swept_at is None or now - self.swept_at >= self.gap_wait_seconds:
             yield from self._unlogged(last)
-            self.swept = True
+            self.swept_at = now
 
     def _unlogged(self, position: ChangelogPosition) -> Iterator[Page]:
         """The rows still at ``SYNC_FLAG=0`` once the log is read: ones it never saw.
@@ -297,13 +300,15 @@ class ChangelogStrategy:
                 told.add(name)
                 warning = Localized(
                     f"{name}：有 SYNC_FLAG=0 的行在 EX_CHANGELOG 中没有待读的变更（写于"
-                    "触发器安装之前或停用期间，或其标志回写曾失败），现按标志读取；"
-                    "若反复出现，请确认触发器已安装（exgate frontdb init --triggers）",
+                    "触发器安装之前或停用期间，或其事务长于 changelog_gap_wait_seconds，"
+                    "或其标志回写曾失败），现按标志读取；若反复出现，请确认触发器已安装"
+                    "（exgate frontdb init --triggers），并将该等待时长设为长于最长的事务",
                     f"{name}: rows at SYNC_FLAG=0 had no change waiting in EX_CHANGELOG "
                     "(written before the triggers were installed or while they were "
-                    "dropped, or their flag's write-back failed): reading them by their "
-                    "flag; if this recurs, check that the triggers are installed "
-                    "(exgate frontdb init --triggers)")
+                    "dropped, or in a transaction longer than changelog_gap_wait_seconds, "
+                    "or their flag's write-back failed): reading them by their flag; if "
+                    "this recurs, check that the triggers are installed (exgate frontdb "
+                    "init --triggers) and that the wait outlasts the longest transaction")
                 log.warning(warning.en if self.context.lang == "en" else warning.zh)
             yield _page_of(rows, position)
 

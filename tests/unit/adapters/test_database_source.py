@@ -709,3 +709,30 @@ def test_empty_chunks_carry_no_checks(url: str, clock: Clock) -> None:
     with open_source(url, clock) as source:
         source.commit(Chunk(checks=()))
         assert list(source.read({})) == []
+
+
+def test_a_row_whose_transaction_outlasted_the_gap_wait_is_found_by_a_later_sweep(
+        plain_url: str, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    # Its gap was given up and the position passed its SEQ: the log never hands it out,
+    # and the sweep of rows still at SYNC_FLAG=0 ran only once per agent start.
+    engine = sa.create_engine(plain_url)
+    insert(engine, "SBXX", [row("SBXX", 1), row("SBXX", 3)])
+    write_log(engine, (1, 1), (3, 2))  # SEQ 2 is taken by a transaction still open
+    journal = Journal()
+    options = {"strategy": "changelog", "changelog_gap_wait_seconds": 60}
+    with open_source(plain_url, clock, **options) as source, \
+            caplog.at_level(logging.WARNING, "exgate.source.db"):
+        journal.drain(source)
+        clock.advance(61)
+        journal.drain(source)  # the gap is given up
+        assert journal.state["gaps"] == []
+        clock.advance(1)
+        insert(engine, "SBXX", [row("SBXX", 2)])  # ... and then it commits
+        write_log(engine, (2, 3))
+        assert journal.drain(source) == 0  # not a wait later yet
+        assert journal.keys("SBXX") == keys_of("SBXX", [1, 3])
+        clock.advance(60)
+        assert journal.drain(source) >= 1
+    engine.dispose()
+    assert journal.keys("SBXX") == keys_of("SBXX", [1, 2, 3])
+    assert "longer than changelog_gap_wait_seconds" in caplog.text
