@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters, split_broker_url
+from adapters.amqp.parameters import (
+    UnusableBrokerURL,
+    broker_parameters,
+    split_broker_url,
+    ssl_files_under,
+)
 from adapters.config_files import (
     is_number,
     lang_problem,
@@ -262,6 +267,7 @@ class _Reader:
                                 "node.key_file (written by `exgate node add`)",
                                 f"指定了用户 {parts.username!r} 却没有密码；请去掉用户，登录信息"
                                 "将从 node.key_file（由 `exgate node add` 写出）读取")
+            url = ssl_files_under(url, self.path)
             broker_parameters(url)
         except UnusableBrokerURL as exc:
             raise self.fail("broker.url", f"cannot be used: {exc.why.en}",

@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from adapters.amqp.parameters import UnusableBrokerURL, broker_parameters, split_broker_url
+from adapters.amqp.parameters import (
+    UnusableBrokerURL,
+    broker_parameters,
+    split_broker_url,
+    ssl_files_under,
+)
 from adapters.config_files import (
     LARGEST_SETTING,
     is_number,
@@ -196,6 +201,7 @@ class _Reader:
                             f"[broker] url {redact(url)!r} 必须以 amqp:// 或 amqps:// 开头")
         try:
             parts = split_broker_url(url)
+            url = ssl_files_under(url, self.path)
             password = self.secret("broker", "EXGATE_BROKER_PASSWORD")
             if password is not None and parts.username is not None:
                 url = with_url_password(url, password)

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import ast
 import os
-from urllib.parse import SplitResult, parse_qs, urlsplit
+from pathlib import Path
+from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import pika
 
-from adapters.config_files import redact
+from adapters.config_files import redact, resolve_path
 from schemas.errors import ConfigError
 from schemas.messages import Localized
 
-__all__ = ["UnusableBrokerURL", "broker_parameters", "split_broker_url"]
+__all__ = ["UnusableBrokerURL", "broker_parameters", "split_broker_url", "ssl_files_under"]
 
 # The ssl_options keys that name a file or folder pika loads (see pika's URLParameters).
 _SSL_FILE_KEYS = ("ca_certs", "cafile", "ca_path", "capath", "certfile", "keyfile")
@@ -94,14 +95,41 @@ def _unloadable(url: str, exc: OSError) -> Localized:
                      f"the TLS files its ssl_options names cannot be loaded ({reason})")
 
 
-def _ssl_files(url: str) -> list[str]:
-    """The files ssl_options names, read as pika reads them; none if it does not parse."""
-    values = parse_qs(urlsplit(url).query).get("ssl_options")
+def ssl_files_under(url: str, config: Path) -> str:
+    """``url`` with the relative files of its ``ssl_options`` taken from the folder of
+    the config file ``config``, as every path in a config is (the working directory is
+    ``/`` under systemd); the URL as written when it names none, or does not parse."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    options = _ssl_options(pairs)
+    if options is None:
+        return url
+    relative: dict[object, object] = {
+        key: str(resolve_path(config, value)) for key in _SSL_FILE_KEYS
+        if isinstance(value := options.get(key), str) and value
+        and not Path(value).expanduser().is_absolute()}
+    if not relative:
+        return url
+    resolved = repr(options | relative)
+    query = urlencode([(key, resolved if key == "ssl_options" else value)
+                       for key, value in pairs], quote_via=quote)
+    return urlunsplit(parts._replace(query=query))
+
+
+def _ssl_options(pairs: list[tuple[str, str]]) -> dict[object, object] | None:
+    """The last ``ssl_options`` of a query, as pika reads it; None if none or no dict."""
+    values = [value for key, value in pairs if key == "ssl_options"]
     try:
         options = ast.literal_eval(values[-1]) if values else None
     except (ValueError, SyntaxError):
-        return []
-    if not isinstance(options, dict):
+        return None
+    return options if isinstance(options, dict) else None
+
+
+def _ssl_files(url: str) -> list[str]:
+    """The files ssl_options names, read as pika reads them; none if it does not parse."""
+    options = _ssl_options(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    if options is None:
         return []
     return [value for key in _SSL_FILE_KEYS
             if isinstance(value := options.get(key), str) and value]

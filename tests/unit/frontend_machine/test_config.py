@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -208,3 +209,19 @@ def test_a_config_saved_by_notepad_with_a_bom_loads_and_a_gbk_one_says_save_as_u
     assert "not UTF-8 (byte" in str(refused.value) and "save the file as UTF-8" in str(
         refused.value)
     assert "请将文件另存为 UTF-8 编码" in refused.value.message("zh")
+
+
+def test_relative_ssl_files_of_the_broker_url_lie_beside_the_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # They were taken from the working directory: "/" under systemd.
+    (tmp_path / "tls").mkdir()
+    (tmp_path / "tls" / "ca.pem").write_bytes(self_signed_pem())
+    url = ("amqps://mq.example:5671/exgate?heartbeat=30"
+           "&ssl_options={'ca_certs':'tls/ca.pem','server_hostname':'mq.example'}")
+    monkeypatch.chdir("/")
+    config = load_config(write(tmp_path, url))
+    assert config.broker is not None
+    parameters = LinkSettings(config.broker.url, "n1").parameters()
+    assert parameters.ssl_options is not None and parameters.heartbeat == 30
+    assert f"'ca_certs': '{tmp_path / 'tls' / 'ca.pem'}'" in unquote(config.broker.url)
+    assert "'server_hostname': 'mq.example'" in unquote(config.broker.url)

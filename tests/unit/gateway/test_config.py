@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from adapters.config_files import redact
 from gateway.config import load_config
 from schemas.errors import ConfigError
+from tests.tls_files import self_signed_pem
 
 EXAMPLE = Path(__file__).parents[3] / "config" / "gateway.example.toml"
 
@@ -205,3 +207,15 @@ def test_a_password_written_unencoded_in_the_broker_url_is_refused_without_a_wor
     said = str(caught.value) + caught.value.message("zh")
     assert "[broker] url cannot be used: its password holds an unencoded" in said
     assert "s3cr" not in said
+
+
+def test_a_relative_ca_file_of_the_broker_url_lies_beside_the_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ca.pem").write_bytes(self_signed_pem())
+    written = "amqps://exgate-gw-430100@mq.hn.gov.example:5671/exgate"
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        f'url = "{written}"', f"url = \"{written}?ssl_options={{'ca_certs':'ca.pem'}}\"")
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.chdir("/")
+    assert f"'ca_certs': '{tmp_path / 'ca.pem'}'" in unquote(load_config(path).broker_url)
