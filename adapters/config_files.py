@@ -15,6 +15,7 @@ from schemas.messages import LANGUAGES
 __all__ = [
     "LARGEST_SETTING",
     "is_number",
+    "is_secret_option",
     "lang_problem",
     "lang_setting",
     "number_wanted",
@@ -105,9 +106,15 @@ _PASSWORD = re.compile(r"(?P<user>^[^/?#@]*?://[^:/?#@]*):.*@(?=[^@]*$)", re.S)
 _SCHEMELESS_PASSWORD = re.compile(r"(?P<user>^[^:@]*):.*@(?=[^@]*$)", re.S)
 
 
-# A query option named like a secret: ?password=, &sslpassword=, &wallet_password=, ?pwd=.
-_SECRET_QUERY = re.compile(r"(?P<name>[?&][^=&#]*(?:pass|pwd|secret|token|key)[^=&#]*=)[^&#]*",
-                           re.I)
+# What names a secret among a URL's query options: ?password=, &sslpassword=,
+# &wallet_password=, ?pwd=, &ssl_key_password=.
+_SECRET_WORDS = "pass|pwd|secret|token|key"
+_SECRET_QUERY = re.compile(rf"(?P<name>[?&][^=&#]*(?:{_SECRET_WORDS})[^=&#]*=)[^&#]*", re.I)
+
+
+def is_secret_option(name: str) -> bool:
+    """Whether a URL query option ``name`` holds a secret, whose value is never shown."""
+    return re.search(_SECRET_WORDS, name, re.I) is not None
 
 
 def redact(url: str) -> str:

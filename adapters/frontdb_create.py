@@ -11,12 +11,11 @@ UPDATEs on it. On Oracle a trigger that does not compile is created all the same
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
+from adapters.config_files import is_secret_option
 from adapters.db_connect import (
     bound_silent_servers,
     connect_args,
@@ -143,14 +142,11 @@ def _connected(engine: Engine, parsed: URL) -> Connection:
                       f"驱动不接受 URL 中的某个选项（{names}）：{said}") from exc
 
 
-_SECRET_OPTION = re.compile(r"pass|secret|token|key", re.I)
-
-
 def _masked(said: str, parsed: URL) -> str:
     if parsed.password:
         said = said.replace(str(parsed.password), "***")
     for name, value in parsed.query.items():
-        if _SECRET_OPTION.search(name):
+        if is_secret_option(name):
             for one in (value,) if isinstance(value, str) else value:
                 if one:
                     said = said.replace(one, "***")

@@ -80,9 +80,11 @@ def _tables(options: Mapping[str, Any],
             element_codes: Callable[[], Iterable[str]]) -> Iterator[str]:
     """The tables a database source reads, by name (upper case); what does not parse is
     left for the source to report, naming itself."""
+    from adapters.frontdb import table_name  # SQLAlchemy: for database sources only
+
     tables = options["tables"] if "tables" in options else tuple(element_codes())
     mapping = options.get("mapping")
     for code in tables if isinstance(tables, list | tuple) else ():
         mapped = mapping.get(code) if isinstance(mapping, dict) else None
         name = mapped.get("table") if isinstance(mapped, dict) else None
-        yield (name if isinstance(name, str) else f"EX_{code}").upper()
+        yield (name if isinstance(name, str) else table_name(code)).upper()
