@@ -112,9 +112,10 @@ def source_engine(options: DatabaseOptions) -> Engine:
     """
     url = source_url(options)
     _refuse_missing_sqlite_file(url)
+    driver_options = engine_options(url, options)
     try:
         engine = bound_silent_servers(
-            create_engine(url, pool_pre_ping=True, **engine_options(url, options)))
+            create_engine(url, pool_pre_ping=True, **driver_options))
     except (NoSuchModuleError, ImportError) as exc:
         raise ConfigError(f"'url': no driver for {url.drivername!r} ({exc}); install it "
                           f"or name an installed driver, such as oracle+oracledb://",

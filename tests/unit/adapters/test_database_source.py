@@ -613,15 +613,19 @@ def test_a_mistyped_sqlite_path_is_a_config_error_not_a_new_empty_database(
 @pytest.mark.parametrize(("options", "words"), [
     ({"url": "sqlite:///{db}", "password_file": "pw"}, "a SQLite database has no password"),
     ({"url": "sqlite:///{db}?timeout=abc"}, "'url' or its options: could not convert"),
+    ({"url": "sqlite:///{db}", "oracle_thick": True}, "^'oracle_thick' and 'oracle_client_lib'"
+                                                      " apply to Oracle URLs only$"),
 ])
 def test_what_the_engine_refuses_is_a_config_error(
-        tmp_path: Path, clock: Clock, options: dict[str, str], words: str) -> None:
+        tmp_path: Path, clock: Clock, options: dict[str, Any], words: str) -> None:
     (tmp_path / "front.db").touch()
     (tmp_path / "pw").write_text("secret\n")
     given = {key: value.format(db=tmp_path / "front.db") if key == "url" else
-             str(tmp_path / value) for key, value in options.items()}
-    with pytest.raises(ConfigError, match=words):
+             str(tmp_path / value) if isinstance(value, str) else value
+             for key, value in options.items()}
+    with pytest.raises(ConfigError, match=words) as refused:
         open_source(given.pop("url"), clock, **given)
+    assert refused.value.message("zh") != str(refused.value)  # its Chinese kept
 
 
 def test_database_values_become_exchange_text() -> None:
