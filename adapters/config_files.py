@@ -144,7 +144,9 @@ def is_number(value: Any, low: float, *, integer: bool = False, strict: bool = F
     (above it when ``strict``), and at most ``high``. TOML spells NaN and infinity;
     neither is a setting."""
     kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):  # an int has no float bound
         return False
     if value > high:
         return False

@@ -289,8 +289,11 @@ class _Reader:
         values: dict[str, Any] = {}
         for name in known:
             integer = isinstance(getattr(defaults, name), int)
-            # Bounded by what each means, and said so (``at_most``).
-            value = self.positive("status", name, getattr(defaults, name), integer, math.inf)
+            # The hours and the durations are bounded by what each means, and said so
+            # (``at_most`` below); a count by the bound of every setting.
+            bounded_below = name == "throughput_hours" or name.endswith("_s")
+            high = math.inf if bounded_below else LARGEST_SETTING
+            value = self.positive("status", name, getattr(defaults, name), integer, high)
             values[name] = int(value) if integer else float(value)
         self.at_most("throughput_hours", values["throughput_hours"], _MOST_HOURS, _MONTH_HOURLY)
         for name, value in values.items():

@@ -225,3 +225,12 @@ def test_relative_ssl_files_of_the_broker_url_lie_beside_the_config(
     assert parameters.ssl_options is not None and parameters.heartbeat == 30
     assert f"'ca_certs': '{tmp_path / 'tls' / 'ca.pem'}'" in unquote(config.broker.url)
     assert "'server_hostname': 'mq.example'" in unquote(config.broker.url)
+
+
+def test_an_integer_past_a_floats_range_is_a_config_error_not_a_traceback(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, "amqps://mq.example:5671/exgate")
+    path.write_text(path.read_text(encoding="utf-8") + f"[agent]\npoll_seconds = {10**400}\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"agent\.poll_seconds.*1,000,000,000"):
+        load_config(path)

@@ -144,6 +144,21 @@ def test_a_number_past_any_meaning_is_a_config_error_saying_the_bound(tmp_path: 
         load_config(path)
 
 
+@pytest.mark.parametrize(("line", "value", "said"), [
+    # A count of [status] kept no bound; an integer past a float's range was a traceback.
+    ("failed_red_count = 3", str(10**18), "[status] failed_red_count = {value} must be a"
+                                        " positive integer up to 1,000,000,000"),
+    ("hold_seconds = 1200", "1" + "0" * 400, "[gateway] hold_seconds = {value} must be a"
+                                             " positive number up to 1,000,000,000"),
+])
+def test_a_huge_integer_is_a_config_error_saying_the_bound(
+        tmp_path: Path, line: str, value: str, said: str) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        line, f"{line.split(' = ')[0]} = {value}"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(said.format(value=value))):
+        load_config(path)
+
 
 @pytest.mark.parametrize(("table", "lang", "said"), [
     ("broker", "en", "[broker] password_file {file} is not UTF-8 text (byte 3)"),
