@@ -736,7 +736,7 @@ def test_a_row_whose_transaction_outlasted_the_gap_wait_is_found_by_a_later_swee
         assert journal.drain(source) == 0  # not a wait later yet
         assert journal.keys("SBXX") == keys_of("SBXX", [1, 3])
         clock.advance(60)
-        assert journal.drain(source) >= 1
+        assert journal.drain(source) == 1
     engine.dispose()
-    assert journal.keys("SBXX") == keys_of("SBXX", [1, 2, 3])
+    assert journal.keys("SBXX") == keys_of("SBXX", [1, 2, 3]) and journal.duplicates == 0
     assert "longer than changelog_gap_wait_seconds" in caplog.text

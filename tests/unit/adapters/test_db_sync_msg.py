@@ -26,12 +26,12 @@ def test_a_reason_cut_in_characters_fills_the_column_and_ends_in_an_ellipsis(
 @pytest.mark.parametrize("length", [1, 2, 3, 4, 5, 20, 41, 100])
 def test_a_reason_cut_in_bytes_never_splits_a_character(length: int) -> None:
     cut = MessageRoom(length, in_bytes=True).fit(REASON)
-    size = len(cut.encode())
-    assert size <= length
-    assert size > length - 3 - len("…".encode())  # no more than one character short
+    assert len(cut.encode()) <= length
+    assert cut.endswith("…") == (length >= 3)
     body = cut.removesuffix("…")
     assert REASON.startswith(body)
-    assert cut.endswith("…") == (length >= 3)
+    room = length - len("…".encode()) if length >= 3 else length
+    assert len(body.encode()) + len(REASON[len(body)].encode()) > room  # the next did not fit
 
 
 def test_a_reason_that_fits_is_left_whole() -> None:

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -224,6 +225,8 @@ def test_an_empty_file_waits_for_its_writer_before_it_is_taken(
         tmp_path: Path, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
     """A writer creates the file, then stalls: taken at once, it would go to error/ as
     empty while its writer went on filling the moved file there, unread."""
+    now = [1000.0]  # the source's monotonic clock, moved by hand
+    monkeypatch.setattr(folder_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
     options = {"path": drop_path(tmp_path), "stable_seconds": 0, "observer": "none",
                "rescan_seconds": 3600}
     source = folder_source("drop", options, SourceContext("node-1", "430102", CATALOG, "en"))
@@ -231,12 +234,16 @@ def test_an_empty_file_waits_for_its_writer_before_it_is_taken(
     drop(source, "good.xml", valid(1))
     poll(outbox, source)
     assert names(source.inbox) == ["late.xml"] and source.waiting() == 1
-    assert source.wait_hint() > 60  # the empty file asks for no busy poll
+    assert source.wait_hint() == 300  # the empty file asks for no busy poll
     drop(source, "late.xml", valid(2))  # the writer goes on
     poll(outbox, source)
     assert outbox.record_count() == 2
     drop(source, "empty.xml", b"")  # one that stays empty is taken in the end
-    monkeypatch.setattr(folder_module, "_EMPTY_SECONDS", 0.0)
+    poll(outbox, source)
+    now[0] += 299
+    poll(outbox, source)
+    assert names(source.inbox) == ["empty.xml"] and source.wait_hint() == 1
+    now[0] += 1
     poll(outbox, source)
     assert names(source.error) == ["empty.xml", "empty.xml" + REPORT_SUFFIX]
     report = (source.error / ("empty.xml" + REPORT_SUFFIX)).read_text(encoding="utf-8")

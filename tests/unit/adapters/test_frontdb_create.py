@@ -62,6 +62,20 @@ def test_oracle_triggers_that_do_not_compile_are_reported() -> None:
     assert frontdb_create._oracle_trigger_errors(other) == []  # type: ignore[arg-type]
 
 
+def test_init_refuses_triggers_the_server_says_do_not_compile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No Oracle here: what USER_ERRORS would answer stands in, the rest is init itself.
+    errors = [("EX_SL_AU", 1, "PLS-00049: bad bind variable 'NEW.SLZT'")]
+    monkeypatch.setattr(frontdb_create, "_oracle_trigger_errors", lambda conn: errors)
+    url = f"sqlite:///{tmp_path / 'front.db'}"
+    refused = CliRunner().invoke(main, ["frontdb", "init", "--url", url, "--triggers",
+                                        "--lang", "en"])
+    assert refused.exit_code == 1
+    assert f"triggers at {url} do not compile" in refused.stderr
+    assert "EX_SL_AU line 1: PLS-00049: bad bind variable 'NEW.SLZT'" in refused.stderr
+    assert "ready" not in refused.output
+
+
 def test_an_unsupported_dialect_is_named_before_its_driver_is_looked_for() -> None:
     refused = CliRunner().invoke(main, ["frontdb", "init", "--url", "mssql+pyodbc://h/db"])
     assert refused.exit_code == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import selectors
 import signal
 import subprocess
 import sys
@@ -32,7 +33,14 @@ def _holder(outbox: Path) -> subprocess.Popen[str]:
     process = subprocess.Popen([sys.executable, "-c", _HOLD, str(outbox)], text=True,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                cwd=Path(__file__).parents[3])
-    assert process.stdout is not None and process.stdout.readline() == "held\n"
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:  # a hang guard, not a timing
+        selector.register(process.stdout, selectors.EVENT_READ)
+        said = process.stdout.readline() if selector.select(timeout=60) else ""
+    if said != "held\n":
+        process.kill()
+        process.communicate()
+        pytest.fail(f"the holder did not take the lock: {said!r}")
     return process
 
 

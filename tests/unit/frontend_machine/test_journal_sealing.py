@@ -65,11 +65,16 @@ def journal_both_ways(tmp_path: Path, chunks: list[Chunk],
     together = Outbox(tmp_path / "with.db", clock=clock)
     after = Outbox(tmp_path / "after.db", clock=clock)
     counts = []
-    for piece in chunks:
-        counts.append(len(together.journal("src", piece, seal_full=limits).sealed))
-        after.journal("src", piece)
-        assert counts[-1] == len(after.seal_batches(limits.max_records, limits.max_bytes,
-                                                    math.inf))
+    try:
+        for piece in chunks:
+            counts.append(len(together.journal("src", piece, seal_full=limits).sealed))
+            after.journal("src", piece)
+            assert counts[-1] == len(after.seal_batches(limits.max_records, limits.max_bytes,
+                                                        math.inf))
+    except BaseException:  # the caller's ``with`` is not reached: close them here
+        together.close()
+        after.close()
+        raise
     return together, after, counts
 
 
