@@ -269,7 +269,9 @@ class CursorStrategy:
 
     def _signpost(self) -> Any:
         moment = self.context.clock().astimezone(BEIJING).replace(tzinfo=None)
-        bound = moment - timedelta(seconds=self.lag_seconds)
+        # A whole second, bound as a DATE on Oracle (``bound_value``): a legacy DATE
+        # column keeps its index. The lag grows by under a second.
+        bound = (moment - timedelta(seconds=self.lag_seconds)).replace(microsecond=0)
         if self.context.engine.dialect.name == "sqlite":
             # SQLite compares text: SQLAlchemy's own storage form, which sorts correctly
             # against "yyyy-MM-dd HH:mm:ss" values written by other programs too.

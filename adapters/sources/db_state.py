@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import TIMESTAMP, ColumnElement, and_, literal, or_
+from sqlalchemy import TIMESTAMP, ColumnElement, DateTime, and_, literal, or_
 from sqlalchemy.sql.elements import ColumnClause
 
 from adapters.sources.sqlite_bytes import bound_text, from_hex, holds_undecoded, to_hex
@@ -126,12 +126,18 @@ def after_key(columns: Sequence[ColumnClause[Any]], values: Sequence[Any]) -> Co
 def bound_value(value: Any) -> Any:
     """A cursor value as a query parameter.
 
-    A time is bound as a TIMESTAMP: as a generic DateTime, Oracle's drivers bind a DATE,
-    which drops the fraction of a second, and a cursor resting inside one second would
-    read the same page again for ever. Text is bound as ``bound_text`` binds it.
+    A time with a fraction of a second is bound as a TIMESTAMP: as a generic DateTime,
+    Oracle's drivers bind a DATE, which drops the fraction, and a cursor resting inside
+    one second would read the same page again for ever. A whole second keeps the generic
+    bind: against an Oracle DATE column (legacy tables mostly have one, and no fraction),
+    a TIMESTAMP bind converts the column, row by row, and its index goes unused, while a
+    DATE bind against a TIMESTAMP column is converted once. Text is bound as
+    ``bound_text`` binds it.
     """
     if isinstance(value, datetime):
-        return literal(value, TIMESTAMP(timezone=value.tzinfo is not None))
+        zoned = value.tzinfo is not None
+        kind = DateTime(timezone=zoned) if value.microsecond == 0 else TIMESTAMP(timezone=zoned)
+        return literal(value, kind)
     return bound_text(value)
 
 

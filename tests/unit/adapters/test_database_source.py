@@ -519,6 +519,32 @@ def test_oracle_binds_cursor_times_as_timestamps_keeping_the_fraction() -> None:
     assert {dbapi_type for _, dbapi_type in times} == {oracledb.DB_TYPE_TIMESTAMP}
 
 
+def test_oracle_binds_whole_seconds_as_dates_so_a_date_column_keeps_its_index(
+        clock: Clock) -> None:
+    """A TIMESTAMP bind against a legacy DATE column converts the column on every row:
+    every cursor page would scan the table."""
+    from sqlalchemy.dialects.oracle.oracledb import OracleDialect_oracledb
+
+    options = parse_options({"url": "oracle://u@h/db", "strategy": "cursor"}, CATALOG)
+    sf = element_tables(options, "oracle", CATALOG)["SF"]
+    dialect = OracleDialect_oracledb(dbapi=oracledb)
+    last = [datetime(2026, 11, 20, 9, 30, 1), 7]
+    compiled = cursor_query(sf, datetime(2026, 11, 21, 8, 0, 0), last, 500).compile(
+        dialect=dialect)
+    kinds = [bind.type.dialect_impl(dialect).get_dbapi_type(oracledb)
+             for bind in compiled.binds.values() if isinstance(bind.value, datetime)]
+    # DATETIME is the driver's DATE bind (it compares equal to TIMESTAMP too: by identity)
+    assert kinds and all(kind is oracledb.DATETIME for kind in kinds)
+
+
+def test_the_cursor_bound_is_a_whole_second(url: str, clock: Clock) -> None:
+    clock.now = clock.now.replace(microsecond=750_000)
+    with open_source(url, clock, strategy="cursor", cursor_safety_lag_seconds=30) as source:
+        upper = source._strategy._signpost()  # type: ignore[attr-defined]
+    expected = clock.now.replace(tzinfo=None, microsecond=0) - timedelta(seconds=30)
+    assert upper in (expected, expected.strftime("%Y-%m-%d %H:%M:%S.%f"))
+
+
 def test_oracle_options() -> None:
     def options(**extra: Any) -> dict[str, Any]:
         url = extra.pop("url", "oracle://u@h/db")
