@@ -16,8 +16,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-__all__ = ["Transaction", "disk_bytes", "drop_stored_payloads", "forget_oldest_stored",
-           "forget_replayed_rejects", "forget_stored"]
+__all__ = ["REPLAYED_BEFORE", "Transaction", "disk_bytes", "drop_stored_payloads",
+           "forget_oldest_stored", "forget_replayed_rejects", "forget_stored"]
 
 _PRUNE_BATCHES = 20  # per transaction: each batch holds up to batch_max_records rows
 _PRUNE_REJECTS = 5000
@@ -80,6 +80,10 @@ def forget_oldest_stored(connection: sqlite3.Connection, transaction: Transactio
     return _forget(connection, transaction, oldest, (_PRUNE_BATCHES,))
 
 
+# The oldest rejects replayed before a cutoff: read by the index ``rejects_replayed``.
+REPLAYED_BEFORE = "SELECT id FROM rejects WHERE replayed_at < ? ORDER BY replayed_at LIMIT ?"
+
+
 def forget_replayed_rejects(connection: sqlite3.Connection, transaction: Transaction,
                             cutoff: float) -> int:
     """Delete the rejects replayed before ``cutoff``, oldest first, ``_PRUNE_REJECTS`` per
@@ -92,9 +96,8 @@ def forget_replayed_rejects(connection: sqlite3.Connection, transaction: Transac
     forgotten = 0
     while True:
         with transaction("forgetting replayed rejects: the others stay until the next try"):
-            deleted = connection.execute(
-                "DELETE FROM rejects WHERE id IN (SELECT id FROM rejects WHERE replayed_at < ?"
-                " ORDER BY replayed_at LIMIT ?)", (cutoff, _PRUNE_REJECTS)).rowcount
+            deleted = connection.execute(f"DELETE FROM rejects WHERE id IN ({REPLAYED_BEFORE})",
+                                         (cutoff, _PRUNE_REJECTS)).rowcount
         forgotten += deleted
         if deleted < _PRUNE_REJECTS:
             return forgotten

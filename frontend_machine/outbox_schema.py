@@ -22,7 +22,7 @@ from schemas.writer import record_xml
 
 __all__ = ["SCHEMA_VERSION", "SchemaTooNew", "configure", "current_version", "migrate"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -131,8 +131,14 @@ def _v3(connection: sqlite3.Connection) -> None:
                            (xml, len(xml.encode()), seq))
 
 
+# Upkeep forgets replayed rejects oldest first (``forget_replayed_rejects``): without an
+# index each of its transactions scanned and sorted the whole table under the write lock.
+_V4 = """
+CREATE INDEX rejects_replayed ON rejects (replayed_at) WHERE replayed_at IS NOT NULL
+"""
+
 Step = str | Callable[[sqlite3.Connection], None]
-_MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _v3}
+_MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _v3, 4: _V4}
 
 
 def configure(connection: sqlite3.Connection) -> None:

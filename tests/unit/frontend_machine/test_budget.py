@@ -15,6 +15,7 @@ from frontend_machine.agent import Agent
 from frontend_machine.config import AgentConfig, NodeConfig, OutboxConfig
 from frontend_machine.outbox import ALL_LEVELS, Outbox, RoomMade
 from frontend_machine.outbox_batches import BatchState
+from frontend_machine.outbox_budget import REPLAYED_BEFORE
 from tests.unit.frontend_machine.test_outbox import FakeClock, invalid, record, valid
 
 BIG = "长" * 2000  # 6 kB of text, 8 kB of pages a record: 50 of them fill 2/3 of the budget
@@ -196,3 +197,13 @@ def test_rejects_alone_over_budget_pause_reading_saying_so_and_replayed_ones_mak
         assert "reading resumed" in caplog.text and source.reads == 1
         assert "3000 rejects already replayed (corrected) were forgotten early" in caplog.text
         assert outbox.rejects() == []
+
+
+def test_forgetting_replayed_rejects_reads_them_by_an_index_not_the_whole_table(
+        tmp_path: Path) -> None:
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        plan = " ".join(row[3] for row in outbox._db.execute(
+            f"EXPLAIN QUERY PLAN {REPLAYED_BEFORE}", (1.0, 10)))
+    assert "USING INDEX rejects_replayed" in plan or "USING COVERING INDEX rejects_replayed" \
+        in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
