@@ -34,7 +34,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine
 
 from adapters.db_connect import engine_url
-from adapters.frontdb import create_all
+from adapters.frontdb_create import create_all
 from adapters.heap import startup_frozen
 from adapters.sources.base import SourceContext
 from adapters.sources.database import database_source

@@ -54,7 +54,7 @@ from adapters.amqp.topology import (
     level_queue,
     routing_key,
 )
-from adapters.frontdb import create_all
+from adapters.frontdb_create import create_all
 from adapters.sealing import load_broker_login, load_node_keys
 from bench._naive import RecordXml, xsd_record
 from bench._registry import BenchConfig, Reference, Result, figure

@@ -31,7 +31,8 @@ BASE_TIME = datetime(2026, 11, 20, 9, 0, 0)
 def _first_enumeration(type_name: str) -> str | None:
     schema = xmlschema.XMLSchema(str(load_catalog().path))
     xsd_type = schema.types.get(type_name)
-    return None if xsd_type is None or not xsd_type.enumeration else str(xsd_type.enumeration[0])
+    enumeration = getattr(xsd_type, "enumeration", None)  # a simple type's, if any
+    return str(enumeration[0]) if enumeration else None
 
 
 def credit_code(n: int) -> str:
