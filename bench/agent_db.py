@@ -39,12 +39,11 @@ from adapters.heap import startup_frozen
 from adapters.sources.base import SourceContext
 from adapters.sources.database import database_source
 from adapters.sources.db_tables import to_text
-from bench._naive import xsd_record
+from bench._naive import fields_checker, xsd_record
 from bench._registry import BenchConfig, Reference, Result, figure, measured_rate
 from frontend_machine.config import OutboxConfig
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
-from schemas.record_check import check_fields
 from schemas.times import BEIJING
 
 __all__ = ["agent_db"]
@@ -207,13 +206,8 @@ def _texts(fields: Sequence[str], values: Sequence[object]) -> dict[str, str | N
 # -- naive -----------------------------------------------------------------------------------
 
 def _check_fields_validator() -> Validator:
-    catalog = load_catalog()
-    latest = datetime.now(BEIJING) + timedelta(days=1)
-
-    def valid(fields: dict[str, str | None]) -> bool:
-        return check_fields(ELEMENT, fields, catalog, DIVISION, latest).valid
-
-    return valid
+    check = fields_checker(ELEMENT, DIVISION)
+    return lambda fields: check(fields).valid
 
 
 def _xmlschema_validator(fields: Sequence[str]) -> Validator:

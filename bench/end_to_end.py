@@ -56,7 +56,7 @@ from adapters.amqp.topology import (
 )
 from adapters.frontdb_create import create_all
 from adapters.sealing import load_broker_login, load_node_keys
-from bench._naive import RecordXml, xsd_record
+from bench._naive import RecordXml, fields_checker, xsd_record
 from bench._registry import BenchConfig, Reference, Result, figure
 from frontend_machine.envelope import NodeIdentity, batch_document, build_envelope
 from frontend_machine.outbox import Outbox
@@ -66,7 +66,6 @@ from gateway.provisioning import add_node
 from gateway.registry import Registry
 from schemas.catalog import load_catalog
 from schemas.reader import DocumentReader
-from schemas.record_check import check_fields
 from schemas.records import Record
 from schemas.times import BEIJING
 from schemas.writer import record_xml
@@ -461,12 +460,11 @@ def _raw_store(world: World, sealed: Sequence[Sealed],
 def _checked_record() -> RecordXml:
     """The naive validation with exgate's own checks (``check_fields``): a stricter
     reference than xmlschema, which is several times slower per record."""
-    catalog = load_catalog()
-    latest = datetime.now(BEIJING) + timedelta(days=1)
+    check = fields_checker(ELEMENT, DIVISION)
 
     def record(texts: Mapping[str, str | None]) -> str | None:
-        check = check_fields(ELEMENT, dict(texts), catalog, DIVISION, latest)
-        return None if check.record is None else record_xml(check.record)
+        checked = check(texts)
+        return None if checked.record is None else record_xml(checked.record)
 
     return record
 
