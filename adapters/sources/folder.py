@@ -242,11 +242,13 @@ class FolderSource:
         sightings: dict[str, tuple[_Signature, float]] = {}
         ready: list[tuple[int, str, _Signature]] = []
         passed_over: list[os.DirEntry[str]] = []  # said once each (folder_ignored)
+        seen: set[str] = set()
         with os.scandir(self.inbox) as entries:
             for entry in entries:
                 if not is_candidate(entry.name) or not entry.is_file(follow_symlinks=False):
                     passed_over.append(entry)
                     continue
+                seen.add(entry.name)
                 try:
                     stat = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
@@ -262,7 +264,8 @@ class FolderSource:
                     sightings[entry.name] = (signature, since)
         self._sightings = sightings
         self._passed_over.review(passed_over, now)
-        self._refused = {p: v for p, v in self._refused.items() if p.exists()}
+        # Listed, not stat'ed again: a file the system cannot look at must not fail the scan.
+        self._refused = {p: v for p, v in self._refused.items() if p.name in seen}
         return [(self.inbox / name, signature) for _, name, signature in sorted(ready)]
 
     def _settle_seconds(self, signature: _Signature) -> float:
@@ -292,7 +295,7 @@ class FolderSource:
         except FileNotFoundError:
             return None  # gone (taken by an operator, or a second agent)
         except OSError as exc:
-            self._refuse(path, exc)
+            self._refuse(path, exc, signature)
             return None
         now_signature = (stat.st_size, stat.st_mtime_ns)
         if now_signature != signature:
@@ -309,17 +312,14 @@ class FolderSource:
         except FileNotFoundError:
             return None  # gone (taken by an operator, or a second agent)
         except OSError as exc:
-            self._refuse(path, exc)
+            self._refuse(path, exc, signature)
             return None
         return target
 
-    def _refuse(self, path: Path, exc: OSError) -> None:
-        try:
-            stat = path.stat()
-        except OSError:
-            return  # gone meanwhile
-        until = self._hold(path, exc, "not-claimed")
-        self._refused[path] = (until, (stat.st_size, stat.st_mtime_ns))
+    def _refuse(self, path: Path, exc: OSError, signature: _Signature) -> None:
+        """Hold a file the system would not claim, as the scan saw it (``signature``): a
+        file that cannot even be looked at is said too, not passed over in silence."""
+        self._refused[path] = (self._hold(path, exc, "not-claimed"), signature)
 
     # -- reading one file ---------------------------------------------------------------
 

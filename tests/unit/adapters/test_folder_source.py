@@ -145,6 +145,34 @@ def test_a_file_that_cannot_be_claimed_waits_without_holding_back_the_others(
     assert names(source.inbox) == [] and outbox.record_count() == 2
 
 
+def _failing_for(name: str, look: Callable[..., os.stat_result]) -> Callable[..., os.stat_result]:
+    """``look`` (``Path.stat``, ``Path.lstat``) failing with EIO for files named ``name``."""
+    def failing(path: Path, *args: Any, **kwargs: Any) -> os.stat_result:
+        if path.name == name:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+        return look(path, *args, **kwargs)
+
+    return failing
+
+
+def test_a_file_that_cannot_be_looked_at_when_claimed_is_said_not_passed_over(
+        tmp_path: Path, outbox: Outbox, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The scan saw it; the look just before its claim failed (a share gone stale): it
+    was skipped on every scan with no word, as if gone."""
+    source = open_source(tmp_path, lang="en")
+    drop(source, "stale.xml", valid(1))
+    drop(source, "other.xml", valid(2))
+    for name in ("lstat", "stat"):
+        monkeypatch.setattr(Path, name, _failing_for("stale.xml", getattr(Path, name)))
+    with caplog.at_level(logging.WARNING, "exgate.source.folder"):
+        poll(outbox, source)
+        assert poll(outbox, source) == 0  # held: not tried again at once
+    [warning] = [r.getMessage() for r in caplog.records if "stale.xml" in r.getMessage()]
+    assert "processing/" in warning
+    assert names(source.inbox) == ["stale.xml"] and outbox.record_count() == 1
+
+
 def test_a_read_that_fails_is_said_in_the_agent_s_language(
         tmp_path: Path, outbox: Outbox, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
