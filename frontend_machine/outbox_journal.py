@@ -95,16 +95,18 @@ def settle_rejects(connection: sqlite3.Connection, source: str,
     it would be counted as open for good. A record of a file (it has a line) never
     settles one: a line is no record's identity (a file written on one line holds them
     all, and the next file dropped under the same name is another file); a file's
-    rejects are settled when it is replayed. One cheap look-up per chunk when the source
-    has no open reject, the usual case.
+    rejects are settled when it is replayed. Nothing is asked for a file's records, and
+    one cheap look-up per chunk when the source has no open reject, the usual case.
     """
-    if connection.execute("SELECT 1 FROM rejects WHERE source = ? AND replayed_at IS NULL"
-                          " LIMIT 1", (source,)).fetchone() is None:
+    origins = [row[_ORIGIN] for row in rows if row[_LINE] is None]
+    if not origins or connection.execute(
+            "SELECT 1 FROM rejects WHERE source = ? AND replayed_at IS NULL LIMIT 1",
+            (source,)).fetchone() is None:
         return
     connection.executemany(
         "UPDATE rejects SET replayed_at = ? WHERE source = ? AND origin = ?"
         " AND line IS NULL AND replayed_at IS NULL",
-        [(now, source, row[_ORIGIN]) for row in rows if row[_LINE] is None])
+        [(now, source, origin) for origin in origins])
 
 
 def _added_by_element(connection: sqlite3.Connection, counts: Mapping[str, Any],
