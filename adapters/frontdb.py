@@ -230,6 +230,10 @@ def trigger_statements(dialect_name: str, catalog: SchemaCatalog | None = None) 
     An insert is always logged. An update is logged when a field column changed or
     ``SYNC_FLAG`` went back to 0 (a replay request), never for the agent's own
     bookkeeping (``SYNC_FLAG``/``SYNC_TIME``/``SYNC_MSG``), which would loop forever.
+
+    An update that changed a field also sets the row's ``SYNC_FLAG`` back to 0: should
+    its log entry never be read (its transaction outlasted the gap wait, and the agent
+    gave its SEQ up), the agent's sweep of the rows at 0 still finds the change.
     """
     catalog = catalog or load_catalog()
     writer = _TRIGGER_WRITERS.get(dialect_name)
@@ -245,13 +249,18 @@ def trigger_statements(dialect_name: str, catalog: SchemaCatalog | None = None) 
     return statements
 
 
-def _changed(fields: Iterable[str], same: str, old: str, new: str) -> str:
+def _edited(fields: Iterable[str], same: str, old: str, new: str) -> str:
+    """Whether an update changed a field column."""
     equal = " AND ".join(same.format(old=f"{old}.{f}", new=f"{new}.{f}") for f in fields)
-    return f"({new}.SYNC_FLAG = 0 AND {old}.SYNC_FLAG <> 0) OR NOT ({equal})"
+    return f"NOT ({equal})"
 
 
 @dataclass(frozen=True)
 class _TriggerWriter:
+    """A dialect's triggers of one table: ``insert`` logs a new row; ``update`` logs a
+    change ({changed}: an edit, or SYNC_FLAG set back to 0) and sets an edited row's
+    SYNC_FLAG to 0, unless ``reset`` does the latter (MySQL: a trigger of one statement)."""
+
     prologue: tuple[str, ...]
     insert: str
     update: str
@@ -259,12 +268,16 @@ class _TriggerWriter:
     old: str = "OLD"
     new: str = "NEW"
     drop: str = ""
+    reset: str = ""
 
     def table(self, name: str, fields: tuple[str, ...]) -> list[str]:
-        changed = _changed(fields, self.same, self.old, self.new)
-        args = {"table": name, "changed": changed}
-        drops = [self.drop.format(trigger=f"{name}_{s}", **args) for s in ("AI", "AU")]
-        return [*filter(None, drops), self.insert.format(**args), self.update.format(**args)]
+        edited = _edited(fields, self.same, self.old, self.new)
+        changed = f"({self.new}.SYNC_FLAG = 0 AND {self.old}.SYNC_FLAG <> 0) OR {edited}"
+        args = {"table": name, "changed": changed, "edited": edited}
+        made = {"AI": self.insert, "AU": self.update, "BU": self.reset}
+        drops = [self.drop.format(trigger=f"{name}_{suffix}", **args)
+                 for suffix, create in made.items() if create]
+        return [*filter(None, drops), *(s.format(**args) for s in made.values() if s)]
 
 
 _LOG = "INSERT INTO EX_CHANGELOG (TABLE_NAME, ROW_ID, OP, CHANGED_AT)"
@@ -275,9 +288,13 @@ _TRIGGER_WRITERS = {
         drop="DROP TRIGGER IF EXISTS {trigger}",
         insert=("CREATE TRIGGER {table}_AI AFTER INSERT ON {table} FOR EACH ROW BEGIN "
                 + _LOG + " VALUES ('{table}', NEW.ROW_ID, 'I', CURRENT_TIMESTAMP); END"),
+        # The inner UPDATE does not fire this trigger again (recursive_triggers is off
+        # unless a connection turns it on; then it logs the row once more, and stops).
         update=("CREATE TRIGGER {table}_AU AFTER UPDATE ON {table} FOR EACH ROW "
                 "WHEN {changed} BEGIN "
-                + _LOG + " VALUES ('{table}', NEW.ROW_ID, 'U', CURRENT_TIMESTAMP); END"),
+                + _LOG + " VALUES ('{table}', NEW.ROW_ID, 'U', CURRENT_TIMESTAMP); "
+                "UPDATE {table} SET SYNC_FLAG = 0 WHERE ROW_ID = NEW.ROW_ID"
+                " AND SYNC_FLAG <> 0; END"),
         same="{old} IS {new}",
     ),
     "postgresql": _TriggerWriter(
@@ -285,17 +302,20 @@ _TRIGGER_WRITERS = {
         # do: the legacy system's user needs no right on EX_CHANGELOG, nor to have it on
         # its search_path. So its search_path is pinned, and the log named in the
         # schema of the table that fired. EXECUTE PROCEDURE: PostgreSQL 10 and older.
+        # The update trigger runs before the row is written, so that it can set its flag
+        # (RETURN NEW; an AFTER trigger's result is ignored).
         prologue=(
             "CREATE OR REPLACE FUNCTION EX_CHANGELOG_APPEND() RETURNS trigger "
             "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ "
             "BEGIN EXECUTE format('" + _LOG.replace("EX_CHANGELOG", "%I.EX_CHANGELOG")
             + " VALUES ($1, $2, $3, LOCALTIMESTAMP)', TG_TABLE_SCHEMA) "
-            "USING upper(TG_TABLE_NAME), NEW.ROW_ID, left(TG_OP, 1); RETURN NULL; END $$",
+            "USING upper(TG_TABLE_NAME), NEW.ROW_ID, left(TG_OP, 1); "
+            "IF TG_OP = 'UPDATE' THEN NEW.SYNC_FLAG := 0; END IF; RETURN NEW; END $$",
         ),
         drop="DROP TRIGGER IF EXISTS {trigger} ON {table}",
         insert=("CREATE TRIGGER {table}_AI AFTER INSERT ON {table} FOR EACH ROW "
                 "EXECUTE PROCEDURE EX_CHANGELOG_APPEND()"),
-        update=("CREATE TRIGGER {table}_AU AFTER UPDATE ON {table} FOR EACH ROW "
+        update=("CREATE TRIGGER {table}_AU BEFORE UPDATE ON {table} FOR EACH ROW "
                 "WHEN ({changed}) EXECUTE PROCEDURE EX_CHANGELOG_APPEND()"),
         same="{old} IS NOT DISTINCT FROM {new}",
     ),
@@ -308,6 +328,8 @@ _TRIGGER_WRITERS = {
         update=("CREATE TRIGGER {table}_AU AFTER UPDATE ON {table} FOR EACH ROW "
                 + _LOG + " SELECT '{table}', NEW.ROW_ID, 'U', CURRENT_TIMESTAMP FROM DUAL "
                 "WHERE {changed}"),
+        reset=("CREATE TRIGGER {table}_BU BEFORE UPDATE ON {table} FOR EACH ROW "
+               "SET NEW.SYNC_FLAG = IF({edited}, 0, NEW.SYNC_FLAG)"),
         # Compared as bytes: the tables' default collation is case- and (for some)
         # width-insensitive, and a correction of the case only (a credit code's letters)
         # would not be logged, its reject never read again.
@@ -317,9 +339,11 @@ _TRIGGER_WRITERS = {
         prologue=(),
         insert=("CREATE OR REPLACE TRIGGER {table}_AI AFTER INSERT ON {table} FOR EACH ROW "
                 "BEGIN " + _LOG + " VALUES ('{table}', :NEW.ROW_ID, 'I', SYSTIMESTAMP); END;"),
-        update=("CREATE OR REPLACE TRIGGER {table}_AU AFTER UPDATE ON {table} FOR EACH ROW "
+        # Before the row is written, to set its flag; replaced in place, keeping its name.
+        update=("CREATE OR REPLACE TRIGGER {table}_AU BEFORE UPDATE ON {table} FOR EACH ROW "
                 "WHEN ({changed}) "
-                "BEGIN " + _LOG + " VALUES ('{table}', :NEW.ROW_ID, 'U', SYSTIMESTAMP); END;"),
+                "BEGIN " + _LOG + " VALUES ('{table}', :NEW.ROW_ID, 'U', SYSTIMESTAMP); "
+                ":NEW.SYNC_FLAG := 0; END;"),
         # Never UNKNOWN: with one side NULL, ``old = new`` is, and NOT(UNKNOWN) would not
         # fire for a field filled or cleared (how a missing-field reject is corrected).
         same="(({old} IS NULL AND {new} IS NULL)"

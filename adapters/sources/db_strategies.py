@@ -251,11 +251,12 @@ class ChangelogStrategy:
     *Rows the log never saw*: a row written before the triggers were installed, or
     while they were dropped, has no SEQ and would wait at ``SYNC_FLAG=0`` for good. So
     does one whose transaction outlasted ``gap_wait_seconds``: its gap was given up, and
-    the position passed its SEQ. After its first complete pass each instance (each
-    agent start), and again after a complete pass once ``gap_wait_seconds`` have gone
-    by since, therefore reads the rows still at 0, as ``flag`` does, and says that it
-    found some. A row whose SEQ is logged meanwhile is read again by the next pass and
-    dropped by the outbox.
+    the position passed its SEQ (an edit of a row already taken is at 0 again too: the
+    triggers set an edited row's flag back to 0). After its first complete pass each
+    instance (each agent start), and again after a complete pass once
+    ``gap_wait_seconds`` have gone by since, therefore reads the rows still at 0, as
+    ``flag`` does, and says that it found some. A row whose SEQ is logged meanwhile is
+    read again by the next pass and dropped by the outbox.
     """
 
     context: ReadContext

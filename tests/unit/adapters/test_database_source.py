@@ -156,8 +156,9 @@ def test_replay_checks_bytes_that_are_not_utf8_without_crashing(
         url: str, engine: sa.Engine, tmp_path: Path) -> None:
     insert(engine, "SBXX", [row("SBXX", 1)])
     with engine.begin() as conn:
-        conn.execute(TABLES.elements["SBXX"].update().values(SYNC_FLAG=2))
         conn.exec_driver_sql('UPDATE "EX_SBXX" SET SQRMC = CAST(x\'e5bca0c3\' AS TEXT)')
+        # Then the reject's flag: the triggers set an edited row's back to 0.
+        conn.execute(TABLES.elements["SBXX"].update().values(SYNC_FLAG=2))
     with Outbox(tmp_path / "outbox.db") as box:
         [action] = replay_database(box, "front", {"url": url}, CATALOG, DIVISION, lang="en")
     assert not action.done and "not valid UTF-8" in action.detail

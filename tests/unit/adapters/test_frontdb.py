@@ -168,6 +168,19 @@ def test_sqlite_triggers_log_inserts_and_real_updates_only(engine: sa.Engine) ->
     assert _changelog(engine)[2:] == [("EX_SBXX", 1, "U"), ("EX_SBXX", 2, "U")]
 
 
+def test_sqlite_triggers_set_an_edited_rows_flag_back_to_zero(engine: sa.Engine) -> None:
+    """So the agent's sweep of rows at 0 finds an edit whose log entry it never read."""
+    sbxx = front_tables("sqlite").elements["SBXX"]
+    with engine.begin() as conn:
+        conn.execute(sbxx.insert(), [row("SBXX", n) for n in (1, 2, 3)])
+        conn.execute(sbxx.update().values(SYNC_FLAG=1, SYNC_MSG=None))  # taken
+        conn.execute(sbxx.update().where(sbxx.c.ROW_ID == 3).values(SYNC_FLAG=2))
+        conn.execute(sbxx.update().where(sbxx.c.ROW_ID.in_([1, 3])).values(SQRMC="李四"))
+        flags = {i: f for i, f in conn.execute(sa.select(sbxx.c.ROW_ID, sbxx.c.SYNC_FLAG))}
+    assert flags == {1: 0, 2: 1, 3: 0}
+    assert _changelog(engine)[3:] == [("EX_SBXX", 1, "U"), ("EX_SBXX", 3, "U")]
+
+
 def test_trigger_statements_cover_every_table() -> None:
     for dialect in DIALECTS:
         statements = " ".join(trigger_statements(dialect))
