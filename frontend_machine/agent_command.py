@@ -50,6 +50,8 @@ def run_once(config_path: Path, lang: str | None = None, out: TextIO | None = No
     def once() -> int:
         with open_agent(config_path, lang) as agent, _stop_on_signals(agent), \
                 _logging(agent.config.node.id):
+            for source in agent.sources:  # in the config's order, each said, even empty
+                agent.tally.source(source.name)
             _drain(agent)
             try:
                 agent.seal(flush=True)

@@ -107,6 +107,21 @@ def test_once_without_a_broker_says_its_batches_are_never_sent(tmp_path: Path) -
     assert "no [broker] in the config: batches stay in the outbox and are never sent" in out
 
 
+def test_once_names_every_source_in_the_configs_order_even_one_that_took_nothing(
+        tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "empty" / "inbox").mkdir(parents=True)
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "[[sources]]", '[[sources]]\nkind = "folder"\nname = "empty"\npath = "empty"\n'
+        'observer = "none"\n\n[[sources]]', 1), encoding="utf-8")
+    (tmp_path / "drop" / "inbox" / "a.xml").write_bytes(document([record("SBXX")]))
+    code, out = once(config)
+    assert code == 0, out
+    said = [line.split(":")[0] for line in out.splitlines() if line.startswith("source ")]
+    assert said == ["source empty", "source drop"], out
+    assert "source empty: 0 added, 0 duplicate, 0 conflicting, 0 rejected" in out
+
+
 def test_a_refused_login_is_placed_where_the_login_came_from() -> None:
     from types import SimpleNamespace
 
