@@ -44,6 +44,14 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "the bytes {data} are no character of the declared encoding {encoding}; "
         "export the file again in that encoding, or declare the one it is in",
     ),
+    "utf8-under-legacy-label": (
+        "文件声明的编码是 {encoding}，但其字节是 UTF-8（按 UTF-8 读作“{text}”），按声明读取"
+        "中文会成为乱码，故整个文件未读取；请在 XML 声明中写 encoding=\"UTF-8\"，或按 "
+        "{encoding} 重新导出",
+        "the file declares the encoding {encoding} but its bytes are UTF-8 (read as UTF-8: "
+        "\"{text}\"), and read as declared its Chinese would be garbled, so no record was "
+        "read; declare encoding=\"UTF-8\", or export it again in {encoding}",
+    ),
     "malformed-xml": ("XML 格式不正确：{detail}", "the document is not well-formed XML: {detail}"),
     "too-deep": (
         "元素嵌套超过 {limit} 层（交换记录只有 4 层）",

@@ -22,7 +22,13 @@ from lxml import etree
 from schemas.body_scan import BodyScanner, ScannedRecord
 from schemas.catalog import ElementSpec, SchemaCatalog
 from schemas.issues import Issue, IssueCap, IssueCode
-from schemas.parse_errors import LIBXML_TEXT_LIMIT, PROLOG_BYTES, parser_encoding, syntax_issue
+from schemas.parse_errors import (
+    LIBXML_TEXT_LIMIT,
+    PROLOG_BYTES,
+    declared_encoding,
+    parser_encoding,
+    syntax_issue,
+)
 from schemas.reader_caps import (
     SLICE,
     Item,
@@ -33,6 +39,7 @@ from schemas.reader_caps import (
     size_issue,
 )
 from schemas.reader_envelope import envelope_issues
+from schemas.reader_mislabel import utf8_under_legacy_label
 from schemas.reader_prolog import read_root
 from schemas.reader_prune import Pruner, settle
 from schemas.reader_source import (
@@ -196,6 +203,11 @@ class DocumentReader:
     def _parse(self, stream: BinaryIO | CountingStream) -> Iterator[RecordCheck]:
         etree.clear_error_log()  # else an earlier document's errors leak into this one's
         prolog = head_bytes(self.source, PROLOG_BYTES)
+        declared = declared_encoding(prolog)
+        if (mislabel := utf8_under_legacy_label(self.source, declared)) is not None:
+            self._fail(IssueCode.ENCODING_ERROR, "utf8-under-legacy-label", line=mislabel.line,
+                       encoding=declared, text=mislabel.text)
+            return
         options = parser_options(parser_encoding(prolog))
         if not self._read_root(prolog, options):
             return

@@ -127,6 +127,26 @@ def test_a_gb18030_file_round_trips_chinese_text(tmp_path: Path) -> None:
     assert stored == names
 
 
+def test_a_utf8_file_labelled_gbk_goes_to_error_and_no_garbled_record_is_taken(
+        tmp_path: Path) -> None:
+    # Read as declared, its names decoded into other characters and passed.
+    config = write_config(tmp_path)
+    names = ["长沙市芙蓉区行政审批服务局", "岳麓区市场监督管理局"]
+    data = document((jgxx(i, name) for i, name in enumerate(names)), encoding="UTF-8")
+    (tmp_path / "drop" / "inbox" / "mis.xml").write_bytes(
+        data.replace(b'encoding="UTF-8"', b'encoding="GBK"', 1))
+    code, report = once(config, "en")
+    assert code == 1
+    assert outbox_rows(tmp_path, "SELECT count(*) FROM records") == [(0,)]
+    error = tmp_path / "drop" / "error"
+    result = json.loads((error / "mis.xml.error.json").read_text(encoding="utf-8"))
+    [issue] = result["issues"]
+    assert (issue["code"], issue["line"]) == ("encoding-error", 4)  # record 0
+    assert "declares the encoding GBK but its bytes are UTF-8" in issue["message"]
+    assert (error / "mis.xml").read_bytes().startswith(b'<?xml version="1.0" encoding="GBK"')
+    assert "mis.xml:4: the file declares the encoding GBK" in report
+
+
 def test_three_bad_records_in_a_thousand(tmp_path: Path) -> None:
     config = write_config(tmp_path, chunk_records=128)
     bad = {17, 500, 999}
