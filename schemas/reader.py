@@ -22,13 +22,7 @@ from lxml import etree
 from schemas.body_scan import BodyScanner, ScannedRecord
 from schemas.catalog import ElementSpec, SchemaCatalog
 from schemas.issues import Issue, IssueCap, IssueCode
-from schemas.parse_errors import (
-    LIBXML_TEXT_LIMIT,
-    PROLOG_BYTES,
-    declared_encoding,
-    parser_encoding,
-    syntax_issue,
-)
+from schemas.parse_errors import LIBXML_TEXT_LIMIT, PROLOG_BYTES, parser_encoding, syntax_issue
 from schemas.reader_caps import (
     SLICE,
     Item,
@@ -203,10 +197,9 @@ class DocumentReader:
     def _parse(self, stream: BinaryIO | CountingStream) -> Iterator[RecordCheck]:
         etree.clear_error_log()  # else an earlier document's errors leak into this one's
         prolog = head_bytes(self.source, PROLOG_BYTES)
-        declared = declared_encoding(prolog)
-        if (mislabel := utf8_under_legacy_label(self.source, declared)) is not None:
+        if (mislabel := utf8_under_legacy_label(self.source, prolog)) is not None:
             self._fail(IssueCode.ENCODING_ERROR, "utf8-under-legacy-label", line=mislabel.line,
-                       encoding=declared, text=mislabel.text)
+                       encoding=mislabel.declared, text=mislabel.text)
             return
         options = parser_options(parser_encoding(prolog))
         if not self._read_root(prolog, options):
