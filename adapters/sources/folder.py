@@ -72,6 +72,7 @@ class FolderSource:
         self.done, self.error = self.root / "done", self.root / "error"
         for folder in (self.inbox, self.processing, self.done, self.error):
             folder.mkdir(exist_ok=True)
+        _check_one_file_system(self.root, (self.inbox, self.processing, self.done, self.error))
         self._sightings: dict[str, tuple[_Signature, float]] = {}
         self._passed_over = PassedOver(options.stable_seconds, context.lang, self._extra)
         self._scanned_at: float | None = None  # monotonic time of the last inbox scan
@@ -374,6 +375,24 @@ class FolderSource:
 def folder_source(name: str, options: Mapping[str, Any], context: SourceContext) -> FolderSource:
     """The ``SourceFactory`` for ``kind = "folder"``."""
     return FolderSource(name, FolderOptions.parse(options), context)
+
+
+def _check_one_file_system(root: Path, folders: tuple[Path, ...]) -> None:
+    """Files are claimed and filed by renaming them between the four subfolders, which
+    no system does across file systems (EXDEV): a share mounted on inbox/ alone would
+    have every file held for ever."""
+    devices = {folder: folder.stat().st_dev for folder in folders}
+    first = folders[0]
+    apart = [folder for folder in folders if devices[folder] != devices[first]]
+    if apart:
+        raise ConfigError(
+            f"key 'path': {first} and {apart[0]} lie on different file systems (a share "
+            f"mounted on {first.name}/ alone, say), and files are moved between them by "
+            f"renaming; mount the share on {root} itself, so that its inbox/, processing/, "
+            "done/ and error/ share one file system",
+            zh=f"配置项 'path'：{first} 与 {apart[0]} 位于不同的文件系统（例如只把共享挂载在 "
+               f"{first.name}/ 上），而文件在它们之间以改名方式移动；请将共享挂载到 {root} 本身，"
+               "使 inbox/、processing/、done/ 和 error/ 位于同一文件系统")
 
 
 def _check_drop_folder(root: Path) -> None:

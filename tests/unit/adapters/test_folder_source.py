@@ -9,6 +9,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -454,6 +456,27 @@ def test_a_drop_folder_that_does_not_exist_is_a_config_error_and_is_not_made(
     (tmp_path / "drop").write_bytes(b"")
     with pytest.raises(ConfigError, match=f"{tmp_path / 'drop'} is not a folder"):
         folder_source("drop", {"path": str(tmp_path / "drop")}, context)
+
+
+def test_an_inbox_on_another_file_system_is_a_config_error(tmp_path: Path) -> None:
+    """Files are claimed by a rename into processing/: across file systems (EXDEV) it
+    failed for every file, and each was held and retried for ever."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")
+    root = Path(drop_path(tmp_path))
+    root.mkdir(exist_ok=True)
+    share = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        (root / "inbox").symlink_to(share)  # as a share mounted on inbox/ alone
+        with pytest.raises(ConfigError) as caught:
+            open_source(tmp_path)
+        assert caught.value.message("en").startswith(
+            f"key 'path': {root / 'inbox'} and {root / 'processing'} lie on different file "
+            "systems (a share mounted on inbox/ alone, say)")
+        assert f"请将共享挂载到 {root} 本身" in caught.value.message("zh")
+    finally:
+        shutil.rmtree(share)
 
 
 def test_an_existing_drop_folder_gets_its_four_subfolders(tmp_path: Path) -> None:
