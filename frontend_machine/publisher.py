@@ -131,17 +131,25 @@ class Publisher:
             self._lost(exc)
         return more
 
-    def flush(self, timeout: float) -> FlushResult:
-        """Publish everything pending, waiting at most ``timeout`` for the broker."""
+    def flush(self, timeout: float, stop: threading.Event | None = None) -> FlushResult:
+        """Publish everything pending, waiting at most ``timeout`` for the broker, or
+        until ``stop`` is set (SIGINT, SIGTERM): what is left stays in the outbox."""
         deadline = self._clock() + timeout
-        before = self.counters.published
+        before, failures = self.counters.published, self.counters.failures
+        stopping = stop if stop is not None else threading.Event()
+        told = False
         self._next_heartbeat = 0.0
         while ((remaining := deadline - self._clock()) > 0
-               and self.counters.login_refused is None):
+               and self.counters.login_refused is None and not stopping.is_set()):
             more = self.step(min(0.2, remaining))
             if not more and self._link is not None and not self._pending():
                 break
-        self._finish(deadline)
+            if not told and self.counters.failures > failures:  # why the run goes on
+                told = True
+                log.info(say("flush-waiting", self._lang,
+                             seconds=max(round(deadline - self._clock()), 1)),
+                         extra={"node": self._node})
+        self._finish(self._clock() if stopping.is_set() else deadline)
         return FlushResult(self.counters.published - before, self.outbox.depth().pending_batches,
                            self.counters.last_error, self.counters.last_error_said,
                            self.counters.login_refused)

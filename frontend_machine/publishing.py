@@ -77,7 +77,7 @@ def publish_once(agent: Agent, timeout: float = 60.0) -> FlushResult | None:
     publisher = Publisher(agent.outbox, agent.publisher_settings)
     publisher.note_status(source_lag_s=agent.source_lag(), error=agent.last_error)
     try:
-        result = publisher.flush(timeout)
+        result = publisher.flush(timeout, agent.stop)
     finally:
         publisher.close()
     if result.login_refused is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,29 @@ def test_a_broker_merely_down_is_tried_until_the_flush_times_out(tmp_path: Path)
     pub, opened = publisher(tmp_path, clock, down)
     result = pub.flush(10.0)
     assert len(opened) > 1 and result.login_refused is None and result.pending == 1
+
+
+@pytest.mark.parametrize(("lang", "said"), [
+    ("zh", "本次运行将在 10 秒内继续尝试连接消息服务器；按 Ctrl-C 可提前结束"),
+    ("en", "this run keeps trying the broker for up to 10 s more; Ctrl-C ends it sooner")])
+def test_a_flush_says_once_that_it_keeps_trying_and_stops_when_asked(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, lang: str, said: str) -> None:
+    """`agent once` waited out its whole minute after SIGINT or SIGTERM, saying nothing."""
+    clock = FakeClock(0.0)
+    stop = threading.Event()
+
+    def down() -> Any:
+        if len(opened) == 5:
+            stop.set()  # as the signal handler of `agent once` does
+        raise BrokerUnavailable("connecting to the broker: broker unavailable")
+
+    pub, opened = publisher(tmp_path, clock, down, lang)
+    with caplog.at_level(logging.INFO, "exgate.agent.publisher"):
+        result = pub.flush(10.0, stop)
+    assert len(opened) == 5 and clock.now < 10.0
+    assert result.pending == 1 and result.published == 0
+    waiting = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(waiting) == 1 and waiting[0].startswith(said)
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
