@@ -276,9 +276,10 @@ def test_a_broker_that_is_down_is_reported_in_the_agents_language(
         pub = Publisher(box, settings)
         with caplog.at_level(logging.INFO, "exgate.agent.publisher"):
             result = pub.flush(0.5)
-    [line] = [r for r in caplog.records if r.name == "exgate.agent.publisher"]
+    [line, waiting] = [r for r in caplog.records if r.name == "exgate.agent.publisher"]
     message = line.getMessage()
     assert line.levelno == logging.WARNING and line.node == "n1"  # type: ignore[attr-defined]
+    assert waiting.levelno == logging.INFO and "Ctrl-C" in waiting.getMessage()
     assert message.startswith(error) and then in message
     assert result.pending == 1
     assert (result.last_error or "").startswith(
