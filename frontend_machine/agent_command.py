@@ -4,7 +4,8 @@
 flushes it to the broker once; ``agent run`` loops (``_loop``) beside the publisher
 thread until SIGTERM or SIGINT, which stop it after the current chunk, so nothing is
 half-done that the journal and the sources' idempotent commits cannot finish after a
-restart. Both log structured lines on stderr, and map a config error to exit code 2 and
+restart. Both log structured lines on stderr, and map a config error to exit code 2
+(an ``[outbox] path`` that cannot be a journal among them, ``OutboxPathUnusable``) and
 an outbox that cannot be used at all (``OutboxBroken``) to 1, for the service manager to
 see.
 """

@@ -4,7 +4,9 @@ The agent creates its journal; the operators' commands open an existing one only
 mistyped path is ``OutboxNotFound`` instead of a new, empty journal. sqlite3's errors
 become exgate's at this boundary: a full disk, a lock or a busy file is
 ``RetriableError`` (the transaction is rolled back and the source hands the same
-records out again), anything else ``OutboxBroken``. Apart from ``Outbox`` because it is
+records out again), anything else ``OutboxBroken``; a path that cannot be a journal at
+all (a folder, a path through a file, no right to write) is ``OutboxPathUnusable``, a
+config error. Apart from ``Outbox`` because it is
 the same for every statement the outbox runs, whatever it journals.
 """
 
@@ -18,9 +20,10 @@ from urllib.parse import quote
 
 from adapters.private_files import create_private
 from frontend_machine.outbox_schema import SchemaTooNew, configure, migrate
-from schemas.errors import FatalError, FileNotThere, RetriableError
+from schemas.errors import ConfigError, FatalError, FileNotThere, RetriableError
 
-__all__ = ["OutboxBroken", "OutboxNotFound", "connect", "mapped", "transaction", "unopenable"]
+__all__ = ["OutboxBroken", "OutboxNotFound", "OutboxPathUnusable", "connect", "mapped",
+           "transaction", "unopenable"]
 
 _RETRIABLE = ("full", "locked", "busy", "disk i/o", "unable to open")
 
@@ -28,6 +31,16 @@ _RETRIABLE = ("full", "locked", "busy", "disk i/o", "unable to open")
 class OutboxBroken(FatalError):
     """The outbox cannot be used (corrupt, a table gone, read-only media): no source can
     make progress, so the agent stops and says so rather than retrying forever."""
+
+
+class OutboxPathUnusable(ConfigError):
+    """``[outbox] path`` names what cannot be a journal (a folder, a path through a file,
+    a folder the agent's user may not write): a config error, since only fixing the
+    config or the folder helps, never a restart."""
+
+
+# The errors of such a path, as the system reports them.
+_PATH_ERRORS = (IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError)
 
 
 class OutboxNotFound(FileNotThere):
@@ -69,11 +82,22 @@ def _open(path: Path, create: bool) -> sqlite3.Connection:
                            uri=True, isolation_level=None, timeout=30.0)
 
 
-def unopenable(path: Path, exc: Exception) -> OutboxBroken:
-    return OutboxBroken(f"cannot open outbox {path}: {exc} (check [outbox] path, and that "
-                        "the agent's user may write its folder)",
-                        zh=f"无法打开发件箱 {path}：{exc}（请检查 [outbox] path，以及代理的运行"
-                           "用户能否写入其所在文件夹）")
+def unopenable(path: Path, exc: Exception) -> OutboxBroken | OutboxPathUnusable:
+    """Why the journal at ``path`` cannot be opened or made: ``OutboxPathUnusable`` when
+    the path itself is wrong, else ``OutboxBroken``."""
+    if path.is_dir():
+        return OutboxPathUnusable(
+            f"cannot open outbox {path}: it is a folder; give [outbox] path the journal's "
+            f"file, such as {path / 'outbox.db'}",
+            zh=f"无法打开发件箱 {path}：这是一个文件夹；请在 [outbox] path 中写明发件箱文件，"
+               f"例如 {path / 'outbox.db'}")
+    en = (f"cannot open outbox {path}: {exc} (check [outbox] path, and that the agent's "
+          "user may write its folder)")
+    zh = (f"无法打开发件箱 {path}：{exc}（请检查 [outbox] path，以及代理的运行用户能否写入其所在"
+          "文件夹）")
+    if isinstance(exc, _PATH_ERRORS):
+        return OutboxPathUnusable(en, zh=zh)
+    return OutboxBroken(en, zh=zh)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from frontend_machine.agent_lock import AgentAlreadyRunning, lock_path, sole_agent
-from frontend_machine.outbox_connection import OutboxBroken
+from frontend_machine.outbox_connection import OutboxPathUnusable
 from tests.unit.frontend_machine.test_run_once import once, write_config
 from tests.unit.schemas.documents import document, record
 
@@ -83,7 +83,8 @@ def test_the_lock_names_its_holder_in_both_languages_and_is_free_after(
 def test_a_lock_that_cannot_be_created_says_which_outbox_and_what_to_check(
         tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder")
-    with pytest.raises(OutboxBroken) as broken, sole_agent(tmp_path / "a-file" / "outbox.db"):
+    with pytest.raises(OutboxPathUnusable) as broken, \
+            sole_agent(tmp_path / "a-file" / "outbox.db"):
         pytest.fail("locked inside a file")
     assert "cannot open outbox" in str(broken.value)
     assert "[outbox] path" in str(broken.value)

@@ -122,6 +122,27 @@ def test_once_names_every_source_in_the_configs_order_even_one_that_took_nothing
     assert "source empty: 0 added, 0 duplicate, 0 conflicting, 0 rejected" in out
 
 
+@pytest.mark.parametrize(("outbox", "said"), [
+    ("box", "configuration error: cannot open outbox {root}/box: it is a folder; give "
+            "[outbox] path the journal's file, such as {root}/box/outbox.db"),
+    ("file/outbox.db", "configuration error: cannot open outbox {root}/file/outbox.db: "
+                       "[Errno 17] File exists"),
+])
+def test_an_outbox_path_that_cannot_be_a_journal_is_a_config_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], outbox: str, said: str) -> None:
+    """It exited 1, and systemd restarted the agent every 5 s into the same error."""
+    config = write_config(tmp_path)
+    (tmp_path / "box").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        'path = "outbox.db"', f'path = "{outbox}"'), encoding="utf-8")
+    (tmp_path / "drop" / "inbox" / "a.xml").write_bytes(document([record("SBXX")]))
+    code, out = once(config)
+    assert code == 2 and out == ""
+    assert capsys.readouterr().err.startswith(said.format(root=tmp_path))
+    assert [p.name for p in (tmp_path / "drop" / "inbox").iterdir()] == ["a.xml"]
+
+
 def test_a_refused_login_is_placed_where_the_login_came_from() -> None:
     from types import SimpleNamespace
 
