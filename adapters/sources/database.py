@@ -51,6 +51,7 @@ from adapters.sources.db_strategies import (
     ReadContext,
     Strategy,
     Unconfirmed,
+    with_verdicts,
 )
 from adapters.sources.db_sync_msg import FRONTDB_ROOM, MessageRoom, look_up_room
 from adapters.sources.db_tables import (
@@ -383,13 +384,24 @@ class DatabaseSource:
         return room
 
     def _misflagged(self, unconfirmed: Sequence[Unconfirmed]) -> Chunk:
-        """The rows whose flag is not what their content now validates to: the others'
-        write-back is done, and rewriting it would move their SYNC_TIME."""
-        checked = self._chunk(Page(tuple(row for row, _ in unconfirmed), {}))
-        return Chunk(tuple(
-            (origin, check) for (origin, check), (_, flag) in zip(checked.checks, unconfirmed,
-                                                                  strict=True)
-            if flag is None or int(flag) != (TAKEN if check.valid else REJECTED)), {})
+        """The rows whose flag is not the one they were journaled for: the others'
+        write-back is done, and rewriting it would move their SYNC_TIME.
+
+        A row whose content validates otherwise now than when it was journaled (time
+        went by, the config or the catalogue changed) is left as it is: marking it by
+        the new verdict would mark a row taken whose record was never journaled. At 0
+        (its write-back lost) the closing sweep reads it again. With no journaled
+        verdict kept (a state saved by an older exgate), the new one decides.
+        """
+        checked = self._chunk(Page(tuple(u.row for u in unconfirmed), {}))
+        kept = []
+        for (origin, check), row in zip(checked.checks, unconfirmed, strict=True):
+            verdict = TAKEN if check.valid else REJECTED
+            if row.journaled is not None and row.journaled != verdict:
+                continue
+            if row.flag is None or int(row.flag) != verdict:
+                kept.append((origin, check))
+        return Chunk(tuple(kept), {})
 
     def _chunk(self, page: Page) -> Chunk:
         latest = self._reader.clock() + timedelta(days=1)
@@ -399,7 +411,9 @@ class DatabaseSource:
              untimed_check(row.table, row.values[0], catalog) if page.untimed
              else check_row(row.table, row.values, catalog, division, latest))
             for row in page.rows)
-        return Chunk(checks=checks, progress=page.progress)
+        rejected = (row for row, (_, check) in zip(page.rows, checks, strict=True)
+                    if check.record is None)
+        return Chunk(checks=checks, progress=with_verdicts(page.progress, rejected))
 
     @contextmanager
     def _driver_errors(self, action: str) -> Iterator[None]:

@@ -10,17 +10,17 @@ in between, and SQLite or a long REPEATABLE READ snapshot would otherwise get in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import BigInteger, Engine, Select, String, column, func, or_, select, table
 from sqlalchemy.sql.elements import ColumnClause
 
 from adapters.frontdb import CHANGELOG, fold_identifier
 from adapters.sources.db_state import STATE_VERSION, ChangelogPosition, strategy_state
-from adapters.sources.db_tables import ElementTable, by_name, in_batches
+from adapters.sources.db_tables import REJECTED, TAKEN, ElementTable, by_name, in_batches
 from schemas.messages import Localized
 from schemas.records import slot_setters
 
@@ -39,6 +39,7 @@ __all__ = [
     "flag_query",
     "labelled",
     "rows_query",
+    "with_verdicts",
 ]
 
 log = logging.getLogger("exgate.source.db")
@@ -61,7 +62,12 @@ class FetchedRow:
 
 _set_table, _set_ident, _set_values = slot_setters(FetchedRow)
 
-Unconfirmed = tuple[FetchedRow, Any]  # a row and its SYNC_FLAG as the database holds it
+class Unconfirmed(NamedTuple):
+    """A row of the last journaled page whose write-back a crash may have lost."""
+
+    row: FetchedRow
+    flag: Any               # its SYNC_FLAG as the database holds it now
+    journaled: int | None   # the flag its journaled verdict asks for (None: not kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +110,12 @@ class Strategy(Protocol):
 
     def unconfirmed(self, state: Mapping[str, Any]) -> tuple[Unconfirmed, ...]:
         """Rows of the last journaled page whose write-back a crash may have lost, each
-        with its ``SYNC_FLAG`` now.
+        with its ``SYNC_FLAG`` now and the flag it was journaled for.
 
         ``state`` is the journaled progress at start-up; ``commit`` of these rows is
         re-applied once before the first page, since ``pages`` will not hand them out,
-        to each row whose flag is not what its content now validates to.
+        to each row whose flag is not the one it was journaled for, as long as its
+        content still validates to that.
         """
         ...
 
@@ -195,10 +202,23 @@ def changelog_query(dialect_name: str, position: ChangelogPosition, limit: int) 
 
 def _page_of(rows: tuple[FetchedRow, ...], position: ChangelogPosition) -> Page:
     """A page at ``position``, listing its ROW_IDs for ``unconfirmed``."""
+    return Page(rows, {**position.to_progress(), "page": _row_ids(rows)})
+
+
+def with_verdicts(progress: dict[str, Any], rejected: Iterable[FetchedRow]) -> dict[str, Any]:
+    """A changelog page's ``progress`` (one listing its ROW_IDs) with those journaled as
+    rejects, so that ``unconfirmed`` re-applies the verdict journaled, not a new one;
+    any other unchanged."""
+    if "page" not in progress:
+        return progress
+    return {**progress, "rejected": _row_ids(rejected)}
+
+
+def _row_ids(rows: Iterable[FetchedRow]) -> dict[str, list[int]]:
     ids: dict[str, list[int]] = {}
     for row in rows:
         ids.setdefault(row.table.element, []).append(int(row.ident))
-    return Page(rows, {**position.to_progress(), "page": ids})
+    return ids
 
 
 def changelog_top(dialect_name: str) -> AnySelect:
@@ -231,13 +251,16 @@ class ChangelogStrategy:
     *Write-back after a crash*: the position is journaled before ``commit`` marks the
     rows (1 taken, 2 rejected), so a crash in between would leave them unmarked with no
     pass ever reading them again. Each page's progress therefore also lists its ROW_IDs
-    (``progress["page"]``, element → ids, at most a page); at start-up ``unconfirmed``
-    re-reads them with their flag and the source marks each whose flag is not what its
-    content now validates to (still 0; a taken row edited into a reject; a reject
-    corrected), leaving the others and their SYNC_TIME alone; so does the next read after
-    a ``commit`` that failed (a lock, a dropped connection). Nothing is journaled again:
-    the records and rejects are in the outbox already, and a row changed since has a
-    later SEQ that a pass still reads.
+    (``progress["page"]``, element → ids, at most a page) and those journaled as rejects
+    (``progress["rejected"]``, added by the source once it has validated the page:
+    ``with_verdicts``); at start-up ``unconfirmed`` re-reads them with their flag and the
+    source marks each whose flag is not the one it was journaled for, leaving the others
+    and their SYNC_TIME alone; so does the next read after a ``commit`` that failed (a
+    lock, a dropped connection). Nothing is journaled again: the records and rejects are
+    in the outbox already. A row that validates otherwise now (edited since; a time no
+    longer in the future; another config) is not marked by its new verdict, which would
+    mark a row taken whose record was never journaled: an edit has a later SEQ that a
+    pass reads, and a row left at 0 is read by the closing sweep.
 
     *SEQ restarts*: purge EX_CHANGELOG with ``DELETE … WHERE SEQ <= seq``, never with
     TRUNCATE, which restarts MySQL/MariaDB's AUTO_INCREMENT at 1 (so does re-creating
@@ -330,16 +353,21 @@ class ChangelogStrategy:
         return ChangelogPosition()
 
     def unconfirmed(self, state: Mapping[str, Any]) -> tuple[Unconfirmed, ...]:
-        pending: Mapping[str, Sequence[int]] = strategy_state(state, "changelog").get("page", {})
+        saved = strategy_state(state, "changelog")
+        pending: Mapping[str, Sequence[int]] = saved.get("page", {})
+        # None: saved by an exgate that did not keep the verdicts
+        rejected: Mapping[str, Sequence[int]] | None = saved.get("rejected")
         rows: list[Unconfirmed] = []
         for code, row_ids in pending.items():
             element = self.context.tables.get(code)
             if element is None:
                 continue  # the table is no longer read by this source
-            # Whatever their flag: a taken row (1) edited into a reject, or a reject (2)
-            # corrected, has its new flag and reason written back only here.
-            rows.extend((FetchedRow(element, str(r[0]), r[1:-1]), r[-1]) for r in
-                        self._current(element, row_ids, element.controls["SYNC_FLAG"]))
+            refused = None if rejected is None else set(rejected.get(code, ()))
+            rows.extend(
+                Unconfirmed(FetchedRow(element, str(r[0]), r[1:-1]), r[-1],
+                            None if refused is None else
+                            REJECTED if int(r[0]) in refused else TAKEN)
+                for r in self._current(element, row_ids, element.controls["SYNC_FLAG"]))
         return tuple(rows)
 
     def _changed_rows(self, entries: Sequence[Sequence[Any]]) -> tuple[FetchedRow, ...]:

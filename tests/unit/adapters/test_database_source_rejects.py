@@ -300,6 +300,36 @@ def test_a_crash_before_the_write_back_still_flags_every_row(
     assert outbox.record_count() == 2 and len(outbox.rejects("front")) == 1
 
 
+@pytest.mark.parametrize("crash", [False, True])
+def test_a_row_is_marked_again_only_for_the_verdict_it_was_journaled_with(
+        url: str, engine: sa.Engine, clock: Clock, outbox: Outbox, crash: bool) -> None:
+    """A reject journaled for a time then in the future validates hours later: marked by
+    that new verdict at the next start, it went to 1 (taken) with no record journaled."""
+    ahead = clock.now.replace(tzinfo=None) + timedelta(days=1, hours=1)
+    with engine.begin() as conn:
+        conn.execute(TABLES.elements["SBXX"].insert(), [row("SBXX", 1, ahead), row("SBXX", 2)])
+    with open_source(url, clock, strategy="changelog") as source:
+        reading = source.read(outbox.source_state("front"))
+        chunk = next(reading)
+        outbox.journal("front", chunk)
+        if not crash:
+            source.commit(chunk)
+        reading.close()  # killed, or a quiet system: this page stays the last journaled
+    [reject] = outbox.rejects("front")
+    assert [i["code"] for i in reject["issues"]] == ["bad-date", "bad-date"]
+    assert outbox.record_count() == 1
+    clock.advance(2 * HOUR)  # the time is no longer ahead: row 1 validates now
+    with open_source(url, clock, strategy="changelog") as source:  # the next agent
+        poll(outbox, source)
+    flag, message = flags(engine, "SBXX")[1]
+    if crash:  # left at 0, then read by the sweep as what it is now: a record
+        assert (flag, message) == (1, None) and outbox.record_count() == 2
+    else:  # the reject stands, as journaled
+        assert flag == 2 and message is not None and message.startswith("[bad-date]")
+        assert outbox.record_count() == 1
+    assert flags(engine, "SBXX")[2] == (1, None)
+
+
 def test_a_clean_restart_rewrites_no_flag(url: str, engine: sa.Engine, clock: Clock,
                                           outbox: Outbox) -> None:
     with engine.begin() as conn:
