@@ -125,12 +125,19 @@ def _added_by_element(connection: sqlite3.Connection, counts: Mapping[str, Any],
 def insert_reject(connection: sqlite3.Connection, source: str, origin: Origin,
                   element: str | None, issues: Sequence[Issue], now: float) -> None:
     issues_json = json.dumps([i.to_json("zh") for i in issues], ensure_ascii=False)
+    identity = (source, origin.locator, origin.line, element, _text_digest(issues_json))
     # Re-reading a source after a crash yields the same reject again: keep one.
-    connection.execute(
-        "INSERT OR IGNORE INTO rejects (source, origin, line, element, issues, digest,"
-        " rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (source, origin.locator, origin.line, element, issues_json,
-         _text_digest(issues_json), now))
+    inserted = connection.execute(
+        "INSERT OR IGNORE INTO rejects (source, origin, line, element, digest, issues,"
+        " rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)", (*identity, issues_json, now)).rowcount
+    if not inserted:
+        # Settled since (corrected, or replayed) and refused the same way again (edited
+        # back, or replayed unchanged): open again, or the source's reject went unsaid.
+        connection.execute(
+            "UPDATE rejects SET replayed_at = NULL, rejected_at = ? WHERE source = ?"
+            " AND origin = ? AND COALESCE(line, -1) = COALESCE(?, -1)"
+            " AND COALESCE(element, '') = COALESCE(?, '') AND digest = ?"
+            " AND replayed_at IS NOT NULL", (now, *identity))
 
 
 def insert_file_issues(connection: sqlite3.Connection, source: str, issues: Sequence[Any],

@@ -486,6 +486,25 @@ def test_a_row_corrected_and_read_again_settles_its_reject(outbox: Outbox) -> No
     assert outbox.open_rejects() == 1  # another source's row of the same table
 
 
+def test_a_settled_reject_refused_again_the_same_way_is_open_again(
+        outbox: Outbox, clock: FakeClock) -> None:
+    """A row corrected (its reject settled), then edited back into the same fault: the
+    identical reject was dropped as a re-read, and the source's flag 2 went unsaid."""
+    outbox.journal("src", Chunk((row_reject(5),)))
+    outbox.journal("src", Chunk((row_reject(5),)))  # a re-read after a crash: still one
+    assert outbox.open_rejects() == 1 and len(outbox.rejects("src")) == 1
+    outbox.journal("src", Chunk((row_record(5, "K1"),)))  # corrected
+    assert outbox.open_rejects() == 0
+    clock.now += 60
+    outbox.journal("src", Chunk((row_reject(5),)))  # and broken again
+    [reject] = outbox.rejects("src")
+    assert outbox.open_rejects() == 1 and reject["rejected_at"] == clock()
+    outbox.journal("src", Chunk((invalid(3),)))
+    assert outbox.mark_rejects_replayed("src", ["a.xml"]) == 1  # a file replayed …
+    outbox.journal("src", Chunk((invalid(3),)))  # … and refused the same way
+    assert outbox.open_rejects() == 2
+
+
 def test_a_valid_record_on_a_rejected_line_of_a_file_settles_nothing(outbox: Outbox) -> None:
     """A file written on one line holds every record on line 1; the next file dropped
     under the same name is another file: a line is no record's identity."""
