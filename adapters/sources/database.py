@@ -43,6 +43,7 @@ from adapters.db_connect import (
 )
 from adapters.sources.base import Chunk, Origin, SourceContext
 from adapters.sources.db_cursor import CursorStrategy, check_timestamp_types
+from adapters.sources.db_locks import free_rows, skips_locked
 from adapters.sources.db_options import DatabaseOptions, parse_options
 from adapters.sources.db_strategies import (
     ChangelogStrategy,
@@ -142,7 +143,8 @@ def _decode_leniently(dbapi_connection: Any, _record: Any) -> None:
 # zone-aware column (PostgreSQL timestamptz, MySQL TIMESTAMP, Oracle TIMESTAMP WITH
 # TIME ZONE) is then compared with the cursor's naive bound, and read back, in Beijing
 # time whatever the server's own zone; on a UTC server the safety lag was 8 hours off
-# and late commits inside it were skipped. A row a legacy transaction keeps locked
+# and late commits inside it were skipped. A row a legacy transaction keeps locked is
+# left out of the write-back where the server can skip it (``db_locks``); elsewhere it
 # fails the write-back after a bounded wait (the source is retried on the next poll,
 # the other sources go on) rather than stalling the agent; Oracle, which has no such
 # setting, gets a call timeout on the write-back (``_round_trips_bounded``).
@@ -238,6 +240,7 @@ class DatabaseSource:
         self._writer: ThreadPoolExecutor | None = None  # of an overlapped write-back
         self._writing: Future[None] | None = None
         self._rooms: dict[str, MessageRoom] = {}  # by table, for the write-back only
+        self._held_said: set[str] = set()  # "table#ROW_ID" of rows said to be held
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
         """Yield validated pages after ``state``; every chunk's progress is the whole state.
@@ -327,16 +330,49 @@ class DatabaseSource:
         try:
             with self._driver_errors("commit"), self._reader.engine.begin() as conn, \
                     _round_trips_bounded(conn):
+                if skips_locked(conn.dialect):
+                    taken, rejected = self._leave_out_held(conn, taken, rejected)
                 for table, row_ids in taken.items():
                     for statement in self._mark_taken(self._table(table), row_ids, now):
                         conn.execute(statement)
                 for table, params in rejected.items():
-                    conn.execute(mark_rejected(self._table(table)), params)
+                    if params:
+                        conn.execute(mark_rejected(self._table(table)), params)
         except BaseException:
             # This page is journaled and its progress saved: ``pages`` will not hand its
             # rows out again, so the next ``read`` must re-apply its write-back first.
             self._resumed = False
             raise
+
+    def _leave_out_held(
+        self, conn: Connection, taken: dict[str, list[int]],
+        rejected: dict[str, list[dict[str, Any]]],
+    ) -> tuple[dict[str, list[int]], dict[str, list[dict[str, Any]]]]:
+        """``taken`` and ``rejected`` without the rows another transaction holds, which
+        stay as they are until a later pass reads them again (``db_locks``)."""
+        for table in taken.keys() | rejected.keys():
+            ids = [*taken.get(table, ()), *(p["b_id"] for p in rejected.get(table, ()))]
+            free = free_rows(conn, self._table(table), ids)
+            taken[table] = [i for i in taken.get(table, ()) if i in free]
+            rejected[table] = [p for p in rejected.get(table, ()) if p["b_id"] in free]
+            self._tell_held(table, [i for i in ids if i not in free], free)
+        return taken, rejected
+
+    def _tell_held(self, table: str, held: list[int], free: set[int]) -> None:
+        """Say each held row once while it stays held (a poll a second would repeat it)."""
+        self._held_said.difference_update(f"{table}#{i}" for i in free)
+        new = [i for i in held if f"{table}#{i}" not in self._held_said]
+        if not new:
+            return
+        self._held_said.update(f"{table}#{i}" for i in new)
+        shown = ", ".join(map(str, new[:10])) + (f" … (+{len(new) - 10})" if len(new) > 10 else "")
+        warning = Localized(
+            f"数据源 {self.name}：{table} 中 ROW_ID 为 {shown} 的行正被其他事务锁定（例如有人"
+            "正在编辑），本次未回写其标志；解锁后的轮询将再次读取这些行",
+            f"source {self.name}: rows {shown} of {table} are locked by another transaction "
+            "(someone editing them, say): their flags are not written back now; a poll "
+            "reads them again once they are free")
+        log.warning(warning.pick(self._context.lang))
 
     def _mark_taken(self, table: ElementTable, row_ids: list[int],
                     now: datetime) -> Iterator[Update]:
@@ -345,6 +381,8 @@ class DatabaseSource:
         A long IN list costs PostgreSQL a parameter per row to bind and plan; ``= ANY``
         of one array does the same update about three times faster.
         """
+        if not row_ids:
+            return
         if self._reader.engine.dialect.name == "postgresql":
             yield _mark_taken_any(table, row_ids, now)
             return

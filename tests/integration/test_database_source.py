@@ -369,12 +369,42 @@ def server_sl(request: pytest.FixtureRequest) -> Iterator[ServerTable]:
     engine.dispose()
 
 
-def test_a_row_a_legacy_transaction_keeps_locked_fails_the_write_back_then_lands(
+def test_a_row_a_legacy_transaction_keeps_locked_is_left_unmarked_until_it_is_free(
+        server_sl: ServerTable, tmp_path: Path, clock: Clock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The page's write-back waited for the row, failed after the lock wait, and the page
+    # was read again on every poll, the rows after it never: a form left open for
+    # editing stopped the whole source.
+    server_sl.insert(3)
+    url = server_sl.url
+    with Outbox(tmp_path / "outbox.db") as outbox, \
+            caplog.at_level(logging.WARNING, "exgate.source.db"):
+        with server_sl.engine.connect() as legacy:
+            server_sl.lock_row(legacy, 2)
+            with open_source(url, clock, strategy="flag") as source:
+                poll(outbox, source)
+                assert server_sl.flags() == [1, 0, 1]
+                poll(outbox, source)  # still held: read again, dropped as a duplicate
+                assert server_sl.flags() == [1, 0, 1]
+            legacy.rollback()
+        [said] = [r.getMessage() for r in caplog.records if "锁定" in r.getMessage()]
+        assert said == ("数据源 front：EX_SL 中 ROW_ID 为 2 的行正被其他事务锁定（例如有人正在"
+                        "编辑），本次未回写其标志；解锁后的轮询将再次读取这些行")
+        with open_source(url, clock, strategy="flag") as source:
+            poll(outbox, source)
+        assert journaled_keys(outbox) == keys_of("SL", range(3))
+        assert outbox.record_count() == 3
+    assert server_sl.flags() == [1, 1, 1]
+
+
+def test_without_skip_locked_a_held_row_fails_the_write_back_then_lands(
         server_sl: ServerTable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         clock: Clock) -> None:
-    # Without a lock timeout the write-back UPDATE waited for the legacy transaction
-    # however long it lasted, and the whole agent (every source) with it.
+    # MySQL before 8.0.1, MariaDB before 10.6. Without a lock timeout the write-back
+    # UPDATE waited for the legacy transaction however long it lasted, and the whole
+    # agent (every source) with it.
     monkeypatch.setattr(database, "LOCK_WAIT_SECONDS", 1)
+    monkeypatch.setattr(database, "skips_locked", lambda dialect: False)
     server_sl.insert(3)
     url = server_sl.url
     with Outbox(tmp_path / "outbox.db") as outbox:
@@ -397,7 +427,9 @@ def test_a_page_is_written_back_while_the_next_is_read(
     # On a server, the flag strategy's write-back runs while the agent reads and
     # validates the next page. Were commit to wait for its UPDATE, it would wait here
     # for the legacy transaction's lock, which is released only after the next page.
+    # (A server without SKIP LOCKED: the only write-back that waits for a lock.)
     monkeypatch.setattr(database, "LOCK_WAIT_SECONDS", 60)
+    monkeypatch.setattr(database, "skips_locked", lambda dialect: False)
     server_sl.insert(4)
     with Outbox(tmp_path / "outbox.db") as outbox, \
             open_source(server_sl.url, clock, strategy="flag", page_size=2) as source:
@@ -422,8 +454,10 @@ def test_a_write_back_failing_while_the_agent_stops_early_is_logged_not_raised(
         clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     # The agent closes the read when its own step fails (a broken outbox must stop it)
     # or when it stops: the write-back's error must not replace the agent's own. The
-    # rows of that page are read again by the next poll.
+    # rows of that page are read again by the next poll. (A lock fails the write-back on
+    # a server without SKIP LOCKED only.)
     monkeypatch.setattr(database, "LOCK_WAIT_SECONDS", 1)
+    monkeypatch.setattr(database, "skips_locked", lambda dialect: False)
     server_sl.insert(4)
     with Outbox(tmp_path / "outbox.db") as outbox:
         with open_source(server_sl.url, clock, strategy="flag", page_size=2) as source:
