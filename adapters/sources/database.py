@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,7 @@ from adapters.db_connect import (
 )
 from adapters.sources.base import Chunk, Origin, SourceContext
 from adapters.sources.db_cursor import CursorStrategy, check_timestamp_types
-from adapters.sources.db_locks import free_rows, skips_locked
+from adapters.sources.db_locks import HELD_RETRY_SECONDS, free_rows, skips_locked
 from adapters.sources.db_options import DatabaseOptions, parse_options
 from adapters.sources.db_strategies import (
     ChangelogStrategy,
@@ -240,7 +242,9 @@ class DatabaseSource:
         self._writer: ThreadPoolExecutor | None = None  # of an overlapped write-back
         self._writing: Future[None] | None = None
         self._rooms: dict[str, MessageRoom] = {}  # by table, for the write-back only
-        self._held_said: set[str] = set()  # "table#ROW_ID" of rows said to be held
+        # "table#ROW_ID" of each row held off the write-back (said once) → when a pass
+        # may hand it out again (monotonic); written by the write-back only.
+        self._held: dict[str, float] = {}
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
         """Yield validated pages after ``state``; every chunk's progress is the whole state.
@@ -258,13 +262,26 @@ class DatabaseSource:
                     if unconfirmed:
                         self._write_back(self._misflagged(unconfirmed))
                     self._resumed = True
+                last = dict(state)
                 with self._pages(state) as pages:
                     for page in pages:
+                        if self._held and self._strategy.rereads_unmarked:
+                            page = self._without_held(page)
+                            if not page.rows and page.progress == last:
+                                continue  # nothing but held rows: nothing new to say
+                        last = page.progress
                         yield self._chunk(page)
         except BaseException:  # an error, or the agent stopping early (GeneratorExit)
             self._settle_quietly()
             raise
         self._settle()
+
+    def _without_held(self, page: Page) -> Page:
+        """``page`` without the rows held off the write-back that are not due again."""
+        now = time.monotonic()
+        rows = tuple(row for row in page.rows
+                     if self._held.get(f"{row.table.name}#{row.ident}", 0.0) <= now)
+        return page if len(rows) == len(page.rows) else replace(page, rows=rows)
 
     def _pages(self, state: Mapping[str, Any]) -> AbstractContextManager[Iterator[Page]]:
         """The strategy's pages; from a server, fetched a page ahead (``read_ahead``)."""
@@ -359,12 +376,15 @@ class DatabaseSource:
         return taken, rejected
 
     def _tell_held(self, table: str, held: list[int], free: set[int]) -> None:
-        """Say each held row once while it stays held (a poll a second would repeat it)."""
-        self._held_said.difference_update(f"{table}#{i}" for i in free)
-        new = [i for i in held if f"{table}#{i}" not in self._held_said]
+        """Note when each held row may be read again, and say each once while it stays
+        held (a poll a second would repeat it)."""
+        for i in free:
+            self._held.pop(f"{table}#{i}", None)
+        again = time.monotonic() + HELD_RETRY_SECONDS
+        new = [i for i in held if f"{table}#{i}" not in self._held]
+        self._held.update((f"{table}#{i}", again) for i in held)
         if not new:
             return
-        self._held_said.update(f"{table}#{i}" for i in new)
         shown = ", ".join(map(str, new[:10])) + (f" … (+{len(new) - 10})" if len(new) > 10 else "")
         warning = Localized(
             f"数据源 {self.name}：{table} 中 ROW_ID 为 {shown} 的行正被其他事务锁定（例如有人"

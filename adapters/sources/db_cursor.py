@@ -184,6 +184,7 @@ class CursorStrategy:
     null_scan_seconds: float
     writes_back: bool = False
     pipelined: bool = True  # read-only: no write-back to wait for
+    rereads_unmarked: bool = False
 
     def unconfirmed(self, state: Mapping[str, Any]) -> tuple[Unconfirmed, ...]:
         return ()  # nothing is written back

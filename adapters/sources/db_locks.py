@@ -6,7 +6,8 @@ such a row failed the whole page's write-back after ``LOCK_WAIT_SECONDS``; the p
 then read and journaled again on every poll, and every row after it waited too. So the
 write-back first locks the page's rows it can have at once (``FOR UPDATE SKIP LOCKED``)
 and marks only those; a held row stays as it is (at 0) and is read again by a later
-pass, which the outbox drops as a duplicate, until it is free.
+pass, which the outbox drops as a duplicate, until it is free (by ``flag``, not before
+``HELD_RETRY_SECONDS``).
 
 Servers without ``SKIP LOCKED`` (MySQL before 8.0.1, MariaDB before 10.6) and SQLite
 (which locks the whole file) keep the bounded wait.
@@ -21,7 +22,12 @@ from sqlalchemy.engine import Dialect
 
 from adapters.sources.db_tables import ElementTable, in_batches
 
-__all__ = ["free_rows", "skips_locked"]
+__all__ = ["HELD_RETRY_SECONDS", "free_rows", "skips_locked"]
+
+# How long a held row is kept out of the pages of a strategy that reads every unmarked
+# row on each pass (``flag``): it would be journaled again (a duplicate) and its lock
+# tried on every poll, and the agent, taking something on every pass, would never idle.
+HELD_RETRY_SECONDS = 30.0
 
 
 def skips_locked(dialect: Dialect) -> bool:
@@ -36,12 +42,15 @@ def skips_locked(dialect: Dialect) -> bool:
 def free_rows(conn: Connection, element: ElementTable,
               row_ids: Sequence[int]) -> set[int]:
     """Lock, for the rest of ``conn``'s transaction, the rows of ``row_ids`` no other
-    transaction holds, and return their ids."""
+    transaction holds, and return their ids. On PostgreSQL the lock is the one the
+    UPDATE takes (FOR NO KEY UPDATE): a row whose key a legacy transaction holds for a
+    child row it inserts is not held off."""
     row_id = element.row_id
     assert row_id is not None
     free: set[int] = set()
     for batch in in_batches(row_ids):
-        query = select(row_id).where(row_id.in_(batch)).with_for_update(skip_locked=True)
+        query = (select(row_id).where(row_id.in_(batch))
+                 .with_for_update(skip_locked=True, key_share=True))
         free.update(int(i) for i in conn.execute(query).scalars())
     return free
 

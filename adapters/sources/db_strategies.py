@@ -105,6 +105,12 @@ class Strategy(Protocol):
         and a write-back that never happens only means the row is read again."""
         ...
 
+    @property
+    def rereads_unmarked(self) -> bool:
+        """Whether every pass hands out each row still unmarked (``flag``): a row whose
+        write-back is held off (``db_locks``) would come back on every poll."""
+        ...
+
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:
         ...
 
@@ -157,6 +163,7 @@ class FlagStrategy:
     # Pages move on by ROW_ID, not by the flags; a row whose flag a crash lost is still
     # at SYNC_FLAG=0, so the next pass reads it again and the outbox drops it.
     pipelined: bool = True
+    rereads_unmarked: bool = True
 
     def unconfirmed(self, state: Mapping[str, Any]) -> tuple[Unconfirmed, ...]:
         return ()  # an unmarked row still has SYNC_FLAG=0: the next pass reads it again
@@ -289,6 +296,7 @@ class ChangelogStrategy:
     # page's write-back, it would take that page's rows for ones the log never saw.
     # And only the last page's write-back is re-applied after a crash (``unconfirmed``).
     pipelined: bool = False
+    rereads_unmarked: bool = False  # the sweep does, once per gap wait
     swept_at: float | None = field(default=None, init=False)  # the clock's timestamp
 
     def pages(self, state: Mapping[str, Any]) -> Iterator[Page]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -371,30 +372,36 @@ def server_sl(request: pytest.FixtureRequest) -> Iterator[ServerTable]:
 
 def test_a_row_a_legacy_transaction_keeps_locked_is_left_unmarked_until_it_is_free(
         server_sl: ServerTable, tmp_path: Path, clock: Clock,
-        caplog: pytest.LogCaptureFixture) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     # The page's write-back waited for the row, failed after the lock wait, and the page
     # was read again on every poll, the rows after it never: a form left open for
     # editing stopped the whole source.
+    now = [1000.0]
+    monkeypatch.setattr(database, "time", SimpleNamespace(monotonic=lambda: now[0]))
     server_sl.insert(3)
-    url = server_sl.url
     with Outbox(tmp_path / "outbox.db") as outbox, \
-            caplog.at_level(logging.WARNING, "exgate.source.db"):
+            caplog.at_level(logging.WARNING, "exgate.source.db"), \
+            open_source(server_sl.url, clock, strategy="flag") as source:
         with server_sl.engine.connect() as legacy:
             server_sl.lock_row(legacy, 2)
-            with open_source(url, clock, strategy="flag") as source:
-                poll(outbox, source)
-                assert server_sl.flags() == [1, 0, 1]
-                poll(outbox, source)  # still held: read again, dropped as a duplicate
-                assert server_sl.flags() == [1, 0, 1]
+            assert poll(outbox, source) == 1
+            assert server_sl.flags() == [1, 0, 1] and outbox.record_count() == 3
+            now[0] += database.HELD_RETRY_SECONDS - 1
+            # Not handed out again before its retry time: the agent idles meanwhile.
+            assert poll(outbox, source) == 0
+            now[0] += 1
+            assert poll(outbox, source) == 1  # due: read again, a duplicate, still held
+            assert server_sl.flags() == [1, 0, 1]
             legacy.rollback()
-        [said] = [r.getMessage() for r in caplog.records if "锁定" in r.getMessage()]
-        assert said == ("数据源 front：EX_SL 中 ROW_ID 为 2 的行正被其他事务锁定（例如有人正在"
-                        "编辑），本次未回写其标志；解锁后的轮询将再次读取这些行")
-        with open_source(url, clock, strategy="flag") as source:
-            poll(outbox, source)
+        assert poll(outbox, source) == 0
+        now[0] += database.HELD_RETRY_SECONDS
+        assert poll(outbox, source) == 1  # due again, and free now
         assert journaled_keys(outbox) == keys_of("SL", range(3))
         assert outbox.record_count() == 3
     assert server_sl.flags() == [1, 1, 1]
+    [said] = [r.getMessage() for r in caplog.records if "锁定" in r.getMessage()]
+    assert said == ("数据源 front：EX_SL 中 ROW_ID 为 2 的行正被其他事务锁定（例如有人正在"
+                    "编辑），本次未回写其标志；解锁后的轮询将再次读取这些行")
 
 
 def test_without_skip_locked_a_held_row_fails_the_write_back_then_lands(
