@@ -12,6 +12,8 @@ the same for every statement the outbox runs, whatever it journals.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +41,8 @@ class OutboxPathUnusable(ConfigError):
     config or the folder helps, never a restart."""
 
 
-# The errors of such a path, as the system reports them.
+# The errors of such a path, as the system reports them (and EROFS: a read-only file
+# system, or one systemd's ProtectSystem makes so, outside the unit's ReadWritePaths).
 _PATH_ERRORS = (IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError)
 
 
@@ -85,7 +88,7 @@ def _open(path: Path, create: bool) -> sqlite3.Connection:
 def unopenable(path: Path, exc: Exception) -> OutboxBroken | OutboxPathUnusable:
     """Why the journal at ``path`` cannot be opened or made: ``OutboxPathUnusable`` when
     the path itself is wrong, else ``OutboxBroken``."""
-    if path.is_dir():
+    if _is_dir(path):
         return OutboxPathUnusable(
             f"cannot open outbox {path}: it is a folder; give [outbox] path the journal's "
             f"file, such as {path / 'outbox.db'}",
@@ -95,9 +98,17 @@ def unopenable(path: Path, exc: Exception) -> OutboxBroken | OutboxPathUnusable:
           "user may write its folder)")
     zh = (f"无法打开发件箱 {path}：{exc}（请检查 [outbox] path，以及代理的运行用户能否写入其所在"
           "文件夹）")
-    if isinstance(exc, _PATH_ERRORS):
+    if isinstance(exc, _PATH_ERRORS) or getattr(exc, "errno", None) == errno.EROFS \
+            or (os.access(path, os.F_OK) and not os.access(path, os.R_OK | os.W_OK)):
         return OutboxPathUnusable(en, zh=zh)
     return OutboxBroken(en, zh=zh)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a folder on the way the agent's user may not search
+        return False
 
 
 @contextmanager

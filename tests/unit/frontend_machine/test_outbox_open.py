@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from frontend_machine.outbox import Outbox, OutboxBroken, OutboxNotFound
+from frontend_machine.outbox_connection import OutboxPathUnusable, unopenable
 from frontend_machine.outbox_schema import SCHEMA_VERSION
 from schemas.errors import ConfigError
 
@@ -49,3 +51,27 @@ def test_an_outbox_a_newer_exgate_wrote_says_so_in_both_languages(tmp_path: Path
     assert refused.value.message("zh") == (
         f"无法打开发件箱 {path}：其结构版本 99 由更新版本的 exgate 写入（本程序为 "
         f"{SCHEMA_VERSION}）；请在本机安装该版本或更新的 exgate，再启动代理")
+
+
+def test_a_path_the_system_will_not_let_be_a_journal_is_a_config_error(
+        tmp_path: Path) -> None:
+    """A read-only file system (outside a systemd unit's ReadWritePaths, say): a
+    restart cannot help, so the service manager must not restart into it."""
+    read_only = OSError(errno.EROFS, "Read-only file system")
+    assert isinstance(unopenable(tmp_path / "outbox.db", read_only), OutboxPathUnusable)
+    broken = sqlite3.DatabaseError("file is not a database")
+    assert type(unopenable(tmp_path / "outbox.db", broken)) is OutboxBroken
+
+
+def test_a_folder_that_cannot_be_searched_still_gets_its_message(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking whether the path is a folder raised PermissionError from inside the error
+    path: a traceback instead of the message."""
+    def unsearchable(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "is_dir", unsearchable)
+    denied = PermissionError(13, "Permission denied")
+    said = unopenable(tmp_path / "outbox.db", denied)
+    assert isinstance(said, OutboxPathUnusable)
+    assert "Permission denied" in str(said) and "[outbox] path" in str(said)
