@@ -82,9 +82,11 @@ def publish_once(agent: Agent, timeout: float = 60.0) -> FlushResult | None:
         publisher.close()
     if result.login_refused is not None:
         return result  # logged by the publisher; `run_once` exits with it as exit code 2
-    message = say("flushed" if not result.pending else "flush-left", agent.lang,
-                  published=result.published, pending=result.pending,
-                  error=result.last_error_said or result.last_error)
+    error = result.last_error_said or result.last_error
+    # No error: the run was stopped (SIGINT, SIGTERM), or ran out of time while sending.
+    said = "flushed" if not result.pending else "flush-left" if error else "flush-stopped"
+    message = say(said, agent.lang, published=result.published, pending=result.pending,
+                  error=error)
     (log.info if not result.pending else log.warning)(message)
     return result
 

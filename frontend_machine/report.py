@@ -121,6 +121,9 @@ _TEXT: dict[str, tuple[str, str]] = {
     "publisher-error": ("发布出错，稍后重试：{error}", "publisher error, retrying: {error}"),
     "flushed": ("已发送 {published} 个批次（均已获 RabbitMQ 确认），仍待发送 {pending} 个",
                 "sent {published} batch(es), all confirmed by RabbitMQ; {pending} still pending"),
+    "flush-stopped": ("本次运行在发送完之前结束，{pending} 个批次保留在发件箱中，下次运行时发送",
+                      "the run ended before everything was sent; {pending} batch(es) stay in "
+                      "the outbox for the next run"),
     "flush-waiting": ("本次运行将在 {seconds} 秒内继续尝试连接消息服务器；按 Ctrl-C 可提前结束，"
                       "批次保留在发件箱中，下次运行时发送",
                       "this run keeps trying the broker for up to {seconds} s more; Ctrl-C "

@@ -8,13 +8,15 @@ import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from adapters.amqp.errors import BrokerRefused, BrokerUnavailable, LoginRefused
+from frontend_machine import publishing
 from frontend_machine.outbox_batches import BatchState
-from frontend_machine.publisher_settings import PublisherSettings
+from frontend_machine.publisher_settings import FlushResult, PublisherSettings
 from schemas.errors import ConfigError
 from tests.unit.frontend_machine.test_outbox import FakeClock
 from tests.unit.frontend_machine.test_publisher_backoff import (
@@ -184,3 +186,30 @@ def test_a_credentials_file_that_cannot_be_read_keeps_the_old_login_and_says_why
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1 and "chmod 600" in warned[0]
     assert "could not be read again" in warned[0]
+
+
+@pytest.mark.parametrize(("result", "said"), [
+    (FlushResult(0, 3, None), "the run ended before everything was sent; 3 batch(es) stay "
+                              "in the outbox for the next run"),
+    (FlushResult(0, 3, "broker down", "broker down"),
+     "the broker is unavailable; 3 batch(es) stay in the outbox for the next run: "
+     "broker down"),
+    (FlushResult(3, 0, None), "sent 3 batch(es), all confirmed by RabbitMQ; 0 still pending"),
+])
+def test_once_says_why_batches_stay_behind(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        result: FlushResult, said: str) -> None:
+    """Stopped by a signal, it said "the broker is unavailable …: None"."""
+    class Flushing:
+        def __init__(self, *args: object) -> None: ...
+        def note_status(self, **status: object) -> None: ...
+        def flush(self, timeout: float, stop: threading.Event) -> FlushResult:
+            return result
+        def close(self) -> None: ...
+
+    monkeypatch.setattr(publishing, "Publisher", Flushing)
+    agent = SimpleNamespace(publisher_settings=object(), outbox=None, stop=threading.Event(),
+                            lang="en", last_error=None, source_lag=lambda: None)
+    with caplog.at_level(logging.INFO, "exgate"):
+        assert publishing.publish_once(agent) is result  # type: ignore[arg-type]
+    assert [r.getMessage() for r in caplog.records] == [said]
