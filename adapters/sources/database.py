@@ -33,7 +33,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    NoSuchModuleError,
+    NotSupportedError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from adapters.config_files import read_password_file, redact
 from adapters.db_connect import (
@@ -245,6 +250,7 @@ class DatabaseSource:
         # "table#ROW_ID" of each row held off the write-back (said once) → when a pass
         # may hand it out again (monotonic); written by the write-back only.
         self._held: dict[str, float] = {}
+        self._skip_locked = True  # off once the server refuses it (``_leave_out_held``)
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
         """Yield validated pages after ``state``; every chunk's progress is the whole state.
@@ -345,42 +351,73 @@ class DatabaseSource:
                 rejected.setdefault(table, []).append(
                     {"b_id": int(row_id), "b_msg": msg, "b_now": now})
         try:
-            with self._driver_errors("commit"), self._reader.engine.begin() as conn, \
-                    _round_trips_bounded(conn):
-                if skips_locked(conn.dialect):
-                    taken, rejected = self._leave_out_held(conn, taken, rejected)
-                for table, row_ids in taken.items():
-                    for statement in self._mark_taken(self._table(table), row_ids, now):
-                        conn.execute(statement)
-                for table, params in rejected.items():
-                    if params:
-                        conn.execute(mark_rejected(self._table(table)), params)
+            try:
+                self._mark(taken, rejected, now)
+            except _SkipLockedRefused:
+                self._mark(taken, rejected, now)  # now without: ``_skip_locked`` is off
         except BaseException:
             # This page is journaled and its progress saved: ``pages`` will not hand its
             # rows out again, so the next ``read`` must re-apply its write-back first.
             self._resumed = False
             raise
 
+    def _mark(self, taken: dict[str, list[int]], rejected: dict[str, list[dict[str, Any]]],
+              now: datetime) -> None:
+        """One transaction: the rows taken and rejected marked, but for held ones."""
+        with self._driver_errors("commit"), self._reader.engine.begin() as conn, \
+                _round_trips_bounded(conn):
+            if self._skip_locked and skips_locked(conn.dialect):
+                taken, rejected = self._leave_out_held(conn, taken, rejected)
+            for table, row_ids in taken.items():
+                for statement in self._mark_taken(self._table(table), row_ids, now):
+                    conn.execute(statement)
+            for table, params in rejected.items():
+                if params:
+                    conn.execute(mark_rejected(self._table(table)), params)
+
     def _leave_out_held(
         self, conn: Connection, taken: dict[str, list[int]],
         rejected: dict[str, list[dict[str, Any]]],
     ) -> tuple[dict[str, list[int]], dict[str, list[dict[str, Any]]]]:
         """``taken`` and ``rejected`` without the rows another transaction holds, which
-        stay as they are until a later pass reads them again (``db_locks``)."""
+        stay as they are until a later pass reads them again (``db_locks``).
+
+        A server that takes the version's word for SKIP LOCKED and then refuses it (a
+        compatible database of another make) turns it off for this source, said once:
+        ``_SkipLockedRefused`` has the write-back run again without it.
+        """
+        kept_taken: dict[str, list[int]] = {}
+        kept_rejected: dict[str, list[dict[str, Any]]] = {}
         for table in taken.keys() | rejected.keys():
             ids = [*taken.get(table, ()), *(p["b_id"] for p in rejected.get(table, ()))]
-            free = free_rows(conn, self._table(table), ids)
-            taken[table] = [i for i in taken.get(table, ()) if i in free]
-            rejected[table] = [p for p in rejected.get(table, ()) if p["b_id"] in free]
+            try:
+                free = free_rows(conn, self._table(table), ids)
+            except (ProgrammingError, NotSupportedError) as exc:
+                self._skip_locked = False
+                warning = Localized(
+                    f"数据源 {self.name}：数据库不支持 SELECT … FOR UPDATE SKIP LOCKED"
+                    f"（{driver_detail(exc)}）；回写改为等待被锁定的行",
+                    f"source {self.name}: the database refuses SELECT … FOR UPDATE SKIP "
+                    f"LOCKED ({driver_detail(exc)}); the write-back waits for locked rows "
+                    "instead")
+                log.warning(warning.pick(self._context.lang))
+                raise _SkipLockedRefused from exc
+            kept_taken[table] = [i for i in taken.get(table, ()) if i in free]
+            kept_rejected[table] = [p for p in rejected.get(table, ()) if p["b_id"] in free]
             self._tell_held(table, [i for i in ids if i not in free], free)
-        return taken, rejected
+        return kept_taken, kept_rejected
 
     def _tell_held(self, table: str, held: list[int], free: set[int]) -> None:
         """Note when each held row may be read again, and say each once while it stays
         held (a poll a second would repeat it)."""
         for i in free:
             self._held.pop(f"{table}#{i}", None)
-        again = time.monotonic() + HELD_RETRY_SECONDS
+        now = time.monotonic()
+        # A held row is tried again, and its entry renewed, every HELD_RETRY_SECONDS
+        # while it is still at 0; one long past its time was deleted or marked elsewhere.
+        for key in [key for key, due in self._held.items() if due < now - 10 * HELD_RETRY_SECONDS]:
+            del self._held[key]
+        again = now + HELD_RETRY_SECONDS
         new = [i for i in held if f"{table}#{i}" not in self._held]
         self._held.update((f"{table}#{i}", again) for i in held)
         if not new:
@@ -488,6 +525,10 @@ class DatabaseSource:
             raise RetriableError(f"source {self.name!r}: cannot {action} {where}: {detail}",
                                  zh=f"数据源 {self.name!r}：无法{action_zh} {where}：{detail}"
                                  ) from exc
+
+
+class _SkipLockedRefused(Exception):
+    """The server refused ``FOR UPDATE SKIP LOCKED``: write back without it."""
 
 
 @contextmanager

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.dialects import mysql, oracle, postgresql
+from sqlalchemy.exc import ProgrammingError
 
 from adapters.frontdb import front_tables
+from adapters.frontdb_create import create_all
+from adapters.sources import database
+from adapters.sources.base import SourceContext
+from adapters.sources.database import database_source
 from adapters.sources.db_locks import skips_locked
+from schemas.catalog import load_catalog
+from tests.unit.adapters.front_rows import DIVISION, Clock, row
 
 
 def _dialect(name: str, version: tuple[int, ...], mariadb: bool = False) -> Any:
@@ -35,3 +45,60 @@ def test_the_lock_query_asks_to_skip_held_rows(dialect: Any) -> None:
     row_id = front_tables(dialect.name).elements["SL"].c.ROW_ID
     query = select(row_id).where(row_id.in_([1, 2])).with_for_update(skip_locked=True)
     assert "FOR UPDATE SKIP LOCKED" in str(query.compile(dialect=dialect))
+
+
+def test_a_server_refusing_skip_locked_has_the_write_back_done_without_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A compatible database of another make (its version says it can, its parser says
+    no): the write-back failed on every poll, and the source never marked a row."""
+    url = f"sqlite:///{tmp_path / 'front.db'}"
+    create_all(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(front_tables("sqlite").elements["SBXX"].insert(),
+                     [row("SBXX", n) for n in range(3)])
+    tried: list[int] = []
+
+    def refusing(conn: Any, element: Any, row_ids: Any) -> set[int]:
+        tried.append(len(row_ids))
+        raise ProgrammingError("SELECT … FOR UPDATE SKIP LOCKED", {},
+                               Exception('syntax error at or near "SKIP"'))
+
+    monkeypatch.setattr(database, "skips_locked", lambda dialect: True)
+    monkeypatch.setattr(database, "free_rows", refusing)
+    context = SourceContext("node-1", DIVISION, load_catalog(), "en")
+    with caplog.at_level(logging.WARNING, "exgate.source.db"), \
+            database_source("front", {"url": url, "page_size": 2}, context,
+                            clock=Clock()) as source:
+        for chunk in source.read({}):
+            source.commit(chunk)
+    with engine.connect() as conn:
+        table = front_tables("sqlite").elements["SBXX"]
+        assert set(conn.execute(sa.select(table.c.SYNC_FLAG)).scalars()) == {1}
+    engine.dispose()
+    assert tried == [2]  # asked once, then never again
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said.startswith("source front: the database refuses SELECT … FOR UPDATE SKIP "
+                           "LOCKED (")
+    assert said.endswith('syntax error at or near "SKIP"); the write-back waits for locked '
+                         "rows instead")
+
+
+def test_a_held_row_is_forgotten_long_after_its_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A held row is tried again, and its entry renewed, while it stays at 0; one deleted
+    meanwhile was kept for good."""
+    url = f"sqlite:///{tmp_path / 'front.db'}"
+    create_all(url)
+    now = [1000.0]
+    monkeypatch.setattr(database, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    context = SourceContext("node-1", DIVISION, load_catalog(), "en")
+    with database_source("front", {"url": url}, context, clock=Clock()) as source:
+        source._tell_held("EX_SBXX", [1, 2], set())
+        now[0] += 10 * database.HELD_RETRY_SECONDS
+        source._tell_held("EX_SBXX", [2], set())  # row 2 still held; row 1 never again
+        assert set(source._held) == {"EX_SBXX#1", "EX_SBXX#2"}
+        now[0] += database.HELD_RETRY_SECONDS + 1
+        source._tell_held("EX_SBXX", [3], {2})
+        assert set(source._held) == {"EX_SBXX#3"}
