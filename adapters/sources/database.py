@@ -21,17 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
     Engine,
     Update,
-    any_,
-    bindparam,
     create_engine,
     event,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import (
     NoSuchModuleError,
@@ -66,6 +62,7 @@ from adapters.sources.db_tables import (
     REJECTED,
     TAKEN,
     ElementTable,
+    any_row_id,
     by_name,
     check_row,
     element_tables,
@@ -558,7 +555,6 @@ def _round_trips_bounded(conn: Connection) -> Iterator[None]:
 def _mark_taken_any(element: ElementTable, row_ids: Sequence[int], now: datetime) -> Update:
     """``mark_taken`` for PostgreSQL: ``ROW_ID = ANY(:ids)`` with the ids as one array."""
     assert element.row_id is not None
-    ids = bindparam("b_ids", list(row_ids), type_=ARRAY(BigInteger()))
-    return (update(element.table).where(element.row_id == any_(ids))
+    return (update(element.table).where(any_row_id(element.row_id, row_ids))
             .values({element.controls["SYNC_FLAG"]: TAKEN, element.controls["SYNC_TIME"]: now,
                      element.controls["SYNC_MSG"]: None}))

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import Dialect
 
-from adapters.sources.db_tables import ElementTable, in_batches
+from adapters.sources.db_tables import ElementTable, any_row_id, in_batches
 
 __all__ = ["HELD_RETRY_SECONDS", "free_rows", "skips_locked"]
 
@@ -47,10 +47,11 @@ def free_rows(conn: Connection, element: ElementTable,
     child row it inserts is not held off."""
     row_id = element.row_id
     assert row_id is not None
+    postgresql = conn.dialect.name == "postgresql"
     free: set[int] = set()
-    for batch in in_batches(row_ids):
-        query = (select(row_id).where(row_id.in_(batch))
-                 .with_for_update(skip_locked=True, key_share=True))
+    for batch in [row_ids] if postgresql else in_batches(row_ids):
+        wanted = any_row_id(row_id, batch) if postgresql else row_id.in_(batch)
+        query = select(row_id).where(wanted).with_for_update(skip_locked=True, key_share=True)
         free.update(int(i) for i in conn.execute(query).scalars())
     return free
 

@@ -18,17 +18,20 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnClause,
+    ColumnElement,
     DateTime,
     Integer,
     Numeric,
     String,
     TableClause,
     Update,
+    any_,
     bindparam,
     column,
     table,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import NullType, TypeEngine
 
 from adapters.frontdb import (
@@ -188,6 +191,12 @@ def reject_message(check: RecordCheck, lang: str, room: MessageRoom = FRONTDB_RO
 def in_batches(values: Sequence[Any], size: int = _IN_LIST_LIMIT) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
+
+
+def any_row_id(row_id: ColumnClause[Any], row_ids: Sequence[int]) -> ColumnElement[bool]:
+    """``ROW_ID = ANY(:ids)`` with the ids as one array (PostgreSQL): a long IN list costs
+    a parameter per row to build, bind and plan."""
+    return row_id == any_(bindparam("b_ids", list(row_ids), type_=ARRAY(BigInteger())))
 
 
 def mark_taken(element: ElementTable, row_ids: Sequence[int], now: datetime) -> Update:
