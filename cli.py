@@ -116,9 +116,11 @@ def frontdb() -> None:
                    "history (or $EXGATE_FRONTDB_PASSWORD); not read with --sql")
 @click.option("--sql", "print_sql", is_flag=True, help="Print the DDL for a DBA; change nothing")
 @click.option("--triggers", is_flag=True, help="Also the triggers that fill EX_CHANGELOG")
+@click.option("--triggers-only", is_flag=True,
+              help="Only (re)place the triggers, on the tables already there")
 @LANG_OPTION
 def frontdb_init(url: str, password_file: Path | None, print_sql: bool, triggers: bool,
-                 lang: str) -> None:
+                 triggers_only: bool, lang: str) -> None:
     """Create the EX_<CODE> tables and EX_CHANGELOG, or print their DDL.
 
     \b
@@ -127,11 +129,12 @@ def frontdb_init(url: str, password_file: Path | None, print_sql: bool, triggers
           --password-file /etc/exgate/front-db.password --triggers
       EXGATE_FRONTDB_PASSWORD=... exgate frontdb init --url mysql://exgate@db/front
       exgate frontdb init --url oracle:// --sql --triggers > front.sql
+      exgate frontdb init --url oracle:// --sql --triggers-only > triggers.sql
     Exit codes: 0 ok, 1 database unreachable, 2 bad URL or password option.
     """
     from adapters.frontdb_command import run_init
 
-    sys.exit(run_init(url, print_sql, triggers, lang, password_file))
+    sys.exit(run_init(url, print_sql, triggers, lang, password_file, triggers_only))
 
 
 @main.command()

@@ -205,12 +205,14 @@ def known_dialect(url_or_dialect_name: str) -> Dialect:
     return dialect
 
 
-def ddl_script(url_or_dialect_name: str, triggers: bool = False) -> str:
-    """The CREATE statements for a DBA to review, in the SQL of the URL's database."""
+def ddl_script(url_or_dialect_name: str, triggers: bool = False,
+               tables_too: bool = True) -> str:
+    """The CREATE statements for a DBA to review, in the SQL of the URL's database;
+    ``tables_too=False``: the triggers' alone, to replace them on tables already there."""
     dialect = known_dialect(url_or_dialect_name)
     tables = front_tables(dialect.name)
     statements: list[str] = []
-    for table in (*tables.elements.values(), tables.changelog):
+    for table in (*tables.elements.values(), tables.changelog) if tables_too else ():
         statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
         statements.extend(str(CreateIndex(index).compile(dialect=dialect)).strip()
                           for index in sorted(table.indexes, key=lambda i: str(i.name)))

@@ -59,18 +59,26 @@ def init_url(url: str, password_file: Path | None) -> URL:
 
 
 def run_init(url: str, print_sql: bool, triggers: bool, lang: str = "zh",
-             password_file: Path | None = None) -> int:
+             password_file: Path | None = None, triggers_only: bool = False) -> int:
     """``exgate frontdb init``: 0 done, 1 the database failed, 2 a bad URL, dialect or
-    password option. ``--sql`` needs no password: it reads neither source of one."""
+    password option. ``--sql`` needs no password: it reads neither source of one.
+    ``triggers_only``: (print the statements that) replace the triggers alone, on the
+    tables already there (after an upgrade, say: the rest of the script would fail)."""
+    triggers = triggers or triggers_only
     try:
         if print_sql:
-            click.echo(ddl_script(url, triggers), nl=False)
+            click.echo(ddl_script(url, triggers, tables_too=not triggers_only), nl=False)
         else:
             target = init_url(url, password_file)
-            create_all(target, triggers)
+            create_all(target, triggers, tables_too=not triggers_only)
             where = shown_url(target)
-            click.echo(f"front-end tables ready at {where}" if lang == "en" else
-                       f"前置库表已就绪：{where}")
+            if triggers_only:
+                said = (f"changelog triggers replaced at {where}" if lang == "en" else
+                        f"变更日志触发器已替换：{where}")
+            else:
+                said = (f"front-end tables ready at {where}" if lang == "en" else
+                        f"前置库表已就绪：{where}")
+            click.echo(said)
     except ExgateError as exc:  # a ConfigError, the database failing, broken triggers
         click.echo(f"exgate frontdb init: {exc.message(lang)}", err=True)
         return 2 if isinstance(exc, ConfigError) else 1

@@ -26,7 +26,8 @@ from adapters.db_connect import (
 from adapters.frontdb import FrontTables, front_tables, known_dialect, trigger_statements
 from schemas.errors import ConfigError, FatalError, RetriableError, located
 
-__all__ = ["LackingColumns", "TriggersInvalid", "create_all", "lacking_columns"]
+__all__ = ["LackingColumns", "TablesMissing", "TriggersInvalid", "create_all",
+           "lacking_columns", "missing_tables"]
 
 
 class LackingColumns(ConfigError):
@@ -46,6 +47,20 @@ class LackingColumns(ConfigError):
         self.lacking = lacking
 
 
+class TablesMissing(ConfigError):
+    """Triggers asked for alone where the tables they go on are not all there."""
+
+    def __init__(self, missing: list[str]) -> None:
+        listed = ", ".join(missing)
+        super().__init__(
+            f"the triggers go on front-end tables that are not there: {listed}. Nothing"
+            " was changed. Create the tables first (`exgate frontdb init` without"
+            " --triggers-only)",
+            zh=f"触发器所在的前置库表不存在：{listed}。本次未做任何更改。请先建表（执行"
+               " exgate frontdb init，不带 --triggers-only）")
+        self.missing = missing
+
+
 class TriggersInvalid(FatalError):
     """Oracle created triggers that do not compile."""
 
@@ -59,8 +74,10 @@ class TriggersInvalid(FatalError):
                "请删除这些触发器（DROP TRIGGER …）或排除原因后重新执行 init")
 
 
-def create_all(url: str | URL, triggers: bool = False) -> None:
-    """Create the missing front-end tables (and replace the triggers) at ``url``."""
+def create_all(url: str | URL, triggers: bool = False, tables_too: bool = True) -> None:
+    """Create the missing front-end tables (and replace the triggers) at ``url``;
+    ``tables_too=False``: replace the triggers only, on tables that must all be there
+    (``TablesMissing``)."""
     parsed = engine_url(url)
     known_dialect(parsed.get_backend_name())
     try:
@@ -75,7 +92,10 @@ def create_all(url: str | URL, triggers: bool = False) -> None:
             lacking = lacking_columns(conn, tables)
             if lacking:
                 raise LackingColumns(lacking)
-            tables.metadata.create_all(conn)
+            if tables_too:
+                tables.metadata.create_all(conn)
+            elif missing := missing_tables(conn, tables):
+                raise TablesMissing(missing)
             if triggers:
                 for statement in trigger_statements(engine.dialect.name):
                     conn.exec_driver_sql(_escaped(statement, engine))
@@ -95,6 +115,13 @@ def _escaped(statement: str, engine: Engine) -> str:
     (psycopg: the trigger function's ``format('%I…')``)."""
     return statement.replace("%", "%%") if engine.dialect.paramstyle in ("format", "pyformat") \
         else statement
+
+
+def missing_tables(conn: Connection, tables: FrontTables) -> list[str]:
+    """The front-end tables not at ``conn``."""
+    present = {name.lower() for name in inspect(conn).get_table_names()}
+    return [table.name for table in (*tables.elements.values(), tables.changelog)
+            if table.name.lower() not in present]
 
 
 def lacking_columns(conn: Connection, tables: FrontTables) -> dict[str, list[str]]:

@@ -21,7 +21,7 @@ from adapters.frontdb import (
     front_tables,
     trigger_statements,
 )
-from adapters.frontdb_create import create_all
+from adapters.frontdb_create import TablesMissing, create_all
 from cli import main
 from schemas.catalog import load_catalog
 from schemas.errors import ConfigError
@@ -236,3 +236,37 @@ def test_oracle_update_trigger_fires_when_a_field_is_filled_or_cleared(
     sql = re.sub(r"\b(OLD|NEW)\.(\w+)", literal, condition)
     with sqlite3.connect(":memory:") as db:
         assert db.execute(f"SELECT CASE WHEN {sql} THEN 1 ELSE 0 END").fetchone()[0] == fires
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_triggers_alone_are_printed_for_tables_already_there(dialect: str) -> None:
+    """After an upgrade a DBA replaces the triggers: the whole script's CREATE TABLEs
+    would fail on the tables already there."""
+    script = ddl_script(dialect, triggers=True, tables_too=False)
+    assert "CREATE TABLE" not in script and "CREATE INDEX" not in script
+    assert "TRIGGER EX_SBXX_AU" in script
+    whole, tables = ddl_script(dialect, triggers=True), ddl_script(dialect)
+    assert whole == tables[:-1] + "\n\n" + script  # the same statements, the same ends
+
+
+def test_triggers_only_replaces_the_triggers_and_refuses_missing_tables(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'front.db'}"
+    sqlite3.connect(tmp_path / "front.db").close()
+    with pytest.raises(TablesMissing) as missing:
+        create_all(url, triggers=True, tables_too=False)
+    assert len(missing.value.missing) == len(CATALOG.elements) + 1
+    assert "--triggers-only" in missing.value.message("en")
+    engine = sa.create_engine(url)
+    assert sa.inspect(engine).get_table_names() == []  # nothing was made
+    create_all(url)  # the tables, without triggers
+    runner = CliRunner()
+    replaced = runner.invoke(main, ["frontdb", "init", "--url", url, "--triggers-only",
+                                    "--lang", "en"])
+    assert replaced.exit_code == 0, replaced.output
+    assert replaced.output.startswith("changelog triggers replaced at sqlite:///")
+    sbxx = front_tables("sqlite").elements["SBXX"]
+    with engine.begin() as conn:
+        conn.execute(sbxx.insert(), [row("SBXX", 1)])
+    assert _changelog(engine) == [("EX_SBXX", 1, "I")]
+    engine.dispose()

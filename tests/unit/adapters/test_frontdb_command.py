@@ -34,7 +34,7 @@ def created(monkeypatch: pytest.MonkeyPatch) -> list[URL]:
     """The URLs ``create_all`` was given, in place of a database."""
     urls: list[URL] = []
     monkeypatch.setattr(frontdb_command, "create_all",
-                        lambda url, triggers=False: urls.append(url))
+                        lambda url, triggers=False, tables_too=True: urls.append(url))
     return urls
 
 
