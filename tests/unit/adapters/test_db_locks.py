@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import select
 from sqlalchemy.dialects import mysql, oracle, postgresql
 from sqlalchemy.exc import ProgrammingError
 
@@ -18,7 +17,7 @@ from adapters.frontdb_create import create_all
 from adapters.sources import database
 from adapters.sources.base import SourceContext
 from adapters.sources.database import database_source
-from adapters.sources.db_locks import skips_locked
+from adapters.sources.db_locks import free_rows, skips_locked
 from schemas.catalog import load_catalog
 from tests.unit.adapters.front_rows import DIVISION, Clock, row
 
@@ -40,11 +39,27 @@ def test_skip_locked_where_the_server_has_it(dialect: Any, skips: bool) -> None:
     assert skips_locked(dialect) is skips
 
 
-@pytest.mark.parametrize("dialect", [postgresql.dialect(), mysql.dialect(), oracle.dialect()])
-def test_the_lock_query_asks_to_skip_held_rows(dialect: Any) -> None:
-    row_id = front_tables(dialect.name).elements["SL"].c.ROW_ID
-    query = select(row_id).where(row_id.in_([1, 2])).with_for_update(skip_locked=True)
-    assert "FOR UPDATE SKIP LOCKED" in str(query.compile(dialect=dialect))
+@pytest.mark.parametrize(("dialect", "lock"), [
+    (postgresql.dialect(), "FOR NO KEY UPDATE SKIP LOCKED"),
+    (mysql.dialect(), "FOR UPDATE SKIP LOCKED"),
+    (oracle.dialect(), "FOR UPDATE SKIP LOCKED"),
+])
+def test_the_lock_query_skips_held_rows(dialect: Any, lock: str) -> None:
+    """As ``free_rows`` sends it: compiled for each server."""
+    sent: list[str] = []
+
+    class Conn:
+        def __init__(self) -> None:
+            self.dialect = dialect
+
+        def execute(self, query: Any) -> Any:
+            sent.append(str(query.compile(dialect=dialect)))
+            return SimpleNamespace(scalars=lambda: [1])
+
+    element = SimpleNamespace(row_id=front_tables(dialect.name).elements["SL"].c.ROW_ID)
+    assert free_rows(Conn(), element, [1, 2]) == {1}  # type: ignore[arg-type]
+    [query] = sent
+    assert query.endswith(lock)
 
 
 def test_a_server_refusing_skip_locked_has_the_write_back_done_without_it(
