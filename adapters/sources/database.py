@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from adapters.db_connect import (
 )
 from adapters.sources.base import Chunk, Origin, SourceContext
 from adapters.sources.db_cursor import CursorStrategy, check_timestamp_types
-from adapters.sources.db_locks import HELD_RETRY_SECONDS, free_rows, skips_locked
+from adapters.sources.db_locks import HeldRows, free_rows, skips_locked
 from adapters.sources.db_options import DatabaseOptions, parse_options
 from adapters.sources.db_strategies import (
     ChangelogStrategy,
@@ -244,9 +243,7 @@ class DatabaseSource:
         self._writer: ThreadPoolExecutor | None = None  # of an overlapped write-back
         self._writing: Future[None] | None = None
         self._rooms: dict[str, MessageRoom] = {}  # by table, for the write-back only
-        # "table#ROW_ID" of each row held off the write-back (said once) → when a pass
-        # may hand it out again (monotonic); written by the write-back only.
-        self._held: dict[str, float] = {}
+        self._held = HeldRows()  # rows another transaction held at the write-back
         self._skip_locked = True  # off once the server refuses it (``_leave_out_held``)
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Chunk]:
@@ -269,7 +266,7 @@ class DatabaseSource:
                 with self._pages(state) as pages:
                     for page in pages:
                         if self._held and self._strategy.rereads_unmarked:
-                            page = self._without_held(page)
+                            page = self._held.kept_out(page, time.monotonic())
                             if not page.rows and page.progress == last:
                                 continue  # nothing but held rows: nothing new to say
                         last = page.progress
@@ -278,13 +275,6 @@ class DatabaseSource:
             self._settle_quietly()
             raise
         self._settle()
-
-    def _without_held(self, page: Page) -> Page:
-        """``page`` without the rows held off the write-back that are not due again."""
-        now = time.monotonic()
-        rows = tuple(row for row in page.rows
-                     if self._held.get(f"{row.table.name}#{row.ident}", 0.0) <= now)
-        return page if len(rows) == len(page.rows) else replace(page, rows=rows)
 
     def _pages(self, state: Mapping[str, Any]) -> AbstractContextManager[Iterator[Page]]:
         """The strategy's pages; from a server, fetched a page ahead (``read_ahead``)."""
@@ -401,24 +391,14 @@ class DatabaseSource:
                 raise _SkipLockedRefused from exc
             kept_taken[table] = [i for i in taken.get(table, ()) if i in free]
             kept_rejected[table] = [p for p in rejected.get(table, ()) if p["b_id"] in free]
-            self._tell_held(table, [i for i in ids if i not in free], free)
+            held = [i for i in ids if i not in free]
+            if new := self._held.note(table, held, free, time.monotonic()):
+                self._tell_held(table, new)
         return kept_taken, kept_rejected
 
-    def _tell_held(self, table: str, held: list[int], free: set[int]) -> None:
-        """Note when each held row may be read again, and say each once while it stays
-        held (a poll a second would repeat it)."""
-        for i in free:
-            self._held.pop(f"{table}#{i}", None)
-        now = time.monotonic()
-        # A held row is tried again, and its entry renewed, every HELD_RETRY_SECONDS
-        # while it is still at 0; one long past its time was deleted or marked elsewhere.
-        for key in [key for key, due in self._held.items() if due < now - 10 * HELD_RETRY_SECONDS]:
-            del self._held[key]
-        again = now + HELD_RETRY_SECONDS
-        new = [i for i in held if f"{table}#{i}" not in self._held]
-        self._held.update((f"{table}#{i}", again) for i in held)
-        if not new:
-            return
+    def _tell_held(self, table: str, new: list[int]) -> None:
+        """Say the rows newly held, once while they stay held (a poll a second would
+        repeat it)."""
         shown = ", ".join(map(str, new[:10])) + (f" … (+{len(new) - 10})" if len(new) > 10 else "")
         warning = Localized(
             f"数据源 {self.name}：{table} 中 ROW_ID 为 {shown} 的行正被其他事务锁定（例如有人"

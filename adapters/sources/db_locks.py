@@ -15,14 +15,16 @@ Servers without ``SKIP LOCKED`` (MySQL before 8.0.1, MariaDB before 10.6) and SQ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import Dialect
 
+from adapters.sources.db_strategies import Page
 from adapters.sources.db_tables import ElementTable, any_row_id, in_batches
 
-__all__ = ["HELD_RETRY_SECONDS", "free_rows", "skips_locked"]
+__all__ = ["HELD_RETRY_SECONDS", "HeldRows", "free_rows", "skips_locked"]
 
 # How long a held row is kept out of the pages of a strategy that reads every unmarked
 # row on each pass (``flag``): it would be journaled again (a duplicate) and its lock
@@ -55,3 +57,39 @@ def free_rows(conn: Connection, element: ElementTable,
         free.update(int(i) for i in conn.execute(query).scalars())
     return free
 
+
+
+class HeldRows:
+    """The rows held off the write-back, each by its locator (``table#ROW_ID``), with
+    the monotonic time a pass may hand it out again.
+
+    The write-back writes it (one at a time); the pass only looks rows up in it, which
+    is safe beside that one writer thread.
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[str, float] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._due)
+
+    def note(self, table: str, held: Sequence[int], free: Iterable[int],
+             now: float) -> list[int]:
+        """Take in what one table's lock query found; returns the held ids that were
+        not held before, to be said once while they stay held."""
+        for row_id in free:
+            self._due.pop(f"{table}#{row_id}", None)
+        # A held row is tried again, and its time renewed, every HELD_RETRY_SECONDS while
+        # it stays at 0: one long past its time was deleted, or marked by someone else.
+        stale = now - 10 * HELD_RETRY_SECONDS
+        for key in [key for key, due in self._due.items() if due < stale]:
+            del self._due[key]
+        new = [row_id for row_id in held if f"{table}#{row_id}" not in self._due]
+        self._due.update((f"{table}#{row_id}", now + HELD_RETRY_SECONDS) for row_id in held)
+        return new
+
+    def kept_out(self, page: Page, now: float) -> Page:
+        """``page`` without its held rows that are not due again at ``now``."""
+        rows = tuple(row for row in page.rows
+                     if self._due.get(f"{row.table.name}#{row.ident}", 0.0) <= now)
+        return page if len(rows) == len(page.rows) else replace(page, rows=rows)

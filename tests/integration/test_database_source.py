@@ -27,6 +27,7 @@ from adapters.frontdb_create import create_all
 from adapters.sources import database
 from adapters.sources.base import SourceContext
 from adapters.sources.database import DatabaseSource, database_source
+from adapters.sources.db_locks import HELD_RETRY_SECONDS
 from frontend_machine.outbox import Outbox
 from schemas.catalog import load_catalog
 from schemas.errors import ConfigError, RetriableError
@@ -386,7 +387,7 @@ def test_a_row_a_legacy_transaction_keeps_locked_is_left_unmarked_until_it_is_fr
             server_sl.lock_row(legacy, 2)
             assert poll(outbox, source) == 1
             assert server_sl.flags() == [1, 0, 1] and outbox.record_count() == 3
-            now[0] += database.HELD_RETRY_SECONDS - 1
+            now[0] += HELD_RETRY_SECONDS - 1
             # Not handed out again before its retry time: the agent idles meanwhile.
             assert poll(outbox, source) == 0
             now[0] += 1
@@ -394,7 +395,7 @@ def test_a_row_a_legacy_transaction_keeps_locked_is_left_unmarked_until_it_is_fr
             assert server_sl.flags() == [1, 0, 1]
             legacy.rollback()
         assert poll(outbox, source) == 0
-        now[0] += database.HELD_RETRY_SECONDS
+        now[0] += HELD_RETRY_SECONDS
         assert poll(outbox, source) == 1  # due again, and free now
         assert journaled_keys(outbox) == keys_of("SL", range(3))
         assert outbox.record_count() == 3

@@ -17,7 +17,10 @@ from adapters.frontdb_create import create_all
 from adapters.sources import database
 from adapters.sources.base import SourceContext
 from adapters.sources.database import database_source
-from adapters.sources.db_locks import free_rows, skips_locked
+from adapters.sources.db_locks import HELD_RETRY_SECONDS, HeldRows, free_rows, skips_locked
+from adapters.sources.db_options import parse_options
+from adapters.sources.db_strategies import FetchedRow, Page
+from adapters.sources.db_tables import element_tables
 from schemas.catalog import load_catalog
 from tests.unit.adapters.front_rows import DIVISION, Clock, row
 
@@ -100,20 +103,20 @@ def test_a_server_refusing_skip_locked_has_the_write_back_done_without_it(
                          "rows instead")
 
 
-def test_a_held_row_is_forgotten_long_after_its_time(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A held row is tried again, and its entry renewed, while it stays at 0; one deleted
+def test_a_held_row_is_kept_out_until_due_and_forgotten_long_after_its_time() -> None:
+    """A held row is tried again, and its time renewed, while it stays at 0; one deleted
     meanwhile was kept for good."""
-    url = f"sqlite:///{tmp_path / 'front.db'}"
-    create_all(url)
-    now = [1000.0]
-    monkeypatch.setattr(database, "time", SimpleNamespace(monotonic=lambda: now[0]))
-    context = SourceContext("node-1", DIVISION, load_catalog(), "en")
-    with database_source("front", {"url": url}, context, clock=Clock()) as source:
-        source._tell_held("EX_SBXX", [1, 2], set())
-        now[0] += 10 * database.HELD_RETRY_SECONDS
-        source._tell_held("EX_SBXX", [2], set())  # row 2 still held; row 1 never again
-        assert set(source._held) == {"EX_SBXX#1", "EX_SBXX#2"}
-        now[0] += database.HELD_RETRY_SECONDS + 1
-        source._tell_held("EX_SBXX", [3], {2})
-        assert set(source._held) == {"EX_SBXX#3"}
+    rows = element_tables(parse_options({"url": "sqlite://", "tables": ["SBXX"]},
+                                        load_catalog()), "sqlite", load_catalog())["SBXX"]
+    table = rows.name
+    held = HeldRows()
+    assert not held and held.note(table, [1, 2], set(), now=1000.0) == [1, 2]
+    page = Page(tuple(FetchedRow(rows, str(i), ()) for i in (1, 2, 3)), {})
+    assert [r.ident for r in held.kept_out(page, 1000.0 + HELD_RETRY_SECONDS - 1).rows] == ["3"]
+    assert held.kept_out(page, 1000.0 + HELD_RETRY_SECONDS) is page  # due again
+    later = 1000.0 + 10 * HELD_RETRY_SECONDS
+    assert held.note(table, [2], set(), now=later) == []  # still held: said already
+    assert [r.ident for r in held.kept_out(page, later).rows] == ["1", "3"]
+    held.note(table, [3], {2}, now=later + HELD_RETRY_SECONDS + 1)  # 2 free; 1 forgotten
+    assert [r.ident for r in held.kept_out(page, later + HELD_RETRY_SECONDS + 1).rows] == \
+        ["1", "2"]
