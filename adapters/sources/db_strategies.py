@@ -62,6 +62,7 @@ class FetchedRow:
 
 _set_table, _set_ident, _set_values = slot_setters(FetchedRow)
 
+
 class Unconfirmed(NamedTuple):
     """A row of the last journaled page whose write-back a crash may have lost."""
 
