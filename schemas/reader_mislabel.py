@@ -7,6 +7,10 @@ some byte that happens to be none of the encoding's, after the records before it
 taken). Real text in those encodings is all but never valid UTF-8 that holds Chinese
 ideographs, so such a document is stopped before any record is read, at the line of its
 first ideograph.
+
+The check reads a legacy-labelled file once more before the parse: a genuine one only up
+to its first non-ASCII character, which fails the UTF-8 decoding; a mislabelled one, or
+one all ASCII, to its end.
 """
 
 from __future__ import annotations
@@ -44,9 +48,7 @@ def utf8_under_legacy_label(source: Path | bytes, prolog: bytes) -> Mislabel | N
     it declares another encoding (not UTF-16 or UTF-32 either); None for any other.
 
     ``prolog``: the document's first bytes. One with a UTF-8 byte order mark is read as
-    UTF-8 whatever it declares (``parse_errors.parser_encoding``). A document really in
-    its declared encoding fails the UTF-8 decoding at once, at its first non-ASCII
-    character, so the whole file is read only for a mislabelled one.
+    UTF-8 whatever it declares (``parse_errors.parser_encoding``).
     """
     declared = declared_encoding(prolog)
     if declared is None or prolog.startswith(codecs.BOM_UTF8):

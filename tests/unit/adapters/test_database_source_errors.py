@@ -32,8 +32,6 @@ def test_a_failing_read_names_the_drivers_error_without_the_sql(
     assert "[SQL:" in str(failed.value.__cause__)  # kept for whoever logs the traceback
 
 
-
-
 def test_a_password_in_the_urls_query_is_never_shown() -> None:
     # SQLAlchemy hides only the password before the host: "cannot read …?password=…"
     # reached the log, the `once` summary and the heartbeats.
