@@ -109,7 +109,9 @@ _SCHEMELESS_PASSWORD = re.compile(r"(?P<user>^[^:@]*):.*@(?=[^@]*$)", re.S)
 # What names a secret among a URL's query options: ?password=, &sslpassword=,
 # &wallet_password=, ?pwd=, &ssl_key_password=.
 _SECRET_WORDS = "pass|pwd|secret|token|key"
-_SECRET_QUERY = re.compile(rf"(?P<name>[?&][^=&#]*(?:{_SECRET_WORDS})[^=&#]*=)[^&#]*", re.I)
+# The value ends at the next option, or where a URL quoted in a message ends.
+_SECRET_QUERY = re.compile(
+    rf"(?P<name>[?&][^=&#\s]*(?:{_SECRET_WORDS})[^=&#\s]*=)[^&#\s'\"]*", re.I)
 
 
 def is_secret_option(name: str) -> bool:

@@ -99,3 +99,11 @@ def test_a_password_file_keeps_inner_spaces_and_loses_the_surrounding_ones(tmp_p
 ])
 def test_redact_masks_a_secret_given_as_a_query_option(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+def test_a_secret_query_option_in_a_message_is_masked_and_the_rest_kept() -> None:
+    """The mask ran to the end of the text: the driver's own words after the URL went too."""
+    said = redact("cannot connect to 'postgresql://h/db?password=s3cret&x=1': timeout expired")
+    assert said == "cannot connect to 'postgresql://h/db?password=***&x=1': timeout expired"
+    said = redact("bad option in oracle://h/db?wallet_password=s3cret (DPY-4011)")
+    assert said == "bad option in oracle://h/db?wallet_password=*** (DPY-4011)"
