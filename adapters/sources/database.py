@@ -329,12 +329,14 @@ class DatabaseSource:
         taken: dict[str, list[int]] = {}
         rejected: dict[str, list[dict[str, Any]]] = {}
         now = self._reader.clock().astimezone(BEIJING).replace(tzinfo=None)
+        rooms: dict[str, MessageRoom] = {}  # looked up once a table and write-back
         for origin, check in chunk.checks:
             table, _, row_id = origin.locator.rpartition("#")
             if check.record is not None:
                 taken.setdefault(table, []).append(int(row_id))
             else:
-                msg = reject_message(check, self._context.lang, self._room(table))
+                room = rooms.get(table) or rooms.setdefault(table, self._room(table))
+                msg = reject_message(check, self._context.lang, room)
                 rejected.setdefault(table, []).append(
                     {"b_id": int(row_id), "b_msg": msg, "b_now": now})
         try:
@@ -380,6 +382,8 @@ class DatabaseSource:
             try:
                 free = free_rows(conn, self._table(table), ids)
             except (ProgrammingError, NotSupportedError) as exc:
+                if "SKIP" not in str(exc.orig).upper() and "syntax" not in str(exc.orig).lower():
+                    raise  # not the clause (a right missing, say): said as the error it is
                 self._skip_locked = False
                 warning = Localized(
                     f"数据源 {self.name}：数据库不支持 SELECT … FOR UPDATE SKIP LOCKED"

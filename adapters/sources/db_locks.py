@@ -58,7 +58,6 @@ def free_rows(conn: Connection, element: ElementTable,
     return free
 
 
-
 class HeldRows:
     """The rows held off the write-back, each by its locator (``table#ROW_ID``), with
     the monotonic time a pass may hand it out again.

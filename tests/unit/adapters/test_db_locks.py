@@ -22,6 +22,7 @@ from adapters.sources.db_options import parse_options
 from adapters.sources.db_strategies import FetchedRow, Page
 from adapters.sources.db_tables import element_tables
 from schemas.catalog import load_catalog
+from schemas.errors import RetriableError
 from tests.unit.adapters.front_rows import DIVISION, Clock, row
 
 
@@ -120,3 +121,26 @@ def test_a_held_row_is_kept_out_until_due_and_forgotten_long_after_its_time() ->
     held.note(table, [3], {2}, now=later + HELD_RETRY_SECONDS + 1)  # 2 free; 1 forgotten
     assert [r.ident for r in held.kept_out(page, later + HELD_RETRY_SECONDS + 1).rows] == \
         ["1", "2"]
+
+
+def test_another_refusal_of_the_lock_query_is_said_as_it_is_and_keeps_skip_locked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A right missing on the table is no sign the server lacks SKIP LOCKED."""
+    url = f"sqlite:///{tmp_path / 'front.db'}"
+    create_all(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(front_tables("sqlite").elements["SBXX"].insert(), [row("SBXX", 1)])
+    engine.dispose()
+
+    def denied(conn: Any, element: Any, row_ids: Any) -> set[int]:
+        raise ProgrammingError("SELECT …", {}, Exception("permission denied for table ex_sbxx"))
+
+    monkeypatch.setattr(database, "skips_locked", lambda dialect: True)
+    monkeypatch.setattr(database, "free_rows", denied)
+    context = SourceContext("node-1", DIVISION, load_catalog(), "en")
+    with database_source("front", {"url": url}, context, clock=Clock()) as source, \
+            pytest.raises(RetriableError, match="permission denied for table ex_sbxx"):
+        for chunk in source.read({}):
+            source.commit(chunk)
+    assert source._skip_locked
