@@ -130,7 +130,8 @@ def frontdb_init(url: str, password_file: Path | None, print_sql: bool, triggers
       EXGATE_FRONTDB_PASSWORD=... exgate frontdb init --url mysql://exgate@db/front
       exgate frontdb init --url oracle:// --sql --triggers > front.sql
       exgate frontdb init --url oracle:// --sql --triggers-only > triggers.sql
-    Exit codes: 0 ok, 1 database unreachable, 2 bad URL or password option.
+    Exit codes: 0 ok, 1 database unreachable or triggers that do not compile, 2 bad URL
+    or password option, or tables there that lack columns (or, --triggers-only, are missing).
     """
     from adapters.frontdb_command import run_init
 

@@ -6,7 +6,9 @@ The password of the URL's user may stay off the command line (``ps``, shell hist
 password_file`` and the gateway's ``EXGATE_STORE_PASSWORD``. A password is never
 printed: URLs are shown with it masked.
 
-Exit codes: 0 done, 1 the database failed, 2 a bad URL, dialect or password option.
+Exit codes: 0 done, 1 the database failed (or its triggers do not compile), 2 a bad
+URL, dialect or password option, or front-end tables lacking columns (or missing,
+with ``--triggers-only``).
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ def init_url(url: str, password_file: Path | None) -> URL:
 
 def run_init(url: str, print_sql: bool, triggers: bool, lang: str = "zh",
              password_file: Path | None = None, triggers_only: bool = False) -> int:
-    """``exgate frontdb init``: 0 done, 1 the database failed, 2 a bad URL, dialect or
-    password option. ``--sql`` needs no password: it reads neither source of one.
+    """``exgate frontdb init``: exit codes as the module's docstring has them. ``--sql``
+    needs no password: it reads neither source of one.
     ``triggers_only``: (print the statements that) replace the triggers alone, on the
     tables already there (after an upgrade, say: the rest of the script would fail)."""
     triggers = triggers or triggers_only
